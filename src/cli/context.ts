@@ -1,0 +1,69 @@
+import type { Command } from 'commander';
+import { HostpullError, isHostpullError } from '../errors.js';
+import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
+import { defaultRoot } from '../paths.js';
+
+/** Options every command accepts (declared once on the root program in main.ts). */
+export interface GlobalOptions {
+  root: string;
+  server: string | undefined;
+  namespace: string;
+  logLevel: LogLevel;
+  insecureRegistry: string[];
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export function globalOptions(cmd: Command): GlobalOptions {
+  const o = cmd.optsWithGlobals() as Record<string, unknown>;
+  const level = String(o.logLevel ?? 'warn');
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new HostpullError('USAGE', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return {
+    root: String(o.root ?? defaultRoot()),
+    server: (o.server as string | undefined) ?? process.env.HOSTPULL_SERVER ?? undefined,
+    namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? 'hostpull'),
+    logLevel: level as LogLevel,
+    insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
+  };
+}
+
+export function loggerFor(opts: GlobalOptions): Logger {
+  return createLogger(opts.logLevel);
+}
+
+/** Renders an error for a human on stderr: what failed, then what to do. */
+export function printError(err: unknown): void {
+  if (isHostpullError(err)) {
+    process.stderr.write(`hostpull: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  } else if (err instanceof Error) {
+    process.stderr.write(`hostpull: ${err.message}\n`);
+  } else {
+    process.stderr.write(`hostpull: ${String(err)}\n`);
+  }
+}
+
+/**
+ * Wraps a command action: errors become a message on stderr and exit code 1 (2 for usage
+ * errors), so no command prints a stack trace at a user.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | number>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      const code = await fn(...args);
+      if (typeof code === 'number') process.exitCode = code;
+    } catch (err) {
+      printError(err);
+      process.exitCode = isHostpullError(err, 'USAGE') ? EXIT_USAGE : EXIT_FAILURE;
+    }
+  };
+}
+
+/** Collects a repeatable option (`-e A=1 -e B=2`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

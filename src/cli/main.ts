@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { collect, EXIT_USAGE } from './context.js';
+import { defaultRoot } from '../paths.js';
+import { commands } from './commands/index.js';
+
+/**
+ * Composition root of the CLI: global options, one file per verb under commands/, each verb
+ * only parses flags, calls the library and renders.
+ */
+export function buildProgram(): Command {
+  const program = new Command('hostpull')
+    .description('Build container images out of independent, reusable package layers')
+    .version('0.1.0')
+    .addOption(new Option('--root <dir>', 'state directory').default(defaultRoot()))
+    .addOption(new Option('--server <host:port>', 'hostpull server (or registry) that short references resolve against').env('HOSTPULL_SERVER'))
+    .addOption(new Option('--namespace <repo>', 'repository under which the server offers composites').env('HOSTPULL_NAMESPACE').default('hostpull'))
+    .addOption(new Option('--insecure-registry <host:port>', 'allow plain http to this non-loopback registry (repeatable)').argParser(collect))
+    .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
+    .showHelpAfterError()
+    .exitOverride();
+  for (const register of commands) register(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version exit 0; everything else commander rejects is a usage error.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);

@@ -1,0 +1,5 @@
+export * from './digest.js';
+export * from './mediatypes.js';
+export * from './manifest.js';
+export * from './platform.js';
+export * from './reference.js';
