@@ -63,6 +63,11 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
   };
 }
 
+/** A usage error (exit code 2). */
+export function usageError(message: string, hint?: string): HostpullError {
+  return new HostpullError('USAGE', message, hint ? { hint } : {});
+}
+
 /** Collects a repeatable option (`-e A=1 -e B=2`). */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -1,0 +1,37 @@
+import cliProgress from 'cli-progress';
+import { shortDigest } from '../oci/digest.js';
+import type { PullEvent } from '../pull/events.js';
+import { formatBytes } from './format.js';
+
+/**
+ * Progress bars on a TTY (one per layer being fetched), nothing otherwise: a non-TTY gets one
+ * summary line at the end from the command itself.
+ */
+export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): { onEvent: (e: PullEvent) => void; stop: () => void } {
+  if (!stream.isTTY) return { onEvent: () => undefined, stop: () => undefined };
+  const multi = new cliProgress.MultiBar(
+    {
+      stream,
+      clearOnComplete: false,
+      hideCursor: true,
+      format: ' {layer} [{bar}] {percentage}% {done}/{total}',
+      formatValue: (v, _o, type) => (type === 'value' || type === 'total' ? formatBytes(v) : String(v)),
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const payload = (digest: string, bytes: number, size: number) => ({ layer: shortDigest(digest), done: formatBytes(bytes), total: formatBytes(size) });
+  return {
+    onEvent(e) {
+      if (e.type === 'layer-start') {
+        bars.set(e.digest, multi.create(e.size, e.resumeFrom, payload(e.digest, e.resumeFrom, e.size)));
+      } else if (e.type === 'layer-progress') {
+        bars.get(e.digest)?.update(e.bytes, payload(e.digest, e.bytes, e.size));
+      } else if (e.type === 'layer-done') {
+        const bar = bars.get(e.digest);
+        if (bar) bar.update(bar.getTotal(), payload(e.digest, bar.getTotal(), bar.getTotal()));
+      }
+    },
+    stop: () => multi.stop(),
+  };
+}

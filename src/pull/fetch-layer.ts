@@ -1,0 +1,227 @@
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HostpullError, errnoCode, isHostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
+import type { Digest } from '../oci/digest.js';
+import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import type { ContentStore } from '../store/content-store.js';
+import type { LayerRow } from '../store/layers.js';
+import { VerifyingStream } from '../store/verifying-stream.js';
+import { applyLayer, type ApplyResult } from '../unpack/index.js';
+import { Tee } from '../util/tee.js';
+import type { PullEvent } from './events.js';
+
+export interface LayerJob {
+  repo: RepositoryRef;
+  digest: Digest;
+  diffId: Digest;
+  size: number;
+  mediaType: string;
+}
+
+export interface FetchLayerDeps {
+  store: ContentStore;
+  client: RegistryClient;
+  logger: Logger;
+  onEvent?: ((e: PullEvent) => void) | undefined;
+}
+
+export interface FetchOutcome {
+  fetchedBytes: number;
+  resumedFrom: number;
+  unpacked: boolean;
+  layer?: LayerRow;
+}
+
+/** How many times a broken transfer is resumed within one pull before giving up. */
+const TRANSFER_ATTEMPTS = 4;
+
+function source(repo: RepositoryRef): string {
+  return `${repo.registry}/${repo.repository}`;
+}
+
+/** Errors after which resuming from the bytes already on disk can help. */
+function resumable(err: unknown): boolean {
+  if (isHostpullError(err)) {
+    if (err.code === 'SIZE_MISMATCH') return (err.details?.actual as number | undefined) !== undefined && (err.details!.actual as number) < (err.details!.expected as number);
+    return (err as { temporary?: boolean }).temporary === true;
+  }
+  const code = errnoCode(err);
+  return (
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ETIMEDOUT' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    (typeof code === 'string' && code.startsWith('UND_ERR_'))
+  );
+}
+
+/** Makes sure the error that ends a layer names the blob and where it came from. */
+function describe(err: unknown, job: LayerJob, attempts: number): unknown {
+  if (isHostpullError(err) && err.message.includes(job.digest.slice(0, 19))) return err;
+  const code = isHostpullError(err) ? err.code : 'BLOB_FETCH_FAILED';
+  const why = err instanceof Error ? err.message : String(err);
+  return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
+    cause: err,
+    hint: isHostpullError(err) ? err.hint : 'the partial download is kept; pulling again resumes it',
+  });
+}
+
+/** Counts bytes for progress without touching them. */
+function progressCounter(job: LayerJob, start: number, onEvent?: (e: PullEvent) => void): Transform {
+  let bytes = start;
+  let lastEmit = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      const now = Date.now();
+      if (onEvent && (now - lastEmit > 100 || bytes === job.size)) {
+        lastEmit = now;
+        onEvent({ type: 'layer-progress', digest: job.digest, bytes, size: job.size });
+      }
+      cb(null, chunk);
+    },
+  });
+}
+
+/**
+ * Downloads one layer blob into the store, verifying size and digest as bytes arrive, and — when
+ * `unpack` is set and the download starts at byte 0 — unpacks it in the same pass. A transfer
+ * that breaks is resumed with Range from what reached the disk; a resumed or already stored blob
+ * is unpacked from its file afterwards.
+ */
+export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: { unpack: boolean; signal?: AbortSignal }): Promise<FetchOutcome> {
+  const { store } = deps;
+  const compression = layerCompression(job.mediaType);
+  let fetchedBytes = 0;
+  let resumedFrom = 0;
+
+  if (!store.blobs.has(job.digest)) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await transfer(deps, job, compression, options);
+        fetchedBytes += result.fetched;
+        if (attempt === 1) resumedFrom = result.resumedFrom;
+        if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
+        break;
+      } catch (err) {
+        fetchedBytes += (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !resumable(err))) {
+          // The bytes on disk cannot be trusted: no partial is kept for this blob.
+          await store.blobs.discardIngest(job.digest);
+          throw err;
+        }
+        if (!resumable(err) || attempt >= TRANSFER_ATTEMPTS || options.signal?.aborted) throw describe(err, job, attempt);
+        deps.logger.warn({ digest: job.digest, attempt, err: (err as Error).message }, 'layer transfer broke; resuming');
+      }
+    }
+  }
+  if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
+  const layer = await unpackFromFile(deps, job, compression, options.signal);
+  return { fetchedBytes, resumedFrom, unpacked: true, layer };
+}
+
+async function transfer(
+  deps: FetchLayerDeps,
+  job: LayerJob,
+  compression: LayerCompression,
+  options: { unpack: boolean; signal?: AbortSignal },
+): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
+  const { store, client } = deps;
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
+  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal });
+  if (response.offset !== ingest.offset) {
+    // The registry ignored our Range: start over from byte 0 with what it sends.
+    response.stream.destroy();
+    ingest.writer.destroy();
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
+    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal });
+  }
+  const resumedFrom = ingest.offset;
+  deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
+  const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
+  const counter = progressCounter(job, ingest.offset, deps.onEvent);
+  const fetchedFrom = ingest.offset;
+  const fetched = () => verifier.bytes - fetchedFrom;
+
+  // One pass: unpack while downloading, unless this is a resumed transfer (the unpacker needs the
+  // stream from byte 0; the stored file is unpacked afterwards instead).
+  if (!options.unpack || resumedFrom > 0) {
+    try {
+      await pipeline(response.stream, verifier, counter, ingest.writer, { signal: options.signal });
+    } catch (err) {
+      throw Object.assign(err as Error, { fetchedBytes: fetched() });
+    }
+    return { fetched: fetched(), resumedFrom };
+  }
+
+  const staging = await store.layers.stage();
+  const unpackInput = new PassThrough({ highWaterMark: 1 << 20 });
+  const abort = new AbortController();
+  const onAbort = () => abort.abort(options.signal?.reason);
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const unpacked = applyLayer(unpackInput, { compression, target: staging, expectedDiffId: job.diffId, signal: abort.signal });
+  try {
+    const download = pipeline(response.stream, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    let result: ApplyResult;
+    try {
+      [, result] = await Promise.all([
+        download.catch((err) => {
+          unpackInput.destroy(err);
+          throw err;
+        }),
+        unpacked.catch((err) => {
+          abort.abort(err);
+          throw err;
+        }),
+      ]);
+    } catch (err) {
+      // Let both sides settle before the staging dir goes away.
+      await Promise.allSettled([download, unpacked]);
+      throw err;
+    }
+    const layer = await store.layers.commit(staging, {
+      diffId: job.diffId,
+      blobDigest: job.digest,
+      unpackedSize: result.uncompressedSize,
+      entries: result.entries,
+      ownedPaths: result.ownedPaths,
+    });
+    return { fetched: fetched(), resumedFrom, layer };
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw Object.assign(err as Error, { fetchedBytes: fetched() });
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Unpacks a blob that is already in the store (resumed download, or pulled with --no-unpack). */
+export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow> {
+  const { store } = deps;
+  const existing = store.layers.get(job.diffId);
+  if (existing) return existing;
+  const staging = await store.layers.stage();
+  try {
+    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), {
+      compression,
+      target: staging,
+      expectedDiffId: job.diffId,
+      signal,
+    });
+    return await store.layers.commit(staging, {
+      diffId: job.diffId,
+      blobDigest: job.digest,
+      unpackedSize: result.uncompressedSize,
+      entries: result.entries,
+      ownedPaths: result.ownedPaths,
+    });
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    if (isHostpullError(err)) throw err;
+    throw new HostpullError('UNPACK_FAILED', `unpacking layer ${job.digest} from ${store.blobs.path(job.digest)} failed: ${(err as Error).message}`, { cause: err });
+  }
+}

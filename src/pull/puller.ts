@@ -1,0 +1,257 @@
+import { HostpullError, isHostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { digestOf, type Digest } from '../oci/digest.js';
+import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import { hostPlatform, selectPlatform } from '../oci/platform.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
+import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import type { ContentStore } from '../store/content-store.js';
+import type { ImageRow, ManifestLayerRow } from '../store/images.js';
+import type { PullRecord } from '../store/pulls.js';
+import { mapLimit } from '../util/limit.js';
+import type { LayerOutcome, PullEvent } from './events.js';
+import { fetchLayer, type LayerJob } from './fetch-layer.js';
+
+export interface PullOptions {
+  /** Layers fetched at once. Default 4. */
+  concurrency?: number;
+  /** Unpack layers into layers/<id> (default true); false only stores the blobs. */
+  unpack?: boolean;
+  /** Platform to pick from an index. Default: this host's. */
+  platform?: Platform;
+  signal?: AbortSignal;
+  onEvent?: (event: PullEvent) => void;
+}
+
+export interface PullResult extends PullRecord {
+  manifestDigest: Digest;
+  configDigest: Digest;
+  layers: LayerOutcome[];
+}
+
+export interface PullerDeps {
+  store: ContentStore;
+  client: RegistryClient;
+  logger: Logger;
+}
+
+interface Resolved {
+  manifestDigest: Digest;
+  indexDigest: Digest | null;
+  configDigest: Digest;
+  layers: ManifestLayerRow[];
+  fetchedBytes: number;
+  upToDate: boolean;
+}
+
+/**
+ * `hostpull pull`: HEAD the manifest first and stop there if its digest is already complete in
+ * the store; otherwise fetch manifest and config, then every layer the store has not seen,
+ * with bounded concurrency, unpacking each while it downloads.
+ */
+export class Puller {
+  readonly #deps: PullerDeps;
+
+  constructor(deps: PullerDeps) {
+    this.#deps = deps;
+  }
+
+  async pull(ref: ImageReference, options: PullOptions = {}): Promise<PullResult> {
+    const { store } = this.#deps;
+    const reference = formatReference(ref);
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    const unpack = options.unpack ?? true;
+    let manifestDigest: Digest | null = null;
+    try {
+      const resolved = await this.#resolve(ref, unpack, options);
+      manifestDigest = resolved.manifestDigest;
+      const tResolved = performance.now();
+      options.onEvent?.({
+        type: 'resolved',
+        reference,
+        manifestDigest: resolved.manifestDigest,
+        upToDate: resolved.upToDate,
+        layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
+      });
+      const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
+      const outcomes = resolved.upToDate
+        ? resolved.layers.map((l) => this.#hit(l, unpack))
+        : await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
+      const image: ImageRow = {
+        reference,
+        registry: ref.registry,
+        repository: ref.repository,
+        tag: ref.tag ?? null,
+        manifestDigest: resolved.manifestDigest,
+        indexDigest: resolved.indexDigest,
+        configDigest: resolved.configDigest,
+        resolvedAt: Date.now(),
+      };
+      store.images.put(image, resolved.layers);
+      store.blobs.touch([resolved.manifestDigest, resolved.configDigest, ...resolved.layers.map((l) => l.blobDigest)]);
+      if (unpack) store.layers.touch(resolved.layers.map((l) => l.diffId));
+      const tDone = performance.now();
+      const record: PullResult = {
+        reference,
+        manifestDigest: resolved.manifestDigest,
+        configDigest: resolved.configDigest,
+        startedAt,
+        finishedAt: Date.now(),
+        ok: true,
+        upToDate: resolved.upToDate,
+        bytesFetched: resolved.fetchedBytes + outcomes.reduce((n, o) => n + o.fetchedBytes, 0),
+        bytesReused: outcomes.filter((o) => o.hit).reduce((n, o) => n + o.size, 0),
+        layerHits: outcomes.filter((o) => o.hit).length,
+        layerMisses: outcomes.filter((o) => !o.hit).length,
+        phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
+        layers: outcomes,
+      };
+      store.pulls.record(record);
+      return record;
+    } catch (err) {
+      const finishedAt = Date.now();
+      store.pulls.record({
+        reference,
+        manifestDigest,
+        startedAt,
+        finishedAt,
+        ok: false,
+        upToDate: false,
+        bytesFetched: 0,
+        bytesReused: 0,
+        layerHits: 0,
+        layerMisses: 0,
+        phases: { resolve: 0, layers: 0, total: round(performance.now() - t0) },
+        error: isHostpullError(err) ? `${err.code}: ${err.message}` : String(err),
+      });
+      throw err;
+    }
+  }
+
+  /** True when every piece of the image is in the store (blobs, and unpacked layers if wanted). */
+  #complete(image: ImageRow, unpack: boolean): ManifestLayerRow[] | undefined {
+    const { store } = this.#deps;
+    const layers = store.images.layers(image.manifestDigest);
+    if (!store.blobs.has(image.configDigest) || !store.blobs.has(image.manifestDigest)) return undefined;
+    for (const l of layers) {
+      if (unpack ? !store.layers.get(l.diffId) : !store.blobs.has(l.blobDigest)) return undefined;
+    }
+    return layers;
+  }
+
+  async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions): Promise<Resolved> {
+    const { store, client } = this.#deps;
+    let known = ref.digest;
+    if (!known) {
+      const head = await client.headManifest(ref, { signal: options.signal });
+      if (!head) {
+        throw new HostpullError('MANIFEST_UNKNOWN', `${formatReference(ref)}: the registry has no such manifest`, {
+          hint: 'check the tag; for a composite, every code name must be in the server catalog',
+        });
+      }
+      known = head.digest;
+    }
+    if (known) {
+      const image = store.images.byManifest(known);
+      const layers = image && this.#complete(image, unpack);
+      if (image && layers) {
+        return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+      }
+    }
+
+    let fetchedBytes = 0;
+    const repoRef = { registry: ref.registry, repository: ref.repository };
+    // GET by digest when HEAD told us one: the tag may move between the two requests.
+    const first = await client.getManifest(known ? { ...repoRef, digest: known } : ref, { signal: options.signal });
+    fetchedBytes += first.bytes.length;
+    const parsed = parseManifest(first.bytes, first.mediaType, formatReference(ref));
+    let manifestDigest = first.digest;
+    let indexDigest: Digest | null = null;
+    let manifest: ImageManifest;
+    await store.blobs.putBytes(first.digest, first.bytes, first.mediaType);
+    if (parsed.kind === 'index') {
+      indexDigest = first.digest;
+      const chosen = selectPlatform(parsed.index, options.platform ?? hostPlatform(), formatReference(ref));
+      const child = await client.getManifest({ ...repoRef, digest: chosen.digest }, { signal: options.signal });
+      fetchedBytes += child.bytes.length;
+      const childParsed = parseManifest(child.bytes, child.mediaType, `${formatReference(ref)}@${chosen.digest}`);
+      if (childParsed.kind !== 'manifest') throw new HostpullError('MANIFEST_INVALID', `${formatReference(ref)}: index entry ${chosen.digest} is not an image manifest`);
+      await store.blobs.putBytes(child.digest, child.bytes, child.mediaType);
+      manifestDigest = child.digest;
+      manifest = childParsed.manifest;
+    } else {
+      manifest = parsed.manifest;
+    }
+
+    const config = await this.#config(repoRef, manifest, options.signal);
+    fetchedBytes += config.fetched;
+    checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
+    const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
+      position,
+      blobDigest: d.digest,
+      diffId: config.config.rootfs.diff_ids[position]!,
+      mediaType: d.mediaType,
+      size: d.size,
+    }));
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, fetchedBytes, upToDate: false };
+  }
+
+  async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
+    const { store, client } = this.#deps;
+    const digest = manifest.config.digest;
+    if (store.blobs.has(digest)) return { config: parseImageConfig(await store.blobs.readBytes(digest), `config ${digest}`), fetched: 0 };
+    if (manifest.config.size > MAX_CONFIG_BYTES) {
+      throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
+    }
+    const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
+    if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
+      throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
+    }
+    const config = parseImageConfig(bytes, `config ${digest}`);
+    await store.blobs.putBytes(digest, bytes, manifest.config.mediaType);
+    return { config, fetched: bytes.length };
+  }
+
+  #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {
+    const layer = unpack ? this.#deps.store.layers.get(l.diffId) : undefined;
+    const outcome: LayerOutcome = { digest: l.blobDigest, diffId: l.diffId, size: l.size, hit: true, fetchedBytes: 0, resumedFrom: 0, unpacked: false };
+    if (layer) outcome.layerId = layer.id;
+    return outcome;
+  }
+
+  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+    const { store } = this.#deps;
+    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
+    const done = () => {
+      if (unpack) return store.layers.get(l.diffId) ? this.#hit(l, true) : undefined;
+      return store.blobs.has(l.blobDigest) ? this.#hit(l, false) : undefined;
+    };
+    // One key per blob for every mode, so a --no-unpack pull and an unpacking pull of the same
+    // blob never download it twice; the holder's work decides what is still missing.
+    const outcome = await store.leases.run(`blob:${l.blobDigest}`, {
+      done,
+      signal,
+      work: async () => {
+        const r = await fetchLayer({ ...this.#deps, onEvent: options.onEvent }, job, { unpack, signal });
+        const o: LayerOutcome = {
+          digest: l.blobDigest,
+          diffId: l.diffId,
+          size: l.size,
+          hit: r.fetchedBytes === 0,
+          fetchedBytes: r.fetchedBytes,
+          resumedFrom: r.resumedFrom,
+          unpacked: r.unpacked,
+        };
+        if (r.layer) o.layerId = r.layer.id;
+        return o;
+      },
+    });
+    options.onEvent?.({ type: 'layer-done', digest: l.blobDigest, hit: outcome.hit, fetchedBytes: outcome.fetchedBytes });
+    return outcome;
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

@@ -1,0 +1,54 @@
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/** Drains a body we do not read, so undici can reuse the connection (or closes it if large). */
+export async function dumpBody(body: ResponseBody): Promise<void> {
+  try {
+    await body.dump({ limit: 128 * 1024 });
+  } catch {
+    // The connection is gone anyway; nothing to reuse.
+  }
+}
+
+/**
+ * Reads a body into memory, refusing it as soon as it passes `max` bytes: the check runs on each
+ * chunk as it arrives, so a hostile or broken server cannot make us buffer more than `max`.
+ * Returns undefined when the body is larger than `max` (the body is destroyed then).
+ */
+export async function readBounded(body: Readable, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    total += buf.length;
+    if (total > max) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** Up to `max` bytes of an error body as text (error bodies are diagnostics, never large). */
+export async function readErrorText(body: ResponseBody, max = 64 * 1024): Promise<string> {
+  try {
+    const buf = await readBounded(body, max);
+    return buf ? buf.toString('utf8') : '';
+  } catch {
+    return '';
+  }
+}
+
+export function headerValue(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function contentLength(headers: Record<string, string | string[] | undefined>): number | undefined {
+  const v = headerValue(headers, 'content-length');
+  if (v === undefined || !/^\d+$/.test(v.trim())) return undefined;
+  return Number(v);
+}

@@ -1,0 +1,382 @@
+import type { Readable } from 'node:stream';
+import { silentLogger, type Logger } from '../log.js';
+import {
+  digestAlgorithm,
+  digestOf,
+  isDigest,
+  manifestSelector,
+  MANIFEST_ACCEPT,
+  formatReference,
+  shortDigest,
+  type Digest,
+  type ImageReference,
+} from '../oci/index.js';
+import {
+  chainCredentials,
+  envCredentials,
+  staticCredentials,
+  type Credential,
+  type CredentialSource,
+} from './auth/credentials.js';
+import { dockerConfigCredentials } from './auth/docker-config.js';
+import { contentLength, dumpBody, headerValue, readBounded } from './body.js';
+import { RegistryError } from './errors.js';
+import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
+import { decideRangeResponse, rangeError } from './range.js';
+import { redactUrl } from './redact.js';
+import { DEFAULT_BACKOFF } from './retry.js';
+import { Transport } from './transport.js';
+
+export interface RepositoryRef {
+  /** `host[:port]` */
+  registry: string;
+  repository: string;
+}
+
+export interface RegistryClientOptions {
+  /** Hosts (`host` or `host:port`) that may be spoken to over plain http. Loopback always may. Default: []. */
+  insecureRegistries?: string[];
+  /**
+   * Where credentials come from. A {@link CredentialSource} is used alone; a plain map
+   * `{ 'host:port': {username, password} }` is consulted first, then the defaults.
+   * Default: `HOSTPULL_REGISTRY_AUTH`, then the docker config (`$DOCKER_CONFIG` or ~/.docker).
+   */
+  credentials?: CredentialSource | Record<string, Credential>;
+  /** Retries of idempotent requests (GET/HEAD, whole blob uploads). Default: 4. */
+  retries?: number;
+  /** Base delay of the exponential backoff. Default: 200 ms. */
+  retryBaseDelayMs?: number;
+  /** Upper bound of a computed backoff delay. Default: 10 000 ms. */
+  retryMaxDelayMs?: number;
+  /** Upper bound of a server's `Retry-After` we wait for. Default: 60 000 ms. */
+  retryAfterCapMs?: number;
+  /** Connections per origin kept by the undici Agent. Default: 8. */
+  connections?: number;
+  /** Largest manifest accepted. Default: 4 MiB (what distribution itself accepts). */
+  maxManifestBytes?: number;
+  /** Environment for HOSTPULL_REGISTRY_AUTH / DOCKER_CONFIG. Default: process.env. */
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Default: `hostpull/0.1`. */
+  userAgent?: string;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface ManifestHead {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  digest: Digest;
+  mediaType: string;
+}
+
+export interface BlobResponse {
+  stream: Readable;
+  /** Where the stream starts in the blob: the requested offset, or 0 if the server ignored Range. */
+  offset: number;
+  /** Size of the whole blob, when the server said. */
+  totalSize?: number;
+}
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+function isCredentialSource(c: unknown): c is CredentialSource {
+  return typeof c === 'object' && c !== null && typeof (c as { get?: unknown }).get === 'function';
+}
+
+export function pullScope(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+
+export function pushScope(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+/** The OCI distribution client (distribution-spec v1.1 pull and push). */
+export class RegistryClient {
+  readonly #transport: Transport;
+  readonly #logger: Logger;
+  readonly #retries: number;
+  readonly #maxManifest: number;
+  readonly #backoff;
+
+  constructor(opts: RegistryClientOptions = {}) {
+    const env = opts.env ?? process.env;
+    this.#logger = opts.logger ?? silentLogger();
+    const defaults = chainCredentials(envCredentials(env), dockerConfigCredentials({ env, logger: this.#logger }));
+    const credentials = isCredentialSource(opts.credentials)
+      ? opts.credentials
+      : opts.credentials
+        ? chainCredentials(staticCredentials(opts.credentials), defaults)
+        : defaults;
+    this.#retries = opts.retries ?? 4;
+    this.#maxManifest = opts.maxManifestBytes ?? MAX_MANIFEST_BYTES;
+    this.#backoff = {
+      baseDelayMs: opts.retryBaseDelayMs ?? DEFAULT_BACKOFF.baseDelayMs,
+      maxDelayMs: opts.retryMaxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
+      retryAfterCapMs: opts.retryAfterCapMs ?? DEFAULT_BACKOFF.retryAfterCapMs,
+    };
+    this.#transport = new Transport({
+      insecureRegistries: opts.insecureRegistries ?? [],
+      credentials,
+      retries: this.#retries,
+      backoff: this.#backoff,
+      logger: this.#logger,
+      userAgent: opts.userAgent ?? 'hostpull/0.1',
+      connections: opts.connections ?? 8,
+    });
+  }
+
+  /** `GET /v2/`: checks that the registry speaks distribution and that we may talk to it. */
+  async ping(registry: string, signal?: AbortSignal): Promise<void> {
+    const res = await this.#transport.request({ registry, method: 'GET', url: '/v2/', scopes: [], ...(signal ? { signal } : {}) });
+    if (res.status === 200) return dumpBody(res.body);
+    throw await this.#transport.fail(res, 'GET', { registry });
+  }
+
+  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
+  async headManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<ManifestHead | null> {
+    const res = await this.#transport.request({
+      registry: ref.registry,
+      method: 'HEAD',
+      url: manifestPath(ref),
+      headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
+      scopes: [pullScope(ref.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status === 404) {
+      await dumpBody(res.body);
+      return null;
+    }
+    if (res.status !== 200) throw await this.#transport.fail(res, 'HEAD', { registry: ref.registry, notFoundCode: 'MANIFEST_UNKNOWN' });
+    await dumpBody(res.body);
+    const header = headerValue(res.headers, 'docker-content-digest');
+    const size = contentLength(res.headers);
+    const mediaType = mediaTypeOf(headerValue(res.headers, 'content-type'));
+    const digest = ref.digest ?? (header && isDigest(header) ? header : undefined);
+    if (digest === undefined || size === undefined || !mediaType) {
+      // The registry did not say enough on HEAD (no Docker-Content-Digest): a verified GET does.
+      const m = await this.getManifest(ref, opts);
+      return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
+    }
+    return { digest, mediaType, size };
+  }
+
+  /**
+   * `GET` a manifest, at most {@link MAX_MANIFEST_BYTES}, refused while streaming past that. The
+   * bytes are checked against the digest in the reference, else against Docker-Content-Digest.
+   */
+  async getManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<FetchedManifest> {
+    const res = await this.#transport.request({
+      registry: ref.registry,
+      method: 'GET',
+      url: manifestPath(ref),
+      headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
+      scopes: [pullScope(ref.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: ref.registry, notFoundCode: 'MANIFEST_UNKNOWN' });
+    const where = `manifest ${formatReference(ref)}`;
+    const declared = contentLength(res.headers);
+    if (declared !== undefined && declared > this.#maxManifest) {
+      res.body.destroy();
+      throw tooLarge(where, declared, this.#maxManifest);
+    }
+    const bytes = await readBounded(res.body, this.#maxManifest);
+    if (!bytes) throw tooLarge(where, undefined, this.#maxManifest);
+    const header = headerValue(res.headers, 'docker-content-digest');
+    let digest: Digest;
+    if (ref.digest) {
+      digest = verify(bytes, ref.digest, where, 'the reference');
+    } else if (header && isDigest(header)) {
+      digest = verify(bytes, header, where, 'the Docker-Content-Digest header');
+    } else {
+      digest = digestOf(bytes);
+    }
+    let mediaType = mediaTypeOf(headerValue(res.headers, 'content-type'));
+    if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain') {
+      // Some registries answer with a generic type; the manifest names its own.
+      try {
+        const mt = (JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown }).mediaType;
+        if (typeof mt === 'string') mediaType = mt;
+      } catch {
+        // Not JSON: parseManifest will say so to whoever reads it.
+      }
+    }
+    return { bytes, digest, mediaType };
+  }
+
+  /**
+   * `GET` a blob as a raw stream (never buffered). With `offset`, asks for the rest from there; the
+   * returned `offset` is where the stream really starts (0 when the server ignored Range).
+   * The caller verifies size and digest while reading.
+   */
+  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number } = {}): Promise<BlobResponse> {
+    const offset = opts.offset ?? 0;
+    const headers: Record<string, string> = {};
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    const res = await this.#transport.request({
+      registry: repo.registry,
+      method: 'GET',
+      url: blobPath(repo, digest),
+      headers,
+      scopes: [pullScope(repo.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (offset > 0 && (res.status === 200 || res.status === 206)) {
+      const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers));
+      if (d.kind === 'error') {
+        await dumpBody(res.body);
+        throw rangeError('GET', redactUrl(res.url), d.reason, res.status);
+      }
+      const out: BlobResponse = { stream: res.body, offset: d.kind === 'resume' ? offset : 0 };
+      if (d.totalSize !== undefined) out.totalSize = d.totalSize;
+      return out;
+    }
+    if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
+    const out: BlobResponse = { stream: res.body, offset: 0 };
+    const len = contentLength(res.headers);
+    if (len !== undefined) out.totalSize = len;
+    return out;
+  }
+
+  /** A small blob (config, JSON) in memory, refused past `maxBytes`, digest verified. */
+  async fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts: RequestOptions = {}): Promise<Buffer> {
+    const { stream } = await this.getBlob(repo, digest, opts);
+    const where = `blob ${shortDigest(digest)} from ${repo.registry}/${repo.repository}`;
+    const bytes = await readBounded(stream, maxBytes);
+    if (!bytes) throw tooLarge(where, undefined, maxBytes);
+    verify(bytes, digest, where, 'its descriptor');
+    return bytes;
+  }
+
+  /** `HEAD` a blob: its size, or null when the repository does not have it. */
+  async blobExists(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { scopes?: string[] } = {}): Promise<number | null> {
+    const res = await this.#transport.request({
+      registry: repo.registry,
+      method: 'HEAD',
+      url: blobPath(repo, digest),
+      scopes: opts.scopes ?? [pullScope(repo.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status !== 200 && res.status !== 404) {
+      throw await this.#transport.fail(res, 'HEAD', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
+    }
+    await dumpBody(res.body);
+    if (res.status === 404) return null;
+    return contentLength(res.headers) ?? 0;
+  }
+
+  /**
+   * Uploads a blob unless the repository already has it: a cross-repository mount when
+   * `mountFrom` names a repository on the same registry that has it, else a monolithic upload.
+   */
+  async pushBlob(repo: RepositoryRef, digest: Digest, size: number, body: Buffer | (() => Readable), opts: PushBlobOptions = {}): Promise<void> {
+    await pushBlob(this.#pushContext(), repo, digest, size, body, opts);
+  }
+
+  /** `PUT` a manifest under a tag or digest; returns its digest (computed here, checked against the registry's). */
+  async putManifest(ref: ImageReference, bytes: Buffer, mediaType: string, opts: RequestOptions = {}): Promise<Digest> {
+    return putManifest(this.#pushContext(), ref, bytes, mediaType, opts);
+  }
+
+  /**
+   * `GET /v2/<name>/tags/list`. With `n`/`last`, one page as asked; with neither, follows the
+   * `Link: <…>; rel="next"` header for at most 100 pages.
+   */
+  async listTags(repo: RepositoryRef, opts: RequestOptions & { n?: number; last?: string } = {}): Promise<string[]> {
+    const params = new URLSearchParams();
+    if (opts.n !== undefined) params.set('n', String(opts.n));
+    if (opts.last !== undefined) params.set('last', opts.last);
+    const paginate = opts.n === undefined && opts.last === undefined;
+    let url = `/v2/${repo.repository}/tags/list${params.size ? `?${params}` : ''}`;
+    const tags: string[] = [];
+    for (let page = 0; page < 100; page++) {
+      const res = await this.#transport.request({
+        registry: repo.registry,
+        method: 'GET',
+        url,
+        scopes: [pullScope(repo.repository)],
+        ...signalOpt(opts.signal),
+      });
+      if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'NAME_UNKNOWN' });
+      const bytes = await readBounded(res.body, this.#maxManifest);
+      if (!bytes) throw tooLarge(`tag list of ${repo.registry}/${repo.repository}`, undefined, this.#maxManifest);
+      let json: { tags?: unknown };
+      try {
+        json = JSON.parse(bytes.toString('utf8')) as typeof json;
+      } catch (err) {
+        throw new RegistryError('REGISTRY_ERROR', `GET ${redactUrl(res.url)}: tag list is not JSON`, { cause: err });
+      }
+      if (Array.isArray(json.tags)) for (const t of json.tags) if (typeof t === 'string') tags.push(t);
+      const next = paginate ? nextLink(headerValue(res.headers, 'link')) : undefined;
+      if (!next) return tags;
+      // Only follow links on the same registry: the next page is resolved against this one.
+      const nextUrl = new URL(next, res.url);
+      if (nextUrl.origin !== new URL(res.url).origin) return tags;
+      url = nextUrl.pathname + nextUrl.search;
+    }
+    this.#logger.warn({ repository: repo.repository }, 'tag list truncated after 100 pages');
+    return tags;
+  }
+
+  /** Closes the connection pool. */
+  async close(): Promise<void> {
+    await this.#transport.close();
+  }
+
+  #pushContext() {
+    return { transport: this.#transport, retries: this.#retries, backoff: this.#backoff, logger: this.#logger, client: this };
+  }
+}
+
+function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
+  return signal ? { signal } : {};
+}
+
+export function manifestPath(ref: ImageReference): string {
+  return `/v2/${ref.repository}/manifests/${manifestSelector(ref)}`;
+}
+
+export function blobPath(repo: RepositoryRef, digest: Digest): string {
+  return `/v2/${repo.repository}/blobs/${digest}`;
+}
+
+function mediaTypeOf(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]!.trim();
+}
+
+function verify(bytes: Buffer, expected: string, where: string, source: string): Digest {
+  const expectedDigest = expected as Digest;
+  const actual = digestOf(bytes, digestAlgorithm(expectedDigest));
+  if (actual !== expectedDigest) {
+    throw new RegistryError('DIGEST_MISMATCH', `${where}: content is ${shortDigest(actual)}, ${source} says ${shortDigest(expectedDigest)}`, {
+      hint: 'the registry served different bytes than it promised; retry, and report it to the registry operator if it persists',
+      details: { expected: expectedDigest, actual },
+    });
+  }
+  return expectedDigest;
+}
+
+function tooLarge(where: string, declared: number | undefined, max: number): RegistryError {
+  return new RegistryError('MANIFEST_TOO_LARGE', `${where}: ${declared !== undefined ? `${declared} bytes` : 'body'} exceeds the ${max}-byte limit`, {
+    hint: 'manifests and configs are small JSON documents; this registry sent something else',
+  });
+}
+
+/** The `rel="next"` target of an RFC 8288 Link header. */
+export function nextLink(link: string | undefined): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>\s*(.*)$/.exec(part);
+    if (m && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(m[2]!)) return m[1];
+  }
+  return undefined;
+}

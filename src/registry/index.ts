@@ -1,0 +1,12 @@
+export * from './auth/challenge.js';
+export * from './auth/credentials.js';
+export * from './auth/docker-config.js';
+export * from './auth/scope.js';
+export * from './auth/token-cache.js';
+export * from './client.js';
+export * from './errors.js';
+export { decideRangeResponse, parseContentRange, type RangeDecision } from './range.js';
+export { redactUrl } from './redact.js';
+export * from './retry.js';
+export { isLoopbackHost, registryOrigin } from './scheme.js';
+export type { PushBlobOptions } from './push.js';

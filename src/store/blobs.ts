@@ -1,0 +1,177 @@
+import { createReadStream, openSync, constants as fsc } from 'node:fs';
+import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Hash } from 'node:crypto';
+import { HostpullError, errnoCode } from '../errors.js';
+import { createDigester, digestAlgorithm, digestFromHash, digestOf, shortDigest, type Digest } from '../oci/digest.js';
+import type { Db } from './database.js';
+import { withBusyRetry } from './database.js';
+import { fsyncDir } from './fsync-dir.js';
+import { IngestWriter } from './ingest-writer.js';
+import type { StoreLayout } from './layout.js';
+
+export interface BlobRow {
+  digest: Digest;
+  size: number;
+  mediaType: string | null;
+  createdAt: number;
+  lastUsed: number;
+}
+
+/** An open ingest: where to resume from, the digester fed with the bytes already on disk, and the sink. */
+export interface Ingest {
+  digest: Digest;
+  size: number;
+  /** Bytes already present in the partial file (the `Range` start). */
+  offset: number;
+  /** Digester already fed with `offset` bytes. */
+  hash: Hash;
+  /** Append-only sink: on a clean end it fsyncs, renames into blobs/ and commits the row. */
+  writer: IngestWriter;
+}
+
+/**
+ * Verified blobs: files under blobs/ plus one row each. The row is the truth: it is written only
+ * after the file was fsynced, verified and renamed, so a crash leaves either no row or a good file
+ * (containerd's content store works the same way).
+ */
+export class BlobStore {
+  readonly #db: Db;
+  readonly #layout: StoreLayout;
+  readonly #get;
+  readonly #insert;
+  readonly #touch;
+
+  constructor(db: Db, layout: StoreLayout) {
+    this.#db = db;
+    this.#layout = layout;
+    this.#get = db.prepare('SELECT digest, size, media_type AS mediaType, created_at AS createdAt, last_used AS lastUsed FROM blobs WHERE digest = ?');
+    this.#insert = db.prepare(
+      'INSERT INTO blobs (digest, size, media_type, created_at, last_used) VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET last_used = excluded.last_used',
+    );
+    this.#touch = db.prepare('UPDATE blobs SET last_used = ? WHERE digest = ?');
+  }
+
+  get(digest: Digest): BlobRow | undefined {
+    return this.#get.get(digest) as BlobRow | undefined;
+  }
+
+  has(digest: Digest): boolean {
+    return this.get(digest) !== undefined;
+  }
+
+  path(digest: Digest): string {
+    return this.#layout.blobPath(digest);
+  }
+
+  touch(digests: Iterable<Digest>, now = Date.now()): void {
+    withBusyRetry(() => this.#db.transaction(() => {
+      for (const d of digests) this.#touch.run(now, d);
+    })());
+  }
+
+  list(): BlobRow[] {
+    return this.#db
+      .prepare('SELECT digest, size, media_type AS mediaType, created_at AS createdAt, last_used AS lastUsed FROM blobs ORDER BY digest')
+      .all() as BlobRow[];
+  }
+
+  /** Reads a small stored blob (manifest, config) and checks it still hashes to its digest. */
+  async readBytes(digest: Digest): Promise<Buffer> {
+    const bytes = await readFile(this.path(digest));
+    if (digestOf(bytes, digestAlgorithm(digest)) !== digest) {
+      throw new HostpullError('STORE_CORRUPT', `stored blob ${digest} at ${this.path(digest)} no longer matches its digest`, {
+        hint: 'run `hostpull gc --verify` or remove the image and pull it again',
+      });
+    }
+    return bytes;
+  }
+
+  /** Stores bytes already in memory and verified by the caller (manifests and configs). */
+  async putBytes(digest: Digest, bytes: Buffer, mediaType: string | null): Promise<void> {
+    if (this.has(digest)) return;
+    if (digestOf(bytes, digestAlgorithm(digest)) !== digest) {
+      throw new HostpullError('DIGEST_MISMATCH', `refusing to store ${shortDigest(digest)}: content hashes differently`);
+    }
+    const ingest = await this.openIngest(digest, bytes.length, mediaType, { resume: false });
+    await new Promise<void>((resolve, reject) => {
+      ingest.writer.once('error', reject);
+      ingest.writer.end(bytes, () => resolve());
+    });
+  }
+
+  /**
+   * Opens the ingest file for `digest`. With `resume`, bytes left by an earlier, interrupted
+   * download are kept and re-hashed (reading is far cheaper than fetching again), and `offset`
+   * says where the next request must start.
+   */
+  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean }): Promise<Ingest> {
+    const partial = this.#layout.ingestPath(digest);
+    await mkdir(this.#layout.ingestDir, { recursive: true });
+    let offset = 0;
+    const hash = createDigester(digestAlgorithm(digest));
+    if (options.resume) {
+      const existing = await stat(partial).catch((err) => (errnoCode(err) === 'ENOENT' ? undefined : Promise.reject(err)));
+      if (existing && existing.size > 0 && existing.size < size) {
+        offset = await hashFilePrefix(partial, hash, existing.size);
+      } else if (existing) {
+        await truncate(partial, 0);
+      }
+    }
+    // O_NOFOLLOW: ingest/ is ours, but never write through a link someone planted there.
+    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? fsc.O_APPEND : fsc.O_TRUNC);
+    const fd = openSync(partial, flags, 0o600);
+    const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial));
+    return { digest, size, offset, hash, writer };
+  }
+
+  /** Forgets a partial download (after a digest mismatch the prefix cannot be trusted). */
+  async discardIngest(digest: Digest): Promise<void> {
+    await unlink(this.#layout.ingestPath(digest)).catch((err) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
+  }
+
+  async #commit(digest: Digest, size: number, mediaType: string | null, partial: string): Promise<void> {
+    const final = this.path(digest);
+    await mkdir(dirname(final), { recursive: true });
+    await chmod(partial, 0o444);
+    // Rename is atomic; if another process committed the same digest meanwhile, its file has the
+    // same verified content, so replacing it is harmless.
+    await rename(partial, final);
+    await fsyncDir(dirname(final));
+    const now = Date.now();
+    withBusyRetry(() => this.#insert.run(digest, size, mediaType, now, now));
+  }
+
+  /** Inserts a row for a verified file found on disk without one (crash between rename and commit). */
+  adopt(digest: Digest, size: number): void {
+    const now = Date.now();
+    withBusyRetry(() => this.#insert.run(digest, size, null, now, now));
+  }
+
+  deleteRow(digest: Digest): void {
+    withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest));
+  }
+}
+
+/** Feeds the first `length` bytes of a file into `hash`; returns how many were read. */
+async function hashFilePrefix(path: string, hash: Hash, length: number): Promise<number> {
+  let read = 0;
+  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    read += (chunk as Buffer).length;
+  }
+  return read;
+}
+
+/** Hashes a whole file (re-verification and reconciliation). */
+export async function hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<{ digest: Digest; size: number }> {
+  const hash = createDigester(algorithm);
+  let size = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { digest: digestFromHash(hash, algorithm), size };
+}

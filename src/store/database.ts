@@ -1,0 +1,87 @@
+import Database from 'better-sqlite3';
+import { HostpullError, errnoCode } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+/** How long a statement waits for another process's write lock before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens the store database the way pnpm's store index does: busy_timeout first (so even the
+ * journal_mode switch waits for a concurrent opener instead of failing), then WAL and
+ * synchronous=NORMAL (durable at checkpoints; a blob row is only written after its file was
+ * fsynced, so losing the last transactions on power loss only loses rows, never verifies a bad
+ * file), then migrations under an exclusive transaction.
+ */
+export function openDatabase(path: string): Db {
+  let db: Db;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new HostpullError('STORE_OPEN_FAILED', `cannot open the store database ${path}: ${(err as Error).message}`, {
+      cause: err,
+      hint: errnoCode(err) === 'SQLITE_CANTOPEN' ? 'check that --root points at a writable directory' : undefined,
+    });
+  }
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  withBusyRetry(() => db.pragma('journal_mode = WAL'));
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  migrate(db, path);
+  return db;
+}
+
+function migrate(db: Db, path: string): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new HostpullError('STORE_TOO_NEW', `store ${path} has schema version ${current}; this hostpull knows up to ${MIGRATIONS.length}`, {
+      hint: 'upgrade hostpull, or use another --root',
+    });
+  }
+  if (current === MIGRATIONS.length) return;
+  immediate(db, () => {
+    // Re-read inside the write lock: another process may have migrated meanwhile.
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }
+  });
+}
+
+/** Retries a statement that failed with SQLITE_BUSY despite busy_timeout (WAL upgrade races). */
+export function withBusyRetry<T>(fn: () => T, attempts = 20): T {
+  for (let i = 0; ; i++) {
+    try {
+      return fn();
+    } catch (err) {
+      const code = errnoCode(err);
+      if ((code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED') && i < attempts) {
+        // Synchronous sleep: better-sqlite3 is synchronous and this path is rare.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + i * 10);
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+/**
+ * Runs fn in BEGIN IMMEDIATE (takes the write lock up front, so two writers never deadlock on a
+ * read→write upgrade), commits, and rolls back in finally if anything threw.
+ */
+export function immediate<T>(db: Db, fn: () => T): T {
+  return withBusyRetry(() => {
+    db.exec('BEGIN IMMEDIATE');
+    let committed = false;
+    try {
+      const result = fn();
+      db.exec('COMMIT');
+      committed = true;
+      return result;
+    } finally {
+      if (!committed && db.inTransaction) db.exec('ROLLBACK');
+    }
+  });
+}

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, renameSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Digest } from '../oci/digest.js';
+import { immediate, withBusyRetry, type Db } from './database.js';
+import { fsyncDir } from './fsync-dir.js';
+import type { StoreLayout } from './layout.js';
+
+export interface LayerRow {
+  id: number;
+  diffId: Digest;
+  blobDigest: Digest;
+  unpackedSize: number;
+  entries: number;
+  createdAt: number;
+  lastUsed: number;
+}
+
+export interface LayerCommit {
+  diffId: Digest;
+  blobDigest: Digest;
+  unpackedSize: number;
+  entries: number;
+  /** Non-directory paths the layer writes (relative, no leading slash), for overlap checks. */
+  ownedPaths: string[];
+}
+
+const COLUMNS = 'id, diff_id AS diffId, blob_digest AS blobDigest, unpacked_size AS unpackedSize, entries, created_at AS createdAt, last_used AS lastUsed';
+
+/**
+ * Unpacked layers: one read-only tree per diff_id under layers/<id>/. A layer is extracted into a
+ * staging directory named after this process and only renamed to its final name, with its row,
+ * once extraction and diff_id verification succeeded; staging dirs of dead processes are removed
+ * at start-up (reconcile.ts).
+ */
+export class LayerStore {
+  readonly #db: Db;
+  readonly #layout: StoreLayout;
+
+  constructor(db: Db, layout: StoreLayout) {
+    this.#db = db;
+    this.#layout = layout;
+  }
+
+  get(diffId: Digest): LayerRow | undefined {
+    return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE diff_id = ?`).get(diffId) as LayerRow | undefined;
+  }
+
+  getById(id: number): LayerRow | undefined {
+    return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE id = ?`).get(id) as LayerRow | undefined;
+  }
+
+  list(): LayerRow[] {
+    return this.#db.prepare(`SELECT ${COLUMNS} FROM layers ORDER BY id`).all() as LayerRow[];
+  }
+
+  dir(row: LayerRow): string {
+    return this.#layout.layerDir(row.id);
+  }
+
+  ownedPaths(diffId: Digest): string[] {
+    const row = this.#db.prepare('SELECT owned_paths AS p FROM layers WHERE diff_id = ?').get(diffId) as { p: string } | undefined;
+    return row && row.p.length > 0 ? row.p.split('\n') : [];
+  }
+
+  touch(diffIds: Iterable<Digest>, now = Date.now()): void {
+    withBusyRetry(() => this.#db.transaction(() => {
+      const stmt = this.#db.prepare('UPDATE layers SET last_used = ? WHERE diff_id = ?');
+      for (const d of diffIds) stmt.run(now, d);
+    })());
+  }
+
+  /** A fresh, empty staging directory for extracting a layer (name carries our pid). */
+  async stage(): Promise<string> {
+    await mkdir(this.#layout.layersDir, { recursive: true });
+    const dir = join(this.#layout.layersDir, `staging-${process.pid}-${randomBytes(6).toString('hex')}`);
+    await mkdir(dir, { mode: 0o755 });
+    return dir;
+  }
+
+  /**
+   * Moves a finished staging directory to layers/<id> and commits its row. The rename happens
+   * inside the write transaction that allocates the id: no other process can allocate the same id
+   * meanwhile, and no reader ever sees a row whose directory is not in place yet.
+   */
+  async commit(stagingDir: string, layer: LayerCommit): Promise<LayerRow> {
+    const existing = this.get(layer.diffId);
+    if (existing) {
+      await rm(stagingDir, { recursive: true, force: true });
+      return existing;
+    }
+    const now = Date.now();
+    const id = immediate(this.#db, () => {
+      const next = (this.#db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM layers').get() as { id: number }).id;
+      const final = this.#layout.layerDir(next);
+      // A directory of this id can only be a leftover of a crash between rename and commit;
+      // reconcile removes those at start-up, so one here is rare: move it into our staging name.
+      if (existsSync(final)) renameSync(final, `${stagingDir}.stale`);
+      renameSync(stagingDir, final);
+      try {
+        this.#db
+          .prepare('INSERT INTO layers (id, diff_id, blob_digest, unpacked_size, entries, owned_paths, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(next, layer.diffId, layer.blobDigest, layer.unpackedSize, layer.entries, layer.ownedPaths.join('\n'), now, now);
+      } catch (err) {
+        renameSync(final, stagingDir);
+        throw err;
+      }
+      return next;
+    });
+    await rm(`${stagingDir}.stale`, { recursive: true, force: true });
+    await fsyncDir(this.#layout.layersDir);
+    return this.getById(id)!;
+  }
+
+  /** Removes a layer row and its directory (GC). */
+  async remove(row: LayerRow): Promise<void> {
+    withBusyRetry(() => this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id));
+    await rm(this.#layout.layerDir(row.id), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,37 @@
+import { join } from 'node:path';
+import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
+
+/** The on-disk layout of a store root (DESIGN §3 "On disk"). */
+export class StoreLayout {
+  readonly root: string;
+  readonly database: string;
+  readonly blobsDir: string;
+  readonly ingestDir: string;
+  readonly layersDir: string;
+  readonly containersDir: string;
+
+  constructor(root: string) {
+    this.root = root;
+    this.database = join(root, 'hostpull.db');
+    this.blobsDir = join(root, 'blobs');
+    this.ingestDir = join(root, 'ingest');
+    this.layersDir = join(root, 'layers');
+    this.containersDir = join(root, 'containers');
+  }
+
+  /** blobs/sha256/ab/abcdef…: a two-hex fan-out keeps directories small on big stores. */
+  blobPath(digest: Digest): string {
+    const hex = digestHex(digest);
+    return join(this.blobsDir, digestAlgorithm(digest), hex.slice(0, 2), hex);
+  }
+
+  /** One partial file per digest, so a download killed midway is found and resumed. */
+  ingestPath(digest: Digest): string {
+    return join(this.ingestDir, `${digestAlgorithm(digest)}-${digestHex(digest)}.partial`);
+  }
+
+  /** Short per-layer paths keep overlay's one-page option string good for many layers. */
+  layerDir(id: number): string {
+    return join(this.layersDir, String(id));
+  }
+}

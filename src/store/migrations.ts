@@ -1,0 +1,79 @@
+/**
+ * Schema migrations, applied in order by PRAGMA user_version (DESIGN §3 "On disk"). Append only:
+ * a released migration is never edited, so every store on every node converges to one schema.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: content, images, layers, pull records, download leases.
+  `
+  CREATE TABLE blobs (
+    digest      TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,
+    media_type  TEXT,
+    created_at  INTEGER NOT NULL,
+    last_used   INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE images (
+    reference        TEXT PRIMARY KEY,
+    registry         TEXT NOT NULL,
+    repository       TEXT NOT NULL,
+    tag              TEXT,
+    manifest_digest  TEXT NOT NULL,
+    index_digest     TEXT,
+    config_digest    TEXT NOT NULL,
+    resolved_at      INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX images_by_manifest ON images(manifest_digest);
+
+  -- The layers of a manifest in manifest order; a manifest digest fixes its layers forever.
+  CREATE TABLE manifest_layers (
+    manifest_digest  TEXT NOT NULL,
+    position         INTEGER NOT NULL,
+    blob_digest      TEXT NOT NULL,
+    diff_id          TEXT NOT NULL,
+    media_type       TEXT NOT NULL,
+    size             INTEGER NOT NULL,
+    PRIMARY KEY (manifest_digest, position)
+  ) STRICT;
+  CREATE INDEX manifest_layers_by_blob ON manifest_layers(blob_digest);
+
+  -- One unpacked layer = one directory layers/<id>. Keyed by diff_id (the uncompressed content),
+  -- never by chainID, so a layer is unpacked once whatever sits below it in an image.
+  CREATE TABLE layers (
+    id               INTEGER PRIMARY KEY,
+    diff_id          TEXT NOT NULL UNIQUE,
+    blob_digest      TEXT NOT NULL,
+    unpacked_size    INTEGER NOT NULL,
+    entries          INTEGER NOT NULL,
+    owned_paths      TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    last_used        INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE pulls (
+    id               INTEGER PRIMARY KEY,
+    reference        TEXT NOT NULL,
+    manifest_digest  TEXT,
+    started_at       INTEGER NOT NULL,
+    finished_at      INTEGER NOT NULL,
+    ok               INTEGER NOT NULL,
+    up_to_date       INTEGER NOT NULL,
+    bytes_fetched    INTEGER NOT NULL,
+    bytes_reused     INTEGER NOT NULL,
+    layer_hits       INTEGER NOT NULL,
+    layer_misses     INTEGER NOT NULL,
+    phases           TEXT NOT NULL,
+    error            TEXT
+  ) STRICT;
+
+  -- Cross-process single-flight: the holder of a lease downloads (and unpacks) that blob; others
+  -- wait for its row to appear. A lease whose pid is dead or whose heartbeat is stale is taken over.
+  CREATE TABLE leases (
+    key           TEXT PRIMARY KEY,
+    pid           INTEGER NOT NULL,
+    token         TEXT NOT NULL,
+    acquired_at   INTEGER NOT NULL,
+    heartbeat_at  INTEGER NOT NULL
+  ) STRICT;
+  `,
+];

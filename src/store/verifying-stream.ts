@@ -1,0 +1,80 @@
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Hash } from 'node:crypto';
+import { HostpullError } from '../errors.js';
+import { createDigester, digestAlgorithm, digestFromHash, shortDigest, type Digest } from '../oci/digest.js';
+
+export interface VerifyingStreamOptions {
+  digest: Digest;
+  size: number;
+  /** Where the bytes come from, for error messages (`127.0.0.1:5000/pkg/jdk`). */
+  source: string;
+  /** A digester already fed with bytes received earlier (resumed download). */
+  hash?: Hash;
+  /** Bytes already fed into `hash`. */
+  offset?: number;
+}
+
+/**
+ * Passes bytes through while hashing and counting them, and fails *before* signalling
+ * end-of-stream when the size or digest is wrong (go-containerregistry's verify.ReadCloser), so
+ * a consumer never sees a clean end of unverified content. Too many bytes fail at once, without
+ * waiting for the end.
+ */
+export class VerifyingStream extends Transform {
+  readonly #digest: Digest;
+  readonly #size: number;
+  readonly #source: string;
+  readonly #hash: Hash;
+  #count: number;
+
+  constructor(options: VerifyingStreamOptions) {
+    super();
+    this.#digest = options.digest;
+    this.#size = options.size;
+    this.#source = options.source;
+    this.#hash = options.hash ?? createDigester(digestAlgorithm(options.digest));
+    this.#count = options.offset ?? 0;
+  }
+
+  /** Bytes seen so far, including a resumed prefix. */
+  get bytes(): number {
+    return this.#count;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    this.#count += chunk.length;
+    if (this.#count > this.#size) {
+      callback(
+        new HostpullError('SIZE_MISMATCH', `blob ${shortDigest(this.#digest)} from ${this.#source}: more than the ${this.#size} bytes the manifest declares`, {
+          details: { digest: this.#digest, expected: this.#size },
+        }),
+      );
+      return;
+    }
+    this.#hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#count !== this.#size) {
+      callback(
+        new HostpullError('SIZE_MISMATCH', `blob ${shortDigest(this.#digest)} from ${this.#source}: got ${this.#count} bytes, the manifest declares ${this.#size}`, {
+          hint: 'the transfer was cut short or the registry serves different content; pulling again resumes or refetches it',
+          details: { digest: this.#digest, expected: this.#size, actual: this.#count },
+        }),
+      );
+      return;
+    }
+    const actual = digestFromHash(this.#hash, digestAlgorithm(this.#digest));
+    if (actual !== this.#digest) {
+      callback(
+        new HostpullError('DIGEST_MISMATCH', `blob ${this.#digest} from ${this.#source}: content hashes to ${actual}`, {
+          hint: 'the registry serves corrupt or substituted content; nothing was stored',
+          details: { digest: this.#digest, actual },
+        }),
+      );
+      return;
+    }
+    callback();
+  }
+}
