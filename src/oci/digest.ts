@@ -18,15 +18,16 @@ export function isDigest(value: unknown): value is Digest {
   if (typeof value !== 'string') return false;
   const m = DIGEST_RE.exec(value);
   if (!m) return false;
-  const len = HEX_LENGTH[m[1] as DigestAlgorithm];
-  return len !== undefined && m[2]!.length === len && /^[a-f0-9]+$/.test(m[2]!);
+  // Object.hasOwn, not a plain lookup or `in`: `constructor:…` must not find Object.prototype's member.
+  if (!Object.hasOwn(HEX_LENGTH, m[1]!)) return false;
+  return m[2]!.length === HEX_LENGTH[m[1] as DigestAlgorithm] && /^[a-f0-9]+$/.test(m[2]!);
 }
 
 /** Parses and validates a digest; only sha256 and sha512 with lowercase hex are accepted. */
 export function parseDigest(value: string, what = 'digest'): Digest {
   if (isDigest(value)) return value;
   const m = DIGEST_RE.exec(value);
-  if (m && !(m[1]! in HEX_LENGTH)) {
+  if (m && !Object.hasOwn(HEX_LENGTH, m[1]!)) {
     throw new HostpullError('DIGEST_INVALID', `${what} ${JSON.stringify(value)} uses unsupported algorithm ${m[1]}`, {
       hint: 'hostpull supports sha256 and sha512 digests',
     });

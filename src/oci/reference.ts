@@ -121,7 +121,9 @@ export function resolveReference(input: string, options: ResolveOptions): ImageR
       validateTag(input);
       return { registry: options.server, repository: options.namespace, tag: input };
     }
-    return parseReference(`${options.server}/${input}`);
+    // The server is the default registry rather than a prefix to re-parse: a server name without
+    // a dot or port (`hostpull-serve`) would otherwise be read as a Docker Hub namespace.
+    return parseReference(input, options.server);
   }
   const ref = parseReference(input, options.server ?? DEFAULT_REGISTRY);
   return ref;

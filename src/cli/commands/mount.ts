@@ -1,0 +1,36 @@
+import type { Command } from 'commander';
+import { mountImage, unmountImage } from '../../container/mount-image.js';
+import { action, globalOptions } from '../context.js';
+import { formatMs, printJson } from '../format.js';
+import { withHost } from '../host.js';
+
+export function registerMountCommands(program: Command): void {
+  program
+    .command('mount')
+    .description('mount a read-only view of an image rootfs at DIR (pulling it first if needed)')
+    .argument('<ref>', 'composite tag or full reference')
+    .argument('<dir>', 'mount point (created if missing)')
+    .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
+    .option('--json', 'print what was mounted as JSON')
+    .action(
+      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; json?: boolean }, cmd: Command) => {
+        await withHost(globalOptions(cmd), async (host) => {
+          const r = await mountImage(host, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false });
+          if (opts.json) {
+            return printJson({ mountPoint: r.mountPoint, reference: r.pull.reference, manifestDigest: r.pull.manifestDigest, layers: r.plan.layers.map((l) => l.diffId), mount: r.plan.mount, mountMs: r.mountMs, pull: r.pull });
+          }
+          process.stdout.write(`mounted ${r.pull.reference} at ${r.mountPoint} (${r.plan.layers.length} layers, ${r.plan.mount.type === 'overlay' ? r.plan.mount.mode : 'bind'}, ${formatMs(r.mountMs)})\n`);
+        });
+      }),
+    );
+  program
+    .command('umount')
+    .description('unmount a rootfs mounted with hostpull mount')
+    .argument('<dir>', 'mount point')
+    .action(
+      action(async (dir: string) => {
+        const target = await unmountImage(dir);
+        process.stdout.write(`unmounted ${target}\n`);
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+import { Command, Option } from 'commander';
+import { runImage } from '../../container/run-image.js';
+import { action, collect, globalOptions, usageError } from '../context.js';
+import { withHost } from '../host.js';
+import { progressRenderer } from '../progress.js';
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('pull a composite (or any image), mount its layers in one overlay and run it with an OCI runtime')
+    .argument('<ref>', 'composite tag on the configured server, or a full reference')
+    .argument('[command...]', 'command and arguments (after --), replacing the image Cmd')
+    .option('-t, --tty', 'allocate a terminal (stdin must be one)')
+    .addOption(new Option('-e, --env <KEY=VAL>', 'set an environment variable (repeatable)').argParser(collect))
+    .option('-u, --user <user>', 'user[:group] or uid[:gid], resolved in the image')
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('--entrypoint <cmd>', 'replace the image entrypoint (a single program)')
+    .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
+    .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
+    .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
+    .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
+    .action(
+      action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean }, cmd: Command) => {
+        for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
+        return withHost(globalOptions(cmd), async (host) => {
+          const progress = progressRenderer();
+          const abort = new AbortController();
+          const onSignal = () => abort.abort(new Error('interrupted'));
+          process.once('SIGINT', onSignal);
+          process.once('SIGTERM', onSignal);
+          try {
+            const result = await runImage(host, host.resolve(input), {
+              args: command,
+              ...(opts.entrypoint ? { entrypoint: [opts.entrypoint] } : {}),
+              ...(opts.env ? { env: opts.env } : {}),
+              ...(opts.user ? { user: opts.user } : {}),
+              ...(opts.workdir ? { cwd: opts.workdir } : {}),
+              ...(opts.runtime ? { runtime: opts.runtime } : {}),
+              tty: opts.tty ?? false,
+              keep: opts.keep ?? false,
+              allowOverlap: opts.allowOverlap ?? false,
+              signal: abort.signal,
+              onPullEvent: progress.onEvent,
+              onRuntime: (runtime) => {
+                progress.stop();
+                // From here on the container's own signal forwarding takes over.
+                process.off('SIGINT', onSignal);
+                process.off('SIGTERM', onSignal);
+                host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
+              },
+            });
+            return result.exitCode;
+          } finally {
+            progress.stop();
+            process.off('SIGINT', onSignal);
+            process.off('SIGTERM', onSignal);
+          }
+        });
+      }),
+    );
+}

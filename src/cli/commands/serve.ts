@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import { HostpullError } from '../../errors.js';
+import { parseDuration } from '../../server/duration.js';
+import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../server/serve.js';
+import { action, globalOptions, loggerFor } from '../context.js';
+
+interface ServeFlags {
+  host: string;
+  port: string;
+  upstream?: string;
+  layout?: string;
+  base?: string;
+  tokenFile?: string;
+  cacheTtl: string;
+  catalog?: string;
+  blobRedirect?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the virtual image server: composite tags like JDK11.0-MVN3.8 synthesised from package images')
+    .option('--host <addr>', 'listen address', DEFAULT_HOST)
+    .option('--port <n>', 'listen port (0: any free port)', String(DEFAULT_PORT))
+    .option('--upstream <url>', 'upstream OCI registry, e.g. http://127.0.0.1:5000 (default: an OCI layout under --root)')
+    .option('--layout <dir>', 'upstream OCI image layout directory (default <root>/server/layout)')
+    .option('--base <repo:tag>', 'base image in the upstream placed under every composite')
+    .option('--token-file <file>', 'bearer token for catalog writes (without it, writes are refused)')
+    .option('--cache-ttl <duration>', 'how long composites and the catalog are cached', '30s')
+    .option('--catalog <file>', 'static catalog JSON file instead of the catalog stored in the upstream')
+    .option('--blob-redirect', 'redirect blob downloads to the upstream registry (307)')
+    .option('--tls-cert <pem>', 'serve https with this certificate')
+    .option('--tls-key <pem>', 'private key for --tls-cert')
+    .action(
+      action(async (flags: ServeFlags, cmd: Command) => {
+        const g = globalOptions(cmd);
+        const port = Number(flags.port);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HostpullError('USAGE', `--port ${flags.port} is not a port number`);
+        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
+        const server = await startServer({
+          host: flags.host,
+          port,
+          upstream: flags.upstream,
+          layout: flags.layout,
+          root: g.root,
+          namespace: g.namespace,
+          base: flags.base,
+          tokenFile: flags.tokenFile,
+          cacheTtlMs: parseDuration(flags.cacheTtl, '--cache-ttl'),
+          catalogFile: flags.catalog,
+          blobRedirect: flags.blobRedirect ?? false,
+          tlsCert: flags.tlsCert,
+          tlsKey: flags.tlsKey,
+          insecureRegistries: g.insecureRegistry,
+          logger,
+        });
+        process.stdout.write(`hostpull serving ${server.url} (upstream ${server.upstream.location})\n`);
+        await new Promise<void>((resolve) => {
+          const stop = () => {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+            void server.close().then(resolve);
+          };
+          process.on('SIGINT', stop);
+          process.on('SIGTERM', stop);
+        });
+      }),
+    );
+}

@@ -1,0 +1,44 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeOwner } from '../runtime/owner.js';
+import type { StoreLayout } from '../store/layout.js';
+
+/** The directories of one container: containers/<id>/{rootfs,upper,work} and the bundle (config.json) in containers/<id>. */
+export interface ContainerDirs {
+  id: string;
+  /** The OCI bundle directory (holds config.json and the owner marker). */
+  bundle: string;
+  rootfs: string;
+  upperdir: string;
+  workdir: string;
+}
+
+export function newContainerId(): string {
+  return randomBytes(6).toString('hex');
+}
+
+export function containerDirs(layout: StoreLayout, id: string): ContainerDirs {
+  const bundle = join(layout.containersDir, id);
+  return { id, bundle, rootfs: join(bundle, 'rootfs'), upperdir: join(bundle, 'upper'), workdir: join(bundle, 'work') };
+}
+
+/** runc's state directory (`runc --root`), kept per store so separate roots never see each other's containers. */
+export function runtimeStateDir(layout: StoreLayout): string {
+  return join(layout.root, 'runtime-state');
+}
+
+/** Names of container directories still being created (no owner marker yet). */
+export const CREATING_PREFIX = '.creating-';
+
+/**
+ * Creates containers/<id> with its owner marker already inside: the directory is made under a
+ * temporary name and renamed, so another process's leftover cleanup never sees a container
+ * directory without an owner and mistakes it for the remains of a killed run.
+ */
+export async function createContainerDir(dirs: ContainerDirs): Promise<void> {
+  const temp = join(dirs.bundle, '..', `${CREATING_PREFIX}${dirs.id}`);
+  await mkdir(temp, { recursive: true, mode: 0o711 });
+  await writeOwner(temp);
+  await rename(temp, dirs.bundle);
+}

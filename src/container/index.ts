@@ -1,0 +1,4 @@
+export * from './container-dirs.js';
+export * from './mount-image.js';
+export * from './remove-container.js';
+export * from './run-image.js';

@@ -1,0 +1,49 @@
+import { realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { HostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ImageReference } from '../oci/reference.js';
+import { Puller, type PullResult } from '../pull/puller.js';
+import type { RegistryClient } from '../registry/index.js';
+import { listMountsUnder, performMount, unmount } from '../rootfs/mount.js';
+import { createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/prepare-rootfs.js';
+import type { ContentStore } from '../store/content-store.js';
+
+export interface MountImageResult {
+  mountPoint: string;
+  plan: RootfsPlan;
+  pull: PullResult;
+  /** Time from "image complete in the store" to "rootfs mounted", in ms. */
+  mountMs: number;
+}
+
+/** `hostpull mount REF DIR`: a read-only view of the image's rootfs at DIR (pulled first if needed). */
+export async function mountImage(
+  deps: { store: ContentStore; client: RegistryClient; logger: Logger },
+  ref: ImageReference,
+  dir: string,
+  options: { allowOverlap?: boolean; signal?: AbortSignal } = {},
+): Promise<MountImageResult> {
+  const { store } = deps;
+  const pull = await new Puller(deps).pull(ref, { unpack: true, ...(options.signal ? { signal: options.signal } : {}) });
+  const t0 = performance.now();
+  const image = store.images.get(pull.reference)!;
+  const target = resolve(dir);
+  if (listMountsUnder(target).some((m) => m.mountPoint === target)) {
+    throw new HostpullError('ALREADY_MOUNTED', `${target} is already a mount point`, { hint: `hostpull umount ${dir}` });
+  }
+  const plan = await planImageRootfs(store, image, { target, allowOverlap: options.allowOverlap ?? false });
+  await createMountDirs({ target });
+  performMount(plan.mount);
+  return { mountPoint: target, plan, pull, mountMs: performance.now() - t0 };
+}
+
+/** `hostpull umount DIR`: refuses anything that is not a mount point, so no directory is touched by mistake. */
+export async function unmountImage(dir: string): Promise<string> {
+  const target = await realpath(resolve(dir)).catch(() => resolve(dir));
+  if (!listMountsUnder(target).some((m) => m.mountPoint === target)) {
+    throw new HostpullError('NOT_MOUNTED', `${target} is not a mount point`);
+  }
+  unmount(target);
+  return target;
+}

@@ -1,0 +1,200 @@
+/**
+ * Typed access to the native addon (native/, built with `npm run build:native`): the Linux syscalls
+ * Node 20 lacks — mount/umount2, the new mount API for overlays, mknod and the l*xattr family.
+ *
+ * The addon is loaded on first use, not at import time, so modules that merely import this one
+ * (the CLI, unit tests without root) work where the addon was not built. Node's require cache
+ * keeps the loaded module, so there is no singleton here.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+import { HostpullError } from '../errors.js';
+
+export { constants } from './constants.js';
+
+/** Options of {@link overlayMount}. */
+export interface OverlayMountOptions {
+  /** Lower directories, top-most first (the order of the classic `lowerdir=a:b:c`). At least one. */
+  lowerdirs: readonly string[];
+  /** Writable upper directory; without it the overlay is read-only. */
+  upperdir?: string;
+  /** Work directory on the same filesystem as `upperdir`; required with it. */
+  workdir?: string;
+  /**
+   * Extra overlay parameters: `key=value` (e.g. `index=off`, `redirect_dir=off`, `metacopy=off`) or a
+   * bare flag (e.g. `userxattr`). Default: none.
+   */
+  options?: readonly string[];
+  /** Mount read-only (superblock `ro` and MOUNT_ATTR_RDONLY). Default: false. */
+  readonly?: boolean;
+  /** The mount's source as shown in /proc/self/mountinfo. Default: "overlay". */
+  source?: string;
+  /** MOUNT_ATTR_* bits of {@link constants} for the mount (nosuid, nodev…). Default: 0. */
+  mountAttributes?: number;
+}
+
+/** The raw addon surface, as exported by native/src/hostpull_native.c. */
+interface Addon {
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount2(target: string, flags: number): void;
+  mknod(path: string, mode: number, dev: number): void;
+  makedev(major: number, minor: number): number;
+  major(dev: number): number;
+  minor(dev: number): number;
+  lsetxattr(path: string, name: string, value: Uint8Array, flags: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  lremovexattr(path: string, name: string): void;
+  overlayMount(target: string, options: OverlayMountOptions): void;
+  constants: Record<string, number>;
+}
+
+/** Error properties the addon sets on a failed syscall. */
+interface NativeErrorLike {
+  code?: unknown;
+  errno?: unknown;
+  syscall?: unknown;
+  path?: unknown;
+  key?: unknown;
+  value?: unknown;
+  fsLog?: unknown;
+  message?: unknown;
+}
+
+/**
+ * Path of the compiled addon. This file lives at src/native/index.ts (vitest) or
+ * dist/native/index.js (built): both are two levels below the package root.
+ */
+export function addonPath(): string {
+  return fileURLToPath(new URL('../../native/build/Release/hostpull_native.node', import.meta.url));
+}
+
+function addon(): Addon {
+  const path = addonPath();
+  try {
+    return createRequire(import.meta.url)(path) as Addon;
+  } catch (err) {
+    throw new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}`, {
+      hint: 'run npm run build:native',
+      cause: err,
+      details: { path },
+    });
+  }
+}
+
+/** True when the addon is built and loads. */
+export function isNativeAvailable(): boolean {
+  try {
+    addon();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Turns the addon's errno error into HostpullError('SYSCALL_FAILED'); the errno name stays in
+ * `details.errno` so callers can branch on it (see {@link syscallErrno}). Argument-type errors
+ * (programming errors) pass through unchanged.
+ */
+function wrap(err: unknown): unknown {
+  const e = (typeof err === 'object' && err !== null ? err : {}) as NativeErrorLike;
+  if (typeof e.errno !== 'number' || typeof e.syscall !== 'string') return err;
+  const details: Record<string, unknown> = {
+    errno: e.code,
+    errnoNumber: e.errno,
+    syscall: e.syscall,
+  };
+  if (typeof e.path === 'string') details.path = e.path;
+  if (typeof e.key === 'string') details.key = e.key;
+  if (typeof e.value === 'string') details.value = e.value;
+  if (typeof e.fsLog === 'string') details.fsLog = e.fsLog;
+  return new HostpullError('SYSCALL_FAILED', String(e.message), { cause: err, details });
+}
+
+function call<T>(fn: (a: Addon) => T): T {
+  const a = addon();
+  try {
+    return fn(a);
+  } catch (err) {
+    throw wrap(err);
+  }
+}
+
+/** errno name (`ENOENT`, `EEXIST`…) of an error thrown by this module, or undefined. */
+export function syscallErrno(err: unknown): string | undefined {
+  if (err instanceof HostpullError && err.code === 'SYSCALL_FAILED') {
+    const errno = err.details?.errno;
+    return typeof errno === 'string' ? errno : undefined;
+  }
+  return undefined;
+}
+
+/** mount(2). `flags` from {@link constants} (MS_*). */
+export function mount(
+  source: string | null,
+  target: string,
+  fstype: string | null,
+  flags: number,
+  data: string | null = null,
+): void {
+  call((a) => a.mount(source, target, fstype, flags, data));
+}
+
+/** umount2(2). `flags`: 0 or MNT_DETACH / MNT_FORCE / UMOUNT_NOFOLLOW. */
+export function umount2(target: string, flags = 0): void {
+  call((a) => a.umount2(target, flags));
+}
+
+/** mknod(2); `mode` includes the type bits (S_IFCHR | 0o000 for an overlay whiteout). */
+export function mknod(path: string, mode: number, dev: number): void {
+  call((a) => a.mknod(path, mode, dev));
+}
+
+/**
+ * glibc's makedev(3) in JS (no addon needed): major bits 0–11 at 8–19 and 12–31 at 44–63,
+ * minor bits 0–7 at 0–7 and 8–31 at 20–43. Kept in JS so tar unpacking can compute device numbers without loading the addon.
+ */
+export function makedev(major: number, minor: number): number {
+  const lo = ((minor & 0xff) | ((major & 0xfff) << 8) | ((minor & 0xfff00) << 12)) >>> 0;
+  const hi = (((minor >>> 20) & 0xfff) | ((major >>> 12) << 12)) >>> 0;
+  // Multiply instead of shifting: JS bit operators are 32-bit, the result is a 64-bit dev_t
+  // (exact in a double for any device number below 2^53, i.e. every real one).
+  return hi * 0x1_0000_0000 + lo;
+}
+
+/** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */
+export function lsetxattr(path: string, name: string, value: Uint8Array, flags = 0): void {
+  call((a) => a.lsetxattr(path, name, value, flags));
+}
+
+/** lgetxattr(2): the value, or null when the attribute is absent (ENODATA). */
+export function lgetxattr(path: string, name: string): Buffer | null {
+  return call((a) => a.lgetxattr(path, name));
+}
+
+/** llistxattr(2): attribute names the caller may see (trusted.* only with CAP_SYS_ADMIN). */
+export function llistxattr(path: string): string[] {
+  return call((a) => a.llistxattr(path));
+}
+
+/** lremovexattr(2). */
+export function lremovexattr(path: string, name: string): void {
+  call((a) => a.lremovexattr(path, name));
+}
+
+/**
+ * Mounts an overlay at `target` with the new mount API (fsopen/fsconfig/fsmount/move_mount): each
+ * lower dir is one `lowerdir+` parameter (Linux ≥ 6.8), so neither the one-page limit of mount(2)
+ * data nor `:`/`,` escaping applies. Paths of 256 bytes or more are passed as O_PATH fds (Linux ≥ 6.13).
+ * A failing parameter is named in the error together with the kernel's reasons.
+ */
+export function overlayMount(target: string, options: OverlayMountOptions): void {
+  call((a) => a.overlayMount(target, options));
+}
+
+/** The constants as compiled into the addon (for checking {@link constants} against the C headers). */
+export function addonConstants(): Record<string, number> {
+  return call((a) => a.constants);
+}

@@ -1,0 +1,23 @@
+/**
+ * Annotations hostpull writes on composite manifests (image-spec annotations.md: reverse-domain
+ * keys for anything not in org.opencontainers.*). Shared by the server that writes them and the
+ * host that reads them.
+ */
+/** The canonical composite tag, e.g. `GRD7.0-JDK11.0-MVN3.8`: one code name per package layer, in layer order. */
+export const CODENAMES_ANNOTATION = 'dev.hostpull.codenames';
+/** JSON object: code name → the package image's manifest digest it was resolved to. */
+export const PACKAGES_ANNOTATION = 'dev.hostpull.packages';
+
+/**
+ * Code names of a composite's package layers, aligned with the manifest's layers: the package
+ * layers are the last N (after the base layers), in the order the annotation lists them.
+ * Undefined for an ordinary image.
+ */
+export function packageLayerNames(annotations: Record<string, string> | undefined, layerCount: number): Array<string | undefined> | undefined {
+  const tag = annotations?.[CODENAMES_ANNOTATION];
+  if (!tag) return undefined;
+  const codes = tag.split('-');
+  if (codes.length > layerCount) return undefined;
+  const base = layerCount - codes.length;
+  return Array.from({ length: layerCount }, (_, i) => (i < base ? undefined : codes[i - base]));
+}

@@ -1,0 +1,3 @@
+export * from './conflicts.js';
+export * from './mount-plan.js';
+export * from './mount.js';

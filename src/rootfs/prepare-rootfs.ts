@@ -1,0 +1,73 @@
+import { mkdir } from 'node:fs/promises';
+import { HostpullError } from '../errors.js';
+import { packageLayerNames } from '../oci/annotations.js';
+import { parseManifest } from '../oci/manifest.js';
+import type { ContentStore } from '../store/content-store.js';
+import type { ImageRow } from '../store/images.js';
+import type { LayerRow } from '../store/layers.js';
+import { assertNoConflicts, type LayerPaths } from './conflicts.js';
+import { planOverlay, type Mount } from './mount-plan.js';
+
+export interface PrepareRootfsOptions {
+  /** Mount point (created if missing). */
+  target: string;
+  /** Writable upper and work dirs (a container); absent: a read-only view. */
+  writable?: { upperdir: string; workdir: string };
+  /** Skip the overlap check between package layers and stack them in manifest order. Default false. */
+  allowOverlap?: boolean;
+}
+
+export interface RootfsPlan {
+  mount: Mount;
+  /** The image's unpacked layers, in manifest order. */
+  layers: LayerRow[];
+}
+
+/**
+ * Decides the mount of an image's rootfs from what the store holds, without mounting: every
+ * layer must be unpacked; for a composite, no two package layers may write the same path (each
+ * package owns its prefix, which is what lets the layers be stacked in any order).
+ */
+export async function planImageRootfs(store: ContentStore, image: ImageRow, options: PrepareRootfsOptions): Promise<RootfsPlan> {
+  const rows = store.images.layers(image.manifestDigest);
+  const layers = rows.map((l) => {
+    const layer = store.layers.get(l.diffId);
+    if (!layer) {
+      throw new HostpullError('LAYER_MISSING', `layer ${l.diffId} of ${image.reference} is not unpacked in ${store.layout.root}`, {
+        hint: `pull the image again: hostpull pull ${image.reference}`,
+      });
+    }
+    return layer;
+  });
+  if (!options.allowOverlap) {
+    const parsed = parseManifest(await store.blobs.readBytes(image.manifestDigest));
+    const names = parsed.kind === 'manifest' ? packageLayerNames(parsed.manifest.annotations, layers.length) : undefined;
+    if (names) {
+      const packages: LayerPaths[] = [];
+      layers.forEach((layer, i) => {
+        const name = names[i];
+        if (name !== undefined) packages.push({ name, paths: store.layers.ownedPaths(layer.diffId) });
+      });
+      assertNoConflicts(packages);
+    }
+  }
+  // overlay lists the top-most layer first. Package layers are disjoint, so for a composite this
+  // order changes nothing in the tree; for an ordinary image (or --allow-overlap) it is the
+  // manifest's stacking order.
+  const lowerdirs = layers.map((l) => store.layers.dir(l)).reverse();
+  const mount = planOverlay({
+    lowerdirs,
+    target: options.target,
+    ...(options.writable ? { upperdir: options.writable.upperdir, workdir: options.writable.workdir } : { readonly: true }),
+  });
+  return { mount, layers };
+}
+
+/** Creates the mount point and any upper/work dirs a plan needs. */
+export async function createMountDirs(options: PrepareRootfsOptions): Promise<void> {
+  await mkdir(options.target, { recursive: true, mode: 0o755 });
+  if (options.writable) {
+    await mkdir(options.writable.upperdir, { recursive: true, mode: 0o755 });
+    await mkdir(options.writable.workdir, { recursive: true, mode: 0o700 });
+  }
+}

@@ -1,0 +1,149 @@
+import { isAbsolute, resolve } from 'node:path';
+import { HostpullError } from '../errors.js';
+import type { ImageConfig } from '../oci/index.js';
+import { checkContainerPath } from './container-path.js';
+import { mergeEnv } from './env.js';
+import { DEFAULT_CAPABILITIES, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, defaultMounts } from './spec-defaults.js';
+import type { RuntimeMount, RuntimeSpec } from './spec-types.js';
+import { resolveUser } from './user.js';
+
+export interface BindMount {
+  /** Absolute host path. */
+  source: string;
+  /** Absolute path inside the container (same checks as WorkingDir). */
+  destination: string;
+  /** Mount options; default `['rbind']`. Add `'ro'` for a read-only bind. */
+  options?: string[];
+}
+
+export interface RuntimeSpecInput {
+  /** Image config (Env, Entrypoint, Cmd, WorkingDir, User are used). */
+  imageConfig: ImageConfig;
+  /** An already-mounted rootfs; the spec's `root.path` is its absolute form. */
+  rootfsPath: string;
+  /** `run IMAGE CMD…`: replaces the image's Cmd; the Entrypoint is kept (Docker semantics). */
+  args?: string[];
+  /** `--entrypoint`: replaces the image's Entrypoint and, as in Docker, drops the image's Cmd. */
+  entrypoint?: string[];
+  /** `-e KEY=VAL`: added to / overriding the image's Env. */
+  env?: string[];
+  /** Allocate a terminal (`process.terminal`); adds TERM=xterm unless set. Default false. */
+  tty?: boolean;
+  /**
+   * Initial terminal size with `tty` (e.g. from process.stdout.rows/columns). crun and runc ≥ 1.2
+   * apply it before the process starts; runc 1.1 ignores it and resizes just after start.
+   */
+  consoleSize?: { height: number; width: number };
+  /** Container id: used for the default hostname (its first 12 characters). */
+  containerId?: string;
+  /** Hostname; default: the container id's first 12 characters, else "hostpull". */
+  hostname?: string;
+  /** Mount the rootfs read-only. Default false. */
+  readonlyRootfs?: boolean;
+  /** Overrides the image's User (`uid`, `uid:gid`, `name`, `name:group`). */
+  user?: string;
+  /** Overrides the image's WorkingDir. */
+  cwd?: string;
+  /** Extra bind mounts. */
+  mounts?: BindMount[];
+}
+
+export interface BuildSpecOptions {
+  /**
+   * Rootless runtime (runc/crun run by a non-root user): adds a user namespace mapping container
+   * root to `hostUid`/`hostGid` and leaves out cgroup device rules. Default false.
+   */
+  rootless?: boolean;
+  /** Host uid mapped to container root when rootless. Default: process.getuid(). */
+  hostUid?: number;
+  /** Host gid mapped to container root when rootless. Default: process.getgid(). */
+  hostGid?: number;
+}
+
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/;
+
+function commandOf(input: RuntimeSpecInput): string[] {
+  const cfg = input.imageConfig.config ?? {};
+  const entrypoint = input.entrypoint ?? cfg.Entrypoint ?? [];
+  // Docker: overriding the entrypoint resets the image's Cmd, which was written for the old one.
+  const cmd = input.args ?? (input.entrypoint !== undefined ? [] : cfg.Cmd ?? []);
+  const args = [...entrypoint, ...cmd];
+  if (args.length === 0 || args[0] === '') {
+    throw new HostpullError('NO_COMMAND', 'the image has no Entrypoint or Cmd and no command was given', {
+      hint: 'pass a command after --, e.g. hostpull run IMAGE -- sh',
+    });
+  }
+  if (args.some((a) => a.includes('\0'))) throw new HostpullError('NO_COMMAND', 'a command argument contains NUL');
+  return args;
+}
+
+function bindMounts(input: RuntimeSpecInput): RuntimeMount[] {
+  return (input.mounts ?? []).map((m) => {
+    if (!isAbsolute(m.source)) throw new HostpullError('MOUNT_INVALID', `mount source "${m.source}" is not an absolute path`);
+    const destination = checkContainerPath(m.destination, 'mount destination', 'MOUNT_INVALID', input.rootfsPath);
+    const options = m.options && m.options.length > 0 ? m.options : ['rbind'];
+    return { destination, type: 'bind', source: m.source, options };
+  });
+}
+
+/**
+ * Builds an OCI runtime-spec 1.0.2 `config.json` object from an image config, following what
+ * `runc spec` and Docker produce.
+ *
+ * No seccomp profile: Docker's default is a ~400-syscall allow-list tied to kernel and libseccomp
+ * versions; an outdated copy breaks workloads (EPERM on new syscalls such as clone3 — the glibc
+ * 2.34 breakage of 2021), and maintaining one is out of scope for now. The baseline here is
+ * namespaces (a fresh netns with only loopback), Docker's reduced capability set, masked/readonly
+ * /proc paths and noNewPrivileges.
+ */
+export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions = {}): RuntimeSpec {
+  const rootless = opts.rootless ?? false;
+  const tty = input.tty ?? false;
+  const rootfsPath = resolve(input.rootfsPath);
+  const cfg = input.imageConfig.config ?? {};
+
+  const args = commandOf(input);
+  const cwd = checkContainerPath(input.cwd ?? (cfg.WorkingDir || '/'), 'working directory', 'CWD_INVALID', rootfsPath);
+  const user = resolveUser(rootfsPath, input.user ?? cfg.User);
+  const env = mergeEnv(cfg.Env, input.env, { tty, home: user.home });
+
+  const hostname = input.hostname ?? (input.containerId ? input.containerId.slice(0, 12) : 'hostpull');
+  if (!HOSTNAME.test(hostname)) throw new HostpullError('HOSTNAME_INVALID', `hostname "${hostname}" is not a valid host name`);
+
+  const caps = [...DEFAULT_CAPABILITIES];
+  const spec: RuntimeSpec = {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: tty,
+      ...(tty && input.consoleSize ? { consoleSize: { ...input.consoleSize } } : {}),
+      user: user.additionalGids.length > 0 ? { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } : { uid: user.uid, gid: user.gid },
+      args,
+      env,
+      cwd,
+      capabilities: { bounding: caps, effective: [...caps], permitted: [...caps] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: rootfsPath, readonly: input.readonlyRootfs ?? false },
+    hostname,
+    mounts: [...defaultMounts(rootless), ...bindMounts(input)],
+    linux: {
+      // A fresh network namespace has only loopback: the safest default until networking exists.
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }],
+      maskedPaths: [...MASKED_PATHS],
+      readonlyPaths: [...READONLY_PATHS],
+    },
+  };
+  if (rootless) {
+    const hostUid = opts.hostUid ?? process.getuid?.() ?? 0;
+    const hostGid = opts.hostGid ?? process.getgid?.() ?? 0;
+    spec.linux.namespaces.push({ type: 'user' });
+    // One id mapped: without newuidmap/subuid ranges an unprivileged user can map only itself.
+    spec.linux.uidMappings = [{ containerID: 0, hostID: hostUid, size: 1 }];
+    spec.linux.gidMappings = [{ containerID: 0, hostID: hostGid, size: 1 }];
+  } else {
+    // Deny every device by default; runc/crun add the allow rules for the default /dev nodes.
+    spec.linux.resources = { devices: [{ allow: false, access: 'rwm' }] };
+  }
+  return spec;
+}

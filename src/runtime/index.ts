@@ -1,0 +1,11 @@
+export type { RuntimeSpec, RuntimeProcess, RuntimeMount, RuntimeLinux, IdMapping } from './spec-types.js';
+export type { RuntimeInfo } from './runtime-info.js';
+export { buildRuntimeSpec, type RuntimeSpecInput, type BuildSpecOptions, type BindMount } from './build-runtime-spec.js';
+export { writeBundle } from './write-bundle.js';
+export { detectRuntime, type DetectOptions } from './detect-runtime.js';
+export { runContainer, checkContainerId, type RunOptions, type RunResult } from './run-container.js';
+export { cleanupStaleContainers, type CleanupOptions } from './cleanup-stale-containers.js';
+export { resolveUser, type ResolvedUser } from './user.js';
+export { resolveInRoot, readFileInRoot } from './resolve-in-root.js';
+export { checkContainerPath } from './container-path.js';
+export { mergeEnv } from './env.js';

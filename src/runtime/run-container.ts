@@ -1,0 +1,230 @@
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { HostpullError, errnoCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { execRuntime, isNotExist, tail } from './exec-runtime.js';
+import { removeOwner, writeOwner } from './owner.js';
+import type { RuntimeInfo } from './runtime-info.js';
+import type { RuntimeSpec } from './spec-types.js';
+
+export interface RunOptions {
+  runtime: RuntimeInfo;
+  /** Bundle directory holding config.json (see writeBundle). */
+  bundleDir: string;
+  /** Container id: letters, digits, `_ . + -`, at most 128 characters (runc's rule). */
+  containerId: string;
+  /** The runtime's state directory (`--root`). */
+  stateRoot: string;
+  /**
+   * Whether the bundle asks for a terminal. Default: read from config.json (`process.terminal`);
+   * when given, it must agree with it.
+   */
+  tty?: boolean;
+  /**
+   * `inherit` (default): the container uses our stdin/stdout/stderr. `pipe`: output is captured
+   * and returned (tests, probes); stdin gets `input` then EOF.
+   */
+  stdio?: 'inherit' | 'pipe';
+  /** Bytes written to the container's stdin with `stdio: 'pipe'`. Default: none (immediate EOF). */
+  input?: string | Uint8Array;
+  /** Abort: the container is killed (SIGKILL), cleaned up, and the call rejects with ABORTED. */
+  signal?: AbortSignal;
+  /** Skip the final `delete --force` (debugging). Default false. */
+  keep?: boolean;
+  /**
+   * Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH received by this process to
+   * the container while it runs. Default true; a daemon running many containers turns it off.
+   */
+  forwardSignals?: boolean;
+  logger?: Logger;
+}
+
+export interface RunResult {
+  /** The container's exit status; 128+signo when it died of a signal (shell convention). */
+  exitCode: number;
+  /** Set when the runtime process itself was killed by a signal. */
+  signal?: NodeJS.Signals;
+  /** Captured output with `stdio: 'pipe'` (the last 4 MiB of each). */
+  stdout?: string;
+  stderr?: string;
+}
+
+const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+const MAX_CAPTURE = 4 * 1024 * 1024;
+/** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
+const RUNTIME_LOG = 'runtime.log';
+
+export function checkContainerId(id: string): void {
+  if (!CONTAINER_ID.test(id)) {
+    throw new HostpullError('CONTAINER_ID_INVALID', `container id "${id}" must be 1-128 of [A-Za-z0-9_.+-], starting alphanumeric`);
+  }
+}
+
+/** Error-level messages from a runtime's JSON log (runc writes one object per line; crun omits newlines). */
+async function runtimeErrors(logPath: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(logPath, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const out: string[] = [];
+  for (const line of text.replace(/}\s*{/g, '}\n{').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      const entry = JSON.parse(line) as { level?: string; msg?: string };
+      if ((entry.level === 'error' || entry.level === 'fatal') && entry.msg) out.push(entry.msg);
+    } catch {
+      // A non-JSON line (e.g. from an older runtime) is kept verbatim.
+      out.push(line.trim());
+    }
+  }
+  return out;
+}
+
+async function readTerminal(bundleDir: string): Promise<boolean> {
+  let spec: Partial<RuntimeSpec>;
+  try {
+    spec = JSON.parse(await readFile(join(bundleDir, 'config.json'), 'utf8')) as Partial<RuntimeSpec>;
+  } catch (err) {
+    throw new HostpullError('BUNDLE_INVALID', `cannot read ${join(bundleDir, 'config.json')}: ${(err as Error).message}`, { cause: err });
+  }
+  return spec.process?.terminal === true;
+}
+
+/**
+ * Runs a container in the foreground with `<runtime> --root <stateRoot> run --bundle <dir> <id>`
+ * and resolves with its exit code once it is gone and deleted.
+ *
+ * Signals: the runtime's foreground `run` forwards every signal it receives to the container's
+ * init (runc's signal handler is installed before the container starts, so an early signal is
+ * queued, not lost; verified by the SIGTERM integration test). So we forward to the runtime
+ * *process* rather than calling `runc kill`, which would fail before the container exists.
+ * Without a terminal the runtime gets its own session (`detached`): a Ctrl-C or hangup aimed at
+ * our process group then reaches the container exactly once, through us.
+ *
+ * TTY: with `process.terminal` the runtime allocates the pty itself and, in foreground mode,
+ * opens /dev/tty — our controlling terminal — to put it in raw mode and proxy it (it fails with
+ * "open /dev/tty: no such device or address" otherwise). So the runtime must stay in our session
+ * and process group, stdio must be inherited, and our stdin must be a terminal; we check that
+ * up front. In raw mode the keyboard produces bytes, not signals, and the runtime receives the
+ * terminal's SIGWINCH itself; a signal sent to the whole process group may reach it twice.
+ *
+ * Exit: the runtime exits with the container's status, or 128+signo when the container died of a
+ * signal; if the runtime itself dies of a signal we report 128+signo and the signal. Runtime
+ * failures (it could not create or start the container) are told apart from a container exiting
+ * non-zero by the error entries of its `--log` file and thrown as RUNTIME_FAILED with the
+ * runtime's name and its message. `delete --force` runs on every path unless `keep`.
+ */
+export async function runContainer(opts: RunOptions): Promise<RunResult> {
+  const { runtime, bundleDir, containerId, stateRoot } = opts;
+  const log = opts.logger;
+  checkContainerId(containerId);
+  if (opts.signal?.aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted before start`, { cause: opts.signal.reason });
+  const stdio = opts.stdio ?? 'inherit';
+  const terminal = await readTerminal(bundleDir);
+  if (opts.tty !== undefined && opts.tty !== terminal) {
+    throw new HostpullError('BUNDLE_INVALID', `tty=${opts.tty} but the bundle's process.terminal is ${terminal}`);
+  }
+  if (terminal && (stdio !== 'inherit' || !process.stdin.isTTY)) {
+    throw new HostpullError('TTY_UNAVAILABLE', 'a terminal was requested but stdin is not a terminal', {
+      hint: 'run without -t, or from an interactive terminal',
+    });
+  }
+
+  const logPath = join(bundleDir, RUNTIME_LOG);
+  await rm(logPath, { force: true });
+  await writeOwner(bundleDir);
+
+  const args = [`--root=${stateRoot}`, `--log=${logPath}`, '--log-format=json', 'run', '--bundle', bundleDir, containerId];
+  log?.debug({ runtime: runtime.path, args }, 'starting container');
+  const child = spawn(runtime.path, args, {
+    stdio: stdio === 'inherit' ? 'inherit' : ['pipe', 'pipe', 'pipe'],
+    detached: !terminal,
+  });
+
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  if (stdio === 'pipe') {
+    const keepTail = (chunks: Buffer[]) => (b: Buffer) => {
+      chunks.push(b);
+      let total = chunks.reduce((n, c) => n + c.length, 0);
+      while (total > MAX_CAPTURE && chunks.length > 1) total -= chunks.shift()!.length;
+    };
+    child.stdout!.on('data', keepTail(out));
+    child.stderr!.on('data', keepTail(err));
+    // EPIPE when the container exits without reading: not our error.
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(opts.input ?? '');
+  }
+
+  const forward = (sig: NodeJS.Signals) => {
+    log?.debug({ signal: sig, containerId }, 'forwarding signal');
+    child.kill(sig);
+  };
+  const forwarding = opts.forwardSignals ?? true;
+  if (forwarding) for (const sig of FORWARDED) process.on(sig, forward);
+
+  let aborted = false;
+  const onAbort = () => {
+    aborted = true;
+    void execRuntime(runtime, stateRoot, ['kill', containerId, 'KILL']).then(
+      (r) => {
+        // Not created yet (or already gone): stop the runtime itself; delete --force follows.
+        if (r.code !== 0) child.kill('SIGKILL');
+      },
+      () => child.kill('SIGKILL'),
+    );
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  try {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', (e) => {
+        reject(
+          errnoCode(e) === 'ENOENT'
+            ? new HostpullError('RUNTIME_NOT_FOUND', `${runtime.name} not found at ${runtime.path}`, { cause: e })
+            : e,
+        );
+      });
+      child.once('close', (c, s) => resolve({ code: c, signal: s }));
+    });
+    if (aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted`, { cause: opts.signal?.reason });
+
+    const result: RunResult =
+      code !== null ? { exitCode: code } : { exitCode: 128 + (constants.signals[signal!] ?? 0), signal: signal! };
+    if (stdio === 'pipe') {
+      result.stdout = Buffer.concat(out).toString('utf8');
+      result.stderr = Buffer.concat(err).toString('utf8');
+    }
+    if (result.exitCode !== 0 && result.signal === undefined) {
+      const errors = await runtimeErrors(logPath);
+      if (errors.length > 0) {
+        throw new HostpullError('RUNTIME_FAILED', `${runtime.name} ${runtime.version}: ${tail(errors.join('\n'), 3)}`, {
+          hint: `the OCI runtime could not start the container; try another with --runtime`,
+          details: { runtime: runtime.path, exitCode: result.exitCode, stderrTail: tail(result.stderr ?? errors.join('\n'), 10) },
+        });
+      }
+    }
+    log?.debug({ containerId, ...result, stdout: undefined, stderr: undefined }, 'container exited');
+    return result;
+  } finally {
+    if (forwarding) for (const sig of FORWARDED) process.removeListener(sig, forward);
+    opts.signal?.removeEventListener('abort', onAbort);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!(opts.keep ?? false)) {
+      // A foreground `run` deletes its container on a normal exit; this covers the runtime being
+      // killed, aborted or failing halfway (state left under --root, processes still running).
+      const r = await execRuntime(runtime, stateRoot, ['delete', '--force', containerId]).catch((e: unknown) => ({
+        code: -1,
+        stderr: String(e),
+      }));
+      if (r.code !== 0 && !isNotExist(r.stderr)) log?.warn({ containerId, stderr: tail(r.stderr) }, 'runtime delete failed');
+      await removeOwner(bundleDir).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * `hostpull run` / `mount` end to end: real registry, real overlayfs, real runc.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, spawnCli } from '../../helpers/cli.js';
+import { buildLayer, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
+
+let registry: TestRegistry;
+let fixtures: FixtureSet;
+const temps: string[] = [];
+
+async function tempDir(prefix: string): Promise<string> {
+  const d = await makeTempDir(prefix);
+  temps.push(d);
+  return d;
+}
+
+function hostpull(root: string, args: string[], timeoutMs = 120_000) {
+  return runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs });
+}
+
+/** (path, inode, mtime) of everything under the unpacked layers: proves none was rewritten. */
+async function snapshotLayers(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      const st = await stat(p).catch(() => undefined);
+      out.set(p, st ? `${st.ino}:${st.mtimeMs}:${st.ctimeMs}` : 'gone');
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(join(root, 'layers'));
+  return out;
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  fixtures = await pushFixtureSet(registry.url, {
+    composites: ['JDK11.0-MVN3.8-GRD7.0', 'JDK11.0-MVN3.7-GRD7.0', 'JDK11.0-GRD7.0', 'GRD7.0-JDK11.0'],
+  });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  for (const d of temps) await removeTempDir(d);
+});
+
+describe('hostpull run', () => {
+  it('shows both package directories and the merged PATH, and cleans up after itself', async () => {
+    const root = await tempDir('run');
+    const r = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'ls /opt; echo $PATH']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain(fixtures.prefixes['JDK11.0']!.slice('/opt/'.length));
+    expect(lines).toContain(fixtures.prefixes['GRD7.0']!.slice('/opt/'.length));
+    expect(lines.at(-1)).toMatch(new RegExp(`^${fixtures.prefixes['JDK11.0']}/bin:${fixtures.prefixes['GRD7.0']}/bin:`));
+    expect(await readdir(join(root, 'containers'))).toEqual([]);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
+  it('either order of the same packages gives a byte-identical tree', async () => {
+    const root = await tempDir('order');
+    const listing = "find / -xdev | sort; find /opt -xdev -type f -exec sha256sum {} + | sort";
+    const a = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', listing]);
+    const b = await hostpull(root, ['run', 'GRD7.0-JDK11.0', '--', '/bin/sh', '-c', listing]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.stdout.length).toBeGreaterThan(1000);
+    expect(b.stdout).toBe(a.stdout);
+  });
+
+  it('a new combination unpacks exactly one layer and leaves existing layer directories untouched', async () => {
+    const root = await tempDir('once');
+    expect((await hostpull(root, ['run', 'JDK11.0-MVN3.8-GRD7.0', '--', '/bin/true'])).code).toBe(0);
+    const before = await snapshotLayers(root);
+    const layersBefore = JSON.parse((await runCli(['--root', root, 'stats', '--json'])).stdout).store.layers;
+    const r = await hostpull(root, ['run', 'JDK11.0-MVN3.7-GRD7.0', '--', '/bin/sh', '-c', `ls ${fixtures.prefixes['MVN3.7']}`]);
+    expect(r.code).toBe(0);
+    const layersAfter = JSON.parse((await runCli(['--root', root, 'stats', '--json'])).stdout).store.layers;
+    expect(layersAfter).toBe(layersBefore + 1);
+    const after = await snapshotLayers(root);
+    for (const [path, sig] of before) expect(after.get(path), path).toBe(sig);
+  });
+
+  it('propagates the exit code and -e overrides', async () => {
+    const root = await tempDir('exit');
+    const r = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'exit 7']);
+    expect(r.code).toBe(7);
+    const e = await hostpull(root, ['run', '-e', 'GREETING=hi', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo $GREETING $JAVA_HOME']);
+    expect(e.stdout.trim()).toBe(`hi ${fixtures.prefixes['JDK11.0']}`);
+  });
+
+  it('a composite of 120 package layers mounts and runs', async () => {
+    const layers = Array.from({ length: 120 }, (_, i) => {
+      const code = `P${i}.0`;
+      return buildLayer([{ path: `/opt/p${i}/VERSION`, content: `${code}\n` }]);
+    });
+    await pushImage(registry.url, 'hostpull', 'MANY1.0', [fixtures.base, ...layers], { cmd: ['/bin/sh'] });
+    const root = await tempDir('many');
+    const r = await hostpull(root, ['run', 'MANY1.0', '--', '/bin/sh', '-c', 'ls /opt | wc -l; cat /opt/p0/VERSION /opt/p119/VERSION']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['120', 'P0.0', 'P119.0']);
+  });
+
+  it('after kill -9 of hostpull run, the next start removes the leftover mounts and directories', async () => {
+    const root = await tempDir('kill');
+    const child = spawnCli(['--root', root, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo started; sleep 60']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('started')) {
+      if (Date.now() > deadline) throw new Error('container never started');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    expect((await readdir(join(root, 'containers'))).length).toBe(1);
+    expect((await mountsBelow(join(root, 'containers'))).length).toBeGreaterThan(0);
+
+    const next = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
+    expect(next.code).toBe(0);
+    expect(await readdir(join(root, 'containers'))).toEqual([]);
+    expect(await mountsBelow(join(root, 'containers'))).toEqual([]);
+  });
+});
+
+describe('hostpull mount / umount', () => {
+  it('mounts a read-only view and unmounts it', async () => {
+    const root = await tempDir('mount');
+    const mnt = join(root, 'view');
+    const m = await hostpull(root, ['mount', 'JDK11.0-GRD7.0', mnt, '--json']);
+    expect(m.stderr).toBe('');
+    expect(m.code).toBe(0);
+    try {
+      const opt = (await readdir(join(mnt, 'opt'))).sort();
+      expect(opt).toEqual([fixtures.prefixes['GRD7.0']!, fixtures.prefixes['JDK11.0']!].map((p) => p.slice('/opt/'.length)).sort());
+      expect((await stat(join(mnt, 'bin', 'busybox'))).isFile()).toBe(true);
+      const again = await hostpull(root, ['mount', 'JDK11.0-GRD7.0', mnt]);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toMatch(/already a mount point/);
+    } finally {
+      const u = await runCli(['umount', mnt]);
+      expect(u.code).toBe(0);
+    }
+    expect(await mountsBelow(root)).toEqual([]);
+    const u2 = await runCli(['umount', mnt]);
+    expect(u2.code).toBe(1);
+    expect(u2.stderr).toMatch(/not a mount point/);
+  });
+});
