@@ -1,0 +1,198 @@
+import { PassThrough, type Readable } from 'node:stream';
+import type { Logger } from '../log.js';
+import { HostpullError } from '../errors.js';
+import { MediaType, type Digest } from '../oci/index.js';
+import type { Catalog, CatalogEntries } from './catalog.js';
+import { parseCompositeTag } from './composite-tag.js';
+import { synthesizeComposite, type ResolvedBase, type ResolvedPackage } from './synthesize.js';
+import { TtlCache } from './ttl-cache.js';
+import { readUpstreamImage, type UpstreamImage } from './upstream-image.js';
+import type { Upstream } from './upstream.js';
+import type { ServerMetrics } from './metrics.js';
+
+export interface CompositeImage {
+  /** Canonical tag (sorted code names). */
+  tag: string;
+  manifest: Buffer;
+  digest: Digest;
+  mediaType: string;
+  configDigest: Digest;
+}
+
+export interface CompositeResolverOptions {
+  upstream: Upstream;
+  catalog: Catalog;
+  /** Repository under which composites are offered and pushed. */
+  namespace: string;
+  /** Base image in the upstream (`repo:tag`), whose layers come first; none by default. */
+  base?: string | undefined;
+  /** How long a composite (and the package images behind it) is reused. Default 30 s. */
+  cacheTtlMs?: number;
+  logger: Logger;
+  metrics?: ServerMetrics | undefined;
+}
+
+/**
+ * Turns a composite tag into a manifest: validate and canonicalise the code names, look them up
+ * in the catalog, read each package image, synthesise config + manifest, push them to the
+ * upstream under the namespace (so they stay addressable by digest), cache the result.
+ */
+export class CompositeResolver {
+  readonly #o: CompositeResolverOptions;
+  readonly #composites: TtlCache<CompositeImage>;
+  readonly #images: TtlCache<UpstreamImage>;
+  /** Digest → composite, for GET by digest (long-lived: a digest never changes meaning). */
+  readonly #byDigest = new Map<Digest, CompositeImage>();
+  /** Layer digest → package repository that holds it, for blob GETs under the namespace. */
+  readonly #blobSources = new Map<Digest, string>();
+  /** Manifests and blobs this process already pushed under the namespace. */
+  readonly #pushed = new Set<string>();
+
+  constructor(options: CompositeResolverOptions) {
+    this.#o = options;
+    const ttl = options.cacheTtlMs ?? 30_000;
+    this.#composites = new TtlCache(ttl);
+    this.#images = new TtlCache(ttl);
+  }
+
+  /** Resolves a composite tag; throws TAG_INVALID / MANIFEST_UNKNOWN / ENV_CONFLICT naming the code names. */
+  async resolve(tag: string): Promise<CompositeImage> {
+    const codes = parseCompositeTag(tag);
+    const canonical = codes.join('-');
+    const [image, hit] = await this.#composites.get(canonical, () => this.#build(codes));
+    this.#o.metrics?.compositeCache(hit);
+    return image;
+  }
+
+  byDigest(digest: Digest): CompositeImage | undefined {
+    return this.#byDigest.get(digest);
+  }
+
+  /** The package repository holding a layer of a composite served by this process. */
+  blobSource(digest: Digest): string | undefined {
+    return this.#blobSources.get(digest);
+  }
+
+  async #image(name: string): Promise<UpstreamImage | null> {
+    try {
+      const [img] = await this.#images.get(name, async () => {
+        const start = performance.now();
+        try {
+          const got = await readUpstreamImage(this.#o.upstream, name);
+          if (!got) throw new HostpullError('MANIFEST_UNKNOWN', `image ${name} is not in ${this.#o.upstream.location}`);
+          return got;
+        } finally {
+          this.#o.metrics?.upstreamLatency('image', (performance.now() - start) / 1000);
+        }
+      });
+      return img;
+    } catch (err) {
+      if (err instanceof HostpullError && err.code === 'MANIFEST_UNKNOWN') return null;
+      throw err;
+    }
+  }
+
+  #checkCatalog(codes: string[], entries: CatalogEntries): void {
+    const unknown = codes.filter((c) => !Object.hasOwn(entries, c));
+    if (unknown.length > 0) {
+      throw new HostpullError('MANIFEST_UNKNOWN', `unknown code name${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
+        hint: 'list the known code names with `hostpull catalog ls`',
+        details: { unknown },
+      });
+    }
+    const groups = new Map<string, string>();
+    for (const code of codes) {
+      const group = entries[code]!.group;
+      if (group === undefined) continue;
+      const other = groups.get(group);
+      if (other !== undefined) {
+        throw new HostpullError('TAG_INVALID', `${other} and ${code} cannot be combined: both belong to group ${group}`, {
+          details: { group, codeNames: [other, code] },
+        });
+      }
+      groups.set(group, code);
+    }
+  }
+
+  async #build(codes: string[]): Promise<CompositeImage> {
+    const entries = await this.#o.catalog.entries();
+    this.#checkCatalog(codes, entries);
+    const images = await Promise.all(codes.map((c) => this.#image(entries[c]!.image)));
+    const packages: ResolvedPackage[] = codes.map((code, i) => {
+      const entry = entries[code]!;
+      const img = images[i];
+      if (!img) {
+        throw new HostpullError('MANIFEST_UNKNOWN', `package image ${entry.image} of ${code} is not in ${this.#o.upstream.location}`, {
+          hint: 'publish the package again or fix its catalog entry',
+          details: { codeName: code, image: entry.image },
+        });
+      }
+      if (img.manifest.layers.length !== 1) {
+        throw new HostpullError('PACKAGE_INVALID', `package image ${entry.image} of ${code} has ${img.manifest.layers.length} layers; a package has exactly one`, {
+          details: { codeName: code },
+        });
+      }
+      return { code, entry, manifestDigest: img.manifestDigest, layer: img.manifest.layers[0]!, diffId: img.config.rootfs.diff_ids[0]!, config: img.config };
+    });
+    let base: ResolvedBase | undefined;
+    if (this.#o.base) {
+      const img = await this.#image(this.#o.base);
+      if (!img) throw new HostpullError('UPSTREAM_ERROR', `base image ${this.#o.base} is not in ${this.#o.upstream.location}`);
+      base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config };
+      for (const l of img.manifest.layers) this.#blobSources.set(l.digest, img.repo);
+    }
+    for (const [i, p] of packages.entries()) this.#blobSources.set(p.layer.digest, images[i]!.repo);
+    const synth = synthesizeComposite(packages, base);
+    const tag = codes.join('-');
+    await this.#push(tag, synth.manifest, synth.manifestDigest, synth.config, synth.configDigest, [
+      ...(base?.layers ?? []).map((l) => l),
+      ...packages.map((p) => p.layer),
+    ]);
+    const image: CompositeImage = { tag, manifest: synth.manifest, digest: synth.manifestDigest, mediaType: MediaType.OciManifest, configDigest: synth.configDigest };
+    this.#byDigest.set(image.digest, image);
+    if (this.#byDigest.size > 10_000) this.#byDigest.delete(this.#byDigest.keys().next().value!);
+    return image;
+  }
+
+  /**
+   * Pushes config, layer mounts and the manifest under the namespace. A failure is logged, not
+   * fatal: this process serves the composite from memory either way; only direct readers of the
+   * upstream would miss it, and the next resolution retries.
+   */
+  async #push(tag: string, manifest: Buffer, digest: Digest, config: Buffer, configDigest: Digest, layers: { digest: Digest; size: number }[]): Promise<void> {
+    const { upstream, namespace, logger } = this.#o;
+    const key = `${tag}@${digest}`;
+    if (this.#pushed.has(key)) return;
+    const start = performance.now();
+    try {
+      await upstream.putBlob(namespace, configDigest, config.length, config);
+      for (const layer of layers) {
+        if (this.#pushed.has(layer.digest)) continue;
+        const from = this.#blobSources.get(layer.digest)!;
+        // Cross-repository mount: the registry links the existing blob, no bytes move; the
+        // body is only read if the registry refuses the mount.
+        await upstream.putBlob(namespace, layer.digest, layer.size, () => streamFrom(upstream, from, layer.digest), { mountFrom: from });
+        this.#pushed.add(layer.digest);
+      }
+      await upstream.putManifest(namespace, tag, manifest, MediaType.OciManifest);
+      this.#pushed.add(key);
+    } catch (err) {
+      logger.warn({ err, tag, digest }, 'could not push composite to upstream; serving it from memory');
+    } finally {
+      this.#o.metrics?.upstreamLatency('push', (performance.now() - start) / 1000);
+    }
+  }
+}
+
+/** A Readable that opens the upstream blob lazily (the push API wants a synchronous factory). */
+function streamFrom(upstream: Upstream, repo: string, digest: Digest): Readable {
+  const out = new PassThrough();
+  upstream.getBlob(repo, digest).then(
+    (blob) => {
+      if (!blob) out.destroy(new HostpullError('BLOB_UNKNOWN', `blob ${digest} vanished from ${repo}`));
+      else blob.stream.on('error', (e) => out.destroy(e)).pipe(out);
+    },
+    (err: unknown) => out.destroy(err as Error),
+  );
+  return out;
+}

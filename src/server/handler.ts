@@ -1,0 +1,260 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { HostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createDigester, digestFromHash, isValidRepository, parseDigest, validateTag, digestAlgorithm, type Digest } from '../oci/index.js';
+import type { Catalog } from './catalog.js';
+import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
+import { CompositeResolver } from './composite.js';
+import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
+import type { ServerMetrics } from './metrics.js';
+import { ociError, toOciError } from './oci-error.js';
+import { parseRange } from './range.js';
+import type { Upstream } from './upstream.js';
+
+/** URLs longer than this get 414: no valid request comes near it (a tag is ≤128, a name ≤255). */
+export const MAX_URL_LENGTH = 4096;
+
+export interface ServerHandlerDeps {
+  upstream: Upstream;
+  catalog: Catalog;
+  /** Repository that offers composites. Default `hostpull`. */
+  namespace?: string;
+  /** Base image (`repo:tag` in the upstream) under every composite; none by default. */
+  base?: string | undefined;
+  /** Composite cache lifetime. Default 30 s. */
+  cacheTtlMs?: number;
+  logger: Logger;
+  /** Answer blob GETs with a 307 to the upstream registry instead of proxying. Default false. */
+  blobRedirect?: boolean;
+  /** Bearer token for catalog writes; writes are refused without one. */
+  token?: string | undefined;
+  metrics?: ServerMetrics | undefined;
+}
+
+export type ServerHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+type Route = 'base' | 'manifest' | 'blob' | 'tags' | 'catalog' | 'metrics' | 'other';
+
+const V2_RE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
+const TAGS_RE = /^\/v2\/(.+)\/tags\/list$/;
+
+function checkName(name: string): void {
+  if (!isValidRepository(name)) {
+    throw new HostpullError('NAME_INVALID', `repository name ${JSON.stringify(name.slice(0, 300))} is invalid`, {
+      details: { name: name.slice(0, 300) },
+    });
+  }
+}
+
+/**
+ * The server as a pure (req, res) function over node:http, so tests can drive it without a
+ * socket and main.ts owns listening. node:http rather than a framework: eight routes, and the
+ * blob path wants direct control of streaming, Range and HEAD.
+ */
+export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
+  const namespace = deps.namespace ?? 'hostpull';
+  const { upstream, catalog, logger, metrics } = deps;
+  const resolver = new CompositeResolver({ upstream, catalog, namespace, base: deps.base, cacheTtlMs: deps.cacheTtlMs, logger, metrics });
+
+  async function manifest(req: IncomingMessage, res: ServerResponse, name: string, reference: string): Promise<void> {
+    checkName(name);
+    let found: { bytes: Buffer; digest: Digest; mediaType: string } | null = null;
+    if (reference.includes(':')) {
+      const digest = parseDigest(reference);
+      if (name === namespace) {
+        const c = resolver.byDigest(digest);
+        found = c ? { bytes: c.manifest, digest: c.digest, mediaType: c.mediaType } : null;
+      }
+      found ??= await upstream.getManifest(name, digest);
+    } else if (name === namespace) {
+      const c = await resolver.resolve(reference);
+      found = { bytes: c.manifest, digest: c.digest, mediaType: c.mediaType };
+    } else {
+      validateTag(reference);
+      found = await upstream.getManifest(name, reference);
+    }
+    if (!found) throw new HostpullError('MANIFEST_UNKNOWN', `manifest ${name}:${reference} is unknown`, { details: { name, reference } });
+    sendBytes(req, res, 200, found.bytes, { 'Content-Type': found.mediaType, 'Docker-Content-Digest': found.digest, ETag: `"${found.digest}"` });
+  }
+
+  async function blob(req: IncomingMessage, res: ServerResponse, name: string, reference: string): Promise<void> {
+    checkName(name);
+    const digest = parseDigest(reference);
+    // Composite layers live in their package repositories; a registry upstream may also have them
+    // mounted under the namespace, but the package repository is where they certainly are.
+    const repo = (name === namespace ? resolver.blobSource(digest) : undefined) ?? name;
+    if (deps.blobRedirect && upstream.blobUrl) {
+      res.writeHead(307, { ...API_VERSION_HEADER, Location: upstream.blobUrl(repo, digest), 'Docker-Content-Digest': digest, 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    const size = await upstream.blobSize(repo, digest);
+    if (size === null) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      const e = ociError(416, 'RANGE_INVALID', `range ${req.headers.range} is outside the ${size}-byte blob`);
+      e.headers = { 'Content-Range': `bytes */${size}` };
+      sendError(req, res, e);
+      return;
+    }
+    const headers: Record<string, string> = {
+      ...API_VERSION_HEADER,
+      'Content-Type': 'application/octet-stream',
+      'Docker-Content-Digest': digest,
+      'Accept-Ranges': 'bytes',
+      ETag: `"${digest}"`,
+    };
+    const start = range.kind === 'range' ? range.start : 0;
+    const end = range.kind === 'range' ? range.end : size - 1;
+    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
+    if (range.kind === 'range') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    const status = range.kind === 'range' ? 206 : 200;
+    if (req.method === 'HEAD') {
+      res.writeHead(status, headers);
+      res.end();
+      return;
+    }
+    const read = await upstream.getBlob(repo, digest, range.kind === 'range' ? { start, end } : undefined);
+    if (!read) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
+    res.writeHead(status, headers);
+    await pipeline(read.stream, sliceAndVerify(read.start, start, end, range.kind === 'none' ? digest : undefined), res);
+  }
+
+  async function tags(req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams): Promise<void> {
+    checkName(name);
+    const nParam = query.get('n');
+    const n = nParam === null ? undefined : Number(nParam);
+    if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 100_000)) {
+      sendError(req, res, ociError(400, 'PAGINATION_NUMBER_INVALID', `n=${JSON.stringify(nParam)} is not an integer in 0…100000`));
+      return;
+    }
+    let all: string[];
+    const stored = await upstream.listTags(name);
+    if (name === namespace) {
+      // Every code name alone is a valid composite; composites already generated are listed too.
+      all = [...new Set([...Object.keys(await catalog.entries()), ...(stored ?? [])])].sort();
+    } else {
+      if (stored === null) throw new HostpullError('NAME_UNKNOWN', `repository ${name} is unknown`, { details: { name } });
+      all = stored;
+    }
+    const last = query.get('last');
+    let page = last === null ? all : all.filter((t) => t > last);
+    const headers: Record<string, string> = {};
+    if (n !== undefined && page.length > n) {
+      page = page.slice(0, n);
+      if (n > 0) headers.Link = `</v2/${name}/tags/list?n=${n}&last=${encodeURIComponent(page[page.length - 1]!)}>; rel="next"`;
+    }
+    sendJson(req, res, 200, { name, tags: page }, headers);
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<Route> {
+    const method = req.method ?? 'GET';
+    if (path.startsWith(CATALOG_API_PREFIX) && (path.length === CATALOG_API_PREFIX.length || path[CATALOG_API_PREFIX.length] === '/')) {
+      await handleCatalogApi(req, res, path, { catalog, upstream, token: deps.token, logger });
+      return 'catalog';
+    }
+    if (path === '/metrics' && metrics && (method === 'GET' || method === 'HEAD')) {
+      sendBytes(req, res, 200, Buffer.from(metrics.render()), { 'Content-Type': 'text/plain; version=0.0.4' });
+      return 'metrics';
+    }
+    if (path !== '/v2' && !path.startsWith('/v2/')) throw new HostpullError('NOT_FOUND', 'not found: hostpull serves the OCI distribution API under /v2/');
+    if (method !== 'GET' && method !== 'HEAD') {
+      throw new HostpullError('UNSUPPORTED', `${method} is not supported: this server is read-only for registry clients`, {
+        hint: 'publish packages with `hostpull publish`',
+      });
+    }
+    if (path === '/v2' || path === '/v2/') {
+      sendJson(req, res, 200, {});
+      return 'base';
+    }
+    const m = V2_RE.exec(path);
+    if (m) {
+      if (m[2] === 'manifests') {
+        await manifest(req, res, m[1]!, m[3]!);
+        return 'manifest';
+      }
+      await blob(req, res, m[1]!, m[3]!);
+      return 'blob';
+    }
+    const t = TAGS_RE.exec(path);
+    if (t) {
+      await tags(req, res, t[1]!, query);
+      return 'tags';
+    }
+    throw new HostpullError('NOT_FOUND', `no such endpoint ${path.slice(0, 200)}`);
+  }
+
+  return (req, res) => {
+    const started = performance.now();
+    let routeName: Route = 'other';
+    const url = req.url ?? '/';
+    const done = () => {
+      metrics?.request(routeName, req.method ?? '', res.statusCode);
+      logger.info({ method: req.method, url: url.slice(0, 300), status: res.statusCode, ms: Math.round(performance.now() - started), route: routeName }, 'request');
+    };
+    res.once('finish', done);
+    res.once('close', () => {
+      if (!res.writableFinished) logger.debug({ url: url.slice(0, 300) }, 'client went away');
+    });
+    if (url.length > MAX_URL_LENGTH) {
+      sendError(req, res, ociError(414, 'NAME_INVALID', `request URL is ${url.length} characters; at most ${MAX_URL_LENGTH} accepted`));
+      return;
+    }
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    routeName = classify(path);
+    route(req, res, path, query).then(
+      () => undefined,
+      (err: unknown) => {
+        const e = toOciError(err);
+        if (e.status >= 500) logger.warn({ err, url: url.slice(0, 300) }, 'request failed');
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        sendError(req, res, e);
+      },
+    );
+  };
+}
+
+/** The route label for logs and metrics, decided before handling so it is set when `finish` fires. */
+function classify(path: string): Route {
+  if (path.startsWith(CATALOG_API_PREFIX)) return 'catalog';
+  if (path === '/metrics') return 'metrics';
+  if (path === '/v2' || path === '/v2/') return 'base';
+  const m = V2_RE.exec(path);
+  if (m) return m[2] === 'manifests' ? 'manifest' : 'blob';
+  return TAGS_RE.test(path) ? 'tags' : 'other';
+}
+
+/**
+ * Passes bytes [start, end] of a stream that begins at `streamStart` (a registry may ignore our
+ * Range) and, for whole blobs, verifies the digest before ending: on mismatch the response is
+ * cut short, so a client never gets a complete body with the wrong content.
+ */
+function sliceAndVerify(streamStart: number, start: number, end: number, digest: Digest | undefined): Transform {
+  let pos = streamStart;
+  const hash = digest ? createDigester(digestAlgorithm(digest)) : undefined;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      const from = Math.max(start - pos, 0);
+      const to = Math.min(chunk.length, end + 1 - pos);
+      pos += chunk.length;
+      if (to <= from) return cb();
+      const part = from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to);
+      hash?.update(part);
+      cb(null, part);
+    },
+    flush(cb) {
+      if (hash && digest) {
+        const got = digestFromHash(hash, digestAlgorithm(digest));
+        if (got !== digest) return cb(new HostpullError('DIGEST_MISMATCH', `upstream blob ${digest} has digest ${got}`));
+      }
+      cb();
+    },
+  });
+}

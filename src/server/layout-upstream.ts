@@ -1,0 +1,230 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { errnoCode, HostpullError } from '../errors.js';
+import {
+  createDigester,
+  digestAlgorithm,
+  digestFromHash,
+  digestHex,
+  digestOf,
+  isDigest,
+  MediaType,
+  parseManifest,
+  type Digest,
+} from '../oci/index.js';
+import { Mutex, withFileLock } from './file-lock.js';
+import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
+
+/** image-spec annotations.md: the reference name of an index entry. */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+/** Our annotation naming the repository of an untagged manifest, so listTags knows the repo exists. */
+export const REPOSITORY_ANNOTATION = 'dev.hostpull.repository';
+
+interface IndexEntry {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+interface LayoutIndex {
+  schemaVersion: 2;
+  mediaType: string;
+  manifests: IndexEntry[];
+}
+
+export interface LayoutUpstreamOptions {
+  /** The layout directory; created (with `oci-layout` and an empty `index.json`) if missing. */
+  dir: string;
+}
+
+/**
+ * An OCI image layout directory (image-spec image-layout.md) holding many repositories.
+ *
+ * Convention for several repositories in one layout: each tagged manifest has one entry in
+ * index.json whose `org.opencontainers.image.ref.name` is `<repository>:<tag>` (the image-spec
+ * allows a fully qualified reference there), so `skopeo copy oci:DIR:pkg/jdk:11.0 …` reads it.
+ * Blobs live once in `blobs/<alg>/<hex>` and are visible from every repository: the layout is
+ * one trust domain, unlike a registry with per-repository access.
+ *
+ * Writes are atomic (temporary file + rename, digest verified before the rename); index.json is
+ * rewritten under an in-process mutex plus a lock file, so replicas sharing the directory do not
+ * lose each other's tags.
+ */
+export class LayoutUpstream implements Upstream {
+  readonly kind = 'layout' as const;
+  readonly location: string;
+  readonly #dir: string;
+  readonly #indexMutex = new Mutex();
+  #ready: Promise<void> | undefined;
+
+  constructor(options: LayoutUpstreamOptions) {
+    this.#dir = options.dir;
+    this.location = options.dir;
+  }
+
+  #init(): Promise<void> {
+    this.#ready ??= (async () => {
+      await mkdir(join(this.#dir, 'blobs', 'sha256'), { recursive: true });
+      await mkdir(join(this.#dir, '.ingest'), { recursive: true });
+      await writeFile(join(this.#dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }), { flag: 'wx' }).catch((err: unknown) => {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      });
+      const empty: LayoutIndex = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+      await writeFile(join(this.#dir, 'index.json'), JSON.stringify(empty), { flag: 'wx' }).catch((err: unknown) => {
+        if (errnoCode(err) !== 'EEXIST') throw err;
+      });
+    })();
+    return this.#ready;
+  }
+
+  #blobPath(digest: Digest): string {
+    return join(this.#dir, 'blobs', digestAlgorithm(digest), digestHex(digest));
+  }
+
+  async #readIndex(): Promise<LayoutIndex> {
+    await this.#init();
+    const text = await readFile(join(this.#dir, 'index.json'), 'utf8');
+    try {
+      const parsed = JSON.parse(text) as LayoutIndex;
+      if (!Array.isArray(parsed.manifests)) throw new Error('manifests is not an array');
+      return parsed;
+    } catch (err) {
+      throw new HostpullError('UPSTREAM_ERROR', `${join(this.#dir, 'index.json')} is not a valid OCI index`, { cause: err });
+    }
+  }
+
+  async #updateIndex(mutate: (index: LayoutIndex) => void): Promise<void> {
+    await this.#init();
+    await this.#indexMutex.run(() =>
+      withFileLock(join(this.#dir, 'index.json.lock'), async () => {
+        const index = await this.#readIndex();
+        mutate(index);
+        const tmp = join(this.#dir, `.index.json.${process.pid}.${randomBytes(4).toString('hex')}`);
+        await writeFile(tmp, JSON.stringify(index));
+        await rename(tmp, join(this.#dir, 'index.json'));
+      }),
+    );
+  }
+
+  async getManifest(repo: string, reference: string): Promise<StoredManifest | null> {
+    const index = await this.#readIndex();
+    let entry: IndexEntry | undefined;
+    if (isDigest(reference)) {
+      entry = index.manifests.find((m) => m.digest === reference);
+      if (!entry) {
+        // A manifest blob not (or no longer) listed in index.json is still content-addressed.
+        const bytes = await this.#readSmallBlob(reference);
+        if (!bytes) return null;
+        try {
+          const parsed = parseManifest(bytes, undefined, `manifest ${reference}`);
+          return { bytes, digest: reference, mediaType: parsed.mediaType };
+        } catch {
+          return null;
+        }
+      }
+    } else {
+      const name = `${repo}:${reference}`;
+      entry = index.manifests.find((m) => m.annotations?.[REF_NAME] === name);
+    }
+    if (!entry) return null;
+    const bytes = await this.#readSmallBlob(entry.digest);
+    if (!bytes) return null;
+    return { bytes, digest: entry.digest, mediaType: entry.mediaType };
+  }
+
+  async #readSmallBlob(digest: Digest): Promise<Buffer | null> {
+    try {
+      return await readFile(this.#blobPath(digest));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async blobSize(_repo: string, digest: Digest): Promise<number | null> {
+    await this.#init();
+    try {
+      return (await stat(this.#blobPath(digest))).size;
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  async getBlob(repo: string, digest: Digest, range?: ByteRange): Promise<BlobRead | null> {
+    const size = await this.blobSize(repo, digest);
+    if (size === null) return null;
+    const start = range?.start ?? 0;
+    const end = range?.end ?? size - 1;
+    const stream = size === 0 ? Readable.from([]) : createReadStream(this.#blobPath(digest), { start, end });
+    return { stream, size, start };
+  }
+
+  async putBlob(repo: string, digest: Digest, size: number, body: BlobBody): Promise<void> {
+    if ((await this.blobSize(repo, digest)) !== null) return;
+    const tmp = join(this.#dir, '.ingest', `${digestHex(digest).slice(0, 16)}.${randomBytes(4).toString('hex')}`);
+    const hash = createDigester(digestAlgorithm(digest));
+    let count = 0;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        count += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    const source = Buffer.isBuffer(body) ? Readable.from([body]) : body();
+    try {
+      await pipeline(source, meter, createWriteStream(tmp));
+      const got = digestFromHash(hash, digestAlgorithm(digest));
+      if (got !== digest || count !== size) {
+        throw new HostpullError('DIGEST_INVALID', `blob pushed as ${digest} (${size} bytes) has digest ${got} (${count} bytes)`);
+      }
+      await mkdir(join(this.#dir, 'blobs', digestAlgorithm(digest)), { recursive: true });
+      // rename is atomic: a reader sees either no blob or the whole verified blob.
+      await rename(tmp, this.#blobPath(digest));
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async putManifest(repo: string, tag: string | undefined, bytes: Buffer, mediaType: string): Promise<Digest> {
+    const digest = digestOf(bytes);
+    await this.putBlob(repo, digest, bytes.length, bytes);
+    await this.#updateIndex((index) => {
+      if (tag !== undefined) {
+        const name = `${repo}:${tag}`;
+        index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== name);
+        index.manifests.push({ mediaType, digest, size: bytes.length, annotations: { [REF_NAME]: name } });
+      } else if (!index.manifests.some((m) => m.digest === digest)) {
+        index.manifests.push({ mediaType, digest, size: bytes.length, annotations: { [REPOSITORY_ANNOTATION]: repo } });
+      }
+    });
+    return digest;
+  }
+
+  async listTags(repo: string): Promise<string[] | null> {
+    const index = await this.#readIndex();
+    let known = false;
+    const tags: string[] = [];
+    for (const m of index.manifests) {
+      const name = m.annotations?.[REF_NAME];
+      if (name) {
+        const colon = name.lastIndexOf(':');
+        if (colon > 0 && name.slice(0, colon) === repo) {
+          tags.push(name.slice(colon + 1));
+          known = true;
+        }
+      } else if (m.annotations?.[REPOSITORY_ANNOTATION] === repo) {
+        known = true;
+      }
+    }
+    return known ? tags.sort() : null;
+  }
+
+  async close(): Promise<void> {}
+}

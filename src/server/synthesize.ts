@@ -1,0 +1,134 @@
+import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } from '../oci/index.js';
+import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
+import type { CatalogEntry } from './catalog-entry.js';
+
+export const CODENAMES_ANNOTATION = 'dev.hostpull.codenames';
+export const PACKAGES_ANNOTATION = 'dev.hostpull.packages';
+const EPOCH = '1970-01-01T00:00:00Z';
+
+/** A package image reduced to what a composite needs from it. */
+export interface ResolvedPackage {
+  code: string;
+  entry: CatalogEntry;
+  manifestDigest: Digest;
+  layer: Descriptor;
+  diffId: Digest;
+  config: ImageConfig;
+}
+
+export interface ResolvedBase {
+  /** The reference as configured (for annotations). */
+  name: string;
+  manifestDigest: Digest;
+  layers: Descriptor[];
+  config: ImageConfig;
+}
+
+export interface SynthesizedImage {
+  manifest: Buffer;
+  manifestDigest: Digest;
+  config: Buffer;
+  configDigest: Digest;
+}
+
+/**
+ * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
+ * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
+ */
+function layerDescriptor(d: Descriptor, title?: string): Descriptor {
+  const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
+  const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
+  if (title !== undefined) out.annotations = { 'org.opencontainers.image.title': title };
+  return out;
+}
+
+function sortedRecord(r: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(r).sort()) out[k] = r[k]!;
+  return out;
+}
+
+/**
+ * A stable `created`: the newest package/base creation time, else the epoch. Wall-clock time
+ * would give a new digest per request and defeat caching on every node.
+ */
+function stableCreated(configs: readonly ImageConfig[]): string {
+  let best = 0;
+  for (const c of configs) {
+    const t = c.created ? Date.parse(c.created) : NaN;
+    if (Number.isFinite(t) && t > best) best = t;
+  }
+  return best > 0 ? new Date(best).toISOString().replace(/\.000Z$/, 'Z') : EPOCH;
+}
+
+/** The environment a package contributes: its config's Env (without PATH) overlaid by the catalog's env. */
+export function packageEnv(pkg: ResolvedPackage): PackageEnv {
+  const env = parseEnvList(pkg.config.config?.Env);
+  delete env.PATH;
+  return { code: pkg.code, env: { ...env, ...pkg.entry.env }, pathAdd: pkg.entry.pathAdd };
+}
+
+/**
+ * Builds the composite's config and manifest. The JSON is produced from objects built in a fixed
+ * key order with no whitespace, so equal inputs give equal bytes and thus an equal digest; the
+ * packages must arrive in canonical (sorted code name) order.
+ */
+export function synthesizeComposite(packages: readonly ResolvedPackage[], base?: ResolvedBase): SynthesizedImage {
+  const codes = packages.map((p) => p.code);
+  const tag = codes.join('-');
+  const baseConfig = base?.config;
+  const platformFrom = baseConfig ?? packages[0]?.config;
+  const created = stableCreated([...(baseConfig ? [baseConfig] : []), ...packages.map((p) => p.config)]);
+  const env = mergeEnv(parseEnvList(baseConfig?.config?.Env), packages.map(packageEnv));
+
+  const runConfig: Record<string, unknown> = { Env: env };
+  const bc = baseConfig?.config;
+  if (bc?.Entrypoint) runConfig.Entrypoint = bc.Entrypoint;
+  if (bc?.Cmd) runConfig.Cmd = bc.Cmd;
+  if (bc?.WorkingDir) runConfig.WorkingDir = bc.WorkingDir;
+  if (bc?.User) runConfig.User = bc.User;
+  runConfig.Labels = sortedRecord({ ...(bc?.Labels ?? {}), [CODENAMES_ANNOTATION]: tag });
+
+  const baseDiffIds = baseConfig?.rootfs.diff_ids ?? [];
+  const baseHistory = (baseConfig?.history ?? []).filter((h) => h.empty_layer !== true);
+  const history: Array<Record<string, unknown>> =
+    base && baseHistory.length === base.layers.length
+      ? baseHistory.map((h) => ({ created: typeof h.created === 'string' ? h.created : created, created_by: typeof h.created_by === 'string' ? h.created_by : `base ${base.name}` }))
+      : (base?.layers ?? []).map(() => ({ created, created_by: `base ${base!.name}` }));
+  for (const p of packages) history.push({ created, created_by: `hostpull package ${p.code} (${p.entry.image}) at ${p.entry.prefix}` });
+
+  const config: Record<string, unknown> = {
+    created,
+    architecture: platformFrom?.architecture ?? 'amd64',
+    os: platformFrom?.os ?? 'linux',
+  };
+  if (platformFrom?.variant) config.variant = platformFrom.variant;
+  config.config = runConfig;
+  config.rootfs = { type: 'layers', diff_ids: [...baseDiffIds, ...packages.map((p) => p.diffId)] };
+  config.history = history;
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const configDigest = digestOf(configBytes);
+
+  const packageDigests: Record<string, string> = {};
+  for (const p of packages) packageDigests[p.code] = p.manifestDigest;
+  const annotations: Record<string, string> = {
+    [CODENAMES_ANNOTATION]: tag,
+    [PACKAGES_ANNOTATION]: JSON.stringify(packageDigests),
+    'org.opencontainers.image.created': created,
+    'org.opencontainers.image.title': tag,
+    'org.opencontainers.image.description': `hostpull composite of ${codes.join(', ')}`,
+  };
+  if (base) {
+    annotations['org.opencontainers.image.base.name'] = base.name;
+    annotations['org.opencontainers.image.base.digest'] = base.manifestDigest;
+  }
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
+    layers: [...(base?.layers ?? []).map((l) => layerDescriptor(l)), ...packages.map((p) => layerDescriptor(p.layer, p.code))],
+    annotations: sortedRecord(annotations),
+  };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest));
+  return { manifest: manifestBytes, manifestDigest: digestOf(manifestBytes), config: configBytes, configDigest };
+}

@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../src/log.js';
+import { isHostpullError } from '../../../src/errors.js';
+import { UpstreamCatalog } from '../../../src/server/catalog.js';
+import { CompositeResolver } from '../../../src/server/composite.js';
+import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
+import type { Upstream } from '../../../src/server/upstream.js';
+import { buildLayer, packageFiles } from '../../helpers/fixtures.js';
+import { pushImageTo } from '../../integration/server/upstreams.js';
+
+/** Counts manifest reads, to see how often the resolver goes to the upstream. */
+function counting(inner: Upstream): Upstream & { manifestReads: number } {
+  const wrapper = {
+    kind: inner.kind,
+    location: inner.location,
+    manifestReads: 0,
+    getManifest(repo: string, ref: string, signal?: AbortSignal) {
+      wrapper.manifestReads++;
+      return inner.getManifest(repo, ref, signal);
+    },
+    getBlob: inner.getBlob.bind(inner),
+    blobSize: inner.blobSize.bind(inner),
+    putBlob: inner.putBlob.bind(inner),
+    putManifest: inner.putManifest.bind(inner),
+    listTags: inner.listTags.bind(inner),
+    close: inner.close.bind(inner),
+  };
+  return wrapper;
+}
+
+describe('CompositeResolver and UpstreamCatalog', () => {
+  let dir: string;
+  let layout: LayoutUpstream;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'composite-test-'));
+    layout = new LayoutUpstream({ dir });
+    for (const code of ['AA1', 'BB2', 'CC3']) {
+      await pushImageTo(layout, `pkg/${code.toLowerCase()}`, '1', [buildLayer(packageFiles(code, { bytes: 512, files: 1 }))], { env: [`${code}_HOME=/opt/${code}`] });
+    }
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('shares the catalog between replicas and keeps concurrent registrations from both', async () => {
+    const a = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    const b = new UpstreamCatalog({ upstream: new LayoutUpstream({ dir }), repository: 'hostpull/catalog', ttlMs: 0 });
+    const entry = (code: string) => ({ image: `pkg/${code.toLowerCase()}:1`, prefix: `/opt/${code}`, env: {}, pathAdd: [] });
+    await Promise.all([a.put('AA1', entry('AA1')), b.put('BB2', entry('BB2')), a.put('CC3', entry('CC3'))]);
+    expect(Object.keys(await b.entries()).sort()).toEqual(['AA1', 'BB2', 'CC3']);
+    expect(await a.remove('NOPE')).toBe(false);
+  });
+
+  it('resolves a burst of requests for a new composite once (single flight) and caches it', async () => {
+    const up = counting(layout);
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 60_000 });
+    const resolver = new CompositeResolver({ upstream: up, catalog, namespace: 'hostpull', cacheTtlMs: 60_000, logger: silentLogger() });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => resolver.resolve(i % 2 ? 'AA1-BB2' : 'BB2-AA1')));
+    expect(new Set(results.map((r) => r.digest)).size).toBe(1);
+    expect(up.manifestReads).toBe(2);
+    await resolver.resolve('AA1-BB2');
+    expect(up.manifestReads).toBe(2);
+    expect(resolver.byDigest(results[0]!.digest)?.tag).toBe('AA1-BB2');
+  });
+
+  it('names every unknown code name', async () => {
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog' });
+    const resolver = new CompositeResolver({ upstream: layout, catalog, namespace: 'hostpull', logger: silentLogger() });
+    await expect(resolver.resolve('AA1-ZZ9-YY8')).rejects.toSatisfy(
+      (e: unknown) => isHostpullError(e, 'MANIFEST_UNKNOWN') && /YY8, ZZ9/.test(e.message) && JSON.stringify(e.details) === '{"unknown":["YY8","ZZ9"]}',
+    );
+  });
+});
