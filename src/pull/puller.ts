@@ -146,8 +146,11 @@ export class Puller {
     if (!known) {
       const head = await client.headManifest(ref, { signal: options.signal });
       if (!head) {
-        throw new HostpullError('MANIFEST_UNKNOWN', `${formatReference(ref)}: the registry has no such manifest`, {
-          hint: 'check the tag; for a composite, every code name must be in the server catalog',
+        // A HEAD answer has no body, so the registry's diagnostic (for a composite: which code
+        // names are unknown) only comes with a GET; that GET throws with it.
+        await client.getManifest(ref, { signal: options.signal });
+        throw new HostpullError('MANIFEST_UNKNOWN', `${formatReference(ref)}: HEAD says there is no such manifest, GET says there is`, {
+          hint: 'the registry answers inconsistently; try again',
         });
       }
       known = head.digest;

@@ -2,8 +2,9 @@ import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } f
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-export const CODENAMES_ANNOTATION = 'dev.hostpull.codenames';
-export const PACKAGES_ANNOTATION = 'dev.hostpull.packages';
+import { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/annotations.js';
+
+export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
 
 /** A package image reduced to what a composite needs from it. */
