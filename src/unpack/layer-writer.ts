@@ -65,6 +65,9 @@ interface DirMeta {
 export class LayerWriter implements TarEntrySink {
   readonly #o: LayerWriterOptions;
   readonly #isRoot = process.getuid?.() === 0;
+  readonly #uid = process.geteuid?.() ?? -1;
+  readonly #gid = process.getegid?.() ?? -1;
+  readonly #inheritsGroup: boolean;
   /** Real directories inside the layer ('' is the root). */
   readonly #dirs = new Set<string>(['']);
   /** Regular files written by this layer and still present: the only valid hardlink targets. */
@@ -87,6 +90,8 @@ export class LayerWriter implements TarEntrySink {
 
   constructor(options: LayerWriterOptions) {
     this.#o = options;
+    // Under a setgid layer root, new inodes (and new directories' setgid bit) inherit its group.
+    this.#inheritsGroup = (lstatSync(options.root).mode & 0o2000) !== 0;
   }
 
   get entries(): number {
@@ -177,7 +182,7 @@ export class LayerWriter implements TarEntrySink {
     try {
       // Order matters: chown clears setuid/setgid, so chmod comes after it; xattrs before chmod so
       // a read-only mode cannot block them; times last because every other step changes ctime only.
-      if (this.#chownAllowed()) fchownSync(fd, h.uid, h.gid);
+      if (this.#needsChown(h)) fchownSync(fd, h.uid, h.gid);
       this.#xattrs(path, h);
       fchmodSync(fd, h.mode);
       futimesSync(fd, h.atime ?? h.mtime, h.mtime);
@@ -246,7 +251,7 @@ export class LayerWriter implements TarEntrySink {
     this.#ensureDir(path, true);
     const abs = this.#abs(path);
     try {
-      if (this.#chownAllowed()) lchownSync(abs, h.uid, h.gid);
+      if (this.#needsChown(h)) lchownSync(abs, h.uid, h.gid);
     } catch (err) {
       this.#ioFail(path, 'chown', err);
     }
@@ -265,7 +270,7 @@ export class LayerWriter implements TarEntrySink {
     this.#create(path, () => symlinkSync(h.linkname, abs), 'symlink');
     this.#owned.add(path);
     try {
-      if (this.#chownAllowed()) lchownSync(abs, h.uid, h.gid);
+      if (this.#needsChown(h)) lchownSync(abs, h.uid, h.gid);
       this.#xattrs(path, h);
       lutimesSync(abs, h.atime ?? h.mtime, h.mtime);
     } catch (err) {
@@ -302,7 +307,7 @@ export class LayerWriter implements TarEntrySink {
     this.#create(path, () => mknod(abs, type | (h.mode & 0o777), dev), 'mknod');
     this.#owned.add(path);
     try {
-      if (this.#chownAllowed()) lchownSync(abs, h.uid, h.gid);
+      if (this.#needsChown(h)) lchownSync(abs, h.uid, h.gid);
       this.#xattrs(path, h);
       // chmod follows symlinks, but `abs` is the node mknod just created under verified parents.
       chmodSync(abs, h.mode);
@@ -373,8 +378,13 @@ export class LayerWriter implements TarEntrySink {
     return this.#o.allowedPrefixes!.some((p) => path === '' || p.startsWith(`${path}/`));
   }
 
-  #chownAllowed(): boolean {
-    return this.#isRoot && !this.#o.rootless;
+  /**
+   * chown only as root in a root store, and only when the owner differs from the one the new
+   * inode already has: ours, because no directory of the layer has its setgid bit until finish()
+   * (saves a syscall per file in the common all-root layer).
+   */
+  #needsChown(h: TarEntryHeader): boolean {
+    return this.#isRoot && !this.#o.rootless && (this.#inheritsGroup || h.uid !== this.#uid || h.gid !== this.#gid);
   }
 
   #lstat(path: string): Stats | undefined {
