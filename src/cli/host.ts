@@ -1,3 +1,7 @@
+import { Option, type Command } from 'commander';
+import { connectDaemon } from '../daemon/client.js';
+import { LocalHostApi, type HostApi } from '../daemon/host-api.js';
+import { defaultSocketPath } from '../daemon/paths.js';
 import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/reference.js';
 import { RegistryClient } from '../registry/index.js';
@@ -38,5 +42,39 @@ export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext
     return await fn(host);
   } finally {
     await host.close();
+  }
+}
+
+/** `--socket` and `--no-daemon`, for the verbs that can run through the daemon. */
+export function addDaemonOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--socket <path>', 'daemon socket to use when it answers').env('HOSTPULL_SOCKET'))
+    .option('--no-daemon', 'work in-process on the store even if a daemon answers');
+}
+
+/**
+ * The daemon when its socket answers and it serves this --root, else the store in-process
+ * (safe beside a running daemon: the store is multi-process safe). Output is the same either way.
+ */
+export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
+  if (daemon.daemon !== false) {
+    const socketPath = daemon.socket ?? defaultSocketPath();
+    const client = await connectDaemon({ socketPath, root: options.root });
+    if (client) {
+      loggerFor(options).debug({ socket: socketPath }, 'using the daemon');
+      return client;
+    }
+  }
+  const host = await openHost(options);
+  return new LocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
+}
+
+/** Runs fn with a host API and always closes it. */
+export async function withHostApi<T>(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }, fn: (api: HostApi) => Promise<T>): Promise<T> {
+  const api = await openHostApi(options, daemon);
+  try {
+    return await fn(api);
+  } finally {
+    await api.close();
   }
 }

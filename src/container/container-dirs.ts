@@ -28,6 +28,12 @@ export function runtimeStateDir(layout: StoreLayout): string {
   return join(layout.root, 'runtime-state');
 }
 
+/**
+ * Marks a container that outlives the process that made it (a rootfs the daemon prepared for an
+ * orchestrator): leftover cleanup never removes it; only an explicit remove does.
+ */
+export const PERSISTENT_MARKER = 'hostpull-persistent';
+
 /** Names of container directories still being created (no owner marker yet). */
 export const CREATING_PREFIX = '.creating-';
 

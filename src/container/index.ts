@@ -1,4 +1,5 @@
 export * from './container-dirs.js';
 export * from './mount-image.js';
+export * from './prepare-container.js';
 export * from './remove-container.js';
 export * from './run-image.js';

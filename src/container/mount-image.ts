@@ -1,6 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
+import { recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import { Puller, type PullResult } from '../pull/puller.js';
@@ -34,16 +35,32 @@ export async function mountImage(
   }
   const plan = await planImageRootfs(store, image, { target, allowOverlap: options.allowOverlap ?? false });
   await createMountDirs({ target });
-  performMount(plan.mount);
+  // No owner pid: the view outlives this command and stays protected from GC until umount.
+  recordMount(store, mountRecordId(target), plan.layers.map((l) => l.diffId));
+  try {
+    performMount(plan.mount);
+  } catch (err) {
+    releaseMount(store, mountRecordId(target));
+    throw err;
+  }
   return { mountPoint: target, plan, pull, mountMs: performance.now() - t0 };
 }
 
-/** `hostpull umount DIR`: refuses anything that is not a mount point, so no directory is touched by mistake. */
-export async function unmountImage(dir: string): Promise<string> {
+/** The mount table row of a view made by `hostpull mount`, keyed by its mount point. */
+function mountRecordId(target: string): string {
+  return `view:${target}`;
+}
+
+/**
+ * `hostpull umount DIR`: refuses anything that is not a mount point, so no directory is touched
+ * by mistake, and releases the view's hold on its layers.
+ */
+export async function unmountImage(store: ContentStore, dir: string): Promise<string> {
   const target = await realpath(resolve(dir)).catch(() => resolve(dir));
   if (!listMountsUnder(target).some((m) => m.mountPoint === target)) {
     throw new HostpullError('NOT_MOUNTED', `${target} is not a mount point`);
   }
   unmount(target);
+  releaseMount(store, mountRecordId(target));
   return target;
 }

@@ -1,11 +1,13 @@
+import { existsSync } from 'node:fs';
 import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { unmountAllUnder } from '../rootfs/mount.js';
 import { ownerAlive } from '../runtime/owner.js';
 import { cleanupStaleContainers } from '../runtime/cleanup-stale-containers.js';
 import type { StoreLayout } from '../store/layout.js';
-import { containerDirs, CREATING_PREFIX, runtimeStateDir } from './container-dirs.js';
+import { containerDirs, CREATING_PREFIX, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
 
 const FRESH_MS = 60_000;
 
@@ -38,7 +40,7 @@ export async function cleanupLeftoverContainers(layout: StoreLayout, logger: Log
       // Being set up by another process right now (see createContainerDir), or abandoned long ago.
       const st = await stat(dirs.bundle).catch(() => undefined);
       if (!st || now - st.mtimeMs < FRESH_MS) continue;
-    } else if (await ownerAlive(dirs.bundle)) {
+    } else if (existsSync(join(dirs.bundle, PERSISTENT_MARKER)) || (await ownerAlive(dirs.bundle))) {
       continue;
     }
     logger.info({ id }, 'removing leftover container directory');

@@ -129,6 +129,21 @@ export class Puller {
     }
   }
 
+  /**
+   * When HEAD named an index, the stored image is only the answer if it is the index's manifest
+   * for the platform asked for now: the same tag pulled earlier for another platform is not.
+   */
+  async #samePlatform(image: ImageRow, known: Digest, options: PullOptions): Promise<boolean> {
+    if (image.indexDigest !== known) return true;
+    try {
+      const parsed = parseManifest(await this.#deps.store.blobs.readBytes(known), undefined, `index ${known}`);
+      return parsed.kind === 'index' && selectPlatform(parsed.index, options.platform ?? hostPlatform()).digest === image.manifestDigest;
+    } catch {
+      // Unreadable or without this platform: resolve from the registry, which reports properly.
+      return false;
+    }
+  }
+
   /** True when every piece of the image is in the store (blobs, and unpacked layers if wanted). */
   #complete(image: ImageRow, unpack: boolean): ManifestLayerRow[] | undefined {
     const { store } = this.#deps;
@@ -148,7 +163,15 @@ export class Puller {
       if (!head) {
         // A HEAD answer has no body, so the registry's diagnostic (for a composite: which code
         // names are unknown) only comes with a GET; that GET throws with it.
-        await client.getManifest(ref, { signal: options.signal });
+        await client.getManifest(ref, { signal: options.signal }).catch((err: unknown) => {
+          if (isHostpullError(err) && !err.hint) {
+            throw new HostpullError(err.code, err.message, {
+              cause: err,
+              hint: 'check the tag; for a composite, every code name must be in the server catalog (hostpull catalog ls)',
+            });
+          }
+          throw err;
+        });
         throw new HostpullError('MANIFEST_UNKNOWN', `${formatReference(ref)}: HEAD says there is no such manifest, GET says there is`, {
           hint: 'the registry answers inconsistently; try again',
         });
@@ -158,7 +181,7 @@ export class Puller {
     if (known) {
       const image = store.images.byManifest(known);
       const layers = image && this.#complete(image, unpack);
-      if (image && layers) {
+      if (image && layers && (await this.#samePlatform(image, known, options))) {
         return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
       }
     }

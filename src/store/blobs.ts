@@ -96,7 +96,9 @@ export class BlobStore {
     const ingest = await this.openIngest(digest, bytes.length, mediaType, { resume: false });
     await new Promise<void>((resolve, reject) => {
       ingest.writer.once('error', reject);
-      ingest.writer.end(bytes, () => resolve());
+      // end()'s callback also runs when _final (the commit) fails, with the error, and before
+      // the 'error' event: ignoring its argument would report a failed commit as stored.
+      ingest.writer.end(bytes, (err?: Error | null) => (err ? reject(err) : resolve()));
     });
   }
 

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
 import type { Digest } from '../oci/digest.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
@@ -91,7 +92,12 @@ export class LayerStore {
       return existing;
     }
     const now = Date.now();
-    const id = immediate(this.#db, () => {
+    const committed = immediate(this.#db, () => {
+      // Another process may have committed this diffId (unpacked from another blob with the same
+      // content, so under another lease) between the check above and our write lock: keep its
+      // layer, discard ours, rather than fail the pull on the UNIQUE constraint.
+      const raced = this.get(layer.diffId);
+      if (raced) return { id: raced.id, duplicate: true };
       const next = (this.#db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM layers').get() as { id: number }).id;
       const final = this.#layout.layerDir(next);
       // A directory of this id can only be a leftover of a crash between rename and commit;
@@ -106,11 +112,37 @@ export class LayerStore {
         renameSync(final, stagingDir);
         throw err;
       }
-      return next;
+      return { id: next, duplicate: false };
     });
+    if (committed.duplicate) {
+      await rm(stagingDir, { recursive: true, force: true });
+      return this.getById(committed.id)!;
+    }
     await rm(`${stagingDir}.stale`, { recursive: true, force: true });
     await fsyncDir(this.#layout.layersDir);
-    return this.getById(id)!;
+    return this.getById(committed.id)!;
+  }
+
+  /**
+   * Removes layers/<name> unless a row claims it (reconciliation). commit() renames into
+   * layers/<id> and inserts the row inside one write transaction, so a directory seen without a
+   * row may be a commit that landed after the caller listed the rows: the check and a rename out
+   * of the way happen under the write lock, the slow recursive delete after it.
+   */
+  async removeUnclaimedDir(name: string): Promise<boolean> {
+    const doomed = join(this.#layout.layersDir, `staging-${process.pid}-unclaimed-${randomBytes(6).toString('hex')}`);
+    const moved = immediate(this.#db, () => {
+      if (/^[0-9]+$/.test(name) && this.getById(Number(name))) return false;
+      try {
+        renameSync(join(this.#layout.layersDir, name), doomed);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return false;
+        throw err;
+      }
+      return true;
+    });
+    if (moved) await rm(doomed, { recursive: true, force: true });
+    return moved;
   }
 
   /** Removes a layer row and its directory (GC). */

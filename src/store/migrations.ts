@@ -76,4 +76,22 @@ export const MIGRATIONS: readonly string[] = [
     heartbeat_at  INTEGER NOT NULL
   ) STRICT;
   `,
+  // 2: which rootfs uses which unpacked layers (GC never removes a layer a mount uses). A mount
+  // with an owner pid is stale once that process is gone (same pid *and* start time, because
+  // pids are reused); a mount without one lives until it is released explicitly.
+  `
+  CREATE TABLE mounts (
+    id               TEXT PRIMARY KEY,
+    owner_pid        INTEGER,
+    owner_start      TEXT,
+    created_at       INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE mount_layers (
+    mount_id         TEXT NOT NULL REFERENCES mounts(id) ON DELETE CASCADE,
+    diff_id          TEXT NOT NULL,
+    PRIMARY KEY (mount_id, diff_id)
+  ) STRICT;
+  CREATE INDEX mount_layers_by_diff ON mount_layers(diff_id);
+  `,
 ];

@@ -51,13 +51,15 @@ export async function reconcile(
 
   const known = new Set<string>();
   for (const row of blobs.list()) {
-    known.add(row.digest);
     const st = await stat(blobs.path(row.digest)).catch(() => undefined);
     if (!st || st.size !== row.size) {
       logger.warn({ digest: row.digest }, 'blob row without a matching file; dropping the row');
       blobs.deleteRow(row.digest);
       report.blobRowsDropped++;
+      // Not `known`: a file of the wrong size left behind is judged below like any orphan.
+      continue;
     }
+    known.add(row.digest);
   }
 
   for (const algorithm of await listDir(layout.blobsDir)) {
@@ -105,9 +107,9 @@ export async function reconcile(
       continue;
     }
     if (!rows.has(name)) {
-      // A numbered dir without a row: an unpack that renamed but never committed.
-      await rm(join(layout.layersDir, name), { recursive: true, force: true });
-      report.layerDirsRemoved++;
+      // A numbered dir without a row: an unpack that renamed but never committed, unless another
+      // process committed it after `rows` was read; removeUnclaimedDir re-checks under the lock.
+      if (await layers.removeUnclaimedDir(name)) report.layerDirsRemoved++;
       continue;
     }
     present.add(name);

@@ -28,9 +28,11 @@ export function registerMountCommands(program: Command): void {
     .description('unmount a rootfs mounted with hostpull mount')
     .argument('<dir>', 'mount point')
     .action(
-      action(async (dir: string) => {
-        const target = await unmountImage(dir);
-        process.stdout.write(`unmounted ${target}\n`);
+      action(async (dir: string, _opts: unknown, cmd: Command) => {
+        await withHost(globalOptions(cmd), async ({ store }) => {
+          const target = await unmountImage(store, dir);
+          process.stdout.write(`unmounted ${target}\n`);
+        });
       }),
     );
 }

@@ -147,11 +147,11 @@ describe('hostpull mount / umount', () => {
       expect(again.code).toBe(1);
       expect(again.stderr).toMatch(/already a mount point/);
     } finally {
-      const u = await runCli(['umount', mnt]);
+      const u = await hostpull(root, ['umount', mnt]);
       expect(u.code).toBe(0);
     }
     expect(await mountsBelow(root)).toEqual([]);
-    const u2 = await runCli(['umount', mnt]);
+    const u2 = await hostpull(root, ['umount', mnt]);
     expect(u2.code).toBe(1);
     expect(u2.stderr).toMatch(/not a mount point/);
   });

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// prepare.mjs REGISTRY_HOST:PORT
+// Pushes the peer benchmark's images into a running registry with the bench library from the
+// project's build (dist/), then lets an in-process `hostpull serve` synthesise the three
+// composites, which it pushes into the registry under `hostpull:<tag>`. Every tool then pulls the
+// very same manifests and blobs from the registry. Prints {tags: {TAG: digest}, layers: {...}}.
+//
+// Scaled-down versions of ../shared/bench/peers images (there 346 MB unpacked): same shape, a
+// few thousand files less, about 45 MB of payload so one run takes a couple of minutes.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const repo = new URL('../../', import.meta.url).pathname;
+const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
+const { RegistryClient } = await import(join(repo, 'dist/registry/index.js'));
+const { startServer } = await import(join(repo, 'dist/server/serve.js'));
+
+const registry = process.argv[2];
+if (!registry) {
+  console.error('usage: prepare.mjs HOST:PORT');
+  process.exit(2);
+}
+// Canonical (sorted) tags: the server pushes each composite upstream under its canonical tag.
+const TAGS = ['GRD7.0-JDK11.0-MVN3.8', 'GRD7.0-JDK11.0-MVN3.7', 'GRD7.0-JDK17.0-MVN3.8'];
+const MB = 1_000_000;
+const v = (pkg, version, index, bytes, files) => ({ code: `${pkg}${version}`, package: pkg, version, index, bytes, files });
+// Sizes keep the originals' proportions (JDK 194 MB / 4,000 files, MVN 10.6 MB / 900, GRD 131 MB / 300) at about 1/10.
+const catalog = {
+  seed: 11,
+  baseBytes: 1 * MB,
+  packages: [
+    { name: 'JDK', versions: [v('JDK', '11.0', 0, 19 * MB, 400), v('JDK', '17.0', 1, 20 * MB, 440)] },
+    { name: 'MVN', versions: [v('MVN', '3.7', 0, 1.06 * MB, 90), v('MVN', '3.8', 1, 1.06 * MB, 90)] },
+    { name: 'GRD', versions: [v('GRD', '7.0', 0, 13 * MB, 30)] },
+  ],
+};
+const versions = catalogIndex(catalog);
+const builder = new BenchImageBuilder(catalog, versions);
+const client = new RegistryClient({ retries: 1 });
+const work = await mkdtemp(join(tmpdir(), 'hostpull-peers-prepare-'));
+let server;
+try {
+  await pushImage(client, registry, BENCH_REPOS.base, BASE_TAG, [builder.base], ['PATH=/usr/bin:/bin']);
+  const entries = {};
+  const layers = { base: { digest: builder.base.digest, size: builder.base.size } };
+  for (const [code, pv] of versions) {
+    const layer = builder.packageLayer(code);
+    layers[code] = { digest: layer.digest, size: layer.size };
+    await pushImage(client, registry, BENCH_REPOS.package(pv.package), pv.version, [layer], []);
+    entries[code] = { image: `${BENCH_REPOS.package(pv.package)}:${pv.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: pv.package };
+  }
+  await writeFile(join(work, 'catalog.json'), JSON.stringify({ entries }));
+  server = await startServer({ upstream: `http://${registry}`, port: 0, catalogFile: join(work, 'catalog.json'), base: `${BENCH_REPOS.base}:${BASE_TAG}` });
+  const tags = {};
+  for (const tag of TAGS) {
+    const res = await fetch(`${server.url}/v2/hostpull/manifests/${tag}`, { method: 'HEAD' });
+    if (res.status !== 200) throw new Error(`server answered ${res.status} for ${tag}`);
+    tags[tag] = res.headers.get('docker-content-digest');
+  }
+  // The server pushes each composite upstream; check the registry now has it under the same digest.
+  for (const tag of TAGS) {
+    const res = await fetch(`http://${registry}/v2/hostpull/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+    const body = Buffer.from(await res.arrayBuffer());
+    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    if (res.status !== 200 || digest !== tags[tag]) throw new Error(`registry has ${tag} as ${res.status} ${digest}, server said ${tags[tag]}`);
+  }
+  process.stdout.write(`${JSON.stringify({ registry, tags, layers }, null, 2)}\n`);
+} finally {
+  await server?.close();
+  await client.close();
+  await rm(work, { recursive: true, force: true });
+}

@@ -1,0 +1,121 @@
+import { writeFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { renderHtmlReport } from '../../bench/report-html.js';
+import { runBench, type ApproachResult, type BenchResult } from '../../bench/run.js';
+import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { formatBytes, formatPercent, printJson, table } from '../format.js';
+
+interface BenchFlags {
+  packages: string;
+  versions: string;
+  requests: string;
+  seed: string;
+  scale: string;
+  zipf: string;
+  maxCodes: string;
+  trace?: string;
+  nodes: string;
+  assign: 'round-robin' | 'random';
+  baselines: boolean;
+  unpack: boolean;
+  json?: boolean;
+  report?: string;
+  keep?: boolean;
+  tmpDir?: string;
+}
+
+function int(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`${name} must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+function num(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || n > max) throw usageError(`${name} must be a number from ${min} to ${max}`);
+  return n;
+}
+
+function render(r: BenchResult): string {
+  const all = (['hostpull', 'flattened', 'stacked'] as const).map((n) => r.approaches[n]).filter((a): a is ApproachResult => a !== undefined);
+  const hp = r.approaches.hostpull;
+  const rows = [['approach', 'layer hits', 'byte hits', 'fetched', 'vs hostpull', 'registry egress', 'store', 'cold pull', 'warm pull']];
+  for (const a of all) {
+    rows.push([
+      a.name,
+      formatPercent(a.layerHitRate),
+      formatPercent(a.byteHitRate),
+      formatBytes(a.bytesFetched),
+      `${(a.bytesFetched / Math.max(1, hp.bytesFetched)).toFixed(2)}x`,
+      formatBytes(a.registryBytes),
+      formatBytes(a.storeBytes),
+      `${a.cold.medianMs}ms (${a.cold.pulls})`,
+      `${a.warm.medianMs}ms (${a.warm.pulls})`,
+    ]);
+  }
+  const head =
+    `${r.workload.requests} requests, ${r.workload.distinctTags} combinations, ${r.catalog.packages} packages / ${r.catalog.versions} versions, ` +
+    `seed ${r.seed}, ${r.nodes} node${r.nodes > 1 ? 's' : ''}, ${(r.durationMs / 1000).toFixed(1)}s\n`;
+  const mismatches = all.filter((a) => a.byteMismatches > 0).map((a) => `${a.name}: ${a.byteMismatches}`);
+  const warn = mismatches.length ? `warning: client and registry byte counts differ (${mismatches.join(', ')})\n` : '';
+  return head + table(rows) + warn;
+}
+
+export function registerBenchCommand(program: Command): void {
+  program
+    .command('bench')
+    .description('replay a workload of composite tags against fresh stores and compare bytes and hit rates with flattened and Dockerfile-style images')
+    .addOption(new Option('--packages <n>', 'packages in the synthetic catalog').default('6'))
+    .addOption(new Option('--versions <n>', 'versions per package').default('3'))
+    .addOption(new Option('--requests <n>', 'requests in the synthetic workload').default('20'))
+    .addOption(new Option('--seed <n>', 'seed of catalog, workload and layer content').default('1'))
+    .addOption(new Option('--scale <x>', 'size scale of the 1 MB-200 MB package spread (0 < x <= 1)').default('0.005'))
+    .addOption(new Option('--zipf <s>', 'Zipf exponent of package popularity').default('1'))
+    .addOption(new Option('--max-codes <n>', 'most code names per tag').default('5'))
+    .option('--trace <file>', 'replay this trace (one tag per line, optional leading timestamp) instead')
+    .addOption(new Option('--nodes <n>', 'node stores the requests are spread over (fleet view)').default('1'))
+    .addOption(new Option('--assign <mode>', 'how requests go to nodes').choices(['round-robin', 'random']).default('round-robin'))
+    .option('--no-baselines', 'skip building and pulling the traditional images')
+    .option('--no-unpack', 'store blobs only; do not unpack layers')
+    .option('--json', 'print the full result as JSON')
+    .option('--report <file.html>', 'write a self-contained HTML report with charts')
+    .option('--tmp-dir <dir>', 'where the work dir (registry data, node stores) is made; default the system temp dir')
+    .option('--keep', 'keep the work dir (registry data and stores)')
+    .addHelpText('after', '\nExamples:\n  hostpull bench --json --packages 6 --requests 20 --seed 1\n  hostpull bench --nodes 4 --requests 200 --report bench.html\n')
+    .action(
+      action(async (opts: BenchFlags, cmd: Command) => {
+        const global = globalOptions(cmd);
+        const abort = new AbortController();
+        const onSignal = () => abort.abort(new Error('interrupted'));
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          const result = await runBench({
+            packages: int('--packages', opts.packages, 1, 1000),
+            versions: int('--versions', opts.versions, 1, 100),
+            requests: int('--requests', opts.requests, 1, 1_000_000),
+            seed: int('--seed', opts.seed, 0, 2 ** 32 - 1),
+            scale: num('--scale', opts.scale, 1e-6, 1),
+            zipfExponent: num('--zipf', opts.zipf, 0, 10),
+            maxCodes: int('--max-codes', opts.maxCodes, 1, 20),
+            traceFile: opts.trace,
+            nodes: int('--nodes', opts.nodes, 1, 1000),
+            assign: opts.assign,
+            baselines: opts.baselines,
+            unpack: opts.unpack,
+            keep: opts.keep ?? false,
+            ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
+            logger: loggerFor(global),
+            signal: abort.signal,
+            onProgress: opts.json || !process.stderr.isTTY ? undefined : (p) => process.stderr.write(`\r${p.approach}: ${p.done}/${p.total}   ${p.done === p.total ? '\n' : ''}`),
+          });
+          if (opts.report) await writeFile(opts.report, renderHtmlReport(result));
+          if (opts.json) printJson(result);
+          else process.stdout.write(render(result) + (opts.report ? `report: ${opts.report}\n` : ''));
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }),
+    );
+}

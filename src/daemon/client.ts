@@ -1,0 +1,174 @@
+import { realpathSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
+import { Client } from 'undici';
+import { HostpullError } from '../errors.js';
+import type { GcReport } from '../gc/collect-garbage.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
+import type { PullResult } from '../pull/puller.js';
+import type { HostApi, HostGcOptions, HostPullOptions } from './host-api.js';
+import type { HostStats, ImageSummary } from './queries.js';
+import { fromWireError, type PullStreamLine, type WireError } from './wire.js';
+
+export interface DaemonHealth {
+  ok: boolean;
+  pid: number;
+  root: string;
+  version: string | null;
+  activePulls: number;
+  stopping: boolean;
+}
+
+export interface DaemonClientOptions {
+  socketPath: string;
+  /** Wait this long for the headers of a non-streaming answer. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * {@link HostApi} over the daemon's unix socket (undici Client with socketPath: one
+ * keep-alive connection, HTTP/1.1). Errors come back as the HostpullError the daemon raised.
+ */
+export class DaemonClient implements HostApi {
+  readonly mode = 'daemon' as const;
+  readonly socketPath: string;
+  readonly #client: Client;
+  readonly #timeoutMs: number;
+
+  constructor(options: DaemonClientOptions) {
+    this.socketPath = options.socketPath;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    // The host part is required by the URL syntax only; the socket decides where we connect.
+    this.#client = new Client('http://hostpull', { socketPath: options.socketPath });
+  }
+
+  health(signal?: AbortSignal): Promise<DaemonHealth> {
+    return this.#json('GET', '/v1/health', undefined, signal);
+  }
+
+  images(): Promise<ImageSummary[]> {
+    return this.#json('GET', '/v1/images');
+  }
+
+  stats(): Promise<HostStats> {
+    return this.#json('GET', '/v1/stats');
+  }
+
+  gc(options: HostGcOptions = {}): Promise<GcReport> {
+    const body: { maxStoreSize?: number; dryRun?: boolean; graceMs?: number } = {};
+    if (options.graceMs !== undefined) body.graceMs = options.graceMs;
+    if (options.maxStoreSize !== undefined) body.maxStoreSize = options.maxStoreSize;
+    if (options.dryRun !== undefined) body.dryRun = options.dryRun;
+    return this.#json('POST', '/v1/gc', body, options.signal);
+  }
+
+  async metrics(): Promise<string> {
+    const res = await this.#client.request({ method: 'GET', path: '/metrics', headersTimeout: this.#timeoutMs });
+    const text = await res.body.text();
+    if (res.statusCode !== 200) throw new HostpullError('DAEMON_ERROR', `GET /metrics answered ${res.statusCode}`);
+    return text;
+  }
+
+  /** Pulls through the daemon; progress events arrive as the daemon emits them. */
+  async pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {
+    const body: Record<string, unknown> = { reference: formatReference(ref) };
+    if (options.concurrency !== undefined) body.concurrency = options.concurrency;
+    if (options.unpack !== undefined) body.unpack = options.unpack;
+    // No body timeout: a big layer unpacked from a resumed file sends no event for a while.
+    const res = await this.#client.request({
+      method: 'POST',
+      path: '/v1/pull',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, 'POST /v1/pull');
+    let buffered = '';
+    let final: PullResult | undefined;
+    const handle = (line: string) => {
+      if (line.trim() === '') return;
+      const msg = JSON.parse(line) as PullStreamLine;
+      if (msg.type === 'result') final = msg.result;
+      else if (msg.type === 'error') throw fromWireError(msg.error);
+      else options.onEvent?.(msg);
+    };
+    res.body.setEncoding('utf8');
+    for await (const chunk of res.body) {
+      buffered += chunk as string;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        handle(line);
+      }
+    }
+    handle(buffered);
+    if (!final) {
+      throw new HostpullError('DAEMON_GONE', `the daemon on ${this.socketPath} ended the pull without a result`, {
+        hint: 'it may have stopped or crashed; pull again (downloads resume), and see `journalctl -u hostpull`',
+      });
+    }
+    return final;
+  }
+
+  async close(): Promise<void> {
+    await this.#client.close();
+  }
+
+  async #json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.#client.request({
+      method,
+      path,
+      headersTimeout: this.#timeoutMs,
+      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, `${method} ${path}`);
+    return (await res.body.json()) as T;
+  }
+}
+
+async function errorFrom(status: number, body: { text(): Promise<string> }, what: string): Promise<HostpullError> {
+  const text = await body.text().catch(() => '');
+  try {
+    const parsed = JSON.parse(text) as { error?: WireError };
+    if (parsed.error?.code) return fromWireError(parsed.error);
+  } catch {
+    // not our error JSON: fall through
+  }
+  return new HostpullError('DAEMON_ERROR', `${what} answered ${status}: ${text.slice(0, 200)}`);
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolvePath(path);
+  }
+}
+
+export interface ConnectDaemonOptions {
+  socketPath: string;
+  /** The store root the caller works on: a daemon serving another root is not used. */
+  root: string;
+  /** How long the health probe may take. Default 2 s. */
+  timeoutMs?: number;
+}
+
+/**
+ * A client for the daemon on `socketPath` if one answers /v1/health and serves `root`;
+ * undefined otherwise (no socket, nobody listening, a daemon of another root or stopping), in
+ * which case the caller works in-process on the store — safe beside a running daemon.
+ */
+export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonClient | undefined> {
+  const client = new DaemonClient({ socketPath: options.socketPath, timeoutMs: options.timeoutMs ?? 2_000 });
+  try {
+    const health = await client.health(AbortSignal.timeout(options.timeoutMs ?? 2_000));
+    if (health.ok && !health.stopping && canonical(health.root) === canonical(options.root)) return client;
+  } catch {
+    // ENOENT, ECONNREFUSED, EACCES, timeout: no usable daemon here.
+  }
+  await client.close().catch(() => undefined);
+  return undefined;
+}

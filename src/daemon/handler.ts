@@ -1,0 +1,225 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { z } from 'zod';
+import { HostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ImageReference } from '../oci/reference.js';
+import type { PullResult } from '../pull/puller.js';
+import type { HostApi } from './host-api.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { PullTracker } from './pull-tracker.js';
+import { toWireError, type PullStreamLine } from './wire.js';
+
+export interface DaemonHandlerDeps {
+  /** Does the work (in the daemon: a LocalHostApi on the daemon's store). */
+  api: HostApi;
+  metrics: DaemonMetrics;
+  tracker: PullTracker;
+  logger: Logger;
+  /** Store root, reported by /v1/health so a CLI only uses a daemon that serves its --root. */
+  root: string;
+  /** Turns the `reference` of a pull request into a reference (short names use the daemon's --server). */
+  resolve: (input: string) => ImageReference;
+  /** Called after each successful pull (the daemon schedules GC under its budget). */
+  onPullDone?: (result: PullResult) => void;
+  /** Budget used by `POST /v1/gc` when the request names none. Default: none. */
+  maxStoreSize?: number | undefined;
+  version?: string;
+  /** Rootfs preparation for runtimes and orchestrators; the routes answer 404 without it. */
+  containers?: ContainerApi;
+}
+
+/** Prepared rootfs as the daemon hands them out: mounted, with an OCI bundle beside them. */
+export interface ContainerApi {
+  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean }): Promise<{ id: string; rootfs: string; bundle: string; reference: string; manifestDigest: string }>;
+  remove(id: string): Promise<void>;
+}
+
+export type DaemonHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Request bodies are small JSON documents; anything bigger is a client bug. */
+const MAX_BODY_BYTES = 64 * 1024;
+
+const PullBody = z.strictObject({
+  reference: z.string().min(1).max(1024),
+  concurrency: z.number().int().min(1).max(64).optional(),
+  unpack: z.boolean().optional(),
+});
+
+const GcBody = z.strictObject({
+  maxStoreSize: z.number().int().nonnegative().optional(),
+  dryRun: z.boolean().optional(),
+  graceMs: z.number().int().nonnegative().optional(),
+});
+
+const RootfsBody = z.strictObject({
+  reference: z.string().min(1).max(1024),
+  args: z.array(z.string()).max(4096).optional(),
+  env: z.array(z.string().regex(/^[^=]+=/)).max(4096).optional(),
+  allowOverlap: z.boolean().optional(),
+});
+
+const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
+
+const STATUS: Record<string, number> = { USAGE: 400, BAD_REQUEST: 400, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405, DAEMON_STOPPING: 503 };
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const wire = toWireError(err);
+  sendJson(res, STATUS[wire.code] ?? (wire.code === 'INTERNAL' ? 500 : 422), { error: wire });
+}
+
+async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HostpullError('BAD_REQUEST', `request body over ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  let value: unknown = {};
+  if (size > 0) {
+    try {
+      value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      throw new HostpullError('BAD_REQUEST', 'request body is not JSON');
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new HostpullError('BAD_REQUEST', `invalid request body: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The daemon's HTTP API as a plain request handler (no socket, no signals: startDaemon wires
+ * those), so every route is testable by calling it with a request and a response object.
+ *
+ *   GET  /v1/health   {ok, pid, root, version, activePulls, stopping}
+ *   POST /v1/pull     {reference, concurrency?, unpack?} → NDJSON: PullEvents, then one
+ *                     {type:'result', result} or {type:'error', error:{code, message, hint}}
+ *   GET  /v1/images   ImageSummary[]
+ *   GET  /v1/stats    HostStats
+ *   POST /v1/gc       {maxStoreSize?, dryRun?, graceMs?} → GcReport
+ *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?} → {id, rootfs, bundle, reference, manifestDigest}:
+ *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed
+ *   DELETE /v1/rootfs {id} → 204: unmount and remove it
+ *   GET  /metrics     Prometheus text
+ */
+export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
+  const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>> = {
+    'GET /v1/health': async (_req, res) =>
+      sendJson(res, 200, { ok: true, pid: process.pid, root: deps.root, version: deps.version ?? null, activePulls: deps.tracker.size, stopping: deps.tracker.stopping }),
+    'GET /v1/images': async (_req, res) => sendJson(res, 200, await deps.api.images()),
+    'GET /v1/stats': async (_req, res) => sendJson(res, 200, await deps.api.stats()),
+    'POST /v1/gc': async (req, res) => {
+      const body = await readJson(req, GcBody);
+      const maxStoreSize = body.maxStoreSize ?? deps.maxStoreSize;
+      const report = await deps.api.gc({
+        ...(maxStoreSize !== undefined ? { maxStoreSize } : {}),
+        ...(body.graceMs !== undefined ? { graceMs: body.graceMs } : {}),
+        dryRun: body.dryRun ?? false,
+      });
+      sendJson(res, 200, report);
+    },
+    'GET /metrics': async (_req, res) => {
+      const text = await deps.metrics.render();
+      res.writeHead(200, { 'content-type': deps.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    },
+    'POST /v1/pull': (req, res) => pullRoute(deps, req, res),
+    'POST /v1/rootfs': async (req, res) => {
+      const body = await readJson(req, RootfsBody);
+      const containers = requireContainers(deps);
+      const prepared = await containers.prepare(deps.resolve(body.reference), {
+        ...(body.args ? { args: body.args } : {}),
+        ...(body.env ? { env: body.env } : {}),
+        ...(body.allowOverlap !== undefined ? { allowOverlap: body.allowOverlap } : {}),
+      });
+      sendJson(res, 201, prepared);
+    },
+    'DELETE /v1/rootfs': async (req, res) => {
+      const body = await readJson(req, RemoveRootfsBody);
+      await requireContainers(deps).remove(body.id);
+      res.writeHead(204).end();
+    },
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const route = routes[`${req.method} ${path}`];
+    let run: Promise<void>;
+    if (route) {
+      run = route(req, res);
+    } else if (Object.keys(routes).some((k) => k.endsWith(` ${path}`))) {
+      run = Promise.reject(new HostpullError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}`));
+    } else {
+      run = Promise.reject(new HostpullError('NOT_FOUND', `no route ${req.method} ${path}`));
+    }
+    run.catch((err: unknown) => {
+      deps.logger.debug({ err, method: req.method, path }, 'request failed');
+      if (!res.headersSent) sendError(res, err);
+      else res.end();
+    });
+  };
+}
+
+function requireContainers(deps: DaemonHandlerDeps): ContainerApi {
+  if (!deps.containers) throw new HostpullError('NOT_FOUND', 'this daemon does not prepare rootfs');
+  return deps.containers;
+}
+
+async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readJson(req, PullBody);
+  // A client that goes away (Ctrl-C on `hostpull pull`) stops its pull, as it would in-process;
+  // another pull waiting on the same blob takes the lease over and resumes the partial file.
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort(new HostpullError('CLIENT_GONE', 'the client closed the connection'));
+  });
+  const write = (line: PullStreamLine) => {
+    if (!res.destroyed) res.write(`${JSON.stringify(line)}\n`);
+  };
+  let result: PullResult;
+  try {
+    const ref = deps.resolve(body.reference);
+    result = await deps.tracker.run(
+      (signal) =>
+        deps.api.pull(ref, {
+          ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
+          ...(body.unpack !== undefined ? { unpack: body.unpack } : {}),
+          signal,
+          onEvent: (e) => {
+            if (!res.headersSent) startStream(res);
+            write(e);
+          },
+        }),
+      gone.signal,
+    );
+  } catch (err) {
+    // Errors before any event (bad reference, stopping) still travel in the stream: the client
+    // reads one protocol whatever happens.
+    if (!res.headersSent) startStream(res);
+    write({ type: 'error', error: toWireError(err) });
+    res.end();
+    deps.logger.info({ reference: body.reference, err: toWireError(err) }, 'pull failed');
+    return;
+  }
+  if (!res.headersSent) startStream(res);
+  write({ type: 'result', result });
+  res.end();
+  deps.metrics.observePull(result);
+  deps.logger.info({ reference: result.reference, digest: result.manifestDigest, bytesFetched: result.bytesFetched, ms: result.phases.total }, 'pulled');
+  deps.onPullDone?.(result);
+}
+
+function startStream(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+  // Progress must reach the client as it happens, not when a buffer fills.
+  res.flushHeaders();
+}

@@ -1,0 +1,81 @@
+import type { GcReport } from '../gc/collect-garbage.js';
+import { collectGarbage } from '../gc/collect-garbage.js';
+import type { Logger } from '../log.js';
+import type { ImageReference } from '../oci/reference.js';
+import type { PullEvent } from '../pull/events.js';
+import { Puller, type PullResult } from '../pull/puller.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { ContentStore } from '../store/content-store.js';
+import { hostStats, imageSummaries, type HostStats, type ImageSummary } from './queries.js';
+
+export interface HostPullOptions {
+  /** Layers fetched at once. Default 4. */
+  concurrency?: number;
+  /** Unpack layers (default true). */
+  unpack?: boolean;
+  onEvent?: (event: PullEvent) => void;
+  signal?: AbortSignal;
+}
+
+export interface HostGcOptions {
+  /** Byte budget for blobs + unpacked layers. Default: none (only unreferenced content goes). */
+  maxStoreSize?: number;
+  dryRun?: boolean;
+  /** See GcPolicy.graceMs. Default 10 minutes. */
+  graceMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * What the host-side commands do, behind one interface with two implementations: in-process on
+ * the store ({@link LocalHostApi}) and through the daemon's socket (DaemonClient). The CLI picks
+ * one; its output does not depend on which.
+ */
+export interface HostApi {
+  readonly mode: 'local' | 'daemon';
+  pull(ref: ImageReference, options?: HostPullOptions): Promise<PullResult>;
+  images(): Promise<ImageSummary[]>;
+  stats(): Promise<HostStats>;
+  gc(options?: HostGcOptions): Promise<GcReport>;
+  close(): Promise<void>;
+}
+
+export interface LocalHostApiDeps {
+  store: ContentStore;
+  client: RegistryClient;
+  logger: Logger;
+  /** Called when the API is closed (closing the store and client is the owner's business). */
+  onClose?: () => Promise<void>;
+}
+
+/** The in-process implementation; the daemon serves requests with one of these. */
+export class LocalHostApi implements HostApi {
+  readonly mode = 'local' as const;
+  readonly #deps: LocalHostApiDeps;
+  readonly #puller: Puller;
+
+  constructor(deps: LocalHostApiDeps) {
+    this.#deps = deps;
+    this.#puller = new Puller({ store: deps.store, client: deps.client, logger: deps.logger });
+  }
+
+  pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {
+    return this.#puller.pull(ref, options);
+  }
+
+  async images(): Promise<ImageSummary[]> {
+    return imageSummaries(this.#deps.store);
+  }
+
+  async stats(): Promise<HostStats> {
+    return hostStats(this.#deps.store);
+  }
+
+  gc(options: HostGcOptions = {}): Promise<GcReport> {
+    return collectGarbage(this.#deps.store, options);
+  }
+
+  async close(): Promise<void> {
+    await this.#deps.onClose?.();
+  }
+}

@@ -1,0 +1,90 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PullResult } from '../pull/puller.js';
+import type { ContentStore } from '../store/content-store.js';
+
+/**
+ * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
+ * default registry would be a module-level singleton shared by every daemon in the process).
+ *
+ * Pull counters come from the store's pull log at scrape time, so they count every pull on this
+ * node — through the daemon or in-process by the CLI beside it — and survive daemon restarts
+ * (the log is append-only, so they only go up). Durations are observed live, for the pulls this
+ * daemon runs.
+ */
+export class DaemonMetrics {
+  readonly registry = new Registry();
+  readonly #store: ContentStore;
+  readonly #activePulls: () => number;
+  readonly #pulls: Counter<'result'>;
+  readonly #bytesFetched: Counter;
+  readonly #bytesReused: Counter;
+  readonly #layerHits: Counter;
+  readonly #layerMisses: Counter;
+  readonly #hitRatio: Gauge;
+  readonly #duration: Histogram<'phase'>;
+  readonly #mounts: Gauge;
+  readonly #storeBytes: Gauge<'kind'>;
+  readonly #inflight: Gauge;
+
+  constructor(store: ContentStore, options: { activePulls?: () => number } = {}) {
+    this.#store = store;
+    this.#activePulls = options.activePulls ?? (() => 0);
+    const registers = [this.registry];
+    this.#pulls = new Counter({ name: 'hostpull_pulls_total', help: 'Pulls on this node by result (ok, up_to_date, failed)', labelNames: ['result'], registers });
+    this.#bytesFetched = new Counter({ name: 'hostpull_bytes_fetched_total', help: 'Bytes fetched from registries (manifests, configs, layers)', registers });
+    this.#bytesReused = new Counter({ name: 'hostpull_bytes_reused_total', help: 'Layer bytes found in the store instead of fetched', registers });
+    this.#layerHits = new Counter({ name: 'hostpull_layer_hits_total', help: 'Layers already in the store when pulled', registers });
+    this.#layerMisses = new Counter({ name: 'hostpull_layer_misses_total', help: 'Layers fetched by a pull', registers });
+    this.#hitRatio = new Gauge({ name: 'hostpull_layer_hit_ratio', help: 'layer hits / (hits + misses) over all pulls', registers });
+    this.#duration = new Histogram({
+      name: 'hostpull_pull_duration_seconds',
+      help: 'Duration of pulls run by this daemon, by phase (resolve, layers = fetch + unpack, total)',
+      labelNames: ['phase'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.#mounts = new Gauge({ name: 'hostpull_active_mounts', help: 'Rootfs recorded as mounted (their layers are never collected)', registers });
+    this.#storeBytes = new Gauge({ name: 'hostpull_store_bytes', help: 'Bytes in the store by kind (blobs, layers = unpacked)', labelNames: ['kind'], registers });
+    this.#inflight = new Gauge({ name: 'hostpull_active_pulls', help: 'Pulls this daemon is running now', registers });
+  }
+
+  /** Records the phase durations of a finished pull. */
+  observePull(result: PullResult): void {
+    this.#duration.labels('resolve').observe(result.phases.resolve / 1000);
+    this.#duration.labels('layers').observe(result.phases.layers / 1000);
+    this.#duration.labels('total').observe(result.phases.total / 1000);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The exposition text, with store-derived values read now. */
+  async render(): Promise<string> {
+    this.#refresh();
+    return this.registry.metrics();
+  }
+
+  #refresh(): void {
+    const db = this.#store.db;
+    const s = this.#store.pulls.stats();
+    const ok = s.pulls - s.failedPulls - s.upToDatePulls;
+    const setCounter = (c: Counter, v: number) => {
+      c.reset();
+      c.inc(v);
+    };
+    this.#pulls.reset();
+    this.#pulls.labels('ok').inc(ok);
+    this.#pulls.labels('up_to_date').inc(s.upToDatePulls);
+    this.#pulls.labels('failed').inc(s.failedPulls);
+    setCounter(this.#bytesFetched, s.bytesFetched);
+    setCounter(this.#bytesReused, s.bytesReused);
+    setCounter(this.#layerHits, s.layerHits);
+    setCounter(this.#layerMisses, s.layerMisses);
+    this.#hitRatio.set(s.layerHitRate);
+    this.#mounts.set((db.prepare('SELECT COUNT(*) AS n FROM mounts').get() as { n: number }).n);
+    this.#storeBytes.labels('blobs').set((db.prepare('SELECT COALESCE(SUM(size), 0) AS n FROM blobs').get() as { n: number }).n);
+    this.#storeBytes.labels('layers').set((db.prepare('SELECT COALESCE(SUM(unpacked_size), 0) AS n FROM layers').get() as { n: number }).n);
+    this.#inflight.set(this.#activePulls());
+  }
+}

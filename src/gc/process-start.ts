@@ -1,0 +1,22 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * The kernel's start time of a process (/proc/<pid>/stat field 22, clock ticks since boot), or
+ * undefined when it is gone. A pid alone can be reused by an unrelated process after its owner
+ * died; pid + start time names one process for the life of the boot.
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while the process that had `startTime` under `pid` still runs. */
+export function processAlive(pid: number, startTime: string | null): boolean {
+  const now = processStartTime(pid);
+  return now !== undefined && (startTime === null || startTime === '' || now === startTime);
+}

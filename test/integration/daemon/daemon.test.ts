@@ -1,0 +1,207 @@
+/**
+ * `hostpull daemon` against a real registry: CLIs pull through its socket (each blob fetched
+ * once across concurrent clients), the output is the same through the daemon and in-process,
+ * /metrics agrees with the registry's byte count, and a SIGTERM in the middle of a large pull
+ * parks it so the next daemon resumes it with Range.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, spawnCli } from '../../helpers/cli.js';
+import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
+import { startProxy } from '../../helpers/proxy.js';
+import { blobRequests, startRegistry, type AccessEntry, type TestRegistry } from '../../helpers/registry.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+import { startTestDaemon, type TestDaemon } from './daemon-process.js';
+
+let registry: TestRegistry;
+let fixtures: FixtureSet;
+const temps: string[] = [];
+const daemons: TestDaemon[] = [];
+
+async function tempDir(prefix: string): Promise<string> {
+  const d = await makeTempDir(prefix);
+  temps.push(d);
+  return d;
+}
+
+async function daemonOn(dir: string, server: string, args: string[] = []): Promise<TestDaemon> {
+  const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server, args });
+  daemons.push(d);
+  return d;
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  fixtures = await pushFixtureSet(registry.url);
+});
+
+afterAll(async () => {
+  for (const d of daemons) {
+    d.child.kill('SIGKILL');
+    await d.exited;
+  }
+  await registry?.stop();
+  for (const d of temps) await removeTempDir(d);
+});
+
+/** Minimal Prometheus text parser: `name{labels} value` samples; HELP/TYPE lines checked for shape. */
+function parsePrometheus(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line.startsWith('#')) {
+      expect(line).toMatch(/^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$/);
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    expect(m, `not a Prometheus sample line: ${line}`).not.toBeNull();
+    samples.set(m![1]! + (m![2] ?? ''), Number(m![3]));
+  }
+  return samples;
+}
+
+/** Body bytes the registry sent for manifests and blobs (GETs; HEADs carry none). */
+function servedContentBytes(entries: AccessEntry[]): number {
+  return entries
+    .filter((e) => e.method === 'GET' && e.status === 200 && /\/(manifests|blobs)\//.test(e.path))
+    .reduce((n, e) => n + e.bytes, 0);
+}
+
+describe('pulls through the daemon', () => {
+  it('two CLIs pulling overlapping tags at once fetch each blob once; /metrics agrees with the registry', async () => {
+    const dir = await tempDir('daemon-pull');
+    const daemon = await daemonOn(dir, registry.host);
+    const mark = await registry.mark();
+    const cli = (tag: string) =>
+      runCli(['--root', daemon.root, '--server', registry.host, 'pull', tag, '--json', '--socket', daemon.socket], { timeoutMs: 120_000 });
+    const [a, b] = await Promise.all([cli('JDK11.0-MVN3.8-GRD7.0'), cli('JDK17.0-MVN3.8-GRD7.0')]);
+    for (const r of [a, b]) {
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+    }
+    const entries = await registry.since(mark);
+    const counts = new Map<string, number>();
+    for (const e of blobRequests(entries)) {
+      const digest = e.path.split('/blobs/')[1]!;
+      counts.set(digest, (counts.get(digest) ?? 0) + 1);
+    }
+    const layers = [fixtures.base, fixtures.packages['JDK11.0']!, fixtures.packages['JDK17.0']!, fixtures.packages['MVN3.8']!, fixtures.packages['GRD7.0']!];
+    for (const l of layers) expect(counts.get(l.digest), l.digest).toBe(1);
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+
+    // Both went through the daemon: it logged them, and its duration histogram counted them.
+    expect(daemon.log()).toContain('JDK11.0-MVN3.8-GRD7.0');
+    expect(daemon.log()).toContain('JDK17.0-MVN3.8-GRD7.0');
+    {
+      const metrics = parsePrometheus((await daemon.get('/metrics')).body);
+      expect(metrics.get('hostpull_pull_duration_seconds_count{phase="total"}')).toBe(2);
+      const fetched = JSON.parse(a.stdout).bytesFetched + JSON.parse(b.stdout).bytesFetched;
+      expect(metrics.get('hostpull_bytes_fetched_total')).toBe(fetched);
+      expect(metrics.get('hostpull_bytes_fetched_total')).toBe(servedContentBytes(entries));
+      expect(metrics.get('hostpull_pulls_total{result="ok"}')).toBe(2);
+      expect(metrics.get('hostpull_layer_misses_total')! + metrics.get('hostpull_layer_hits_total')!).toBe(8);
+      expect(metrics.get('hostpull_active_mounts')).toBe(0);
+      const stats = JSON.parse((await daemon.get('/v1/stats')).body);
+      expect(metrics.get('hostpull_store_bytes{kind="blobs"}')).toBe(stats.store.blobBytes);
+      expect(metrics.get('hostpull_store_bytes{kind="layers"}')).toBe(stats.store.unpackedBytes);
+    }
+  });
+
+  it('images, stats and gc print the same through the daemon and in-process', async () => {
+    const dir = await tempDir('daemon-same');
+    const daemon = await daemonOn(dir, registry.host);
+    const pulled = await runCli(['--root', daemon.root, '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', daemon.socket]);
+    expect(pulled.code).toBe(0);
+    expect(pulled.stdout).toMatch(/^pulled .*JDK11\.0-GRD7\.0 .* 3 layers, 0 cached, 3 fetched/);
+    // Read-only verbs, so all of them can run at once.
+    const verbs = [['images'], ['stats', '--json'], ['gc', '--dry-run', '--json']];
+    const outputs = await Promise.all(
+      verbs.flatMap((verb) => [runCli(['--root', daemon.root, '--log-level', 'debug', ...verb, '--socket', daemon.socket]), runCli(['--root', daemon.root, ...verb, '--no-daemon'])]),
+    );
+    for (let i = 0; i < verbs.length; i++) {
+      const [via, local] = [outputs[2 * i]!, outputs[2 * i + 1]!];
+      expect(via.code).toBe(0);
+      expect(via.stderr).toMatch(/using the daemon/);
+      expect(via.stdout).toBe(local.stdout);
+    }
+    // A daemon serving another root is not used: this pull works in-process on its own root.
+    const other = await tempDir('daemon-other');
+    const r = await runCli(['--root', join(other, 'root'), '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', daemon.socket, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse((await runCli(['--root', join(other, 'root'), 'stats', '--json', '--no-daemon'])).stdout).pulls).toBe(1);
+  });
+
+  it('a pull error through the daemon prints what it prints in-process, exit 1', async () => {
+    const dir = await tempDir('daemon-err');
+    const daemon = await daemonOn(dir, registry.host);
+    const r = await runCli(['--root', daemon.root, '--server', registry.host, 'pull', 'NOPE1.0-JDK11.0', '--socket', daemon.socket]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/NOPE1\.0-JDK11\.0/);
+    const local = await runCli(['--root', daemon.root, '--server', registry.host, 'pull', 'NOPE1.0-JDK11.0', '--no-daemon']);
+    expect(local.code).toBe(1);
+    expect(r.stderr).toBe(local.stderr);
+  });
+});
+
+describe('size budget', () => {
+  it('a daemon with --max-store-size collects after a pull', async () => {
+    const dir = await tempDir('daemon-budget');
+    const daemon = await daemonOn(dir, registry.host, ['--max-store-size', '1', '--gc-min-age', '0']);
+    const r = await runCli(['--root', daemon.root, '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', daemon.socket]);
+    expect(r.code).toBe(0);
+    const deadline = Date.now() + 20_000;
+    let stats = JSON.parse((await daemon.get('/v1/stats')).body);
+    while (stats.store.layers > 0 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 100));
+      stats = JSON.parse((await daemon.get('/v1/stats')).body);
+    }
+    // Nothing is mounted, so over a 1-byte budget every layer and blob goes.
+    expect(stats.store).toEqual({ blobs: 0, blobBytes: 0, layers: 0, unpackedBytes: 0 });
+    expect(daemon.log()).toMatch(/gc under the size budget/);
+  });
+});
+
+describe('graceful stop', () => {
+  it('SIGTERM during a large pull exits 0 and parks the download; the next daemon resumes it with Range', async () => {
+    const big = buildLayer(packageFiles('HUGE1.0', { bytes: 16 * 1024 * 1024, seed: 11 }));
+    await pushImage(registry.url, 'hostpull', 'HUGE1.0', [fixtures.base, big], { cmd: ['/bin/sh'] });
+    const proxy = await startProxy(registry.url);
+    try {
+      const dir = await tempDir('daemon-stop');
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${big.digest}`) ? { throttleBytesPerSec: 2 * 1024 * 1024 } : undefined));
+      const daemon = await daemonOn(dir, proxy.host, ['--stop-timeout', '200ms']);
+      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'HUGE1.0', '--socket', daemon.socket]);
+      let pullerErr = '';
+      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (pullerErr += s));
+      const pullerExit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const req = proxy.requests.find((q) => q.path.endsWith(`/blobs/${big.digest}`));
+        if (req && req.bytes > 2 * 1024 * 1024) break;
+        if (Date.now() > deadline) throw new Error('the big blob never started streaming');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+      expect(daemon.log()).toMatch(/in-flight pulls aborted at stop/);
+      expect(await pullerExit).toBe(1);
+      expect(pullerErr).toMatch(/daemon stopped before this pull finished/);
+
+      proxy.clearFaults();
+      const again = await daemonOn(dir, proxy.host);
+      const before = proxy.requests.length;
+      const r = await runCli(['--root', again.root, '--server', proxy.host, 'pull', 'HUGE1.0', '--json', '--socket', again.socket], { timeoutMs: 120_000 });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const resumed = proxy.requests.slice(before).filter((q) => q.path.endsWith(`/blobs/${big.digest}`));
+      expect(resumed).toHaveLength(1);
+      expect(resumed[0]!.range).toMatch(/^bytes=[1-9]\d*-$/);
+      const start = Number(/bytes=(\d+)-/.exec(resumed[0]!.range!)![1]);
+      const layer = JSON.parse(r.stdout).layers.find((l: { digest: string }) => l.digest === big.digest);
+      expect(layer.resumedFrom).toBe(start);
+      expect(layer.fetchedBytes).toBe(big.size - start);
+      expect(again.log()).toContain('HUGE1.0');
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * GC on a real store filled by real pulls: under a size budget only unused layers go; a layer
+ * recorded as mounted survives with its image; what was evicted is fetched again (and only
+ * that); rootfs of dead owners are released at start.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isHostpullError } from '../../../src/errors.js';
+import { collectGarbage } from '../../../src/gc/collect-garbage.js';
+import { listMounts, recordMount, releaseMount } from '../../../src/gc/mounts.js';
+import { cleanStaleMounts } from '../../../src/gc/stale-mounts.js';
+import type { Digest } from '../../../src/oci/digest.js';
+import { ContentStore } from '../../../src/store/content-store.js';
+import { runCli } from '../../helpers/cli.js';
+import { pushFixtureSet, type FixtureSet } from '../../helpers/fixtures.js';
+import { blobRequests, startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+let registry: TestRegistry;
+let fixtures: FixtureSet;
+const temps: string[] = [];
+const A = 'JDK11.0-MVN3.8';
+const B = 'JDK11.0-GRD7.0';
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  fixtures = await pushFixtureSet(registry.url, { codes: ['JDK11.0', 'MVN3.8', 'GRD7.0'], composites: [A, B] });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  for (const d of temps) await removeTempDir(d);
+});
+
+async function pulledRoot(): Promise<string> {
+  const dir = await makeTempDir('gc');
+  temps.push(dir);
+  const root = join(dir, 'root');
+  for (const tag of [A, B]) {
+    const r = await runCli(['--root', root, '--server', registry.host, 'pull', tag, '--no-daemon']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  }
+  return root;
+}
+
+/** One pulled root shared by the tests that leave its content in place (pulls cost seconds). */
+let shared: Promise<string> | undefined;
+function sharedRoot(): Promise<string> {
+  shared ??= pulledRoot();
+  return shared;
+}
+
+function diffIds(codes: string[]): Digest[] {
+  return [fixtures.base.diffId, ...codes.map((c) => fixtures.packages[c]!.diffId)] as Digest[];
+}
+
+describe('gc under a size budget', () => {
+  it('evicts only unused layers; the mounted rootfs keeps its layers and its image; evicted layers are fetched again', async () => {
+    const root = await pulledRoot();
+    const store = await ContentStore.open(root);
+    try {
+      recordMount(store, 'ctr-a', diffIds(['JDK11.0', 'MVN3.8']), { ownerPid: process.pid });
+      expect(store.layers.list()).toHaveLength(4);
+    } finally {
+      store.close();
+    }
+
+    const gc = await runCli(['--root', root, 'gc', '--max-store-size', '0', '--min-age', '0', '--json', '--no-daemon']);
+    expect(gc.stderr).toBe('');
+    expect(gc.code).toBe(0);
+    const report = JSON.parse(gc.stdout);
+    expect(report).toMatchObject({ dryRun: false, maxStoreSize: 0, layersRemoved: 1, imagesRemoved: [`${registry.host}/hostpull:${B}`], overBudget: true, skipped: 0 });
+
+    const after = await ContentStore.open(root);
+    const grd = fixtures.packages['GRD7.0']!;
+    try {
+      expect(after.layers.list().map((l) => l.diffId).sort()).toEqual(diffIds(['JDK11.0', 'MVN3.8']).sort());
+      for (const l of after.layers.list()) expect(existsSync(after.layers.dir(l))).toBe(true);
+      expect(after.blobs.has(grd.digest as Digest)).toBe(false);
+      expect(existsSync(after.blobs.path(grd.digest as Digest))).toBe(false);
+      expect(after.images.list().map((i) => i.reference)).toEqual([`${registry.host}/hostpull:${A}`]);
+      expect(after.blobs.has(fixtures.images[B]!.manifestDigest as Digest)).toBe(false);
+      expect(after.blobs.has(fixtures.images[A]!.manifestDigest as Digest)).toBe(true);
+    } finally {
+      after.close();
+    }
+
+    // The mounted image is still complete: a pull is up to date. B fetches GRD7.0 and its own
+    // manifest and config again, nothing else.
+    const upToDate = await runCli(['--root', root, '--server', registry.host, 'pull', A, '--json', '--no-daemon']);
+    expect(JSON.parse(upToDate.stdout).upToDate).toBe(true);
+    const mark = await registry.mark();
+    const again = await runCli(['--root', root, '--server', registry.host, 'pull', B, '--json', '--no-daemon']);
+    expect(again.code).toBe(0);
+    const served = blobRequests(await registry.since(mark)).map((e) => e.path.split('/blobs/')[1]);
+    expect(served.sort()).toEqual([grd.digest, fixtures.images[B]!.configDigest].sort());
+
+    // Released, every layer is collectable.
+    const s = await ContentStore.open(root);
+    try {
+      expect(releaseMount(s, 'ctr-a')).toBe(true);
+      const r = await collectGarbage(s, { maxStoreSize: 0, graceMs: 0 });
+      expect(r.overBudget).toBe(false);
+      expect(r.bytesAfter).toBe(0);
+      expect(s.layers.list()).toEqual([]);
+      expect(s.blobs.list()).toEqual([]);
+      expect(s.images.list()).toEqual([]);
+    } finally {
+      s.close();
+    }
+  });
+
+  it('without a budget keeps everything an image references, and the default min-age keeps fresh content', async () => {
+    const root = await sharedRoot();
+    const plain = await runCli(['--root', root, 'gc', '--min-age', '0', '--json', '--no-daemon']);
+    expect(JSON.parse(plain.stdout)).toMatchObject({ layersRemoved: 0, blobsRemoved: 0, imagesRemoved: [] });
+    const fresh = await runCli(['--root', root, 'gc', '--max-store-size', '1k', '--json', '--no-daemon']);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ layersRemoved: 0, blobsRemoved: 0, overBudget: true });
+    const usage = await runCli(['--root', root, 'gc', '--max-store-size', 'lots', '--no-daemon']);
+    expect(usage.code).toBe(2);
+  });
+});
+
+describe('mount records', () => {
+  it('refuse a layer that is not unpacked, and stale owners are released at start', async () => {
+    const root = await sharedRoot();
+    const store = await ContentStore.open(root);
+    try {
+      let err: unknown;
+      try {
+        recordMount(store, 'ctr-x', [`sha256:${'0'.repeat(64)}` as Digest]);
+      } catch (e) {
+        err = e;
+      }
+      expect(isHostpullError(err, 'LAYER_MISSING')).toBe(true);
+      expect(listMounts(store)).toEqual([]);
+
+      const dead = spawnSync('true').pid!; // has exited: its pid names no live process of that start time
+      const layers = diffIds(['JDK11.0']);
+      recordMount(store, 'ctr-dead', layers, { ownerPid: dead });
+      recordMount(store, 'ctr-live', layers, { ownerPid: process.pid });
+      recordMount(store, 'ctr-orchestrated', layers);
+      await mkdir(join(store.layout.containersDir, 'ctr-dead', 'rootfs'), { recursive: true });
+      const unmounted: string[] = [];
+      const report = await cleanStaleMounts(store, { unmountAllUnder: (dir) => (unmounted.push(dir), []) });
+      expect(report).toEqual({ released: ['ctr-dead'], failed: [] });
+      expect(unmounted).toEqual([join(store.layout.containersDir, 'ctr-dead')]);
+      expect(existsSync(join(store.layout.containersDir, 'ctr-dead'))).toBe(false);
+      expect(listMounts(store).map((m) => m.id)).toEqual(['ctr-live', 'ctr-orchestrated']);
+      expect(listMounts(store)[0]!.diffIds).toEqual([...layers].sort());
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -1,0 +1,114 @@
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { digestOf } from '../../../src/oci/digest.js';
+import { ContentStore } from '../../../src/store/content-store.js';
+import type { LayerCommit } from '../../../src/store/layers.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+function commitOf(name: string): LayerCommit {
+  return { diffId: digestOf(`diff ${name}`), blobDigest: digestOf(`blob ${name}`), unpackedSize: 5, entries: 1, ownedPaths: [`opt/${name}/file`, `opt/${name}/bin/x`] };
+}
+
+describe('LayerStore', () => {
+  const tmp = useTempDir('store-layers');
+  let store: ContentStore;
+  beforeEach(async () => {
+    store = await ContentStore.open(await tmp());
+  });
+  afterEach(() => store.close());
+
+  it('stages in a directory named after this process', async () => {
+    const staging = await store.layers.stage();
+    expect(staging.startsWith(join(store.layout.layersDir, `staging-${process.pid}-`))).toBe(true);
+    expect(await readdir(staging)).toEqual([]);
+  });
+
+  it('renames the staging dir to layers/<id> and writes the row', async () => {
+    const staging = await store.layers.stage();
+    await writeFile(join(staging, 'file'), 'hello');
+    const layer = commitOf('jdk');
+    const row = await store.layers.commit(staging, layer);
+    expect(row).toMatchObject({ id: 1, diffId: layer.diffId, blobDigest: layer.blobDigest, unpackedSize: 5, entries: 1 });
+    expect(store.layers.dir(row)).toBe(join(store.layout.layersDir, '1'));
+    expect(await readFile(join(store.layers.dir(row), 'file'), 'utf8')).toBe('hello');
+    await expect(stat(staging)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(store.layers.get(layer.diffId)).toEqual(row);
+    expect(store.layers.ownedPaths(layer.diffId)).toEqual(layer.ownedPaths);
+
+    const second = await store.layers.commit(await store.layers.stage(), commitOf('mvn'));
+    expect(second.id).toBe(2);
+    expect(store.layers.list().map((r) => r.id)).toEqual([1, 2]);
+  });
+
+  it('keeps one row when the same diffId is committed twice, and removes the second staging dir', async () => {
+    const layer = commitOf('jdk');
+    const first = await store.layers.commit(await store.layers.stage(), layer);
+    const again = await store.layers.stage();
+    await writeFile(join(again, 'file'), 'duplicate');
+    const second = await store.layers.commit(again, layer);
+    expect(second).toEqual(first);
+    expect(store.layers.list()).toHaveLength(1);
+    await expect(stat(again)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(store.layout.layersDir)).sort()).toEqual(['1']);
+  });
+
+  it('removes a layer row and its directory', async () => {
+    const row = await store.layers.commit(await store.layers.stage(), commitOf('jdk'));
+    await store.layers.remove(row);
+    expect(store.layers.get(row.diffId)).toBeUndefined();
+    await expect(stat(store.layers.dir(row))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('LayerStore.commit racing another process', () => {
+  const tmp = useTempDir('store-layers-race');
+
+  it('returns the other process’s row when it committed the same diffId while we waited for the write lock', async () => {
+    const store = await ContentStore.open(await tmp());
+    const { Worker } = await import('node:worker_threads');
+    const { createRequire } = await import('node:module');
+    const layer = commitOf('jdk');
+    // A second connection (in a worker thread, as another process would) takes the write lock
+    // and inserts the same diffId; it commits only after our commit() has started waiting.
+    const worker = new Worker(
+      `const { workerData, parentPort } = require('node:worker_threads');
+       const Database = require(workerData.sqlite);
+       const db = new Database(workerData.db);
+       db.pragma('busy_timeout = 10000');
+       db.exec('BEGIN IMMEDIATE');
+       db.prepare("INSERT INTO layers (id, diff_id, blob_digest, unpacked_size, entries, owned_paths, created_at, last_used) VALUES (1, ?, ?, 0, 0, '', 0, 0)").run(workerData.diffId, workerData.blobDigest);
+       require('node:fs').mkdirSync(workerData.dir);
+       parentPort.postMessage('locked');
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+       db.exec('COMMIT');
+       db.close();`,
+      {
+        eval: true,
+        workerData: {
+          sqlite: createRequire(import.meta.url).resolve('better-sqlite3'),
+          db: store.layout.database,
+          diffId: layer.diffId,
+          blobDigest: digestOf('another blob, same content'),
+          dir: join(store.layout.layersDir, '1'),
+        },
+      },
+    );
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    try {
+      await new Promise((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      const staging = await store.layers.stage();
+      const row = await store.layers.commit(staging, layer);
+      expect(row.id).toBe(1);
+      expect(store.layers.list()).toHaveLength(1);
+      await expect(stat(staging)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await readdir(store.layout.layersDir)).sort()).toEqual(['1']);
+    } finally {
+      await exited;
+      store.close();
+    }
+  });
+});

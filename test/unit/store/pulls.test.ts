@@ -1,0 +1,66 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ContentStore } from '../../../src/store/content-store.js';
+import type { PullRecord } from '../../../src/store/pulls.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+function record(overrides: Partial<PullRecord>): PullRecord {
+  return {
+    reference: 'r.example/x:1',
+    manifestDigest: null,
+    startedAt: 1000,
+    finishedAt: 2000,
+    ok: true,
+    upToDate: false,
+    bytesFetched: 0,
+    bytesReused: 0,
+    layerHits: 0,
+    layerMisses: 0,
+    phases: { resolve: 1, layers: 2, total: 3 },
+    ...overrides,
+  };
+}
+
+describe('PullLog', () => {
+  const tmp = useTempDir('store-pulls');
+  let store: ContentStore;
+  beforeEach(async () => {
+    store = await ContentStore.open(await tmp());
+  });
+  afterEach(() => store.close());
+
+  it('reports zeros, not NaN, when nothing was pulled', () => {
+    expect(store.pulls.stats()).toEqual({
+      pulls: 0,
+      failedPulls: 0,
+      upToDatePulls: 0,
+      bytesFetched: 0,
+      bytesReused: 0,
+      layerHits: 0,
+      layerMisses: 0,
+      layerHitRate: 0,
+      byteHitRate: 0,
+    });
+  });
+
+  it('sums pulls and computes hit rates', () => {
+    store.pulls.record(record({ bytesFetched: 300, bytesReused: 100, layerHits: 1, layerMisses: 3 }));
+    store.pulls.record(record({ upToDate: true, bytesFetched: 0, bytesReused: 600, layerHits: 4 }));
+    store.pulls.record(record({ ok: false, error: 'MANIFEST_UNKNOWN: gone' }));
+    expect(store.pulls.stats()).toEqual({
+      pulls: 3,
+      failedPulls: 1,
+      upToDatePulls: 1,
+      bytesFetched: 300,
+      bytesReused: 700,
+      layerHits: 5,
+      layerMisses: 3,
+      layerHitRate: 5 / 8,
+      byteHitRate: 0.7,
+    });
+  });
+
+  it('gives a rate of 0 when only failed pulls with no bytes were recorded', () => {
+    store.pulls.record(record({ ok: false }));
+    expect(store.pulls.stats()).toMatchObject({ pulls: 1, failedPulls: 1, layerHitRate: 0, byteHitRate: 0 });
+  });
+});
