@@ -1,11 +1,11 @@
+import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { connectDaemon } from '../daemon/client.js';
-import { LocalHostApi, type HostApi } from '../daemon/host-api.js';
+import type { HostApi } from '../daemon/host-api.js';
 import { defaultSocketPath } from '../daemon/paths.js';
 import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/reference.js';
-import { RegistryClient } from '../registry/index.js';
-import { ContentStore } from '../store/content-store.js';
+import type { RegistryClient } from '../registry/index.js';
+import type { ContentStore } from '../store/content-store.js';
 import { loggerFor, type GlobalOptions } from './context.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
@@ -19,6 +19,8 @@ export interface HostContext {
 }
 
 export async function openHost(options: GlobalOptions): Promise<HostContext> {
+  // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
+  const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
   const store = await ContentStore.open(options.root, { logger });
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger });
@@ -59,13 +61,15 @@ export function addDaemonOptions(cmd: Command): Command {
 export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
   if (daemon.daemon !== false) {
     const socketPath = daemon.socket ?? defaultSocketPath();
+    // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
+    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };
     const client = await connectDaemon({ socketPath, root: options.root });
     if (client) {
       loggerFor(options).debug({ socket: socketPath }, 'using the daemon');
       return client;
     }
   }
-  const host = await openHost(options);
+  const [host, { LocalHostApi }] = await Promise.all([openHost(options), import('../daemon/host-api.js')]);
   return new LocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
 }
 

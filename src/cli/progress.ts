@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import type cliProgressModule from 'cli-progress';
+import { createRequire } from 'node:module';
 import { shortDigest } from '../oci/digest.js';
 import type { PullEvent } from '../pull/events.js';
 import { formatBytes } from './format.js';
@@ -9,6 +10,8 @@ import { formatBytes } from './format.js';
  */
 export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): { onEvent: (e: PullEvent) => void; stop: () => void } {
   if (!stream.isTTY) return { onEvent: () => undefined, stop: () => undefined };
+  // Only a TTY needs the bar library; load it then (CommonJS, so require is synchronous).
+  const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
   const multi = new cliProgress.MultiBar(
     {
       stream,
@@ -19,7 +22,7 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): {
     },
     cliProgress.Presets.shades_classic,
   );
-  const bars = new Map<string, cliProgress.SingleBar>();
+  const bars = new Map<string, cliProgressModule.SingleBar>();
   const payload = (digest: string, bytes: number, size: number) => ({ layer: shortDigest(digest), done: formatBytes(bytes), total: formatBytes(size) });
   return {
     onEvent(e) {

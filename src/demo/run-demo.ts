@@ -13,6 +13,7 @@ import { buildPackage, type BuiltPackage } from './build-package.js';
 import { readMarker, writeMarker } from './build-marker.js';
 import { checkSharedLibraries, JDK_CORE_ELF } from './check-libraries.js';
 import { callCli, defaultCliEntry, type CliCall } from './cli-process.js';
+import { DEFAULT_DEMO_WORK } from './defaults.js';
 import type { DemoEvent, PulledLayer } from './events.js';
 import { execTool } from './exec-tool.js';
 import { unmountBelow } from './leftover-mounts.js';
@@ -21,7 +22,7 @@ import { alreadyPublished, catalogAddArgs, describePublished, publishArgs, regis
 import { pushBaseImage, type PushedBase } from './push-base.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
 
-export const DEFAULT_DEMO_WORK = '/var/tmp/hostpull-demo';
+export { DEFAULT_DEMO_WORK };
 /** Where the demo's base image lives in the layout, and what `serve --base` names. */
 export const DEMO_BASE_IMAGE = { repository: 'base/bookworm-slim', tag: 'demo' };
 

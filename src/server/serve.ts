@@ -6,18 +6,14 @@ import { HostpullError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { isValidRepository } from '../oci/index.js';
 import { StaticCatalog, UpstreamCatalog, type Catalog } from './catalog.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
 import { createServerHandler } from './handler.js';
 import { writeClientError } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
 import { createUpstream } from './upstream-factory.js';
 import type { Upstream } from './upstream.js';
 
-/**
- * Default port 5055: 5000 is the CNCF registry's default (and macOS AirPlay's), and a hostpull
- * server often runs next to a registry.
- */
-export const DEFAULT_PORT = 5055;
-export const DEFAULT_HOST = '127.0.0.1';
+export { DEFAULT_HOST, DEFAULT_PORT };
 
 export interface ServerOptions {
   /** Listen address. Default 127.0.0.1 (loopback: exposing the server is a decision). */

@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
+import type { ApproachResult, BenchResult } from '../../bench/run.js';
 import { Command, Option } from 'commander';
-import { renderHtmlReport } from '../../bench/report-html.js';
-import { runBench, type ApproachResult, type BenchResult } from '../../bench/run.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
 import { formatBytes, formatPercent, printJson, table } from '../format.js';
 
@@ -84,6 +83,8 @@ export function registerBenchCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hostpull bench --json --packages 6 --requests 20 --seed 1\n  hostpull bench --nodes 4 --requests 200 --report bench.html\n')
     .action(
       action(async (opts: BenchFlags, cmd: Command) => {
+        const { renderHtmlReport } = await import('../../bench/report-html.js');
+        const { runBench } = await import('../../bench/run.js');
         const global = globalOptions(cmd);
         const abort = new AbortController();
         const onSignal = () => abort.abort(new Error('interrupted'));

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { CatalogClient } from '../../publish/catalog-client.js';
+import type { CatalogClient } from '../../publish/catalog-client.js';
 import { action, collect, globalOptions } from '../context.js';
 import { parseEnvFlags, readTokenFile } from './publish.js';
 
-function client(cmd: Command, token?: string): CatalogClient {
+async function client(cmd: Command, token?: string): Promise<CatalogClient> {
   const g = globalOptions(cmd);
   if (!g.server) throw new HostpullError('USAGE', 'no server given', { hint: 'pass --server HOST:PORT or set HOSTPULL_SERVER' });
+  const { CatalogClient } = await import('../../publish/catalog-client.js');
   return new CatalogClient({ server: g.server, token });
 }
 
@@ -18,7 +19,7 @@ export function registerCatalogCommand(program: Command): void {
     .option('--json', 'print as JSON')
     .action(
       action(async (flags: { json?: boolean }, cmd: Command) => {
-        const entries = await client(cmd).list();
+        const entries = await (await client(cmd)).list();
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
           return;
@@ -40,7 +41,7 @@ export function registerCatalogCommand(program: Command): void {
     .action(
       action(async (code: string, image: string, flags: { prefix: string; env?: string[]; pathAdd?: string[]; description?: string; group?: string; tokenFile?: string }, cmd: Command) => {
         const token = await readTokenFile(flags.tokenFile);
-        await client(cmd, token).put(code, {
+        await (await client(cmd, token)).put(code, {
           image,
           prefix: flags.prefix,
           env: parseEnvFlags(flags.env),
@@ -57,7 +58,7 @@ export function registerCatalogCommand(program: Command): void {
     .option('--token-file <file>', 'the server\'s catalog token')
     .action(
       action(async (code: string, flags: { tokenFile?: string }, cmd: Command) => {
-        await client(cmd, await readTokenFile(flags.tokenFile)).remove(code);
+        await (await client(cmd, await readTokenFile(flags.tokenFile))).remove(code);
         process.stdout.write(`removed ${code}\n`);
       }),
     );

@@ -2,7 +2,6 @@ import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { parseDuration } from '../../daemon/parse-duration.js';
 import { defaultSocketPath } from '../../daemon/paths.js';
-import { startDaemon } from '../../daemon/start-daemon.js';
 import { parseSize } from '../../gc/parse-size.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
 
@@ -17,6 +16,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--stop-timeout <duration>', 'at SIGTERM, how long in-flight pulls may finish before they are parked (resumable)').default('30s'))
     .action(
       action(async (opts: { socket: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
+        const { startDaemon } = await import('../../daemon/start-daemon.js');
         const global = globalOptions(cmd);
         let maxStoreSize: number | undefined;
         if (opts.maxStoreSize) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_DEMO_WORK, runDemo } from '../../demo/run-demo.js';
+import { DEFAULT_DEMO_WORK } from '../../demo/defaults.js';
 import type { DemoEvent } from '../../demo/events.js';
 import { shortDigest } from '../../oci/digest.js';
 import { action } from '../context.js';
@@ -67,6 +67,7 @@ export function registerDemoCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  npm run demo\n  hostpull demo --work /tmp/demo --keep-server\n')
     .action(
       action(async (opts: { work: string; keepServer?: boolean; json?: boolean }) => {
+        const { runDemo } = await import('../../demo/run-demo.js');
         const abort = new AbortController();
         const onSignal = () => abort.abort(new Error('interrupted'));
         process.once('SIGINT', onSignal);

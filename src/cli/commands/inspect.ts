@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { parseImageConfig, parseManifest } from '../../oci/manifest.js';
 import { formatReference } from '../../oci/reference.js';
 import { action, globalOptions } from '../context.js';
 import { printJson } from '../format.js';
@@ -14,6 +13,7 @@ export function registerInspectCommand(program: Command): void {
     .option('--remote', 'ask the registry instead of the local store')
     .action(
       action(async (input: string, opts: { remote?: boolean }, cmd: Command) => {
+        const { parseImageConfig, parseManifest } = await import('../../oci/manifest.js');
         await withHost(globalOptions(cmd), async ({ store, client, resolve }) => {
           const ref = resolve(input);
           const name = formatReference(ref);

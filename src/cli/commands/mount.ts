@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { mountImage, unmountImage } from '../../container/mount-image.js';
 import { action, globalOptions } from '../context.js';
 import { formatMs, printJson } from '../format.js';
 import { withHost } from '../host.js';
@@ -14,6 +13,7 @@ export function registerMountCommands(program: Command): void {
     .option('--json', 'print what was mounted as JSON')
     .action(
       action(async (input: string, dir: string, opts: { allowOverlap?: boolean; json?: boolean }, cmd: Command) => {
+        const { mountImage, unmountImage } = await import('../../container/mount-image.js');
         await withHost(globalOptions(cmd), async (host) => {
           const r = await mountImage(host, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false });
           if (opts.json) {
@@ -29,6 +29,7 @@ export function registerMountCommands(program: Command): void {
     .argument('<dir>', 'mount point')
     .action(
       action(async (dir: string, _opts: unknown, cmd: Command) => {
+        const { mountImage, unmountImage } = await import('../../container/mount-image.js');
         await withHost(globalOptions(cmd), async ({ store }) => {
           const target = await unmountImage(store, dir);
           process.stdout.write(`unmounted ${target}\n`);

@@ -1,8 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { publishPackage } from '../../publish/publish.js';
-import { createUpstream } from '../../server/upstream-factory.js';
 import { action, collect, globalOptions, loggerFor } from '../context.js';
 
 interface PublishFlags {
@@ -55,6 +53,8 @@ export function registerPublishCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
+        const { publishPackage } = await import('../../publish/publish.js');
+        const { createUpstream } = await import('../../server/upstream-factory.js');
         const g = globalOptions(cmd);
         const upstream = createUpstream({ upstream: flags.upstream, layout: flags.layout, root: g.root, insecureRegistries: g.insecureRegistry, logger: loggerFor(g) });
         try {

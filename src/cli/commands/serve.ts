@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { parseDuration } from '../../server/duration.js';
-import { DEFAULT_HOST, DEFAULT_PORT, startServer } from '../../server/serve.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
 
 interface ServeFlags {
@@ -35,6 +35,7 @@ export function registerServeCommand(program: Command): void {
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .action(
       action(async (flags: ServeFlags, cmd: Command) => {
+        const { startServer } = await import('../../server/serve.js');
         const g = globalOptions(cmd);
         const port = Number(flags.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HostpullError('USAGE', `--port ${flags.port} is not a port number`);
