@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import { recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
-import type { ImageReference } from '../oci/reference.js';
+import { formatReference, type ImageReference } from '../oci/reference.js';
 import { Puller, type PullResult } from '../pull/puller.js';
 import type { RegistryClient } from '../registry/index.js';
 import { listMountsUnder, performMount, unmount } from '../rootfs/mount.js';
@@ -23,9 +23,21 @@ export async function mountImage(
   deps: { store: ContentStore; client: RegistryClient; logger: Logger },
   ref: ImageReference,
   dir: string,
-  options: { allowOverlap?: boolean; signal?: AbortSignal } = {},
+  options: {
+    allowOverlap?: boolean;
+    signal?: AbortSignal;
+    /** Whether the caller lacks root; a rootless mount is refused (see below). Default: `process.getuid() !== 0`. */
+    rootless?: boolean;
+  } = {},
 ): Promise<MountImageResult> {
   const { store } = deps;
+  // Without root an overlay can only be mounted inside a private user+mount namespace, and the
+  // mount dies with the last process in it: a view that outlives this command is impossible.
+  if (options.rootless ?? process.getuid?.() !== 0) {
+    throw new HostpullError('ROOTLESS_MOUNT_UNSUPPORTED', `hostpull mount needs root: without it, ${resolve(dir)} could only be mounted in a private namespace that ends with this command`, {
+      hint: `use hostpull run ${formatReference(ref)} -- CMD to work inside the image without root, or run hostpull mount as root`,
+    });
+  }
   const pull = await new Puller(deps).pull(ref, { unpack: true, ...(options.signal ? { signal: options.signal } : {}) });
   const t0 = performance.now();
   const image = store.images.get(pull.reference)!;

@@ -8,6 +8,7 @@ import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
 import { Puller, type PullResult } from '../pull/puller.js';
 import type { RegistryClient } from '../registry/index.js';
+import type { Mount } from '../rootfs/mount-plan.js';
 import { performMount } from '../rootfs/mount.js';
 import { createMountDirs, planImageRootfs } from '../rootfs/prepare-rootfs.js';
 import { buildRuntimeSpec, type RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
@@ -54,6 +55,39 @@ export interface PreparedContainer {
  * failure nothing is left behind.
  */
 export async function prepareContainer(deps: HostDeps, ref: ImageReference, options: PrepareContainerOptions = {}): Promise<PreparedContainer> {
+  const staged = await stageContainer(deps, ref, options, { rootless: false });
+  const { dirs, imageConfig, pull } = staged;
+  try {
+    performMount(staged.mount);
+    const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
+    await writeBundle(dirs.bundle, spec);
+    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull };
+  } catch (err) {
+    await removeContainer(deps.store, dirs.id);
+    throw err;
+  }
+}
+
+export interface StagedContainer {
+  dirs: ContainerDirs;
+  /** The overlay to mount on dirs.rootfs, planned but not performed. */
+  mount: Mount;
+  imageConfig: ImageConfig;
+  pull: PullResult;
+}
+
+/**
+ * Everything before the mount, shared by root and rootless containers: pull and unpack, create
+ * containers/<id> with its upper and work dirs, plan the overlay, and record the layers as held
+ * (so GC keeps them). A rootless plan reads whiteouts from `user.overlay.*` (`userxattr`) and is
+ * mounted by the namespace helper. On any failure nothing is left behind.
+ */
+export async function stageContainer(
+  deps: HostDeps,
+  ref: ImageReference,
+  options: PrepareContainerOptions,
+  how: { rootless: boolean },
+): Promise<StagedContainer> {
   const { store } = deps;
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
@@ -71,16 +105,13 @@ export async function prepareContainer(deps: HostDeps, ref: ImageReference, opti
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
-    const plan = await planImageRootfs(store, image, { target: dirs.rootfs, writable, allowOverlap: options.allowOverlap ?? false });
+    const plan = await planImageRootfs(store, image, { target: dirs.rootfs, writable, allowOverlap: options.allowOverlap ?? false, rootless: how.rootless });
     await createMountDirs({ target: dirs.rootfs, writable });
     options.signal?.throwIfAborted();
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     recordMount(store, dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    performMount(plan.mount);
-    const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
-    await writeBundle(dirs.bundle, spec);
-    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull };
+    return { dirs, mount: plan.mount, imageConfig, pull };
   } catch (err) {
     await removeContainer(store, dirs.id);
     throw err;

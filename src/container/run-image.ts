@@ -1,11 +1,15 @@
+import type { LogLevel } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
 import type { PullResult } from '../pull/puller.js';
+import { checkRootless } from '../rootless/check-rootless.js';
+import { prepareRootlessContainer } from '../rootless/prepare-rootless-container.js';
+import { runInUserNamespace } from '../rootless/run-in-namespace.js';
 import { detectRuntime } from '../runtime/detect-runtime.js';
 import { runContainer, type RunResult } from '../runtime/run-container.js';
 import type { RuntimeInfo } from '../runtime/runtime-info.js';
 import { runtimeStateDir } from './container-dirs.js';
-import { prepareContainer, removeContainer, type HostDeps } from './prepare-container.js';
+import { prepareContainer, removeContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 
 export interface RunImageOptions {
@@ -30,6 +34,13 @@ export interface RunImageOptions {
   onPullEvent?: (e: PullEvent) => void;
   /** Called once the runtime is chosen, before the container starts. */
   onRuntime?: (runtime: RuntimeInfo) => void;
+  /**
+   * Run without root: pull and unpack as this user, then mount and run inside a private user and
+   * mount namespace (src/rootless). Default: `process.getuid() !== 0`.
+   */
+  rootless?: boolean;
+  /** `unshare` program for rootless runs. Default `unshare` from $PATH. */
+  unshare?: string;
 }
 
 export interface RunImageResult extends RunResult {
@@ -44,11 +55,14 @@ export interface RunImageResult extends RunResult {
  */
 export async function runImage(deps: HostDeps, ref: ImageReference, options: RunImageOptions = {}): Promise<RunImageResult> {
   const { store, logger } = deps;
+  const rootless = options.rootless ?? process.getuid?.() !== 0;
+  // Like the runtime probe below: a user who cannot have the namespaces learns it before a download.
+  if (rootless) await checkRootless({ ...(options.unshare ? { unshare: options.unshare } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   await cleanupLeftoverContainers(store.layout, logger);
   const stateRoot = runtimeStateDir(store.layout);
   // Probe before pulling: a host without a working runtime fails in a second, not after a download.
   const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
-  const container = await prepareContainer(deps, ref, {
+  const prepareOptions: PrepareContainerOptions = {
     process: {
       ...(options.args?.length ? { args: options.args } : {}),
       ...(options.entrypoint ? { entrypoint: options.entrypoint } : {}),
@@ -61,7 +75,9 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
-  });
+  };
+  if (rootless) return runRootless(deps, ref, runtime, stateRoot, prepareOptions, options);
+  const container = await prepareContainer(deps, ref, prepareOptions);
   try {
     options.signal?.throwIfAborted();
     options.onRuntime?.(runtime);
@@ -78,5 +94,44 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     return { ...result, containerId: container.id, runtime, pull: container.pull };
   } finally {
     if (!options.keep) await removeContainer(store, container.id);
+  }
+}
+
+/** runImage without root: the same steps, with mount and runtime run by the namespace helper. */
+async function runRootless(
+  deps: HostDeps,
+  ref: ImageReference,
+  runtime: RuntimeInfo,
+  stateRoot: string,
+  prepareOptions: PrepareContainerOptions,
+  options: RunImageOptions,
+): Promise<RunImageResult> {
+  const container = await prepareRootlessContainer(deps, ref, prepareOptions);
+  // Like a root run's mount: with --keep, what the container wrote stays once the rootfs was mounted.
+  let mounted = false;
+  try {
+    options.signal?.throwIfAborted();
+    options.onRuntime?.(runtime);
+    const result = await runInUserNamespace({
+      request: {
+        mount: container.mount,
+        spec: container.spec,
+        bundleDir: container.dirs.bundle,
+        containerId: container.id,
+        stateRoot,
+        runtime,
+        tty: options.tty ?? false,
+        keep: options.keep ?? false,
+        logLevel: deps.logger.level as LogLevel,
+      },
+      stdio: options.stdio ?? 'inherit',
+      onMounted: () => (mounted = true),
+      logger: deps.logger,
+      ...(options.unshare ? { unshare: options.unshare } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { ...result, containerId: container.id, runtime, pull: container.pull };
+  } finally {
+    if (!options.keep || !mounted) await removeContainer(deps.store, container.id);
   }
 }

@@ -15,6 +15,12 @@ export interface PrepareRootfsOptions {
   writable?: { upperdir: string; workdir: string };
   /** Skip the overlap check between package layers and stack them in manifest order. Default false. */
   allowOverlap?: boolean;
+  /**
+   * The mount is made by an unprivileged user, in a user namespace: the overlay gets `userxattr`,
+   * so it reads whiteouts and opaque dirs from the `user.overlay.*` xattrs that a rootless unpack
+   * writes (and needs no `trusted.*`, which only real root may set). Default false.
+   */
+  rootless?: boolean;
 }
 
 export interface RootfsPlan {
@@ -58,6 +64,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
   const mount = planOverlay({
     lowerdirs,
     target: options.target,
+    ...(options.rootless ? { options: ['userxattr'] } : {}),
     ...(options.writable ? { upperdir: options.writable.upperdir, workdir: options.writable.workdir } : { readonly: true }),
   });
   return { mount, layers };

@@ -4,6 +4,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { captureOutput } from './capture-output.js';
 import { execRuntime, isNotExist, tail } from './exec-runtime.js';
 import { removeOwner, writeOwner } from './owner.js';
 import type { RuntimeInfo } from './runtime-info.js';
@@ -53,7 +54,6 @@ export interface RunResult {
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
-const MAX_CAPTURE = 4 * 1024 * 1024;
 /** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
 const RUNTIME_LOG = 'runtime.log';
 
@@ -147,20 +147,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     detached: !terminal,
   });
 
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  if (stdio === 'pipe') {
-    const keepTail = (chunks: Buffer[]) => (b: Buffer) => {
-      chunks.push(b);
-      let total = chunks.reduce((n, c) => n + c.length, 0);
-      while (total > MAX_CAPTURE && chunks.length > 1) total -= chunks.shift()!.length;
-    };
-    child.stdout!.on('data', keepTail(out));
-    child.stderr!.on('data', keepTail(err));
-    // EPIPE when the container exits without reading: not our error.
-    child.stdin!.on('error', () => undefined);
-    child.stdin!.end(opts.input ?? '');
-  }
+  const captured = stdio === 'pipe' ? captureOutput(child, opts.input) : undefined;
 
   const forward = (sig: NodeJS.Signals) => {
     log?.debug({ signal: sig, containerId }, 'forwarding signal');
@@ -197,9 +184,9 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
 
     const result: RunResult =
       code !== null ? { exitCode: code } : { exitCode: 128 + (constants.signals[signal!] ?? 0), signal: signal! };
-    if (stdio === 'pipe') {
-      result.stdout = Buffer.concat(out).toString('utf8');
-      result.stderr = Buffer.concat(err).toString('utf8');
+    if (captured) {
+      result.stdout = captured.stdout();
+      result.stderr = captured.stderr();
     }
     if (result.exitCode !== 0 && result.signal === undefined) {
       const errors = await runtimeErrors(logPath);

@@ -1,0 +1,118 @@
+/**
+ * What the rootless parent (the user's `hostpull run`) and its child (the same program, re-run as
+ * root of a private user+mount namespace) say to each other: one JSON object per line on a
+ * socketpair that the child sees as fd 3. Both ends are this program, so the format is private
+ * and may change with it; it is still checked, because a line could be cut by a dying peer.
+ */
+import { Socket } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
+import { HostpullError } from '../errors.js';
+import type { LogLevel } from '../log.js';
+import type { Mount } from '../rootfs/mount-plan.js';
+import type { RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
+import type { RuntimeInfo } from '../runtime/runtime-info.js';
+
+/** The file descriptor of the channel in the child. */
+export const CHANNEL_FD = 3;
+
+/** Everything the child needs to mount the rootfs and run the container. */
+export interface RootlessRunRequest {
+  /** The planned rootfs mount (an overlay with `userxattr`, or a bind for a one-layer read-only view). */
+  mount: Mount;
+  /** Input of buildRuntimeSpec; `rootfsPath` is the mount's target. The spec is built after mounting, because User and WorkingDir are resolved inside the rootfs. */
+  spec: RuntimeSpecInput;
+  bundleDir: string;
+  containerId: string;
+  stateRoot: string;
+  runtime: RuntimeInfo;
+  tty: boolean;
+  keep: boolean;
+  logLevel: LogLevel;
+}
+
+export type ParentMessage = { type: 'run'; request: RootlessRunRequest } | { type: 'abort' };
+
+export type ChildMessage =
+  /** The rootfs is mounted inside the namespace; the container is about to start. */
+  | { type: 'mounted' }
+  | { type: 'exit'; exitCode: number; signal?: NodeJS.Signals }
+  | { type: 'error'; code: string; message: string; hint?: string; details?: Record<string, unknown> };
+
+/** Serialises an error for the other side (only what HostpullError carries: no stack, no cause). */
+export function errorMessage(err: unknown): ChildMessage {
+  if (err instanceof HostpullError) {
+    return {
+      type: 'error',
+      code: err.code,
+      message: err.message,
+      ...(err.hint !== undefined ? { hint: err.hint } : {}),
+      ...(err.details !== undefined ? { details: jsonSafe(err.details) } : {}),
+    };
+  }
+  return { type: 'error', code: 'ROOTLESS_CHILD_FAILED', message: err instanceof Error ? err.message : String(err) };
+}
+
+function jsonSafe(details: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}
+
+/** The error a child reported, rebuilt on the parent's side with the same code, message and hint. */
+export function errorFromMessage(m: Extract<ChildMessage, { type: 'error' }>): HostpullError {
+  return new HostpullError(m.code, m.message, {
+    ...(m.hint !== undefined ? { hint: m.hint } : {}),
+    ...(m.details !== undefined ? { details: m.details } : {}),
+  });
+}
+
+/**
+ * Newline-delimited JSON over a socket. `onMessage` gets each complete object; a line that is
+ * not JSON (or an object without `type`) ends the channel with a CHANNEL_INVALID error.
+ */
+export class LineChannel<In extends { type: string }, Out extends { type: string }> {
+  #socket: Socket;
+  #decoder = new StringDecoder('utf8');
+  #buffer = '';
+
+  constructor(socket: Socket, onMessage: (m: In) => void, onError: (err: HostpullError) => void) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffer += this.#decoder.write(chunk);
+      let nl: number;
+      while ((nl = this.#buffer.indexOf('\n')) >= 0) {
+        const line = this.#buffer.slice(0, nl);
+        this.#buffer = this.#buffer.slice(nl + 1);
+        if (line.trim() === '') continue;
+        let m: unknown;
+        try {
+          m = JSON.parse(line);
+        } catch {
+          m = undefined;
+        }
+        if (typeof m !== 'object' || m === null || typeof (m as { type?: unknown }).type !== 'string') {
+          onError(new HostpullError('CHANNEL_INVALID', `rootless helper channel: not a message: ${line.slice(0, 200)}`));
+          socket.destroy();
+          return;
+        }
+        onMessage(m as In);
+      }
+    });
+    // A peer that exits closes its end: ECONNRESET/EPIPE then are not ours to report.
+    socket.on('error', () => undefined);
+  }
+
+  /** Sends one message; resolves once it is handed to the kernel (so a process may exit after it). */
+  send(m: Out): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#socket.destroyed || !this.#socket.writable) return resolve();
+      this.#socket.write(`${JSON.stringify(m)}\n`, () => resolve());
+    });
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
