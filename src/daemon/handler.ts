@@ -60,7 +60,8 @@ const RootfsBody = z.strictObject({
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
 
-const STATUS: Record<string, number> = { USAGE: 400, BAD_REQUEST: 400, NOT_FOUND: 404, METHOD_NOT_ALLOWED: 405, DAEMON_STOPPING: 503 };
+// An image the registry does not know is a 404 here too; other failures of a valid request are 422.
+const STATUS: Record<string, number> = { USAGE: 400, BAD_REQUEST: 400, NOT_FOUND: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404, METHOD_NOT_ALLOWED: 405, DAEMON_STOPPING: 503 };
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

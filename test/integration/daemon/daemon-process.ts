@@ -7,15 +7,22 @@
 
 /** GET on the daemon's socket; rejects when nothing answers. */
 export function daemonGet(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return daemonRequest(socketPath, 'GET', path);
+}
+
+/** A request on the daemon's socket with an optional JSON body; rejects when nothing answers. */
+export function daemonRequest(socketPath: string, method: string, path: string, json?: unknown): Promise<{ status: number; body: string }> {
+  const payload = json === undefined ? undefined : JSON.stringify(json);
+  const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET' }, (res) => {
+    const req = request({ socketPath, path, method, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (s: string) => (body += s));
       res.once('end', () => resolve({ status: res.statusCode ?? 0, body }));
       res.once('error', reject);
     });
     req.once('error', reject);
-    req.end();
+    req.end(payload);
   });
 }
 import type { ChildProcess } from 'node:child_process';

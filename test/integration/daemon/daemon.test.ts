@@ -4,14 +4,16 @@
  * /metrics agrees with the registry's byte count, and a SIGTERM in the middle of a large pull
  * parks it so the next daemon resumes it with Range.
  */
+import { spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startProxy } from '../../helpers/proxy.js';
 import { blobRequests, startRegistry, type AccessEntry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-import { startTestDaemon, type TestDaemon } from './daemon-process.js';
+import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
+import { daemonRequest, startTestDaemon, type TestDaemon } from './daemon-process.js';
 
 let registry: TestRegistry;
 let fixtures: FixtureSet;
@@ -140,6 +142,74 @@ describe('pulls through the daemon', () => {
     const local = await runCli(['--root', daemon.root, '--server', registry.host, 'pull', 'NOPE1.0-JDK11.0', '--no-daemon']);
     expect(local.code).toBe(1);
     expect(r.stderr).toBe(local.stderr);
+  });
+});
+
+/** `runc run` on a bundle the daemon prepared, as an orchestrator would; stdout and exit code. */
+function runcRun(bundle: string, stateRoot: string, id: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('runc', ['--root', stateRoot, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('rootfs for a runtime', () => {
+  it('POST /v1/rootfs mounts a runnable bundle that GC and a daemon restart leave alone; DELETE removes it', async () => {
+    const dir = await tempDir('daemon-rootfs');
+    let daemon = await daemonOn(dir, registry.host);
+    const script = 'ls /opt; echo written > /tmp/note; cat /tmp/note';
+    const created = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: 'JDK11.0-GRD7.0', args: ['/bin/sh', '-c', script], env: ['GREETING=hi'] });
+    expect(created.status, created.body).toBe(201);
+    const rootfs = JSON.parse(created.body) as { id: string; rootfs: string; bundle: string; reference: string; manifestDigest: string };
+    expect(rootfs.reference).toBe(`${registry.host}/hostpull:JDK11.0-GRD7.0`);
+    expect(rootfs.manifestDigest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    expect((await readdir(join(rootfs.rootfs, 'opt'))).sort()).toEqual(['grd-7.0', 'jdk-11.0']);
+    const config = JSON.parse(await readFile(join(rootfs.bundle, 'config.json'), 'utf8'));
+    expect(config.process.args).toEqual(['/bin/sh', '-c', script]);
+    expect(config.process.env).toContain('GREETING=hi');
+
+    const ran = await runcRun(rootfs.bundle, join(dir, 'runc'), `hp-test-${rootfs.id}`);
+    expect(ran.stderr).toBe('');
+    expect(ran.code).toBe(0);
+    expect(ran.stdout).toBe('grd-7.0\njdk-11.0\nwritten\n');
+    expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(1);
+
+    // A 1-byte budget would take every unused layer: these three are held by the rootfs.
+    const gc = await daemonRequest(daemon.socket, 'POST', '/v1/gc', { maxStoreSize: 1, graceMs: 0 });
+    expect(gc.status).toBe(200);
+    expect(JSON.parse((await daemon.get('/v1/stats')).body).store.layers).toBe(3);
+
+    // Prepared for someone else, it outlives the daemon that prepared it.
+    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+    daemon = await daemonOn(dir, registry.host);
+    expect(await mountsBelow(join(daemon.root, 'containers'))).toEqual([rootfs.rootfs]);
+    expect(await readFile(join(rootfs.rootfs, 'tmp', 'note'), 'utf8')).toBe('written\n');
+
+    const removed = await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: rootfs.id });
+    expect(removed.status).toBe(204);
+    expect(await mountsBelow(daemon.root)).toEqual([]);
+    expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(0);
+    const again = await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: rootfs.id });
+    expect(again.status).toBe(404);
+    expect(JSON.parse(again.body).error.message).toContain(rootfs.id);
+  });
+
+  it('refuses a bad id, an unknown code name and a malformed body with 4xx and a reason', async () => {
+    const dir = await tempDir('daemon-rootfs-bad');
+    const daemon = await daemonOn(dir, registry.host);
+    const traversal = await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: '../../etc' });
+    expect(traversal.status).toBe(400);
+    const unknown = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: 'NOPE1.0-JDK11.0' });
+    expect(unknown.status).toBe(404);
+    expect(JSON.parse(unknown.body).error.message).toMatch(/NOPE1\.0/);
+    const extra = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: 'JDK11.0', privileged: true });
+    expect(extra.status).toBe(400);
+    expect(await mountsBelow(daemon.root)).toEqual([]);
   });
 });
 
