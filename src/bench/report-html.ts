@@ -1,3 +1,4 @@
+import { formatBytes } from '../util/format-bytes.js';
 import type { ApproachName, ApproachResult, BenchResult } from './run.js';
 
 interface Line {
@@ -12,18 +13,6 @@ const LABELS: Record<ApproachName, string> = { hostpull: 'hostpull', flattened: 
 
 function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-export function humanBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 function pct(x: number): string {
@@ -79,7 +68,7 @@ export function renderHtmlReport(r: BenchResult): string {
   const rows = all
     .map(
       (a) =>
-        `<tr><td>${esc(LABELS[a.name])}</td><td>${pct(a.layerHitRate)}</td><td>${pct(a.byteHitRate)}</td><td>${humanBytes(a.bytesFetched)}</td><td>${(a.bytesFetched / Math.max(1, hp.bytesFetched)).toFixed(2)}×</td><td>${humanBytes(a.registryBytes)}</td><td>${humanBytes(a.storeBytes)}</td><td>${a.cold.medianMs} ms (${a.cold.pulls})</td><td>${a.warm.medianMs} ms (${a.warm.pulls})</td><td>${a.byteMismatches}</td></tr>`,
+        `<tr><td>${esc(LABELS[a.name])}</td><td>${pct(a.layerHitRate)}</td><td>${pct(a.byteHitRate)}</td><td>${formatBytes(a.bytesFetched)}</td><td>${(a.bytesFetched / Math.max(1, hp.bytesFetched)).toFixed(2)}×</td><td>${formatBytes(a.registryBytes)}</td><td>${formatBytes(a.storeBytes)}</td><td>${a.cold.medianMs} ms (${a.cold.pulls})</td><td>${a.warm.medianMs} ms (${a.warm.pulls})</td><td>${a.byteMismatches}</td></tr>`,
     )
     .join('\n');
   return `<!doctype html>
@@ -87,14 +76,14 @@ export function renderHtmlReport(r: BenchResult): string {
 <style>body{font-family:sans-serif;max-width:60rem;margin:2rem auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child{text-align:left}</style>
 </head><body>
 <h1>hostpull bench</h1>
-<p>${r.source === 'trace' ? 'Trace replay' : 'Synthetic workload'}: ${r.workload.requests} requests, ${r.workload.distinctTags} distinct combinations, ${r.catalog.packages} packages / ${r.catalog.versions} versions (${humanBytes(r.catalog.packageBytes)} payload, base ${humanBytes(r.catalog.baseBytes)}), seed ${r.seed}, ${r.nodes} node${r.nodes > 1 ? 's' : ''}, layers ${r.unpack ? 'unpacked' : 'stored only'}. Each approach starts from empty node stores. Ran in ${(r.durationMs / 1000).toFixed(1)} s.</p>
+<p>${r.source === 'trace' ? 'Trace replay' : 'Synthetic workload'}: ${r.workload.requests} requests, ${r.workload.distinctTags} distinct combinations, ${r.catalog.packages} packages / ${r.catalog.versions} versions (${formatBytes(r.catalog.packageBytes)} payload, base ${formatBytes(r.catalog.baseBytes)}), seed ${r.seed}, ${r.nodes} node${r.nodes > 1 ? 's' : ''}, layers ${r.unpack ? 'unpacked' : 'stored only'}. Each approach starts from empty node stores. Ran in ${(r.durationMs / 1000).toFixed(1)} s.</p>
 <table><thead><tr><th>approach</th><th>layer hit rate</th><th>byte hit rate</th><th>bytes fetched</th><th>vs hostpull</th><th>registry egress</th><th>store size</th><th>cold pull (median, n)</th><th>warm pull (median, n)</th><th>byte-count mismatches</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
 <p>Registry egress for hostpull includes the server reading package manifests and configs. Pull times exclude the server's first synthesis of each composite (${r.phasesMs.serverPrime ?? 0} ms for all of them, done before the replay).</p>
 ${lineChartSvg('Cumulative hit rate over the run', hitLines, 1, (v) => `${Math.round(v * 100)}%`)}
-${lineChartSvg('Cumulative bytes fetched', byteLines, yBytes, humanBytes)}
+${lineChartSvg('Cumulative bytes fetched', byteLines, yBytes, formatBytes)}
 </body></html>
 `;
 }
