@@ -8,12 +8,14 @@
 // Scaled-down versions of ../shared/bench/peers images (there 346 MB unpacked): same shape, a
 // few thousand files less, about 45 MB of payload so one run takes a couple of minutes.
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const repo = new URL('../../', import.meta.url).pathname;
-const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
+const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, buildBlob, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
+const { tarEntry } = await import(join(repo, 'dist/bench/tar.js'));
 const { RegistryClient } = await import(join(repo, 'dist/registry/index.js'));
 const { startServer } = await import(join(repo, 'dist/server/serve.js'));
 
@@ -23,7 +25,8 @@ if (!registry) {
   process.exit(2);
 }
 // Canonical (sorted) tags: the server pushes each composite upstream under its canonical tag.
-const TAGS = ['GRD7.0-JDK11.0-MVN3.8', 'GRD7.0-JDK11.0-MVN3.7', 'GRD7.0-JDK17.0-MVN3.8'];
+// The first three are the pull steps; run.sh --run also uses the fourth.
+const TAGS = ['GRD7.0-JDK11.0-MVN3.8', 'GRD7.0-JDK11.0-MVN3.7', 'GRD7.0-JDK17.0-MVN3.8', 'GRD7.0-JDK17.0-MVN3.7'];
 const MB = 1_000_000;
 const v = (pkg, version, index, bytes, files) => ({ code: `${pkg}${version}`, package: pkg, version, index, bytes, files });
 // Sizes keep the originals' proportions (JDK 194 MB / 4,000 files, MVN 10.6 MB / 900, GRD 131 MB / 300) at about 1/10.
@@ -42,9 +45,16 @@ const client = new RegistryClient({ retries: 1 });
 const work = await mkdtemp(join(tmpdir(), 'hostpull-peers-prepare-'));
 let server;
 try {
-  await pushImage(client, registry, BENCH_REPOS.base, BASE_TAG, [builder.base], ['PATH=/usr/bin:/bin']);
+  // A second base layer with the host's static busybox, so every peer can run `/bin/busybox echo`
+  // in the composites (run.sh --run times the first output of a container).
+  const shell = buildBlob([
+    tarEntry({ name: 'bin/' }),
+    tarEntry({ name: 'bin/busybox', data: readFileSync('/bin/busybox'), mode: 0o755 }),
+    tarEntry({ name: 'tmp/', mode: 0o1777 }),
+  ]);
+  await pushImage(client, registry, BENCH_REPOS.base, BASE_TAG, [builder.base, shell], ['PATH=/usr/bin:/bin']);
   const entries = {};
-  const layers = { base: { digest: builder.base.digest, size: builder.base.size } };
+  const layers = { base: { digest: builder.base.digest, size: builder.base.size }, shell: { digest: shell.digest, size: shell.size } };
   for (const [code, pv] of versions) {
     const layer = builder.packageLayer(code);
     layers[code] = { digest: layer.digest, size: layer.size };
