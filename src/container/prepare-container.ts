@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { parseImageConfig, type ImageConfig } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
-import { Puller, type PullResult } from '../pull/puller.js';
+import { Puller, type PullPolicy, type PullResult } from '../pull/puller.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { Mount } from '../rootfs/mount-plan.js';
 import { performMount } from '../rootfs/mount.js';
@@ -28,6 +28,8 @@ export interface PrepareContainerOptions {
   process?: Omit<RuntimeSpecInput, 'imageConfig' | 'rootfsPath' | 'containerId'>;
   allowOverlap?: boolean;
   concurrency?: number;
+  /** When to ask the registry (see PullPolicy). Default `always`. */
+  pullPolicy?: PullPolicy;
   /**
    * The container belongs to the calling process (`hostpull run`): when that process dies, the
    * next start removes it. Otherwise (a rootfs prepared by the daemon for an orchestrator) it
@@ -92,6 +94,7 @@ export async function stageContainer(
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    ...(options.pullPolicy ? { policy: options.pullPolicy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onPullEvent ? { onEvent: options.onPullEvent } : {}),
   });

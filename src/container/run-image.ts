@@ -1,7 +1,7 @@
 import type { LogLevel } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
-import type { PullResult } from '../pull/puller.js';
+import type { PullPolicy, PullResult } from '../pull/puller.js';
 import { checkRootless } from '../rootless/check-rootless.js';
 import { prepareRootlessContainer } from '../rootless/prepare-rootless-container.js';
 import { runInUserNamespace } from '../rootless/run-in-namespace.js';
@@ -27,6 +27,8 @@ export interface RunImageOptions {
   keep?: boolean;
   allowOverlap?: boolean;
   concurrency?: number;
+  /** When to ask the registry (see PullPolicy). Default `always`. */
+  pullPolicy?: PullPolicy;
   /** `inherit` (default) or `pipe` (output captured in the result). */
   stdio?: 'inherit' | 'pipe';
   /** Aborts the pull and preparation; once the container runs, signals are forwarded to it instead. */
@@ -73,6 +75,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     },
     allowOverlap: options.allowOverlap ?? false,
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
   };

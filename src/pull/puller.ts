@@ -12,9 +12,18 @@ import { mapLimit } from '../util/limit.js';
 import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
 
+/**
+ * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
+ * a package tag does); `missing` uses the image stored under this reference, if complete, without
+ * a request; `never` also fails instead of pulling.
+ */
+export type PullPolicy = 'always' | 'missing' | 'never';
+
 export interface PullOptions {
   /** Layers fetched at once. Default 4. */
   concurrency?: number;
+  /** Default `always`. A reference with a digest is looked up in the store first whatever this says. */
+  policy?: PullPolicy;
   /** Unpack layers into layers/<id> (default true); false only stores the blobs. */
   unpack?: boolean;
   /** Platform to pick from an index. Default: this host's. */
@@ -155,8 +164,27 @@ export class Puller {
     return layers;
   }
 
+  /** True when the image with this manifest (or index) digest is complete in the store. */
+  #stored(digest: Digest, unpack: boolean): boolean {
+    const image = this.#deps.store.images.byManifest(digest);
+    return Boolean(image && this.#complete(image, unpack));
+  }
+
   async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions): Promise<Resolved> {
     const { store, client } = this.#deps;
+    const policy = options.policy ?? 'always';
+    if (!ref.digest && policy !== 'always') {
+      const image = store.images.get(formatReference(ref));
+      const layers = image && this.#complete(image, unpack);
+      if (image && layers) {
+        return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+      }
+    }
+    if (policy === 'never' && !(ref.digest && this.#stored(ref.digest, unpack))) {
+      throw new HostpullError('IMAGE_UNKNOWN', `${formatReference(ref)} is not in the store, and the pull policy is never`, {
+        hint: `pull it first (hostpull pull ${formatReference(ref)}), or use --pull missing`,
+      });
+    }
     let known = ref.digest;
     if (!known) {
       const head = await client.headManifest(ref, { signal: options.signal });

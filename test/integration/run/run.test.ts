@@ -64,6 +64,31 @@ describe('hostpull run', () => {
     expect(await mountsBelow(root)).toEqual([]);
   });
 
+  it('--pull missing runs a stored image without asking the registry; --pull never refuses one not stored', async () => {
+    const root = await tempDir('policy');
+    const before = await registry.mark();
+    const never = await hostpull(root, ['run', '--pull', 'never', 'JDK11.0-GRD7.0', '--', '/bin/true']);
+    expect(never.code).toBe(1);
+    expect(never.stderr).toMatch(/JDK11\.0-GRD7\.0 is not in the store, and the pull policy is never/);
+    expect(never.stderr).toMatch(/--pull missing/);
+    expect(await registry.since(before)).toEqual([]);
+
+    const first = await hostpull(root, ['run', '--pull', 'missing', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'ls /opt']);
+    expect(first.code).toBe(0);
+    const mark = await registry.mark();
+    for (const policy of ['missing', 'never']) {
+      const again = await hostpull(root, ['run', '--pull', policy, 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'ls /opt']);
+      expect(again.stderr).toBe('');
+      expect(again.code).toBe(0);
+      expect(again.stdout).toBe(first.stdout);
+    }
+    expect(await registry.since(mark)).toEqual([]);
+    // The default asks whether the tag moved: one HEAD, nothing else.
+    const always = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
+    expect(always.code).toBe(0);
+    expect((await registry.since(mark)).map((e) => e.method)).toEqual(['HEAD']);
+  });
+
   it('either order of the same packages gives a byte-identical tree', async () => {
     const root = await tempDir('order');
     const listing = "find / -xdev | sort; find /opt -xdev -type f -exec sha256sum {} + | sort";
