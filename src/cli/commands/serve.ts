@@ -5,6 +5,7 @@ import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
 
 interface ServeFlags {
+  listen?: string;
   host: string;
   port: string;
   upstream?: string;
@@ -22,6 +23,7 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the virtual image server: composite tags like JDK11.0-MVN3.8 synthesised from package images')
+    .option('--listen <host:port>', `listen address and port in one (default ${DEFAULT_HOST}:${DEFAULT_PORT}; [::1]:PORT for IPv6)`)
     .option('--host <addr>', 'listen address', DEFAULT_HOST)
     .option('--port <n>', 'listen port (0: any free port)', String(DEFAULT_PORT))
     .option('--upstream <url>', 'upstream OCI registry, e.g. http://127.0.0.1:5000 (default: an OCI layout under --root)')
@@ -37,11 +39,10 @@ export function registerServeCommand(program: Command): void {
       action(async (flags: ServeFlags, cmd: Command) => {
         const { startServer } = await import('../../server/serve.js');
         const g = globalOptions(cmd);
-        const port = Number(flags.port);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new HostpullError('USAGE', `--port ${flags.port} is not a port number`);
+        const { host, port } = listenAddress(flags);
         const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
         const server = await startServer({
-          host: flags.host,
+          host,
           port,
           upstream: flags.upstream,
           layout: flags.layout,
@@ -69,4 +70,19 @@ export function registerServeCommand(program: Command): void {
         });
       }),
     );
+}
+
+/** `--listen HOST:PORT` (as registries take it), which wins over `--host` and `--port`. */
+export function listenAddress(flags: Pick<ServeFlags, 'listen' | 'host' | 'port'>): { host: string; port: number } {
+  let host = flags.host;
+  let portText = flags.port;
+  if (flags.listen !== undefined) {
+    const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(flags.listen);
+    if (!m) throw new HostpullError('USAGE', `--listen ${flags.listen}: expected HOST:PORT, e.g. 127.0.0.1:5055 or [::1]:5055`);
+    host = m[1] ?? (m[2] || DEFAULT_HOST);
+    portText = m[3]!;
+  }
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port > 65535) throw new HostpullError('USAGE', `port ${portText} is not a port number (0 to 65535)`);
+  return { host, port };
 }

@@ -42,7 +42,7 @@ beforeAll(async () => {
   work = await makeTempDir('e2e');
   await pushImage(registry.url, 'pkg/base', 'latest', [buildLayer(baseFiles())], { env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], cmd: ['/bin/sh'] });
   await writeFile(join(work, 'token'), `${TOKEN}\n`);
-  server = spawnCli(['--root', join(work, 'server'), 'serve', '--port', '0', '--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
+  server = spawnCli(['--root', join(work, 'server'), 'serve', '--listen', '127.0.0.1:0', '--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
   serverUrl = await new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
