@@ -59,7 +59,14 @@ export function spawnCli(args: string[], opts: CliOptions = {}): ChildProcess {
 
 /** Runs the CLI to completion and collects its output. Never rejects on a non-zero exit. */
 export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const child = spawnCli(args, opts);
+  return collectChild(spawnCli(args, opts), opts);
+}
+
+/**
+ * Waits for a child spawned with piped stdio, collecting its output; gives it `input` on stdin,
+ * then EOF; SIGKILL after timeoutMs (default 60 s). Never rejects on a non-zero exit.
+ */
+export function collectChild(child: ChildProcess, opts: { timeoutMs?: number; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     let stdout = '';
     let stderr = '';
@@ -78,7 +85,7 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, timedOut });
     });
-    // EPIPE if the CLI exits without reading stdin: not an error for the test.
+    // EPIPE if the child exits without reading stdin: not an error for the test.
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(opts.input);
   });

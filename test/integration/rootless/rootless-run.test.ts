@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, REPO_ROOT, type CliResult } from '../../helpers/cli.js';
+import { CLI_ENTRY, collectChild, REPO_ROOT, type CliResult } from '../../helpers/cli.js';
 import { buildLayer, baseFiles, layerFromTar, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { writeTar, DEFAULT_MTIME } from '../../helpers/tar-writer.js';
@@ -40,33 +40,13 @@ function userEnv(home: string, extra: Record<string, string> = {}): NodeJS.Proce
 
 /** Runs `cmd args` to completion, capturing output; SIGKILL after timeoutMs. */
 function exec(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; uid?: number; gid?: number; timeoutMs?: number; input?: string }): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: REPO_ROOT,
-      env: opts.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 60_000);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, timedOut });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
+  const child = spawn(cmd, args, {
+    cwd: REPO_ROOT,
+    env: opts.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
   });
+  return collectChild(child, { ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}), input: opts.input ?? '' });
 }
 
 /** The built CLI as nobody. */
