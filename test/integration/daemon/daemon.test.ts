@@ -221,7 +221,8 @@ describe('size budget', () => {
     expect(r.code).toBe(0);
     const deadline = Date.now() + 20_000;
     let stats = JSON.parse((await daemon.get('/v1/stats')).body);
-    while (stats.store.layers > 0 && Date.now() < deadline) {
+    // GC removes layers, then blobs: wait for both, not for the first to reach zero.
+    while ((stats.store.layers > 0 || stats.store.blobs > 0) && Date.now() < deadline) {
       await new Promise((res) => setTimeout(res, 100));
       stats = JSON.parse((await daemon.get('/v1/stats')).body);
     }
