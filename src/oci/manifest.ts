@@ -1,4 +1,6 @@
-import { z } from 'zod';
+// zod's v3 API, shipped inside zod 4: it loads in ~25 ms against ~90 ms for the v4 entry point,
+// and every short command (pull, run, inspect) parses manifests; the daemon and server use v4.
+import { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
 import { isDigest, type Digest } from './digest.js';
 import { isConfigType, isImageManifestType, isIndexType, MediaType } from './mediatypes.js';

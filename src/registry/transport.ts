@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
 import { mergeScopes } from './auth/scope.js';
@@ -66,14 +66,13 @@ const MAX_TOKEN_RESPONSE = 1 << 20;
  * redirects so that the Authorization header never follows a redirect to another host.
  */
 export class Transport {
-  readonly #agent: Agent;
+  #agent: Promise<Agent> | undefined;
   readonly #opts: TransportOptions;
   readonly #tokens: TokenCache;
   readonly #schemes = new Map<string, AuthScheme>();
 
   constructor(opts: TransportOptions) {
     this.#opts = opts;
-    this.#agent = new Agent({ connections: opts.connections, keepAliveTimeout: 30_000 });
     this.#tokens = new TokenCache(opts.now);
   }
 
@@ -82,7 +81,16 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close();
+    if (this.#agent) await (await this.#agent).close();
+  }
+
+  /**
+   * The Agent, made at the first request: loading undici is about 100 ms, which commands that
+   * never reach a registry (images, stats, run --pull missing) need not pay.
+   */
+  #dispatcher(): Promise<Agent> {
+    this.#agent ??= import('undici').then(({ Agent }) => new Agent({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
+    return this.#agent;
   }
 
   /**
@@ -115,7 +123,7 @@ export class Transport {
       }
       let res: RegistryResponse;
       try {
-        const r = await this.#agent.request({
+        const r = await (await this.#dispatcher()).request({
           origin: url.origin,
           path: url.pathname + url.search,
           method,
@@ -234,7 +242,7 @@ export class Transport {
       let resHeaders: Record<string, string | string[] | undefined>;
       let body: ResponseBody;
       try {
-        const r = await this.#agent.request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
+        const r = await (await this.#dispatcher()).request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
         status = r.statusCode;
         resHeaders = r.headers;
         body = r.body;
