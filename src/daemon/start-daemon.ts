@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, unlink } from 'node:fs/promises';
+import { chmod, chown, unlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { resolve as resolvePath } from 'node:path';
 import { cleanStaleMounts } from '../gc/stale-mounts.js';
@@ -25,6 +25,8 @@ export interface DaemonOptions {
   socketPath: string;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
+  /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
+  socketGroup?: number | undefined;
   /** Server that short references resolve against. Default: none (full references only). */
   server?: string | undefined;
   /** Repository of composites on the server. Default 'hostpull'. */
@@ -160,6 +162,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       process.umask(previous);
     }
     await chmod(socketPath, mode);
+    if (options.socketGroup !== undefined) await chown(socketPath, process.getuid?.() ?? 0, options.socketGroup);
     if (options.maxStoreSize !== undefined) {
       gcTimer = setInterval(() => runGc('interval'), options.gcIntervalMs ?? 10 * 60_000);
       gcTimer.unref();

@@ -3,14 +3,16 @@
  * wrapper and config without overwriting a config, and the daemon speaks sd_notify: READY=1 once
  * it listens, STOPPING=1 at SIGTERM, then exit 0.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli } from '../../helpers/cli.js';
+import { CLI_ENTRY, collectChild, REPO_ROOT, runCli } from '../../helpers/cli.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { startNotifyReceiver, startTestDaemon } from './daemon-process.js';
+
+const NOBODY = 65534;
 
 const temps: string[] = [];
 async function temp(prefix: string): Promise<string> {
@@ -126,5 +128,37 @@ describe('the socket', () => {
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });
     }
     expect(existsSync(socket)).toBe(false);
+  });
+
+  it('--socket-group gives the socket to a group whose members then use the daemon without root', async () => {
+    const dir = await temp('socket-group');
+    await chmod(dir, 0o755); // nobody must reach the socket's directory
+    const socket = join(dir, 'hostpull.sock');
+    const root = join(dir, 'root');
+    const unknown = await runCli(['--root', root, 'daemon', '--socket', socket, '--socket-group', 'no-such-group-here'], { timeoutMs: 30_000 });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--socket-group no-such-group-here: no such group in \/etc\/group/);
+    expect(unknown.stderr).toMatch(/groupadd --system no-such-group-here/);
+
+    // nogroup (65534) is nobody's primary group on Debian.
+    const daemon = await startTestDaemon({ root, socket, args: ['--socket-group', 'nogroup'] });
+    try {
+      const st = await stat(socket);
+      expect(st.gid).toBe(NOBODY);
+      expect(st.mode & 0o777).toBe(0o660);
+      const child = spawn(process.execPath, [CLI_ENTRY, '--root', root, '--log-level', 'debug', 'stats', '--json', '--socket', socket], {
+        cwd: REPO_ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        uid: NOBODY,
+        gid: NOBODY,
+        env: { ...process.env, HOME: dir },
+      });
+      const asNobody = await collectChild(child, { timeoutMs: 30_000 });
+      expect(asNobody.code).toBe(0);
+      expect(asNobody.stderr).toMatch(/using the daemon/);
+      expect(JSON.parse(asNobody.stdout).pulls).toBe(0);
+    } finally {
+      expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+    }
   });
 });
