@@ -59,7 +59,11 @@ export function addDaemonOptions(cmd: Command): Command {
  * (safe beside a running daemon: the store is multi-process safe). Output is the same either way.
  */
 export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
-  if (daemon.daemon !== false) {
+  // The daemon's own --insecure-registry decides where it speaks plain http (and could send
+  // registry credentials): a client's flag is not forwarded, the command works in-process.
+  const insecure = (options.insecureRegistry ?? []).length > 0;
+  if (insecure && daemon.daemon !== false) loggerFor(options).debug('--insecure-registry given: working in-process, not through the daemon');
+  if (daemon.daemon !== false && !insecure) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
     const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };

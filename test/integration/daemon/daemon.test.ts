@@ -133,6 +133,17 @@ describe('pulls through the daemon', () => {
     expect(JSON.parse((await runCli(['--root', join(other, 'root'), 'stats', '--json', '--no-daemon'])).stdout).pulls).toBe(1);
   });
 
+  it('a CLI given --insecure-registry pulls in-process: the daemon keeps its own plain-http policy', async () => {
+    const dir = await tempDir('daemon-insecure');
+    const daemon = await daemonOn(dir, registry.host);
+    const r = await runCli(['--root', daemon.root, '--server', registry.host, '--insecure-registry', registry.host, '--log-level', 'debug', 'pull', 'JDK11.0-GRD7.0', '--socket', daemon.socket]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/--insecure-registry given: working in-process/);
+    expect(r.stderr).not.toMatch(/using the daemon/);
+    // Same store: the daemon sees the image, though it did not pull it.
+    expect(JSON.parse((await daemon.get('/v1/images')).body).map((i: { reference: string }) => i.reference)).toEqual([`${registry.host}/hostpull:JDK11.0-GRD7.0`]);
+  });
+
   it('a pull error through the daemon prints what it prints in-process, exit 1', async () => {
     const dir = await tempDir('daemon-err');
     const daemon = await daemonOn(dir, registry.host);
