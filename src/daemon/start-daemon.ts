@@ -72,18 +72,39 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const socketPath = resolvePath(options.socketPath);
   // First: a second daemon on a live socket must fail before it touches the store or mounts.
   await prepareSocketPath(socketPath);
-  await notifier.notify({ STATUS: 'opening the store' });
-  const store = await ContentStore.open(root, { logger });
+  // Signal handlers from here on: a SIGTERM while the store opens (reconcile can take a while) or
+  // the socket binds, as systemd sends to a unit still starting, must not kill us with the
+  // default action. Until we serve, it is remembered and acted on once stop() exists.
+  const signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
+  let earlySignal: NodeJS.Signals | undefined;
+  let onSignal = (sig: NodeJS.Signals) => void (earlySignal ??= sig);
+  if (options.handleSignals !== false) {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const fn = () => onSignal(sig);
+      process.on(sig, fn);
+      signalHandlers.push([sig, fn]);
+    }
+  }
+  const removeSignalHandlers = () => {
+    for (const [sig, fn] of signalHandlers) process.off(sig, fn);
+  };
+  let store: ContentStore;
+  try {
+    await notifier.notify({ STATUS: 'opening the store' });
+    store = await ContentStore.open(root, { logger });
+  } catch (err) {
+    removeSignalHandlers();
+    throw err;
+  }
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger });
   const tracker = new PullTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
   const api = new LocalHostApi({ store, client, logger });
   let server: Server | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
-  const signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
-    for (const [sig, fn] of signalHandlers) process.off(sig, fn);
+    removeSignalHandlers();
     await client.close().catch(() => undefined);
     store.close();
   };
@@ -190,17 +211,10 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       })();
       return stopping;
     };
-    if (options.handleSignals !== false) {
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-        const fn = () => void stop(sig);
-        process.on(sig, fn);
-        signalHandlers.push([sig, fn]);
-      }
-    }
-    // READY only once the handlers are in place: a SIGTERM right after READY must stop us
-    // gracefully, not kill us with the default action.
+    onSignal = (sig) => void stop(sig);
     logger.info({ socket: socketPath, root, maxStoreSize: options.maxStoreSize ?? null }, 'daemon listening');
     await notifier.notify({ READY: 1, STATUS: `serving on ${socketPath}`, MAINPID: process.pid });
+    if (earlySignal) void stop(`${earlySignal} while starting`);
     return { socketPath, stop, stopped };
   } catch (err) {
     server?.close();

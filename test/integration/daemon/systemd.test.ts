@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, collectChild, REPO_ROOT, runCli } from '../../helpers/cli.js';
+import { CLI_ENTRY, collectChild, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { startNotifyReceiver, startTestDaemon } from './daemon-process.js';
 
@@ -106,6 +106,29 @@ describe('sd_notify', () => {
       receiver.close();
     }
   });
+
+  it('a SIGTERM while the store is still opening stops the daemon gracefully, exit 0', async () => {
+    const dir = await temp('notify-early');
+    const notifySocket = join(dir, 'notify.sock');
+    const receiver = await startNotifyReceiver(notifySocket);
+    const socket = join(dir, 'hostpull.sock');
+    const child = spawnCli(['--root', join(dir, 'root'), '--log-level', 'info', 'daemon', '--socket', socket], { env: { NOTIFY_SOCKET: notifySocket } });
+    try {
+      const done = collectChild(child, { timeoutMs: 30_000 });
+      // Sent before the store is opened: systemd stopping a unit that has not reported READY.
+      await receiver.waitFor('STATUS=opening the store');
+      child.kill('SIGTERM');
+      const result = await done;
+      expect(result.signal, result.stderr).toBeNull();
+      expect(result.code).toBe(0);
+      expect(result.stderr).toMatch(/SIGTERM while starting/);
+      await receiver.waitFor('STOPPING=1');
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+      receiver.close();
+    }
+  });
 });
 
 describe('the socket', () => {
@@ -158,7 +181,7 @@ describe('the socket', () => {
       expect(asNobody.stderr).toMatch(/using the daemon/);
       expect(JSON.parse(asNobody.stdout).pulls).toBe(0);
     } finally {
-      expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+      expect(await daemon.stop(), daemon.log()).toEqual({ code: 0, signal: null });
     }
   });
 });
