@@ -36,3 +36,19 @@ export function errnoCode(err: unknown): string | undefined {
     ? err.code
     : undefined;
 }
+
+/** errnos of a full filesystem or an exhausted quota. */
+const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
+
+/** True when err, or an error in its cause chain, is a full filesystem or an exhausted quota. */
+export function isNoSpace(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 8; depth++) {
+    if (NO_SPACE_ERRNOS.has(errnoCode(e) ?? '') || (isHostpullError(e) && NO_SPACE_ERRNOS.has(String(e.details?.errno ?? '')))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** What to do when the store's filesystem is full. */
+export const NO_SPACE_HINT =
+  'the filesystem of the store is full: free space there (hostpull gc, or hostpull gc --max-store-size SIZE to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';

@@ -1,0 +1,81 @@
+/**
+ * A pull onto a full filesystem (a small tmpfs as the store root): it fails with an error that
+ * says what ran out and where, leaves no row and no file for what it could not finish, and a
+ * pull after space is freed completes and re-verifies.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
+import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+let registry: TestRegistry;
+let fixtures: FixtureSet;
+const temps: string[] = [];
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  fixtures = await pushFixtureSet(registry.url, { composites: [] });
+});
+
+afterAll(async () => {
+  await registry?.stop();
+  for (const d of temps) await removeTempDir(d); // unmounts the tmpfs first
+});
+
+function mountTmpfs(dir: string, size: string, remount = false): void {
+  const args = remount ? ['-o', `remount,size=${size}`, dir] : ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'hostpull-test-full', dir];
+  const r = spawnSync('mount', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`mount ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** Every blob file hashes to its name; returns their hex names. */
+async function storedBlobs(root: string): Promise<string[]> {
+  const base = join(root, 'blobs', 'sha256');
+  const out: string[] = [];
+  for (const fan of await readdir(base).catch(() => [] as string[])) {
+    for (const hex of await readdir(join(base, fan))) {
+      expect(createHash('sha256').update(await readFile(join(base, fan, hex))).digest('hex')).toBe(hex);
+      out.push(hex);
+    }
+  }
+  return out;
+}
+
+describe('a full disk', () => {
+  it('fails the pull naming ENOSPC and the store, keeps nothing half-done, and a retry with room completes', async () => {
+    const dir = await makeTempDir('full-disk');
+    temps.push(dir);
+    const root = join(dir, 'root');
+    await mkdir(root);
+    // 6 MiB of incompressible package data: neither its blob nor its unpacked tree fits in 4 MiB.
+    const big = buildLayer(packageFiles('FULL1.0', { bytes: 6 * 1024 * 1024, seed: 21 }));
+    await pushImage(registry.url, 'hostpull', 'FULL1.0', [fixtures.base, big], { cmd: ['/bin/sh'] });
+    mountTmpfs(root, '4m');
+
+    const failed = await runCli(['--root', root, '--server', registry.host, 'pull', 'FULL1.0'], { timeoutMs: 120_000 });
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/ENOSPC|no space left/i);
+    expect(failed.stderr).toContain(root);
+    expect(failed.stderr).toMatch(/^hint: .*free/m);
+    const hexOfBig = big.digest.slice('sha256:'.length);
+    expect(await storedBlobs(root)).not.toContain(hexOfBig);
+    // No half-extracted layer directory is left behind, and no layer is marked unpacked.
+    expect((await readdir(join(root, 'layers')).catch(() => [] as string[])).filter((n) => n.startsWith('staging-'))).toEqual([]);
+    const images = await runCli(['--root', root, 'images', '--json', '--no-daemon']);
+    expect(images.code).toBe(0);
+    expect(JSON.parse(images.stdout)).toEqual([]);
+
+    mountTmpfs(root, '64m', true);
+    const again = await runCli(['--root', root, '--server', registry.host, 'pull', 'FULL1.0', '--json'], { timeoutMs: 120_000 });
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(await storedBlobs(root)).toContain(hexOfBig);
+    const layer = JSON.parse(again.stdout).layers.find((l: { digest: string }) => l.digest === big.digest);
+    expect(layer).toBeDefined();
+  });
+});
