@@ -1,7 +1,7 @@
+import { randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, openSync, constants as fsc } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Hash } from 'node:crypto';
 import { HostpullError, errnoCode } from '../errors.js';
 import { createDigester, digestAlgorithm, digestFromHash, digestOf, shortDigest, type Digest } from '../oci/digest.js';
 import type { Db } from './database.js';
@@ -28,6 +28,8 @@ export interface Ingest {
   hash: Hash;
   /** Append-only sink: on a clean end it fsyncs, renames into blobs/ and commits the row. */
   writer: IngestWriter;
+  /** The partial file under ingest/. */
+  path: string;
 }
 
 /**
@@ -93,22 +95,31 @@ export class BlobStore {
     if (digestOf(bytes, digestAlgorithm(digest)) !== digest) {
       throw new HostpullError('DIGEST_MISMATCH', `refusing to store ${shortDigest(digest)}: content hashes differently`);
     }
-    const ingest = await this.openIngest(digest, bytes.length, mediaType, { resume: false });
-    await new Promise<void>((resolve, reject) => {
-      ingest.writer.once('error', reject);
-      // end()'s callback also runs when _final (the commit) fails, with the error, and before
-      // the 'error' event: ignoring its argument would report a failed commit as stored.
-      ingest.writer.end(bytes, (err?: Error | null) => (err ? reject(err) : resolve()));
-    });
+    // No lease guards manifests and configs: two processes may store the same one at once, so
+    // each writes a file of its own (a shared partial would be truncated under the other's feet).
+    const ingest = await this.openIngest(digest, bytes.length, mediaType, { resume: false, ownFile: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ingest.writer.once('error', reject);
+        // end()'s callback also runs when _final (the commit) fails, with the error, and before
+        // the 'error' event: ignoring its argument would report a failed commit as stored.
+        ingest.writer.end(bytes, (err?: Error | null) => (err ? reject(err) : resolve()));
+      });
+    } catch (err) {
+      // Nothing to resume from a file of our own: do not leave it for the age-based cleanup.
+      await unlink(ingest.path).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
    * Opens the ingest file for `digest`. With `resume`, bytes left by an earlier, interrupted
    * download are kept and re-hashed (reading is far cheaper than fetching again), and `offset`
-   * says where the next request must start.
+   * says where the next request must start. The shared partial file is for writers that hold the
+   * blob's lease; with `ownFile` the writer gets a file no other process opens.
    */
-  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean }): Promise<Ingest> {
-    const partial = this.#layout.ingestPath(digest);
+  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean }): Promise<Ingest> {
+    const partial = options.ownFile ? `${this.#layout.ingestPath(digest)}.${process.pid}-${randomBytes(4).toString('hex')}` : this.#layout.ingestPath(digest);
     await mkdir(this.#layout.ingestDir, { recursive: true });
     let offset = 0;
     const hash = createDigester(digestAlgorithm(digest));
@@ -124,7 +135,7 @@ export class BlobStore {
     const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? fsc.O_APPEND : fsc.O_TRUNC);
     const fd = openSync(partial, flags, 0o600);
     const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial));
-    return { digest, size, offset, hash, writer };
+    return { digest, size, offset, hash, writer, path: partial };
   }
 
   /** Forgets a partial download (after a digest mismatch the prefix cannot be trusted). */

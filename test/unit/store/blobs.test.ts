@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -31,6 +31,22 @@ describe('BlobStore', () => {
     // Storing it again is a no-op.
     await store.blobs.putBytes(digest, bytes, 'application/json');
     expect(store.blobs.list()).toHaveLength(1);
+  });
+
+  it('two stores on one root putting the same manifest at once both succeed, and leave no ingest file', async () => {
+    // What two `hostpull pull` processes do with a shared config: no lease guards putBytes.
+    const other = await ContentStore.open(store.layout.root);
+    try {
+      for (let i = 0; i < 25; i++) {
+        const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, n: i, pad: 'x'.repeat(64 * 1024) }));
+        const digest = digestOf(bytes);
+        await Promise.all([store.blobs.putBytes(digest, bytes, 'application/json'), other.blobs.putBytes(digest, bytes, 'application/json')]);
+        expect(await store.blobs.readBytes(digest)).toEqual(bytes);
+      }
+      expect(await readdir(store.layout.ingestDir)).toEqual([]);
+    } finally {
+      other.close();
+    }
   });
 
   it('stores sha512 blobs under their algorithm', async () => {
