@@ -37,8 +37,8 @@ export function errnoCode(err: unknown): string | undefined {
     : undefined;
 }
 
-/** errnos of a full filesystem or an exhausted quota. */
-const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
+/** errnos of a full filesystem or an exhausted quota, and SQLite's word for the same. */
+const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 
 /** True when err, or an error in its cause chain, is a full filesystem or an exhausted quota. */
 export function isNoSpace(err: unknown): boolean {
@@ -52,3 +52,9 @@ export function isNoSpace(err: unknown): boolean {
 /** What to do when the store's filesystem is full. */
 export const NO_SPACE_HINT =
   'the filesystem of the store is full: free space there (hostpull gc, or hostpull gc --max-store-size SIZE to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';
+
+/** What to tell the user to do about err: its own hint, or the full-disk one when that is the cause. */
+export function hintFor(err: unknown): string | undefined {
+  if (isHostpullError(err) && err.hint) return err.hint;
+  return isNoSpace(err) ? NO_SPACE_HINT : undefined;
+}

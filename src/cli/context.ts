@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { defaultRoot } from '../paths.js';
 
@@ -37,14 +37,9 @@ export function loggerFor(opts: GlobalOptions): Logger {
 
 /** Renders an error for a human on stderr: what failed, then what to do. */
 export function printError(err: unknown): void {
-  if (isHostpullError(err)) {
-    process.stderr.write(`hostpull: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
-  } else if (err instanceof Error) {
-    process.stderr.write(`hostpull: ${err.message}\n`);
-  } else {
-    process.stderr.write(`hostpull: ${String(err)}\n`);
-  }
+  process.stderr.write(`hostpull: ${err instanceof Error ? err.message : String(err)}\n`);
+  const hint = hintFor(err);
+  if (hint) process.stderr.write(`hint: ${hint}\n`);
 }
 
 /**

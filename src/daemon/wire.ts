@@ -1,4 +1,4 @@
-import { HostpullError, isHostpullError } from '../errors.js';
+import { hintFor, HostpullError, isHostpullError } from '../errors.js';
 import type { PullEvent } from '../pull/events.js';
 import type { PullResult } from '../pull/puller.js';
 
@@ -13,8 +13,9 @@ export interface WireError {
 export type PullStreamLine = PullEvent | { type: 'result'; result: PullResult } | { type: 'error'; error: WireError };
 
 export function toWireError(err: unknown): WireError {
-  if (isHostpullError(err)) return err.hint ? { code: err.code, message: err.message, hint: err.hint } : { code: err.code, message: err.message };
-  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+  const hint = hintFor(err);
+  const wire: WireError = isHostpullError(err) ? { code: err.code, message: err.message } : { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+  return hint ? { ...wire, hint } : wire;
 }
 
 export function fromWireError(e: WireError): HostpullError {

@@ -58,7 +58,7 @@ export function recordMount(store: ContentStore, id: string, diffIds: readonly D
 
 /** Forgets rootfs `id` (call it after unmounting); its layers become collectable. True if it was recorded. */
 export function releaseMount(store: ContentStore, id: string): boolean {
-  return withBusyRetry(() => store.db.prepare('DELETE FROM mounts WHERE id = ?').run(id).changes > 0);
+  return withBusyRetry(() => store.db.prepare('DELETE FROM mounts WHERE id = ?').run(id).changes > 0, store.db);
 }
 
 export function listMounts(store: ContentStore): MountRow[] {

@@ -120,20 +120,25 @@ export class Puller {
       return record;
     } catch (err) {
       const finishedAt = Date.now();
-      store.pulls.record({
-        reference,
-        manifestDigest,
-        startedAt,
-        finishedAt,
-        ok: false,
-        upToDate: false,
-        bytesFetched: 0,
-        bytesReused: 0,
-        layerHits: 0,
-        layerMisses: 0,
-        phases: { resolve: 0, layers: 0, total: round(performance.now() - t0) },
-        error: isHostpullError(err) ? `${err.code}: ${err.message}` : String(err),
-      });
+      // Best effort: on a full disk this insert fails too, and the pull's own error must win.
+      try {
+        store.pulls.record({
+          reference,
+          manifestDigest,
+          startedAt,
+          finishedAt,
+          ok: false,
+          upToDate: false,
+          bytesFetched: 0,
+          bytesReused: 0,
+          layerHits: 0,
+          layerMisses: 0,
+          phases: { resolve: 0, layers: 0, total: round(performance.now() - t0) },
+          error: isHostpullError(err) ? `${err.code}: ${err.message}` : String(err),
+        });
+      } catch (recordErr) {
+        this.#deps.logger.debug({ err: recordErr, reference }, 'could not record the failed pull');
+      }
       throw err;
     }
   }

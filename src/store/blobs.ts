@@ -69,7 +69,7 @@ export class BlobStore {
   touch(digests: Iterable<Digest>, now = Date.now()): void {
     withBusyRetry(() => this.#db.transaction(() => {
       for (const d of digests) this.#touch.run(now, d);
-    })());
+    })(), this.#db);
   }
 
   list(): BlobRow[] {
@@ -154,17 +154,17 @@ export class BlobStore {
     await rename(partial, final);
     await fsyncDir(dirname(final));
     const now = Date.now();
-    withBusyRetry(() => this.#insert.run(digest, size, mediaType, now, now));
+    withBusyRetry(() => this.#insert.run(digest, size, mediaType, now, now), this.#db);
   }
 
   /** Inserts a row for a verified file found on disk without one (crash between rename and commit). */
   adopt(digest: Digest, size: number): void {
     const now = Date.now();
-    withBusyRetry(() => this.#insert.run(digest, size, null, now, now));
+    withBusyRetry(() => this.#insert.run(digest, size, null, now, now), this.#db);
   }
 
   deleteRow(digest: Digest): void {
-    withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest));
+    withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest), this.#db);
   }
 }
 

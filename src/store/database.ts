@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { HostpullError, errnoCode } from '../errors.js';
+import { HostpullError, errnoCode, NO_SPACE_HINT } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
@@ -25,7 +25,7 @@ export function openDatabase(path: string): Db {
     });
   }
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  withBusyRetry(() => db.pragma('journal_mode = WAL'));
+  withBusyRetry(() => db.pragma('journal_mode = WAL'), db);
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   migrate(db, path);
@@ -50,8 +50,12 @@ function migrate(db: Db, path: string): void {
   });
 }
 
-/** Retries a statement that failed with SQLITE_BUSY despite busy_timeout (WAL upgrade races). */
-export function withBusyRetry<T>(fn: () => T, attempts = 20): T {
+/**
+ * Retries a statement that failed with SQLITE_BUSY despite busy_timeout (WAL upgrade races), and
+ * turns SQLITE_FULL into an error that names the database (`db`, when given) and what to do.
+ */
+export function withBusyRetry<T>(fn: () => T, db?: Db): T {
+  const attempts = 20;
   for (let i = 0; ; i++) {
     try {
       return fn();
@@ -61,6 +65,10 @@ export function withBusyRetry<T>(fn: () => T, attempts = 20): T {
         // Synchronous sleep: better-sqlite3 is synchronous and this path is rare.
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5 + i * 10);
         continue;
+      }
+      if (code === 'SQLITE_FULL') {
+        const where = db ? ` ${db.name}` : '';
+        throw new HostpullError('STORE_FULL', `the store database${where} cannot grow: no space left on the device`, { cause: err, hint: NO_SPACE_HINT });
       }
       throw err;
     }
@@ -83,5 +91,5 @@ export function immediate<T>(db: Db, fn: () => T): T {
     } finally {
       if (!committed && db.inTransaction) db.exec('ROLLBACK');
     }
-  });
+  }, db);
 }

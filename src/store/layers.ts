@@ -69,7 +69,7 @@ export class LayerStore {
     withBusyRetry(() => this.#db.transaction(() => {
       const stmt = this.#db.prepare('UPDATE layers SET last_used = ? WHERE diff_id = ?');
       for (const d of diffIds) stmt.run(now, d);
-    })());
+    })(), this.#db);
   }
 
   /** A fresh, empty staging directory for extracting a layer (name carries our pid). */
@@ -147,7 +147,7 @@ export class LayerStore {
 
   /** Removes a layer row and its directory (GC). */
   async remove(row: LayerRow): Promise<void> {
-    withBusyRetry(() => this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id));
+    withBusyRetry(() => this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id), this.#db);
     await rm(this.#layout.layerDir(row.id), { recursive: true, force: true });
   }
 }

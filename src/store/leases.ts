@@ -58,7 +58,7 @@ export class Leases {
   async #holding<T>(key: string, options: SingleFlightOptions<T>): Promise<T> {
     const beat = setInterval(() => {
       try {
-        withBusyRetry(() => this.#db.prepare('UPDATE leases SET heartbeat_at = ? WHERE key = ? AND token = ?').run(Date.now(), key, this.#token));
+        withBusyRetry(() => this.#db.prepare('UPDATE leases SET heartbeat_at = ? WHERE key = ? AND token = ?').run(Date.now(), key, this.#token), this.#db);
       } catch {
         // A missed heartbeat only risks a takeover after STALE_AFTER_MS; never crash for it.
       }
@@ -71,7 +71,7 @@ export class Leases {
       return await options.work();
     } finally {
       clearInterval(beat);
-      withBusyRetry(() => this.#db.prepare('DELETE FROM leases WHERE key = ? AND token = ?').run(key, this.#token));
+      withBusyRetry(() => this.#db.prepare('DELETE FROM leases WHERE key = ? AND token = ?').run(key, this.#token), this.#db);
     }
   }
 

@@ -66,6 +66,7 @@ export class PullLog {
           JSON.stringify(r.phases),
           r.error ?? null,
         ),
+      this.#db,
     );
   }
 

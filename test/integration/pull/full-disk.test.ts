@@ -57,9 +57,14 @@ describe('a full disk', () => {
     await pushImage(registry.url, 'hostpull', 'FULL1.0', [fixtures.base, big], { cmd: ['/bin/sh'] });
     mountTmpfs(root, '4m');
 
+    // Only blobs (the ingest path), then blobs and layers (the unpack path): both say why, and how to go on.
+    const blobsOnly = await runCli(['--root', root, '--server', registry.host, 'pull', 'FULL1.0', '--no-unpack'], { timeoutMs: 120_000 });
+    expect(blobsOnly.code).toBe(1);
+    expect(blobsOnly.stderr).toMatch(/^hostpull: .*(ENOSPC|no space left)/im);
+    expect(blobsOnly.stderr).toMatch(/^hint: the filesystem of the store is full/m);
     const failed = await runCli(['--root', root, '--server', registry.host, 'pull', 'FULL1.0'], { timeoutMs: 120_000 });
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/ENOSPC|no space left/i);
+    expect(failed.stderr).toMatch(/^hostpull: .*(ENOSPC|no space left)/im);
     expect(failed.stderr).toContain(root);
     expect(failed.stderr).toMatch(/^hint: .*free/m);
     const hexOfBig = big.digest.slice('sha256:'.length);
