@@ -17,12 +17,15 @@ export interface BuiltPackage {
   /** Reused from an earlier run. */
   cached: boolean;
   ms: number;
+  /** What the spec's finish step did, for the demo output. */
+  finished?: string | undefined;
 }
 
 interface PackageMarker {
   key: string;
   debs: string[];
   report: RelocateReport;
+  finished?: string | undefined;
 }
 
 export interface BuildPackageOptions {
@@ -46,10 +49,10 @@ export async function buildPackage(spec: PackageSpec, options: BuildPackageOptio
   const ask = <T>(q: string, fn: () => Promise<T>) => (options.aptCache ? options.aptCache.get(q, fn) : fn());
   const names = await ask(`debs ${spec.code}`, () => spec.debs(signal));
   const plan = await ask<DebFile[]>(`plan ${names.join(' ')}`, () => planDebs(names, signal));
-  const key = buildKey(`package ${spec.code} ${spec.source}`, plan);
+  const key = buildKey(`package ${spec.code} ${spec.source}${spec.finish ? ` ${spec.finish.id}` : ''}`, plan);
   const marker = await readMarker<PackageMarker>(markerFile);
   if (marker?.key === key && (await stat(join(dir, spec.mustHave)).catch(() => null))) {
-    return { spec, dir, key, debs: marker.debs, report: marker.report, cached: true, ms: performance.now() - t0 };
+    return { spec, dir, key, debs: marker.debs, report: marker.report, cached: true, ms: performance.now() - t0, finished: marker.finished };
   }
 
   const debDir = join(work, 'debs');
@@ -66,9 +69,10 @@ export async function buildPackage(spec: PackageSpec, options: BuildPackageOptio
     if (!(await stat(join(dir, spec.mustHave)).catch(() => null))) {
       throw new HostpullError('DEMO_BUILD_FAILED', `${spec.code}: ${spec.mustHave} is missing from ${dir} after relocating ${spec.source}`);
     }
+    const finished = spec.finish ? await spec.finish.run(dir, signal) : undefined;
     const debs = plan.map((d) => d.file);
-    await writeMarker(markerFile, { key, debs, report } satisfies PackageMarker);
-    return { spec, dir, key, debs, report, cached: false, ms: performance.now() - t0 };
+    await writeMarker(markerFile, { key, debs, report, finished } satisfies PackageMarker);
+    return { spec, dir, key, debs, report, cached: false, ms: performance.now() - t0, finished };
   } finally {
     await rm(stage, { recursive: true, force: true });
   }

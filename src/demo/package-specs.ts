@@ -1,4 +1,5 @@
 import { javaLibraryClosure } from './apt.js';
+import { CA_BUNDLE, writeJavaTrustStore } from './java-trust-store.js';
 
 /** A package of the demo catalog: which Debian packages it is made of and where it lands. */
 export interface PackageSpec {
@@ -18,6 +19,11 @@ export interface PackageSpec {
   group?: string;
   /** A file that must exist in the built directory (relative to it), as a sanity check. */
   mustHave: string;
+  /**
+   * A step after relocation, for what a Debian postinst would have made. `id` is part of the
+   * build key: changing the step rebuilds the package. `run` returns a line for the demo output.
+   */
+  finish?: { id: string; run(dir: string, signal?: AbortSignal): Promise<string> };
 }
 
 /** Debian names the JVM directory after the dpkg architecture (amd64, arm64…). */
@@ -35,6 +41,10 @@ export function demoPackages(debArch: string): PackageSpec[] {
       description: 'OpenJDK 17 (Debian openjdk-17-jdk-headless, relocated)',
       group: 'jdk',
       mustHave: 'bin/java',
+      finish: {
+        id: 'trust-store-2',
+        run: async (dir, signal) => `trust store: ${await writeJavaTrustStore(dir, signal)} CAs from ${CA_BUNDLE} in lib/security/cacerts`,
+      },
     },
     {
       code: 'MVN3.8',

@@ -118,6 +118,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const jdk = pkgs.find((p) => p.spec.code === 'JDK17.0')!;
   await checkSharedLibraries({ rootfs: base.rootfs, pkgDir: jdk.dir, files: JDK_CORE_ELF, libDirs: ['lib', 'lib/server'], ...(signal ? { signal } : {}) });
   emit({ type: 'note', text: `the base satisfies every shared library of the JVM (${JDK_CORE_ELF.length} binaries checked with the base's own loader)` });
+  if (jdk.finished) emit({ type: 'note', text: `JDK17.0 ${jdk.finished}` });
   const buildMs = performance.now() - t0;
 
   // ── 2. serve and publish ──────────────────────────────────────────────────────────────────

@@ -5,8 +5,9 @@
  * ran the demo (or this test) reuses what was built; on a fresh machine the first run builds it
  * (about two minutes here: downloads, relocation and gzip of ~750 MB of packages).
  */
-import type { ChildProcess } from 'node:child_process';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoResult } from '../../../src/demo/run-demo.js';
@@ -59,6 +60,28 @@ describe('hostpull demo', () => {
     expect(result.maven.banner).toMatch(/^Apache Maven 3\.8\.\d+/);
     expect(result.maven.stdout).toContain('Maven home: /opt/mvn-3.8');
     expect(result.maven.stdout).toMatch(/Java version: 17\.[\d.]+, vendor: Debian, runtime: \/opt\/jdk-17\.0/);
+  });
+
+  it('gives the relocated JDK a trust store with every CA of the host bundle (Debian makes it in a postinst)', async () => {
+    const jdk = result.packages.find((p) => p.code === 'JDK17.0')!;
+    const bundle = await readFile('/etc/ssl/certs/ca-certificates.crt', 'utf8');
+    const cas = bundle.match(/-----BEGIN CERTIFICATE-----/g)!.length;
+    expect(cas).toBeGreaterThan(50);
+    // What TLS in Java sees: the default trust manager, which opens the store without a password.
+    const dir = await mkdtemp(join(tmpdir(), 'hostpull-trust-'));
+    try {
+      await writeFile(
+        join(dir, 'Trusted.java'),
+        'public class Trusted { public static void main(String[] a) throws Exception {' +
+          ' var f = javax.net.ssl.TrustManagerFactory.getInstance("PKIX"); f.init((java.security.KeyStore) null);' +
+          ' System.out.println(((javax.net.ssl.X509TrustManager) f.getTrustManagers()[0]).getAcceptedIssuers().length); } }\n',
+      );
+      const trusted = spawnSync(join(jdk.dir, 'bin', 'java'), [join(dir, 'Trusted.java')], { encoding: 'utf8' });
+      expect(trusted.status, trusted.stderr).toBe(0);
+      expect(Number(trusted.stdout.trim())).toBe(cas);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('fetches only the Go layer for GO1.19-JDK17.0: base and JDK come from the store', () => {
