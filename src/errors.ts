@@ -50,11 +50,50 @@ export function isNoSpace(err: unknown): boolean {
 }
 
 /** What to do when the store's filesystem is full. */
-export const NO_SPACE_HINT =
+const NO_SPACE_HINT =
   'the filesystem of the store is full: free space there (hostpull gc, or hostpull gc --max-store-size SIZE to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';
 
 /** What to tell the user to do about err: its own hint, or the full-disk one when that is the cause. */
 export function hintFor(err: unknown): string | undefined {
   if (isHostpullError(err) && err.hint) return err.hint;
   return isNoSpace(err) ? NO_SPACE_HINT : undefined;
+}
+
+/**
+ * An error as it crosses a process boundary (the daemon's socket, the rootless helper's channel):
+ * the fields a receiver needs to rebuild it as a HostpullError. No stack, no cause.
+ */
+export interface ErrorJson {
+  code: string;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+/** err as ErrorJson; anything that is not a HostpullError gets `fallbackCode`. */
+export function errorToJson(err: unknown, fallbackCode = 'INTERNAL'): ErrorJson {
+  const hint = hintFor(err);
+  const details = isHostpullError(err) && err.details !== undefined ? jsonSafe(err.details) : undefined;
+  return {
+    ...(isHostpullError(err) ? { code: err.code, message: err.message } : { code: fallbackCode, message: err instanceof Error ? err.message : String(err) }),
+    ...(hint ? { hint } : {}),
+    ...(details ? { details } : {}),
+  };
+}
+
+/** The HostpullError an ErrorJson describes, with the same code, message, hint and details. */
+export function errorFromJson(e: ErrorJson): HostpullError {
+  return new HostpullError(e.code, e.message, {
+    ...(e.hint ? { hint: e.hint } : {}),
+    ...(e.details !== undefined ? { details: e.details } : {}),
+  });
+}
+
+/** details as plain JSON (a BigInt or a cycle in them must not break the message that carries them). */
+function jsonSafe(details: Record<string, unknown>): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }

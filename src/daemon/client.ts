@@ -1,13 +1,13 @@
 import { realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Client } from 'undici';
-import { HostpullError } from '../errors.js';
+import { errorFromJson, HostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/collect-garbage.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
 import type { HostApi, HostGcOptions, HostPullOptions } from './host-api.js';
 import type { HostStats, ImageSummary } from './queries.js';
-import { fromWireError, type PullStreamLine, type WireError } from './wire.js';
+import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHealth {
   ok: boolean;
@@ -90,7 +90,7 @@ export class DaemonClient implements HostApi {
       if (line.trim() === '') return;
       const msg = JSON.parse(line) as PullStreamLine;
       if (msg.type === 'result') final = msg.result;
-      else if (msg.type === 'error') throw fromWireError(msg.error);
+      else if (msg.type === 'error') throw errorFromJson(msg.error);
       else options.onEvent?.(msg);
     };
     res.body.setEncoding('utf8');
@@ -132,8 +132,8 @@ export class DaemonClient implements HostApi {
 async function errorFrom(status: number, body: { text(): Promise<string> }, what: string): Promise<HostpullError> {
   const text = await body.text().catch(() => '');
   try {
-    const parsed = JSON.parse(text) as { error?: WireError };
-    if (parsed.error?.code) return fromWireError(parsed.error);
+    const parsed = JSON.parse(text) as { error?: ErrorJson };
+    if (parsed.error?.code) return errorFromJson(parsed.error);
   } catch {
     // not our error JSON: fall through
   }

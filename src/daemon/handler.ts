@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { HostpullError } from '../errors.js';
+import { errorToJson, HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
 import type { HostApi } from './host-api.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PullTracker } from './pull-tracker.js';
-import { toWireError, type PullStreamLine } from './wire.js';
+import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHandlerDeps {
   /** Does the work (in the daemon: a LocalHostApi on the daemon's store). */
@@ -70,7 +70,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
-  const wire = toWireError(err);
+  const wire = errorToJson(err);
   sendJson(res, STATUS[wire.code] ?? (wire.code === 'INTERNAL' ? 500 : 422), { error: wire });
 }
 
@@ -206,9 +206,9 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
     // Errors before any event (bad reference, stopping) still travel in the stream: the client
     // reads one protocol whatever happens.
     if (!res.headersSent) startStream(res);
-    write({ type: 'error', error: toWireError(err) });
+    write({ type: 'error', error: errorToJson(err) });
     res.end();
-    deps.logger.info({ reference: body.reference, err: toWireError(err) }, 'pull failed');
+    deps.logger.info({ reference: body.reference, err: errorToJson(err) }, 'pull failed');
     return;
   }
   if (!res.headersSent) startStream(res);

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, errnoCode, isHostpullError, isNoSpace, NO_SPACE_HINT } from '../errors.js';
+import { HostpullError, errnoCode, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
 import type { Digest } from '../oci/digest.js';
@@ -66,7 +66,8 @@ function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
-    hint: isNoSpace(err) ? NO_SPACE_HINT : isHostpullError(err) ? err.hint : 'the partial download is kept; pulling again resumes it',
+    // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error gets ours.
+    hint: hintFor(err) ?? (isHostpullError(err) ? undefined : 'the partial download is kept; pulling again resumes it'),
   });
 }
 

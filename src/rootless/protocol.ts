@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { HostpullError } from '../errors.js';
+import { errorFromJson, errorToJson, HostpullError, type ErrorJson } from '../errors.js';
 import type { LogLevel } from '../log.js';
 import type { Mount } from '../rootfs/mount-plan.js';
 import type { RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
@@ -36,36 +36,16 @@ export type ChildMessage =
   /** The rootfs is mounted inside the namespace; the container is about to start. */
   | { type: 'mounted' }
   | { type: 'exit'; exitCode: number; signal?: NodeJS.Signals }
-  | { type: 'error'; code: string; message: string; hint?: string; details?: Record<string, unknown> };
+  | ({ type: 'error' } & ErrorJson);
 
-/** Serialises an error for the other side (only what HostpullError carries: no stack, no cause). */
+/** An error for the other side (see errorToJson: no stack, no cause). */
 export function errorMessage(err: unknown): ChildMessage {
-  if (err instanceof HostpullError) {
-    return {
-      type: 'error',
-      code: err.code,
-      message: err.message,
-      ...(err.hint !== undefined ? { hint: err.hint } : {}),
-      ...(err.details !== undefined ? { details: jsonSafe(err.details) } : {}),
-    };
-  }
-  return { type: 'error', code: 'ROOTLESS_CHILD_FAILED', message: err instanceof Error ? err.message : String(err) };
-}
-
-function jsonSafe(details: Record<string, unknown>): Record<string, unknown> {
-  try {
-    return JSON.parse(JSON.stringify(details)) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
+  return { type: 'error', ...errorToJson(err, 'ROOTLESS_CHILD_FAILED') };
 }
 
 /** The error a child reported, rebuilt on the parent's side with the same code, message and hint. */
 export function errorFromMessage(m: Extract<ChildMessage, { type: 'error' }>): HostpullError {
-  return new HostpullError(m.code, m.message, {
-    ...(m.hint !== undefined ? { hint: m.hint } : {}),
-    ...(m.details !== undefined ? { details: m.details } : {}),
-  });
+  return errorFromJson(m);
 }
 
 /**

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { HostpullError, errnoCode, NO_SPACE_HINT } from '../errors.js';
+import { HostpullError, errnoCode } from '../errors.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
@@ -52,7 +52,7 @@ function migrate(db: Db, path: string): void {
 
 /**
  * Retries a statement that failed with SQLITE_BUSY despite busy_timeout (WAL upgrade races), and
- * turns SQLITE_FULL into an error that names the database (`db`, when given) and what to do.
+ * turns SQLITE_FULL into an error that names the database (`db`, when given); hintFor adds what to do.
  */
 export function withBusyRetry<T>(fn: () => T, db?: Db): T {
   const attempts = 20;
@@ -68,7 +68,7 @@ export function withBusyRetry<T>(fn: () => T, db?: Db): T {
       }
       if (code === 'SQLITE_FULL') {
         const where = db ? ` ${db.name}` : '';
-        throw new HostpullError('STORE_FULL', `the store database${where} cannot grow: no space left on the device`, { cause: err, hint: NO_SPACE_HINT });
+        throw new HostpullError('STORE_FULL', `the store database${where} cannot grow: no space left on the device`, { cause: err });
       }
       throw err;
     }

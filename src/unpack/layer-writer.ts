@@ -19,7 +19,7 @@ import {
   constants as fsc,
   type Stats,
 } from 'node:fs';
-import { errnoCode, HostpullError, isNoSpace, NO_SPACE_HINT } from '../errors.js';
+import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
 import { baseOf, isWithin, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
 import type { TarEntryHeader, TarEntrySink } from './tar-reader.js';
@@ -556,11 +556,11 @@ export class LayerWriter implements TarEntrySink {
   #ioFail(path: string, what: string, err: unknown): never {
     if (err instanceof HostpullError && err.code !== 'SYSCALL_FAILED') throw err;
     const errno = errnoCode(err) ?? syscallErrno(err) ?? 'error';
-    const noSpace = isNoSpace(err);
-    throw new HostpullError('LAYER_WRITE_FAILED', `layer ${this.#o.root}: cannot ${what} ${JSON.stringify(path)}: ${errno}${noSpace ? ' (no space left on the device)' : ''}`, {
+    // The what-to-do of a full disk is added where errors are shown (hintFor).
+    const noSpace = isNoSpace(err) ? ' (no space left on the device)' : '';
+    throw new HostpullError('LAYER_WRITE_FAILED', `layer ${this.#o.root}: cannot ${what} ${JSON.stringify(path)}: ${errno}${noSpace}`, {
       cause: err,
       details: { layerDir: this.#o.root, entry: path, errno },
-      ...(noSpace ? { hint: NO_SPACE_HINT } : {}),
     });
   }
 }
