@@ -3,13 +3,12 @@ import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
 import type { PullPolicy, PullResult } from '../pull/puller.js';
 import { checkRootless } from '../rootless/check-rootless.js';
-import { prepareRootlessContainer } from '../rootless/prepare-rootless-container.js';
 import { runInUserNamespace } from '../rootless/run-in-namespace.js';
 import { detectRuntime } from '../runtime/detect-runtime.js';
 import { runContainer, type RunResult } from '../runtime/run-container.js';
 import type { RuntimeInfo } from '../runtime/runtime-info.js';
 import { runtimeStateDir } from './container-dirs.js';
-import { prepareContainer, removeContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
+import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 
 export interface RunImageOptions {
@@ -109,7 +108,9 @@ async function runRootless(
   prepareOptions: PrepareContainerOptions,
   options: RunImageOptions,
 ): Promise<RunImageResult> {
-  const container = await prepareRootlessContainer(deps, ref, prepareOptions);
+  // Pulled, unpacked and planned as this user; the helper mounts it (and builds the spec against
+  // the mounted rootfs). Owned by this process: the mount dies with the helper's namespace.
+  const { dirs, mount, imageConfig, pull } = await stageContainer(deps, ref, { ...prepareOptions, ownedByProcess: true }, { rootless: true });
   // Like a root run's mount: with --keep, what the container wrote stays once the rootfs was mounted.
   let mounted = false;
   try {
@@ -117,10 +118,10 @@ async function runRootless(
     options.onRuntime?.(runtime);
     const result = await runInUserNamespace({
       request: {
-        mount: container.mount,
-        spec: container.spec,
-        bundleDir: container.dirs.bundle,
-        containerId: container.id,
+        mount,
+        spec: { ...prepareOptions.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id },
+        bundleDir: dirs.bundle,
+        containerId: dirs.id,
         stateRoot,
         runtime,
         tty: options.tty ?? false,
@@ -133,8 +134,8 @@ async function runRootless(
       ...(options.unshare ? { unshare: options.unshare } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
-    return { ...result, containerId: container.id, runtime, pull: container.pull };
+    return { ...result, containerId: dirs.id, runtime, pull };
   } finally {
-    if (!options.keep || !mounted) await removeContainer(deps.store, container.id);
+    if (!options.keep || !mounted) await removeContainer(deps.store, dirs.id);
   }
 }

@@ -58,6 +58,12 @@ export function rootlessUnavailable(failure: string, cause?: unknown): HostpullE
   });
 }
 
+/** A spawn error of `unshare`: missing or not executable means rootless runs are unavailable here. */
+export function unshareSpawnError(unshare: string, err: Error): Error {
+  const code = errnoCode(err);
+  return code === 'ENOENT' || code === 'EACCES' ? rootlessUnavailable(`cannot execute ${unshare} (util-linux): ${code}`, err) : err;
+}
+
 /**
  * Detects by trying whether this user can create the namespaces `hostpull run` needs: runs
  * `unshare <UNSHARE_ARGS> true` (a few ms) and throws ROOTLESS_UNAVAILABLE with unshare's own
@@ -78,9 +84,7 @@ export async function checkRootless(opts: CheckRootlessOptions = {}): Promise<vo
     });
     child.once('error', (err) => {
       if (opts.signal?.aborted) reject(new HostpullError('ABORTED', 'rootless check aborted', { cause: opts.signal.reason }));
-      else if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'EACCES') {
-        reject(rootlessUnavailable(`cannot execute ${unshare} (util-linux): ${errnoCode(err)}`, err));
-      } else reject(err);
+      else reject(unshareSpawnError(unshare, err));
     });
     child.once('close', (code, signal) => resolve({ code, signal, stderr }));
   });

@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { HostpullError, errnoCode } from '../errors.js';
+import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { captureOutput } from '../runtime/capture-output.js';
 import { tail } from '../runtime/exec-runtime.js';
-import type { RunResult } from '../runtime/run-container.js';
-import { DEFAULT_UNSHARE, rootlessUnavailable, UNSHARE_ARGS } from './check-rootless.js';
+import { FORWARDED_SIGNALS, type RunResult } from '../runtime/run-container.js';
+import { DEFAULT_UNSHARE, rootlessUnavailable, UNSHARE_ARGS, unshareSpawnError } from './check-rootless.js';
 import { errorFromMessage, LineChannel, type ChildMessage, type ParentMessage, type RootlessRunRequest } from './protocol.js';
 
 export interface RunInNamespaceOptions {
@@ -27,8 +27,6 @@ export interface RunInNamespaceOptions {
   childEntry?: string;
   logger?: Logger;
 }
-
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 function defaultChildEntry(): string {
   return fileURLToPath(new URL('./child-main.js', import.meta.url));
@@ -89,14 +87,14 @@ export async function runInUserNamespace(opts: RunInNamespaceOptions): Promise<R
     log?.debug({ signal: sig }, 'forwarding signal to the rootless helper');
     child.kill(sig);
   };
-  for (const sig of FORWARDED) process.on(sig, forward);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
   const onAbort = () => void channel.send({ type: 'abort' });
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   try {
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.once('error', (e) => {
-        reject(errnoCode(e) === 'ENOENT' || errnoCode(e) === 'EACCES' ? rootlessUnavailable(`cannot execute ${unshare} (util-linux): ${errnoCode(e)}`, e) : e);
+        reject(unshareSpawnError(unshare, e));
       });
       child.once('close', (c, s) => resolve({ code: c, signal: s }));
     });
@@ -115,7 +113,7 @@ export async function runInUserNamespace(opts: RunInNamespaceOptions): Promise<R
       details: { exitCode: code, signal: signal ?? undefined, stderrTail: tail(stderr, 10) },
     });
   } finally {
-    for (const sig of FORWARDED) process.removeListener(sig, forward);
+    for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
     opts.signal?.removeEventListener('abort', onAbort);
     channel.close();
   }

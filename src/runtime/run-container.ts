@@ -53,7 +53,8 @@ export interface RunResult {
 }
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
-const FORWARDED: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+/** Signals that reach `hostpull run` and are passed on to the container (through the runtime). */
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 /** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
 const RUNTIME_LOG = 'runtime.log';
 
@@ -154,7 +155,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     child.kill(sig);
   };
   const forwarding = opts.forwardSignals ?? true;
-  if (forwarding) for (const sig of FORWARDED) process.on(sig, forward);
+  if (forwarding) for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
 
   let aborted = false;
   const onAbort = () => {
@@ -200,7 +201,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     log?.debug({ containerId, ...result, stdout: undefined, stderr: undefined }, 'container exited');
     return result;
   } finally {
-    if (forwarding) for (const sig of FORWARDED) process.removeListener(sig, forward);
+    if (forwarding) for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
     opts.signal?.removeEventListener('abort', onAbort);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     if (!(opts.keep ?? false)) {
