@@ -169,23 +169,31 @@ export class Puller {
     return layers;
   }
 
-  /** True when the image with this manifest (or index) digest is complete in the store. */
-  #stored(digest: Digest, unpack: boolean): boolean {
+  /** The stored image as an up-to-date resolution, when every piece of it is in the store. */
+  #upToDate(image: ImageRow | undefined, unpack: boolean): Resolved | undefined {
+    const layers = image && this.#complete(image, unpack);
+    if (!image || !layers) return undefined;
+    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+  }
+
+  /** The complete stored image with this manifest (or index, for this platform) digest. */
+  async #storedByDigest(digest: Digest, unpack: boolean, options: PullOptions): Promise<Resolved | undefined> {
     const image = this.#deps.store.images.byManifest(digest);
-    return Boolean(image && this.#complete(image, unpack));
+    const hit = this.#upToDate(image, unpack);
+    return hit && (await this.#samePlatform(image!, digest, options)) ? hit : undefined;
   }
 
   async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions): Promise<Resolved> {
     const { store, client } = this.#deps;
     const policy = options.policy ?? 'always';
-    if (!ref.digest && policy !== 'always') {
-      const image = store.images.get(formatReference(ref));
-      const layers = image && this.#complete(image, unpack);
-      if (image && layers) {
-        return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
-      }
-    }
-    if (policy === 'never' && !(ref.digest && this.#stored(ref.digest, unpack))) {
+    // A digest names content that cannot move: the store answers whatever the policy.
+    const stored = ref.digest
+      ? await this.#storedByDigest(ref.digest, unpack, options)
+      : policy !== 'always'
+        ? this.#upToDate(store.images.get(formatReference(ref)), unpack)
+        : undefined;
+    if (stored) return stored;
+    if (policy === 'never') {
       throw new HostpullError('IMAGE_UNKNOWN', `${formatReference(ref)} is not in the store, and the pull policy is never`, {
         hint: `pull it first (hostpull pull ${formatReference(ref)}), or use --pull missing`,
       });
@@ -210,13 +218,8 @@ export class Puller {
         });
       }
       known = head.digest;
-    }
-    if (known) {
-      const image = store.images.byManifest(known);
-      const layers = image && this.#complete(image, unpack);
-      if (image && layers && (await this.#samePlatform(image, known, options))) {
-        return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
-      }
+      const hit = await this.#storedByDigest(known, unpack, options);
+      if (hit) return hit;
     }
 
     let fetchedBytes = 0;
