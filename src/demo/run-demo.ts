@@ -22,7 +22,6 @@ import { alreadyPublished, catalogAddArgs, describePublished, publishArgs, regis
 import { pushBaseImage, type PushedBase } from './push-base.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
 
-export { DEFAULT_DEMO_WORK };
 /** Where the demo's base image lives in the layout, and what `serve --base` names. */
 export const DEMO_BASE_IMAGE = { repository: 'base/bookworm-slim', tag: 'demo' };
 

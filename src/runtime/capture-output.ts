@@ -13,10 +13,15 @@ export interface CapturedOutput {
  * is where an error is), and gives it `input` on stdin, then EOF.
  */
 export function captureOutput(child: ChildProcess, input: string | Uint8Array = ''): CapturedOutput {
-  const keepTail = (chunks: Buffer[]) => (b: Buffer) => {
-    chunks.push(b);
-    let total = chunks.reduce((n, c) => n + c.length, 0);
-    while (total > MAX_CAPTURE && chunks.length > 1) total -= chunks.shift()!.length;
+  // A running total: a container printing many small lines must not make each chunk cost a pass
+  // over all the chunks kept so far.
+  const keepTail = (chunks: Buffer[]) => {
+    let total = 0;
+    return (b: Buffer) => {
+      chunks.push(b);
+      total += b.length;
+      while (total > MAX_CAPTURE && chunks.length > 1) total -= chunks.shift()!.length;
+    };
   };
   const out: Buffer[] = [];
   const err: Buffer[] = [];

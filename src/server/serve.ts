@@ -13,7 +13,6 @@ import { ServerMetrics } from './metrics.js';
 import { createUpstream } from './upstream-factory.js';
 import type { Upstream } from './upstream.js';
 
-export { DEFAULT_HOST, DEFAULT_PORT };
 
 export interface ServerOptions {
   /** Listen address. Default 127.0.0.1 (loopback: exposing the server is a decision). */
