@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { createDigester, digestFromHash, type Digest } from '../oci/index.js';
+import { finished } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
+import { digestOf, type Digest } from '../oci/index.js';
+import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
+import { writeSpanGzip, type SpanGzipOptions } from './span-gzip.js';
 import { tarStream } from './tar-stream.js';
 
 export interface BuildLayerOptions {
@@ -12,6 +13,10 @@ export interface BuildLayerOptions {
   outFile: string;
   /** Entry timestamps. Default: SOURCE_DATE_EPOCH if set, else 2020-01-01T00:00:00Z. */
   mtime?: Date;
+  /** Uncompressed bytes per independently inflatable span. Default 4 MiB (see span-gzip.ts). */
+  spanSize?: number;
+  /** Spans compressed at once. Default: the number of CPUs. */
+  concurrency?: number;
   signal?: AbortSignal;
 }
 
@@ -23,6 +28,10 @@ export interface BuiltLayerFile {
   diffId: Digest;
   size: number;
   mtime: Date;
+  /** The layer's table of contents, and its blob (gzip JSON) as pushed. */
+  toc: SeekableToc;
+  tocBlob: Buffer;
+  tocDigest: Digest;
 }
 
 export function defaultLayerMtime(env: NodeJS.ProcessEnv = process.env): Date {
@@ -31,44 +40,39 @@ export function defaultLayerMtime(env: NodeJS.ProcessEnv = process.env): Date {
   return new Date(Date.UTC(2020, 0, 1));
 }
 
-function hashing(onDone: (digest: Digest, size: number) => void): Transform {
-  const hash = createDigester();
-  let size = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      onDone(digestFromHash(hash, 'sha256'), size);
-      cb();
-    },
-  });
-}
-
 /**
- * Packs `dir` under `prefix` into a gzip layer file, hashing the tar and the gzip as they stream.
- * Node's gzip header has no file name and mtime 0, and the level is fixed, so the same tree gives
- * the same bytes with the same zlib.
+ * Packs `dir` under `prefix` into a seekable gzip layer file (independently inflatable spans,
+ * compressed on all cores: see span-gzip.ts) and its table of contents, hashing the tar and the
+ * gzip as they stream. The same tree and options give the same bytes with the same zlib.
  */
 export async function buildLayerFile(options: BuildLayerOptions): Promise<BuiltLayerFile> {
   const mtime = options.mtime ?? defaultLayerMtime();
-  let diffId: Digest | undefined;
-  let digest: Digest | undefined;
-  let size = 0;
-  await pipeline(
-    Readable.from(tarStream({ dir: options.dir, prefix: options.prefix, mtime })),
-    hashing((d) => {
-      diffId = d;
-    }),
-    createGzip({ level: 6, strategy: zlibConstants.Z_DEFAULT_STRATEGY }),
-    hashing((d, s) => {
-      digest = d;
-      size = s;
-    }),
-    createWriteStream(options.outFile),
-    ...(options.signal ? [{ signal: options.signal }] : []),
-  );
-  return { file: options.outFile, digest: digest!, diffId: diffId!, size, mtime };
+  const entries: TocEntry[] = [];
+  const out = createWriteStream(options.outFile);
+  const spanOptions: SpanGzipOptions = {
+    ...(options.spanSize ? { spanSize: options.spanSize } : {}),
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  let gz;
+  try {
+    gz = await writeSpanGzip(tarStream({ dir: options.dir, prefix: options.prefix, mtime, onEntry: (e) => entries.push(e) }), out, spanOptions);
+    out.end();
+    await finished(out);
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
+  const toc: SeekableToc = {
+    version: 1,
+    digest: gz.digest,
+    diffId: gz.diffId,
+    size: gz.size,
+    uncompressedSize: gz.uncompressedSize,
+    gzip: { headerSize: gz.headerSize, trailerSize: gz.trailerSize },
+    spans: gz.spans,
+    entries,
+  };
+  const tocBlob = gzipSync(JSON.stringify(toc), { level: 9 });
+  return { file: options.outFile, digest: gz.digest, diffId: gz.diffId, size: gz.size, mtime, toc, tocBlob, tocDigest: digestOf(tocBlob) };
 }

@@ -3,10 +3,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { digestOf, hostPlatform, isValidRepository, MediaType, validateTag, type Digest } from '../oci/index.js';
+import { digestOf, hostPlatform, isValidRepository, MediaType, validateTag, type Descriptor, type Digest } from '../oci/index.js';
+import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/seekable-toc.js';
+import { artifactManifest, attachReferrer } from '../server/referrers.js';
 import { parseCatalogEntry, validateCodeName, type CatalogEntry } from '../server/catalog-entry.js';
 import type { Upstream } from '../server/upstream.js';
-import { buildLayerFile } from './build-layer.js';
+import { buildLayerFile, type BuiltLayerFile } from './build-layer.js';
 import { CatalogClient } from './catalog-client.js';
 
 export interface PublishOptions {
@@ -28,6 +30,8 @@ export interface PublishOptions {
   server?: { url: string; token?: string | undefined } | undefined;
   /** Entry timestamps. Default SOURCE_DATE_EPOCH or 2020-01-01. */
   mtime?: Date;
+  /** Uncompressed bytes per independently inflatable span of the layer. Default 4 MiB. */
+  spanSize?: number;
   signal?: AbortSignal;
 }
 
@@ -37,8 +41,22 @@ export interface PublishResult {
   layerDigest: Digest;
   diffId: Digest;
   size: number;
+  /** The layer's table of contents (a blob attached to the image as an OCI referrer). */
+  tocDigest: Digest;
   entry: CatalogEntry;
   registered: boolean;
+}
+
+/**
+ * Pushes the layer's TOC blob and attaches it to the package manifest as an OCI referrer
+ * (artifactType {@link TOC_ARTIFACT_TYPE}); the server finds it there and names it in every
+ * composite it synthesises.
+ */
+async function attachToc(upstream: Upstream, repository: string, layer: BuiltLayerFile, subject: Descriptor, created: string, signal?: AbortSignal): Promise<void> {
+  await upstream.putBlob(repository, layer.tocDigest, layer.tocBlob.length, layer.tocBlob, signal ? { signal } : {});
+  const annotations = { [TOC_LAYER_ANNOTATION]: layer.digest, 'org.opencontainers.image.created': created };
+  const artifact = artifactManifest(TOC_ARTIFACT_TYPE, [{ mediaType: TOC_MEDIA_TYPE, digest: layer.tocDigest, size: layer.tocBlob.length }], subject, annotations);
+  await attachReferrer(upstream, repository, artifact, subject.digest, signal);
 }
 
 export function defaultRepository(code: string): string {
@@ -64,11 +82,21 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     ...(o.description !== undefined ? { description: o.description } : {}),
     ...(o.group !== undefined ? { group: o.group } : {}),
   });
+  if (o.spanSize !== undefined && (!Number.isInteger(o.spanSize) || o.spanSize < 64 * 1024 || o.spanSize > 256 * 1024 * 1024)) {
+    throw new HostpullError('USAGE', `span size ${o.spanSize} is outside 64 KiB … 256 MiB`, { hint: 'the default, 4M, suits most packages' });
+  }
   if (!(await stat(o.dir).catch(() => null))?.isDirectory()) throw new HostpullError('USAGE', `${o.dir} is not a directory`);
 
   const work = await mkdtemp(join(tmpdir(), 'hostpull-publish-'));
   try {
-    const layer = await buildLayerFile({ dir: o.dir, prefix: entry.prefix, outFile: join(work, 'layer.tar.gz'), ...(o.mtime ? { mtime: o.mtime } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const layer = await buildLayerFile({
+      dir: o.dir,
+      prefix: entry.prefix,
+      outFile: join(work, 'layer.tar.gz'),
+      ...(o.mtime ? { mtime: o.mtime } : {}),
+      ...(o.spanSize ? { spanSize: o.spanSize } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
     const created = layer.mtime.toISOString().replace(/\.000Z$/, 'Z');
     const platform = hostPlatform();
     const env = Object.keys(entry.env).sort().map((k) => `${k}=${entry.env[k]}`);
@@ -95,12 +123,13 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     await o.upstream.putBlob(repository, layer.digest, layer.size, () => createReadStream(layer.file), o.signal ? { signal: o.signal } : {});
     await o.upstream.putBlob(repository, configDigest, config.length, config, o.signal ? { signal: o.signal } : {});
     const manifestDigest = await o.upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, o.signal);
+    await attachToc(o.upstream, repository, layer, { mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }, created, o.signal);
     let registered = false;
     if (o.server) {
       await new CatalogClient({ server: o.server.url, token: o.server.token }).put(o.code, entry, o.signal);
       registered = true;
     }
-    return { image, manifestDigest, layerDigest: layer.digest, diffId: layer.diffId, size: layer.size, entry, registered };
+    return { image, manifestDigest, layerDigest: layer.digest, diffId: layer.diffId, size: layer.size, tocDigest: layer.tocDigest, entry, registered };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import {
   digestAlgorithm,
@@ -6,6 +6,9 @@ import {
   isDigest,
   manifestSelector,
   MANIFEST_ACCEPT,
+  MediaType,
+  parseManifest,
+  type Descriptor,
   formatReference,
   shortDigest,
   type Digest,
@@ -22,7 +25,7 @@ import { dockerConfigCredentials } from './auth/docker-config.js';
 import { contentLength, dumpBody, headerValue, readBounded } from './body.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
-import { decideRangeResponse, rangeError } from './range.js';
+import { decideRangeResponse, parseContentRange, rangeError } from './range.js';
 import { redactUrl } from './redact.js';
 import { DEFAULT_BACKOFF } from './retry.js';
 import { Transport } from './transport.js';
@@ -247,6 +250,58 @@ export class RegistryClient {
     return out;
   }
 
+  /**
+   * `GET` bytes [start, end] of a blob (`Range: bytes=start-end`) as a stream of exactly those
+   * bytes. A 206 must cover exactly that range; a server that ignores Range and answers 200 is
+   * read up to the range and cut there. The caller verifies the bytes.
+   */
+  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions = {}): Promise<Readable> {
+    const res = await this.#transport.request({
+      registry: repo.registry,
+      method: 'GET',
+      url: blobPath(repo, digest),
+      headers: { range: `bytes=${start}-${end}` },
+      scopes: [pullScope(repo.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status === 206) {
+      const r = parseContentRange(headerValue(res.headers, 'content-range'));
+      if (!r || r.first !== start || r.last !== end) {
+        await dumpBody(res.body);
+        throw rangeError('GET', redactUrl(res.url), `206 covers ${headerValue(res.headers, 'content-range') ?? 'nothing'}, asked for bytes ${start}-${end}`, 206);
+      }
+      return res.body;
+    }
+    if (res.status === 200) return sliceStream(res.body, start, end);
+    throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
+  }
+
+  /**
+   * `GET /v2/<name>/referrers/<digest>` (distribution-spec v1.1): the descriptors of the manifests
+   * whose subject is `digest`, or null when the registry has no referrers API (it answers 404, as
+   * CNCF distribution 2.8 does); then the caller reads the tag-schema fallback.
+   */
+  async getReferrers(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { artifactType?: string } = {}): Promise<Descriptor[] | null> {
+    const query = opts.artifactType ? `?${new URLSearchParams({ artifactType: opts.artifactType })}` : '';
+    const res = await this.#transport.request({
+      registry: repo.registry,
+      method: 'GET',
+      url: `/v2/${repo.repository}/referrers/${digest}${query}`,
+      headers: { accept: MediaType.OciIndex },
+      scopes: [pullScope(repo.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status === 404 || res.status === 405) {
+      await dumpBody(res.body);
+      return null;
+    }
+    if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: repo.registry });
+    const bytes = await readBounded(res.body, this.#maxManifest);
+    if (!bytes) throw tooLarge(`referrers of ${digest} in ${repo.registry}/${repo.repository}`, undefined, this.#maxManifest);
+    const parsed = parseManifest(bytes, MediaType.OciIndex, `referrers of ${digest}`);
+    return parsed.kind === 'index' ? parsed.index.manifests : [];
+  }
+
   /** A small blob (config, JSON) in memory, refused past `maxBytes`, digest verified. */
   async fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts: RequestOptions = {}): Promise<Buffer> {
     const { stream } = await this.getBlob(repo, digest, opts);
@@ -335,6 +390,28 @@ export class RegistryClient {
   #pushContext() {
     return { transport: this.#transport, retries: this.#retries, backoff: this.#backoff, logger: this.#logger, client: this };
   }
+}
+
+/** Bytes [start, end] of a whole-blob stream; the rest is not read. */
+function sliceStream(body: Readable, start: number, end: number): Readable {
+  return Readable.from(
+    (async function* () {
+      let pos = 0;
+      try {
+        for await (const chunk of body) {
+          const buf = chunk as Buffer;
+          const from = Math.max(start - pos, 0);
+          const to = Math.min(buf.length, end + 1 - pos);
+          pos += buf.length;
+          if (to > from) yield buf.subarray(from, to);
+          if (pos > end) return;
+        }
+      } finally {
+        body.destroy();
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {

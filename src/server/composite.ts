@@ -1,7 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { HostpullError } from '../errors.js';
-import { MediaType, type Digest } from '../oci/index.js';
+import { MediaType, type Descriptor, type Digest } from '../oci/index.js';
+import { findLayerToc } from './package-toc.js';
 import type { Catalog, CatalogEntries } from './catalog.js';
 import { parseCompositeTag } from './composite-tag.js';
 import { synthesizeComposite, type ResolvedBase, type ResolvedPackage } from './synthesize.js';
@@ -41,6 +42,8 @@ export class CompositeResolver {
   readonly #o: CompositeResolverOptions;
   readonly #composites: TtlCache<CompositeImage>;
   readonly #images: TtlCache<UpstreamImage>;
+  /** Package manifest digest → its layer's TOC descriptor, or null when it has none. */
+  readonly #tocs: TtlCache<Descriptor | null>;
   /** Digest → composite, for GET by digest (long-lived: a digest never changes meaning). */
   readonly #byDigest = new Map<Digest, CompositeImage>();
   /** Layer digest → package repository that holds it, for blob GETs under the namespace. */
@@ -53,6 +56,7 @@ export class CompositeResolver {
     const ttl = options.cacheTtlMs ?? 30_000;
     this.#composites = new TtlCache(ttl);
     this.#images = new TtlCache(ttl);
+    this.#tocs = new TtlCache(ttl);
   }
 
   /** Resolves a composite tag; throws TAG_INVALID / MANIFEST_UNKNOWN / ENV_CONFLICT naming the code names. */
@@ -71,6 +75,11 @@ export class CompositeResolver {
   /** The package repository holding a layer of a composite served by this process. */
   blobSource(digest: Digest): string | undefined {
     return this.#blobSources.get(digest);
+  }
+
+  async #toc(repo: string, p: ResolvedPackage): Promise<Descriptor | null> {
+    const [toc] = await this.#tocs.get(p.manifestDigest, async () => (await findLayerToc(this.#o.upstream, repo, p.manifestDigest, p.layer.digest, this.#o.logger)) ?? null);
+    return toc;
   }
 
   async #image(name: string): Promise<UpstreamImage | null> {
@@ -134,6 +143,7 @@ export class CompositeResolver {
       }
       return { code, entry, manifestDigest: img.manifestDigest, layer: img.manifest.layers[0]!, diffId: img.config.rootfs.diff_ids[0]!, config: img.config };
     });
+    await Promise.all(packages.map(async (p, i) => (p.toc = (await this.#toc(images[i]!.repo, p)) ?? undefined)));
     let base: ResolvedBase | undefined;
     if (this.#o.base) {
       const img = await this.#image(this.#o.base);
@@ -141,7 +151,11 @@ export class CompositeResolver {
       base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config };
       for (const l of img.manifest.layers) this.#blobSources.set(l.digest, img.repo);
     }
-    for (const [i, p] of packages.entries()) this.#blobSources.set(p.layer.digest, images[i]!.repo);
+    for (const [i, p] of packages.entries()) {
+      this.#blobSources.set(p.layer.digest, images[i]!.repo);
+      // A node fetches the TOC under the namespace too, by the digest the manifest names.
+      if (p.toc) this.#blobSources.set(p.toc.digest, images[i]!.repo);
+    }
     const synth = synthesizeComposite(packages, base);
     const tag = codes.join('-');
     await this.#push(tag, synth.manifest, synth.manifestDigest, synth.config, synth.configDigest, [

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { digestOf, type Digest, type ImageReference } from '../oci/index.js';
+import { digestOf, type Descriptor, type Digest, type ImageReference } from '../oci/index.js';
 import { RegistryClient, registryOrigin, isRegistryError } from '../registry/index.js';
 import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
 
@@ -89,6 +89,15 @@ export class RegistryUpstream implements Upstream {
   async listTags(repo: string, signal?: AbortSignal): Promise<string[] | null> {
     try {
       return (await this.#client.listTags(this.#repo(repo), signal ? { signal } : {})).sort();
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async referrersApi(repo: string, subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[] | null> {
+    try {
+      return await this.#client.getReferrers(this.#repo(repo), subject, { ...(artifactType ? { artifactType } : {}), ...(signal ? { signal } : {}) });
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;

@@ -3,6 +3,7 @@ import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
 import { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/annotations.js';
+import { TOC_ANNOTATION } from '../oci/seekable-toc.js';
 
 export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
@@ -15,6 +16,8 @@ export interface ResolvedPackage {
   layer: Descriptor;
   diffId: Digest;
   config: ImageConfig;
+  /** The layer's table of contents (a seekable layer), when the package has one. */
+  toc?: Descriptor | undefined;
 }
 
 export interface ResolvedBase {
@@ -36,10 +39,22 @@ export interface SynthesizedImage {
  * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
  * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
  */
-function layerDescriptor(d: Descriptor, title?: string): Descriptor {
+function layerDescriptor(d: Descriptor, annotations?: Record<string, string>): Descriptor {
   const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
   const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
-  if (title !== undefined) out.annotations = { 'org.opencontainers.image.title': title };
+  if (annotations !== undefined && Object.keys(annotations).length > 0) out.annotations = sortedRecord(annotations);
+  return out;
+}
+
+/**
+ * The annotations of a package's layer descriptor in a composite manifest: the one place where
+ * they are decided, so every part that adds one adds it here. Keys are sorted when written.
+ * - `org.opencontainers.image.title`: the code name;
+ * - `dev.hostpull.toc`: the digest of the layer's table of contents, when it is seekable (lazy pulling).
+ */
+export function packageLayerAnnotations(pkg: ResolvedPackage): Record<string, string> {
+  const out: Record<string, string> = { 'org.opencontainers.image.title': pkg.code };
+  if (pkg.toc) out[TOC_ANNOTATION] = pkg.toc.digest;
   return out;
 }
 
@@ -127,7 +142,7 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-    layers: [...(base?.layers ?? []).map((l) => layerDescriptor(l)), ...packages.map((p) => layerDescriptor(p.layer, p.code))],
+    layers: [...(base?.layers ?? []).map((l) => layerDescriptor(l)), ...packages.map((p) => layerDescriptor(p.layer, packageLayerAnnotations(p)))],
     annotations: sortedRecord(annotations),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));

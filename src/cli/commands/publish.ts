@@ -16,6 +16,7 @@ interface PublishFlags {
   layout?: string;
   tokenFile?: string;
   register?: boolean;
+  spanSize: string;
   json?: boolean;
 }
 
@@ -50,11 +51,13 @@ export function registerPublishCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI layout directory')
     .option('--token-file <file>', 'the server\'s catalog token')
     .option('--no-register', 'only push the image; do not register the code name with --server')
+    .option('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', '4M')
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
         const { publishPackage } = await import('../../publish/publish.js');
         const { createUpstream } = await import('../../server/upstream-factory.js');
+        const { parseSize } = await import('../../gc/parse-size.js');
         const g = globalOptions(cmd);
         const upstream = createUpstream({ upstream: flags.upstream, layout: flags.layout, root: g.root, insecureRegistries: g.insecureRegistry, logger: loggerFor(g) });
         try {
@@ -70,12 +73,13 @@ export function registerPublishCommand(program: Command): void {
             description: flags.description,
             group: flags.group,
             upstream,
+            spanSize: parseSize(flags.spanSize),
             server: register ? { url: g.server!, token: await readTokenFile(flags.tokenFile) } : undefined,
           });
           if (flags.json) {
             process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           } else {
-            process.stdout.write(`${flags.code} → ${result.image}@${result.manifestDigest}\nlayer ${result.layerDigest} (${result.size} bytes)\n`);
+            process.stdout.write(`${flags.code} → ${result.image}@${result.manifestDigest}\nlayer ${result.layerDigest} (${result.size} bytes), table of contents ${result.tocDigest}\n`);
             process.stdout.write(result.registered ? `registered with ${g.server}\n` : 'not registered (no --server)\n');
           }
         } finally {
