@@ -6,7 +6,10 @@ import type { Logger } from '../log.js';
 import { parseImageConfig, type ImageConfig } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
-import { Puller, type PullPolicy, type PullResult } from '../pull/puller.js';
+import { Puller, type DeferCandidate, type PullPolicy, type PullResult } from '../pull/puller.js';
+import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/lazy-layers.js';
+import { prefetchList } from '../lazy/lazy-records.js';
+import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { Mount } from '../rootfs/mount-plan.js';
 import { performMount } from '../rootfs/mount.js';
@@ -38,6 +41,12 @@ export interface PrepareContainerOptions {
   ownedByProcess?: boolean;
   signal?: AbortSignal;
   onPullEvent?: (e: PullEvent) => void;
+  /**
+   * Mount layers that are not unpacked yet lazily, from their TOC, while they complete in the
+   * background (src/lazy). The rootfs then depends on this process (its FUSE helper), so it is
+   * recorded as owned by it whatever `ownedByProcess` says. Default: pull every layer whole.
+   */
+  lazy?: LazyLayers;
 }
 
 export interface PreparedContainer {
@@ -49,6 +58,8 @@ export interface PreparedContainer {
   bundle: string;
   imageConfig: ImageConfig;
   pull: PullResult;
+  /** Layers mounted lazily for this container (empty unless `lazy`). */
+  lazyMounts: LazyMount[];
 }
 
 /**
@@ -58,14 +69,14 @@ export interface PreparedContainer {
  */
 export async function prepareContainer(deps: HostDeps, ref: ImageReference, options: PrepareContainerOptions = {}): Promise<PreparedContainer> {
   const staged = await stageContainer(deps, ref, options, { rootless: false });
-  const { dirs, imageConfig, pull } = staged;
+  const { dirs, imageConfig, pull, lazyMounts } = staged;
   try {
     performMount(staged.mount);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
-    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull };
+    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull, lazyMounts };
   } catch (err) {
-    await removeContainer(deps.store, dirs.id);
+    await removeContainer(deps.store, dirs.id, options.lazy);
     throw err;
   }
 }
@@ -76,6 +87,7 @@ export interface StagedContainer {
   mount: Mount;
   imageConfig: ImageConfig;
   pull: PullResult;
+  lazyMounts: LazyMount[];
 }
 
 /**
@@ -91,8 +103,19 @@ export async function stageContainer(
   how: { rootless: boolean },
 ): Promise<StagedContainer> {
   const { store } = deps;
+  const repo = { registry: ref.registry, repository: ref.repository };
+  const lazy = options.lazy;
+  let chosen = new Map<Digest, LazyCandidate>();
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
+    ...(lazy
+      ? {
+          defer: async (candidates: DeferCandidate[]) => {
+            chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined);
+            return new Set(chosen.keys());
+          },
+        }
+      : {}),
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     ...(options.pullPolicy ? { policy: options.pullPolicy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
@@ -103,26 +126,42 @@ export async function stageContainer(
   const imageConfig = parseImageConfig(await store.blobs.readBytes(image.configDigest), `config of ${pull.reference}`);
 
   const dirs = containerDirs(store.layout, newContainerId());
-  const ownedByProcess = options.ownedByProcess ?? true;
+  // A rootfs over lazy layers lives only as long as this process serves them.
+  const ownedByProcess = chosen.size > 0 || (options.ownedByProcess ?? true);
   await createContainerDir(dirs);
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
+    const lazyMounts: LazyMount[] = [];
+    if (lazy && chosen.size > 0) {
+      const learned = prefetchList(store, image.manifestDigest);
+      for (const cand of chosen.values()) lazyMounts.push(await lazy.mount(repo, cand, dirs.id, learned.get(cand.blobDigest) ?? []));
+    }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
-    const plan = await planImageRootfs(store, image, { target: dirs.rootfs, writable, allowOverlap: options.allowOverlap ?? false, rootless: how.rootless });
+    const plan = await planImageRootfs(store, image, {
+      target: dirs.rootfs,
+      writable,
+      allowOverlap: options.allowOverlap ?? false,
+      rootless: how.rootless,
+      lazy: new Map(lazyMounts.map((m) => [m.diffId, m])),
+    });
     await createMountDirs({ target: dirs.rootfs, writable });
     options.signal?.throwIfAborted();
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     recordMount(store, dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    return { dirs, mount: plan.mount, imageConfig, pull };
+    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts };
   } catch (err) {
-    await removeContainer(store, dirs.id);
+    await removeContainer(store, dirs.id, lazy);
     throw err;
   }
 }
 
-/** Unmounts a container's rootfs, removes its directory and releases its hold on the layers. */
-export async function removeContainer(store: ContentStore, id: string): Promise<void> {
+/**
+ * Unmounts a container's rootfs, removes its directory and releases its hold on the layers (and
+ * on its lazy layers, which are unmounted once complete and unused).
+ */
+export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<void> {
   await removeContainerDirs(store.layout, id);
   releaseMount(store, id);
+  await lazy?.release(id);
 }

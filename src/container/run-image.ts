@@ -10,6 +10,11 @@ import type { RuntimeInfo } from '../runtime/runtime-info.js';
 import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
+import { learnPrefetch } from './learn-prefetch.js';
+import { cleanupStaleLazyMounts } from './cleanup-lazy-mounts.js';
+import { LazyLayers } from '../lazy/lazy-layers.js';
+import type { FetchPolicy } from '../lazy/helper-protocol.js';
+import type { Digest } from '../oci/digest.js';
 
 export interface RunImageOptions {
   /** `-- CMD…`: replaces the image's Cmd. */
@@ -42,12 +47,31 @@ export interface RunImageOptions {
   rootless?: boolean;
   /** `unshare` program for rootless runs. Default `unshare` from $PATH. */
   unshare?: string;
+  /**
+   * Start before the layers have arrived: mount each layer that has a TOC lazily (FUSE), complete
+   * it in the background, and wait for that after the container exits (so the next run uses the
+   * unpacked layer). Default: pull every layer whole first.
+   */
+  lazy?: LazyRunOptions;
+}
+
+export interface LazyRunOptions {
+  /** Hosts the span fetcher may reach over plain http besides loopback. Default []. */
+  insecureRegistries?: string[];
+  /** Bound on a lazy read's fetch (see SpanFetcher). Default 3 attempts of 10 s. */
+  fetch?: Partial<FetchPolicy>;
+  /** Wait for the background pulls before returning. Default true. */
+  waitForCompletion?: boolean;
+  /** Delay before a layer's background pull starts (see LazyLayersOptions). Default 2000 ms. */
+  backgroundDelayMs?: number;
 }
 
 export interface RunImageResult extends RunResult {
   containerId: string;
   runtime: RuntimeInfo;
   pull: PullResult;
+  /** Blob digests of the layers this run mounted lazily. */
+  lazy?: Digest[];
 }
 
 /**
@@ -60,6 +84,8 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   // Like the runtime probe below: a user who cannot have the namespaces learns it before a download.
   if (rootless) await checkRootless({ ...(options.unshare ? { unshare: options.unshare } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   await cleanupLeftoverContainers(store.layout, logger);
+  // After the containers (whose overlays use them): lazy mounts whose helper is gone.
+  await cleanupStaleLazyMounts(store.layout, logger);
   const stateRoot = runtimeStateDir(store.layout);
   // Probe before pulling: a host without a working runtime fails in a second, not after a download.
   const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
@@ -78,24 +104,35 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
   };
-  if (rootless) return runRootless(deps, ref, runtime, stateRoot, prepareOptions, options);
-  const container = await prepareContainer(deps, ref, prepareOptions);
+  const lazy = options.lazy
+    ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
+    : undefined;
   try {
-    options.signal?.throwIfAborted();
-    options.onRuntime?.(runtime);
-    const result = await runContainer({
-      runtime,
-      bundleDir: container.bundle,
-      containerId: container.id,
-      stateRoot,
-      tty: options.tty ?? false,
-      stdio: options.stdio ?? 'inherit',
-      keep: options.keep ?? false,
-      logger,
-    });
-    return { ...result, containerId: container.id, runtime, pull: container.pull };
+    if (rootless) return await runRootless(deps, ref, runtime, stateRoot, { ...prepareOptions, ...(lazy ? { lazy } : {}) }, options);
+    const container = await prepareContainer(deps, ref, { ...prepareOptions, ...(lazy ? { lazy } : {}) });
+    try {
+      options.signal?.throwIfAborted();
+      options.onRuntime?.(runtime);
+      const result = await runContainer({
+        runtime,
+        bundleDir: container.bundle,
+        containerId: container.id,
+        stateRoot,
+        tty: options.tty ?? false,
+        stdio: options.stdio ?? 'inherit',
+        keep: options.keep ?? false,
+        logger,
+      });
+      if (lazy) await learnPrefetch(deps, lazy, container.pull.manifestDigest, container.lazyMounts);
+      return { ...result, containerId: container.id, runtime, pull: container.pull, lazy: container.lazyMounts.map((m) => m.blobDigest) };
+    } finally {
+      if (!options.keep) await removeContainer(store, container.id, lazy);
+    }
   } finally {
-    if (!options.keep) await removeContainer(store, container.id);
+    if (lazy) {
+      if (options.lazy?.waitForCompletion !== false && !options.signal?.aborted) await lazy.settled();
+      await lazy.close();
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { digestOf, type Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
 import { hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
@@ -30,6 +30,19 @@ export interface PullOptions {
   platform?: Platform;
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
+  /**
+   * Called once the manifest is known and some layer is not yet in the store, with those layers
+   * and their descriptors; the layers whose blob digest it returns are not fetched: the caller
+   * takes them over (lazy pulling mounts them from their TOC and completes them itself), and
+   * their outcomes say `deferred`. Default: nothing deferred.
+   */
+  defer?: (layers: DeferCandidate[]) => Promise<ReadonlySet<Digest>>;
+}
+
+/** A layer of the image being pulled that is not in the store yet. */
+export interface DeferCandidate {
+  layer: ManifestLayerRow;
+  descriptor: Descriptor;
 }
 
 export interface PullResult extends PullRecord {
@@ -49,6 +62,8 @@ interface Resolved {
   indexDigest: Digest | null;
   configDigest: Digest;
   layers: ManifestLayerRow[];
+  /** The manifest's layer descriptors (annotations included), when it was fetched. */
+  descriptors?: Descriptor[];
   fetchedBytes: number;
   upToDate: boolean;
 }
@@ -84,9 +99,15 @@ export class Puller {
         layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
       });
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
+      const deferred = await this.#deferred(resolved, unpack, options);
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
+        : await mapLimit(
+            resolved.layers,
+            options.concurrency ?? 4,
+            (l, _i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, unpack, signal, options)),
+            options.signal,
+          );
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -99,7 +120,7 @@ export class Puller {
       };
       store.images.put(image, resolved.layers);
       store.blobs.touch([resolved.manifestDigest, resolved.configDigest, ...resolved.layers.map((l) => l.blobDigest)]);
-      if (unpack) store.layers.touch(resolved.layers.map((l) => l.diffId));
+      if (unpack) store.layers.touch(resolved.layers.filter((l) => !deferred.has(l.blobDigest)).map((l) => l.diffId));
       const tDone = performance.now();
       const record: PullResult = {
         reference,
@@ -112,7 +133,7 @@ export class Puller {
         bytesFetched: resolved.fetchedBytes + outcomes.reduce((n, o) => n + o.fetchedBytes, 0),
         bytesReused: outcomes.filter((o) => o.hit).reduce((n, o) => n + o.size, 0),
         layerHits: outcomes.filter((o) => o.hit).length,
-        layerMisses: outcomes.filter((o) => !o.hit).length,
+        layerMisses: outcomes.filter((o) => !o.hit && !o.deferred).length,
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };
@@ -141,6 +162,14 @@ export class Puller {
       }
       throw err;
     }
+  }
+
+  /** The layers options.defer takes over: only missing ones, only when the image was fetched. */
+  async #deferred(resolved: Resolved, unpack: boolean, options: PullOptions): Promise<ReadonlySet<Digest>> {
+    if (!options.defer || !unpack || resolved.upToDate || !resolved.descriptors) return new Set();
+    const { store } = this.#deps;
+    const missing = resolved.layers.filter((l) => !store.layers.get(l.diffId)).map((layer) => ({ layer, descriptor: resolved.descriptors![layer.position]! }));
+    return missing.length > 0 ? options.defer(missing) : new Set();
   }
 
   /**
@@ -256,7 +285,7 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
-    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, fetchedBytes, upToDate: false };
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, descriptors: manifest.layers, fetchedBytes, upToDate: false };
   }
 
   async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
@@ -312,6 +341,10 @@ export class Puller {
     options.onEvent?.({ type: 'layer-done', digest: l.blobDigest, hit: outcome.hit, fetchedBytes: outcome.fetchedBytes });
     return outcome;
   }
+}
+
+function deferredOutcome(l: ManifestLayerRow): LayerOutcome {
+  return { digest: l.blobDigest, diffId: l.diffId, size: l.size, hit: false, fetchedBytes: 0, resumedFrom: 0, unpacked: false, deferred: true };
 }
 
 function round(ms: number): number {

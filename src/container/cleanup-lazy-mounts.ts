@@ -1,0 +1,37 @@
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
+import { processAlive } from '../gc/process-start.js';
+import { lazyMountsDir, parseHelperDirName } from '../lazy/lazy-paths.js';
+import type { Logger } from '../log.js';
+import { unmountAllUnder } from '../rootfs/mount.js';
+import type { StoreLayout } from '../store/layout.js';
+
+/**
+ * Removes the FUSE mounts (and mount dirs) of lazy-layer helpers that are gone: a helper whose
+ * hostpull process was killed -9 unmounts itself when it notices, but a helper killed too leaves
+ * a mount that answers "transport endpoint is not connected". Mounts are grouped under
+ * `lazy/mnt/<helper pid>-<start time>`, so a live helper's mounts are never touched. Detached
+ * (MNT_DETACH): a leftover container still holding one cannot block the cleanup.
+ */
+export async function cleanupStaleLazyMounts(layout: StoreLayout, logger: Logger): Promise<string[]> {
+  const root = lazyMountsDir(layout);
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const owner = parseHelperDirName(name);
+    if (owner && processAlive(owner.pid, owner.start)) continue;
+    const dir = join(root, name);
+    const unmounted = unmountAllUnder(dir, { detach: true });
+    if (unmounted.length > 0) logger.info({ dir, unmounted }, 'removed the lazy mounts of a helper that is gone');
+    await rm(dir, { recursive: true, force: true });
+    removed.push(...unmounted);
+  }
+  return removed;
+}

@@ -1,0 +1,121 @@
+/**
+ * Process entry of the FUSE helper: `fork(dist/lazy/fuse-helper-main.js)` by {@link FuseHelper}
+ * only. A separate process because fuse-native hands every FUSE request to the event loop of the
+ * process that mounted it: a hostpull process that mounted its own lazy layers would deadlock the
+ * moment it made a synchronous call that reaches them (mount(2) of the overlay over them stats the
+ * lower dirs), and a busy unpack would stall the container's reads. Here nothing else runs.
+ *
+ * When the parent goes away (its IPC channel closes: exit, crash, kill -9), every mount is
+ * unmounted (lazily, so a container still using one gets ENOTCONN rather than a hang) and the
+ * helper exits: a FUSE mount never outlives the process that is responsible for it.
+ */
+import { mkdir } from 'node:fs/promises';
+import { isHostpullError } from '../errors.js';
+import { createLogger, type LogLevel } from '../log.js';
+import type { Digest } from '../oci/digest.js';
+import { RegistryClient } from '../registry/client.js';
+import { mountFuse, type MountedFuse } from './fuse-mount.js';
+import type { HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
+import { LazyLayer } from './lazy-layer.js';
+import { registrySpanSource } from './registry-span-source.js';
+
+interface Served {
+  layer: LazyLayer;
+  fuse: MountedFuse;
+}
+
+function send(m: HelperMessage): void {
+  process.send?.(m);
+}
+
+async function main(): Promise<void> {
+  const logger = createLogger((process.env.HOSTPULL_LAZY_LOG_LEVEL ?? 'warn') as LogLevel, 'hostpull-lazy');
+  const clients = new Map<string, RegistryClient>();
+  const served = new Map<string, Served>();
+
+  const clientFor = (insecure: string[]): RegistryClient => {
+    const key = insecure.join(',');
+    let c = clients.get(key);
+    // Retries are the span fetcher's (bounded in time); the transport must not add its own.
+    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, retries: 0, logger, userAgent: 'hostpull-lazy/0.1' })));
+    return c;
+  };
+
+  const mount = async (spec: MountSpec): Promise<void> => {
+    if (served.has(spec.key)) return;
+    const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
+    const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
+      where,
+      source: registrySpanSource(clientFor(spec.source.insecureRegistries), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
+      cacheDir: spec.cacheDir,
+      fetch: spec.fetch,
+      logger,
+    });
+    await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
+    const bound = spec.fetch.attempts * (spec.fetch.attemptTimeoutMs + 1000) + 5000;
+    const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
+    served.set(spec.key, { layer, fuse });
+    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
+    // Learned prefetch: the spans the last first start read, fetched now in that order.
+    if (spec.prefetch.length > 0) {
+      layer.reader.prefetch(spec.prefetch).catch((err: unknown) => logger.warn({ layer: where, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+    }
+  };
+
+  const unmount = async (key: string): Promise<void> => {
+    const s = served.get(key);
+    if (!s) return;
+    served.delete(key);
+    s.layer.close();
+    await s.fuse.unmount();
+  };
+
+  const handle = async (req: HelperRequest): Promise<unknown> => {
+    switch (req.type) {
+      case 'mount':
+        return mount(req.spec);
+      case 'unmount':
+        return unmount(req.key);
+      case 'spans': {
+        const s = served.get(req.key);
+        if (!s) throw new Error(`layer ${req.key} is not mounted`);
+        await s.layer.reader.prefetch(req.indexes, 'background');
+        return undefined;
+      }
+      case 'stats': {
+        const s = served.get(req.key);
+        return s ? s.layer.stats() : undefined;
+      }
+    }
+  };
+
+  process.on('message', (msg: HelperRequest) => {
+    handle(msg).then(
+      (value) => send({ type: 'result', id: msg.id, ok: true, ...(value !== undefined ? { value } : {}) }),
+      (err: unknown) =>
+        send({
+          type: 'result',
+          id: msg.id,
+          ok: false,
+          error: { code: isHostpullError(err) ? err.code : 'LAZY_HELPER_ERROR', message: (err as Error).message, ...(isHostpullError(err) && err.hint ? { hint: err.hint } : {}) },
+        }),
+    );
+  });
+
+  const shutdown = async (why: string): Promise<void> => {
+    logger.info({ why, mounts: served.size }, 'lazy helper stopping');
+    await Promise.allSettled([...served.keys()].map((k) => unmount(k)));
+    await Promise.allSettled([...clients.values()].map((c) => c.close()));
+    process.exit(0);
+  };
+  process.once('disconnect', () => void shutdown('parent gone'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  send({ type: 'ready', pid: process.pid });
+}
+
+void main().catch((err: unknown) => {
+  process.stderr.write(`hostpull lazy helper: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
+
+

@@ -1,0 +1,62 @@
+import type { LogLevel } from '../log.js';
+
+/**
+ * Messages between a hostpull process and its FUSE helper (fuse-helper-main.ts), over Node's IPC
+ * channel (`fork`, advanced serialization). Requests carry an id; the helper answers each with a
+ * `result` of the same id. The helper serves the FUSE mounts and fetches spans; unpacking the
+ * completed layer stays in the parent, whose event loop a FUSE request never waits on.
+ */
+
+/** Where a lazy layer's bytes come from and how hard to try. */
+export interface LazySource {
+  registry: string;
+  repository: string;
+  /** Hosts allowed over plain http besides loopback. */
+  insecureRegistries: string[];
+}
+
+export interface FetchPolicy {
+  /** Attempts per span before EIO. */
+  attempts: number;
+  /** Bound on one attempt (request to last byte), ms. */
+  attemptTimeoutMs: number;
+}
+
+export interface MountSpec {
+  /** The layer blob digest: names the layer in every later message. */
+  key: string;
+  /** The TOC blob (gzip JSON) as a file of the store, and the digest the manifest names for it. */
+  tocFile: string;
+  tocDigest: string;
+  mountpoint: string;
+  /** Where verified spans are kept (shared with the parent, which unpacks from it). */
+  cacheDir: string;
+  source: LazySource;
+  fetch: FetchPolicy;
+  /** Spans to fetch first, in order (learned from an earlier start). */
+  prefetch: number[];
+}
+
+export type HelperRequest =
+  | { id: number; type: 'mount'; spec: MountSpec }
+  | { id: number; type: 'unmount'; key: string }
+  /** Resolves once these spans are verified in the cache (fetched at background priority). */
+  | { id: number; type: 'spans'; key: string; indexes: number[] }
+  /** The spans reads needed, in first-read order, and the bytes fetched so far. */
+  | { id: number; type: 'stats'; key: string };
+
+export interface LayerStats {
+  readOrder: number[];
+  bytesFetched: number;
+  spansFetched: number;
+  readErrors: number;
+}
+
+export type HelperMessage =
+  | { type: 'ready'; pid: number }
+  | { type: 'result'; id: number; ok: true; value?: unknown }
+  | { type: 'result'; id: number; ok: false; error: { code: string; message: string; hint?: string } };
+
+export interface HelperStartOptions {
+  logLevel: LogLevel;
+}

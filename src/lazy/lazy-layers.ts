@@ -1,0 +1,255 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { HostpullError, isHostpullError } from '../errors.js';
+import { processStartTime } from '../gc/process-start.js';
+import type { Logger, LogLevel } from '../log.js';
+import type { Digest } from '../oci/digest.js';
+import { layerCompression } from '../oci/mediatypes.js';
+import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE, type SeekableToc } from '../oci/seekable-toc.js';
+import type { DeferCandidate } from '../pull/puller.js';
+import type { RegistryClient, RepositoryRef } from '../registry/client.js';
+import type { ContentStore } from '../store/content-store.js';
+import type { LayerRow } from '../store/layers.js';
+import { completeLayer } from './complete-layer.js';
+import { FuseHelper } from './fuse-helper.js';
+import type { FetchPolicy } from './helper-protocol.js';
+import { helperMountDir, spanCacheDir } from './lazy-paths.js';
+import { recordLayerArrival } from './lazy-records.js';
+import { LazyTree } from './lazy-tree.js';
+import { SpanCache } from './span-cache.js';
+
+export interface LazyLayersOptions {
+  store: ContentStore;
+  /** Fetches TOC blobs (the pull's client). */
+  client: RegistryClient;
+  logger: Logger;
+  /** The helper's log level (its lines go to this process's stderr). Default: the logger's. */
+  logLevel?: LogLevel;
+  /** Hosts the helper may reach over plain http besides loopback. Default []. */
+  insecureRegistries?: string[];
+  /** Per-span retry bound: the longest a reader waits before EIO (see SpanFetcher). Default 3 × 10 s. */
+  fetch?: Partial<FetchPolicy>;
+  /**
+   * How long after mounting a layer its background pull starts: a starting container's reads
+   * get the link to themselves first. Default 2000 ms (the JVM of `mvn -v` reads for about a
+   * second). Readers still go first afterwards (see SpanFetcher's backgroundConcurrency).
+   */
+  backgroundDelayMs?: number;
+}
+
+/** A layer that can be shown lazily: its verified TOC, and the tree built from it. */
+export interface LazyCandidate {
+  blobDigest: Digest;
+  diffId: Digest;
+  tocDigest: Digest;
+  toc: SeekableToc;
+  tree: LazyTree;
+}
+
+/** A lazy layer as a rootfs uses it. */
+export interface LazyMount {
+  blobDigest: Digest;
+  diffId: Digest;
+  /** The FUSE mount point: the layer's overlay lowerdir. */
+  dir: string;
+  /** Non-directory paths, for the overlap check between package layers. */
+  ownedPaths: string[];
+}
+
+interface LayerState {
+  cand: LazyCandidate;
+  dir: string;
+  holders: Set<string>;
+  /** Settles when the background pull is done: the unpacked layer, or undefined if it failed. */
+  completed: Promise<LayerRow | undefined>;
+  done: boolean;
+  unmounted: boolean;
+}
+
+/**
+ * Lazy layers of one hostpull process (a `run`, the daemon): decides which layers of an image can
+ * be lazy, mounts them through one FUSE helper process, completes each in the background (unpacked
+ * into layers/<id> as a whole pull would), and unmounts a layer once it is complete and no rootfs
+ * holds it. This is the API a containerd snapshotter would use too: `choose`, `mount` with a
+ * holder name, `completion`, `release`.
+ */
+export class LazyLayers {
+  readonly #o: LazyLayersOptions;
+  readonly #layers = new Map<Digest, LayerState>();
+  readonly #abort = new AbortController();
+  #helper: Promise<FuseHelper> | undefined;
+  #helperDir: string | undefined;
+  #nextMount = 0;
+
+  constructor(options: LazyLayersOptions) {
+    this.#o = options;
+  }
+
+  get #fetch(): FetchPolicy {
+    return { attempts: this.#o.fetch?.attempts ?? 3, attemptTimeoutMs: this.#o.fetch?.attemptTimeoutMs ?? 10_000 };
+  }
+
+  /**
+   * Which of the layers a pull has not got yet can be lazy (the puller's `defer`): gzip layers
+   * whose manifest descriptor names a TOC that is fetched, verified and fits the layer. Every
+   * layer gets an arrival record: lazy, or whole with the reason.
+   */
+  async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
+    const chosen = new Map<Digest, LazyCandidate>();
+    for (const { layer, descriptor } of candidates) {
+      const whole = (reason: string) => recordLayerArrival(this.#o.store, { blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
+      if (why) {
+        whole(why);
+        continue;
+      }
+      const tocDigest = descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
+      if (!tocDigest) {
+        whole('no table of contents (published without one, or not a package layer)');
+        continue;
+      }
+      try {
+        if (layerCompression(layer.mediaType) !== 'gzip') throw new HostpullError('LAZY_REFUSED', `media type ${layer.mediaType} is not gzip`);
+        const toc = await this.#toc(repo, tocDigest, layer.blobDigest);
+        if (toc.digest !== layer.blobDigest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
+          throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
+        }
+        const tree = LazyTree.fromToc(toc, `layer ${layer.blobDigest}`);
+        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, tocDigest, toc, tree });
+      } catch (err) {
+        const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+        this.#o.logger.warn({ layer: layer.blobDigest, reason }, 'layer cannot be lazy; pulling it whole');
+        whole(reason);
+      }
+    }
+    return chosen;
+  }
+
+  /** The TOC blob from the store, else from the registry (verified, then kept in the store). */
+  async #toc(repo: RepositoryRef, tocDigest: Digest, blobDigest: Digest): Promise<SeekableToc> {
+    const { store, client } = this.#o;
+    const where = `table of contents ${tocDigest} of layer ${blobDigest}`;
+    if (!store.blobs.has(tocDigest)) {
+      const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
+      await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
+    }
+    return parseTocBlob(await store.blobs.readBytes(tocDigest), tocDigest, where);
+  }
+
+  #startHelper(): Promise<FuseHelper> {
+    this.#helper ??= FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)).then((h) => {
+      this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
+      void h.exited.then(() => this.#helperGone());
+      return h;
+    });
+    return this.#helper;
+  }
+
+  #helperGone(): void {
+    for (const s of this.#layers.values()) s.unmounted = true;
+  }
+
+  /**
+   * Mounts the layer lazily for `holder` (a rootfs id), or adds `holder` to its existing mount.
+   * `prefetch`: spans to fetch first (what the last first start of this image read).
+   */
+  async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string, prefetch: number[] = []): Promise<LazyMount> {
+    let s = this.#layers.get(cand.blobDigest);
+    if (!s || s.unmounted) {
+      const helper = await this.#startHelper();
+      const dir = join(this.#helperDir!, String(this.#nextMount++));
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const { store } = this.#o;
+      const cacheDir = spanCacheDir(store.layout, cand.blobDigest);
+      await helper.mount({
+        key: cand.blobDigest,
+        tocFile: store.blobs.path(cand.tocDigest),
+        tocDigest: cand.tocDigest,
+        mountpoint: dir,
+        cacheDir,
+        source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
+        fetch: this.#fetch,
+        prefetch,
+      });
+      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
+      const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
+      state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
+      this.#layers.set(cand.blobDigest, state);
+      s = state;
+    }
+    s.holders.add(holder);
+    return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
+  }
+
+  async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {
+    const { store, logger } = this.#o;
+    const { cand } = s;
+    try {
+      await sleep(this.#o.backgroundDelayMs ?? 2000, undefined, { signal: this.#abort.signal });
+      const row = await completeLayer(
+        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc },
+        { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
+      );
+      const stats = await helper.stats(cand.blobDigest).catch(() => undefined);
+      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy-completed', bytesLazy: stats?.bytesFetched ?? 0 });
+      logger.info({ layer: cand.blobDigest, layerId: row.id }, 'lazy layer completed: new containers use the unpacked directory');
+      return row;
+    } catch (err) {
+      const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      if (!this.#abort.signal.aborted) logger.error({ layer: cand.blobDigest, reason }, 'background pull of a lazy layer failed; it stays lazy while in use and is pulled again next time');
+      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
+      return undefined;
+    } finally {
+      s.done = true;
+      if (s.holders.size === 0) await this.#unmount(s);
+    }
+  }
+
+  /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */
+  completion(blobDigest: Digest): Promise<LayerRow | undefined> {
+    return this.#layers.get(blobDigest)?.completed ?? Promise.resolve(undefined);
+  }
+
+  /** Spans the layer's reads needed so far, in first-read order (for the learned prefetch). */
+  async readOrder(blobDigest: Digest): Promise<number[]> {
+    const s = this.#layers.get(blobDigest);
+    if (!s || s.unmounted || !this.#helper) return [];
+    const stats = await (await this.#helper).stats(blobDigest).catch(() => undefined);
+    return stats?.readOrder ?? [];
+  }
+
+  /** `holder` no longer uses its lazy layers; each is unmounted once complete and unused. */
+  async release(holder: string): Promise<void> {
+    for (const s of this.#layers.values()) {
+      if (!s.holders.delete(holder)) continue;
+      if (s.holders.size === 0 && s.done) await this.#unmount(s);
+    }
+  }
+
+  async #unmount(s: LayerState): Promise<void> {
+    if (s.unmounted) return;
+    s.unmounted = true;
+    this.#layers.delete(s.cand.blobDigest);
+    try {
+      await (await this.#helper!).unmount(s.cand.blobDigest);
+      await rm(s.dir, { recursive: true, force: true });
+    } catch (err) {
+      this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
+    }
+    // Complete: the spans are in layers/<id> now. Failed: keep the verified spans for next time.
+    if (this.#o.store.layers.get(s.cand.diffId)) await new SpanCache(spanCacheDir(this.#o.store.layout, s.cand.blobDigest)).clear();
+  }
+
+  /** Waits for every background pull started so far. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#layers.values()].map((s) => s.completed));
+  }
+
+  /** Stops background pulls and the helper (which unmounts everything it serves). */
+  async close(): Promise<void> {
+    this.#abort.abort(new HostpullError('LAZY_CLOSED', 'lazy layers closed'));
+    await Promise.allSettled([...this.#layers.values()].map((s) => s.completed));
+    if (this.#helper) await (await this.#helper.catch(() => undefined))?.stop();
+    if (this.#helperDir) await rm(this.#helperDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

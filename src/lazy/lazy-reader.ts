@@ -1,0 +1,119 @@
+import { promisify } from 'node:util';
+import { constants as zc, inflateRaw } from 'node:zlib';
+import { HostpullError } from '../errors.js';
+import { spansFor, type SeekableToc } from '../oci/seekable-toc.js';
+import type { LazyNode } from './lazy-tree.js';
+import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
+
+const inflateRawAsync = promisify(inflateRaw);
+
+export interface LazyReaderOptions {
+  /**
+   * Inflated spans kept in memory. Default 64 MiB: sixteen 4 MiB spans, enough for a program
+   * reading a few files at once without inflating the same span again for each 128 KiB read.
+   */
+  inflatedCacheBytes?: number;
+}
+
+/**
+ * Reads file bytes of a lazy layer: the spans that hold them are fetched (verified) through the
+ * {@link SpanFetcher}, inflated on the libuv pool with raw inflate (each span stands alone), and
+ * kept in a small LRU. Also records the order in which spans were first needed, which is what
+ * the next start of the same image prefetches.
+ */
+export class LazyReader {
+  readonly #toc: SeekableToc;
+  readonly #fetcher: SpanFetcher;
+  readonly #max: number;
+  readonly #inflated = new Map<number, Promise<Buffer>>();
+  /** Sizes of the settled entries of #inflated. */
+  readonly #sizes = new Map<number, number>();
+  #inflatedBytes = 0;
+  readonly #firstReads: number[] = [];
+  readonly #seen = new Set<number>();
+
+  constructor(toc: SeekableToc, fetcher: SpanFetcher, options: LazyReaderOptions = {}) {
+    this.#toc = toc;
+    this.#fetcher = fetcher;
+    this.#max = options.inflatedCacheBytes ?? 64 * 1024 * 1024;
+  }
+
+  /** Spans in the order reads first needed them. */
+  readOrder(): number[] {
+    return [...this.#firstReads];
+  }
+
+  /** Up to `length` bytes of `node` from `offset` (fewer at the end of the file). */
+  async read(node: LazyNode, offset: number, length: number): Promise<Buffer> {
+    if (node.type !== 'file') throw new HostpullError('LAZY_NOT_A_FILE', `${node.path} is not a file`);
+    const n = Math.max(0, Math.min(length, node.size - offset));
+    if (n === 0) return Buffer.alloc(0);
+    const start = node.dataOffset + offset;
+    const { first, last } = spansFor(this.#toc.spans, start, n);
+    const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read')));
+    const out = Buffer.allocUnsafe(n);
+    let fill = 0;
+    for (let k = 0; k < parts.length; k++) {
+      const span = this.#toc.spans[first + k]!;
+      const from = Math.max(start - span.u, 0);
+      const to = Math.min(span.us, start + n - span.u);
+      fill += parts[k]!.copy(out, fill, from, to);
+    }
+    return out;
+  }
+
+  /** Fetches spans into the cache (without inflating them) ahead of reads. */
+  async prefetch(spans: readonly number[], priority: SpanPriority = 'prefetch'): Promise<void> {
+    await Promise.all(spans.filter((i) => i >= 0 && i < this.#toc.spans.length).map((i) => this.#fetcher.span(i, priority)));
+  }
+
+  #span(index: number, priority: SpanPriority): Promise<Buffer> {
+    if (!this.#seen.has(index)) {
+      this.#seen.add(index);
+      this.#firstReads.push(index);
+    }
+    const hit = this.#inflated.get(index);
+    if (hit) {
+      // Most recently used last.
+      this.#inflated.delete(index);
+      this.#inflated.set(index, hit);
+      return hit;
+    }
+    const span = this.#toc.spans[index]!;
+    const p = this.#fetcher.span(index, priority).then(async (compressed) => {
+      const { headerSize, trailerSize } = this.#toc.gzip;
+      const from = Math.max(span.c, headerSize) - span.c;
+      const to = Math.min(span.c + span.cs, this.#toc.size - trailerSize) - span.c;
+      const bytes = await inflateRawAsync(compressed.subarray(from, to), { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(span.us, 64) + 64 });
+      if (bytes.length !== span.us) {
+        throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
+      }
+      return bytes;
+    });
+    p.then(
+      (b) => {
+        if (this.#inflated.get(index) !== p) return;
+        this.#sizes.set(index, b.length);
+        this.#inflatedBytes += b.length;
+        this.#evict();
+      },
+      () => {
+        if (this.#inflated.get(index) === p) this.#inflated.delete(index);
+      },
+    );
+    this.#inflated.set(index, p);
+    return p;
+  }
+
+  /** Drops least recently used settled spans until the cache fits (the newest always stays). */
+  #evict(): void {
+    for (const i of this.#inflated.keys()) {
+      if (this.#inflatedBytes <= this.#max || this.#sizes.size <= 1) return;
+      const size = this.#sizes.get(i);
+      if (size === undefined) continue;
+      this.#inflated.delete(i);
+      this.#sizes.delete(i);
+      this.#inflatedBytes -= size;
+    }
+  }
+}

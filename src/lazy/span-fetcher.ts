@@ -1,0 +1,209 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HostpullError, isHostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { TocSpan } from '../oci/seekable-toc.js';
+import type { SpanCache } from './span-cache.js';
+
+/** Where span bytes come from: a Range request for bytes [start, end] of the layer blob. */
+export interface SpanSource {
+  /** Human-readable origin for messages (`127.0.0.1:5000/hostpull@sha256:…`). */
+  readonly where: string;
+  fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable>;
+}
+
+/** Who waits for a span: a reader blocked in read(2) first, then a learned prefetch, then the background pull. */
+export type SpanPriority = 'read' | 'prefetch' | 'background';
+const PRIORITIES: readonly SpanPriority[] = ['read', 'prefetch', 'background'];
+
+export interface SpanFetcherOptions {
+  /** Attempts per span before the reader gets EIO. Default 3. */
+  attempts?: number;
+  /**
+   * Bound on one attempt, from the request to the span's last byte: a registry that stalls is
+   * given up on after this. Default 10 000 ms. With the backoff, a reader waits at most about
+   * attempts × (attemptTimeoutMs + retryDelayMs).
+   */
+  attemptTimeoutMs?: number;
+  /** Pause between attempts. Default 250 ms. */
+  retryDelayMs?: number;
+  /** Range requests in flight at once (all priorities). Default 4. */
+  concurrency?: number;
+  /** Of those, at most this many for the background pull, so a reader always finds a free slot. Default 2. */
+  backgroundConcurrency?: number;
+  logger: Logger;
+  /** Told each fetched (not cached) span, after it was verified and stored. */
+  onFetched?: (index: number, bytes: number) => void;
+}
+
+interface Pending {
+  index: number;
+  priority: SpanPriority;
+  promise: Promise<Buffer>;
+  start: () => void;
+  started: boolean;
+}
+
+/** Whether another attempt can help: a digest mismatch is the registry's content, not a hiccup. */
+function retryable(err: unknown): boolean {
+  return !(isHostpullError(err) && (err.code === 'DIGEST_MISMATCH' || err.code === 'BLOB_UNKNOWN' || err.code === 'NAME_UNKNOWN'));
+}
+
+/**
+ * Gets the compressed, verified bytes of a layer's spans: from the {@link SpanCache}, else by a
+ * Range request checked against the TOC's size and sha256 before anything else sees it. One fetch
+ * per span however many wait for it; at most `concurrency` requests at once, readers first.
+ * A failing span is retried `attempts` times, each bounded in time, then fails with
+ * LAZY_FETCH_FAILED; nothing unverified is ever cached or returned.
+ */
+export class SpanFetcher {
+  readonly #spans: readonly TocSpan[];
+  readonly #source: SpanSource;
+  readonly #cache: SpanCache;
+  readonly #o: Required<Omit<SpanFetcherOptions, 'onFetched'>> & Pick<SpanFetcherOptions, 'onFetched'>;
+  readonly #pending = new Map<number, Pending>();
+  readonly #abort = new AbortController();
+  #running = 0;
+  #runningBackground = 0;
+  bytesFetched = 0;
+  spansFetched = 0;
+
+  constructor(spans: readonly TocSpan[], source: SpanSource, cache: SpanCache, options: SpanFetcherOptions) {
+    this.#spans = spans;
+    this.#source = source;
+    this.#cache = cache;
+    this.#o = {
+      attempts: options.attempts ?? 3,
+      attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
+      retryDelayMs: options.retryDelayMs ?? 250,
+      concurrency: options.concurrency ?? 4,
+      backgroundConcurrency: options.backgroundConcurrency ?? 2,
+      logger: options.logger,
+      onFetched: options.onFetched,
+    };
+  }
+
+  get spanCount(): number {
+    return this.#spans.length;
+  }
+
+  /** The verified compressed bytes of span `index`. */
+  span(index: number, priority: SpanPriority = 'read'): Promise<Buffer> {
+    const pending = this.#pending.get(index);
+    if (pending) {
+      if (!pending.started && PRIORITIES.indexOf(priority) < PRIORITIES.indexOf(pending.priority)) pending.priority = priority;
+      this.#pump();
+      return pending.promise;
+    }
+    let start!: () => void;
+    const gate = new Promise<void>((resolve) => (start = resolve));
+    const p: Pending = { index, priority, promise: undefined as unknown as Promise<Buffer>, start, started: false };
+    p.promise = gate.then(() => this.#load(index)).finally(() => {
+      this.#pending.delete(index);
+      this.#running--;
+      if (p.priority === 'background') this.#runningBackground--;
+      this.#pump();
+    });
+    this.#pending.set(index, p);
+    this.#pump();
+    return p.promise;
+  }
+
+  /** Stops every fetch; waiting readers get LAZY_FETCH_FAILED. */
+  close(): void {
+    this.#abort.abort(new HostpullError('LAZY_CLOSED', `lazy layer ${this.#source.where} was closed`));
+    for (const p of this.#pending.values()) {
+      if (!p.started) {
+        p.started = true;
+        this.#running++;
+        if (p.priority === 'background') this.#runningBackground++;
+        p.start();
+      }
+    }
+  }
+
+  #pump(): void {
+    while (this.#running < this.#o.concurrency) {
+      let next: Pending | undefined;
+      for (const p of this.#pending.values()) {
+        if (p.started) continue;
+        if (p.priority === 'background' && this.#runningBackground >= this.#o.backgroundConcurrency) continue;
+        if (!next || PRIORITIES.indexOf(p.priority) < PRIORITIES.indexOf(next.priority)) next = p;
+      }
+      if (!next) return;
+      next.started = true;
+      this.#running++;
+      if (next.priority === 'background') this.#runningBackground++;
+      next.start();
+    }
+  }
+
+  async #load(index: number): Promise<Buffer> {
+    const span = this.#spans[index];
+    if (!span) throw new HostpullError('LAZY_FETCH_FAILED', `${this.#source.where}: no span ${index} (the layer has ${this.#spans.length})`);
+    const cached = await this.#cache.get(index, span.sha256);
+    if (cached) return cached;
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= this.#o.attempts; attempt++) {
+      this.#abort.signal.throwIfAborted();
+      try {
+        const bytes = await this.#fetchOnce(index, span);
+        await this.#cache.put(index, bytes);
+        this.bytesFetched += bytes.length;
+        this.spansFetched++;
+        this.#o.onFetched?.(index, bytes.length);
+        return bytes;
+      } catch (err) {
+        lastError = err;
+        if (this.#abort.signal.aborted || !retryable(err) || attempt === this.#o.attempts) break;
+        this.#o.logger.debug({ where: this.#source.where, span: index, attempt, err: (err as Error).message }, 'span fetch failed; retrying');
+        await sleep(this.#o.retryDelayMs * attempt, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+      }
+    }
+    const why = lastError instanceof Error ? lastError.message : String(lastError);
+    throw new HostpullError('LAZY_FETCH_FAILED', `span ${index} (bytes ${span.c}-${span.c + span.cs - 1}) of ${this.#source.where}: ${why}`, {
+      cause: lastError,
+      hint: 'a read of the lazy layer got EIO; check that the registry is reachable and serves the blob unchanged, then retry',
+      details: { span: index },
+    });
+  }
+
+  async #fetchOnce(index: number, span: TocSpan): Promise<Buffer> {
+    const deadline = AbortSignal.timeout(this.#o.attemptTimeoutMs);
+    const signal = AbortSignal.any([deadline, this.#abort.signal]);
+    const buf = Buffer.allocUnsafe(span.cs);
+    let fill = 0;
+    try {
+      const stream = await this.#source.fetchRange(span.c, span.c + span.cs - 1, signal);
+      const onAbort = () => stream.destroy(signal.reason as Error);
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        for await (const chunk of stream) {
+          const c = chunk as Buffer;
+          if (fill + c.length > span.cs) {
+            stream.destroy();
+            throw new HostpullError('SIZE_MISMATCH', `span ${index} of ${this.#source.where}: more than the ${span.cs} bytes asked for`);
+          }
+          c.copy(buf, fill);
+          fill += c.length;
+        }
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    } catch (err) {
+      if (deadline.aborted) {
+        throw new HostpullError('LAZY_TIMEOUT', `span ${index} of ${this.#source.where}: no complete answer within ${this.#o.attemptTimeoutMs} ms (${fill} of ${span.cs} bytes)`, { cause: err });
+      }
+      throw err;
+    }
+    if (fill !== span.cs) throw new HostpullError('SIZE_MISMATCH', `span ${index} of ${this.#source.where}: got ${fill} of ${span.cs} bytes`);
+    const sha = createHash('sha256').update(buf).digest('hex');
+    if (sha !== span.sha256) {
+      throw new HostpullError('DIGEST_MISMATCH', `span ${index} of ${this.#source.where} has sha256 ${sha}, the table of contents says ${span.sha256}`, {
+        hint: 'the registry serves different bytes than were published; the span is not used or cached',
+      });
+    }
+    return buf;
+  }
+}
