@@ -30,7 +30,7 @@ export interface DaemonHandlerDeps {
 
 /** Prepared rootfs as the daemon hands them out: mounted, with an OCI bundle beside them. */
 export interface ContainerApi {
-  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean }): Promise<{ id: string; rootfs: string; bundle: string; reference: string; manifestDigest: string }>;
+  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean; lazy?: boolean }): Promise<{ id: string; rootfs: string; bundle: string; reference: string; manifestDigest: string }>;
   remove(id: string): Promise<void>;
 }
 
@@ -56,6 +56,7 @@ const RootfsBody = z.strictObject({
   args: z.array(z.string()).max(4096).optional(),
   env: z.array(z.string().regex(/^[^=]+=/)).max(4096).optional(),
   allowOverlap: z.boolean().optional(),
+  lazy: z.boolean().optional(),
 });
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
@@ -107,8 +108,10 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
  *   POST /v1/gc       {maxStoreSize?, dryRun?, graceMs?} → GcReport
- *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?} → {id, rootfs, bundle, reference, manifestDigest}:
- *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed
+ *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?, lazy?} → {id, rootfs, bundle, reference, manifestDigest}:
+ *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed;
+ *                     `lazy`: layers with a TOC are mounted lazily and completed in the background
+ *                     (such a rootfs lives as long as this daemon: its FUSE helper serves it)
  *   DELETE /v1/rootfs {id} → 204: unmount and remove it
  *   GET  /metrics     Prometheus text
  */
@@ -141,6 +144,7 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
         ...(body.args ? { args: body.args } : {}),
         ...(body.env ? { env: body.env } : {}),
         ...(body.allowOverlap !== undefined ? { allowOverlap: body.allowOverlap } : {}),
+        ...(body.lazy !== undefined ? { lazy: body.lazy } : {}),
       });
       sendJson(res, 201, prepared);
     },

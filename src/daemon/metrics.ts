@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PullResult } from '../pull/puller.js';
 import type { ContentStore } from '../store/content-store.js';
+import { layerArrivalSummary } from '../lazy/lazy-records.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
@@ -25,6 +26,8 @@ export class DaemonMetrics {
   readonly #mounts: Gauge;
   readonly #storeBytes: Gauge<'kind'>;
   readonly #inflight: Gauge;
+  readonly #arrivals: Gauge<'arrival'>;
+  readonly #arrival: Gauge<'layer' | 'arrival' | 'reason'>;
 
   constructor(store: ContentStore, options: { activePulls?: () => number } = {}) {
     this.#store = store;
@@ -46,6 +49,13 @@ export class DaemonMetrics {
     this.#mounts = new Gauge({ name: 'hostpull_active_mounts', help: 'Rootfs recorded as mounted (their layers are never collected)', registers });
     this.#storeBytes = new Gauge({ name: 'hostpull_store_bytes', help: 'Bytes in the store by kind (blobs, layers = unpacked)', labelNames: ['kind'], registers });
     this.#inflight = new Gauge({ name: 'hostpull_active_pulls', help: 'Pulls this daemon is running now', registers });
+    this.#arrivals = new Gauge({ name: 'hostpull_layers_by_arrival', help: 'Layers on this node by how they arrived (whole, lazy, lazy_completed)', labelNames: ['arrival'], registers });
+    this.#arrival = new Gauge({
+      name: 'hostpull_layer_arrival',
+      help: 'One series per layer: how it arrived (whole, lazy, lazy_completed) and, if not lazy or not completed, why; value = bytes fetched lazily',
+      labelNames: ['layer', 'arrival', 'reason'],
+      registers,
+    });
   }
 
   /** Records the phase durations of a finished pull. */
@@ -86,5 +96,13 @@ export class DaemonMetrics {
     this.#storeBytes.labels('blobs').set((db.prepare('SELECT COALESCE(SUM(size), 0) AS n FROM blobs').get() as { n: number }).n);
     this.#storeBytes.labels('layers').set((db.prepare('SELECT COALESCE(SUM(unpacked_size), 0) AS n FROM layers').get() as { n: number }).n);
     this.#inflight.set(this.#activePulls());
+    this.#arrivals.reset();
+    this.#arrival.reset();
+    for (const kind of ['whole', 'lazy', 'lazy_completed']) this.#arrivals.labels(kind).set(0);
+    for (const l of layerArrivalSummary(this.#store)) {
+      const arrival = l.arrival.replace('-', '_');
+      this.#arrivals.labels(arrival).inc();
+      this.#arrival.labels(l.blobDigest, arrival, (l.reason ?? '').slice(0, 200)).set(l.bytesLazy);
+    }
   }
 }

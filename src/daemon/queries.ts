@@ -1,6 +1,7 @@
 import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow } from '../store/images.js';
 import type { PullStats } from '../store/pulls.js';
+import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/lazy-records.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -14,6 +15,8 @@ export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
 /** `hostpull stats` (and `GET /v1/stats`): the pull log plus what the store holds. */
 export interface HostStats extends PullStats {
   store: { blobs: number; blobBytes: number; layers: number; unpackedBytes: number };
+  /** How each layer reached this node: whole, lazily, or lazily then completed, and why not lazy. */
+  layerArrivals: LayerArrivalSummary[];
 }
 
 export function imageSummaries(store: ContentStore): ImageSummary[] {
@@ -35,5 +38,6 @@ export function hostStats(store: ContentStore): HostStats {
       layers: layers.length,
       unpackedBytes: layers.reduce((n, l) => n + l.unpackedSize, 0),
     },
+    layerArrivals: layerArrivalSummary(store),
   };
 }

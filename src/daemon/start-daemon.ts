@@ -9,6 +9,9 @@ import { RegistryClient } from '../registry/index.js';
 import { unmountAllUnder } from '../rootfs/mount.js';
 import { containerDirs } from '../container/container-dirs.js';
 import { prepareContainer, removeContainer } from '../container/prepare-container.js';
+import { cleanupStaleLazyMounts } from '../container/cleanup-lazy-mounts.js';
+import { learnPrefetch } from '../container/learn-prefetch.js';
+import { LazyLayers, type LazyLayersOptions } from '../lazy/lazy-layers.js';
 import { HostpullError } from '../errors.js';
 import { ContentStore } from '../store/content-store.js';
 import { createDaemonHandler } from './handler.js';
@@ -33,6 +36,10 @@ export interface DaemonOptions {
   namespace?: string;
   /** Plain-http registries besides loopback. Default none. */
   insecureRegistries?: string[];
+  /** Lazy rootfs: span fetch bounds and the background pull's delay (see LazyLayersOptions). */
+  lazy?: Pick<LazyLayersOptions, 'fetch' | 'backgroundDelayMs'>;
+  /** How long after preparing a lazy rootfs its reads are learned as the image's prefetch list. Default 30 s. */
+  lazyLearnMs?: number;
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
@@ -100,11 +107,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const tracker = new PullTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
   const api = new LocalHostApi({ store, client, logger });
+  // Lazy layers of rootfs prepared with `lazy`: one FUSE helper, started at the first use.
+  const lazy = new LazyLayers({ store, client, logger, insecureRegistries: options.insecureRegistries ?? [], ...(options.lazy ?? {}) });
   let server: Server | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
     removeSignalHandlers();
+    await lazy.close().catch((err: unknown) => logger.warn({ err }, 'closing lazy layers failed'));
     await client.close().catch(() => undefined);
     store.close();
   };
@@ -113,6 +123,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (store.reconciled) logger.info({ reconcile: store.reconciled }, 'store reconciled');
     const stale = await cleanStaleMounts(store, { unmountAllUnder: (dir) => unmountAllUnder(dir) });
     if (stale.released.length > 0 || stale.failed.length > 0) logger.info({ stale }, 'stale rootfs cleaned');
+    // After the rootfs that used them: FUSE mounts of a lazy helper that died with an earlier daemon.
+    await cleanupStaleLazyMounts(store.layout, logger);
 
     // Budget GC: single-flight, so a burst of pulls runs it once more at most.
     let gcRunning: Promise<void> | undefined;
@@ -153,16 +165,23 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       containers: {
         async prepare(ref, body) {
           const c = await prepareContainer({ store, client, logger }, ref, {
-            // Prepared for someone else (a runtime, an orchestrator): it outlives this daemon.
+            // Prepared for someone else (a runtime, an orchestrator): it outlives this daemon,
+            // unless it has lazy layers (prepareContainer then records it as this daemon's).
             ownedByProcess: false,
             allowOverlap: body.allowOverlap ?? false,
             process: { ...(body.args ? { args: body.args } : {}), ...(body.env ? { env: body.env } : {}) },
+            ...(body.lazy ? { lazy } : {}),
           });
+          if (c.lazyMounts.length > 0) {
+            // Learned once the first start has had a moment to read; a later start of the same image fetches it first.
+            const learn = setTimeout(() => void learnPrefetch({ store, client, logger }, lazy, c.pull.manifestDigest, c.lazyMounts), options.lazyLearnMs ?? 30_000);
+            learn.unref();
+          }
           return { id: c.id, rootfs: c.rootfs, bundle: c.bundle, reference: c.pull.reference, manifestDigest: c.pull.manifestDigest };
         },
         async remove(id) {
           if (!existsSync(containerDirs(store.layout, id).bundle)) throw new HostpullError('NOT_FOUND', `no prepared rootfs ${id} in ${store.layout.containersDir}`);
-          await removeContainer(store, id);
+          await removeContainer(store, id, lazy);
         },
       },
     });

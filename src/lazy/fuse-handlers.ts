@@ -70,8 +70,12 @@ export interface FuseHandlerOptions {
   onReadError?: (path: string, err: unknown) => void;
 }
 
+/** The same failure is logged at error level once per this window; repeats (the kernel retries a failed read in pieces) at debug. */
+const LOG_REPEAT_MS = 10_000;
+
 export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: FuseHandlerOptions): FuseHandlers {
   const open = new Map<number, LazyNode>();
+  const logged = new Map<string, number>();
   let nextFd = 1;
   return {
     getattr(path, cb) {
@@ -107,9 +111,14 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
       reader.read(node, pos, len).then(
         (bytes) => cb(bytes.copy(buf, 0, 0, Math.min(bytes.length, len))),
         (err: unknown) => {
-          // One clear line per failed read: which file, which layer, why. Never partial or unverified bytes.
-          options.logger.error(
-            { layer: options.where, path, offset: pos, length: len, code: isHostpullError(err) ? err.code : undefined, err: (err as Error).message },
+          // One clear line per failure: which file, which layer, why. Never partial or unverified bytes.
+          const message = (err as Error).message;
+          const now = Date.now();
+          const repeat = (logged.get(message) ?? -Infinity) > now - LOG_REPEAT_MS;
+          if (!repeat) logged.set(message, now);
+          if (logged.size > 1000) logged.clear();
+          options.logger[repeat ? 'debug' : 'error'](
+            { layer: options.where, path, offset: pos, length: len, code: isHostpullError(err) ? err.code : undefined, err: message },
             'lazy read failed: EIO to the reader',
           );
           options.onReadError?.(path, err);

@@ -121,7 +121,11 @@ export class FuseHelper {
 
   /** Asks the helper to unmount everything and exit, and waits for it. */
   async stop(): Promise<void> {
-    if (!this.#gone) this.#child.kill('SIGTERM');
+    if (!this.#gone) {
+      // Referenced again: waiting for its exit must keep this process alive.
+      this.#child.ref();
+      this.#child.kill('SIGTERM');
+    }
     await this.exited;
   }
 }

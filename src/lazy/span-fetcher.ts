@@ -45,6 +45,8 @@ interface Pending {
   started: boolean;
 }
 
+const REFUSED_FOR_MS = 30_000;
+
 /** Whether another attempt can help: a digest mismatch is the registry's content, not a hiccup. */
 function retryable(err: unknown): boolean {
   return !(isHostpullError(err) && (err.code === 'DIGEST_MISMATCH' || err.code === 'BLOB_UNKNOWN' || err.code === 'NAME_UNKNOWN'));
@@ -64,6 +66,12 @@ export class SpanFetcher {
   readonly #o: Required<Omit<SpanFetcherOptions, 'onFetched'>> & Pick<SpanFetcherOptions, 'onFetched'>;
   readonly #pending = new Map<number, Pending>();
   readonly #abort = new AbortController();
+  /**
+   * Spans whose bytes did not match the TOC, refused again without asking for REFUSED_FOR_MS:
+   * the registry's content does not change between two reads of a file, and the kernel retries
+   * a failed read in smaller pieces, which would otherwise fetch the same bad span each time.
+   */
+  readonly #refused = new Map<number, { err: HostpullError; until: number }>();
   #running = 0;
   #runningBackground = 0;
   bytesFetched = 0;
@@ -144,6 +152,8 @@ export class SpanFetcher {
     if (!span) throw new HostpullError('LAZY_FETCH_FAILED', `${this.#source.where}: no span ${index} (the layer has ${this.#spans.length})`);
     const cached = await this.#cache.get(index, span.sha256);
     if (cached) return cached;
+    const refused = this.#refused.get(index);
+    if (refused && refused.until > Date.now()) throw refused.err;
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.#o.attempts; attempt++) {
       this.#abort.signal.throwIfAborted();
@@ -161,12 +171,14 @@ export class SpanFetcher {
         await sleep(this.#o.retryDelayMs * attempt, undefined, { signal: this.#abort.signal }).catch(() => undefined);
       }
     }
-    const why = lastError instanceof Error ? lastError.message : String(lastError);
-    throw new HostpullError('LAZY_FETCH_FAILED', `span ${index} (bytes ${span.c}-${span.c + span.cs - 1}) of ${this.#source.where}: ${why}`, {
+    const why = `${isHostpullError(lastError) ? `${lastError.code}: ` : ''}${lastError instanceof Error ? lastError.message : String(lastError)}`;
+    const failure = new HostpullError('LAZY_FETCH_FAILED', `span ${index} (bytes ${span.c}-${span.c + span.cs - 1}) of ${this.#source.where}: ${why}`, {
       cause: lastError,
       hint: 'a read of the lazy layer got EIO; check that the registry is reachable and serves the blob unchanged, then retry',
       details: { span: index },
     });
+    if (!retryable(lastError)) this.#refused.set(index, { err: failure, until: Date.now() + REFUSED_FOR_MS });
+    throw failure;
   }
 
   async #fetchOnce(index: number, span: TocSpan): Promise<Buffer> {

@@ -255,7 +255,7 @@ export class RegistryClient {
    * bytes. A 206 must cover exactly that range; a server that ignores Range and answers 200 is
    * read up to the range and cut there. The caller verifies the bytes.
    */
-  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions = {}): Promise<Readable> {
+  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions = {}): Promise<Readable & { totalSize?: number }> {
     const res = await this.#transport.request({
       registry: repo.registry,
       method: 'GET',
@@ -270,9 +270,12 @@ export class RegistryClient {
         await dumpBody(res.body);
         throw rangeError('GET', redactUrl(res.url), `206 covers ${headerValue(res.headers, 'content-range') ?? 'nothing'}, asked for bytes ${start}-${end}`, 206);
       }
-      return res.body;
+      return Object.assign(res.body, r.total !== undefined ? { totalSize: r.total } : {});
     }
-    if (res.status === 200) return sliceStream(res.body, start, end);
+    if (res.status === 200) {
+      const len = contentLength(res.headers);
+      return Object.assign(sliceStream(res.body, start, end), len !== undefined ? { totalSize: len } : {});
+    }
     throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
   }
 

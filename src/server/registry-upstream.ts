@@ -64,6 +64,12 @@ export class RegistryUpstream implements Upstream {
 
   async getBlob(repo: string, digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<BlobRead | null> {
     try {
+      if (range && range.end !== undefined) {
+        // A bounded range (a lazy node's span): ask for exactly it, so the registry sends only
+        // those bytes (an open range would stream the rest of the blob to us and be cut here).
+        const stream = await this.#client.getBlobRange(this.#repo(repo), digest, range.start, range.end, signal ? { signal } : {});
+        return { stream, size: stream.totalSize ?? (await this.blobSize(repo, digest, signal)) ?? range.end + 1, start: range.start };
+      }
       const res = await this.#client.getBlob(this.#repo(repo), digest, { ...(range?.start ? { offset: range.start } : {}), ...(signal ? { signal } : {}) });
       let size = res.totalSize;
       if (size === undefined || res.offset !== 0 || range?.start) {

@@ -5,9 +5,10 @@ import { defaultSocketPath } from '../../daemon/paths.js';
 import { resolveGroup } from '../../daemon/socket-group.js';
 import { parseSize } from '../../gc/parse-size.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 
 export function registerDaemonCommand(program: Command): void {
-  program
+  const daemon = program
     .command('daemon')
     .description('run the node service: HTTP API on a unix socket (pull, images, stats, gc, /metrics), systemd notify, GC under a size budget')
     .addOption(new Option('--socket <path>', 'unix socket to listen on').env('HOSTPULL_SOCKET').default(defaultSocketPath()))
@@ -15,9 +16,9 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--max-store-size <size>', 'evict least recently used unused layers above this size (bytes, 500M, 10G…)').env('HOSTPULL_MAX_STORE_SIZE'))
     .addOption(new Option('--gc-interval <duration>', 'how often the budget GC runs').default('10m'))
     .addOption(new Option('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this').default('10m'))
-    .addOption(new Option('--stop-timeout <duration>', 'at SIGTERM, how long in-flight pulls may finish before they are parked (resumable)').default('30s'))
-    .action(
-      action(async (opts: { socket: string; socketGroup?: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
+    .addOption(new Option('--stop-timeout <duration>', 'at SIGTERM, how long in-flight pulls may finish before they are parked (resumable)').default('30s'));
+  addLazyOptions(daemon).action(
+      action(async (opts: LazyFlags & { socket: string; socketGroup?: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
         const { startDaemon } = await import('../../daemon/start-daemon.js');
         const global = globalOptions(cmd);
         let maxStoreSize: number | undefined;
@@ -42,6 +43,7 @@ export function registerDaemonCommand(program: Command): void {
           gcIntervalMs: parseDuration(opts.gcInterval),
           gcGraceMs: parseDuration(opts.gcMinAge),
           stopTimeoutMs: parseDuration(opts.stopTimeout),
+          lazy: lazyOptionsFrom(opts),
           version,
         });
         await daemon.stopped;

@@ -2,15 +2,10 @@ import { Command, Option } from 'commander';
 import { action, collect, globalOptions, usageError } from '../context.js';
 import { withHost } from '../host.js';
 import { progressRenderer } from '../progress.js';
-
-function positiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 100) throw usageError(`${flag} ${v}: expected a whole number from 1 to 100`);
-  return n;
-}
+import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 
 export function registerRunCommand(program: Command): void {
-  program
+  const run = program
     .command('run')
     .description('pull a composite (or any image), mount its layers in one overlay and run it with an OCI runtime')
     .argument('<ref>', 'composite tag on the configured server, or a full reference')
@@ -29,15 +24,11 @@ export function registerRunCommand(program: Command): void {
         .default('always'),
     )
     .option('--lazy', 'start before the package layers have arrived: mount each seekable layer from its table of contents (FUSE) and complete it in the background')
-    .option('--lazy-fetch-timeout <duration>', 'with --lazy: bound on one attempt to fetch a span; a read gets EIO after --lazy-fetch-attempts of them', '10s')
-    .option('--lazy-fetch-attempts <n>', 'with --lazy: attempts per span before the read gets EIO', '3')
-    .option('--lazy-background-delay <duration>', 'with --lazy: wait this long after mounting before completing the layers in the background', '2s')
     // Rootless runs only; hidden because only packagers and tests need another unshare(1).
     .addOption(new Option('--unshare <path>', 'unshare program for runs without root (util-linux)').env('HOSTPULL_UNSHARE').hideHelp())
     .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
-    .action(
-      action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean; lazyFetchTimeout: string; lazyFetchAttempts: string; lazyBackgroundDelay: string }, cmd: Command) => {
-        const { parseDuration } = await import('../../daemon/parse-duration.js');
+  addLazyOptions(run).action(
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
         const { runImage } = await import('../../container/run-image.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         const g = globalOptions(cmd);
@@ -60,15 +51,7 @@ export function registerRunCommand(program: Command): void {
               allowOverlap: opts.allowOverlap ?? false,
               pullPolicy: opts.pull,
               ...(opts.unshare ? { unshare: opts.unshare } : {}),
-              ...(opts.lazy
-                ? {
-                    lazy: {
-                      insecureRegistries: g.insecureRegistry,
-                      fetch: { attemptTimeoutMs: parseDuration(opts.lazyFetchTimeout), attempts: positiveInt(opts.lazyFetchAttempts, '--lazy-fetch-attempts') },
-                      backgroundDelayMs: parseDuration(opts.lazyBackgroundDelay),
-                    },
-                  }
-                : {}),
+              ...(opts.lazy ? { lazy: { insecureRegistries: g.insecureRegistry, ...lazyOptionsFrom(opts) } } : {}),
               signal: abort.signal,
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {

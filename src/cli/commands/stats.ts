@@ -21,6 +21,20 @@ export function registerStatsCommand(program: Command): void {
             ['store', `${out.store.blobs} blobs (${formatBytes(out.store.blobBytes)}), ${out.store.layers} unpacked layers (${formatBytes(out.store.unpackedBytes)})`],
           ]),
         );
+        const arrivals = s.layerArrivals ?? [];
+        if (arrivals.length > 0) {
+          process.stdout.write('\nlayers:\n');
+          process.stdout.write(
+            table(
+              arrivals.map((l) => [
+                l.blobDigest.slice(0, 19),
+                l.arrival,
+                l.arrival === 'whole' ? '' : `${formatBytes(l.bytesLazy)} lazily`,
+                l.reason ?? '',
+              ]),
+            ),
+          );
+        }
       });
     }),
   );
