@@ -129,4 +129,20 @@ describe('hostpull run --lazy', () => {
     }
     await appendFile(join(env.work, 'corrupted'), toolC.layerDigest);
   }, 180_000);
+
+  it('kill -9 of a lazy run while its container runs: the next run leaves no stale mount and works', async () => {
+    const root = join(env.work, 'node4');
+    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '10m', 'TOOLB1.0', '--', '/bin/sh', '-c', 'toolb; sleep 600']);
+    const exited = new Promise((r) => child.once('exit', r));
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    expect(listMountsUnder(join(root, 'lazy')).map((m) => m.fsType)).toEqual(['fuse.hostpull']);
+    child.kill('SIGKILL');
+    await exited;
+    const next = await runCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', 'TOOLB1.0', '--', 'toolb']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    expect(next.stdout).toBe('toolb says hi\ntoolb small file\n');
+    expect(listMountsUnder(join(root, 'lazy'))).toEqual([]);
+    expect(listMountsUnder(join(root, 'containers'))).toEqual([]);
+  }, 120_000);
 });
