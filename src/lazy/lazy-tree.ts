@@ -43,9 +43,10 @@ export class LazyTree {
   private constructor(root: LazyNode, nodes: Map<string, LazyNode>) {
     this.root = root;
     this.#nodes = nodes;
-    this.ownedPaths = [...nodes.values()]
-      .filter((n) => n.type !== 'dir')
-      .map((n) => n.path)
+    // By name, not node: hard links share one node under several names.
+    this.ownedPaths = [...nodes.entries()]
+      .filter(([, n]) => n.type !== 'dir')
+      .map(([path]) => path)
       .sort();
   }
 

@@ -1,0 +1,220 @@
+/**
+ * The lazy layer without /dev/fuse: its FUSE handlers (STYLE: pure handler objects), the span
+ * fetcher's verification, retries and bounds, and the tree built from a TOC. Spans come from a
+ * real seekable layer built by publish's writer; the "registry" is an in-memory SpanSource.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../src/log.js';
+import type { SeekableToc } from '../../../src/oci/seekable-toc.js';
+import { buildLayerFile } from '../../../src/publish/build-layer.js';
+import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
+import { LazyTree } from '../../../src/lazy/lazy-tree.js';
+import { SpanCache } from '../../../src/lazy/span-cache.js';
+import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+const E = constants.errno;
+
+function noise(bytes: number, seed: string): Buffer {
+  const out = Buffer.allocUnsafe(bytes);
+  let h = createHash('sha256').update(seed).digest();
+  for (let o = 0; o < bytes; o += 32) {
+    h = createHash('sha256').update(h).digest();
+    h.copy(out, o, 0, Math.min(32, bytes - o));
+  }
+  return out;
+}
+
+/** An in-memory registry for one blob: counts requests, and can corrupt, stall or fail them. */
+class FakeSource implements SpanSource {
+  readonly where = 'fake';
+  requests: Array<[number, number]> = [];
+  mode: 'ok' | 'corrupt' | 'stall' | 'fail' = 'ok';
+  constructor(readonly blob: Buffer) {}
+  async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable> {
+    this.requests.push([start, end]);
+    if (this.mode === 'fail') throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    const bytes = Buffer.from(this.blob.subarray(start, end + 1));
+    if (this.mode === 'corrupt') bytes[0] = bytes[0]! ^ 1;
+    if (this.mode === 'stall') {
+      // Half the bytes, then nothing until aborted.
+      const s = new PassThrough();
+      s.write(bytes.subarray(0, bytes.length >> 1));
+      signal.addEventListener('abort', () => s.destroy(signal.reason as Error), { once: true });
+      return s;
+    }
+    return Readable.from([bytes.subarray(0, 100), bytes.subarray(100)]);
+  }
+}
+
+type Cb = (...args: unknown[]) => void;
+function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
+  return new Promise((resolve) => fn((...args: unknown[]) => resolve(args as T)));
+}
+
+describe('lazy layer (no /dev/fuse)', () => {
+  const tmp = useTempDir('lazy-unit');
+
+  async function layer(opts: { attempts?: number; timeoutMs?: number } = {}) {
+    const dir = await tmp();
+    const src = join(dir, 'src');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await mkdir(join(src, 'lib', 'empty-dir'), { recursive: true });
+    await writeFile(join(src, 'bin', 'tool'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+    await writeFile(join(src, 'lib', 'big.bin'), noise(700_000, 'big'));
+    const { symlink } = await import('node:fs/promises');
+    await symlink('../lib/big.bin', join(src, 'bin', 'big'));
+    const built = await buildLayerFile({ dir: src, prefix: '/opt/t', outFile: join(dir, 'layer.tgz'), spanSize: 64 * 1024 });
+    const blob = await readFile(join(dir, 'layer.tgz'));
+    const source = new FakeSource(blob);
+    const cacheDir = join(dir, 'cache');
+    const lazy = new LazyLayer(built.toc, {
+      where: 'test layer',
+      source,
+      cacheDir,
+      fetch: { attempts: opts.attempts ?? 2, attemptTimeoutMs: opts.timeoutMs ?? 2000, retryDelayMs: 10 },
+      logger: silentLogger(),
+    });
+    return { lazy, source, blob, toc: built.toc, cacheDir, tar: gunzipSync(blob) };
+  }
+
+  it('answers getattr, readdir, readlink and read from the TOC, fetching only the spans a read needs', async () => {
+    const { lazy, source, toc } = await layer();
+    const h = lazy.handlers;
+    const [err, st] = await call<[number, { mode: number; size: number; uid: number }]>((cb) => h.getattr('/opt/t/bin/tool', cb));
+    expect(err).toBe(0);
+    expect(st.mode).toBe(0o100755);
+    expect(st.size).toBe(18);
+    expect((await call<[number]>((cb) => h.getattr('/opt/t/nope', cb)))[0]).toBe(-E.ENOENT);
+    expect(await call((cb) => h.readdir('/opt/t', cb))).toEqual([0, ['bin', 'lib']]);
+    expect(await call((cb) => h.readdir('/opt/t/lib', cb))).toEqual([0, ['big.bin', 'empty-dir']]);
+    expect((await call<[number]>((cb) => h.readdir('/opt/t/bin/tool', cb)))[0]).toBe(-E.ENOTDIR);
+    expect(await call((cb) => h.readlink('/opt/t/bin/big', cb))).toEqual([0, '../lib/big.bin']);
+    expect(source.requests).toEqual([]);
+
+    const [, fd] = await call<[number, number]>((cb) => h.open('/opt/t/bin/tool', 0, cb));
+    expect((await call<[number]>((cb) => h.open('/opt/t/bin/tool', 1, cb)))[0]).toBe(-E.EROFS);
+    const buf = Buffer.alloc(4096);
+    const [n] = await call<[number]>((cb) => h.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    expect(buf.subarray(0, n).toString()).toBe('#!/bin/sh\necho hi\n');
+    expect(source.requests).toHaveLength(1);
+    expect(source.requests[0]![0]).toBe(0);
+
+    // A read in the middle of big.bin: exactly the spans holding those bytes, fetched once.
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const [, fd2] = await call<[number, number]>((cb) => h.open('/opt/t/lib/big.bin', 0, cb));
+    const big = Buffer.alloc(131072);
+    const [m] = await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 131072, 300_000, cb));
+    expect(m).toBe(131072);
+    expect(big.equals(noise(700_000, 'big').subarray(300_000, 431_072))).toBe(true);
+    const want = toc.spans.filter((s) => s.u < entry.dataOffset! + 431_072 && s.u + s.us > entry.dataOffset! + 300_000).map((s) => [s.c, s.c + s.cs - 1]);
+    expect(source.requests.slice(1)).toEqual(want);
+    await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 131072, 300_000, cb));
+    expect(source.requests.slice(1)).toEqual(want);
+    // Past the end: 0 bytes.
+    expect((await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 4096, 700_000, cb)))[0]).toBe(0);
+    expect(lazy.reader.readOrder()).toEqual([0, ...toc.spans.flatMap((s, i) => (want.some(([c]) => c === s.c) ? [i] : []))]);
+  });
+
+  it('never returns bytes of a span that does not match the TOC: EIO, and nothing is cached', async () => {
+    const { lazy, source, cacheDir } = await layer();
+    source.mode = 'corrupt';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(65536, 0xee);
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 65536, 10, cb));
+    expect(r).toBe(-E.EIO);
+    expect(buf.every((b) => b === 0xee)).toBe(true);
+    // One request per span the read needs (the read fails at the first bad one; let the other finish): a digest mismatch is not retried.
+    await new Promise((r) => setTimeout(r, 200));
+    const asked = source.requests.length;
+    expect(new Set(source.requests.map(([c]) => c)).size).toBe(asked);
+    expect(await readdir(cacheDir).catch(() => [])).toEqual([]);
+    expect(lazy.stats().readErrors).toBe(1);
+    // Refused again without asking the registry, for a while.
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 65536, 10, cb));
+    expect(source.requests).toHaveLength(asked);
+  });
+
+  it('a stalled source: each attempt is bounded, then EIO; a later read succeeds once it answers', async () => {
+    const { lazy, source, blob } = await layer({ attempts: 2, timeoutMs: 300 });
+    source.mode = 'stall';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/bin/tool', 0, cb));
+    const buf = Buffer.alloc(4096);
+    const t0 = performance.now();
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    const ms = performance.now() - t0;
+    expect(r).toBe(-E.EIO);
+    expect(source.requests).toHaveLength(2);
+    expect(ms).toBeGreaterThanOrEqual(550);
+    expect(ms).toBeLessThan(3000);
+    source.mode = 'ok';
+    const [n] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    expect(buf.subarray(0, n).toString()).toBe('#!/bin/sh\necho hi\n');
+    expect(blob.length).toBeGreaterThan(0);
+  });
+
+  it('a refused connection is retried up to the attempt limit', async () => {
+    const { lazy, source } = await layer({ attempts: 3 });
+    source.mode = 'fail';
+    await expect(lazy.fetcher.span(0)).rejects.toMatchObject({ code: 'LAZY_FETCH_FAILED' });
+    expect(source.requests).toHaveLength(3);
+  });
+
+  it('a damaged cache file is dropped and fetched again, never served', async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    await lazy.fetcher.span(1);
+    expect(source.requests).toHaveLength(1);
+    const { chmod } = await import('node:fs/promises');
+    await chmod(join(cacheDir, '1'), 0o600);
+    await writeFile(join(cacheDir, '1'), Buffer.alloc(toc.spans[1]!.cs));
+    const fresh = new SpanFetcher(toc.spans, source, new SpanCache(cacheDir), { logger: silentLogger() });
+    const bytes = await fresh.span(1);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(toc.spans[1]!.sha256);
+    expect(source.requests).toHaveLength(2);
+  });
+
+  it('one fetch per span however many readers wait for it', async () => {
+    const { lazy, source } = await layer();
+    await Promise.all([lazy.fetcher.span(2), lazy.fetcher.span(2, 'background'), lazy.fetcher.span(2, 'prefetch')]);
+    expect(source.requests).toHaveLength(1);
+  });
+});
+
+describe('LazyTree', () => {
+  const base = (entries: SeekableToc['entries']): SeekableToc => ({
+    version: 1,
+    digest: `sha256:${'a'.repeat(64)}` as SeekableToc['digest'],
+    diffId: `sha256:${'b'.repeat(64)}` as SeekableToc['diffId'],
+    size: 1,
+    uncompressedSize: 1 << 20,
+    gzip: { headerSize: 10, trailerSize: 8 },
+    spans: [{ c: 0, cs: 1, u: 0, us: 1 << 20, sha256: 'c'.repeat(64) }],
+    entries,
+  });
+  const f = (path: string, extra: Partial<SeekableToc['entries'][number]> = {}) => ({ path, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, offset: 0, dataOffset: 512, ...extra });
+
+  it('creates missing parents, lets a later entry win, and resolves hardlinks to earlier files', () => {
+    const t = LazyTree.fromToc(base([f('a/b/c'), f('a/b/c', { size: 5 }), { ...f('a/h'), type: 'hardlink', size: 0, linkname: 'a/b/c', dataOffset: undefined }]), 't');
+    expect(t.lookup('/a')?.type).toBe('dir');
+    expect(t.lookup('/a/b/c')?.size).toBe(5);
+    expect(t.lookup('/a/h')).toBe(t.lookup('/a/b/c'));
+    expect(t.lookup('/a/h')?.nlink).toBe(2);
+    expect(t.ownedPaths).toEqual(['a/b/c', 'a/h']);
+  });
+
+  it.each([
+    ['a whiteout', [f('a/.wh.b')], /whiteouts/],
+    ['a ".." name', [f('a/../../etc/passwd')], /\.\./],
+    ['an absolute name', [f('/etc/passwd')], /absolute/],
+    ['a hardlink to nothing', [{ ...f('a'), type: 'hardlink' as const, size: 0, linkname: 'nope', dataOffset: undefined }], /hardlink/],
+    ['a file under a file', [f('a'), f('a/b')], /not a directory/],
+  ])('refuses %s (the layer is then pulled whole)', (_n, entries, message) => {
+    expect(() => LazyTree.fromToc(base(entries), 't')).toThrow(message);
+  });
+});
