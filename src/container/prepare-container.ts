@@ -8,7 +8,6 @@ import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
 import { Puller, type DeferCandidate, type PullPolicy, type PullResult } from '../pull/puller.js';
 import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/lazy-layers.js';
-import { prefetchList } from '../lazy/lazy-records.js';
 import type { Digest } from '../oci/digest.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { Mount } from '../rootfs/mount-plan.js';
@@ -133,7 +132,7 @@ export async function stageContainer(
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     const lazyMounts: LazyMount[] = [];
     if (lazy && chosen.size > 0) {
-      const learned = prefetchList(store, image.manifestDigest);
+      const learned = await lazy.prefetchFor(repo, image.manifestDigest);
       for (const cand of chosen.values()) lazyMounts.push(await lazy.mount(repo, cand, dirs.id, learned.get(cand.blobDigest) ?? []));
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };

@@ -123,7 +123,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         keep: options.keep ?? false,
         logger,
       });
-      if (lazy) await learnPrefetch(deps, lazy, container.pull.manifestDigest, container.lazyMounts);
+      if (lazy) await learnPrefetch(deps, lazy, ref, container.pull.manifestDigest, container.lazyMounts);
       return { ...result, containerId: container.id, runtime, pull: container.pull, lazy: container.lazyMounts.map((m) => m.blobDigest) };
     } finally {
       if (!options.keep) await removeContainer(store, container.id, lazy);

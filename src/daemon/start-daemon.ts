@@ -174,7 +174,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
           });
           if (c.lazyMounts.length > 0) {
             // Learned once the first start has had a moment to read; a later start of the same image fetches it first.
-            const learn = setTimeout(() => void learnPrefetch({ store, client, logger }, lazy, c.pull.manifestDigest, c.lazyMounts), options.lazyLearnMs ?? 30_000);
+            const learn = setTimeout(() => void learnPrefetch({ store, client, logger }, lazy, ref, c.pull.manifestDigest, c.lazyMounts), options.lazyLearnMs ?? 30_000);
             learn.unref();
           }
           return { id: c.id, rootfs: c.rootfs, bundle: c.bundle, reference: c.pull.reference, manifestDigest: c.pull.manifestDigest };

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
     const bound = spec.fetch.attempts * (spec.fetch.attemptTimeoutMs + 1000) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
     served.set(spec.key, { layer, fuse });
-    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
+    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length, prefetch: spec.prefetch.length }, 'lazy layer mounted');
     // Learned prefetch: the spans the last first start read, fetched now in that order.
     if (spec.prefetch.length > 0) {
       layer.reader.prefetch(spec.prefetch).catch((err: unknown) => logger.warn({ layer: where, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));

@@ -15,7 +15,8 @@ import { completeLayer } from './complete-layer.js';
 import { FuseHelper } from './fuse-helper.js';
 import type { FetchPolicy } from './helper-protocol.js';
 import { helperMountDir, spanCacheDir } from './lazy-paths.js';
-import { recordLayerArrival } from './lazy-records.js';
+import { prefetchList, recordLayerArrival, recordPrefetchList } from './lazy-records.js';
+import { fetchPrefetchList, publishPrefetchList } from './prefetch-exchange.js';
 import { LazyTree } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
 
@@ -203,6 +204,25 @@ export class LazyLayers {
       s.done = true;
       if (s.holders.size === 0) await this.#unmount(s);
     }
+  }
+
+  /**
+   * The spans to fetch first when starting image `composite` lazily: what its first start read on
+   * this node, else what the server learned from the first node that started it.
+   */
+  async prefetchFor(repo: RepositoryRef, composite: Digest): Promise<Map<Digest, number[]>> {
+    const local = prefetchList(this.#o.store, composite);
+    if (local.size > 0) return local;
+    return (await fetchPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, this.#o.logger)) ?? new Map();
+  }
+
+  /** Records what this start read as the image's list (the first start's is kept) and offers it to the server. */
+  async learn(repo: RepositoryRef, composite: Digest, blobDigests: readonly Digest[]): Promise<void> {
+    const lists = new Map<Digest, number[]>();
+    for (const d of blobDigests) lists.set(d, await this.readOrder(d));
+    if (prefetchList(this.#o.store, composite).size > 0) return;
+    recordPrefetchList(this.#o.store, composite, lists);
+    await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
   }
 
   /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */

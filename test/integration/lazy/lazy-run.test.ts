@@ -77,18 +77,32 @@ describe('hostpull run --lazy', () => {
     expect(base).toMatchObject({ arrival: 'whole' });
   }, 180_000);
 
-  it('learns the spans the first start read, in order, as the image\'s prefetch list', async () => {
+  it('learns the spans the first start read as the image\'s prefetch list, which the server hands to a second node', async () => {
     const root = join(env.work, 'node2');
+    const toolB = env.published.get('TOOLB1.0')!.layerDigest;
     const first = await runCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', 'TOOLB1.0', '--', 'toolb']);
     expect(first.code).toBe(0);
     expect(first.stdout).toBe('toolb says hi\ntoolb small file\n');
-    // Learned on this node: the first start's spans, in order.
+    // Learned on this node: the first start's spans, in first-read order (the launcher is in span 0).
     const { default: Database } = await import('better-sqlite3');
     const db = new Database(join(root, 'hostpull.db'), { readonly: true });
-    const rows = db.prepare('SELECT blob_digest AS b, spans AS s FROM prefetch_lists').all() as Array<{ b: string; s: string }>;
+    const rows = db.prepare('SELECT image, blob_digest AS b, spans AS s FROM prefetch_lists').all() as Array<{ image: string; b: string; s: string }>;
     db.close();
-    expect(rows.map((r) => r.b)).toContain(env.published.get('TOOLB1.0')!.layerDigest);
-    expect((JSON.parse(rows.find((r) => r.b === env.published.get('TOOLB1.0')!.layerDigest)!.s) as number[])[0]).toBe(0);
+    const mine = rows.find((r) => r.b === toolB)!;
+    const spans = JSON.parse(mine.s) as number[];
+    expect(spans[0]).toBe(0);
+    // Offered to the server, which keeps it for the composite.
+    const served = await fetch(`http://${env.serverHost}/hostpull/v1/prefetch/${mine.image}`);
+    expect(served.status).toBe(200);
+    expect(await served.json()).toEqual({ version: 1, layers: { [toolB]: spans } });
+    // A second node, with an empty store, fetches those spans first.
+    const second = await runCli(['--root', join(env.work, 'node2b'), '--server', env.serverHost, '--log-level', 'info', 'run', '--lazy', 'TOOLB1.0', '--', 'toolb']);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe('toolb says hi\ntoolb small file\n');
+    expect(second.stderr).toContain(`"prefetch":${spans.length}`);
+    // A list naming anything but the composite's own seekable layers is refused.
+    const bad = await fetch(`http://${env.serverHost}/hostpull/v1/prefetch/${mine.image}`, { method: 'PUT', body: JSON.stringify({ version: 1, layers: { [env.published.get('TOOLA1.0')!.layerDigest]: [1] } }) });
+    expect(bad.status).toBe(400);
   }, 120_000);
 
   it('a corrupted span in the registry is EIO to the reader, the background pull refuses the blob, and nothing corrupt is cached', async () => {
