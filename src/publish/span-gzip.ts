@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { constants as zc, crc32, deflateRaw, deflateRawSync } from 'node:zlib';
 import { createDigester, digestFromHash, type Digest } from '../oci/index.js';
 import type { TocSpan } from '../oci/seekable-toc.js';
+import { writeWithBackpressure } from '../util/tee.js';
 
 const deflateRawAsync = promisify(deflateRaw);
 
@@ -68,22 +69,6 @@ async function* pieces(source: AsyncIterable<Buffer>, size: number, signal?: Abo
   if (fill > 0) yield Buffer.concat(parts, fill);
 }
 
-function write(out: Writable, buf: Buffer): Promise<void> | undefined {
-  if (out.write(buf)) return undefined;
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      out.off('error', onError);
-      resolve();
-    };
-    const onError = (err: Error) => {
-      out.off('drain', onDrain);
-      reject(err);
-    };
-    out.once('drain', onDrain);
-    out.once('error', onError);
-  });
-}
-
 /**
  * Compresses a tar stream into one gzip stream made of independently inflatable spans, the way
  * pigz parallelises but without pigz's shared dictionary: each span is deflated by a fresh
@@ -114,7 +99,7 @@ export async function writeSpanGzip(source: AsyncIterable<Buffer>, out: Writable
       spanHash.update(p);
       blobHash.update(p);
       cs += p.length;
-      await write(out, p);
+      await writeWithBackpressure(out, p);
     }
     spans.push({ c: compressed, cs, u, us, sha256: spanHash.digest('hex') });
     compressed += cs;

@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 
-function writeWithBackpressure(sink: Writable, chunk: Buffer): Promise<void> {
+/** Writes a chunk and resolves once the sink accepts more (after 'drain' when it is full). */
+export function writeWithBackpressure(sink: Writable, chunk: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (sink.destroyed) return reject(sink.errored ?? new Error('sink destroyed'));
     const ok = sink.write(chunk, (err) => {

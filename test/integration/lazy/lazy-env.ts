@@ -3,14 +3,17 @@
  * image, and packages published by `hostpull publish` with small spans (64 KiB) so that a layer
  * has many of them.
  */
-import { createHash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runCli, spawnCli } from '../../helpers/cli.js';
+import { runCli } from '../../helpers/cli.js';
+import { spawnServe } from '../../helpers/serve-cli.js';
 import { baseFiles, buildLayer, pushImage } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { noise } from '../../helpers/noise.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+export { noise };
 
 export interface LazyEnv {
   registry: TestRegistry;
@@ -25,20 +28,9 @@ export interface LazyEnv {
 
 const TOKEN = 'lazy-test-token-0123456789';
 
-/** Deterministic incompressible bytes (a sha256 chain): compressed ≈ uncompressed, so many spans. */
-export function noise(bytes: number, seed: string): Buffer {
-  const out = Buffer.allocUnsafe(bytes);
-  let h = createHash('sha256').update(seed).digest();
-  for (let o = 0; o < bytes; o += 32) {
-    h = createHash('sha256').update(h).digest();
-    h.copy(out, o, 0, Math.min(32, bytes - o));
-  }
-  return out;
-}
-
 /**
- * A package tree under `dir`: `bin/<name>` prints a greeting and the size of a small file, and
- * `lib/big.bin` (`bigBytes` of noise) is there to be mostly not read.
+ * A package tree under `dir`: `bin/<name>` prints a greeting and a small file, and `lib/big.bin`
+ * (`bigBytes` of incompressible noise, so many spans) is there to be mostly not read.
  */
 export async function writeTool(dir: string, name: string, bigBytes: number): Promise<void> {
   await mkdir(join(dir, 'bin'), { recursive: true });
@@ -57,21 +49,10 @@ export async function startLazyEnv(tools: Record<string, number>): Promise<LazyE
   try {
     await pushImage(registry.url, 'pkg/base', 'latest', [buildLayer(baseFiles())], { env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], cmd: ['/bin/sh'] });
     await writeFile(join(work, 'token'), `${TOKEN}\n`);
-    server = spawnCli(['--root', join(work, 'server'), 'serve', '--listen', '127.0.0.1:0', '--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
+    const started = await spawnServe(['--root', join(work, 'server')], ['--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
+    server = started.child;
     const s = server;
-    const serverUrl = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-      s.stdout!.on('data', (b: Buffer) => {
-        out += b.toString();
-        const m = /serving (http:\/\/\S+)/.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-      s.once('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-    });
+    const serverUrl = started.url;
     const published = new Map<string, { layerDigest: string; tocDigest: string; size: number }>();
     for (const [code, bigBytes] of Object.entries(tools)) {
       const name = code.replace(/[0-9.]+$/, '').toLowerCase();

@@ -17,19 +17,10 @@ import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
+import { noise } from '../../helpers/noise.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 const E = constants.errno;
-
-function noise(bytes: number, seed: string): Buffer {
-  const out = Buffer.allocUnsafe(bytes);
-  let h = createHash('sha256').update(seed).digest();
-  for (let o = 0; o < bytes; o += 32) {
-    h = createHash('sha256').update(h).digest();
-    h.copy(out, o, 0, Math.min(32, bytes - o));
-  }
-  return out;
-}
 
 /** An in-memory registry for one blob: counts requests, and can corrupt, stall or fail them. */
 class FakeSource implements SpanSource {
