@@ -34,7 +34,12 @@ export class LazyLayer {
     this.toc = toc;
     this.tree = LazyTree.fromToc(toc, options.where);
     this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir), { ...options.fetch, logger: options.logger });
-    this.reader = new LazyReader(toc, this.fetcher);
+    // A read is bounded as one span's fetch is (attempts × (timeout + backoff)), even when its
+    // spans wait behind others for a connection: a stalled registry gives EIO in that time.
+    const f = options.fetch;
+    const attempts = f.attempts ?? 3;
+    const readDeadlineMs = attempts * ((f.attemptTimeoutMs ?? 10_000) + (f.retryDelayMs ?? 250) * attempts) + 500;
+    this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs });
     this.handlers = createFuseHandlers(this.tree, this.reader, { logger: options.logger, where: options.where, onReadError: () => this.#readErrors++ });
   }
 

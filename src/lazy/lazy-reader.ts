@@ -9,6 +9,11 @@ const inflateRawAsync = promisify(inflateRaw);
 
 export interface LazyReaderOptions {
   /**
+   * The longest one read waits, whatever is queued before its spans: then LAZY_TIMEOUT (EIO to the
+   * reader). The fetches go on and fill the cache for a later read. Default: no bound of its own.
+   */
+  readDeadlineMs?: number;
+  /**
    * Inflated spans kept in memory. Default 64 MiB: sixteen 4 MiB spans, enough for a program
    * reading a few files at once without inflating the same span again for each 128 KiB read.
    */
@@ -25,6 +30,7 @@ export class LazyReader {
   readonly #toc: SeekableToc;
   readonly #fetcher: SpanFetcher;
   readonly #max: number;
+  readonly #deadline: number | undefined;
   readonly #inflated = new Map<number, Promise<Buffer>>();
   /** Sizes of the settled entries of #inflated. */
   readonly #sizes = new Map<number, number>();
@@ -36,6 +42,7 @@ export class LazyReader {
     this.#toc = toc;
     this.#fetcher = fetcher;
     this.#max = options.inflatedCacheBytes ?? 64 * 1024 * 1024;
+    this.#deadline = options.readDeadlineMs;
   }
 
   /** Spans in the order reads first needed them. */
@@ -50,7 +57,7 @@ export class LazyReader {
     if (n === 0) return Buffer.alloc(0);
     const start = node.dataOffset + offset;
     const { first, last } = spansFor(this.#toc.spans, start, n);
-    const parts = await Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read')));
+    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
     const out = Buffer.allocUnsafe(n);
     let fill = 0;
     for (let k = 0; k < parts.length; k++) {
@@ -60,6 +67,17 @@ export class LazyReader {
       fill += parts[k]!.copy(out, fill, from, to);
     }
     return out;
+  }
+
+  #bounded<T>(work: Promise<T>, path: string): Promise<T> {
+    const ms = this.#deadline;
+    if (ms === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HostpullError('LAZY_TIMEOUT', `${path}: no verified data within ${ms} ms (the registry is slow, stalled or unreachable)`)), ms);
+    });
+    work.catch(() => undefined); // settles after the deadline is reported: not unhandled
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
   }
 
   /** Fetches spans into the cache (without inflating them) ahead of reads. */

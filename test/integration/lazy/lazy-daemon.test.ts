@@ -70,8 +70,11 @@ describe('lazy layers in the daemon', () => {
       expect(failed.ms).toBeLessThan(ATTEMPTS * (FETCH_TIMEOUT_MS + 1000) + 5000);
       expect(d.log()).toContain('lazy read failed: EIO to the reader');
 
-      // Meanwhile the daemon serves, and a container over unpacked layers reads everything.
-      expect((await d.get('/v1/stats')).status).toBe(200);
+      // Meanwhile the daemon serves (its metrics say how each layer came), and a container over unpacked layers reads everything.
+      const metrics = await d.get('/metrics');
+      expect(metrics.status).toBe(200);
+      expect(metrics.body).toContain(`hostpull_layer_arrival{layer="${env.published.get('TOOLD1.0')!.layerDigest}",arrival="lazy",reason=""}`);
+      expect(metrics.body).toMatch(/hostpull_layers_by_arrival\{arrival="whole"\} [1-9]/);
       expect((await readFileTimed(join(whole.rootfs, 'opt/toole/lib/big.bin'))).sha).toBe(sha(noise(1024 * 1024, 'toole')));
 
       env.registry.resume();

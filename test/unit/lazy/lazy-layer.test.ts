@@ -52,7 +52,7 @@ function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
 describe('lazy layer (no /dev/fuse)', () => {
   const tmp = useTempDir('lazy-unit');
 
-  async function layer(opts: { attempts?: number; timeoutMs?: number } = {}) {
+  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number } = {}) {
     const dir = await tmp();
     const src = join(dir, 'src');
     await mkdir(join(src, 'bin'), { recursive: true });
@@ -69,7 +69,7 @@ describe('lazy layer (no /dev/fuse)', () => {
       where: 'test layer',
       source,
       cacheDir,
-      fetch: { attempts: opts.attempts ?? 2, attemptTimeoutMs: opts.timeoutMs ?? 2000, retryDelayMs: 10 },
+      fetch: { attempts: opts.attempts ?? 2, attemptTimeoutMs: opts.timeoutMs ?? 2000, retryDelayMs: 10, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
       logger: silentLogger(),
     });
     return { lazy, source, blob, toc: built.toc, cacheDir, tar: gunzipSync(blob) };
@@ -148,6 +148,18 @@ describe('lazy layer (no /dev/fuse)', () => {
     const [n] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
     expect(buf.subarray(0, n).toString()).toBe('#!/bin/sh\necho hi\n');
     expect(blob.length).toBeGreaterThan(0);
+  });
+
+  it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
+    const { lazy, source } = await layer({ attempts: 2, timeoutMs: 300, concurrency: 1 });
+    source.mode = 'stall';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(200_000);
+    const t0 = performance.now();
+    // 200 kB of 64 KiB spans: four spans, one connection, each span 2 × 300 ms when stalled.
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 200_000, 0, cb));
+    expect(r).toBe(-E.EIO);
+    expect(performance.now() - t0).toBeLessThan(2 * (300 + 20) + 500 + 400);
   });
 
   it('a refused connection is retried up to the attempt limit', async () => {
