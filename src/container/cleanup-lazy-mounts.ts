@@ -2,9 +2,10 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { processAlive } from '../gc/process-start.js';
-import { lazyMountsDir, parseHelperDirName } from '../lazy/lazy-paths.js';
+import { lazyMountsDir, lazyRoot, parseHelperDirName } from '../lazy/lazy-paths.js';
 import type { Logger } from '../log.js';
 import { unmountAllUnder } from '../rootfs/mount.js';
+import type { ContentStore } from '../store/content-store.js';
 import type { StoreLayout } from '../store/layout.js';
 
 /**
@@ -32,6 +33,31 @@ export async function cleanupStaleLazyMounts(layout: StoreLayout, logger: Logger
     if (unmounted.length > 0) logger.info({ dir, unmounted }, 'removed the lazy mounts of a helper that is gone');
     await rm(dir, { recursive: true, force: true });
     removed.push(...unmounted);
+  }
+  return removed;
+}
+
+/**
+ * Removes the span caches of layers that are unpacked now (completed, or pulled whole since):
+ * a lazy layer whose background pull did not finish keeps its verified spans for the next lazy
+ * start, until the layer arrives some other way. Never touches the cache of a layer in use by a
+ * live helper (that layer is not unpacked yet, or its own completion removes the cache).
+ */
+export async function pruneSpanCaches(store: ContentStore): Promise<number> {
+  const dir = join(lazyRoot(store.layout), 'spans');
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return 0;
+    throw err;
+  }
+  const unpacked = new Set(store.layers.list().map((l) => l.blobDigest.slice(l.blobDigest.indexOf(':') + 1)));
+  let removed = 0;
+  for (const hex of names) {
+    if (!unpacked.has(hex)) continue;
+    await rm(join(dir, hex), { recursive: true, force: true });
+    removed++;
   }
   return removed;
 }

@@ -11,7 +11,7 @@ import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
-import { cleanupStaleLazyMounts } from './cleanup-lazy-mounts.js';
+import { cleanupStaleLazyMounts, pruneSpanCaches } from './cleanup-lazy-mounts.js';
 import { LazyLayers } from '../lazy/lazy-layers.js';
 import type { FetchPolicy } from '../lazy/helper-protocol.js';
 import type { Digest } from '../oci/digest.js';
@@ -86,6 +86,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   await cleanupLeftoverContainers(store.layout, logger);
   // After the containers (whose overlays use them): lazy mounts whose helper is gone.
   await cleanupStaleLazyMounts(store.layout, logger);
+  await pruneSpanCaches(store);
   const stateRoot = runtimeStateDir(store.layout);
   // Probe before pulling: a host without a working runtime fails in a second, not after a download.
   const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
@@ -107,6 +108,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   const lazy = options.lazy
     ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
     : undefined;
+  if (lazy && !rootless) lazy.prestart();
   try {
     if (rootless) return await runRootless(deps, ref, runtime, stateRoot, { ...prepareOptions, ...(lazy ? { lazy } : {}) }, options);
     const container = await prepareContainer(deps, ref, { ...prepareOptions, ...(lazy ? { lazy } : {}) });

@@ -9,7 +9,7 @@ import { RegistryClient } from '../registry/index.js';
 import { unmountAllUnder } from '../rootfs/mount.js';
 import { containerDirs } from '../container/container-dirs.js';
 import { prepareContainer, removeContainer } from '../container/prepare-container.js';
-import { cleanupStaleLazyMounts } from '../container/cleanup-lazy-mounts.js';
+import { cleanupStaleLazyMounts, pruneSpanCaches } from '../container/cleanup-lazy-mounts.js';
 import { learnPrefetch } from '../container/learn-prefetch.js';
 import { LazyLayers, type LazyLayersOptions } from '../lazy/lazy-layers.js';
 import { HostpullError } from '../errors.js';
@@ -125,6 +125,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (stale.released.length > 0 || stale.failed.length > 0) logger.info({ stale }, 'stale rootfs cleaned');
     // After the rootfs that used them: FUSE mounts of a lazy helper that died with an earlier daemon.
     await cleanupStaleLazyMounts(store.layout, logger);
+    await pruneSpanCaches(store);
 
     // Budget GC: single-flight, so a burst of pulls runs it once more at most.
     let gcRunning: Promise<void> | undefined;

@@ -32,12 +32,19 @@ export interface LazyLayersOptions {
   /** Per-span retry bound: the longest a reader waits before EIO (see SpanFetcher). Default 3 × 10 s. */
   fetch?: Partial<FetchPolicy>;
   /**
-   * How long after mounting a layer its background pull starts: a starting container's reads
-   * get the link to themselves first. Default 2000 ms (the JVM of `mvn -v` reads for about a
-   * second). Readers still go first afterwards (see SpanFetcher's backgroundConcurrency).
+   * The background pull of a layer starts at least this long after mounting it, and then once
+   * its reads have needed no new span for a second (at most 30 s after mounting): a starting
+   * container gets the link to itself first (a JVM starting over the lazy JDK reads for several
+   * seconds). Readers still go first afterwards (see SpanFetcher's backgroundConcurrency).
+   * Default 2000 ms.
    */
   backgroundDelayMs?: number;
 }
+
+/** A layer's reads are taken as settled once they needed no new span for this long. */
+const READS_IDLE_MS = 1000;
+/** The background pull starts at the latest this long after mounting, busy reads or not. */
+const BACKGROUND_MAX_WAIT_MS = 30_000;
 
 /** A layer that can be shown lazily: its verified TOC, and the tree built from it. */
 export interface LazyCandidate {
@@ -138,11 +145,17 @@ export class LazyLayers {
   }
 
   #startHelper(): Promise<FuseHelper> {
-    this.#helper ??= FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)).then((h) => {
-      this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
-      void h.exited.then(() => this.#helperGone());
-      return h;
-    });
+    this.#helper ??= FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)).then(
+      (h) => {
+        this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
+        void h.exited.then(() => this.#helperGone());
+        return h;
+      },
+      (err: unknown) => {
+        this.#helper = undefined; // the next mount tries again
+        throw err;
+      },
+    );
     return this.#helper;
   }
 
@@ -186,7 +199,7 @@ export class LazyLayers {
     const { store, logger } = this.#o;
     const { cand } = s;
     try {
-      await sleep(this.#o.backgroundDelayMs ?? 2000, undefined, { signal: this.#abort.signal });
+      await this.#readsSettled(helper, cand.blobDigest);
       const row = await completeLayer(
         { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc },
         { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
@@ -223,6 +236,31 @@ export class LazyLayers {
     if (prefetchList(this.#o.store, composite).size > 0) return;
     recordPrefetchList(this.#o.store, composite, lists);
     await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
+  }
+
+  /** Waits the minimum delay, then until the layer's reads need no new span (bounded). */
+  async #readsSettled(helper: FuseHelper, key: Digest): Promise<void> {
+    const signal = this.#abort.signal;
+    const minDelay = this.#o.backgroundDelayMs ?? 2000;
+    const start = Date.now();
+    await sleep(minDelay, undefined, { signal });
+    let seen = -1;
+    let quietSince = Date.now();
+    while (Date.now() - start < Math.max(BACKGROUND_MAX_WAIT_MS, minDelay)) {
+      const read = (await helper.stats(key))?.readOrder.length ?? 0;
+      if (read !== seen) {
+        seen = read;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= READS_IDLE_MS) {
+        return;
+      }
+      await sleep(250, undefined, { signal });
+    }
+  }
+
+  /** Starts the FUSE helper now, so its start overlaps the pull (a lazy run will need it). */
+  prestart(): void {
+    this.#startHelper().catch((err: unknown) => this.#o.logger.debug({ err }, 'lazy helper did not start early; will try again when needed'));
   }
 
   /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */
