@@ -3,6 +3,7 @@
 //
 //   npm run demo            # once: builds the trees and the layout under /var/tmp/hostpull-demo
 //   bash bench/lazy.sh      # builds, then runs this; figures on stdout, JSON in $WORK/results.json
+//   SKIP_PUBLISH=1 leaves out part 1; SPAN_SIZE=1M publishes the packages with another span size.
 //
 // 1. publish: `hostpull publish` of JDK17.0 and GO1.19 against `tar --sort=name | pigz -6` of the
 //    same tree, alternated, wall and CPU time each.
@@ -142,7 +143,8 @@ async function main() {
   const proxy = await countingProxy(serverUrl);
   try {
     for (const [code, p] of Object.entries(PKGS)) {
-      execFileSync(process.execPath, [CLI, '--server', serverUrl, 'publish', join(DEMO, 'pkgs', p.dir), '--code', code, ...p.flags, '--layout', layout, '--token-file', token], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const span = process.env.SPAN_SIZE ? ['--span-size', process.env.SPAN_SIZE] : [];
+      execFileSync(process.execPath, [CLI, '--server', serverUrl, 'publish', join(DEMO, 'pkgs', p.dir), '--code', code, ...p.flags, ...span, '--layout', layout, '--token-file', token], { stdio: ['ignore', 'ignore', 'inherit'] });
     }
     say('published the demo packages as seekable layers');
     results.start = {};
@@ -166,7 +168,7 @@ async function main() {
 
     // --- 3. throughput through the lazy mount vs the unpacked dir -----------------------------
     const root = join(WORK, 'nodes', 'throughput');
-    const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', '--lazy', '--lazy-background-delay', '10m', 'GO1.19', '--', 'sleep', '600'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', '--lazy', '--lazy-background-delay', '10m', 'GO1.19', '--', '/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'], { stdio: 'ignore' });
     const mnt = await (async () => {
       for (let i = 0; i < 600; i++) {
         const base = join(root, 'lazy', 'mnt');

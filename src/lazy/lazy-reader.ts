@@ -87,8 +87,13 @@ export class LazyReader {
 
   #span(index: number, priority: SpanPriority): Promise<Buffer> {
     if (!this.#seen.has(index)) {
+      // Reads walking the spans in order (a tar, a copy, a scan): fetch the next two ahead,
+      // so a sequential reader finds them cached. Random access (a JVM in its jimage) never
+      // triggers it, and so fetches nothing it does not read.
+      const previous = this.#firstReads[this.#firstReads.length - 1];
       this.#seen.add(index);
       this.#firstReads.push(index);
+      if (previous === index - 1) this.prefetch([index + 1, index + 2]).catch(() => undefined);
     }
     const hit = this.#inflated.get(index);
     if (hit) {

@@ -15,7 +15,7 @@ export interface BuildLayerOptions {
   mtime?: Date;
   /** Uncompressed bytes per independently inflatable span. Default 4 MiB (see span-gzip.ts). */
   spanSize?: number;
-  /** Spans compressed at once. Default: the number of CPUs. */
+  /** Spans compressed ahead (see SpanGzipOptions.concurrency). */
   concurrency?: number;
   signal?: AbortSignal;
 }

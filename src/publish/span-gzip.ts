@@ -11,14 +11,19 @@ const deflateRawAsync = promisify(deflateRaw);
 
 export interface SpanGzipOptions {
   /**
-   * Uncompressed bytes per span. Default 4 MiB: measured on the demo's JDK 17 tree, spans of 1, 4
-   * and 16 MiB cost +0.5%, +0.15% and +0.05% over one deflate stream; a lazy read fetches a
-   * whole span, so smaller spans fetch less for a small file (see bench/lazy.sh).
+   * Uncompressed bytes per span. Default 4 MiB: measured on the demo's trees against one deflate
+   * stream of the same tar, spans of 1, 4 and 16 MiB cost +0.12%, +0.03%, +0.00% (JDK 17) and
+   * +0.14%, +0.05%, +0.02% (Go 1.19); a lazy read fetches whole spans, so smaller spans fetch
+   * less for a small file, at more requests and a bigger TOC.
    */
   spanSize?: number;
   /** zlib level. Default 6 (gzip's and pigz's default). */
   level?: number;
-  /** Spans compressed at once on the libuv pool. Default: the number of CPUs. */
+  /**
+   * Spans handed to the libuv pool ahead of the one being written. Default: twice the number of
+   * CPUs (at least 4, the pool's size): one per CPU leaves a core idle whenever spans finish out
+   * of order, since this thread then waits for the oldest before it reads on.
+   */
   concurrency?: number;
   signal?: AbortSignal;
 }
@@ -83,7 +88,7 @@ async function* pieces(source: AsyncIterable<Buffer>, size: number, signal?: Abo
 export async function writeSpanGzip(source: AsyncIterable<Buffer>, out: Writable, options: SpanGzipOptions = {}): Promise<SpanGzipResult> {
   const spanSize = options.spanSize ?? DEFAULT_SPAN_SIZE;
   const level = options.level ?? 6;
-  const concurrency = Math.max(1, options.concurrency ?? availableParallelism());
+  const concurrency = Math.max(1, options.concurrency ?? Math.max(4, 2 * availableParallelism()));
   const diffHash = createDigester();
   const blobHash = createDigester();
   const spans: TocSpan[] = [];
