@@ -14,7 +14,7 @@ export interface LazyReaderOptions {
    */
   readDeadlineMs?: number;
   /**
-   * Inflated spans kept in memory. Default 64 MiB: sixteen 4 MiB spans, enough for a program
+   * Inflated spans kept in memory. Default 64 MiB: sixty-four 1 MiB spans, enough for a program
    * reading a few files at once without inflating the same span again for each 128 KiB read.
    */
   inflatedCacheBytes?: number;

@@ -13,7 +13,7 @@ export interface BuildLayerOptions {
   outFile: string;
   /** Entry timestamps. Default: SOURCE_DATE_EPOCH if set, else 2020-01-01T00:00:00Z. */
   mtime?: Date;
-  /** Uncompressed bytes per independently inflatable span. Default 4 MiB (see span-gzip.ts). */
+  /** Uncompressed bytes per independently inflatable span. Default 1 MiB (see span-gzip.ts). */
   spanSize?: number;
   /** Spans compressed ahead (see SpanGzipOptions.concurrency). */
   concurrency?: number;

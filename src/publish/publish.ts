@@ -30,7 +30,7 @@ export interface PublishOptions {
   server?: { url: string; token?: string | undefined } | undefined;
   /** Entry timestamps. Default SOURCE_DATE_EPOCH or 2020-01-01. */
   mtime?: Date;
-  /** Uncompressed bytes per independently inflatable span of the layer. Default 4 MiB. */
+  /** Uncompressed bytes per independently inflatable span of the layer. Default 1 MiB (see span-gzip.ts). */
   spanSize?: number;
   signal?: AbortSignal;
 }

@@ -51,7 +51,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI layout directory')
     .option('--token-file <file>', 'the server\'s catalog token')
     .option('--no-register', 'only push the image; do not register the code name with --server')
-    .option('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', '4M')
+    .option('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', '1M')
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
