@@ -62,6 +62,8 @@ export interface LazyRunOptions {
   fetch?: Partial<FetchPolicy>;
   /** Wait for the background pulls before returning. Default true. */
   waitForCompletion?: boolean;
+  /** Stops that wait (a SIGINT or SIGTERM after the container exited): the verified spans stay cached for the next run. */
+  stopWaiting?: AbortSignal;
   /** Delay before a layer's background pull starts (see LazyLayersOptions). Default 2000 ms. */
   backgroundDelayMs?: number;
 }
@@ -132,10 +134,20 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     }
   } finally {
     if (lazy) {
-      if (options.lazy?.waitForCompletion !== false && !options.signal?.aborted) await lazy.settled();
+      if (options.lazy?.waitForCompletion !== false && !options.signal?.aborted) await untilAborted(lazy.settled(), options.lazy?.stopWaiting);
       await lazy.close();
     }
   }
+}
+
+function untilAborted(work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** runImage without root: the same steps, with mount and runtime run by the namespace helper. */

@@ -36,6 +36,9 @@ export function registerRunCommand(program: Command): void {
           const progress = progressRenderer();
           const abort = new AbortController();
           const onSignal = () => abort.abort(new Error('interrupted'));
+          // With --lazy, run waits for the background pulls after the container exits; a signal stops that wait.
+          const stopWaiting = new AbortController();
+          const onSignalAfter = () => stopWaiting.abort();
           process.once('SIGINT', onSignal);
           process.once('SIGTERM', onSignal);
           try {
@@ -51,7 +54,7 @@ export function registerRunCommand(program: Command): void {
               allowOverlap: opts.allowOverlap ?? false,
               pullPolicy: opts.pull,
               ...(opts.unshare ? { unshare: opts.unshare } : {}),
-              ...(opts.lazy ? { lazy: { insecureRegistries: g.insecureRegistry, ...lazyOptionsFrom(opts) } } : {}),
+              ...(opts.lazy ? { lazy: { insecureRegistries: g.insecureRegistry, stopWaiting: stopWaiting.signal, ...lazyOptionsFrom(opts) } } : {}),
               signal: abort.signal,
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {
@@ -59,6 +62,10 @@ export function registerRunCommand(program: Command): void {
                 // From here on the container's own signal forwarding takes over.
                 process.off('SIGINT', onSignal);
                 process.off('SIGTERM', onSignal);
+                if (opts.lazy) {
+                  process.once('SIGINT', onSignalAfter);
+                  process.once('SIGTERM', onSignalAfter);
+                }
                 host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
               },
             });
@@ -67,6 +74,8 @@ export function registerRunCommand(program: Command): void {
             progress.stop();
             process.off('SIGINT', onSignal);
             process.off('SIGTERM', onSignal);
+            process.off('SIGINT', onSignalAfter);
+            process.off('SIGTERM', onSignalAfter);
           }
         });
       }),
