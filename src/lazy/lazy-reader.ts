@@ -37,6 +37,8 @@ export class LazyReader {
   #inflatedBytes = 0;
   readonly #firstReads: number[] = [];
   readonly #seen = new Set<number>();
+  /** Last span of the previous read, to recognise a sequential reader. */
+  #lastSpan: number | undefined;
 
   constructor(toc: SeekableToc, fetcher: SpanFetcher, options: LazyReaderOptions = {}) {
     this.#toc = toc;
@@ -57,6 +59,11 @@ export class LazyReader {
     if (n === 0) return Buffer.alloc(0);
     const start = node.dataOffset + offset;
     const { first, last } = spansFor(this.#toc.spans, start, n);
+    // A read that moves on into the span after the previous read's last one: the reader walks the
+    // layer in order (a tar, a copy, a scan), so fetch the next two ahead. Random access (a JVM in
+    // its jimage) does not trigger it, and so fetches nothing it does not read.
+    if (this.#lastSpan !== undefined && last === this.#lastSpan + 1) this.prefetch([last + 1, last + 2]).catch(() => undefined);
+    this.#lastSpan = last;
     const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
     const out = Buffer.allocUnsafe(n);
     let fill = 0;
@@ -87,13 +94,8 @@ export class LazyReader {
 
   #span(index: number, priority: SpanPriority): Promise<Buffer> {
     if (!this.#seen.has(index)) {
-      // Reads walking the spans in order (a tar, a copy, a scan): fetch the next two ahead,
-      // so a sequential reader finds them cached. Random access (a JVM in its jimage) never
-      // triggers it, and so fetches nothing it does not read.
-      const previous = this.#firstReads[this.#firstReads.length - 1];
       this.#seen.add(index);
       this.#firstReads.push(index);
-      if (previous === index - 1) this.prefetch([index + 1, index + 2]).catch(() => undefined);
     }
     const hit = this.#inflated.get(index);
     if (hit) {

@@ -150,6 +150,24 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(blob.length).toBeGreaterThan(0);
   });
 
+  it('a reader walking the layer in order gets the next spans fetched ahead', async () => {
+    const { lazy, source, toc } = await layer();
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(32768);
+    // Read on from the start until the reads cross into the next span.
+    const firstSpan = toc.spans.findIndex((s) => s.u + s.us > entry.dataOffset!);
+    let pos = 0;
+    while (entry.dataOffset! + pos < toc.spans[firstSpan + 1]!.u + 1) {
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 32768, pos, cb));
+      pos += 32768;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const asked = source.requests.map(([c]) => toc.spans.findIndex((s) => s.c === c));
+    expect(asked).toEqual(expect.arrayContaining([firstSpan, firstSpan + 1, firstSpan + 2, firstSpan + 3]));
+    expect(Math.max(...asked)).toBe(firstSpan + 3);
+  });
+
   it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
     const { lazy, source } = await layer({ attempts: 2, timeoutMs: 300, concurrency: 1 });
     source.mode = 'stall';
