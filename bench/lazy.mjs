@@ -104,6 +104,9 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
 
 async function main() {
   for (const p of Object.values(PKGS)) if (!existsSync(join(DEMO, 'pkgs', p.dir))) throw new Error(`${join(DEMO, 'pkgs', p.dir)} is missing: run \`npm run demo\` first`);
+  // Mounts an interrupted earlier run left under WORK (a container's overlay, a lazy mount) go first.
+  const stale = execFileSync('sh', ['-c', `awk '$5 ~ "^${WORK}/" {print $5}' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  for (const m of stale) execFileSync('umount', ['-l', m]);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
   const results = { load: { start: load() } };
