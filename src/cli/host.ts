@@ -23,7 +23,7 @@ export async function openHost(options: GlobalOptions): Promise<HostContext> {
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
   const store = await ContentStore.open(options.root, { logger });
-  const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger });
+  const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
   return {
     options,
     logger,
@@ -61,9 +61,12 @@ export function addDaemonOptions(cmd: Command): Command {
 export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
   // The daemon's own --insecure-registry decides where it speaks plain http (and could send
   // registry credentials): a client's flag is not forwarded, the command works in-process.
+  // The same goes for a registry timeout or retry budget given as a flag: the daemon pulls with
+  // its own (the environment file the daemon reads sets them for both alike).
   const insecure = (options.insecureRegistry ?? []).length > 0;
-  if (insecure && daemon.daemon !== false) loggerFor(options).debug('--insecure-registry given: working in-process, not through the daemon');
-  if (daemon.daemon !== false && !insecure) {
+  const ownTimeouts = options.registryFlagsGiven;
+  if ((insecure || ownTimeouts) && daemon.daemon !== false) loggerFor(options).debug('--insecure-registry or a registry timeout given: working in-process, not through the daemon');
+  if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
     const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };

@@ -17,6 +17,17 @@ export function buildProgram(): Command {
     .addOption(new Option('--server <host:port>', 'hostpull server (or registry) that short references resolve against').env('HOSTPULL_SERVER'))
     .addOption(new Option('--namespace <repo>', 'repository under which the server offers composites').env('HOSTPULL_NAMESPACE').default('hostpull'))
     .addOption(new Option('--insecure-registry <host:port>', 'allow plain http to this non-loopback registry (repeatable)').argParser(collect))
+    // Node side (pull, run, mount, daemon). No commander default: a flag given explicitly makes a
+    // verb work in-process rather than through a daemon that has its own settings.
+    .addOption(new Option('--registry-headers-timeout <duration>', 'give up on a registry response whose headers take longer (500ms, 30s, 2m…; default 30s)').env('HOSTPULL_REGISTRY_HEADERS_TIMEOUT'))
+    .addOption(
+      new Option('--registry-idle-timeout <duration>', 'a download that receives no byte for this long resumes with Range (500ms, 30s, 2m…; default 30s)').env('HOSTPULL_REGISTRY_IDLE_TIMEOUT'),
+    )
+    .addOption(
+      new Option('--registry-retry-budget <duration>', 'how long a failing registry is retried (backoff with jitter) before a pull fails (10s, 2m…; default 60s)').env(
+        'HOSTPULL_REGISTRY_RETRY_BUDGET',
+      ),
+    )
     .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
     .showHelpAfterError()
     .exitOverride()

@@ -5,7 +5,7 @@ import { resolve as resolvePath } from 'node:path';
 import { cleanStaleMounts } from '../gc/stale-mounts.js';
 import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/reference.js';
-import { RegistryClient } from '../registry/index.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
 import { unmountAllUnder } from '../rootfs/mount.js';
 import { containerDirs } from '../container/container-dirs.js';
 import { prepareContainer, removeContainer } from '../container/prepare-container.js';
@@ -33,6 +33,8 @@ export interface DaemonOptions {
   namespace?: string;
   /** Plain-http registries besides loopback. Default none. */
   insecureRegistries?: string[];
+  /** Registry headers/idle timeouts and retry budget. Default: the RegistryClient's (30 s, 30 s, 60 s). */
+  registry?: Pick<RegistryClientOptions, 'headersTimeoutMs' | 'bodyTimeoutMs' | 'retryBudgetMs'>;
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
@@ -96,7 +98,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     removeSignalHandlers();
     throw err;
   }
-  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger });
+  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
   const tracker = new PullTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
   const api = new LocalHostApi({ store, client, logger });

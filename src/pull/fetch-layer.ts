@@ -2,11 +2,11 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, errnoCode, hintFor, isHostpullError } from '../errors.js';
+import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
 import type { Digest } from '../oci/digest.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { LayerRow } from '../store/layers.js';
 import { VerifyingStream } from '../store/verifying-stream.js';
@@ -36,27 +36,8 @@ export interface FetchOutcome {
   layer?: LayerRow;
 }
 
-/** How many times a broken transfer is resumed within one pull before giving up. */
-const TRANSFER_ATTEMPTS = 4;
-
 function source(repo: RepositoryRef): string {
   return `${repo.registry}/${repo.repository}`;
-}
-
-/** Errors after which resuming from the bytes already on disk can help. */
-function resumable(err: unknown): boolean {
-  if (isHostpullError(err)) {
-    if (err.code === 'SIZE_MISMATCH') return (err.details?.actual as number | undefined) !== undefined && (err.details!.actual as number) < (err.details!.expected as number);
-    return (err as { temporary?: boolean }).temporary === true;
-  }
-  const code = errnoCode(err);
-  return (
-    code === 'ECONNRESET' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    (typeof code === 'string' && code.startsWith('UND_ERR_'))
-  );
 }
 
 /** Makes sure the error that ends a layer names the blob and where it came from. */
@@ -101,22 +82,33 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
   let resumedFrom = 0;
 
   if (!store.blobs.has(job.digest)) {
-    for (let attempt = 1; ; attempt++) {
+    // One retry budget for the whole download, shared with the transport's own retries of each
+    // request: a registry that is down is waited for once (backoff, then the budget), whether it
+    // refuses connections, answers 503 or goes silent in the middle of the body.
+    const retry = deps.client.retryBudget(job.repo.registry, options.signal);
+    for (let first = true; ; first = false) {
       try {
-        const result = await transfer(deps, job, compression, options);
+        const result = await transfer(deps, job, compression, options, retry);
         fetchedBytes += result.fetched;
-        if (attempt === 1) resumedFrom = result.resumedFrom;
+        if (first) resumedFrom = result.resumedFrom;
         if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
         break;
       } catch (err) {
-        fetchedBytes += (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
-        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !resumable(err))) {
+        const got = (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        fetchedBytes += got;
+        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
           await store.blobs.discardIngest(job.digest);
           throw err;
         }
-        if (!resumable(err) || attempt >= TRANSFER_ATTEMPTS || options.signal?.aborted) throw describe(err, job, attempt);
-        deps.logger.warn({ digest: job.digest, attempt, err: (err as Error).message }, 'layer transfer broke; resuming');
+        // Bytes arrived: the registry is alive, so the budget starts again at the next failure.
+        if (got > 0) retry.progressed();
+        try {
+          await retry.failed(err);
+        } catch (final) {
+          throw describe(final, job, retry.retries + 1);
+        }
+        deps.logger.warn({ digest: job.digest, retries: retry.retries, err: (err as Error).message }, 'layer transfer broke; resuming');
       }
     }
   }
@@ -130,16 +122,17 @@ async function transfer(
   job: LayerJob,
   compression: LayerCompression,
   options: { unpack: boolean; signal?: AbortSignal },
+  retry: RetryBudget,
 ): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
-  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal });
+  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
     ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
-    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal });
+    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });

@@ -37,6 +37,7 @@ export function registerDaemonCommand(program: Command): void {
           server: global.server,
           namespace: global.namespace,
           insecureRegistries: global.insecureRegistry,
+          registry: global.registry,
           logger: loggerFor(global),
           maxStoreSize,
           gcIntervalMs: parseDuration(opts.gcInterval),
