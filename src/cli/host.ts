@@ -65,7 +65,9 @@ export async function openHostApi(options: GlobalOptions, daemon: { socket?: str
   // its own (the environment file the daemon reads sets them for both alike).
   const insecure = (options.insecureRegistry ?? []).length > 0;
   const ownTimeouts = options.registryFlagsGiven;
-  if ((insecure || ownTimeouts) && daemon.daemon !== false) loggerFor(options).debug('--insecure-registry or a registry timeout given: working in-process, not through the daemon');
+  if ((insecure || ownTimeouts) && daemon.daemon !== false) {
+    loggerFor(options).debug(`${insecure ? '--insecure-registry' : 'a registry timeout flag'} given: working in-process, not through the daemon`);
+  }
   if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).

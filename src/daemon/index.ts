@@ -4,7 +4,7 @@ export * from './host-api.js';
 export * from './metrics.js';
 export * from './notify.js';
 export * from './paths.js';
-export * from './pull-tracker.js';
+export * from './request-tracker.js';
 export * from './queries.js';
 export * from './socket-file.js';
 export * from './start-daemon.js';

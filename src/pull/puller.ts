@@ -30,6 +30,13 @@ export interface PullOptions {
   platform?: Platform;
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
+  /**
+   * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
+   * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
+   * pull, and counting it as one made /metrics report every rootfs as a pull and its layers as
+   * bytes "reused". Pulls that fetch something, and failed ones, are always recorded.
+   */
+  recordUpToDate?: boolean;
 }
 
 export interface PullResult extends PullRecord {
@@ -116,7 +123,7 @@ export class Puller {
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };
-      store.pulls.record(record);
+      if (!resolved.upToDate || options.recordUpToDate !== false) store.pulls.record(record);
       return record;
     } catch (err) {
       const finishedAt = Date.now();

@@ -94,4 +94,19 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX mount_layers_by_diff ON mount_layers(diff_id);
   `,
+  // 3: the pull log keeps a bounded history; what it forgets is folded into one row of totals
+  // first, so the counters of `hostpull stats` and /metrics still only go up.
+  `
+  CREATE TABLE pull_totals (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    pulls             INTEGER NOT NULL,
+    failed_pulls      INTEGER NOT NULL,
+    up_to_date_pulls  INTEGER NOT NULL,
+    bytes_fetched     INTEGER NOT NULL,
+    bytes_reused      INTEGER NOT NULL,
+    layer_hits        INTEGER NOT NULL,
+    layer_misses      INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO pull_totals VALUES (1, 0, 0, 0, 0, 0, 0, 0);
+  `,
 ];

@@ -205,9 +205,9 @@ describe('rootfs for a runtime', () => {
     expect(removed.status).toBe(204);
     expect(await mountsBelow(daemon.root)).toEqual([]);
     expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(0);
+    // Idempotent: a client that lost the first answer asks again and hears the same.
     const again = await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: rootfs.id });
-    expect(again.status).toBe(404);
-    expect(JSON.parse(again.body).error.message).toContain(rootfs.id);
+    expect(again.status).toBe(204);
   });
 
   it('refuses a bad id, an unknown code name and a malformed body with 4xx and a reason', async () => {
@@ -264,7 +264,7 @@ describe('graceful stop', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });
-      expect(daemon.log()).toMatch(/in-flight pulls aborted at stop/);
+      expect(daemon.log()).toMatch(/requests aborted at stop/);
       expect(await pullerExit).toBe(1);
       expect(pullerErr).toMatch(/daemon stopped before this pull finished/);
 
