@@ -13,6 +13,7 @@ import { VerifyingStream } from '../store/verifying-stream.js';
 import { applyLayer, type ApplyResult } from '../unpack/index.js';
 import { Tee } from '../util/tee.js';
 import type { PullEvent } from './events.js';
+import { relayUntilWritten } from './relay-until-written.js';
 
 export interface LayerJob {
   repo: RepositoryRef;
@@ -135,6 +136,8 @@ async function transfer(
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
+  // A break mid-body is passed on only once what arrived is on disk: the resume starts there.
+  const body = relayUntilWritten(response.stream, ingest.path, ingest.offset);
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
@@ -145,7 +148,7 @@ async function transfer(
   // stream from byte 0; the stored file is unpacked afterwards instead).
   if (!options.unpack || resumedFrom > 0) {
     try {
-      await pipeline(response.stream, verifier, counter, ingest.writer, { signal: options.signal });
+      await pipeline(body, verifier, counter, ingest.writer, { signal: options.signal });
     } catch (err) {
       throw Object.assign(err as Error, { fetchedBytes: fetched() });
     }
@@ -159,7 +162,7 @@ async function transfer(
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const unpacked = applyLayer(unpackInput, { compression, target: staging, expectedDiffId: job.diffId, signal: abort.signal });
   try {
-    const download = pipeline(response.stream, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
     let result: ApplyResult;
     try {
       [, result] = await Promise.all([
