@@ -190,6 +190,14 @@ describe('rootfs for a runtime', () => {
     expect(ran.stdout).toBe('grd-7.0\njdk-11.0\nwritten\n');
     expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(1);
 
+    // The first rootfs pulled the image (one pull); another of the same stored image is no pull.
+    const pullsBefore = JSON.parse((await daemon.get('/v1/stats')).body);
+    expect(pullsBefore).toMatchObject({ pulls: 1, upToDatePulls: 0 });
+    const second = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: 'JDK11.0-GRD7.0' });
+    expect(second.status).toBe(201);
+    expect(JSON.parse((await daemon.get('/v1/stats')).body)).toMatchObject({ pulls: 1, upToDatePulls: 0, bytesReused: pullsBefore.bytesReused });
+    expect((await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: JSON.parse(second.body).id })).status).toBe(204);
+
     // A 1-byte budget would take every unused layer: these three are held by the rootfs.
     const gc = await daemonRequest(daemon.socket, 'POST', '/v1/gc', { maxStoreSize: 1, graceMs: 0 });
     expect(gc.status).toBe(200);
@@ -240,6 +248,35 @@ describe('size budget', () => {
     // Nothing is mounted, so over a 1-byte budget every layer and blob goes.
     expect(stats.store).toEqual({ blobs: 0, blobBytes: 0, layers: 0, unpackedBytes: 0 });
     expect(daemon.log()).toMatch(/gc under the size budget/);
+  });
+});
+
+describe('a daemon that dies under a client', () => {
+  it('kill -9 during a pull: the CLI says the daemon exited, and what to do', async () => {
+    const slow = buildLayer(packageFiles('SLOW1.0', { bytes: 8 * 1024 * 1024, seed: 12 }));
+    await pushImage(registry.url, 'hostpull', 'SLOW1.0', [fixtures.base, slow], { cmd: ['/bin/sh'] });
+    const proxy = await startProxy(registry.url);
+    try {
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
+      const dir = await tempDir('daemon-dies');
+      const daemon = await daemonOn(dir, proxy.host);
+      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW1.0', '--socket', daemon.socket]);
+      let stderr = '';
+      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const exit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
+        if (Date.now() > deadline) throw new Error('the slow blob never started streaming');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      daemon.child.kill('SIGKILL');
+      expect(await exit).toBe(1);
+      expect(stderr).not.toMatch(/other side closed$/m);
+      expect(stderr).toMatch(new RegExp(`^hostpull: the daemon on ${daemon.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${daemon.child.pid}\\) exited during the pull`, 'm'));
+      expect(stderr).toMatch(/^hint: it was stopped or crashed: see its log .*--no-daemon; a pull resumes what was already downloaded$/m);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
