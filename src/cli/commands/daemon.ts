@@ -13,9 +13,14 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--socket <path>', 'unix socket to listen on').env('HOSTPULL_SOCKET').default(defaultSocketPath()))
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
     .addOption(new Option('--max-store-size <size>', 'evict least recently used unused layers above this size (bytes, 500M, 10G…)').env('HOSTPULL_MAX_STORE_SIZE'))
-    .addOption(new Option('--gc-interval <duration>', 'how often the budget GC runs').default('10m'))
-    .addOption(new Option('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this').default('10m'))
-    .addOption(new Option('--stop-timeout <duration>', 'at SIGTERM, how long in-flight pulls may finish before they are parked (resumable)').default('30s'))
+    .addOption(new Option('--gc-interval <duration>', 'how often the budget GC runs (30s, 10m, 1h…)').default('10m'))
+    .addOption(new Option('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this (30s, 10m, 1h…)').default('10m'))
+    .addOption(
+      new Option(
+        '--stop-timeout <duration>',
+        'at SIGTERM, how long requests in flight may finish (500ms, 30s, 1m…); then pulls are parked (resumable) and rootfs not yet answered are removed',
+      ).default('30s'),
+    )
     .action(
       action(async (opts: { socket: string; socketGroup?: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
         const { startDaemon } = await import('../../daemon/start-daemon.js');
