@@ -1,5 +1,5 @@
 import { existsSync, realpathSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { cleanStaleMounts } from '../gc/stale-mounts.js';
@@ -7,6 +7,7 @@ import { listMounts, releaseMount, type MountRow } from '../gc/mounts.js';
 import type { Mount } from '../rootfs/mount-plan.js';
 import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/mount.js';
 import { ownerAlive } from '../runtime/owner.js';
+import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
 import type { ContentStore } from '../store/content-store.js';
 import { containerDirs, CREATING_PREFIX, isContainerId, MOUNT_FILE } from './container-dirs.js';
 
@@ -75,7 +76,7 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
     }
   }
 
-  for (const name of await listDir(store.layout.containersDir)) {
+  for (const name of await readDirOrEmpty(store.layout.containersDir)) {
     const dir = join(store.layout.containersDir, name);
     if (name.startsWith(CREATING_PREFIX)) {
       const st = await stat(dir).catch(() => undefined);
@@ -113,13 +114,4 @@ async function remount(store: ContentStore, record: MountRow, bundle: string): P
 async function removeDir(dir: string): Promise<void> {
   unmountAllUnder(dir, { detach: true });
   await rm(dir, { recursive: true, force: true });
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
 }

@@ -1,10 +1,10 @@
 import { lstatSync, unlinkSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { immediate } from '../store/database.js';
 import type { ContentStore } from '../store/content-store.js';
 import { isAlive } from '../store/leases.js';
+import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
 
 export interface PartialDownloadsOptions {
   /** Keep partial files written to more recently than this (GcPolicy.graceMs). */
@@ -38,13 +38,7 @@ const PARTIAL_NAME = /^(sha256|sha512)-([a-f0-9]+)\.partial(?:\.(\d+)-[a-f0-9]+)
 export async function collectPartialDownloads(store: ContentStore, options: PartialDownloadsOptions): Promise<PartialDownloadsReport> {
   const report: PartialDownloadsReport = { removed: 0, bytes: 0 };
   const dir = store.layout.ingestDir;
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return report;
-    throw err;
-  }
+  const names = await readDirOrEmpty(dir);
   const now = options.now ?? Date.now();
   const db = store.db;
   const holder = db.prepare('SELECT pid FROM leases WHERE key = ?');

@@ -12,25 +12,13 @@ import { runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startProxy } from '../../helpers/proxy.js';
 import { blobRequests, startRegistry, type AccessEntry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
-import { daemonRequest, startTestDaemon, type TestDaemon } from './daemon-process.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
+import { daemonRequest, useTestDaemons } from './daemon-process.js';
 
 let registry: TestRegistry;
 let fixtures: FixtureSet;
-const temps: string[] = [];
-const daemons: TestDaemon[] = [];
-
-async function tempDir(prefix: string): Promise<string> {
-  const d = await makeTempDir(prefix);
-  temps.push(d);
-  return d;
-}
-
-async function daemonOn(dir: string, server: string, args: string[] = []): Promise<TestDaemon> {
-  const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server, args });
-  daemons.push(d);
-  return d;
-}
+const tempDir = useTempDir('daemon');
+const daemonOn = useTestDaemons();
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -38,12 +26,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) {
-    d.child.kill('SIGKILL');
-    await d.exited;
-  }
   await registry?.stop();
-  for (const d of temps) await removeTempDir(d);
 });
 
 /** Minimal Prometheus text parser: `name{labels} value` samples; HELP/TYPE lines checked for shape. */

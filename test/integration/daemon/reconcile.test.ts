@@ -10,14 +10,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushFixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import { daemonRequest, startTestDaemon, type TestDaemon } from './daemon-process.js';
+import { daemonRequest, useTestDaemons, type TestDaemon } from './daemon-process.js';
 
 const TAG = 'JDK11.0-GRD7.0';
 let registry: TestRegistry;
-const temps: string[] = [];
-const daemons: TestDaemon[] = [];
+const tempDir = useTempDir('reconcile');
+const daemonOn = useTestDaemons();
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -25,19 +25,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) {
-    d.child.kill('SIGKILL');
-    await d.exited;
-  }
   await registry?.stop();
-  for (const d of temps) await removeTempDir(d);
 });
-
-async function daemonOn(dir: string): Promise<TestDaemon> {
-  const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server: registry.host });
-  daemons.push(d);
-  return d;
-}
 
 function logLines(daemon: TestDaemon, msg: string): Array<Record<string, unknown>> {
   return daemon
@@ -50,9 +39,8 @@ function logLines(daemon: TestDaemon, msg: string): Array<Record<string, unknown
 
 describe('container reconciliation at start', () => {
   it('remounts a rootfs a reboot unmounted, releases a record without a directory, removes a directory without a record', async () => {
-    const dir = await makeTempDir('reconcile');
-    temps.push(dir);
-    let daemon = await daemonOn(dir);
+    const dir = await tempDir();
+    let daemon = await daemonOn(dir, registry.host);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const r = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: TAG });
@@ -75,7 +63,7 @@ describe('container reconciliation at start', () => {
     // And a directory a dead process left half set up, with no record at all.
     await mkdir(join(containers, 'abcdefabcdef', 'rootfs'), { recursive: true });
 
-    daemon = await daemonOn(dir);
+    daemon = await daemonOn(dir, registry.host);
     expect(logLines(daemon, 'rootfs was not mounted (a reboot?): mounted again').map((l) => l.id)).toEqual([rebooted]);
     expect(logLines(daemon, 'rootfs record without its directory (an interrupted remove): record released').map((l) => l.id)).toEqual([halfRemoved]);
     expect(

@@ -10,16 +10,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushFixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
 import { recordTrial, trialRandom } from '../../helpers/trials.js';
-import { daemonRequest, startTestDaemon, type TestDaemon } from './daemon-process.js';
+import { daemonRequest, useTestDaemons, type TestDaemon } from './daemon-process.js';
 
 const BURST = 48;
 const TAG = 'JDK11.0-GRD7.0';
 
 let registry: TestRegistry;
-const temps: string[] = [];
-const daemons: TestDaemon[] = [];
+const tempDir = useTempDir('stop');
+const daemonOn = useTestDaemons();
 const random = trialRandom('stop-in-flight');
 
 beforeAll(async () => {
@@ -28,19 +28,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) {
-    d.child.kill('SIGKILL');
-    await d.exited;
-  }
   await registry?.stop();
-  for (const d of temps) await removeTempDir(d);
 });
-
-async function daemonOn(dir: string, args: string[] = []): Promise<TestDaemon> {
-  const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server: registry.host, args });
-  daemons.push(d);
-  return d;
-}
 
 /** One request whose outcome is recorded rather than thrown: the status, or the connection error. */
 async function attempt(socket: string, method: string, body: unknown): Promise<{ status: number; body: string } | { error: string }> {
@@ -124,9 +113,8 @@ describe('SIGTERM with rootfs requests in flight', () => {
     [3, '5s'],
   ] as const) {
     it(`trial ${trial} (--stop-timeout ${stopTimeout}): every directory left is a received id, all deletable, gc frees every layer`, async () => {
-      const dir = await makeTempDir(`stop-burst-${trial}`);
-      temps.push(dir);
-      let daemon = await daemonOn(dir, ['--stop-timeout', stopTimeout]);
+      const dir = await tempDir(`stop-burst-${trial}`);
+      let daemon = await daemonOn(dir, registry.host, ['--stop-timeout', stopTimeout]);
       const toDelete = await createRootfs(daemon.socket, BURST);
       const delayMs = Math.floor(random.next() * 250);
       const outcome = await burstAndKill(daemon, toDelete, 'SIGTERM', delayMs);
@@ -134,7 +122,7 @@ describe('SIGTERM with rootfs requests in flight', () => {
       expect(daemon.log()).not.toMatch(/database connection is not open/);
       expect(daemon.log()).not.toMatch(/"level":50/);
 
-      daemon = await daemonOn(dir);
+      daemon = await daemonOn(dir, registry.host);
       const { stranded } = await checkAfterRestart(daemon, outcome, true);
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });
       recordTrial('sigterm', {
@@ -155,14 +143,13 @@ describe('SIGTERM with rootfs requests in flight', () => {
 
 describe('kill -9 with rootfs requests in flight', () => {
   it('the restart removes what was being prepared and finishes what was being removed; nothing pins a layer', async () => {
-    const dir = await makeTempDir('kill-burst');
-    temps.push(dir);
-    let daemon = await daemonOn(dir);
+    const dir = await tempDir('kill-burst');
+    let daemon = await daemonOn(dir, registry.host);
     const toDelete = await createRootfs(daemon.socket, BURST);
     const delayMs = 20 + Math.floor(random.next() * 200);
     const outcome = await burstAndKill(daemon, toDelete, 'SIGKILL', delayMs);
     expect((await daemon.exited).signal).toBe('SIGKILL');
-    daemon = await daemonOn(dir);
+    daemon = await daemonOn(dir, registry.host);
     // A kill between the hand-over and the answer may leave one rootfs whose id was never
     // received (a few microseconds per request); it is consistent, deletable and counted.
     const { stranded } = await checkAfterRestart(daemon, outcome, false);

@@ -7,43 +7,29 @@
  * differ in size.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { useBigImageBehindProxy } from '../../helpers/big-image.js';
 import { runCli } from '../../helpers/cli.js';
-import { buildLayer, packageFiles, pushFixtureSet, pushImage, type BuiltLayer, type FixtureSet } from '../../helpers/fixtures.js';
-import { startProxy, type ProxyRequest, type TestProxy } from '../../helpers/proxy.js';
-import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+import type { BuiltLayer } from '../../helpers/fixtures.js';
+import type { ProxyRequest, TestProxy } from '../../helpers/proxy.js';
+import { useTempDir } from '../../helpers/tmp.js';
 import { recordTrial } from '../../helpers/trials.js';
-import { startTestDaemon } from '../daemon/daemon-process.js';
+import { useTestDaemons } from '../daemon/daemon-process.js';
 
-let registry: TestRegistry;
-let fixtures: FixtureSet;
+const image = useBigImageBehindProxy('FLT1.0', { seed: 31 });
+const tempDir = useTempDir('fault');
+const daemonOn = useTestDaemons();
 let big: BuiltLayer;
 let proxy: TestProxy;
-const temps: string[] = [];
+let isBig: (r: { method: string; path: string }) => boolean;
 
-beforeAll(async () => {
-  registry = await startRegistry();
-  fixtures = await pushFixtureSet(registry.url, { codes: [], composites: [] });
-  // ~8 MB of gzip: big enough that a fault lands in the middle of it.
-  big = buildLayer(packageFiles('FLT1.0', { bytes: 16 * 1024 * 1024, seed: 31 }));
-  await pushImage(registry.url, 'hostpull', 'FLT1.0', [fixtures.base, big], { cmd: ['/bin/sh'] });
-  proxy = await startProxy(registry.url);
-});
-
-afterAll(async () => {
-  await proxy?.close();
-  await registry?.stop();
-  for (const d of temps) await removeTempDir(d);
+beforeAll(() => {
+  ({ big, proxy, isBig } = image());
 });
 
 async function freshRoot(name: string): Promise<string> {
-  const dir = await makeTempDir(name);
-  temps.push(dir);
-  return join(dir, 'root');
+  return join(await tempDir(name), 'root');
 }
-
-const isBig = (r: { method: string; path: string }) => r.method === 'GET' && r.path.endsWith(`/blobs/${big.digest}`);
 
 /** Pulls FLT1.0 through the proxy in-process with the given flags; returns the result, the time it took and the big blob's requests. */
 async function pull(root: string, flags: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number; bigRequests: ProxyRequest[] }> {
@@ -91,10 +77,8 @@ describe('a registry that goes silent mid-blob', () => {
   });
 
   it('through the daemon too, with the idle timeout the daemon was started with', async () => {
-    const dir = await makeTempDir('fault-stall-daemon');
-    temps.push(dir);
-    const daemon = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'd.sock'), server: proxy.host, env: { HOSTPULL_REGISTRY_IDLE_TIMEOUT: '1s' } });
-    try {
+    const daemon = await daemonOn(await tempDir('fault-stall-daemon'), proxy.host, [], { HOSTPULL_REGISTRY_IDLE_TIMEOUT: '1s' });
+    {
       const stallAt = 2 * 1024 * 1024;
       let first = true;
       proxy.setFault((req) => (isBig(req) && first ? ((first = false), { stallAfterBytes: stallAt }) : undefined));
@@ -108,8 +92,7 @@ describe('a registry that goes silent mid-blob', () => {
       expect(requests[0]!.closedAt! - requests[0]!.stalledAt!).toBeLessThan(10_000);
       expect(daemon.log()).toMatch(/layer transfer broke; resuming/);
       recordTrial('stall', { recovered: true, via: 'daemon', bytesFetchedTwice: fetchedTwice(requests) });
-    } finally {
-      await daemon.stop();
+      expect(await daemon.stop()).toEqual({ code: 0, signal: null });
     }
   });
 });
