@@ -66,11 +66,14 @@ interface BurstOutcome {
   failed: number;
 }
 
-/** Fires the burst, and `kill(signal)` the daemon after `delayMs`. */
-async function burstAndKill(daemon: TestDaemon, toDelete: string[], signal: NodeJS.Signals, delayMs: number): Promise<BurstOutcome> {
-  const posts = Array.from({ length: BURST }, () => attempt(daemon.socket, 'POST', { reference: TAG }));
+/** Fires the burst, and `kill(signal)` the daemon `when.afterMs` after it starts, or once `when.afterCreated` POSTs were answered. */
+async function burstAndKill(daemon: TestDaemon, toDelete: string[], signal: NodeJS.Signals, when: { afterMs: number } | { afterCreated: number }): Promise<BurstOutcome> {
+  let created = 0;
+  let onCreated = () => undefined as void;
+  const posts = Array.from({ length: BURST }, () => attempt(daemon.socket, 'POST', { reference: TAG }).finally(() => (created++, onCreated())));
   const deletes = toDelete.map((id) => attempt(daemon.socket, 'DELETE', { id }).then((r) => ({ id, r })));
-  await new Promise((r) => setTimeout(r, delayMs));
+  if ('afterMs' in when) await new Promise((r) => setTimeout(r, when.afterMs));
+  else await new Promise<void>((r) => (onCreated = () => void (created >= when.afterCreated && r())));
   daemon.child.kill(signal);
   const postResults = await Promise.all(posts);
   const deleteResults = await Promise.all(deletes);
@@ -117,7 +120,7 @@ describe('SIGTERM with rootfs requests in flight', () => {
       let daemon = await daemonOn(dir, registry.host, ['--stop-timeout', stopTimeout]);
       const toDelete = await createRootfs(daemon.socket, BURST);
       const delayMs = Math.floor(random.next() * 250);
-      const outcome = await burstAndKill(daemon, toDelete, 'SIGTERM', delayMs);
+      const outcome = await burstAndKill(daemon, toDelete, 'SIGTERM', { afterMs: delayMs });
       expect(await daemon.exited).toEqual({ code: 0, signal: null });
       expect(daemon.log()).not.toMatch(/database connection is not open/);
       expect(daemon.log()).not.toMatch(/"level":50/);
@@ -146,8 +149,9 @@ describe('kill -9 with rootfs requests in flight', () => {
     const dir = await tempDir('kill-burst');
     let daemon = await daemonOn(dir, registry.host);
     const toDelete = await createRootfs(daemon.socket, BURST);
-    const delayMs = 20 + Math.floor(random.next() * 200);
-    const outcome = await burstAndKill(daemon, toDelete, 'SIGKILL', delayMs);
+    // Mid-burst: once 1 to 40 of the 48 POSTs were answered, while the others are being prepared.
+    const afterCreated = 1 + Math.floor(random.next() * 40);
+    const outcome = await burstAndKill(daemon, toDelete, 'SIGKILL', { afterCreated });
     expect((await daemon.exited).signal).toBe('SIGKILL');
     daemon = await daemonOn(dir, registry.host);
     // A kill between the hand-over and the answer may leave one rootfs whose id was never
@@ -156,6 +160,6 @@ describe('kill -9 with rootfs requests in flight', () => {
     expect(stranded.length).toBeLessThanOrEqual(2);
     expect(daemon.log()).toMatch(/containers reconciled|"msg":"daemon listening"/);
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
-    recordTrial('kill9-rootfs', { delayMs, seed: random.seed, posts201: outcome.received.length, deletes204: outcome.deleted.length, stranded: stranded.length, recovered: true });
+    recordTrial('kill9-rootfs', { afterCreated, seed: random.seed, posts201: outcome.received.length, deletes204: outcome.deleted.length, stranded: stranded.length, recovered: true });
   });
 });
