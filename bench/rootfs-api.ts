@@ -8,7 +8,7 @@
  *   npx vite-node bench/rootfs-api.ts -- --cli main=/path/to/main/dist/cli/main.js --cli branch=dist/cli/main.js
  *
  * Options: --clients 16, --cycles 400 (create+remove per round, over all clients), --rounds 2,
- * --json FILE. Needs root (overlay mounts) and /usr/bin/docker-registry, as the tests do.
+ * --json FILE, --profile DIR (a V8 CPU profile of each daemon, DIR/<label>-<round>/). Needs root (overlay mounts) and /usr/bin/docker-registry, as the tests do.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,10 +28,11 @@ interface Args {
   cycles: number;
   rounds: number;
   json: string | undefined;
+  profile: string | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const out: Args = { clis: [], clients: 16, cycles: 400, rounds: 2, json: undefined };
+  const out: Args = { clis: [], clients: 16, cycles: 400, rounds: 2, json: undefined, profile: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const v = argv[i + 1];
@@ -43,6 +44,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--cycles' && v) out.cycles = Number(v);
     else if (a === '--rounds' && v) out.rounds = Number(v);
     else if (a === '--json' && v) out.json = v;
+    else if (a === '--profile' && v) out.profile = resolve(v);
     else throw new Error(`unknown argument ${a}`);
     i++;
   }
@@ -65,10 +67,15 @@ function call(agent: Agent, socketPath: string, method: string, body: unknown): 
   });
 }
 
-function cpuMs(pid: number): number {
+/** CPU time of a process so far: user (our JavaScript, SQLite) and system (mounts, files). */
+function cpuMs(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK; // utime + stime
+  return { user: (Number(fields[11]) * 1000) / CLK_TCK, sys: (Number(fields[12]) * 1000) / CLK_TCK };
+}
+
+function mountCount(): number {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').length - 1;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -76,8 +83,9 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
-async function startDaemon(entry: string, root: string, socket: string, server: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [entry, '--root', root, '--server', server, '--log-level', 'warn', 'daemon', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+async function startDaemon(entry: string, root: string, socket: string, server: string, profileDir?: string): Promise<ChildProcess> {
+  const nodeArgs = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [];
+  const child = spawn(process.execPath, [...nodeArgs, entry, '--root', root, '--server', server, '--log-level', 'warn', 'daemon', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   const deadline = Date.now() + 30_000;
@@ -98,12 +106,20 @@ interface RoundResult {
   postMs: { p50: number; p99: number };
   deleteMs: { p50: number; p99: number };
   daemonCpuMsPerRequest: number;
+  daemonUserCpuMsPerRequest: number;
+  daemonSysCpuMsPerRequest: number;
+  /**
+   * Mounts in the host's mount table during the round (max of samples every 100 ms): mount(2),
+   * umount(2) and reading mountinfo all cost more with a bigger table, and on a shared machine
+   * other processes' mounts count too.
+   */
+  hostMountsMax: number;
 }
 
 async function round(label: string, entry: string, n: number, server: string, args: Args): Promise<RoundResult> {
   const dir = await mkdtemp(join(tmpdir(), `hostpull-bench-rootfs-${label}-`));
   const socket = join(dir, 'hostpull.sock');
-  const daemon = await startDaemon(entry, join(dir, 'root'), socket, server);
+  const daemon = await startDaemon(entry, join(dir, 'root'), socket, server, args.profile ? join(args.profile, `${label}-${n}`) : undefined);
   const agent = new Agent({ keepAlive: true, maxSockets: args.clients });
   try {
     // Warm: the image is pulled and unpacked once, outside the measurement.
@@ -114,6 +130,8 @@ async function round(label: string, entry: string, n: number, server: string, ar
     const del: number[] = [];
     let errors = 0;
     let next = 0;
+    let hostMountsMax = 0;
+    const sampler = setInterval(() => (hostMountsMax = Math.max(hostMountsMax, mountCount())), 100);
     const cpu0 = cpuMs(daemon.pid!);
     const t0 = performance.now();
     await Promise.all(
@@ -134,7 +152,10 @@ async function round(label: string, entry: string, n: number, server: string, ar
       }),
     );
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = cpuMs(daemon.pid!) - cpu0;
+    const cpu1 = cpuMs(daemon.pid!);
+    const user = cpu1.user - cpu0.user;
+    const sys = cpu1.sys - cpu0.sys;
+    clearInterval(sampler);
     post.sort((x, y) => x - y);
     del.sort((x, y) => x - y);
     const requests = post.length + del.length;
@@ -148,7 +169,10 @@ async function round(label: string, entry: string, n: number, server: string, ar
       requestsPerSecond: r1(requests / seconds),
       postMs: { p50: r1(percentile(post, 50)), p99: r1(percentile(post, 99)) },
       deleteMs: { p50: r1(percentile(del, 50)), p99: r1(percentile(del, 99)) },
-      daemonCpuMsPerRequest: r1(cpu / requests),
+      daemonCpuMsPerRequest: r1((user + sys) / requests),
+      daemonUserCpuMsPerRequest: r1(user / requests),
+      daemonSysCpuMsPerRequest: r1(sys / requests),
+      hostMountsMax,
     };
   } finally {
     agent.destroy();
@@ -172,13 +196,25 @@ async function main(): Promise<void> {
         results.push(r);
         process.stdout.write(
           `${label} round ${n}: ${r.requestsPerSecond} req/s, POST p50 ${r.postMs.p50} ms p99 ${r.postMs.p99} ms, ` +
-            `DELETE p50 ${r.deleteMs.p50} ms p99 ${r.deleteMs.p99} ms, daemon CPU ${r.daemonCpuMsPerRequest} ms/request, ${r.errors} errors\n`,
+            `DELETE p50 ${r.deleteMs.p50} ms p99 ${r.deleteMs.p99} ms, daemon CPU ${r.daemonCpuMsPerRequest} ms/request (user ${r.daemonUserCpuMsPerRequest}, sys ${r.daemonSysCpuMsPerRequest}), ${r.errors} errors, host mounts ≤ ${r.hostMountsMax}\n`,
         );
       }
     }
   } finally {
     await registry.stop();
     await rm(registryDir, { recursive: true, force: true });
+  }
+  for (const { label } of args.clis) {
+    const mine = results.filter((r) => r.label === label);
+    const median = (f: (r: RoundResult) => number) => {
+      const v = mine.map(f).sort((x, y) => x - y);
+      const m = v.length % 2 ? v[(v.length - 1) >> 1]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+      return Math.round(m * 100) / 100;
+    };
+    process.stdout.write(
+      `${label} median of ${mine.length}: ${median((r) => r.requestsPerSecond)} req/s, POST p99 ${median((r) => r.postMs.p99)} ms, DELETE p99 ${median((r) => r.deleteMs.p99)} ms, ` +
+        `daemon CPU ${median((r) => r.daemonCpuMsPerRequest)} ms/request (user ${median((r) => r.daemonUserCpuMsPerRequest)}, sys ${median((r) => r.daemonSysCpuMsPerRequest)})\n`,
+    );
   }
   if (args.json) writeFileSync(args.json, `${JSON.stringify({ clients: args.clients, tag: TAG, results }, null, 2)}\n`);
 }
