@@ -6,7 +6,7 @@ import type { ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
 import type { HostApi } from './host-api.js';
 import type { DaemonMetrics } from './metrics.js';
-import type { RequestKind, RequestTracker } from './request-tracker.js';
+import type { RequestTracker } from './request-tracker.js';
 import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHandlerDeps {
@@ -179,12 +179,12 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
         inFlight: deps.tracker.count(),
         stopping: deps.tracker.stopping,
       }),
-    'GET /v1/images': (_req, res) => tracked(deps, 'query', async () => sendJson(res, 200, await deps.api.images())),
-    'GET /v1/stats': (_req, res) => tracked(deps, 'query', async () => sendJson(res, 200, await deps.api.stats())),
+    'GET /v1/images': (_req, res) => deps.tracker.run('query', async () => sendJson(res, 200, await deps.api.images())),
+    'GET /v1/stats': (_req, res) => deps.tracker.run('query', async () => sendJson(res, 200, await deps.api.stats())),
     'POST /v1/gc': async (req, res) => {
       const body = await readJson(req, GcBody);
       const maxStoreSize = body.maxStoreSize ?? deps.maxStoreSize;
-      await tracked(deps, 'gc', async (signal) => {
+      await deps.tracker.run('gc', async (signal) => {
         const report = await deps.api.gc({
           ...(maxStoreSize !== undefined ? { maxStoreSize } : {}),
           ...(body.graceMs !== undefined ? { graceMs: body.graceMs } : {}),
@@ -228,10 +228,6 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
       else res.end();
     });
   };
-}
-
-function tracked<T>(deps: DaemonHandlerDeps, kind: RequestKind, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  return deps.tracker.run(kind, fn);
 }
 
 /**
