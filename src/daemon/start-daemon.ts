@@ -17,12 +17,15 @@ import { DaemonMetrics } from './metrics.js';
 import { SystemdNotifier } from './notify.js';
 import { PullTracker } from './pull-tracker.js';
 import { prepareSocketPath } from './socket-file.js';
+import { startSnapshotterListener, type SnapshotterListener } from './snapshotter-listener.js';
 
 export interface DaemonOptions {
   /** Store root. */
   root: string;
   /** Unix socket to listen on. */
   socketPath: string;
+  /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
+  snapshotterSocket?: string | undefined;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
   /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
@@ -101,9 +104,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
   const api = new LocalHostApi({ store, client, logger });
   let server: Server | undefined;
+  let snapshotter: SnapshotterListener | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
+    await snapshotter?.stop();
     removeSignalHandlers();
     await client.close().catch(() => undefined);
     store.close();
@@ -184,6 +189,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
     await chmod(socketPath, mode);
     if (options.socketGroup !== undefined) await chown(socketPath, process.getuid?.() ?? 0, options.socketGroup);
+    if (options.snapshotterSocket) snapshotter = await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger });
     if (options.maxStoreSize !== undefined) {
       gcTimer = setInterval(() => runGc('interval'), options.gcIntervalMs ?? 10 * 60_000);
       gcTimer.unref();

@@ -53,6 +53,14 @@ export class SnapshotLayerLog {
     );
   }
 
+  /** Attributes earlier events of a chain to its layer, once the layer is known (adoption). */
+  identify(chainId: string, diffId: Digest, blobDigest: Digest | null): void {
+    withBusyRetry(
+      () => this.#db.prepare('UPDATE snapshot_layer_events SET diff_id = ?, blob_digest = COALESCE(blob_digest, ?) WHERE chain_id = ? AND diff_id IS NULL').run(diffId, blobDigest, chainId),
+      this.#db,
+    );
+  }
+
   totals(): SnapshotterTotals {
     return this.#db
       .prepare(

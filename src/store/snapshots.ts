@@ -129,12 +129,12 @@ export class SnapshotStore {
     });
   }
 
-  /** Records that a committed snapshot's content is the layer `diffId` (its row must exist). */
-  setDiffId(name: string, diffId: Digest, now = Date.now()): void {
-    immediate(this.#db, () => {
-      this.#checkLayer(name, diffId, now);
-      this.#db.prepare('UPDATE snapshots SET diff_id = ?, updated_at = ? WHERE name = ? AND diff_id IS NULL').run(diffId, now, name);
-    });
+  /**
+   * Records which layer a committed snapshot holds before its fs/ becomes that layer's directory
+   * (adoption): until the layer row exists, its own fs/ still serves (see SnapshotStore users).
+   */
+  markDiffId(name: string, diffId: Digest, now = Date.now()): void {
+    withBusyRetry(() => this.#db.prepare('UPDATE snapshots SET diff_id = ?, updated_at = ? WHERE name = ? AND diff_id IS NULL').run(diffId, now, name), this.#db);
   }
 
   setLabels(name: string, labels: Record<string, string>, now = Date.now()): SnapshotRow {
@@ -171,6 +171,30 @@ export class SnapshotStore {
     });
     await rm(doomed, { recursive: true, force: true });
     return row;
+  }
+
+  /**
+   * Of the entries `names` of snapshots/, moves those no row owns out of the way (under the write
+   * lock, so a snapshot being created right now keeps its directory) and returns their new paths
+   * for the caller to delete.
+   */
+  setAsideUnowned(names: readonly string[]): string[] {
+    return immediate(this.#db, () => {
+      const owned = new Set((this.#db.prepare('SELECT id FROM snapshots').all() as Array<{ id: number }>).map((r) => String(r.id)));
+      const out: string[] = [];
+      for (const name of names) {
+        if (owned.has(name)) continue;
+        const from = join(this.#layout.snapshotsDir, name);
+        const to = name.startsWith('removed-') ? from : join(this.#layout.snapshotsDir, `removed-${process.pid}-${randomBytes(6).toString('hex')}`);
+        try {
+          if (to !== from) renameSync(from, to);
+          out.push(to);
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+        }
+      }
+      return out;
+    });
   }
 
   /** Every diff_id some snapshot stands for (GC's references). */

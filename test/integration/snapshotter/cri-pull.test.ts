@@ -1,0 +1,126 @@
+/**
+ * hostpull's daemon as containerd's proxy snapshotter, with a real containerd 1.6 driven like a
+ * kubelet (CRI ImageService.PullImage over gRPC) and through `ctr`, composites synthesised by a
+ * real `hostpull serve` over a real docker-registry whose access log counts every blob fetched.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../helpers/cli.js';
+import { startCompositeServer, type CompositeServer } from '../../helpers/composite-server.js';
+import { CRI_NAMESPACE, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
+import { DEFAULT_CODES, pushFixtureSet, type FixtureSet } from '../../helpers/fixtures.js';
+import { blobRequests, startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+import { startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
+
+const CODES = [...DEFAULT_CODES, 'ANT1.10'];
+let registry: TestRegistry;
+let work: string;
+let set: FixtureSet;
+let server: CompositeServer;
+let daemon: TestDaemon;
+let containerd: TestContainerd;
+const ref = (tag: string) => `${server.host}/hostpull:${tag}`;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  work = await makeTempDir('snapshotter');
+  set = await pushFixtureSet(registry.url, { codes: CODES, composites: [] });
+  server = await startCompositeServer({ registryUrl: registry.url, dir: work, codes: CODES });
+  daemon = await startTestDaemon({ root: join(work, 'store'), socket: join(work, 'hostpull.sock'), args: ['--snapshotter-socket', join(work, 'snapshotter.sock')] });
+  containerd = await startContainerd({ dir: join(work, 'containerd'), snapshotterSocket: join(work, 'snapshotter.sock'), registries: [server.host] });
+});
+
+afterAll(async () => {
+  await containerd?.stop();
+  await daemon?.stop();
+  await server?.stop();
+  await registry?.stop();
+  if (work) await removeTempDir(work);
+});
+
+/** How many times each blob digest was GET from the registry among `entries`. */
+function blobCounts(entries: Awaited<ReturnType<TestRegistry['since']>>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const e of blobRequests(entries)) {
+    const digest = e.path.split('/blobs/')[1]!.split('?')[0]!;
+    counts.set(digest, (counts.get(digest) ?? 0) + 1);
+  }
+  return counts;
+}
+
+async function layerDirs(): Promise<string[]> {
+  return (await readdir(join(work, 'store', 'layers'))).filter((n) => /^[0-9]+$/.test(n));
+}
+
+async function stats(): Promise<{ store: { layers: number }; snapshotter: { totals: Record<string, number>; layers: Array<Record<string, unknown>> } }> {
+  const r = await runCli(['--root', join(work, 'store'), 'stats', '--json', '--socket', daemon.socket]);
+  expect(r.stderr).toBe('');
+  return JSON.parse(r.stdout);
+}
+
+describe('containerd CRI pulls through the hostpull snapshotter', () => {
+  it('fetches each distinct blob once, keeps one directory per distinct layer, and a new combination fetches no layer', async () => {
+    const mark = await registry.mark();
+    for (const tag of ['GRD7.0-JDK11.0-MVN3.8', 'GRD7.0-JDK11.0-MVN3.7', 'GRD7.0-JDK17.0-MVN3.8']) {
+      expect(await containerd.cri.pullImage(ref(tag))).toMatch(/^sha256:/);
+    }
+    const counts = blobCounts(await registry.since(mark));
+    const layers = [set.base, ...['JDK11.0', 'MVN3.8', 'MVN3.7', 'JDK17.0', 'GRD7.0'].map((c) => set.packages[c]!)];
+    for (const l of layers) expect(counts.get(l.digest), `layer ${l.digest}`).toBe(1);
+    // Configs too: containerd fetches each once, hostpull needs none (the diffIDs are annotations).
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(await layerDirs()).toHaveLength(6);
+
+    const again = await registry.mark();
+    await containerd.cri.pullImage(ref('GRD7.0-JDK17.0-MVN3.7'));
+    const fetched = [...blobCounts(await registry.since(again)).keys()];
+    expect(fetched.filter((d) => layers.some((l) => l.digest === d))).toEqual([]);
+    expect(await layerDirs()).toHaveLength(6);
+
+    const s = await stats();
+    expect(s.store.layers).toBe(6);
+    expect(s.snapshotter.totals.fetched).toBe(6);
+    expect(s.snapshotter.totals.applied).toBe(0);
+    // Canonical tags sort GRD7.0 first: base, GRD7.0, JDK…, MVN…. New chains: 4 in image 1, MVN3.7
+    // in 2, JDK17.0 and MVN3.8-on-JDK17.0 in 3, MVN3.7-on-JDK17.0 in 4: two of them reuse a layer.
+    expect(s.snapshotter.totals.reused).toBe(2);
+    expect(s.snapshotter.layers.find((l) => l.diffId === set.packages['MVN3.8']!.diffId)).toMatchObject({ fetched: 1, reused: 1, applied: 0 });
+    expect(s.snapshotter.layers.find((l) => l.diffId === set.packages['MVN3.7']!.diffId)).toMatchObject({ fetched: 1, reused: 1, applied: 0 });
+
+    const listed = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], { namespace: CRI_NAMESPACE });
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.trim().split('\n').slice(1).every((line) => line.includes('Committed'))).toBe(true);
+  });
+
+  it('ctr image pull applies through the snapshotter; a later CRI pull of another image reuses what it applied', async () => {
+    const pulled = await containerd.ctr(['image', 'pull', '--plain-http', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0')], { namespace: 'plain' });
+    expect(pulled.stderr).not.toMatch(/level=error/);
+    expect(pulled.code).toBe(0);
+    const ant = set.packages['ANT1.10']!;
+    const mark = await registry.mark();
+    await containerd.cri.pullImage(ref('ANT1.10-GRD7.0'));
+    const counts = blobCounts(await registry.since(mark));
+    expect(counts.get(ant.digest)).toBeUndefined();
+    expect(await layerDirs()).toHaveLength(7);
+    const s = await stats();
+    expect(s.snapshotter.layers.find((l) => l.diffId === ant.diffId)).toMatchObject({ applied: 1, fetched: 0 });
+  });
+
+  it('ctr run prints the packages, and what the container writes stays out of the layer directories', async () => {
+    const r = await containerd.ctr(
+      ['run', '--rm', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0'), 'snap-run-1', '/bin/sh', '-c', 'ant; jdk; echo leak > /opt/jdk-11.0/leak; echo leak > /leak; cat /opt/jdk-11.0/leak'],
+      { namespace: 'plain' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('ANT1.10 \nJDK11.0 \nleak\n');
+    for (const dir of await layerDirs()) {
+      const top = await readdir(join(work, 'store', 'layers', dir));
+      expect(top).not.toContain('leak');
+      const jdk = await readFile(join(work, 'store', 'layers', dir, 'opt', 'jdk-11.0', 'leak')).catch(() => undefined);
+      expect(jdk).toBeUndefined();
+    }
+  });
+});
