@@ -66,7 +66,7 @@ export class Snapshotter {
       const committed = await this.#prepareRemote(key, parent, labels, target);
       if (committed) return committed;
     } else if (isExtractKey(key)) {
-      this.#leftToContainerd.set(key, NO_TARGET);
+      this.#leaveToContainerd(key, undefined, NO_TARGET);
     }
     const row = this.#store.snapshots.create({ name: key, kind: 'active', parent: parent || null, labels });
     return { mounts: this.#mounts(row) };
@@ -186,11 +186,7 @@ export class Snapshotter {
   async #prepareRemote(key: string, parent: string, labels: Labels, target: string): Promise<PrepareResult | undefined> {
     const store = this.#store;
     const chain = chainIdOfName(target);
-    const leave = (reason: string): undefined => {
-      this.#leftToContainerd.set(key, reason);
-      this.#logger.info({ key, target, reason }, 'snapshotter: layer not handled remotely, containerd applies it');
-      return undefined;
-    };
+    const leave = (reason: string): undefined => this.#leaveToContainerd(key, target, reason);
     if (!chain) return leave(`the target ${JSON.stringify(target)} is not a chainID`);
     const existing = store.snapshots.get(target);
     if (existing) {
@@ -215,6 +211,13 @@ export class Snapshotter {
     store.snapshotLog.record({ chainId: chain!, diffId: r.diffId, blobDigest: r.blobDigest, outcome: r.outcome, bytes: r.bytes });
     this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes }, 'snapshotter: layer made present');
     return { committed: target };
+  }
+
+  /** Remembers (for Commit's stats) and logs why containerd applies this layer itself. */
+  #leaveToContainerd(key: string, target: string | undefined, reason: string): undefined {
+    this.#leftToContainerd.set(key, reason);
+    this.#logger.info({ key, target, reason }, 'snapshotter: layer not handled remotely, containerd applies it');
+    return undefined;
   }
 
   #get(name: string): SnapshotRow {

@@ -5,40 +5,14 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
-import { startCompositeServer, type CompositeServer } from '../../helpers/composite-server.js';
-import { CRI_NAMESPACE, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
-import { DEFAULT_CODES, pushFixtureSet, type FixtureSet } from '../../helpers/fixtures.js';
-import { blobRequests, startRegistry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
-import { startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
+import { CRI_NAMESPACE } from '../../helpers/containerd.js';
+import { DEFAULT_CODES } from '../../helpers/fixtures.js';
+import { blobRequests, type TestRegistry } from '../../helpers/registry.js';
+import { useSnapshotterStack } from '../../helpers/snapshotter-stack.js';
 
-const CODES = [...DEFAULT_CODES, 'ANT1.10'];
-let registry: TestRegistry;
-let work: string;
-let set: FixtureSet;
-let server: CompositeServer;
-let daemon: TestDaemon;
-let containerd: TestContainerd;
-const ref = (tag: string) => `${server.host}/hostpull:${tag}`;
-
-beforeAll(async () => {
-  registry = await startRegistry();
-  work = await makeTempDir('snapshotter');
-  set = await pushFixtureSet(registry.url, { codes: CODES, composites: [] });
-  server = await startCompositeServer({ registryUrl: registry.url, dir: work, codes: CODES });
-  daemon = await startTestDaemon({ root: join(work, 'store'), socket: join(work, 'hostpull.sock'), args: ['--snapshotter-socket', join(work, 'snapshotter.sock')] });
-  containerd = await startContainerd({ dir: join(work, 'containerd'), snapshotterSocket: join(work, 'snapshotter.sock'), registries: [server.host] });
-});
-
-afterAll(async () => {
-  await containerd?.stop();
-  await daemon?.stop();
-  await server?.stop();
-  await registry?.stop();
-  if (work) await removeTempDir(work);
-});
+const stack = useSnapshotterStack([...DEFAULT_CODES, 'ANT1.10']);
 
 /** How many times each blob digest was GET from the registry among `entries`. */
 function blobCounts(entries: Awaited<ReturnType<TestRegistry['since']>>): Map<string, number> {
@@ -51,17 +25,18 @@ function blobCounts(entries: Awaited<ReturnType<TestRegistry['since']>>): Map<st
 }
 
 async function layerDirs(): Promise<string[]> {
-  return (await readdir(join(work, 'store', 'layers'))).filter((n) => /^[0-9]+$/.test(n));
+  return (await readdir(join(stack().root, 'layers'))).filter((n) => /^[0-9]+$/.test(n));
 }
 
 async function stats(): Promise<{ store: { layers: number }; snapshotter: { totals: Record<string, number>; layers: Array<Record<string, unknown>> } }> {
-  const r = await runCli(['--root', join(work, 'store'), 'stats', '--json', '--socket', daemon.socket]);
+  const r = await runCli(['--root', stack().root, 'stats', '--json', '--socket', stack().daemon.socket]);
   expect(r.stderr).toBe('');
   return JSON.parse(r.stdout);
 }
 
 describe('containerd CRI pulls through the hostpull snapshotter', () => {
   it('fetches each distinct blob once, keeps one directory per distinct layer, and a new combination fetches no layer', async () => {
+    const { registry, containerd, set, ref } = stack();
     const mark = await registry.mark();
     for (const tag of ['GRD7.0-JDK11.0-MVN3.8', 'GRD7.0-JDK11.0-MVN3.7', 'GRD7.0-JDK17.0-MVN3.8']) {
       expect(await containerd.cri.pullImage(ref(tag))).toMatch(/^sha256:/);
@@ -95,6 +70,7 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
   });
 
   it('ctr image pull applies through the snapshotter; a later CRI pull of another image reuses what it applied', async () => {
+    const { registry, containerd, set, ref } = stack();
     const pulled = await containerd.ctr(['image', 'pull', '--plain-http', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0')], { namespace: 'plain' });
     expect(pulled.stderr).not.toMatch(/level=error/);
     expect(pulled.code).toBe(0);
@@ -105,10 +81,18 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     expect(counts.get(ant.digest)).toBeUndefined();
     expect(await layerDirs()).toHaveLength(7);
     const s = await stats();
-    expect(s.snapshotter.layers.find((l) => l.diffId === ant.diffId)).toMatchObject({ applied: 1, fetched: 0 });
+    expect(s.snapshotter.layers.find((l) => l.diffId === ant.diffId)).toMatchObject({ applied: 1, fetched: 0, lastReason: expect.stringContaining('no containerd.io/snapshot.ref label') });
+    // The daemon said why, when containerd prepared the layer.
+    const why = stack()
+      .daemon.log()
+      .split('\n')
+      .filter((l) => l.includes('layer not handled remotely'));
+    expect(why.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(why[0]!).reason).toContain('containerd applies the layer itself');
   });
 
   it('ctr run prints the packages, and what the container writes stays out of the layer directories', async () => {
+    const { containerd, root, ref } = stack();
     const r = await containerd.ctr(
       ['run', '--rm', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0'), 'snap-run-1', '/bin/sh', '-c', 'ant; jdk; echo leak > /opt/jdk-11.0/leak; echo leak > /leak; cat /opt/jdk-11.0/leak'],
       { namespace: 'plain' },
@@ -117,9 +101,9 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('ANT1.10 \nJDK11.0 \nleak\n');
     for (const dir of await layerDirs()) {
-      const top = await readdir(join(work, 'store', 'layers', dir));
+      const top = await readdir(join(root, 'layers', dir));
       expect(top).not.toContain('leak');
-      const jdk = await readFile(join(work, 'store', 'layers', dir, 'opt', 'jdk-11.0', 'leak')).catch(() => undefined);
+      const jdk = await readFile(join(root, 'layers', dir, 'opt', 'jdk-11.0', 'leak')).catch(() => undefined);
       expect(jdk).toBeUndefined();
     }
   });
