@@ -19,6 +19,8 @@ export interface SnapshotLayerEvent {
 /** Per layer: how often each outcome happened (`hostpull stats`, `/metrics`). */
 export interface SnapshotLayerStats {
   diffId: Digest | null;
+  /** The chainID it was asked for under (the last one), which names a layer whose diffID is unknown. */
+  chainId: string;
   blobDigest: Digest | null;
   fetched: number;
   reused: number;
@@ -74,7 +76,7 @@ export class SnapshotLayerLog {
   perLayer(): SnapshotLayerStats[] {
     return this.#db
       .prepare(
-        `SELECT diff_id AS diffId, MAX(blob_digest) AS blobDigest,
+        `SELECT diff_id AS diffId, MAX(chain_id) AS chainId, MAX(blob_digest) AS blobDigest,
                 SUM(outcome = 'fetched') AS fetched, SUM(outcome = 'reused') AS reused, SUM(outcome = 'applied') AS applied,
                 SUM(bytes) AS bytesFetched,
                 (SELECT reason FROM snapshot_layer_events r WHERE r.outcome = 'applied' AND COALESCE(r.diff_id, r.chain_id) = COALESCE(e.diff_id, e.chain_id) ORDER BY r.id DESC LIMIT 1) AS lastReason

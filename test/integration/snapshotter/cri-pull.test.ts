@@ -64,6 +64,12 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     expect(s.snapshotter.layers.find((l) => l.diffId === set.packages['MVN3.8']!.diffId)).toMatchObject({ fetched: 1, reused: 1, applied: 0 });
     expect(s.snapshotter.layers.find((l) => l.diffId === set.packages['MVN3.7']!.diffId)).toMatchObject({ fetched: 1, reused: 1, applied: 0 });
 
+    const metrics = await stack().daemon.get('/metrics');
+    expect(metrics.body).toContain('hostpull_snapshotter_layers_total{outcome="fetched"} 6');
+    expect(metrics.body).toContain(`hostpull_snapshotter_layer_outcomes{diff_id="${set.packages['MVN3.8']!.diffId}",outcome="reused"} 1`);
+    const text = await runCli(['--root', stack().root, 'stats', '--socket', stack().daemon.socket]);
+    expect(text.stdout).toMatch(/containerd snapshotter: \d+ snapshots; layers fetched by hostpull 6 \(.*\), reused 2, applied by containerd 0/);
+
     const listed = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], { namespace: CRI_NAMESPACE });
     expect(listed.code).toBe(0);
     expect(listed.stdout.trim().split('\n').slice(1).every((line) => line.includes('Committed'))).toBe(true);
