@@ -51,7 +51,7 @@ trap cleanup EXIT
 start_registry
 
 echo "building and pushing the full-size images into $REG (make-images.sh) ..."
-PB=$W/peerbench REGISTRY=$REG FX_COMPOSITES="" bash "$PEERS_DIR/make-images.sh" > "$W/make-images.log" 2>&1 || { cat "$W/make-images.log" >&2; exit 1; }
+PB=$W/peerbench REGISTRY=$REG FX_COMPOSITES="" SKIP_BUILD=0 bash "$PEERS_DIR/make-images.sh" > "$W/make-images.log" 2>&1 || { cat "$W/make-images.log" >&2; exit 1; }
 node --input-type=module -e '
   const { synthesizeComposites } = await import(process.argv[1]);
   const [registry, ...tags] = process.argv.slice(2);

@@ -191,7 +191,7 @@ export class Snapshotter {
     const existing = store.snapshots.get(target);
     if (existing) {
       if (existing.kind === 'committed' && existing.parent === (parent || null)) {
-        store.snapshotLog.record({ chainId: chain!, diffId: existing.diffId, blobDigest: (labels[CRI_LAYER_DIGEST_LABEL] as Digest | undefined) ?? null, outcome: 'reused', bytes: 0 });
+        store.snapshotLog.record({ chainId: chain, diffId: existing.diffId, blobDigest: (labels[CRI_LAYER_DIGEST_LABEL] as Digest | undefined) ?? null, outcome: 'reused', bytes: 0 });
         return { committed: target };
       }
       return leave(`a snapshot named ${target} exists already with another parent (${existing.parent ?? 'none'})`);
@@ -199,7 +199,7 @@ export class Snapshotter {
     const parentChain = parent ? chainIdOfName(parent) : undefined;
     if (parent && !parentChain) return leave(`the parent ${JSON.stringify(parent)} is not named by a chainID`);
     if (!this.#remote) return leave('remote layers are off in this daemon');
-    const r = await this.#remote.ensure({ target: chain!, parentChain, labels });
+    const r = await this.#remote.ensure({ target: chain, parentChain, labels });
     if (!r.handled) return leave(r.reason);
     try {
       store.snapshots.create({ name: target, kind: 'committed', parent: parent || null, labels: { ...labels, [TARGET_REF_LABEL]: target }, diffId: r.diffId });
@@ -208,7 +208,7 @@ export class Snapshotter {
       const raced = isHostpullError(err, 'SNAPSHOT_EXISTS') ? store.snapshots.get(target) : undefined;
       if (!raced || raced.parent !== (parent || null)) return leave(`committing ${target} failed: ${(err as Error).message}`);
     }
-    store.snapshotLog.record({ chainId: chain!, diffId: r.diffId, blobDigest: r.blobDigest, outcome: r.outcome, bytes: r.bytes });
+    store.snapshotLog.record({ chainId: chain, diffId: r.diffId, blobDigest: r.blobDigest, outcome: r.outcome, bytes: r.bytes });
     this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes }, 'snapshotter: layer made present');
     return { committed: target };
   }
