@@ -171,6 +171,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         },
       },
     });
+    // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
+    // for), the snapshotter socket does too.
+    if (options.snapshotterSocket) snapshotter = await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger });
     const srv = createServer(handler);
     server = srv;
     // umask while binding, so the socket never exists with wider permissions than socketMode.
@@ -189,7 +192,6 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     }
     await chmod(socketPath, mode);
     if (options.socketGroup !== undefined) await chown(socketPath, process.getuid?.() ?? 0, options.socketGroup);
-    if (options.snapshotterSocket) snapshotter = await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger });
     if (options.maxStoreSize !== undefined) {
       gcTimer = setInterval(() => runGc('interval'), options.gcIntervalMs ?? 10 * 60_000);
       gcTimer.unref();

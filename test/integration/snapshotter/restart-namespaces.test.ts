@@ -38,6 +38,14 @@ describe('hostpull snapshotter across restarts and namespaces', () => {
       await stack().restartDaemon({ kill: true });
       const execAfterDaemon = await containerd.ctr(['task', 'exec', '--exec-id', 'e1', 'long-1', '/bin/sh', '-c', 'jdk; mvn; grd'], ns);
       expect(execAfterDaemon.stdout).toBe('JDK11.0 \nMVN3.8 \nGRD7.0 \n');
+      // containerd redials the restarted daemon after its gRPC backoff (about a second); until
+      // then its calls fail UNAVAILABLE, and a kubelet retries. Retry the same way.
+      let relisted = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns);
+      for (let i = 0; i < 100 && relisted.code !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        relisted = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns);
+      }
+      expect(relisted.stdout.split('\n').sort()).toEqual(before.stdout.split('\n').sort());
 
       await containerd.restart();
       const after = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns);
