@@ -62,7 +62,7 @@ export function useSnapshotterStack(codes: string[]): () => SnapshotterStack {
       },
     };
     stack = s;
-    s.containerd = await startContainerd({ dir: join(work, 'containerd'), snapshotterSocket: join(work, 'snapshotter.sock'), registries: [server.host] });
+    s.containerd = await startContainerd({ dir: join(work, 'containerd'), snapshotterSocket: join(work, 'snapshotter.sock'), registries: [server.host, registry.host] });
   });
   afterAll(async () => {
     await stack?.containerd?.stop();

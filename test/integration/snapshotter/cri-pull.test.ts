@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
 import { CRI_NAMESPACE } from '../../helpers/containerd.js';
-import { DEFAULT_CODES } from '../../helpers/fixtures.js';
+import { buildLayer, DEFAULT_CODES, packageEnv, packageFiles, pushImage } from '../../helpers/fixtures.js';
 import { blobRequests, type TestRegistry } from '../../helpers/registry.js';
 import { useSnapshotterStack } from '../../helpers/snapshotter-stack.js';
 
@@ -28,7 +28,7 @@ async function layerDirs(): Promise<string[]> {
   return (await readdir(join(stack().root, 'layers'))).filter((n) => /^[0-9]+$/.test(n));
 }
 
-async function stats(): Promise<{ store: { layers: number }; snapshotter: { totals: Record<string, number>; layers: Array<Record<string, unknown>> } }> {
+async function stats(): Promise<{ store: { layers: number; blobs: number }; snapshotter: { totals: Record<string, number>; layers: Array<Record<string, unknown>> } }> {
   const r = await runCli(['--root', stack().root, 'stats', '--json', '--socket', stack().daemon.socket]);
   expect(r.stderr).toBe('');
   return JSON.parse(r.stdout);
@@ -54,8 +54,14 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     expect(fetched.filter((d) => layers.some((l) => l.digest === d))).toEqual([]);
     expect(await layerDirs()).toHaveLength(6);
 
+    // containerd downloaded no layer (its content store has manifests and configs only), and
+    // hostpull kept each layer unpacked only, without its compressed blob.
+    const content = await containerd.ctr(['content', 'ls', '-q'], { namespace: CRI_NAMESPACE });
+    expect(content.code).toBe(0);
+    expect(layers.filter((l) => content.stdout.includes(l.digest))).toEqual([]);
     const s = await stats();
     expect(s.store.layers).toBe(6);
+    expect(s.store.blobs).toBe(0);
     expect(s.snapshotter.totals.fetched).toBe(6);
     expect(s.snapshotter.totals.applied).toBe(0);
     // Canonical tags sort GRD7.0 first: base, GRD7.0, JDK…, MVN…. New chains: 4 in image 1, MVN3.7
@@ -75,6 +81,24 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     expect(listed.stdout.trim().split('\n').slice(1).every((line) => line.includes('Committed'))).toBe(true);
   });
 
+  it('an ordinary image (no diffID annotations) is fetched by hostpull too, which reads its config for the diffIDs', async () => {
+    const { registry, containerd, set } = stack();
+    const sbt = buildLayer(packageFiles('SBT1.9', { bytes: 64 * 1024 }));
+    const image = await pushImage(registry.url, 'plain/app', 'v1', [set.base, sbt], { env: packageEnv(['SBT1.9']), cmd: ['/bin/sh'] });
+    const before = (await stats()).snapshotter.totals;
+    const mark = await registry.mark();
+    await containerd.cri.pullImage(`${registry.host}/plain/app:v1`);
+    const counts = blobCounts(await registry.since(mark));
+    expect(counts.get(sbt.digest)).toBe(1);
+    expect(counts.get(set.base.digest)).toBeUndefined();
+    // containerd and hostpull each read the small config once; no layer twice.
+    expect(counts.get(image.configDigest)).toBe(2);
+    const after = (await stats()).snapshotter;
+    expect(after.totals.fetched - before.fetched).toBe(1);
+    expect(after.totals.applied - before.applied).toBe(0);
+    expect(after.layers.find((l) => l.diffId === sbt.diffId)).toMatchObject({ fetched: 1 });
+  });
+
   it('ctr image pull applies through the snapshotter; a later CRI pull of another image reuses what it applied', async () => {
     const { registry, containerd, set, ref } = stack();
     const pulled = await containerd.ctr(['image', 'pull', '--plain-http', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0')], { namespace: 'plain' });
@@ -85,7 +109,7 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
     await containerd.cri.pullImage(ref('ANT1.10-GRD7.0'));
     const counts = blobCounts(await registry.since(mark));
     expect(counts.get(ant.digest)).toBeUndefined();
-    expect(await layerDirs()).toHaveLength(7);
+    expect(await layerDirs()).toHaveLength(8);
     const s = await stats();
     expect(s.snapshotter.layers.find((l) => l.diffId === ant.diffId)).toMatchObject({ applied: 1, fetched: 0, lastReason: expect.stringContaining('no containerd.io/snapshot.ref label') });
     // The daemon said why, when containerd prepared the layer.
