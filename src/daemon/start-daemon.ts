@@ -12,12 +12,15 @@ import { SystemdNotifier } from './notify.js';
 import { RequestTracker } from './request-tracker.js';
 import { rootfsApi } from './rootfs-api.js';
 import { prepareSocketPath } from './socket-file.js';
+import { startSnapshotterListener, type SnapshotterListener } from './snapshotter-listener.js';
 
 export interface DaemonOptions {
   /** Store root. */
   root: string;
   /** Unix socket to listen on. */
   socketPath: string;
+  /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
+  snapshotterSocket?: string | undefined;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
   /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
@@ -165,6 +168,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       ...(options.version ? { version: options.version } : {}),
       containers: rootfsApi({ store, client, logger }),
     });
+    // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
+    // for), the snapshotter socket does too.
+    if (options.snapshotterSocket) {
+      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger })));
+    }
     listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {
       gcTimer = setInterval(() => runGc('interval'), options.gcIntervalMs ?? 10 * 60_000);
@@ -200,4 +208,13 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     await closeResources();
     throw err;
   }
+}
+
+/**
+ * The snapshotter's gRPC server in the stop order: its stop() stops taking calls and lets those
+ * in flight finish (5 s at most), so starting it is "stop accepting" and waiting for it is "close";
+ * the store is closed only after both.
+ */
+function snapshotterListener(s: SnapshotterListener): Listener {
+  return { name: `containerd snapshotter on ${s.socketPath}`, stopAccepting: () => void s.stop(), close: () => s.stop() };
 }

@@ -21,3 +21,11 @@ export function packageLayerNames(annotations: Record<string, string> | undefine
   const base = layerCount - codes.length;
   return Array.from({ length: layerCount }, (_, i) => (i < base ? undefined : codes[i - base]));
 }
+
+/**
+ * On each layer descriptor of a composite: the layer's diff_id. containerd passes a layer's
+ * `containerd.io/snapshot/*` annotations to the snapshotter as labels when it prepares the layer,
+ * so hostpull's snapshotter knows which unpacked layer (keyed by diff_id) containerd asks for
+ * without fetching the image config.
+ */
+export const LAYER_DIFF_ID_ANNOTATION = 'containerd.io/snapshot/hostpull.diff-id';

@@ -1,7 +1,7 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { digestOf, type Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import type { Digest } from '../oci/digest.js';
+import { checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform } from '../oci/manifest.js';
 import { hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
@@ -10,6 +10,7 @@ import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
 import { mapLimit } from '../util/limit.js';
 import type { LayerOutcome, PullEvent } from './events.js';
+import { fetchImageConfig } from './fetch-config.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
 
 /**
@@ -93,7 +94,7 @@ export class Puller {
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -148,6 +149,17 @@ export class Puller {
       }
       throw err;
     }
+  }
+
+  /**
+   * Makes these layers of an image present in the store, fetching (and unpacking, unless `unpack`
+   * is false) only what is missing, single-flight with every other pull on this root: the part of
+   * a pull that follows resolving. The containerd snapshotter calls it with layers it learnt from
+   * containerd's labels and the manifest, without recording an image.
+   */
+  fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: PullOptions = {}): Promise<LayerOutcome[]> {
+    const unpack = options.unpack ?? true;
+    return mapLimit(layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
   }
 
   /**
@@ -253,7 +265,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
-    const config = await this.#config(repoRef, manifest, options.signal);
+    const config = await fetchImageConfig(this.#deps, repoRef, manifest, options.signal);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
     const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
@@ -264,22 +276,6 @@ export class Puller {
       size: d.size,
     }));
     return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, fetchedBytes, upToDate: false };
-  }
-
-  async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
-    const { store, client } = this.#deps;
-    const digest = manifest.config.digest;
-    if (store.blobs.has(digest)) return { config: parseImageConfig(await store.blobs.readBytes(digest), `config ${digest}`), fetched: 0 };
-    if (manifest.config.size > MAX_CONFIG_BYTES) {
-      throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
-    }
-    const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
-    if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
-      throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
-    }
-    const config = parseImageConfig(bytes, `config ${digest}`);
-    await store.blobs.putBytes(digest, bytes, manifest.config.mediaType);
-    return { config, fetched: bytes.length };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {

@@ -8,6 +8,8 @@ import { StoreLayout } from './layout.js';
 import { Leases } from './leases.js';
 import { PullLog } from './pulls.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
+import { SnapshotLayerLog } from './snapshot-events.js';
+import { SnapshotStore } from './snapshots.js';
 
 export interface OpenStoreOptions {
   logger?: Logger;
@@ -28,6 +30,8 @@ export class ContentStore {
   readonly layers: LayerStore;
   readonly pulls: PullLog;
   readonly leases: Leases;
+  readonly snapshots: SnapshotStore;
+  readonly snapshotLog: SnapshotLayerLog;
   readonly logger: Logger;
   reconciled: ReconcileReport | undefined;
 
@@ -40,12 +44,14 @@ export class ContentStore {
     this.layers = new LayerStore(db, layout);
     this.pulls = new PullLog(db);
     this.leases = new Leases(db);
+    this.snapshots = new SnapshotStore(db, layout);
+    this.snapshotLog = new SnapshotLayerLog(db);
   }
 
   static async open(root: string, options: OpenStoreOptions = {}): Promise<ContentStore> {
     const layout = new StoreLayout(root);
     await mkdir(root, { recursive: true, mode: 0o711 });
-    await Promise.all([layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir].map((d) => mkdir(d, { recursive: true, mode: 0o711 })));
+    await Promise.all([layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir, layout.snapshotsDir].map((d) => mkdir(d, { recursive: true, mode: 0o711 })));
     const logger = options.logger ?? silentLogger();
     const store = new ContentStore(layout, openDatabase(layout.database), logger);
     if (options.reconcile !== false) {

@@ -45,6 +45,15 @@ describe('synthesizeComposite', () => {
     expect(manifest.annotations['org.opencontainers.image.base.digest']).toBe(digestOf('base'));
   });
 
+  it('names each layer\'s diff_id in a containerd.io/snapshot/ annotation, which containerd passes to snapshotters', () => {
+    const base = { name: 'pkg/base:latest', manifestDigest: digestOf('base') as Digest, layers: [{ mediaType: MediaType.OciLayerGzip, digest: digestOf('base layer'), size: 5 }], config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [digestOf('base tar')] } } };
+    const s = synthesizeComposite([pkg('A1'), pkg('B2')], base);
+    const manifest = JSON.parse(s.manifest.toString()) as { layers: Array<{ annotations: Record<string, string> }> };
+    const config = JSON.parse(s.config.toString()) as { rootfs: { diff_ids: string[] } };
+    expect(manifest.layers.map((l) => l.annotations['containerd.io/snapshot/hostpull.diff-id'])).toEqual(config.rootfs.diff_ids);
+    expect(manifest.layers.map((l) => l.annotations['org.opencontainers.image.title'])).toEqual([undefined, 'A1', 'B2']);
+  });
+
   it('uses the epoch when no creation time is known', () => {
     const p = pkg('A1');
     delete p.config.created;
