@@ -117,9 +117,10 @@ export interface RetryPolicyOptions extends Partial<BackoffOptions> {
   budgetMs?: number;
   /** At most this many retries in a row without progress. Default: as many as the budget allows. */
   maxRetries?: number;
-  /** Clock and dice, for tests. */
+  /** Clock, dice and waiting, for tests. */
   now?: () => number;
   random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
 /** The retry settings of a registry client; {@link RetryPolicy.begin} starts counting for one operation. */
@@ -129,6 +130,7 @@ export class RetryPolicy {
   readonly maxRetries: number;
   readonly now: () => number;
   readonly random: () => number;
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
 
   constructor(options: RetryPolicyOptions = {}) {
     this.backoff = {
@@ -140,6 +142,7 @@ export class RetryPolicy {
     this.maxRetries = options.maxRetries ?? Number.POSITIVE_INFINITY;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? sleep;
   }
 
   /** The retries of one operation against `registry` (a request, or a blob download with its resumes). */
@@ -204,7 +207,7 @@ export class RetryBudget {
     const delay = Math.min(left, retryDelay(this.#inARow, retryAfter, policy.backoff, now, policy.random));
     this.#inARow++;
     this.#retries++;
-    await sleep(delay, this.#signal);
+    await policy.sleep(delay, this.#signal);
   }
 
   #exhausted(err: unknown, now: number): RegistryError {
