@@ -7,4 +7,3 @@ export * from './layout.js';
 export * from './leases.js';
 export * from './pulls.js';
 export * from './reconcile.js';
-export * from './verifying-stream.js';

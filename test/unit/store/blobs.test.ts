@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import { digestOf } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import { VerifyingStream } from '../../../src/store/verifying-stream.js';
+import { VerifyingStream } from '../../../src/archive/verifying-stream.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 describe('BlobStore', () => {
