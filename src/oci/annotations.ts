@@ -21,3 +21,17 @@ export function packageLayerNames(annotations: Record<string, string> | undefine
   const base = layerCount - codes.length;
   return Array.from({ length: layerCount }, (_, i) => (i < base ? undefined : codes[i - base]));
 }
+
+/**
+ * Layer descriptor annotations of a composite: which layer is which package and what it may
+ * write (DESIGN §2 "The trust boundary"). The server writes them (server/synthesize.ts), the node
+ * holds each package layer to them where it unpacks (pull/layer-claims.ts).
+ */
+/** `base` or `package`. */
+export const LAYER_ROLE_ANNOTATION = 'dev.hostpull.layer.role';
+/** The package's code name. */
+export const LAYER_CODENAME_ANNOTATION = 'dev.hostpull.layer.codename';
+/** The directory the package owns, absolute (`/opt/jdk-11.0`). */
+export const LAYER_PREFIX_ANNOTATION = 'dev.hostpull.layer.prefix';
+/** `true` when the catalog entry allows setuid/setgid files and file capabilities. */
+export const LAYER_ALLOW_SETUID_ANNOTATION = 'dev.hostpull.layer.allow-setuid';

@@ -2,7 +2,14 @@ import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } f
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-import { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/annotations.js';
+import {
+  CODENAMES_ANNOTATION,
+  LAYER_ALLOW_SETUID_ANNOTATION,
+  LAYER_CODENAME_ANNOTATION,
+  LAYER_PREFIX_ANNOTATION,
+  LAYER_ROLE_ANNOTATION,
+  PACKAGES_ANNOTATION,
+} from '../oci/annotations.js';
 
 export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
@@ -36,11 +43,25 @@ export interface SynthesizedImage {
  * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
  * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
  */
-function layerDescriptor(d: Descriptor, title?: string): Descriptor {
+function layerDescriptor(d: Descriptor, annotations: Record<string, string>): Descriptor {
   const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
-  const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
-  if (title !== undefined) out.annotations = { 'org.opencontainers.image.title': title };
-  return out;
+  return { mediaType, digest: d.digest, size: d.size, annotations: sortedRecord(annotations) };
+}
+
+/**
+ * The claim a layer is held to on every node (DESIGN §2 "The trust boundary"): a base layer may
+ * touch the whole tree; a package layer only its prefix, with setuid only when its catalog entry
+ * allows it. Nodes read these annotations (pull/layer-claims.ts), so they must say what
+ * registration checked.
+ */
+function isolationAnnotations(pkg: ResolvedPackage | undefined): Record<string, string> {
+  if (!pkg) return { [LAYER_ROLE_ANNOTATION]: 'base' };
+  return {
+    [LAYER_ROLE_ANNOTATION]: 'package',
+    [LAYER_CODENAME_ANNOTATION]: pkg.code,
+    [LAYER_PREFIX_ANNOTATION]: pkg.entry.prefix,
+    ...(pkg.entry.allowSetuid === true ? { [LAYER_ALLOW_SETUID_ANNOTATION]: 'true' } : {}),
+  };
 }
 
 function sortedRecord(r: Record<string, string>): Record<string, string> {
@@ -127,7 +148,10 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-    layers: [...(base?.layers ?? []).map((l) => layerDescriptor(l)), ...packages.map((p) => layerDescriptor(p.layer, p.code))],
+    layers: [
+      ...(base?.layers ?? []).map((l) => layerDescriptor(l, isolationAnnotations(undefined))),
+      ...packages.map((p) => layerDescriptor(p.layer, { 'org.opencontainers.image.title': p.code, ...isolationAnnotations(p) })),
+    ],
     annotations: sortedRecord(annotations),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));

@@ -50,7 +50,7 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     const b = new UpstreamCatalog({ upstream: new LayoutUpstream({ dir }), repository: 'hostpull/catalog', ttlMs: 0 });
     const entry = (code: string) => ({ image: `pkg/${code.toLowerCase()}:1`, prefix: `/opt/${code}`, env: {}, pathAdd: [] });
     await Promise.all([a.put('AA1', entry('AA1')), b.put('BB2', entry('BB2')), a.put('CC3', entry('CC3'))]);
-    expect(Object.keys(await b.entries()).sort()).toEqual(['AA1', 'BB2', 'CC3']);
+    expect([...(await b.entries()).keys()].sort()).toEqual(['AA1', 'BB2', 'CC3']);
     expect(await a.remove('NOPE')).toBe(false);
   });
 
