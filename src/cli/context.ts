@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
+import { parseSize as parseSizeText } from '../gc/parse-size.js';
 import { defaultRoot } from '../paths.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
@@ -10,6 +11,10 @@ export interface GlobalOptions {
   namespace: string;
   logLevel: LogLevel;
   insecureRegistry: string[];
+  /** Bound on a layer's uncompressed size, as a multiple of its compressed size (`--max-expansion-ratio`). */
+  maxExpansionRatio: number | undefined;
+  /** Bytes an unpack leaves free on the store's filesystem (`--disk-reserve`). */
+  diskReserve: number | undefined;
 }
 
 export const EXIT_OK = 0;
@@ -28,7 +33,31 @@ export function globalOptions(cmd: Command): GlobalOptions {
     namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? 'hostpull'),
     logLevel: level as LogLevel,
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
+    maxExpansionRatio: o.maxExpansionRatio === undefined ? undefined : positiveNumber(String(o.maxExpansionRatio), '--max-expansion-ratio'),
+    diskReserve: o.diskReserve === undefined ? undefined : parseSize(String(o.diskReserve), '--disk-reserve'),
   };
+}
+
+/** A number > 0 given to `flag`, or a usage error. */
+export function positiveNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a number above 0, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A whole number > 0 given to `flag`, or a usage error. */
+export function positiveInteger(value: string, flag: string): number {
+  const n = positiveNumber(value, flag);
+  if (!Number.isInteger(n)) throw usageError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseSize(value: string, flag: string): number {
+  try {
+    return parseSizeText(value);
+  } catch (err) {
+    throw usageError(`${flag}: ${(err as Error).message}`, 'e.g. 512M or 2G');
+  }
 }
 
 export function loggerFor(opts: GlobalOptions): Logger {

@@ -10,7 +10,7 @@ import { unmountAllUnder } from '../rootfs/mount.js';
 import { containerDirs } from '../container/container-dirs.js';
 import { prepareContainer, removeContainer } from '../container/prepare-container.js';
 import { HostpullError } from '../errors.js';
-import { ContentStore } from '../store/content-store.js';
+import { ContentStore, type UnpackLimitOptions } from '../store/content-store.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { DaemonMetrics } from './metrics.js';
@@ -21,6 +21,8 @@ import { prepareSocketPath } from './socket-file.js';
 export interface DaemonOptions {
   /** Store root. */
   root: string;
+  /** Bounds on unpacks into the store (expansion ratio, disk reserve). Default: the store's defaults. */
+  unpackLimits?: UnpackLimitOptions;
   /** Unix socket to listen on. */
   socketPath: string;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
@@ -91,7 +93,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
-    store = await ContentStore.open(root, { logger });
+    store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}) });
   } catch (err) {
     removeSignalHandlers();
     throw err;

@@ -5,6 +5,7 @@ import { defaultSocketPath } from '../../daemon/paths.js';
 import { resolveGroup } from '../../daemon/socket-group.js';
 import { parseSize } from '../../gc/parse-size.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { unpackLimitsFor } from '../host.js';
 
 export function registerDaemonCommand(program: Command): void {
   program
@@ -32,6 +33,7 @@ export function registerDaemonCommand(program: Command): void {
         const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
         const daemon = await startDaemon({
           root: global.root,
+          unpackLimits: unpackLimitsFor(global),
           socketPath: opts.socket,
           socketGroup,
           server: global.server,
