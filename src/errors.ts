@@ -51,7 +51,7 @@ export function isNoSpace(err: unknown): boolean {
 
 /** What to do when the store's filesystem is full. */
 const NO_SPACE_HINT =
-  'the filesystem of the store is full: free space there (hostpull gc, or hostpull gc --max-store-size SIZE to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';
+  'the filesystem of the store is full: free space there (`hostpull gc`, or `hostpull gc --max-store-size SIZE` to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';
 
 /** What to tell the user to do about err: its own hint, or the full-disk one when that is the cause. */
 export function hintFor(err: unknown): string | undefined {

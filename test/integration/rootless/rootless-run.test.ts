@@ -231,7 +231,7 @@ describe('rootless hostpull run', () => {
     const r = await hostpullAsNobody(home, ['mount', 'JDK11.0-GRD7.0', target]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hostpull mount needs root/);
-    expect(r.stderr).toMatch(/hint: use hostpull run .*JDK11\.0-GRD7\.0 -- CMD/);
+    expect(r.stderr).toMatch(/hint: use `hostpull run .*JDK11\.0-GRD7\.0 -- CMD`/);
     expect(await mountsBelow(home)).toEqual([]);
   });
 });
