@@ -226,6 +226,15 @@ describe.each(upstreamFactories)('hostpull serve over $name', ({ start }) => {
     expect(Object.keys(list.entries).sort()).toEqual([...CODES].sort());
   });
 
+  it('looks code names up in a Map: __proto__, constructor and toString are unknown', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const res = await fetch(`${server.url}/hostpull/v1/catalog/${name}`);
+      expect(res.status, name).toBe(404);
+      const composite = await fetch(`${server.url}/v2/hostpull/manifests/${name}`);
+      expect(composite.status, name).toBe(404);
+    }
+  });
+
   it('refuses to register a package whose layer writes outside its prefix', async () => {
     const evil = buildLayer([...packageFiles('EVL1.0', { bytes: 1024, files: 1 }), { path: '/etc/profile.d/evil.sh', content: 'echo owned\n' }]);
     await pushImageTo(up.upstream, 'pkg/evil', 'v1', [evil]);
