@@ -4,7 +4,7 @@
  * `hostpull serve` as its own process), with the peak RSS and the bytes written or read measured
  * in the process that did the work, next to a baseline taken in the same run.
  */
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli, spawnCli, type CliResult } from '../../helpers/cli.js';
+import { startServeProcess } from '../../../src/demo/serve-process.js';
+import { CLI_ENTRY, REPO_ROOT, runCli, type CliResult } from '../../helpers/cli.js';
 import { baseFiles, buildLayer, pushImage, type BuiltLayer } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { metaEntry, paxBody, tarEnd, tarEntry } from '../../helpers/tar-writer.js';
@@ -151,21 +152,19 @@ describe('bounded work', () => {
     const hex = createHash('sha256').update(big).digest('hex');
     await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(layout, 'blobs', 'sha256', hex), big);
-    const server = spawnCli(['--root', serverRoot, 'serve', '--listen', '127.0.0.1:0', '--layout', layout]);
+    const server = await startServeProcess({ entry: CLI_ENTRY, args: ['--root', serverRoot, 'serve', '--listen', '127.0.0.1:0', '--layout', layout], logFile: join(work, 'serve.log') });
     try {
-      const url = await serverUrl(server);
-      const before = procFigures(server.pid!);
+      const url = server.url;
+      const before = procFigures(server.pid);
       const res = await fetch(`${url}/v2/pkg/big/manifests/sha256:${hex}`);
       expect(res.status).toBe(404);
       await res.arrayBuffer();
-      const after = procFigures(server.pid!);
+      const after = procFigures(server.pid);
       figures['manifest-by-blob-digest'] = { rssPeakBefore: before.hwm, rssPeakAfter: after.hwm, bytesRead: after.rchar - before.rchar };
       expect(after.rchar - before.rchar).toBeLessThan(4 * MiB);
       expect(after.hwm - before.hwm).toBeLessThan(16 * MiB);
     } finally {
-      const exited = new Promise((r) => server.once('exit', r));
-      server.kill('SIGTERM');
-      await exited;
+      await server.stop();
     }
   });
 });
@@ -186,20 +185,4 @@ function procFigures(pid: number): { hwm: number; rchar: number } {
   const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) * 1024;
   const rchar = Number(/rchar: (\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1]);
   return { hwm, rchar };
-}
-
-function serverUrl(server: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-    server.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    server.once('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
 }

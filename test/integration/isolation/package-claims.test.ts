@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../../../src/server/serve.js';
 import { runCli, type CliResult } from '../../helpers/cli.js';
-import { baseFiles, buildLayer, layerFromTar, pushImage, type BuiltLayer } from '../../helpers/fixtures.js';
-import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { baseFiles, buildLayer, layerFromTar, type BuiltLayer } from '../../helpers/fixtures.js';
 import { writeTar, type RawEntry } from '../../helpers/tar-writer.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+import { treeSnapshot } from '../../helpers/tree-snapshot.js';
 import { pushImageTo, upstreamFactories, type TestUpstream } from '../server/upstreams.js';
 
 const TOKEN = 'claims-test-token-0123456789';
@@ -90,15 +90,6 @@ const HOSTILE: Hostile[] = [
   },
 ];
 
-/** Everything under a directory: path, mode, owner and a content hash, for "nothing changed" checks. */
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const p = join(e.parentPath, e.name);
-    out.push(`${p} ${e.isFile() ? createHash('sha256').update(await readFile(p)).digest('hex') : e.isDirectory() ? 'dir' : 'other'}`);
-  }
-  return out.sort();
-}
 
 describe.each(upstreamFactories)('package claims over $name', (factory) => {
   let up: TestUpstream;
@@ -152,7 +143,7 @@ describe.each(upstreamFactories)('package claims over $name', (factory) => {
     expect(body.errors[0]!.detail).toMatchObject({ rule: h.rule, archiveCode: 'LAYER_UNSAFE' });
     expect(body.errors[0]!.message).toMatch(h.message);
 
-    const before = await snapshot(work).catch(() => []);
+    const before = await treeSnapshot(work).catch(() => []);
     const pull = await node(unchecked, ['pull', '--no-daemon', h.code]);
     expect(pull.code, pull.stderr).toBe(1);
     expect(pull.stderr).toMatch(h.message);
@@ -164,7 +155,7 @@ describe.each(upstreamFactories)('package claims over $name', (factory) => {
     const layers = (await readdir(join(store, 'layers'))).filter((n) => n !== '1');
     expect(layers).toEqual([]);
     const outside = (s: string[]) => s.filter((l) => !l.startsWith(`${store}/`) && !l.startsWith(`${store} `));
-    expect(outside(await snapshot(work))).toEqual(outside(before));
+    expect(outside(await treeSnapshot(work))).toEqual(outside(before));
   });
 
   it('a layer unpacked earlier as a base layer is held to a later package claim from the store record, without unpacking it again', async () => {

@@ -6,7 +6,6 @@
  * The node gets each layer from a server with a static catalog (no registration check), so its
  * own unpack is what stands in the way.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +19,7 @@ import { DIFF_PREFIX, DIFFERENTIAL_CASES } from '../../helpers/differential-corp
 import { layerFromTar } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+import { treeSnapshot } from '../../helpers/tree-snapshot.js';
 import { pushImageTo } from '../server/upstreams.js';
 import { RegistryUpstream } from '../../../src/server/registry-upstream.js';
 
@@ -43,18 +43,10 @@ function archiveCause(err: unknown): HostpullError | undefined {
   return undefined;
 }
 
+
 /** `entry "x": reason (tar offset N)`: a refusal without the name of where it was read. */
 function tail(message: string): string {
   return /layer (?:\S+): (.*)$/.exec(message)?.[1] ?? message;
-}
-
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const p = join(e.parentPath, e.name);
-    out.push(`${p} ${e.isFile() ? createHash('sha256').update(await readFile(p)).digest('hex') : e.isDirectory() ? 'd' : 'o'}`);
-  }
-  return out.sort();
 }
 
 beforeAll(async () => {
@@ -98,7 +90,7 @@ describe('parser-differential archives', () => {
     const refused = ((await res.json()) as { errors: Array<{ message: string; detail: Record<string, unknown> }> }).errors[0]!;
     expect(refused.detail).toMatchObject({ archiveCode: 'LAYER_AMBIGUOUS', rule: c.rule });
 
-    const sentinel = await tree(join(work, 'sentinel'));
+    const sentinel = await treeSnapshot(join(work, 'sentinel'));
     const passwd = await readFile('/etc/passwd');
     const err = await new Puller({ store, client, logger: silentLogger() })
       .pull({ registry: unchecked.host, repository: 'hostpull', tag: codeOf(c.id) })
@@ -110,7 +102,7 @@ describe('parser-differential archives', () => {
     expect(cause!.details).toMatchObject({ rule: refused.detail.rule, ...(refused.detail.entry !== undefined ? { entry: refused.detail.entry } : {}) });
     expect(tail(cause!.message)).toBe(tail(refused.message));
 
-    expect(await tree(join(work, 'sentinel'))).toEqual(sentinel);
+    expect(await treeSnapshot(join(work, 'sentinel'))).toEqual(sentinel);
     expect(await readFile('/etc/passwd')).toEqual(passwd);
     expect(store.layers.list()).toEqual([]);
     expect((await readdir(store.layout.layersDir)).filter((n) => n.startsWith('staging-'))).toEqual([]);

@@ -85,6 +85,14 @@ describe('BlobStore', () => {
     const err = await store.blobs.readBytes(digest).catch((e: unknown) => e);
     expect(isHostpullError(err, 'STORE_CORRUPT')).toBe(true);
     expect((err as Error).message).toContain(digest);
+    expect((err as { hint: string }).hint).toMatch(/`hostpull verify --repair`/);
+    // Quarantined: the row is gone (the next pull fetches it again), the file moved aside.
+    expect(store.blobs.has(digest)).toBe(false);
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    const [moved] = store.quarantine.list();
+    expect(moved).toContain(digest.slice('sha256:'.length, 30));
+    expect(await store.quarantine.purge()).toBe(1);
+    expect(store.quarantine.list()).toEqual([]);
   });
 
   it('resumes an ingest from the bytes already on disk and verifies the whole blob', async () => {
