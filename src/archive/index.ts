@@ -2,7 +2,7 @@ export { ARCHIVE_ERROR_CODES, archiveError, isArchiveError, type ArchiveErrorCod
 export { createDecompressor, type DecompressorOptions } from './decompress.js';
 export { EntryChecker, type CheckedEntry, type CheckedEntrySink, type EntryCheckerOptions } from './entry-checker.js';
 export { baseOf, isWithin, NAME_MAX, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
-export { footprintViolation, MAX_LISTED, type LayerFootprint } from './layer-footprint.js';
+export { FootprintBuilder, footprintViolation, MAX_LISTED, type LayerFootprint } from './layer-footprint.js';
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, SETID_BITS, type PackageClaim } from './package-claim.js';
 export { EXPANSION_ALLOWANCE, expansionBound, readLayer, type LayerSink, type ReadLayerOptions, type ReadLayerResult, type TarByteBound } from './read-layer.js';
 export { parseNumeric, TarReader, type TarEntryHeader, type TarEntrySink, type TarEntryType, type TarReaderOptions } from './tar-reader.js';

@@ -10,3 +10,4 @@ export * from './socket-file.js';
 export * from './start-daemon.js';
 export * from './wire.js';
 export * from './parse-duration.js';
+export * from './snapshotter-listener.js';

@@ -17,6 +17,7 @@ import { DaemonMetrics } from './metrics.js';
 import { SystemdNotifier } from './notify.js';
 import { PullTracker } from './pull-tracker.js';
 import { prepareSocketPath } from './socket-file.js';
+import { startSnapshotterListener, type SnapshotterListener } from './snapshotter-listener.js';
 
 export interface DaemonOptions {
   /** Store root. */
@@ -25,6 +26,8 @@ export interface DaemonOptions {
   unpackLimits?: UnpackLimitOptions;
   /** Unix socket to listen on. */
   socketPath: string;
+  /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
+  snapshotterSocket?: string | undefined;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
   /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
@@ -103,9 +106,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
   const api = new LocalHostApi({ store, client, logger });
   let server: Server | undefined;
+  let snapshotter: SnapshotterListener | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
+    await snapshotter?.stop();
     removeSignalHandlers();
     await client.close().catch(() => undefined);
     store.close();
@@ -168,6 +173,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
         },
       },
     });
+    // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
+    // for), the snapshotter socket does too.
+    if (options.snapshotterSocket) snapshotter = await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger });
     const srv = createServer(handler);
     server = srv;
     // umask while binding, so the socket never exists with wider permissions than socketMode.

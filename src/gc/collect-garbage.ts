@@ -48,7 +48,7 @@ export function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
     }));
     const leased = new Set<Digest>();
     for (const key of store.leases.liveKeys()) if (key.startsWith('blob:')) leased.add(key.slice('blob:'.length) as Digest);
-    return { blobs: store.blobs.list(), layers: store.layers.list(), images, mounted: mountedDiffIds(store), leased, now };
+    return { blobs: store.blobs.list(), layers: store.layers.list(), images, mounted: mountedDiffIds(store), snapshotted: store.snapshots.diffIds(), leased, now };
   })();
 }
 
@@ -56,8 +56,9 @@ export function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
  * `hostpull gc`: removes what no image references and, under `maxStoreSize`, the least recently
  * used unused layers (policy in select-evictions.ts). Safe beside pulls and mounts in other
  * processes: every row is deleted in a write transaction that re-checks it is still unmounted,
- * unleased and unused since the snapshot, and a layer directory is moved out of its numbered
- * name inside that transaction (a new layer may reuse the id) before it is deleted.
+ * named by no containerd snapshot, unleased and unused since the snapshot, and a layer directory
+ * is moved out of its numbered name inside that transaction (a new layer may reuse the id)
+ * before it is deleted.
  */
 export async function collectGarbage(store: ContentStore, options: GcOptions = {}): Promise<GcReport> {
   const snapshot = gcSnapshot(store);
@@ -104,7 +105,8 @@ async function applyPlan(store: ContentStore, snapshot: GcSnapshot, plan: GcPlan
 
   const leaseFresh = `EXISTS (SELECT 1 FROM leases WHERE key = 'blob:' || ? AND heartbeat_at > ?)`;
   const delLayer = db.prepare(
-    `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id) AND NOT ${leaseFresh}`,
+    `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id)
+       AND NOT EXISTS (SELECT 1 FROM snapshots WHERE diff_id = layers.diff_id) AND NOT ${leaseFresh}`,
   );
   for (const l of plan.layers) {
     signal?.throwIfAborted();

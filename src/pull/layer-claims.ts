@@ -13,24 +13,28 @@ import type { ContentStore } from '../store/content-store.js';
  * Throws MANIFEST_INVALID for annotations that do not make a claim.
  */
 export function layerClaims(manifest: ImageManifest, where: string): Array<PackageClaim | undefined> {
-  return manifest.layers.map((layer, i) => {
-    const a = layer.annotations ?? {};
-    const role = a[LAYER_ROLE_ANNOTATION];
-    if (role === undefined || role === 'base') return undefined;
-    const code = a[LAYER_CODENAME_ANNOTATION];
-    const prefix = a[LAYER_PREFIX_ANNOTATION];
-    if (role !== 'package' || !code || !prefix) {
-      throw new HostpullError('MANIFEST_INVALID', `${where}: layer ${i} (${layer.digest}) has role ${JSON.stringify(role)} without a code name and prefix`, {
-        details: { layer: layer.digest },
-      });
-    }
-    try {
-      return { code, prefix: normalisePrefix(prefix), allowSetuid: a[LAYER_ALLOW_SETUID_ANNOTATION] === 'true' };
-    } catch (err) {
-      if (!isHostpullError(err)) throw err;
-      throw new HostpullError('MANIFEST_INVALID', `${where}: layer ${i} (${layer.digest}) of ${code}: ${err.message}`, { cause: err, details: { layer: layer.digest } });
-    }
-  });
+  return manifest.layers.map((layer, i) => layerClaim(layer.annotations, `${where}: layer ${i} (${layer.digest})`));
+}
+
+/**
+ * The claim in one layer's annotations (a descriptor's, or the labels containerd passes to the
+ * snapshotter): undefined for a base layer. `where` names the layer in errors.
+ */
+export function layerClaim(annotations: Readonly<Record<string, string>> | undefined, where: string): PackageClaim | undefined {
+  const a = annotations ?? {};
+  const role = a[LAYER_ROLE_ANNOTATION];
+  if (role === undefined || role === 'base') return undefined;
+  const code = a[LAYER_CODENAME_ANNOTATION];
+  const prefix = a[LAYER_PREFIX_ANNOTATION];
+  if (role !== 'package' || !code || !prefix) {
+    throw new HostpullError('MANIFEST_INVALID', `${where} has role ${JSON.stringify(role)} without a code name and prefix`, { details: { where } });
+  }
+  try {
+    return { code, prefix: normalisePrefix(prefix), allowSetuid: a[LAYER_ALLOW_SETUID_ANNOTATION] === 'true' };
+  } catch (err) {
+    if (!isHostpullError(err)) throw err;
+    throw new HostpullError('MANIFEST_INVALID', `${where} of ${code}: ${err.message}`, { cause: err, details: { where } });
+  }
 }
 
 export interface StoredLayerCheck {

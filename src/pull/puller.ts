@@ -1,7 +1,7 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { digestOf, type Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import type { Digest } from '../oci/digest.js';
+import { checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform } from '../oci/manifest.js';
 import { hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
@@ -11,6 +11,7 @@ import type { PullRecord } from '../store/pulls.js';
 import { mapLimit } from '../util/limit.js';
 import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
+import { fetchImageConfig } from './fetch-config.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
 import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
 
@@ -32,6 +33,13 @@ export interface PullOptions {
   platform?: Platform;
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
+}
+
+export interface FetchLayersOptions extends PullOptions {
+  /** The package claim of each layer (aligned with the layers; undefined for a base layer). Default: none. */
+  claims?: ReadonlyArray<PackageClaim | undefined>;
+  /** Names the image in messages. Default: the repository. */
+  where?: string;
 }
 
 export interface PullResult extends PullRecord {
@@ -88,12 +96,9 @@ export class Puller {
         layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
       });
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
-      if (unpack && !resolved.upToDate) this.#checkStored(resolved, reference);
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await mapLimit(resolved.layers, options.concurrency ?? 4, (l, i, signal) => this.#layer(repo, l, resolved.claims[i], unpack, signal, options), options.signal);
-      // Again after the layers are in: one another process unpacked meanwhile is held to the claims too.
-      if (unpack && !resolved.upToDate) this.#checkStored(resolved, reference);
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -151,6 +156,25 @@ export class Puller {
   }
 
   /**
+   * Makes these layers of an image present in the store, fetching (and unpacking, unless `unpack`
+   * is false) only what is missing, single-flight with every other pull on this root: the part of
+   * a pull that follows resolving. The containerd snapshotter calls it with layers it learnt from
+   * containerd's labels and the manifest, without recording an image.
+   */
+  async fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: FetchLayersOptions = {}): Promise<LayerOutcome[]> {
+    const unpack = options.unpack ?? true;
+    const claims = options.claims ?? [];
+    const where = options.where ?? `${repo.registry}/${repo.repository}`;
+    // Layers already here are held to this image's claims from the store's record (LAYER_UNSAFE
+    // if one breaks its claim); those that cannot be judged that way are unpacked again.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    const outcomes = await mapLimit(layers, options.concurrency ?? 4, (l, i, signal) => this.#layer(repo, l, claims[i], unpack, signal, options), options.signal);
+    // Again once they are in: a layer another process unpacked meanwhile is held to them too.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    return outcomes;
+  }
+
+  /**
    * When HEAD named an index, the stored image is only the answer if it is the index's manifest
    * for the platform asked for now: the same tag pulled earlier for another platform is not.
    */
@@ -170,7 +194,7 @@ export class Puller {
    * layers that cannot be judged from the store's record are quarantined to be unpacked again.
    * Returns false when it quarantined any.
    */
-  #checkStored(resolved: Pick<Resolved, 'layers' | 'claims'>, where: string): boolean {
+  #checkStored(resolved: { layers: readonly ManifestLayerRow[]; claims: ReadonlyArray<PackageClaim | undefined> }, where: string): boolean {
     const { store } = this.#deps;
     const redo = checkStoredLayers(store, resolved.layers.map((l, i) => ({ diffId: l.diffId, claim: resolved.claims[i] })), where);
     return !quarantineUnjudged(store, redo);
@@ -276,7 +300,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
-    const config = await this.#config(repoRef, manifest, options.signal);
+    const config = await fetchImageConfig(this.#deps, repoRef, manifest, options.signal);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
     const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
@@ -287,22 +311,6 @@ export class Puller {
       size: d.size,
     }));
     return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), fetchedBytes, upToDate: false };
-  }
-
-  async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
-    const { store, client } = this.#deps;
-    const digest = manifest.config.digest;
-    if (store.blobs.has(digest)) return { config: parseImageConfig(await store.blobs.readBytes(digest), `config ${digest}`), fetched: 0 };
-    if (manifest.config.size > MAX_CONFIG_BYTES) {
-      throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
-    }
-    const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
-    if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
-      throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
-    }
-    const config = parseImageConfig(bytes, `config ${digest}`);
-    await store.blobs.putBytes(digest, bytes, manifest.config.mediaType);
-    return { config, fetched: bytes.length };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {

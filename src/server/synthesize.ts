@@ -6,6 +6,7 @@ import {
   CODENAMES_ANNOTATION,
   LAYER_ALLOW_SETUID_ANNOTATION,
   LAYER_CODENAME_ANNOTATION,
+  LAYER_DIFF_ID_ANNOTATION,
   LAYER_PREFIX_ANNOTATION,
   LAYER_ROLE_ANNOTATION,
   PACKAGES_ANNOTATION,
@@ -39,13 +40,26 @@ export interface SynthesizedImage {
   configDigest: Digest;
 }
 
+/** What a composite's manifest says about one of its layers. */
+export interface LayerFacts {
+  /** The layer's uncompressed digest (its config's diff_id). */
+  diffId: Digest;
+  /** The code name of a package layer (none for a base layer). */
+  code?: string;
+  /** The catalog entry of a package layer: the prefix it owns and its setuid allowance. */
+  entry?: Pick<CatalogEntry, 'prefix' | 'allowSetuid'>;
+}
+
 /**
- * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
- * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
+ * The annotations of one layer descriptor in a composite: the place where parts that read
+ * composites on nodes get per-layer facts from the server. Today: the package's code name as the
+ * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), and
+ * the claim the layer is held to (isolationAnnotations).
  */
-function layerDescriptor(d: Descriptor, annotations: Record<string, string>): Descriptor {
-  const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
-  return { mediaType, digest: d.digest, size: d.size, annotations: sortedRecord(annotations) };
+export function layerAnnotations(layer: LayerFacts): Record<string, string> {
+  const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
+  if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
+  return sortedRecord(out);
 }
 
 /**
@@ -54,14 +68,23 @@ function layerDescriptor(d: Descriptor, annotations: Record<string, string>): De
  * allows it. Nodes read these annotations (pull/layer-claims.ts), so they must say what
  * registration checked.
  */
-function isolationAnnotations(pkg: ResolvedPackage | undefined): Record<string, string> {
-  if (!pkg) return { [LAYER_ROLE_ANNOTATION]: 'base' };
+function isolationAnnotations(layer: LayerFacts): Record<string, string> {
+  if (layer.code === undefined || layer.entry === undefined) return { [LAYER_ROLE_ANNOTATION]: 'base' };
   return {
     [LAYER_ROLE_ANNOTATION]: 'package',
-    [LAYER_CODENAME_ANNOTATION]: pkg.code,
-    [LAYER_PREFIX_ANNOTATION]: pkg.entry.prefix,
-    ...(pkg.entry.allowSetuid === true ? { [LAYER_ALLOW_SETUID_ANNOTATION]: 'true' } : {}),
+    [LAYER_CODENAME_ANNOTATION]: layer.code,
+    [LAYER_PREFIX_ANNOTATION]: layer.entry.prefix,
+    ...(layer.entry.allowSetuid === true ? { [LAYER_ALLOW_SETUID_ANNOTATION]: 'true' } : {}),
   };
+}
+
+/**
+ * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
+ * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
+ */
+function layerDescriptor(d: Descriptor, facts: LayerFacts): Descriptor {
+  const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
+  return { mediaType, digest: d.digest, size: d.size, annotations: layerAnnotations(facts) };
 }
 
 function sortedRecord(r: Record<string, string>): Record<string, string> {
@@ -149,8 +172,8 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
     layers: [
-      ...(base?.layers ?? []).map((l) => layerDescriptor(l, isolationAnnotations(undefined))),
-      ...packages.map((p) => layerDescriptor(p.layer, { 'org.opencontainers.image.title': p.code, ...isolationAnnotations(p) })),
+      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]! })),
+      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry })),
     ],
     annotations: sortedRecord(annotations),
   };

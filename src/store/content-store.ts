@@ -10,6 +10,8 @@ import { Leases } from './leases.js';
 import { PullLog } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
+import { SnapshotLayerLog } from './snapshot-events.js';
+import { SnapshotStore } from './snapshots.js';
 
 export interface OpenStoreOptions {
   logger?: Logger;
@@ -48,6 +50,8 @@ export class ContentStore {
   readonly pulls: PullLog;
   readonly leases: Leases;
   readonly quarantine: Quarantine;
+  readonly snapshots: SnapshotStore;
+  readonly snapshotLog: SnapshotLayerLog;
   readonly logger: Logger;
   readonly #limits: UnpackLimitOptions;
   reconciled: ReconcileReport | undefined;
@@ -63,11 +67,13 @@ export class ContentStore {
     this.layers = new LayerStore(db, layout);
     this.pulls = new PullLog(db);
     this.leases = new Leases(db);
+    this.snapshots = new SnapshotStore(db, layout);
+    this.snapshotLog = new SnapshotLayerLog(db);
   }
 
   static async open(root: string, options: OpenStoreOptions = {}): Promise<ContentStore> {
     const layout = new StoreLayout(root);
-    const dirs = [root, layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir];
+    const dirs = [root, layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir, layout.snapshotsDir];
     for (const d of dirs) await mkdir(d, { recursive: true, mode: 0o700 });
     await restrictToOwner(dirs);
     const logger = options.logger ?? silentLogger();

@@ -56,6 +56,11 @@ export class LayerStore {
     return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE diff_id = ?`).get(diffId) as LayerRow | undefined;
   }
 
+  /** The layer unpacked from this compressed blob, if any. */
+  byBlob(blobDigest: Digest): LayerRow | undefined {
+    return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE blob_digest = ? LIMIT 1`).get(blobDigest) as LayerRow | undefined;
+  }
+
   getById(id: number): LayerRow | undefined {
     return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE id = ?`).get(id) as LayerRow | undefined;
   }

@@ -52,6 +52,11 @@ describe('systemd units', () => {
     const unit = await readFile(join(REPO_ROOT, 'systemd', 'hostpull.service'), 'utf8');
     expect(unit).toMatch(/^Type=notify$/m);
     expect(unit).toMatch(/^EnvironmentFile=-\/etc\/hostpull\/hostpull\.env$/m);
+    // As containerd's proxy snapshotter, the daemon starts before containerd and stops after it.
+    expect(unit).toMatch(/^Before=containerd\.service$/m);
+    const dropIn = await readFile(join(REPO_ROOT, 'systemd', 'containerd-hostpull.conf'), 'utf8');
+    expect(dropIn).toMatch(/^After=hostpull\.service$/m);
+    expect(dropIn).toMatch(/^Wants=hostpull\.service$/m);
     // The daemon's mounts must be visible to the host: nothing that gives it a mount namespace.
     expect(unit).not.toMatch(/^(ProtectSystem|ProtectHome|PrivateTmp|PrivateMounts|ReadWritePaths|PrivateDevices)=/m);
   });
@@ -68,7 +73,7 @@ describe('systemd units', () => {
     const first = run();
     expect(first.stderr).toMatch(/installed/);
     expect(first.status).toBe(0);
-    for (const f of ['etc/systemd/system/hostpull.service', 'etc/systemd/system/hostpull-serve.service', 'etc/tmpfiles.d/hostpull.conf', 'etc/hostpull/hostpull.env']) {
+    for (const f of ['etc/systemd/system/hostpull.service', 'etc/systemd/system/hostpull-serve.service', 'etc/systemd/system/containerd.service.d/hostpull.conf', 'etc/tmpfiles.d/hostpull.conf', 'etc/hostpull/hostpull.env']) {
       await readFile(join(dest, f));
     }
     const wrapper = join(dest, 'usr/local/bin/hostpull');
