@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { parseDuration } from '../daemon/parse-duration.js';
+import { parseSize as parseSizeText } from '../gc/parse-size.js';
 import { defaultRoot } from '../paths.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
@@ -15,6 +16,10 @@ export interface GlobalOptions {
   registry: RegistryTimeouts;
   /** One of them came from a flag (not the environment): a daemon's own settings would not honour it. */
   registryFlagsGiven: boolean;
+  /** Bound on a layer's uncompressed size, as a multiple of its compressed size (`--max-expansion-ratio`). */
+  maxExpansionRatio: number | undefined;
+  /** Bytes an unpack leaves free on the store's filesystem (`--disk-reserve`). */
+  diskReserve: number | undefined;
 }
 
 export interface RegistryTimeouts {
@@ -41,6 +46,8 @@ export function globalOptions(cmd: Command): GlobalOptions {
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
     registry: registryTimeouts(o),
     registryFlagsGiven: ['registryHeadersTimeout', 'registryIdleTimeout', 'registryRetryBudget'].some((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli'),
+    maxExpansionRatio: o.maxExpansionRatio === undefined ? undefined : positiveNumber(String(o.maxExpansionRatio), '--max-expansion-ratio'),
+    diskReserve: o.diskReserve === undefined ? undefined : parseSize(String(o.diskReserve), '--disk-reserve'),
   };
 }
 
@@ -59,6 +66,28 @@ function registryTimeouts(o: Record<string, unknown>): RegistryTimeouts {
   take('registry-idle-timeout', 'bodyTimeoutMs', o.registryIdleTimeout);
   take('registry-retry-budget', 'retryBudgetMs', o.registryRetryBudget);
   return out;
+}
+
+/** A number > 0 given to `flag`, or a usage error. */
+export function positiveNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a number above 0, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A whole number > 0 given to `flag`, or a usage error. */
+export function positiveInteger(value: string, flag: string): number {
+  const n = positiveNumber(value, flag);
+  if (!Number.isInteger(n)) throw usageError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseSize(value: string, flag: string): number {
+  try {
+    return parseSizeText(value);
+  } catch (err) {
+    throw usageError(`${flag}: ${(err as Error).message}`, 'e.g. 512M or 2G');
+  }
 }
 
 export function loggerFor(opts: GlobalOptions): Logger {

@@ -5,7 +5,7 @@ import { defaultSocketPath } from '../daemon/paths.js';
 import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
+import type { ContentStore, UnpackLimitOptions } from '../store/content-store.js';
 import { loggerFor, type GlobalOptions } from './context.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
@@ -22,7 +22,7 @@ export async function openHost(options: GlobalOptions): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
-  const store = await ContentStore.open(options.root, { logger });
+  const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
   return {
     options,
@@ -35,6 +35,11 @@ export async function openHost(options: GlobalOptions): Promise<HostContext> {
       store.close();
     },
   };
+}
+
+/** The store's unpack bounds from `--max-expansion-ratio` and `--disk-reserve`. */
+export function unpackLimitsFor(options: GlobalOptions): UnpackLimitOptions {
+  return { maxExpansionRatio: options.maxExpansionRatio, diskReserve: options.diskReserve };
 }
 
 /** Runs fn with an open host context and always closes it. */

@@ -55,7 +55,8 @@ export const CREATING_PREFIX = '.creating-';
  */
 export async function createContainerDir(dirs: ContainerDirs): Promise<void> {
   const temp = join(dirs.bundle, '..', `${CREATING_PREFIX}${dirs.id}`);
-  await mkdir(temp, { recursive: true, mode: 0o711 });
+  // Not traversable by others: the rootfs below may hold setuid-root files (DESIGN §2).
+  await mkdir(temp, { recursive: true, mode: 0o700 });
   await writeOwner(temp);
   await rename(temp, dirs.bundle);
 }

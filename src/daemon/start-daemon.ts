@@ -3,7 +3,7 @@ import { reconcileContainers } from '../container/reconcile-containers.js';
 import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/reference.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
-import { ContentStore } from '../store/content-store.js';
+import { ContentStore, type UnpackLimitOptions } from '../store/content-store.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { listenUnixHttp, type Listener } from './listener.js';
@@ -17,6 +17,8 @@ import { startSnapshotterListener, type SnapshotterListener } from './snapshotte
 export interface DaemonOptions {
   /** Store root. */
   root: string;
+  /** Bounds on unpacks into the store (expansion ratio, disk reserve). Default: the store's defaults. */
+  unpackLimits?: UnpackLimitOptions;
   /** Unix socket to listen on. */
   socketPath: string;
   /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
@@ -102,7 +104,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
-    store = await ContentStore.open(root, { logger });
+    store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}) });
   } catch (err) {
     removeSignalHandlers();
     throw err;

@@ -87,6 +87,8 @@ export async function collectGarbage(store: ContentStore, options: GcOptions = {
   report.partialBytesFreed = partials.bytes;
   if (report.dryRun) return report;
   const done = await applyPlan(store, snapshot, plan, options.signal);
+  // Blobs and layers found corrupt were moved aside for a look; gc is when they go.
+  await store.quarantine.purge();
   report.layersRemoved = done.layers;
   report.blobsRemoved = done.blobs;
   report.skipped = plan.layers.length + plan.blobs.length - done.layers - done.blobs;

@@ -29,3 +29,19 @@ export function packageLayerNames(annotations: Record<string, string> | undefine
  * without fetching the image config.
  */
 export const LAYER_DIFF_ID_ANNOTATION = 'containerd.io/snapshot/hostpull.diff-id';
+
+/**
+ * Layer descriptor annotations of a composite: which layer is which package and what it may
+ * write (DESIGN §2 "The trust boundary"). The server writes them (server/synthesize.ts), the node
+ * holds each package layer to them where it unpacks (pull/layer-claims.ts). Under
+ * `containerd.io/snapshot/` like the diff_id above, so containerd hands them to hostpull's
+ * snapshotter as labels too.
+ */
+/** `base` or `package`. */
+export const LAYER_ROLE_ANNOTATION = 'containerd.io/snapshot/hostpull.role';
+/** The package's code name. */
+export const LAYER_CODENAME_ANNOTATION = 'containerd.io/snapshot/hostpull.codename';
+/** The directory the package owns, absolute (`/opt/jdk-11.0`). */
+export const LAYER_PREFIX_ANNOTATION = 'containerd.io/snapshot/hostpull.prefix';
+/** `true` when the catalog entry allows setuid/setgid files and file capabilities. */
+export const LAYER_ALLOW_SETUID_ANNOTATION = 'containerd.io/snapshot/hostpull.allow-setuid';

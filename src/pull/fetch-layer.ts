@@ -5,12 +5,14 @@ import { pipeline } from 'node:stream/promises';
 import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import type { Digest } from '../oci/digest.js';
+import { digestAlgorithm, type Digest } from '../oci/digest.js';
 import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { ContentStore } from '../store/content-store.js';
-import type { LayerRow } from '../store/layers.js';
-import { VerifyingStream } from '../store/verifying-stream.js';
-import { applyLayer, type ApplyResult } from '../unpack/index.js';
+import { hashFile } from '../store/blobs.js';
+import type { LayerCommit, LayerRow } from '../store/layers.js';
+import { VerifyingStream } from '../archive/index.js';
+import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
 import { Tee } from '../util/tee.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
@@ -21,6 +23,8 @@ export interface LayerJob {
   diffId: Digest;
   size: number;
   mediaType: string;
+  /** The package claim the layer is unpacked under (from the composite's annotations); none for a base layer. */
+  claim?: PackageClaim | undefined;
 }
 
 export interface FetchLayerDeps {
@@ -48,6 +52,7 @@ function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
+    ...(isHostpullError(err) && err.details ? { details: err.details } : {}),
     // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error gets ours.
     hint: hintFor(err) ?? (isHostpullError(err) ? undefined : 'the partial download is kept; pulling again resumes it'),
   });
@@ -114,8 +119,55 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
     }
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
-  const layer = await unpackFromFile(deps, job, compression, options.signal);
-  return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  try {
+    const layer = await unpackFromFile(deps, job, compression, options.signal);
+    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  } catch (err) {
+    // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
+    // quarantine it and fetch it again, once (a second failure is the layer's own).
+    if (fetchedBytes > 0 || !(await storedBlobCorrupt(store, job.digest))) throw err;
+    deps.logger.warn({ digest: job.digest }, 'stored layer blob is corrupt; quarantined, fetching it again');
+    store.blobs.quarantine(job.digest);
+    return fetchLayer(deps, job, options);
+  }
+}
+
+/** True when the stored file of `digest` is missing or hashes to something else. */
+async function storedBlobCorrupt(store: ContentStore, digest: Digest): Promise<boolean> {
+  if (!store.blobs.has(digest)) return false;
+  try {
+    return (await hashFile(store.blobs.path(digest), digestAlgorithm(digest))).digest !== digest;
+  } catch {
+    return true;
+  }
+}
+
+/** applyLayer's options for a job: its claim and the store's bounds. */
+function applyOptions(store: ContentStore, job: LayerJob, compression: LayerCompression, target: string, signal: AbortSignal | undefined): ApplyOptions {
+  const limits = store.unpackLimits();
+  return {
+    compression,
+    target,
+    expectedDiffId: job.diffId,
+    compressedSize: job.size,
+    maxExpansionRatio: limits.maxExpansionRatio,
+    keepFreeBytes: limits.keepFreeBytes,
+    ...(job.claim ? { claim: job.claim } : {}),
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/** What the store records of an unpacked layer. */
+function layerCommit(job: LayerJob, result: ApplyResult): LayerCommit {
+  return {
+    diffId: job.diffId,
+    blobDigest: job.digest,
+    unpackedSize: result.uncompressedSize,
+    entries: result.entries,
+    ownedPaths: result.ownedPaths,
+    footprint: result.footprint,
+    treeChecksum: result.treeChecksum,
+  };
 }
 
 async function transfer(
@@ -160,7 +212,7 @@ async function transfer(
   const abort = new AbortController();
   const onAbort = () => abort.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const unpacked = applyLayer(unpackInput, { compression, target: staging, expectedDiffId: job.diffId, signal: abort.signal });
+  const unpacked = applyLayer(unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
     const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
     let result: ApplyResult;
@@ -180,13 +232,7 @@ async function transfer(
       await Promise.allSettled([download, unpacked]);
       throw err;
     }
-    const layer = await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const layer = await store.layers.commit(staging, layerCommit(job, result));
     return { fetched: fetched(), resumedFrom, layer };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
@@ -203,19 +249,8 @@ export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compre
   if (existing) return existing;
   const staging = await store.layers.stage();
   try {
-    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), {
-      compression,
-      target: staging,
-      expectedDiffId: job.diffId,
-      signal,
-    });
-    return await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
+    return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     if (isHostpullError(err)) throw err;

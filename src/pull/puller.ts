@@ -9,9 +9,11 @@ import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
 import { mapLimit } from '../util/limit.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchImageConfig } from './fetch-config.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
+import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
 
 /**
  * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
@@ -40,6 +42,13 @@ export interface PullOptions {
   recordUpToDate?: boolean;
 }
 
+export interface FetchLayersOptions extends PullOptions {
+  /** The package claim of each layer (aligned with the layers; undefined for a base layer). Default: none. */
+  claims?: ReadonlyArray<PackageClaim | undefined>;
+  /** Names the image in messages. Default: the repository. */
+  where?: string;
+}
+
 export interface PullResult extends PullRecord {
   manifestDigest: Digest;
   configDigest: Digest;
@@ -57,6 +66,8 @@ interface Resolved {
   indexDigest: Digest | null;
   configDigest: Digest;
   layers: ManifestLayerRow[];
+  /** The package claim of each layer (aligned with `layers`); undefined for base layers. */
+  claims: Array<PackageClaim | undefined>;
   fetchedBytes: number;
   upToDate: boolean;
 }
@@ -94,7 +105,7 @@ export class Puller {
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack });
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -157,9 +168,17 @@ export class Puller {
    * a pull that follows resolving. The containerd snapshotter calls it with layers it learnt from
    * containerd's labels and the manifest, without recording an image.
    */
-  fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: PullOptions = {}): Promise<LayerOutcome[]> {
+  async fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: FetchLayersOptions = {}): Promise<LayerOutcome[]> {
     const unpack = options.unpack ?? true;
-    return mapLimit(layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
+    const claims = options.claims ?? [];
+    const where = options.where ?? `${repo.registry}/${repo.repository}`;
+    // Layers already here are held to this image's claims from the store's record (LAYER_UNSAFE
+    // if one breaks its claim); those that cannot be judged that way are unpacked again.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    const outcomes = await mapLimit(layers, options.concurrency ?? 4, (l, i, signal) => this.#layer(repo, l, claims[i], unpack, signal, options), options.signal);
+    // Again once they are in: a layer another process unpacked meanwhile is held to them too.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    return outcomes;
   }
 
   /**
@@ -177,28 +196,51 @@ export class Puller {
     }
   }
 
-  /** True when every piece of the image is in the store (blobs, and unpacked layers if wanted). */
-  #complete(image: ImageRow, unpack: boolean): ManifestLayerRow[] | undefined {
+  /**
+   * The stored layers of a resolution held to its claims (LAYER_UNSAFE when one breaks its claim);
+   * layers that cannot be judged from the store's record are quarantined to be unpacked again.
+   * Returns false when it quarantined any.
+   */
+  #checkStored(resolved: { layers: readonly ManifestLayerRow[]; claims: ReadonlyArray<PackageClaim | undefined> }, where: string): boolean {
     const { store } = this.#deps;
-    const layers = store.images.layers(image.manifestDigest);
+    const redo = checkStoredLayers(store, resolved.layers.map((l, i) => ({ diffId: l.diffId, claim: resolved.claims[i] })), where);
+    return !quarantineUnjudged(store, redo);
+  }
+
+  /**
+   * The stored image as an up-to-date resolution, when every piece of it is in the store and
+   * intact: manifest and config still hash to their digests (a corrupt one is quarantined and
+   * the image fetched again, never reported up to date), every layer is unpacked (its directory
+   * present) and held to the image's claims.
+   */
+  async #upToDate(image: ImageRow | undefined, unpack: boolean): Promise<Resolved | undefined> {
+    if (!image) return undefined;
+    const { store } = this.#deps;
     if (!store.blobs.has(image.configDigest) || !store.blobs.has(image.manifestDigest)) return undefined;
+    let manifest: ImageManifest;
+    try {
+      const parsed = parseManifest(await store.blobs.readBytes(image.manifestDigest), undefined, image.reference);
+      await store.blobs.readBytes(image.configDigest);
+      if (parsed.kind !== 'manifest') return undefined;
+      manifest = parsed.manifest;
+    } catch (err) {
+      if (!isHostpullError(err, 'STORE_CORRUPT')) throw err;
+      this.#deps.logger.warn({ reference: image.reference, err: err.message }, 'stored image is corrupt; fetching it again');
+      return undefined;
+    }
+    const layers = store.images.layers(image.manifestDigest);
     for (const l of layers) {
       if (unpack ? !store.layers.get(l.diffId) : !store.blobs.has(l.blobDigest)) return undefined;
     }
-    return layers;
-  }
-
-  /** The stored image as an up-to-date resolution, when every piece of it is in the store. */
-  #upToDate(image: ImageRow | undefined, unpack: boolean): Resolved | undefined {
-    const layers = image && this.#complete(image, unpack);
-    if (!image || !layers) return undefined;
-    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+    const claims = layerClaims(manifest, image.reference);
+    if (unpack && !this.#checkStored({ layers, claims }, image.reference)) return undefined;
+    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, claims, fetchedBytes: 0, upToDate: true };
   }
 
   /** The complete stored image with this manifest (or index, for this platform) digest. */
   async #storedByDigest(digest: Digest, unpack: boolean, options: PullOptions): Promise<Resolved | undefined> {
     const image = this.#deps.store.images.byManifest(digest);
-    const hit = this.#upToDate(image, unpack);
+    const hit = await this.#upToDate(image, unpack);
     return hit && (await this.#samePlatform(image!, digest, options)) ? hit : undefined;
   }
 
@@ -209,12 +251,12 @@ export class Puller {
     const stored = ref.digest
       ? await this.#storedByDigest(ref.digest, unpack, options)
       : policy !== 'always'
-        ? this.#upToDate(store.images.get(formatReference(ref)), unpack)
+        ? await this.#upToDate(store.images.get(formatReference(ref)), unpack)
         : undefined;
     if (stored) return stored;
     if (policy === 'never') {
       throw new HostpullError('IMAGE_UNKNOWN', `${formatReference(ref)} is not in the store, and the pull policy is never`, {
-        hint: `pull it first (hostpull pull ${formatReference(ref)}), or use --pull missing`,
+        hint: `pull it first (\`hostpull pull ${formatReference(ref)}\`), or use --pull missing`,
       });
     }
     let known = ref.digest;
@@ -227,7 +269,7 @@ export class Puller {
           if (isHostpullError(err) && !err.hint) {
             throw new HostpullError(err.code, err.message, {
               cause: err,
-              hint: 'check the tag; for a composite, every code name must be in the server catalog (hostpull catalog ls)',
+              hint: 'check the tag; for a composite, every code name must be in the server catalog (`hostpull catalog ls`)',
             });
           }
           throw err;
@@ -275,7 +317,7 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
-    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, fetchedBytes, upToDate: false };
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), fetchedBytes, upToDate: false };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {
@@ -285,9 +327,9 @@ export class Puller {
     return outcome;
   }
 
-  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+  async #layer(repo: RepositoryRef, l: ManifestLayerRow, claim: PackageClaim | undefined, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
     const { store } = this.#deps;
-    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
+    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType, claim };
     const done = () => {
       if (unpack) return store.layers.get(l.diffId) ? this.#hit(l, true) : undefined;
       return store.blobs.has(l.blobDigest) ? this.#hit(l, false) : undefined;

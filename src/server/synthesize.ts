@@ -2,7 +2,15 @@ import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } f
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-import { CODENAMES_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/annotations.js';
+import {
+  CODENAMES_ANNOTATION,
+  LAYER_ALLOW_SETUID_ANNOTATION,
+  LAYER_CODENAME_ANNOTATION,
+  LAYER_DIFF_ID_ANNOTATION,
+  LAYER_PREFIX_ANNOTATION,
+  LAYER_ROLE_ANNOTATION,
+  PACKAGES_ANNOTATION,
+} from '../oci/annotations.js';
 
 export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
@@ -38,17 +46,36 @@ export interface LayerFacts {
   diffId: Digest;
   /** The code name of a package layer (none for a base layer). */
   code?: string;
+  /** The catalog entry of a package layer: the prefix it owns and its setuid allowance. */
+  entry?: Pick<CatalogEntry, 'prefix' | 'allowSetuid'>;
 }
 
 /**
  * The annotations of one layer descriptor in a composite: the place where parts that read
  * composites on nodes get per-layer facts from the server. Today: the package's code name as the
- * title, and the diff_id for the containerd snapshotter (containerd hands it over as a label).
+ * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), and
+ * the claim the layer is held to (isolationAnnotations).
  */
 export function layerAnnotations(layer: LayerFacts): Record<string, string> {
-  const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId };
+  const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
   if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
   return sortedRecord(out);
+}
+
+/**
+ * The claim a layer is held to on every node (DESIGN §2 "The trust boundary"): a base layer may
+ * touch the whole tree; a package layer only its prefix, with setuid only when its catalog entry
+ * allows it. Nodes read these annotations (pull/layer-claims.ts), so they must say what
+ * registration checked.
+ */
+function isolationAnnotations(layer: LayerFacts): Record<string, string> {
+  if (layer.code === undefined || layer.entry === undefined) return { [LAYER_ROLE_ANNOTATION]: 'base' };
+  return {
+    [LAYER_ROLE_ANNOTATION]: 'package',
+    [LAYER_CODENAME_ANNOTATION]: layer.code,
+    [LAYER_PREFIX_ANNOTATION]: layer.entry.prefix,
+    ...(layer.entry.allowSetuid === true ? { [LAYER_ALLOW_SETUID_ANNOTATION]: 'true' } : {}),
+  };
 }
 
 /**
@@ -146,7 +173,7 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
     layers: [
       ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]! })),
-      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code })),
+      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry })),
     ],
     annotations: sortedRecord(annotations),
   };

@@ -2,7 +2,9 @@ import type { Digest } from '../oci/digest.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { SnapshotRow } from '../store/snapshots.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
+import { treeChecksum } from '../archive/index.js';
 import { summarizeLayerDir } from './layer-dir-summary.js';
+import { treeFootprint } from './tree-footprint.js';
 
 /** diffID → compressed digest, for every layer the store knows (unpacked, or in a pulled image). */
 export function knownLayers(store: ContentStore): Map<Digest, Digest> {
@@ -40,7 +42,9 @@ export async function adoptLayerDir(store: ContentStore, dir: string, diffId: Di
   if (store.layers.get(diffId)) return 'present';
   const summary = await summarizeLayerDir(dir);
   // An uncompressed layer's blob is its tar: the diffID stands in when containerd did not say.
-  await store.layers.commit(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary });
+  // Its footprint comes from the tree containerd wrote, so a later image's package claim is
+  // checked against it like against a layer hostpull unpacked itself.
+  await store.layers.commit(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, footprint: treeFootprint(dir), treeChecksum: treeChecksum(dir) });
   return 'adopted';
 }
 

@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LAYER_DIFF_ID_ANNOTATION } from '../oci/annotations.js';
@@ -7,6 +8,7 @@ import { checkManifestAgainstConfig, parseManifest } from '../oci/manifest.js';
 import { formatReference, parseReference } from '../oci/reference.js';
 import type { LayerOutcome } from '../pull/events.js';
 import { fetchImageConfig } from '../pull/fetch-config.js';
+import { checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged } from '../pull/layer-claims.js';
 import { Puller } from '../pull/puller.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/content-store.js';
@@ -47,6 +49,8 @@ interface RemoteImage {
   repo: RepositoryRef;
   reference: string;
   layers: ManifestLayerRow[];
+  /** The package claim of each layer (from the composite's annotations); undefined for base layers. */
+  claims: Array<PackageClaim | undefined>;
   /** chainID of each layer in manifest order. */
   chains: Digest[];
 }
@@ -57,7 +61,9 @@ interface RemoteImage {
  * image's registry with hostpull's own credentials and registry settings. When one layer of an
  * image has to be fetched, the layers after it start too (containerd asks for them one at a time,
  * and would download everything after the first layer it is left with). What cannot be handled
- * comes back with the reason, for the log line and `hostpull stats`.
+ * comes back with the reason, for the log line and `hostpull stats`. A package layer that breaks
+ * its claim (DESIGN §2) is refused with an error, never left to containerd: containerd would
+ * apply it without the prefix rules.
  */
 export class RemoteLayers {
   readonly #deps: RemoteLayersDeps;
@@ -85,7 +91,10 @@ export class RemoteLayers {
     const claimed = req.labels[LAYER_DIFF_ID_ANNOTATION] as Digest | undefined;
     const candidates = [claimed, blob ? store.layers.byBlob(blob)?.diffId : undefined].filter((d): d is Digest => d !== undefined);
     const fits = candidates.find((d) => chainIdOf(req.parentChain, d) === req.target);
-    if (fits && store.layers.get(fits)) return this.#present(fits, blob ?? null);
+    // The claim comes with the labels (containerd passes a layer's containerd.io/snapshot/
+    // annotations): a layer already here is held to it from the store's record.
+    const claim = layerClaim(req.labels, `layer ${blob ?? req.target}`);
+    if (fits && store.layers.get(fits) && this.#judged(fits, claim, blob ?? req.target)) return this.#present(fits, blob ?? null);
 
     // 2. Fetched by hostpull, from the image containerd is pulling.
     const imageRef = req.labels[CRI_IMAGE_REF_LABEL];
@@ -100,6 +109,7 @@ export class RemoteLayers {
     try {
       image = await this.#image(imageRef, manifestDigest);
     } catch (err) {
+      if (refusesLayer(err)) throw err;
       return { handled: false, reason: `resolving ${imageRef}@${manifestDigest} failed: ${describe(err)}` };
     }
     const index = image.chains.indexOf(req.target);
@@ -107,7 +117,7 @@ export class RemoteLayers {
     if (!layer || layer.blobDigest !== blob) {
       return { handled: false, reason: `${image.reference} has no layer ${blob} with chainID ${req.target}` };
     }
-    if (store.layers.get(layer.diffId)) return this.#present(layer.diffId, blob);
+    if (store.layers.get(layer.diffId) && this.#judged(layer.diffId, image.claims[index], image.reference)) return this.#present(layer.diffId, blob);
     // Ahead: the layers after this one that are not here yet (each fetched once, in order).
     for (const next of image.layers.slice(index + 1)) {
       if (!store.layers.get(next.diffId)) this.#fetch(image, next, true).catch((err: unknown) => this.#deps.logger.debug({ err, digest: next.blobDigest }, 'snapshotter: fetch ahead failed'));
@@ -117,8 +127,19 @@ export class RemoteLayers {
       this.#fetchedAhead.delete(layer.diffId);
       return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: outcome.hit ? 'reused' : 'fetched', bytes: outcome.fetchedBytes };
     } catch (err) {
+      if (refusesLayer(err)) throw err;
       return { handled: false, reason: `fetching ${blob} from ${image.reference} failed: ${describe(err)}` };
     }
+  }
+
+  /**
+   * A present layer held to a package claim from the store's record: true when it keeps to it (or
+   * there is no claim); throws LAYER_UNSAFE when it breaks it; false when the record cannot tell
+   * (the layer is quarantined, to be fetched and unpacked again under the claim).
+   */
+  #judged(diffId: Digest, claim: PackageClaim | undefined, where: string): boolean {
+    const redo = checkStoredLayers(this.#deps.store, [{ diffId, claim }], where);
+    return !quarantineUnjudged(this.#deps.store, redo);
   }
 
   /** A layer that is here: fetched ahead by us (reported once as fetched), else reused. */
@@ -167,7 +188,7 @@ export class RemoteLayers {
     }));
     const chains: Digest[] = [];
     for (const l of layers) chains.push(chainIdOf(chains.at(-1), l.diffId));
-    const image = { repo, reference, layers, chains };
+    const image = { repo, reference, layers, claims: layerClaims(manifest, reference), chains };
     // Layers containerd applied earlier without saying which (ctr image pull) may be among these.
     const adopted = await identifyAppliedLayers(store, new Map(layers.map((l) => [l.diffId, l.blobDigest])));
     if (adopted.length > 0) this.#deps.logger.info({ snapshots: adopted.map((s) => s.name), image: reference }, 'snapshotter: layers containerd applied are now store layers');
@@ -179,7 +200,8 @@ export class RemoteLayers {
     let p = this.#fetches.get(layer.blobDigest);
     if (!p) {
       p = this.#limit.run(async () => {
-        const [outcome] = await this.#puller.fetchLayers(image.repo, [layer], { concurrency: 1, ...(this.#signal ? { signal: this.#signal } : {}) });
+        const claims = [image.claims[image.layers.indexOf(layer)]];
+        const [outcome] = await this.#puller.fetchLayers(image.repo, [layer], { concurrency: 1, claims, where: image.reference, ...(this.#signal ? { signal: this.#signal } : {}) });
         await this.#dropBlob(layer.blobDigest);
         if (ahead && !outcome!.hit) this.#fetchedAhead.set(layer.diffId, outcome!.fetchedBytes);
         return outcome!;
@@ -205,4 +227,15 @@ export class RemoteLayers {
 function describe(err: unknown): string {
   if (isHostpullError(err)) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * A refusal of the layer itself (an archive rule, or its package claim): never "not handled", or
+ * containerd would apply the same layer without those rules.
+ */
+function refusesLayer(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 8; depth++, e = (e as { cause?: unknown }).cause) {
+    if (isArchiveError(e) || isHostpullError(e, 'LAYER_PREFIX_INVALID') || isHostpullError(e, 'MANIFEST_INVALID')) return true;
+  }
+  return false;
 }

@@ -9,4 +9,3 @@ export * from './pulls.js';
 export * from './reconcile.js';
 export * from './snapshot-events.js';
 export * from './snapshots.js';
-export * from './verifying-stream.js';

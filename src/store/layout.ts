@@ -9,6 +9,8 @@ export class StoreLayout {
   readonly ingestDir: string;
   readonly layersDir: string;
   readonly containersDir: string;
+  /** Blobs and layers found corrupt, moved aside so the next pull fetches them again. */
+  readonly quarantineDir: string;
   readonly snapshotsDir: string;
 
   constructor(root: string) {
@@ -18,6 +20,7 @@ export class StoreLayout {
     this.ingestDir = join(root, 'ingest');
     this.layersDir = join(root, 'layers');
     this.containersDir = join(root, 'containers');
+    this.quarantineDir = join(root, 'quarantine');
     this.snapshotsDir = join(root, 'snapshots');
   }
 

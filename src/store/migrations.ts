@@ -143,4 +143,12 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   INSERT INTO pull_totals VALUES (1, 0, 0, 0, 0, 0, 0, 0);
   `,
+  // 5: what each unpacked layer does to the tree (its footprint: JSON of archive/layer-footprint.ts),
+  // so a layer unpacked under one image is checked against another image's package claim without
+  // unpacking it again; and a checksum of the unpacked tree for `hostpull verify`. NULL for layers
+  // unpacked before: such a layer is unpacked again when a claim must be checked against it.
+  `
+  ALTER TABLE layers ADD COLUMN footprint TEXT;
+  ALTER TABLE layers ADD COLUMN tree_checksum TEXT;
+  `,
 ];

@@ -5,6 +5,7 @@ import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../daemon/path
 import { resolveGroup } from '../../daemon/socket-group.js';
 import { parseSize } from '../../gc/parse-size.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { unpackLimitsFor } from '../host.js';
 
 export function registerDaemonCommand(program: Command): void {
   program
@@ -42,6 +43,7 @@ export function registerDaemonCommand(program: Command): void {
         const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
         const daemon = await startDaemon({
           root: global.root,
+          unpackLimits: unpackLimitsFor(global),
           socketPath: opts.socket,
           snapshotterSocket: opts.snapshotterSocket === true ? DEFAULT_SNAPSHOTTER_SOCKET : opts.snapshotterSocket,
           socketGroup,

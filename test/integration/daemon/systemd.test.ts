@@ -8,11 +8,14 @@ import { existsSync } from 'node:fs';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, collectChild, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
+import { collectChild, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
+import { useStagedCli } from '../../helpers/staged-cli.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { startNotifyReceiver, startTestDaemon } from './daemon-process.js';
 
 const NOBODY = 65534;
+/** The built CLI where nobody can run it (the checkout may be in a directory only root enters). */
+const cli = useStagedCli();
 
 const temps: string[] = [];
 async function temp(prefix: string): Promise<string> {
@@ -174,8 +177,8 @@ describe('the socket', () => {
       const st = await stat(socket);
       expect(st.gid).toBe(NOBODY);
       expect(st.mode & 0o777).toBe(0o660);
-      const child = spawn(process.execPath, [CLI_ENTRY, '--root', root, '--log-level', 'debug', 'stats', '--json', '--socket', socket], {
-        cwd: REPO_ROOT,
+      const child = spawn(process.execPath, [cli().entry, '--root', root, '--log-level', 'debug', 'stats', '--json', '--socket', socket], {
+        cwd: cli().root,
         stdio: ['pipe', 'pipe', 'pipe'],
         uid: NOBODY,
         gid: NOBODY,

@@ -12,7 +12,7 @@ import { buildLayer, DEFAULT_CODES, packageEnv, packageFiles, pushImage } from '
 import { blobRequests, type TestRegistry } from '../../helpers/registry.js';
 import { useSnapshotterStack } from '../../helpers/snapshotter-stack.js';
 
-const stack = useSnapshotterStack([...DEFAULT_CODES, 'ANT1.10']);
+const stack = useSnapshotterStack([...DEFAULT_CODES, 'ANT1.10', 'EVL1.0']);
 
 /** How many times each blob digest was GET from the registry among `entries`. */
 function blobCounts(entries: Awaited<ReturnType<TestRegistry['since']>>): Map<string, number> {
@@ -136,5 +136,19 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
       const jdk = await readFile(join(root, 'layers', dir, 'opt', 'jdk-11.0', 'leak')).catch(() => undefined);
       expect(jdk).toBeUndefined();
     }
+  });
+
+  it('a package layer that writes outside its prefix is refused, not left to containerd to apply', async () => {
+    const { registry, containerd, root, ref } = stack();
+    // The static catalog follows the tag; the tag now names a package that also writes /etc.
+    const evil = buildLayer([...packageFiles('EVL1.0', { bytes: 1024, files: 1 }), { path: '/etc/evil.sh', content: 'echo owned\n' }]);
+    await pushImage(registry.url, 'pkg/evl1.0', 'latest', [evil], { env: packageEnv(['EVL1.0']), cmd: ['/bin/sh'] });
+    const before = (await stats()).snapshotter.totals;
+    await expect(containerd.cri.pullImage(ref('EVL1.0-GRD7.0'))).rejects.toThrow(/is outside the package's prefix \/opt\/evl-1\.0/);
+    const after = (await stats()).snapshotter.totals;
+    expect(after.applied).toBe(before.applied);
+    for (const d of await layerDirs()) expect(await readFile(join(root, 'layers', d, 'etc', 'evil.sh')).catch(() => undefined), d).toBeUndefined();
+    const content = await containerd.ctr(['content', 'ls', '-q'], { namespace: CRI_NAMESPACE });
+    expect(content.stdout).not.toContain(evil.digest);
   });
 });
