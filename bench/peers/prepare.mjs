@@ -7,17 +7,14 @@
 //
 // Scaled-down versions of ../shared/bench/peers images (there 346 MB unpacked): same shape, a
 // few thousand files less, about 45 MB of payload so one run takes a couple of minutes.
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, buildBlob, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
 const { tarEntry } = await import(join(repo, 'dist/bench/tar.js'));
 const { RegistryClient } = await import(join(repo, 'dist/registry/index.js'));
-const { startServer } = await import(join(repo, 'dist/server/serve.js'));
+const { synthesizeComposites } = await import('./synthesize-composites.mjs');
 
 const registry = process.argv[2];
 if (!registry) {
@@ -42,8 +39,6 @@ const catalog = {
 const versions = catalogIndex(catalog);
 const builder = new BenchImageBuilder(catalog, versions);
 const client = new RegistryClient({ retries: 1 });
-const work = await mkdtemp(join(tmpdir(), 'hostpull-peers-prepare-'));
-let server;
 try {
   // A second base layer with the host's static busybox, so every peer can run `/bin/busybox echo`
   // in the composites (run.sh --run times the first output of a container).
@@ -61,24 +56,8 @@ try {
     await pushImage(client, registry, BENCH_REPOS.package(pv.package), pv.version, [layer], []);
     entries[code] = { image: `${BENCH_REPOS.package(pv.package)}:${pv.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: pv.package };
   }
-  await writeFile(join(work, 'catalog.json'), JSON.stringify({ entries }));
-  server = await startServer({ upstream: `http://${registry}`, port: 0, catalogFile: join(work, 'catalog.json'), base: `${BENCH_REPOS.base}:${BASE_TAG}` });
-  const tags = {};
-  for (const tag of TAGS) {
-    const res = await fetch(`${server.url}/v2/hostpull/manifests/${tag}`, { method: 'HEAD' });
-    if (res.status !== 200) throw new Error(`server answered ${res.status} for ${tag}`);
-    tags[tag] = res.headers.get('docker-content-digest');
-  }
-  // The server pushes each composite upstream; check the registry now has it under the same digest.
-  for (const tag of TAGS) {
-    const res = await fetch(`http://${registry}/v2/hostpull/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-    const body = Buffer.from(await res.arrayBuffer());
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
-    if (res.status !== 200 || digest !== tags[tag]) throw new Error(`registry has ${tag} as ${res.status} ${digest}, server said ${tags[tag]}`);
-  }
+  const tags = await synthesizeComposites(registry, entries, `${BENCH_REPOS.base}:${BASE_TAG}`, TAGS);
   process.stdout.write(`${JSON.stringify({ registry, tags, layers }, null, 2)}\n`);
 } finally {
-  await server?.close();
   await client.close();
-  await rm(work, { recursive: true, force: true });
 }

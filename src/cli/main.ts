@@ -1,44 +1,7 @@
 #!/usr/bin/env node
-import { Command, CommanderError, Option } from 'commander';
-import { setFlagsFromString } from 'node:v8';
-import { collect, EXIT_USAGE } from './context.js';
-import { defaultRoot } from '../paths.js';
-import { commands } from './commands/index.js';
-
-/**
- * Composition root of the CLI: global options, one file per verb under commands/, each verb
- * only parses flags, calls the library and renders.
- */
-export function buildProgram(): Command {
-  const program = new Command('hostpull')
-    .description('Build container images out of independent, reusable package layers')
-    .version('0.1.0')
-    .addOption(new Option('--root <dir>', 'state directory').default(defaultRoot()))
-    .addOption(new Option('--server <host:port>', 'hostpull server (or registry) that short references resolve against').env('HOSTPULL_SERVER'))
-    .addOption(new Option('--namespace <repo>', 'repository under which the server offers composites').env('HOSTPULL_NAMESPACE').default('hostpull'))
-    .addOption(new Option('--insecure-registry <host:port>', 'allow plain http to this non-loopback registry (repeatable)').argParser(collect))
-    .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
-    .showHelpAfterError()
-    .exitOverride()
-    .hook('preAction', (_program, action) => {
-      if (!LONG_RUNNING.has(action.name())) preferQuickExit();
-    });
-  for (const register of commands) register(program);
-  return program;
-}
-
-/** Verbs that serve for a long time: they keep V8's defaults. */
-const LONG_RUNNING = new Set(['daemon', 'serve', 'bench', 'demo']);
-
-/**
- * undici parses HTTP with llhttp compiled to WebAssembly. V8 compiles it quickly (Liftoff), then
- * again optimised on a background thread, and a process that is done waits for that second
- * compile before it exits: about 130 ms of every short command here. A short command gains
- * nothing from the optimised code, so it stays with the first tier.
- */
-function preferQuickExit(): void {
-  setFlagsFromString('--liftoff-only');
-}
+import { CommanderError } from 'commander';
+import { EXIT_USAGE } from './context.js';
+import { buildProgram } from './program.js';
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();

@@ -28,6 +28,10 @@ export class DaemonMetrics {
   readonly #inflight: Gauge;
   readonly #arrivals: Gauge<'arrival'>;
   readonly #arrival: Gauge<'layer' | 'arrival' | 'reason'>;
+  readonly #snapshotLayers: Counter<'outcome'>;
+  readonly #snapshotBytes: Counter;
+  readonly #snapshotLayer: Gauge<'diff_id' | 'outcome'>;
+  readonly #snapshots: Gauge;
 
   constructor(store: ContentStore, options: { activePulls?: () => number } = {}) {
     this.#store = store;
@@ -56,6 +60,20 @@ export class DaemonMetrics {
       labelNames: ['layer', 'arrival', 'reason'],
       registers,
     });
+    this.#snapshotLayers = new Counter({
+      name: 'hostpull_snapshotter_layers_total',
+      help: 'Layers containerd asked the snapshotter for, by outcome: fetched by hostpull, reused from the store, applied by containerd',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.#snapshotBytes = new Counter({ name: 'hostpull_snapshotter_bytes_fetched_total', help: 'Compressed bytes hostpull fetched for containerd', registers });
+    this.#snapshotLayer = new Gauge({
+      name: 'hostpull_snapshotter_layer_outcomes',
+      help: 'Per layer (diff_id; a chainID for a layer containerd applied without naming it): how often each outcome happened',
+      labelNames: ['diff_id', 'outcome'],
+      registers,
+    });
+    this.#snapshots = new Gauge({ name: 'hostpull_snapshotter_snapshots', help: 'containerd snapshots recorded in the store (all namespaces)', registers });
   }
 
   /** Records the phase durations of a finished pull. */
@@ -104,5 +122,15 @@ export class DaemonMetrics {
       this.#arrivals.labels(arrival).inc();
       this.#arrival.labels(l.blobDigest, arrival, (l.reason ?? '').slice(0, 200)).set(l.bytesLazy);
     }
+    const t = this.#store.snapshotLog.totals();
+    this.#snapshotLayers.reset();
+    for (const outcome of ['fetched', 'reused', 'applied'] as const) this.#snapshotLayers.labels(outcome).inc(t[outcome]);
+    setCounter(this.#snapshotBytes, t.bytesFetched);
+    this.#snapshotLayer.reset();
+    for (const l of this.#store.snapshotLog.perLayer()) {
+      const id = l.diffId ?? l.chainId;
+      for (const outcome of ['fetched', 'reused', 'applied'] as const) if (l[outcome] > 0) this.#snapshotLayer.labels(id, outcome).set(l[outcome]);
+    }
+    this.#snapshots.set((db.prepare('SELECT COUNT(*) AS n FROM snapshots').get() as { n: number }).n);
   }
 }

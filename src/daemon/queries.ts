@@ -2,6 +2,7 @@ import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow } from '../store/images.js';
 import type { PullStats } from '../store/pulls.js';
 import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/lazy-records.js';
+import type { SnapshotLayerStats, SnapshotterTotals } from '../store/snapshot-events.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -17,6 +18,8 @@ export interface HostStats extends PullStats {
   store: { blobs: number; blobBytes: number; layers: number; unpackedBytes: number };
   /** How each layer reached this node: whole, lazily, or lazily then completed, and why not lazy. */
   layerArrivals: LayerArrivalSummary[];
+  /** The containerd snapshotter: per layer, how often hostpull fetched it, reused it, or containerd applied it. */
+  snapshotter: { snapshots: number; totals: SnapshotterTotals; layers: SnapshotLayerStats[] };
 }
 
 export function imageSummaries(store: ContentStore): ImageSummary[] {
@@ -39,5 +42,10 @@ export function hostStats(store: ContentStore): HostStats {
       unpackedBytes: layers.reduce((n, l) => n + l.unpackedSize, 0),
     },
     layerArrivals: layerArrivalSummary(store),
+    snapshotter: {
+      snapshots: store.snapshots.list().length,
+      totals: store.snapshotLog.totals(),
+      layers: store.snapshotLog.perLayer(),
+    },
   };
 }

@@ -8,8 +8,7 @@ import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { LayerRow } from '../store/layers.js';
 import { applyLayer } from '../unpack/apply-layer.js';
-import { normaliseEntryPath } from '../unpack/entry-path.js';
-import { TarReader, type TarEntryHeader, type TarEntrySink } from '../unpack/tar-reader.js';
+import { normaliseEntryPath, TarReader, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
 import type { SpanCache } from './span-cache.js';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -168,6 +167,8 @@ export async function completeLayer(job: CompleteLayerJob, deps: CompleteLayerDe
           unpackedSize: result.uncompressedSize,
           entries: result.entries,
           ownedPaths: result.ownedPaths,
+          footprint: result.footprint,
+          treeChecksum: result.treeChecksum,
         });
       } catch (err) {
         await rm(staging, { recursive: true, force: true });

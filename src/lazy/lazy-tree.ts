@@ -1,6 +1,6 @@
 import { HostpullError } from '../errors.js';
 import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
-import { baseOf, normaliseEntryPath, parentOf } from '../unpack/entry-path.js';
+import { baseOf, normaliseEntryPath, parentOf } from '../archive/index.js';
 
 /** Same depth limit as an unpack: a deeper name is refused there, so it is here. */
 const MAX_DEPTH = 256;

@@ -25,6 +25,8 @@ export interface PublishOptions {
   tag?: string | undefined;
   description?: string | undefined;
   group?: string | undefined;
+  /** Let the package hold setuid/setgid files and file capabilities (`--allow-setuid`). Default false. */
+  allowSetuid?: boolean;
   upstream: Upstream;
   /** Register the code name with this server's catalog after pushing; skipped when absent. */
   server?: { url: string; token?: string | undefined } | undefined;
@@ -81,6 +83,7 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     pathAdd: o.pathAdd ?? [],
     ...(o.description !== undefined ? { description: o.description } : {}),
     ...(o.group !== undefined ? { group: o.group } : {}),
+    ...(o.allowSetuid ? { allowSetuid: true } : {}),
   });
   if (o.spanSize !== undefined && (!Number.isInteger(o.spanSize) || o.spanSize < 64 * 1024 || o.spanSize > 256 * 1024 * 1024)) {
     throw new HostpullError('USAGE', `span size ${o.spanSize} is outside 64 KiB … 256 MiB`, { hint: 'the default, 4M, suits most packages' });

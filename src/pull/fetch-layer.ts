@@ -2,17 +2,20 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, errnoCode, hintFor, isHostpullError } from '../errors.js';
+import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import type { Digest } from '../oci/digest.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import { digestAlgorithm, type Digest } from '../oci/digest.js';
+import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { ContentStore } from '../store/content-store.js';
-import type { LayerRow } from '../store/layers.js';
-import { VerifyingStream } from '../store/verifying-stream.js';
-import { applyLayer, type ApplyResult } from '../unpack/index.js';
+import { hashFile } from '../store/blobs.js';
+import type { LayerCommit, LayerRow } from '../store/layers.js';
+import { VerifyingStream } from '../archive/index.js';
+import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
 import { Tee } from '../util/tee.js';
 import type { PullEvent } from './events.js';
+import { relayUntilWritten } from './relay-until-written.js';
 
 export interface LayerJob {
   repo: RepositoryRef;
@@ -20,6 +23,8 @@ export interface LayerJob {
   diffId: Digest;
   size: number;
   mediaType: string;
+  /** The package claim the layer is unpacked under (from the composite's annotations); none for a base layer. */
+  claim?: PackageClaim | undefined;
 }
 
 export interface FetchLayerDeps {
@@ -36,27 +41,8 @@ export interface FetchOutcome {
   layer?: LayerRow;
 }
 
-/** How many times a broken transfer is resumed within one pull before giving up. */
-const TRANSFER_ATTEMPTS = 4;
-
 function source(repo: RepositoryRef): string {
   return `${repo.registry}/${repo.repository}`;
-}
-
-/** Errors after which resuming from the bytes already on disk can help. */
-function resumable(err: unknown): boolean {
-  if (isHostpullError(err)) {
-    if (err.code === 'SIZE_MISMATCH') return (err.details?.actual as number | undefined) !== undefined && (err.details!.actual as number) < (err.details!.expected as number);
-    return (err as { temporary?: boolean }).temporary === true;
-  }
-  const code = errnoCode(err);
-  return (
-    code === 'ECONNRESET' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    (typeof code === 'string' && code.startsWith('UND_ERR_'))
-  );
 }
 
 /** Makes sure the error that ends a layer names the blob and where it came from. */
@@ -66,6 +52,7 @@ function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
+    ...(isHostpullError(err) && err.details ? { details: err.details } : {}),
     // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error gets ours.
     hint: hintFor(err) ?? (isHostpullError(err) ? undefined : 'the partial download is kept; pulling again resumes it'),
   });
@@ -101,28 +88,86 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
   let resumedFrom = 0;
 
   if (!store.blobs.has(job.digest)) {
-    for (let attempt = 1; ; attempt++) {
+    // One retry budget for the whole download, shared with the transport's own retries of each
+    // request: a registry that is down is waited for once (backoff, then the budget), whether it
+    // refuses connections, answers 503 or goes silent in the middle of the body.
+    const retry = deps.client.retryBudget(job.repo.registry, options.signal);
+    for (let first = true; ; first = false) {
       try {
-        const result = await transfer(deps, job, compression, options);
+        const result = await transfer(deps, job, compression, options, retry);
         fetchedBytes += result.fetched;
-        if (attempt === 1) resumedFrom = result.resumedFrom;
+        if (first) resumedFrom = result.resumedFrom;
         if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
         break;
       } catch (err) {
-        fetchedBytes += (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
-        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !resumable(err))) {
+        const got = (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        fetchedBytes += got;
+        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
           await store.blobs.discardIngest(job.digest);
           throw err;
         }
-        if (!resumable(err) || attempt >= TRANSFER_ATTEMPTS || options.signal?.aborted) throw describe(err, job, attempt);
-        deps.logger.warn({ digest: job.digest, attempt, err: (err as Error).message }, 'layer transfer broke; resuming');
+        // Bytes arrived: the registry is alive, so the budget starts again at the next failure.
+        if (got > 0) retry.progressed();
+        try {
+          await retry.failed(err);
+        } catch (final) {
+          throw describe(final, job, retry.retries + 1);
+        }
+        deps.logger.warn({ digest: job.digest, retries: retry.retries, err: (err as Error).message }, 'layer transfer broke; resuming');
       }
     }
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
-  const layer = await unpackFromFile(deps, job, compression, options.signal);
-  return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  try {
+    const layer = await unpackFromFile(deps, job, compression, options.signal);
+    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  } catch (err) {
+    // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
+    // quarantine it and fetch it again, once (a second failure is the layer's own).
+    if (fetchedBytes > 0 || !(await storedBlobCorrupt(store, job.digest))) throw err;
+    deps.logger.warn({ digest: job.digest }, 'stored layer blob is corrupt; quarantined, fetching it again');
+    store.blobs.quarantine(job.digest);
+    return fetchLayer(deps, job, options);
+  }
+}
+
+/** True when the stored file of `digest` is missing or hashes to something else. */
+async function storedBlobCorrupt(store: ContentStore, digest: Digest): Promise<boolean> {
+  if (!store.blobs.has(digest)) return false;
+  try {
+    return (await hashFile(store.blobs.path(digest), digestAlgorithm(digest))).digest !== digest;
+  } catch {
+    return true;
+  }
+}
+
+/** applyLayer's options for a job: its claim and the store's bounds. */
+function applyOptions(store: ContentStore, job: LayerJob, compression: LayerCompression, target: string, signal: AbortSignal | undefined): ApplyOptions {
+  const limits = store.unpackLimits();
+  return {
+    compression,
+    target,
+    expectedDiffId: job.diffId,
+    compressedSize: job.size,
+    maxExpansionRatio: limits.maxExpansionRatio,
+    keepFreeBytes: limits.keepFreeBytes,
+    ...(job.claim ? { claim: job.claim } : {}),
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/** What the store records of an unpacked layer. */
+function layerCommit(job: LayerJob, result: ApplyResult): LayerCommit {
+  return {
+    diffId: job.diffId,
+    blobDigest: job.digest,
+    unpackedSize: result.uncompressedSize,
+    entries: result.entries,
+    ownedPaths: result.ownedPaths,
+    footprint: result.footprint,
+    treeChecksum: result.treeChecksum,
+  };
 }
 
 async function transfer(
@@ -130,18 +175,21 @@ async function transfer(
   job: LayerJob,
   compression: LayerCompression,
   options: { unpack: boolean; signal?: AbortSignal },
+  retry: RetryBudget,
 ): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
-  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal });
+  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
     ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
-    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal });
+    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
+  // A break mid-body is passed on only once what arrived is on disk: the resume starts there.
+  const body = relayUntilWritten(response.stream, ingest.path, ingest.offset);
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
@@ -152,7 +200,7 @@ async function transfer(
   // stream from byte 0; the stored file is unpacked afterwards instead).
   if (!options.unpack || resumedFrom > 0) {
     try {
-      await pipeline(response.stream, verifier, counter, ingest.writer, { signal: options.signal });
+      await pipeline(body, verifier, counter, ingest.writer, { signal: options.signal });
     } catch (err) {
       throw Object.assign(err as Error, { fetchedBytes: fetched() });
     }
@@ -164,9 +212,9 @@ async function transfer(
   const abort = new AbortController();
   const onAbort = () => abort.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const unpacked = applyLayer(unpackInput, { compression, target: staging, expectedDiffId: job.diffId, signal: abort.signal });
+  const unpacked = applyLayer(unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
-    const download = pipeline(response.stream, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
     let result: ApplyResult;
     try {
       [, result] = await Promise.all([
@@ -184,13 +232,7 @@ async function transfer(
       await Promise.allSettled([download, unpacked]);
       throw err;
     }
-    const layer = await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const layer = await store.layers.commit(staging, layerCommit(job, result));
     return { fetched: fetched(), resumedFrom, layer };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
@@ -207,19 +249,8 @@ export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compre
   if (existing) return existing;
   const staging = await store.layers.stage();
   try {
-    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), {
-      compression,
-      target: staging,
-      expectedDiffId: job.diffId,
-      signal,
-    });
-    return await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
+    return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     if (isHostpullError(err)) throw err;

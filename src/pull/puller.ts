@@ -1,7 +1,7 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { digestOf, type Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import type { Digest } from '../oci/digest.js';
+import { checkManifestAgainstConfig, parseManifest, type Descriptor, type ImageManifest, type Platform } from '../oci/manifest.js';
 import { hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
@@ -9,8 +9,11 @@ import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
 import { mapLimit } from '../util/limit.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
+import { fetchImageConfig } from './fetch-config.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
+import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
 
 /**
  * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
@@ -31,18 +34,36 @@ export interface PullOptions {
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
   /**
-   * Called once the manifest is known and some layer is not yet in the store, with those layers
-   * and their descriptors; the layers whose blob digest it returns are not fetched: the caller
-   * takes them over (lazy pulling mounts them from their TOC and completes them itself), and
-   * their outcomes say `deferred`. Default: nothing deferred.
+   * Called once the manifest is known and some layer is not yet in the store, with those layers,
+   * their descriptors and package claims; the layers whose blob digest it returns are not
+   * fetched: the caller takes them over (lazy pulling mounts them from their TOC and completes
+   * them itself, held to the same claim), and their outcomes say `deferred`. Default: nothing deferred.
    */
   defer?: (layers: DeferCandidate[]) => Promise<ReadonlySet<Digest>>;
+  /**
+   * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
+   * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
+   * pull, and counting it as one made /metrics report every rootfs as a pull and its layers as
+   * bytes "reused". Pulls that fetch something, and failed ones, are always recorded.
+   */
+  recordUpToDate?: boolean;
 }
 
 /** A layer of the image being pulled that is not in the store yet. */
 export interface DeferCandidate {
   layer: ManifestLayerRow;
   descriptor: Descriptor;
+  /** The package claim it is held to (undefined for a base layer). */
+  claim: PackageClaim | undefined;
+}
+
+export interface FetchLayersOptions extends PullOptions {
+  /** The package claim of each layer (aligned with the layers; undefined for a base layer). Default: none. */
+  claims?: ReadonlyArray<PackageClaim | undefined>;
+  /** Names the image in messages. Default: the repository. */
+  where?: string;
+  /** Layers (by blob digest) the caller took over (see PullOptions.defer): not fetched, their outcome says `deferred`. Default: none. */
+  deferred?: ReadonlySet<Digest>;
 }
 
 export interface PullResult extends PullRecord {
@@ -62,6 +83,8 @@ interface Resolved {
   indexDigest: Digest | null;
   configDigest: Digest;
   layers: ManifestLayerRow[];
+  /** The package claim of each layer (aligned with `layers`); undefined for base layers. */
+  claims: Array<PackageClaim | undefined>;
   /** The manifest's layer descriptors (annotations included), when it was fetched. */
   descriptors?: Descriptor[];
   fetchedBytes: number;
@@ -102,12 +125,7 @@ export class Puller {
       const deferred = await this.#deferred(resolved, unpack, options);
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await mapLimit(
-            resolved.layers,
-            options.concurrency ?? 4,
-            (l, _i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, unpack, signal, options)),
-            options.signal,
-          );
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference, deferred });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -137,7 +155,7 @@ export class Puller {
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };
-      store.pulls.record(record);
+      if (!resolved.upToDate || options.recordUpToDate !== false) store.pulls.record(record);
       return record;
     } catch (err) {
       const finishedAt = Date.now();
@@ -168,8 +186,35 @@ export class Puller {
   async #deferred(resolved: Resolved, unpack: boolean, options: PullOptions): Promise<ReadonlySet<Digest>> {
     if (!options.defer || !unpack || resolved.upToDate || !resolved.descriptors) return new Set();
     const { store } = this.#deps;
-    const missing = resolved.layers.filter((l) => !store.layers.get(l.diffId)).map((layer) => ({ layer, descriptor: resolved.descriptors![layer.position]! }));
+    const missing = resolved.layers
+      .map((layer, i) => ({ layer, descriptor: resolved.descriptors![layer.position]!, claim: resolved.claims[i] }))
+      .filter((c) => !store.layers.get(c.layer.diffId));
     return missing.length > 0 ? options.defer(missing) : new Set();
+  }
+
+  /**
+   * Makes these layers of an image present in the store, fetching (and unpacking, unless `unpack`
+   * is false) only what is missing, single-flight with every other pull on this root: the part of
+   * a pull that follows resolving. The containerd snapshotter calls it with layers it learnt from
+   * containerd's labels and the manifest, without recording an image.
+   */
+  async fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: FetchLayersOptions = {}): Promise<LayerOutcome[]> {
+    const unpack = options.unpack ?? true;
+    const claims = options.claims ?? [];
+    const where = options.where ?? `${repo.registry}/${repo.repository}`;
+    // Layers already here are held to this image's claims from the store's record (LAYER_UNSAFE
+    // if one breaks its claim); those that cannot be judged that way are unpacked again.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    const deferred = options.deferred ?? new Set<Digest>();
+    const outcomes = await mapLimit(
+      layers,
+      options.concurrency ?? 4,
+      (l, i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, claims[i], unpack, signal, options)),
+      options.signal,
+    );
+    // Again once they are in: a layer another process unpacked meanwhile is held to them too.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    return outcomes;
   }
 
   /**
@@ -187,28 +232,51 @@ export class Puller {
     }
   }
 
-  /** True when every piece of the image is in the store (blobs, and unpacked layers if wanted). */
-  #complete(image: ImageRow, unpack: boolean): ManifestLayerRow[] | undefined {
+  /**
+   * The stored layers of a resolution held to its claims (LAYER_UNSAFE when one breaks its claim);
+   * layers that cannot be judged from the store's record are quarantined to be unpacked again.
+   * Returns false when it quarantined any.
+   */
+  #checkStored(resolved: { layers: readonly ManifestLayerRow[]; claims: ReadonlyArray<PackageClaim | undefined> }, where: string): boolean {
     const { store } = this.#deps;
-    const layers = store.images.layers(image.manifestDigest);
+    const redo = checkStoredLayers(store, resolved.layers.map((l, i) => ({ diffId: l.diffId, claim: resolved.claims[i] })), where);
+    return !quarantineUnjudged(store, redo);
+  }
+
+  /**
+   * The stored image as an up-to-date resolution, when every piece of it is in the store and
+   * intact: manifest and config still hash to their digests (a corrupt one is quarantined and
+   * the image fetched again, never reported up to date), every layer is unpacked (its directory
+   * present) and held to the image's claims.
+   */
+  async #upToDate(image: ImageRow | undefined, unpack: boolean): Promise<Resolved | undefined> {
+    if (!image) return undefined;
+    const { store } = this.#deps;
     if (!store.blobs.has(image.configDigest) || !store.blobs.has(image.manifestDigest)) return undefined;
+    let manifest: ImageManifest;
+    try {
+      const parsed = parseManifest(await store.blobs.readBytes(image.manifestDigest), undefined, image.reference);
+      await store.blobs.readBytes(image.configDigest);
+      if (parsed.kind !== 'manifest') return undefined;
+      manifest = parsed.manifest;
+    } catch (err) {
+      if (!isHostpullError(err, 'STORE_CORRUPT')) throw err;
+      this.#deps.logger.warn({ reference: image.reference, err: err.message }, 'stored image is corrupt; fetching it again');
+      return undefined;
+    }
+    const layers = store.images.layers(image.manifestDigest);
     for (const l of layers) {
       if (unpack ? !store.layers.get(l.diffId) : !store.blobs.has(l.blobDigest)) return undefined;
     }
-    return layers;
-  }
-
-  /** The stored image as an up-to-date resolution, when every piece of it is in the store. */
-  #upToDate(image: ImageRow | undefined, unpack: boolean): Resolved | undefined {
-    const layers = image && this.#complete(image, unpack);
-    if (!image || !layers) return undefined;
-    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+    const claims = layerClaims(manifest, image.reference);
+    if (unpack && !this.#checkStored({ layers, claims }, image.reference)) return undefined;
+    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, claims, fetchedBytes: 0, upToDate: true };
   }
 
   /** The complete stored image with this manifest (or index, for this platform) digest. */
   async #storedByDigest(digest: Digest, unpack: boolean, options: PullOptions): Promise<Resolved | undefined> {
     const image = this.#deps.store.images.byManifest(digest);
-    const hit = this.#upToDate(image, unpack);
+    const hit = await this.#upToDate(image, unpack);
     return hit && (await this.#samePlatform(image!, digest, options)) ? hit : undefined;
   }
 
@@ -219,12 +287,12 @@ export class Puller {
     const stored = ref.digest
       ? await this.#storedByDigest(ref.digest, unpack, options)
       : policy !== 'always'
-        ? this.#upToDate(store.images.get(formatReference(ref)), unpack)
+        ? await this.#upToDate(store.images.get(formatReference(ref)), unpack)
         : undefined;
     if (stored) return stored;
     if (policy === 'never') {
       throw new HostpullError('IMAGE_UNKNOWN', `${formatReference(ref)} is not in the store, and the pull policy is never`, {
-        hint: `pull it first (hostpull pull ${formatReference(ref)}), or use --pull missing`,
+        hint: `pull it first (\`hostpull pull ${formatReference(ref)}\`), or use --pull missing`,
       });
     }
     let known = ref.digest;
@@ -237,7 +305,7 @@ export class Puller {
           if (isHostpullError(err) && !err.hint) {
             throw new HostpullError(err.code, err.message, {
               cause: err,
-              hint: 'check the tag; for a composite, every code name must be in the server catalog (hostpull catalog ls)',
+              hint: 'check the tag; for a composite, every code name must be in the server catalog (`hostpull catalog ls`)',
             });
           }
           throw err;
@@ -275,7 +343,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
-    const config = await this.#config(repoRef, manifest, options.signal);
+    const config = await fetchImageConfig(this.#deps, repoRef, manifest, options.signal);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
     const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
@@ -285,23 +353,7 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
-    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, descriptors: manifest.layers, fetchedBytes, upToDate: false };
-  }
-
-  async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
-    const { store, client } = this.#deps;
-    const digest = manifest.config.digest;
-    if (store.blobs.has(digest)) return { config: parseImageConfig(await store.blobs.readBytes(digest), `config ${digest}`), fetched: 0 };
-    if (manifest.config.size > MAX_CONFIG_BYTES) {
-      throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
-    }
-    const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
-    if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
-      throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
-    }
-    const config = parseImageConfig(bytes, `config ${digest}`);
-    await store.blobs.putBytes(digest, bytes, manifest.config.mediaType);
-    return { config, fetched: bytes.length };
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), descriptors: manifest.layers, fetchedBytes, upToDate: false };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {
@@ -311,9 +363,9 @@ export class Puller {
     return outcome;
   }
 
-  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+  async #layer(repo: RepositoryRef, l: ManifestLayerRow, claim: PackageClaim | undefined, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
     const { store } = this.#deps;
-    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
+    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType, claim };
     const done = () => {
       if (unpack) return store.layers.get(l.diffId) ? this.#hit(l, true) : undefined;
       return store.blobs.has(l.blobDigest) ? this.#hit(l, false) : undefined;

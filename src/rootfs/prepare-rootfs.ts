@@ -27,6 +27,12 @@ export interface PrepareRootfsOptions {
    * the lowerdir, and their paths for the overlap check come from their TOC. Default: none.
    */
   lazy?: ReadonlyMap<Digest, { dir: string; ownedPaths: readonly string[] }>;
+  /**
+   * Mount flags of the rootfs (`nosuid`, `nodev`): a view outside any container (`hostpull mount`)
+   * gets both, so that neither its setuid files nor its device nodes work from the host.
+   * Default: none (a container's rootfs, where the runtime decides).
+   */
+  mountFlags?: readonly ('nosuid' | 'nodev')[];
 }
 
 export interface RootfsPlan {
@@ -48,7 +54,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
     const layer = store.layers.get(l.diffId);
     if (!layer) {
       throw new HostpullError('LAYER_MISSING', `layer ${l.diffId} of ${image.reference} is not unpacked in ${store.layout.root}`, {
-        hint: `pull the image again: hostpull pull ${image.reference}`,
+        hint: `pull the image again: \`hostpull pull ${image.reference}\``,
       });
     }
     return { diffId: l.diffId, dir: store.layers.dir(layer), ownedPaths: () => store.layers.ownedPaths(layer.diffId), row: layer };
@@ -73,6 +79,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
     lowerdirs,
     target: options.target,
     ...(options.rootless ? { options: ['userxattr'] } : {}),
+    ...(options.mountFlags ? { mountFlags: options.mountFlags } : {}),
     ...(options.writable ? { upperdir: options.writable.upperdir, workdir: options.writable.workdir } : { readonly: true }),
   });
   return { mount, layers: lowers.flatMap((l) => (l.row ? [l.row] : [])) };

@@ -12,6 +12,7 @@ import { registerDemoCommand } from './demo.js';
 import { registerBenchCommand } from './bench.js';
 import { registerDaemonCommand } from './daemon.js';
 import { registerGcCommand } from './gc.js';
+import { registerVerifyCommand } from './verify.js';
 
 /** Every verb registers itself on the program; the order here is the order in `--help`. */
-export const commands: Array<(program: Command) => void> = [registerPullCommand, registerRunCommand, registerMountCommands, registerImagesCommand, registerInspectCommand, registerStatsCommand, registerServeCommand, registerPublishCommand, registerCatalogCommand, registerGcCommand, registerDaemonCommand, registerBenchCommand, registerDemoCommand];
+export const commands: Array<(program: Command) => void> = [registerPullCommand, registerRunCommand, registerMountCommands, registerImagesCommand, registerInspectCommand, registerStatsCommand, registerServeCommand, registerPublishCommand, registerCatalogCommand, registerGcCommand, registerVerifyCommand, registerDaemonCommand, registerBenchCommand, registerDemoCommand];

@@ -10,7 +10,7 @@ import { digestOf } from '../../../src/oci/digest.js';
 import { parseToc, parseTocBlob, spansFor, type SeekableToc } from '../../../src/oci/seekable-toc.js';
 import { buildLayerFile } from '../../../src/publish/build-layer.js';
 import { writeSpanGzip } from '../../../src/publish/span-gzip.js';
-import { TarReader, type TarEntryHeader } from '../../../src/unpack/tar-reader.js';
+import { TarReader, type TarEntryHeader } from '../../../src/archive/index.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 const exec = promisify(execFile);
