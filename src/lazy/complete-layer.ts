@@ -7,8 +7,9 @@ import { createDigester, digestFromHash, type Digest } from '../oci/digest.js';
 import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { LayerRow } from '../store/layers.js';
-import { applyLayer } from '../unpack/apply-layer.js';
-import { normaliseEntryPath, TarReader, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
+import { applyOptions, layerCommit } from '../pull/fetch-layer.js';
+import { applyLayer, UNPACK_DEFAULTS } from '../unpack/index.js';
+import { normaliseEntryPath, TarReader, type PackageClaim, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
 import type { SpanCache } from './span-cache.js';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -17,6 +18,8 @@ export interface CompleteLayerJob {
   blobDigest: Digest;
   diffId: Digest;
   toc: SeekableToc;
+  /** The package claim the unpack holds it to, as a whole pull would (none for a base layer). */
+  claim: PackageClaim | undefined;
 }
 
 export interface CompleteLayerDeps {
@@ -34,13 +37,18 @@ const INFLATE_AHEAD = 3;
 
 /**
  * Checks, with the tar reader an unpack uses, that the TOC describes this tar: every entry in
- * order, with its type, mode, owner, size, target and data offset. The lazy view was built from
- * the TOC, so a TOC that lies about the tar makes the layer unfit, even if every byte matched.
+ * order, with its type, mode, owner, size, target, device numbers, extended attributes and data
+ * offset. The lazy view was built from the TOC, so a TOC that lies about the tar makes the layer
+ * unfit, even if every byte matched. The first disagreement is kept, not thrown: the unpack
+ * reading the same bytes gives its own verdict on the archive first (a hostile tar behind an
+ * honest-looking TOC is refused as an unpack refuses it), and the mismatch is thrown only for an
+ * archive the unpack accepted, before the layer is committed.
  */
 class TocCheck implements TarEntrySink {
   readonly #entries: readonly TocEntry[];
   readonly #where: string;
   #next = 0;
+  mismatch: HostpullError | undefined;
 
   constructor(entries: readonly TocEntry[], where: string) {
     this.#entries = entries;
@@ -48,27 +56,37 @@ class TocCheck implements TarEntrySink {
   }
 
   entry(h: TarEntryHeader): void {
+    if (this.mismatch) return;
     const e = this.#entries[this.#next++];
-    const path = normaliseEntryPath(h.name, 4096);
-    const mismatch = (what: string) =>
-      new HostpullError('TOC_MISMATCH', `${this.#where}: the table of contents disagrees with the tar at entry ${this.#next - 1} (${JSON.stringify(h.name)}): ${what}`, {
+    const what = e ? disagreement(e, h) : 'the TOC has fewer entries';
+    if (what !== undefined) {
+      this.mismatch = new HostpullError('TOC_MISMATCH', `${this.#where}: the table of contents disagrees with the tar at entry ${this.#next - 1} (${JSON.stringify(h.name)}): ${what}`, {
         hint: 'the package was published with a wrong table of contents; publish it again. Its layer is pulled whole meanwhile',
       });
-    if (!e) throw mismatch('the TOC has fewer entries');
-    if (typeof path !== 'string' || path !== normaliseEntryPath(e.path, 4096)) throw mismatch(`path ${JSON.stringify(e.path)}`);
-    if (h.type !== e.type || h.mode !== e.mode || h.uid !== e.uid || h.gid !== e.gid || h.size !== e.size) throw mismatch('type, mode, owner or size');
-    if ((e.type === 'symlink' || e.type === 'hardlink') && h.linkname !== e.linkname) throw mismatch(`link target ${JSON.stringify(e.linkname)}`);
-    if (e.type === 'file' && e.dataOffset !== h.offset + 512) throw mismatch(`data offset ${e.dataOffset}, the tar has it at ${h.offset + 512}`);
+    }
   }
 
   data(): void {}
   entryEnd(): void {}
 
   end(): void {
-    if (this.#next !== this.#entries.length) {
-      throw new HostpullError('TOC_MISMATCH', `${this.#where}: the table of contents lists ${this.#entries.length} entries, the tar has ${this.#next}`);
+    if (!this.mismatch && this.#next !== this.#entries.length) {
+      this.mismatch = new HostpullError('TOC_MISMATCH', `${this.#where}: the table of contents lists ${this.#entries.length} entries, the tar has ${this.#next}`);
     }
   }
+}
+
+/** What a TOC entry says differently from the tar's header, or undefined when they agree. */
+function disagreement(e: TocEntry, h: TarEntryHeader): string | undefined {
+  const path = normaliseEntryPath(h.name, UNPACK_DEFAULTS.maxDepth);
+  if (typeof path !== 'string' || path !== normaliseEntryPath(e.path, UNPACK_DEFAULTS.maxDepth)) return `path ${JSON.stringify(e.path)}`;
+  if (h.type !== e.type || h.mode !== e.mode || h.uid !== e.uid || h.gid !== e.gid || h.size !== e.size) return 'type, mode, owner or size';
+  if ((e.type === 'symlink' || e.type === 'hardlink') && h.linkname !== e.linkname) return `link target ${JSON.stringify(e.linkname)}`;
+  if ((e.type === 'char' || e.type === 'block') && (h.devmajor !== e.devmajor || h.devminor !== e.devminor)) return 'device numbers';
+  const xattrs = Object.entries(e.xattrs ?? {});
+  if (xattrs.length !== h.xattrs.size || xattrs.some(([k, v]) => h.xattrs.get(k)?.toString('base64') !== v)) return 'extended attributes';
+  if (e.type === 'file' && e.dataOffset !== h.offset + 512) return `data offset ${e.dataOffset}, the tar has it at ${h.offset + 512}`;
+  return undefined;
 }
 
 /**
@@ -76,11 +94,10 @@ class TocCheck implements TarEntrySink {
  * the pool (a few at once), the compressed bytes hashed as they go so the whole blob's digest is
  * checked before the stream ends, and the tar's entries checked against the TOC.
  */
-async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, where: string): AsyncGenerator<Buffer> {
+async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, where: string, check: TocCheck): AsyncGenerator<Buffer> {
   const { toc } = job;
   const count = toc.spans.length;
   const blobHash = createDigester();
-  const check = new TocCheck(toc.entries, where);
   const reader = new TarReader(check, { where });
   // Windows of spans asked of the helper; the next one is asked as soon as one is needed.
   const windows: Array<Promise<void>> = [];
@@ -125,7 +142,7 @@ async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, whe
       if (tar.length !== toc.spans[i]!.us) throw new HostpullError('TOC_MISMATCH', `${where}: span ${i} inflates to ${tar.length} bytes, the TOC says ${toc.spans[i]!.us}`);
       reader.write(tar);
       if (i === count - 1) {
-        // Everything is checked before the last bytes go out, so the unpack never completes on a lie.
+        // The blob is checked before the last bytes go out, so the unpack never completes on a lie.
         const digest = digestFromHash(blobHash, 'sha256');
         if (digest !== job.blobDigest) {
           throw new HostpullError('DIGEST_MISMATCH', `${where}: the spans make a blob with digest ${digest}, the manifest says ${job.blobDigest}`);
@@ -143,8 +160,9 @@ async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, whe
 /**
  * The background pull of a lazy layer: every span fetched (or taken from the cache), the blob's
  * digest, the TOC and the diffID verified, the tar unpacked into layers/<id> exactly as a whole
- * pull does (same applier, same commit). Held under the same lease as a whole pull of the blob,
- * so a concurrent `hostpull pull` waits for it instead of fetching the layer again.
+ * pull does (same applier, options, claim and bounds, same commit). Held under the same lease
+ * as a whole pull of the blob, so a concurrent `hostpull pull` waits for it instead of fetching
+ * the layer again.
  */
 export async function completeLayer(job: CompleteLayerJob, deps: CompleteLayerDeps): Promise<LayerRow> {
   const { store } = deps;
@@ -154,22 +172,13 @@ export async function completeLayer(job: CompleteLayerJob, deps: CompleteLayerDe
     ...(deps.signal ? { signal: deps.signal } : {}),
     work: async () => {
       const staging = await store.layers.stage();
+      const check = new TocCheck(job.toc.entries, where);
       try {
-        const result = await applyLayer(Readable.from(tarFromSpans(job, deps, where), { objectMode: false }), {
-          compression: 'none',
-          target: staging,
-          expectedDiffId: job.diffId,
-          ...(deps.signal ? { signal: deps.signal } : {}),
-        });
-        return await store.layers.commit(staging, {
-          diffId: job.diffId,
-          blobDigest: job.blobDigest,
-          unpackedSize: result.uncompressedSize,
-          entries: result.entries,
-          ownedPaths: result.ownedPaths,
-          footprint: result.footprint,
-          treeChecksum: result.treeChecksum,
-        });
+        const tar = Readable.from(tarFromSpans(job, deps, where, check), { objectMode: false });
+        // The tar is handed over already inflated (spans inflate on the pool, a few at once).
+        const result = await applyLayer(tar, applyOptions(store, { diffId: job.diffId, size: job.toc.size, claim: job.claim }, 'none', staging, deps.signal));
+        if (check.mismatch) throw check.mismatch;
+        return await store.layers.commit(staging, layerCommit({ digest: job.blobDigest, diffId: job.diffId }, result));
       } catch (err) {
         await rm(staging, { recursive: true, force: true });
         throw err;

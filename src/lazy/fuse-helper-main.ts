@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
     const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
       where,
+      tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
       source: registrySpanSource(clientFor(spec.source.insecureRegistries), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
       cacheDir: spec.cacheDir,
       fetch: spec.fetch,

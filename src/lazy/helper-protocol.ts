@@ -1,3 +1,4 @@
+import type { PackageClaim } from '../archive/index.js';
 import type { LogLevel } from '../log.js';
 
 /**
@@ -35,6 +36,9 @@ export interface MountSpec {
   fetch: FetchPolicy;
   /** Spans to fetch first, in order (learned from an earlier start). */
   prefetch: number[];
+  /** The package claim the layer is held to (none for a base layer) and the store's expansion bound: the tree is built as the parent checked it. */
+  claim?: PackageClaim | undefined;
+  maxExpansionRatio: number;
 }
 
 export type HelperRequest =

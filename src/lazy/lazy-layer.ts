@@ -5,13 +5,15 @@ import { parseTocBlob, type SeekableToc } from '../oci/seekable-toc.js';
 import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
 import type { LayerStats } from './helper-protocol.js';
 import { LazyReader } from './lazy-reader.js';
-import { LazyTree } from './lazy-tree.js';
+import { LazyTree, type LazyTreeOptions } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
 import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fetcher.js';
 
 export interface LazyLayerOptions {
   /** Names the layer in logs and errors. */
   where: string;
+  /** The claim and bounds the layer is held to (the parent checked them before mounting; the tree is built the same way). */
+  tree: Omit<LazyTreeOptions, 'where'>;
   source: SpanSource;
   cacheDir: string;
   fetch: Omit<SpanFetcherOptions, 'logger' | 'onFetched'>;
@@ -32,7 +34,7 @@ export class LazyLayer {
 
   constructor(toc: SeekableToc, options: LazyLayerOptions) {
     this.toc = toc;
-    this.tree = LazyTree.fromToc(toc, options.where);
+    this.tree = LazyTree.fromToc(toc, { ...options.tree, where: options.where });
     this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir), { ...options.fetch, logger: options.logger });
     // A read is bounded as one span's fetch is (attempts × (timeout + backoff)), even when its
     // spans wait behind others for a connection: a stalled registry gives EIO in that time.

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
+import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { HostpullError, isHostpullError } from '../errors.js';
 import { processStartTime } from '../gc/process-start.js';
 import type { Logger, LogLevel } from '../log.js';
@@ -50,6 +51,11 @@ const BACKGROUND_MAX_WAIT_MS = 30_000;
 export interface LazyCandidate {
   blobDigest: Digest;
   diffId: Digest;
+  /** Blob size and media type, as the manifest gives them. */
+  size: number;
+  mediaType: string;
+  /** The package claim it is held to, as an unpack would hold it (none for a base layer). */
+  claim: PackageClaim | undefined;
   tocDigest: Digest;
   toc: SeekableToc;
   tree: LazyTree;
@@ -102,10 +108,15 @@ export class LazyLayers {
    * Which of the layers a pull has not got yet can be lazy (the puller's `defer`): gzip layers
    * whose manifest descriptor names a TOC that is fetched, verified and fits the layer. Every
    * layer gets an arrival record: lazy, or whole with the reason.
+   *
+   * Each TOC is held to the layer's package claim through the unpack's entry checker (LazyTree):
+   * a layer an unpack would refuse throws that same error here (LAYER_UNSAFE…), before any layer
+   * of the image is mounted or a byte of it fetched, rather than being pulled whole to be refused.
    */
   async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
     const chosen = new Map<Digest, LazyCandidate>();
-    for (const { layer, descriptor } of candidates) {
+    const { maxExpansionRatio } = this.#o.store.unpackLimits();
+    for (const { layer, descriptor, claim } of candidates) {
       const whole = (reason: string) => recordLayerArrival(this.#o.store, { blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       if (why) {
         whole(why);
@@ -122,9 +133,10 @@ export class LazyLayers {
         if (toc.digest !== layer.blobDigest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
           throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
         }
-        const tree = LazyTree.fromToc(toc, `layer ${layer.blobDigest}`);
-        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, tocDigest, toc, tree });
+        const tree = LazyTree.fromToc(toc, { where: `layer ${layer.blobDigest}`, claim, maxExpansionRatio });
+        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, toc, tree });
       } catch (err) {
+        if (isArchiveError(err)) throw err;
         const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
         this.#o.logger.warn({ layer: layer.blobDigest, reason }, 'layer cannot be lazy; pulling it whole');
         whole(reason);
@@ -184,6 +196,8 @@ export class LazyLayers {
         source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
         fetch: this.#fetch,
         prefetch,
+        claim: cand.claim,
+        maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
       });
       recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
       const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
@@ -201,7 +215,7 @@ export class LazyLayers {
     try {
       await this.#readsSettled(helper, cand.blobDigest);
       const row = await completeLayer(
-        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc },
+        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc, claim: cand.claim },
         { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
       );
       const stats = await helper.stats(cand.blobDigest).catch(() => undefined);

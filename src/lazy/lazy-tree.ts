@@ -1,9 +1,18 @@
 import { HostpullError } from '../errors.js';
+import {
+  archiveError,
+  baseOf,
+  EntryChecker,
+  expansionBound,
+  normalisePrefix,
+  parentOf,
+  type CheckedEntry,
+  type CheckedEntrySink,
+  type PackageClaim,
+  type TarEntryHeader,
+} from '../archive/index.js';
 import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
-import { baseOf, normaliseEntryPath, parentOf } from '../archive/index.js';
-
-/** Same depth limit as an unpack: a deeper name is refused there, so it is here. */
-const MAX_DEPTH = 256;
+import { UNPACK_DEFAULTS } from '../unpack/index.js';
 
 /** One node of the lazy view: what `stat` shows, and where a file's bytes are in the tar. */
 export interface LazyNode {
@@ -26,13 +35,45 @@ export interface LazyNode {
   children: string[] | undefined;
 }
 
+export interface LazyTreeOptions {
+  /** Names the layer in messages. */
+  where: string;
+  /** The package claim the layer is held to, as an unpack would be; undefined for a base layer. */
+  claim?: PackageClaim | undefined;
+  /** The store's expansion bound (UnpackLimits.maxExpansionRatio). Default 100, as an unpack's. */
+  maxExpansionRatio?: number;
+}
+
+/** A TOC entry as the tar reader reported it when the TOC was made (publish/seekable-layer.ts). */
+function headerOf(e: TocEntry): TarEntryHeader {
+  return {
+    name: e.path,
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.size,
+    mtime: e.mtime,
+    atime: undefined,
+    linkname: e.linkname ?? '',
+    devmajor: e.devmajor ?? 0,
+    devminor: e.devminor ?? 0,
+    xattrs: new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+    offset: e.offset,
+  };
+}
+
 /**
- * The file tree of a seekable layer, built from its TOC with the rules an unpack applies: names
- * normalised (no absolute names, `..`, NUL, over-long names), a later entry replacing an earlier
- * one of the same path, hardlinks only to files seen before, missing parents created as 0755
- * root-owned directories (as an unpack's mkdir would). A layer whose view would differ from its
- * unpack — whiteouts, which only a real overlay dir can express — is refused, and is then pulled
- * whole: {@link LazyRefusal} says why.
+ * The file tree of a seekable layer, built from its TOC through the entry checker an unpack uses
+ * (archive/entry-checker.ts), with the same bounds and the same package claim: a layer that an
+ * unpack would refuse (outside its prefix, a device node, a changed ancestor of the prefix,
+ * setuid without the catalog's leave, `..`, too deep, too many entries…) throws the same
+ * archive error here, before anything of it is mounted or fetched. What passes is laid out as the
+ * layer writer would: a later entry replaces an earlier one of the same path, hardlinks only to
+ * files seen before, missing parents and the prefix's ancestors as 0755 root-owned directories.
+ * A layer whose view would differ from its unpack (whiteouts, which only a real overlay dir can
+ * express; device nodes and extended attributes, which this view does not show) is refused with
+ * LAZY_REFUSED instead, and is then pulled whole.
  */
 export class LazyTree {
   readonly #nodes = new Map<string, LazyNode>();
@@ -59,10 +100,19 @@ export class LazyTree {
     return this.#nodes.size;
   }
 
-  /** Builds the tree; throws LAZY_REFUSED (with the reason) when the layer cannot be shown lazily. */
-  static fromToc(toc: SeekableToc, where: string): LazyTree {
-    const refuse = (entry: TocEntry | undefined, why: string) =>
-      new HostpullError('LAZY_REFUSED', `${where}: ${entry ? `${JSON.stringify(entry.path)}: ` : ''}${why}`, { details: { reason: why } });
+  /**
+   * Builds the tree; throws the unpack's archive error (LAYER_UNSAFE, LAYER_INVALID,
+   * LAYER_QUOTA_EXCEEDED) when an unpack would refuse the layer, and LAZY_REFUSED (with the
+   * reason) when it cannot be shown lazily.
+   */
+  static fromToc(toc: SeekableToc, options: LazyTreeOptions): LazyTree {
+    const where = options.where;
+    const bound = expansionBound(toc.size, options.maxExpansionRatio ?? 100);
+    if (toc.uncompressedSize > bound.bytes) {
+      throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`);
+    }
+    const refuse = (path: string | undefined, why: string) =>
+      new HostpullError('LAZY_REFUSED', `${where}: ${path !== undefined ? `${JSON.stringify(path)}: ` : ''}${why}`, { details: { reason: why } });
     const nodes = new Map<string, LazyNode>();
     let ino = 1;
     const dir = (path: string, mode = 0o755, uid = 0, gid = 0, mtime = 0): LazyNode => ({
@@ -81,58 +131,62 @@ export class LazyTree {
     });
     const root = dir('');
     nodes.set('', root);
-    const ensureDir = (path: string, entry: TocEntry): LazyNode => {
+    const ensureDir = (path: string): LazyNode => {
       const existing = nodes.get(path);
       if (existing) {
-        if (existing.type !== 'dir') throw refuse(entry, `its parent ${path} is not a directory`);
+        if (existing.type !== 'dir') throw refuse(path, 'is the parent of a later entry but not a directory');
         return existing;
       }
-      const parent = ensureDir(parentOf(path), entry);
+      const parent = ensureDir(parentOf(path));
       const made = dir(path);
       parent.children!.push(baseOf(path));
       nodes.set(path, made);
       return made;
     };
 
-    for (const entry of toc.entries) {
-      const path = normaliseEntryPath(entry.path, MAX_DEPTH);
-      if (typeof path !== 'string') throw refuse(entry, path.refused);
-      if (baseOf(path).startsWith('.wh.')) throw refuse(entry, 'the layer has whiteouts, which only an unpacked layer can show');
-      const attrs = { mode: entry.mode & 0o7777, uid: entry.uid, gid: entry.gid, mtime: entry.mtime };
+    // The TOC entry being checked: the checker hands its header back synchronously to place().
+    let current: TocEntry | undefined;
+    const place = (c: CheckedEntry): void => {
+      const h = c.header;
+      const path = c.path;
+      if (c.kind !== 'entry') throw refuse(path, 'the layer has whiteouts, which only an unpacked layer can show');
+      if (h.type === 'char' || h.type === 'block' || h.type === 'fifo') throw refuse(path, 'the layer has device nodes or fifos, which the lazy view does not show');
+      if (h.xattrs.size > 0) throw refuse(path, 'the layer has extended attributes (file capabilities…), which the lazy view does not show');
+      // Above a package's prefix the writer creates the directory but takes no metadata from it.
+      const attrs = c.prefixAncestor ? undefined : { mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime };
       if (path === '') {
-        if (entry.type !== 'dir') throw refuse(entry, 'the layer root is not a directory');
-        Object.assign(root, attrs);
-        continue;
+        if (attrs) Object.assign(root, attrs);
+        return;
       }
-      const parent = ensureDir(parentOf(path), entry);
+      const parent = ensureDir(parentOf(path));
       const existing = nodes.get(path);
-      if (entry.type === 'dir') {
+      if (h.type === 'dir') {
         // A directory entry over an existing directory updates its attributes (tar semantics).
         if (existing?.type === 'dir') {
-          Object.assign(existing, attrs);
-          continue;
+          if (attrs) Object.assign(existing, attrs);
+          return;
         }
       } else if (existing?.type === 'dir') {
-        throw refuse(entry, 'replaces a directory with a non-directory');
+        throw refuse(path, 'replaces a directory with a non-directory');
       }
       let node: LazyNode;
-      if (entry.type === 'hardlink') {
-        const target = normaliseEntryPath(entry.linkname ?? '', MAX_DEPTH);
-        const linked = typeof target === 'string' ? nodes.get(target) : undefined;
-        if (!linked || linked.type !== 'file') throw refuse(entry, `hardlink to ${JSON.stringify(entry.linkname)}, which is not a file earlier in the layer`);
+      if (h.type === 'hardlink') {
+        const linked = nodes.get(c.linkTarget);
+        if (!linked || linked.type !== 'file') throw refuse(path, `hardlink to ${JSON.stringify(h.linkname)}, which is not a file earlier in the layer`);
         linked.nlink++;
         node = linked;
       } else {
+        const type = h.type as 'file' | 'dir' | 'symlink';
         node = {
           ino: ino++,
           path,
-          type: entry.type,
-          ...attrs,
-          size: entry.type === 'file' ? entry.size : entry.type === 'symlink' ? Buffer.byteLength(entry.linkname ?? '') : 4096,
-          nlink: entry.type === 'dir' ? 2 : 1,
-          dataOffset: entry.dataOffset ?? 0,
-          linkname: entry.type === 'symlink' ? entry.linkname! : '',
-          children: entry.type === 'dir' ? [] : undefined,
+          type,
+          ...(attrs ?? { mode: 0o755, uid: 0, gid: 0, mtime: 0 }),
+          size: type === 'file' ? h.size : type === 'symlink' ? Buffer.byteLength(h.linkname) : 4096,
+          nlink: type === 'dir' ? 2 : 1,
+          dataOffset: type === 'file' ? (current!.dataOffset ?? 0) : 0,
+          linkname: type === 'symlink' ? h.linkname : '',
+          children: type === 'dir' ? [] : undefined,
         };
       }
       if (existing) {
@@ -142,6 +196,14 @@ export class LazyTree {
         parent.children!.push(baseOf(path));
       }
       nodes.set(path, node);
+    };
+    const sink: CheckedEntrySink = { entry: place, data: () => undefined, entryEnd: () => undefined };
+    const claim = options.claim ? { ...options.claim, prefix: normalisePrefix(options.claim.prefix) } : undefined;
+    const checker = new EntryChecker(sink, { where, maxEntries: UNPACK_DEFAULTS.maxEntries, maxDepth: UNPACK_DEFAULTS.maxDepth, maxBytes: UNPACK_DEFAULTS.maxBytes, claim });
+    for (const entry of toc.entries) {
+      current = entry;
+      checker.entry(headerOf(entry));
+      checker.entryEnd();
     }
     for (const n of nodes.values()) {
       if (n.type !== 'dir') continue;

@@ -37,13 +37,19 @@ export interface TocSpan {
   sha256: string;
 }
 
-export type TocEntryType = 'file' | 'dir' | 'symlink' | 'hardlink';
+/** The tar reader's entry types (archive/tar-reader.ts): a TOC describes whatever the tar holds. */
+export type TocEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 
+/**
+ * One tar entry as the project's tar reader sees it (publish records the TOC by reading the tar
+ * it wrote with that reader), so a node can hold a layer to the same rules from its TOC as from
+ * its bytes: names are kept as stored and normalised where they are checked.
+ */
 export interface TocEntry {
-  /** Normalised path in the layer, no leading `/`, no trailing `/` (`opt/jdk-17.0/bin/java`). */
+  /** Name as stored in the tar (`opt/jdk-17.0/bin/java`, `opt/` for a directory). */
   path: string;
   type: TocEntryType;
-  /** Permission bits (`& 0o7777`). */
+  /** Permission bits including setuid/setgid/sticky (`& 0o7777`). */
   mode: number;
   uid: number;
   gid: number;
@@ -53,7 +59,12 @@ export interface TocEntry {
   mtime: number;
   /** Symlink target as stored, or the path a hardlink points at. */
   linkname?: string;
-  /** Offset of the entry's first header block (PAX header if any) in the tar. */
+  /** Device numbers (char and block devices only). */
+  devmajor?: number;
+  devminor?: number;
+  /** `SCHILY.xattr.*` records: name → value, base64. Absent when the entry has none. */
+  xattrs?: Record<string, string>;
+  /** Offset of the entry's (ustar) header block in the tar; PAX and GNU headers come before it. */
   offset: number;
   /** Offset of the entry's data in the tar (files only). */
   dataOffset?: number;
@@ -89,13 +100,16 @@ const tocSchema = z.object({
   entries: z.array(
     z.object({
       path: z.string(),
-      type: z.enum(['file', 'dir', 'symlink', 'hardlink']),
+      type: z.enum(['file', 'dir', 'symlink', 'hardlink', 'char', 'block', 'fifo']),
       mode: z.number().int().min(0).max(0o7777),
       uid: nat,
       gid: nat,
       size: nat,
       mtime: z.number().finite(),
       linkname: z.string().optional(),
+      devmajor: nat.optional(),
+      devminor: nat.optional(),
+      xattrs: z.record(z.string(), z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/)).optional(),
       offset: nat,
       dataOffset: nat.optional(),
     }),

@@ -3,12 +3,11 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { digestOf, hostPlatform, isValidRepository, MediaType, validateTag, type Descriptor, type Digest } from '../oci/index.js';
-import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/seekable-toc.js';
-import { artifactManifest, attachReferrer } from '../server/referrers.js';
+import { digestOf, hostPlatform, isValidRepository, MediaType, validateTag, type Digest } from '../oci/index.js';
 import { parseCatalogEntry, validateCodeName, type CatalogEntry } from '../server/catalog-entry.js';
 import type { Upstream } from '../server/upstream.js';
-import { buildLayerFile, type BuiltLayerFile } from './build-layer.js';
+import { attachToc } from './attach-toc.js';
+import { buildLayerFile } from './build-layer.js';
 import { CatalogClient } from './catalog-client.js';
 
 export interface PublishOptions {
@@ -49,18 +48,6 @@ export interface PublishResult {
   registered: boolean;
 }
 
-/**
- * Pushes the layer's TOC blob and attaches it to the package manifest as an OCI referrer
- * (artifactType {@link TOC_ARTIFACT_TYPE}); the server finds it there and names it in every
- * composite it synthesises.
- */
-async function attachToc(upstream: Upstream, repository: string, layer: BuiltLayerFile, subject: Descriptor, created: string, signal?: AbortSignal): Promise<void> {
-  await upstream.putBlob(repository, layer.tocDigest, layer.tocBlob.length, layer.tocBlob, signal ? { signal } : {});
-  const annotations = { [TOC_LAYER_ANNOTATION]: layer.digest, 'org.opencontainers.image.created': created };
-  const artifact = artifactManifest(TOC_ARTIFACT_TYPE, [{ mediaType: TOC_MEDIA_TYPE, digest: layer.tocDigest, size: layer.tocBlob.length }], subject, annotations);
-  await attachReferrer(upstream, repository, artifact, subject.digest, signal);
-}
-
 export function defaultRepository(code: string): string {
   return `pkg/${code.toLowerCase().replace(/_+/g, '_')}`;
 }
@@ -86,7 +73,7 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     ...(o.allowSetuid ? { allowSetuid: true } : {}),
   });
   if (o.spanSize !== undefined && (!Number.isInteger(o.spanSize) || o.spanSize < 64 * 1024 || o.spanSize > 256 * 1024 * 1024)) {
-    throw new HostpullError('USAGE', `span size ${o.spanSize} is outside 64 KiB … 256 MiB`, { hint: 'the default, 4M, suits most packages' });
+    throw new HostpullError('USAGE', `span size ${o.spanSize} is outside 64 KiB … 256 MiB`, { hint: 'the default, 1M, suits most packages' });
   }
   if (!(await stat(o.dir).catch(() => null))?.isDirectory()) throw new HostpullError('USAGE', `${o.dir} is not a directory`);
 

@@ -3,7 +3,6 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Header, Pax, type HeaderData } from 'tar';
 import { HostpullError } from '../errors.js';
-import type { TocEntry } from '../oci/seekable-toc.js';
 
 export interface TarStreamOptions {
   /** Directory whose contents become the layer. */
@@ -12,8 +11,6 @@ export interface TarStreamOptions {
   prefix: string;
   /** Timestamp of every entry. */
   mtime: Date;
-  /** Told each entry with its offsets in the tar, in order (for the seekable layer's TOC). */
-  onEntry?: (entry: TocEntry) => void;
 }
 
 const BLOCK = 512;
@@ -87,15 +84,6 @@ function changed(full: string, size: number, got: number): HostpullError {
   return new HostpullError('PUBLISH_FAILED', `${full} changed size while it was being packed (${size} → ${got} bytes)`);
 }
 
-const TOC_TYPES: Record<Item['type'], TocEntry['type']> = { File: 'file', Directory: 'dir', SymbolicLink: 'symlink' };
-
-function tocEntry(item: Item, offset: number, headerLength: number, mtime: Date): TocEntry {
-  const entry: TocEntry = { path: item.path, type: TOC_TYPES[item.type], mode: item.mode, uid: 0, gid: 0, size: item.size, mtime: Math.floor(mtime.getTime() / 1000), offset };
-  if (item.linkpath !== undefined) entry.linkname = item.linkpath;
-  if (item.type === 'File') entry.dataOffset = offset + headerLength;
-  return entry;
-}
-
 /**
  * A deterministic tar of `dir` placed under `prefix`: entries in byte order, the prefix's parent
  * directories first, owner 0:0 with empty user/group names, one fixed mtime, permission bits
@@ -114,7 +102,6 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
   }
   await walk(options.dir, prefix, items);
 
-  let offset = 0;
   for (const item of items) {
     const blocks = headerBlocks({
       ...common,
@@ -124,9 +111,6 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
       size: item.size,
       ...(item.linkpath !== undefined ? { linkpath: item.linkpath } : {}),
     });
-    const headerLength = blocks.reduce((n, b) => n + b.length, 0);
-    options.onEntry?.(tocEntry(item, offset, headerLength, options.mtime));
-    offset += headerLength;
     yield* blocks;
     if (item.type !== 'File') continue;
     if (item.size <= WHOLE_FILE_MAX) {
@@ -144,7 +128,6 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
     }
     const pad = padding(item.size);
     if (pad.length > 0) yield pad;
-    offset += item.size + pad.length;
   }
   yield ZEROS;
 }

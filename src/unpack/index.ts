@@ -1,1 +1,1 @@
-export { applyLayer, type ApplyOptions, type ApplyResult } from './apply-layer.js';
+export { applyLayer, UNPACK_DEFAULTS, type ApplyOptions, type ApplyResult } from './apply-layer.js';

@@ -61,7 +61,7 @@ describe.each([
       const resolver = new CompositeResolver({ upstream, catalog, namespace: 'hostpull', logger: silentLogger() });
       const composite = await resolver.resolve('XX1.0');
       const parsed = parseManifest(composite.manifest);
-      expect(parsed.kind === 'manifest' && parsed.manifest.layers[0]!.annotations).toEqual({ [TOC_ANNOTATION]: published.tocDigest, 'org.opencontainers.image.title': 'XX1.0' });
+      expect(parsed.kind === 'manifest' && parsed.manifest.layers[0]!.annotations).toMatchObject({ [TOC_ANNOTATION]: published.tocDigest, 'org.opencontainers.image.title': 'XX1.0' });
       // The node fetches the TOC under the namespace, by digest.
       expect(resolver.blobSource(published.tocDigest)).toBe('pkg/xx1.0');
     } finally {

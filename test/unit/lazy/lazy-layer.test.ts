@@ -67,6 +67,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const cacheDir = join(dir, 'cache');
     const lazy = new LazyLayer(built.toc, {
       where: 'test layer',
+      tree: {},
       source,
       cacheDir,
       fetch: { attempts: opts.attempts ?? 2, attemptTimeoutMs: opts.timeoutMs ?? 2000, retryDelayMs: 10, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
@@ -225,7 +226,7 @@ describe('LazyTree', () => {
   const f = (path: string, extra: Partial<SeekableToc['entries'][number]> = {}) => ({ path, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, offset: 0, dataOffset: 512, ...extra });
 
   it('creates missing parents, lets a later entry win, and resolves hardlinks to earlier files', () => {
-    const t = LazyTree.fromToc(base([f('a/b/c'), f('a/b/c', { size: 5 }), { ...f('a/h'), type: 'hardlink', size: 0, linkname: 'a/b/c', dataOffset: undefined }]), 't');
+    const t = LazyTree.fromToc(base([f('a/b/c'), f('a/b/c', { size: 5 }), { ...f('a/h'), type: 'hardlink', size: 0, linkname: 'a/b/c', dataOffset: undefined }]), { where: 't' });
     expect(t.lookup('/a')?.type).toBe('dir');
     expect(t.lookup('/a/b/c')?.size).toBe(5);
     expect(t.lookup('/a/h')).toBe(t.lookup('/a/b/c'));
@@ -235,11 +236,20 @@ describe('LazyTree', () => {
 
   it.each([
     ['a whiteout', [f('a/.wh.b')], /whiteouts/],
-    ['a ".." name', [f('a/../../etc/passwd')], /\.\./],
-    ['an absolute name', [f('/etc/passwd')], /absolute/],
+    ['a device node', [{ ...f('dev/null'), type: 'char' as const, size: 0, devmajor: 1, devminor: 3, dataOffset: undefined }], /device nodes/],
+    ['extended attributes', [f('a', { xattrs: { 'security.capability': 'AQAAAg==' } })], /extended attributes/],
     ['a hardlink to nothing', [{ ...f('a'), type: 'hardlink' as const, size: 0, linkname: 'nope', dataOffset: undefined }], /hardlink/],
     ['a file under a file', [f('a'), f('a/b')], /not a directory/],
-  ])('refuses %s (the layer is then pulled whole)', (_n, entries, message) => {
-    expect(() => LazyTree.fromToc(base(entries), 't')).toThrow(message);
+  ])('does not show %s lazily (LAZY_REFUSED: the layer is then pulled whole)', (_n, entries, message) => {
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(message);
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(expect.objectContaining({ code: 'LAZY_REFUSED' }));
+  });
+
+  it.each([
+    ['a ".." name', [f('a/../../etc/passwd')], 'dot-dot'],
+    ['an absolute name', [f('/etc/passwd')], 'absolute-name'],
+    ['an overlay xattr', [f('a', { xattrs: { 'trusted.overlay.opaque': 'eQ==' } })], 'overlay-xattr'],
+  ])('refuses %s as an unpack does (LAYER_UNSAFE)', (_n, entries, rule) => {
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(expect.objectContaining({ code: 'LAYER_UNSAFE', details: expect.objectContaining({ rule }) }));
   });
 });
