@@ -5,7 +5,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,9 @@ describe('lazy layers in the daemon', () => {
       const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
       expect(helperDirs).toHaveLength(1);
       const helperPid = Number(helperDirs[0]!.split('-')[0]);
+      // Only a PID this test started (through its daemon): the helper is the daemon's child.
+      const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
+      expect(ppid).toBe(d.child.pid);
       // Both gone at once: nobody unmounts the FUSE mount, which now answers ENOTCONN.
       process.kill(helperPid, 'SIGKILL');
       d.child.kill('SIGKILL');
