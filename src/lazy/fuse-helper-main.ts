@@ -15,7 +15,8 @@ import { createLogger, type LogLevel } from '../log.js';
 import type { Digest } from '../oci/digest.js';
 import { RegistryClient } from '../registry/client.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
-import type { HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
+import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
+import type { FetchPolicy, HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
 import { LazyLayer } from './lazy-layer.js';
 import { registrySpanSource } from './registry-span-source.js';
 
@@ -33,11 +34,11 @@ async function main(): Promise<void> {
   const clients = new Map<string, RegistryClient>();
   const served = new Map<string, Served>();
 
-  const clientFor = (insecure: string[]): RegistryClient => {
-    const key = insecure.join(',');
+  const clientFor = (insecure: string[], policy: FetchPolicy): RegistryClient => {
+    const key = `${insecure.join(',')}/${policy.attempts}/${policy.attemptTimeoutMs}`;
     let c = clients.get(key);
-    // Retries are the span fetcher's (bounded in time); the transport must not add its own.
-    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, retries: 0, logger, userAgent: 'hostpull-lazy/0.1' })));
+    // The one retry policy, capped so that a span gives up within the read deadline.
+    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, logger, userAgent: 'hostpull-lazy/0.1', ...spanClientOptions(policy) })));
     return c;
   };
 
@@ -47,13 +48,13 @@ async function main(): Promise<void> {
     const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
       where,
       tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
-      source: registrySpanSource(clientFor(spec.source.insecureRegistries), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
+      source: registrySpanSource(clientFor(spec.source.insecureRegistries, spec.fetch), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
       cacheDir: spec.cacheDir,
       fetch: spec.fetch,
       logger,
     });
     await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
-    const bound = spec.fetch.attempts * (spec.fetch.attemptTimeoutMs + 1000) + 5000;
+    const bound = readDeadlineMs(spec.fetch) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
     served.set(spec.key, { layer, fuse });
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length, prefetch: spec.prefetch.length }, 'lazy layer mounted');

@@ -3,7 +3,8 @@ import type { Logger } from '../log.js';
 import type { Digest } from '../oci/digest.js';
 import { parseTocBlob, type SeekableToc } from '../oci/seekable-toc.js';
 import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
-import type { LayerStats } from './helper-protocol.js';
+import { readDeadlineMs } from './fetch-policy.js';
+import type { FetchPolicy, LayerStats } from './helper-protocol.js';
 import { LazyReader } from './lazy-reader.js';
 import { LazyTree, type LazyTreeOptions } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
@@ -16,7 +17,8 @@ export interface LazyLayerOptions {
   tree: Omit<LazyTreeOptions, 'where'>;
   source: SpanSource;
   cacheDir: string;
-  fetch: Omit<SpanFetcherOptions, 'logger' | 'onFetched'>;
+  /** Attempts and their bound (the source's retry budget enforces the attempts), and the fetcher's concurrency. */
+  fetch: FetchPolicy & Pick<SpanFetcherOptions, 'concurrency' | 'backgroundConcurrency'>;
   logger: Logger;
 }
 
@@ -36,12 +38,9 @@ export class LazyLayer {
     this.toc = toc;
     this.tree = LazyTree.fromToc(toc, { ...options.tree, where: options.where });
     this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir), { ...options.fetch, logger: options.logger });
-    // A read is bounded as one span's fetch is (attempts × (timeout + backoff)), even when its
-    // spans wait behind others for a connection: a stalled registry gives EIO in that time.
-    const f = options.fetch;
-    const attempts = f.attempts ?? 3;
-    const readDeadlineMs = attempts * ((f.attemptTimeoutMs ?? 10_000) + (f.retryDelayMs ?? 250) * attempts) + 500;
-    this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs });
+    // A read is bounded as one span's fetch is, even when its spans wait behind others for a
+    // connection: a stalled registry gives EIO in that time.
+    this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs: readDeadlineMs(options.fetch) });
     this.handlers = createFuseHandlers(this.tree, this.reader, { logger: options.logger, where: options.where, onReadError: () => this.#readErrors++ });
   }
 

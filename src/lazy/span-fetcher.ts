@@ -1,16 +1,22 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { TocSpan } from '../oci/seekable-toc.js';
+import { RegistryError, type RetryBudget } from '../registry/index.js';
 import type { SpanCache } from './span-cache.js';
 
 /** Where span bytes come from: a Range request for bytes [start, end] of the layer blob. */
 export interface SpanSource {
   /** Human-readable origin for messages (`127.0.0.1:5000/hostpull@sha256:…`). */
   readonly where: string;
-  fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable>;
+  /**
+   * The retries of one span under the registry client's one retry policy (registry/retry.ts):
+   * which failures are worth another attempt, the backoff, and how many attempts at most.
+   */
+  retryBudget(signal: AbortSignal): RetryBudget;
+  /** Bytes [start, end]; the request's own retries (a refused connection, a 503) spend `retry`. */
+  fetchRange(start: number, end: number, signal: AbortSignal, retry: RetryBudget): Promise<Readable>;
 }
 
 /** Who waits for a span: a reader blocked in read(2) first, then a learned prefetch, then the background pull. */
@@ -18,16 +24,13 @@ export type SpanPriority = 'read' | 'prefetch' | 'background';
 const PRIORITIES: readonly SpanPriority[] = ['read', 'prefetch', 'background'];
 
 export interface SpanFetcherOptions {
-  /** Attempts per span before the reader gets EIO. Default 3. */
-  attempts?: number;
   /**
    * Bound on one attempt, from the request to the span's last byte: a registry that stalls is
-   * given up on after this. Default 10 000 ms. With the backoff, a reader waits at most about
-   * attempts × (attemptTimeoutMs + retryDelayMs).
+   * given up on after this, and the source's retry budget decides whether another attempt
+   * follows. Default 10 000 ms. A reader waits at most about attempts × attemptTimeoutMs plus
+   * the backoff between them.
    */
   attemptTimeoutMs?: number;
-  /** Pause between attempts. Default 250 ms. */
-  retryDelayMs?: number;
   /** Range requests in flight at once (all priorities). Default 4. */
   concurrency?: number;
   /** Of those, at most this many for the background pull, so a reader always finds a free slot. Default 2. */
@@ -46,18 +49,16 @@ interface Pending {
 }
 
 const REFUSED_FOR_MS = 30_000;
-
-/** Whether another attempt can help: a digest mismatch is the registry's content, not a hiccup. */
-function retryable(err: unknown): boolean {
-  return !(isHostpullError(err) && (err.code === 'DIGEST_MISMATCH' || err.code === 'BLOB_UNKNOWN' || err.code === 'NAME_UNKNOWN'));
-}
+/** Failures that are the registry's content, not its health: asking again gives the same answer. */
+const CONTENT_FAILURES = new Set(['DIGEST_MISMATCH', 'BLOB_UNKNOWN', 'NAME_UNKNOWN']);
 
 /**
  * Gets the compressed, verified bytes of a layer's spans: from the {@link SpanCache}, else by a
  * Range request checked against the TOC's size and sha256 before anything else sees it. One fetch
  * per span however many wait for it; at most `concurrency` requests at once, readers first.
- * A failing span is retried `attempts` times, each bounded in time, then fails with
- * LAZY_FETCH_FAILED; nothing unverified is ever cached or returned.
+ * Each attempt is bounded in time; whether and when another follows is the registry's retry
+ * policy (a digest mismatch is the registry's content, not a hiccup: never retried); then the
+ * span fails with LAZY_FETCH_FAILED. Nothing unverified is ever cached or returned.
  */
 export class SpanFetcher {
   readonly #spans: readonly TocSpan[];
@@ -82,9 +83,7 @@ export class SpanFetcher {
     this.#source = source;
     this.#cache = cache;
     this.#o = {
-      attempts: options.attempts ?? 3,
       attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
-      retryDelayMs: options.retryDelayMs ?? 250,
       concurrency: options.concurrency ?? 4,
       backgroundConcurrency: options.backgroundConcurrency ?? 2,
       logger: options.logger,
@@ -154,11 +153,12 @@ export class SpanFetcher {
     if (cached) return cached;
     const refused = this.#refused.get(index);
     if (refused && refused.until > Date.now()) throw refused.err;
+    const retry = this.#source.retryBudget(this.#abort.signal);
     let lastError: unknown;
-    for (let attempt = 1; attempt <= this.#o.attempts; attempt++) {
+    for (;;) {
       this.#abort.signal.throwIfAborted();
       try {
-        const bytes = await this.#fetchOnce(index, span);
+        const bytes = await this.#fetchOnce(index, span, retry);
         await this.#cache.put(index, bytes);
         this.bytesFetched += bytes.length;
         this.spansFetched++;
@@ -166,9 +166,14 @@ export class SpanFetcher {
         return bytes;
       } catch (err) {
         lastError = err;
-        if (this.#abort.signal.aborted || !retryable(err) || attempt === this.#o.attempts) break;
-        this.#o.logger.debug({ where: this.#source.where, span: index, attempt, err: (err as Error).message }, 'span fetch failed; retrying');
-        await sleep(this.#o.retryDelayMs * attempt, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        if (this.#abort.signal.aborted) break;
+        try {
+          await retry.failed(err);
+        } catch (final) {
+          lastError = final;
+          break;
+        }
+        this.#o.logger.debug({ where: this.#source.where, span: index, retries: retry.retries, err: (err as Error).message }, 'span fetch failed; retrying');
       }
     }
     const why = `${isHostpullError(lastError) ? `${lastError.code}: ` : ''}${lastError instanceof Error ? lastError.message : String(lastError)}`;
@@ -177,17 +182,20 @@ export class SpanFetcher {
       hint: 'a read of the lazy layer got EIO; check that the registry is reachable and serves the blob unchanged, then retry',
       details: { span: index },
     });
-    if (!retryable(lastError)) this.#refused.set(index, { err: failure, until: Date.now() + REFUSED_FOR_MS });
+    // A span that cannot get better (its bytes do not match, the blob is unknown) is not asked for again for a while.
+    if (isHostpullError(lastError) && CONTENT_FAILURES.has(lastError.code)) {
+      this.#refused.set(index, { err: failure, until: Date.now() + REFUSED_FOR_MS });
+    }
     throw failure;
   }
 
-  async #fetchOnce(index: number, span: TocSpan): Promise<Buffer> {
+  async #fetchOnce(index: number, span: TocSpan, retry: RetryBudget): Promise<Buffer> {
     const deadline = AbortSignal.timeout(this.#o.attemptTimeoutMs);
     const signal = AbortSignal.any([deadline, this.#abort.signal]);
     const buf = Buffer.allocUnsafe(span.cs);
     let fill = 0;
     try {
-      const stream = await this.#source.fetchRange(span.c, span.c + span.cs - 1, signal);
+      const stream = await this.#source.fetchRange(span.c, span.c + span.cs - 1, signal, retry);
       const onAbort = () => stream.destroy(signal.reason as Error);
       signal.addEventListener('abort', onAbort, { once: true });
       try {
@@ -205,11 +213,18 @@ export class SpanFetcher {
       }
     } catch (err) {
       if (deadline.aborted) {
-        throw new HostpullError('LAZY_TIMEOUT', `span ${index} of ${this.#source.where}: no complete answer within ${this.#o.attemptTimeoutMs} ms (${fill} of ${span.cs} bytes)`, { cause: err });
+        // Temporary: the retry policy may try again (a stall is a hiccup until the budget says otherwise).
+        throw new RegistryError('LAZY_TIMEOUT', `span ${index} of ${this.#source.where}: no complete answer within ${this.#o.attemptTimeoutMs} ms (${fill} of ${span.cs} bytes)`, {
+          cause: err,
+          temporary: true,
+        });
       }
       throw err;
     }
-    if (fill !== span.cs) throw new HostpullError('SIZE_MISMATCH', `span ${index} of ${this.#source.where}: got ${fill} of ${span.cs} bytes`);
+    if (fill !== span.cs) {
+      // A cut: retryable under the registry's policy (actual < expected).
+      throw new HostpullError('SIZE_MISMATCH', `span ${index} of ${this.#source.where}: got ${fill} of ${span.cs} bytes`, { details: { actual: fill, expected: span.cs } });
+    }
     const sha = createHash('sha256').update(buf).digest('hex');
     if (sha !== span.sha256) {
       throw new HostpullError('DIGEST_MISMATCH', `span ${index} of ${this.#source.where} has sha256 ${sha}, the table of contents says ${span.sha256}`, {

@@ -25,7 +25,7 @@ import { dockerConfigCredentials } from './auth/docker-config.js';
 import { contentLength, dumpBody, headerValue, readBounded } from './body.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
-import { decideRangeResponse, parseContentRange, rangeError } from './range.js';
+import { decideRangeResponse, rangeError } from './range.js';
 import { redactUrl } from './redact.js';
 import { RetryPolicy, type RetryBudget } from './retry.js';
 import { Transport } from './transport.js';
@@ -101,6 +101,8 @@ export interface BlobResponse {
   offset: number;
   /** Size of the whole blob, when the server said. */
   totalSize?: number;
+  /** Last byte of the stream, when a closed range was asked for and answered (206). */
+  end?: number;
 }
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -254,10 +256,11 @@ export class RegistryClient {
     return this.#retry.begin(registry, signal);
   }
 
-  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
+  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; end?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
     const offset = opts.offset ?? 0;
+    const ranged = offset > 0 || opts.end !== undefined;
     const headers: Record<string, string> = {};
-    if (offset > 0) headers.range = `bytes=${offset}-`;
+    if (ranged) headers.range = `bytes=${offset}-${opts.end ?? ''}`;
     const res = await this.#transport.request({
       registry: repo.registry,
       method: 'GET',
@@ -267,13 +270,14 @@ export class RegistryClient {
       ...(opts.retry ? { retry: opts.retry } : {}),
       ...signalOpt(opts.signal),
     });
-    if (offset > 0 && (res.status === 200 || res.status === 206)) {
-      const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers));
+    if (ranged && (res.status === 200 || res.status === 206)) {
+      const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers), opts.end);
       if (d.kind === 'error') {
         await dumpBody(res.body);
         throw rangeError('GET', redactUrl(res.url), d.reason, res.status);
       }
       const out: BlobResponse = { stream: res.body, offset: d.kind === 'resume' ? offset : 0 };
+      if (d.kind === 'resume' && opts.end !== undefined) out.end = opts.end;
       if (d.totalSize !== undefined) out.totalSize = d.totalSize;
       return out;
     }
@@ -285,32 +289,14 @@ export class RegistryClient {
   }
 
   /**
-   * `GET` bytes [start, end] of a blob (`Range: bytes=start-end`) as a stream of exactly those
-   * bytes. A 206 must cover exactly that range; a server that ignores Range and answers 200 is
-   * read up to the range and cut there. The caller verifies the bytes.
+   * `GET` bytes [start, end] of a blob as a stream of exactly those bytes: {@link getBlob} with a
+   * closed range, and a server that ignores Range (200, the whole blob) read up to the range and
+   * cut there. The caller verifies the bytes.
    */
-  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions = {}): Promise<Readable & { totalSize?: number }> {
-    const res = await this.#transport.request({
-      registry: repo.registry,
-      method: 'GET',
-      url: blobPath(repo, digest),
-      headers: { range: `bytes=${start}-${end}` },
-      scopes: [pullScope(repo.repository)],
-      ...signalOpt(opts.signal),
-    });
-    if (res.status === 206) {
-      const r = parseContentRange(headerValue(res.headers, 'content-range'));
-      if (!r || r.first !== start || r.last !== end) {
-        await dumpBody(res.body);
-        throw rangeError('GET', redactUrl(res.url), `206 covers ${headerValue(res.headers, 'content-range') ?? 'nothing'}, asked for bytes ${start}-${end}`, 206);
-      }
-      return Object.assign(res.body, r.total !== undefined ? { totalSize: r.total } : {});
-    }
-    if (res.status === 200) {
-      const len = contentLength(res.headers);
-      return Object.assign(sliceStream(res.body, start, end), len !== undefined ? { totalSize: len } : {});
-    }
-    throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
+  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions & { retry?: RetryBudget } = {}): Promise<Readable & { totalSize?: number }> {
+    const r = await this.getBlob(repo, digest, { ...opts, offset: start, end });
+    const stream = r.end === end ? r.stream : sliceStream(r.stream, start - r.offset, end - r.offset);
+    return Object.assign(stream, r.totalSize !== undefined ? { totalSize: r.totalSize } : {});
   }
 
   /**

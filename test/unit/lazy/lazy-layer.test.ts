@@ -17,6 +17,7 @@ import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
+import { RetryPolicy, type RetryBudget } from '../../../src/registry/index.js';
 import { noise } from '../../helpers/noise.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
@@ -27,7 +28,17 @@ class FakeSource implements SpanSource {
   readonly where = 'fake';
   requests: Array<[number, number]> = [];
   mode: 'ok' | 'corrupt' | 'stall' | 'fail' = 'ok';
-  constructor(readonly blob: Buffer) {}
+  /** The registry client's retry policy, with the attempts of the fetch policy and short backoffs. */
+  readonly #policy: RetryPolicy;
+  constructor(
+    readonly blob: Buffer,
+    attempts = 3,
+  ) {
+    this.#policy = new RetryPolicy({ maxRetries: attempts - 1, baseDelayMs: 10, maxDelayMs: 20 });
+  }
+  retryBudget(signal: AbortSignal): RetryBudget {
+    return this.#policy.begin('fake', signal);
+  }
   async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable> {
     this.requests.push([start, end]);
     if (this.mode === 'fail') throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
@@ -63,14 +74,15 @@ describe('lazy layer (no /dev/fuse)', () => {
     await symlink('../lib/big.bin', join(src, 'bin', 'big'));
     const built = await buildLayerFile({ dir: src, prefix: '/opt/t', outFile: join(dir, 'layer.tgz'), spanSize: 64 * 1024 });
     const blob = await readFile(join(dir, 'layer.tgz'));
-    const source = new FakeSource(blob);
+    const attempts = opts.attempts ?? 2;
+    const source = new FakeSource(blob, attempts);
     const cacheDir = join(dir, 'cache');
     const lazy = new LazyLayer(built.toc, {
       where: 'test layer',
       tree: {},
       source,
       cacheDir,
-      fetch: { attempts: opts.attempts ?? 2, attemptTimeoutMs: opts.timeoutMs ?? 2000, retryDelayMs: 10, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
+      fetch: { attempts, attemptTimeoutMs: opts.timeoutMs ?? 2000, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
       logger: silentLogger(),
     });
     return { lazy, source, blob, toc: built.toc, cacheDir, tar: gunzipSync(blob) };
