@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { finished } from 'node:stream/promises';
 import { HostpullError } from '../errors.js';
-import { createDigester, digestFromHash, digestOf, hostPlatform, MediaType, type Digest } from '../oci/index.js';
+import { digestOf, hostPlatform, MediaType, type Digest } from '../oci/index.js';
+import { attachToc } from '../publish/attach-toc.js';
 import { defaultLayerMtime } from '../publish/build-layer.js';
+import { writeSeekableLayer } from '../publish/seekable-layer.js';
 import type { Upstream } from '../server/upstream.js';
 
 export interface PushBaseOptions {
@@ -27,28 +27,16 @@ export interface PushedBase {
   layerDigest: Digest;
   diffId: Digest;
   size: number;
+  /** The layer's table of contents (attached to the image as a referrer): the base is seekable. */
+  tocDigest: Digest;
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-function hashing(onDone: (digest: Digest, size: number) => void): Transform {
-  const hash = createDigester();
-  let size = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      onDone(digestFromHash(hash, 'sha256'), size);
-      cb();
-    },
-  });
-}
-
 /**
- * Packs the base rootfs as one gzip layer and pushes it, with a config carrying PATH and a
+ * Packs the base rootfs as one seekable gzip layer with its table of contents (the same writer
+ * as `hostpull publish`: spans compressed on all cores, the TOC attached as a referrer, so the
+ * base is mounted lazily like the packages) and pushes it, with a config carrying PATH and a
  * shell as Cmd, straight into the upstream (a library call: `hostpull publish` packs a package
  * under its prefix and refuses `/`, and a base is exactly the thing that owns `/`).
  *
@@ -85,23 +73,17 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
     tar.once('error', reject);
     tar.once('close', (code) => (code === 0 ? resolve() : reject(new HostpullError('DEMO_BUILD_FAILED', `tar of ${options.rootfs} exited with ${code}: ${stderr.trim()}`))));
   });
-  let diffId: Digest | undefined;
-  let digest: Digest | undefined;
-  let size = 0;
+  const out = createWriteStream(layerFile);
   try {
-    await Promise.all([
-      pipeline(
-        tar.stdout,
-        hashing((d) => (diffId = d)),
-        createGzip({ level: 6 }),
-        hashing((d, s) => {
-          digest = d;
-          size = s;
-        }),
-        createWriteStream(layerFile),
-      ),
+    const [layer] = await Promise.all([
+      writeSeekableLayer(tar.stdout, out, { where: `base rootfs ${options.rootfs}`, ...(options.signal ? { signal: options.signal } : {}) }).then(async (l) => {
+        out.end();
+        await finished(out);
+        return l;
+      }),
       exited,
     ]);
+    const { digest, diffId, size } = layer;
     const created = mtime.toISOString().replace(/\.000Z$/, 'Z');
     const platform = hostPlatform();
     const config = Buffer.from(
@@ -110,7 +92,7 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
         architecture: platform.architecture,
         os: platform.os,
         config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/sh'], WorkingDir: '/' },
-        rootfs: { type: 'layers', diff_ids: [diffId!] },
+        rootfs: { type: 'layers', diff_ids: [diffId] },
         history: [{ created, created_by: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files' }],
       }),
     );
@@ -120,16 +102,18 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
         schemaVersion: 2,
         mediaType: MediaType.OciManifest,
         config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length },
-        layers: [{ mediaType: MediaType.OciLayerGzip, digest: digest!, size }],
+        layers: [{ mediaType: MediaType.OciLayerGzip, digest, size }],
         annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
       }),
     );
     const { repository, upstream, tag } = options;
-    await upstream.putBlob(repository, digest!, size, () => createReadStream(layerFile), options.signal ? { signal: options.signal } : {});
+    await upstream.putBlob(repository, digest, size, () => createReadStream(layerFile), options.signal ? { signal: options.signal } : {});
     await upstream.putBlob(repository, configDigest, config.length, config, options.signal ? { signal: options.signal } : {});
     const manifestDigest = await upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, options.signal);
-    return { image: `${repository}:${tag}`, manifestDigest, layerDigest: digest!, diffId: diffId!, size };
+    await attachToc(upstream, repository, layer, { mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }, created, options.signal);
+    return { image: `${repository}:${tag}`, manifestDigest, layerDigest: digest, diffId, size, tocDigest: layer.tocDigest };
   } finally {
+    out.destroy();
     if (tar.exitCode === null) tar.kill();
     await rm(layerFile, { force: true });
   }

@@ -91,9 +91,10 @@ export class CompositeResolver {
     return this.#blobSources.get(digest);
   }
 
-  async #toc(repo: string, p: ResolvedPackage): Promise<Descriptor | null> {
-    const [toc] = await this.#tocs.get(p.manifestDigest, async () => (await findLayerToc(this.#o.upstream, repo, p.manifestDigest, p.layer.digest, this.#o.logger)) ?? null);
-    return toc;
+  /** The TOC of one layer of an image (a package's, or the base's), from the image's referrers; undefined without one. */
+  async #toc(repo: string, manifestDigest: Digest, layerDigest: Digest): Promise<Descriptor | undefined> {
+    const [toc] = await this.#tocs.get(`${manifestDigest} ${layerDigest}`, async () => (await findLayerToc(this.#o.upstream, repo, manifestDigest, layerDigest, this.#o.logger)) ?? null);
+    return toc ?? undefined;
   }
 
   async #image(name: string): Promise<UpstreamImage | null> {
@@ -158,13 +159,16 @@ export class CompositeResolver {
       }
       return { code, entry, manifestDigest: img.manifestDigest, layer: img.manifest.layers[0]!, diffId: img.config.rootfs.diff_ids[0]!, config: img.config };
     });
-    await Promise.all(packages.map(async (p, i) => (p.toc = (await this.#toc(images[i]!.repo, p)) ?? undefined)));
+    await Promise.all(packages.map(async (p, i) => (p.toc = await this.#toc(images[i]!.repo, p.manifestDigest, p.layer.digest))));
     let base: ResolvedBase | undefined;
     if (this.#o.base) {
       const img = await this.#image(this.#o.base);
       if (!img) throw new HostpullError('UPSTREAM_ERROR', `base image ${this.#o.base} is not in ${this.#o.upstream.location}`);
-      base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config };
+      // A seekable base (the demo's, or any base pushed with a TOC referrer) is lazy on nodes too.
+      const tocs = await Promise.all(img.manifest.layers.map((l) => this.#toc(img.repo, img.manifestDigest, l.digest)));
+      base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config, tocs };
       for (const l of img.manifest.layers) this.#blobSources.set(l.digest, img.repo);
+      for (const t of tocs) if (t) this.#blobSources.set(t.digest, img.repo);
     }
     for (const [i, p] of packages.entries()) {
       this.#blobSources.set(p.layer.digest, images[i]!.repo);

@@ -34,6 +34,8 @@ export interface ResolvedBase {
   manifestDigest: Digest;
   layers: Descriptor[];
   config: ImageConfig;
+  /** Each layer's table of contents (aligned with `layers`), where the base is seekable. */
+  tocs?: Array<Descriptor | undefined>;
 }
 
 export interface SynthesizedImage {
@@ -179,7 +181,7 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
     layers: [
-      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]! })),
+      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]!, ...(base?.tocs?.[i] ? { toc: base.tocs[i]!.digest } : {}) })),
       ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry, ...(p.toc ? { toc: p.toc.digest } : {}) })),
     ],
     annotations: sortedRecord(annotations),

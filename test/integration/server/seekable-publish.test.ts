@@ -1,11 +1,13 @@
 /**
  * The TOC of a seekable package layer as a referrer, against both upstreams (an OCI layout and a
  * real CNCF distribution 2.8, which has no referrers API: the tag-schema fallback carries it),
- * and its digest on the package's layer descriptor in the composite the server synthesises.
+ * and its digest on the package's (and a seekable base's) layer descriptor in the composite the
+ * server synthesises.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushBaseImage } from '../../../src/demo/push-base.js';
 import { silentLogger } from '../../../src/log.js';
 import { parseManifest } from '../../../src/oci/manifest.js';
 import { parseTocBlob, TOC_ANNOTATION, TOC_ARTIFACT_TYPE } from '../../../src/oci/seekable-toc.js';
@@ -28,6 +30,8 @@ beforeAll(async () => {
   work = await makeTempDir('seekable-publish');
   await mkdir(join(work, 'tree', 'bin'), { recursive: true });
   await writeFile(join(work, 'tree', 'bin', 'x'), Buffer.alloc(300_000, 'x'));
+  await mkdir(join(work, 'rootfs', 'bin'), { recursive: true });
+  await writeFile(join(work, 'rootfs', 'bin', 'sh'), '#!/bin/true\n', { mode: 0o755 });
 }, 60_000);
 
 afterAll(async () => {
@@ -64,6 +68,13 @@ describe.each([
       expect(parsed.kind === 'manifest' && parsed.manifest.layers[0]!.annotations).toMatchObject({ [TOC_ANNOTATION]: published.tocDigest, 'org.opencontainers.image.title': 'XX1.0' });
       // The node fetches the TOC under the namespace, by digest.
       expect(resolver.blobSource(published.tocDigest)).toBe('pkg/xx1.0');
+
+      // A base pushed as the demo pushes it (GNU tar of a rootfs, made seekable) is named too.
+      const base = await pushBaseImage({ rootfs: join(work, 'rootfs'), upstream, repository: 'base/x', tag: 'v1', tmpDir: work });
+      const withBase = new CompositeResolver({ upstream, catalog, namespace: 'hostpull', base: 'base/x:v1', logger: silentLogger() });
+      const layers = parseManifest((await withBase.resolve('XX1.0')).manifest);
+      expect(layers.kind === 'manifest' && layers.manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([base.tocDigest, published.tocDigest]);
+      expect(withBase.blobSource(base.tocDigest)).toBe('base/x');
     } finally {
       await upstream.close();
     }
