@@ -139,7 +139,8 @@ export async function stageContainer(
     const lazyMounts: LazyMount[] = [];
     if (lazy && chosen.size > 0) {
       const learned = await lazy.prefetchFor(repo, image.manifestDigest);
-      for (const cand of chosen.values()) lazyMounts.push(await lazy.mount(repo, cand, dirs.id, learned.get(cand.blobDigest) ?? []));
+      // Together: the helper mounts one while it reads the next one's TOC.
+      lazyMounts.push(...(await Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id, learned.get(cand.blobDigest) ?? [])))));
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
     const plan = await planImageRootfs(store, image, {

@@ -85,33 +85,35 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   const rootless = options.rootless ?? process.getuid?.() !== 0;
   // Like the runtime probe below: a user who cannot have the namespaces learns it before a download.
   if (rootless) await checkRootless({ ...(options.unshare ? { unshare: options.unshare } : {}), ...(options.signal ? { signal: options.signal } : {}) });
-  await cleanupLeftoverContainers(store.layout, logger);
-  // After the containers (whose overlays use them): lazy mounts whose helper is gone.
-  await cleanupStaleLazyMounts(store.layout, logger);
-  await pruneSpanCaches(store);
-  const stateRoot = runtimeStateDir(store.layout);
-  // Probe before pulling: a host without a working runtime fails in a second, not after a download.
-  const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
-  const prepareOptions: PrepareContainerOptions = {
-    process: {
-      ...(options.args?.length ? { args: options.args } : {}),
-      ...(options.entrypoint ? { entrypoint: options.entrypoint } : {}),
-      ...(options.env ? { env: options.env } : {}),
-      ...(options.user ? { user: options.user } : {}),
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
-    },
-    allowOverlap: options.allowOverlap ?? false,
-    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-    ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
-  };
   const lazy = options.lazy
     ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
     : undefined;
+  // The FUSE helper (a node process loading fuse-native, ~0.3 s) starts first, so its start
+  // overlaps the cleanups, the runtime probe and the pull; its mounts are never a leftover to them.
   if (lazy && !rootless) lazy.prestart();
   try {
+    await cleanupLeftoverContainers(store.layout, logger);
+    // After the containers (whose overlays use them): lazy mounts whose helper is gone.
+    await cleanupStaleLazyMounts(store.layout, logger);
+    await pruneSpanCaches(store);
+    const stateRoot = runtimeStateDir(store.layout);
+    // Probe before pulling: a host without a working runtime fails in a second, not after a download.
+    const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
+    const prepareOptions: PrepareContainerOptions = {
+      process: {
+        ...(options.args?.length ? { args: options.args } : {}),
+        ...(options.entrypoint ? { entrypoint: options.entrypoint } : {}),
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.user ? { user: options.user } : {}),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
+      },
+      allowOverlap: options.allowOverlap ?? false,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
+    };
     if (rootless) return await runRootless(deps, ref, runtime, stateRoot, { ...prepareOptions, ...(lazy ? { lazy } : {}) }, options);
     const container = await prepareContainer(deps, ref, { ...prepareOptions, ...(lazy ? { lazy } : {}) });
     try {

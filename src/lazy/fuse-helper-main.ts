@@ -82,6 +82,7 @@ async function main(): Promise<void> {
         const s = served.get(req.key);
         if (!s) throw new Error(`layer ${req.key} is not mounted`);
         await s.layer.reader.prefetch(req.indexes, 'background');
+        await s.layer.fetcher.stored(req.indexes);
         return undefined;
       }
       case 'stats': {
@@ -113,6 +114,10 @@ async function main(): Promise<void> {
   process.once('disconnect', () => void shutdown('parent gone'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   send({ type: 'ready', pid: process.pid });
+  // The registry client loads undici at its first request (~100 ms of compiling, more on a busy
+  // machine), which would stall the FUSE requests of the first mount behind it: load it now,
+  // while the parent is still resolving the image.
+  void import('undici').catch(() => undefined);
 }
 
 void main().catch((err: unknown) => {

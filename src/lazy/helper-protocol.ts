@@ -51,6 +51,8 @@ export type HelperRequest =
 
 export interface LayerStats {
   readOrder: number[];
+  /** Read operations served so far, whether their spans were cached or not. */
+  reads: number;
   bytesFetched: number;
   spansFetched: number;
   readErrors: number;

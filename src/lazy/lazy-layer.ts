@@ -50,7 +50,7 @@ export class LazyLayer {
   }
 
   stats(): LayerStats {
-    return { readOrder: this.reader.readOrder(), bytesFetched: this.fetcher.bytesFetched, spansFetched: this.fetcher.spansFetched, readErrors: this.#readErrors };
+    return { readOrder: this.reader.readOrder(), reads: this.reader.reads, bytesFetched: this.fetcher.bytesFetched, spansFetched: this.fetcher.spansFetched, readErrors: this.#readErrors };
   }
 
   close(): void {

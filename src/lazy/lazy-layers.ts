@@ -91,6 +91,7 @@ interface LayerState {
 export class LazyLayers {
   readonly #o: LazyLayersOptions;
   readonly #layers = new Map<Digest, LayerState>();
+  readonly #mounting = new Map<Digest, Promise<LayerState>>();
   readonly #abort = new AbortController();
   #helper: Promise<FuseHelper> | undefined;
   #helperDir: string | undefined;
@@ -116,20 +117,29 @@ export class LazyLayers {
   async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
     const chosen = new Map<Digest, LazyCandidate>();
     const { maxExpansionRatio } = this.#o.store.unpackLimits();
-    for (const { layer, descriptor, claim } of candidates) {
+    const tocDigestOf = (c: DeferCandidate) => c.descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
+    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in layer order.
+    const tocs = candidates.map((c) => {
+      const tocDigest = tocDigestOf(c);
+      if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
+      const p = this.#toc(repo, tocDigest, c.layer.blobDigest);
+      p.catch(() => undefined); // awaited below, in order
+      return p;
+    });
+    for (const [i, { layer, claim }] of candidates.entries()) {
       const whole = (reason: string) => recordLayerArrival(this.#o.store, { blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       if (why) {
         whole(why);
         continue;
       }
-      const tocDigest = descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
+      const tocDigest = tocDigestOf(candidates[i]!);
       if (!tocDigest) {
         whole('no table of contents (published without one, or not a package layer)');
         continue;
       }
       try {
         if (layerCompression(layer.mediaType) !== 'gzip') throw new HostpullError('LAZY_REFUSED', `media type ${layer.mediaType} is not gzip`);
-        const toc = await this.#toc(repo, tocDigest, layer.blobDigest);
+        const toc = await tocs[i]!;
         if (toc.digest !== layer.blobDigest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
           throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
         }
@@ -180,33 +190,46 @@ export class LazyLayers {
    * `prefetch`: spans to fetch first (what the last first start of this image read).
    */
   async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string, prefetch: number[] = []): Promise<LazyMount> {
-    let s = this.#layers.get(cand.blobDigest);
-    if (!s || s.unmounted) {
-      const helper = await this.#startHelper();
-      const dir = join(this.#helperDir!, String(this.#nextMount++));
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const { store } = this.#o;
-      const cacheDir = spanCacheDir(store.layout, cand.blobDigest);
-      await helper.mount({
-        key: cand.blobDigest,
-        tocFile: store.blobs.path(cand.tocDigest),
-        tocDigest: cand.tocDigest,
-        mountpoint: dir,
-        cacheDir,
-        source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
-        fetch: this.#fetch,
-        prefetch,
-        claim: cand.claim,
-        maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
-      });
-      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
-      const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
-      state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
-      this.#layers.set(cand.blobDigest, state);
-      s = state;
+    const current = this.#layers.get(cand.blobDigest);
+    let s: LayerState;
+    if (current && !current.unmounted) {
+      s = current;
+    } else {
+      // One mount per layer, also for two rootfs prepared at once (the daemon): the second waits for the first's.
+      let mounting = this.#mounting.get(cand.blobDigest);
+      if (!mounting) {
+        mounting = this.#mountLayer(repo, cand, prefetch).finally(() => this.#mounting.delete(cand.blobDigest));
+        this.#mounting.set(cand.blobDigest, mounting);
+      }
+      s = await mounting;
     }
     s.holders.add(holder);
     return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
+  }
+
+  async #mountLayer(repo: RepositoryRef, cand: LazyCandidate, prefetch: number[]): Promise<LayerState> {
+    const helper = await this.#startHelper();
+    const dir = join(this.#helperDir!, String(this.#nextMount++));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const { store } = this.#o;
+    const cacheDir = spanCacheDir(store.layout, cand.blobDigest);
+    await helper.mount({
+      key: cand.blobDigest,
+      tocFile: store.blobs.path(cand.tocDigest),
+      tocDigest: cand.tocDigest,
+      mountpoint: dir,
+      cacheDir,
+      source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
+      fetch: this.#fetch,
+      prefetch,
+      claim: cand.claim,
+      maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
+    });
+    recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
+    const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
+    state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
+    this.#layers.set(cand.blobDigest, state);
+    return state;
   }
 
   async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {
@@ -261,7 +284,10 @@ export class LazyLayers {
     let seen = -1;
     let quietSince = Date.now();
     while (Date.now() - start < Math.max(BACKGROUND_MAX_WAIT_MS, minDelay)) {
-      const read = (await helper.stats(key))?.readOrder.length ?? 0;
+      // Every read counts, not only those that needed a new span: a JVM starting over spans the
+      // learned prefetch already brought keeps the layer busy, and an unpack beside it would
+      // take the CPU it starts with (mvn -v over the lazy JDK on 2 cores).
+      const read = (await helper.stats(key))?.reads ?? 0;
       if (read !== seen) {
         seen = read;
         quietSince = Date.now();

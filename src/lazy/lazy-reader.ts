@@ -52,8 +52,12 @@ export class LazyReader {
     return [...this.#firstReads];
   }
 
+  /** Reads served so far (cached or not): how busy the layer's readers are. */
+  reads = 0;
+
   /** Up to `length` bytes of `node` from `offset` (fewer at the end of the file). */
   async read(node: LazyNode, offset: number, length: number): Promise<Buffer> {
+    this.reads++;
     if (node.type !== 'file') throw new HostpullError('LAZY_NOT_A_FILE', `${node.path} is not a file`);
     const n = Math.max(0, Math.min(length, node.size - offset));
     if (n === 0) return Buffer.alloc(0);

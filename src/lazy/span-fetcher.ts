@@ -31,7 +31,10 @@ export interface SpanFetcherOptions {
    * the backoff between them.
    */
   attemptTimeoutMs?: number;
-  /** Range requests in flight at once (all priorities). Default 4. */
+  /**
+   * Range requests in flight at once (all priorities). Default 8: a starting JVM's misses and the
+   * learned prefetch are latency-bound round trips over one host's connection, not bandwidth.
+   */
   concurrency?: number;
   /** Of those, at most this many for the background pull, so a reader always finds a free slot. Default 2. */
   backgroundConcurrency?: number;
@@ -66,6 +69,8 @@ export class SpanFetcher {
   readonly #cache: SpanCache;
   readonly #o: Required<Omit<SpanFetcherOptions, 'onFetched'>> & Pick<SpanFetcherOptions, 'onFetched'>;
   readonly #pending = new Map<number, Pending>();
+  /** Cache writes in flight: a reader does not wait for them, the completion and a later load of the same span do. */
+  readonly #writing = new Map<number, Promise<void>>();
   readonly #abort = new AbortController();
   /**
    * Spans whose bytes did not match the TOC, refused again without asking for REFUSED_FOR_MS:
@@ -84,7 +89,7 @@ export class SpanFetcher {
     this.#cache = cache;
     this.#o = {
       attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
-      concurrency: options.concurrency ?? 4,
+      concurrency: options.concurrency ?? 8,
       backgroundConcurrency: options.backgroundConcurrency ?? 2,
       logger: options.logger,
       onFetched: options.onFetched,
@@ -115,6 +120,11 @@ export class SpanFetcher {
     this.#pending.set(index, p);
     this.#pump();
     return p.promise;
+  }
+
+  /** Resolves once these spans, fetched already, are in the cache (the completion reads them from there). */
+  async stored(indexes: readonly number[]): Promise<void> {
+    await Promise.all(indexes.map((i) => this.#writing.get(i)));
   }
 
   /** Stops every fetch; waiting readers get LAZY_FETCH_FAILED. */
@@ -149,6 +159,7 @@ export class SpanFetcher {
   async #load(index: number): Promise<Buffer> {
     const span = this.#spans[index];
     if (!span) throw new HostpullError('LAZY_FETCH_FAILED', `${this.#source.where}: no span ${index} (the layer has ${this.#spans.length})`);
+    await this.#writing.get(index);
     const cached = await this.#cache.get(index, span.sha256);
     if (cached) return cached;
     const refused = this.#refused.get(index);
@@ -159,7 +170,13 @@ export class SpanFetcher {
       this.#abort.signal.throwIfAborted();
       try {
         const bytes = await this.#fetchOnce(index, span, retry);
-        await this.#cache.put(index, bytes);
+        // Verified: the reader gets it now, the disk gets it meanwhile (a write on a busy disk
+        // held every miss of a starting JVM). A failed write only means fetching it again later.
+        const write = this.#cache
+          .put(index, bytes)
+          .catch((err: unknown) => this.#o.logger.warn({ where: this.#source.where, span: index, err: (err as Error).message }, 'could not keep a verified span in the cache'))
+          .finally(() => this.#writing.delete(index));
+        this.#writing.set(index, write);
         this.bytesFetched += bytes.length;
         this.spansFetched++;
         this.#o.onFetched?.(index, bytes.length);

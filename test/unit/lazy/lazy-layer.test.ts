@@ -207,6 +207,7 @@ describe('lazy layer (no /dev/fuse)', () => {
   it('a damaged cache file is dropped and fetched again, never served', async () => {
     const { lazy, source, cacheDir, toc } = await layer();
     await lazy.fetcher.span(1);
+    await lazy.fetcher.stored([1]);
     expect(source.requests).toHaveLength(1);
     const { chmod } = await import('node:fs/promises');
     await chmod(join(cacheDir, '1'), 0o600);
