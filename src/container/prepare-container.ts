@@ -74,6 +74,7 @@ export async function prepareContainer(deps: HostDeps, ref: ImageReference, opti
     await writeFile(join(dirs.bundle, MOUNT_FILE), `${JSON.stringify(staged.mount)}\n`);
     options.signal?.throwIfAborted();
     performMount(staged.mount);
+    startPrefetch(options.lazy, staged);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
     options.signal?.throwIfAborted();
@@ -91,6 +92,13 @@ export interface StagedContainer {
   imageConfig: ImageConfig;
   pull: PullResult;
   lazyMounts: LazyMount[];
+  /** The learned prefetch list of each lazy layer, to start once the rootfs is mounted ({@link startPrefetch}). */
+  prefetch: ReadonlyMap<Digest, number[]>;
+}
+
+/** Starts the learned prefetch of a staged container's lazy layers (after its rootfs is mounted). */
+export function startPrefetch(lazy: LazyLayers | undefined, staged: Pick<StagedContainer, 'lazyMounts' | 'prefetch'>): void {
+  for (const m of staged.lazyMounts) void lazy?.prefetch(m.blobDigest, staged.prefetch.get(m.blobDigest) ?? []);
 }
 
 /**
@@ -137,10 +145,13 @@ export async function stageContainer(
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     const lazyMounts: LazyMount[] = [];
+    let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {
-      const learned = await lazy.prefetchFor(repo, image.manifestDigest);
-      // Together: the helper mounts one while it reads the next one's TOC.
-      lazyMounts.push(...(await Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id, learned.get(cand.blobDigest) ?? [])))));
+      // Together: the helper mounts one layer while it reads the next one's TOC, and the learned
+      // prefetch list arrives meanwhile (it is started once the rootfs is mounted).
+      const [learned, mounts] = await Promise.all([lazy.prefetchFor(repo, image.manifestDigest), Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))]);
+      prefetch = learned;
+      lazyMounts.push(...mounts);
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
     const plan = await planImageRootfs(store, image, {
@@ -155,7 +166,7 @@ export async function stageContainer(
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     recordMount(store, dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts };
+    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
   } catch (err) {
     await removeContainer(store, dirs.id, lazy);
     throw err;

@@ -57,11 +57,7 @@ async function main(): Promise<void> {
     const bound = readDeadlineMs(spec.fetch) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
     served.set(spec.key, { layer, fuse });
-    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length, prefetch: spec.prefetch.length }, 'lazy layer mounted');
-    // Learned prefetch: the spans the last first start read, fetched now in that order.
-    if (spec.prefetch.length > 0) {
-      layer.reader.prefetch(spec.prefetch).catch((err: unknown) => logger.warn({ layer: where, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
-    }
+    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
   };
 
   const unmount = async (key: string): Promise<void> => {
@@ -78,6 +74,14 @@ async function main(): Promise<void> {
         return mount(req.spec);
       case 'unmount':
         return unmount(req.key);
+      case 'prefetch': {
+        // Learned prefetch: the spans the last first start read, fetched now in that order; answered at once.
+        const s = served.get(req.key);
+        if (!s) throw new Error(`layer ${req.key} is not mounted`);
+        logger.info({ layer: req.key, prefetch: req.indexes.length }, 'learned prefetch started');
+        s.layer.reader.prefetch(req.indexes).catch((err: unknown) => logger.warn({ layer: req.key, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+        return undefined;
+      }
       case 'spans': {
         const s = served.get(req.key);
         if (!s) throw new Error(`layer ${req.key} is not mounted`);

@@ -111,6 +111,10 @@ export class FuseHelper {
   }
 
   /** Resolves once these spans are verified in the cache. */
+  async prefetch(key: string, indexes: number[]): Promise<void> {
+    await this.#request({ type: 'prefetch', key, indexes });
+  }
+
   async spans(key: string, indexes: number[]): Promise<void> {
     await this.#request({ type: 'spans', key, indexes });
   }

@@ -34,8 +34,6 @@ export interface MountSpec {
   cacheDir: string;
   source: LazySource;
   fetch: FetchPolicy;
-  /** Spans to fetch first, in order (learned from an earlier start). */
-  prefetch: number[];
   /** The package claim the layer is held to (none for a base layer) and the store's expansion bound: the tree is built as the parent checked it. */
   claim?: PackageClaim | undefined;
   maxExpansionRatio: number;
@@ -44,6 +42,12 @@ export interface MountSpec {
 export type HelperRequest =
   | { id: number; type: 'mount'; spec: MountSpec }
   | { id: number; type: 'unmount'; key: string }
+  /**
+   * Starts fetching these spans, in order, ahead of the reads (the learned prefetch); answered at
+   * once. Sent once the rootfs is mounted: fetching while the kernel mounts the overlay over the
+   * layer kept its FUSE lookups waiting (0.15-0.35 s for mvn -v and go version).
+   */
+  | { id: number; type: 'prefetch'; key: string; indexes: number[] }
   /** Resolves once these spans are verified in the cache (fetched at background priority). */
   | { id: number; type: 'spans'; key: string; indexes: number[] }
   /** The spans reads needed, in first-read order, and the bytes fetched so far. */

@@ -187,9 +187,8 @@ export class LazyLayers {
 
   /**
    * Mounts the layer lazily for `holder` (a rootfs id), or adds `holder` to its existing mount.
-   * `prefetch`: spans to fetch first (what the last first start of this image read).
    */
-  async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string, prefetch: number[] = []): Promise<LazyMount> {
+  async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string): Promise<LazyMount> {
     const current = this.#layers.get(cand.blobDigest);
     let s: LayerState;
     if (current && !current.unmounted) {
@@ -198,7 +197,7 @@ export class LazyLayers {
       // One mount per layer, also for two rootfs prepared at once (the daemon): the second waits for the first's.
       let mounting = this.#mounting.get(cand.blobDigest);
       if (!mounting) {
-        mounting = this.#mountLayer(repo, cand, prefetch).finally(() => this.#mounting.delete(cand.blobDigest));
+        mounting = this.#mountLayer(repo, cand).finally(() => this.#mounting.delete(cand.blobDigest));
         this.#mounting.set(cand.blobDigest, mounting);
       }
       s = await mounting;
@@ -207,7 +206,7 @@ export class LazyLayers {
     return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
   }
 
-  async #mountLayer(repo: RepositoryRef, cand: LazyCandidate, prefetch: number[]): Promise<LayerState> {
+  async #mountLayer(repo: RepositoryRef, cand: LazyCandidate): Promise<LayerState> {
     const helper = await this.#startHelper();
     const dir = join(this.#helperDir!, String(this.#nextMount++));
     await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -221,7 +220,6 @@ export class LazyLayers {
       cacheDir,
       source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
       fetch: this.#fetch,
-      prefetch,
       claim: cand.claim,
       maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
     });
@@ -253,6 +251,20 @@ export class LazyLayers {
     } finally {
       s.done = true;
       if (s.holders.size === 0) await this.#unmount(s);
+    }
+  }
+
+  /**
+   * Starts fetching `spans` of a mounted lazy layer ahead of its reads (the learned prefetch),
+   * once the rootfs over it is mounted. A failure only costs the head start: reads fetch what they need.
+   */
+  async prefetch(blobDigest: Digest, spans: readonly number[]): Promise<void> {
+    const s = this.#layers.get(blobDigest);
+    if (!s || s.unmounted || spans.length === 0 || !this.#helper) return;
+    try {
+      await (await this.#helper).prefetch(blobDigest, [...spans]);
+    } catch (err) {
+      this.#o.logger.warn({ layer: blobDigest, err: (err as Error).message }, 'could not start the learned prefetch; reads fetch what they need');
     }
   }
 

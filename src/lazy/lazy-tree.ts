@@ -13,6 +13,7 @@ import {
 } from '../archive/index.js';
 import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
 import { UNPACK_DEFAULTS } from '../unpack/index.js';
+import { compareUtf8 } from '../util/utf8-order.js';
 
 /** One node of the lazy view: what `stat` shows, and where a file's bytes are in the tar. */
 export interface LazyNode {
@@ -44,6 +45,9 @@ export interface LazyTreeOptions {
   maxExpansionRatio?: number;
 }
 
+/** Shared by the entries without extended attributes (almost all): the checker only reads it. */
+const NO_XATTRS: Map<string, Buffer> = new Map();
+
 /** A TOC entry as the tar reader reported it when the TOC was made (publish/seekable-layer.ts). */
 function headerOf(e: TocEntry): TarEntryHeader {
   return {
@@ -58,7 +62,7 @@ function headerOf(e: TocEntry): TarEntryHeader {
     linkname: e.linkname ?? '',
     devmajor: e.devmajor ?? 0,
     devminor: e.devminor ?? 0,
-    xattrs: new Map(Object.entries(e.xattrs ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+    xattrs: e.xattrs === undefined ? NO_XATTRS : new Map(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
     offset: e.offset,
   };
 }
@@ -140,6 +144,7 @@ export class LazyTree {
       const parent = ensureDir(parentOf(path));
       const made = dir(path);
       parent.children!.push(baseOf(path));
+      parent.nlink++; // a subdirectory's `..`
       nodes.set(path, made);
       return made;
     };
@@ -153,9 +158,15 @@ export class LazyTree {
       if (h.type === 'char' || h.type === 'block' || h.type === 'fifo') throw refuse(path, 'the layer has device nodes or fifos, which the lazy view does not show');
       if (h.xattrs.size > 0) throw refuse(path, 'the layer has extended attributes (file capabilities…), which the lazy view does not show');
       // Above a package's prefix the writer creates the directory but takes no metadata from it.
-      const attrs = c.prefixAncestor ? undefined : { mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: h.mtime };
+      const keep = !c.prefixAncestor;
+      const setAttrs = (n: LazyNode) => {
+        n.mode = h.mode & 0o7777;
+        n.uid = h.uid;
+        n.gid = h.gid;
+        n.mtime = h.mtime;
+      };
       if (path === '') {
-        if (attrs) Object.assign(root, attrs);
+        if (keep) setAttrs(root);
         return;
       }
       const parent = ensureDir(parentOf(path));
@@ -163,7 +174,7 @@ export class LazyTree {
       if (h.type === 'dir') {
         // A directory entry over an existing directory updates its attributes (tar semantics).
         if (existing?.type === 'dir') {
-          if (attrs) Object.assign(existing, attrs);
+          if (keep) setAttrs(existing);
           return;
         }
       } else if (existing?.type === 'dir') {
@@ -181,13 +192,18 @@ export class LazyTree {
           ino: ino++,
           path,
           type,
-          ...(attrs ?? { mode: 0o755, uid: 0, gid: 0, mtime: 0 }),
+          mode: 0o755,
+          uid: 0,
+          gid: 0,
+          mtime: 0,
           size: type === 'file' ? h.size : type === 'symlink' ? Buffer.byteLength(h.linkname) : 4096,
           nlink: type === 'dir' ? 2 : 1,
           dataOffset: type === 'file' ? (current!.dataOffset ?? 0) : 0,
           linkname: type === 'symlink' ? h.linkname : '',
           children: type === 'dir' ? [] : undefined,
         };
+        if (keep) setAttrs(node);
+        if (type === 'dir') parent.nlink++; // what it replaced (if anything) was not a directory
       }
       if (existing) {
         // Replaced: the old node keeps its inode for open handles, but the name points at the new one.
@@ -205,11 +221,7 @@ export class LazyTree {
       checker.entry(headerOf(entry));
       checker.entryEnd();
     }
-    for (const n of nodes.values()) {
-      if (n.type !== 'dir') continue;
-      n.children!.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      n.nlink = 2 + n.children!.filter((c) => nodes.get(n.path === '' ? c : `${n.path}/${c}`)?.type === 'dir').length;
-    }
+    for (const n of nodes.values()) if (n.type === 'dir') n.children!.sort(compareUtf8);
     return new LazyTree(root, nodes);
   }
 }

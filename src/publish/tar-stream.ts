@@ -3,6 +3,7 @@ import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Header, Pax, type HeaderData } from 'tar';
 import { HostpullError } from '../errors.js';
+import { compareUtf8 } from '../util/utf8-order.js';
 
 export interface TarStreamOptions {
   /** Directory whose contents become the layer. */
@@ -24,10 +25,6 @@ const ZEROS = Buffer.alloc(BLOCK * 2);
  */
 const WHOLE_FILE_MAX = 4 * 1024 * 1024;
 
-/** Byte order, not locale order: the same on every machine, and a parent before its children. */
-function byteCompare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
 
 function headerBlocks(data: HeaderData): Buffer[] {
   const header = new Header(data);
@@ -59,7 +56,8 @@ interface Item {
 
 /** Lists `dir` depth-first in byte order, each directory's entries lstat'ed together. */
 async function walk(dir: string, tarDir: string, out: Item[]): Promise<void> {
-  const names = (await readdir(dir)).sort(byteCompare);
+  // Byte order, not locale order: the same on every machine, and a parent before its children.
+  const names = (await readdir(dir)).sort(compareUtf8);
   const stats = await Promise.all(names.map((n) => lstat(join(dir, n))));
   const links = await Promise.all(names.map((n, i) => (stats[i]!.isSymbolicLink() ? readlink(join(dir, n)) : undefined)));
   for (const [i, name] of names.entries()) {

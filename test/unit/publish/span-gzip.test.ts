@@ -208,6 +208,11 @@ describe('parseToc', () => {
     ['file data past the tar', (t: SeekableToc) => (t.entries[0]!.size = 5000), /outside the tar/],
     ['a symlink without target', (t: SeekableToc) => (t.entries[0] = { path: 'l', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, offset: 0 }), /without a target/],
     ['a bad span hash', (t: SeekableToc) => (t.spans[0]!.sha256 = 'zz'), /sha256/],
+    ['an unknown entry type', (t: SeekableToc) => ((t.entries[0] as { type: string }).type = 'socket'), /entries\.0: type "socket"/],
+    ['a mode past 07777', (t: SeekableToc) => (t.entries[0]!.mode = 0o10000), /entries\.0: mode/],
+    ['a negative owner', (t: SeekableToc) => (t.entries[0]!.uid = -1), /entries\.0: uid/],
+    ['an xattr that is not base64', (t: SeekableToc) => (t.entries[0]!.xattrs = { 'user.x': 'not base64!' }), /entries\.0: an xattr/],
+    ['an entry that is not an object', (t: SeekableToc) => ((t.entries as unknown[])[0] = 'opt/x'), /entries\.0: not an object/],
   ])('refuses %s with TOC_INVALID', (_name, mutate, message) => {
     const t = good();
     mutate(t);
