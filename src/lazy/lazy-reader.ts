@@ -5,6 +5,8 @@ import { spansFor, type SeekableToc } from '../oci/seekable-toc.js';
 import type { LazyNode } from './lazy-tree.js';
 import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
+/** Files whose read position is remembered (the one read longest ago is forgotten first). */
+const MAX_CURSORS = 4096;
 const inflateRawAsync = promisify(inflateRaw);
 
 export interface LazyReaderOptions {
@@ -37,8 +39,8 @@ export class LazyReader {
   #inflatedBytes = 0;
   readonly #firstReads: number[] = [];
   readonly #seen = new Set<number>();
-  /** Last span of the previous read, to recognise a sequential reader. */
-  #lastSpan: number | undefined;
+  /** Per file: where its previous read ended and in which span, to recognise a sequential reader. */
+  readonly #cursors = new Map<number, { end: number; span: number }>();
 
   constructor(toc: SeekableToc, fetcher: SpanFetcher, options: LazyReaderOptions = {}) {
     this.#toc = toc;
@@ -63,11 +65,17 @@ export class LazyReader {
     if (n === 0) return Buffer.alloc(0);
     const start = node.dataOffset + offset;
     const { first, last } = spansFor(this.#toc.spans, start, n);
-    // A read that moves on into the span after the previous read's last one: the reader walks the
-    // layer in order (a tar, a copy, a scan), so fetch the next two ahead. Random access (a JVM in
-    // its jimage) does not trigger it, and so fetches nothing it does not read.
-    if (this.#lastSpan !== undefined && last === this.#lastSpan + 1) this.prefetch([last + 1, last + 2]).catch(() => undefined);
-    this.#lastSpan = last;
+    // A read of a file that starts where its previous read ended and moves on into the next span:
+    // the reader walks the file in order (a tar, a copy, a scan), so fetch the next two spans
+    // ahead. Reads of other files in between, and random access (a JVM in its jimage, whose page
+    // faults read around the faulting page), do not trigger it: mvn -v fetched 4.5 MB it never
+    // read when any read that moved into the span after the last read's counted.
+    const cursor = this.#cursors.get(node.ino);
+    if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2]).catch(() => undefined);
+    // Most recently read last, so the file forgotten first is the one read longest ago.
+    this.#cursors.delete(node.ino);
+    if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
+    this.#cursors.set(node.ino, { end: offset + n, span: last });
     const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
     const out = Buffer.allocUnsafe(n);
     let fill = 0;

@@ -189,6 +189,35 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(Math.max(...asked)).toBe(firstSpan + 3);
   });
 
+  it('read-ahead follows each file: reads of another file in between keep it, jumps within a file do not start it', async () => {
+    const { lazy, source, toc } = await layer();
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const spanOf = (pos: number) => toc.spans.findIndex((s) => s.u + s.us > entry.dataOffset! + pos);
+    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const [, big] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const [, tool] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/bin/tool', 0, cb));
+    const buf = Buffer.alloc(16384);
+    // Random access: read near the end, then jump back into a later span than the first read's.
+    const far = spanOf(600_000);
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, 600_000, cb));
+    const back = toc.spans[far - 4]!.u + 10 - entry.dataOffset!;
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, back, cb));
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, toc.spans[far - 3]!.u + 10 - entry.dataOffset!, cb));
+    await new Promise((r) => setTimeout(r, 200));
+    expect([...asked()].sort((a, b) => a - b)).toEqual([far - 4, far - 3, far].sort((a, b) => a - b));
+    // Sequential from the start of the file, with a read of another file between every two reads.
+    const first = spanOf(0);
+    let pos = 0;
+    while (entry.dataOffset! + pos < toc.spans[first + 1]!.u + 1) {
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 16384, pos, cb));
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', tool, buf, 4096, 0, cb));
+      pos += 16384;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(far - 4).toBeGreaterThan(first + 3); // the spans fetched ahead were not fetched before
+    expect([...asked()]).toEqual(expect.arrayContaining([first + 2, first + 3]));
+  });
+
   it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
     const { lazy, source } = await layer({ attempts: 2, timeoutMs: 300, concurrency: 1 });
     source.mode = 'stall';
