@@ -78,8 +78,17 @@ export class SpanFetcher {
   readonly #cache: SpanCache;
   readonly #o: Required<Omit<SpanFetcherOptions, 'onFetched'>> & Pick<SpanFetcherOptions, 'onFetched'>;
   readonly #pending = new Map<number, Pending>();
-  /** Cache writes in flight: a reader does not wait for them, the completion and a later load of the same span do. */
-  readonly #writing = new Map<number, Promise<void>>();
+  /**
+   * Verified spans whose cache write is in flight: a reader gets the bytes without waiting for
+   * the disk; the completion waits for the write (it reads the spans from the cache).
+   */
+  readonly #writing = new Map<number, { bytes: Buffer; done: Promise<void> }>();
+  /**
+   * The spans asked for in the current synchronous turn (a read over several spans, a prefetch
+   * list): requests start once all of their cache lookups are in, so the missing ones among them
+   * can share requests however long the disk takes to answer each lookup.
+   */
+  #batch: { checking: number } | undefined;
   readonly #abort = new AbortController();
   /**
    * Spans whose bytes did not match the TOC, refused again without asking for REFUSED_FOR_MS:
@@ -126,13 +135,33 @@ export class SpanFetcher {
     });
     const p: Pending = { index, priority, promise, resolve, reject, state: 'checking' };
     this.#pending.set(index, p);
-    void this.#check(p);
+    const batch = this.#joinBatch();
+    void this.#check(p).finally(() => {
+      if (--batch.checking > 0) return;
+      this.#pumpSoon ??= setImmediate(() => {
+        this.#pumpSoon = undefined;
+        this.#pump();
+      });
+    });
     return promise;
+  }
+
+  #joinBatch(): { checking: number } {
+    let batch = this.#batch;
+    if (!batch) {
+      const b = { checking: 0 };
+      this.#batch = batch = b;
+      queueMicrotask(() => {
+        if (this.#batch === b) this.#batch = undefined;
+      });
+    }
+    batch.checking++;
+    return batch;
   }
 
   /** Resolves once these spans, fetched already, are in the cache (the completion reads them from there). */
   async stored(indexes: readonly number[]): Promise<void> {
-    await Promise.all(indexes.map((i) => this.#writing.get(i)));
+    await Promise.all(indexes.map((i) => this.#writing.get(i)?.done));
   }
 
   /** Stops every fetch; waiting readers get the reason (LAZY_CLOSED). */
@@ -153,19 +182,14 @@ export class SpanFetcher {
     try {
       const span = this.#spans[p.index];
       if (!span) throw new HostpullError('LAZY_FETCH_FAILED', `${this.#source.where}: no span ${p.index} (the layer has ${this.#spans.length})`);
-      await this.#writing.get(p.index);
+      const writing = this.#writing.get(p.index);
+      if (writing) return this.#settle(p, writing.bytes);
       const cached = await this.#cache.get(p.index, span.sha256);
       if (cached) return this.#settle(p, cached);
       const refused = this.#refused.get(p.index);
       if (refused && refused.until > Date.now()) throw refused.err;
       this.#abort.signal.throwIfAborted();
       p.state = 'queued';
-      // Once the cache lookups of this turn are all in: the spans found missing together (a read
-      // over several spans, a prefetch list) can then share requests.
-      this.#pumpSoon ??= setImmediate(() => {
-        this.#pumpSoon = undefined;
-        this.#pump();
-      });
     } catch (err) {
       this.#settle(p, err);
     }
@@ -267,11 +291,11 @@ export class SpanFetcher {
     }
     // Verified: the reader gets it now, the disk gets it meanwhile (a write on a busy disk held
     // every miss of a starting JVM). A failed write only means fetching it again later.
-    const write = this.#cache
+    const done = this.#cache
       .put(p.index, bytes)
       .catch((err: unknown) => this.#o.logger.warn({ where: this.#source.where, span: p.index, err: (err as Error).message }, 'could not keep a verified span in the cache'))
       .finally(() => this.#writing.delete(p.index));
-    this.#writing.set(p.index, write);
+    this.#writing.set(p.index, { bytes, done });
     this.bytesFetched += bytes.length;
     this.spansFetched++;
     this.#o.onFetched?.(p.index, bytes.length);
