@@ -3,6 +3,7 @@ import { setFlagsFromString } from 'node:v8';
 import { collect } from './context.js';
 import { defaultRoot } from '../paths.js';
 import { commands } from './commands/index.js';
+import { durationOption, numberOption, sizeOption } from './options.js';
 
 /**
  * Composition root of the CLI: global options, one file per verb under commands/, each verb
@@ -18,18 +19,16 @@ export function buildProgram(): Command {
     .addOption(new Option('--insecure-registry <host:port>', 'allow plain http to this non-loopback registry (repeatable)').argParser(collect))
     // Node side (pull, run, mount, daemon). No commander default: a flag given explicitly makes a
     // verb work in-process rather than through a daemon that has its own settings.
-    .addOption(new Option('--registry-headers-timeout <duration>', 'give up on a registry response whose headers take longer (500ms, 30s, 2m…; default 30s)').env('HOSTPULL_REGISTRY_HEADERS_TIMEOUT'))
+    .addOption(durationOption('--registry-headers-timeout <duration>', 'give up on a registry response whose headers take longer (default 30s)', { above: 0 }).env('HOSTPULL_REGISTRY_HEADERS_TIMEOUT'))
+    .addOption(durationOption('--registry-idle-timeout <duration>', 'a download that receives no byte for this long resumes with Range (default 30s)', { above: 0 }).env('HOSTPULL_REGISTRY_IDLE_TIMEOUT'))
     .addOption(
-      new Option('--registry-idle-timeout <duration>', 'a download that receives no byte for this long resumes with Range (500ms, 30s, 2m…; default 30s)').env('HOSTPULL_REGISTRY_IDLE_TIMEOUT'),
-    )
-    .addOption(
-      new Option('--registry-retry-budget <duration>', 'how long a failing registry is retried (backoff with jitter) before a pull fails (10s, 2m…; default 60s)').env(
+      durationOption('--registry-retry-budget <duration>', 'how long a failing registry is retried (backoff with jitter) before a pull fails (default 60s)', { above: 0 }).env(
         'HOSTPULL_REGISTRY_RETRY_BUDGET',
       ),
     )
     .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
-    .addOption(new Option('--max-expansion-ratio <n>', 'refuse a layer whose unpacked size exceeds n × its compressed size + 64 MiB (default 100)').env('HOSTPULL_MAX_EXPANSION_RATIO'))
-    .addOption(new Option('--disk-reserve <size>', 'space an unpack leaves free on the store\'s filesystem (default: 5% of it, at most 512M)').env('HOSTPULL_DISK_RESERVE'))
+    .addOption(numberOption('--max-expansion-ratio <n>', 'refuse a layer whose unpacked size exceeds n × its compressed size + 64 MiB (default 100)', { above: 0 }).env('HOSTPULL_MAX_EXPANSION_RATIO'))
+    .addOption(sizeOption('--disk-reserve <size>', 'space an unpack leaves free on the store\'s filesystem (default: 5% of it, at most 512M)').env('HOSTPULL_DISK_RESERVE'))
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (_program, action) => {

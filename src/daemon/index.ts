@@ -11,5 +11,4 @@ export * from './queries.js';
 export * from './socket-file.js';
 export * from './start-daemon.js';
 export * from './wire.js';
-export * from './parse-duration.js';
 export * from './snapshotter-listener.js';

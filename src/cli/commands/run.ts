@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { action, collect, globalOptions, usageError } from '../context.js';
 import { withHost } from '../host.js';
+import { withInterrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
 
 export function registerRunCommand(program: Command): void {
@@ -29,12 +30,8 @@ export function registerRunCommand(program: Command): void {
       action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string }, cmd: Command) => {
         const { runImage } = await import('../../container/run-image.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
-        return withHost(globalOptions(cmd), async (host) => {
+        return withHost(globalOptions(cmd), (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();
-          const abort = new AbortController();
-          const onSignal = () => abort.abort(new Error('interrupted'));
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
           try {
             const result = await runImage(host, host.resolve(input), {
               args: command,
@@ -48,23 +45,20 @@ export function registerRunCommand(program: Command): void {
               allowOverlap: opts.allowOverlap ?? false,
               pullPolicy: opts.pull,
               ...(opts.unshare ? { unshare: opts.unshare } : {}),
-              signal: abort.signal,
+              signal: interrupt.signal,
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {
                 progress.stop();
                 // From here on the container's own signal forwarding takes over.
-                process.off('SIGINT', onSignal);
-                process.off('SIGTERM', onSignal);
+                interrupt.release();
                 host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
               },
             });
             return result.exitCode;
           } finally {
             progress.stop();
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
           }
-        });
+        }));
       }),
     );
 }

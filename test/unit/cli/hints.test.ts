@@ -111,8 +111,14 @@ function commandProblem(program: Command, argv: string[]): string | undefined {
   }
 }
 
+/** Placeholders a hint may write for a typed value, and a value of that type (options parse their values). */
+const PLACEHOLDER_SAMPLES: Record<string, string> = { SIZE: '10G', DURATION: '10m' };
+
 function check(line: string): string | undefined {
-  const words = line.trim().split(/\s+/);
+  const words = line
+    .trim()
+    .split(/\s+/)
+    .map((w) => PLACEHOLDER_SAMPLES[w] ?? w);
   if (words[0] !== 'hostpull') return `not a hostpull command line: ${line}`;
   return commandProblem(buildProgram(), words.slice(1));
 }
@@ -135,6 +141,8 @@ describe('hints name commands that exist', () => {
     expect(check('hostpull publish DIR')).toMatch(/needs --code/);
     expect(check('hostpull pull')).toMatch(/needs 1 argument/);
     expect(check('hostpull --server HOST pull REF')).toBeUndefined();
+    expect(check('hostpull gc --max-store-size SIZE --min-age DURATION')).toBeUndefined();
+    expect(() => check('hostpull gc --min-age 30')).toThrow(/has no unit/);
   });
 
   it('every "hostpull <command>" in a hint is quoted in backticks', () => {

@@ -1,0 +1,6 @@
+export { formatBytes } from './format-bytes.js';
+export { mapLimit } from './limit.js';
+export { readDirOrEmpty } from './read-dir-or-empty.js';
+export { Semaphore } from './semaphore.js';
+export { Tee } from './tee.js';
+export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';
