@@ -23,6 +23,8 @@ export interface ArchiveErrorWhere {
   entry?: string;
   /** Byte offset of the entry's header in the uncompressed stream. */
   offset?: number;
+  /** More facts for `details` (the bound that was crossed…). */
+  details?: Record<string, unknown>;
 }
 
 /**
@@ -33,6 +35,6 @@ export function archiveError(code: ArchiveErrorCode, layer: string, rule: string
   const entry = at.entry === undefined ? '' : `entry ${JSON.stringify(at.entry)}: `;
   const offset = at.offset === undefined ? '' : ` (tar offset ${at.offset})`;
   return new HostpullError(code, `layer ${layer}: ${entry}${reason}${offset}`, {
-    details: { layerDir: layer, rule, ...(at.entry === undefined ? {} : { entry: at.entry }), ...(at.offset === undefined ? {} : { offset: at.offset }) },
+    details: { layerDir: layer, rule, ...(at.entry === undefined ? {} : { entry: at.entry }), ...(at.offset === undefined ? {} : { offset: at.offset }), ...at.details },
   });
 }

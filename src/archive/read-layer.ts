@@ -101,9 +101,7 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
       try {
         tarBytes += chunk.length;
         if (tarBytes > bound.bytes) {
-          const err = archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`);
-          if (bound.details) Object.assign(err.details!, bound.details);
-          throw err;
+          throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
         }
         hash.update(chunk);
         reader.write(chunk);
@@ -145,8 +143,9 @@ function mapError(err: unknown, decompressorError: unknown, where: string, compr
     return new HostpullError('ABORTED', `layer ${where}: reading aborted`, { cause: err, details: { layerDir: where } });
   }
   if (err === decompressorError) {
-    const message = (err as Error).message;
-    return new HostpullError('LAYER_INVALID', `layer ${where}: ${message.startsWith(compression) ? message : `${compression} decompression failed: ${message}`}`, {
+    // Our zstd decompressor says what failed itself; zlib's errors ("incorrect header check") need saying which decompression.
+    const message = isHostpullError(err) ? err.message : `${compression} decompression failed: ${(err as Error).message}`;
+    return new HostpullError('LAYER_INVALID', `layer ${where}: ${message}`, {
       cause: err,
       details: { layerDir: where, rule: 'decompression' },
     });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { hintFor, HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { defaultRoot } from '../paths.js';
 
@@ -26,9 +26,10 @@ export interface RegistryTimeouts {
   retryBudgetMs?: number;
 }
 
-export const EXIT_OK = 0;
+/** Exit code of a command that failed without a HostpullError to say otherwise. */
 export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+/** Exit code of a command line commander refuses: the same as a USAGE error's. */
+export const EXIT_USAGE = errorRow('USAGE').exit;
 
 export function globalOptions(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Record<string, unknown>;
@@ -80,7 +81,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       printError(err);
-      process.exitCode = isHostpullError(err, 'USAGE') ? EXIT_USAGE : EXIT_FAILURE;
+      process.exitCode = isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
     }
   };
 }

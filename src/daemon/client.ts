@@ -104,7 +104,7 @@ export class DaemonClient implements HostApi {
       if (line.trim() === '') return;
       const msg = JSON.parse(line) as PullStreamLine;
       if (msg.type === 'result') final = msg.result;
-      else if (msg.type === 'error') throw errorFromJson(msg.error);
+      else if (msg.type === 'error') throw errorFromJson(msg.error, 'DAEMON_ERROR');
       else options.onEvent?.(msg);
     };
     res.body.setEncoding('utf8');
@@ -201,7 +201,7 @@ async function errorFrom(status: number, body: { text(): Promise<string> }, what
   const text = await body.text().catch(() => '');
   try {
     const parsed = JSON.parse(text) as { error?: ErrorJson };
-    if (parsed.error?.code) return errorFromJson(parsed.error);
+    if (parsed.error?.code) return errorFromJson(parsed.error, 'DAEMON_ERROR');
   } catch {
     // not our error JSON: fall through
   }

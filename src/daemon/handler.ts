@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { errorToJson, HostpullError } from '../errors.js';
+import { errorToJson, HostpullError, httpAnswerFor } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
@@ -78,29 +78,18 @@ const RootfsBody = z.strictObject({
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
 
-// An image the registry does not know is a 404 here too; other failures of a valid request are 422.
-const STATUS: Record<string, number> = {
-  USAGE: 400,
-  BAD_REQUEST: 400,
-  NOT_FOUND: 404,
-  MANIFEST_UNKNOWN: 404,
-  NAME_UNKNOWN: 404,
-  METHOD_NOT_ALLOWED: 405,
-  CLIENT_GONE: 499,
-  DAEMON_STOPPING: 503,
-};
-
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
+/** The status of the code's row in error-codes.ts; the body always carries code, message and hint (the callers are local). */
 function sendError(res: ServerResponse, err: unknown): void {
   const wire = errorToJson(err);
   // A stopping daemon keeps no connection open: the client's next request must find the new one.
   if (wire.code === 'DAEMON_STOPPING') res.setHeader('connection', 'close');
-  sendJson(res, STATUS[wire.code] ?? (wire.code === 'INTERNAL' ? 500 : 422), { error: wire });
+  sendJson(res, httpAnswerFor(err).status, { error: wire });
 }
 
 /**

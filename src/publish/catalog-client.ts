@@ -1,4 +1,4 @@
-import { HostpullError } from '../errors.js';
+import { HostpullError, isErrorCode } from '../errors.js';
 import type { CatalogEntries, CatalogEntry } from '../server/catalog-entry.js';
 
 export interface CatalogClientOptions {
@@ -39,7 +39,8 @@ export class CatalogClient {
     if (!res.ok) {
       const e = (json as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> } | undefined)?.errors?.[0];
       const detail = typeof e?.detail === 'object' && e.detail !== null ? (e.detail as Record<string, unknown>) : {};
-      throw new HostpullError(e?.code ?? 'SERVER_ERROR', `${method} ${this.#base}/hostpull/v1/catalog${path}: HTTP ${res.status}: ${e?.message ?? text.slice(0, 200)}`, {
+      // The server's OCI code is one of ours when it passed one on (TAG_INVALID, UNAUTHORIZED…).
+      throw new HostpullError(isErrorCode(e?.code) ? e.code : 'SERVER_ERROR', `${method} ${this.#base}/hostpull/v1/catalog${path}: HTTP ${res.status}: ${e?.message ?? text.slice(0, 200)}`, {
         details: { ...detail, status: res.status },
         ...(res.status === 401 ? { hint: 'pass --token-file with the server\'s token' } : {}),
       });

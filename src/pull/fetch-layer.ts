@@ -1,12 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
 import { digestAlgorithm, type Digest } from '../oci/digest.js';
-import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import { isRetryable, RegistryError, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
 import type { PackageClaim } from '../archive/index.js';
 import type { ContentStore } from '../store/content-store.js';
 import { hashFile } from '../store/blobs.js';
@@ -45,9 +45,13 @@ function source(repo: RepositoryRef): string {
   return `${repo.registry}/${repo.repository}`;
 }
 
-/** Makes sure the error that ends a layer names the blob and where it came from. */
+/**
+ * Makes sure the error that ends a layer names the blob and where it came from. Those of the
+ * registry client name the request's URL (which names the blob), those of the verifying stream
+ * carry its digest: they pass as they are.
+ */
 function describe(err: unknown, job: LayerJob, attempts: number): unknown {
-  if (isHostpullError(err) && err.message.includes(job.digest.slice(0, 19))) return err;
+  if (err instanceof RegistryError || (isHostpullError(err) && err.details?.digest === job.digest)) return err;
   const code = isHostpullError(err) ? err.code : 'BLOB_FETCH_FAILED';
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
@@ -93,14 +97,16 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
     // refuses connections, answers 503 or goes silent in the middle of the body.
     const retry = deps.client.retryBudget(job.repo.registry, options.signal);
     for (let first = true; ; first = false) {
+      // What this attempt fetched, known whether it ends well or not.
+      const attempt: TransferAttempt = { fetched: 0 };
       try {
-        const result = await transfer(deps, job, compression, options, retry);
-        fetchedBytes += result.fetched;
+        const result = await transfer(deps, job, compression, options, retry, attempt);
+        fetchedBytes += attempt.fetched;
         if (first) resumedFrom = result.resumedFrom;
         if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
         break;
       } catch (err) {
-        const got = (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        const got = attempt.fetched;
         fetchedBytes += got;
         if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
@@ -170,13 +176,19 @@ function layerCommit(job: LayerJob, result: ApplyResult): LayerCommit {
   };
 }
 
+/** Bytes one transfer attempt received from the registry, kept up to date while it runs. */
+interface TransferAttempt {
+  fetched: number;
+}
+
 async function transfer(
   deps: FetchLayerDeps,
   job: LayerJob,
   compression: LayerCompression,
   options: { unpack: boolean; signal?: AbortSignal },
   retry: RetryBudget,
-): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
+  attempt: TransferAttempt,
+): Promise<{ resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
@@ -194,27 +206,41 @@ async function transfer(
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
   const fetchedFrom = ingest.offset;
-  const fetched = () => verifier.bytes - fetchedFrom;
-
-  // One pass: unpack while downloading, unless this is a resumed transfer (the unpacker needs the
-  // stream from byte 0; the stored file is unpacked afterwards instead).
-  if (!options.unpack || resumedFrom > 0) {
-    try {
+  try {
+    // One pass: unpack while downloading, unless this is a resumed transfer (the unpacker needs
+    // the stream from byte 0; the stored file is unpacked afterwards instead).
+    if (!options.unpack || resumedFrom > 0) {
       await pipeline(body, verifier, counter, ingest.writer, { signal: options.signal });
-    } catch (err) {
-      throw Object.assign(err as Error, { fetchedBytes: fetched() });
+      return { resumedFrom };
     }
-    return { fetched: fetched(), resumedFrom };
+    return { resumedFrom, layer: await downloadAndUnpack(deps, job, compression, [body, verifier, counter], ingest.writer, options.signal) };
+  } finally {
+    attempt.fetched = verifier.bytes - fetchedFrom;
   }
+}
 
+/**
+ * The download written to the ingest file and unpacked into a staging directory in one pass (a
+ * Tee at the pace of the slower side), then committed as a layer; nothing staged is left behind
+ * on failure.
+ */
+async function downloadAndUnpack(
+  deps: FetchLayerDeps,
+  job: LayerJob,
+  compression: LayerCompression,
+  source: [Readable, ...Duplex[]],
+  blobFile: Writable,
+  signal: AbortSignal | undefined,
+): Promise<LayerRow> {
+  const { store } = deps;
   const staging = await store.layers.stage();
   const unpackInput = new PassThrough({ highWaterMark: 1 << 20 });
   const abort = new AbortController();
-  const onAbort = () => abort.abort(options.signal?.reason);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const onAbort = () => abort.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
   const unpacked = applyLayer(unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
-    const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    const download = pipeline([...source, new Tee(blobFile, unpackInput)], { signal: abort.signal });
     let result: ApplyResult;
     try {
       [, result] = await Promise.all([
@@ -232,13 +258,12 @@ async function transfer(
       await Promise.allSettled([download, unpacked]);
       throw err;
     }
-    const layer = await store.layers.commit(staging, layerCommit(job, result));
-    return { fetched: fetched(), resumedFrom, layer };
+    return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
-    throw Object.assign(err as Error, { fetchedBytes: fetched() });
+    throw err;
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

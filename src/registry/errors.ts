@@ -1,4 +1,4 @@
-import { HostpullError, type HostpullErrorOptions } from '../errors.js';
+import { HostpullError, isErrorCode, type ErrorCode, type HostpullErrorOptions, type HttpAnswer } from '../errors.js';
 import { redactUrl } from './redact.js';
 
 /** One entry of the distribution-spec error body: `{"errors":[{code,message,detail}]}`. */
@@ -21,16 +21,26 @@ export class RegistryError extends HostpullError {
   readonly errors: RegistryErrorEntry[];
   readonly temporary: boolean;
 
-  constructor(code: string, message: string, options: RegistryErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: RegistryErrorOptions = {}) {
     super(code, message, options);
     this.name = 'RegistryError';
     this.status = options.status;
     this.errors = options.errors ?? [];
     this.temporary = options.temporary ?? false;
   }
+
+  /**
+   * Whatever the registry said (even 401), at our HTTP edges it is our gateway's problem, not the
+   * client's request: 503 while the registry is down or throttling (or never answered), 502 for
+   * anything else it did.
+   */
+  override httpAnswer(): HttpAnswer {
+    const unavailable = this.code !== 'DIGEST_MISMATCH' && (this.status === undefined || this.status >= 500 || this.status === 429);
+    return unavailable ? { status: 503, oci: 'UNAVAILABLE', upstream: true } : { status: 502, oci: 'UPSTREAM_ERROR', upstream: true };
+  }
 }
 
-export function isRegistryError(err: unknown, code?: string): err is RegistryError {
+export function isRegistryError(err: unknown, code?: ErrorCode): err is RegistryError {
   return err instanceof RegistryError && (code === undefined || err.code === code);
 }
 
@@ -71,7 +81,8 @@ export interface StatusErrorContext {
   registry?: string;
 }
 
-const KNOWN_SPEC_CODES = new Set([
+/** The distribution-spec codes a registry may put in an error body, taken as ours. */
+const KNOWN_SPEC_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'BLOB_UNKNOWN',
   'BLOB_UPLOAD_INVALID',
   'BLOB_UPLOAD_UNKNOWN',
@@ -87,14 +98,14 @@ const KNOWN_SPEC_CODES = new Set([
   'UNAUTHORIZED',
   'DENIED',
   'UNSUPPORTED',
-  'TOOMANYREQUESTS',
 ]);
 
 /** Maps an unexpected HTTP status to a RegistryError whose message says method, URL and status. */
 export function errorFromStatus(ctx: StatusErrorContext): RegistryError {
   const errors = ctx.body ? parseErrorBody(ctx.body) : [];
   const specCode = errors[0]?.code?.toUpperCase();
-  let code: string;
+  const known = isErrorCode(specCode) && KNOWN_SPEC_CODES.has(specCode) ? specCode : undefined;
+  let code: ErrorCode;
   switch (true) {
     case ctx.status === 401:
       code = 'UNAUTHORIZED';
@@ -117,8 +128,11 @@ export function errorFromStatus(ctx: StatusErrorContext): RegistryError {
     case ctx.status >= 500:
       code = 'REGISTRY_UNAVAILABLE';
       break;
-    case specCode !== undefined && KNOWN_SPEC_CODES.has(specCode):
-      code = specCode!;
+    case specCode === 'TOOMANYREQUESTS':
+      code = 'TOO_MANY_REQUESTS';
+      break;
+    case known !== undefined:
+      code = known!;
       break;
     default:
       code = 'REGISTRY_ERROR';

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
+import { isTransientNetworkFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
 import { mergeScopes } from './auth/scope.js';
@@ -8,7 +9,7 @@ import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth
 import { dumpBody, headerValue, readBounded, readErrorText, type ResponseBody } from './body.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
-import { isRetryableNetworkError, RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
+import { RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
 
 /** A request body: bytes, or a factory that opens a fresh stream for each attempt. */
@@ -311,7 +312,7 @@ function networkError(method: string, url: URL, err: unknown, registry: string):
   const code = errCode(err);
   return new RegistryError('REGISTRY_UNAVAILABLE', `${method} ${redactUrl(url)}: connection failed (${code})`, {
     cause: err,
-    temporary: isRetryableNetworkError(err),
+    temporary: isTransientNetworkFailure(err),
     hint: `check that registry ${registry} is running and reachable`,
     details: { method, url: redactUrl(url) },
   });

@@ -45,7 +45,7 @@ export function errorMessage(err: unknown): ChildMessage {
 
 /** The error a child reported, rebuilt on the parent's side with the same code, message and hint. */
 export function errorFromMessage(m: Extract<ChildMessage, { type: 'error' }>): HostpullError {
-  return errorFromJson(m);
+  return errorFromJson(m, 'ROOTLESS_CHILD_FAILED');
 }
 
 /**

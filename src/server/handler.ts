@@ -9,7 +9,7 @@ import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
 import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
 import type { ServerMetrics } from './metrics.js';
-import { ociError, toOciError } from './oci-error.js';
+import { toOciError } from './oci-error.js';
 import { parseRange } from './range.js';
 import type { Upstream } from './upstream.js';
 
@@ -98,10 +98,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     if (size === null) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
-      const e = ociError(416, 'RANGE_INVALID', `range ${req.headers.range} is outside the ${size}-byte blob`);
-      e.headers = { 'Content-Range': `bytes */${size}` };
-      sendError(req, res, e);
-      return;
+      throw new HostpullError('RANGE_NOT_SATISFIED', `range ${req.headers.range} is outside the ${size}-byte blob`, { details: { size } });
     }
     const headers: Record<string, string> = {
       ...API_VERSION_HEADER,
@@ -131,8 +128,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     const nParam = query.get('n');
     const n = nParam === null ? undefined : Number(nParam);
     if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 100_000)) {
-      sendError(req, res, ociError(400, 'PAGINATION_NUMBER_INVALID', `n=${JSON.stringify(nParam)} is not an integer in 0…100000`));
-      return;
+      throw new HostpullError('PAGINATION_INVALID', `n=${JSON.stringify(nParam)} is not an integer in 0…100000`);
     }
     let all: string[];
     const stored = await upstream.listTags(name);
@@ -203,7 +199,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
       if (!res.writableFinished) logger.debug({ url: url.slice(0, 300) }, 'client went away');
     });
     if (url.length > MAX_URL_LENGTH) {
-      sendError(req, res, ociError(414, 'NAME_INVALID', `request URL is ${url.length} characters; at most ${MAX_URL_LENGTH} accepted`));
+      sendError(req, res, toOciError(new HostpullError('URI_TOO_LONG', `request URL is ${url.length} characters; at most ${MAX_URL_LENGTH} accepted`)));
       return;
     }
     const q = url.indexOf('?');

@@ -153,4 +153,15 @@ describe('hints name commands that exist', () => {
   it.each(commandLines.map((c) => [c.line, c.file.slice(REPO_ROOT.length + 1)] as const))('`%s` (%s) parses', (line) => {
     expect(check(line)).toBeUndefined();
   });
+
+  // Quoted command lines are checked above (hostpull's) or are other tools' (`groupadd --system`).
+  it('every --flag a hint names outside a quoted command line is an option of some hostpull command', () => {
+    const program = buildProgram();
+    const all = (cmd: Command): Command[] => [cmd, ...cmd.commands.flatMap(all)];
+    const known = new Set(all(program).flatMap((c) => c.options.flatMap((o) => [o.long, o.negate ? o.long!.replace(/^--no-/, '--') : undefined]).filter((f): f is string => f !== undefined)));
+    known.add('--help');
+    const named = hints.flatMap((h) => [...h.text.replace(/`[^`]*`/g, '').matchAll(/(?<![\w-])--[a-z][a-z0-9-]*/g)].map((m) => ({ file: h.file.slice(REPO_ROOT.length + 1), flag: m[0] })));
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter((n) => !known.has(n.flag))).toEqual([]);
+  });
 });
