@@ -1,7 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import { Puller, type PullResult } from '../pull/puller.js';
@@ -57,11 +56,11 @@ export async function mountImage(
   });
   await createMountDirs({ target });
   // No owner pid: the view outlives this command and stays protected from GC until umount.
-  recordMount(store, mountRecordId(target), plan.layers.map((l) => l.diffId));
+  store.mounts.record(mountRecordId(target), plan.layers.map((l) => l.diffId));
   try {
     performMount(plan.mount);
   } catch (err) {
-    releaseMount(store, mountRecordId(target));
+    store.mounts.release(mountRecordId(target));
     throw err;
   }
   return { mountPoint: target, plan, pull, mountMs: performance.now() - t0 };
@@ -82,6 +81,6 @@ export async function unmountImage(store: ContentStore, dir: string): Promise<st
     throw new HostpullError('NOT_MOUNTED', `${target} is not a mount point`);
   }
   unmount(target);
-  releaseMount(store, mountRecordId(target));
+  store.mounts.release(mountRecordId(target));
   return target;
 }

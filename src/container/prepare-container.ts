@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { disownMount, recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
 import { parseImageConfig, type ImageConfig } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/reference.js';
@@ -119,7 +118,7 @@ export async function stageContainer(
     options.signal?.throwIfAborted();
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
-    recordMount(store, dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
+    store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
     return { dirs, mount: plan.mount, imageConfig, pull };
   } catch (err) {
     await removeContainer(store, dirs.id);
@@ -136,7 +135,7 @@ export async function stageContainer(
 export async function removeContainer(store: ContentStore, id: string): Promise<boolean> {
   const existed = existsSync(containerDirs(store.layout, id).bundle);
   await removeContainerDirs(store.layout, id);
-  return releaseMount(store, id) || existed;
+  return store.mounts.release(id) || existed;
 }
 
 /**
@@ -147,5 +146,5 @@ export async function removeContainer(store: ContentStore, id: string): Promise<
  */
 export async function handOverContainer(store: ContentStore, id: string, reference: string): Promise<void> {
   await writeFile(join(containerDirs(store.layout, id).bundle, PERSISTENT_MARKER), `${reference}\n`);
-  if (!disownMount(store, id)) throw new HostpullError('NOT_FOUND', `rootfs ${id} has no mount record in ${store.layout.root}; it was removed meanwhile`);
+  if (!store.mounts.disown(id)) throw new HostpullError('NOT_FOUND', `rootfs ${id} has no mount record in ${store.layout.root}; it was removed meanwhile`);
 }

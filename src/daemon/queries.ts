@@ -28,18 +28,12 @@ export function imageSummaries(store: ContentStore): ImageSummary[] {
 
 export function hostStats(store: ContentStore): HostStats {
   const s = store.pulls.stats();
-  const blobs = store.blobs.list();
-  const layers = store.layers.list();
+  const totals = store.totals();
   return {
     ...s,
-    store: {
-      blobs: blobs.length,
-      blobBytes: blobs.reduce((n, b) => n + b.size, 0),
-      layers: layers.length,
-      unpackedBytes: layers.reduce((n, l) => n + l.unpackedSize, 0),
-    },
+    store: { blobs: totals.blobs, blobBytes: totals.blobBytes, layers: totals.layers, unpackedBytes: totals.unpackedBytes },
     snapshotter: {
-      snapshots: store.snapshots.list().length,
+      snapshots: totals.snapshots,
       totals: store.snapshotLog.totals(),
       layers: store.snapshotLog.perLayer(),
     },

@@ -1,5 +1,2 @@
-export * from './collect-garbage.js';
-export * from './mounts.js';
-export * from './process-start.js';
-export * from './select-evictions.js';
-export * from './stale-mounts.js';
+export { collectGarbage, gcSnapshot, type GcOptions, type GcReport } from './collect-garbage.js';
+export { DEFAULT_GC_GRACE_MS, selectEvictions, type GcPlan, type GcPolicy, type GcSnapshot } from './select-evictions.js';

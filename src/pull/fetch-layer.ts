@@ -5,11 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import { digestAlgorithm, type Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
 import { isRetryable, RegistryError, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
 import type { PackageClaim } from '../archive/index.js';
 import type { ContentStore } from '../store/content-store.js';
-import { hashFile } from '../store/blobs.js';
 import type { LayerCommit, LayerRow } from '../store/layers.js';
 import { VerifyingStream } from '../archive/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
@@ -131,20 +130,10 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
   } catch (err) {
     // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
     // quarantine it and fetch it again, once (a second failure is the layer's own).
-    if (fetchedBytes > 0 || !(await storedBlobCorrupt(store, job.digest))) throw err;
+    if (fetchedBytes > 0 || !(await store.blobs.corruptOnDisk(job.digest))) throw err;
     deps.logger.warn({ digest: job.digest }, 'stored layer blob is corrupt; quarantined, fetching it again');
     store.blobs.quarantine(job.digest);
     return fetchLayer(deps, job, options);
-  }
-}
-
-/** True when the stored file of `digest` is missing or hashes to something else. */
-async function storedBlobCorrupt(store: ContentStore, digest: Digest): Promise<boolean> {
-  if (!store.blobs.has(digest)) return false;
-  try {
-    return (await hashFile(store.blobs.path(digest), digestAlgorithm(digest))).digest !== digest;
-  } catch {
-    return true;
   }
 }
 

@@ -336,7 +336,7 @@ export class Puller {
     };
     // One key per blob for every mode, so a --no-unpack pull and an unpacking pull of the same
     // blob never download it twice; the holder's work decides what is still missing.
-    const outcome = await store.leases.run(`blob:${l.blobDigest}`, {
+    const outcome = await store.leases.forBlob(l.blobDigest, {
       done,
       signal,
       work: async () => {

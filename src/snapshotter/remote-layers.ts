@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -217,10 +216,7 @@ export class RemoteLayers {
    * an image hostpull pulled refers to it), so the node holds one copy of each layer.
    */
   async #dropBlob(digest: Digest): Promise<void> {
-    const { store } = this.#deps;
-    if (!store.blobs.has(digest) || store.db.prepare('SELECT 1 FROM manifest_layers WHERE blob_digest = ? LIMIT 1').get(digest)) return;
-    store.blobs.deleteRow(digest);
-    await rm(store.blobs.path(digest), { force: true });
+    await this.#deps.store.blobs.dropUnlessListed(digest);
   }
 }
 

@@ -1,4 +1,4 @@
-import { randomBytes, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createReadStream, openSync, constants as fsc } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -9,6 +9,7 @@ import { immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import { IngestWriter } from './ingest-writer.js';
 import type { StoreLayout } from './layout.js';
+import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS } from './protocol.js';
 import { Quarantine } from './quarantine.js';
 
 export interface BlobRow {
@@ -143,7 +144,7 @@ export class BlobStore {
    * blob's lease; with `ownFile` the writer gets a file no other process opens.
    */
   async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean }): Promise<Ingest> {
-    const partial = options.ownFile ? `${this.#layout.ingestPath(digest)}.${process.pid}-${randomBytes(4).toString('hex')}` : this.#layout.ingestPath(digest);
+    const partial = this.#layout.ingestPath(digest, options.ownFile);
     await mkdir(this.#layout.ingestDir, { recursive: true });
     let offset = 0;
     const hash = createDigester(digestAlgorithm(digest));
@@ -181,6 +182,16 @@ export class BlobStore {
     withBusyRetry(() => this.#insert.run(digest, size, mediaType, now, now), this.#db);
   }
 
+  /** True when the stored file of `digest` is missing or no longer hashes to it (its row says it is stored). */
+  async corruptOnDisk(digest: Digest): Promise<boolean> {
+    if (!this.has(digest)) return false;
+    try {
+      return (await hashFile(this.path(digest), digestAlgorithm(digest))).digest !== digest;
+    } catch {
+      return true;
+    }
+  }
+
   /** Inserts a row for a verified file found on disk without one (crash between rename and commit). */
   adopt(digest: Digest, size: number): void {
     const now = Date.now();
@@ -189,6 +200,42 @@ export class BlobStore {
 
   deleteRow(digest: Digest): void {
     withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest), this.#db);
+  }
+
+  /**
+   * GC's removal of a blob: its row goes only if, in this write transaction, it is still unused
+   * since `lastUsed` (what GC read) and no live lease holds it; the file goes after the row (a
+   * crash in between leaves a file without a row, which reconcile verifies and adopts). False
+   * when something held it.
+   */
+  async collect(digest: Digest, lastUsed: number): Promise<boolean> {
+    const removed = immediate(
+      this.#db,
+      () =>
+        this.#db.prepare(`DELETE FROM blobs WHERE digest = ? AND last_used = ? AND NOT ${BLOB_LEASE_HELD_SQL}`).run(digest, lastUsed, digest, Date.now() - LEASE_STALE_AFTER_MS)
+          .changes > 0,
+    );
+    if (removed) await this.#unlinkFile(digest);
+    return removed;
+  }
+
+  /**
+   * Drops a blob that only served to unpack its layer (the snapshotter keeps layers, not blobs),
+   * unless an image hostpull pulled lists it: such an image must stay complete.
+   */
+  async dropUnlessListed(digest: Digest): Promise<boolean> {
+    const dropped = immediate(
+      this.#db,
+      () => this.#db.prepare('DELETE FROM blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM manifest_layers WHERE blob_digest = ?)').run(digest, digest).changes > 0,
+    );
+    if (dropped) await this.#unlinkFile(digest);
+    return dropped;
+  }
+
+  async #unlinkFile(digest: Digest): Promise<void> {
+    await unlink(this.path(digest)).catch((err) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
   }
 }
 

@@ -6,10 +6,12 @@ import { isDigest, type Digest } from '../oci/digest.js';
 import { hashFile, type BlobStore } from './blobs.js';
 import type { LayerStore } from './layers.js';
 import type { StoreLayout } from './layout.js';
-import { isAlive, type Leases } from './leases.js';
+import type { Leases } from './leases.js';
+import { isAlive } from '../util/index.js';
+import { blobLeaseKey, PARTIAL_MAX_AGE_MS, stagingDirOwner, UNCOMMITTED_FILE_GRACE_MS } from './protocol.js';
 
 export interface ReconcileOptions {
-  /** Partial downloads untouched for this long are removed. Default 24 h. */
+  /** Partial downloads untouched for this long are removed. Default {@link PARTIAL_MAX_AGE_MS}. */
   maxIngestAgeMs?: number;
 }
 
@@ -21,10 +23,6 @@ export interface ReconcileReport {
   layerDirsRemoved: number;
   layerRowsDropped: number;
 }
-
-/** A file this young may belong to a commit in progress in another process (rename, then row). */
-const IN_FLIGHT_GRACE_MS = 60_000;
-
 
 /**
  * Makes the files and the rows agree after a crash or kill -9 at any point of an ingest or an
@@ -58,10 +56,10 @@ export async function reconcile(
     for (const fan of await readDirOrEmpty(join(layout.blobsDir, algorithm))) {
       for (const hex of await readDirOrEmpty(join(layout.blobsDir, algorithm, fan))) {
         const digest = `${algorithm}:${hex}`;
-        if (known.has(digest) || live.has(`blob:${digest}`)) continue;
+        if (known.has(digest) || (isDigest(digest) && live.has(blobLeaseKey(digest)))) continue;
         const path = join(layout.blobsDir, algorithm, fan, hex);
         const st = await stat(path).catch(() => undefined);
-        if (!st || now - st.mtimeMs < IN_FLIGHT_GRACE_MS) continue;
+        if (!st || now - st.mtimeMs < UNCOMMITTED_FILE_GRACE_MS) continue;
         if (isDigest(digest) && (algorithm === 'sha256' || algorithm === 'sha512')) {
           const actual = await hashFile(path, algorithm);
           if (actual.digest === digest) {
@@ -77,7 +75,7 @@ export async function reconcile(
     }
   }
 
-  const maxAge = options.maxIngestAgeMs ?? 24 * 3600_000;
+  const maxAge = options.maxIngestAgeMs ?? PARTIAL_MAX_AGE_MS;
   for (const name of await readDirOrEmpty(layout.ingestDir)) {
     const path = join(layout.ingestDir, name);
     const st = await stat(path).catch(() => undefined);
@@ -90,9 +88,9 @@ export async function reconcile(
   const rows = new Map(layers.list().map((r) => [String(r.id), r]));
   const present = new Set<string>();
   for (const name of await readDirOrEmpty(layout.layersDir)) {
-    const staging = /^staging-(\d+)-/.exec(name);
-    if (staging) {
-      if (!isAlive(Number(staging[1]))) {
+    const owner = stagingDirOwner(name);
+    if (owner !== undefined) {
+      if (!isAlive(owner)) {
         await rm(join(layout.layersDir, name), { recursive: true, force: true });
         report.layerDirsRemoved++;
       }
