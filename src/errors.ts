@@ -106,7 +106,7 @@ export function networkFailure(err: unknown): string | undefined {
   return undefined;
 }
 
-/** True when err is a network failure that another attempt may not meet. */
+/** True when err is a network failure that another attempt may get past (a refused, reset or silent connection). */
 export function isTransientNetworkFailure(err: unknown): boolean {
   const errno = networkFailure(err);
   return errno !== undefined && NETWORK_ERRNOS.get(errno) === 'transient';

@@ -6,5 +6,7 @@ export { FootprintBuilder, footprintViolation, MAX_LISTED, type LayerFootprint }
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, SETID_BITS, type PackageClaim } from './package-claim.js';
 export { EXPANSION_ALLOWANCE, expansionBound, readLayer, type LayerSink, type ReadLayerOptions, type ReadLayerResult, type TarByteBound } from './read-layer.js';
 export { parseNumeric, TarReader, type TarEntryHeader, type TarEntrySink, type TarEntryType, type TarReaderOptions } from './tar-reader.js';
+export { digestStream, HashingStream, hashInto, type HashingStreamOptions } from './hashing-stream.js';
+export { TAR_BLOCK, TAR_END, tarHeader, tarPadding } from './tar-writer.js';
 export { VerifyingStream, type VerifyingStreamOptions } from './verifying-stream.js';
 export { treeChecksum, TREE_CHECKSUM_VERSION } from './tree-checksum.js';

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContentStore, UnpackLimitOptions } from '../store/content-store.js';
-import { loggerFor, type GlobalOptions } from './context.js';
+import { action, globalOptions, loggerFor, type GlobalOptions } from './context.js';
+import { printJson } from './format.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
 export interface HostContext {
@@ -95,4 +96,21 @@ export async function withHostApi<T>(options: GlobalOptions, daemon: { socket?: 
   } finally {
     await api.close();
   }
+}
+
+/**
+ * A verb that reads something from the host (through the daemon or in-process) and prints it:
+ * JSON with `--json`, else what `render` makes of it.
+ */
+export function registerHostQuery<T>(program: Command, verb: { name: string; description: string; query: (api: HostApi) => Promise<T>; render: (value: T) => string }): void {
+  const cmd = program.command(verb.name).description(verb.description).option('--json', 'print as JSON');
+  addDaemonOptions(cmd).action(
+    action(async (opts: { json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
+      await withHostApi(globalOptions(cmd), opts, async (api) => {
+        const value = await verb.query(api);
+        if (opts.json) printJson(value);
+        else process.stdout.write(verb.render(value));
+      });
+    }),
+  );
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import { Puller, type PullResult } from '../pull/puller.js';
 import type { RegistryClient } from '../registry/index.js';
-import { listMountsUnder, performMount, unmount } from '../rootfs/mount.js';
+import { listMountsUnder, performMount, unmount } from '../rootfs/index.js';
 import { createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/prepare-rootfs.js';
 import type { ContentStore } from '../store/content-store.js';
 

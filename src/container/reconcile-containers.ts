@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { MountRow } from '../store/index.js';
 import type { Mount } from '../rootfs/mount-plan.js';
-import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/mount.js';
+import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
 import { cleanStaleMounts } from './stale-mounts.js';
 import { ownerAlive } from '../runtime/owner.js';
 import { readDirOrEmpty } from '../util/read-dir-or-empty.js';

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { errorToJson, HostpullError, httpAnswerFor } from '../errors.js';
 import type { Logger } from '../log.js';
+import { readBounded } from '../util/index.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
 import type { HostApi } from './host-api.js';
@@ -116,17 +117,12 @@ function clientGone(res: ServerResponse): AbortSignal {
 }
 
 async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HostpullError('BAD_REQUEST', `request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const body = await readBounded(req, MAX_BODY_BYTES);
+  if (!body) throw new HostpullError('TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`);
   let value: unknown = {};
-  if (size > 0) {
+  if (body.length > 0) {
     try {
-      value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      value = JSON.parse(body.toString('utf8'));
     } catch {
       throw new HostpullError('BAD_REQUEST', 'request body is not JSON');
     }

@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { HashingStream } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
-import { createDigester, digestFromHash, digestOf, hostPlatform, MediaType, type Digest } from '../oci/index.js';
+import type { Digest } from '../oci/index.js';
 import { defaultLayerMtime } from '../publish/build-layer.js';
+import { pushSingleLayerImage } from '../publish/push-image.js';
 import type { Upstream } from '../server/upstream.js';
 
 export interface PushBaseOptions {
@@ -30,22 +31,6 @@ export interface PushedBase {
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-function hashing(onDone: (digest: Digest, size: number) => void): Transform {
-  const hash = createDigester();
-  let size = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      onDone(digestFromHash(hash, 'sha256'), size);
-      cb();
-    },
-  });
-}
 
 /**
  * Packs the base rootfs as one gzip layer and pushes it, with a config carrying PATH and a
@@ -85,50 +70,29 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
     tar.once('error', reject);
     tar.once('close', (code) => (code === 0 ? resolve() : reject(new HostpullError('DEMO_BUILD_FAILED', `tar of ${options.rootfs} exited with ${code}: ${stderr.trim()}`))));
   });
-  let diffId: Digest | undefined;
-  let digest: Digest | undefined;
-  let size = 0;
+  const tarBytes = new HashingStream();
+  const gzipBytes = new HashingStream();
   try {
-    await Promise.all([
-      pipeline(
-        tar.stdout,
-        hashing((d) => (diffId = d)),
-        createGzip({ level: 6 }),
-        hashing((d, s) => {
-          digest = d;
-          size = s;
-        }),
-        createWriteStream(layerFile),
-      ),
-      exited,
-    ]);
+    await Promise.all([pipeline(tar.stdout, tarBytes, createGzip({ level: 6 }), gzipBytes, createWriteStream(layerFile)), exited]);
+    const diffId = tarBytes.digest();
+    const digest = gzipBytes.digest();
+    const size = gzipBytes.bytes;
     const created = mtime.toISOString().replace(/\.000Z$/, 'Z');
-    const platform = hostPlatform();
-    const config = Buffer.from(
-      JSON.stringify({
-        created,
-        architecture: platform.architecture,
-        os: platform.os,
-        config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/sh'], WorkingDir: '/' },
-        rootfs: { type: 'layers', diff_ids: [diffId!] },
-        history: [{ created, created_by: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files' }],
-      }),
-    );
-    const configDigest = digestOf(config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length },
-        layers: [{ mediaType: MediaType.OciLayerGzip, digest: digest!, size }],
-        annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
-      }),
-    );
     const { repository, upstream, tag } = options;
-    await upstream.putBlob(repository, digest!, size, () => createReadStream(layerFile), options.signal ? { signal: options.signal } : {});
-    await upstream.putBlob(repository, configDigest, config.length, config, options.signal ? { signal: options.signal } : {});
-    const manifestDigest = await upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, options.signal);
-    return { image: `${repository}:${tag}`, manifestDigest, layerDigest: digest!, diffId: diffId!, size };
+    const manifest = await pushSingleLayerImage(
+      upstream,
+      repository,
+      tag,
+      {
+        layer: { file: layerFile, digest, diffId, size },
+        created,
+        runConfig: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/sh'], WorkingDir: '/' },
+        createdBy: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files',
+        annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
+      },
+      options.signal,
+    );
+    return { image: `${repository}:${tag}`, manifestDigest: manifest.digest, layerDigest: digest, diffId, size };
   } finally {
     if (tar.exitCode === null) tar.kill();
     await rm(layerFile, { force: true });

@@ -1,8 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { createDigester, digestFromHash, type Digest } from '../oci/index.js';
+import { HashingStream } from '../archive/index.js';
+import type { Digest } from '../oci/index.js';
 import { tarStream } from './tar-stream.js';
 
 export interface BuildLayerOptions {
@@ -31,22 +32,6 @@ export function defaultLayerMtime(env: NodeJS.ProcessEnv = process.env): Date {
   return new Date(Date.UTC(2020, 0, 1));
 }
 
-function hashing(onDone: (digest: Digest, size: number) => void): Transform {
-  const hash = createDigester();
-  let size = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-    flush(cb) {
-      onDone(digestFromHash(hash, 'sha256'), size);
-      cb();
-    },
-  });
-}
-
 /**
  * Packs `dir` under `prefix` into a gzip layer file, hashing the tar and the gzip as they stream.
  * Node's gzip header has no file name and mtime 0, and the level is fixed, so the same tree gives
@@ -54,21 +39,15 @@ function hashing(onDone: (digest: Digest, size: number) => void): Transform {
  */
 export async function buildLayerFile(options: BuildLayerOptions): Promise<BuiltLayerFile> {
   const mtime = options.mtime ?? defaultLayerMtime();
-  let diffId: Digest | undefined;
-  let digest: Digest | undefined;
-  let size = 0;
+  const tar = new HashingStream();
+  const gzip = new HashingStream();
   await pipeline(
     Readable.from(tarStream({ dir: options.dir, prefix: options.prefix, mtime })),
-    hashing((d) => {
-      diffId = d;
-    }),
+    tar,
     createGzip({ level: 6, strategy: zlibConstants.Z_DEFAULT_STRATEGY }),
-    hashing((d, s) => {
-      digest = d;
-      size = s;
-    }),
+    gzip,
     createWriteStream(options.outFile),
     ...(options.signal ? [{ signal: options.signal }] : []),
   );
-  return { file: options.outFile, digest: digest!, diffId: diffId!, size, mtime };
+  return { file: options.outFile, digest: gzip.digest(), diffId: tar.digest(), size: gzip.bytes, mtime };
 }

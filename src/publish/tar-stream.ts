@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Header, Pax, type HeaderData } from 'tar';
+import type { HeaderData } from 'tar';
+import { TAR_END, tarHeader as headerBlocks, tarPadding as padding } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
 
 export interface TarStreamOptions {
@@ -13,28 +14,9 @@ export interface TarStreamOptions {
   mtime: Date;
 }
 
-const BLOCK = 512;
-const ZEROS = Buffer.alloc(BLOCK * 2);
-
 /** Byte order, not locale order: the same on every machine, and a parent before its children. */
 function byteCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
-}
-
-function headerBlocks(data: HeaderData): Buffer[] {
-  const header = new Header(data);
-  const block = Buffer.alloc(BLOCK);
-  // encode() reports when a field (long or non-ASCII path/linkpath) does not fit ustar: only then
-  // do we add a PAX record, so plain trees stay plain ustar.
-  const needPax = header.encode(block);
-  if (!needPax) return [block];
-  const pax = new Pax({ path: data.path, linkpath: data.linkpath || undefined, mtime: data.mtime, uid: 0, gid: 0 } as HeaderData).encode();
-  return [pax, block];
-}
-
-function padding(size: number): Buffer {
-  const rest = size % BLOCK;
-  return rest === 0 ? Buffer.alloc(0) : ZEROS.subarray(0, BLOCK - rest);
 }
 
 /**
@@ -52,7 +34,7 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
     yield* headerBlocks({ ...common, path: `${parts.slice(0, i).join('/')}/`, type: 'Directory', mode, size: 0 });
   }
   yield* walk(options.dir, prefix, common);
-  yield ZEROS;
+  yield TAR_END;
 }
 
 async function* walk(dir: string, tarDir: string, common: HeaderData): AsyncGenerator<Buffer> {

@@ -19,7 +19,8 @@ import {
   type CredentialSource,
 } from './auth/credentials.js';
 import { dockerConfigCredentials } from './auth/docker-config.js';
-import { contentLength, dumpBody, headerValue, readBounded } from './body.js';
+import { readBounded } from '../util/index.js';
+import { contentLength, dumpBody, headerValue } from './body.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
@@ -165,16 +166,20 @@ export class RegistryClient {
     throw await this.#transport.fail(res, 'GET', { registry });
   }
 
-  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
-  async headManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<ManifestHead | null> {
-    const res = await this.#transport.request({
+  #manifestRequest(method: 'HEAD' | 'GET', ref: ImageReference, opts: RequestOptions & { accept?: string }) {
+    return this.#transport.request({
       registry: ref.registry,
-      method: 'HEAD',
+      method,
       url: manifestPath(ref),
       headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
       scopes: [pullScope(ref.repository)],
       ...signalOpt(opts.signal),
     });
+  }
+
+  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
+  async headManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<ManifestHead | null> {
+    const res = await this.#manifestRequest('HEAD', ref, opts);
     if (res.status === 404) {
       await dumpBody(res.body);
       return null;
@@ -198,14 +203,7 @@ export class RegistryClient {
    * bytes are checked against the digest in the reference, else against Docker-Content-Digest.
    */
   async getManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<FetchedManifest> {
-    const res = await this.#transport.request({
-      registry: ref.registry,
-      method: 'GET',
-      url: manifestPath(ref),
-      headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
-      scopes: [pullScope(ref.repository)],
-      ...signalOpt(opts.signal),
-    });
+    const res = await this.#manifestRequest('GET', ref, opts);
     if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: ref.registry, notFoundCode: 'MANIFEST_UNKNOWN' });
     const where = `manifest ${formatReference(ref)}`;
     const declared = contentLength(res.headers);

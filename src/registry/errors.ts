@@ -100,43 +100,31 @@ const KNOWN_SPEC_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'UNSUPPORTED',
 ]);
 
+/** Statuses that name our code whatever the body says. */
+const CODE_BY_STATUS: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>([
+  [401, 'UNAUTHORIZED'],
+  [403, 'DENIED'],
+  [416, 'RANGE_NOT_SATISFIED'],
+  [429, 'TOO_MANY_REQUESTS'],
+]);
+
+/** Our code for an unexpected status: the status decides, then the spec code of the body, then REGISTRY_ERROR. */
+function codeFor(ctx: StatusErrorContext, specCode: string | undefined): ErrorCode {
+  if (ctx.status === 404) {
+    return specCode === 'MANIFEST_UNKNOWN' || specCode === 'BLOB_UNKNOWN' || specCode === 'NAME_UNKNOWN' ? specCode : (ctx.notFoundCode ?? 'NOT_FOUND');
+  }
+  const byStatus = CODE_BY_STATUS.get(ctx.status);
+  if (byStatus !== undefined) return byStatus;
+  if (ctx.status >= 500) return 'REGISTRY_UNAVAILABLE';
+  if (specCode === 'TOOMANYREQUESTS') return 'TOO_MANY_REQUESTS';
+  return isErrorCode(specCode) && KNOWN_SPEC_CODES.has(specCode) ? specCode : 'REGISTRY_ERROR';
+}
+
 /** Maps an unexpected HTTP status to a RegistryError whose message says method, URL and status. */
 export function errorFromStatus(ctx: StatusErrorContext): RegistryError {
   const errors = ctx.body ? parseErrorBody(ctx.body) : [];
   const specCode = errors[0]?.code?.toUpperCase();
-  const known = isErrorCode(specCode) && KNOWN_SPEC_CODES.has(specCode) ? specCode : undefined;
-  let code: ErrorCode;
-  switch (true) {
-    case ctx.status === 401:
-      code = 'UNAUTHORIZED';
-      break;
-    case ctx.status === 403:
-      code = 'DENIED';
-      break;
-    case ctx.status === 404:
-      code =
-        specCode === 'MANIFEST_UNKNOWN' || specCode === 'BLOB_UNKNOWN' || specCode === 'NAME_UNKNOWN'
-          ? specCode
-          : (ctx.notFoundCode ?? 'NOT_FOUND');
-      break;
-    case ctx.status === 416:
-      code = 'RANGE_NOT_SATISFIED';
-      break;
-    case ctx.status === 429:
-      code = 'TOO_MANY_REQUESTS';
-      break;
-    case ctx.status >= 500:
-      code = 'REGISTRY_UNAVAILABLE';
-      break;
-    case specCode === 'TOOMANYREQUESTS':
-      code = 'TOO_MANY_REQUESTS';
-      break;
-    case known !== undefined:
-      code = known!;
-      break;
-    default:
-      code = 'REGISTRY_ERROR';
-  }
+  const code = codeFor(ctx, specCode);
   const detail = errors.map((e) => (e.message ? `${e.code}: ${e.message}` : e.code)).join('; ');
   const where = ctx.registry ? ` (registry ${ctx.registry})` : '';
   const message = `${ctx.method} ${redactUrl(ctx.url)}${where}: HTTP ${ctx.status}${detail ? ` (${detail})` : ''}`;

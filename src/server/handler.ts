@@ -3,7 +3,8 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createDigester, digestFromHash, isValidRepository, parseDigest, validateTag, digestAlgorithm, type Digest } from '../oci/index.js';
+import { VerifyingStream } from '../archive/index.js';
+import { isValidRepository, parseDigest, validateTag, type Digest } from '../oci/index.js';
 import type { Catalog } from './catalog.js';
 import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
@@ -120,7 +121,10 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     const read = await upstream.getBlob(repo, digest, range.kind === 'range' ? { start, end } : undefined);
     if (!read) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
     res.writeHead(status, headers);
-    await pipeline(read.stream, sliceAndVerify(read.start, start, end, range.kind === 'none' ? digest : undefined), res);
+    // A whole blob is verified before its end is passed on: on a mismatch the response is cut
+    // short, so a client never gets a complete body with the wrong content.
+    const verify = range.kind === 'none' ? [new VerifyingStream({ digest, size, source: `${upstream.location}/${repo}` })] : [];
+    await pipeline([read.stream, slice(read.start, start, end), ...verify, res]);
   }
 
   async function tags(req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams): Promise<void> {
@@ -233,28 +237,17 @@ function classify(path: string): Route {
 
 /**
  * Passes bytes [start, end] of a stream that begins at `streamStart` (a registry may ignore our
- * Range) and, for whole blobs, verifies the digest before ending: on mismatch the response is
- * cut short, so a client never gets a complete body with the wrong content.
+ * Range).
  */
-function sliceAndVerify(streamStart: number, start: number, end: number, digest: Digest | undefined): Transform {
+function slice(streamStart: number, start: number, end: number): Transform {
   let pos = streamStart;
-  const hash = digest ? createDigester(digestAlgorithm(digest)) : undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       const from = Math.max(start - pos, 0);
       const to = Math.min(chunk.length, end + 1 - pos);
       pos += chunk.length;
       if (to <= from) return cb();
-      const part = from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to);
-      hash?.update(part);
-      cb(null, part);
-    },
-    flush(cb) {
-      if (hash && digest) {
-        const got = digestFromHash(hash, digestAlgorithm(digest));
-        if (got !== digest) return cb(new HostpullError('DIGEST_MISMATCH', `upstream blob ${digest} has digest ${got}`));
-      }
-      cb();
+      cb(null, from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
     },
   });
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HostpullError } from '../errors.js';
+import { readBounded } from '../util/index.js';
 import { toOciError, type OciErrorResponse } from './oci-error.js';
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
@@ -26,14 +27,9 @@ export function sendError(req: IncomingMessage, res: ServerResponse, e: OciError
 
 /** Reads a request body up to `limit` bytes (catalog API bodies are small JSON). */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw new HostpullError('TOO_LARGE', `request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  const body = await readBounded(req, limit);
+  if (!body) throw new HostpullError('TOO_LARGE', `request body exceeds ${limit} bytes`);
+  return body;
 }
 
 /**

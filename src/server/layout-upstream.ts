@@ -2,13 +2,12 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, HostpullError } from '../errors.js';
+import { HashingStream } from '../archive/index.js';
 import {
-  createDigester,
   digestAlgorithm,
-  digestFromHash,
   digestHex,
   digestOf,
   isDigest,
@@ -188,21 +187,13 @@ export class LayoutUpstream implements Upstream {
   async putBlob(repo: string, digest: Digest, size: number, body: BlobBody): Promise<void> {
     if ((await this.blobSize(repo, digest)) !== null) return;
     const tmp = join(this.#dir, '.ingest', `${digestHex(digest).slice(0, 16)}.${randomBytes(4).toString('hex')}`);
-    const hash = createDigester(digestAlgorithm(digest));
-    let count = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        count += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const meter = new HashingStream({ algorithm: digestAlgorithm(digest) });
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body();
     try {
       await pipeline(source, meter, createWriteStream(tmp));
-      const got = digestFromHash(hash, digestAlgorithm(digest));
-      if (got !== digest || count !== size) {
-        throw new HostpullError('DIGEST_INVALID', `blob pushed as ${digest} (${size} bytes) has digest ${got} (${count} bytes)`);
+      const got = meter.digest();
+      if (got !== digest || meter.bytes !== size) {
+        throw new HostpullError('DIGEST_INVALID', `blob pushed as ${digest} (${size} bytes) has digest ${got} (${meter.bytes} bytes)`);
       }
       await mkdir(join(this.#dir, 'blobs', digestAlgorithm(digest)), { recursive: true });
       // rename is atomic: a reader sees either no blob or the whole verified blob.

@@ -1,4 +1,5 @@
 import { HostpullError } from '../errors.js';
+import { readBounded } from '../util/index.js';
 import {
   checkManifestAgainstConfig,
   digestOf,
@@ -38,17 +39,8 @@ export async function readBlobBytes(upstream: Upstream, repo: string, digest: Di
     blob.stream.destroy();
     throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} is ${blob.size} bytes; at most ${maxBytes} expected`);
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of blob.stream) {
-    total += (chunk as Buffer).length;
-    if (total > maxBytes) {
-      blob.stream.destroy();
-      throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBounded(blob.stream, maxBytes);
+  if (!bytes) throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} exceeds ${maxBytes} bytes`);
   if (digestOf(bytes) !== digest) throw new HostpullError('DIGEST_MISMATCH', `blob ${digest} from ${upstream.location}/${repo} does not match its digest`);
   return bytes;
 }

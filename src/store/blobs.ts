@@ -3,7 +3,8 @@ import { createReadStream, openSync, constants as fsc } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
-import { createDigester, digestAlgorithm, digestFromHash, digestOf, shortDigest, type Digest } from '../oci/digest.js';
+import { digestStream, hashInto } from '../archive/index.js';
+import { createDigester, digestAlgorithm, digestOf, shortDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js';
 import type { Db } from './database.js';
 import { immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
@@ -151,7 +152,8 @@ export class BlobStore {
     if (options.resume) {
       const existing = await stat(partial).catch((err) => (errnoCode(err) === 'ENOENT' ? undefined : Promise.reject(err)));
       if (existing && existing.size > 0 && existing.size < size) {
-        offset = await hashFilePrefix(partial, hash, existing.size);
+        // The bytes already there feed the digester the download goes on with.
+        offset = await hashInto(createReadStream(partial, { start: 0, end: existing.size - 1, highWaterMark: 1 << 20 }), hash);
       } else if (existing) {
         await truncate(partial, 0);
       }
@@ -239,25 +241,9 @@ export class BlobStore {
   }
 }
 
-/** Feeds the first `length` bytes of a file into `hash`; returns how many were read. */
-async function hashFilePrefix(path: string, hash: Hash, length: number): Promise<number> {
-  let read = 0;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    read += (chunk as Buffer).length;
-  }
-  return read;
-}
-
 /** Hashes a whole file (re-verification and reconciliation). */
-export async function hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<{ digest: Digest; size: number }> {
-  const hash = createDigester(algorithm);
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: digestFromHash(hash, algorithm), size };
+export function hashFile(path: string, algorithm: DigestAlgorithm): Promise<{ digest: Digest; size: number }> {
+  return digestStream(createReadStream(path, { highWaterMark: 1 << 20 }), algorithm);
 }
 
 function corrupt(digest: Digest, path: string, what: string): HostpullError {

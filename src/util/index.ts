@@ -1,6 +1,7 @@
 export { formatBytes } from './format-bytes.js';
 export { mapLimit } from './limit.js';
 export { isAlive, processAlive, processStartTime } from './process-alive.js';
+export { readBounded } from './read-bounded.js';
 export { readDirOrEmpty } from './read-dir-or-empty.js';
 export { Semaphore } from './semaphore.js';
 export { Tee } from './tee.js';

@@ -41,9 +41,10 @@ export function registerServeCommand(program: Command): void {
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .action(
       action(async (flags: ServeFlags, cmd: Command) => {
-        const { startServer } = await import('../../server/serve.js');
+        // Flags are checked before the server's modules load: a bad one fails at once.
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
+        const { startServer } = await import('../../server/serve.js');
         const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
         const server = await startServer({
           host,
