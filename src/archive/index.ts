@@ -1,12 +1,15 @@
-export { ARCHIVE_ERROR_CODES, archiveError, isArchiveError, type ArchiveErrorCode } from './archive-error.js';
-export { createDecompressor, type DecompressorOptions } from './decompress.js';
-export { EntryChecker, type CheckedEntry, type CheckedEntrySink, type EntryCheckerOptions } from './entry-checker.js';
-export { baseOf, isWithin, NAME_MAX, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
-export { FootprintBuilder, footprintViolation, MAX_LISTED, type LayerFootprint } from './layer-footprint.js';
-export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, SETID_BITS, type PackageClaim } from './package-claim.js';
-export { EXPANSION_ALLOWANCE, expansionBound, readLayer, type LayerSink, type ReadLayerOptions, type ReadLayerResult, type TarByteBound } from './read-layer.js';
-export { parseNumeric, TarReader, type TarEntryHeader, type TarEntrySink, type TarEntryType, type TarReaderOptions } from './tar-reader.js';
-export { digestStream, HashingStream, hashInto, type HashingStreamOptions } from './hashing-stream.js';
-export { TAR_BLOCK, TAR_END, tarHeader, tarPadding } from './tar-writer.js';
-export { VerifyingStream, type VerifyingStreamOptions } from './verifying-stream.js';
-export { treeChecksum, TREE_CHECKSUM_VERSION } from './tree-checksum.js';
+/**
+ * What both sides read a layer with (the server at registration, the node at unpack): the tar reader and
+ * its entry rules, decompression, footprints and claims, hash-while-streaming, the tar writer.
+ */
+export { archiveError, type ArchiveErrorCode, isArchiveError } from './archive-error.js';
+export { type CheckedEntry } from './entry-checker.js';
+export { parentOf } from './entry-path.js';
+export { digestStream, HashingStream, hashInto } from './hashing-stream.js';
+export { FootprintBuilder, footprintViolation, type LayerFootprint } from './layer-footprint.js';
+export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
+export { expansionBound, type LayerSink, readLayer, type TarByteBound } from './read-layer.js';
+export { type TarEntryHeader } from './tar-reader.js';
+export { TAR_END, tarHeader, tarPadding } from './tar-writer.js';
+export { treeChecksum } from './tree-checksum.js';
+export { VerifyingStream } from './verifying-stream.js';

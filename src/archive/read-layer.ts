@@ -1,8 +1,7 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError, isHostpullError } from '../errors.js';
-import { createDigester, digestFromHash, type Digest } from '../oci/digest.js';
-import type { LayerCompression } from '../oci/mediatypes.js';
+import { createDigester, digestFromHash, type Digest, type LayerCompression } from '../oci/index.js';
 import { archiveError } from './archive-error.js';
 import { createDecompressor } from './decompress.js';
 import { EntryChecker, type CheckedEntrySink } from './entry-checker.js';

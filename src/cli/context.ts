@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { errorRow, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
-import { defaultRoot } from '../paths.js';
+import { defaultRoot } from '../defaults.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
 export interface GlobalOptions {

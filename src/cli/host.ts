@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { HostApi } from '../daemon/host-api.js';
-import { defaultSocketPath } from '../daemon/paths.js';
+import type { HostApi } from '../daemon/index.js';
+import { defaultSocketPath } from '../defaults.js';
 import type { Logger } from '../log.js';
-import { resolveReference, type ImageReference } from '../oci/reference.js';
+import { resolveReference, type ImageReference } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore, UnpackLimitOptions } from '../store/content-store.js';
+import type { ContentStore, UnpackLimitOptions } from '../store/index.js';
 import { action, globalOptions, loggerFor, type GlobalOptions } from './context.js';
 import { printJson } from './format.js';
 
@@ -21,7 +21,7 @@ export interface HostContext {
 
 export async function openHost(options: GlobalOptions): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
-  const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
+  const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/index.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
   const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
@@ -77,15 +77,15 @@ export async function openHostApi(options: GlobalOptions, daemon: { socket?: str
   if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
-    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };
+    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/index.js') : { connectDaemon: async () => undefined };
     const client = await connectDaemon({ socketPath, root: options.root });
     if (client) {
       loggerFor(options).debug({ socket: socketPath }, 'using the daemon');
       return client;
     }
   }
-  const [host, { LocalHostApi }] = await Promise.all([openHost(options), import('../daemon/host-api.js')]);
-  return new LocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
+  const [host, { openLocalHostApi }] = await Promise.all([openHost(options), import('../daemon/index.js')]);
+  return openLocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
 }
 
 /** Runs fn with a host API and always closes it. */

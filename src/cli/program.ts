@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { setFlagsFromString } from 'node:v8';
 import { collect } from './context.js';
-import { defaultRoot } from '../paths.js';
+import { defaultRoot } from '../defaults.js';
 import { commands } from './commands/index.js';
 import { durationOption, numberOption, sizeOption } from './options.js';
 

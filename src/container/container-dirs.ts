@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeOwner } from '../runtime/owner.js';
-import type { StoreLayout } from '../store/layout.js';
+import { writeOwner } from '../runtime/index.js';
+import type { StoreLayout } from '../store/index.js';
 
 /** The directories of one container: containers/<id>/{rootfs,upper,work} and the bundle (config.json) in containers/<id>. */
 export interface ContainerDirs {

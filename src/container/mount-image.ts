@@ -2,12 +2,11 @@ import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
-import { Puller, type PullResult } from '../pull/puller.js';
+import { formatReference, type ImageReference } from '../oci/index.js';
+import { Puller, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import { listMountsUnder, performMount, unmount } from '../rootfs/index.js';
-import { createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/prepare-rootfs.js';
-import type { ContentStore } from '../store/content-store.js';
+import { listMountsUnder, performMount, unmount, createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/index.js';
+import type { ContentStore } from '../store/index.js';
 
 export interface MountImageResult {
   mountPoint: string;

@@ -2,13 +2,11 @@ import { existsSync, realpathSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import type { MountRow } from '../store/index.js';
-import type { Mount } from '../rootfs/mount-plan.js';
-import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
+import type { MountRow, ContentStore } from '../store/index.js';
+import { type Mount, listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
 import { cleanStaleMounts } from './stale-mounts.js';
-import { ownerAlive } from '../runtime/owner.js';
-import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
-import type { ContentStore } from '../store/content-store.js';
+import { ownerAlive } from '../runtime/index.js';
+import { readDirOrEmpty } from '../util/index.js';
 import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, MOUNT_FILE } from './container-dirs.js';
 
 export interface ContainerReconcileReport {

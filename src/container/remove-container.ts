@@ -3,10 +3,9 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { unmountAllUnder } from '../rootfs/mount.js';
-import { ownerAlive } from '../runtime/owner.js';
-import { cleanupStaleContainers } from '../runtime/cleanup-stale-containers.js';
-import type { StoreLayout } from '../store/layout.js';
+import { unmountAllUnder } from '../rootfs/index.js';
+import { ownerAlive, cleanupStaleContainers } from '../runtime/index.js';
+import type { StoreLayout } from '../store/index.js';
 import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
 
 /** Unmounts everything under a container's directory and removes it. */

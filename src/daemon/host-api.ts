@@ -1,11 +1,9 @@
-import type { GcReport } from '../gc/collect-garbage.js';
-import { collectGarbage } from '../gc/collect-garbage.js';
+import { type GcReport, collectGarbage } from '../gc/index.js';
 import type { Logger } from '../log.js';
-import type { ImageReference } from '../oci/reference.js';
-import type { PullEvent } from '../pull/events.js';
-import { Puller, type PullResult } from '../pull/puller.js';
+import type { ImageReference } from '../oci/index.js';
+import { type PullEvent, Puller, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
+import type { ContentStore } from '../store/index.js';
 import { hostStats, imageSummaries, type HostStats, type ImageSummary } from './queries.js';
 
 export interface HostPullOptions {

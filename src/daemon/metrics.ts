@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PullResult } from '../pull/puller.js';
-import type { ContentStore } from '../store/content-store.js';
+import type { PullResult } from '../pull/index.js';
+import type { ContentStore } from '../store/index.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global

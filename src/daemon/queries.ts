@@ -1,7 +1,4 @@
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow } from '../store/images.js';
-import type { PullStats } from '../store/pulls.js';
-import type { SnapshotLayerStats, SnapshotterTotals } from '../store/snapshot-events.js';
+import type { ContentStore, ImageRow, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {

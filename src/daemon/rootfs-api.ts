@@ -1,4 +1,4 @@
-import { handOverContainer, prepareContainer, removeContainer, type HostDeps } from '../container/prepare-container.js';
+import { handOverContainer, prepareContainer, removeContainer, type HostDeps } from '../container/index.js';
 import type { ContainerApi } from './handler.js';
 
 /**

@@ -2,11 +2,8 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { chmod, unlink } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/index.js';
-import { snapshotsService } from '../snapshotter/grpc-service.js';
-import { loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE } from '../snapshotter/proto.js';
-import { RemoteLayers } from '../snapshotter/remote-layers.js';
-import { Snapshotter } from '../snapshotter/snapshotter.js';
-import type { ContentStore } from '../store/content-store.js';
+import { snapshotsService, loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE, RemoteLayers, Snapshotter } from '../snapshotter/index.js';
+import type { ContentStore } from '../store/index.js';
 import { prepareSocketPath } from './socket-file.js';
 
 export interface SnapshotterListenerOptions {

@@ -1,9 +1,9 @@
 import { resolve as resolvePath } from 'node:path';
-import { reconcileContainers } from '../container/reconcile-containers.js';
+import { reconcileContainers } from '../container/index.js';
 import type { Logger } from '../log.js';
-import { resolveReference } from '../oci/reference.js';
+import { resolveReference } from '../oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
-import { ContentStore, type UnpackLimitOptions } from '../store/content-store.js';
+import { ContentStore, type UnpackLimitOptions } from '../store/index.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { listenUnixHttp, type Listener } from './listener.js';
@@ -88,19 +88,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Signal handlers from here on: a SIGTERM while the store opens (reconcile can take a while) or
   // the socket binds, as systemd sends to a unit still starting, must not kill us with the
   // default action. Until we serve, it is remembered and acted on once stop() exists.
-  const signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
-  let earlySignal: NodeJS.Signals | undefined;
-  let onSignal = (sig: NodeJS.Signals) => void (earlySignal ??= sig);
-  if (options.handleSignals !== false) {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      const fn = () => onSignal(sig);
-      process.on(sig, fn);
-      signalHandlers.push([sig, fn]);
-    }
-  }
-  const removeSignalHandlers = () => {
-    for (const [sig, fn] of signalHandlers) process.off(sig, fn);
-  };
+  const signals = new StopSignals(options.handleSignals !== false);
+  const removeSignalHandlers = () => signals.release();
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
@@ -128,33 +117,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     const containers = await reconcileContainers(store);
     if (Object.values(containers).some((list) => list.length > 0)) logger.info({ containers }, 'containers reconciled');
 
-    // Budget GC: single-flight, so a burst of pulls runs it once more at most. It is a tracked
-    // request like any other, so a stop waits for it (or aborts it) before closing the store.
-    let gcRunning = false;
-    let gcAgain = false;
-    const runGc = (why: string) => {
-      if (options.maxStoreSize === undefined || tracker.stopping) return;
-      if (gcRunning) {
-        gcAgain = true;
-        return;
-      }
-      gcRunning = true;
-      tracker
-        .run('gc', (signal) => api.gc({ maxStoreSize: options.maxStoreSize, signal, ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) }))
-        .then((r) => {
-          if (r.layersRemoved + r.blobsRemoved + r.partialsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
-        })
-        .catch((err: unknown) => {
-          if (!tracker.stopping) logger.warn({ err }, 'gc failed');
-        })
-        .finally(() => {
-          gcRunning = false;
-          if (gcAgain) {
-            gcAgain = false;
-            runGc('queued');
-          }
-        });
-    };
+    const runGc = budgetGc({ api, tracker, logger, maxStoreSize: options.maxStoreSize, graceMs: options.gcGraceMs });
 
     const handler = createDaemonHandler({
       api,
@@ -200,16 +163,83 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       })();
       return stopping;
     };
-    onSignal = (sig) => void stop(sig);
     logger.info({ socket: socketPath, root, maxStoreSize: options.maxStoreSize ?? null }, 'daemon listening');
     await notifier.notify({ READY: 1, STATUS: `serving on ${socketPath}`, MAINPID: process.pid });
-    if (earlySignal) void stop(`${earlySignal} while starting`);
+    signals.onStop(stop);
     return { socketPath, stop, stopped };
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => undefined);
     await closeResources();
     throw err;
   }
+}
+
+/**
+ * SIGTERM and SIGINT stop the daemon. Caught from the start of start-up (a unit still starting
+ * gets SIGTERM from systemd like a running one); one that arrives before the daemon serves is
+ * remembered and acted on as soon as there is a stop to call.
+ */
+class StopSignals {
+  readonly #handlers: Array<[NodeJS.Signals, () => void]> = [];
+  #early: NodeJS.Signals | undefined;
+  #stop: ((reason: string) => Promise<void>) | undefined;
+
+  constructor(install: boolean) {
+    if (!install) return;
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const fn = () => {
+        if (this.#stop) void this.#stop(sig);
+        else this.#early ??= sig;
+      };
+      process.on(sig, fn);
+      this.#handlers.push([sig, fn]);
+    }
+  }
+
+  /** From now on a signal calls `stop`; one that came earlier does so at once. */
+  onStop(stop: (reason: string) => Promise<void>): void {
+    this.#stop = stop;
+    if (this.#early) void stop(`${this.#early} while starting`);
+  }
+
+  release(): void {
+    for (const [sig, fn] of this.#handlers) process.off(sig, fn);
+  }
+}
+
+/**
+ * GC under the size budget, single-flight: a burst of pulls runs it once more at most. It is a
+ * tracked request like any other, so a stop waits for it (or aborts it) before closing the store.
+ * Does nothing without a budget.
+ */
+function budgetGc(deps: { api: LocalHostApi; tracker: RequestTracker; logger: Logger; maxStoreSize: number | undefined; graceMs: number | undefined }): (why: string) => void {
+  const { api, tracker, logger, maxStoreSize } = deps;
+  let running = false;
+  let again = false;
+  const run = (why: string): void => {
+    if (maxStoreSize === undefined || tracker.stopping) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    tracker
+      .run('gc', (signal) => api.gc({ maxStoreSize, signal, ...(deps.graceMs !== undefined ? { graceMs: deps.graceMs } : {}) }))
+      .then((r) => {
+        if (r.layersRemoved + r.blobsRemoved + r.partialsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
+      })
+      .catch((err: unknown) => {
+        if (!tracker.stopping) logger.warn({ err }, 'gc failed');
+      })
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          run('queued');
+        }
+      });
+  };
+  return run;
 }
 
 /**

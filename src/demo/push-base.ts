@@ -7,9 +7,8 @@ import { createGzip } from 'node:zlib';
 import { HashingStream } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
 import type { Digest } from '../oci/index.js';
-import { defaultLayerMtime } from '../publish/build-layer.js';
-import { pushSingleLayerImage } from '../publish/push-image.js';
-import type { Upstream } from '../server/upstream.js';
+import { defaultLayerMtime, pushSingleLayerImage } from '../publish/index.js';
+import type { Upstream } from '../server/index.js';
 
 export interface PushBaseOptions {
   rootfs: string;

@@ -1,2 +1,5 @@
-export { collectGarbage, gcSnapshot, type GcOptions, type GcReport } from './collect-garbage.js';
-export { DEFAULT_GC_GRACE_MS, selectEvictions, type GcPlan, type GcPolicy, type GcSnapshot } from './select-evictions.js';
+/**
+ * Garbage collection: what no image, mount, snapshot or pull holds, and LRU eviction under a size
+ * budget (the policy; the store does the removing, under its protocol).
+ */
+export { collectGarbage, type GcReport } from './collect-garbage.js';

@@ -1,5 +1,5 @@
 import { HostpullError, isErrorCode } from '../errors.js';
-import type { CatalogEntries, CatalogEntry } from '../server/catalog-entry.js';
+import type { CatalogEntries, CatalogEntry } from '../server/index.js';
 
 export interface CatalogClientOptions {
   /** Server base URL (`http://127.0.0.1:5055`) or `host:port` (then http). */

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { digestOf, hostPlatform, MediaType, type Descriptor, type Digest } from '../oci/index.js';
-import type { Upstream } from '../server/upstream.js';
+import type { Upstream } from '../server/index.js';
 
 /** An image of one gzip layer (a package, the demo's base), as pushed. */
 export interface SingleLayerImage {

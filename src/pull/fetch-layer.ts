@@ -4,15 +4,12 @@ import { PassThrough, Transform, type Duplex, type Readable, type Writable } fro
 import { pipeline } from 'node:stream/promises';
 import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import type { Digest } from '../oci/digest.js';
-import { isRetryable, RegistryError, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
-import type { PackageClaim } from '../archive/index.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { LayerCommit, LayerRow } from '../store/layers.js';
-import { VerifyingStream } from '../archive/index.js';
+import { layerCompression, type LayerCompression, type Digest } from '../oci/index.js';
+import { isRetryable, RegistryError, type RegistryReader, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import { type PackageClaim, VerifyingStream } from '../archive/index.js';
+import type { ContentStore, LayerCommit, LayerRow } from '../store/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
-import { Tee } from '../util/tee.js';
+import { Tee } from '../util/index.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
 
@@ -28,7 +25,7 @@ export interface LayerJob {
 
 export interface FetchLayerDeps {
   store: ContentStore;
-  client: RegistryClient;
+  client: RegistryReader;
   logger: Logger;
   onEvent?: ((e: PullEvent) => void) | undefined;
 }

@@ -1,14 +1,9 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform } from '../oci/manifest.js';
-import { hostPlatform, selectPlatform } from '../oci/platform.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow, ManifestLayerRow } from '../store/images.js';
-import type { PullRecord } from '../store/pulls.js';
-import { mapLimit } from '../util/limit.js';
+import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
+import type { RegistryReader, RepositoryRef } from '../registry/index.js';
+import type { ContentStore, ImageRow, ManifestLayerRow, PullRecord } from '../store/index.js';
+import { mapLimit } from '../util/index.js';
 import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchImageConfig } from './fetch-config.js';
@@ -57,7 +52,7 @@ export interface PullResult extends PullRecord {
 
 export interface PullerDeps {
   store: ContentStore;
-  client: RegistryClient;
+  client: RegistryReader;
   logger: Logger;
 }
 

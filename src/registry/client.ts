@@ -1,16 +1,6 @@
 import type { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
-import {
-  digestAlgorithm,
-  digestOf,
-  isDigest,
-  manifestSelector,
-  MANIFEST_ACCEPT,
-  formatReference,
-  shortDigest,
-  type Digest,
-  type ImageReference,
-} from '../oci/index.js';
+import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
 import {
   chainCredentials,
   envCredentials,
@@ -124,7 +114,24 @@ export function pushScope(repository: string): string {
 }
 
 /** The OCI distribution client (distribution-spec v1.1 pull and push). */
-export class RegistryClient {
+/**
+ * What reading an image from a registry takes: the part of {@link RegistryClient} a pull uses.
+ * The pull pipeline depends on this, so a test can hand it a fake registry without casts.
+ */
+export interface RegistryReader {
+  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
+  headManifest(ref: ImageReference, opts?: RequestOptions & { accept?: string }): Promise<ManifestHead | null>;
+  /** `GET` a manifest, verified against the reference's digest or the registry's. */
+  getManifest(ref: ImageReference, opts?: RequestOptions & { accept?: string }): Promise<FetchedManifest>;
+  /** A blob's body from `offset` (Range), with the offset the registry actually started at. */
+  getBlob(repo: RepositoryRef, digest: Digest, opts?: RequestOptions & { offset?: number; retry?: RetryBudget }): Promise<BlobResponse>;
+  /** A small blob (a config) read whole, at most `maxBytes`, verified against its digest. */
+  fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts?: RequestOptions): Promise<Buffer>;
+  /** One retry budget for an operation of several requests (retry.ts). */
+  retryBudget(registry: string, signal?: AbortSignal): RetryBudget;
+}
+
+export class RegistryClient implements RegistryReader {
   readonly #transport: Transport;
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;

@@ -1,10 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { HostpullError } from '../errors.js';
-import { packageLayerNames } from '../oci/annotations.js';
-import { parseManifest } from '../oci/manifest.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow } from '../store/images.js';
-import type { LayerRow } from '../store/layers.js';
+import { packageLayerNames, parseManifest } from '../oci/index.js';
+import type { ContentStore, ImageRow, LayerRow } from '../store/index.js';
 import { assertNoConflicts, type LayerPaths } from './conflicts.js';
 import { planOverlay, type Mount } from './mount-plan.js';
 

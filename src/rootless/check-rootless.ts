@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { HostpullError, errnoCode } from '../errors.js';
-import { tail } from '../runtime/exec-runtime.js';
+import { tail } from '../runtime/index.js';
 
 /**
  * `unshare` arguments for the rootless helper: a new user namespace in which we are root (our

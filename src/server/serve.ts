@@ -6,7 +6,7 @@ import { HostpullError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { isValidRepository } from '../oci/index.js';
 import { StaticCatalog, UpstreamCatalog, type Catalog } from './catalog.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
 import { createServerHandler } from './handler.js';
 import { writeClientError } from './http-util.js';
 import { ServerMetrics } from './metrics.js';

@@ -1,16 +1,7 @@
-import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } from '../oci/index.js';
+import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig, CODENAMES_ANNOTATION, LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/index.js';
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-import {
-  CODENAMES_ANNOTATION,
-  LAYER_ALLOW_SETUID_ANNOTATION,
-  LAYER_CODENAME_ANNOTATION,
-  LAYER_DIFF_ID_ANNOTATION,
-  LAYER_PREFIX_ANNOTATION,
-  LAYER_ROLE_ANNOTATION,
-  PACKAGES_ANNOTATION,
-} from '../oci/annotations.js';
 
 export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';

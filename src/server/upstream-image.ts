@@ -1,19 +1,6 @@
 import { HostpullError } from '../errors.js';
 import { readBounded } from '../util/index.js';
-import {
-  checkManifestAgainstConfig,
-  digestOf,
-  hostPlatform,
-  isDigest,
-  MAX_CONFIG_BYTES,
-  parseImageConfig,
-  parseManifest,
-  selectPlatform,
-  type Digest,
-  type ImageConfig,
-  type ImageManifest,
-  type Platform,
-} from '../oci/index.js';
+import { checkManifestAgainstConfig, digestOf, hostPlatform, isDigest, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, selectPlatform, type Digest, type ImageConfig, type ImageManifest, type Platform } from '../oci/index.js';
 import type { Upstream } from './upstream.js';
 
 export interface UpstreamImage {

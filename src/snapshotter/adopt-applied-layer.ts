@@ -1,6 +1,5 @@
-import type { Digest } from '../oci/digest.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { SnapshotRow } from '../store/snapshots.js';
+import type { Digest } from '../oci/index.js';
+import type { ContentStore, SnapshotRow } from '../store/index.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
 import { treeChecksum } from '../archive/index.js';
 import { summarizeLayerDir } from './layer-dir-summary.js';

@@ -4,7 +4,7 @@ import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/
 import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import { digestStream, hashInto } from '../archive/index.js';
-import { createDigester, digestAlgorithm, digestOf, shortDigest, type Digest, type DigestAlgorithm } from '../oci/digest.js';
+import { createDigester, digestAlgorithm, digestOf, shortDigest, type Digest, type DigestAlgorithm } from '../oci/index.js';
 import type { Db } from './database.js';
 import { immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';

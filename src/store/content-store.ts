@@ -1,7 +1,7 @@
 import { statfsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { silentLogger, type Logger } from '../log.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { BlobStore, type BlobRow } from './blobs.js';
 import { openDatabase, type Db } from './database.js';
 import { ImageIndex, type ImageRow } from './images.js';

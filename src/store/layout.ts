@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, type Digest } from '../oci/index.js';
 import { partialFileName } from './protocol.js';
 
 /** The on-disk layout of a store root (DESIGN §3 "On disk"). */

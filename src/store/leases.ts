@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { isAlive } from '../util/index.js';
 import { blobLeaseKey, LEASE_HEARTBEAT_MS, LEASE_POLL_MS, LEASE_STALE_AFTER_MS, leasedBlob } from './protocol.js';

@@ -1,5 +1,5 @@
 import { HostpullError } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { processAlive, processStartTime } from '../util/index.js';
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.js';
 
 /**
  * The store's concurrency protocol: how the processes that share one store root (the daemon, CLI

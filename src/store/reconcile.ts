@@ -1,13 +1,13 @@
+import { statSync } from 'node:fs';
 import { rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
-import { isDigest, type Digest } from '../oci/digest.js';
+import { readDirOrEmpty, isAlive } from '../util/index.js';
+import { isDigest, type Digest } from '../oci/index.js';
 import { hashFile, type BlobStore } from './blobs.js';
 import type { LayerStore } from './layers.js';
 import type { StoreLayout } from './layout.js';
 import type { Leases } from './leases.js';
-import { isAlive } from '../util/index.js';
 import { blobLeaseKey, PARTIAL_MAX_AGE_MS, stagingDirOwner, UNCOMMITTED_FILE_GRACE_MS } from './protocol.js';
 
 export interface ReconcileOptions {
@@ -34,14 +34,22 @@ export async function reconcile(
   deps: { layout: StoreLayout; blobs: BlobStore; layers: LayerStore; leases: Leases; logger: Logger },
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
-  const { layout, blobs, layers, leases, logger } = deps;
   const report: ReconcileReport = { blobRowsDropped: 0, blobsAdopted: 0, blobFilesRemoved: 0, ingestRemoved: 0, layerDirsRemoved: 0, layerRowsDropped: 0 };
   const now = Date.now();
-  const live = leases.liveKeys();
+  const known = dropBlobRowsWithoutFiles(deps, report);
+  await adoptOrRemoveBlobFiles(deps, known, deps.leases.liveKeys(), now, report);
+  await removeOldPartials(deps.layout, now - (options.maxIngestAgeMs ?? PARTIAL_MAX_AGE_MS), report);
+  await reconcileLayerDirs(deps, report);
+  return report;
+}
 
+type Deps = Parameters<typeof reconcile>[0];
+
+/** Rows whose file is missing or of the wrong size go; returns the digests whose files are good. */
+function dropBlobRowsWithoutFiles({ blobs, logger }: Deps, report: ReconcileReport): Set<string> {
   const known = new Set<string>();
   for (const row of blobs.list()) {
-    const st = await stat(blobs.path(row.digest)).catch(() => undefined);
+    const st = statSync(blobs.path(row.digest), { throwIfNoEntry: false });
     if (!st || st.size !== row.size) {
       logger.warn({ digest: row.digest }, 'blob row without a matching file; dropping the row');
       blobs.deleteRow(row.digest);
@@ -51,7 +59,15 @@ export async function reconcile(
     }
     known.add(row.digest);
   }
+  return known;
+}
 
+/**
+ * A file in blobs/ without a row: adopted when it hashes to its name (the crash came between
+ * rename and commit), removed otherwise; left alone while a live lease holds its blob or it is
+ * young enough to be a commit in progress elsewhere.
+ */
+async function adoptOrRemoveBlobFiles({ layout, blobs, logger }: Deps, known: Set<string>, live: Set<string>, now: number, report: ReconcileReport): Promise<void> {
   for (const algorithm of await readDirOrEmpty(layout.blobsDir)) {
     for (const fan of await readDirOrEmpty(join(layout.blobsDir, algorithm))) {
       for (const hex of await readDirOrEmpty(join(layout.blobsDir, algorithm, fan))) {
@@ -74,17 +90,22 @@ export async function reconcile(
       }
     }
   }
+}
 
-  const maxAge = options.maxIngestAgeMs ?? PARTIAL_MAX_AGE_MS;
+/** Partial downloads untouched since `before` are given up. */
+async function removeOldPartials(layout: StoreLayout, before: number, report: ReconcileReport): Promise<void> {
   for (const name of await readDirOrEmpty(layout.ingestDir)) {
     const path = join(layout.ingestDir, name);
     const st = await stat(path).catch(() => undefined);
-    if (st && now - st.mtimeMs > maxAge) {
+    if (st && st.mtimeMs < before) {
       await unlink(path).catch(() => undefined);
       report.ingestRemoved++;
     }
   }
+}
 
+/** Staging directories of dead processes and numbered directories without a row go; rows without a directory go. */
+async function reconcileLayerDirs({ layout, layers, logger }: Deps, report: ReconcileReport): Promise<void> {
   const rows = new Map(layers.list().map((r) => [String(r.id), r]));
   const present = new Set<string>();
   for (const name of await readDirOrEmpty(layout.layersDir)) {
@@ -111,5 +132,4 @@ export async function reconcile(
       report.layerRowsDropped++;
     }
   }
-  return report;
 }

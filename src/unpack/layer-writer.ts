@@ -20,8 +20,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import type { ArchiveErrorCode, CheckedEntry, LayerSink, TarEntryHeader } from '../archive/index.js';
-import { archiveError, parentOf } from '../archive/index.js';
+import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
 

@@ -1,3 +1,7 @@
+/**
+ * Small helpers with no knowledge of hostpull's parts: units, bounded reads, process liveness,
+ * concurrency limits, the two-sink tee.
+ */
 export { formatBytes } from './format-bytes.js';
 export { mapLimit } from './limit.js';
 export { isAlive, processAlive, processStartTime } from './process-alive.js';

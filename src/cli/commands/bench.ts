@@ -1,5 +1,5 @@
 import { writeFile } from 'node:fs/promises';
-import type { ApproachResult, BenchResult } from '../../bench/run.js';
+import type { ApproachResult, BenchResult } from '../../bench/index.js';
 import { Command, Option } from 'commander';
 import { action, globalOptions, loggerFor } from '../context.js';
 import { formatBytes, formatPercent, printJson, table } from '../format.js';
@@ -73,8 +73,8 @@ export function registerBenchCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hostpull bench --json --packages 6 --requests 20 --seed 1\n  hostpull bench --nodes 4 --requests 200 --report bench.html\n')
     .action(
       action(async (opts: BenchFlags, cmd: Command) => {
-        const { renderHtmlReport } = await import('../../bench/report-html.js');
-        const { runBench } = await import('../../bench/run.js');
+        const { renderHtmlReport } = await import('../../bench/index.js');
+        const { runBench } = await import('../../bench/index.js');
         const global = globalOptions(cmd);
         await withInterrupt(async ({ signal }) => {
           const result = await runBench({

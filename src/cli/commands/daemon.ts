@@ -1,7 +1,6 @@
 import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
-import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../daemon/paths.js';
-import { resolveGroup } from '../../daemon/socket-group.js';
+import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
 import { unpackLimitsFor } from '../host.js';
 import { durationOption, sizeOption } from '../options.js';
@@ -27,7 +26,7 @@ export function registerDaemonCommand(program: Command): void {
     )
     .action(
       action(async (opts: { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
-        const { startDaemon } = await import('../../daemon/start-daemon.js');
+        const { resolveGroup, startDaemon } = await import('../../daemon/index.js');
         const global = globalOptions(cmd);
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
         const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { DEFAULT_DEMO_WORK } from '../../demo/defaults.js';
-import type { DemoEvent } from '../../demo/events.js';
-import { shortDigest } from '../../oci/digest.js';
+import { DEFAULT_DEMO_WORK } from '../../defaults.js';
+import type { DemoEvent } from '../../demo/index.js';
+import { shortDigest } from '../../oci/index.js';
 import { action } from '../context.js';
 import { formatBytes, formatMs, printJson, table } from '../format.js';
 import { withInterrupt } from '../interrupt.js';
@@ -68,7 +68,7 @@ export function registerDemoCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  npm run demo\n  hostpull demo --work /tmp/demo --keep-server\n')
     .action(
       action(async (opts: { work: string; keepServer?: boolean; json?: boolean }) => {
-        const { runDemo } = await import('../../demo/run-demo.js');
+        const { runDemo } = await import('../../demo/index.js');
         await withInterrupt(async ({ signal }) => {
           const render = opts.json ? renderer(process.stderr, process.stderr) : renderer(process.stdout, process.stderr);
           const result = await runDemo({ work: opts.work, keepServer: opts.keepServer ?? false, onEvent: render, signal });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { shortDigest } from '../../oci/digest.js';
+import { shortDigest } from '../../oci/index.js';
 import { formatBytes, table } from '../format.js';
 import { registerHostQuery } from '../host.js';
 

@@ -14,7 +14,7 @@ export function registerMountCommands(program: Command): void {
     .option('--json', 'print what was mounted as JSON')
     .action(
       action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean }, cmd: Command) => {
-        const { mountImage } = await import('../../container/mount-image.js');
+        const { mountImage } = await import('../../container/index.js');
         await withHost(globalOptions(cmd), async (host) => {
           const r = await mountImage(host, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
           if (opts.json) {
@@ -30,7 +30,7 @@ export function registerMountCommands(program: Command): void {
     .argument('<dir>', 'mount point')
     .action(
       action(async (dir: string, _opts: unknown, cmd: Command) => {
-        const { unmountImage } = await import('../../container/mount-image.js');
+        const { unmountImage } = await import('../../container/index.js');
         await withHost(globalOptions(cmd), async ({ store }) => {
           const target = await unmountImage(store, dir);
           process.stdout.write(`unmounted ${target}\n`);

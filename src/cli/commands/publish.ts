@@ -55,8 +55,8 @@ export function registerPublishCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
-        const { publishPackage } = await import('../../publish/publish.js');
-        const { createUpstream } = await import('../../server/upstream-factory.js');
+        const { publishPackage } = await import('../../publish/index.js');
+        const { createUpstream } = await import('../../server/index.js');
         const g = globalOptions(cmd);
         const upstream = createUpstream({ upstream: flags.upstream, layout: flags.layout, root: g.root, insecureRegistries: g.insecureRegistry, logger: loggerFor(g) });
         try {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { shortDigest } from '../../oci/digest.js';
-import { resolveReference } from '../../oci/reference.js';
+import { shortDigest, resolveReference } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { formatBytes, formatMs, printJson } from '../format.js';
 import { addDaemonOptions, withHostApi } from '../host.js';

@@ -28,7 +28,7 @@ export function registerRunCommand(program: Command): void {
     .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
     .action(
       action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string }, cmd: Command) => {
-        const { runImage } = await import('../../container/run-image.js');
+        const { runImage } = await import('../../container/index.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         return withHost(globalOptions(cmd), (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
 import { withInterrupt } from '../interrupt.js';
 import { durationOption, numberOption } from '../options.js';
@@ -44,7 +44,7 @@ export function registerServeCommand(program: Command): void {
         // Flags are checked before the server's modules load: a bad one fails at once.
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
-        const { startServer } = await import('../../server/serve.js');
+        const { startServer } = await import('../../server/index.js');
         const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
         const server = await startServer({
           host,

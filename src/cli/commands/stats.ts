@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { HostStats } from '../../daemon/index.js';
-import { shortDigest } from '../../oci/digest.js';
+import { shortDigest } from '../../oci/index.js';
 import { formatBytes, formatPercent, table } from '../format.js';
 import { registerHostQuery } from '../host.js';
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoResult } from '../../../src/demo/run-demo.js';
-import { DEFAULT_DEMO_WORK } from '../../../src/demo/defaults.js';
+import { DEFAULT_DEMO_WORK } from '../../../src/defaults.js';
 import { mountsBelow, unmountBelow } from '../../../src/demo/leftover-mounts.js';
 import { spawnCli } from '../../helpers/cli.js';
 

@@ -1,0 +1,8 @@
+/**
+ * Package layers and their push: deterministic tars of a directory under its prefix, the
+ * one-layer image, the catalog client.
+ */
+export { defaultLayerMtime } from './build-layer.js';
+export { CatalogClient } from './catalog-client.js';
+export { defaultRepository, publishPackage } from './publish.js';
+export { pushSingleLayerImage } from './push-image.js';
