@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
 import { isValidRepository, validateTag, type Digest } from '../oci/index.js';
-import { parseCatalogEntry, validateCodeName, type CatalogEntry, type Upstream } from '../server/index.js';
+import { parseCatalogEntry, validateCodeName, withoutUpstreamHost, type CatalogEntry, type Upstream } from '../server/index.js';
 import { buildLayerFile } from './build-layer.js';
 import { CatalogClient } from './catalog-client.js';
 import { pushSingleLayerImage } from './push-image.js';
@@ -53,7 +53,8 @@ export function defaultRepository(code: string): string {
  */
 export async function publishPackage(o: PublishOptions): Promise<PublishResult> {
   validateCodeName(o.code);
-  const repository = o.repository ?? defaultRepository(o.code);
+  // `--repository 127.0.0.1:5000/pkg/x` for an upstream at that address means pkg/x there.
+  const repository = o.repository === undefined ? defaultRepository(o.code) : withoutUpstreamHost(o.repository, o.upstream, '--repository', 'USAGE');
   if (!isValidRepository(repository)) throw new HostpullError('USAGE', `--repository ${JSON.stringify(repository)} is not a valid repository name`);
   const tag = validateTag(o.tag ?? 'latest');
   const image = `${repository}:${tag}`;

@@ -79,7 +79,7 @@ export async function handleCatalogApi(req: IncomingMessage, res: ServerResponse
   } catch {
     throw new HostpullError('CATALOG_INVALID', 'request body is not valid JSON');
   }
-  const { digest: _clientDigest, ...asked } = parseCatalogEntry(code, json);
+  const { digest: _clientDigest, ...asked } = parseCatalogEntry(code, json, deps.upstream);
   // The pin is what the server itself checked, whatever the request said.
   const entry = { ...asked, digest: await verifyPackage(deps.upstream, code, asked, deps.maxExpansionRatio !== undefined ? { maxExpansionRatio: deps.maxExpansionRatio } : {}) };
   await deps.catalog.put(code, entry);

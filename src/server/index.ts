@@ -8,3 +8,4 @@ export { type RunningServer, startServer } from './serve.js';
 export { createUpstream } from './upstream-factory.js';
 export { readUpstreamImage } from './upstream-image.js';
 export { type Upstream } from './upstream.js';
+export { withoutUpstreamHost } from './upstream-image-name.js';

@@ -49,6 +49,7 @@ export interface LayoutUpstreamOptions {
 export class LayoutUpstream implements Upstream {
   readonly kind = 'layout' as const;
   readonly location: string;
+  readonly registry = undefined;
   readonly #dir: string;
   readonly #indexMutex = new Mutex();
   #ready: Promise<void> | undefined;

@@ -41,6 +41,8 @@ export interface Upstream {
   readonly kind: 'layout' | 'registry';
   /** Human-readable location for messages (directory or registry URL). */
   readonly location: string;
+  /** The registry's `host[:port]` as references name it; undefined for an OCI layout. */
+  readonly registry: string | undefined;
   getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<StoredManifest | null>;
   getBlob(repo: string, digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<BlobRead | null>;
   blobSize(repo: string, digest: Digest, signal?: AbortSignal): Promise<number | null>;
