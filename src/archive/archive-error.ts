@@ -11,7 +11,7 @@ import { HostpullError } from '../errors.js';
  */
 export type ArchiveErrorCode = 'LAYER_INVALID' | 'LAYER_AMBIGUOUS' | 'LAYER_UNSAFE' | 'LAYER_QUOTA_EXCEEDED';
 
-export const ARCHIVE_ERROR_CODES: ReadonlySet<string> = new Set<ArchiveErrorCode>(['LAYER_INVALID', 'LAYER_AMBIGUOUS', 'LAYER_UNSAFE', 'LAYER_QUOTA_EXCEEDED']);
+const ARCHIVE_ERROR_CODES: ReadonlySet<string> = new Set<ArchiveErrorCode>(['LAYER_INVALID', 'LAYER_AMBIGUOUS', 'LAYER_UNSAFE', 'LAYER_QUOTA_EXCEEDED']);
 
 /** True for an error one of the archive checks threw (the layer itself is at fault). */
 export function isArchiveError(err: unknown): err is HostpullError {

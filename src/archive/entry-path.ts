@@ -1,6 +1,6 @@
 /** Linux PATH_MAX (bytes, including the terminating NUL) and NAME_MAX. */
 export const PATH_MAX = 4096;
-export const NAME_MAX = 255;
+const NAME_MAX = 255;
 
 /**
  * Normalises an archive name to a relative path inside the layer root: `./a//b/` → `a/b`, and `''`

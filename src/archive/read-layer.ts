@@ -57,7 +57,7 @@ export interface ReadLayerResult {
 }
 
 /** Bytes a small layer may expand to whatever its ratio: a tree of empty files is mostly tar headers. */
-export const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
+const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
 
 /**
  * The bound that a decompression bomb hits: `ratio × compressed + 64 MiB`. The demo's real layers

@@ -8,7 +8,7 @@ import { Header, Pax, type HeaderData } from 'tar';
  * the reader that judges it is tar-reader.ts.
  */
 
-export const TAR_BLOCK = 512;
+const TAR_BLOCK = 512;
 
 /** Two zero blocks: the end-of-archive marker. */
 export const TAR_END: Buffer = Buffer.alloc(TAR_BLOCK * 2);

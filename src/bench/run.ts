@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { Puller, type PullResult } from '../pull/index.js';
 import { RegistryClient } from '../registry/index.js';
-import { startServer, type RunningServer } from '../server/index.js';
+import { canonicalTag, startServer, type RunningServer } from '../server/index.js';
 import { ContentStore } from '../store/index.js';
 import { mapLimit } from '../util/index.js';
 import { HitRateAccount, type HitRates, type SeriesPoint } from './accounting.js';
@@ -17,7 +17,7 @@ import { BASE_TAG, BENCH_REPOS, BenchImageBuilder, pushImage } from './images.js
 import { LocalRegistry, servedBlobBytes, servedBytes, type RegistryAccess } from './local-registry.js';
 import { hashSeed, mulberry32, randomInt } from './prng.js';
 import { catalogFromTrace, parseTrace } from './trace.js';
-import { canonicalTag, generateWorkload, type BenchRequest } from './workload.js';
+import { generateWorkload, type BenchRequest } from './workload.js';
 
 export type ApproachName = 'hostpull' | 'flattened' | 'stacked';
 

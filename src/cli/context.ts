@@ -64,7 +64,7 @@ export function loggerFor(opts: GlobalOptions): Logger {
 }
 
 /** Renders an error for a human on stderr: what failed, then what to do. */
-export function printError(err: unknown): void {
+function printError(err: unknown): void {
   process.stderr.write(`hostpull: ${err instanceof Error ? err.message : String(err)}\n`);
   const hint = hintFor(err);
   if (hint) process.stderr.write(`hint: ${hint}\n`);

@@ -19,7 +19,7 @@ export interface HostContext {
   close(): Promise<void>;
 }
 
-export async function openHost(options: GlobalOptions): Promise<HostContext> {
+async function openHost(options: GlobalOptions): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/index.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
@@ -64,7 +64,7 @@ export function addDaemonOptions(cmd: Command): Command {
  * The daemon when its socket answers and it serves this --root, else the store in-process
  * (safe beside a running daemon: the store is multi-process safe). Output is the same either way.
  */
-export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
+async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
   // The daemon's own --insecure-registry decides where it speaks plain http (and could send
   // registry credentials): a client's flag is not forwarded, the command works in-process.
   // The same goes for a registry timeout or retry budget given as a flag: the daemon pulls with

@@ -15,7 +15,7 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
  * knows AbortSignal. A verb that hands signals on from some point (run forwards them to the
  * container) releases early.
  */
-export function onInterrupt(): Interrupt {
+function onInterrupt(): Interrupt {
   const abort = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => abort.abort(new HostpullError('ABORTED', `interrupted by ${sig}`));
   for (const sig of SIGNALS) process.once(sig, onSignal);

@@ -32,7 +32,7 @@ export interface DaemonClientOptions {
  * {@link HostApi} over the daemon's unix socket (undici Client with socketPath: one
  * keep-alive connection, HTTP/1.1). Errors come back as the HostpullError the daemon raised.
  */
-export class DaemonClient implements HostApi {
+class DaemonClient implements HostApi {
   readonly mode = 'daemon' as const;
   readonly socketPath: string;
   readonly #client: Client;

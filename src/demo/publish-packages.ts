@@ -22,7 +22,7 @@ interface PublishMarker {
   manifestDigest: Digest;
 }
 
-export function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
+function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
   const s = pkg.spec;
   return parseCatalogEntry(s.code, {
     image: `${defaultRepository(s.code)}:latest`,
@@ -35,7 +35,7 @@ export function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
 }
 
 /** The flags of `hostpull publish` / `catalog add` that describe the package. */
-export function entryFlags(pkg: BuiltPackage): string[] {
+function entryFlags(pkg: BuiltPackage): string[] {
   const s = pkg.spec;
   return [
     '--prefix',

@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { HashingStream } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
-import type { Digest } from '../oci/index.js';
+import { DEFAULT_PATH, type Digest } from '../oci/index.js';
 import { defaultLayerMtime, pushSingleLayerImage } from '../publish/index.js';
 import type { Upstream } from '../server/index.js';
 
@@ -29,7 +29,6 @@ export interface PushedBase {
   size: number;
 }
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * Packs the base rootfs as one gzip layer and pushes it, with a config carrying PATH and a

@@ -27,7 +27,7 @@ export interface GcReport {
 }
 
 /** Reads what GC needs from the store in one read transaction (one consistent snapshot). */
-export function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
+function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
   return store.inventory(now);
 }
 

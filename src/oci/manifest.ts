@@ -9,6 +9,9 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** An image config is JSON metadata; 8 MiB is far above any real one and bounds memory. */
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
+/** PATH of a container whose image config sets none (the value Docker and `runc spec` use). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /**
  * The schemas, built when something is first validated. zod's v3 API, shipped inside zod 4: it
  * loads in ~25 ms against ~90 ms for the v4 entry point, and every short command (pull, run,

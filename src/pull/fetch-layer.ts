@@ -254,7 +254,7 @@ async function downloadAndUnpack(
 }
 
 /** Unpacks a blob that is already in the store (resumed download, or pulled with --no-unpack). */
-export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow> {
+async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow> {
   const { store } = deps;
   const existing = store.layers.get(job.diffId);
   if (existing) return existing;

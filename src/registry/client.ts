@@ -91,29 +91,24 @@ export interface BlobResponse {
   totalSize?: number;
 }
 
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * Tens of seconds, not undici's five minutes: a registry that has not answered or sent a byte
  * for this long is treated as a broken connection (retried, a blob resumed), while a loaded
  * registry on a slow link still gets far longer than it ever needs per chunk.
  */
-export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
-export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
 function isCredentialSource(c: unknown): c is CredentialSource {
   return typeof c === 'object' && c !== null && typeof (c as { get?: unknown }).get === 'function';
 }
 
-export function pullScope(repository: string): string {
+function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
-export function pushScope(repository: string): string {
-  return `repository:${repository}:pull,push`;
-}
-
-/** The OCI distribution client (distribution-spec v1.1 pull and push). */
 /**
  * What reading an image from a registry takes: the part of {@link RegistryClient} a pull uses.
  * The pull pipeline depends on this, so a test can hand it a fake registry without casts.
@@ -131,6 +126,7 @@ export interface RegistryReader {
   retryBudget(registry: string, signal?: AbortSignal): RetryBudget;
 }
 
+/** The OCI distribution client (distribution-spec v1.1 pull and push). */
 export class RegistryClient implements RegistryReader {
   readonly #transport: Transport;
   readonly #logger: Logger;
@@ -380,11 +376,11 @@ function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
 
-export function manifestPath(ref: ImageReference): string {
+function manifestPath(ref: ImageReference): string {
   return `/v2/${ref.repository}/manifests/${manifestSelector(ref)}`;
 }
 
-export function blobPath(repo: RepositoryRef, digest: Digest): string {
+function blobPath(repo: RepositoryRef, digest: Digest): string {
   return `/v2/${repo.repository}/blobs/${digest}`;
 }
 
@@ -411,7 +407,7 @@ function tooLarge(where: string, declared: number | undefined, max: number): Reg
 }
 
 /** The `rel="next"` target of an RFC 8288 Link header. */
-export function nextLink(link: string | undefined): string | undefined {
+function nextLink(link: string | undefined): string | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
     const m = /^\s*<([^>]*)>\s*(.*)$/.exec(part);

@@ -48,7 +48,7 @@ export function isRegistryError(err: unknown, code?: ErrorCode): err is Registry
 export const TEMPORARY_STATUSES: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]);
 
 /** Parses a distribution-spec error body; anything else yields an empty list. */
-export function parseErrorBody(text: string): RegistryErrorEntry[] {
+function parseErrorBody(text: string): RegistryErrorEntry[] {
   try {
     const json: unknown = JSON.parse(text);
     if (typeof json !== 'object' || json === null || !Array.isArray((json as { errors?: unknown }).errors)) return [];

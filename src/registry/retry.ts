@@ -23,13 +23,13 @@ export interface BackoffOptions {
   retryAfterCapMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 10_000, retryAfterCapMs: 60_000 };
+const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 10_000, retryAfterCapMs: 60_000 };
 
 /**
  * How long a registry may keep failing before we give up: a restart or a short outage (seconds)
  * is waited out, one that is down for good fails the pull after this.
  */
-export const DEFAULT_RETRY_BUDGET_MS = 60_000;
+const DEFAULT_RETRY_BUDGET_MS = 60_000;
 
 /** Full-jitter delay before retry number `attempt` (0 for the first retry). */
 export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
@@ -203,7 +203,7 @@ function formatMs(ms: number): string {
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = (): void => {

@@ -319,7 +319,7 @@ function networkError(method: string, url: URL, err: unknown, registry: string):
   });
 }
 
-export function unauthorizedHint(registry: string, hadCredentials: boolean): string {
+function unauthorizedHint(registry: string, hadCredentials: boolean): string {
   if (hadCredentials) {
     return `the credentials for ${registry} were refused; check the user name and password (from the client options, ${AUTH_ENV}, or the docker config)`;
   }

@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { HostpullError } from '../errors.js';
 import { packageLayerNames, parseManifest } from '../oci/index.js';
 import type { ContentStore, ImageRow, LayerRow } from '../store/index.js';
-import { assertNoConflicts, type LayerPaths } from './conflicts.js';
+import { assertNoConflicts, lowerdirsTopFirst, type LayerPaths } from './conflicts.js';
 import { planOverlay, type Mount } from './mount-plan.js';
 
 export interface PrepareRootfsOptions {
@@ -63,7 +63,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
   // overlay lists the top-most layer first. Package layers are disjoint, so for a composite this
   // order changes nothing in the tree; for an ordinary image (or --allow-overlap) it is the
   // manifest's stacking order.
-  const lowerdirs = layers.map((l) => store.layers.dir(l)).reverse();
+  const lowerdirs = lowerdirsTopFirst(layers.map((l) => store.layers.dir(l)));
   const mount = planOverlay({
     lowerdirs,
     target: options.target,

@@ -9,7 +9,7 @@ import { processAlive, processStartTime } from '../util/index.js';
  * A pid alone could be reused by an unrelated process, so the kernel's start time of the process
  * (/proc/<pid>/stat field 22) is recorded with it.
  */
-export const OWNER_FILE = 'hostpull-owner.json';
+const OWNER_FILE = 'hostpull-owner.json';
 
 interface Owner {
   pid: number;

@@ -25,7 +25,7 @@ export interface CatalogApiDeps {
  * Compares the presented token with ours in constant time. Both sides are hashed first so the
  * comparison does not leak the token's length either.
  */
-export function tokenMatches(header: string | undefined, token: string | undefined): boolean {
+function tokenMatches(header: string | undefined, token: string | undefined): boolean {
   if (!token || !header) return false;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) return false;

@@ -7,7 +7,7 @@ import type { Upstream } from './upstream.js';
 export const CODE_NAME_RE = /^[A-Za-z0-9._]+$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const catalogEntrySchema = z.object({
+const catalogEntrySchema = z.object({
   /** The package image in the upstream, `repository:tag` (or `repository@digest`). */
   image: z.string().min(1).max(512).regex(UPSTREAM_IMAGE_RE, 'must be repository:tag or repository@sha256:…'),
   /** The one directory the package's layer owns, e.g. /opt/jdk-11.0. */

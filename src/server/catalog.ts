@@ -75,9 +75,9 @@ export class StaticCatalog implements Catalog {
 }
 
 /** Artifact type of a catalog entry manifest. */
-export const CATALOG_ENTRY_TYPE = 'application/vnd.hostpull.catalog.entry.v1+json';
+const CATALOG_ENTRY_TYPE = 'application/vnd.hostpull.catalog.entry.v1+json';
 /** Manifest annotation holding the entry JSON (or `{"deleted":true}` for a removed code name). */
-export const CATALOG_ENTRY_ANNOTATION = 'dev.hostpull.catalog.entry';
+const CATALOG_ENTRY_ANNOTATION = 'dev.hostpull.catalog.entry';
 /** image-spec manifest.md "Guidance for an Empty Descriptor". */
 const EMPTY_JSON = Buffer.from('{}');
 

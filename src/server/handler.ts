@@ -15,7 +15,7 @@ import { parseRange } from './range.js';
 import type { Upstream } from './upstream.js';
 
 /** URLs longer than this get 414: no valid request comes near it (a tag is ≤128, a name ≤255). */
-export const MAX_URL_LENGTH = 4096;
+const MAX_URL_LENGTH = 4096;
 
 export interface ServerHandlerDeps {
   upstream: Upstream;

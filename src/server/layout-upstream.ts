@@ -11,9 +11,9 @@ import { Mutex, withFileLock } from './file-lock.js';
 import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
 
 /** image-spec annotations.md: the reference name of an index entry. */
-export const REF_NAME = 'org.opencontainers.image.ref.name';
+const REF_NAME = 'org.opencontainers.image.ref.name';
 /** Our annotation naming the repository of an untagged manifest, so listTags knows the repo exists. */
-export const REPOSITORY_ANNOTATION = 'dev.hostpull.repository';
+const REPOSITORY_ANNOTATION = 'dev.hostpull.repository';
 
 interface IndexEntry {
   mediaType: string;

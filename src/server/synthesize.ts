@@ -3,7 +3,6 @@ import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
 
-export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
 
 /** A package image reduced to what a composite needs from it. */
@@ -47,7 +46,7 @@ export interface LayerFacts {
  * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), and
  * the claim the layer is held to (isolationAnnotations).
  */
-export function layerAnnotations(layer: LayerFacts): Record<string, string> {
+function layerAnnotations(layer: LayerFacts): Record<string, string> {
   const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
   if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
   return sortedRecord(out);
@@ -98,7 +97,7 @@ function stableCreated(configs: readonly ImageConfig[]): string {
 }
 
 /** The environment a package contributes: its config's Env (without PATH) overlaid by the catalog's env. */
-export function packageEnv(pkg: ResolvedPackage): PackageEnv {
+function packageEnv(pkg: ResolvedPackage): PackageEnv {
   const env = parseEnvList(pkg.config.config?.Env);
   delete env.PATH;
   return { code: pkg.code, env: { ...env, ...pkg.entry.env }, pathAdd: pkg.entry.pathAdd };

@@ -8,7 +8,7 @@ import type { Upstream } from './upstream.js';
  * `pkg/jdk@sha256:…`). The catalog's schema holds the same rule.
  */
 export const UPSTREAM_IMAGE_RE = /^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$/;
-export const UPSTREAM_IMAGE_FORM = 'repository:tag or repository@sha256:… as it is in the upstream, e.g. pkg/base:latest';
+const UPSTREAM_IMAGE_FORM = 'repository:tag or repository@sha256:… as it is in the upstream, e.g. pkg/base:latest';
 
 /** Parsed with no default registry: a name without a host keeps this as its registry. */
 const NO_HOST = '';

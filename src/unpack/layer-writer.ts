@@ -128,7 +128,7 @@ export class LayerWriter implements LayerSink {
     }
     switch (h.type) {
       case 'file':
-        this.#file(path, h);
+        this.#file(path);
         break;
       case 'dir':
         this.#dir(path, h);
@@ -222,7 +222,7 @@ export class LayerWriter implements LayerSink {
 
   // ── entry kinds ─────────────────────────────────────────────────────────────────────────────
 
-  #file(path: string, h: TarEntryHeader): void {
+  #file(path: string): void {
     this.#ensureParent(path);
     const abs = this.#abs(path);
     let fd: number;
