@@ -132,13 +132,13 @@ async function transfer(
   options: { unpack: boolean; signal?: AbortSignal },
 ): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
-  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
-    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal });
   }
   const resumedFrom = ingest.offset;
