@@ -6,6 +6,7 @@ import type { PullEvent } from '../pull/events.js';
 import { Puller, type PullResult } from '../pull/puller.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContentStore } from '../store/content-store.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { hostStats, imageSummaries, type HostStats, type ImageSummary } from './queries.js';
 
 export interface HostPullOptions {
@@ -44,6 +45,8 @@ export interface LocalHostApiDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** Unpack workers shared by every pull (the daemon's); default: each pull starts its own. */
+  workers?: ApplyWorkers;
   /** Called when the API is closed (closing the store and client is the owner's business). */
   onClose?: () => Promise<void>;
 }
@@ -56,7 +59,7 @@ export class LocalHostApi implements HostApi {
 
   constructor(deps: LocalHostApiDeps) {
     this.#deps = deps;
-    this.#puller = new Puller({ store: deps.store, client: deps.client, logger: deps.logger });
+    this.#puller = new Puller({ store: deps.store, client: deps.client, logger: deps.logger, ...(deps.workers ? { workers: deps.workers } : {}) });
   }
 
   pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {

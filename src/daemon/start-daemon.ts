@@ -11,6 +11,7 @@ import { containerDirs } from '../container/container-dirs.js';
 import { prepareContainer, removeContainer } from '../container/prepare-container.js';
 import { HostpullError } from '../errors.js';
 import { ContentStore } from '../store/content-store.js';
+import { ApplyWorkers } from '../unpack/index.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { DaemonMetrics } from './metrics.js';
@@ -99,12 +100,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger });
   const tracker = new PullTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
-  const api = new LocalHostApi({ store, client, logger });
+  // Unpack workers live as long as the daemon: a pull after the first finds them started and their
+  // hot code already compiled (idle, they do not keep the process alive).
+  const workers = new ApplyWorkers();
+  const api = new LocalHostApi({ store, client, logger, workers });
   let server: Server | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
     removeSignalHandlers();
+    await workers.close().catch(() => undefined);
     await client.close().catch(() => undefined);
     store.close();
   };

@@ -8,6 +8,7 @@ import type { RegistryClient, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
+import { ApplyWorkers } from '../unpack/index.js';
 import { mapLimit } from '../util/limit.js';
 import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchLayer, type LayerJob } from './fetch-layer.js';
@@ -42,6 +43,11 @@ export interface PullerDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /**
+   * Worker threads that unpack big layers, shared by every pull of this Puller (a daemon keeps
+   * them warm). Default: a set started for each pull that unpacks something, stopped at its end.
+   */
+  workers?: ApplyWorkers;
 }
 
 interface Resolved {
@@ -84,9 +90,17 @@ export class Puller {
         layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
       });
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
-      const outcomes = resolved.upToDate
-        ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, signal, options), options.signal);
+      let outcomes: LayerOutcome[];
+      if (resolved.upToDate) {
+        outcomes = resolved.layers.map((l) => this.#hit(l, unpack));
+      } else {
+        const workers = this.#deps.workers ?? (unpack ? new ApplyWorkers() : undefined);
+        try {
+          outcomes = await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, workers, signal, options), options.signal);
+        } finally {
+          if (workers !== this.#deps.workers) await workers?.close();
+        }
+      }
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -282,7 +296,7 @@ export class Puller {
     return outcome;
   }
 
-  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, workers: ApplyWorkers | undefined, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
     const { store } = this.#deps;
     const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
     const done = () => {
@@ -295,7 +309,7 @@ export class Puller {
       done,
       signal,
       work: async () => {
-        const r = await fetchLayer({ ...this.#deps, onEvent: options.onEvent }, job, { unpack, signal });
+        const r = await fetchLayer({ ...this.#deps, workers, onEvent: options.onEvent }, job, { unpack, signal });
         const o: LayerOutcome = {
           digest: l.blobDigest,
           diffId: l.diffId,

@@ -3,7 +3,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, HostpullError, isHostpullError } from '../errors.js';
-import { createDigester, digestAlgorithm, digestFromHash, type Digest, type LayerCompression } from '../oci/index.js';
+import { createDigester, digestAlgorithm, digestFromHash, type Digest } from '../oci/digest.js';
+import type { LayerCompression } from '../oci/mediatypes.js';
 import { createDecompressor } from './decompress.js';
 import { LayerWriter } from './layer-writer.js';
 import { TarReader } from './tar-reader.js';
@@ -138,7 +139,7 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
   } catch (err) {
     writer.abort();
     if (err === sinkError) throw err;
-    throw mapError(err, decompressorError, root, opts.compression);
+    throw mapApplyError(err, decompressorError, root, opts.compression);
   }
 
   const diffId = digestFromHash(hash, algorithm);
@@ -180,7 +181,8 @@ function normalisePrefix(prefix: string): string {
   return p;
 }
 
-function mapError(err: unknown, decompressorError: unknown, root: string, compression: LayerCompression): HostpullError {
+/** The HostpullError applyLayer reports for a failure that did not come from the applier itself. */
+export function mapApplyError(err: unknown, decompressorError: unknown, root: string, compression: LayerCompression): HostpullError {
   if (err instanceof Error && err.name === 'AbortError') {
     return new HostpullError('ABORTED', `layer ${root}: extraction aborted`, { cause: err, details: { layerDir: root } });
   }
