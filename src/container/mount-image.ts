@@ -2,13 +2,12 @@ import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import { recordMount, releaseMount } from '../gc/mounts.js';
-import type { Logger } from '../log.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import { Puller, type PullResult } from '../pull/puller.js';
-import type { RegistryClient } from '../registry/index.js';
 import { listMountsUnder, performMount, unmount } from '../rootfs/mount.js';
 import { createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/prepare-rootfs.js';
 import type { ContentStore } from '../store/content-store.js';
+import type { HostDeps } from './prepare-container.js';
 
 export interface MountImageResult {
   mountPoint: string;
@@ -20,7 +19,7 @@ export interface MountImageResult {
 
 /** `hostpull mount REF DIR`: a read-only view of the image's rootfs at DIR (pulled first if needed). */
 export async function mountImage(
-  deps: { store: ContentStore; client: RegistryClient; logger: Logger },
+  deps: HostDeps,
   ref: ImageReference,
   dir: string,
   options: {

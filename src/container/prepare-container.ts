@@ -21,6 +21,8 @@ export interface HostDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** Keep layer blobs after unpacking (PullOptions.keepBlobs). Default false. */
+  keepBlobs?: boolean;
 }
 
 export interface PrepareContainerOptions {

@@ -14,6 +14,8 @@ export interface HostPullOptions {
   concurrency?: number;
   /** Unpack layers (default true). */
   unpack?: boolean;
+  /** Keep layer blobs after unpacking (default: the API's keepBlobs, else false). */
+  keepBlobs?: boolean;
   onEvent?: (event: PullEvent) => void;
   signal?: AbortSignal;
 }
@@ -47,6 +49,8 @@ export interface LocalHostApiDeps {
   logger: Logger;
   /** Unpack workers shared by every pull (the daemon's); default: each pull starts its own. */
   workers?: ApplyWorkers;
+  /** Keep layer blobs after unpacking unless a pull says otherwise (daemon --keep-blobs). Default false. */
+  keepBlobs?: boolean;
   /** Called when the API is closed (closing the store and client is the owner's business). */
   onClose?: () => Promise<void>;
 }
@@ -59,7 +63,13 @@ export class LocalHostApi implements HostApi {
 
   constructor(deps: LocalHostApiDeps) {
     this.#deps = deps;
-    this.#puller = new Puller({ store: deps.store, client: deps.client, logger: deps.logger, ...(deps.workers ? { workers: deps.workers } : {}) });
+    this.#puller = new Puller({
+      store: deps.store,
+      client: deps.client,
+      logger: deps.logger,
+      ...(deps.workers ? { workers: deps.workers } : {}),
+      ...(deps.keepBlobs ? { keepBlobs: true } : {}),
+    });
   }
 
   pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {

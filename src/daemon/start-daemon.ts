@@ -37,6 +37,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
+  /** Keep layer blobs after unpacking them (a node that serves its layers to others). Default false. */
+  keepBlobs?: boolean;
   /** Period of the budget GC. Default 10 minutes. */
   gcIntervalMs?: number;
   /** The budget GC keeps anything used more recently than this (GcPolicy.graceMs). Default 10 minutes. */
@@ -103,7 +105,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Unpack workers live as long as the daemon: a pull after the first finds them started and their
   // hot code already compiled (idle, they do not keep the process alive).
   const workers = new ApplyWorkers();
-  const api = new LocalHostApi({ store, client, logger, workers });
+  const keepBlobs = options.keepBlobs ?? false;
+  const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
   let server: Server | undefined;
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
@@ -157,7 +160,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       ...(options.version ? { version: options.version } : {}),
       containers: {
         async prepare(ref, body) {
-          const c = await prepareContainer({ store, client, logger }, ref, {
+          const c = await prepareContainer({ store, client, logger, keepBlobs }, ref, {
             // Prepared for someone else (a runtime, an orchestrator): it outlives this daemon.
             ownedByProcess: false,
             allowOverlap: body.allowOverlap ?? false,

@@ -102,25 +102,44 @@ function progressCounter(job: LayerJob, start: number, onEvent?: (e: PullEvent) 
   });
 }
 
+export interface FetchLayerOptions {
+  unpack: boolean;
+  /**
+   * Keep the compressed blob once its layer is unpacked and verified. Default false: a node keeps
+   * one copy of each layer, the unpacked one; the blob's digest and size stay recorded with the
+   * layer and the image. Without `unpack` the blob is always kept (it is the only copy).
+   */
+  keepBlob?: boolean;
+  signal?: AbortSignal;
+}
+
 /**
  * Downloads one layer blob into the store, verifying size and digest as bytes arrive, and — when
  * `unpack` is set and the download starts at byte 0 — unpacks it in the same pass. A transfer
  * that breaks is resumed with Range from what reached the disk; a resumed or already stored blob
- * is unpacked from its file afterwards.
+ * is unpacked from its file afterwards, and a stored blob that turns out corrupt is fetched again.
  */
-export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: { unpack: boolean; signal?: AbortSignal }): Promise<FetchOutcome> {
+export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: FetchLayerOptions): Promise<FetchOutcome> {
   const { store } = deps;
   const compression = layerCompression(job.mediaType);
   let fetchedBytes = 0;
   let resumedFrom = 0;
+  const unpacked = async (layer: LayerRow): Promise<FetchOutcome> => {
+    if (!options.keepBlob) await store.blobs.drop(job.digest);
+    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  };
 
+  if (options.unpack && store.blobs.has(job.digest)) {
+    const layer = await unpackStored(deps, job, compression, options.signal);
+    if (layer) return unpacked(layer);
+  }
   if (!store.blobs.has(job.digest)) {
     for (let attempt = 1; ; attempt++) {
       try {
         const result = await transfer(deps, job, compression, options);
         fetchedBytes += result.fetched;
         if (attempt === 1) resumedFrom = result.resumedFrom;
-        if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
+        if (result.layer) return unpacked(result.layer);
         break;
       } catch (err) {
         fetchedBytes += (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
@@ -135,15 +154,31 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
     }
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
-  const layer = await unpackFromFile(deps, job, compression, options.signal);
-  return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  return unpacked(await unpackFromFile(deps, job, compression, options.signal));
+}
+
+/**
+ * Unpacks a blob the store already holds (pulled with --no-unpack or --keep-blobs, or its layer
+ * was removed since). When that fails because the file no longer hashes to its digest (a disk
+ * error, a hand edit), the blob is dropped and undefined returned, so the caller fetches it again;
+ * any other failure is the layer's own and is thrown.
+ */
+async function unpackStored(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow | undefined> {
+  try {
+    return await unpackFromFile(deps, job, compression, signal);
+  } catch (err) {
+    if (signal?.aborted || !(await deps.store.blobs.isCorrupt(job.digest))) throw err;
+    deps.logger.warn({ digest: job.digest, err: (err as Error).message }, 'stored layer blob is corrupt; fetching it again');
+    await deps.store.blobs.drop(job.digest);
+    return undefined;
+  }
 }
 
 async function transfer(
   deps: FetchLayerDeps,
   job: LayerJob,
   compression: LayerCompression,
-  options: { unpack: boolean; signal?: AbortSignal },
+  options: FetchLayerOptions,
 ): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });

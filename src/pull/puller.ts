@@ -27,6 +27,11 @@ export interface PullOptions {
   policy?: PullPolicy;
   /** Unpack layers into layers/<id> (default true); false only stores the blobs. */
   unpack?: boolean;
+  /**
+   * Keep each layer's compressed blob after it is unpacked and verified. Default: the Puller's
+   * `keepBlobs`, else false (one copy of each layer on disk: the unpacked one).
+   */
+  keepBlobs?: boolean;
   /** Platform to pick from an index. Default: this host's. */
   platform?: Platform;
   signal?: AbortSignal;
@@ -48,6 +53,8 @@ export interface PullerDeps {
    * them warm). Default: a set started for each pull that unpacks something, stopped at its end.
    */
   workers?: ApplyWorkers;
+  /** Default of PullOptions.keepBlobs (a daemon started with --keep-blobs). Default false. */
+  keepBlobs?: boolean;
 }
 
 interface Resolved {
@@ -309,7 +316,8 @@ export class Puller {
       done,
       signal,
       work: async () => {
-        const r = await fetchLayer({ ...this.#deps, workers, onEvent: options.onEvent }, job, { unpack, signal });
+        const keepBlob = options.keepBlobs ?? this.#deps.keepBlobs ?? false;
+        const r = await fetchLayer({ ...this.#deps, workers, onEvent: options.onEvent }, job, { unpack, keepBlob, signal });
         const o: LayerOutcome = {
           digest: l.blobDigest,
           diffId: l.diffId,

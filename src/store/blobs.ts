@@ -165,6 +165,24 @@ export class BlobStore {
     withBusyRetry(() => this.#insert.run(digest, size, null, now, now), this.#db);
   }
 
+  /**
+   * Drops a stored blob whose content lives on elsewhere (its layer is unpacked and verified):
+   * the row goes first, then the file, so a crash in between leaves a verified file without a
+   * row, which reconcile adopts again, never a row without its file.
+   */
+  async drop(digest: Digest): Promise<void> {
+    this.deleteRow(digest);
+    await unlink(this.path(digest)).catch((err) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
+  }
+
+  /** True when the stored file of `digest` no longer hashes to it (or is gone). */
+  async isCorrupt(digest: Digest): Promise<boolean> {
+    const actual = await hashFile(this.path(digest), digestAlgorithm(digest)).catch(() => undefined);
+    return actual?.digest !== digest;
+  }
+
   deleteRow(digest: Digest): void {
     withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest), this.#db);
   }

@@ -13,11 +13,12 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--socket <path>', 'unix socket to listen on').env('HOSTPULL_SOCKET').default(defaultSocketPath()))
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
     .addOption(new Option('--max-store-size <size>', 'evict least recently used unused layers above this size (bytes, 500M, 10G…)').env('HOSTPULL_MAX_STORE_SIZE'))
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .addOption(new Option('--gc-interval <duration>', 'how often the budget GC runs').default('10m'))
     .addOption(new Option('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this').default('10m'))
     .addOption(new Option('--stop-timeout <duration>', 'at SIGTERM, how long in-flight pulls may finish before they are parked (resumable)').default('30s'))
     .action(
-      action(async (opts: { socket: string; socketGroup?: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
+      action(async (opts: { socket: string; socketGroup?: string; maxStoreSize?: string; keepBlobs?: boolean; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
         const { startDaemon } = await import('../../daemon/start-daemon.js');
         const global = globalOptions(cmd);
         let maxStoreSize: number | undefined;
@@ -39,6 +40,7 @@ export function registerDaemonCommand(program: Command): void {
           insecureRegistries: global.insecureRegistry,
           logger: loggerFor(global),
           maxStoreSize,
+          keepBlobs: opts.keepBlobs ?? false,
           gcIntervalMs: parseDuration(opts.gcInterval),
           gcGraceMs: parseDuration(opts.gcMinAge),
           stopTimeoutMs: parseDuration(opts.stopTimeout),

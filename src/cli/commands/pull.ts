@@ -13,11 +13,12 @@ export function registerPullCommand(program: Command): void {
     .argument('<ref>', 'composite tag on the configured server, or host[:port]/repository[:tag][@digest]')
     .addOption(new Option('--concurrency <n>', 'layers fetched at once').default('4'))
     .option('--no-unpack', 'only store the blobs; do not unpack layers')
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .option('--json', 'print the pull record as JSON');
   addDaemonOptions(cmd)
     .addHelpText('after', '\nExamples:\n  hostpull --server 127.0.0.1:5000 pull JDK11.0-MVN3.8-GRD7.0\n  hostpull pull 127.0.0.1:5000/pkg/jdk:11.0 --json\n')
     .action(
-      action(async (input: string, opts: { concurrency: string; unpack: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
+      action(async (input: string, opts: { concurrency: string; unpack: boolean; keepBlobs?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         const concurrency = Number(opts.concurrency);
         if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw usageError('--concurrency must be an integer from 1 to 64');
         const global = globalOptions(cmd);
@@ -30,7 +31,7 @@ export function registerPullCommand(program: Command): void {
           process.once('SIGINT', onSignal);
           process.once('SIGTERM', onSignal);
           try {
-            const result = await api.pull(ref, { concurrency, unpack: opts.unpack, onEvent: progress.onEvent, signal: abort.signal });
+            const result = await api.pull(ref, { concurrency, unpack: opts.unpack, ...(opts.keepBlobs ? { keepBlobs: true } : {}), onEvent: progress.onEvent, signal: abort.signal });
             progress.stop();
             if (opts.json) return printJson(result);
             const fetchedLayers = result.layerMisses;
