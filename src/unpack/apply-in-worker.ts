@@ -29,6 +29,9 @@ interface Slot {
   pending: number;
 }
 
+/** Bytes per data message to a worker (see apply()). */
+const BATCH = 256 * 1024;
+
 function defaultEntry(): string {
   return fileURLToPath(new URL('./apply-worker.js', import.meta.url));
 }
@@ -88,17 +91,42 @@ export class ApplyWorkers {
         if (!settled) slot.worker.postMessage(m, transfer);
       };
       const onAbort = () => post({ type: 'abort', job: id });
-      const onData = (chunk: Buffer) => {
-        const copy = Buffer.allocUnsafeSlow(chunk.length);
-        chunk.copy(copy);
-        inFlight += copy.length;
-        const counted = Math.min(unsent, copy.length);
-        unsent -= counted;
-        slot.pending -= counted;
-        post({ type: 'data', job: id, chunk: copy }, [copy.buffer as ArrayBuffer]);
-        if (inFlight >= this.#maxInFlight) source.pause();
+      // Chunks are gathered into batches of up to BATCH bytes: a socket delivers 16-64 KiB at a
+      // time, and every chunk costs a message, an acknowledgement and a trip through the
+      // worker's stream. A batch goes when full, or once the chunks at hand are in (setImmediate).
+      let batch: Buffer | undefined;
+      let filled = 0;
+      let flushQueued = false;
+      const flush = () => {
+        flushQueued = false;
+        if (!batch || filled === 0 || settled) return;
+        const chunk = batch.subarray(0, filled);
+        batch = undefined;
+        filled = 0;
+        post({ type: 'data', job: id, chunk }, [chunk.buffer as ArrayBuffer]);
       };
-      const onEnd = () => post({ type: 'end', job: id });
+      const onData = (chunk: Buffer) => {
+        inFlight += chunk.length;
+        let off = 0;
+        while (off < chunk.length) {
+          batch ??= Buffer.allocUnsafeSlow(Math.max(BATCH, chunk.length - off));
+          const n = chunk.copy(batch, filled, off);
+          filled += n;
+          off += n;
+          if (filled === batch.length) flush();
+        }
+        if (inFlight >= this.#maxInFlight) {
+          flush();
+          source.pause();
+        } else if (filled > 0 && !flushQueued) {
+          flushQueued = true;
+          setImmediate(flush);
+        }
+      };
+      const onEnd = () => {
+        flush();
+        post({ type: 'end', job: id });
+      };
       const onSourceError = (err: Error) => {
         // As in applyLayer's pipeline the source's error is the one reported, once the worker
         // has stopped writing (it answers the abort with ABORTED, which this replaces).
