@@ -1,5 +1,4 @@
 import type { GcReport } from '../gc/collect-garbage.js';
-import { collectGarbage } from '../gc/collect-garbage.js';
 import type { Logger } from '../log.js';
 import type { ImageReference } from '../oci/reference.js';
 import type { PullEvent } from '../pull/events.js';
@@ -84,7 +83,9 @@ export class LocalHostApi implements HostApi {
     return hostStats(this.#deps.store);
   }
 
-  gc(options: HostGcOptions = {}): Promise<GcReport> {
+  async gc(options: HostGcOptions = {}): Promise<GcReport> {
+    // Loaded here: a pull through this API should not pay for loading GC.
+    const { collectGarbage } = await import('../gc/collect-garbage.js');
     return collectGarbage(this.#deps.store, options);
   }
 

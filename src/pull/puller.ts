@@ -8,10 +8,10 @@ import type { RegistryClient, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
-import { ApplyWorkers } from '../unpack/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { mapLimit } from '../util/limit.js';
 import type { LayerOutcome, PullEvent } from './events.js';
-import { fetchLayer, type LayerJob } from './fetch-layer.js';
+import type { LayerJob } from './fetch-layer.js';
 
 /**
  * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
@@ -101,7 +101,9 @@ export class Puller {
       if (resolved.upToDate) {
         outcomes = resolved.layers.map((l) => this.#hit(l, unpack));
       } else {
-        const workers = this.#deps.workers ?? (unpack ? new ApplyWorkers() : undefined);
+        // The layer machinery (decompression, tar, workers) is loaded only by a pull that fetches
+        // or unpacks something: an up-to-date pull stops at the HEAD and needs none of it.
+        const workers = this.#deps.workers ?? (unpack ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
         try {
           outcomes = await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, workers, signal, options), options.signal);
         } finally {
@@ -316,6 +318,7 @@ export class Puller {
       done,
       signal,
       work: async () => {
+        const { fetchLayer } = await import('./fetch-layer.js');
         const keepBlob = options.keepBlobs ?? this.#deps.keepBlobs ?? false;
         const r = await fetchLayer({ ...this.#deps, workers, onEvent: options.onEvent }, job, { unpack, keepBlob, signal });
         const o: LayerOutcome = {
