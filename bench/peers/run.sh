@@ -31,7 +31,8 @@
 # floor (to hostpull without a floor, and for --run), and the disk after step 3.
 #
 # Needs root, docker-registry, containerd/ctr, podman, skopeo, umoci, runc, jq, curl, pigz, and
-# the project built (npm run build; set SKIP_BUILD=1 to use dist/ as it is). Not run in CI.
+# the project built (npm run build; set SKIP_BUILD=1 to use dist/ as it is; HOSTPULL_CLI=PATH runs
+# another build's dist/cli/main.js, e.g. to compare two versions). Not run in CI.
 # WORK (default /tmp/hostpull-peers) holds everything. On this machine / is ext4 without a
 # journal: deleting thousands of files slows file creation for minutes afterwards, so nothing is
 # deleted while measuring; old state goes to $WORK/trash, emptied at the very end (KEEP=1 keeps it).
@@ -102,7 +103,7 @@ settle() {
 }
 
 [[ -n ${SKIP_BUILD:-} ]] || (cd "$REPO" && npm run --silent build:ts)
-HOSTPULL=(node "$REPO/dist/cli/main.js")
+HOSTPULL=(node "${HOSTPULL_CLI:-$REPO/dist/cli/main.js}")
 
 # ---------------------------------------------------------------- registry (free loopback port)
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
