@@ -102,20 +102,27 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _encoding, callback) {
-      try {
-        tarBytes += chunk.length;
-        if (tarBytes > maxTarBytes) {
-          throw new HostpullError('LAYER_QUOTA_EXCEEDED', `layer ${root}: uncompressed stream exceeds ${maxTarBytes} bytes`, {
-            details: { layerDir: root },
-          });
+      // Applied on the next turn of the event loop, not inside this call: zlib pushes its output
+      // from the callback of one inflate step and starts the next step only when the push
+      // returns, so applying synchronously here kept the threadpool idle while this thread wrote
+      // files, and the reverse (one layer = one lane). Deferred, the next inflate runs while
+      // this chunk is applied. Measured on the 207 MB / 4,394-file JDK17.0 layer: see the commit.
+      setImmediate(() => {
+        try {
+          tarBytes += chunk.length;
+          if (tarBytes > maxTarBytes) {
+            throw new HostpullError('LAYER_QUOTA_EXCEEDED', `layer ${root}: uncompressed stream exceeds ${maxTarBytes} bytes`, {
+              details: { layerDir: root },
+            });
+          }
+          hash.update(chunk);
+          reader.write(chunk);
+          callback();
+        } catch (err) {
+          sinkError = err;
+          callback(err as Error);
         }
-        hash.update(chunk);
-        reader.write(chunk);
-        callback();
-      } catch (err) {
-        sinkError = err;
-        callback(err as Error);
-      }
+      });
     },
     final(callback) {
       try {
