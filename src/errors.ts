@@ -49,9 +49,13 @@ export function isNoSpace(err: unknown): boolean {
   return false;
 }
 
-/** What to do when the store's filesystem is full. */
+/**
+ * What to do when the store's filesystem is full. Each command named here frees space right
+ * after the failure (test/integration/pull/full-disk.test.ts runs it): `--min-age 0`, because a
+ * partial download just written is younger than gc's default min-age.
+ */
 const NO_SPACE_HINT =
-  'the filesystem of the store is full: free space there (hostpull gc, or hostpull gc --max-store-size SIZE to evict unused layers) or use a --root with room; the part already downloaded is kept and the next pull resumes it';
+  'the filesystem of the store is full: free space there (`hostpull gc --min-age 0` removes partial downloads and what no image uses; `hostpull gc --min-age 0 --max-store-size SIZE` also evicts unused layers) or use a --root with room; if you do neither, the part already downloaded is kept and the next pull resumes it';
 
 /** What to tell the user to do about err: its own hint, or the full-disk one when that is the cause. */
 export function hintFor(err: unknown): string | undefined {

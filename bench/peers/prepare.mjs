@@ -10,17 +10,14 @@
 // couple of minutes. With --layers DIR: the full-size layers that ../shared/bench/peers/
 // make-images.sh built into DIR (<name>.tar.gz + <name>.json for base, JDK11.0, JDK17.0, MVN3.8,
 // MVN3.7, GRD7.0; each package owns /opt/<code>), streamed from their files.
-import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const repo = new URL('../../', import.meta.url).pathname;
 const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, buildBlob, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
 const { tarEntry } = await import(join(repo, 'dist/bench/tar.js'));
 const { RegistryClient } = await import(join(repo, 'dist/registry/index.js'));
-const { startServer } = await import(join(repo, 'dist/server/serve.js'));
+const { synthesizeComposites } = await import('./synthesize-composites.mjs');
 
 const registry = process.argv[2];
 const layersFlag = process.argv.indexOf('--layers');
@@ -44,8 +41,31 @@ const catalog = {
     { name: 'GRD', versions: [v('GRD', '7.0', 0, 13 * MB, 30)] },
   ],
 };
-
 const FULL_CODES = ['JDK11.0', 'JDK17.0', 'MVN3.8', 'MVN3.7', 'GRD7.0'];
+const client = new RegistryClient({ retries: 1 });
+
+/** Pushes the generated, scaled-down layers; returns catalog entries and layer facts. */
+async function pushGenerated() {
+  const versions = catalogIndex(catalog);
+  const builder = new BenchImageBuilder(catalog, versions);
+  // A second base layer with the host's static busybox, so every peer can run `/bin/busybox echo`
+  // in the composites (run.sh --run times the first output of a container).
+  const shell = buildBlob([
+    tarEntry({ name: 'bin/' }),
+    tarEntry({ name: 'bin/busybox', data: readFileSync('/bin/busybox'), mode: 0o755 }),
+    tarEntry({ name: 'tmp/', mode: 0o1777 }),
+  ]);
+  await pushImage(client, registry, BENCH_REPOS.base, BASE_TAG, [builder.base, shell], ['PATH=/usr/bin:/bin']);
+  const entries = {};
+  const layers = { base: { digest: builder.base.digest, size: builder.base.size }, shell: { digest: shell.digest, size: shell.size } };
+  for (const [code, pv] of versions) {
+    const layer = builder.packageLayer(code);
+    layers[code] = { digest: layer.digest, size: layer.size };
+    await pushImage(client, registry, BENCH_REPOS.package(pv.package), pv.version, [layer], []);
+    entries[code] = { image: `${BENCH_REPOS.package(pv.package)}:${pv.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: pv.package };
+  }
+  return { entries, layers };
+}
 
 /** A layer that make-images.sh built, as a bench blob whose bytes are read from its file when pushed. */
 function builtLayer(name) {
@@ -69,52 +89,11 @@ async function pushBuiltLayers() {
   }
   return { entries, layers };
 }
-/** Pushes the generated, scaled-down layers; returns catalog entries and layer facts. */
-async function pushGenerated() {
-  // A second base layer with the host's static busybox, so every peer can run `/bin/busybox echo`
-  // in the composites (run.sh --run times the first output of a container).
-  const shell = buildBlob([
-    tarEntry({ name: 'bin/' }),
-    tarEntry({ name: 'bin/busybox', data: readFileSync('/bin/busybox'), mode: 0o755 }),
-    tarEntry({ name: 'tmp/', mode: 0o1777 }),
-  ]);
-  await pushImage(client, registry, BENCH_REPOS.base, BASE_TAG, [builder.base, shell], ['PATH=/usr/bin:/bin']);
-  const entries = {};
-  const layers = { base: { digest: builder.base.digest, size: builder.base.size }, shell: { digest: shell.digest, size: shell.size } };
-  for (const [code, pv] of versions) {
-    const layer = builder.packageLayer(code);
-    layers[code] = { digest: layer.digest, size: layer.size };
-    await pushImage(client, registry, BENCH_REPOS.package(pv.package), pv.version, [layer], []);
-    entries[code] = { image: `${BENCH_REPOS.package(pv.package)}:${pv.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: pv.package };
-  }
-  return { entries, layers };
-}
 
-const versions = catalogIndex(catalog);
-const builder = new BenchImageBuilder(catalog, versions);
-const client = new RegistryClient({ retries: 1 });
-const work = await mkdtemp(join(tmpdir(), 'hostpull-peers-prepare-'));
-let server;
 try {
   const { entries, layers } = layersDir ? await pushBuiltLayers() : await pushGenerated();
-  await writeFile(join(work, 'catalog.json'), JSON.stringify({ entries }));
-  server = await startServer({ upstream: `http://${registry}`, port: 0, catalogFile: join(work, 'catalog.json'), base: `${BENCH_REPOS.base}:${BASE_TAG}` });
-  const tags = {};
-  for (const tag of TAGS) {
-    const res = await fetch(`${server.url}/v2/hostpull/manifests/${tag}`, { method: 'HEAD' });
-    if (res.status !== 200) throw new Error(`server answered ${res.status} for ${tag}`);
-    tags[tag] = res.headers.get('docker-content-digest');
-  }
-  // The server pushes each composite upstream; check the registry now has it under the same digest.
-  for (const tag of TAGS) {
-    const res = await fetch(`http://${registry}/v2/hostpull/manifests/${tag}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-    const body = Buffer.from(await res.arrayBuffer());
-    const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
-    if (res.status !== 200 || digest !== tags[tag]) throw new Error(`registry has ${tag} as ${res.status} ${digest}, server said ${tags[tag]}`);
-  }
+  const tags = await synthesizeComposites(registry, entries, `${BENCH_REPOS.base}:${BASE_TAG}`, TAGS);
   process.stdout.write(`${JSON.stringify({ registry, tags, layers }, null, 2)}\n`);
 } finally {
-  await server?.close();
   await client.close();
-  await rm(work, { recursive: true, force: true });
 }

@@ -73,14 +73,7 @@ RES=$W/results.csv
 echo "peer,rep,step,tag,wall_s,bytes,requests,disk_bytes,rss_kb,cpu_s,info" > "$RES"
 [[ $MODE == run ]] && RES=$W/results-run.csv && echo "peer,rep,step,tag,first_output_s,bytes,requests,disk_bytes,rss_kb,cpu_s,info" > "$RES"
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.3f", b-a}'; }
-trash() { local p; for p in "$@"; do [[ -e $p ]] && mv "$p" "$W/trash/$(basename "$p").$(date +%s%N)"; done; return 0; }
-du_bytes() { du -sB1 "$1" 2>/dev/null | cut -f1; }
-umount_under() {  # deepest first; only mounts below our own dir
-  local m
-  for m in $(awk -v d="$1" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do umount -l "$m" || true; done
-}
+source "$HERE/lib.sh"
 
 REG_PID="" CTD_PID=""
 cleanup() {
@@ -106,31 +99,7 @@ settle() {
 HOSTPULL=(node "${HOSTPULL_CLI:-$REPO/dist/cli/main.js}")
 
 # ---------------------------------------------------------------- registry (free loopback port)
-PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-REG=127.0.0.1:$PORT
-trash "$W/registry/data"; mkdir -p "$W/registry/data"
-cat > "$W/registry/config.yml" <<YML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: false
-storage:
-  filesystem:
-    rootdirectory: $W/registry/data
-http:
-  addr: $REG
-YML
-LOG=$W/registry/registry.log
-: > "$LOG"
-/usr/bin/docker-registry serve "$W/registry/config.yml" >>"$LOG" 2>&1 &
-REG_PID=$!
-for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://$REG/v2/" 2>/dev/null && break; sleep 0.1; done
-reg_lines() { wc -l < "$LOG"; }
-# Sum of the response sizes of successful GETs logged after line $1 (HEAD sizes never go on the wire).
-reg_bytes() {
-  awk -v m="$1" 'NR > m && $6 == "\"GET" && $9 ~ /^[23]/ && $10 ~ /^[0-9]+$/ { s += $10; n++ } END { printf "%d %d\n", s, n }' "$LOG"
-}
+start_registry
 
 echo "preparing images in $REG ..."
 if ((FULL)); then

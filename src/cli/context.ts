@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
+import { parseDuration } from '../daemon/parse-duration.js';
+import { parseSize as parseSizeText } from '../gc/parse-size.js';
 import { defaultRoot } from '../paths.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
@@ -10,6 +12,20 @@ export interface GlobalOptions {
   namespace: string;
   logLevel: LogLevel;
   insecureRegistry: string[];
+  /** Registry timeouts and retry budget given on the command line or in the environment (unset: the client's defaults). */
+  registry: RegistryTimeouts;
+  /** One of them came from a flag (not the environment): a daemon's own settings would not honour it. */
+  registryFlagsGiven: boolean;
+  /** Bound on a layer's uncompressed size, as a multiple of its compressed size (`--max-expansion-ratio`). */
+  maxExpansionRatio: number | undefined;
+  /** Bytes an unpack leaves free on the store's filesystem (`--disk-reserve`). */
+  diskReserve: number | undefined;
+}
+
+export interface RegistryTimeouts {
+  headersTimeoutMs?: number;
+  bodyTimeoutMs?: number;
+  retryBudgetMs?: number;
 }
 
 export const EXIT_OK = 0;
@@ -28,7 +44,50 @@ export function globalOptions(cmd: Command): GlobalOptions {
     namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? 'hostpull'),
     logLevel: level as LogLevel,
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
+    registry: registryTimeouts(o),
+    registryFlagsGiven: ['registryHeadersTimeout', 'registryIdleTimeout', 'registryRetryBudget'].some((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli'),
+    maxExpansionRatio: o.maxExpansionRatio === undefined ? undefined : positiveNumber(String(o.maxExpansionRatio), '--max-expansion-ratio'),
+    diskReserve: o.diskReserve === undefined ? undefined : parseSize(String(o.diskReserve), '--disk-reserve'),
   };
+}
+
+function registryTimeouts(o: Record<string, unknown>): RegistryTimeouts {
+  const out: RegistryTimeouts = {};
+  const take = (flag: string, key: keyof RegistryTimeouts, value: unknown) => {
+    if (value === undefined || value === '') return;
+    try {
+      out[key] = parseDuration(String(value));
+    } catch (err) {
+      throw usageError(`--${flag}: ${(err as Error).message}`, 'e.g. 500ms, 30s, 2m');
+    }
+    if (out[key] === 0) throw usageError(`--${flag} must be more than 0`);
+  };
+  take('registry-headers-timeout', 'headersTimeoutMs', o.registryHeadersTimeout);
+  take('registry-idle-timeout', 'bodyTimeoutMs', o.registryIdleTimeout);
+  take('registry-retry-budget', 'retryBudgetMs', o.registryRetryBudget);
+  return out;
+}
+
+/** A number > 0 given to `flag`, or a usage error. */
+export function positiveNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a number above 0, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A whole number > 0 given to `flag`, or a usage error. */
+export function positiveInteger(value: string, flag: string): number {
+  const n = positiveNumber(value, flag);
+  if (!Number.isInteger(n)) throw usageError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+function parseSize(value: string, flag: string): number {
+  try {
+    return parseSizeText(value);
+  } catch (err) {
+    throw usageError(`${flag}: ${(err as Error).message}`, 'e.g. 512M or 2G');
+  }
 }
 
 export function loggerFor(opts: GlobalOptions): Logger {

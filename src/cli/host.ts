@@ -5,7 +5,7 @@ import { defaultSocketPath } from '../daemon/paths.js';
 import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
+import type { ContentStore, UnpackLimitOptions } from '../store/content-store.js';
 import { loggerFor, type GlobalOptions } from './context.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
@@ -22,8 +22,8 @@ export async function openHost(options: GlobalOptions): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
-  const store = await ContentStore.open(options.root, { logger });
-  const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger });
+  const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
+  const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
   return {
     options,
     logger,
@@ -35,6 +35,11 @@ export async function openHost(options: GlobalOptions): Promise<HostContext> {
       store.close();
     },
   };
+}
+
+/** The store's unpack bounds from `--max-expansion-ratio` and `--disk-reserve`. */
+export function unpackLimitsFor(options: GlobalOptions): UnpackLimitOptions {
+  return { maxExpansionRatio: options.maxExpansionRatio, diskReserve: options.diskReserve };
 }
 
 /** Runs fn with an open host context and always closes it. */
@@ -61,9 +66,14 @@ export function addDaemonOptions(cmd: Command): Command {
 export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
   // The daemon's own --insecure-registry decides where it speaks plain http (and could send
   // registry credentials): a client's flag is not forwarded, the command works in-process.
+  // The same goes for a registry timeout or retry budget given as a flag: the daemon pulls with
+  // its own (the environment file the daemon reads sets them for both alike).
   const insecure = (options.insecureRegistry ?? []).length > 0;
-  if (insecure && daemon.daemon !== false) loggerFor(options).debug('--insecure-registry given: working in-process, not through the daemon');
-  if (daemon.daemon !== false && !insecure) {
+  const ownTimeouts = options.registryFlagsGiven;
+  if ((insecure || ownTimeouts) && daemon.daemon !== false) {
+    loggerFor(options).debug(`${insecure ? '--insecure-registry' : 'a registry timeout flag'} given: working in-process, not through the daemon`);
+  }
+  if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
     const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };

@@ -34,6 +34,17 @@ export function runtimeStateDir(layout: StoreLayout): string {
  */
 export const PERSISTENT_MARKER = 'hostpull-persistent';
 
+/**
+ * The overlay of a container's rootfs as planned (a Mount, JSON), written before mounting: after
+ * a reboot took the mount away, the next daemon start mounts it again from this.
+ */
+export const MOUNT_FILE = 'hostpull-mount.json';
+
+/** Container ids as {@link newContainerId} makes them (other rows of the mounts table are views, snapshots…). */
+export function isContainerId(id: string): boolean {
+  return /^[a-f0-9]{12}$/.test(id);
+}
+
 /** Names of container directories still being created (no owner marker yet). */
 export const CREATING_PREFIX = '.creating-';
 
@@ -44,7 +55,8 @@ export const CREATING_PREFIX = '.creating-';
  */
 export async function createContainerDir(dirs: ContainerDirs): Promise<void> {
   const temp = join(dirs.bundle, '..', `${CREATING_PREFIX}${dirs.id}`);
-  await mkdir(temp, { recursive: true, mode: 0o711 });
+  // Not traversable by others: the rootfs below may hold setuid-root files (DESIGN §2).
+  await mkdir(temp, { recursive: true, mode: 0o700 });
   await writeOwner(temp);
   await rename(temp, dirs.bundle);
 }

@@ -27,6 +27,11 @@ export async function mountImage(
     signal?: AbortSignal;
     /** Whether the caller lacks root; a rootless mount is refused (see below). Default: `process.getuid() !== 0`. */
     rootless?: boolean;
+    /**
+     * Let setuid files and device nodes of the image work in the view. Default false: the view is
+     * mounted nosuid,nodev, so whoever can reach DIR cannot become root through an image's file.
+     */
+    allowSuidDev?: boolean;
   } = {},
 ): Promise<MountImageResult> {
   const { store } = deps;
@@ -34,7 +39,7 @@ export async function mountImage(
   // mount dies with the last process in it: a view that outlives this command is impossible.
   if (options.rootless ?? process.getuid?.() !== 0) {
     throw new HostpullError('ROOTLESS_MOUNT_UNSUPPORTED', `hostpull mount needs root: without it, ${resolve(dir)} could only be mounted in a private namespace that ends with this command`, {
-      hint: `use hostpull run ${formatReference(ref)} -- CMD to work inside the image without root, or run hostpull mount as root`,
+      hint: `use \`hostpull run ${formatReference(ref)} -- CMD\` to work inside the image without root, or run \`hostpull mount ${formatReference(ref)} ${dir}\` as root`,
     });
   }
   const pull = await new Puller(deps).pull(ref, { unpack: true, ...(options.signal ? { signal: options.signal } : {}) });
@@ -42,9 +47,13 @@ export async function mountImage(
   const image = store.images.get(pull.reference)!;
   const target = resolve(dir);
   if (listMountsUnder(target).some((m) => m.mountPoint === target)) {
-    throw new HostpullError('ALREADY_MOUNTED', `${target} is already a mount point`, { hint: `hostpull umount ${dir}` });
+    throw new HostpullError('ALREADY_MOUNTED', `${target} is already a mount point`, { hint: `unmount it first: \`hostpull umount ${dir}\`` });
   }
-  const plan = await planImageRootfs(store, image, { target, allowOverlap: options.allowOverlap ?? false });
+  const plan = await planImageRootfs(store, image, {
+    target,
+    allowOverlap: options.allowOverlap ?? false,
+    ...(options.allowSuidDev ? {} : { mountFlags: ['nosuid', 'nodev'] as const }),
+  });
   await createMountDirs({ target });
   // No owner pid: the view outlives this command and stays protected from GC until umount.
   recordMount(store, mountRecordId(target), plan.layers.map((l) => l.diffId));

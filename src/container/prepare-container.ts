@@ -1,7 +1,8 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { recordMount, releaseMount } from '../gc/mounts.js';
+import { disownMount, recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
 import { parseImageConfig, type ImageConfig } from '../oci/manifest.js';
 import type { ImageReference } from '../oci/reference.js';
@@ -14,7 +15,8 @@ import { createMountDirs, planImageRootfs } from '../rootfs/prepare-rootfs.js';
 import { buildRuntimeSpec, type RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
 import { writeBundle } from '../runtime/write-bundle.js';
 import type { ContentStore } from '../store/content-store.js';
-import { containerDirs, createContainerDir, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
+import type { ApplyWorkers } from '../unpack/index.js';
+import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainerDirs } from './remove-container.js';
 
 export interface HostDeps {
@@ -23,6 +25,8 @@ export interface HostDeps {
   logger: Logger;
   /** Keep layer blobs after unpacking (PullOptions.keepBlobs). Default false. */
   keepBlobs?: boolean;
+  /** Unpack workers to share (the daemon's). Default: each pull starts its own. */
+  workers?: ApplyWorkers;
 }
 
 export interface PrepareContainerOptions {
@@ -62,9 +66,12 @@ export async function prepareContainer(deps: HostDeps, ref: ImageReference, opti
   const staged = await stageContainer(deps, ref, options, { rootless: false });
   const { dirs, imageConfig, pull } = staged;
   try {
+    await writeFile(join(dirs.bundle, MOUNT_FILE), `${JSON.stringify(staged.mount)}\n`);
+    options.signal?.throwIfAborted();
     performMount(staged.mount);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
+    options.signal?.throwIfAborted();
     return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull };
   } catch (err) {
     await removeContainer(deps.store, dirs.id);
@@ -95,6 +102,8 @@ export async function stageContainer(
   const { store } = deps;
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
+    // Using an image already stored is not a pull (see PullOptions.recordUpToDate).
+    recordUpToDate: false,
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     ...(options.pullPolicy ? { policy: options.pullPolicy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
@@ -123,8 +132,25 @@ export async function stageContainer(
   }
 }
 
-/** Unmounts a container's rootfs, removes its directory and releases its hold on the layers. */
-export async function removeContainer(store: ContentStore, id: string): Promise<void> {
+/**
+ * Unmounts a container's rootfs, removes its directory and releases its hold on the layers.
+ * Idempotent, and complete whatever an earlier, interrupted removal left: the directory goes
+ * before the record, so a crash between them leaves a record without a directory, which
+ * reconcileContainers releases at the next start. True if there was anything to remove.
+ */
+export async function removeContainer(store: ContentStore, id: string): Promise<boolean> {
+  const existed = existsSync(containerDirs(store.layout, id).bundle);
   await removeContainerDirs(store.layout, id);
-  releaseMount(store, id);
+  return releaseMount(store, id) || existed;
+}
+
+/**
+ * Hands a container prepared by this process to someone who outlives it (the daemon's client):
+ * from now on only an explicit remove ends it. The marker goes first, then the record: a crash
+ * between them leaves a record whose owner is dead, which the next start removes with its
+ * directory — right, since whoever asked for it is only told its id after this returns.
+ */
+export async function handOverContainer(store: ContentStore, id: string, reference: string): Promise<void> {
+  await writeFile(join(containerDirs(store.layout, id).bundle, PERSISTENT_MARKER), `${reference}\n`);
+  if (!disownMount(store, id)) throw new HostpullError('NOT_FOUND', `rootfs ${id} has no mount record in ${store.layout.root}; it was removed meanwhile`);
 }

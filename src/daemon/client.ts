@@ -1,7 +1,7 @@
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Client } from 'undici';
-import { errorFromJson, HostpullError, type ErrorJson } from '../errors.js';
+import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/collect-garbage.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
@@ -15,6 +15,8 @@ export interface DaemonHealth {
   root: string;
   version: string | null;
   activePulls: number;
+  /** Requests in flight of any kind (absent from daemons before it was added). */
+  inFlight?: number;
   stopping: boolean;
 }
 
@@ -22,6 +24,8 @@ export interface DaemonClientOptions {
   socketPath: string;
   /** Wait this long for the headers of a non-streaming answer. Default 30 s. */
   timeoutMs?: number;
+  /** The daemon's pid (from /v1/health), so that a broken connection can say whether it died. */
+  pid?: number;
 }
 
 /**
@@ -33,16 +37,20 @@ export class DaemonClient implements HostApi {
   readonly socketPath: string;
   readonly #client: Client;
   readonly #timeoutMs: number;
+  #pid: number | undefined;
 
   constructor(options: DaemonClientOptions) {
     this.socketPath = options.socketPath;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#pid = options.pid;
     // The host part is required by the URL syntax only; the socket decides where we connect.
     this.#client = new Client('http://hostpull', { socketPath: options.socketPath });
   }
 
-  health(signal?: AbortSignal): Promise<DaemonHealth> {
-    return this.#json('GET', '/v1/health', undefined, signal);
+  async health(signal?: AbortSignal): Promise<DaemonHealth> {
+    const health = await this.#json<DaemonHealth>('GET', '/v1/health', undefined, signal);
+    this.#pid ??= health.pid;
+    return health;
   }
 
   images(): Promise<ImageSummary[]> {
@@ -61,15 +69,21 @@ export class DaemonClient implements HostApi {
     return this.#json('POST', '/v1/gc', body, options.signal);
   }
 
-  async metrics(): Promise<string> {
-    const res = await this.#client.request({ method: 'GET', path: '/metrics', headersTimeout: this.#timeoutMs });
-    const text = await res.body.text();
-    if (res.statusCode !== 200) throw new HostpullError('DAEMON_ERROR', `GET /metrics answered ${res.statusCode}`);
-    return text;
+  metrics(): Promise<string> {
+    return this.#guard('GET /metrics', undefined, async () => {
+      const res = await this.#client.request({ method: 'GET', path: '/metrics', headersTimeout: this.#timeoutMs });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) throw new HostpullError('DAEMON_ERROR', `GET /metrics answered ${res.statusCode}`);
+      return text;
+    });
   }
 
   /** Pulls through the daemon; progress events arrive as the daemon emits them. */
-  async pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {
+  pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {
+    return this.#guard('the pull', options.signal, () => this.#pull(ref, options));
+  }
+
+  async #pull(ref: ImageReference, options: HostPullOptions): Promise<PullResult> {
     const body: Record<string, unknown> = { reference: formatReference(ref) };
     if (options.concurrency !== undefined) body.concurrency = options.concurrency;
     if (options.unpack !== undefined) body.unpack = options.unpack;
@@ -117,16 +131,70 @@ export class DaemonClient implements HostApi {
     await this.#client.close();
   }
 
-  async #json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await this.#client.request({
-      method,
-      path,
-      headersTimeout: this.#timeoutMs,
-      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-      ...(signal ? { signal } : {}),
+  #json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return this.#guard(`${method} ${path}`, signal, async () => {
+      const res = await this.#client.request({
+        method,
+        path,
+        headersTimeout: this.#timeoutMs,
+        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, `${method} ${path}`);
+      return (await res.body.json()) as T;
     });
-    if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, `${method} ${path}`);
-    return (await res.body.json()) as T;
+  }
+
+  /**
+   * Runs one exchange with the daemon; a connection that breaks under it (undici's "other side
+   * closed") becomes DAEMON_GONE saying whether the daemon died or only closed the connection,
+   * and what to do. Our own errors and an abort pass through.
+   */
+  async #guard<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (isHostpullError(err) || signal?.aborted) throw err;
+      throw await daemonGone(this.socketPath, this.#pid, what, err);
+    }
+  }
+}
+
+/** How long a daemon whose connection broke gets to show up as dead (a kill -9 closes sockets first, then exits). */
+const DEATH_WAIT_MS = 1_000;
+
+async function daemonGone(socketPath: string, pid: number | undefined, what: string, err: unknown): Promise<HostpullError> {
+  const why = (err as { code?: unknown }).code ?? (err instanceof Error ? err.message : String(err));
+  const who = pid === undefined ? `the daemon on ${socketPath}` : `the daemon on ${socketPath} (pid ${pid})`;
+  const dead = pid !== undefined && (await exitsWithin(pid, DEATH_WAIT_MS));
+  if (dead) {
+    return new HostpullError('DAEMON_GONE', `${who} exited during ${what} (${String(why)})`, {
+      cause: err,
+      hint: 'it was stopped or crashed: see its log (journalctl -u hostpull); then run the command again — through the daemon once it is back, or in-process with --no-daemon; a pull resumes what was already downloaded',
+      details: { socketPath, pid },
+    });
+  }
+  return new HostpullError('DAEMON_GONE', `${who} closed the connection during ${what} (${String(why)})`, {
+    cause: err,
+    hint: 'it may be stopping or restarting (systemctl status hostpull); run the command again, or in-process with --no-daemon',
+    details: { socketPath, ...(pid !== undefined ? { pid } : {}) },
+  });
+}
+
+/** True once `pid` no longer runs (gone, or a zombie waiting to be reaped) within `ms`. */
+async function exitsWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    let state: string | undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return true;
+    }
+    if (state === 'Z' || state === 'X') return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -166,6 +234,7 @@ export async function connectDaemon(options: ConnectDaemonOptions): Promise<Daem
   const client = new DaemonClient({ socketPath: options.socketPath, timeoutMs: options.timeoutMs ?? 2_000 });
   try {
     const health = await client.health(AbortSignal.timeout(options.timeoutMs ?? 2_000));
+    // The pid is kept (health() remembers it): a connection that breaks later can say whether the daemon died.
     if (health.ok && !health.stopping && canonical(health.root) === canonical(options.root)) return client;
   } catch {
     // ENOENT, ECONNREFUSED, EACCES, timeout: no usable daemon here.

@@ -6,14 +6,15 @@ import type { ImageReference } from '../oci/reference.js';
 import type { PullResult } from '../pull/puller.js';
 import type { HostApi } from './host-api.js';
 import type { DaemonMetrics } from './metrics.js';
-import type { PullTracker } from './pull-tracker.js';
+import type { RequestTracker } from './request-tracker.js';
 import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHandlerDeps {
   /** Does the work (in the daemon: a LocalHostApi on the daemon's store). */
   api: HostApi;
   metrics: DaemonMetrics;
-  tracker: PullTracker;
+  /** Every request but health and metrics runs through it, so that a stop can wait for them. */
+  tracker: RequestTracker;
   logger: Logger;
   /** Store root, reported by /v1/health so a CLI only uses a daemon that serves its --root. */
   root: string;
@@ -28,10 +29,27 @@ export interface DaemonHandlerDeps {
   containers?: ContainerApi;
 }
 
-/** Prepared rootfs as the daemon hands them out: mounted, with an OCI bundle beside them. */
+export interface PreparedRootfs {
+  id: string;
+  rootfs: string;
+  bundle: string;
+  reference: string;
+  manifestDigest: string;
+}
+
+/**
+ * Prepared rootfs as the daemon hands them out: mounted, with an OCI bundle beside them. A rootfs
+ * is the daemon's own until it is handed over, which happens just before its id is sent: one
+ * that its client never receives (the client left, the daemon stopped) is removed, and one the
+ * daemon was still preparing when it died is removed at the next start.
+ */
 export interface ContainerApi {
-  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean }): Promise<{ id: string; rootfs: string; bundle: string; reference: string; manifestDigest: string }>;
-  remove(id: string): Promise<void>;
+  /** Prepares a rootfs owned by the daemon; on any failure or abort nothing is left behind. */
+  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean }, signal: AbortSignal): Promise<PreparedRootfs>;
+  /** Makes it outlive the daemon: from now on only {@link remove} ends it. */
+  handOver(rootfs: PreparedRootfs): Promise<void>;
+  /** Unmounts and removes it, finishing whatever an earlier removal left; true if anything was there. */
+  remove(id: string): Promise<boolean>;
 }
 
 export type DaemonHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -62,7 +80,16 @@ const RootfsBody = z.strictObject({
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
 
 // An image the registry does not know is a 404 here too; other failures of a valid request are 422.
-const STATUS: Record<string, number> = { USAGE: 400, BAD_REQUEST: 400, NOT_FOUND: 404, MANIFEST_UNKNOWN: 404, NAME_UNKNOWN: 404, METHOD_NOT_ALLOWED: 405, DAEMON_STOPPING: 503 };
+const STATUS: Record<string, number> = {
+  USAGE: 400,
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  MANIFEST_UNKNOWN: 404,
+  NAME_UNKNOWN: 404,
+  METHOD_NOT_ALLOWED: 405,
+  CLIENT_GONE: 499,
+  DAEMON_STOPPING: 503,
+};
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -72,7 +99,32 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, err: unknown): void {
   const wire = errorToJson(err);
+  // A stopping daemon keeps no connection open: the client's next request must find the new one.
+  if (wire.code === 'DAEMON_STOPPING') res.setHeader('connection', 'close');
   sendJson(res, STATUS[wire.code] ?? (wire.code === 'INTERNAL' ? 500 : 422), { error: wire });
+}
+
+/**
+ * Sends a JSON answer and tells whether it reached the client's socket (true once the kernel took
+ * every byte; false when the connection closed first): the answer that carries a new rootfs id
+ * must not be lost without the rootfs being rolled back.
+ */
+function deliverJson(res: ServerResponse, status: number, body: unknown): Promise<boolean> {
+  if (res.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    res.once('close', () => resolve(res.writableFinished));
+    sendJson(res, status, body);
+    res.once('finish', () => resolve(true));
+  });
+}
+
+/** Fires when the client closes the connection before its answer is complete. */
+function clientGone(res: ServerResponse): AbortSignal {
+  const gone = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) gone.abort(new HostpullError('CLIENT_GONE', 'the client closed the connection'));
+  });
+  return gone.signal;
 }
 
 async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
@@ -102,32 +154,46 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  * The daemon's HTTP API as a plain request handler (no socket, no signals: startDaemon wires
  * those), so every route is testable by calling it with a request and a response object.
  *
- *   GET  /v1/health   {ok, pid, root, version, activePulls, stopping}
+ *   GET  /v1/health   {ok, pid, root, version, activePulls, inFlight, stopping}
  *   POST /v1/pull     {reference, concurrency?, unpack?, keepBlobs?} → NDJSON: PullEvents, then one
  *                     {type:'result', result} or {type:'error', error:{code, message, hint}}
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
  *   POST /v1/gc       {maxStoreSize?, dryRun?, graceMs?} → GcReport
- *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?} → {id, rootfs, bundle, reference, manifestDigest}:
- *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed
- *   DELETE /v1/rootfs {id} → 204: unmount and remove it
+ *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?} → 201 {id, rootfs, bundle, reference, manifestDigest}:
+ *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed;
+ *                     rolled back if the answer does not reach the client
+ *   DELETE /v1/rootfs {id} → 204: unmount and remove it; idempotent (204 also when it is gone,
+ *                     as CRI's RemoveContainer), so a client that lost the answer just asks again
+ * Every route but health and metrics is refused with 503 DAEMON_STOPPING once the daemon stops.
  *   GET  /metrics     Prometheus text
  */
 export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>> = {
     'GET /v1/health': async (_req, res) =>
-      sendJson(res, 200, { ok: true, pid: process.pid, root: deps.root, version: deps.version ?? null, activePulls: deps.tracker.size, stopping: deps.tracker.stopping }),
-    'GET /v1/images': async (_req, res) => sendJson(res, 200, await deps.api.images()),
-    'GET /v1/stats': async (_req, res) => sendJson(res, 200, await deps.api.stats()),
+      sendJson(res, 200, {
+        ok: true,
+        pid: process.pid,
+        root: deps.root,
+        version: deps.version ?? null,
+        activePulls: deps.tracker.count('pull'),
+        inFlight: deps.tracker.count(),
+        stopping: deps.tracker.stopping,
+      }),
+    'GET /v1/images': (_req, res) => deps.tracker.run('query', async () => sendJson(res, 200, await deps.api.images())),
+    'GET /v1/stats': (_req, res) => deps.tracker.run('query', async () => sendJson(res, 200, await deps.api.stats())),
     'POST /v1/gc': async (req, res) => {
       const body = await readJson(req, GcBody);
       const maxStoreSize = body.maxStoreSize ?? deps.maxStoreSize;
-      const report = await deps.api.gc({
-        ...(maxStoreSize !== undefined ? { maxStoreSize } : {}),
-        ...(body.graceMs !== undefined ? { graceMs: body.graceMs } : {}),
-        dryRun: body.dryRun ?? false,
+      await deps.tracker.run('gc', async (signal) => {
+        const report = await deps.api.gc({
+          ...(maxStoreSize !== undefined ? { maxStoreSize } : {}),
+          ...(body.graceMs !== undefined ? { graceMs: body.graceMs } : {}),
+          dryRun: body.dryRun ?? false,
+          signal,
+        });
+        sendJson(res, 200, report);
       });
-      sendJson(res, 200, report);
     },
     'GET /metrics': async (_req, res) => {
       const text = await deps.metrics.render();
@@ -135,19 +201,13 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
       res.end(text);
     },
     'POST /v1/pull': (req, res) => pullRoute(deps, req, res),
-    'POST /v1/rootfs': async (req, res) => {
-      const body = await readJson(req, RootfsBody);
-      const containers = requireContainers(deps);
-      const prepared = await containers.prepare(deps.resolve(body.reference), {
-        ...(body.args ? { args: body.args } : {}),
-        ...(body.env ? { env: body.env } : {}),
-        ...(body.allowOverlap !== undefined ? { allowOverlap: body.allowOverlap } : {}),
-      });
-      sendJson(res, 201, prepared);
-    },
+    'POST /v1/rootfs': (req, res) => rootfsRoute(deps, req, res),
     'DELETE /v1/rootfs': async (req, res) => {
       const body = await readJson(req, RemoveRootfsBody);
-      await requireContainers(deps).remove(body.id);
+      const containers = requireContainers(deps);
+      // Never aborted at stop: a removal is quick, and one left half-done is what strands state.
+      const removed = await deps.tracker.run('rootfs-remove', () => containers.remove(body.id), { abortable: false });
+      deps.logger.info({ id: body.id, removed }, removed ? 'rootfs removed' : 'rootfs already gone');
       res.writeHead(204).end();
     },
   };
@@ -171,6 +231,40 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
   };
 }
 
+/**
+ * POST /v1/rootfs as a transaction: prepare (the daemon's own), hand over, answer; if the answer
+ * cannot reach the client — it left, or the daemon is stopping and gave up waiting — the rootfs
+ * is unmounted and removed, so no rootfs exists whose id nobody received.
+ */
+async function rootfsRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readJson(req, RootfsBody);
+  const containers = requireContainers(deps);
+  const ref = deps.resolve(body.reference);
+  const options = {
+    ...(body.args ? { args: body.args } : {}),
+    ...(body.env ? { env: body.env } : {}),
+    ...(body.allowOverlap !== undefined ? { allowOverlap: body.allowOverlap } : {}),
+  };
+  await deps.tracker.run(
+    'rootfs',
+    async (signal) => {
+      const prepared = await containers.prepare(ref, options, signal);
+      try {
+        signal.throwIfAborted();
+        await containers.handOver(prepared);
+        if (!(await deliverJson(res, 201, prepared))) {
+          throw new HostpullError('CLIENT_GONE', `the client closed the connection before it received rootfs ${prepared.id}`);
+        }
+      } catch (err) {
+        await containers.remove(prepared.id);
+        deps.logger.info({ id: prepared.id, why: errorToJson(err).message }, 'rootfs rolled back: its client never received its id');
+        throw err;
+      }
+    },
+    { signal: clientGone(res) },
+  );
+}
+
 function requireContainers(deps: DaemonHandlerDeps): ContainerApi {
   if (!deps.containers) throw new HostpullError('NOT_FOUND', 'this daemon does not prepare rootfs');
   return deps.containers;
@@ -180,10 +274,7 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
   const body = await readJson(req, PullBody);
   // A client that goes away (Ctrl-C on `hostpull pull`) stops its pull, as it would in-process;
   // another pull waiting on the same blob takes the lease over and resumes the partial file.
-  const gone = new AbortController();
-  res.once('close', () => {
-    if (!res.writableFinished) gone.abort(new HostpullError('CLIENT_GONE', 'the client closed the connection'));
-  });
+  const gone = clientGone(res);
   const write = (line: PullStreamLine) => {
     if (!res.destroyed) res.write(`${JSON.stringify(line)}\n`);
   };
@@ -191,6 +282,7 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
   try {
     const ref = deps.resolve(body.reference);
     result = await deps.tracker.run(
+      'pull',
       (signal) =>
         deps.api.pull(ref, {
           ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
@@ -202,7 +294,7 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
             write(e);
           },
         }),
-      gone.signal,
+      { signal: gone },
     );
   } catch (err) {
     // Errors before any event (bad reference, stopping) still travel in the stream: the client

@@ -25,6 +25,10 @@ export class DaemonMetrics {
   readonly #mounts: Gauge;
   readonly #storeBytes: Gauge<'kind'>;
   readonly #inflight: Gauge;
+  readonly #snapshotLayers: Counter<'outcome'>;
+  readonly #snapshotBytes: Counter;
+  readonly #snapshotLayer: Gauge<'diff_id' | 'outcome'>;
+  readonly #snapshots: Gauge;
 
   constructor(store: ContentStore, options: { activePulls?: () => number } = {}) {
     this.#store = store;
@@ -46,6 +50,20 @@ export class DaemonMetrics {
     this.#mounts = new Gauge({ name: 'hostpull_active_mounts', help: 'Rootfs recorded as mounted (their layers are never collected)', registers });
     this.#storeBytes = new Gauge({ name: 'hostpull_store_bytes', help: 'Bytes in the store by kind (blobs, layers = unpacked)', labelNames: ['kind'], registers });
     this.#inflight = new Gauge({ name: 'hostpull_active_pulls', help: 'Pulls this daemon is running now', registers });
+    this.#snapshotLayers = new Counter({
+      name: 'hostpull_snapshotter_layers_total',
+      help: 'Layers containerd asked the snapshotter for, by outcome: fetched by hostpull, reused from the store, applied by containerd',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.#snapshotBytes = new Counter({ name: 'hostpull_snapshotter_bytes_fetched_total', help: 'Compressed bytes hostpull fetched for containerd', registers });
+    this.#snapshotLayer = new Gauge({
+      name: 'hostpull_snapshotter_layer_outcomes',
+      help: 'Per layer (diff_id; a chainID for a layer containerd applied without naming it): how often each outcome happened',
+      labelNames: ['diff_id', 'outcome'],
+      registers,
+    });
+    this.#snapshots = new Gauge({ name: 'hostpull_snapshotter_snapshots', help: 'containerd snapshots recorded in the store (all namespaces)', registers });
   }
 
   /** Records the phase durations of a finished pull. */
@@ -86,5 +104,15 @@ export class DaemonMetrics {
     this.#storeBytes.labels('blobs').set((db.prepare('SELECT COALESCE(SUM(size), 0) AS n FROM blobs').get() as { n: number }).n);
     this.#storeBytes.labels('layers').set((db.prepare('SELECT COALESCE(SUM(unpacked_size), 0) AS n FROM layers').get() as { n: number }).n);
     this.#inflight.set(this.#activePulls());
+    const t = this.#store.snapshotLog.totals();
+    this.#snapshotLayers.reset();
+    for (const outcome of ['fetched', 'reused', 'applied'] as const) this.#snapshotLayers.labels(outcome).inc(t[outcome]);
+    setCounter(this.#snapshotBytes, t.bytesFetched);
+    this.#snapshotLayer.reset();
+    for (const l of this.#store.snapshotLog.perLayer()) {
+      const id = l.diffId ?? l.chainId;
+      for (const outcome of ['fetched', 'reused', 'applied'] as const) if (l[outcome] > 0) this.#snapshotLayer.labels(id, outcome).set(l[outcome]);
+    }
+    this.#snapshots.set((db.prepare('SELECT COUNT(*) AS n FROM snapshots').get() as { n: number }).n);
   }
 }

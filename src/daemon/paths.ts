@@ -10,3 +10,6 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
   if (process.getuid?.() === 0 || !env.XDG_RUNTIME_DIR) return '/run/hostpull/hostpull.sock';
   return join(env.XDG_RUNTIME_DIR, 'hostpull', 'hostpull.sock');
 }
+
+/** Where containerd's `[proxy_plugins.hostpull] address` points by default (`--snapshotter-socket`). */
+export const DEFAULT_SNAPSHOTTER_SOCKET = '/run/hostpull/snapshotter.sock';

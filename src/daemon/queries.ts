@@ -1,6 +1,7 @@
 import type { ContentStore } from '../store/content-store.js';
 import type { ImageRow } from '../store/images.js';
 import type { PullStats } from '../store/pulls.js';
+import type { SnapshotLayerStats, SnapshotterTotals } from '../store/snapshot-events.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -14,6 +15,8 @@ export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
 /** `hostpull stats` (and `GET /v1/stats`): the pull log plus what the store holds. */
 export interface HostStats extends PullStats {
   store: { blobs: number; blobBytes: number; layers: number; unpackedBytes: number };
+  /** The containerd snapshotter: per layer, how often hostpull fetched it, reused it, or containerd applied it. */
+  snapshotter: { snapshots: number; totals: SnapshotterTotals; layers: SnapshotLayerStats[] };
 }
 
 export function imageSummaries(store: ContentStore): ImageSummary[] {
@@ -34,6 +37,11 @@ export function hostStats(store: ContentStore): HostStats {
       blobBytes: blobs.reduce((n, b) => n + b.size, 0),
       layers: layers.length,
       unpackedBytes: layers.reduce((n, l) => n + l.unpackedSize, 0),
+    },
+    snapshotter: {
+      snapshots: store.snapshots.list().length,
+      totals: store.snapshotLog.totals(),
+      layers: store.snapshotLog.perLayer(),
     },
   };
 }

@@ -1,29 +1,29 @@
-import { existsSync } from 'node:fs';
-import { chmod, chown, unlink } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { resolve as resolvePath } from 'node:path';
-import { cleanStaleMounts } from '../gc/stale-mounts.js';
+import { reconcileContainers } from '../container/reconcile-containers.js';
 import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/reference.js';
-import { RegistryClient } from '../registry/index.js';
-import { unmountAllUnder } from '../rootfs/mount.js';
-import { containerDirs } from '../container/container-dirs.js';
-import { prepareContainer, removeContainer } from '../container/prepare-container.js';
-import { HostpullError } from '../errors.js';
-import { ContentStore } from '../store/content-store.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
+import { ContentStore, type UnpackLimitOptions } from '../store/content-store.js';
 import { ApplyWorkers } from '../unpack/index.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
+import { listenUnixHttp, type Listener } from './listener.js';
 import { DaemonMetrics } from './metrics.js';
 import { SystemdNotifier } from './notify.js';
-import { PullTracker } from './pull-tracker.js';
+import { RequestTracker } from './request-tracker.js';
+import { rootfsApi } from './rootfs-api.js';
 import { prepareSocketPath } from './socket-file.js';
+import { startSnapshotterListener, type SnapshotterListener } from './snapshotter-listener.js';
 
 export interface DaemonOptions {
   /** Store root. */
   root: string;
+  /** Bounds on unpacks into the store (expansion ratio, disk reserve). Default: the store's defaults. */
+  unpackLimits?: UnpackLimitOptions;
   /** Unix socket to listen on. */
   socketPath: string;
+  /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
+  snapshotterSocket?: string | undefined;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
   /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   namespace?: string;
   /** Plain-http registries besides loopback. Default none. */
   insecureRegistries?: string[];
+  /** Registry headers/idle timeouts and retry budget. Default: the RegistryClient's (30 s, 30 s, 60 s). */
+  registry?: Pick<RegistryClientOptions, 'headersTimeoutMs' | 'bodyTimeoutMs' | 'retryBudgetMs'>;
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
@@ -43,7 +45,10 @@ export interface DaemonOptions {
   gcIntervalMs?: number;
   /** The budget GC keeps anything used more recently than this (GcPolicy.graceMs). Default 10 minutes. */
   gcGraceMs?: number;
-  /** At stop, how long in-flight pulls may take to finish before they are aborted. Default 30 s. */
+  /**
+   * At stop, how long requests in flight may take to finish before they are aborted (a pull is
+   * parked, a rootfs not yet answered is rolled back; a removal always finishes). Default 30 s.
+   */
   stopTimeoutMs?: number;
   /** Install SIGTERM/SIGINT handlers that stop the daemon. Default true. */
   handleSignals?: boolean;
@@ -62,11 +67,19 @@ export interface RunningDaemon {
 
 /**
  * The composition root of `hostpull daemon`: opens the store (reconciling ingest and staging
- * leftovers), cleans rootfs of owners that are gone, listens on the unix socket, tells systemd
- * READY=1, runs the budget GC, and on SIGTERM stops gracefully: STOPPING=1, no new connections
- * or pulls, in-flight pulls get `stopTimeoutMs` to finish and are then aborted (their partial
- * downloads stay in ingest/ and resume on the next pull). Mounts are never touched at stop: a
- * running container keeps its rootfs across a daemon restart.
+ * leftovers), reconciles containers/ with the mount records, listens on the unix socket, tells
+ * systemd READY=1 and runs the budget GC.
+ *
+ * Stop (SIGTERM, SIGINT or stop()) is a transaction boundary, in this order:
+ *  1. STOPPING=1; every listener stops accepting; requests on open connections get 503;
+ *  2. requests in flight get `stopTimeoutMs` to finish; then pulls and rootfs not yet answered
+ *     are aborted and roll back completely (a partial download stays in ingest/ and resumes; a
+ *     rootfs is unmounted and removed), and removals run to their end;
+ *  3. the listeners close their connections;
+ *  4. the registry client and, last, the store are closed.
+ * Mounts handed out are never touched at stop: a running container keeps its rootfs across a
+ * daemon restart. Another listener (a gRPC service) joins by being pushed onto `listeners` and
+ * running its requests through the same RequestTracker.
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const logger = options.logger;
@@ -94,20 +107,20 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
-    store = await ContentStore.open(root, { logger });
+    store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}) });
   } catch (err) {
     removeSignalHandlers();
     throw err;
   }
-  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger });
-  const tracker = new PullTracker();
-  const metrics = new DaemonMetrics(store, { activePulls: () => tracker.size });
+  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
+  const tracker = new RequestTracker();
+  const metrics = new DaemonMetrics(store, { activePulls: () => tracker.count('pull') });
   // Unpack workers live as long as the daemon: a pull after the first finds them started and their
   // hot code already compiled (idle, they do not keep the process alive).
   const workers = new ApplyWorkers();
   const keepBlobs = options.keepBlobs ?? false;
   const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
-  let server: Server | undefined;
+  const listeners: Listener[] = [];
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
@@ -119,26 +132,31 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
 
   try {
     if (store.reconciled) logger.info({ reconcile: store.reconciled }, 'store reconciled');
-    const stale = await cleanStaleMounts(store, { unmountAllUnder: (dir) => unmountAllUnder(dir) });
-    if (stale.released.length > 0 || stale.failed.length > 0) logger.info({ stale }, 'stale rootfs cleaned');
+    await notifier.notify({ STATUS: 'reconciling containers' });
+    const containers = await reconcileContainers(store);
+    if (Object.values(containers).some((list) => list.length > 0)) logger.info({ containers }, 'containers reconciled');
 
-    // Budget GC: single-flight, so a burst of pulls runs it once more at most.
-    let gcRunning: Promise<void> | undefined;
+    // Budget GC: single-flight, so a burst of pulls runs it once more at most. It is a tracked
+    // request like any other, so a stop waits for it (or aborts it) before closing the store.
+    let gcRunning = false;
     let gcAgain = false;
     const runGc = (why: string) => {
-      if (options.maxStoreSize === undefined) return;
+      if (options.maxStoreSize === undefined || tracker.stopping) return;
       if (gcRunning) {
         gcAgain = true;
         return;
       }
-      gcRunning = api
-        .gc({ maxStoreSize: options.maxStoreSize, ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) })
+      gcRunning = true;
+      tracker
+        .run('gc', (signal) => api.gc({ maxStoreSize: options.maxStoreSize, signal, ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) }))
         .then((r) => {
-          if (r.layersRemoved + r.blobsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
+          if (r.layersRemoved + r.blobsRemoved + r.partialsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
         })
-        .catch((err: unknown) => logger.warn({ err }, 'gc failed'))
+        .catch((err: unknown) => {
+          if (!tracker.stopping) logger.warn({ err }, 'gc failed');
+        })
         .finally(() => {
-          gcRunning = undefined;
+          gcRunning = false;
           if (gcAgain) {
             gcAgain = false;
             runGc('queued');
@@ -158,40 +176,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       maxStoreSize: options.maxStoreSize,
       ...(options.version ? { version: options.version } : {}),
-      containers: {
-        async prepare(ref, body) {
-          const c = await prepareContainer({ store, client, logger, keepBlobs }, ref, {
-            // Prepared for someone else (a runtime, an orchestrator): it outlives this daemon.
-            ownedByProcess: false,
-            allowOverlap: body.allowOverlap ?? false,
-            process: { ...(body.args ? { args: body.args } : {}), ...(body.env ? { env: body.env } : {}) },
-          });
-          return { id: c.id, rootfs: c.rootfs, bundle: c.bundle, reference: c.pull.reference, manifestDigest: c.pull.manifestDigest };
-        },
-        async remove(id) {
-          if (!existsSync(containerDirs(store.layout, id).bundle)) throw new HostpullError('NOT_FOUND', `no prepared rootfs ${id} in ${store.layout.containersDir}`);
-          await removeContainer(store, id);
-        },
-      },
+      containers: rootfsApi({ store, client, logger, workers, keepBlobs }),
     });
-    const srv = createServer(handler);
-    server = srv;
-    // umask while binding, so the socket never exists with wider permissions than socketMode.
-    const mode = options.socketMode ?? 0o660;
-    const previous = process.umask(0o777 & ~mode);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(socketPath, () => {
-          srv.off('error', reject);
-          resolve();
-        });
-      });
-    } finally {
-      process.umask(previous);
+    // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
+    // for), the snapshotter socket does too.
+    if (options.snapshotterSocket) {
+      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs })));
     }
-    await chmod(socketPath, mode);
-    if (options.socketGroup !== undefined) await chown(socketPath, process.getuid?.() ?? 0, options.socketGroup);
+    listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {
       gcTimer = setInterval(() => runGc('interval'), options.gcIntervalMs ?? 10 * 60_000);
       gcTimer.unref();
@@ -202,17 +194,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     let stopping: Promise<void> | undefined;
     const stop = (reason = 'stop requested'): Promise<void> => {
       stopping ??= (async () => {
-        logger.info({ reason, activePulls: tracker.size }, 'daemon stopping');
+        logger.info({ reason, inFlight: tracker.count(), activePulls: tracker.count('pull') }, 'daemon stopping');
         await notifier.notify({ STOPPING: 1, STATUS: `stopping: ${reason}` });
-        const closed = new Promise<void>((r) => srv.close(() => r()));
-        srv.closeIdleConnections();
+        for (const l of listeners) l.stopAccepting();
         const aborted = await tracker.drain(options.stopTimeoutMs ?? 30_000);
-        if (aborted > 0) logger.warn({ aborted }, 'in-flight pulls aborted at stop; their partial downloads resume on the next pull');
-        await gcRunning;
-        // Streams of aborted pulls have ended by now; what is left are idle keep-alive sockets.
-        srv.closeAllConnections();
-        await closed;
-        await unlink(socketPath).catch(() => undefined);
+        if (Object.keys(aborted).length > 0) {
+          logger.warn({ aborted }, 'requests aborted at stop: partial downloads resume on the next pull, rootfs not yet answered were removed');
+        }
+        for (const l of listeners) await l.close();
         await closeResources();
         logger.info('daemon stopped');
         resolveStopped();
@@ -225,8 +214,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (earlySignal) void stop(`${earlySignal} while starting`);
     return { socketPath, stop, stopped };
   } catch (err) {
-    server?.close();
+    for (const l of listeners) await l.close().catch(() => undefined);
     await closeResources();
     throw err;
   }
+}
+
+/**
+ * The snapshotter's gRPC server in the stop order: its stop() stops taking calls and lets those
+ * in flight finish (5 s at most), so starting it is "stop accepting" and waiting for it is "close";
+ * the store is closed only after both.
+ */
+function snapshotterListener(s: SnapshotterListener): Listener {
+  return { name: `containerd snapshotter on ${s.socketPath}`, stopAccepting: () => void s.stop(), close: () => s.stop() };
 }

@@ -90,8 +90,8 @@ export async function rememberPublished(work: string, pkg: BuiltPackage, publish
   await writeMarker(markerFile(work, pkg), { key: pkg.key, manifestDigest: published.manifestDigest } satisfies PublishMarker);
 }
 
-/** Whether the server's catalog already maps the code name to exactly this entry. */
-export async function registeredAsExpected(server: string, pkg: BuiltPackage, signal?: AbortSignal): Promise<boolean> {
+/** Whether the server's catalog already maps the code name to exactly this entry, pinned to `manifestDigest`. */
+export async function registeredAsExpected(server: string, pkg: BuiltPackage, manifestDigest: string, signal?: AbortSignal): Promise<boolean> {
   const entries = await new CatalogClient({ server }).list(signal);
-  return isDeepStrictEqual(entries[pkg.spec.code], catalogEntryFor(pkg));
+  return isDeepStrictEqual(entries.get(pkg.spec.code), { ...catalogEntryFor(pkg), digest: manifestDigest });
 }

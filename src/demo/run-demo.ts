@@ -170,7 +170,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         published.push(cached);
         emit({ type: 'published', what: pkg.spec.code, image: cached.image, manifestDigest: cached.manifestDigest, layerSize: cached.layerSize, cached: true });
         // The catalog lives in the layout too, so it normally survived; register only if not.
-        if (!(await registeredAsExpected(server.host, pkg, signal))) await cli(catalogAddArgs(pkg, tokenFile));
+        if (!(await registeredAsExpected(server.host, pkg, cached.manifestDigest, signal))) await cli(catalogAddArgs(pkg, tokenFile));
         continue;
       }
       await cli(publishArgs(pkg, layout, tokenFile));

@@ -6,7 +6,8 @@ import type { Digest } from '../oci/digest.js';
 import { immediate } from '../store/database.js';
 import type { ContentStore } from '../store/content-store.js';
 import { mountedDiffIds } from './mounts.js';
-import { selectEvictions, type GcPlan, type GcPolicy, type GcSnapshot } from './select-evictions.js';
+import { collectPartialDownloads } from './partial-downloads.js';
+import { DEFAULT_GC_GRACE_MS, selectEvictions, type GcPlan, type GcPolicy, type GcSnapshot } from './select-evictions.js';
 
 export interface GcOptions extends GcPolicy {
   /** Report what would be removed without removing it. Default false. */
@@ -28,6 +29,9 @@ export interface GcReport {
   overBudget: boolean;
   /** Planned removals skipped because the item was used, mounted or leased after the snapshot. */
   skipped: number;
+  /** Partial downloads in ingest/ that no live process held, removed (counted apart from the store size). */
+  partialsRemoved: number;
+  partialBytesFreed: number;
 }
 
 /**
@@ -48,16 +52,18 @@ export function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
     }));
     const leased = new Set<Digest>();
     for (const key of store.leases.liveKeys()) if (key.startsWith('blob:')) leased.add(key.slice('blob:'.length) as Digest);
-    return { blobs: store.blobs.list(), layers: store.layers.list(), images, mounted: mountedDiffIds(store), leased, now };
+    return { blobs: store.blobs.list(), layers: store.layers.list(), images, mounted: mountedDiffIds(store), snapshotted: store.snapshots.diffIds(), leased, now };
   })();
 }
 
 /**
- * `hostpull gc`: removes what no image references and, under `maxStoreSize`, the least recently
- * used unused layers (policy in select-evictions.ts). Safe beside pulls and mounts in other
+ * `hostpull gc`: removes what no image references (partial downloads no live process holds
+ * included) and, under `maxStoreSize`, the least recently used unused layers (policy in
+ * select-evictions.ts); everything used within `graceMs` stays. Safe beside pulls and mounts in other
  * processes: every row is deleted in a write transaction that re-checks it is still unmounted,
- * unleased and unused since the snapshot, and a layer directory is moved out of its numbered
- * name inside that transaction (a new layer may reuse the id) before it is deleted.
+ * named by no containerd snapshot, unleased and unused since the snapshot, and a layer directory
+ * is moved out of its numbered name inside that transaction (a new layer may reuse the id)
+ * before it is deleted.
  */
 export async function collectGarbage(store: ContentStore, options: GcOptions = {}): Promise<GcReport> {
   const snapshot = gcSnapshot(store);
@@ -73,9 +79,16 @@ export async function collectGarbage(store: ContentStore, options: GcOptions = {
     freedBytes: plan.bytesBefore - plan.bytesAfter,
     overBudget: plan.overBudget,
     skipped: 0,
+    partialsRemoved: 0,
+    partialBytesFreed: 0,
   };
+  const partials = await collectPartialDownloads(store, { graceMs: options.graceMs ?? DEFAULT_GC_GRACE_MS, dryRun: report.dryRun });
+  report.partialsRemoved = partials.removed;
+  report.partialBytesFreed = partials.bytes;
   if (report.dryRun) return report;
   const done = await applyPlan(store, snapshot, plan, options.signal);
+  // Blobs and layers found corrupt were moved aside for a look; gc is when they go.
+  await store.quarantine.purge();
   report.layersRemoved = done.layers;
   report.blobsRemoved = done.blobs;
   report.skipped = plan.layers.length + plan.blobs.length - done.layers - done.blobs;
@@ -102,7 +115,8 @@ async function applyPlan(store: ContentStore, snapshot: GcSnapshot, plan: GcPlan
 
   const leaseFresh = `EXISTS (SELECT 1 FROM leases WHERE key = 'blob:' || ? AND heartbeat_at > ?)`;
   const delLayer = db.prepare(
-    `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id) AND NOT ${leaseFresh}`,
+    `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id)
+       AND NOT EXISTS (SELECT 1 FROM snapshots WHERE diff_id = layers.diff_id) AND NOT ${leaseFresh}`,
   );
   for (const l of plan.layers) {
     signal?.throwIfAborted();

@@ -56,6 +56,15 @@ export function recordMount(store: ContentStore, id: string, diffIds: readonly D
   });
 }
 
+/**
+ * Takes rootfs `id` away from its owner process: from now on only {@link releaseMount} ends its
+ * record (a rootfs the daemon has handed to an orchestrator outlives the daemon). False if `id`
+ * is not recorded.
+ */
+export function disownMount(store: ContentStore, id: string): boolean {
+  return withBusyRetry(() => store.db.prepare('UPDATE mounts SET owner_pid = NULL, owner_start = NULL WHERE id = ?').run(id).changes > 0, store.db);
+}
+
 /** Forgets rootfs `id` (call it after unmounting); its layers become collectable. True if it was recorded. */
 export function releaseMount(store: ContentStore, id: string): boolean {
   return withBusyRetry(() => store.db.prepare('DELETE FROM mounts WHERE id = ?').run(id).changes > 0, store.db);

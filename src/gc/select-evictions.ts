@@ -13,6 +13,8 @@ export interface GcSnapshot {
   }>;
   /** diff_ids a recorded rootfs uses (mounts table). */
   mounted: ReadonlySet<Digest>;
+  /** diff_ids a containerd snapshot stands for (snapshots table): a chain refers to the layer. Default none. */
+  snapshotted?: ReadonlySet<Digest>;
   /** Blob digests an in-flight pull holds a lease on (it downloads or unpacks them right now). */
   leased: ReadonlySet<Digest>;
   now: number;
@@ -57,13 +59,15 @@ export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
  *    composites), and a later sweep takes them once no image references them.
  *
  * Never removed: a layer a recorded rootfs uses (and so never an image whose layers are all
- * mounted), a blob an in-flight pull holds a lease on, or anything used within the grace period.
+ * mounted), a layer a containerd snapshot stands for (containerd removes its snapshots first), a blob an in-flight pull holds a lease on, or anything used within the grace period.
  */
 export function selectEvictions(s: GcSnapshot, policy: GcPolicy = {}): GcPlan {
   const grace = policy.graceMs ?? DEFAULT_GC_GRACE_MS;
   const fresh = (lastUsed: number) => s.now - lastUsed < grace;
   const blobSize = new Map(s.blobs.map((b) => [b.digest, b.size]));
-  const layerProtected = (l: GcSnapshot['layers'][number]) => s.mounted.has(l.diffId) || s.leased.has(l.blobDigest) || fresh(l.lastUsed);
+  const snapshotted = s.snapshotted ?? new Set<Digest>();
+  const layerProtected = (l: GcSnapshot['layers'][number]) =>
+    s.mounted.has(l.diffId) || snapshotted.has(l.diffId) || s.leased.has(l.blobDigest) || fresh(l.lastUsed);
 
   const referencedBlobs = new Set<Digest>();
   const referencedDiffIds = new Set<Digest>();

@@ -29,7 +29,7 @@ export function parseDigest(value: string, what = 'digest'): Digest {
   const m = DIGEST_RE.exec(value);
   if (m && !Object.hasOwn(HEX_LENGTH, m[1]!)) {
     throw new HostpullError('DIGEST_INVALID', `${what} ${JSON.stringify(value)} uses unsupported algorithm ${m[1]}`, {
-      hint: 'hostpull supports sha256 and sha512 digests',
+      hint: 'sha256 and sha512 digests are supported',
     });
   }
   throw new HostpullError('DIGEST_INVALID', `${what} ${JSON.stringify(value)} is not a valid digest`, {

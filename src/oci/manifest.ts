@@ -141,7 +141,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, what = 'm
     return { kind: 'index', mediaType, index: r.data };
   }
   throw new HostpullError('MANIFEST_UNSUPPORTED', `${what} has unsupported media type ${mediaType}`, {
-    hint: 'hostpull reads OCI and Docker schema 2 manifests and indexes',
+    hint: 'OCI and Docker schema 2 manifests and indexes are supported',
   });
 }
 

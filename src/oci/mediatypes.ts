@@ -61,7 +61,7 @@ export function layerCompression(mediaType: string): LayerCompression {
     case MediaType.OciLayerNondistributableZstd:
     case MediaType.DockerLayerForeignGzip:
       throw new HostpullError('LAYER_UNSUPPORTED', `layer media type ${mediaType} is foreign/non-distributable`, {
-        hint: 'hostpull only pulls layers whose bytes are stored in the registry; rebuild the image with distributable layers',
+        hint: 'only layers whose bytes are stored in the registry can be pulled; rebuild the image with distributable layers',
       });
     default:
       throw new HostpullError('LAYER_UNSUPPORTED', `unknown layer media type ${JSON.stringify(mediaType)}`, {

@@ -37,9 +37,10 @@ export class CatalogClient {
       json = undefined;
     }
     if (!res.ok) {
-      const e = (json as { errors?: Array<{ code?: string; message?: string }> } | undefined)?.errors?.[0];
+      const e = (json as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> } | undefined)?.errors?.[0];
+      const detail = typeof e?.detail === 'object' && e.detail !== null ? (e.detail as Record<string, unknown>) : {};
       throw new HostpullError(e?.code ?? 'SERVER_ERROR', `${method} ${this.#base}/hostpull/v1/catalog${path}: HTTP ${res.status}: ${e?.message ?? text.slice(0, 200)}`, {
-        details: { status: res.status },
+        details: { ...detail, status: res.status },
         ...(res.status === 401 ? { hint: 'pass --token-file with the server\'s token' } : {}),
       });
     }
@@ -47,7 +48,8 @@ export class CatalogClient {
   }
 
   async list(signal?: AbortSignal): Promise<CatalogEntries> {
-    return ((await this.#call('GET', '', undefined, signal)) as { entries: CatalogEntries }).entries;
+    const { entries } = (await this.#call('GET', '', undefined, signal)) as { entries: Record<string, CatalogEntry> };
+    return new Map(Object.entries(entries));
   }
 
   async put(code: string, entry: Partial<CatalogEntry> & { image: string; prefix: string }, signal?: AbortSignal): Promise<CatalogEntry> {

@@ -23,6 +23,8 @@ export interface PublishOptions {
   tag?: string | undefined;
   description?: string | undefined;
   group?: string | undefined;
+  /** Let the package hold setuid/setgid files and file capabilities (`--allow-setuid`). Default false. */
+  allowSetuid?: boolean;
   upstream: Upstream;
   /** Register the code name with this server's catalog after pushing; skipped when absent. */
   server?: { url: string; token?: string | undefined } | undefined;
@@ -63,6 +65,7 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     pathAdd: o.pathAdd ?? [],
     ...(o.description !== undefined ? { description: o.description } : {}),
     ...(o.group !== undefined ? { group: o.group } : {}),
+    ...(o.allowSetuid ? { allowSetuid: true } : {}),
   });
   if (!(await stat(o.dir).catch(() => null))?.isDirectory()) throw new HostpullError('USAGE', `${o.dir} is not a directory`);
 

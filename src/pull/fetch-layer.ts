@@ -2,17 +2,20 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, errnoCode, hintFor, isHostpullError } from '../errors.js';
+import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import type { Digest } from '../oci/digest.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import { digestAlgorithm, type Digest } from '../oci/digest.js';
+import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { ContentStore } from '../store/content-store.js';
-import type { LayerRow } from '../store/layers.js';
-import { VerifyingStream } from '../store/verifying-stream.js';
+import { hashFile } from '../store/blobs.js';
+import type { LayerCommit, LayerRow } from '../store/layers.js';
+import { VerifyingStream } from '../archive/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } from '../unpack/index.js';
 import { Tee } from '../util/tee.js';
 import type { PullEvent } from './events.js';
+import { relayUntilWritten } from './relay-until-written.js';
 
 export interface LayerJob {
   repo: RepositoryRef;
@@ -20,6 +23,8 @@ export interface LayerJob {
   diffId: Digest;
   size: number;
   mediaType: string;
+  /** The package claim the layer is unpacked under (from the composite's annotations); none for a base layer. */
+  claim?: PackageClaim | undefined;
 }
 
 export interface FetchLayerDeps {
@@ -38,6 +43,17 @@ export interface FetchOutcome {
   layer?: LayerRow;
 }
 
+export interface FetchLayerOptions {
+  unpack: boolean;
+  /**
+   * Keep the compressed blob once its layer is unpacked and verified. Default false: a node keeps
+   * one copy of each layer, the unpacked one; the blob's digest and size stay recorded with the
+   * layer and the image. Without `unpack` the blob is always kept (it is the only copy).
+   */
+  keepBlob?: boolean;
+  signal?: AbortSignal;
+}
+
 /**
  * Layers at least this big (compressed) are unpacked in a worker thread; smaller ones on the
  * calling thread, which is mostly idle during a pull and where they cost less than a worker's
@@ -50,27 +66,8 @@ function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, opti
   return deps.workers && job.size >= WORKER_MIN_BYTES ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
 }
 
-/** How many times a broken transfer is resumed within one pull before giving up. */
-const TRANSFER_ATTEMPTS = 4;
-
 function source(repo: RepositoryRef): string {
   return `${repo.registry}/${repo.repository}`;
-}
-
-/** Errors after which resuming from the bytes already on disk can help. */
-function resumable(err: unknown): boolean {
-  if (isHostpullError(err)) {
-    if (err.code === 'SIZE_MISMATCH') return (err.details?.actual as number | undefined) !== undefined && (err.details!.actual as number) < (err.details!.expected as number);
-    return (err as { temporary?: boolean }).temporary === true;
-  }
-  const code = errnoCode(err);
-  return (
-    code === 'ECONNRESET' ||
-    code === 'EPIPE' ||
-    code === 'ETIMEDOUT' ||
-    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
-    (typeof code === 'string' && code.startsWith('UND_ERR_'))
-  );
 }
 
 /** Makes sure the error that ends a layer names the blob and where it came from. */
@@ -80,6 +77,7 @@ function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
+    ...(isHostpullError(err) && err.details ? { details: err.details } : {}),
     // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error gets ours.
     hint: hintFor(err) ?? (isHostpullError(err) ? undefined : 'the partial download is kept; pulling again resumes it'),
   });
@@ -102,22 +100,12 @@ function progressCounter(job: LayerJob, start: number, onEvent?: (e: PullEvent) 
   });
 }
 
-export interface FetchLayerOptions {
-  unpack: boolean;
-  /**
-   * Keep the compressed blob once its layer is unpacked and verified. Default false: a node keeps
-   * one copy of each layer, the unpacked one; the blob's digest and size stay recorded with the
-   * layer and the image. Without `unpack` the blob is always kept (it is the only copy).
-   */
-  keepBlob?: boolean;
-  signal?: AbortSignal;
-}
-
 /**
  * Downloads one layer blob into the store, verifying size and digest as bytes arrive, and — when
  * `unpack` is set and the download starts at byte 0 — unpacks it in the same pass. A transfer
  * that breaks is resumed with Range from what reached the disk; a resumed or already stored blob
- * is unpacked from its file afterwards, and a stored blob that turns out corrupt is fetched again.
+ * is unpacked from its file afterwards. Once unpacked and verified, the blob is dropped unless
+ * `keepBlob` says otherwise.
  */
 export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: FetchLayerOptions): Promise<FetchOutcome> {
   const { store } = deps;
@@ -129,49 +117,86 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
     return { fetchedBytes, resumedFrom, unpacked: true, layer };
   };
 
-  if (options.unpack && store.blobs.has(job.digest)) {
-    const layer = await unpackStored(deps, job, compression, options.signal);
-    if (layer) return unpacked(layer);
-  }
   if (!store.blobs.has(job.digest)) {
-    for (let attempt = 1; ; attempt++) {
+    // One retry budget for the whole download, shared with the transport's own retries of each
+    // request: a registry that is down is waited for once (backoff, then the budget), whether it
+    // refuses connections, answers 503 or goes silent in the middle of the body.
+    const retry = deps.client.retryBudget(job.repo.registry, options.signal);
+    for (let first = true; ; first = false) {
       try {
-        const result = await transfer(deps, job, compression, options);
+        const result = await transfer(deps, job, compression, options, retry);
         fetchedBytes += result.fetched;
-        if (attempt === 1) resumedFrom = result.resumedFrom;
+        if (first) resumedFrom = result.resumedFrom;
         if (result.layer) return unpacked(result.layer);
         break;
       } catch (err) {
-        fetchedBytes += (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
-        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !resumable(err))) {
+        const got = (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        fetchedBytes += got;
+        if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
           await store.blobs.discardIngest(job.digest);
           throw err;
         }
-        if (!resumable(err) || attempt >= TRANSFER_ATTEMPTS || options.signal?.aborted) throw describe(err, job, attempt);
-        deps.logger.warn({ digest: job.digest, attempt, err: (err as Error).message }, 'layer transfer broke; resuming');
+        // Bytes arrived: the registry is alive, so the budget starts again at the next failure.
+        if (got > 0) retry.progressed();
+        try {
+          await retry.failed(err);
+        } catch (final) {
+          throw describe(final, job, retry.retries + 1);
+        }
+        deps.logger.warn({ digest: job.digest, retries: retry.retries, err: (err as Error).message }, 'layer transfer broke; resuming');
       }
     }
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
-  return unpacked(await unpackFromFile(deps, job, compression, options.signal));
+  try {
+    return await unpacked(await unpackFromFile(deps, job, compression, options.signal));
+  } catch (err) {
+    // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
+    // quarantine it and fetch it again, once (a second failure is the layer's own).
+    if (fetchedBytes > 0 || !(await storedBlobCorrupt(store, job.digest))) throw err;
+    deps.logger.warn({ digest: job.digest }, 'stored layer blob is corrupt; quarantined, fetching it again');
+    store.blobs.quarantine(job.digest);
+    return fetchLayer(deps, job, options);
+  }
 }
 
-/**
- * Unpacks a blob the store already holds (pulled with --no-unpack or --keep-blobs, or its layer
- * was removed since). When that fails because the file no longer hashes to its digest (a disk
- * error, a hand edit), the blob is dropped and undefined returned, so the caller fetches it again;
- * any other failure is the layer's own and is thrown.
- */
-async function unpackStored(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow | undefined> {
+/** True when the stored file of `digest` is missing or hashes to something else. */
+async function storedBlobCorrupt(store: ContentStore, digest: Digest): Promise<boolean> {
+  if (!store.blobs.has(digest)) return false;
   try {
-    return await unpackFromFile(deps, job, compression, signal);
-  } catch (err) {
-    if (signal?.aborted || !(await deps.store.blobs.isCorrupt(job.digest))) throw err;
-    deps.logger.warn({ digest: job.digest, err: (err as Error).message }, 'stored layer blob is corrupt; fetching it again');
-    await deps.store.blobs.drop(job.digest);
-    return undefined;
+    return (await hashFile(store.blobs.path(digest), digestAlgorithm(digest))).digest !== digest;
+  } catch {
+    return true;
   }
+}
+
+/** applyLayer's options for a job: its claim and the store's bounds. */
+function applyOptions(store: ContentStore, job: LayerJob, compression: LayerCompression, target: string, signal: AbortSignal | undefined): ApplyOptions {
+  const limits = store.unpackLimits();
+  return {
+    compression,
+    target,
+    expectedDiffId: job.diffId,
+    compressedSize: job.size,
+    maxExpansionRatio: limits.maxExpansionRatio,
+    keepFreeBytes: limits.keepFreeBytes,
+    ...(job.claim ? { claim: job.claim } : {}),
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/** What the store records of an unpacked layer. */
+function layerCommit(job: LayerJob, result: ApplyResult): LayerCommit {
+  return {
+    diffId: job.diffId,
+    blobDigest: job.digest,
+    unpackedSize: result.uncompressedSize,
+    entries: result.entries,
+    ownedPaths: result.ownedPaths,
+    footprint: result.footprint,
+    treeChecksum: result.treeChecksum,
+  };
 }
 
 async function transfer(
@@ -179,18 +204,22 @@ async function transfer(
   job: LayerJob,
   compression: LayerCompression,
   options: FetchLayerOptions,
+  retry: RetryBudget,
 ): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
-  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal });
+  let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
     ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
-    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal });
+    response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
+  // A break mid-body is passed on only once what arrived is on disk: the resume starts there.
+  const writer = ingest.writer;
+  const body = relayUntilWritten(response.stream, () => writer.kept);
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
@@ -201,7 +230,7 @@ async function transfer(
   // stream from byte 0; the stored file is unpacked afterwards instead).
   if (!options.unpack || resumedFrom > 0) {
     try {
-      await pipeline(response.stream, verifier, counter, ingest.writer, { signal: options.signal });
+      await pipeline(body, verifier, counter, ingest.writer, { signal: options.signal });
     } catch (err) {
       throw Object.assign(err as Error, { fetchedBytes: fetched() });
     }
@@ -213,9 +242,9 @@ async function transfer(
   const abort = new AbortController();
   const onAbort = () => abort.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const unpacked = unpackLayer(deps, job, unpackInput, { compression, target: staging, expectedDiffId: job.diffId, signal: abort.signal });
+  const unpacked = unpackLayer(deps, job, unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
-    const download = pipeline(response.stream, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
     let result: ApplyResult;
     try {
       [, result] = await Promise.all([
@@ -233,13 +262,7 @@ async function transfer(
       await Promise.allSettled([download, unpacked]);
       throw err;
     }
-    const layer = await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const layer = await store.layers.commit(staging, layerCommit(job, result));
     return { fetched: fetched(), resumedFrom, layer };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
@@ -256,19 +279,8 @@ export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compre
   if (existing) return existing;
   const staging = await store.layers.stage();
   try {
-    const result = await unpackLayer(deps, job, createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), {
-      compression,
-      target: staging,
-      expectedDiffId: job.diffId,
-      signal,
-    });
-    return await store.layers.commit(staging, {
-      diffId: job.diffId,
-      blobDigest: job.digest,
-      unpackedSize: result.uncompressedSize,
-      entries: result.entries,
-      ownedPaths: result.ownedPaths,
-    });
+    const result = await unpackLayer(deps, job, createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
+    return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     if (isHostpullError(err)) throw err;

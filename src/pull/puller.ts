@@ -1,7 +1,7 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { digestOf, type Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, type ImageConfig, type ImageManifest, type Platform } from '../oci/manifest.js';
+import type { Digest } from '../oci/digest.js';
+import { checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform } from '../oci/manifest.js';
 import { hostPlatform, selectPlatform } from '../oci/platform.js';
 import { formatReference, type ImageReference } from '../oci/reference.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
@@ -10,8 +10,11 @@ import type { ImageRow, ManifestLayerRow } from '../store/images.js';
 import type { PullRecord } from '../store/pulls.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import { mapLimit } from '../util/limit.js';
+import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
+import { fetchImageConfig } from './fetch-config.js';
 import type { LayerJob } from './fetch-layer.js';
+import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
 
 /**
  * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
@@ -36,6 +39,20 @@ export interface PullOptions {
   platform?: Platform;
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
+  /**
+   * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
+   * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
+   * pull, and counting it as one made /metrics report every rootfs as a pull and its layers as
+   * bytes "reused". Pulls that fetch something, and failed ones, are always recorded.
+   */
+  recordUpToDate?: boolean;
+}
+
+export interface FetchLayersOptions extends PullOptions {
+  /** The package claim of each layer (aligned with the layers; undefined for a base layer). Default: none. */
+  claims?: ReadonlyArray<PackageClaim | undefined>;
+  /** Names the image in messages. Default: the repository. */
+  where?: string;
 }
 
 export interface PullResult extends PullRecord {
@@ -50,7 +67,7 @@ export interface PullerDeps {
   logger: Logger;
   /**
    * Worker threads that unpack big layers, shared by every pull of this Puller (a daemon keeps
-   * them warm). Default: a set started for each pull that unpacks something, stopped at its end.
+   * them warm). Default: a set started for each fetchLayers() that unpacks, stopped at its end.
    */
   workers?: ApplyWorkers;
   /** Default of PullOptions.keepBlobs (a daemon started with --keep-blobs). Default false. */
@@ -62,6 +79,8 @@ interface Resolved {
   indexDigest: Digest | null;
   configDigest: Digest;
   layers: ManifestLayerRow[];
+  /** The package claim of each layer (aligned with `layers`); undefined for base layers. */
+  claims: Array<PackageClaim | undefined>;
   fetchedBytes: number;
   upToDate: boolean;
 }
@@ -97,19 +116,9 @@ export class Puller {
         layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
       });
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
-      let outcomes: LayerOutcome[];
-      if (resolved.upToDate) {
-        outcomes = resolved.layers.map((l) => this.#hit(l, unpack));
-      } else {
-        // The layer machinery (decompression, tar, workers) is loaded only by a pull that fetches
-        // or unpacks something: an up-to-date pull stops at the HEAD and needs none of it.
-        const workers = this.#deps.workers ?? (unpack ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
-        try {
-          outcomes = await mapLimit(resolved.layers, options.concurrency ?? 4, (l, _i, signal) => this.#layer(repo, l, unpack, workers, signal, options), options.signal);
-        } finally {
-          if (workers !== this.#deps.workers) await workers?.close();
-        }
-      }
+      const outcomes = resolved.upToDate
+        ? resolved.layers.map((l) => this.#hit(l, unpack))
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -139,7 +148,7 @@ export class Puller {
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };
-      store.pulls.record(record);
+      if (!resolved.upToDate || options.recordUpToDate !== false) store.pulls.record(record);
       return record;
     } catch (err) {
       const finishedAt = Date.now();
@@ -167,6 +176,33 @@ export class Puller {
   }
 
   /**
+   * Makes these layers of an image present in the store, fetching (and unpacking, unless `unpack`
+   * is false) only what is missing, single-flight with every other pull on this root: the part of
+   * a pull that follows resolving. The containerd snapshotter calls it with layers it learnt from
+   * containerd's labels and the manifest, without recording an image.
+   */
+  async fetchLayers(repo: RepositoryRef, layers: readonly ManifestLayerRow[], options: FetchLayersOptions = {}): Promise<LayerOutcome[]> {
+    const unpack = options.unpack ?? true;
+    const claims = options.claims ?? [];
+    const where = options.where ?? `${repo.registry}/${repo.repository}`;
+    // Layers already here are held to this image's claims from the store's record (LAYER_UNSAFE
+    // if one breaks its claim); those that cannot be judged that way are unpacked again.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    // The layer machinery (decompression, tar, workers) is loaded only when a layer is fetched
+    // or unpacked: an up-to-date pull stops at the HEAD and needs none of it.
+    const workers = this.#deps.workers ?? (unpack ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
+    let outcomes: LayerOutcome[];
+    try {
+      outcomes = await mapLimit(layers, options.concurrency ?? 4, (l, i, signal) => this.#layer(repo, l, claims[i], unpack, workers, signal, options), options.signal);
+    } finally {
+      if (workers !== this.#deps.workers) await workers?.close();
+    }
+    // Again once they are in: a layer another process unpacked meanwhile is held to them too.
+    if (unpack) this.#checkStored({ layers, claims }, where);
+    return outcomes;
+  }
+
+  /**
    * When HEAD named an index, the stored image is only the answer if it is the index's manifest
    * for the platform asked for now: the same tag pulled earlier for another platform is not.
    */
@@ -181,28 +217,51 @@ export class Puller {
     }
   }
 
-  /** True when every piece of the image is in the store (blobs, and unpacked layers if wanted). */
-  #complete(image: ImageRow, unpack: boolean): ManifestLayerRow[] | undefined {
+  /**
+   * The stored layers of a resolution held to its claims (LAYER_UNSAFE when one breaks its claim);
+   * layers that cannot be judged from the store's record are quarantined to be unpacked again.
+   * Returns false when it quarantined any.
+   */
+  #checkStored(resolved: { layers: readonly ManifestLayerRow[]; claims: ReadonlyArray<PackageClaim | undefined> }, where: string): boolean {
     const { store } = this.#deps;
-    const layers = store.images.layers(image.manifestDigest);
+    const redo = checkStoredLayers(store, resolved.layers.map((l, i) => ({ diffId: l.diffId, claim: resolved.claims[i] })), where);
+    return !quarantineUnjudged(store, redo);
+  }
+
+  /**
+   * The stored image as an up-to-date resolution, when every piece of it is in the store and
+   * intact: manifest and config still hash to their digests (a corrupt one is quarantined and
+   * the image fetched again, never reported up to date), every layer is unpacked (its directory
+   * present) and held to the image's claims.
+   */
+  async #upToDate(image: ImageRow | undefined, unpack: boolean): Promise<Resolved | undefined> {
+    if (!image) return undefined;
+    const { store } = this.#deps;
     if (!store.blobs.has(image.configDigest) || !store.blobs.has(image.manifestDigest)) return undefined;
+    let manifest: ImageManifest;
+    try {
+      const parsed = parseManifest(await store.blobs.readBytes(image.manifestDigest), undefined, image.reference);
+      await store.blobs.readBytes(image.configDigest);
+      if (parsed.kind !== 'manifest') return undefined;
+      manifest = parsed.manifest;
+    } catch (err) {
+      if (!isHostpullError(err, 'STORE_CORRUPT')) throw err;
+      this.#deps.logger.warn({ reference: image.reference, err: err.message }, 'stored image is corrupt; fetching it again');
+      return undefined;
+    }
+    const layers = store.images.layers(image.manifestDigest);
     for (const l of layers) {
       if (unpack ? !store.layers.get(l.diffId) : !store.blobs.has(l.blobDigest)) return undefined;
     }
-    return layers;
-  }
-
-  /** The stored image as an up-to-date resolution, when every piece of it is in the store. */
-  #upToDate(image: ImageRow | undefined, unpack: boolean): Resolved | undefined {
-    const layers = image && this.#complete(image, unpack);
-    if (!image || !layers) return undefined;
-    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, fetchedBytes: 0, upToDate: true };
+    const claims = layerClaims(manifest, image.reference);
+    if (unpack && !this.#checkStored({ layers, claims }, image.reference)) return undefined;
+    return { manifestDigest: image.manifestDigest, indexDigest: image.indexDigest, configDigest: image.configDigest, layers, claims, fetchedBytes: 0, upToDate: true };
   }
 
   /** The complete stored image with this manifest (or index, for this platform) digest. */
   async #storedByDigest(digest: Digest, unpack: boolean, options: PullOptions): Promise<Resolved | undefined> {
     const image = this.#deps.store.images.byManifest(digest);
-    const hit = this.#upToDate(image, unpack);
+    const hit = await this.#upToDate(image, unpack);
     return hit && (await this.#samePlatform(image!, digest, options)) ? hit : undefined;
   }
 
@@ -213,12 +272,12 @@ export class Puller {
     const stored = ref.digest
       ? await this.#storedByDigest(ref.digest, unpack, options)
       : policy !== 'always'
-        ? this.#upToDate(store.images.get(formatReference(ref)), unpack)
+        ? await this.#upToDate(store.images.get(formatReference(ref)), unpack)
         : undefined;
     if (stored) return stored;
     if (policy === 'never') {
       throw new HostpullError('IMAGE_UNKNOWN', `${formatReference(ref)} is not in the store, and the pull policy is never`, {
-        hint: `pull it first (hostpull pull ${formatReference(ref)}), or use --pull missing`,
+        hint: `pull it first (\`hostpull pull ${formatReference(ref)}\`), or use --pull missing`,
       });
     }
     let known = ref.digest;
@@ -231,7 +290,7 @@ export class Puller {
           if (isHostpullError(err) && !err.hint) {
             throw new HostpullError(err.code, err.message, {
               cause: err,
-              hint: 'check the tag; for a composite, every code name must be in the server catalog (hostpull catalog ls)',
+              hint: 'check the tag; for a composite, every code name must be in the server catalog (`hostpull catalog ls`)',
             });
           }
           throw err;
@@ -269,7 +328,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
-    const config = await this.#config(repoRef, manifest, options.signal);
+    const config = await fetchImageConfig(this.#deps, repoRef, manifest, options.signal);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
     const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
@@ -279,23 +338,7 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
-    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, fetchedBytes, upToDate: false };
-  }
-
-  async #config(repo: RepositoryRef, manifest: ImageManifest, signal?: AbortSignal): Promise<{ config: ImageConfig; fetched: number }> {
-    const { store, client } = this.#deps;
-    const digest = manifest.config.digest;
-    if (store.blobs.has(digest)) return { config: parseImageConfig(await store.blobs.readBytes(digest), `config ${digest}`), fetched: 0 };
-    if (manifest.config.size > MAX_CONFIG_BYTES) {
-      throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
-    }
-    const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
-    if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
-      throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
-    }
-    const config = parseImageConfig(bytes, `config ${digest}`);
-    await store.blobs.putBytes(digest, bytes, manifest.config.mediaType);
-    return { config, fetched: bytes.length };
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), fetchedBytes, upToDate: false };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {
@@ -305,9 +348,17 @@ export class Puller {
     return outcome;
   }
 
-  async #layer(repo: RepositoryRef, l: ManifestLayerRow, unpack: boolean, workers: ApplyWorkers | undefined, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+  async #layer(
+    repo: RepositoryRef,
+    l: ManifestLayerRow,
+    claim: PackageClaim | undefined,
+    unpack: boolean,
+    workers: ApplyWorkers | undefined,
+    signal: AbortSignal,
+    options: PullOptions,
+  ): Promise<LayerOutcome> {
     const { store } = this.#deps;
-    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType };
+    const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType, claim };
     const done = () => {
       if (unpack) return store.layers.get(l.diffId) ? this.#hit(l, true) : undefined;
       return store.blobs.has(l.blobDigest) ? this.#hit(l, false) : undefined;

@@ -24,7 +24,7 @@ import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
 import { redactUrl } from './redact.js';
-import { DEFAULT_BACKOFF } from './retry.js';
+import { RetryPolicy, type RetryBudget } from './retry.js';
 import { Transport } from './transport.js';
 
 export interface RepositoryRef {
@@ -42,7 +42,10 @@ export interface RegistryClientOptions {
    * Default: `HOSTPULL_REGISTRY_AUTH`, then the docker config (`$DOCKER_CONFIG` or ~/.docker).
    */
   credentials?: CredentialSource | Record<string, Credential>;
-  /** Retries of idempotent requests (GET/HEAD, whole blob uploads). Default: 4. */
+  /**
+   * At most this many retries in a row of an idempotent request (GET/HEAD, whole blob uploads) or
+   * of a blob download's resumes. Default: as many as `retryBudgetMs` allows.
+   */
   retries?: number;
   /** Base delay of the exponential backoff. Default: 200 ms. */
   retryBaseDelayMs?: number;
@@ -50,6 +53,18 @@ export interface RegistryClientOptions {
   retryMaxDelayMs?: number;
   /** Upper bound of a server's `Retry-After` we wait for. Default: 60 000 ms. */
   retryAfterCapMs?: number;
+  /**
+   * How long a registry may keep failing (from the first failure with no progress since) before
+   * a request or a download gives up. Default: 60 000 ms.
+   */
+  retryBudgetMs?: number;
+  /** Time from sending a request to the end of the response headers. Default: 30 000 ms. */
+  headersTimeoutMs?: number;
+  /**
+   * Time a response body may go without a byte (an idle timeout: a slow but steady download is
+   * never cut). A blob download that stalls this long resumes with Range. Default: 30 000 ms.
+   */
+  bodyTimeoutMs?: number;
   /** Connections per origin kept by the undici Agent. Default: 8. */
   connections?: number;
   /** Largest manifest accepted. Default: 4 MiB (what distribution itself accepts). */
@@ -87,6 +102,14 @@ export interface BlobResponse {
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Tens of seconds, not undici's five minutes: a registry that has not answered or sent a byte
+ * for this long is treated as a broken connection (retried, a blob resumed), while a loaded
+ * registry on a slow link still gets far longer than it ever needs per chunk.
+ */
+export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+
 function isCredentialSource(c: unknown): c is CredentialSource {
   return typeof c === 'object' && c !== null && typeof (c as { get?: unknown }).get === 'function';
 }
@@ -103,9 +126,8 @@ export function pushScope(repository: string): string {
 export class RegistryClient {
   readonly #transport: Transport;
   readonly #logger: Logger;
-  readonly #retries: number;
+  readonly #retry: RetryPolicy;
   readonly #maxManifest: number;
-  readonly #backoff;
 
   constructor(opts: RegistryClientOptions = {}) {
     const env = opts.env ?? process.env;
@@ -116,18 +138,20 @@ export class RegistryClient {
       : opts.credentials
         ? chainCredentials(staticCredentials(opts.credentials), defaults)
         : defaults;
-    this.#retries = opts.retries ?? 4;
     this.#maxManifest = opts.maxManifestBytes ?? MAX_MANIFEST_BYTES;
-    this.#backoff = {
-      baseDelayMs: opts.retryBaseDelayMs ?? DEFAULT_BACKOFF.baseDelayMs,
-      maxDelayMs: opts.retryMaxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
-      retryAfterCapMs: opts.retryAfterCapMs ?? DEFAULT_BACKOFF.retryAfterCapMs,
-    };
+    this.#retry = new RetryPolicy({
+      ...(opts.retries !== undefined ? { maxRetries: opts.retries } : {}),
+      ...(opts.retryBaseDelayMs !== undefined ? { baseDelayMs: opts.retryBaseDelayMs } : {}),
+      ...(opts.retryMaxDelayMs !== undefined ? { maxDelayMs: opts.retryMaxDelayMs } : {}),
+      ...(opts.retryAfterCapMs !== undefined ? { retryAfterCapMs: opts.retryAfterCapMs } : {}),
+      ...(opts.retryBudgetMs !== undefined ? { budgetMs: opts.retryBudgetMs } : {}),
+    });
     this.#transport = new Transport({
       insecureRegistries: opts.insecureRegistries ?? [],
       credentials,
-      retries: this.#retries,
-      backoff: this.#backoff,
+      retry: this.#retry,
+      headersTimeoutMs: opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+      bodyTimeoutMs: opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS,
       logger: this.#logger,
       userAgent: opts.userAgent ?? 'hostpull/0.1',
       connections: opts.connections ?? 8,
@@ -218,7 +242,16 @@ export class RegistryClient {
    * returned `offset` is where the stream really starts (0 when the server ignored Range).
    * The caller verifies size and digest while reading.
    */
-  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number } = {}): Promise<BlobResponse> {
+  /**
+   * The retries of one operation against `registry` under this client's policy: a caller with
+   * retries of its own (a download resuming with Range) passes it to {@link getBlob} so that both
+   * share one budget.
+   */
+  retryBudget(registry: string, signal?: AbortSignal): RetryBudget {
+    return this.#retry.begin(registry, signal);
+  }
+
+  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
     const offset = opts.offset ?? 0;
     const headers: Record<string, string> = {};
     if (offset > 0) headers.range = `bytes=${offset}-`;
@@ -228,6 +261,7 @@ export class RegistryClient {
       url: blobPath(repo, digest),
       headers,
       scopes: [pullScope(repo.repository)],
+      ...(opts.retry ? { retry: opts.retry } : {}),
       ...signalOpt(opts.signal),
     });
     if (offset > 0 && (res.status === 200 || res.status === 206)) {
@@ -333,7 +367,7 @@ export class RegistryClient {
   }
 
   #pushContext() {
-    return { transport: this.#transport, retries: this.#retries, backoff: this.#backoff, logger: this.#logger, client: this };
+    return { transport: this.#transport, retry: this.#retry, logger: this.#logger, client: this };
   }
 }
 

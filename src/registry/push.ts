@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import { digestAlgorithm, digestOf, isDigest, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
 import { dumpBody, headerValue } from './body.js';
 import { isRegistryError, RegistryError } from './errors.js';
-import { retryDelay, sleep, type BackoffOptions } from './retry.js';
+import type { RetryPolicy } from './retry.js';
 import type { RequestBody, Transport } from './transport.js';
 
 export interface PushBlobOptions {
@@ -18,8 +18,7 @@ interface RepoLike {
 
 export interface PushContext {
   transport: Transport;
-  retries: number;
-  backoff: BackoffOptions;
+  retry: RetryPolicy;
   logger: Logger;
   client: { blobExists(repo: RepoLike, digest: Digest, opts: { signal?: AbortSignal; scopes?: string[] }): Promise<number | null> };
 }
@@ -48,15 +47,16 @@ export async function pushBlob(
   const signal = opts.signal ? { signal: opts.signal } : {};
   // HEAD with the push scopes, so the token fetched here is the one the upload reuses.
   if ((await ctx.client.blobExists(repo, digest, { ...signal, scopes })) !== null) return;
-  for (let attempt = 0; ; attempt++) {
+  const retry = ctx.retry.begin(repo.registry, opts.signal);
+  for (;;) {
     try {
       await uploadOnce(ctx, repo, digest, size, body, scopes, opts);
       return;
     } catch (err) {
-      if (!isRegistryError(err) || !err.temporary || attempt >= ctx.retries || opts.signal?.aborted) throw err;
-      const delay = retryDelay(attempt, undefined, ctx.backoff);
-      ctx.logger.debug({ repository: repo.repository, digest, attempt, delay, code: err.code }, 'blob upload failed; retrying');
-      await sleep(delay, opts.signal);
+      // Only the registry's "not now" (a temporary status or a broken connection) is retried here.
+      if (!isRegistryError(err)) throw err;
+      await retry.failed(err);
+      ctx.logger.debug({ repository: repo.repository, digest, retries: retry.retries, code: err.code }, 'blob upload failed; retrying');
     }
   }
 }

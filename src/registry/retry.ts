@@ -1,3 +1,14 @@
+import { isHostpullError } from '../errors.js';
+import { RegistryError, TEMPORARY_STATUSES } from './errors.js';
+
+/**
+ * The one retry policy of every conversation with a registry: which failures are worth another
+ * attempt ({@link isRetryable}), how long to wait before it (exponential backoff with full
+ * jitter, or the server's `Retry-After`), and when to stop (a budget in time). The transport's
+ * request retries and the Range resumes of a blob download share one {@link RetryBudget}, so a
+ * registry that is down is waited for once, not once per layer of retries.
+ */
+
 /**
  * Retry timing: exponential backoff with full jitter (delay drawn uniformly from
  * [0, min(max, base·2^attempt)], the AWS "full jitter" scheme: spreads clients that failed
@@ -13,6 +24,12 @@ export interface BackoffOptions {
 }
 
 export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 10_000, retryAfterCapMs: 60_000 };
+
+/**
+ * How long a registry may keep failing before we give up: a restart or a short outage (seconds)
+ * is waited out, one that is down for good fails the pull after this.
+ */
+export const DEFAULT_RETRY_BUDGET_MS = 60_000;
 
 /** Full-jitter delay before retry number `attempt` (0 for the first retry). */
 export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
@@ -47,8 +64,8 @@ export function retryDelay(
   return backoffDelay(attempt, opts, random);
 }
 
-/** Statuses worth retrying for an idempotent request. */
-export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
+/** Statuses worth retrying for an idempotent request (the registry says: not now). */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = TEMPORARY_STATUSES;
 
 const RETRYABLE_ERROR_CODES = new Set([
   'ECONNRESET',
@@ -61,9 +78,12 @@ const RETRYABLE_ERROR_CODES = new Set([
   'EHOSTUNREACH',
   'UND_ERR_SOCKET',
   'UND_ERR_CONNECT_TIMEOUT',
+  // Our own headers and body-idle timeouts (Transport sets them on every request).
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
   'UND_ERR_CLOSED',
+  // A response body that ended before its end (the connection went away mid-body).
+  'ERR_STREAM_PREMATURE_CLOSE',
 ]);
 
 /** Whether a thrown error is a connection-level failure (undici wraps some in `cause`). */
@@ -74,6 +94,141 @@ export function isRetryableNetworkError(err: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * Whether another attempt can help: a connection that failed, broke or went silent; a status
+ * that means "not now" (RegistryError.temporary); a blob body that ended before its declared
+ * size (a cut: the bytes received are good, the rest can be asked for with Range). Anything
+ * else — a digest mismatch, a 404, a full disk, an abort — fails the same way again.
+ */
+export function isRetryable(err: unknown): boolean {
+  if (err instanceof RegistryError) return err.temporary;
+  if (isHostpullError(err)) {
+    if (err.code !== 'SIZE_MISMATCH') return false;
+    const { actual, expected } = (err.details ?? {}) as { actual?: unknown; expected?: unknown };
+    return typeof actual === 'number' && typeof expected === 'number' && actual < expected;
+  }
+  return isRetryableNetworkError(err);
+}
+
+export interface RetryPolicyOptions extends Partial<BackoffOptions> {
+  /** How long retries go on after a failure with no progress since. Default {@link DEFAULT_RETRY_BUDGET_MS}. */
+  budgetMs?: number;
+  /** At most this many retries in a row without progress. Default: as many as the budget allows. */
+  maxRetries?: number;
+  /** Clock, dice and waiting, for tests. */
+  now?: () => number;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** The retry settings of a registry client; {@link RetryPolicy.begin} starts counting for one operation. */
+export class RetryPolicy {
+  readonly backoff: BackoffOptions;
+  readonly budgetMs: number;
+  readonly maxRetries: number;
+  readonly now: () => number;
+  readonly random: () => number;
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+
+  constructor(options: RetryPolicyOptions = {}) {
+    this.backoff = {
+      baseDelayMs: options.baseDelayMs ?? DEFAULT_BACKOFF.baseDelayMs,
+      maxDelayMs: options.maxDelayMs ?? DEFAULT_BACKOFF.maxDelayMs,
+      retryAfterCapMs: options.retryAfterCapMs ?? DEFAULT_BACKOFF.retryAfterCapMs,
+    };
+    this.budgetMs = options.budgetMs ?? DEFAULT_RETRY_BUDGET_MS;
+    this.maxRetries = options.maxRetries ?? Number.POSITIVE_INFINITY;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? sleep;
+  }
+
+  /** The retries of one operation against `registry` (a request, or a blob download with its resumes). */
+  begin(registry: string, signal?: AbortSignal): RetryBudget {
+    return new RetryBudget(this, registry, signal);
+  }
+}
+
+/**
+ * The retries of one operation. The budget runs from the first failure after the last progress:
+ * a download that a flaky registry cuts every few megabytes keeps going as long as bytes keep
+ * arriving, and one that gets nothing for `budgetMs` fails.
+ */
+export class RetryBudget {
+  readonly registry: string;
+  readonly #policy: RetryPolicy;
+  readonly #signal: AbortSignal | undefined;
+  /** Retries since the last progress (drives the backoff exponent and maxRetries). */
+  #inARow = 0;
+  #retries = 0;
+  #failingSince: number | undefined;
+  #spent = false;
+
+  constructor(policy: RetryPolicy, registry: string, signal?: AbortSignal) {
+    this.#policy = policy;
+    this.registry = registry;
+    this.#signal = signal;
+  }
+
+  /** Retries made so far, over the whole operation. */
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /** Bytes arrived since the last failure: the next failure starts a fresh budget and backoff. */
+  progressed(): void {
+    this.#inARow = 0;
+    this.#failingSince = undefined;
+  }
+
+  /**
+   * After a failed attempt: resolves once the backoff (or the server's `Retry-After`, capped) has
+   * passed and another attempt may start. Throws instead when it may not: `err` itself when
+   * retrying cannot help (or the operation was aborted), and a REGISTRY_UNAVAILABLE naming the
+   * registry and the budget when the budget is spent. No attempt starts after the budget: a delay
+   * that would pass it is shortened to end with it.
+   */
+  async failed(err: unknown, retryAfter?: string | string[]): Promise<void> {
+    if (this.#spent || this.#signal?.aborted || !isRetryable(err)) throw err;
+    const policy = this.#policy;
+    const now = policy.now();
+    this.#failingSince ??= now;
+    const left = policy.budgetMs - (now - this.#failingSince);
+    if (this.#inARow >= policy.maxRetries) {
+      this.#spent = true;
+      throw err;
+    }
+    if (left <= 0) {
+      this.#spent = true;
+      throw this.#exhausted(err, now);
+    }
+    const delay = Math.min(left, retryDelay(this.#inARow, retryAfter, policy.backoff, now, policy.random));
+    this.#inARow++;
+    this.#retries++;
+    await policy.sleep(delay, this.#signal);
+  }
+
+  #exhausted(err: unknown, now: number): RegistryError {
+    const budget = formatMs(this.#policy.budgetMs);
+    const why = err instanceof Error ? err.message : String(err);
+    return new RegistryError(
+      isHostpullError(err) && err.code === 'TOO_MANY_REQUESTS' ? err.code : 'REGISTRY_UNAVAILABLE',
+      `registry ${this.registry} kept failing for ${formatMs(now - this.#failingSince!)} (${this.#retries} retries), past the retry budget of ${budget}: ${why}`,
+      {
+        cause: err,
+        temporary: false,
+        ...(err instanceof RegistryError && err.status !== undefined ? { status: err.status } : {}),
+        hint: `check that registry ${this.registry} is running and reachable; a longer retry budget (--registry-retry-budget, now ${budget}) waits longer for it`,
+        details: { registry: this.registry, retryBudgetMs: this.#policy.budgetMs, retries: this.#retries },
+      },
+    );
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when aborted. */

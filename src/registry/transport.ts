@@ -9,7 +9,7 @@ import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth
 import { dumpBody, headerValue, readBounded, readErrorText, type ResponseBody } from './body.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
-import { isRetryableNetworkError, RETRYABLE_STATUSES, retryDelay, sleep, type BackoffOptions } from './retry.js';
+import { isRetryableNetworkError, RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
 
 /** A request body: bytes, or a factory that opens a fresh stream for each attempt. */
@@ -26,8 +26,12 @@ export interface RegistryRequest {
   body?: RequestBody;
   /** Token scopes the request needs, e.g. `repository:pkg/jdk:pull`. */
   scopes: string[];
-  /** Retry on 429/502/503/504 and connection errors. Default: true for GET and HEAD only. */
-  retry?: boolean;
+  /**
+   * Retry on temporary statuses and connection errors under the client's retry policy. Default:
+   * true for GET and HEAD only. A {@link RetryBudget} shares its budget with the caller's own
+   * retries (a blob download's Range resumes).
+   */
+  retry?: boolean | RetryBudget;
   /** Follow 301/302/303/307/308 manually. Default: true for GET and HEAD. */
   followRedirects?: boolean;
   signal?: AbortSignal;
@@ -44,8 +48,11 @@ export interface RegistryResponse {
 export interface TransportOptions {
   insecureRegistries: readonly string[];
   credentials: CredentialSource;
-  retries: number;
-  backoff: BackoffOptions;
+  retry: RetryPolicy;
+  /** Time allowed from sending a request to the end of the response headers. */
+  headersTimeoutMs: number;
+  /** Time allowed without a byte of the response body (an idle timeout, not a total). */
+  bodyTimeoutMs: number;
   logger: Logger;
   userAgent: string;
   /** Connections per origin kept by the undici Agent. */
@@ -102,14 +109,13 @@ export class Transport {
   async request(req: RegistryRequest): Promise<RegistryResponse> {
     const origin = this.origin(req.registry);
     const idempotent = req.method === 'GET' || req.method === 'HEAD';
-    const retry = req.retry ?? idempotent;
+    const retry = req.retry instanceof RetryBudget ? req.retry : (req.retry ?? idempotent) ? this.#opts.retry.begin(req.registry, req.signal) : undefined;
     const follow = req.followRedirects ?? idempotent;
     let url = new URL(req.url, origin);
     // An absolute URL (an upload Location) may point elsewhere: the http rule applies there too.
     if (url.origin !== origin) assertSchemeAllowed(url, this.#opts.insecureRegistries);
     let method: HttpMethod = req.method;
     let scopes = req.scopes;
-    let attempt = 0;
     let hops = 0;
     let reauthenticated = false;
 
@@ -131,18 +137,17 @@ export class Transport {
           headers,
           body: openBody(method === req.method ? req.body : undefined),
           signal: req.signal,
+          headersTimeout: this.#opts.headersTimeoutMs,
+          bodyTimeout: this.#opts.bodyTimeoutMs,
         });
         res = { status: r.statusCode, headers: r.headers, body: r.body, url };
       } catch (err) {
         if (req.signal?.aborted) throw err;
-        if (retry && attempt < this.#opts.retries && isRetryableNetworkError(err)) {
-          const delay = retryDelay(attempt, undefined, this.#opts.backoff);
-          this.#opts.logger.debug({ method, url: redactUrl(url), attempt, delay, err: errCode(err) }, 'registry connection failed; retrying');
-          attempt++;
-          await sleep(delay, req.signal);
-          continue;
-        }
-        throw networkError(method, url, err, req.registry);
+        const failure = networkError(method, url, err, req.registry);
+        if (!retry) throw failure;
+        await retry.failed(failure);
+        this.#opts.logger.debug({ method, url: redactUrl(url), retries: retry.retries, err: errCode(err) }, 'registry connection failed; retrying');
+        continue;
       }
 
       if (res.status === 401 && toRegistry) {
@@ -169,12 +174,10 @@ export class Transport {
         throw this.unauthorized({ method, url, status: 401, body: text, registry: req.registry }, cred);
       }
 
-      if (retry && RETRYABLE_STATUSES.has(res.status) && attempt < this.#opts.retries) {
-        const delay = retryDelay(attempt, res.headers['retry-after'], this.#opts.backoff);
-        this.#opts.logger.debug({ method, url: redactUrl(url), status: res.status, attempt, delay }, 'registry busy; retrying');
-        await dumpBody(res.body);
-        attempt++;
-        await sleep(delay, req.signal);
+      if (retry && RETRYABLE_STATUSES.has(res.status)) {
+        // The error is built now (its body read) so that giving up reports what the registry said.
+        await retry.failed(await this.fail(res, method, { registry: req.registry }), res.headers['retry-after']);
+        this.#opts.logger.debug({ method, url: redactUrl(url), status: res.status, retries: retry.retries }, 'registry busy; retrying');
         continue;
       }
 
@@ -237,27 +240,31 @@ export class Transport {
     // gets this registry's credentials — but never in clear text over a non-loopback network.
     if (cred && (url.protocol === 'https:' || allowsPlainHttp(url.host, this.#opts.insecureRegistries))) headers.authorization = basicHeader(cred);
 
-    let attempt = 0;
+    const retry = this.#opts.retry.begin(registry, signal);
     for (;;) {
       let status: number;
       let resHeaders: Record<string, string | string[] | undefined>;
       let body: ResponseBody;
       try {
-        const r = await (await this.#dispatcher()).request({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers, signal });
+        const r = await (await this.#dispatcher()).request({
+          origin: url.origin,
+          path: url.pathname + url.search,
+          method: 'GET',
+          headers,
+          signal,
+          headersTimeout: this.#opts.headersTimeoutMs,
+          bodyTimeout: this.#opts.bodyTimeoutMs,
+        });
         status = r.statusCode;
         resHeaders = r.headers;
         body = r.body;
       } catch (err) {
         if (signal?.aborted) throw err;
-        if (attempt < this.#opts.retries && isRetryableNetworkError(err)) {
-          await sleep(retryDelay(attempt++, undefined, this.#opts.backoff), signal);
-          continue;
-        }
-        throw networkError('GET', url, err, registry);
+        await retry.failed(networkError('GET', url, err, registry));
+        continue;
       }
-      if (RETRYABLE_STATUSES.has(status) && attempt < this.#opts.retries) {
-        await dumpBody(body);
-        await sleep(retryDelay(attempt++, resHeaders['retry-after'], this.#opts.backoff), signal);
+      if (RETRYABLE_STATUSES.has(status)) {
+        await retry.failed(errorFromStatus({ method: 'GET', url, status, body: await readErrorText(body), registry }), resHeaders['retry-after']);
         continue;
       }
       if (status === 401 || status === 403) {

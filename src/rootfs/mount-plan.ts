@@ -62,6 +62,8 @@ export interface PlanOverlayOptions {
   readonly?: boolean;
   /** Extra overlay options (`index=off`, `userxattr`…). Default: none. */
   options?: readonly string[];
+  /** Mount flags for any kind of mount (`nosuid`, `nodev`): a bind mount keeps them too. Default: none. */
+  mountFlags?: readonly ('nosuid' | 'nodev' | 'noexec')[];
   /** Size of mount(2)'s data page, see {@link MOUNT_DATA_PAGE_SIZE}. Default: 4096. */
   pageSize?: number;
 }
@@ -85,6 +87,7 @@ export function planOverlay(opts: PlanOverlayOptions): Mount {
   const { lowerdirs, upperdir, workdir, target } = opts;
   const readonly = opts.readonly ?? false;
   const extra = opts.options ?? [];
+  const flags = opts.mountFlags ?? [];
   const pageSize = opts.pageSize ?? MOUNT_DATA_PAGE_SIZE;
 
   if (lowerdirs.length === 0) throw invalid(`overlay at ${target}: no lower layer`);
@@ -104,12 +107,13 @@ export function planOverlay(opts: PlanOverlayOptions): Mount {
   }
 
   if (lowerdirs.length === 1 && upperdir === undefined) {
-    return { type: 'bind', source: lowerdirs[0]!, target, options: ['bind', 'ro'] };
+    return { type: 'bind', source: lowerdirs[0]!, target, options: ['bind', 'ro', ...flags] };
   }
 
   const tail = [
     ...(upperdir !== undefined ? [`upperdir=${upperdir}`, `workdir=${workdir!}`] : []),
     ...extra,
+    ...flags,
     ...(readonly ? ['ro'] : []),
   ];
   const classic = [`lowerdir=${lowerdirs.join(':')}`, ...tail];

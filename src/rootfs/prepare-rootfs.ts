@@ -21,6 +21,12 @@ export interface PrepareRootfsOptions {
    * writes (and needs no `trusted.*`, which only real root may set). Default false.
    */
   rootless?: boolean;
+  /**
+   * Mount flags of the rootfs (`nosuid`, `nodev`): a view outside any container (`hostpull mount`)
+   * gets both, so that neither its setuid files nor its device nodes work from the host.
+   * Default: none (a container's rootfs, where the runtime decides).
+   */
+  mountFlags?: readonly ('nosuid' | 'nodev')[];
 }
 
 export interface RootfsPlan {
@@ -40,7 +46,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
     const layer = store.layers.get(l.diffId);
     if (!layer) {
       throw new HostpullError('LAYER_MISSING', `layer ${l.diffId} of ${image.reference} is not unpacked in ${store.layout.root}`, {
-        hint: `pull the image again: hostpull pull ${image.reference}`,
+        hint: `pull the image again: \`hostpull pull ${image.reference}\``,
       });
     }
     return layer;
@@ -65,6 +71,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
     lowerdirs,
     target: options.target,
     ...(options.rootless ? { options: ['userxattr'] } : {}),
+    ...(options.mountFlags ? { mountFlags: options.mountFlags } : {}),
     ...(options.writable ? { upperdir: options.writable.upperdir, workdir: options.writable.workdir } : { readonly: true }),
   });
   return { mount, layers };

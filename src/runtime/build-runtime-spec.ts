@@ -70,7 +70,7 @@ function commandOf(input: RuntimeSpecInput): string[] {
   const args = [...entrypoint, ...cmd];
   if (args.length === 0 || args[0] === '') {
     throw new HostpullError('NO_COMMAND', 'the image has no Entrypoint or Cmd and no command was given', {
-      hint: 'pass a command after --, e.g. hostpull run IMAGE -- sh',
+      hint: 'pass a command after --, e.g. `hostpull run IMAGE -- sh`',
     });
   }
   if (args.some((a) => a.includes('\0'))) throw new HostpullError('NO_COMMAND', 'a command argument contains NUL');

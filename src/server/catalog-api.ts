@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Catalog } from './catalog.js';
-import { parseCatalogEntry, validateCodeName } from './catalog-entry.js';
+import { catalogEntriesJson, parseCatalogEntry, validateCodeName } from './catalog-entry.js';
 import { readBody, sendJson } from './http-util.js';
 import type { Upstream } from './upstream.js';
 import { verifyPackage } from './verify-package.js';
@@ -17,6 +17,8 @@ export interface CatalogApiDeps {
   /** Bearer token for writes; without one, writes are refused. */
   token?: string | undefined;
   logger: Logger;
+  /** Expansion bound of a package layer, as on the nodes. Default 100. */
+  maxExpansionRatio?: number | undefined;
 }
 
 /**
@@ -49,12 +51,12 @@ export async function handleCatalogApi(req: IncomingMessage, res: ServerResponse
   const method = req.method ?? 'GET';
   if (rest === '' || rest === '/') {
     if (method !== 'GET' && method !== 'HEAD') throw new HostpullError('UNSUPPORTED', `${method} is not supported on ${CATALOG_API_PREFIX}`);
-    sendJson(req, res, 200, { entries: await deps.catalog.entries() });
+    sendJson(req, res, 200, { entries: catalogEntriesJson(await deps.catalog.entries()) });
     return;
   }
   const code = validateCodeName(rest.slice(1));
   if (method === 'GET' || method === 'HEAD') {
-    const entry = (await deps.catalog.entries())[code];
+    const entry = (await deps.catalog.entries()).get(code);
     if (!entry) throw new HostpullError('NOT_FOUND', `code name ${code} is not registered`);
     sendJson(req, res, 200, { code, entry });
     return;
@@ -77,9 +79,10 @@ export async function handleCatalogApi(req: IncomingMessage, res: ServerResponse
   } catch {
     throw new HostpullError('CATALOG_INVALID', 'request body is not valid JSON');
   }
-  const entry = parseCatalogEntry(code, json);
-  await verifyPackage(deps.upstream, code, entry);
+  const { digest: _clientDigest, ...asked } = parseCatalogEntry(code, json);
+  // The pin is what the server itself checked, whatever the request said.
+  const entry = { ...asked, digest: await verifyPackage(deps.upstream, code, asked, deps.maxExpansionRatio !== undefined ? { maxExpansionRatio: deps.maxExpansionRatio } : {}) };
   await deps.catalog.put(code, entry);
-  deps.logger.info({ code, image: entry.image }, 'catalog entry registered');
+  deps.logger.info({ code, image: entry.image, digest: entry.digest }, 'catalog entry registered');
   sendJson(req, res, 201, { code, entry });
 }

@@ -15,10 +15,25 @@ export const catalogEntrySchema = z.object({
   description: z.string().max(1000).optional(),
   /** Exclusivity group: two code names of one group cannot be combined (JDK11.0 and JDK17.0). */
   group: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  /**
+   * The package may hold setuid/setgid files and file capabilities (`--allow-setuid`); without
+   * it, registration and every node refuse them. Shown by `hostpull inspect`.
+   */
+  allowSetuid: z.boolean().optional(),
+  /**
+   * The package's manifest digest, pinned by the server at registration: composites are built
+   * from it, so a tag moved afterwards changes nothing until the code name is registered again
+   * (and checked again). Set by the server; a static catalog file may set it by hand.
+   */
+  digest: z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 hex>').optional(),
 });
 
 export type CatalogEntry = z.infer<typeof catalogEntrySchema>;
-export type CatalogEntries = Record<string, CatalogEntry>;
+/**
+ * Code name → entry. A Map, never a plain object: a code name such as `__proto__` or
+ * `constructor` must be an unknown key, not a lookup into Object.prototype.
+ */
+export type CatalogEntries = ReadonlyMap<string, CatalogEntry>;
 
 /**
  * A code name that can be registered: the grammar above, not starting with '.', at most 128
@@ -55,8 +70,13 @@ export function parseCatalogDocument(value: unknown, what = 'catalog'): CatalogE
     throw new HostpullError('CATALOG_INVALID', `${what} is not a JSON object`);
   }
   const obj = value as Record<string, unknown>;
-  const raw = 'entries' in obj && typeof obj.entries === 'object' && obj.entries !== null ? (obj.entries as Record<string, unknown>) : obj;
-  const out: CatalogEntries = {};
-  for (const code of Object.keys(raw).sort()) out[code] = parseCatalogEntry(code, raw[code]);
+  const raw = Object.hasOwn(obj, 'entries') && typeof obj.entries === 'object' && obj.entries !== null ? (obj.entries as Record<string, unknown>) : obj;
+  const out = new Map<string, CatalogEntry>();
+  for (const [code, entry] of Object.entries(raw).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) out.set(code, parseCatalogEntry(code, entry));
   return out;
+}
+
+/** The entries as a JSON object (for the API), built so that no key can reach a prototype. */
+export function catalogEntriesJson(entries: CatalogEntries): Record<string, CatalogEntry> {
+  return Object.fromEntries(entries);
 }

@@ -153,8 +153,7 @@ export class UpstreamCatalog implements Catalog {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, tags.length) }, worker));
-    const entries: CatalogEntries = {};
-    for (const [code, e] of found.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) entries[code] = e;
+    const entries: CatalogEntries = new Map(found.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
     this.#cache = { entries, at: Date.now() };
     return entries;
   }

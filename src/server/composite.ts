@@ -2,11 +2,12 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { HostpullError } from '../errors.js';
 import { MediaType, type Digest } from '../oci/index.js';
-import type { Catalog, CatalogEntries } from './catalog.js';
+import { BoundedMap, WindowBudget } from './bounded.js';
+import type { Catalog, CatalogEntries, CatalogEntry } from './catalog.js';
 import { parseCompositeTag } from './composite-tag.js';
 import { synthesizeComposite, type ResolvedBase, type ResolvedPackage } from './synthesize.js';
 import { TtlCache } from './ttl-cache.js';
-import { readUpstreamImage, type UpstreamImage } from './upstream-image.js';
+import { readUpstreamImage, splitImageName, type UpstreamImage } from './upstream-image.js';
 import type { Upstream } from './upstream.js';
 import type { ServerMetrics } from './metrics.js';
 
@@ -28,6 +29,13 @@ export interface CompositeResolverOptions {
   base?: string | undefined;
   /** How long a composite (and the package images behind it) is reused. Default 30 s. */
   cacheTtlMs?: number;
+  /**
+   * Composites kept in memory (by tag and by digest), and new composites pushed to the upstream
+   * per `cacheTtlMs`: anonymous requests for ever new combinations can neither grow this
+   * process's memory nor the upstream without bound. Over the push budget a composite is served
+   * from memory only. Default 1000.
+   */
+  maxComposites?: number | undefined;
   logger: Logger;
   metrics?: ServerMetrics | undefined;
 }
@@ -41,18 +49,24 @@ export class CompositeResolver {
   readonly #o: CompositeResolverOptions;
   readonly #composites: TtlCache<CompositeImage>;
   readonly #images: TtlCache<UpstreamImage>;
-  /** Digest → composite, for GET by digest (long-lived: a digest never changes meaning). */
-  readonly #byDigest = new Map<Digest, CompositeImage>();
+  /** Digest → composite, for GET by digest (a digest never changes meaning: only the count bounds it). */
+  readonly #byDigest: BoundedMap<Digest, CompositeImage>;
   /** Layer digest → package repository that holds it, for blob GETs under the namespace. */
-  readonly #blobSources = new Map<Digest, string>();
+  readonly #blobSources: BoundedMap<Digest, string>;
   /** Manifests and blobs this process already pushed under the namespace. */
-  readonly #pushed = new Set<string>();
+  readonly #pushed: BoundedMap<string, true>;
+  readonly #pushBudget: WindowBudget;
 
   constructor(options: CompositeResolverOptions) {
     this.#o = options;
     const ttl = options.cacheTtlMs ?? 30_000;
-    this.#composites = new TtlCache(ttl);
-    this.#images = new TtlCache(ttl);
+    const max = options.maxComposites ?? 1000;
+    this.#composites = new TtlCache(ttl, max);
+    this.#images = new TtlCache(ttl, max);
+    this.#byDigest = new BoundedMap(max);
+    this.#blobSources = new BoundedMap(max * 8);
+    this.#pushed = new BoundedMap(max * 8);
+    this.#pushBudget = new WindowBudget(max, ttl);
   }
 
   /** Resolves a composite tag; throws TAG_INVALID / MANIFEST_UNKNOWN / ENV_CONFLICT naming the code names. */
@@ -93,7 +107,7 @@ export class CompositeResolver {
   }
 
   #checkCatalog(codes: string[], entries: CatalogEntries): void {
-    const unknown = codes.filter((c) => !Object.hasOwn(entries, c));
+    const unknown = codes.filter((c) => !entries.has(c));
     if (unknown.length > 0) {
       throw new HostpullError('MANIFEST_UNKNOWN', `unknown code name${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
         hint: 'list the known code names with `hostpull catalog ls`',
@@ -102,7 +116,7 @@ export class CompositeResolver {
     }
     const groups = new Map<string, string>();
     for (const code of codes) {
-      const group = entries[code]!.group;
+      const group = entries.get(code)!.group;
       if (group === undefined) continue;
       const other = groups.get(group);
       if (other !== undefined) {
@@ -117,12 +131,13 @@ export class CompositeResolver {
   async #build(codes: string[]): Promise<CompositeImage> {
     const entries = await this.#o.catalog.entries();
     this.#checkCatalog(codes, entries);
-    const images = await Promise.all(codes.map((c) => this.#image(entries[c]!.image)));
+    // The pinned digest, not the tag: what registration checked is what composites are made of.
+    const images = await Promise.all(codes.map((c) => this.#image(pinnedImage(entries.get(c)!))));
     const packages: ResolvedPackage[] = codes.map((code, i) => {
-      const entry = entries[code]!;
+      const entry = entries.get(code)!;
       const img = images[i];
       if (!img) {
-        throw new HostpullError('MANIFEST_UNKNOWN', `package image ${entry.image} of ${code} is not in ${this.#o.upstream.location}`, {
+        throw new HostpullError('MANIFEST_UNKNOWN', `package image ${pinnedImage(entry)} of ${code} is not in ${this.#o.upstream.location}`, {
           hint: 'publish the package again or fix its catalog entry',
           details: { codeName: code, image: entry.image },
         });
@@ -150,7 +165,6 @@ export class CompositeResolver {
     ]);
     const image: CompositeImage = { tag, manifest: synth.manifest, digest: synth.manifestDigest, mediaType: MediaType.OciManifest, configDigest: synth.configDigest };
     this.#byDigest.set(image.digest, image);
-    if (this.#byDigest.size > 10_000) this.#byDigest.delete(this.#byDigest.keys().next().value!);
     return image;
   }
 
@@ -163,6 +177,10 @@ export class CompositeResolver {
     const { upstream, namespace, logger } = this.#o;
     const key = `${tag}@${digest}`;
     if (this.#pushed.has(key)) return;
+    if (!this.#pushBudget.take()) {
+      logger.warn({ tag, digest }, 'composite push budget spent for this period; serving the composite from memory only');
+      return;
+    }
     const start = performance.now();
     try {
       await upstream.putBlob(namespace, configDigest, config.length, config);
@@ -172,16 +190,22 @@ export class CompositeResolver {
         // Cross-repository mount: the registry links the existing blob, no bytes move; the
         // body is only read if the registry refuses the mount.
         await upstream.putBlob(namespace, layer.digest, layer.size, () => streamFrom(upstream, from, layer.digest), { mountFrom: from });
-        this.#pushed.add(layer.digest);
+        this.#pushed.set(layer.digest, true);
       }
       await upstream.putManifest(namespace, tag, manifest, MediaType.OciManifest);
-      this.#pushed.add(key);
+      this.#pushed.set(key, true);
     } catch (err) {
       logger.warn({ err, tag, digest }, 'could not push composite to upstream; serving it from memory');
     } finally {
       this.#o.metrics?.upstreamLatency('push', (performance.now() - start) / 1000);
     }
   }
+}
+
+/** The package image a catalog entry names, by its pinned digest when it has one. */
+export function pinnedImage(entry: CatalogEntry): string {
+  if (!entry.digest) return entry.image;
+  return `${splitImageName(entry.image).repo}@${entry.digest}`;
 }
 
 /** A Readable that opens the upstream blob lazily (the push API wants a synchronous factory). */

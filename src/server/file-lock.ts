@@ -35,7 +35,7 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T>, option
       if (st && Date.now() - st.mtimeMs > staleMs) await rm(path, { force: true });
       if (Date.now() > deadline) {
         throw new HostpullError('LOCK_TIMEOUT', `could not lock ${path} within ${timeoutMs} ms`, {
-          hint: 'another hostpull process holds it; remove the file if no such process is running',
+          hint: 'another process (a second server on the same layout, or a publish) holds it; remove the file if no such process is running',
         });
       }
       await sleep(delay);

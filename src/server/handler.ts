@@ -25,6 +25,10 @@ export interface ServerHandlerDeps {
   base?: string | undefined;
   /** Composite cache lifetime. Default 30 s. */
   cacheTtlMs?: number;
+  /** See CompositeResolverOptions.maxComposites. Default 1000. */
+  maxComposites?: number | undefined;
+  /** Expansion bound a package layer is checked against at registration. Default 100. */
+  maxExpansionRatio?: number | undefined;
   logger: Logger;
   /** Answer blob GETs with a 307 to the upstream registry instead of proxying. Default false. */
   blobRedirect?: boolean;
@@ -56,7 +60,7 @@ function checkName(name: string): void {
 export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
   const namespace = deps.namespace ?? 'hostpull';
   const { upstream, catalog, logger, metrics } = deps;
-  const resolver = new CompositeResolver({ upstream, catalog, namespace, base: deps.base, cacheTtlMs: deps.cacheTtlMs, logger, metrics });
+  const resolver = new CompositeResolver({ upstream, catalog, namespace, base: deps.base, cacheTtlMs: deps.cacheTtlMs, maxComposites: deps.maxComposites, logger, metrics });
 
   async function manifest(req: IncomingMessage, res: ServerResponse, name: string, reference: string): Promise<void> {
     checkName(name);
@@ -134,7 +138,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     const stored = await upstream.listTags(name);
     if (name === namespace) {
       // Every code name alone is a valid composite; composites already generated are listed too.
-      all = [...new Set([...Object.keys(await catalog.entries()), ...(stored ?? [])])].sort();
+      all = [...new Set([...(await catalog.entries()).keys(), ...(stored ?? [])])].sort();
     } else {
       if (stored === null) throw new HostpullError('NAME_UNKNOWN', `repository ${name} is unknown`, { details: { name } });
       all = stored;
@@ -152,7 +156,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
   async function route(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): Promise<Route> {
     const method = req.method ?? 'GET';
     if (path.startsWith(CATALOG_API_PREFIX) && (path.length === CATALOG_API_PREFIX.length || path[CATALOG_API_PREFIX.length] === '/')) {
-      await handleCatalogApi(req, res, path, { catalog, upstream, token: deps.token, logger });
+      await handleCatalogApi(req, res, path, { catalog, upstream, token: deps.token, logger, maxExpansionRatio: deps.maxExpansionRatio });
       return 'catalog';
     }
     if (path === '/metrics' && metrics && (method === 'GET' || method === 'HEAD')) {
@@ -162,7 +166,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     if (path !== '/v2' && !path.startsWith('/v2/')) throw new HostpullError('NOT_FOUND', 'not found: hostpull serves the OCI distribution API under /v2/');
     if (method !== 'GET' && method !== 'HEAD') {
       throw new HostpullError('UNSUPPORTED', `${method} is not supported: this server is read-only for registry clients`, {
-        hint: 'publish packages with `hostpull publish`',
+        hint: 'publish packages with `hostpull publish DIR --code CODE --prefix /opt/DIR`',
       });
     }
     if (path === '/v2' || path === '/v2/') {

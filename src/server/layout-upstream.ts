@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -12,6 +12,7 @@ import {
   digestHex,
   digestOf,
   isDigest,
+  MAX_MANIFEST_BYTES,
   MediaType,
   parseManifest,
   type Digest,
@@ -117,7 +118,8 @@ export class LayoutUpstream implements Upstream {
     if (isDigest(reference)) {
       entry = index.manifests.find((m) => m.digest === reference);
       if (!entry) {
-        // A manifest blob not (or no longer) listed in index.json is still content-addressed.
+        // A manifest blob not (or no longer) listed in index.json is still content-addressed. Any
+        // digest can be asked for, also a multi-GB layer's: read nothing past the manifest limit.
         const bytes = await this.#readSmallBlob(reference);
         if (!bytes) return null;
         try {
@@ -137,12 +139,30 @@ export class LayoutUpstream implements Upstream {
     return { bytes, digest: entry.digest, mediaType: entry.mediaType };
   }
 
+  /**
+   * A manifest-sized blob, verified against its digest; null when it is missing or larger than
+   * MAX_MANIFEST_BYTES (only its size is looked at then: a request for a large blob's digest
+   * as a manifest costs one stat, not a read of the blob).
+   */
   async #readSmallBlob(digest: Digest): Promise<Buffer | null> {
+    let handle: FileHandle;
     try {
-      return await readFile(this.#blobPath(digest));
+      handle = await open(this.#blobPath(digest), 'r');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw err;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size > MAX_MANIFEST_BYTES) return null;
+      const bytes = Buffer.alloc(size);
+      const { bytesRead } = await handle.read(bytes, 0, size, 0);
+      if (bytesRead !== size || digestOf(bytes, digestAlgorithm(digest)) !== digest) {
+        throw new HostpullError('UPSTREAM_ERROR', `${this.#blobPath(digest)} does not hash to ${digest}`);
+      }
+      return bytes;
+    } finally {
+      await handle.close();
     }
   }
 

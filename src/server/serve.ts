@@ -33,6 +33,10 @@ export interface ServerOptions {
   tokenFile?: string | undefined;
   /** Composite and catalog cache lifetime. Default 30 000 ms. */
   cacheTtlMs?: number;
+  /** Composites kept in memory, and new composites pushed upstream per cache lifetime. Default 1000. */
+  maxComposites?: number;
+  /** Expansion bound a package layer is checked against at registration. Default 100. */
+  maxExpansionRatio?: number;
   /** Static catalog JSON file instead of the catalog stored in the upstream. */
   catalogFile?: string | undefined;
   /** Redirect blob GETs to the upstream registry (307). Default false. */
@@ -85,6 +89,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     namespace,
     base: options.base,
     cacheTtlMs,
+    maxComposites: options.maxComposites,
+    maxExpansionRatio: options.maxExpansionRatio,
     logger,
     blobRedirect: options.blobRedirect ?? false,
     token,

@@ -2,7 +2,15 @@ import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } f
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-import { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/annotations.js';
+import {
+  CODENAMES_ANNOTATION,
+  LAYER_ALLOW_SETUID_ANNOTATION,
+  LAYER_CODENAME_ANNOTATION,
+  LAYER_DIFF_ID_ANNOTATION,
+  LAYER_PREFIX_ANNOTATION,
+  LAYER_ROLE_ANNOTATION,
+  PACKAGES_ANNOTATION,
+} from '../oci/annotations.js';
 
 export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
@@ -32,15 +40,51 @@ export interface SynthesizedImage {
   configDigest: Digest;
 }
 
+/** What a composite's manifest says about one of its layers. */
+export interface LayerFacts {
+  /** The layer's uncompressed digest (its config's diff_id). */
+  diffId: Digest;
+  /** The code name of a package layer (none for a base layer). */
+  code?: string;
+  /** The catalog entry of a package layer: the prefix it owns and its setuid allowance. */
+  entry?: Pick<CatalogEntry, 'prefix' | 'allowSetuid'>;
+}
+
+/**
+ * The annotations of one layer descriptor in a composite: the place where parts that read
+ * composites on nodes get per-layer facts from the server. Today: the package's code name as the
+ * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), and
+ * the claim the layer is held to (isolationAnnotations).
+ */
+export function layerAnnotations(layer: LayerFacts): Record<string, string> {
+  const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
+  if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
+  return sortedRecord(out);
+}
+
+/**
+ * The claim a layer is held to on every node (DESIGN §2 "The trust boundary"): a base layer may
+ * touch the whole tree; a package layer only its prefix, with setuid only when its catalog entry
+ * allows it. Nodes read these annotations (pull/layer-claims.ts), so they must say what
+ * registration checked.
+ */
+function isolationAnnotations(layer: LayerFacts): Record<string, string> {
+  if (layer.code === undefined || layer.entry === undefined) return { [LAYER_ROLE_ANNOTATION]: 'base' };
+  return {
+    [LAYER_ROLE_ANNOTATION]: 'package',
+    [LAYER_CODENAME_ANNOTATION]: layer.code,
+    [LAYER_PREFIX_ANNOTATION]: layer.entry.prefix,
+    ...(layer.entry.allowSetuid === true ? { [LAYER_ALLOW_SETUID_ANNOTATION]: 'true' } : {}),
+  };
+}
+
 /**
  * Same bytes in another manifest: Docker's gzip layer type is spelled the OCI way because an OCI
  * manifest with Docker layer types is refused by some clients; the blob (and digest) is unchanged.
  */
-function layerDescriptor(d: Descriptor, title?: string): Descriptor {
+function layerDescriptor(d: Descriptor, facts: LayerFacts): Descriptor {
   const mediaType = d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip : d.mediaType;
-  const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
-  if (title !== undefined) out.annotations = { 'org.opencontainers.image.title': title };
-  return out;
+  return { mediaType, digest: d.digest, size: d.size, annotations: layerAnnotations(facts) };
 }
 
 function sortedRecord(r: Record<string, string>): Record<string, string> {
@@ -127,7 +171,10 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     schemaVersion: 2,
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
-    layers: [...(base?.layers ?? []).map((l) => layerDescriptor(l)), ...packages.map((p) => layerDescriptor(p.layer, p.code))],
+    layers: [
+      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]! })),
+      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry })),
+    ],
     annotations: sortedRecord(annotations),
   };
   const manifestBytes = Buffer.from(JSON.stringify(manifest));

@@ -5,11 +5,12 @@ import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import { createDigester, digestAlgorithm, digestFromHash, digestOf, shortDigest, type Digest } from '../oci/digest.js';
 import type { Db } from './database.js';
-import { withBusyRetry } from './database.js';
+import { immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import { IngestWriter, type DirectWrites } from './ingest-writer.js';
 import { alignedBuffer } from '../native/index.js';
 import type { StoreLayout } from './layout.js';
+import { Quarantine } from './quarantine.js';
 
 export interface BlobRow {
   digest: Digest;
@@ -41,6 +42,7 @@ export interface Ingest {
 export class BlobStore {
   readonly #db: Db;
   readonly #layout: StoreLayout;
+  readonly #quarantine: Quarantine;
   readonly #get;
   readonly #insert;
   readonly #touch;
@@ -48,6 +50,7 @@ export class BlobStore {
   constructor(db: Db, layout: StoreLayout) {
     this.#db = db;
     this.#layout = layout;
+    this.#quarantine = new Quarantine(layout);
     this.#get = db.prepare('SELECT digest, size, media_type AS mediaType, created_at AS createdAt, last_used AS lastUsed FROM blobs WHERE digest = ?');
     this.#insert = db.prepare(
       'INSERT INTO blobs (digest, size, media_type, created_at, last_used) VALUES (?, ?, ?, ?, ?) ON CONFLICT(digest) DO UPDATE SET last_used = excluded.last_used',
@@ -79,15 +82,36 @@ export class BlobStore {
       .all() as BlobRow[];
   }
 
-  /** Reads a small stored blob (manifest, config) and checks it still hashes to its digest. */
+  /**
+   * Reads a small stored blob (manifest, config) and checks it still hashes to its digest. A blob
+   * that does not is quarantined before STORE_CORRUPT is thrown: the next pull fetches it again.
+   */
   async readBytes(digest: Digest): Promise<Buffer> {
-    const bytes = await readFile(this.path(digest));
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.path(digest));
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      this.quarantine(digest);
+      throw corrupt(digest, this.path(digest), 'is missing');
+    }
     if (digestOf(bytes, digestAlgorithm(digest)) !== digest) {
-      throw new HostpullError('STORE_CORRUPT', `stored blob ${digest} at ${this.path(digest)} no longer matches its digest`, {
-        hint: 'run `hostpull gc --verify` or remove the image and pull it again',
-      });
+      this.quarantine(digest);
+      throw corrupt(digest, this.path(digest), 'no longer matches its digest (moved to quarantine)');
     }
     return bytes;
+  }
+
+  /**
+   * Takes a corrupt blob out of the store: its row goes and its file moves into quarantine/, in
+   * one write transaction, so the blob counts as missing from then on (fetched again by the next
+   * pull, never "up to date"). Returns the quarantined path (undefined when the file was gone).
+   */
+  quarantine(digest: Digest): string | undefined {
+    return immediate(this.#db, () => {
+      this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
+      return this.#quarantine.moveIn(this.path(digest), `blob-${digest}`);
+    });
   }
 
   /** Stores bytes already in memory and verified by the caller (manifests and configs). */
@@ -177,12 +201,6 @@ export class BlobStore {
     });
   }
 
-  /** True when the stored file of `digest` no longer hashes to it (or is gone). */
-  async isCorrupt(digest: Digest): Promise<boolean> {
-    const actual = await hashFile(this.path(digest), digestAlgorithm(digest)).catch(() => undefined);
-    return actual?.digest !== digest;
-  }
-
   deleteRow(digest: Digest): void {
     withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest), this.#db);
   }
@@ -232,4 +250,11 @@ export async function hashFile(path: string, algorithm: 'sha256' | 'sha512'): Pr
     size += (chunk as Buffer).length;
   }
   return { digest: digestFromHash(hash, algorithm), size };
+}
+
+function corrupt(digest: Digest, path: string, what: string): HostpullError {
+  return new HostpullError('STORE_CORRUPT', `stored blob ${digest} at ${path} ${what}`, {
+    hint: 'pull the image again: the blob is fetched anew (`hostpull verify --repair` checks the whole store)',
+    details: { digest },
+  });
 }

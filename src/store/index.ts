@@ -7,4 +7,5 @@ export * from './layout.js';
 export * from './leases.js';
 export * from './pulls.js';
 export * from './reconcile.js';
-export * from './verifying-stream.js';
+export * from './snapshot-events.js';
+export * from './snapshots.js';

@@ -42,6 +42,8 @@ export class IngestWriter extends Writable {
   readonly #commit: () => Promise<void>;
   /** File offset of the next byte. */
   #pos: number;
+  /** Bytes of this writer that are on disk, or in a direct buffer that a destroy writes out. */
+  #kept = 0;
   /** Bytes in the direct buffer being filled (`#direct.buffers[0]`). */
   #filled = 0;
   /** The direct write of the other buffer, while it runs; its failure is reported by the next step. */
@@ -60,13 +62,27 @@ export class IngestWriter extends Writable {
     this.#direct = options.direct ? { buffers: options.direct.buffers } : undefined;
   }
 
+  /**
+   * Bytes this writer has kept so far (from the offset it started at): written, or held in a
+   * direct buffer that a destroy writes out before it closes the file.
+   */
+  get kept(): number {
+    return this.#kept;
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: Done): void {
     if (this.#direct) {
       this.#fillDirect(chunk).then(() => callback(), callback);
       return;
     }
     const at = this.#advance(chunk.length);
-    this.#onFd((fd, done) => writeAll(fd, chunk, at, done), callback);
+    this.#onFd(
+      (fd, done) => writeAll(fd, chunk, at, done),
+      (err) => {
+        if (!err) this.#kept += chunk.length;
+        callback(err);
+      },
+    );
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: Done): void {
@@ -87,7 +103,10 @@ export class IngestWriter extends Writable {
           // Short writev (a signal, or the disk filling up): write the rest, which reports why.
           writeAll(fd, Buffer.concat(buffers).subarray(written), at + written, done);
         }),
-      callback,
+      (err) => {
+        if (!err) this.#kept += total;
+        callback(err);
+      },
     );
   }
 
@@ -137,6 +156,7 @@ export class IngestWriter extends Writable {
       const buf = this.#direct!.buffers[0];
       const n = chunk.copy(buf, this.#filled, off);
       this.#filled += n;
+      this.#kept += n;
       off += n;
       if (this.#filled === buf.length) await this.#flushFull();
     }

@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import type { LayerFootprint } from '../archive/index.js';
 import type { Digest } from '../oci/digest.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import type { StoreLayout } from './layout.js';
+import { Quarantine } from './quarantine.js';
 
 export interface LayerRow {
   id: number;
@@ -25,6 +27,10 @@ export interface LayerCommit {
   entries: number;
   /** Non-directory paths the layer writes (relative, no leading slash), for overlap checks. */
   ownedPaths: string[];
+  /** What the layer does to the tree, for checking package claims of later images against it. */
+  footprint: LayerFootprint;
+  /** Checksum of the unpacked tree (archive/tree-checksum.ts), for `hostpull verify`. */
+  treeChecksum: string;
 }
 
 const COLUMNS = 'id, diff_id AS diffId, blob_digest AS blobDigest, unpacked_size AS unpackedSize, entries, created_at AS createdAt, last_used AS lastUsed';
@@ -38,14 +44,21 @@ const COLUMNS = 'id, diff_id AS diffId, blob_digest AS blobDigest, unpacked_size
 export class LayerStore {
   readonly #db: Db;
   readonly #layout: StoreLayout;
+  readonly #quarantine: Quarantine;
 
   constructor(db: Db, layout: StoreLayout) {
     this.#db = db;
     this.#layout = layout;
+    this.#quarantine = new Quarantine(layout);
   }
 
   get(diffId: Digest): LayerRow | undefined {
     return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE diff_id = ?`).get(diffId) as LayerRow | undefined;
+  }
+
+  /** The layer unpacked from this compressed blob, if any. */
+  byBlob(blobDigest: Digest): LayerRow | undefined {
+    return this.#db.prepare(`SELECT ${COLUMNS} FROM layers WHERE blob_digest = ? LIMIT 1`).get(blobDigest) as LayerRow | undefined;
   }
 
   getById(id: number): LayerRow | undefined {
@@ -65,6 +78,33 @@ export class LayerStore {
     return row && row.p.length > 0 ? row.p.split('\n') : [];
   }
 
+  /** The footprint recorded at unpack; null for a layer unpacked before footprints were recorded. */
+  footprint(diffId: Digest): LayerFootprint | null {
+    const row = this.#db.prepare('SELECT footprint AS f FROM layers WHERE diff_id = ?').get(diffId) as { f: string | null } | undefined;
+    return row?.f ? (JSON.parse(row.f) as LayerFootprint) : null;
+  }
+
+  /** The tree checksum recorded at unpack; null for a layer unpacked before checksums were recorded. */
+  treeChecksum(diffId: Digest): string | null {
+    const row = this.#db.prepare('SELECT tree_checksum AS c FROM layers WHERE diff_id = ?').get(diffId) as { c: string | null } | undefined;
+    return row?.c ?? null;
+  }
+
+  /**
+   * Takes a layer out of the store because it is corrupt (or predates the records a check
+   * needs): its row goes and its directory moves into quarantine/ in one write transaction, so
+   * no reader sees a row without its directory, and the next pull unpacks it again. Returns the
+   * quarantined path (undefined when the directory was already gone).
+   */
+  quarantine(row: LayerRow): string | undefined {
+    return immediate(this.#db, () => {
+      const current = this.getById(row.id);
+      if (!current || current.diffId !== row.diffId) return undefined;
+      this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id);
+      return this.#quarantine.moveIn(this.#layout.layerDir(row.id), `layer-${row.id}-${row.diffId}`);
+    });
+  }
+
   touch(diffIds: Iterable<Digest>, now = Date.now()): void {
     withBusyRetry(() => this.#db.transaction(() => {
       const stmt = this.#db.prepare('UPDATE layers SET last_used = ? WHERE diff_id = ?');
@@ -77,6 +117,8 @@ export class LayerStore {
     await mkdir(this.#layout.layersDir, { recursive: true });
     const dir = join(this.#layout.layersDir, `staging-${process.pid}-${randomBytes(6).toString('hex')}`);
     await mkdir(dir, { mode: 0o755 });
+    // Whatever the umask: the layer root is the rootfs's `/` unless the archive says otherwise.
+    await chmod(dir, 0o755);
     return dir;
   }
 
@@ -106,8 +148,10 @@ export class LayerStore {
       renameSync(stagingDir, final);
       try {
         this.#db
-          .prepare('INSERT INTO layers (id, diff_id, blob_digest, unpacked_size, entries, owned_paths, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(next, layer.diffId, layer.blobDigest, layer.unpackedSize, layer.entries, layer.ownedPaths.join('\n'), now, now);
+          .prepare(
+            'INSERT INTO layers (id, diff_id, blob_digest, unpacked_size, entries, owned_paths, footprint, tree_checksum, created_at, last_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(next, layer.diffId, layer.blobDigest, layer.unpackedSize, layer.entries, layer.ownedPaths.join('\n'), JSON.stringify(layer.footprint), layer.treeChecksum, now, now);
       } catch (err) {
         renameSync(final, stagingDir);
         throw err;

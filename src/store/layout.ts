@@ -9,6 +9,9 @@ export class StoreLayout {
   readonly ingestDir: string;
   readonly layersDir: string;
   readonly containersDir: string;
+  /** Blobs and layers found corrupt, moved aside so the next pull fetches them again. */
+  readonly quarantineDir: string;
+  readonly snapshotsDir: string;
 
   constructor(root: string) {
     this.root = root;
@@ -17,6 +20,8 @@ export class StoreLayout {
     this.ingestDir = join(root, 'ingest');
     this.layersDir = join(root, 'layers');
     this.containersDir = join(root, 'containers');
+    this.quarantineDir = join(root, 'quarantine');
+    this.snapshotsDir = join(root, 'snapshots');
   }
 
   /** blobs/sha256/ab/abcdef…: a two-hex fan-out keeps directories small on big stores. */
@@ -33,5 +38,10 @@ export class StoreLayout {
   /** Short per-layer paths keep overlay's one-page option string good for many layers. */
   layerDir(id: number): string {
     return join(this.layersDir, String(id));
+  }
+
+  /** A containerd snapshot's own directory (fs/ = its upper, work/), short for overlay's option page. */
+  snapshotDir(id: number): string {
+    return join(this.snapshotsDir, String(id));
   }
 }

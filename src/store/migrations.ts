@@ -94,4 +94,61 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX mount_layers_by_diff ON mount_layers(diff_id);
   `,
+  // 3: containerd snapshots (src/snapshotter): chains are rows. A committed snapshot points at an
+  // unpacked layer by diff_id, so one layer directory serves every chain it appears in; an active
+  // or view snapshot (and a committed one whose layer is not known yet) owns snapshots/<id>/.
+  // `name` is containerd's backend key (<ns>/<seq>/<key>) or, for a layer hostpull made present
+  // itself, the chainID containerd asked for (shared by every namespace). GC keeps a layer while a
+  // snapshot row names its diff_id.
+  `
+  CREATE TABLE snapshots (
+    name         TEXT PRIMARY KEY,
+    id           INTEGER NOT NULL UNIQUE,
+    kind         TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+    parent       TEXT,
+    diff_id      TEXT,
+    labels       TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX snapshots_by_parent ON snapshots(parent);
+  CREATE INDEX snapshots_by_diff ON snapshots(diff_id);
+  CREATE INDEX layers_by_blob ON layers(blob_digest);
+
+  -- How each layer containerd asked for became present: fetched by hostpull, reused from the
+  -- store, or applied by containerd (and why it was not handled remotely). Append-only, like pulls.
+  CREATE TABLE snapshot_layer_events (
+    id           INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    chain_id     TEXT NOT NULL,
+    diff_id      TEXT,
+    blob_digest  TEXT,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('fetched', 'reused', 'applied')),
+    bytes        INTEGER NOT NULL,
+    reason       TEXT
+  ) STRICT;
+  `,
+  // 4: the pull log keeps a bounded history; what it forgets is folded into one row of totals
+  // first, so the counters of `hostpull stats` and /metrics still only go up.
+  `
+  CREATE TABLE pull_totals (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    pulls             INTEGER NOT NULL,
+    failed_pulls      INTEGER NOT NULL,
+    up_to_date_pulls  INTEGER NOT NULL,
+    bytes_fetched     INTEGER NOT NULL,
+    bytes_reused      INTEGER NOT NULL,
+    layer_hits        INTEGER NOT NULL,
+    layer_misses      INTEGER NOT NULL
+  ) STRICT;
+  INSERT INTO pull_totals VALUES (1, 0, 0, 0, 0, 0, 0, 0);
+  `,
+  // 5: what each unpacked layer does to the tree (its footprint: JSON of archive/layer-footprint.ts),
+  // so a layer unpacked under one image is checked against another image's package claim without
+  // unpacking it again; and a checksum of the unpacked tree for `hostpull verify`. NULL for layers
+  // unpacked before: such a layer is unpacked again when a claim must be checked against it.
+  `
+  ALTER TABLE layers ADD COLUMN footprint TEXT;
+  ALTER TABLE layers ADD COLUMN tree_checksum TEXT;
+  `,
 ];

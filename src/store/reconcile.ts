@@ -1,7 +1,7 @@
-import { readdir, rm, stat, unlink } from 'node:fs/promises';
+import { rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { errnoCode } from '../errors.js';
+import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
 import { isDigest, type Digest } from '../oci/digest.js';
 import { hashFile, type BlobStore } from './blobs.js';
 import type { LayerStore } from './layers.js';
@@ -25,14 +25,6 @@ export interface ReconcileReport {
 /** A file this young may belong to a commit in progress in another process (rename, then row). */
 const IN_FLIGHT_GRACE_MS = 60_000;
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
-}
 
 /**
  * Makes the files and the rows agree after a crash or kill -9 at any point of an ingest or an
@@ -62,9 +54,9 @@ export async function reconcile(
     known.add(row.digest);
   }
 
-  for (const algorithm of await listDir(layout.blobsDir)) {
-    for (const fan of await listDir(join(layout.blobsDir, algorithm))) {
-      for (const hex of await listDir(join(layout.blobsDir, algorithm, fan))) {
+  for (const algorithm of await readDirOrEmpty(layout.blobsDir)) {
+    for (const fan of await readDirOrEmpty(join(layout.blobsDir, algorithm))) {
+      for (const hex of await readDirOrEmpty(join(layout.blobsDir, algorithm, fan))) {
         const digest = `${algorithm}:${hex}`;
         if (known.has(digest) || live.has(`blob:${digest}`)) continue;
         const path = join(layout.blobsDir, algorithm, fan, hex);
@@ -86,7 +78,7 @@ export async function reconcile(
   }
 
   const maxAge = options.maxIngestAgeMs ?? 24 * 3600_000;
-  for (const name of await listDir(layout.ingestDir)) {
+  for (const name of await readDirOrEmpty(layout.ingestDir)) {
     const path = join(layout.ingestDir, name);
     const st = await stat(path).catch(() => undefined);
     if (st && now - st.mtimeMs > maxAge) {
@@ -97,7 +89,7 @@ export async function reconcile(
 
   const rows = new Map(layers.list().map((r) => [String(r.id), r]));
   const present = new Set<string>();
-  for (const name of await listDir(layout.layersDir)) {
+  for (const name of await readDirOrEmpty(layout.layersDir)) {
     const staging = /^staging-(\d+)-/.exec(name);
     if (staging) {
       if (!isAlive(Number(staging[1]))) {

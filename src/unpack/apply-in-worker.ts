@@ -3,7 +3,8 @@ import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorFromJson, HostpullError } from '../errors.js';
-import { mapApplyError, type ApplyOptions, type ApplyResult } from './apply-layer.js';
+import { mapReadError } from '../archive/read-layer.js';
+import type { ApplyOptions, ApplyResult } from './apply-layer.js';
 import type { FromWorker, ToWorker } from './apply-protocol.js';
 
 export interface ApplyWorkersOptions {
@@ -179,7 +180,7 @@ class WorkerJob {
         this.#settle(undefined, m.result);
         break;
       case 'error':
-        this.#settle(this.#sourceError !== undefined ? mapApplyError(this.#sourceError, undefined, this.#options.target, this.#options.compression) : errorFromJson(m.error));
+        this.#settle(this.#sourceError !== undefined ? mapReadError(this.#sourceError, undefined, this.#options.target, this.#options.compression, undefined) : errorFromJson(m.error));
         break;
     }
   }

@@ -19,26 +19,18 @@ import {
   constants as fsc,
   type Stats,
 } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import type { ArchiveErrorCode, CheckedEntry, LayerSink, TarEntryHeader } from '../archive/index.js';
+import { archiveError, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
-import { baseOf, isWithin, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
-import type { TarEntryHeader, TarEntrySink } from './tar-reader.js';
 
 export interface LayerWriterOptions {
   /** Absolute path of the (existing, empty) layer directory. */
   root: string;
-  maxBytes: number;
-  maxEntries: number;
-  maxDepth: number;
-  /** Normalised prefixes (no leading/trailing slash); undefined = any path. */
-  allowedPrefixes: string[] | undefined;
   allowDevices: boolean;
   rootless: boolean;
 }
-
-const WHITEOUT_PREFIX = '.wh.';
-const WHITEOUT_META_PREFIX = '.wh..wh.';
-const WHITEOUT_OPAQUE = '.wh..wh..opq';
 
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
@@ -54,7 +46,8 @@ interface DirMeta {
 }
 
 /**
- * Applies tar entries to one layer directory with synchronous fs calls, in archive order — the
+ * Applies checked tar entries (archive/entry-checker.ts has normalised each name and held it to
+ * the layer's claim) to one layer directory with synchronous fs calls, in archive order — the
  * shape of containerd's `archive.Apply`. The safety argument rests on one invariant: every path it
  * touches is `root/<normalised name>` and every parent component of it is in `#dirs`, the set of
  * components that were lstat-verified as (or created as) real directories in this run. Nothing
@@ -62,7 +55,7 @@ interface DirMeta {
  * back, and the final component is only ever created with O_EXCL/O_NOFOLLOW, mkdir, symlink,
  * link or mknod, none of which follows a symlink.
  */
-export class LayerWriter implements TarEntrySink {
+export class LayerWriter implements LayerSink {
   readonly #o: LayerWriterOptions;
   readonly #isRoot = process.getuid?.() === 0;
   readonly #uid = process.geteuid?.() ?? -1;
@@ -80,8 +73,9 @@ export class LayerWriter implements TarEntrySink {
   readonly #opaque = new Map<string, string>();
   /** Directories whose mode and times are set at the end (creating children changes mtime). */
   readonly #dirMeta = new Map<string, DirMeta>();
-  #bytes = 0;
-  #entries = 0;
+  /** CRC-32 of each regular file's content as written, for the layer's tree checksum. */
+  readonly #crcs = new Map<string, number>();
+  #crc = 0;
   #fileCount = 0;
   /** Open fd of the regular file whose data is streaming, or -1. */
   #fd = -1;
@@ -92,10 +86,6 @@ export class LayerWriter implements TarEntrySink {
     this.#o = options;
     // Under a setgid layer root, new inodes (and new directories' setgid bit) inherit its group.
     this.#inheritsGroup = (lstatSync(options.root).mode & 0o2000) !== 0;
-  }
-
-  get entries(): number {
-    return this.#entries;
   }
 
   get files(): number {
@@ -110,38 +100,33 @@ export class LayerWriter implements TarEntrySink {
     return [...this.#whiteouts.values(), ...this.#opaque.values()].sort();
   }
 
+  /** CRC-32 of the content of every regular file now in the layer (hardlinks share their target's). */
+  contentChecksums(): ReadonlyMap<string, number> {
+    return this.#crcs;
+  }
+
   // ── TarEntrySink ────────────────────────────────────────────────────────────────────────────
 
-  entry(h: TarEntryHeader): void {
+  entry(e: CheckedEntry): void {
+    const h = e.header;
+    const path = e.path;
     this.#current = h;
-    this.#currentPath = h.name;
-    if (++this.#entries > this.#o.maxEntries) {
-      this.#fail('LAYER_QUOTA_EXCEEDED', h.name, `more than ${this.#o.maxEntries} entries`);
-    }
-    const path = normaliseEntryPath(h.name, this.#o.maxDepth);
-    if (typeof path !== 'string') this.#fail('LAYER_UNSAFE', h.name, path.refused);
     this.#currentPath = path;
-
-    const base = baseOf(path);
-    if (base.startsWith(WHITEOUT_PREFIX)) {
-      this.#whiteout(path, base);
+    if (e.kind === 'whiteout') {
+      this.#whiteout(path, e.target);
       return;
     }
-    if (!this.#allowed(path)) {
-      // Directories above a package's prefix (`./`, `opt/`) are part of every package archive;
-      // they are created but take no metadata, so a package cannot chmod `/` or `/opt` of the
-      // composite rootfs (the top-most layer's directory attributes win in overlayfs).
-      if (h.type === 'dir' && this.#isPrefixAncestor(path)) {
-        this.#ensureDir(path);
-        return;
-      }
-      this.#fail('LAYER_UNSAFE', path, `is outside the layer's allowed prefixes (${this.#o.allowedPrefixes!.join(', ')})`);
+    if (e.kind === 'opaque') {
+      this.#opaqueDir(path, e.target);
+      return;
     }
-    if (path === '' && h.type !== 'dir') {
-      // umoci CVE-2021-29136: a `.` symlink (or file) would replace the layer root itself.
-      this.#fail('LAYER_UNSAFE', h.name, `a ${h.type} cannot replace the layer root`);
+    if (e.prefixAncestor) {
+      // A directory above a package's prefix (`./`, `opt/`): created, but without metadata of
+      // its own (the checker only lets neutral ones through), so the package cannot change `/`
+      // or `/opt` of the composite rootfs.
+      this.#ensureDir(path);
+      return;
     }
-
     switch (h.type) {
       case 'file':
         this.#file(path, h);
@@ -153,7 +138,7 @@ export class LayerWriter implements TarEntrySink {
         this.#symlink(path, h);
         break;
       case 'hardlink':
-        this.#hardlink(path, h);
+        this.#hardlink(path, h, e.linkTarget);
         break;
       case 'char':
       case 'block':
@@ -165,6 +150,7 @@ export class LayerWriter implements TarEntrySink {
 
   data(chunk: Buffer): void {
     if (this.#fd < 0) return; // data of a whiteout entry: hashed by the caller, not written
+    this.#crc = crc32(chunk, this.#crc);
     let off = 0;
     try {
       while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
@@ -179,6 +165,7 @@ export class LayerWriter implements TarEntrySink {
     const fd = this.#fd;
     const path = this.#currentPath;
     this.#fd = -1;
+    this.#crcs.set(path, this.#crc);
     try {
       // Order matters: chown clears setuid/setgid, so chmod comes after it; xattrs before chmod so
       // a read-only mode cannot block them; times last because every other step changes ctime only.
@@ -223,10 +210,6 @@ export class LayerWriter implements TarEntrySink {
   // ── entry kinds ─────────────────────────────────────────────────────────────────────────────
 
   #file(path: string, h: TarEntryHeader): void {
-    this.#bytes += h.size;
-    if (this.#bytes > this.#o.maxBytes) {
-      this.#fail('LAYER_QUOTA_EXCEEDED', path, `layer writes more than ${this.#o.maxBytes} bytes`);
-    }
     this.#ensureParent(path);
     const abs = this.#abs(path);
     let fd: number;
@@ -242,6 +225,9 @@ export class LayerWriter implements TarEntrySink {
       }
     }
     this.#fd = fd;
+    this.#crc = 0;
+    // An empty file has no data and no entryEnd with an open fd before this returns: record it now.
+    this.#crcs.set(path, 0);
     this.#files.add(path);
     this.#owned.add(path);
     this.#fileCount++;
@@ -260,11 +246,7 @@ export class LayerWriter implements TarEntrySink {
   }
 
   #symlink(path: string, h: TarEntryHeader): void {
-    // The target is stored verbatim: absolute and climbing targets are valid in a layer (they
-    // resolve inside the final rootfs) and we never follow a symlink while extracting.
-    if (h.linkname === '') this.#fail('LAYER_INVALID', path, 'symlink has an empty target');
-    if (h.linkname.includes('\0')) this.#fail('LAYER_UNSAFE', path, 'symlink target contains NUL');
-    if (Buffer.byteLength(h.linkname) >= PATH_MAX) this.#fail('LAYER_UNSAFE', path, 'symlink target longer than PATH_MAX');
+    // The target is stored verbatim (the checker bounded it); we never follow a symlink here.
     this.#ensureParent(path);
     const abs = this.#abs(path);
     this.#create(path, () => symlinkSync(h.linkname, abs), 'symlink');
@@ -279,27 +261,25 @@ export class LayerWriter implements TarEntrySink {
     }
   }
 
-  #hardlink(path: string, h: TarEntryHeader): void {
-    const target = normaliseEntryPath(h.linkname, this.#o.maxDepth);
-    if (typeof target !== 'string') this.#fail('LAYER_UNSAFE', path, `hardlink target ${JSON.stringify(h.linkname)}: ${target.refused}`);
+  #hardlink(path: string, h: TarEntryHeader, target: string): void {
     // Only a regular file this layer wrote and still holds: never a symlink (linking "through" it
     // would pin an outside inode), a directory, a device or something outside the root.
     if (!this.#files.has(target)) {
-      this.#fail('LAYER_UNSAFE', path, `hardlink target ${JSON.stringify(h.linkname)} is not a regular file extracted earlier in this layer`);
+      this.#fail('LAYER_UNSAFE', 'hardlink-target', path, `hardlink target ${JSON.stringify(h.linkname)} is not a regular file extracted earlier in this layer`);
     }
     if (target === path) return; // a link to itself: nothing to do (GNU tar does the same)
     const st = this.#lstat(target);
-    if (!st?.isFile()) this.#fail('LAYER_UNSAFE', path, `hardlink target ${JSON.stringify(h.linkname)} is not a regular file`);
+    if (!st?.isFile()) this.#fail('LAYER_UNSAFE', 'hardlink-target', path, `hardlink target ${JSON.stringify(h.linkname)} is not a regular file`);
     this.#ensureParent(path);
     const abs = this.#abs(path);
     this.#create(path, () => linkSync(this.#abs(target), abs), 'hardlink');
+    this.#crcs.set(path, this.#crcs.get(target) ?? 0);
     this.#files.add(path);
     this.#owned.add(path);
   }
 
   #device(path: string, h: TarEntryHeader): void {
-    if (this.#o.allowedPrefixes !== undefined) this.#fail('LAYER_UNSAFE', path, `${h.type} device node in a package layer`);
-    if (!this.#o.allowDevices) this.#fail('LAYER_UNSAFE', path, `${h.type} device node refused (devices are only created in a root-owned store)`);
+    if (!this.#o.allowDevices) this.#fail('LAYER_UNSAFE', 'device-refused', path, `${h.type} device node refused (devices are only created in a root-owned store)`);
     const type = h.type === 'char' ? S_IFCHR : h.type === 'block' ? S_IFBLK : S_IFIFO;
     const dev = h.type === 'fifo' ? 0 : makedev(h.devmajor, h.devminor);
     this.#ensureParent(path);
@@ -320,26 +300,17 @@ export class LayerWriter implements TarEntrySink {
 
   /**
    * OCI whiteouts (image-spec layer.md "Whiteouts") → overlayfs whiteouts (kernel
-   * Documentation/filesystems/overlayfs.rst "whiteouts and opaque directories").
+   * Documentation/filesystems/overlayfs.rst "whiteouts and opaque directories"). The checker has
+   * classified the entry and refused meta whiteouts and ones outside a package's prefix.
    */
-  #whiteout(path: string, base: string): void {
-    const dir = parentOf(path);
-    const opaqueXattr = this.#o.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque';
-    if (base === WHITEOUT_OPAQUE) {
-      if (!this.#allowed(dir)) this.#fail('LAYER_UNSAFE', path, 'opaque whiteout outside the layer\'s allowed prefixes');
-      this.#ensureDir(dir);
-      this.#setxattr(dir, opaqueXattr, Buffer.from('y'));
-      this.#opaque.set(dir, path);
-      return;
-    }
-    if (base.startsWith(WHITEOUT_META_PREFIX)) {
-      // `.wh..wh.plnk` and friends are aufs internals; no layer writer should emit them.
-      this.#fail('LAYER_UNSAFE', path, 'unsupported whiteout meta entry');
-    }
-    const name = base.slice(WHITEOUT_PREFIX.length);
-    if (name === '' || name === '.' || name === '..') this.#fail('LAYER_UNSAFE', path, 'whiteout names no file');
-    const target = dir === '' ? name : `${dir}/${name}`;
-    if (!this.#allowed(target)) this.#fail('LAYER_UNSAFE', path, 'whiteout outside the layer\'s allowed prefixes');
+  #opaqueDir(path: string, dir: string): void {
+    this.#ensureDir(dir);
+    this.#setxattr(dir, this.#o.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque', Buffer.from('y'));
+    this.#opaque.set(dir, path);
+  }
+
+  #whiteout(path: string, target: string): void {
+    const dir = parentOf(target);
     this.#ensureParent(target);
     // A whiteout hides lower layers only; an entry of this layer with the same name stays
     // (image-spec: "files that are present in the same layer as a whiteout file can only be
@@ -358,7 +329,7 @@ export class LayerWriter implements TarEntrySink {
         this.#ioFail(target, 'create whiteout', err2);
       }
       this.#setxattr(target, 'user.overlay.whiteout', Buffer.from('y'));
-      if (!this.#opaque.has(dir)) this.#setxattr(dir, opaqueXattr, Buffer.from('x'));
+      if (!this.#opaque.has(dir)) this.#setxattr(dir, this.#o.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque', Buffer.from('x'));
     }
     this.#whiteouts.set(target, path);
   }
@@ -367,15 +338,6 @@ export class LayerWriter implements TarEntrySink {
 
   #abs(path: string): string {
     return path === '' ? this.#o.root : `${this.#o.root}/${path}`;
-  }
-
-  #allowed(path: string): boolean {
-    const prefixes = this.#o.allowedPrefixes;
-    return prefixes === undefined || prefixes.some((p) => isWithin(path, p));
-  }
-
-  #isPrefixAncestor(path: string): boolean {
-    return this.#o.allowedPrefixes!.some((p) => path === '' || p.startsWith(`${path}/`));
   }
 
   /**
@@ -424,9 +386,9 @@ export class LayerWriter implements TarEntrySink {
         this.#ioFail(component, 'mkdir', err);
       }
     } else if (st.isSymbolicLink()) {
-      this.#fail('LAYER_UNSAFE', forPath, `parent ${JSON.stringify(component)} is a symlink (refusing to write through it)`);
+      this.#fail('LAYER_UNSAFE', 'symlink-parent', forPath, `parent ${JSON.stringify(component)} is a symlink (refusing to write through it)`);
     } else if (!st.isDirectory()) {
-      if (!this.#whiteouts.has(component)) this.#fail('LAYER_INVALID', forPath, `parent ${JSON.stringify(component)} is not a directory`);
+      if (!this.#whiteouts.has(component)) this.#fail('LAYER_INVALID', 'parent-not-directory', forPath, `parent ${JSON.stringify(component)} is not a directory`);
       this.#remove(component, st);
       try {
         mkdirSync(this.#abs(component), 0o755);
@@ -488,7 +450,7 @@ export class LayerWriter implements TarEntrySink {
    * its path's parents are verified directories.
    */
   #remove(path: string, st: Stats): void {
-    if (path === '') this.#fail('LAYER_UNSAFE', path, 'cannot replace the layer root');
+    if (path === '') this.#fail('LAYER_UNSAFE', 'replaces-root', path, 'cannot replace the layer root');
     const isDir = st.isDirectory();
     try {
       // The subtree is listed before it goes so the bookkeeping forgets exactly what was removed:
@@ -526,17 +488,12 @@ export class LayerWriter implements TarEntrySink {
     this.#whiteouts.delete(path);
     this.#opaque.delete(path);
     this.#dirMeta.delete(path);
+    this.#crcs.delete(path);
   }
 
+  /** The checker has refused trusted.* and user.overlay.* (overlayfs reads those itself). */
   #xattrs(path: string, h: TarEntryHeader): void {
-    for (const [name, value] of h.xattrs) {
-      // trusted.* (overlay.opaque, overlay.redirect, overlay.metacopy…) and user.overlay.* are
-      // read by overlayfs itself: an archive setting them could redirect lookups across layers.
-      if (name.startsWith('trusted.') || name.startsWith('user.overlay.')) {
-        this.#fail('LAYER_UNSAFE', path, `extended attribute ${JSON.stringify(name)} is not allowed in a layer`);
-      }
-      this.#setxattr(path, name, value);
-    }
+    for (const [name, value] of h.xattrs) this.#setxattr(path, name, value);
   }
 
   #setxattr(path: string, name: string, value: Buffer): void {
@@ -547,10 +504,8 @@ export class LayerWriter implements TarEntrySink {
     }
   }
 
-  #fail(code: string, entry: string, reason: string): never {
-    throw new HostpullError(code, `layer ${this.#o.root}: entry ${JSON.stringify(entry)}: ${reason}`, {
-      details: { layerDir: this.#o.root, entry },
-    });
+  #fail(code: ArchiveErrorCode, rule: string, entry: string, reason: string): never {
+    throw archiveError(code, this.#o.root, rule, reason, { entry, offset: this.#current?.offset ?? 0 });
   }
 
   #ioFail(path: string, what: string, err: unknown): never {

@@ -1,7 +1,7 @@
 /**
  * A counting, fault-injecting HTTP reverse proxy for tests: sits between a client under test and
  * a registry, records every request with the response body bytes it actually sent, and can
- * corrupt, truncate, throttle, cut or refuse chosen responses.
+ * corrupt, truncate, throttle, cut, stall or refuse chosen responses.
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +18,12 @@ export interface ProxyRequest {
   range?: string;
   /** The request headers as received (Authorization included: tests may assert on it). */
   headers: Record<string, string | string[] | undefined>;
+  /** When the request arrived (Date.now()). */
+  at: number;
+  /** When the connection to the client closed, if it has (Date.now()). */
+  closedAt?: number;
+  /** For a stall: when the last body byte before the silence was sent. */
+  stalledAt?: number;
 }
 
 export type Fault =
@@ -34,7 +40,12 @@ export type Fault =
   /** Stream the body at this rate. */
   | { throttleBytesPerSec: number }
   /** Send headers and N body bytes, then destroy the socket (no effect if the body is shorter). */
-  | { cutAfterBytes: number };
+  | { cutAfterBytes: number }
+  /**
+   * Send headers and N body bytes, then go silent with the connection open (a registry that
+   * hangs mid-blob) until the client gives up and closes it, or the proxy closes.
+   */
+  | { stallAfterBytes: number };
 
 export interface FaultRequest {
   method: string;
@@ -149,7 +160,8 @@ class FaultProxy implements TestProxy {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const headers = { ...req.headers };
-    const entry: ProxyRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, bytes: 0, headers };
+    const entry: ProxyRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, bytes: 0, headers, at: Date.now() };
+    req.socket.once('close', () => (entry.closedAt ??= Date.now()));
     if (typeof headers.range === 'string') entry.range = headers.range;
     const fault = this.#match?.({ method: entry.method, path: entry.path, headers });
 
@@ -252,6 +264,22 @@ class FaultProxy implements TestProxy {
         await write(res, chunk);
       }
       res.end();
+      return;
+    }
+    if (typeof fault === 'object' && 'stallAfterBytes' in fault) {
+      const limit = Math.max(0, fault.stallAfterBytes);
+      res.flushHeaders();
+      for await (const c of upRes) {
+        const chunk = c as Buffer;
+        const part = chunk.subarray(0, limit - entry.bytes);
+        entry.bytes += part.length;
+        if (part.length > 0) await write(res, part);
+        if (entry.bytes >= limit) break;
+      }
+      upRes.destroy();
+      entry.stalledAt = Date.now();
+      // Silent from here: nothing more is written, nothing is closed, until the client leaves.
+      await new Promise<void>((resolve) => (res.destroyed ? resolve() : res.once('close', () => resolve())));
       return;
     }
     if (typeof fault === 'object' && 'throttleBytesPerSec' in fault) {

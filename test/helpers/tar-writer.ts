@@ -37,6 +37,12 @@ export interface RawEntryHeader {
   size?: number;
   /** Overrides the typeflag character (e.g. 'L', 'g', 'V'): for entries the type union cannot say. */
   typeflag?: string;
+  /** Overrides the 6-byte magic at 257 (default `ustar\0`; GNU is `ustar `, v7 all NULs). */
+  magic?: string;
+  /** Overrides the 2-byte version at 263 (default `00`; GNU is ` \0`). */
+  version?: string;
+  /** Raw bytes for the ustar prefix field at 345 (155 bytes): for prefix/magic differentials. */
+  prefixField?: string;
 }
 
 export interface RawEntry extends RawEntryHeader {
@@ -77,7 +83,7 @@ function padBlock(len: number): number {
 }
 
 /** One pax record: "<len> <key>=<value>\n" where <len> counts the whole record, itself included. */
-function paxRecord(key: string, value: string | Buffer): Buffer {
+export function paxRecord(key: string, value: string | Buffer): Buffer {
   const val = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
   const rest = Buffer.byteLength(key, 'utf8') + val.length + 3; // ' ', '=', '\n'
   let len = rest + 1;
@@ -86,6 +92,9 @@ function paxRecord(key: string, value: string | Buffer): Buffer {
 }
 
 interface HeaderFields {
+  magic?: string | undefined;
+  version?: string | undefined;
+  prefixField?: string | undefined;
   name: Buffer;
   mode: number;
   uid: number;
@@ -112,12 +121,13 @@ function headerBlock(f: HeaderFields): Buffer {
   num(f.mtime, 136, 12);
   h.write(f.typeflag.slice(0, 1), 156, 'latin1');
   f.linkname.copy(h, 157, 0, Math.min(f.linkname.length, 100));
-  h.write('ustar\0', 257, 'ascii');
-  h.write('00', 263, 'ascii');
+  h.write((f.magic ?? 'ustar\0').slice(0, 6), 257, 'latin1');
+  h.write((f.version ?? '00').slice(0, 2), 263, 'latin1');
   h.write(f.uname.slice(0, 31), 265, 'utf8');
   h.write(f.gname.slice(0, 31), 297, 'utf8');
   num(f.devmajor, 329, 8);
   num(f.devminor, 337, 8);
+  if (f.prefixField !== undefined) h.write(f.prefixField.slice(0, 155), 345, 'latin1');
   // Checksum: sum of all header bytes with the checksum field read as eight spaces.
   h.fill(0x20, 148, 156);
   let sum = 0;
@@ -189,6 +199,9 @@ export function tarEntry(header: RawEntryHeader, body?: string | Buffer): Buffer
       gname: header.gname ?? '',
       devmajor: header.devmajor ?? 0,
       devminor: header.devminor ?? 0,
+      magic: header.magic,
+      version: header.version,
+      prefixField: header.prefixField,
     }),
     content,
     Buffer.alloc(padBlock(content.length)),
@@ -204,4 +217,18 @@ export function tarEnd(): Buffer {
 /** A whole archive, entries in the given order (no sorting, no implied directories). */
 export function writeTar(entries: RawEntry[]): Buffer {
   return Buffer.concat([...entries.map((e) => tarEntry(e, e.content)), tarEnd()]);
+}
+
+/**
+ * A raw meta entry (`x` or `g` PAX header, `L`/`K` GNU long name) with exactly the body given:
+ * for records a Record cannot hold (the same keyword twice) and for headers in odd orders.
+ */
+export function metaEntry(typeflag: 'x' | 'g' | 'L' | 'K', body: Buffer | string): Buffer {
+  const name = typeflag === 'L' || typeflag === 'K' ? '././@LongLink' : 'PaxHeaders.0/meta';
+  return tarEntry({ name, type: 'file', typeflag, mode: 0o644 }, body);
+}
+
+/** A PAX body from records in order, duplicates allowed. */
+export function paxBody(records: Array<[string, string | Buffer]>): Buffer {
+  return Buffer.concat(records.map(([k, v]) => paxRecord(k, v)));
 }

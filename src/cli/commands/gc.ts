@@ -8,13 +8,13 @@ import { addDaemonOptions, withHostApi } from '../host.js';
 export function registerGcCommand(program: Command): void {
   const cmd = program
     .command('gc')
-    .description('remove layers and blobs no image references; with --max-store-size, also evict least recently used unused layers')
+    .description('remove layers, blobs and partial downloads nothing uses; with --max-store-size, also evict least recently used unused layers')
     .option('--max-store-size <size>', 'budget for blobs + unpacked layers (bytes, or 500M, 10G…)', process.env.HOSTPULL_MAX_STORE_SIZE)
-    .option('--min-age <duration>', 'keep anything used more recently than this (a pull in progress records its image last)', '10m')
+    .option('--min-age <duration>', 'keep anything used (or a partial download written) more recently than this: 0, 30s, 10m, 1h… (a pull in progress records its image last)', '10m')
     .option('--dry-run', 'only report what would be removed')
     .option('--json', 'print the report as JSON');
   addDaemonOptions(cmd)
-    .addHelpText('after', '\nLayers a mounted rootfs uses and blobs an in-flight pull is fetching are never removed.\n')
+    .addHelpText('after', '\nLayers a mounted rootfs uses, and blobs and partial downloads an in-flight pull is fetching, are never removed.\n')
     .action(
       action(async (opts: { maxStoreSize?: string; minAge: string; dryRun?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         let maxStoreSize: number | undefined;
@@ -31,7 +31,8 @@ export function registerGcCommand(program: Command): void {
           if (opts.json) return printJson(r);
           const verb = r.dryRun ? 'would remove' : 'removed';
           process.stdout.write(
-            `${verb} ${r.layersRemoved} layers, ${r.blobsRemoved} blobs, ${r.imagesRemoved.length} images; ` +
+            `${verb} ${r.layersRemoved} layers, ${r.blobsRemoved} blobs, ${r.imagesRemoved.length} images, ` +
+              `${r.partialsRemoved} partial downloads (${formatBytes(r.partialBytesFreed)}); ` +
               `store ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} (${formatBytes(r.freedBytes)} freed)\n`,
           );
           if (r.overBudget) process.stdout.write('still over the budget: the rest is mounted, being pulled, or used within --min-age\n');

@@ -9,7 +9,7 @@ export interface CommandModule {
 
 /**
  * Every verb and the module that registers it; the order here is the order in `--help`. Modules
- * are loaded when needed: a command line naming one verb loads only that module (main.ts), so
+ * are loaded when needed: a command line naming one verb loads only that module (program.ts), so
  * `hostpull pull` does not pay for loading serve, publish, bench and demo.
  */
 export const COMMANDS: readonly CommandModule[] = [
@@ -23,6 +23,7 @@ export const COMMANDS: readonly CommandModule[] = [
   { verbs: ['publish'], load: async () => (await import('./publish.js')).registerPublishCommand },
   { verbs: ['catalog'], load: async () => (await import('./catalog.js')).registerCatalogCommand },
   { verbs: ['gc'], load: async () => (await import('./gc.js')).registerGcCommand },
+  { verbs: ['verify'], load: async () => (await import('./verify.js')).registerVerifyCommand },
   { verbs: ['daemon'], load: async () => (await import('./daemon.js')).registerDaemonCommand },
   { verbs: ['bench'], load: async () => (await import('./bench.js')).registerBenchCommand },
   { verbs: ['demo'], load: async () => (await import('./demo.js')).registerDemoCommand },

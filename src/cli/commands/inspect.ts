@@ -29,14 +29,35 @@ export function registerInspectCommand(program: Command): void {
           const image = ref.digest ? store.images.byManifest(ref.digest) : store.images.get(name);
           if (!image) {
             throw new HostpullError('IMAGE_UNKNOWN', `${name} is not in the store at ${store.layout.root}`, {
-              hint: `pull it first (hostpull pull ${input}) or use --remote`,
+              hint: `pull it first (\`hostpull pull ${input}\`) or use --remote`,
             });
           }
-          const manifest = JSON.parse((await store.blobs.readBytes(image.manifestDigest)).toString('utf8'));
+          const { layerClaims } = await import('../../pull/layer-claims.js');
+          const manifestBytes = await store.blobs.readBytes(image.manifestDigest);
+          const manifest = JSON.parse(manifestBytes.toString('utf8'));
           const config = JSON.parse((await store.blobs.readBytes(image.configDigest)).toString('utf8'));
-          const layers = store.images.layers(image.manifestDigest).map((l) => {
+          const parsed = parseManifest(manifestBytes, undefined, name);
+          const claims = parsed.kind === 'manifest' ? layerClaims(parsed.manifest, name) : [];
+          const layers = store.images.layers(image.manifestDigest).map((l, i) => {
             const unpacked = store.layers.get(l.diffId);
-            return { digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType, unpackedAt: unpacked ? store.layers.dir(unpacked) : null };
+            const footprint = unpacked ? store.layers.footprint(l.diffId) : null;
+            const claim = claims[i];
+            return {
+              digest: l.blobDigest,
+              diffId: l.diffId,
+              size: l.size,
+              mediaType: l.mediaType,
+              unpackedAt: unpacked ? store.layers.dir(unpacked) : null,
+              // What the layer may do (DESIGN §2): a package owns its prefix; a base layer the rest.
+              role: claim ? 'package' : 'base',
+              ...(claim ? { codeName: claim.code, prefix: `/${claim.prefix}`, allowSetuid: claim.allowSetuid } : {}),
+              // Files that raise privileges when run, as recorded at unpack (null: not unpacked, or unpacked before they were recorded).
+              setuid: footprint ? footprint.setid.map((p) => `/${p}`) : null,
+              capabilities: footprint ? footprint.capabilities.map((p) => `/${p}`) : null,
+              ...(footprint && (footprint.setidCount > footprint.setid.length || footprint.capabilityCount > footprint.capabilities.length)
+                ? { setuidCount: footprint.setidCount, capabilitiesCount: footprint.capabilityCount }
+                : {}),
+            };
           });
           printJson({ reference: image.reference, digest: image.manifestDigest, indexDigest: image.indexDigest, layers, manifest, config });
         });

@@ -6,17 +6,18 @@ import { withHost } from '../host.js';
 export function registerMountCommands(program: Command): void {
   program
     .command('mount')
-    .description('mount a read-only view of an image rootfs at DIR (pulling it first if needed)')
+    .description('mount a read-only view of an image rootfs at DIR (pulling it first if needed); nosuid,nodev unless --allow-suid-dev')
     .argument('<ref>', 'composite tag or full reference')
     .argument('<dir>', 'mount point (created if missing)')
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
+    .option('--allow-suid-dev', 'let setuid files and device nodes of the image work in the view (anyone who can reach DIR could then run them)')
     .option('--json', 'print what was mounted as JSON')
     .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .action(
-      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; json?: boolean; keepBlobs?: boolean }, cmd: Command) => {
+      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean; keepBlobs?: boolean }, cmd: Command) => {
         const { mountImage } = await import('../../container/mount-image.js');
         await withHost(globalOptions(cmd), async (host) => {
-          const r = await mountImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false });
+          const r = await mountImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
           if (opts.json) {
             return printJson({ mountPoint: r.mountPoint, reference: r.pull.reference, manifestDigest: r.pull.manifestDigest, layers: r.plan.layers.map((l) => l.diffId), mount: r.plan.mount, mountMs: r.mountMs, pull: r.pull });
           }

@@ -12,6 +12,7 @@ interface PublishFlags {
   tag?: string;
   description?: string;
   group?: string;
+  allowSetuid?: boolean;
   upstream?: string;
   layout?: string;
   tokenFile?: string;
@@ -46,6 +47,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--tag <tag>', 'tag of the package image', 'latest')
     .option('--description <text>', 'catalog description')
     .option('--group <name>', 'exclusivity group: code names of one group cannot be combined')
+    .option('--allow-setuid', 'let the package hold setuid/setgid files and file capabilities (refused otherwise, here and on every node)')
     .option('--upstream <url>', 'upstream registry to push to (default: the OCI layout under --root)')
     .option('--layout <dir>', 'upstream OCI layout directory')
     .option('--token-file <file>', 'the server\'s catalog token')
@@ -69,6 +71,7 @@ export function registerPublishCommand(program: Command): void {
             tag: flags.tag,
             description: flags.description,
             group: flags.group,
+            allowSetuid: flags.allowSetuid === true,
             upstream,
             server: register ? { url: g.server!, token: await readTokenFile(flags.tokenFile) } : undefined,
           });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { parseDuration } from '../../server/duration.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
-import { action, globalOptions, loggerFor } from '../context.js';
+import { action, globalOptions, loggerFor, positiveInteger } from '../context.js';
 
 interface ServeFlags {
   listen?: string;
@@ -13,6 +13,7 @@ interface ServeFlags {
   base?: string;
   tokenFile?: string;
   cacheTtl: string;
+  maxComposites: string;
   catalog?: string;
   blobRedirect?: boolean;
   tlsCert?: string;
@@ -31,6 +32,7 @@ export function registerServeCommand(program: Command): void {
     .option('--base <repo:tag>', 'base image in the upstream placed under every composite')
     .option('--token-file <file>', 'bearer token for catalog writes (without it, writes are refused)')
     .option('--cache-ttl <duration>', 'how long composites and the catalog are cached', '30s')
+    .option('--max-composites <n>', 'composites kept in memory, and new composites pushed to the upstream per --cache-ttl', '1000')
     .option('--catalog <file>', 'static catalog JSON file instead of the catalog stored in the upstream')
     .option('--blob-redirect', 'redirect blob downloads to the upstream registry (307)')
     .option('--tls-cert <pem>', 'serve https with this certificate')
@@ -51,6 +53,8 @@ export function registerServeCommand(program: Command): void {
           base: flags.base,
           tokenFile: flags.tokenFile,
           cacheTtlMs: parseDuration(flags.cacheTtl, '--cache-ttl'),
+          maxComposites: positiveInteger(flags.maxComposites, '--max-composites'),
+          ...(g.maxExpansionRatio !== undefined ? { maxExpansionRatio: g.maxExpansionRatio } : {}),
           catalogFile: flags.catalog,
           blobRedirect: flags.blobRedirect ?? false,
           tlsCert: flags.tlsCert,

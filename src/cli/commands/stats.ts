@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
+import { shortDigest } from '../../oci/digest.js';
 import { formatBytes, formatPercent, printJson, table } from '../format.js';
 import { addDaemonOptions, withHostApi } from '../host.js';
 
@@ -19,6 +20,18 @@ export function registerStatsCommand(program: Command): void {
             ['bytes fetched', formatBytes(s.bytesFetched)],
             ['bytes reused', formatBytes(s.bytesReused)],
             ['store', `${out.store.blobs} blobs (${formatBytes(out.store.blobBytes)}), ${out.store.layers} unpacked layers (${formatBytes(out.store.unpackedBytes)})`],
+          ]),
+        );
+        const sn = s.snapshotter;
+        if (sn.snapshots === 0 && sn.layers.length === 0) return;
+        const t = sn.totals;
+        process.stdout.write(
+          `\ncontainerd snapshotter: ${sn.snapshots} snapshots; layers fetched by hostpull ${t.fetched} (${formatBytes(t.bytesFetched)}), reused ${t.reused}, applied by containerd ${t.applied}\n`,
+        );
+        process.stdout.write(
+          table([
+            ['layer', 'fetched', 'reused', 'applied', 'why containerd applied it (last time)'],
+            ...sn.layers.map((l) => [l.diffId ? shortDigest(l.diffId) : `chain ${shortDigest(l.chainId)}`, String(l.fetched), String(l.reused), String(l.applied), l.lastReason ?? '']),
           ]),
         );
       });

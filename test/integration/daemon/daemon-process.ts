@@ -29,6 +29,8 @@ import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach } from 'vitest';
 import { spawnCli } from '../../helpers/cli.js';
 
 export interface TestDaemon {
@@ -88,6 +90,37 @@ export async function startTestDaemon(opts: { root: string; socket: string; serv
     get: (path) => daemonGet(opts.socket, path),
     exited,
     stop,
+  };
+}
+
+/**
+ * vitest helper: `daemonOn(dir, server, args?, env?)` starts a daemon with its root and socket in
+ * `dir`. Daemons started in a test are killed (SIGKILL, by pid) after it, those started in
+ * beforeAll after the file. Register it after useTempDir: after-hooks run in reverse order, so
+ * the daemons are gone before their directories are removed.
+ */
+export function useTestDaemons(): (dir: string, server: string, args?: string[], env?: Record<string, string | undefined>) => Promise<TestDaemon> {
+  const suite: TestDaemon[] = [];
+  const test: TestDaemon[] = [];
+  let inTest = false;
+  const killAll = async (list: TestDaemon[]) => {
+    for (const d of list.splice(0)) {
+      d.child.kill('SIGKILL');
+      await d.exited;
+    }
+  };
+  beforeEach(() => {
+    inTest = true;
+  });
+  afterEach(async () => {
+    inTest = false;
+    await killAll(test);
+  });
+  afterAll(() => killAll(suite));
+  return async (dir, server, args = [], env) => {
+    const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server, args, ...(env ? { env } : {}) });
+    (inTest ? test : suite).push(d);
+    return d;
   };
 }
 

@@ -12,25 +12,13 @@ import { runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startProxy } from '../../helpers/proxy.js';
 import { blobRequests, startRegistry, type AccessEntry, type TestRegistry } from '../../helpers/registry.js';
-import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
-import { daemonRequest, startTestDaemon, type TestDaemon } from './daemon-process.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
+import { daemonRequest, useTestDaemons } from './daemon-process.js';
 
 let registry: TestRegistry;
 let fixtures: FixtureSet;
-const temps: string[] = [];
-const daemons: TestDaemon[] = [];
-
-async function tempDir(prefix: string): Promise<string> {
-  const d = await makeTempDir(prefix);
-  temps.push(d);
-  return d;
-}
-
-async function daemonOn(dir: string, server: string, args: string[] = []): Promise<TestDaemon> {
-  const d = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), server, args });
-  daemons.push(d);
-  return d;
-}
+const tempDir = useTempDir('daemon');
+const daemonOn = useTestDaemons();
 
 beforeAll(async () => {
   registry = await startRegistry();
@@ -38,12 +26,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const d of daemons) {
-    d.child.kill('SIGKILL');
-    await d.exited;
-  }
   await registry?.stop();
-  for (const d of temps) await removeTempDir(d);
 });
 
 /** Minimal Prometheus text parser: `name{labels} value` samples; HELP/TYPE lines checked for shape. */
@@ -207,6 +190,14 @@ describe('rootfs for a runtime', () => {
     expect(ran.stdout).toBe('grd-7.0\njdk-11.0\nwritten\n');
     expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(1);
 
+    // The first rootfs pulled the image (one pull); another of the same stored image is no pull.
+    const pullsBefore = JSON.parse((await daemon.get('/v1/stats')).body);
+    expect(pullsBefore).toMatchObject({ pulls: 1, upToDatePulls: 0 });
+    const second = await daemonRequest(daemon.socket, 'POST', '/v1/rootfs', { reference: 'JDK11.0-GRD7.0' });
+    expect(second.status).toBe(201);
+    expect(JSON.parse((await daemon.get('/v1/stats')).body)).toMatchObject({ pulls: 1, upToDatePulls: 0, bytesReused: pullsBefore.bytesReused });
+    expect((await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: JSON.parse(second.body).id })).status).toBe(204);
+
     // A 1-byte budget would take every unused layer: these three are held by the rootfs.
     const gc = await daemonRequest(daemon.socket, 'POST', '/v1/gc', { maxStoreSize: 1, graceMs: 0 });
     expect(gc.status).toBe(200);
@@ -222,9 +213,9 @@ describe('rootfs for a runtime', () => {
     expect(removed.status).toBe(204);
     expect(await mountsBelow(daemon.root)).toEqual([]);
     expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(0);
+    // Idempotent: a client that lost the first answer asks again and hears the same.
     const again = await daemonRequest(daemon.socket, 'DELETE', '/v1/rootfs', { id: rootfs.id });
-    expect(again.status).toBe(404);
-    expect(JSON.parse(again.body).error.message).toContain(rootfs.id);
+    expect(again.status).toBe(204);
   });
 
   it('refuses a bad id, an unknown code name and a malformed body with 4xx and a reason', async () => {
@@ -260,6 +251,35 @@ describe('size budget', () => {
   });
 });
 
+describe('a daemon that dies under a client', () => {
+  it('kill -9 during a pull: the CLI says the daemon exited, and what to do', async () => {
+    const slow = buildLayer(packageFiles('SLOW1.0', { bytes: 8 * 1024 * 1024, seed: 12 }));
+    await pushImage(registry.url, 'hostpull', 'SLOW1.0', [fixtures.base, slow], { cmd: ['/bin/sh'] });
+    const proxy = await startProxy(registry.url);
+    try {
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
+      const dir = await tempDir('daemon-dies');
+      const daemon = await daemonOn(dir, proxy.host);
+      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW1.0', '--socket', daemon.socket]);
+      let stderr = '';
+      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const exit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
+        if (Date.now() > deadline) throw new Error('the slow blob never started streaming');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      daemon.child.kill('SIGKILL');
+      expect(await exit).toBe(1);
+      expect(stderr).not.toMatch(/other side closed$/m);
+      expect(stderr).toMatch(new RegExp(`^hostpull: the daemon on ${daemon.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${daemon.child.pid}\\) exited during the pull`, 'm'));
+      expect(stderr).toMatch(/^hint: it was stopped or crashed: see its log .*--no-daemon; a pull resumes what was already downloaded$/m);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe('graceful stop', () => {
   it('SIGTERM during a large pull exits 0 and parks the download; the next daemon resumes it with Range', async () => {
     const big = buildLayer(packageFiles('HUGE1.0', { bytes: 16 * 1024 * 1024, seed: 11 }));
@@ -281,7 +301,7 @@ describe('graceful stop', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });
-      expect(daemon.log()).toMatch(/in-flight pulls aborted at stop/);
+      expect(daemon.log()).toMatch(/requests aborted at stop/);
       expect(await pullerExit).toBe(1);
       expect(pullerErr).toMatch(/daemon stopped before this pull finished/);
 

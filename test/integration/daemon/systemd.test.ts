@@ -8,11 +8,14 @@ import { existsSync } from 'node:fs';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, collectChild, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
+import { collectChild, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
+import { useStagedCli } from '../../helpers/staged-cli.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 import { startNotifyReceiver, startTestDaemon } from './daemon-process.js';
 
 const NOBODY = 65534;
+/** The built CLI where nobody can run it (the checkout may be in a directory only root enters). */
+const cli = useStagedCli();
 
 const temps: string[] = [];
 async function temp(prefix: string): Promise<string> {
@@ -49,6 +52,11 @@ describe('systemd units', () => {
     const unit = await readFile(join(REPO_ROOT, 'systemd', 'hostpull.service'), 'utf8');
     expect(unit).toMatch(/^Type=notify$/m);
     expect(unit).toMatch(/^EnvironmentFile=-\/etc\/hostpull\/hostpull\.env$/m);
+    // As containerd's proxy snapshotter, the daemon starts before containerd and stops after it.
+    expect(unit).toMatch(/^Before=containerd\.service$/m);
+    const dropIn = await readFile(join(REPO_ROOT, 'systemd', 'containerd-hostpull.conf'), 'utf8');
+    expect(dropIn).toMatch(/^After=hostpull\.service$/m);
+    expect(dropIn).toMatch(/^Wants=hostpull\.service$/m);
     // The daemon's mounts must be visible to the host: nothing that gives it a mount namespace.
     expect(unit).not.toMatch(/^(ProtectSystem|ProtectHome|PrivateTmp|PrivateMounts|ReadWritePaths|PrivateDevices)=/m);
   });
@@ -65,7 +73,7 @@ describe('systemd units', () => {
     const first = run();
     expect(first.stderr).toMatch(/installed/);
     expect(first.status).toBe(0);
-    for (const f of ['etc/systemd/system/hostpull.service', 'etc/systemd/system/hostpull-serve.service', 'etc/tmpfiles.d/hostpull.conf', 'etc/hostpull/hostpull.env']) {
+    for (const f of ['etc/systemd/system/hostpull.service', 'etc/systemd/system/hostpull-serve.service', 'etc/systemd/system/containerd.service.d/hostpull.conf', 'etc/tmpfiles.d/hostpull.conf', 'etc/hostpull/hostpull.env']) {
       await readFile(join(dest, f));
     }
     const wrapper = join(dest, 'usr/local/bin/hostpull');
@@ -169,8 +177,8 @@ describe('the socket', () => {
       const st = await stat(socket);
       expect(st.gid).toBe(NOBODY);
       expect(st.mode & 0o777).toBe(0o660);
-      const child = spawn(process.execPath, [CLI_ENTRY, '--root', root, '--log-level', 'debug', 'stats', '--json', '--socket', socket], {
-        cwd: REPO_ROOT,
+      const child = spawn(process.execPath, [cli().entry, '--root', root, '--log-level', 'debug', 'stats', '--json', '--socket', socket], {
+        cwd: cli().root,
         stdio: ['pipe', 'pipe', 'pipe'],
         uid: NOBODY,
         gid: NOBODY,

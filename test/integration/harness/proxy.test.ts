@@ -131,6 +131,33 @@ describe('fault-injecting proxy', () => {
     expect(proxy.requests[0]).toMatchObject({ status: 200, bytes: 3000 });
   });
 
+  it('stallAfterBytes sends N body bytes, then nothing, with the connection open until the client leaves', async () => {
+    proxy.requests.length = 0;
+    proxy.setFault(() => ({ stallAfterBytes: 3000 }));
+    const chunks: Buffer[] = [];
+    const outcome = await new Promise<string>((resolve) => {
+      const req = get(blobUrl, { agent: false }, (res) => {
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve('ended'));
+        res.on('error', () => undefined);
+      });
+      req.on('error', () => undefined);
+      // No byte for 400 ms after the 3000th: the client gives up, as an idle timeout would.
+      req.setTimeout(400, () => {
+        req.destroy();
+        resolve('silent');
+      });
+    });
+    proxy.clearFaults();
+    expect(outcome).toBe('silent');
+    expect(Buffer.concat(chunks).equals(layer.blob.subarray(0, 3000))).toBe(true);
+    const entry = proxy.requests[0]!;
+    expect(entry).toMatchObject({ status: 200, bytes: 3000 });
+    const deadline = Date.now() + 2000;
+    while (entry.closedAt === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(entry.closedAt! - entry.stalledAt!).toBeGreaterThanOrEqual(350);
+  });
+
   it('throttle delivers the whole body in many small slices', async () => {
     // 100 KB/s → 5,000-byte slices, one per 1/20 s: a 20 KB body cannot arrive in one piece.
     proxy.setFault(() => ({ throttleBytesPerSec: 100_000 }));

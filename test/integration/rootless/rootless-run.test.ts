@@ -9,13 +9,16 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_ENTRY, collectChild, REPO_ROOT, type CliResult } from '../../helpers/cli.js';
+import { collectChild, type CliResult } from '../../helpers/cli.js';
+import { useStagedCli } from '../../helpers/staged-cli.js';
 import { buildLayer, baseFiles, layerFromTar, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { writeTar, DEFAULT_MTIME } from '../../helpers/tar-writer.js';
 import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
 
 const NOBODY = 65534;
+/** The built CLI where nobody can run it (the checkout may be in a directory only root enters). */
+const cli = useStagedCli();
 
 let registry: TestRegistry;
 let fixtures: FixtureSet;
@@ -41,7 +44,7 @@ function userEnv(home: string, extra: Record<string, string> = {}): NodeJS.Proce
 /** Runs `cmd args` to completion, capturing output; SIGKILL after timeoutMs. */
 function exec(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; uid?: number; gid?: number; timeoutMs?: number; input?: string }): Promise<CliResult> {
   const child = spawn(cmd, args, {
-    cwd: REPO_ROOT,
+    cwd: cli().root,
     env: opts.env,
     stdio: ['pipe', 'pipe', 'pipe'],
     ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
@@ -51,7 +54,7 @@ function exec(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; uid?:
 
 /** The built CLI as nobody. */
 function hostpullAsNobody(home: string, args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
-  return exec(process.execPath, [CLI_ENTRY, '--server', registry.host, ...args], { env: userEnv(home, extraEnv), uid: NOBODY });
+  return exec(process.execPath, [cli().entry, '--server', registry.host, ...args], { env: userEnv(home, extraEnv), uid: NOBODY });
 }
 
 async function expectNoLeftovers(home: string): Promise<void> {
@@ -142,7 +145,7 @@ describe('rootless hostpull run', () => {
   it('-t gives the container a terminal (under script(1), a real pty)', async () => {
     const home = await userHome('rootless-tty');
     const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-    const cmd = [process.execPath, CLI_ENTRY, '--server', registry.host, 'run', '-t', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo "tty=$(tty) term=$TERM"; exit 5']
+    const cmd = [process.execPath, cli().entry, '--server', registry.host, 'run', '-t', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo "tty=$(tty) term=$TERM"; exit 5']
       .map(quote)
       .join(' ');
     const r = await exec('script', ['-qec', cmd, '/dev/null'], { env: userEnv(home), uid: NOBODY });
@@ -155,8 +158,8 @@ describe('rootless hostpull run', () => {
   it('forwards SIGTERM through the helper to the container', async () => {
     const home = await userHome('rootless-term');
     const script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
-    const child = spawn(process.execPath, [CLI_ENTRY, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', script], {
-      cwd: REPO_ROOT,
+    const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', script], {
+      cwd: cli().root,
       env: userEnv(home),
       stdio: ['ignore', 'pipe', 'pipe'],
       uid: NOBODY,
@@ -185,8 +188,8 @@ describe('rootless hostpull run', () => {
   it('after kill -9 of hostpull run, its helper stops the container and removes what it made', async () => {
     const home = await userHome('rootless-kill');
     const root = join(home, 'data', 'hostpull');
-    const child = spawn(process.execPath, [CLI_ENTRY, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sleep', '60'], {
-      cwd: REPO_ROOT,
+    const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sleep', '60'], {
+      cwd: cli().root,
       env: userEnv(home),
       stdio: ['ignore', 'ignore', 'pipe'],
       uid: NOBODY,
@@ -231,7 +234,7 @@ describe('rootless hostpull run', () => {
     const r = await hostpullAsNobody(home, ['mount', 'JDK11.0-GRD7.0', target]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/hostpull mount needs root/);
-    expect(r.stderr).toMatch(/hint: use hostpull run .*JDK11\.0-GRD7\.0 -- CMD/);
+    expect(r.stderr).toMatch(/hint: use `hostpull run .*JDK11\.0-GRD7\.0 -- CMD`/);
     expect(await mountsBelow(home)).toEqual([]);
   });
 });
@@ -271,8 +274,8 @@ describe('rootless hostpull run where user namespaces are denied', () => {
       { mode: 0o644 },
     );
     const env = userEnv(home);
-    const child = spawn('unshare', ['--user', '--', '/bin/sh', script, 'stage1', process.execPath, CLI_ENTRY, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/true'], {
-      cwd: REPO_ROOT,
+    const child = spawn('unshare', ['--user', '--', '/bin/sh', script, 'stage1', process.execPath, cli().entry, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/true'], {
+      cwd: cli().root,
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

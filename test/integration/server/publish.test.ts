@@ -67,7 +67,7 @@ describe('hostpull publish', () => {
 
   it('registers the package so the server composes it', async () => {
     const catalog = await new CatalogClient({ server: server.url }).list();
-    expect(catalog['TOOL1.0']).toMatchObject({ image: 'pkg/tool:1.0', prefix: '/opt/tool-1.0', pathAdd: ['/opt/tool-1.0/bin'] });
+    expect(catalog.get('TOOL1.0')).toMatchObject({ image: 'pkg/tool:1.0', prefix: '/opt/tool-1.0', pathAdd: ['/opt/tool-1.0/bin'], digest: expect.stringMatching(/^sha256:/) });
     const { stdout } = await exec('skopeo', ['inspect', '--tls-verify=false', `docker://${server.host}/hostpull:TOOL1.0`]);
     expect((JSON.parse(stdout) as { Env: string[] }).Env).toContain('TOOL_HOME=/opt/tool-1.0');
   });

@@ -226,13 +226,22 @@ describe.each(upstreamFactories)('hostpull serve over $name', ({ start }) => {
     expect(Object.keys(list.entries).sort()).toEqual([...CODES].sort());
   });
 
+  it('looks code names up in a Map: __proto__, constructor and toString are unknown', async () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const res = await fetch(`${server.url}/hostpull/v1/catalog/${name}`);
+      expect(res.status, name).toBe(404);
+      const composite = await fetch(`${server.url}/v2/hostpull/manifests/${name}`);
+      expect(composite.status, name).toBe(404);
+    }
+  });
+
   it('refuses to register a package whose layer writes outside its prefix', async () => {
     const evil = buildLayer([...packageFiles('EVL1.0', { bytes: 1024, files: 1 }), { path: '/etc/profile.d/evil.sh', content: 'echo owned\n' }]);
     await pushImageTo(up.upstream, 'pkg/evil', 'v1', [evil]);
     const res = await register('EVL1.0', { image: 'pkg/evil:v1', prefix: packagePrefix('EVL1.0') });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { errors: Array<{ message: string }> };
-    expect(body.errors[0]!.message).toMatch(/outside \/opt\/evl-1\.0: .*etc\/profile\.d\/evil\.sh/);
+    expect(body.errors[0]!.message).toMatch(/entry "etc": is outside the package's prefix \/opt\/evl-1\.0/);
     const two = buildLayer(packageFiles('TWO1.0', { bytes: 1024, files: 1 }));
     await pushImageTo(up.upstream, 'pkg/two', 'v1', [two, layers['GRD7.0']!]);
     const res2 = await register('TWO1.0', { image: 'pkg/two:v1', prefix: packagePrefix('TWO1.0') });
@@ -240,21 +249,35 @@ describe.each(upstreamFactories)('hostpull serve over $name', ({ start }) => {
     expect(await res2.text()).toMatch(/2 layers/);
   });
 
-  it('picks up a moved package tag after the cache TTL', async () => {
+  it('keeps a package pinned when its tag moves; registering it again moves it, checked again', async () => {
     const v1 = buildLayer(packageFiles('MOV1.0', { bytes: 1024, files: 1 }));
     await pushImageTo(up.upstream, 'pkg/mov', 'current', [v1]);
     expect((await register('MOV1.0', { image: 'pkg/mov:current', prefix: packagePrefix('MOV1.0') })).status).toBe(201);
+    const layersOf = async (tag: string) =>
+      ((await (await fetch(`${server.url}/v2/hostpull/manifests/${await headDigest(tag)}`)).json()) as { layers: Array<{ digest: string }> }).layers.map((l) => l.digest);
     const before = await headDigest('MOV1.0-GRD7.0');
+    // The tag moves behind the server's back: composites keep the pinned, checked package.
     const v2 = buildLayer(packageFiles('MOV1.0', { bytes: 1024, files: 1, seed: 7 }));
     await pushImageTo(up.upstream, 'pkg/mov', 'current', [v2]);
-    let after = before;
-    for (let i = 0; i < 100 && after === before; i++) {
+    await new Promise((r) => setTimeout(r, 500)); // past the 200 ms cache TTL
+    expect(await headDigest('GRD7.0-MOV1.0')).toBe(before);
+    expect(await layersOf('MOV1.0')).toEqual([expect.anything(), v1.digest]);
+    // Registering again is how a package moves: checked, then pinned to v2.
+    expect((await register('MOV1.0', { image: 'pkg/mov:current', prefix: packagePrefix('MOV1.0') })).status).toBe(201);
+    // Within the cache TTL (200 ms) a composite resolved before may still be served.
+    let layers = await layersOf('MOV1.0');
+    for (let i = 0; i < 100 && !layers.includes(v2.digest); i++) {
       await new Promise((r) => setTimeout(r, 50));
-      after = await headDigest('GRD7.0-MOV1.0');
+      layers = await layersOf('MOV1.0');
     }
-    expect(after).not.toBe(before);
-    const manifest = (await (await fetch(`${server.url}/v2/hostpull/manifests/${after}`)).json()) as { layers: Array<{ digest: string }> };
-    expect(manifest.layers.map((l) => l.digest)).toContain(v2.digest);
+    expect(layers).toContain(v2.digest);
+    expect(await headDigest('GRD7.0-MOV1.0')).not.toBe(before);
+    // A tag moved to a package that breaks its prefix is refused when registered again.
+    const evil = buildLayer([...packageFiles('MOV1.0', { bytes: 1024, files: 1 }), { path: '/etc/passwd', content: 'root::0:0::/:/bin/sh\n' }]);
+    await pushImageTo(up.upstream, 'pkg/mov', 'current', [evil]);
+    expect((await register('MOV1.0', { image: 'pkg/mov:current', prefix: packagePrefix('MOV1.0') })).status).toBe(400);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await layersOf('MOV1.0')).toContain(v2.digest);
   });
 
   it('lists tags of package repositories and the namespace', async () => {

@@ -1,9 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lgetxattr } from '../../../src/native/index.js';
+import { useStagedCli } from '../../helpers/staged-cli.js';
+import { writeTar } from '../../helpers/tar-writer.js';
 
 // An unprivileged apply: opaque dirs get user.overlay.opaque=y, whiteouts are char 0:0 where the
 // kernel lets an unprivileged user create them (Linux ≥ 5.8), else overlayfs's xattr whiteouts
@@ -11,6 +14,20 @@ import { lgetxattr } from '../../../src/native/index.js';
 // real `userxattr` overlay mount.
 
 const NOBODY = 65534;
+/** The built CLI where nobody can run it (the checkout may be in a directory only root enters). */
+const cli = useStagedCli();
+
+/** A small layer with a whiteout and an opaque directory, applied with a non-root process's defaults. */
+function whiteoutLayer(): Buffer {
+  return writeTar([
+    { name: 'etc/', type: 'dir' },
+    { name: 'etc/.wh.gone', type: 'file' },
+    { name: 'etc/kept', type: 'file', content: 'upper', uid: 0, gid: 0, mode: 0o644 },
+    { name: 'd/', type: 'dir' },
+    { name: 'd/.wh..wh..opq', type: 'file' },
+    { name: 'd/new', type: 'file', content: 'new' },
+  ]);
+}
 let dir: string;
 let mnt: string | undefined;
 let mounted = false;
@@ -29,11 +46,20 @@ describe('rootless whiteouts', () => {
     const layer = join(dir, 'layer');
     mkdirSync(layer);
     chownSync(layer, NOBODY, NOBODY);
-    const root = resolve(import.meta.dirname, '../../..');
+    // The layer, and the built applyLayer (staged where nobody can reach it), run as nobody.
+    const tarFile = join(dir, 'layer.tar');
+    writeFileSync(tarFile, whiteoutLayer());
+    const unpack = pathToFileURL(join(cli().root, 'dist', 'unpack', 'index.js')).href;
+    const script = [
+      `import { createReadStream } from 'node:fs';`,
+      `const { applyLayer } = await import(${JSON.stringify(unpack)});`,
+      `const r = await applyLayer(createReadStream(process.argv[1]), { compression: 'none', target: process.argv[2] });`,
+      `process.stdout.write(JSON.stringify(r));`,
+    ].join('\n');
     const child = spawnSync(
       'setpriv',
-      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, join(root, 'node_modules/vite-node/vite-node.mjs'), join(import.meta.dirname, 'rootless-child.ts'), layer],
-      { cwd: root, env: { ...process.env, HOME: dir }, encoding: 'utf8', timeout: 30_000 },
+      [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, '--input-type=module', '-e', script, tarFile, layer],
+      { cwd: cli().root, env: { ...process.env, HOME: dir }, encoding: 'utf8', timeout: 30_000 },
     );
     expect(child.status, child.stderr).toBe(0);
     const result = JSON.parse(child.stdout.slice(child.stdout.indexOf('{'))) as { whiteouts: string[]; ownedPaths: string[] };

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDaemonHandler, type DaemonHandlerDeps } from '../../../src/daemon/handler.js';
 import type { HostApi, HostGcOptions, HostPullOptions } from '../../../src/daemon/host-api.js';
 import { DaemonMetrics } from '../../../src/daemon/metrics.js';
-import { PullTracker } from '../../../src/daemon/pull-tracker.js';
+import { RequestTracker } from '../../../src/daemon/request-tracker.js';
+import type { ContainerApi, PreparedRootfs } from '../../../src/daemon/handler.js';
 import { HostpullError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/log.js';
 import type { Digest } from '../../../src/oci/digest.js';
@@ -33,18 +34,26 @@ class FakeResponse extends EventEmitter {
   }
   writeHead(status: number, headers: Record<string, unknown> = {}) {
     this.status = status;
-    this.headers = headers;
+    this.headers = { ...this.headers, ...headers };
     this.headersSent = true;
     return this;
   }
   flushHeaders() {}
+  setHeader(name: string, value: unknown) {
+    this.headers[name] = value;
+  }
   write(chunk: string) {
     this.body += chunk;
     return true;
   }
   end(chunk?: string) {
     if (chunk) this.body += chunk;
+    if (this.destroyed) {
+      this.#resolve();
+      return this;
+    }
     this.writableFinished = true;
+    this.emit('finish');
     this.emit('close');
     this.#resolve();
     return this;
@@ -98,7 +107,20 @@ class FakeApi implements HostApi {
   }
   async gc(options: HostGcOptions = {}) {
     this.gcCalls.push(options);
-    return { dryRun: options.dryRun ?? false, maxStoreSize: options.maxStoreSize ?? null, imagesRemoved: [], layersRemoved: 0, blobsRemoved: 0, bytesBefore: 0, bytesAfter: 0, freedBytes: 0, overBudget: false, skipped: 0 };
+    return {
+      dryRun: options.dryRun ?? false,
+      maxStoreSize: options.maxStoreSize ?? null,
+      imagesRemoved: [],
+      layersRemoved: 0,
+      blobsRemoved: 0,
+      bytesBefore: 0,
+      bytesAfter: 0,
+      freedBytes: 0,
+      overBudget: false,
+      skipped: 0,
+      partialsRemoved: 0,
+      partialBytesFreed: 0,
+    };
   }
   async close() {}
 }
@@ -117,20 +139,19 @@ afterAll(async () => {
 
 function setup(overrides: Partial<DaemonHandlerDeps> = {}) {
   const api = new FakeApi();
-  const tracker = new PullTracker();
+  const tracker = new RequestTracker();
   const done: PullResult[] = [];
   const handler = createDaemonHandler({
     api,
     tracker,
-    metrics: new DaemonMetrics(store, { activePulls: () => tracker.size }),
+    metrics: new DaemonMetrics(store, { activePulls: () => tracker.count('pull') }),
     logger: silentLogger(),
     root: '/var/lib/hostpull',
     resolve: (input) => parseReference(input),
     onPullDone: (r) => done.push(r),
     ...overrides,
   });
-  const call = async (method: string, url: string, body?: unknown) => {
-    const res = new FakeResponse();
+  const call = async (method: string, url: string, body?: unknown, res = new FakeResponse()) => {
     handler(request(method, url, body), res as unknown as ServerResponse);
     await res.finished;
     return res;
@@ -199,9 +220,10 @@ describe('createDaemonHandler', () => {
     const a = await call('POST', '/v1/gc', { dryRun: true });
     expect(JSON.parse(a.body)).toMatchObject({ dryRun: true, maxStoreSize: 1000 });
     await call('POST', '/v1/gc', { maxStoreSize: 5, graceMs: 0 });
+    // Each with the signal that a stop aborts it by.
     expect(api.gcCalls).toEqual([
-      { maxStoreSize: 1000, dryRun: true },
-      { maxStoreSize: 5, graceMs: 0, dryRun: false },
+      { maxStoreSize: 1000, dryRun: true, signal: expect.any(AbortSignal) },
+      { maxStoreSize: 5, graceMs: 0, dryRun: false, signal: expect.any(AbortSignal) },
     ]);
   });
 
@@ -244,9 +266,116 @@ describe('createDaemonHandler', () => {
         o.signal!.addEventListener('abort', () => reject(o.signal!.reason), { once: true });
       });
     const pending = call('POST', '/v1/pull', { reference: '127.0.0.1:5000/hostpull:JDK11.0' });
-    while (tracker.size === 0) await new Promise((r) => setImmediate(r));
-    expect(await tracker.drain(10)).toBe(1);
+    while (tracker.count() === 0) await new Promise((r) => setImmediate(r));
+    expect(await tracker.drain(10)).toEqual({ pull: 1 });
     const res = await pending;
     expect(lines(res.body)).toEqual([{ type: 'error', error: expect.objectContaining({ code: 'DAEMON_STOPPING' }) }]);
+  });
+
+  it('a stopping daemon refuses queries with 503 and closes the connection; health still answers', async () => {
+    const { call, tracker } = setup();
+    await tracker.drain(0);
+    const res = await call('GET', '/v1/images');
+    expect(res.status).toBe(503);
+    expect(res.headers.connection).toBe('close');
+    expect(JSON.parse(res.body).error.code).toBe('DAEMON_STOPPING');
+    const health = await call('GET', '/v1/health');
+    expect(JSON.parse(health.body)).toMatchObject({ ok: true, stopping: true, inFlight: 0 });
+  });
+});
+
+/** Rootfs routes on a fake ContainerApi that records what happened to each id. */
+class FakeContainers implements ContainerApi {
+  log: string[] = [];
+  live = new Set<string>();
+  #n = 0;
+  prepareImpl: (signal: AbortSignal) => Promise<void> = async () => undefined;
+  async prepare(ref: ImageReference, _o: unknown, signal: AbortSignal): Promise<PreparedRootfs> {
+    const id = `${++this.#n}`.padStart(12, '0');
+    this.live.add(id);
+    this.log.push(`prepare ${id}`);
+    try {
+      await this.prepareImpl(signal);
+    } catch (err) {
+      this.live.delete(id);
+      this.log.push(`rollback-in-prepare ${id}`);
+      throw err;
+    }
+    return { id, rootfs: `/r/${id}/rootfs`, bundle: `/r/${id}`, reference: formatReference(ref), manifestDigest: DIGEST };
+  }
+  async handOver(r: PreparedRootfs) {
+    this.log.push(`handOver ${r.id}`);
+  }
+  async remove(id: string) {
+    this.log.push(`remove ${id}`);
+    return this.live.delete(id);
+  }
+}
+
+describe('rootfs routes', () => {
+  const ref = { reference: '127.0.0.1:5000/hostpull:JDK11.0' };
+
+  it('POST hands the rootfs over, then answers 201 with its id', async () => {
+    const containers = new FakeContainers();
+    const { call } = setup({ containers });
+    const res = await call('POST', '/v1/rootfs', ref);
+    expect(res.status).toBe(201);
+    const id = JSON.parse(res.body).id;
+    expect(containers.log).toEqual([`prepare ${id}`, `handOver ${id}`]);
+    expect(containers.live.has(id)).toBe(true);
+  });
+
+  it('a rootfs whose answer cannot reach the client is removed', async () => {
+    const containers = new FakeContainers();
+    const { call } = setup({ containers });
+    const res = new FakeResponse();
+    containers.prepareImpl = async () => {
+      // The client hangs up while the rootfs is being prepared.
+      res.destroyed = true;
+      res.emit('close');
+    };
+    await call('POST', '/v1/rootfs', ref, res);
+    await new Promise((r) => setImmediate(r));
+    const id = '000000000001';
+    expect(containers.log).toEqual([`prepare ${id}`, `remove ${id}`]);
+    expect(containers.live.size).toBe(0);
+  });
+
+  it('a stop that outlives its timeout aborts a prepare, which leaves nothing, and answers 503', async () => {
+    const containers = new FakeContainers();
+    const { call, tracker } = setup({ containers });
+    containers.prepareImpl = (signal) => new Promise((_r, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+    const pending = call('POST', '/v1/rootfs', ref);
+    while (tracker.count('rootfs') === 0) await new Promise((r) => setImmediate(r));
+    expect(await tracker.drain(10)).toEqual({ rootfs: 1 });
+    const res = await pending;
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body).error).toMatchObject({ code: 'DAEMON_STOPPING', message: 'the daemon stopped before this rootfs finished' });
+    expect(containers.live.size).toBe(0);
+  });
+
+  it('a stop waits for a DELETE whatever its timeout, and DELETE is idempotent', async () => {
+    const containers = new FakeContainers();
+    const { call, tracker } = setup({ containers });
+    const created = JSON.parse((await call('POST', '/v1/rootfs', ref)).body).id as string;
+    let finishRemove!: () => void;
+    const slow = new Promise<void>((r) => (finishRemove = r));
+    const remove = containers.remove.bind(containers);
+    containers.remove = async (id) => {
+      await slow;
+      return remove(id);
+    };
+    const pending = call('DELETE', '/v1/rootfs', { id: created });
+    while (tracker.count('rootfs-remove') === 0) await new Promise((r) => setImmediate(r));
+    const drained = tracker.drain(5);
+    await new Promise((r) => setTimeout(r, 30));
+    finishRemove();
+    expect(await drained).toEqual({});
+    expect((await pending).status).toBe(204);
+    expect(containers.live.size).toBe(0);
+    containers.remove = remove;
+    const { call: call2 } = setup({ containers });
+    expect((await call2('DELETE', '/v1/rootfs', { id: created })).status).toBe(204);
+    expect((await call2('DELETE', '/v1/rootfs', { id: 'abcdefabcdef' })).status).toBe(204);
   });
 });

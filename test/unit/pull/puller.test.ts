@@ -7,7 +7,7 @@ import { digestOf, type Digest } from '../../../src/oci/digest.js';
 import { MediaType } from '../../../src/oci/mediatypes.js';
 import type { ImageReference } from '../../../src/oci/reference.js';
 import { Puller } from '../../../src/pull/puller.js';
-import type { BlobResponse, FetchedManifest, ManifestHead, RegistryClient, RepositoryRef } from '../../../src/registry/index.js';
+import { RetryPolicy, type BlobResponse, type FetchedManifest, type ManifestHead, type RegistryClient, type RepositoryRef } from '../../../src/registry/index.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
@@ -42,7 +42,9 @@ class FakeRegistry {
   }
 
   client(): RegistryClient {
+    const retry = new RetryPolicy({ baseDelayMs: 1, budgetMs: 1000 });
     const client = {
+      retryBudget: (registry: string, signal?: AbortSignal) => retry.begin(registry, signal),
       headManifest: async (ref: ImageReference): Promise<ManifestHead | null> => {
         this.calls.push(`HEAD manifest ${ref.digest ?? ref.tag}`);
         const m = this.#lookup(ref);

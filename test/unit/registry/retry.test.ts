@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, isRetryableNetworkError, parseRetryAfter, retryDelay } from '../../../src/registry/index.js';
+import { HostpullError, isHostpullError } from '../../../src/errors.js';
+import { backoffDelay, isRetryable, isRetryableNetworkError, parseRetryAfter, RegistryError, retryDelay, RetryPolicy } from '../../../src/registry/index.js';
 
 const opts = { baseDelayMs: 100, maxDelayMs: 1000, retryAfterCapMs: 5000 };
 
@@ -36,5 +37,107 @@ describe('retryable network errors', () => {
     expect(isRetryableNetworkError(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBe(true);
     expect(isRetryableNetworkError(new Error('fetch failed', { cause: Object.assign(new Error('s'), { code: 'UND_ERR_SOCKET' }) }))).toBe(true);
     expect(isRetryableNetworkError(Object.assign(new Error('x'), { code: 'ERR_INVALID_URL' }))).toBe(false);
+  });
+});
+
+describe('isRetryable: the one answer for requests and resumes', () => {
+  it('retries what can pass, not what fails the same way again', () => {
+    const coded = (code: string) => Object.assign(new Error(code), { code });
+    for (const code of ['ECONNRESET', 'ECONNREFUSED', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']) {
+      expect(isRetryable(coded(code)), code).toBe(true);
+    }
+    for (const code of ['ENOSPC', 'UND_ERR_ABORTED', 'ABORT_ERR', 'EACCES']) expect(isRetryable(coded(code)), code).toBe(false);
+    expect(isRetryable(new RegistryError('REGISTRY_UNAVAILABLE', 'x', { status: 503, temporary: true }))).toBe(true);
+    expect(isRetryable(new RegistryError('BLOB_UNKNOWN', 'x', { status: 404 }))).toBe(false);
+    // A body that ended short is resumed; one that ran long or hashed wrong is not.
+    expect(isRetryable(new HostpullError('SIZE_MISMATCH', 'short', { details: { expected: 10, actual: 4 } }))).toBe(true);
+    expect(isRetryable(new HostpullError('SIZE_MISMATCH', 'long', { details: { expected: 10 } }))).toBe(false);
+    expect(isRetryable(new HostpullError('DIGEST_MISMATCH', 'bad'))).toBe(false);
+  });
+});
+
+describe('RetryBudget', () => {
+  /** A policy on a fake clock: every wait is recorded and advances the clock by that much. */
+  function fakePolicy(opts: { budgetMs: number; maxRetries?: number }) {
+    let now = 0;
+    const waits: number[] = [];
+    const policy = new RetryPolicy({
+      baseDelayMs: 100,
+      maxDelayMs: 1000,
+      retryAfterCapMs: 5000,
+      random: () => 0.999999,
+      now: () => now,
+      sleep: async (ms) => {
+        waits.push(ms);
+        now += ms;
+      },
+      ...opts,
+    });
+    const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+    return {
+      policy,
+      waits,
+      advance: (ms: number) => (now += ms),
+      fail: (budget: ReturnType<RetryPolicy['begin']>, err: unknown = reset, retryAfter?: string) => budget.failed(err, retryAfter),
+    };
+  }
+
+  it('backs off exponentially, then fails naming the registry and the budget', async () => {
+    const f = fakePolicy({ budgetMs: 1000 });
+    const budget = f.policy.begin('reg.example:5000');
+    await f.fail(budget);
+    await f.fail(budget);
+    await f.fail(budget);
+    // 100·2^n with the dice at the top.
+    expect(f.waits).toEqual([99, 199, 399]);
+    // Past the budget: one retry shortened to end with it (1000 - 697), then the budget error.
+    await f.fail(budget);
+    expect(f.waits[3]).toBe(303);
+    const err = await budget.failed(Object.assign(new Error('reset'), { code: 'ECONNRESET' })).catch((e: unknown) => e);
+    expect(isHostpullError(err, 'REGISTRY_UNAVAILABLE')).toBe(true);
+    expect((err as Error).message).toBe('registry reg.example:5000 kept failing for 1.0s (4 retries), past the retry budget of 1.0s: reset');
+    expect((err as HostpullError).hint).toMatch(/--registry-retry-budget/);
+    expect((err as RegistryError).temporary).toBe(false);
+    // Spent is spent: the next layer of retries does not start over.
+    const again = await budget.failed(Object.assign(new Error('reset'), { code: 'ECONNRESET' })).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(Error);
+  });
+
+  it('progress starts the budget and the backoff again', async () => {
+    const f = fakePolicy({ budgetMs: 300 });
+    const budget = f.policy.begin('r');
+    await f.fail(budget);
+    await f.fail(budget);
+    f.advance(10_000);
+    budget.progressed();
+    await f.fail(budget);
+    // Back to the first delay, and a fresh 300 ms although 10 s passed since the first failure.
+    expect(f.waits).toEqual([99, 199, 99]);
+    expect(budget.retries).toBe(3);
+  });
+
+  it('does not retry what cannot pass, nor past maxRetries or an abort', async () => {
+    const f = fakePolicy({ budgetMs: 10_000, maxRetries: 1 });
+    const notFound = new RegistryError('BLOB_UNKNOWN', 'gone', { status: 404 });
+    await expect(f.policy.begin('r').failed(notFound)).rejects.toBe(notFound);
+    const budget = f.policy.begin('r');
+    await f.fail(budget);
+    const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+    await expect(budget.failed(reset)).rejects.toBe(reset);
+    const ac = new AbortController();
+    ac.abort(new Error('stop'));
+    await expect(f.policy.begin('r', ac.signal).failed(reset)).rejects.toBe(reset);
+  });
+
+  it("honours Retry-After, capped, and never past the budget", async () => {
+    const f = fakePolicy({ budgetMs: 250 });
+    const busy = new RegistryError('TOO_MANY_REQUESTS', 'slow down', { status: 429, temporary: true });
+    const budget = f.policy.begin('r');
+    await f.fail(budget, busy, '3600');
+    // Asked for an hour, capped at 5 s, shortened to the 250 ms left in the budget.
+    expect(f.waits).toEqual([250]);
+    const err = await budget.failed(busy, '1').catch((e: unknown) => e);
+    expect(isHostpullError(err, 'TOO_MANY_REQUESTS')).toBe(true);
+    expect((err as Error).message).toMatch(/retry budget of 250ms/);
   });
 });

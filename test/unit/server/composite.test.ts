@@ -11,12 +11,13 @@ import type { Upstream } from '../../../src/server/upstream.js';
 import { buildLayer, packageFiles } from '../../helpers/fixtures.js';
 import { pushImageTo } from '../../integration/server/upstreams.js';
 
-/** Counts manifest reads, to see how often the resolver goes to the upstream. */
-function counting(inner: Upstream): Upstream & { manifestReads: number } {
+/** Counts manifest reads and writes, to see how often the resolver goes to the upstream. */
+function counting(inner: Upstream): Upstream & { manifestReads: number; manifestPushes: number } {
   const wrapper = {
     kind: inner.kind,
     location: inner.location,
     manifestReads: 0,
+    manifestPushes: 0,
     getManifest(repo: string, ref: string, signal?: AbortSignal) {
       wrapper.manifestReads++;
       return inner.getManifest(repo, ref, signal);
@@ -24,7 +25,10 @@ function counting(inner: Upstream): Upstream & { manifestReads: number } {
     getBlob: inner.getBlob.bind(inner),
     blobSize: inner.blobSize.bind(inner),
     putBlob: inner.putBlob.bind(inner),
-    putManifest: inner.putManifest.bind(inner),
+    putManifest(repo: string, tag: string | undefined, bytes: Buffer, mediaType: string, signal?: AbortSignal) {
+      wrapper.manifestPushes++;
+      return inner.putManifest(repo, tag, bytes, mediaType, signal);
+    },
     listTags: inner.listTags.bind(inner),
     close: inner.close.bind(inner),
   };
@@ -50,7 +54,7 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     const b = new UpstreamCatalog({ upstream: new LayoutUpstream({ dir }), repository: 'hostpull/catalog', ttlMs: 0 });
     const entry = (code: string) => ({ image: `pkg/${code.toLowerCase()}:1`, prefix: `/opt/${code}`, env: {}, pathAdd: [] });
     await Promise.all([a.put('AA1', entry('AA1')), b.put('BB2', entry('BB2')), a.put('CC3', entry('CC3'))]);
-    expect(Object.keys(await b.entries()).sort()).toEqual(['AA1', 'BB2', 'CC3']);
+    expect([...(await b.entries()).keys()].sort()).toEqual(['AA1', 'BB2', 'CC3']);
     expect(await a.remove('NOPE')).toBe(false);
   });
 
@@ -64,6 +68,20 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     await resolver.resolve('AA1-BB2');
     expect(up.manifestReads).toBe(2);
     expect(resolver.byDigest(results[0]!.digest)?.tag).toBe('AA1-BB2');
+  });
+
+  it('keeps at most maxComposites composites, and pushes at most that many new ones per TTL', async () => {
+    const up = counting(layout);
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 60_000 });
+    const resolver = new CompositeResolver({ upstream: up, catalog, namespace: 'bounded', cacheTtlMs: 60_000, maxComposites: 2, logger: silentLogger() });
+    const made = [];
+    for (const tag of ['AA1', 'BB2', 'CC3', 'AA1-BB2', 'BB2-CC3']) made.push(await resolver.resolve(tag));
+    // Anonymous requests for ever new combinations: two pushes in this TTL window, not five.
+    expect(up.manifestPushes).toBe(2);
+    expect(await layout.listTags('bounded')).toEqual(['AA1', 'BB2']);
+    // Served from memory all the same, while they are among the last two.
+    expect(resolver.byDigest(made[4]!.digest)?.tag).toBe('BB2-CC3');
+    expect(resolver.byDigest(made[0]!.digest)).toBeUndefined();
   });
 
   it('names every unknown code name', async () => {

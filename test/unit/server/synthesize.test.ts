@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { digestOf, MediaType, type Digest, type ImageConfig } from '../../../src/oci/index.js';
+import { parseManifest } from '../../../src/oci/manifest.js';
+import { layerClaims } from '../../../src/pull/layer-claims.js';
 import { synthesizeComposite, type ResolvedPackage } from '../../../src/server/synthesize.js';
 
 function pkg(code: string, created = '2021-01-01T00:00:00Z'): ResolvedPackage {
@@ -43,6 +45,31 @@ describe('synthesizeComposite', () => {
     expect(manifest.annotations['dev.hostpull.codenames']).toBe('A1-B2');
     expect(JSON.parse(manifest.annotations['dev.hostpull.packages']!)).toEqual({ A1: digestOf('manifest A1'), B2: digestOf('manifest B2') });
     expect(manifest.annotations['org.opencontainers.image.base.digest']).toBe(digestOf('base'));
+  });
+
+  it('names each layer\'s diff_id in a containerd.io/snapshot/ annotation, which containerd passes to snapshotters', () => {
+    const base = { name: 'pkg/base:latest', manifestDigest: digestOf('base') as Digest, layers: [{ mediaType: MediaType.OciLayerGzip, digest: digestOf('base layer'), size: 5 }], config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [digestOf('base tar')] } } };
+    const s = synthesizeComposite([pkg('A1'), pkg('B2')], base);
+    const manifest = JSON.parse(s.manifest.toString()) as { layers: Array<{ annotations: Record<string, string> }> };
+    const config = JSON.parse(s.config.toString()) as { rootfs: { diff_ids: string[] } };
+    expect(manifest.layers.map((l) => l.annotations['containerd.io/snapshot/hostpull.diff-id'])).toEqual(config.rootfs.diff_ids);
+    expect(manifest.layers.map((l) => l.annotations['org.opencontainers.image.title'])).toEqual([undefined, 'A1', 'B2']);
+  });
+
+  it('annotates each layer with the claim the nodes hold it to, and the node reads them back', () => {
+    const base = { name: 'pkg/base:latest', manifestDigest: digestOf('base') as Digest, layers: [{ mediaType: MediaType.OciLayerGzip, digest: digestOf('base layer'), size: 5 }], config: { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [digestOf('base tar')] } } };
+    const suid = pkg('B2');
+    suid.entry = { ...suid.entry, allowSetuid: true };
+    const s = synthesizeComposite([pkg('A1'), suid], base);
+    const parsed = parseManifest(s.manifest);
+    if (parsed.kind !== 'manifest') throw new Error('not a manifest');
+    const isolation = (a: Record<string, string> | undefined) => Object.fromEntries(Object.entries(a ?? {}).filter(([k]) => k.startsWith('containerd.io/snapshot/hostpull.') && !k.endsWith('diff-id')));
+    expect(parsed.manifest.layers.map((l) => isolation(l.annotations))).toEqual([
+      { 'containerd.io/snapshot/hostpull.role': 'base' },
+      { 'containerd.io/snapshot/hostpull.codename': 'A1', 'containerd.io/snapshot/hostpull.prefix': '/opt/A1', 'containerd.io/snapshot/hostpull.role': 'package' },
+      { 'containerd.io/snapshot/hostpull.allow-setuid': 'true', 'containerd.io/snapshot/hostpull.codename': 'B2', 'containerd.io/snapshot/hostpull.prefix': '/opt/B2', 'containerd.io/snapshot/hostpull.role': 'package' },
+    ]);
+    expect(layerClaims(parsed.manifest, 'test')).toEqual([undefined, { code: 'A1', prefix: 'opt/A1', allowSetuid: false }, { code: 'B2', prefix: 'opt/B2', allowSetuid: true }]);
   });
 
   it('uses the epoch when no creation time is known', () => {

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import { digestOf } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import { VerifyingStream } from '../../../src/store/verifying-stream.js';
+import { VerifyingStream } from '../../../src/archive/verifying-stream.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 describe('BlobStore', () => {
@@ -85,6 +85,14 @@ describe('BlobStore', () => {
     const err = await store.blobs.readBytes(digest).catch((e: unknown) => e);
     expect(isHostpullError(err, 'STORE_CORRUPT')).toBe(true);
     expect((err as Error).message).toContain(digest);
+    expect((err as { hint: string }).hint).toMatch(/`hostpull verify --repair`/);
+    // Quarantined: the row is gone (the next pull fetches it again), the file moved aside.
+    expect(store.blobs.has(digest)).toBe(false);
+    await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+    const [moved] = store.quarantine.list();
+    expect(moved).toContain(digest.slice('sha256:'.length, 30));
+    expect(await store.quarantine.purge()).toBe(1);
+    expect(store.quarantine.list()).toEqual([]);
   });
 
   it('resumes an ingest from the bytes already on disk and verifies the whole blob', async () => {

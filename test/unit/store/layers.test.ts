@@ -7,7 +7,15 @@ import type { LayerCommit } from '../../../src/store/layers.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 function commitOf(name: string): LayerCommit {
-  return { diffId: digestOf(`diff ${name}`), blobDigest: digestOf(`blob ${name}`), unpackedSize: 5, entries: 1, ownedPaths: [`opt/${name}/file`, `opt/${name}/bin/x`] };
+  return {
+    diffId: digestOf(`diff ${name}`),
+    blobDigest: digestOf(`blob ${name}`),
+    unpackedSize: 5,
+    entries: 1,
+    ownedPaths: [`opt/${name}/file`, `opt/${name}/bin/x`],
+    footprint: { claimRoot: `opt/${name}`, neutralDirs: ['opt'], neutralOverflow: false, devices: 0, setid: [`opt/${name}/bin/x`], setidCount: 1, capabilities: [], capabilityCount: 0 },
+    treeChecksum: `tree1:${name}`,
+  };
 }
 
 describe('LayerStore', () => {
@@ -51,6 +59,23 @@ describe('LayerStore', () => {
     expect(store.layers.list()).toHaveLength(1);
     await expect(stat(again)).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await readdir(store.layout.layersDir)).sort()).toEqual(['1']);
+  });
+
+  it('keeps the footprint and tree checksum recorded at unpack', async () => {
+    const layer = commitOf('jdk');
+    await store.layers.commit(await store.layers.stage(), layer);
+    expect(store.layers.footprint(layer.diffId)).toEqual(layer.footprint);
+    expect(store.layers.treeChecksum(layer.diffId)).toBe('tree1:jdk');
+    expect(store.layers.footprint(digestOf('unknown'))).toBeNull();
+  });
+
+  it('quarantines a layer: the row goes, the directory moves to quarantine/', async () => {
+    const row = await store.layers.commit(await store.layers.stage(), commitOf('jdk'));
+    const moved = store.layers.quarantine(row);
+    expect(moved).toMatch(/\/quarantine\/layer-1-sha256-/);
+    expect(store.layers.get(row.diffId)).toBeUndefined();
+    await expect(stat(store.layers.dir(row))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await stat(moved!)).isDirectory()).toBe(true);
   });
 
   it('removes a layer row and its directory', async () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../../src/store/content-store.js';
-import type { PullRecord } from '../../../src/store/pulls.js';
+import { PullLog, type PullRecord } from '../../../src/store/pulls.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 function record(overrides: Partial<PullRecord>): PullRecord {
@@ -62,5 +62,28 @@ describe('PullLog', () => {
   it('gives a rate of 0 when only failed pulls with no bytes were recorded', () => {
     store.pulls.record(record({ ok: false }));
     expect(store.pulls.stats()).toMatchObject({ pulls: 1, failedPulls: 1, layerHitRate: 0, byteHitRate: 0 });
+  });
+
+  it('keeps a bounded history; the totals still count every pull ever recorded', () => {
+    const log = new PullLog(store.db, { keep: 50 });
+    for (let i = 0; i < 1234; i++) {
+      log.record(record({ ok: i % 10 !== 0, upToDate: i % 3 === 0, bytesFetched: i, bytesReused: 2 * i, layerHits: 1, layerMisses: i % 2 }));
+    }
+    // Pruned every 100 records down to the last 50: never more than 50 + 99 rows.
+    expect(log.size()).toBeLessThan(150);
+    expect(log.size()).toBeGreaterThanOrEqual(50);
+    const sum = (f: (i: number) => number) => Array.from({ length: 1234 }, (_, i) => f(i)).reduce((a, b) => a + b, 0);
+    expect(log.stats()).toMatchObject({
+      pulls: 1234,
+      failedPulls: sum((i) => (i % 10 === 0 ? 1 : 0)),
+      upToDatePulls: sum((i) => (i % 3 === 0 ? 1 : 0)),
+      bytesFetched: sum((i) => i),
+      bytesReused: sum((i) => 2 * i),
+      layerHits: 1234,
+      layerMisses: sum((i) => i % 2),
+    });
+    // The rows kept are the newest ones.
+    const oldest = store.db.prepare('SELECT MIN(bytes_fetched) AS b FROM pulls').get() as { b: number };
+    expect(oldest.b).toBeGreaterThan(1234 - 150);
   });
 });

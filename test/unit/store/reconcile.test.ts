@@ -34,6 +34,9 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** What a layer with nothing claiming records (these tests are about files and rows). */
+const NO_FOOTPRINT = { claimRoot: null, neutralDirs: [], neutralOverflow: false, devices: 0, setid: [], setidCount: 0, capabilities: [], capabilityCount: 0 };
+
 describe('reconcile', () => {
   const tmp = useTempDir('store-reconcile');
   let store: ContentStore;
@@ -135,6 +138,8 @@ describe('reconcile', () => {
       unpackedSize: 1,
       entries: 1,
       ownedPaths: [],
+      footprint: NO_FOOTPRINT,
+      treeChecksum: 'tree1:test',
     });
     const lost = await store.layers.commit(await store.layers.stage(), {
       diffId: digestOf('lost'),
@@ -142,6 +147,8 @@ describe('reconcile', () => {
       unpackedSize: 1,
       entries: 1,
       ownedPaths: [],
+      footprint: NO_FOOTPRINT,
+      treeChecksum: 'tree1:test',
     });
     await rm(store.layers.dir(lost), { recursive: true });
     const orphan = join(store.layout.layersDir, '42');
@@ -164,7 +171,7 @@ describe('reconcile', () => {
         if (prop === 'list') {
           return () => {
             const rows = target.list();
-            committing = target.commit(staging, { diffId: digestOf('racing'), blobDigest: digestOf('racing blob'), unpackedSize: 8, entries: 1, ownedPaths: ['file'] });
+            committing = target.commit(staging, { diffId: digestOf('racing'), blobDigest: digestOf('racing blob'), unpackedSize: 8, entries: 1, ownedPaths: ['file'], footprint: NO_FOOTPRINT, treeChecksum: 'tree1:test' });
             return rows;
           };
         }

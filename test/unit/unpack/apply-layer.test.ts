@@ -6,7 +6,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lgetxattr } from '../../../src/native/index.js';
 import type { Digest } from '../../../src/oci/index.js';
-import { applyLayer, createDecompressor } from '../../../src/unpack/index.js';
+import { createDecompressor } from '../../../src/archive/index.js';
+import { applyLayer } from '../../../src/unpack/index.js';
 import { writeTar, type RawEntry } from '../../helpers/tar-writer.js';
 import { gzip, makeSandbox, type Sandbox } from './sandbox.js';
 
@@ -212,20 +213,22 @@ describe('valid tricky layers extract exactly', () => {
     expect(lstatSync(at('dev/initctl')).isFIFO()).toBe(true);
   });
 
-  it('a package layer extracts inside its prefix; directories above it take no metadata', async () => {
+  it('a package layer extracts inside its prefix; neutral directories above it are created', async () => {
     const tar = writeTar([
-      { name: './', type: 'dir', mode: 0o777 },
-      { name: './opt/', type: 'dir', mode: 0o777, uid: 99 },
-      { name: './opt/jdk-11.0/', type: 'dir', mode: 0o755 },
+      { name: './', type: 'dir', mode: 0o755 },
+      { name: './opt/', type: 'dir', mode: 0o755 },
+      { name: './opt/jdk-11.0/', type: 'dir', mode: 0o750, uid: 7 },
       { name: './opt/jdk-11.0/bin/java', type: 'file', mode: 0o755, content: 'java' },
       { name: './opt/jdk-11.0/.wh.old', type: 'file' },
     ]);
-    const r = await sb.apply(tar, { allowedPrefixes: ['opt/jdk-11.0'] });
+    const r = await sb.apply(tar, { claim: { code: 'JDK11.0', prefix: '/opt/jdk-11.0/', allowSetuid: false } });
     expect(r.ownedPaths).toEqual(['opt/jdk-11.0/bin/java']);
     expect(lstatSync(sb.layer).mode & 0o777).toBe(0o755);
     const opt = lstatSync(at('opt'));
     expect([opt.mode & 0o777, opt.uid]).toEqual([0o755, 0]);
+    expect(lstatSync(at('opt/jdk-11.0')).mode & 0o777).toBe(0o750);
     expect(lstatSync(at('opt/jdk-11.0/old')).isCharacterDevice()).toBe(true);
+    expect(r.footprint).toMatchObject({ claimRoot: 'opt/jdk-11.0', neutralDirs: ['opt'], devices: 0, setidCount: 0 });
   });
 
   it('GNU long names and links (tar --format=gnu) and PAX long names round-trip', async () => {

@@ -1,5 +1,6 @@
-import { HostpullError } from '../errors.js';
-import { mergePaxRecords, parsePaxRecords, type PaxRecords } from './pax.js';
+import { archiveError, type ArchiveErrorCode } from './archive-error.js';
+import { PATH_MAX } from './entry-path.js';
+import { mergePaxRecords, PaxRecordError, parsePaxRecords, paxRecordsSize, type PaxRecords } from './pax.js';
 
 /**
  * A synchronous, push-based tar reader (ustar, GNU long names, PAX `x`/`g` headers). It exists
@@ -8,8 +9,16 @@ import { mergePaxRecords, parsePaxRecords, type PaxRecords } from './pax.js';
  * calls the applier synchronously keeps one ordered pipeline with no per-entry promises.
  *
  * Strict by design: a bad checksum, a malformed number or PAX record, an unknown entry type, a
- * sparse file, data on a header-only entry, or a stream that ends inside an entry is an error,
- * never a skipped entry (node-tar's lenient default skips bad entries with a warning).
+ * sparse file, or a stream that ends inside an entry is an error, never a skipped entry (node-tar's
+ * lenient default skips bad entries with a warning).
+ *
+ * One reader, one verdict: the server's registration check and the node's unpack both read layers
+ * with this class, and whatever tar readers disagree about is refused as LAYER_AMBIGUOUS rather
+ * than interpreted — a keyword twice in one PAX header, a PAX path and a GNU long name for one
+ * entry, two extended headers of one kind in a row, a global header that sets a path or size,
+ * a newline in a name or a text PAX value, a ustar prefix field without the "00" version, data on
+ * a header-only entry, a trailing slash on a non-directory. PAX and GNU headers are bounded in
+ * size and count, so a small archive cannot make the reader hold much memory.
  */
 export type TarEntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'dir' | 'fifo';
 
@@ -45,10 +54,14 @@ export interface TarEntrySink {
 }
 
 export interface TarReaderOptions {
-  /** Names the layer in error messages (e.g. its target directory). */
+  /** Names the layer in error messages (its target directory on a node, its digest on the server). */
   where: string;
-  /** Largest PAX/GNU long-name body accepted; default 16 MiB (xattr-heavy entries stay far below). */
-  maxMetaSize?: number;
+  /** Largest PAX extended header (`x`) body. Default 1 MiB (a file's xattrs and ACLs stay far below). */
+  maxPaxHeaderSize?: number;
+  /** Global PAX headers (`g`) in one archive. Default 16. */
+  maxGlobalHeaders?: number;
+  /** Bytes of keys and values that global headers may accumulate. Default 64 KiB. */
+  maxGlobalBytes?: number;
 }
 
 const BLOCK = 512;
@@ -68,7 +81,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 export class TarReader {
   readonly #sink: TarEntrySink;
   readonly #where: string;
-  readonly #maxMetaSize: number;
+  readonly #maxPaxHeaderSize: number;
+  readonly #maxGlobalHeaders: number;
+  readonly #maxGlobalBytes: number;
+  #globalHeaders = 0;
   #state = State.Header;
   readonly #header = Buffer.alloc(BLOCK);
   #headerFill = 0;
@@ -87,7 +103,9 @@ export class TarReader {
   constructor(sink: TarEntrySink, options: TarReaderOptions) {
     this.#sink = sink;
     this.#where = options.where;
-    this.#maxMetaSize = options.maxMetaSize ?? 16 * 1024 * 1024;
+    this.#maxPaxHeaderSize = options.maxPaxHeaderSize ?? 1024 * 1024;
+    this.#maxGlobalHeaders = options.maxGlobalHeaders ?? 16;
+    this.#maxGlobalBytes = options.maxGlobalBytes ?? 64 * 1024;
   }
 
   /** True once the end-of-archive marker was read. */
@@ -181,12 +199,62 @@ export class TarReader {
     this.#fail('archive is truncated (stream ended inside an entry)', this.#entryOffset);
   }
 
-  #fail(message: string, offset: number, name?: string): never {
-    throw new HostpullError(
-      'LAYER_INVALID',
-      `layer ${this.#where}: ${name === undefined ? '' : `entry ${JSON.stringify(name)}: `}${message} (tar offset ${offset})`,
-      { details: { layerDir: this.#where, offset, ...(name === undefined ? {} : { entry: name }) } },
-    );
+  #fail(message: string, offset: number, name?: string, rule = 'malformed', code: ArchiveErrorCode = 'LAYER_INVALID'): never {
+    throw archiveError(code, this.#where, rule, message, { offset, ...(name === undefined ? {} : { entry: name }) });
+  }
+
+  #ambiguous(rule: string, message: string, offset: number, name?: string): never {
+    this.#fail(message, offset, name, rule, 'LAYER_AMBIGUOUS');
+  }
+
+  #tooLarge(rule: string, message: string, offset: number): never {
+    this.#fail(message, offset, undefined, rule, 'LAYER_QUOTA_EXCEEDED');
+  }
+
+  /** A meta header of a kind already pending, or a global header between an extended header and its entry. */
+  #checkMetaOrder(typeflag: number, offset: number): void {
+    const pending = this.#pax !== undefined || this.#longName !== undefined || this.#longLink !== undefined;
+    if (typeflag === 0x67 /* g */) {
+      if (pending) this.#ambiguous('global-header-between', 'a global PAX header sits between an extended header and its entry', offset);
+      if (++this.#globalHeaders > this.#maxGlobalHeaders) this.#tooLarge('too-many-global-headers', `more than ${this.#maxGlobalHeaders} global PAX headers`, offset);
+      return;
+    }
+    const repeated = (typeflag === 0x78 && this.#pax !== undefined) || (typeflag === 0x4c && this.#longName !== undefined) || (typeflag === 0x4b && this.#longLink !== undefined);
+    if (repeated) {
+      this.#ambiguous('repeated-extended-header', `two ${String.fromCharCode(typeflag)} headers for one entry (readers keep either the first or the last)`, offset);
+    }
+  }
+
+  /** The largest body a meta header of this type may have. */
+  #metaLimit(typeflag: number): number {
+    if (typeflag === 0x78) return this.#maxPaxHeaderSize;
+    if (typeflag === 0x67) return this.#maxGlobalBytes;
+    return PATH_MAX; // L/K: a name longer than PATH_MAX is refused anyway
+  }
+
+  /**
+   * The ustar prefix field (bytes 345..500) is a name part only under magic "ustar\0" with version
+   * "00"; GNU headers keep atime/ctime there and v7 headers nothing. A reader that applies the
+   * prefix without checking the version sees another name than one that does not, so anything in
+   * that area that is not what the header's format says is refused.
+   */
+  #checkFormat(block: Buffer, offset: number): 'ustar' | 'gnu' | 'v7' {
+    const magic = block.toString('latin1', 257, 263);
+    const version = block.toString('latin1', 263, 265);
+    if (magic === 'ustar\0') {
+      if (version !== '00') this.#ambiguous('prefix-without-ustar00', `ustar magic with version ${JSON.stringify(version)} instead of "00"`, offset);
+      return 'ustar';
+    }
+    const gnu = magic === 'ustar ' && version === ' \0';
+    // GNU: atime and ctime (12 bytes each) may be set; the rest (sparse maps) must be empty.
+    const from = gnu ? 369 : 345;
+    if (gnu && (parseNumeric(block, 345, 12) === undefined || parseNumeric(block, 357, 12) === undefined)) {
+      this.#ambiguous('prefix-without-ustar00', 'GNU header with garbage in its atime/ctime fields (the ustar prefix position)', offset);
+    }
+    for (let i = from; i < 500; i++) {
+      if (block[i] !== 0) this.#ambiguous('prefix-without-ustar00', 'header has bytes in the ustar prefix field without the ustar "00" magic', offset);
+    }
+    return gnu ? 'gnu' : 'v7';
   }
 
   #onHeader(block: Buffer, offset: number): void {
@@ -206,12 +274,12 @@ export class TarReader {
     };
     const typeflag = block[156]!;
     const size = num(124, 12, 'size');
-    const magic = block.toString('latin1', 257, 263);
-    const isUstar = magic === 'ustar\0';
 
     // Meta entries: their body describes the next entry.
     if (typeflag === 0x78 /* x */ || typeflag === 0x67 /* g */ || typeflag === 0x4c /* L */ || typeflag === 0x4b /* K */) {
-      if (size > this.#maxMetaSize) this.#fail(`extended header of ${size} bytes exceeds ${this.#maxMetaSize}`, offset);
+      this.#checkMetaOrder(typeflag, offset);
+      const limit = this.#metaLimit(typeflag);
+      if (size > limit) this.#tooLarge('extended-header-too-large', `${String.fromCharCode(typeflag)} header of ${size} bytes exceeds ${limit}`, offset);
       this.#metaType = typeflag;
       this.#meta = Buffer.alloc(size);
       this.#metaFill = 0;
@@ -225,8 +293,9 @@ export class TarReader {
       return;
     }
 
+    const format = this.#checkFormat(block, offset);
     let name = this.#cstring(block, 0, 100, offset);
-    if (isUstar) {
+    if (format === 'ustar') {
       const prefix = this.#cstring(block, 345, 155, offset);
       if (prefix !== '') name = `${prefix}/${name}`;
     }
@@ -234,7 +303,17 @@ export class TarReader {
     let linkname = this.#cstring(block, 157, 100, offset);
     if (this.#longLink !== undefined) linkname = this.#longLink;
 
-    const pax = this.#pax ? mergePaxRecords(this.#globalPax, this.#pax) : this.#globalPax;
+    const local = this.#pax;
+    if (local) {
+      if ((local.has('path') && this.#longName !== undefined) || (local.has('linkpath') && this.#longLink !== undefined)) {
+        this.#ambiguous('pax-and-gnu-name', 'both a PAX path and a GNU long name name this entry (readers pick different ones)', offset, name);
+      }
+      for (const key of ['path', 'linkpath', 'size']) {
+        // An empty value means "use the header field" to POSIX and "empty" to Go's archive/tar.
+        if (local.get(key)?.length === 0) this.#ambiguous('empty-pax-value', `PAX ${key} record with an empty value`, offset, name);
+      }
+    }
+    const pax = local ? mergePaxRecords(this.#globalPax, local) : this.#globalPax;
     this.#pax = undefined;
     this.#longName = undefined;
     this.#longLink = undefined;
@@ -314,7 +393,16 @@ export class TarReader {
     if (type !== 'file' && dataSize !== 0) {
       // Readers disagree on whether such data is skipped (Go ignores the size, GNU tar honours
       // it): a parser differential an attacker could use to hide entries, so refuse it.
-      this.#fail(`${type} entry carries ${dataSize} data bytes`, offset, name);
+      this.#ambiguous('data-on-header-only-entry', `${type} entry carries ${dataSize} data bytes`, offset, name);
+    }
+    if (type !== 'dir' && name.endsWith('/')) {
+      // GNU tar makes a directory of it, others a file: either way not what the type says.
+      this.#ambiguous('slash-on-non-directory', `${type} entry whose name ends with "/"`, offset, name);
+    }
+    if (name.includes('\n') || linkname.includes('\n')) {
+      // Line-oriented tools and records (the store keeps owned paths one per line) would read
+      // such a name as two.
+      this.#ambiguous('newline-in-name', 'name or link target contains a newline', offset, name);
     }
 
     const header: TarEntryHeader = {
@@ -327,8 +415,8 @@ export class TarReader {
       mtime,
       atime,
       linkname,
-      devmajor: isUstar || magic === 'ustar ' ? num(329, 8, 'devmajor') : 0,
-      devminor: isUstar || magic === 'ustar ' ? num(337, 8, 'devminor') : 0,
+      devmajor: format !== 'v7' ? num(329, 8, 'devmajor') : 0,
+      devminor: format !== 'v7' ? num(337, 8, 'devminor') : 0,
       xattrs,
       offset,
     };
@@ -353,10 +441,21 @@ export class TarReader {
         try {
           records = parsePaxRecords(body);
         } catch (err) {
-          this.#fail((err as Error).message, offset);
+          if (!(err instanceof PaxRecordError)) throw err;
+          if (err.ambiguous) this.#ambiguous(err.rule, err.message, offset);
+          this.#fail(err.message, offset, undefined, err.rule, err.rule === 'pax-too-many-records' ? 'LAYER_QUOTA_EXCEEDED' : 'LAYER_INVALID');
         }
-        if (this.#metaType === 0x67) this.#globalPax = mergePaxRecords(this.#globalPax, records);
-        else this.#pax = this.#pax ? mergePaxRecords(this.#pax, records) : records;
+        if (this.#metaType === 0x67) {
+          for (const key of ['path', 'linkpath', 'size']) {
+            if (records.has(key)) this.#ambiguous('global-path', `a global PAX header sets ${key} for every following entry`, offset);
+          }
+          this.#globalPax = mergePaxRecords(this.#globalPax, records);
+          if (paxRecordsSize(this.#globalPax) > this.#maxGlobalBytes) {
+            this.#tooLarge('global-headers-too-large', `global PAX records exceed ${this.#maxGlobalBytes} bytes`, offset);
+          }
+        } else {
+          this.#pax = records;
+        }
         break;
       }
       case 0x4c:

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import { createDigester, digestOf } from '../../../src/oci/digest.js';
-import { VerifyingStream } from '../../../src/store/verifying-stream.js';
+import { VerifyingStream } from '../../../src/archive/verifying-stream.js';
 
 const content = Buffer.from('the quick brown fox jumps over the lazy dog');
 const digest = digestOf(content);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HostpullError } from '../../../src/errors.js';
-import { normaliseEntryPath } from '../../../src/unpack/entry-path.js';
-import { parsePaxRecords } from '../../../src/unpack/pax.js';
-import { parseNumeric, TarReader, type TarEntryHeader } from '../../../src/unpack/tar-reader.js';
+import { normaliseEntryPath } from '../../../src/archive/entry-path.js';
+import { parsePaxRecords } from '../../../src/archive/pax.js';
+import { parseNumeric, TarReader, type TarEntryHeader } from '../../../src/archive/tar-reader.js';
 import { tarEnd, tarEntry, writeTar } from '../../helpers/tar-writer.js';
 
 interface Read {
@@ -116,9 +116,11 @@ describe('TarReader', () => {
 });
 
 describe('parsePaxRecords', () => {
-  it('keeps values with "=" and newlines; refuses inconsistent lengths', () => {
-    const r = parsePaxRecords(Buffer.from('10 k=v=\nw\n'));
-    expect(r.get('k')?.toString()).toBe('v=\nw');
+  it('keeps values with "=", newlines only in binary xattr values; refuses inconsistent lengths', () => {
+    const r = parsePaxRecords(Buffer.from('28 SCHILY.xattr.user.k=v=\nw\n'));
+    expect(r.get('SCHILY.xattr.user.k')?.toString()).toBe('v=\nw');
+    expect(parsePaxRecords(Buffer.from('8 k=v=w\n')).get('k')?.toString()).toBe('v=w');
+    expect(() => parsePaxRecords(Buffer.from('10 k=v=\nw\n'))).toThrow(/newline/);
     expect(() => parsePaxRecords(Buffer.from('99 k=v\n'))).toThrow(/length/);
     expect(() => parsePaxRecords(Buffer.from('x k=v\n'))).toThrow();
   });
@@ -129,10 +131,10 @@ describe('normaliseEntryPath', () => {
     expect(normaliseEntryPath('./a//b/./c/', 512)).toBe('a/b/c');
     expect(normaliseEntryPath('./', 512)).toBe('');
     expect(normaliseEntryPath('.', 512)).toBe('');
-    expect(normaliseEntryPath('a/../b', 512)).toEqual({ refused: expect.stringContaining('..') });
-    expect(normaliseEntryPath('/etc', 512)).toEqual({ refused: 'absolute name' });
-    expect(normaliseEntryPath('a\0b', 512)).toEqual({ refused: 'name contains NUL' });
-    expect(normaliseEntryPath('a/b/c', 2)).toEqual({ refused: expect.stringContaining('deeper') });
+    expect(normaliseEntryPath('a/../b', 512)).toEqual({ refused: expect.stringContaining('..'), rule: 'dot-dot' });
+    expect(normaliseEntryPath('/etc', 512)).toEqual({ refused: 'absolute name', rule: 'absolute-name' });
+    expect(normaliseEntryPath('a\0b', 512)).toEqual({ refused: 'name contains NUL', rule: 'nul-in-name' });
+    expect(normaliseEntryPath('a/b/c', 2)).toEqual({ refused: expect.stringContaining('deeper'), rule: 'too-deep' });
     expect(normaliseEntryPath('..foo/.wh..x', 512)).toBe('..foo/.wh..x');
   });
 });

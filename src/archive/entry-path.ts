@@ -10,18 +10,18 @@ export const NAME_MAX = 255;
  * Absolute names are refused rather than stripped (GNU tar strips them with a warning): an OCI
  * layer writer never produces them, so one is a sign of a crafted archive.
  */
-export function normaliseEntryPath(raw: string, maxDepth: number): string | { refused: string } {
-  if (raw.includes('\0')) return { refused: 'name contains NUL' };
-  if (raw.startsWith('/')) return { refused: 'absolute name' };
-  if (Buffer.byteLength(raw) >= PATH_MAX) return { refused: `name longer than PATH_MAX (${PATH_MAX} bytes)` };
+export function normaliseEntryPath(raw: string, maxDepth: number): string | { refused: string; rule: string } {
+  if (raw.includes('\0')) return { refused: 'name contains NUL', rule: 'nul-in-name' };
+  if (raw.startsWith('/')) return { refused: 'absolute name', rule: 'absolute-name' };
+  if (Buffer.byteLength(raw) >= PATH_MAX) return { refused: `name longer than PATH_MAX (${PATH_MAX} bytes)`, rule: 'name-too-long' };
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
-    if (part === '..') return { refused: 'name contains a ".." component' };
-    if (Buffer.byteLength(part) > NAME_MAX) return { refused: `name component longer than NAME_MAX (${NAME_MAX} bytes)` };
+    if (part === '..') return { refused: 'name contains a ".." component', rule: 'dot-dot' };
+    if (Buffer.byteLength(part) > NAME_MAX) return { refused: `name component longer than NAME_MAX (${NAME_MAX} bytes)`, rule: 'name-too-long' };
     parts.push(part);
   }
-  if (parts.length > maxDepth) return { refused: `name deeper than ${maxDepth} components` };
+  if (parts.length > maxDepth) return { refused: `name deeper than ${maxDepth} components`, rule: 'too-deep' };
   return parts.join('/');
 }
 

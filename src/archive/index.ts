@@ -1,0 +1,10 @@
+export { ARCHIVE_ERROR_CODES, archiveError, isArchiveError, type ArchiveErrorCode } from './archive-error.js';
+export { createDecompressor, type DecompressorOptions } from './decompress.js';
+export { EntryChecker, type CheckedEntry, type CheckedEntrySink, type EntryCheckerOptions } from './entry-checker.js';
+export { baseOf, isWithin, NAME_MAX, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
+export { FootprintBuilder, footprintViolation, MAX_LISTED, type LayerFootprint } from './layer-footprint.js';
+export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, SETID_BITS, type PackageClaim } from './package-claim.js';
+export { EXPANSION_ALLOWANCE, expansionBound, mapReadError, readLayer, type LayerSink, type ReadLayerOptions, type ReadLayerResult, type TarByteBound } from './read-layer.js';
+export { parseNumeric, TarReader, type TarEntryHeader, type TarEntrySink, type TarEntryType, type TarReaderOptions } from './tar-reader.js';
+export { VerifyingStream, type VerifyingStreamOptions } from './verifying-stream.js';
+export { treeChecksum, TREE_CHECKSUM_VERSION } from './tree-checksum.js';

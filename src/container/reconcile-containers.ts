@@ -1,0 +1,117 @@
+import { existsSync, realpathSync } from 'node:fs';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errnoCode } from '../errors.js';
+import { cleanStaleMounts } from '../gc/stale-mounts.js';
+import { listMounts, releaseMount, type MountRow } from '../gc/mounts.js';
+import type { Mount } from '../rootfs/mount-plan.js';
+import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/mount.js';
+import { ownerAlive } from '../runtime/owner.js';
+import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
+import type { ContentStore } from '../store/content-store.js';
+import { containerDirs, CREATING_PREFIX, isContainerId, MOUNT_FILE } from './container-dirs.js';
+
+export interface ContainerReconcileReport {
+  /** Recorded for a process that is gone: unmounted, removed, released. */
+  released: string[];
+  /** A record whose directory is gone (an interrupted remove): the record is released. */
+  recordsDropped: string[];
+  /** A recorded rootfs that was not mounted (after a reboot): mounted again. */
+  remounted: string[];
+  /** Directories with no record, or a record that could not be repaired: unmounted and removed. */
+  removed: string[];
+  /** Could not be cleaned (busy); left as they are, their records kept so their layers stay. */
+  failed: Array<{ id: string; error: string }>;
+}
+
+/** A `.creating-` directory this young may be another process's container being set up right now. */
+const CREATING_FRESH_MS = 60_000;
+
+/**
+ * At daemon start, makes containers/ and the mount records agree, one log line per repair:
+ *  - a record whose owner process is gone (a killed `hostpull run`, a rootfs the daemon was
+ *    preparing when it died): unmounted, removed, released;
+ *  - a record whose directory is gone (a remove interrupted between its two steps): released;
+ *  - a record whose rootfs is not mounted (a reboot): mounted again from its saved plan, or
+ *    removed when that cannot be done (a layer gone);
+ *  - a directory with no record, whose owner is not alive: unmounted and removed (nothing holds
+ *    its layers, so GC could take them from under it).
+ * Only container ids are considered (views of `hostpull mount` are not containers), and nothing a
+ * live process owns is touched, so this is safe beside `hostpull run` in other processes.
+ */
+export async function reconcileContainers(store: ContentStore): Promise<ContainerReconcileReport> {
+  const log = store.logger;
+  const report: ContainerReconcileReport = { released: [], recordsDropped: [], remounted: [], removed: [], failed: [] };
+  const stale = await cleanStaleMounts(store, { unmountAllUnder: (dir) => unmountAllUnder(dir) });
+  report.released.push(...stale.released);
+  report.failed.push(...stale.failed);
+
+  const records = new Map(listMounts(store).filter((m) => isContainerId(m.id)).map((m) => [m.id, m]));
+  // The kernel reports real paths: compare against the canonical containers dir.
+  const canonical = realpathSync(store.layout.containersDir);
+  const mounted = new Set(listMountsUnder(canonical).map((m) => m.mountPoint));
+  for (const record of records.values()) {
+    if (record.ownerPid !== null) continue; // a live owner's (dead ones were released above)
+    const dirs = containerDirs(store.layout, record.id);
+    try {
+      if (!existsSync(dirs.bundle)) {
+        releaseMount(store, record.id);
+        report.recordsDropped.push(record.id);
+        log.info({ id: record.id }, 'rootfs record without its directory (an interrupted remove): record released');
+      } else if (!mounted.has(join(canonical, record.id, 'rootfs'))) {
+        const why = await remount(store, record, dirs.bundle);
+        if (why === undefined) {
+          report.remounted.push(record.id);
+          log.info({ id: record.id, rootfs: dirs.rootfs }, 'rootfs was not mounted (a reboot?): mounted again');
+        } else {
+          await removeDir(dirs.bundle);
+          releaseMount(store, record.id);
+          report.removed.push(record.id);
+          log.warn({ id: record.id, why }, 'rootfs was not mounted and cannot be mounted again: removed');
+        }
+      }
+    } catch (err) {
+      report.failed.push({ id: record.id, error: (err as Error).message });
+      log.warn({ id: record.id, err: (err as Error).message }, 'cannot reconcile a rootfs; leaving it as it is');
+    }
+  }
+
+  for (const name of await readDirOrEmpty(store.layout.containersDir)) {
+    const dir = join(store.layout.containersDir, name);
+    if (name.startsWith(CREATING_PREFIX)) {
+      const st = await stat(dir).catch(() => undefined);
+      if (!st || Date.now() - st.mtimeMs < CREATING_FRESH_MS) continue;
+    } else if (!isContainerId(name) || records.has(name) || (await ownerAlive(dir))) {
+      continue;
+    }
+    try {
+      await removeDir(dir);
+      report.removed.push(name);
+      log.info({ id: name }, 'container directory without a mount record: unmounted and removed');
+    } catch (err) {
+      report.failed.push({ id: name, error: (err as Error).message });
+      log.warn({ id: name, err: (err as Error).message }, 'cannot remove a container directory without a record');
+    }
+  }
+  return report;
+}
+
+/** Mounts a recorded rootfs again from its saved plan; returns why it cannot, or undefined when mounted. */
+async function remount(store: ContentStore, record: MountRow, bundle: string): Promise<string | undefined> {
+  let plan: Mount;
+  try {
+    plan = JSON.parse(await readFile(join(bundle, MOUNT_FILE), 'utf8')) as Mount;
+  } catch (err) {
+    return `no readable ${MOUNT_FILE} (${errnoCode(err) ?? (err as Error).message})`;
+  }
+  if (plan.target !== join(bundle, 'rootfs')) return `${MOUNT_FILE} names another target (${String(plan.target)})`;
+  const missing = record.diffIds.find((d) => store.layers.get(d) === undefined);
+  if (missing) return `layer ${missing} is no longer unpacked`;
+  performMount(plan);
+  return undefined;
+}
+
+async function removeDir(dir: string): Promise<void> {
+  unmountAllUnder(dir, { detach: true });
+  await rm(dir, { recursive: true, force: true });
+}

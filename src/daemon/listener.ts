@@ -1,0 +1,65 @@
+import { chmod, chown, unlink } from 'node:fs/promises';
+import { createServer, type RequestListener } from 'node:http';
+
+/**
+ * One way in to the daemon (the HTTP API on its unix socket; a gRPC service can be another).
+ * A stop first makes every listener stop accepting, then waits for the requests in flight (the
+ * RequestTracker), then closes the listeners: so each listener must keep serving the
+ * connections it has until {@link close}.
+ */
+export interface Listener {
+  /** For logs: what and where. */
+  readonly name: string;
+  /** Takes no new connections; connections with a request in flight keep going. */
+  stopAccepting(): void;
+  /** Closes every connection (none has a request in flight any more) and releases the endpoint. */
+  close(): Promise<void>;
+}
+
+export interface UnixHttpOptions {
+  path: string;
+  handler: RequestListener;
+  /** Socket file mode, applied through the umask while binding so it is never wider. */
+  mode: number;
+  /** Group that owns the socket. Default: ours. */
+  group?: number | undefined;
+}
+
+/** HTTP/1.1 on a unix socket. */
+export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener> {
+  const srv = createServer(options.handler);
+  const previous = process.umask(0o777 & ~options.mode);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(options.path, () => {
+        srv.off('error', reject);
+        resolve();
+      });
+    });
+  } finally {
+    process.umask(previous);
+  }
+  try {
+    await chmod(options.path, options.mode);
+    if (options.group !== undefined) await chown(options.path, process.getuid?.() ?? 0, options.group);
+  } catch (err) {
+    srv.close();
+    throw err;
+  }
+  let closed: Promise<void> | undefined;
+  const stopAccepting = () => {
+    closed ??= new Promise<void>((resolve) => srv.close(() => resolve()));
+    srv.closeIdleConnections();
+  };
+  return {
+    name: `http on ${options.path}`,
+    stopAccepting,
+    async close() {
+      stopAccepting();
+      srv.closeAllConnections();
+      await closed;
+      await unlink(options.path).catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { chmod, unlink } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import type { RegistryClient } from '../registry/index.js';
+import { snapshotsService } from '../snapshotter/grpc-service.js';
+import { loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE } from '../snapshotter/proto.js';
+import { RemoteLayers } from '../snapshotter/remote-layers.js';
+import { Snapshotter } from '../snapshotter/snapshotter.js';
+import type { ContentStore } from '../store/content-store.js';
+import type { ApplyWorkers } from '../unpack/index.js';
+import { prepareSocketPath } from './socket-file.js';
+
+export interface SnapshotterListenerOptions {
+  socketPath: string;
+  /** The daemon's store, registry client (credentials, registry settings) and logger. */
+  store: ContentStore;
+  client: RegistryClient;
+  logger: Logger;
+  /** The daemon's unpack workers, and whether its pulls keep layer blobs. */
+  workers?: ApplyWorkers;
+  keepBlobs?: boolean;
+}
+
+export interface SnapshotterListener {
+  socketPath: string;
+  /** Stops accepting, lets calls in flight finish (5 s at most), aborts fetches started ahead. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The containerd snapshotter inside the daemon: containerd's snapshots.v1 service on its own unix
+ * socket (mode 0600: containerd runs as root), over the daemon's store and registry client, so
+ * pulls, GC and metrics see its layers. A socket left by a killed daemon is replaced; a live one
+ * is an error (prepareSocketPath). Kept apart from startDaemon so start-up and shutdown only call
+ * start and stop.
+ */
+export async function startSnapshotterListener(options: SnapshotterListenerOptions): Promise<SnapshotterListener> {
+  const { socketPath, store, client, logger, workers, keepBlobs } = options;
+  await prepareSocketPath(socketPath);
+  const abort = new AbortController();
+  const snapshotter = new Snapshotter({ store, logger, remote: new RemoteLayers({ store, client, logger, ...(workers ? { workers } : {}), ...(keepBlobs ? { keepBlobs } : {}) }, { signal: abort.signal }) });
+  const removed = await snapshotter.cleanup();
+  if (removed > 0) logger.info({ removed }, 'snapshotter: removed directories no snapshot owns');
+  const server = new Server();
+  server.addService(serviceOf(loadProto(SNAPSHOTS_PROTO), SNAPSHOTS_SERVICE).service, snapshotsService(snapshotter, logger));
+  const previous = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  } finally {
+    process.umask(previous);
+  }
+  await chmod(socketPath, 0o600);
+  logger.info({ socket: socketPath }, 'containerd snapshotter listening');
+  let stopping: Promise<void> | undefined;
+  return {
+    socketPath,
+    stop: () =>
+      (stopping ??= (async () => {
+        abort.abort(new Error('daemon stopping'));
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            server.forceShutdown();
+            resolve();
+          }, 5_000);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await unlink(socketPath).catch(() => undefined);
+      })()),
+  };
+}

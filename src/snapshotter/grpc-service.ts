@@ -1,0 +1,130 @@
+import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { HostpullError, isHostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Labels } from './labels.js';
+import type { ContainerdMount } from './snapshot-mounts.js';
+import type { SnapshotInfo, Snapshotter } from './snapshotter.js';
+
+/**
+ * Our error codes → gRPC status codes, which containerd turns into its errdefs
+ * (NotFound, AlreadyExists, FailedPrecondition…) and acts on: e.g. its unpacker applies a layer's
+ * missing parent first on NOT_FOUND, and takes ALREADY_EXISTS on a prepare with a target label as
+ * "the snapshotter has it".
+ */
+const STATUS_BY_CODE: Readonly<Record<string, status>> = {
+  SNAPSHOT_NOT_FOUND: status.NOT_FOUND,
+  SNAPSHOT_EXISTS: status.ALREADY_EXISTS,
+  SNAPSHOT_NOT_ACTIVE: status.FAILED_PRECONDITION,
+  SNAPSHOT_HAS_CHILDREN: status.FAILED_PRECONDITION,
+  SNAPSHOT_CONTENT_MISSING: status.FAILED_PRECONDITION,
+  LAYER_MISSING: status.FAILED_PRECONDITION,
+  SNAPSHOT_PARENT_NOT_COMMITTED: status.INVALID_ARGUMENT,
+  SNAPSHOT_INVALID: status.INVALID_ARGUMENT,
+  FILTER_INVALID: status.INVALID_ARGUMENT,
+  INVALID_MOUNT: status.INVALID_ARGUMENT,
+  STORE_FULL: status.RESOURCE_EXHAUSTED,
+};
+
+interface GrpcError {
+  code: status;
+  details: string;
+}
+
+function toGrpc(err: unknown): GrpcError {
+  if (isHostpullError(err)) return { code: STATUS_BY_CODE[err.code] ?? status.UNKNOWN, details: `${err.code}: ${err.message}` };
+  return { code: status.UNKNOWN, details: err instanceof Error ? err.message : String(err) };
+}
+
+interface Timestamp {
+  seconds: number;
+  nanos: number;
+}
+
+function timestamp(ms: number): Timestamp {
+  return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+}
+
+const KIND = { view: 'VIEW', active: 'ACTIVE', committed: 'COMMITTED' } as const;
+
+function wireInfo(i: SnapshotInfo): Record<string, unknown> {
+  return { name: i.name, parent: i.parent, kind: KIND[i.kind], created_at: timestamp(i.createdAt), updated_at: timestamp(i.updatedAt), labels: i.labels };
+}
+
+function wireMounts(mounts: ContainerdMount[]): Array<Record<string, unknown>> {
+  return mounts.map((m) => ({ type: m.type, source: m.source, target: '', options: m.options }));
+}
+
+interface KeyRequest {
+  key: string;
+  parent?: string;
+  labels?: Labels;
+}
+
+/** How many Info entries one List response carries (containerd reads a stream of batches). */
+const LIST_BATCH = 100;
+
+/**
+ * The grpc-js implementation of containerd.services.snapshots.v1.Snapshots over a
+ * {@link Snapshotter}: decoding, status codes and a debug line per call; nothing else.
+ */
+export function snapshotsService(snapshotter: Snapshotter, logger: Logger): UntypedServiceImplementation {
+  const unary =
+    <Req, Res>(method: string, fn: (req: Req) => Promise<Res> | Res) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const t0 = performance.now();
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => {
+            logger.debug({ method, request: call.request, ms: Math.round(performance.now() - t0) }, 'snapshotter call');
+            callback(null, res);
+          },
+          (err: unknown) => {
+            const e = toGrpc(err);
+            // NOT_FOUND on Stat is how containerd asks "do you have it?": not worth a warning.
+            const level = e.code === status.NOT_FOUND || e.code === status.ALREADY_EXISTS ? 'debug' : 'warn';
+            logger[level]({ method, request: call.request, err: e.details }, 'snapshotter call failed');
+            callback({ ...e, name: 'SnapshotterError', message: e.details });
+          },
+        );
+    };
+
+  return {
+    Prepare: unary<KeyRequest, unknown>('Prepare', async (req) => {
+      const r = await snapshotter.prepare(req.key, req.parent ?? '', req.labels ?? {});
+      // The layer is committed under the target name: containerd finds it there and skips it.
+      if ('committed' in r) throw new HostpullError('SNAPSHOT_EXISTS', `target snapshot ${r.committed} is committed`);
+      return { mounts: wireMounts(r.mounts) };
+    }),
+    View: unary<KeyRequest, unknown>('View', (req) => ({ mounts: wireMounts(snapshotter.view(req.key, req.parent ?? '', req.labels ?? {})) })),
+    Mounts: unary<KeyRequest, unknown>('Mounts', (req) => ({ mounts: wireMounts(snapshotter.mounts(req.key)) })),
+    Commit: unary<{ name: string; key: string; labels?: Labels }, unknown>('Commit', async (req) => {
+      await snapshotter.commit(req.name, req.key, req.labels ?? {});
+      return {};
+    }),
+    Remove: unary<KeyRequest, unknown>('Remove', async (req) => {
+      await snapshotter.remove(req.key);
+      return {};
+    }),
+    Stat: unary<KeyRequest, unknown>('Stat', (req) => ({ info: wireInfo(snapshotter.stat(req.key)) })),
+    Update: unary<{ info?: { name: string; labels?: Labels }; update_mask?: { paths?: string[] } }, unknown>('Update', (req) => ({
+      info: wireInfo(snapshotter.update(req.info?.name ?? '', req.info?.labels ?? {}, req.update_mask?.paths ?? [])),
+    })),
+    List: (call: ServerWritableStream<{ filters?: string[] }, unknown>): void => {
+      try {
+        const all = snapshotter.list(call.request.filters ?? []);
+        for (let i = 0; i < all.length; i += LIST_BATCH) call.write({ info: all.slice(i, i + LIST_BATCH).map(wireInfo) });
+        call.end();
+      } catch (err) {
+        const e = toGrpc(err);
+        logger.warn({ method: 'List', filters: call.request.filters, err: e.details }, 'snapshotter call failed');
+        call.destroy(Object.assign(new Error(e.details), e));
+      }
+    },
+    Usage: unary<KeyRequest, unknown>('Usage', (req) => snapshotter.usage(req.key)),
+    Cleanup: unary<unknown, unknown>('Cleanup', async () => {
+      await snapshotter.cleanup();
+      return {};
+    }),
+  };
+}

@@ -1,0 +1,55 @@
+/**
+ * `hostpull serve` as a child process over a test registry, with a static catalog of the fixture
+ * packages (pushFixtureSet's `pkg/<code>:latest` images): composites are synthesised on request,
+ * with the layer annotations real nodes get. Stopped by its pid.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HostpullError } from '../../src/errors.js';
+import { spawnCli } from './cli.js';
+import { packagePrefix } from './fixtures.js';
+
+export interface CompositeServer {
+  /** `127.0.0.1:PORT` */
+  host: string;
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** Writes catalog.json into `dir` for `codes` and serves composites of them over `registryUrl`. */
+export async function startCompositeServer(opts: { registryUrl: string; dir: string; codes: string[] }): Promise<CompositeServer> {
+  const catalog: Record<string, unknown> = {};
+  for (const code of opts.codes) catalog[code] = { image: `pkg/${code.toLowerCase()}:latest`, prefix: packagePrefix(code), pathAdd: [`${packagePrefix(code)}/bin`] };
+  const catalogFile = join(opts.dir, 'catalog.json');
+  await writeFile(catalogFile, JSON.stringify(catalog));
+  const child: ChildProcess = spawnCli([
+    '--root', join(opts.dir, 'server'),
+    'serve', '--listen', '127.0.0.1:0', '--upstream', opts.registryUrl, '--base', 'pkg/base:latest', '--catalog', catalogFile,
+  ]);
+  child.stdin!.end();
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new HostpullError('TEST_SERVE_START', `hostpull serve did not start: ${out}`)), 30_000);
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /serving (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    child.once('exit', (code) => reject(new HostpullError('TEST_SERVE_START', `hostpull serve exited ${code}: ${out}`)));
+  });
+  return {
+    url,
+    host: url.replace(/^http:\/\//, ''),
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
