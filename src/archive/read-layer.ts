@@ -78,8 +78,8 @@ export function expansionBound(compressedSize: number, ratio: number): TarByteBo
  * The server runs this without a sink to check a package at registration, the node with its
  * layer writer to unpack: one reader, one set of rules, one verdict.
  *
- * Everything after decompression runs synchronously inside one Writable, so entries are handled
- * strictly in archive order. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
+ * Everything after decompression runs inside one Writable, one chunk at a time, so entries are
+ * handled strictly in archive order. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
  * LAYER_UNSAFE, LAYER_QUOTA_EXCEEDED, whatever the sink throws, LAYER_READ_FAILED or ABORTED.
  */
 export async function readLayer(source: Readable, opts: ReadLayerOptions): Promise<ReadLayerResult> {
@@ -97,18 +97,25 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _encoding, callback) {
-      try {
-        tarBytes += chunk.length;
-        if (tarBytes > bound.bytes) {
-          throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
+      // Handled on the next turn of the event loop, not inside this call: zlib pushes its output
+      // from the callback of one inflate step and starts the next step only when the push
+      // returns, so handling it synchronously kept the threadpool idle while this thread wrote
+      // files, and the reverse (one layer = one lane). Deferred, the next inflate runs while this
+      // chunk is read and applied (measured: see the commit that made this change).
+      setImmediate(() => {
+        try {
+          tarBytes += chunk.length;
+          if (tarBytes > bound.bytes) {
+            throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
+          }
+          hash.update(chunk);
+          reader.write(chunk);
+          callback();
+        } catch (err) {
+          sinkError = err;
+          callback(err as Error);
         }
-        hash.update(chunk);
-        reader.write(chunk);
-        callback();
-      } catch (err) {
-        sinkError = err;
-        callback(err as Error);
-      }
+      });
     },
     final(callback) {
       try {
@@ -132,12 +139,13 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   } catch (err) {
     opts.sink?.abort?.();
     if (err === sinkError) throw err;
-    throw mapError(err, decompressorError, where, opts.compression, opts.signal);
+    throw mapReadError(err, decompressorError, where, opts.compression, opts.signal);
   }
   return { diffId: digestFromHash(hash, algorithm), uncompressedSize: tarBytes, entries: checker.entries, footprint: checker.footprint() };
 }
 
-function mapError(err: unknown, decompressorError: unknown, where: string, compression: LayerCompression, signal: AbortSignal | undefined): HostpullError {
+/** The HostpullError readLayer reports for a failure that is not its sink's (also used by the unpack workers for their source's errors). */
+export function mapReadError(err: unknown, decompressorError: unknown, where: string, compression: LayerCompression, signal: AbortSignal | undefined): HostpullError {
   if (signal?.aborted && !isHostpullError(err)) {
     return new HostpullError('ABORTED', `layer ${where}: reading aborted`, { cause: err, details: { layerDir: where } });
   }

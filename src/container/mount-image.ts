@@ -1,12 +1,11 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
-import type { Logger } from '../log.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import { Puller, type PullResult } from '../pull/index.js';
-import type { RegistryClient } from '../registry/index.js';
 import { listMountsUnder, performMount, unmount, createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/index.js';
 import type { ContentStore } from '../store/index.js';
+import type { HostDeps } from './prepare-container.js';
 
 export interface MountImageResult {
   mountPoint: string;
@@ -18,7 +17,7 @@ export interface MountImageResult {
 
 /** `hostpull mount REF DIR`: a read-only view of the image's rootfs at DIR (pulled first if needed). */
 export async function mountImage(
-  deps: { store: ContentStore; client: RegistryClient; logger: Logger },
+  deps: HostDeps,
   ref: ImageReference,
   dir: string,
   options: {

@@ -9,6 +9,7 @@ import type { RegistryClient } from '../registry/index.js';
 import { type Mount, performMount, createMountDirs, planImageRootfs } from '../rootfs/index.js';
 import { buildRuntimeSpec, type RuntimeSpecInput, writeBundle } from '../runtime/index.js';
 import type { ContentStore } from '../store/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainerDirs } from './remove-container.js';
 
@@ -16,6 +17,10 @@ export interface HostDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** Keep layer blobs after unpacking (PullOptions.keepBlobs). Default false. */
+  keepBlobs?: boolean;
+  /** Unpack workers to share (the daemon's). Default: each pull starts its own. */
+  workers?: ApplyWorkers;
 }
 
 export interface PrepareContainerOptions {

@@ -87,6 +87,7 @@ class DaemonClient implements HostApi {
     const body: Record<string, unknown> = { reference: formatReference(ref) };
     if (options.concurrency !== undefined) body.concurrency = options.concurrency;
     if (options.unpack !== undefined) body.unpack = options.unpack;
+    if (options.keepBlobs !== undefined) body.keepBlobs = options.keepBlobs;
     // No body timeout: a big layer unpacked from a resumed file sends no event for a while.
     const res = await this.#client.request({
       method: 'POST',

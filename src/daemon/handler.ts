@@ -62,6 +62,7 @@ const PullBody = z.strictObject({
   reference: z.string().min(1).max(1024),
   concurrency: z.number().int().min(1).max(64).optional(),
   unpack: z.boolean().optional(),
+  keepBlobs: z.boolean().optional(),
 });
 
 const GcBody = z.strictObject({
@@ -139,7 +140,7 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  * those), so every route is testable by calling it with a request and a response object.
  *
  *   GET  /v1/health   {ok, pid, root, version, activePulls, inFlight, stopping}
- *   POST /v1/pull     {reference, concurrency?, unpack?} → NDJSON: PullEvents, then one
+ *   POST /v1/pull     {reference, concurrency?, unpack?, keepBlobs?} → NDJSON: PullEvents, then one
  *                     {type:'result', result} or {type:'error', error:{code, message, hint}}
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
@@ -271,6 +272,7 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
         deps.api.pull(ref, {
           ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
           ...(body.unpack !== undefined ? { unpack: body.unpack } : {}),
+          ...(body.keepBlobs !== undefined ? { keepBlobs: body.keepBlobs } : {}),
           signal,
           onEvent: (e) => {
             if (!res.headersSent) startStream(res);

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
 import { ContentStore, type UnpackLimitOptions } from '../store/index.js';
+import { ApplyWorkers } from '../unpack/index.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { listenUnixHttp, type Listener } from './listener.js';
@@ -38,6 +39,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
+  /** Keep layer blobs after unpacking them (a node that serves its layers to others). Default false. */
+  keepBlobs?: boolean;
   /** Period of the budget GC. Default 10 minutes. */
   gcIntervalMs?: number;
   /** The budget GC keeps anything used more recently than this (GcPolicy.graceMs). Default 10 minutes. */
@@ -101,12 +104,17 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
   const tracker = new RequestTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.count('pull') });
-  const api = new LocalHostApi({ store, client, logger });
+  // Unpack workers live as long as the daemon: a pull after the first finds them started and their
+  // hot code already compiled (idle, they do not keep the process alive).
+  const workers = new ApplyWorkers();
+  const keepBlobs = options.keepBlobs ?? false;
+  const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
   const listeners: Listener[] = [];
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
     removeSignalHandlers();
+    await workers.close().catch(() => undefined);
     await client.close().catch(() => undefined);
     store.close();
   };
@@ -131,12 +139,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       maxStoreSize: options.maxStoreSize,
       ...(options.version ? { version: options.version } : {}),
-      containers: rootfsApi({ store, client, logger }),
+      containers: rootfsApi({ store, client, logger, workers, keepBlobs }),
     });
     // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
     // for), the snapshotter socket does too.
     if (options.snapshotterSocket) {
-      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger })));
+      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs })));
     }
     listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {

@@ -8,7 +8,7 @@ import { layerCompression, type LayerCompression, type Digest } from '../oci/ind
 import { isRetryable, RegistryError, type RegistryReader, type RepositoryRef, type RetryBudget } from '../registry/index.js';
 import { type PackageClaim, VerifyingStream } from '../archive/index.js';
 import type { ContentStore, LayerCommit, LayerRow } from '../store/index.js';
-import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
+import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } from '../unpack/index.js';
 import { Tee } from '../util/index.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
@@ -28,6 +28,8 @@ export interface FetchLayerDeps {
   client: RegistryReader;
   logger: Logger;
   onEvent?: ((e: PullEvent) => void) | undefined;
+  /** Worker threads for unpacking big layers; without them every layer is unpacked on this thread. */
+  workers?: ApplyWorkers | undefined;
 }
 
 export interface FetchOutcome {
@@ -35,6 +37,29 @@ export interface FetchOutcome {
   resumedFrom: number;
   unpacked: boolean;
   layer?: LayerRow;
+}
+
+export interface FetchLayerOptions {
+  unpack: boolean;
+  /**
+   * Keep the compressed blob once its layer is unpacked and verified. Default false: a node keeps
+   * one copy of each layer, the unpacked one; the blob's digest and size stay recorded with the
+   * layer and the image. Without `unpack` the blob is always kept (it is the only copy).
+   */
+  keepBlob?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Layers at least this big (compressed) are unpacked in a worker thread; smaller ones on the
+ * calling thread, which is mostly idle during a pull and where they cost less than a worker's
+ * start (~60 ms of CPU).
+ */
+const WORKER_MIN_BYTES = 16 * 1024 * 1024;
+
+/** Unpacks one layer where it is cheapest (see WORKER_MIN_BYTES). */
+function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, options: ApplyOptions): Promise<ApplyResult> {
+  return deps.workers && job.size >= WORKER_MIN_BYTES ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
 }
 
 function source(repo: RepositoryRef): string {
@@ -79,13 +104,18 @@ function progressCounter(job: LayerJob, start: number, onEvent?: (e: PullEvent) 
  * Downloads one layer blob into the store, verifying size and digest as bytes arrive, and — when
  * `unpack` is set and the download starts at byte 0 — unpacks it in the same pass. A transfer
  * that breaks is resumed with Range from what reached the disk; a resumed or already stored blob
- * is unpacked from its file afterwards.
+ * is unpacked from its file afterwards. Once unpacked and verified, the blob is dropped unless
+ * `keepBlob` says otherwise.
  */
-export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: { unpack: boolean; signal?: AbortSignal }): Promise<FetchOutcome> {
+export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: FetchLayerOptions): Promise<FetchOutcome> {
   const { store } = deps;
   const compression = layerCompression(job.mediaType);
   let fetchedBytes = 0;
   let resumedFrom = 0;
+  const unpacked = async (layer: LayerRow): Promise<FetchOutcome> => {
+    if (!options.keepBlob) await store.blobs.drop(job.digest);
+    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  };
 
   if (!store.blobs.has(job.digest)) {
     // One retry budget for the whole download, shared with the transport's own retries of each
@@ -99,7 +129,7 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
         const result = await transfer(deps, job, compression, options, retry, attempt);
         fetchedBytes += attempt.fetched;
         if (first) resumedFrom = result.resumedFrom;
-        if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
+        if (result.layer) return unpacked(result.layer);
         break;
       } catch (err) {
         const got = attempt.fetched;
@@ -122,8 +152,7 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
   try {
-    const layer = await unpackFromFile(deps, job, compression, options.signal);
-    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+    return await unpacked(await unpackFromFile(deps, job, compression, options.signal));
   } catch (err) {
     // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
     // quarantine it and fetch it again, once (a second failure is the layer's own).
@@ -171,23 +200,24 @@ async function transfer(
   deps: FetchLayerDeps,
   job: LayerJob,
   compression: LayerCompression,
-  options: { unpack: boolean; signal?: AbortSignal },
+  options: FetchLayerOptions,
   retry: RetryBudget,
   attempt: TransferAttempt,
 ): Promise<{ resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
-  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
-    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
   // A break mid-body is passed on only once what arrived is on disk: the resume starts there.
-  const body = relayUntilWritten(response.stream, ingest.path, ingest.offset);
+  const writer = ingest.writer;
+  const body = relayUntilWritten(response.stream, () => writer.kept);
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
@@ -224,7 +254,7 @@ async function downloadAndUnpack(
   const abort = new AbortController();
   const onAbort = () => abort.abort(signal?.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const unpacked = applyLayer(unpackInput, applyOptions(store, job, compression, staging, abort.signal));
+  const unpacked = unpackLayer(deps, job, unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
     const download = pipeline([...source, new Tee(blobFile, unpackInput)], { signal: abort.signal });
     let result: ApplyResult;
@@ -260,7 +290,7 @@ async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: 
   if (existing) return existing;
   const staging = await store.layers.stage();
   try {
-    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
+    const result = await unpackLayer(deps, job, createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
     return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

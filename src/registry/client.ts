@@ -1,13 +1,7 @@
 import type { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
-import {
-  chainCredentials,
-  envCredentials,
-  staticCredentials,
-  type Credential,
-  type CredentialSource,
-} from './auth/credentials.js';
+import { chainCredentials, envCredentials, staticCredentials, type Credential, type CredentialSource } from './auth/credentials.js';
 import { dockerConfigCredentials } from './auth/docker-config.js';
 import { readBounded } from '../util/index.js';
 import { contentLength, dumpBody, headerValue } from './body.js';

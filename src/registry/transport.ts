@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
 import { isTransientNetworkFailure } from '../errors.js';
+import { loadAgentClass } from './undici-agent.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
 import { mergeScopes } from './auth/scope.js';
@@ -94,11 +95,11 @@ export class Transport {
   }
 
   /**
-   * The Agent, made at the first request: loading undici is about 100 ms, which commands that
-   * never reach a registry (images, stats, run --pull missing) need not pay.
+   * The Agent, made at the first request: loading it costs ~30 ms (loadAgentClass says why not
+   * more), which commands that never reach a registry (images, stats, run --pull missing) need not pay.
    */
   #dispatcher(): Promise<Agent> {
-    this.#agent ??= import('undici').then(({ Agent }) => new Agent({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
+    this.#agent ??= loadAgentClass().then((AgentClass) => new AgentClass({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
     return this.#agent;
   }
 

@@ -1,10 +1,9 @@
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { isHostpullError } from '../errors.js';
-import type { Logger } from '../log.js';
 import { LAYER_DIFF_ID_ANNOTATION, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
-import { type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller } from '../pull/index.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
-import type { ContentStore, ManifestLayerRow } from '../store/index.js';
+import { type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
+import type { RepositoryRef } from '../registry/index.js';
+import type { ManifestLayerRow } from '../store/index.js';
 import { Semaphore } from '../util/index.js';
 import { identifyAppliedLayers } from './adopt-applied-layer.js';
 import { chainIdOf } from './chain-id.js';
@@ -22,11 +21,8 @@ export type RemoteLayerResult =
   | { handled: true; diffId: Digest; blobDigest: Digest | null; outcome: 'fetched' | 'reused'; bytes: number }
   | { handled: false; reason: string };
 
-export interface RemoteLayersDeps {
-  store: ContentStore;
-  client: RegistryClient;
-  logger: Logger;
-}
+/** The store, registry client and logger, and optionally the daemon's unpack workers (PullerDeps). */
+export type RemoteLayersDeps = PullerDeps;
 
 export interface RemoteLayersOptions {
   /** Layers fetched at once, the asked-for one and the ones after it. Default 4. */

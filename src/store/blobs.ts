@@ -5,10 +5,10 @@ import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import { digestStream, hashInto } from '../archive/index.js';
 import { createDigester, digestAlgorithm, digestOf, shortDigest, type Digest, type DigestAlgorithm } from '../oci/index.js';
-import type { Db } from './database.js';
-import { immediate, withBusyRetry } from './database.js';
+import { type Db, immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
-import { IngestWriter } from './ingest-writer.js';
+import { IngestWriter, type DirectWrites } from './ingest-writer.js';
+import { alignedBuffer } from '../native/index.js';
 import type { StoreLayout } from './layout.js';
 import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS } from './protocol.js';
 import { Quarantine } from './quarantine.js';
@@ -144,7 +144,7 @@ export class BlobStore {
    * says where the next request must start. The shared partial file is for writers that hold the
    * blob's lease; with `ownFile` the writer gets a file no other process opens.
    */
-  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean }): Promise<Ingest> {
+  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean; direct?: boolean }): Promise<Ingest> {
     const partial = this.#layout.ingestPath(digest, options.ownFile);
     await mkdir(this.#layout.ingestDir, { recursive: true });
     let offset = 0;
@@ -159,9 +159,10 @@ export class BlobStore {
       }
     }
     // O_NOFOLLOW: ingest/ is ours, but never write through a link someone planted there.
-    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? fsc.O_APPEND : fsc.O_TRUNC);
+    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? 0 : fsc.O_TRUNC);
     const fd = openSync(partial, flags, 0o600);
-    const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial));
+    const direct = options.direct && offset % DIRECT_ALIGNMENT === 0 ? openDirect(partial) : undefined;
+    const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial), { offset, ...(direct ? { direct } : {}) });
     return { digest, size, offset, hash, writer, path: partial };
   }
 
@@ -198,6 +199,16 @@ export class BlobStore {
   adopt(digest: Digest, size: number): void {
     const now = Date.now();
     withBusyRetry(() => this.#insert.run(digest, size, null, now, now), this.#db);
+  }
+
+  /**
+   * Drops a stored blob whose content lives on elsewhere (its layer is unpacked and verified):
+   * the row goes first, then the file, so a crash in between leaves a verified file without a
+   * row, which reconcile adopts again, never a row without its file.
+   */
+  async drop(digest: Digest): Promise<void> {
+    this.deleteRow(digest);
+    await this.#unlinkFile(digest);
   }
 
   deleteRow(digest: Digest): void {
@@ -238,6 +249,31 @@ export class BlobStore {
     await unlink(this.path(digest)).catch((err) => {
       if (errnoCode(err) !== 'ENOENT') throw err;
     });
+  }
+}
+
+/** O_DIRECT offsets, lengths and buffer addresses: a multiple of the largest common block size. */
+const DIRECT_ALIGNMENT = 4096;
+/** Bytes per direct write: 1 MiB took 0.59 s for 500 MB on the benchmark VM, 4 MiB 0.43 s. */
+const DIRECT_BLOCK = 1 << 20;
+
+/**
+ * A second, O_DIRECT descriptor of the ingest file and its two aligned buffers (IngestWriter says
+ * why), or undefined where that cannot be had: a filesystem without direct I/O (EINVAL at open),
+ * or no native addon for aligned memory. The bytes then go through the page cache as before.
+ */
+function openDirect(path: string): DirectWrites | undefined {
+  let buffers: [Buffer, Buffer];
+  try {
+    buffers = [alignedBuffer(DIRECT_BLOCK, DIRECT_ALIGNMENT), alignedBuffer(DIRECT_BLOCK, DIRECT_ALIGNMENT)];
+  } catch {
+    return undefined;
+  }
+  try {
+    return { fd: openSync(path, fsc.O_WRONLY | fsc.O_NOFOLLOW | fsc.O_DIRECT), buffers };
+  } catch (err) {
+    if (errnoCode(err) === 'EINVAL') return undefined;
+    throw err;
   }
 }
 

@@ -32,6 +32,9 @@ import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.
  *      ▲                                                                               │
  *      └─── GC: no image needs it, unleased, unused since GC read the store ◀──────────┘
  *
+ *   A layer blob whose layer is committed is dropped by the holder of its lease, still holding
+ *   it (row, then file), unless blobs are kept (--keep-blobs), or an image hostpull pulled lists
+ *   it when the snapshotter fetched it: one copy of each layer, the unpacked one.
  *   Manifests and configs are small and unleased: each writer has its own
  *   `<alg>-<hex>.partial.<pid>-<rand>`, removed by GC once its owner is dead.
  *

@@ -1,24 +1,4 @@
-import {
-  closeSync,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
-  lchownSync,
-  linkSync,
-  lstatSync,
-  lutimesSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  chmodSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-  constants as fsc,
-  type Stats,
-} from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, chmodSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, constants as fsc, type Stats } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';

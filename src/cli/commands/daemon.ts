@@ -17,6 +17,7 @@ export function registerDaemonCommand(program: Command): void {
     )
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
     .addOption(sizeOption('--max-store-size <size>', 'evict least recently used unused layers above this size').env('HOSTPULL_MAX_STORE_SIZE'))
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .addOption(durationOption('--gc-interval <duration>', 'how often the budget GC runs', { above: 0, defaultText: '10m' }))
     .addOption(durationOption('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this', { defaultText: '10m' }))
     .addOption(
@@ -25,7 +26,7 @@ export function registerDaemonCommand(program: Command): void {
       }),
     )
     .action(
-      action(async (opts: { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
+      action(async (opts: { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
         const { resolveGroup, startDaemon } = await import('../../daemon/index.js');
         const global = globalOptions(cmd);
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
@@ -42,6 +43,7 @@ export function registerDaemonCommand(program: Command): void {
           registry: global.registry,
           logger: loggerFor(global),
           maxStoreSize: opts.maxStoreSize,
+          keepBlobs: opts.keepBlobs ?? false,
           gcIntervalMs: opts.gcInterval,
           gcGraceMs: opts.gcMinAge,
           stopTimeoutMs: opts.stopTimeout,

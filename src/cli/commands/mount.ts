@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { action, globalOptions } from '../context.js';
 import { formatMs, printJson } from '../format.js';
 import { withHost } from '../host.js';
@@ -12,11 +12,12 @@ export function registerMountCommands(program: Command): void {
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
     .option('--allow-suid-dev', 'let setuid files and device nodes of the image work in the view (anyone who can reach DIR could then run them)')
     .option('--json', 'print what was mounted as JSON')
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .action(
-      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean }, cmd: Command) => {
+      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean; keepBlobs?: boolean }, cmd: Command) => {
         const { mountImage } = await import('../../container/index.js');
         await withHost(globalOptions(cmd), async (host) => {
-          const r = await mountImage(host, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
+          const r = await mountImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
           if (opts.json) {
             return printJson({ mountPoint: r.mountPoint, reference: r.pull.reference, manifestDigest: r.pull.manifestDigest, layers: r.plan.layers.map((l) => l.diffId), mount: r.plan.mount, mountMs: r.mountMs, pull: r.pull });
           }

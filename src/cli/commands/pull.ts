@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { shortDigest, resolveReference } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { formatBytes, formatMs, printJson } from '../format.js';
@@ -14,18 +14,21 @@ export function registerPullCommand(program: Command): void {
     .argument('<ref>', 'composite tag on the configured server, or host[:port]/repository[:tag][@digest]')
     .addOption(numberOption('--concurrency <n>', 'layers fetched at once', { integer: true, min: 1, max: 64, defaultValue: 4 }))
     .option('--no-unpack', 'only store the blobs; do not unpack layers')
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .option('--json', 'print the pull record as JSON');
   addDaemonOptions(cmd)
     .addHelpText('after', '\nExamples:\n  hostpull --server 127.0.0.1:5000 pull JDK11.0-MVN3.8-GRD7.0\n  hostpull pull 127.0.0.1:5000/pkg/jdk:11.0 --json\n')
     .action(
-      action(async (input: string, opts: { concurrency: number; unpack: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
+      action(async (input: string, opts: { concurrency: number; unpack: boolean; keepBlobs?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         const global = globalOptions(cmd);
         const ref = resolveReference(input, { server: global.server, namespace: global.namespace });
         // Through the daemon when it answers (progress arrives in its NDJSON stream), else in-process.
         await withHostApi(global, opts, async (api) => {
           const progress = opts.json ? { onEvent: () => undefined, stop: () => undefined } : progressRenderer();
           try {
-            const result = await withInterrupt(({ signal }) => api.pull(ref, { concurrency: opts.concurrency, unpack: opts.unpack, onEvent: progress.onEvent, signal }));
+            const result = await withInterrupt(({ signal }) =>
+              api.pull(ref, { concurrency: opts.concurrency, unpack: opts.unpack, ...(opts.keepBlobs ? { keepBlobs: true } : {}), onEvent: progress.onEvent, signal }),
+            );
             progress.stop();
             if (opts.json) return printJson(result);
             const fetchedLayers = result.layerMisses;

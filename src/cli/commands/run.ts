@@ -18,6 +18,7 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
     .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
+    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
     .addOption(
       new Option('--pull <policy>', 'always: ask the registry whether the tag moved; missing: only when not stored; never: fail when not stored')
         .choices(['always', 'missing', 'never'])
@@ -27,13 +28,13 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--unshare <path>', 'unshare program for runs without root (util-linux)').env('HOSTPULL_UNSHARE').hideHelp())
     .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
     .action(
-      action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string }, cmd: Command) => {
+      action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string }, cmd: Command) => {
         const { runImage } = await import('../../container/index.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         return withHost(globalOptions(cmd), (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();
           try {
-            const result = await runImage(host, host.resolve(input), {
+            const result = await runImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), {
               args: command,
               ...(opts.entrypoint ? { entrypoint: [opts.entrypoint] } : {}),
               ...(opts.env ? { env: opts.env } : {}),

@@ -14,14 +14,14 @@ function allCommands(cmd: Command, path: string[] = []): Array<{ path: string[];
   return [{ path, cmd }, ...cmd.commands.flatMap((c) => allCommands(c, [...path, c.name()]))];
 }
 
-const program = buildProgram();
+const program = await buildProgram();
 const withOptions = allCommands(program).flatMap(({ path, cmd }) => cmd.options.map((option) => ({ path, option })));
 const durationFlags = withOptions.filter((o) => o.option.flags.includes('<duration>'));
 const sizeFlags = withOptions.filter((o) => o.option.flags.includes('<size>'));
 
 /** The value a flag gets on the real program (parsing only: no action runs). */
-function parsed(path: string[], option: Option, text: string): unknown {
-  const p = buildProgram();
+async function parsed(path: string[], option: Option, text: string): Promise<unknown> {
+  const p = await buildProgram();
   let cmd = p;
   for (const name of path) cmd = cmd.commands.find((c) => c.name() === name)!;
   cmd.parseOptions([option.long!, text]);
@@ -41,12 +41,12 @@ describe('durations', () => {
     expect(() => parseDuration('-1s')).toThrow(/is not a duration/);
   });
 
-  it('every duration flag of every command reads the same text as the same length of time', () => {
+  it('every duration flag of every command reads the same text as the same length of time', async () => {
     expect(durationFlags.map((f) => f.option.long)).toEqual(expect.arrayContaining(['--min-age', '--cache-ttl', '--gc-min-age', '--gc-interval', '--stop-timeout', '--registry-retry-budget']));
     for (const { path, option } of durationFlags) {
-      expect(parsed(path, option, '30s'), `${path.join(' ')} ${option.long}`).toBe(30_000);
-      expect(parsed(path, option, '2m'), `${path.join(' ')} ${option.long}`).toBe(120_000);
-      expect(() => parsed(path, option, '30'), `${path.join(' ')} ${option.long}`).toThrow(/has no unit/);
+      expect(await parsed(path, option, '30s'), `${path.join(' ')} ${option.long}`).toBe(30_000);
+      expect(await parsed(path, option, '2m'), `${path.join(' ')} ${option.long}`).toBe(120_000);
+      await expect(parsed(path, option, '30'), `${path.join(' ')} ${option.long}`).rejects.toThrow(/has no unit/);
       expect(option.description, `${option.long} shows the form in --help`).toContain('30s, 10m, 1h');
     }
   });
@@ -63,7 +63,7 @@ describe('durations', () => {
     }
     const gcCmd = durationFlags.find((f) => f.option.long === '--min-age')!;
     const serveCmd = durationFlags.find((f) => f.option.long === '--cache-ttl')!;
-    expect(parsed(gcCmd.path, gcCmd.option, '30s')).toBe(parsed(serveCmd.path, serveCmd.option, '30s'));
+    expect(await parsed(gcCmd.path, gcCmd.option, '30s')).toBe(await parsed(serveCmd.path, serveCmd.option, '30s'));
   });
 });
 
@@ -76,12 +76,12 @@ describe('sizes', () => {
     expect(() => parseSize('lots', '--x')).toThrow(/--x: invalid size "lots"/);
   });
 
-  it('every size flag of every command reads the same text as the same number of bytes', () => {
+  it('every size flag of every command reads the same text as the same number of bytes', async () => {
     expect(sizeFlags.map((f) => f.option.long)).toEqual(expect.arrayContaining(['--max-store-size', '--disk-reserve']));
     for (const { path, option } of sizeFlags) {
-      expect(parsed(path, option, '2G'), option.long).toBe(2 * 1024 ** 3);
-      expect(parsed(path, option, '30'), option.long).toBe(30);
-      expect(() => parsed(path, option, 'lots'), option.long).toThrow(/invalid size/);
+      expect(await parsed(path, option, '2G'), option.long).toBe(2 * 1024 ** 3);
+      expect(await parsed(path, option, '30'), option.long).toBe(30);
+      await expect(parsed(path, option, 'lots'), option.long).rejects.toThrow(/invalid size/);
       expect(option.description, `${option.long} shows the form in --help`).toContain('512M, 10G');
     }
   });
