@@ -5,11 +5,9 @@
 export { archiveError, type ArchiveErrorCode, isArchiveError } from './archive-error.js';
 export { type CheckedEntry } from './entry-checker.js';
 export { parentOf } from './entry-path.js';
-export { digestStream, HashingStream, hashInto } from './hashing-stream.js';
 export { FootprintBuilder, footprintViolation, type LayerFootprint } from './layer-footprint.js';
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
 export { expansionBound, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
 export { type TarEntryHeader } from './tar-reader.js';
-export { TAR_END, tarHeader, tarPadding } from './tar-writer.js';
 export { treeChecksum } from './tree-checksum.js';
 export { VerifyingStream } from './verifying-stream.js';

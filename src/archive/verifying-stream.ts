@@ -2,7 +2,7 @@ import type { TransformCallback } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import { HostpullError } from '../errors.js';
 import { digestAlgorithm, shortDigest, type Digest } from '../oci/index.js';
-import { HashingStream } from './hashing-stream.js';
+import { HashingStream } from '../oci/index.js';
 
 export interface VerifyingStreamOptions {
   digest: Digest;

@@ -1,4 +1,4 @@
-import { TAR_END, tarHeader, tarPadding } from '../archive/index.js';
+import { TAR_END, tarHeader, tarPadding } from '../publish/index.js';
 
 /**
  * Tar entries held in memory for the bench's synthetic layers: directories and regular files,

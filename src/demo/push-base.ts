@@ -4,9 +4,8 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { HashingStream } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
-import { DEFAULT_PATH, type Digest } from '../oci/index.js';
+import { DEFAULT_PATH, HashingStream, type Digest } from '../oci/index.js';
 import { defaultLayerMtime, pushSingleLayerImage } from '../publish/index.js';
 import type { Upstream } from '../server/index.js';
 

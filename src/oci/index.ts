@@ -3,6 +3,7 @@
  * validation of manifests, indexes and configs (zod, loaded when something is validated).
  */
 export { CODENAMES_ANNOTATION, LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, packageLayerNames, PACKAGES_ANNOTATION } from './annotations.js';
+export { digestStream, HashingStream, hashInto } from './digest-stream.js';
 export { createDigester, type Digest, digestAlgorithm, type DigestAlgorithm, digestFromHash, digestHex, digestOf, isDigest, parseDigest, shortDigest } from './digest.js';
 export { checkManifestAgainstConfig, DEFAULT_PATH, type Descriptor, type ImageConfig, type ImageManifest, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseImageConfig, parseManifest, type Platform } from './manifest.js';
 export { layerCompression, type LayerCompression, MANIFEST_ACCEPT, MediaType } from './mediatypes.js';

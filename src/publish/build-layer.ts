@@ -2,8 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { HashingStream } from '../archive/index.js';
-import type { Digest } from '../oci/index.js';
+import { HashingStream, type Digest } from '../oci/index.js';
 import { tarStream } from './tar-stream.js';
 
 export interface BuildLayerOptions {

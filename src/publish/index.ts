@@ -6,3 +6,4 @@ export { defaultLayerMtime } from './build-layer.js';
 export { CatalogClient } from './catalog-client.js';
 export { defaultRepository, publishPackage } from './publish.js';
 export { pushSingleLayerImage } from './push-image.js';
+export { TAR_END, tarHeader, tarPadding } from './tar-writer.js';

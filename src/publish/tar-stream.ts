@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HeaderData } from 'tar';
-import { TAR_END, tarHeader as headerBlocks, tarPadding as padding } from '../archive/index.js';
+import { TAR_END, tarHeader as headerBlocks, tarPadding as padding } from './tar-writer.js';
 import { HostpullError } from '../errors.js';
 
 export interface TarStreamOptions {

@@ -9,7 +9,7 @@ import { isRetryable, RegistryError, type RegistryReader, type RepositoryRef, ty
 import { type PackageClaim, VerifyingStream } from '../archive/index.js';
 import type { ContentStore, LayerCommit, LayerRow } from '../store/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } from '../unpack/index.js';
-import { Tee } from '../util/index.js';
+import { Tee } from './tee.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
 

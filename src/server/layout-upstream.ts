@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, HostpullError } from '../errors.js';
-import { HashingStream } from '../archive/index.js';
-import { digestAlgorithm, digestHex, digestOf, isDigest, MAX_MANIFEST_BYTES, MediaType, parseManifest, type Digest } from '../oci/index.js';
+import { digestAlgorithm, digestHex, HashingStream, digestOf, isDigest, MAX_MANIFEST_BYTES, MediaType, parseManifest, type Digest } from '../oci/index.js';
 import { Mutex, withFileLock } from './file-lock.js';
 import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
 

@@ -1,6 +1,6 @@
 /**
  * Small helpers with no knowledge of hostpull's parts: units, bounded reads, process liveness,
- * concurrency limits, the two-sink tee.
+ * concurrency limits.
  */
 export { formatBytes } from './format-bytes.js';
 export { mapLimit } from './limit.js';
@@ -8,5 +8,4 @@ export { isAlive, processAlive, processStartTime } from './process-alive.js';
 export { readBounded } from './read-bounded.js';
 export { readDirOrEmpty } from './read-dir-or-empty.js';
 export { Semaphore } from './semaphore.js';
-export { Tee } from './tee.js';
 export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';

@@ -1,7 +1,7 @@
 import type { Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createDigester, digestFromHash, type Digest, type DigestAlgorithm } from '../oci/index.js';
+import { createDigester, digestFromHash, type Digest, type DigestAlgorithm } from './digest.js';
 
 export interface HashingStreamOptions {
   /** Default sha256. */

@@ -5,7 +5,7 @@ import { Header, Pax, type HeaderData } from 'tar';
  * header in front only when a field does not fit ustar (a long or non-ASCII path or link target),
  * so plain trees stay plain ustar; data padding; the end-of-archive marker. What is written is
  * decided by the caller (publish's deterministic package layers, the bench's synthetic layers);
- * the reader that judges it is tar-reader.ts.
+ * the reader that judges it is archive/'s tar reader.
  */
 
 const TAR_BLOCK = 512;
