@@ -111,6 +111,16 @@ function commandProblem(program: Command, argv: string[]): string | undefined {
   }
 }
 
+/** The program with commander's own error output (and help after it) silenced: the checks read the errors. */
+function quiet(program: Command): Command {
+  const silence = (c: Command): void => {
+    c.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    c.commands.forEach(silence);
+  };
+  silence(program);
+  return program;
+}
+
 /** Placeholders a hint may write for a typed value, and a value of that type (options parse their values). */
 const PLACEHOLDER_SAMPLES: Record<string, string> = { SIZE: '10G', DURATION: '10m' };
 
@@ -121,7 +131,7 @@ async function check(line: string): Promise<string | undefined> {
     .split(/\s+/)
     .map((w) => PLACEHOLDER_SAMPLES[w] ?? w);
   if (words[0] !== 'hostpull') return `not a hostpull command line: ${line}`;
-  return commandProblem(await buildProgram(), words.slice(1));
+  return commandProblem(quiet(await buildProgram()), words.slice(1));
 }
 
 const hints = sourceFiles(join(REPO_ROOT, 'src')).flatMap(hintsIn);

@@ -22,6 +22,7 @@ const sizeFlags = withOptions.filter((o) => o.option.flags.includes('<size>'));
 /** The value a flag gets on the real program (parsing only: no action runs). */
 async function parsed(path: string[], option: Option, text: string): Promise<unknown> {
   const p = await buildProgram();
+  for (const { cmd } of allCommands(p)) cmd.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
   let cmd = p;
   for (const name of path) cmd = cmd.commands.find((c) => c.name() === name)!;
   cmd.parseOptions([option.long!, text]);
