@@ -53,6 +53,11 @@ export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext
   }
 }
 
+/** `--keep-blobs` (`HOSTPULL_KEEP_BLOBS`), for the verbs that pull. */
+export function keepBlobsOption(): Option {
+  return new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS');
+}
+
 /** `--socket` and `--no-daemon`, for the verbs that can run through the daemon. */
 export function addDaemonOptions(cmd: Command): Command {
   return cmd

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
-import { unpackLimitsFor } from '../host.js';
+import { keepBlobsOption, unpackLimitsFor } from '../host.js';
 import { durationOption, sizeOption } from '../options.js';
 
 export function registerDaemonCommand(program: Command): void {
@@ -17,7 +17,7 @@ export function registerDaemonCommand(program: Command): void {
     )
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
     .addOption(sizeOption('--max-store-size <size>', 'evict least recently used unused layers above this size').env('HOSTPULL_MAX_STORE_SIZE'))
-    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
+    .addOption(keepBlobsOption())
     .addOption(durationOption('--gc-interval <duration>', 'how often the budget GC runs', { above: 0, defaultText: '10m' }))
     .addOption(durationOption('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this', { defaultText: '10m' }))
     .addOption(

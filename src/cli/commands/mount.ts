@@ -1,7 +1,7 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
 import { formatMs, printJson } from '../format.js';
-import { withHost } from '../host.js';
+import { keepBlobsOption, withHost } from '../host.js';
 
 export function registerMountCommands(program: Command): void {
   program
@@ -12,7 +12,7 @@ export function registerMountCommands(program: Command): void {
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
     .option('--allow-suid-dev', 'let setuid files and device nodes of the image work in the view (anyone who can reach DIR could then run them)')
     .option('--json', 'print what was mounted as JSON')
-    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
+    .addOption(keepBlobsOption())
     .action(
       action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean; keepBlobs?: boolean }, cmd: Command) => {
         const { mountImage } = await import('../../container/index.js');

@@ -1,8 +1,8 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { shortDigest, resolveReference } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { formatBytes, formatMs, printJson } from '../format.js';
-import { addDaemonOptions, withHostApi } from '../host.js';
+import { addDaemonOptions, keepBlobsOption, withHostApi } from '../host.js';
 import { withInterrupt } from '../interrupt.js';
 import { numberOption } from '../options.js';
 import { progressRenderer } from '../progress.js';
@@ -14,7 +14,7 @@ export function registerPullCommand(program: Command): void {
     .argument('<ref>', 'composite tag on the configured server, or host[:port]/repository[:tag][@digest]')
     .addOption(numberOption('--concurrency <n>', 'layers fetched at once', { integer: true, min: 1, max: 64, defaultValue: 4 }))
     .option('--no-unpack', 'only store the blobs; do not unpack layers')
-    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
+    .addOption(keepBlobsOption())
     .option('--json', 'print the pull record as JSON');
   addDaemonOptions(cmd)
     .addHelpText('after', '\nExamples:\n  hostpull --server 127.0.0.1:5000 pull JDK11.0-MVN3.8-GRD7.0\n  hostpull pull 127.0.0.1:5000/pkg/jdk:11.0 --json\n')

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { action, collect, globalOptions, usageError } from '../context.js';
-import { withHost } from '../host.js';
+import { keepBlobsOption, withHost } from '../host.js';
 import { withInterrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
 
@@ -18,7 +18,7 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
     .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
-    .addOption(new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS'))
+    .addOption(keepBlobsOption())
     .addOption(
       new Option('--pull <policy>', 'always: ask the registry whether the tag moved; missing: only when not stored; never: fail when not stored')
         .choices(['always', 'missing', 'never'])
