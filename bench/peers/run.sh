@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# bench/peers/run.sh [--run] [PEER...]    PEER: hostpull containerd podman skopeo-umoci (default: all, in that order)
+# bench/peers/run.sh [--run] [--full] [PEER...]
+#   PEER: hostpull containerd podman skopeo-umoci floor
+#   default: hostpull containerd podman skopeo-umoci floor (with --full: hostpull containerd podman floor)
 #
 # One run, one private docker-registry, one set of images: every peer pulls and unpacks the same
-# three composites (the steps of ../shared/bench/peers, scaled down to about 45 MB of payload):
+# three composites (the steps of ../shared/bench/peers):
 #   step 1 cold  GRD7.0-JDK11.0-MVN3.8
 #   step 2 warm  GRD7.0-JDK11.0-MVN3.7   (only MVN3.7 is new)
 #   step 3 warm  GRD7.0-JDK17.0-MVN3.8   (only JDK17.0 is new)
+# By default the images are scaled down to about 45 MB of payload (process start-up weighs more
+# there); with --full they are the full-size images of ../shared/bench/peers (209 MB gzip / 346 MB
+# unpacked for step 1), built by its make-images.sh into $PEERBENCH/images (default
+# /tmp/peerbench; built here if missing, against this run's registry, which takes about a
+# minute plus the settle wait below).
+# `floor` is the physical floor of a pull: for each layer not extracted before, in parallel,
+# `curl blob | pigz -dc | tar -xf -` into a directory per digest (no verification, no store).
 # With --run, each step instead runs `/bin/busybox echo ready` in a container of the composite and
 # times the command from its start to the container's first line of output:
 #   step 1 cold  GRD7.0-JDK11.0-MVN3.8
@@ -15,23 +24,44 @@
 # hostpull runs `hostpull run`, containerd `ctr image pull` + `ctr run --rm`, podman `podman run
 # --rm`, skopeo-umoci `skopeo copy` + `umoci unpack` + `runc run`; all with runc.
 # hostpull's server synthesises the composites and pushes them into the registry (prepare.mjs), so
-# all four tools fetch identical manifests and blobs from it. Per step it prints wall time of the
-# tool's command(s), bytes the registry served (its access log), and disk used by the tool's whole
-# state dir (du -B1), then the same figures as ratios to hostpull.
+# all tools fetch identical manifests and blobs from it. Per step it records wall time of the
+# tool's command(s), bytes the registry served (its access log), disk used by the tool's whole
+# state dir (du -B1) and, for hostpull, its peak RSS and CPU time; REPS repetitions (default 3
+# with --full, else 1), each from an empty cache. It prints medians per step as ratios to the
+# floor (to hostpull without a floor, and for --run), and the disk after step 3.
 #
-# Needs root, docker-registry, containerd/ctr, podman, skopeo, umoci, runc, jq, and the project
-# built (npm run build; set SKIP_BUILD=1 to use dist/ as it is). Not run in CI.
+# Needs root, docker-registry, containerd/ctr, podman, skopeo, umoci, runc, jq, curl, pigz, and
+# the project built (npm run build; set SKIP_BUILD=1 to use dist/ as it is; HOSTPULL_CLI=PATH runs
+# another build's dist/cli/main.js, e.g. to compare two versions). Not run in CI.
 # WORK (default /tmp/hostpull-peers) holds everything. On this machine / is ext4 without a
 # journal: deleting thousands of files slows file creation for minutes afterwards, so nothing is
 # deleted while measuring; old state goes to $WORK/trash, emptied at the very end (KEEP=1 keeps it).
-# SETTLE_S (default 0) waits that long after the last emptying of the trash before measuring.
+# SETTLE_S (default 0, with --full 370) waits that long after the last mass delete (ours, or
+# make-images.sh's) before measuring.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 W=${WORK:-/tmp/hostpull-peers}
-MODE=pull
-if [[ ${1:-} == --run ]]; then MODE=run; shift; fi
-PEERS=("$@"); ((${#PEERS[@]})) || PEERS=(hostpull containerd podman skopeo-umoci)
+MODE=pull FULL=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --run) MODE=run ;;
+    --full) FULL=1 ;;
+    *) echo "usage: $0 [--run] [--full] [PEER...]" >&2; exit 2 ;;
+  esac
+  shift
+done
+PEERS=("$@")
+if ((${#PEERS[@]} == 0)); then
+  if [[ $MODE == run ]]; then PEERS=(hostpull containerd podman skopeo-umoci)
+  elif ((FULL)); then PEERS=(hostpull containerd podman floor)
+  else PEERS=(hostpull containerd podman skopeo-umoci floor); fi
+fi
+if [[ $MODE == run && " ${PEERS[*]} " == *" floor "* ]]; then echo "the floor only pulls; it has no --run" >&2; exit 2; fi
+REPS=${REPS:-$((FULL ? 3 : 1))}
+SETTLE_S=${SETTLE_S:-$((FULL ? 370 : 0))}
+PEERBENCH=${PEERBENCH:-/tmp/peerbench}
+PEERBENCH_SCRIPTS=${PEERBENCH_SCRIPTS:-$REPO/../shared/bench/peers}
 # canonical (sorted) form
 if [[ $MODE == run ]]; then
   TAGS=(GRD7.0-JDK11.0-MVN3.8 GRD7.0-JDK17.0-MVN3.7 GRD7.0-JDK11.0-MVN3.7 GRD7.0-JDK11.0-MVN3.7)
@@ -40,8 +70,8 @@ else
 fi
 mkdir -p "$W/trash" "$W/registry/data"
 RES=$W/results.csv
-echo "peer,step,tag,wall_s,bytes,requests,disk_bytes,info" > "$RES"
-[[ $MODE == run ]] && RES=$W/results-run.csv && echo "peer,step,tag,first_output_s,bytes,requests,disk_bytes,info" > "$RES"
+echo "peer,rep,step,tag,wall_s,bytes,requests,disk_bytes,rss_kb,cpu_s,info" > "$RES"
+[[ $MODE == run ]] && RES=$W/results-run.csv && echo "peer,rep,step,tag,first_output_s,bytes,requests,disk_bytes,rss_kb,cpu_s,info" > "$RES"
 
 source "$HERE/lib.sh"
 
@@ -54,28 +84,48 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [[ -f $W/.last-mass-delete && ${SETTLE_S:-0} -gt 0 ]]; then
-  wait_s=$(( $(cat "$W/.last-mass-delete") + SETTLE_S - $(date +%s) ))
-  if (( wait_s > 0 )); then echo "settling ${wait_s}s after the last mass delete"; sleep "$wait_s"; fi
-fi
+# Waits until SETTLE_S seconds have passed since the last mass delete we know of.
+settle() {
+  local f last=0 t
+  for f in "$W/.last-mass-delete" "$PEERBENCH/.last-mass-delete"; do
+    [[ -f $f ]] && t=$(cat "$f") && ((t > last)) && last=$t
+  done
+  local wait_s=$((last + SETTLE_S - $(date +%s)))
+  if ((SETTLE_S > 0 && wait_s > 0)); then echo "settling ${wait_s}s after the last mass delete (SETTLE_S=$SETTLE_S)"; sleep "$wait_s"; fi
+  return 0
+}
 
 [[ -n ${SKIP_BUILD:-} ]] || (cd "$REPO" && npm run --silent build:ts)
-HOSTPULL=(node "$REPO/dist/cli/main.js")
+HOSTPULL=(node "${HOSTPULL_CLI:-$REPO/dist/cli/main.js}")
 
 # ---------------------------------------------------------------- registry (free loopback port)
 start_registry
 
 echo "preparing images in $REG ..."
-node "$HERE/prepare.mjs" "$REG" > "$W/images.json"
+if ((FULL)); then
+  LAYERS=$PEERBENCH/images/layers
+  if [[ ! -f $LAYERS/base.json || ! -f $LAYERS/GRD7.0.tar.gz ]]; then
+    echo "building the full-size layers into $PEERBENCH/images with $PEERBENCH_SCRIPTS/make-images.sh ..."
+    PB=$PEERBENCH REGISTRY=$REG "$PEERBENCH_SCRIPTS/make-images.sh" > "$W/make-images.log" 2>&1 || { cat "$W/make-images.log" >&2; exit 1; }
+  fi
+  node "$HERE/prepare.mjs" "$REG" --layers "$LAYERS" > "$W/images.json"
+else
+  node "$HERE/prepare.mjs" "$REG" > "$W/images.json"
+fi
 jq -c '.tags' "$W/images.json"
 
 # ---------------------------------------------------------------- peers
 HP=$W/hostpull
 hostpull_wipe() { trash "$HP"; mkdir -p "$HP"; }
-hostpull_step() { "${HOSTPULL[@]}" --root "$HP" pull --no-daemon --json "$REG/hostpull:$1" > "$W/.hostpull.json"; }
+# /usr/bin/time for hostpull's peak RSS and CPU (user+sys) of the whole process.
+hostpull_step() { /usr/bin/time -f '%M %U %S' -o "$W/.hostpull.time" "${HOSTPULL[@]}" --root "$HP" pull --no-daemon --json "$REG/hostpull:$1" > "$W/.hostpull.json"; }
 hostpull_dir()  { echo "$HP"; }
 # in-process pull time (phases.total) apart from the wall time, which includes starting Node
-hostpull_info() { INFO="client_bytes=$(jq .bytesFetched "$W/.hostpull.json") layer_hits=$(jq .layerHits "$W/.hostpull.json") pull_ms=$(jq .phases.total "$W/.hostpull.json")"; }
+hostpull_info() {
+  read -r RSS_KB user sys < "$W/.hostpull.time"
+  CPU_S=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+  INFO="client_bytes=$(jq .bytesFetched "$W/.hostpull.json") layer_hits=$(jq .layerHits "$W/.hostpull.json") pull_ms=$(jq .phases.total "$W/.hostpull.json")"
+}
 
 CD=$W/containerd
 CSOCK=$CD/containerd.sock
@@ -125,6 +175,28 @@ skopeo-umoci_step() {
 skopeo-umoci_dir()  { echo "$SU"; }
 skopeo-umoci_info() { INFO=$(cat "$SU/.split"); }
 
+FL=$W/floor
+floor_wipe() { trash "$FL"; mkdir -p "$FL/layers" "$FL/meta"; }
+# Manifest and config with curl, then every layer not extracted before, all at once, each
+# streamed straight into tar: what a per-digest store must do at the very least.
+floor_step() {
+  local m=$FL/meta/$1.json d h pids=() pid rc=0
+  curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o "$m" "http://$REG/v2/hostpull/manifests/$1"
+  d=$(jq -r .config.digest "$m")
+  curl -fsS -o "$FL/meta/${d#sha256:}.json" "http://$REG/v2/hostpull/blobs/$d"
+  for d in $(jq -r '.layers[].digest' "$m"); do
+    h=${d#sha256:}
+    [[ -d $FL/layers/$h ]] && continue
+    mkdir -p "$FL/layers/$h"
+    (curl -fsS "http://$REG/v2/hostpull/blobs/$d" | pigz -dc | tar -xf - -C "$FL/layers/$h") &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  return $rc
+}
+floor_dir()  { echo "$FL"; }
+floor_info() { INFO="layers=$(ls "$FL/layers" | wc -l)"; }
+
 # --run: each peer's way to start `/bin/busybox echo ready` in a container of the composite.
 RUNC_ROOT=$W/runc-state
 hostpull_run() { "${HOSTPULL[@]}" --root "$HP" run "$REG/hostpull:$1" -- /bin/busybox echo ready; }
@@ -151,6 +223,8 @@ first_output() {
   elapsed "$t0" "$t1"
 }
 
+settle
+for rep in $(seq 1 "$REPS"); do
 for p in "${PEERS[@]}"; do
   "${p}_wipe"
   sync
@@ -169,8 +243,8 @@ for p in "${PEERS[@]}"; do
       sleep 0.3
       read -r bytes nreq < <(reg_bytes "$mark")
       disk=$(du_bytes "$("${p}_dir")")
-      echo "$p,$step,$tag,$first,$bytes,$nreq,$disk," >> "$RES"
-      printf '%-13s run %d %-22s first output %7ss  fetched %10d B (%2d GETs)  disk %11d B\n' "$p" "$step" "$tag" "$first" "$bytes" "$nreq" "$disk"
+      echo "$p,$rep,$step,$tag,$first,$bytes,$nreq,$disk,,," >> "$RES"
+      printf '%-13s rep %d run %d %-22s first output %7ss  fetched %10d B (%2d GETs)  disk %11d B\n' "$p" "$rep" "$step" "$tag" "$first" "$bytes" "$nreq" "$disk"
       continue
     fi
     if ! "${p}_step" "$tag" > "$W/$p-step$step.log" 2>&1; then
@@ -182,22 +256,13 @@ for p in "${PEERS[@]}"; do
     sleep 0.3 # the registry logs a request just after answering it
     read -r bytes nreq < <(reg_bytes "$mark")
     disk=$(du_bytes "$("${p}_dir")")
-    INFO=""; "${p}_info"
-    echo "$p,$step,$tag,$(elapsed "$t0" "$t1"),$bytes,$nreq,$disk,$INFO" >> "$RES"
-    printf '%-13s step %d %-22s wall %7ss  fetched %10d B (%2d GETs)  disk %11d B  %s\n' "$p" "$step" "$tag" "$(elapsed "$t0" "$t1")" "$bytes" "$nreq" "$disk" "$INFO"
+    INFO="" RSS_KB="" CPU_S=""; "${p}_info"
+    echo "$p,$rep,$step,$tag,$(elapsed "$t0" "$t1"),$bytes,$nreq,$disk,$RSS_KB,$CPU_S,$INFO" >> "$RES"
+    printf '%-13s rep %d step %d %-22s wall %7ss  fetched %10d B (%2d GETs)  disk %11d B  %s\n' "$p" "$rep" "$step" "$tag" "$(elapsed "$t0" "$t1")" "$bytes" "$nreq" "$disk" "${RSS_KB:+rss ${RSS_KB} KB cpu ${CPU_S}s }$INFO"
   done
+done
 done
 
 echo
-echo "Ratios to hostpull (peer / hostpull) per step; results in $RES"
-time_col=wall; [[ $MODE == run ]] && time_col=first-out
-awk -F, -v tc="$time_col" 'NR > 1 { k = $2; if ($1 == "hostpull") { hw[k] = $4; hb[k] = $5; hd[k] = $7 } row[++n] = $0 }
-  END {
-    printf "%-13s %-5s %10s %10s %10s\n", "peer", "step", tc, "fetched", "disk"
-    for (i = 1; i <= n; i++) {
-      split(row[i], f, ",")
-      k = f[2]
-      if (!(k in hw)) { printf "%-13s %-5s %10s %10s %10s\n", f[1], k, "-", "-", "-"; continue }
-      printf "%-13s %-5s %9.2fx %9.2fx %9.2fx\n", f[1], k, (hw[k] > 0 ? f[4] / hw[k] : 0), (hb[k] > 0 ? f[5] / hb[k] : 0), (hd[k] > 0 ? f[7] / hd[k] : 0)
-    }
-  }' "$RES"
+echo "Results in $RES (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+node "$HERE/summarize.mjs" "$RES"

@@ -645,6 +645,38 @@ out:
   return result;
 }
 
+/* ---- aligned memory for O_DIRECT ------------------------------------------------------------ */
+
+static void free_aligned(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+/* alignedBuffer(size, alignment) -> ArrayBuffer whose memory starts at a multiple of alignment
+ * (a power of two), as O_DIRECT writes need; freed when the ArrayBuffer is collected. Node 20
+ * cannot allocate such memory itself: malloc'd ArrayBuffers are only 16-byte aligned. */
+static napi_value js_aligned_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int64_t size = 0, alignment = 0;
+  if (!get_int64(env, argv[0], "size", &size) || !get_int64(env, argv[1], "alignment", &alignment)) return NULL;
+  if (size <= 0 || alignment < (int64_t)sizeof(void *) || (alignment & (alignment - 1)) != 0) {
+    napi_throw_range_error(env, NULL, "alignedBuffer: size must be positive and alignment a power of two");
+    return NULL;
+  }
+  void *data = NULL;
+  int err = posix_memalign(&data, (size_t)alignment, (size_t)size);
+  if (err != 0) return throw_errno(env, err, "posix_memalign", NULL);
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, data, (size_t)size, free_aligned, NULL, &ab) != napi_ok) {
+    free(data);
+    throw_napi_status(env);
+    return NULL;
+  }
+  return ab;
+}
+
 /* ---- module init ------------------------------------------------------------------------------ */
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -667,6 +699,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "llistxattr", js_llistxattr);
   export_fn(env, exports, "lremovexattr", js_lremovexattr);
   export_fn(env, exports, "overlayMount", js_overlay_mount);
+  export_fn(env, exports, "alignedBuffer", js_aligned_buffer);
 
   napi_value constants;
   if (napi_create_object(env, &constants) != napi_ok) return exports;

@@ -11,7 +11,7 @@ import { HostpullError } from '../errors.js';
  */
 export type ArchiveErrorCode = 'LAYER_INVALID' | 'LAYER_AMBIGUOUS' | 'LAYER_UNSAFE' | 'LAYER_QUOTA_EXCEEDED';
 
-export const ARCHIVE_ERROR_CODES: ReadonlySet<string> = new Set<ArchiveErrorCode>(['LAYER_INVALID', 'LAYER_AMBIGUOUS', 'LAYER_UNSAFE', 'LAYER_QUOTA_EXCEEDED']);
+const ARCHIVE_ERROR_CODES: ReadonlySet<string> = new Set<ArchiveErrorCode>(['LAYER_INVALID', 'LAYER_AMBIGUOUS', 'LAYER_UNSAFE', 'LAYER_QUOTA_EXCEEDED']);
 
 /** True for an error one of the archive checks threw (the layer itself is at fault). */
 export function isArchiveError(err: unknown): err is HostpullError {
@@ -23,6 +23,8 @@ export interface ArchiveErrorWhere {
   entry?: string;
   /** Byte offset of the entry's header in the uncompressed stream. */
   offset?: number;
+  /** More facts for `details` (the bound that was crossed…). */
+  details?: Record<string, unknown>;
 }
 
 /**
@@ -33,6 +35,6 @@ export function archiveError(code: ArchiveErrorCode, layer: string, rule: string
   const entry = at.entry === undefined ? '' : `entry ${JSON.stringify(at.entry)}: `;
   const offset = at.offset === undefined ? '' : ` (tar offset ${at.offset})`;
   return new HostpullError(code, `layer ${layer}: ${entry}${reason}${offset}`, {
-    details: { layerDir: layer, rule, ...(at.entry === undefined ? {} : { entry: at.entry }), ...(at.offset === undefined ? {} : { offset: at.offset }) },
+    details: { layerDir: layer, rule, ...(at.entry === undefined ? {} : { entry: at.entry }), ...(at.offset === undefined ? {} : { offset: at.offset }), ...at.details },
   });
 }

@@ -1,6 +1,6 @@
 /** Linux PATH_MAX (bytes, including the terminating NUL) and NAME_MAX. */
 export const PATH_MAX = 4096;
-export const NAME_MAX = 255;
+const NAME_MAX = 255;
 
 /** An empty, `.` or `..` component (or an empty name): the name needs the full normalisation. */
 const NOT_CLEAN = /(?:^|\/)\.{0,2}(?:\/|$)/;

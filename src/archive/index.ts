@@ -1,10 +1,13 @@
-export { ARCHIVE_ERROR_CODES, archiveError, isArchiveError, type ArchiveErrorCode } from './archive-error.js';
-export { createDecompressor, type DecompressorOptions } from './decompress.js';
-export { EntryChecker, type CheckedEntry, type CheckedEntrySink, type EntryCheckerOptions } from './entry-checker.js';
-export { baseOf, isWithin, NAME_MAX, normaliseEntryPath, parentOf, PATH_MAX } from './entry-path.js';
-export { FootprintBuilder, footprintViolation, MAX_LISTED, type LayerFootprint } from './layer-footprint.js';
-export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, SETID_BITS, type PackageClaim } from './package-claim.js';
-export { EXPANSION_ALLOWANCE, expansionBound, readLayer, type LayerSink, type ReadLayerOptions, type ReadLayerResult, type TarByteBound } from './read-layer.js';
-export { parseNumeric, TarReader, type TarEntryHeader, type TarEntrySink, type TarEntryType, type TarReaderOptions } from './tar-reader.js';
-export { VerifyingStream, type VerifyingStreamOptions } from './verifying-stream.js';
-export { treeChecksum, TREE_CHECKSUM_VERSION } from './tree-checksum.js';
+/**
+ * What both sides read a layer with (the server at registration, the node at unpack): the tar reader and
+ * its entry rules, decompression, footprints and claims, hash-while-streaming, the tar writer.
+ */
+export { archiveError, type ArchiveErrorCode, isArchiveError } from './archive-error.js';
+export { type CheckedEntry, type CheckedEntrySink, EntryChecker } from './entry-checker.js';
+export { baseOf, normaliseEntryPath, parentOf } from './entry-path.js';
+export { FootprintBuilder, footprintViolation, type LayerFootprint } from './layer-footprint.js';
+export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
+export { expansionBound, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
+export { type TarEntryHeader, type TarEntrySink, TarReader } from './tar-reader.js';
+export { treeChecksum } from './tree-checksum.js';
+export { VerifyingStream } from './verifying-stream.js';

@@ -30,8 +30,8 @@ export interface LayerFootprint {
   capabilityCount: number;
 }
 
-export const MAX_NEUTRAL_DIRS = 64;
-export const MAX_LISTED = 256;
+const MAX_NEUTRAL_DIRS = 64;
+const MAX_LISTED = 256;
 /** Neutral directories kept while reading; past this, new ones count as claiming (stricter, never looser). */
 const MAX_TRACKED_NEUTRAL = 4096;
 

@@ -33,7 +33,7 @@ const NEWLINE = 0x0a;
  * text where a newline has no business: readers that split a PAX body on newlines (node-tar did)
  * would see a forged record inside such a value, so one is refused as ambiguous.
  */
-export function valueMayHoldNewline(key: string): boolean {
+function valueMayHoldNewline(key: string): boolean {
   return key.startsWith('SCHILY.xattr.') || key.startsWith('LIBARCHIVE.xattr.');
 }
 

@@ -1,8 +1,7 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError, isHostpullError } from '../errors.js';
-import { createDigester, digestFromHash, type Digest } from '../oci/digest.js';
-import type { LayerCompression } from '../oci/mediatypes.js';
+import { createDigester, digestFromHash, type Digest, type LayerCompression } from '../oci/index.js';
 import { archiveError } from './archive-error.js';
 import { createDecompressor } from './decompress.js';
 import { EntryChecker, type CheckedEntrySink } from './entry-checker.js';
@@ -58,7 +57,7 @@ export interface ReadLayerResult {
 }
 
 /** Bytes a small layer may expand to whatever its ratio: a tree of empty files is mostly tar headers. */
-export const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
+const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
 
 /**
  * The bound that a decompression bomb hits: `ratio × compressed + 64 MiB`. The demo's real layers
@@ -79,8 +78,8 @@ export function expansionBound(compressedSize: number, ratio: number): TarByteBo
  * The server runs this without a sink to check a package at registration, the node with its
  * layer writer to unpack: one reader, one set of rules, one verdict.
  *
- * Everything after decompression runs synchronously inside one Writable, so entries are handled
- * strictly in archive order. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
+ * Everything after decompression runs inside one Writable, one chunk at a time, so entries are
+ * handled strictly in archive order. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
  * LAYER_UNSAFE, LAYER_QUOTA_EXCEEDED, whatever the sink throws, LAYER_READ_FAILED or ABORTED.
  */
 export async function readLayer(source: Readable, opts: ReadLayerOptions): Promise<ReadLayerResult> {
@@ -98,20 +97,25 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _encoding, callback) {
-      try {
-        tarBytes += chunk.length;
-        if (tarBytes > bound.bytes) {
-          const err = archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`);
-          if (bound.details) Object.assign(err.details!, bound.details);
-          throw err;
+      // Handled on the next turn of the event loop, not inside this call: zlib pushes its output
+      // from the callback of one inflate step and starts the next step only when the push
+      // returns, so handling it synchronously kept the threadpool idle while this thread wrote
+      // files, and the reverse (one layer = one lane). Deferred, the next inflate runs while this
+      // chunk is read and applied (measured: see the commit that made this change).
+      setImmediate(() => {
+        try {
+          tarBytes += chunk.length;
+          if (tarBytes > bound.bytes) {
+            throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
+          }
+          hash.update(chunk);
+          reader.write(chunk);
+          callback();
+        } catch (err) {
+          sinkError = err;
+          callback(err as Error);
         }
-        hash.update(chunk);
-        reader.write(chunk);
-        callback();
-      } catch (err) {
-        sinkError = err;
-        callback(err as Error);
-      }
+      });
     },
     final(callback) {
       try {
@@ -135,18 +139,20 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   } catch (err) {
     opts.sink?.abort?.();
     if (err === sinkError) throw err;
-    throw mapError(err, decompressorError, where, opts.compression, opts.signal);
+    throw mapReadError(err, decompressorError, where, opts.compression, opts.signal);
   }
   return { diffId: digestFromHash(hash, algorithm), uncompressedSize: tarBytes, entries: checker.entries, footprint: checker.footprint() };
 }
 
-function mapError(err: unknown, decompressorError: unknown, where: string, compression: LayerCompression, signal: AbortSignal | undefined): HostpullError {
+/** The HostpullError readLayer reports for a failure that is not its sink's (also used by the unpack workers for their source's errors). */
+export function mapReadError(err: unknown, decompressorError: unknown, where: string, compression: LayerCompression, signal: AbortSignal | undefined): HostpullError {
   if (signal?.aborted && !isHostpullError(err)) {
     return new HostpullError('ABORTED', `layer ${where}: reading aborted`, { cause: err, details: { layerDir: where } });
   }
   if (err === decompressorError) {
-    const message = (err as Error).message;
-    return new HostpullError('LAYER_INVALID', `layer ${where}: ${message.startsWith(compression) ? message : `${compression} decompression failed: ${message}`}`, {
+    // Our zstd decompressor says what failed itself; zlib's errors ("incorrect header check") need saying which decompression.
+    const message = isHostpullError(err) ? err.message : `${compression} decompression failed: ${(err as Error).message}`;
+    return new HostpullError('LAYER_INVALID', `layer ${where}: ${message}`, {
       cause: err,
       details: { layerDir: where, rule: 'decompression' },
     });

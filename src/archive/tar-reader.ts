@@ -65,6 +65,17 @@ export interface TarReaderOptions {
 }
 
 const BLOCK = 512;
+
+/** The PAX keywords that carry numbers, and how each is read (an integer, or seconds with a fraction). */
+type PaxNumberKey = 'size' | 'uid' | 'gid' | 'mtime' | 'atime';
+const PAX_NUMBERS: ReadonlyMap<string, 'integer' | 'time'> = new Map<PaxNumberKey, 'integer' | 'time'>([
+  ['size', 'integer'],
+  ['uid', 'integer'],
+  ['gid', 'integer'],
+  ['mtime', 'time'],
+  ['atime', 'time'],
+]);
+
 const enum State {
   Header,
   Data,
@@ -318,47 +329,36 @@ export class TarReader {
     this.#longName = undefined;
     this.#longLink = undefined;
 
-    let uid = num(108, 8, 'uid');
-    let gid = num(116, 8, 'gid');
-    let mtime = num(136, 12, 'mtime');
-    let atime: number | undefined;
-    let dataSize = size;
+    // The header's own fields are read (and checked) whether or not a PAX record overrides them.
+    const headerUid = num(108, 8, 'uid');
+    const headerGid = num(116, 8, 'gid');
+    const headerMtime = num(136, 12, 'mtime');
+    // Numbers PAX records override, read in record order (so the first bad record is the one reported).
+    const numbers = new Map<PaxNumberKey, number>();
     const xattrs = new Map<string, Buffer>();
     for (const [key, value] of pax) {
-      switch (key) {
-        case 'path':
-          name = this.#utf8(value, offset, 'PAX path');
-          break;
-        case 'linkpath':
-          linkname = this.#utf8(value, offset, 'PAX linkpath');
-          break;
-        case 'size':
-          dataSize = this.#paxInteger(value, offset, name, key);
-          break;
-        case 'uid':
-          uid = this.#paxInteger(value, offset, name, key);
-          break;
-        case 'gid':
-          gid = this.#paxInteger(value, offset, name, key);
-          break;
-        case 'mtime':
-          mtime = this.#paxTime(value, offset, name, key);
-          break;
-        case 'atime':
-          atime = this.#paxTime(value, offset, name, key);
-          break;
-        default:
-          if (key.startsWith('SCHILY.xattr.')) {
-            xattrs.set(key.slice('SCHILY.xattr.'.length), value);
-          } else if (key.startsWith('GNU.sparse.')) {
-            // Sparse files store a map before the data; extracting them as plain files would
-            // silently produce wrong content.
-            this.#fail('GNU sparse files are not supported', offset, name);
-          }
-        // Other keywords (uname, gname, ctime, charset, comment, LIBARCHIVE.*…) do not affect
-        // what we write.
+      const kind = PAX_NUMBERS.get(key);
+      if (key === 'path') {
+        name = this.#utf8(value, offset, 'PAX path');
+      } else if (key === 'linkpath') {
+        linkname = this.#utf8(value, offset, 'PAX linkpath');
+      } else if (kind !== undefined) {
+        numbers.set(key as PaxNumberKey, kind === 'time' ? this.#paxTime(value, offset, name, key) : this.#paxInteger(value, offset, name, key));
+      } else if (key.startsWith('SCHILY.xattr.')) {
+        xattrs.set(key.slice('SCHILY.xattr.'.length), value);
+      } else if (key.startsWith('GNU.sparse.')) {
+        // Sparse files store a map before the data; extracting them as plain files would
+        // silently produce wrong content.
+        this.#fail('GNU sparse files are not supported', offset, name);
       }
+      // Other keywords (uname, gname, ctime, charset, comment, LIBARCHIVE.*…) do not affect
+      // what we write.
     }
+    const dataSize = numbers.get('size') ?? size;
+    const uid = numbers.get('uid') ?? headerUid;
+    const gid = numbers.get('gid') ?? headerGid;
+    const mtime = numbers.get('mtime') ?? headerMtime;
+    const atime = numbers.get('atime');
 
     let type: TarEntryType;
     switch (typeflag) {

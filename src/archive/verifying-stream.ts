@@ -1,7 +1,8 @@
-import { Transform, type TransformCallback } from 'node:stream';
+import type { TransformCallback } from 'node:stream';
 import type { Hash } from 'node:crypto';
 import { HostpullError } from '../errors.js';
-import { createDigester, digestAlgorithm, digestFromHash, shortDigest, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, shortDigest, type Digest } from '../oci/index.js';
+import { HashingStream } from '../oci/index.js';
 
 export interface VerifyingStreamOptions {
   digest: Digest;
@@ -20,30 +21,20 @@ export interface VerifyingStreamOptions {
  * a consumer never sees a clean end of unverified content. Too many bytes fail at once, without
  * waiting for the end.
  */
-export class VerifyingStream extends Transform {
+export class VerifyingStream extends HashingStream {
   readonly #digest: Digest;
   readonly #size: number;
   readonly #source: string;
-  readonly #hash: Hash;
-  #count: number;
 
   constructor(options: VerifyingStreamOptions) {
-    super();
+    super({ algorithm: digestAlgorithm(options.digest), ...(options.hash ? { hash: options.hash } : {}), ...(options.offset ? { offset: options.offset } : {}) });
     this.#digest = options.digest;
     this.#size = options.size;
     this.#source = options.source;
-    this.#hash = options.hash ?? createDigester(digestAlgorithm(options.digest));
-    this.#count = options.offset ?? 0;
-  }
-
-  /** Bytes seen so far, including a resumed prefix. */
-  get bytes(): number {
-    return this.#count;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
-    this.#count += chunk.length;
-    if (this.#count > this.#size) {
+    if (this.bytes + chunk.length > this.#size) {
       callback(
         new HostpullError('SIZE_MISMATCH', `blob ${shortDigest(this.#digest)} from ${this.#source}: more than the ${this.#size} bytes the manifest declares`, {
           details: { digest: this.#digest, expected: this.#size },
@@ -51,21 +42,21 @@ export class VerifyingStream extends Transform {
       );
       return;
     }
-    this.#hash.update(chunk);
+    this.count(chunk);
     callback(null, chunk);
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.#count !== this.#size) {
+    if (this.bytes !== this.#size) {
       callback(
-        new HostpullError('SIZE_MISMATCH', `blob ${shortDigest(this.#digest)} from ${this.#source}: got ${this.#count} bytes, the manifest declares ${this.#size}`, {
+        new HostpullError('SIZE_MISMATCH', `blob ${shortDigest(this.#digest)} from ${this.#source}: got ${this.bytes} bytes, the manifest declares ${this.#size}`, {
           hint: 'the transfer was cut short or the registry serves different content; pulling again resumes or refetches it',
-          details: { digest: this.#digest, expected: this.#size, actual: this.#count },
+          details: { digest: this.#digest, expected: this.#size, actual: this.bytes },
         }),
       );
       return;
     }
-    const actual = digestFromHash(this.#hash, digestAlgorithm(this.#digest));
+    const actual = this.digest();
     if (actual !== this.#digest) {
       callback(
         new HostpullError('DIGEST_MISMATCH', `blob ${this.#digest} from ${this.#source}: content hashes to ${actual}`, {

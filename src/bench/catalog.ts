@@ -52,7 +52,7 @@ const MEDIAN_PACKAGE_BYTES = 20_000_000;
 const SIGMA = 1.2;
 const BASE_BYTES = 30_000_000;
 
-export function packageName(i: number): string {
+function packageName(i: number): string {
   return i < NAMES.length ? NAMES[i]! : `PKG${i}`;
 }
 

@@ -20,7 +20,7 @@ export interface PushedImage {
 }
 
 /** A deterministic image config: the same layers and env always give the same digest. */
-export function imageConfig(layers: readonly BenchBlob[], env: readonly string[]): Buffer {
+function imageConfig(layers: readonly BenchBlob[], env: readonly string[]): Buffer {
   return Buffer.from(
     JSON.stringify({
       architecture: 'amd64',

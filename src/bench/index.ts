@@ -1,11 +1,5 @@
-export * from './accounting.js';
-export * from './catalog.js';
-export * from './content.js';
-export * from './images.js';
-export * from './local-registry.js';
-export * from './prng.js';
-export * from './report-html.js';
-export * from './run.js';
-export * from './trace.js';
-export * from './workload.js';
-export * from './zipf.js';
+/**
+ * `hostpull bench`: the workload replay against fresh stores and its HTML report.
+ */
+export { renderHtmlReport } from './report-html.js';
+export { type ApproachResult, type BenchResult, runBench } from './run.js';

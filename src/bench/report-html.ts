@@ -1,4 +1,4 @@
-import { formatBytes } from '../util/format-bytes.js';
+import { formatBytes } from '../util/index.js';
 import type { ApproachName, ApproachResult, BenchResult } from './run.js';
 
 interface Line {

@@ -6,9 +6,9 @@ import { silentLogger, type Logger } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { Puller, type PullResult } from '../pull/index.js';
 import { RegistryClient } from '../registry/index.js';
-import { startServer, type RunningServer } from '../server/serve.js';
-import { ContentStore } from '../store/content-store.js';
-import { mapLimit } from '../util/limit.js';
+import { canonicalTag, startServer, type RunningServer } from '../server/index.js';
+import { ContentStore } from '../store/index.js';
+import { mapLimit } from '../util/index.js';
 import { HitRateAccount, type HitRates, type SeriesPoint } from './accounting.js';
 import { catalogIndex, syntheticCatalog, type BenchCatalog } from './catalog.js';
 import { packageDir } from './content.js';
@@ -17,7 +17,7 @@ import { BASE_TAG, BENCH_REPOS, BenchImageBuilder, pushImage } from './images.js
 import { LocalRegistry, servedBlobBytes, servedBytes, type RegistryAccess } from './local-registry.js';
 import { hashSeed, mulberry32, randomInt } from './prng.js';
 import { catalogFromTrace, parseTrace } from './trace.js';
-import { canonicalTag, generateWorkload, type BenchRequest } from './workload.js';
+import { generateWorkload, type BenchRequest } from './workload.js';
 
 export type ApproachName = 'hostpull' | 'flattened' | 'stacked';
 
@@ -120,6 +120,14 @@ interface Target {
   tag: (req: BenchRequest) => string;
 }
 
+/** What the bench put into its registry: the images each approach pulls, by tag, as layer digests. */
+interface PushedImages {
+  layersOf: Map<ApproachName, Map<string, Digest[]>>;
+  /** Compressed size of every layer blob pushed. */
+  sizes: Map<Digest, number>;
+  catalogFile: string;
+}
+
 /**
  * `hostpull bench`: builds the catalog's package images into a registry of its own, serves
  * composites in front of it, and replays the workload against fresh node stores with hostpull and
@@ -143,53 +151,11 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   const client = new RegistryClient({ logger, retries: 1 });
   try {
     registry = await LocalRegistry.start({ dir: join(work, 'registry'), ...(options.registryBinary ? { binary: options.registryBinary } : {}), ...(options.signal ? { signal: options.signal } : {}) });
-    const reg = registry;
-    const builder = new BenchImageBuilder(catalog, versions);
-    await pushImage(client, registry.host, BENCH_REPOS.base, BASE_TAG, [builder.base], ['PATH=/usr/bin:/bin'], options.signal);
-    const entries: Record<string, unknown> = {};
-    const used = new Set(workload.flatMap((r) => r.codes));
-    // Pushes overlap (4 at a time): each is a few small round trips to docker-registry, and one
-    // after the other they were most of a small run's set-up time.
-    await mapLimit([...used].sort(), PUSH_CONCURRENCY, async (code, _i, signal) => {
-      const v = versions.get(code)!;
-      await pushImage(client, reg.host, BENCH_REPOS.package(v.package), v.version, [builder.packageLayer(code)], [], signal);
-    }, options.signal);
-    for (const code of [...used].sort()) {
-      const v = versions.get(code)!;
-      entries[code] = { image: `${BENCH_REPOS.package(v.package)}:${v.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: v.package };
-    }
-    const catalogFile = join(work, 'catalog.json');
-    await writeFile(catalogFile, JSON.stringify({ entries }));
-    server = await startServer({ upstream: registry.url, port: 0, catalogFile, base: `${BENCH_REPOS.base}:${BASE_TAG}`, namespace: NAMESPACE, cacheTtlMs: 3_600_000, logger });
-
     const tags = [...new Set(workload.map((r) => canonicalTag(r.codes)))];
     const baselines = options.baselines ?? true;
-    const layersOf = new Map<ApproachName, Map<string, Digest[]>>();
-    layersOf.set('hostpull', new Map(tags.map((t) => [t, [builder.base.digest, ...t.split('-').map((c) => builder.packageLayer(c).digest)]])));
-    if (baselines) {
-      // Everything is pushed before any replay starts, so the access-log windows of the replays
-      // hold only pulls.
-      for (const name of ['flattened', 'stacked'] as const) {
-        const m = new Map<string, Digest[]>();
-        for (const t of tags) {
-          const codes = t.split('-');
-          m.set(t, (name === 'flattened' ? builder.flattenedLayers(codes) : builder.stackedLayers(codes)).map((l) => l.digest));
-        }
-        const repository = name === 'flattened' ? BENCH_REPOS.flattened : BENCH_REPOS.stacked;
-        await mapLimit(tags, PUSH_CONCURRENCY, async (t, _i, signal) => {
-          const codes = t.split('-');
-          const layers = name === 'flattened' ? builder.flattenedLayers(codes) : builder.stackedLayers(codes);
-          await pushImage(client, reg.host, repository, t, layers, builder.pathEnv(codes), signal);
-        }, options.signal);
-        layersOf.set(name, m);
-      }
-    }
-    const sizes = new Map<string, number>();
-    const allBlobs = [builder.base, ...[...used].map((c) => builder.packageLayer(c))];
-    if (baselines) for (const t of tags) allBlobs.push(...builder.flattenedLayers(t.split('-')), ...builder.stackedLayers(t.split('-')));
-    for (const b of allBlobs) sizes.set(b.digest, b.size);
+    const pushed = await pushImages({ client, registry, builder: new BenchImageBuilder(catalog, versions), versions, workload, tags, baselines, work, signal: options.signal });
+    server = await startServer({ upstream: registry.url, port: 0, catalogFile: pushed.catalogFile, base: `${BENCH_REPOS.base}:${BASE_TAG}`, namespace: NAMESPACE, cacheTtlMs: 3_600_000, logger });
 
-    const assign = nodeAssignment(workload.length, nodes, options.assign ?? 'round-robin', seed);
     const targets: Array<[ApproachName, Target]> = [['hostpull', { registry: server.host, repository: NAMESPACE, tag: (r) => r.codes.join('-') }]];
     if (baselines) {
       targets.push(['flattened', { registry: registry.host, repository: BENCH_REPOS.flattened, tag: (r) => canonicalTag(r.codes) }]);
@@ -205,20 +171,15 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     await primeServer(server.url, NAMESPACE, tags, options.signal);
     phasesMs.serverPrime = Math.round(performance.now() - tPrime);
     const primeBytes = servedBytes(await registry.since(primeMark));
-    const approaches: Partial<Record<ApproachName, ApproachResult>> = {};
     phasesMs.prepare = Math.round(performance.now() - started);
+
+    const assign = nodeAssignment(workload.length, nodes, options.assign ?? 'round-robin', seed);
+    const approaches: Partial<Record<ApproachName, ApproachResult>> = {};
     for (const [name, target] of targets) {
       const t0 = performance.now();
-      const imageLayers = layersOf.get(name)!;
-      const distinct = new Set([...imageLayers.values()].flat());
       const result = await replay({ name, target, workload, assign, nodes, unpack, work, registry, client, logger, options });
       if (name === 'hostpull') result.registryBytes += primeBytes;
-      approaches[name] = {
-        ...result,
-        images: imageLayers.size,
-        distinctLayers: distinct.size,
-        distinctLayerBytes: [...distinct].reduce((n, d) => n + (sizes.get(d) ?? 0), 0),
-      };
+      approaches[name] = { ...result, ...imageFootprint(pushed, name) };
       phasesMs[name] = Math.round(performance.now() - t0);
     }
     const hp = approaches.hostpull!;
@@ -250,6 +211,61 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (!options.keep) await rm(work, { recursive: true, force: true });
     else logger.info({ work }, 'bench work dir kept');
   }
+}
+
+/**
+ * Pushes everything the replays pull before any replay starts, so the access-log windows of the
+ * replays hold only pulls: the base and the package images the workload uses (and a static
+ * catalog naming them, for the server), and, with `baselines`, one flattened and one stacked image
+ * per distinct tag. Pushes overlap ({@link PUSH_CONCURRENCY} at a time): each is a few small round
+ * trips to docker-registry, and one after the other they were most of a small run's set-up time.
+ */
+async function pushImages(input: {
+  client: RegistryClient;
+  registry: LocalRegistry;
+  builder: BenchImageBuilder;
+  versions: ReturnType<typeof catalogIndex>;
+  workload: BenchRequest[];
+  tags: string[];
+  baselines: boolean;
+  work: string;
+  signal: AbortSignal | undefined;
+}): Promise<PushedImages> {
+  const { client, registry, builder, versions, tags, signal } = input;
+  await pushImage(client, registry.host, BENCH_REPOS.base, BASE_TAG, [builder.base], ['PATH=/usr/bin:/bin'], signal);
+  const used = [...new Set(input.workload.flatMap((r) => r.codes))].sort();
+  await mapLimit(used, PUSH_CONCURRENCY, async (code, _i, s) => {
+    const v = versions.get(code)!;
+    await pushImage(client, registry.host, BENCH_REPOS.package(v.package), v.version, [builder.packageLayer(code)], [], s);
+  }, signal);
+  const entries: Record<string, unknown> = {};
+  for (const code of used) {
+    const v = versions.get(code)!;
+    entries[code] = { image: `${BENCH_REPOS.package(v.package)}:${v.version}`, prefix: `/${packageDir(code)}`, pathAdd: [`/${packageDir(code)}/bin`], group: v.package };
+  }
+  const catalogFile = join(input.work, 'catalog.json');
+  await writeFile(catalogFile, JSON.stringify({ entries }));
+
+  const layersOf = new Map<ApproachName, Map<string, Digest[]>>();
+  layersOf.set('hostpull', new Map(tags.map((t) => [t, [builder.base.digest, ...t.split('-').map((c) => builder.packageLayer(c).digest)]])));
+  const blobs = [builder.base, ...used.map((c) => builder.packageLayer(c))];
+  if (input.baselines) {
+    for (const name of ['flattened', 'stacked'] as const) {
+      const layersFor = (t: string) => (name === 'flattened' ? builder.flattenedLayers(t.split('-')) : builder.stackedLayers(t.split('-')));
+      const repository = name === 'flattened' ? BENCH_REPOS.flattened : BENCH_REPOS.stacked;
+      await mapLimit(tags, PUSH_CONCURRENCY, (t, _i, s) => pushImage(client, registry.host, repository, t, layersFor(t), builder.pathEnv(t.split('-')), s), signal);
+      layersOf.set(name, new Map(tags.map((t) => [t, layersFor(t).map((l) => l.digest)])));
+      for (const t of tags) blobs.push(...layersFor(t));
+    }
+  }
+  return { layersOf, sizes: new Map(blobs.map((b) => [b.digest, b.size])), catalogFile };
+}
+
+/** How many images an approach needed in the registry, and their distinct layers and bytes. */
+function imageFootprint(pushed: PushedImages, name: ApproachName): Pick<ApproachResult, 'images' | 'distinctLayers' | 'distinctLayerBytes'> {
+  const imageLayers = pushed.layersOf.get(name)!;
+  const distinct = new Set([...imageLayers.values()].flat());
+  return { images: imageLayers.size, distinctLayers: distinct.size, distinctLayerBytes: [...distinct].reduce((n, d) => n + (pushed.sizes.get(d) ?? 0), 0) };
 }
 
 /** HEADs each composite once so the server has synthesised (and pushed) it before the replay. */

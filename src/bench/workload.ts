@@ -26,19 +26,11 @@ export interface WorkloadOptions {
 }
 
 /**
- * Canonical form of a composite tag: code names sorted, as the server canonicalises them
- * (DESIGN §1), so two orders of the same set count as one combination.
- */
-export function canonicalTag(codes: readonly string[]): string {
-  return [...codes].sort().join('-');
-}
-
-/**
  * Version churn: version j (0-based, of V) is released at fraction j/V of the run, so the run
  * starts with only the oldest versions and ends with all; among released versions the newest is
  * the most popular and each older one is `decay` times less so.
  */
-export function pickVersion(rnd: Random, versions: readonly BenchPackageVersion[], progress: number, decay: number): BenchPackageVersion {
+function pickVersion(rnd: Random, versions: readonly BenchPackageVersion[], progress: number, decay: number): BenchPackageVersion {
   const released = Math.min(versions.length, Math.floor(progress * versions.length) + 1);
   const weights: number[] = [];
   for (let j = 0; j < released; j++) weights.push(decay ** (released - 1 - j));

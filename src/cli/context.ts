@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { hintFor, HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
-import { parseDuration } from '../daemon/parse-duration.js';
-import { parseSize as parseSizeText } from '../gc/parse-size.js';
-import { defaultRoot } from '../paths.js';
+import { defaultRoot } from '../defaults.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
 export interface GlobalOptions {
@@ -28,9 +26,10 @@ export interface RegistryTimeouts {
   retryBudgetMs?: number;
 }
 
-export const EXIT_OK = 0;
+/** Exit code of a command that failed without a HostpullError to say otherwise. */
 export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+/** Exit code of a command line commander refuses: the same as a USAGE error's. */
+export const EXIT_USAGE = errorRow('USAGE').exit;
 
 export function globalOptions(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Record<string, unknown>;
@@ -46,48 +45,18 @@ export function globalOptions(cmd: Command): GlobalOptions {
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
     registry: registryTimeouts(o),
     registryFlagsGiven: ['registryHeadersTimeout', 'registryIdleTimeout', 'registryRetryBudget'].some((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli'),
-    maxExpansionRatio: o.maxExpansionRatio === undefined ? undefined : positiveNumber(String(o.maxExpansionRatio), '--max-expansion-ratio'),
-    diskReserve: o.diskReserve === undefined ? undefined : parseSize(String(o.diskReserve), '--disk-reserve'),
+    maxExpansionRatio: o.maxExpansionRatio as number | undefined,
+    diskReserve: o.diskReserve as number | undefined,
   };
 }
 
+/** Values commander already parsed (cli/options.ts): milliseconds; unset flags stay unset. */
 function registryTimeouts(o: Record<string, unknown>): RegistryTimeouts {
   const out: RegistryTimeouts = {};
-  const take = (flag: string, key: keyof RegistryTimeouts, value: unknown) => {
-    if (value === undefined || value === '') return;
-    try {
-      out[key] = parseDuration(String(value));
-    } catch (err) {
-      throw usageError(`--${flag}: ${(err as Error).message}`, 'e.g. 500ms, 30s, 2m');
-    }
-    if (out[key] === 0) throw usageError(`--${flag} must be more than 0`);
-  };
-  take('registry-headers-timeout', 'headersTimeoutMs', o.registryHeadersTimeout);
-  take('registry-idle-timeout', 'bodyTimeoutMs', o.registryIdleTimeout);
-  take('registry-retry-budget', 'retryBudgetMs', o.registryRetryBudget);
+  if (typeof o.registryHeadersTimeout === 'number') out.headersTimeoutMs = o.registryHeadersTimeout;
+  if (typeof o.registryIdleTimeout === 'number') out.bodyTimeoutMs = o.registryIdleTimeout;
+  if (typeof o.registryRetryBudget === 'number') out.retryBudgetMs = o.registryRetryBudget;
   return out;
-}
-
-/** A number > 0 given to `flag`, or a usage error. */
-export function positiveNumber(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw usageError(`${flag} must be a number above 0, not ${JSON.stringify(value)}`);
-  return n;
-}
-
-/** A whole number > 0 given to `flag`, or a usage error. */
-export function positiveInteger(value: string, flag: string): number {
-  const n = positiveNumber(value, flag);
-  if (!Number.isInteger(n)) throw usageError(`${flag} must be a whole number, not ${JSON.stringify(value)}`);
-  return n;
-}
-
-function parseSize(value: string, flag: string): number {
-  try {
-    return parseSizeText(value);
-  } catch (err) {
-    throw usageError(`${flag}: ${(err as Error).message}`, 'e.g. 512M or 2G');
-  }
 }
 
 export function loggerFor(opts: GlobalOptions): Logger {
@@ -95,7 +64,7 @@ export function loggerFor(opts: GlobalOptions): Logger {
 }
 
 /** Renders an error for a human on stderr: what failed, then what to do. */
-export function printError(err: unknown): void {
+function printError(err: unknown): void {
   process.stderr.write(`hostpull: ${err instanceof Error ? err.message : String(err)}\n`);
   const hint = hintFor(err);
   if (hint) process.stderr.write(`hint: ${hint}\n`);
@@ -112,7 +81,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       printError(err);
-      process.exitCode = isHostpullError(err, 'USAGE') ? EXIT_USAGE : EXIT_FAILURE;
+      process.exitCode = isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
     }
   };
 }

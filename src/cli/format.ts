@@ -1,5 +1,5 @@
 /** Human formatting for command output. */
-export { formatBytes } from '../util/format-bytes.js';
+export { formatBytes } from '../util/index.js';
 
 export function formatMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(2)}s`;

@@ -1,12 +1,13 @@
 import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { HostApi } from '../daemon/host-api.js';
-import { defaultSocketPath } from '../daemon/paths.js';
+import type { HostApi } from '../daemon/index.js';
+import { defaultSocketPath } from '../defaults.js';
 import type { Logger } from '../log.js';
-import { resolveReference, type ImageReference } from '../oci/reference.js';
+import { resolveReference, type ImageReference } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore, UnpackLimitOptions } from '../store/content-store.js';
-import { loggerFor, type GlobalOptions } from './context.js';
+import type { ContentStore, UnpackLimitOptions } from '../store/index.js';
+import { action, globalOptions, loggerFor, type GlobalOptions } from './context.js';
+import { printJson } from './format.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
 export interface HostContext {
@@ -18,9 +19,9 @@ export interface HostContext {
   close(): Promise<void>;
 }
 
-export async function openHost(options: GlobalOptions): Promise<HostContext> {
+async function openHost(options: GlobalOptions): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
-  const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/content-store.js'), import('../registry/index.js')]);
+  const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/index.js'), import('../registry/index.js')]);
   const logger = loggerFor(options);
   const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
@@ -52,6 +53,11 @@ export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext
   }
 }
 
+/** `--keep-blobs` (`HOSTPULL_KEEP_BLOBS`), for the verbs that pull. */
+export function keepBlobsOption(): Option {
+  return new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS');
+}
+
 /** `--socket` and `--no-daemon`, for the verbs that can run through the daemon. */
 export function addDaemonOptions(cmd: Command): Command {
   return cmd
@@ -63,7 +69,7 @@ export function addDaemonOptions(cmd: Command): Command {
  * The daemon when its socket answers and it serves this --root, else the store in-process
  * (safe beside a running daemon: the store is multi-process safe). Output is the same either way.
  */
-export async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
+async function openHostApi(options: GlobalOptions, daemon: { socket?: string | undefined; daemon?: boolean }): Promise<HostApi> {
   // The daemon's own --insecure-registry decides where it speaks plain http (and could send
   // registry credentials): a client's flag is not forwarded, the command works in-process.
   // The same goes for a registry timeout or retry budget given as a flag: the daemon pulls with
@@ -76,15 +82,15 @@ export async function openHostApi(options: GlobalOptions, daemon: { socket?: str
   if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
     // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
-    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/client.js') : { connectDaemon: async () => undefined };
+    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/index.js') : { connectDaemon: async () => undefined };
     const client = await connectDaemon({ socketPath, root: options.root });
     if (client) {
       loggerFor(options).debug({ socket: socketPath }, 'using the daemon');
       return client;
     }
   }
-  const [host, { LocalHostApi }] = await Promise.all([openHost(options), import('../daemon/host-api.js')]);
-  return new LocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
+  const [host, { openLocalHostApi }] = await Promise.all([openHost(options), import('../daemon/index.js')]);
+  return openLocalHostApi({ store: host.store, client: host.client, logger: host.logger, onClose: () => host.close() });
 }
 
 /** Runs fn with a host API and always closes it. */
@@ -95,4 +101,21 @@ export async function withHostApi<T>(options: GlobalOptions, daemon: { socket?: 
   } finally {
     await api.close();
   }
+}
+
+/**
+ * A verb that reads something from the host (through the daemon or in-process) and prints it:
+ * JSON with `--json`, else what `render` makes of it.
+ */
+export function registerHostQuery<T>(program: Command, verb: { name: string; description: string; query: (api: HostApi) => Promise<T>; render: (value: T) => string }): void {
+  const cmd = program.command(verb.name).description(verb.description).option('--json', 'print as JSON');
+  addDaemonOptions(cmd).action(
+    action(async (opts: { json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
+      await withHostApi(globalOptions(cmd), opts, async (api) => {
+        const value = await verb.query(api);
+        if (opts.json) printJson(value);
+        else process.stdout.write(verb.render(value));
+      });
+    }),
+  );
 }

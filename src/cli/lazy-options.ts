@@ -1,23 +1,22 @@
-import { Option, type Command } from 'commander';
-import { parseDuration } from '../daemon/parse-duration.js';
-import { usageError } from './context.js';
+import type { Command } from 'commander';
+import { durationOption, numberOption } from './options.js';
 
-/** The tuning flags of lazy pulling, shared by `run --lazy` and `daemon` (rootfs prepared with `lazy`). */
+/** The tuning flags of lazy pulling, shared by `run --lazy` and `daemon` (rootfs prepared with `lazy`), as parsed. */
 export interface LazyFlags {
-  lazyFetchTimeout: string;
-  lazyFetchAttempts: string;
-  lazyBackgroundDelay: string;
+  /** Milliseconds. */
+  lazyFetchTimeout: number;
+  lazyFetchAttempts: number;
+  /** Milliseconds. */
+  lazyBackgroundDelay: number;
 }
 
 export function addLazyOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--lazy-fetch-timeout <duration>', 'lazy layers: bound on one attempt to fetch a span (a read gets EIO after --lazy-fetch-attempts of them)').default('10s'))
-    .addOption(new Option('--lazy-fetch-attempts <n>', 'lazy layers: attempts per span before the read gets EIO').default('3'))
-    .addOption(new Option('--lazy-background-delay <duration>', 'lazy layers: wait this long after mounting before completing a layer in the background').default('2s'));
+    .addOption(durationOption('--lazy-fetch-timeout <duration>', 'lazy layers: bound on one attempt to fetch a span (a read gets EIO after --lazy-fetch-attempts of them)', { above: 0, defaultText: '10s' }))
+    .addOption(numberOption('--lazy-fetch-attempts <n>', 'lazy layers: attempts per span before the read gets EIO', { integer: true, min: 1, max: 100, defaultValue: 3 }))
+    .addOption(durationOption('--lazy-background-delay <duration>', 'lazy layers: wait this long after mounting before completing a layer in the background', { defaultText: '2s' }));
 }
 
 export function lazyOptionsFrom(flags: LazyFlags): { fetch: { attemptTimeoutMs: number; attempts: number }; backgroundDelayMs: number } {
-  const attempts = Number(flags.lazyFetchAttempts);
-  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100) throw usageError(`--lazy-fetch-attempts ${flags.lazyFetchAttempts}: expected a whole number from 1 to 100`);
-  return { fetch: { attemptTimeoutMs: parseDuration(flags.lazyFetchTimeout), attempts }, backgroundDelayMs: parseDuration(flags.lazyBackgroundDelay) };
+  return { fetch: { attemptTimeoutMs: flags.lazyFetchTimeout, attempts: flags.lazyFetchAttempts }, backgroundDelayMs: flags.lazyBackgroundDelay };
 }

@@ -1,7 +1,7 @@
 import type cliProgressModule from 'cli-progress';
 import { createRequire } from 'node:module';
-import { shortDigest } from '../oci/digest.js';
-import type { PullEvent } from '../pull/events.js';
+import { shortDigest } from '../oci/index.js';
+import type { PullEvent } from '../pull/index.js';
 import { formatBytes } from './format.js';
 
 /**

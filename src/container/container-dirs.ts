@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename } from 'node:fs/promises';
+import { mkdir, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeOwner } from '../runtime/owner.js';
-import type { StoreLayout } from '../store/layout.js';
+import { writeOwner } from '../runtime/index.js';
+import type { StoreLayout } from '../store/index.js';
 
 /** The directories of one container: containers/<id>/{rootfs,upper,work} and the bundle (config.json) in containers/<id>. */
 export interface ContainerDirs {
@@ -47,6 +47,18 @@ export function isContainerId(id: string): boolean {
 
 /** Names of container directories still being created (no owner marker yet). */
 export const CREATING_PREFIX = '.creating-';
+
+/** A `.creating-` directory this young may be another process's container being set up right now. */
+const CREATING_GRACE_MS = 60_000;
+
+/**
+ * True when `dir` (named `.creating-…`) may still be set up by another process (see
+ * createContainerDir); false once it is old enough to be the remains of one that died.
+ */
+export async function creationMayBeInProgress(dir: string, now = Date.now()): Promise<boolean> {
+  const st = await stat(dir).catch(() => undefined);
+  return st === undefined || now - st.mtimeMs < CREATING_GRACE_MS;
+}
 
 /**
  * Creates containers/<id> with its owner marker already inside: the directory is made under a

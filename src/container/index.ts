@@ -1,6 +1,9 @@
-export * from './container-dirs.js';
-export * from './mount-image.js';
-export * from './prepare-container.js';
-export * from './reconcile-containers.js';
-export * from './remove-container.js';
-export * from './run-image.js';
+/**
+ * Run, mount and hand over a rootfs: pull + rootfs + runtime composed, and their cleanup on
+ * every exit path (and at daemon start).
+ */
+export { learnPrefetch } from './learn-prefetch.js';
+export { mountImage, unmountImage } from './mount-image.js';
+export { handOverContainer, type HostDeps, prepareContainer, removeContainer } from './prepare-container.js';
+export { reconcileContainers } from './reconcile-containers.js';
+export { runImage } from './run-image.js';

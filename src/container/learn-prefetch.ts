@@ -1,6 +1,5 @@
-import type { LazyLayers, LazyMount } from '../lazy/lazy-layers.js';
-import type { Digest } from '../oci/digest.js';
-import type { ImageReference } from '../oci/reference.js';
+import type { LazyLayers, LazyMount } from '../lazy/index.js';
+import type { Digest, ImageReference } from '../oci/index.js';
 import type { HostDeps } from './prepare-container.js';
 
 /**

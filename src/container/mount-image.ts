@@ -1,14 +1,11 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { recordMount, releaseMount } from '../gc/mounts.js';
-import type { Logger } from '../log.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
-import { Puller, type PullResult } from '../pull/puller.js';
-import type { RegistryClient } from '../registry/index.js';
-import { listMountsUnder, performMount, unmount } from '../rootfs/mount.js';
-import { createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/prepare-rootfs.js';
-import type { ContentStore } from '../store/content-store.js';
+import { formatReference, type ImageReference } from '../oci/index.js';
+import { Puller, type PullResult } from '../pull/index.js';
+import { listMountsUnder, performMount, unmount, createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/index.js';
+import type { ContentStore } from '../store/index.js';
+import type { HostDeps } from './prepare-container.js';
 
 export interface MountImageResult {
   mountPoint: string;
@@ -20,7 +17,7 @@ export interface MountImageResult {
 
 /** `hostpull mount REF DIR`: a read-only view of the image's rootfs at DIR (pulled first if needed). */
 export async function mountImage(
-  deps: { store: ContentStore; client: RegistryClient; logger: Logger },
+  deps: HostDeps,
   ref: ImageReference,
   dir: string,
   options: {
@@ -57,11 +54,11 @@ export async function mountImage(
   });
   await createMountDirs({ target });
   // No owner pid: the view outlives this command and stays protected from GC until umount.
-  recordMount(store, mountRecordId(target), plan.layers.map((l) => l.diffId));
+  store.mounts.record(mountRecordId(target), plan.layers.map((l) => l.diffId));
   try {
     performMount(plan.mount);
   } catch (err) {
-    releaseMount(store, mountRecordId(target));
+    store.mounts.release(mountRecordId(target));
     throw err;
   }
   return { mountPoint: target, plan, pull, mountMs: performance.now() - t0 };
@@ -82,6 +79,6 @@ export async function unmountImage(store: ContentStore, dir: string): Promise<st
     throw new HostpullError('NOT_MOUNTED', `${target} is not a mount point`);
   }
   unmount(target);
-  releaseMount(store, mountRecordId(target));
+  store.mounts.release(mountRecordId(target));
   return target;
 }

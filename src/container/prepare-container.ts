@@ -2,21 +2,15 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { disownMount, recordMount, releaseMount } from '../gc/mounts.js';
 import type { Logger } from '../log.js';
-import { parseImageConfig, type ImageConfig } from '../oci/manifest.js';
-import type { ImageReference } from '../oci/reference.js';
-import type { PullEvent } from '../pull/events.js';
-import { Puller, type DeferCandidate, type PullPolicy, type PullResult } from '../pull/puller.js';
-import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/lazy-layers.js';
-import type { Digest } from '../oci/digest.js';
+import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/index.js';
+import { parseImageConfig, type Digest, type ImageConfig, type ImageReference } from '../oci/index.js';
+import { type DeferCandidate, type PullEvent, Puller, type PullPolicy, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { Mount } from '../rootfs/mount-plan.js';
-import { performMount } from '../rootfs/mount.js';
-import { createMountDirs, planImageRootfs } from '../rootfs/prepare-rootfs.js';
-import { buildRuntimeSpec, type RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
-import { writeBundle } from '../runtime/write-bundle.js';
-import type { ContentStore } from '../store/content-store.js';
+import { type Mount, performMount, createMountDirs, planImageRootfs } from '../rootfs/index.js';
+import { buildRuntimeSpec, type RuntimeSpecInput, writeBundle } from '../runtime/index.js';
+import type { ContentStore } from '../store/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainerDirs } from './remove-container.js';
 
@@ -24,6 +18,10 @@ export interface HostDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** Keep layer blobs after unpacking (PullOptions.keepBlobs). Default false. */
+  keepBlobs?: boolean;
+  /** Unpack workers to share (the daemon's). Default: each pull starts its own. */
+  workers?: ApplyWorkers;
 }
 
 export interface PrepareContainerOptions {
@@ -165,7 +163,7 @@ export async function stageContainer(
     options.signal?.throwIfAborted();
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
-    recordMount(store, dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
+    store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
     return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
   } catch (err) {
     await removeContainer(store, dirs.id, lazy);
@@ -183,7 +181,7 @@ export async function stageContainer(
 export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<boolean> {
   const existed = existsSync(containerDirs(store.layout, id).bundle);
   await removeContainerDirs(store.layout, id);
-  const released = releaseMount(store, id);
+  const released = store.mounts.release(id);
   await lazy?.release(id);
   return released || existed;
 }
@@ -196,5 +194,5 @@ export async function removeContainer(store: ContentStore, id: string, lazy?: La
  */
 export async function handOverContainer(store: ContentStore, id: string, reference: string): Promise<void> {
   await writeFile(join(containerDirs(store.layout, id).bundle, PERSISTENT_MARKER), `${reference}\n`);
-  if (!disownMount(store, id)) throw new HostpullError('NOT_FOUND', `rootfs ${id} has no mount record in ${store.layout.root}; it was removed meanwhile`);
+  if (!store.mounts.disown(id)) throw new HostpullError('NOT_FOUND', `rootfs ${id} has no mount record in ${store.layout.root}; it was removed meanwhile`);
 }

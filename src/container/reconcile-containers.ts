@@ -1,15 +1,13 @@
 import { existsSync, realpathSync } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import { cleanStaleMounts } from '../gc/stale-mounts.js';
-import { listMounts, releaseMount, type MountRow } from '../gc/mounts.js';
-import type { Mount } from '../rootfs/mount-plan.js';
-import { listMountsUnder, performMount, unmountAllUnder } from '../rootfs/mount.js';
-import { ownerAlive } from '../runtime/owner.js';
-import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
-import type { ContentStore } from '../store/content-store.js';
-import { containerDirs, CREATING_PREFIX, isContainerId, MOUNT_FILE } from './container-dirs.js';
+import type { MountRow, ContentStore } from '../store/index.js';
+import { type Mount, listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
+import { cleanStaleMounts } from './stale-mounts.js';
+import { ownerAlive } from '../runtime/index.js';
+import { readDirOrEmpty } from '../util/index.js';
+import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, MOUNT_FILE } from './container-dirs.js';
 
 export interface ContainerReconcileReport {
   /** Recorded for a process that is gone: unmounted, removed, released. */
@@ -23,9 +21,6 @@ export interface ContainerReconcileReport {
   /** Could not be cleaned (busy); left as they are, their records kept so their layers stay. */
   failed: Array<{ id: string; error: string }>;
 }
-
-/** A `.creating-` directory this young may be another process's container being set up right now. */
-const CREATING_FRESH_MS = 60_000;
 
 /**
  * At daemon start, makes containers/ and the mount records agree, one log line per repair:
@@ -46,7 +41,7 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
   report.released.push(...stale.released);
   report.failed.push(...stale.failed);
 
-  const records = new Map(listMounts(store).filter((m) => isContainerId(m.id)).map((m) => [m.id, m]));
+  const records = new Map(store.mounts.list().filter((m) => isContainerId(m.id)).map((m) => [m.id, m]));
   // The kernel reports real paths: compare against the canonical containers dir.
   const canonical = realpathSync(store.layout.containersDir);
   const mounted = new Set(listMountsUnder(canonical).map((m) => m.mountPoint));
@@ -55,7 +50,7 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
     const dirs = containerDirs(store.layout, record.id);
     try {
       if (!existsSync(dirs.bundle)) {
-        releaseMount(store, record.id);
+        store.mounts.release(record.id);
         report.recordsDropped.push(record.id);
         log.info({ id: record.id }, 'rootfs record without its directory (an interrupted remove): record released');
       } else if (!mounted.has(join(canonical, record.id, 'rootfs'))) {
@@ -65,7 +60,7 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
           log.info({ id: record.id, rootfs: dirs.rootfs }, 'rootfs was not mounted (a reboot?): mounted again');
         } else {
           await removeDir(dirs.bundle);
-          releaseMount(store, record.id);
+          store.mounts.release(record.id);
           report.removed.push(record.id);
           log.warn({ id: record.id, why }, 'rootfs was not mounted and cannot be mounted again: removed');
         }
@@ -79,8 +74,7 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
   for (const name of await readDirOrEmpty(store.layout.containersDir)) {
     const dir = join(store.layout.containersDir, name);
     if (name.startsWith(CREATING_PREFIX)) {
-      const st = await stat(dir).catch(() => undefined);
-      if (!st || Date.now() - st.mtimeMs < CREATING_FRESH_MS) continue;
+      if (await creationMayBeInProgress(dir)) continue;
     } else if (!isContainerId(name) || records.has(name) || (await ownerAlive(dir))) {
       continue;
     }

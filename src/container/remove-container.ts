@@ -1,15 +1,12 @@
 import { existsSync } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import { unmountAllUnder } from '../rootfs/mount.js';
-import { ownerAlive } from '../runtime/owner.js';
-import { cleanupStaleContainers } from '../runtime/cleanup-stale-containers.js';
-import type { StoreLayout } from '../store/layout.js';
-import { containerDirs, CREATING_PREFIX, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
-
-const FRESH_MS = 60_000;
+import { unmountAllUnder } from '../rootfs/index.js';
+import { ownerAlive, cleanupStaleContainers } from '../runtime/index.js';
+import type { StoreLayout } from '../store/index.js';
+import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
 
 /** Unmounts everything under a container's directory and removes it. */
 export async function removeContainerDirs(layout: StoreLayout, id: string): Promise<void> {
@@ -37,9 +34,7 @@ export async function cleanupLeftoverContainers(layout: StoreLayout, logger: Log
   for (const id of names) {
     const dirs = containerDirs(layout, id);
     if (id.startsWith(CREATING_PREFIX)) {
-      // Being set up by another process right now (see createContainerDir), or abandoned long ago.
-      const st = await stat(dirs.bundle).catch(() => undefined);
-      if (!st || now - st.mtimeMs < FRESH_MS) continue;
+      if (await creationMayBeInProgress(dirs.bundle, now)) continue;
     } else if (existsSync(join(dirs.bundle, PERSISTENT_MARKER)) || (await ownerAlive(dirs.bundle))) {
       continue;
     }

@@ -1,20 +1,14 @@
 import type { LogLevel } from '../log.js';
-import type { ImageReference } from '../oci/reference.js';
-import type { PullEvent } from '../pull/events.js';
-import type { PullPolicy, PullResult } from '../pull/puller.js';
-import { checkRootless } from '../rootless/check-rootless.js';
-import { runInUserNamespace } from '../rootless/run-in-namespace.js';
-import { detectRuntime } from '../runtime/detect-runtime.js';
-import { runContainer, type RunResult } from '../runtime/run-container.js';
-import type { RuntimeInfo } from '../runtime/runtime-info.js';
+import type { ImageReference } from '../oci/index.js';
+import type { PullEvent, PullPolicy, PullResult } from '../pull/index.js';
+import { checkRootless, runInUserNamespace } from '../rootless/index.js';
+import { detectRuntime, runContainer, type RunResult, type RuntimeInfo } from '../runtime/index.js';
 import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
-import { cleanupStaleLazyMounts, pruneSpanCaches } from './cleanup-lazy-mounts.js';
-import { LazyLayers } from '../lazy/lazy-layers.js';
-import type { FetchPolicy } from '../lazy/helper-protocol.js';
-import type { Digest } from '../oci/digest.js';
+import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy } from '../lazy/index.js';
+import type { Digest } from '../oci/index.js';
 
 export interface RunImageOptions {
   /** `-- CMD…`: replaces the image's Cmd. */

@@ -2,9 +2,9 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { Client } from 'undici';
 import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
-import type { GcReport } from '../gc/collect-garbage.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
-import type { PullResult } from '../pull/puller.js';
+import type { GcReport } from '../gc/index.js';
+import { formatReference, type ImageReference } from '../oci/index.js';
+import type { PullResult } from '../pull/index.js';
 import type { HostApi, HostGcOptions, HostPullOptions } from './host-api.js';
 import type { HostStats, ImageSummary } from './queries.js';
 import type { PullStreamLine } from './wire.js';
@@ -32,7 +32,7 @@ export interface DaemonClientOptions {
  * {@link HostApi} over the daemon's unix socket (undici Client with socketPath: one
  * keep-alive connection, HTTP/1.1). Errors come back as the HostpullError the daemon raised.
  */
-export class DaemonClient implements HostApi {
+class DaemonClient implements HostApi {
   readonly mode = 'daemon' as const;
   readonly socketPath: string;
   readonly #client: Client;
@@ -87,6 +87,7 @@ export class DaemonClient implements HostApi {
     const body: Record<string, unknown> = { reference: formatReference(ref) };
     if (options.concurrency !== undefined) body.concurrency = options.concurrency;
     if (options.unpack !== undefined) body.unpack = options.unpack;
+    if (options.keepBlobs !== undefined) body.keepBlobs = options.keepBlobs;
     // No body timeout: a big layer unpacked from a resumed file sends no event for a while.
     const res = await this.#client.request({
       method: 'POST',
@@ -104,7 +105,7 @@ export class DaemonClient implements HostApi {
       if (line.trim() === '') return;
       const msg = JSON.parse(line) as PullStreamLine;
       if (msg.type === 'result') final = msg.result;
-      else if (msg.type === 'error') throw errorFromJson(msg.error);
+      else if (msg.type === 'error') throw errorFromJson(msg.error, 'DAEMON_ERROR');
       else options.onEvent?.(msg);
     };
     res.body.setEncoding('utf8');
@@ -201,7 +202,7 @@ async function errorFrom(status: number, body: { text(): Promise<string> }, what
   const text = await body.text().catch(() => '');
   try {
     const parsed = JSON.parse(text) as { error?: ErrorJson };
-    if (parsed.error?.code) return errorFromJson(parsed.error);
+    if (parsed.error?.code) return errorFromJson(parsed.error, 'DAEMON_ERROR');
   } catch {
     // not our error JSON: fall through
   }

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { errorToJson, HostpullError } from '../errors.js';
+import { errorToJson, HostpullError, httpAnswerFor } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { ImageReference } from '../oci/reference.js';
-import type { PullResult } from '../pull/puller.js';
+import { readBounded } from '../util/index.js';
+import type { ImageReference } from '../oci/index.js';
+import type { PullResult } from '../pull/index.js';
 import type { HostApi } from './host-api.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { RequestTracker } from './request-tracker.js';
@@ -65,6 +66,7 @@ const PullBody = z.strictObject({
   reference: z.string().min(1).max(1024),
   concurrency: z.number().int().min(1).max(64).optional(),
   unpack: z.boolean().optional(),
+  keepBlobs: z.boolean().optional(),
 });
 
 const GcBody = z.strictObject({
@@ -83,29 +85,18 @@ const RootfsBody = z.strictObject({
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
 
-// An image the registry does not know is a 404 here too; other failures of a valid request are 422.
-const STATUS: Record<string, number> = {
-  USAGE: 400,
-  BAD_REQUEST: 400,
-  NOT_FOUND: 404,
-  MANIFEST_UNKNOWN: 404,
-  NAME_UNKNOWN: 404,
-  METHOD_NOT_ALLOWED: 405,
-  CLIENT_GONE: 499,
-  DAEMON_STOPPING: 503,
-};
-
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
+/** The status of the code's row in error-codes.ts; the body always carries code, message and hint (the callers are local). */
 function sendError(res: ServerResponse, err: unknown): void {
   const wire = errorToJson(err);
   // A stopping daemon keeps no connection open: the client's next request must find the new one.
   if (wire.code === 'DAEMON_STOPPING') res.setHeader('connection', 'close');
-  sendJson(res, STATUS[wire.code] ?? (wire.code === 'INTERNAL' ? 500 : 422), { error: wire });
+  sendJson(res, httpAnswerFor(err).status, { error: wire });
 }
 
 /**
@@ -132,17 +123,12 @@ function clientGone(res: ServerResponse): AbortSignal {
 }
 
 async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<T> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new HostpullError('BAD_REQUEST', `request body over ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
-  }
+  const body = await readBounded(req, MAX_BODY_BYTES);
+  if (!body) throw new HostpullError('TOO_LARGE', `request body over ${MAX_BODY_BYTES} bytes`);
   let value: unknown = {};
-  if (size > 0) {
+  if (body.length > 0) {
     try {
-      value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      value = JSON.parse(body.toString('utf8'));
     } catch {
       throw new HostpullError('BAD_REQUEST', 'request body is not JSON');
     }
@@ -159,7 +145,7 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  * those), so every route is testable by calling it with a request and a response object.
  *
  *   GET  /v1/health   {ok, pid, root, version, activePulls, inFlight, stopping}
- *   POST /v1/pull     {reference, concurrency?, unpack?} → NDJSON: PullEvents, then one
+ *   POST /v1/pull     {reference, concurrency?, unpack?, keepBlobs?} → NDJSON: PullEvents, then one
  *                     {type:'result', result} or {type:'error', error:{code, message, hint}}
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
@@ -294,6 +280,7 @@ async function pullRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: Ser
         deps.api.pull(ref, {
           ...(body.concurrency !== undefined ? { concurrency: body.concurrency } : {}),
           ...(body.unpack !== undefined ? { unpack: body.unpack } : {}),
+          ...(body.keepBlobs !== undefined ? { keepBlobs: body.keepBlobs } : {}),
           signal,
           onEvent: (e) => {
             if (!res.headersSent) startStream(res);

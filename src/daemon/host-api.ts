@@ -1,11 +1,10 @@
-import type { GcReport } from '../gc/collect-garbage.js';
-import { collectGarbage } from '../gc/collect-garbage.js';
+import type { GcReport } from '../gc/index.js';
 import type { Logger } from '../log.js';
-import type { ImageReference } from '../oci/reference.js';
-import type { PullEvent } from '../pull/events.js';
-import { Puller, type PullResult } from '../pull/puller.js';
+import type { ImageReference } from '../oci/index.js';
+import { type PullEvent, Puller, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
+import type { ContentStore } from '../store/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { hostStats, imageSummaries, type HostStats, type ImageSummary } from './queries.js';
 
 export interface HostPullOptions {
@@ -13,6 +12,8 @@ export interface HostPullOptions {
   concurrency?: number;
   /** Unpack layers (default true). */
   unpack?: boolean;
+  /** Keep layer blobs after unpacking (default: the API's keepBlobs, else false). */
+  keepBlobs?: boolean;
   onEvent?: (event: PullEvent) => void;
   signal?: AbortSignal;
 }
@@ -44,6 +45,10 @@ export interface LocalHostApiDeps {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** Unpack workers shared by every pull (the daemon's); default: each pull starts its own. */
+  workers?: ApplyWorkers;
+  /** Keep layer blobs after unpacking unless a pull says otherwise (daemon --keep-blobs). Default false. */
+  keepBlobs?: boolean;
   /** Called when the API is closed (closing the store and client is the owner's business). */
   onClose?: () => Promise<void>;
 }
@@ -56,7 +61,13 @@ export class LocalHostApi implements HostApi {
 
   constructor(deps: LocalHostApiDeps) {
     this.#deps = deps;
-    this.#puller = new Puller({ store: deps.store, client: deps.client, logger: deps.logger });
+    this.#puller = new Puller({
+      store: deps.store,
+      client: deps.client,
+      logger: deps.logger,
+      ...(deps.workers ? { workers: deps.workers } : {}),
+      ...(deps.keepBlobs ? { keepBlobs: true } : {}),
+    });
   }
 
   pull(ref: ImageReference, options: HostPullOptions = {}): Promise<PullResult> {
@@ -71,7 +82,9 @@ export class LocalHostApi implements HostApi {
     return hostStats(this.#deps.store);
   }
 
-  gc(options: HostGcOptions = {}): Promise<GcReport> {
+  async gc(options: HostGcOptions = {}): Promise<GcReport> {
+    // Loaded here: a pull through this API should not pay for loading GC.
+    const { collectGarbage } = await import('../gc/index.js');
     return collectGarbage(this.#deps.store, options);
   }
 

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { PullResult } from '../pull/puller.js';
-import type { ContentStore } from '../store/content-store.js';
-import { layerArrivalSummary } from '../lazy/lazy-records.js';
+import type { PullResult } from '../pull/index.js';
+import type { ContentStore } from '../store/index.js';
+import { layerArrivalSummary } from '../lazy/index.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
@@ -94,8 +94,8 @@ export class DaemonMetrics {
   }
 
   #refresh(): void {
-    const db = this.#store.db;
     const s = this.#store.pulls.stats();
+    const totals = this.#store.totals();
     const ok = s.pulls - s.failedPulls - s.upToDatePulls;
     const setCounter = (c: Counter, v: number) => {
       c.reset();
@@ -110,9 +110,9 @@ export class DaemonMetrics {
     setCounter(this.#layerHits, s.layerHits);
     setCounter(this.#layerMisses, s.layerMisses);
     this.#hitRatio.set(s.layerHitRate);
-    this.#mounts.set((db.prepare('SELECT COUNT(*) AS n FROM mounts').get() as { n: number }).n);
-    this.#storeBytes.labels('blobs').set((db.prepare('SELECT COALESCE(SUM(size), 0) AS n FROM blobs').get() as { n: number }).n);
-    this.#storeBytes.labels('layers').set((db.prepare('SELECT COALESCE(SUM(unpacked_size), 0) AS n FROM layers').get() as { n: number }).n);
+    this.#mounts.set(totals.mounts);
+    this.#storeBytes.labels('blobs').set(totals.blobBytes);
+    this.#storeBytes.labels('layers').set(totals.unpackedBytes);
     this.#inflight.set(this.#activePulls());
     this.#arrivals.reset();
     this.#arrival.reset();
@@ -131,6 +131,6 @@ export class DaemonMetrics {
       const id = l.diffId ?? l.chainId;
       for (const outcome of ['fetched', 'reused', 'applied'] as const) if (l[outcome] > 0) this.#snapshotLayer.labels(id, outcome).set(l[outcome]);
     }
-    this.#snapshots.set((db.prepare('SELECT COUNT(*) AS n FROM snapshots').get() as { n: number }).n);
+    this.#snapshots.set(totals.snapshots);
   }
 }

@@ -1,8 +1,5 @@
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow } from '../store/images.js';
-import type { PullStats } from '../store/pulls.js';
-import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/lazy-records.js';
-import type { SnapshotLayerStats, SnapshotterTotals } from '../store/snapshot-events.js';
+import type { ContentStore, ImageRow, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
+import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/index.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -31,19 +28,13 @@ export function imageSummaries(store: ContentStore): ImageSummary[] {
 
 export function hostStats(store: ContentStore): HostStats {
   const s = store.pulls.stats();
-  const blobs = store.blobs.list();
-  const layers = store.layers.list();
+  const totals = store.totals();
   return {
     ...s,
-    store: {
-      blobs: blobs.length,
-      blobBytes: blobs.reduce((n, b) => n + b.size, 0),
-      layers: layers.length,
-      unpackedBytes: layers.reduce((n, l) => n + l.unpackedSize, 0),
-    },
+    store: { blobs: totals.blobs, blobBytes: totals.blobBytes, layers: totals.layers, unpackedBytes: totals.unpackedBytes },
     layerArrivals: layerArrivalSummary(store),
     snapshotter: {
-      snapshots: store.snapshots.list().length,
+      snapshots: totals.snapshots,
       totals: store.snapshotLog.totals(),
       layers: store.snapshotLog.perLayer(),
     },

@@ -1,6 +1,5 @@
-import { handOverContainer, prepareContainer, removeContainer, type HostDeps } from '../container/prepare-container.js';
-import { learnPrefetch } from '../container/learn-prefetch.js';
-import type { LazyLayers } from '../lazy/lazy-layers.js';
+import { handOverContainer, learnPrefetch, prepareContainer, removeContainer, type HostDeps } from '../container/index.js';
+import type { LazyLayers } from '../lazy/index.js';
 import type { ContainerApi } from './handler.js';
 
 export interface RootfsLazyOptions {

@@ -2,11 +2,9 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { chmod, unlink } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/index.js';
-import { snapshotsService } from '../snapshotter/grpc-service.js';
-import { loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE } from '../snapshotter/proto.js';
-import { RemoteLayers } from '../snapshotter/remote-layers.js';
-import { Snapshotter } from '../snapshotter/snapshotter.js';
-import type { ContentStore } from '../store/content-store.js';
+import { snapshotsService, loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE, RemoteLayers, Snapshotter } from '../snapshotter/index.js';
+import type { ContentStore } from '../store/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import { prepareSocketPath } from './socket-file.js';
 
 export interface SnapshotterListenerOptions {
@@ -15,6 +13,9 @@ export interface SnapshotterListenerOptions {
   store: ContentStore;
   client: RegistryClient;
   logger: Logger;
+  /** The daemon's unpack workers, and whether its pulls keep layer blobs. */
+  workers?: ApplyWorkers;
+  keepBlobs?: boolean;
 }
 
 export interface SnapshotterListener {
@@ -31,10 +32,10 @@ export interface SnapshotterListener {
  * start and stop.
  */
 export async function startSnapshotterListener(options: SnapshotterListenerOptions): Promise<SnapshotterListener> {
-  const { socketPath, store, client, logger } = options;
+  const { socketPath, store, client, logger, workers, keepBlobs } = options;
   await prepareSocketPath(socketPath);
   const abort = new AbortController();
-  const snapshotter = new Snapshotter({ store, logger, remote: new RemoteLayers({ store, client, logger }, { signal: abort.signal }) });
+  const snapshotter = new Snapshotter({ store, logger, remote: new RemoteLayers({ store, client, logger, ...(workers ? { workers } : {}), ...(keepBlobs ? { keepBlobs } : {}) }, { signal: abort.signal }) });
   const removed = await snapshotter.cleanup();
   if (removed > 0) logger.info({ removed }, 'snapshotter: removed directories no snapshot owns');
   const server = new Server();

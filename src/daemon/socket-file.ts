@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 
 /** True when something accepts connections on the unix socket at `path`. */
-export function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
+function socketAnswers(path: string, timeoutMs = 1_000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ path });
     const done = (answers: boolean) => {

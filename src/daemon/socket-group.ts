@@ -18,6 +18,6 @@ export function resolveGroup(spec: string, groupFile = '/etc/group'): number {
     if (name === spec && gid !== undefined && /^\d+$/.test(gid)) return Number(gid);
   }
   throw new HostpullError('USAGE', `--socket-group ${spec}: no such group in ${groupFile}`, {
-    hint: `create it (groupadd --system ${spec}) and add the users who may use the daemon, or pass a numeric gid`,
+    hint: `create it (\`groupadd --system ${spec}\`) and add the users who may use the daemon, or pass a numeric gid`,
   });
 }

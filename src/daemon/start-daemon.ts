@@ -1,11 +1,11 @@
 import { resolve as resolvePath } from 'node:path';
-import { reconcileContainers } from '../container/reconcile-containers.js';
+import { reconcileContainers } from '../container/index.js';
 import type { Logger } from '../log.js';
-import { resolveReference } from '../oci/reference.js';
+import { resolveReference } from '../oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
-import { cleanupStaleLazyMounts, pruneSpanCaches } from '../container/cleanup-lazy-mounts.js';
-import { LazyLayers, type LazyLayersOptions } from '../lazy/lazy-layers.js';
-import { ContentStore, type UnpackLimitOptions } from '../store/content-store.js';
+import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type LazyLayersOptions } from '../lazy/index.js';
+import { ContentStore, type UnpackLimitOptions } from '../store/index.js';
+import { ApplyWorkers } from '../unpack/index.js';
 import { createDaemonHandler } from './handler.js';
 import { LocalHostApi } from './host-api.js';
 import { listenUnixHttp, type Listener } from './listener.js';
@@ -44,6 +44,8 @@ export interface DaemonOptions {
   logger: Logger;
   /** Byte budget for blobs + unpacked layers: GC runs every `gcIntervalMs` and after pulls. Default: none. */
   maxStoreSize?: number | undefined;
+  /** Keep layer blobs after unpacking them (a node that serves its layers to others). Default false. */
+  keepBlobs?: boolean;
   /** Period of the budget GC. Default 10 minutes. */
   gcIntervalMs?: number;
   /** The budget GC keeps anything used more recently than this (GcPolicy.graceMs). Default 10 minutes. */
@@ -94,19 +96,8 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // Signal handlers from here on: a SIGTERM while the store opens (reconcile can take a while) or
   // the socket binds, as systemd sends to a unit still starting, must not kill us with the
   // default action. Until we serve, it is remembered and acted on once stop() exists.
-  const signalHandlers: Array<[NodeJS.Signals, () => void]> = [];
-  let earlySignal: NodeJS.Signals | undefined;
-  let onSignal = (sig: NodeJS.Signals) => void (earlySignal ??= sig);
-  if (options.handleSignals !== false) {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-      const fn = () => onSignal(sig);
-      process.on(sig, fn);
-      signalHandlers.push([sig, fn]);
-    }
-  }
-  const removeSignalHandlers = () => {
-    for (const [sig, fn] of signalHandlers) process.off(sig, fn);
-  };
+  const signals = new StopSignals(options.handleSignals !== false);
+  const removeSignalHandlers = () => signals.release();
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
@@ -118,7 +109,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
   const tracker = new RequestTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.count('pull') });
-  const api = new LocalHostApi({ store, client, logger });
+  // Unpack workers live as long as the daemon: a pull after the first finds them started and their
+  // hot code already compiled (idle, they do not keep the process alive).
+  const workers = new ApplyWorkers();
+  const keepBlobs = options.keepBlobs ?? false;
+  const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
   // Lazy layers of rootfs prepared with `lazy`: one FUSE helper, started at the first use.
   const lazy = new LazyLayers({ store, client, logger, insecureRegistries: options.insecureRegistries ?? [], ...(options.lazy ?? {}) });
   const listeners: Listener[] = [];
@@ -127,6 +122,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     if (gcTimer) clearInterval(gcTimer);
     removeSignalHandlers();
     await lazy.close().catch((err: unknown) => logger.warn({ err }, 'closing lazy layers failed'));
+    await workers.close().catch(() => undefined);
     await client.close().catch(() => undefined);
     store.close();
   };
@@ -140,33 +136,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     await cleanupStaleLazyMounts(store.layout, logger);
     await pruneSpanCaches(store);
 
-    // Budget GC: single-flight, so a burst of pulls runs it once more at most. It is a tracked
-    // request like any other, so a stop waits for it (or aborts it) before closing the store.
-    let gcRunning = false;
-    let gcAgain = false;
-    const runGc = (why: string) => {
-      if (options.maxStoreSize === undefined || tracker.stopping) return;
-      if (gcRunning) {
-        gcAgain = true;
-        return;
-      }
-      gcRunning = true;
-      tracker
-        .run('gc', (signal) => api.gc({ maxStoreSize: options.maxStoreSize, signal, ...(options.gcGraceMs !== undefined ? { graceMs: options.gcGraceMs } : {}) }))
-        .then((r) => {
-          if (r.layersRemoved + r.blobsRemoved + r.partialsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
-        })
-        .catch((err: unknown) => {
-          if (!tracker.stopping) logger.warn({ err }, 'gc failed');
-        })
-        .finally(() => {
-          gcRunning = false;
-          if (gcAgain) {
-            gcAgain = false;
-            runGc('queued');
-          }
-        });
-    };
+    const runGc = budgetGc({ api, tracker, logger, maxStoreSize: options.maxStoreSize, graceMs: options.gcGraceMs });
 
     const handler = createDaemonHandler({
       api,
@@ -180,12 +150,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       maxStoreSize: options.maxStoreSize,
       ...(options.version ? { version: options.version } : {}),
-      containers: rootfsApi({ store, client, logger }, { layers: lazy, ...(options.lazyLearnMs !== undefined ? { learnMs: options.lazyLearnMs } : {}) }),
+      containers: rootfsApi({ store, client, logger, workers, keepBlobs }, { layers: lazy, ...(options.lazyLearnMs !== undefined ? { learnMs: options.lazyLearnMs } : {}) }),
     });
     // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
     // for), the snapshotter socket does too.
     if (options.snapshotterSocket) {
-      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger })));
+      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs })));
     }
     listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {
@@ -212,16 +182,83 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       })();
       return stopping;
     };
-    onSignal = (sig) => void stop(sig);
     logger.info({ socket: socketPath, root, maxStoreSize: options.maxStoreSize ?? null }, 'daemon listening');
     await notifier.notify({ READY: 1, STATUS: `serving on ${socketPath}`, MAINPID: process.pid });
-    if (earlySignal) void stop(`${earlySignal} while starting`);
+    signals.onStop(stop);
     return { socketPath, stop, stopped };
   } catch (err) {
     for (const l of listeners) await l.close().catch(() => undefined);
     await closeResources();
     throw err;
   }
+}
+
+/**
+ * SIGTERM and SIGINT stop the daemon. Caught from the start of start-up (a unit still starting
+ * gets SIGTERM from systemd like a running one); one that arrives before the daemon serves is
+ * remembered and acted on as soon as there is a stop to call.
+ */
+class StopSignals {
+  readonly #handlers: Array<[NodeJS.Signals, () => void]> = [];
+  #early: NodeJS.Signals | undefined;
+  #stop: ((reason: string) => Promise<void>) | undefined;
+
+  constructor(install: boolean) {
+    if (!install) return;
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      const fn = () => {
+        if (this.#stop) void this.#stop(sig);
+        else this.#early ??= sig;
+      };
+      process.on(sig, fn);
+      this.#handlers.push([sig, fn]);
+    }
+  }
+
+  /** From now on a signal calls `stop`; one that came earlier does so at once. */
+  onStop(stop: (reason: string) => Promise<void>): void {
+    this.#stop = stop;
+    if (this.#early) void stop(`${this.#early} while starting`);
+  }
+
+  release(): void {
+    for (const [sig, fn] of this.#handlers) process.off(sig, fn);
+  }
+}
+
+/**
+ * GC under the size budget, single-flight: a burst of pulls runs it once more at most. It is a
+ * tracked request like any other, so a stop waits for it (or aborts it) before closing the store.
+ * Does nothing without a budget.
+ */
+function budgetGc(deps: { api: LocalHostApi; tracker: RequestTracker; logger: Logger; maxStoreSize: number | undefined; graceMs: number | undefined }): (why: string) => void {
+  const { api, tracker, logger, maxStoreSize } = deps;
+  let running = false;
+  let again = false;
+  const run = (why: string): void => {
+    if (maxStoreSize === undefined || tracker.stopping) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    tracker
+      .run('gc', (signal) => api.gc({ maxStoreSize, signal, ...(deps.graceMs !== undefined ? { graceMs: deps.graceMs } : {}) }))
+      .then((r) => {
+        if (r.layersRemoved + r.blobsRemoved + r.partialsRemoved > 0 || r.overBudget) logger.info({ why, gc: r }, 'gc under the size budget');
+      })
+      .catch((err: unknown) => {
+        if (!tracker.stopping) logger.warn({ err }, 'gc failed');
+      })
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          run('queued');
+        }
+      });
+  };
+  return run;
 }
 
 /**

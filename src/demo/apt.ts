@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HostpullError } from '../errors.js';
+import { HostpullError, isHostpullError } from '../errors.js';
 import { execTool } from './exec-tool.js';
 
 /** One .deb as apt would fetch it (from `apt-get download --print-uris`). */
@@ -28,7 +28,9 @@ export async function planDebs(names: readonly string[], signal?: AbortSignal): 
   try {
     out = (await ask()).stdout;
   } catch (err) {
-    if (!/Unable to locate|has no installation candidate|Can't select/i.test((err as Error).message)) throw err;
+    // apt says on stderr when its package lists lack a name (no `apt-get update` yet).
+    const stderr = isHostpullError(err, 'DEMO_TOOL_FAILED') ? String(err.details?.stderr ?? '') : '';
+    if (!/Unable to locate|has no installation candidate|Can't select/i.test(stderr)) throw err;
     await execTool('apt-get', ['-qq', 'update'], signal ? { signal } : {});
     out = (await ask()).stdout;
   }

@@ -6,7 +6,7 @@ import type { DebFile } from './apt.js';
  * Bumped whenever the way a package or the base is assembled changes, so a cache built by an
  * older demo is rebuilt rather than trusted.
  */
-export const BUILD_REVISION = 1;
+const BUILD_REVISION = 1;
 
 /** What a build depends on: the exact .deb files (their names carry the versions) and our code. */
 export function buildKey(kind: string, debs: readonly DebFile[]): string {

@@ -40,7 +40,7 @@ export function execTool(file: string, args: readonly string[], options: ExecToo
       if (code === 0) return resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr });
       const why = signal ? `was killed by ${signal}` : `exited with ${code}`;
       const tail = stderr.trim().split('\n').slice(-5).join('\n');
-      reject(new HostpullError('DEMO_TOOL_FAILED', `${file} ${args.slice(0, 4).join(' ')}${args.length > 4 ? ' …' : ''} ${why}${tail ? `:\n${tail}` : ''}`));
+      reject(new HostpullError('DEMO_TOOL_FAILED', `${file} ${args.slice(0, 4).join(' ')}${args.length > 4 ? ' …' : ''} ${why}${tail ? `:\n${tail}` : ''}`, { details: { tool: file, stderr } }));
     });
   });
 }

@@ -2,11 +2,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { Digest } from '../oci/index.js';
-import { CatalogClient } from '../publish/catalog-client.js';
-import { defaultRepository } from '../publish/publish.js';
-import { parseCatalogEntry, type CatalogEntry } from '../server/catalog-entry.js';
-import { readUpstreamImage } from '../server/upstream-image.js';
-import type { Upstream } from '../server/upstream.js';
+import { CatalogClient, defaultRepository } from '../publish/index.js';
+import { parseCatalogEntry, type CatalogEntry, readUpstreamImage, type Upstream } from '../server/index.js';
 import type { BuiltPackage } from './build-package.js';
 import { readMarker, writeMarker } from './build-marker.js';
 
@@ -43,7 +40,7 @@ export function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
 }
 
 /** The flags of `hostpull publish` / `catalog add` that describe the package. */
-export function entryFlags(pkg: BuiltPackage): string[] {
+function entryFlags(pkg: BuiltPackage): string[] {
   const s = pkg.spec;
   return [
     '--prefix',

@@ -1,14 +1,12 @@
 import { spawn } from 'node:child_process';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { HostpullError } from '../errors.js';
-import { digestOf, hostPlatform, MediaType, type Digest } from '../oci/index.js';
-import { attachToc } from '../publish/attach-toc.js';
-import { defaultLayerMtime } from '../publish/build-layer.js';
-import { writeSeekableLayer } from '../publish/seekable-layer.js';
-import type { Upstream } from '../server/upstream.js';
+import { DEFAULT_PATH } from '../oci/index.js';
+import { attachToc, defaultLayerMtime, pushSingleLayerImage, writeSeekableLayer, type PushedLayerImage } from '../publish/index.js';
+import type { Upstream } from '../server/index.js';
 
 export interface PushBaseOptions {
   rootfs: string;
@@ -21,17 +19,9 @@ export interface PushBaseOptions {
   signal?: AbortSignal;
 }
 
-export interface PushedBase {
-  image: string;
-  manifestDigest: Digest;
-  layerDigest: Digest;
-  diffId: Digest;
-  size: number;
-  /** The layer's table of contents (attached to the image as a referrer): the base is seekable. */
-  tocDigest: Digest;
-}
+/** The base as pushed: seekable, its table of contents attached as a referrer. */
+export type PushedBase = PushedLayerImage;
 
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /**
  * Packs the base rootfs as one seekable gzip layer with its table of contents (the same writer
@@ -85,33 +75,22 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
     ]);
     const { digest, diffId, size } = layer;
     const created = mtime.toISOString().replace(/\.000Z$/, 'Z');
-    const platform = hostPlatform();
-    const config = Buffer.from(
-      JSON.stringify({
-        created,
-        architecture: platform.architecture,
-        os: platform.os,
-        config: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/sh'], WorkingDir: '/' },
-        rootfs: { type: 'layers', diff_ids: [diffId] },
-        history: [{ created, created_by: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files' }],
-      }),
-    );
-    const configDigest = digestOf(config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length },
-        layers: [{ mediaType: MediaType.OciLayerGzip, digest, size }],
-        annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
-      }),
-    );
     const { repository, upstream, tag } = options;
-    await upstream.putBlob(repository, digest, size, () => createReadStream(layerFile), options.signal ? { signal: options.signal } : {});
-    await upstream.putBlob(repository, configDigest, config.length, config, options.signal ? { signal: options.signal } : {});
-    const manifestDigest = await upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, options.signal);
-    await attachToc(upstream, repository, layer, { mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }, created, options.signal);
-    return { image: `${repository}:${tag}`, manifestDigest, layerDigest: digest, diffId, size, tocDigest: layer.tocDigest };
+    const manifest = await pushSingleLayerImage(
+      upstream,
+      repository,
+      tag,
+      {
+        layer: { file: layerFile, digest, diffId, size },
+        created,
+        runConfig: { Env: [`PATH=${DEFAULT_PATH}`], Cmd: ['/bin/sh'], WorkingDir: '/' },
+        createdBy: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files',
+        annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
+      },
+      options.signal,
+    );
+    await attachToc(upstream, repository, layer, manifest, created, options.signal);
+    return { image: `${repository}:${tag}`, manifestDigest: manifest.digest, layerDigest: digest, diffId, size, tocDigest: layer.tocDigest };
   } finally {
     out.destroy();
     if (tar.exitCode === null) tar.kill();

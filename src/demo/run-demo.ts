@@ -1,19 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { Digest } from '../oci/index.js';
-import type { PullResult } from '../pull/puller.js';
-import { LayoutUpstream } from '../server/layout-upstream.js';
-import type { PullStats } from '../store/pulls.js';
-import { mapLimit } from '../util/limit.js';
+import type { PullResult } from '../pull/index.js';
+import { LayoutUpstream } from '../server/index.js';
+import type { PullStats } from '../store/index.js';
+import { mapLimit } from '../util/index.js';
 import { AptQueryCache } from './apt-query-cache.js';
 import { buildBase, type BuiltBase } from './build-base.js';
 import { buildPackage, type BuiltPackage } from './build-package.js';
 import { readMarker, writeMarker } from './build-marker.js';
 import { checkSharedLibraries, JDK_CORE_ELF } from './check-libraries.js';
 import { callCli, defaultCliEntry, type CliCall } from './cli-process.js';
-import { DEFAULT_DEMO_WORK } from './defaults.js';
+import { DEFAULT_DEMO_WORK } from '../defaults.js';
 import type { DemoEvent, PulledLayer } from './events.js';
 import { execTool } from './exec-tool.js';
 import { unmountBelow } from './leftover-mounts.js';
@@ -23,7 +23,7 @@ import { pushBaseImage, type PushedBase } from './push-base.js';
 import { startServeProcess, type ServeProcess } from './serve-process.js';
 
 /** Where the demo's base image lives in the layout, and what `serve --base` names. */
-export const DEMO_BASE_IMAGE = { repository: 'base/bookworm-slim', tag: 'demo' };
+const DEMO_BASE_IMAGE = { repository: 'base/bookworm-slim', tag: 'demo' };
 
 export interface DemoOptions {
   /** Work directory: downloads, built packages, the server's layout, the client store. Default /var/tmp/hostpull-demo. */
@@ -53,7 +53,7 @@ export interface DemoResult {
 }
 
 /** SGR escape sequences (colours, bold) out of a program's output. */
-export function stripAnsi(text: string): string {
+function stripAnsi(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;]*m/g, '');
 }
@@ -233,9 +233,4 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     // `hostpull run` cleans up after itself; this catches a run killed halfway.
     await unmountBelow(join(work, 'client')).catch(() => undefined);
   }
-}
-
-/** Reads back the server log tail, for error reports. */
-export async function serverLogTail(work: string = DEFAULT_DEMO_WORK, lines = 20): Promise<string> {
-  return (await readFile(join(resolve(work), 'server.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-lines).join('\n');
 }

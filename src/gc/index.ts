@@ -1,6 +1,5 @@
-export * from './collect-garbage.js';
-export * from './mounts.js';
-export * from './parse-size.js';
-export * from './process-start.js';
-export * from './select-evictions.js';
-export * from './stale-mounts.js';
+/**
+ * Garbage collection: what no image, mount, snapshot or pull holds, and LRU eviction under a size
+ * budget (the policy; the store does the removing, under its protocol).
+ */
+export { collectGarbage, type GcReport } from './collect-garbage.js';

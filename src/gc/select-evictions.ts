@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 
 /** What GC knows about the store at one moment (read from SQLite by snapshot.ts). */
 export interface GcSnapshot {

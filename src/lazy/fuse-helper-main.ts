@@ -10,10 +10,10 @@
  * helper exits: a FUSE mount never outlives the process that is responsible for it.
  */
 import { mkdir } from 'node:fs/promises';
-import { isHostpullError } from '../errors.js';
+import { errorToJson } from '../errors.js';
 import { createLogger, type LogLevel } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { RegistryClient } from '../registry/client.js';
+import type { Digest } from '../oci/index.js';
+import { RegistryClient } from '../registry/index.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
 import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
 import type { FetchPolicy, HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
           type: 'result',
           id: msg.id,
           ok: false,
-          error: { code: isHostpullError(err) ? err.code : 'LAZY_HELPER_ERROR', message: (err as Error).message, ...(isHostpullError(err) && err.hint ? { hint: err.hint } : {}) },
+          error: errorToJson(err, 'LAZY_HELPER_FAILED'),
         }),
     );
   });
@@ -125,7 +125,8 @@ async function main(): Promise<void> {
 }
 
 void main().catch((err: unknown) => {
-  process.stderr.write(`hostpull lazy helper: ${(err as Error).stack ?? String(err)}\n`);
+  // The parent sees the exit (LAZY_HELPER_FAILED at start, LAZY_HELPER_GONE later); the log says why.
+  createLogger('error', 'hostpull-lazy').error({ err }, 'lazy helper failed');
   process.exit(1);
 });
 

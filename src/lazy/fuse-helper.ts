@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { HostpullError } from '../errors.js';
+import { errorFromJson, HostpullError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
 import type { HelperMessage, HelperRequest, LayerStats, MountSpec } from './helper-protocol.js';
 
@@ -39,7 +39,7 @@ export class FuseHelper {
       if (!p) return;
       this.#pending.delete(m.id);
       if (m.ok) p.resolve(m.value);
-      else p.reject(new HostpullError(m.error.code, m.error.message, m.error.hint ? { hint: m.error.hint } : {}));
+      else p.reject(errorFromJson(m.error, 'LAZY_HELPER_FAILED'));
     });
   }
 

@@ -1,4 +1,5 @@
 import type { PackageClaim } from '../archive/index.js';
+import type { ErrorJson } from '../errors.js';
 import type { LogLevel } from '../log.js';
 
 /**
@@ -65,7 +66,7 @@ export interface LayerStats {
 export type HelperMessage =
   | { type: 'ready'; pid: number }
   | { type: 'result'; id: number; ok: true; value?: unknown }
-  | { type: 'result'; id: number; ok: false; error: { code: string; message: string; hint?: string } };
+  | { type: 'result'; id: number; ok: false; error: ErrorJson };
 
 export interface HelperStartOptions {
   logLevel: LogLevel;

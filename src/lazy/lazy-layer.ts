@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { parseTocBlob, type SeekableToc } from '../oci/seekable-toc.js';
+import type { Digest } from '../oci/index.js';
+import { parseTocBlob, type SeekableToc } from '../oci/index.js';
 import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
 import { readDeadlineMs } from './fetch-policy.js';
 import type { FetchPolicy, LayerStats } from './helper-protocol.js';

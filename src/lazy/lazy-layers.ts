@@ -3,20 +3,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { HostpullError, isHostpullError } from '../errors.js';
-import { processStartTime } from '../gc/process-start.js';
+import { processStartTime } from '../util/index.js';
 import type { Logger, LogLevel } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { layerCompression } from '../oci/mediatypes.js';
-import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE, type SeekableToc } from '../oci/seekable-toc.js';
-import type { DeferCandidate } from '../pull/puller.js';
-import type { RegistryClient, RepositoryRef } from '../registry/client.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { LayerRow } from '../store/layers.js';
+import type { Digest } from '../oci/index.js';
+import { layerCompression } from '../oci/index.js';
+import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE, type SeekableToc } from '../oci/index.js';
+import type { DeferCandidate } from '../pull/index.js';
+import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import type { ContentStore } from '../store/index.js';
+import type { LayerRow } from '../store/index.js';
 import { completeLayer } from './complete-layer.js';
 import { FuseHelper } from './fuse-helper.js';
 import type { FetchPolicy } from './helper-protocol.js';
 import { helperMountDir, spanCacheDir } from './lazy-paths.js';
-import { prefetchList, recordLayerArrival, recordPrefetchList } from './lazy-records.js';
 import { fetchPrefetchList, publishPrefetchList } from './prefetch-exchange.js';
 import { LazyTree } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
@@ -127,7 +126,7 @@ export class LazyLayers {
       return p;
     });
     for (const [i, { layer, claim }] of candidates.entries()) {
-      const whole = (reason: string) => recordLayerArrival(this.#o.store, { blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
+      const whole = (reason: string) => this.#o.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       if (why) {
         whole(why);
         continue;
@@ -223,7 +222,7 @@ export class LazyLayers {
       claim: cand.claim,
       maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
     });
-    recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
+    store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
     const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
     state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
     this.#layers.set(cand.blobDigest, state);
@@ -240,13 +239,13 @@ export class LazyLayers {
         { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
       );
       const stats = await helper.stats(cand.blobDigest).catch(() => undefined);
-      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy-completed', bytesLazy: stats?.bytesFetched ?? 0 });
+      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy-completed', bytesLazy: stats?.bytesFetched ?? 0 });
       logger.info({ layer: cand.blobDigest, layerId: row.id }, 'lazy layer completed: new containers use the unpacked directory');
       return row;
     } catch (err) {
       const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
       if (!this.#abort.signal.aborted) logger.error({ layer: cand.blobDigest, reason }, 'background pull of a lazy layer failed; it stays lazy while in use and is pulled again next time');
-      recordLayerArrival(store, { blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
+      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
       return undefined;
     } finally {
       s.done = true;
@@ -273,7 +272,7 @@ export class LazyLayers {
    * this node, else what the server learned from the first node that started it.
    */
   async prefetchFor(repo: RepositoryRef, composite: Digest): Promise<Map<Digest, number[]>> {
-    const local = prefetchList(this.#o.store, composite);
+    const local = this.#o.store.lazyLayers.prefetchList(composite);
     if (local.size > 0) return local;
     return (await fetchPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, this.#o.logger)) ?? new Map();
   }
@@ -282,8 +281,8 @@ export class LazyLayers {
   async learn(repo: RepositoryRef, composite: Digest, blobDigests: readonly Digest[]): Promise<void> {
     const lists = new Map<Digest, number[]>();
     for (const d of blobDigests) lists.set(d, await this.readOrder(d));
-    if (prefetchList(this.#o.store, composite).size > 0) return;
-    recordPrefetchList(this.#o.store, composite, lists);
+    if (this.#o.store.lazyLayers.prefetchList(composite).size > 0) return;
+    this.#o.store.lazyLayers.recordPrefetchList(composite, lists);
     await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
   }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { digestHex, type Digest } from '../oci/digest.js';
-import type { StoreLayout } from '../store/layout.js';
+import { digestHex, type Digest } from '../oci/index.js';
+import type { StoreLayout } from '../store/index.js';
 
 /**
  * Where lazy layers live in a store root:

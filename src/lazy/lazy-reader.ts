@@ -1,7 +1,7 @@
 import { promisify } from 'node:util';
 import { constants as zc, inflateRaw } from 'node:zlib';
 import { HostpullError } from '../errors.js';
-import { spansFor, type SeekableToc } from '../oci/seekable-toc.js';
+import { spansFor, type SeekableToc } from '../oci/index.js';
 import type { LazyNode } from './lazy-tree.js';
 import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
@@ -57,10 +57,9 @@ export class LazyReader {
   /** Reads served so far (cached or not): how busy the layer's readers are. */
   reads = 0;
 
-  /** Up to `length` bytes of `node` from `offset` (fewer at the end of the file). */
+  /** Up to `length` bytes of file `node` from `offset` (fewer at the end of the file); the FUSE handler answers EISDIR for anything else. */
   async read(node: LazyNode, offset: number, length: number): Promise<Buffer> {
     this.reads++;
-    if (node.type !== 'file') throw new HostpullError('LAZY_NOT_A_FILE', `${node.path} is not a file`);
     const n = Math.max(0, Math.min(length, node.size - offset));
     if (n === 0) return Buffer.alloc(0);
     const start = node.dataOffset + offset;

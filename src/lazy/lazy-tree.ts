@@ -11,9 +11,9 @@ import {
   type PackageClaim,
   type TarEntryHeader,
 } from '../archive/index.js';
-import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
+import type { SeekableToc, TocEntry } from '../oci/index.js';
 import { UNPACK_DEFAULTS } from '../unpack/index.js';
-import { compareUtf8 } from '../util/utf8-order.js';
+import { compareUtf8 } from '../util/index.js';
 
 /** One node of the lazy view: what `stat` shows, and where a file's bytes are in the tar. */
 export interface LazyNode {

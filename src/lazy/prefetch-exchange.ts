@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { parsePrefetchList, prefetchListMap } from '../oci/prefetch-list.js';
-import { registryOrigin } from '../registry/scheme.js';
+import type { Digest } from '../oci/index.js';
+import { parsePrefetchList, prefetchListMap } from '../oci/index.js';
+import { registryOrigin } from '../registry/index.js';
 
 /** The server's prefetch API (server/prefetch-api.ts) is a hint: never wait long for it. */
 const TIMEOUT_MS = 3000;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import type { RegistryClient, RepositoryRef, RetryBudget } from '../registry/index.js';
 import type { SpanSource } from './span-fetcher.js';
 

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import { spanSha256 } from '../oci/index.js';
 
 /**
  * Verified compressed spans of one layer on disk, `<dir>/<index>`: written to a temporary name
@@ -30,7 +31,7 @@ export class SpanCache {
       if (errnoCode(err) === 'ENOENT') return undefined;
       throw err;
     }
-    if (createHash('sha256').update(bytes).digest('hex') === sha256) return bytes;
+    if (spanSha256(bytes) === sha256) return bytes;
     await unlink(this.#path(index)).catch(() => undefined);
     return undefined;
   }

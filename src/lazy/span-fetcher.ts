@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { TocSpan } from '../oci/seekable-toc.js';
+import { spanSha256, type TocSpan } from '../oci/index.js';
 import { RegistryError, type RetryBudget } from '../registry/index.js';
 import type { SpanCache } from './span-cache.js';
 
@@ -282,7 +281,7 @@ export class SpanFetcher {
   /** A span's bytes arrived: verified against the TOC, then handed over (and cached meanwhile), or failed. */
   #arrived(p: Pending, bytes: Buffer): void {
     const span = this.#spans[p.index]!;
-    const sha = createHash('sha256').update(bytes).digest('hex');
+    const sha = spanSha256(bytes);
     if (sha !== span.sha256) {
       const mismatch = new HostpullError('DIGEST_MISMATCH', `span ${p.index} of ${this.#source.where} has sha256 ${sha}, the table of contents says ${span.sha256}`, {
         hint: 'the registry serves different bytes than were published; the span is not used or cached',

@@ -52,4 +52,3 @@ export const constants = Object.freeze({
   S_IFIFO: 0o010000,
 } as const);
 
-export type NativeConstants = typeof constants;

@@ -47,6 +47,7 @@ interface Addon {
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;
   overlayMount(target: string, options: OverlayMountOptions): void;
+  alignedBuffer(size: number, alignment: number): ArrayBuffer;
   constants: Record<string, number>;
 }
 
@@ -192,6 +193,14 @@ export function lremovexattr(path: string, name: string): void {
  */
 export function overlayMount(target: string, options: OverlayMountOptions): void {
   call((a) => a.overlayMount(target, options));
+}
+
+/**
+ * Memory starting at a multiple of `alignment` (a power of two), for O_DIRECT writes: Node 20's own
+ * ArrayBuffers are only 16-byte aligned. Freed when the buffer is garbage collected.
+ */
+export function alignedBuffer(size: number, alignment: number): Buffer {
+  return Buffer.from(call((a) => a.alignedBuffer(size, alignment)));
 }
 
 /** The constants as compiled into the addon (for checking {@link constants} against the C headers). */

@@ -1,6 +1,5 @@
-// zod's v3 API, shipped inside zod 4: it loads in ~25 ms against ~90 ms for the v4 entry point,
-// and every short command (pull, run, inspect) parses manifests; the daemon and server use v4.
-import { z } from 'zod/v3';
+import { createRequire } from 'node:module';
+import type { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
 import { isDigest, type Digest } from './digest.js';
 import { isConfigType, isImageManifestType, isIndexType, MediaType } from './mediatypes.js';
@@ -10,76 +9,93 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** An image config is JSON metadata; 8 MiB is far above any real one and bounds memory. */
 export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
-const digestSchema = z.string().refine(isDigest, { message: 'not a valid sha256/sha512 digest' }) as unknown as z.ZodType<Digest>;
-const annotations = z.record(z.string(), z.string()).optional();
+/** PATH of a container whose image config sets none (the value Docker and `runc spec` use). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-export const platformSchema = z.object({
-  architecture: z.string().min(1),
-  os: z.string().min(1),
-  'os.version': z.string().optional(),
-  'os.features': z.array(z.string()).optional(),
-  variant: z.string().optional(),
-});
-export type Platform = z.infer<typeof platformSchema>;
+/**
+ * The schemas, built when something is first validated. zod's v3 API, shipped inside zod 4: it
+ * loads in ~25 ms against ~90 ms for the v4 entry point, and every short command (pull, run,
+ * inspect) parses manifests; the daemon and server use v4. Loaded on first use rather than with
+ * the module, so that whatever imports the oci face for a digest or a reference (every CLI verb,
+ * for `--help` too) does not pay for it.
+ */
+function buildSchemas() {
+  const { z } = createRequire(import.meta.url)('zod/v3') as typeof import('zod/v3');
+  const digest = z.string().refine(isDigest, { message: 'not a valid sha256/sha512 digest' }) as unknown as z.ZodType<Digest>;
+  const annotations = z.record(z.string(), z.string()).optional();
+  const platform = z.object({
+    architecture: z.string().min(1),
+    os: z.string().min(1),
+    'os.version': z.string().optional(),
+    'os.features': z.array(z.string()).optional(),
+    variant: z.string().optional(),
+  });
+  const descriptor = z.object({
+    mediaType: z.string().min(1),
+    digest,
+    size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    urls: z.array(z.string()).optional(),
+    annotations,
+    platform: platform.optional(),
+    artifactType: z.string().optional(),
+  });
+  const imageManifest = z.object({
+    schemaVersion: z.literal(2),
+    mediaType: z.string().optional(),
+    artifactType: z.string().optional(),
+    config: descriptor,
+    layers: z.array(descriptor),
+    subject: descriptor.optional(),
+    annotations,
+  });
+  const imageIndex = z.object({
+    schemaVersion: z.literal(2),
+    mediaType: z.string().optional(),
+    artifactType: z.string().optional(),
+    manifests: z.array(descriptor),
+    subject: descriptor.optional(),
+    annotations,
+  });
+  const imageConfig = z.object({
+    created: z.string().optional(),
+    author: z.string().optional(),
+    architecture: z.string().min(1),
+    os: z.string().min(1),
+    variant: z.string().optional(),
+    config: z
+      .object({
+        User: z.string().optional(),
+        ExposedPorts: z.record(z.string(), z.unknown()).optional(),
+        Env: z.array(z.string()).optional().nullable(),
+        Entrypoint: z.array(z.string()).optional().nullable(),
+        Cmd: z.array(z.string()).optional().nullable(),
+        Volumes: z.record(z.string(), z.unknown()).optional().nullable(),
+        WorkingDir: z.string().optional(),
+        Labels: z.record(z.string(), z.string()).optional().nullable(),
+        StopSignal: z.string().optional(),
+      })
+      .optional(),
+    rootfs: z.object({
+      type: z.literal('layers'),
+      diff_ids: z.array(digest),
+    }),
+    history: z.array(z.record(z.string(), z.unknown())).optional(),
+  });
+  return { platform, descriptor, imageManifest, imageIndex, imageConfig };
+}
 
-export const descriptorSchema = z.object({
-  mediaType: z.string().min(1),
-  digest: digestSchema,
-  size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-  urls: z.array(z.string()).optional(),
-  annotations,
-  platform: platformSchema.optional(),
-  artifactType: z.string().optional(),
-});
-export type Descriptor = z.infer<typeof descriptorSchema>;
+type Schemas = ReturnType<typeof buildSchemas>;
+let built: Schemas | undefined;
+function schemas(): Schemas {
+  built ??= buildSchemas();
+  return built;
+}
 
-export const imageManifestSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  config: descriptorSchema,
-  layers: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations,
-});
-export type ImageManifest = z.infer<typeof imageManifestSchema>;
-
-export const imageIndexSchema = z.object({
-  schemaVersion: z.literal(2),
-  mediaType: z.string().optional(),
-  artifactType: z.string().optional(),
-  manifests: z.array(descriptorSchema),
-  subject: descriptorSchema.optional(),
-  annotations,
-});
-export type ImageIndex = z.infer<typeof imageIndexSchema>;
-
-export const imageConfigSchema = z.object({
-  created: z.string().optional(),
-  author: z.string().optional(),
-  architecture: z.string().min(1),
-  os: z.string().min(1),
-  variant: z.string().optional(),
-  config: z
-    .object({
-      User: z.string().optional(),
-      ExposedPorts: z.record(z.string(), z.unknown()).optional(),
-      Env: z.array(z.string()).optional().nullable(),
-      Entrypoint: z.array(z.string()).optional().nullable(),
-      Cmd: z.array(z.string()).optional().nullable(),
-      Volumes: z.record(z.string(), z.unknown()).optional().nullable(),
-      WorkingDir: z.string().optional(),
-      Labels: z.record(z.string(), z.string()).optional().nullable(),
-      StopSignal: z.string().optional(),
-    })
-    .optional(),
-  rootfs: z.object({
-    type: z.literal('layers'),
-    diff_ids: z.array(digestSchema),
-  }),
-  history: z.array(z.record(z.string(), z.unknown())).optional(),
-});
-export type ImageConfig = z.infer<typeof imageConfigSchema>;
+export type Platform = z.infer<Schemas['platform']>;
+export type Descriptor = z.infer<Schemas['descriptor']>;
+export type ImageManifest = z.infer<Schemas['imageManifest']>;
+export type ImageIndex = z.infer<Schemas['imageIndex']>;
+export type ImageConfig = z.infer<Schemas['imageConfig']>;
 
 export type ParsedManifest =
   | { kind: 'manifest'; mediaType: string; manifest: ImageManifest }
@@ -131,12 +147,12 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, what = 'm
     mediaType = Array.isArray(body.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
   }
   if (isImageManifestType(mediaType)) {
-    const r = imageManifestSchema.safeParse(body);
+    const r = schemas().imageManifest.safeParse(body);
     if (!r.success) throw invalid(what, zodWhy(r.error));
     return { kind: 'manifest', mediaType, manifest: r.data };
   }
   if (isIndexType(mediaType)) {
-    const r = imageIndexSchema.safeParse(body);
+    const r = schemas().imageIndex.safeParse(body);
     if (!r.success) throw invalid(what, zodWhy(r.error));
     return { kind: 'index', mediaType, index: r.data };
   }
@@ -148,7 +164,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, what = 'm
 /** Parses and validates an image config blob. */
 export function parseImageConfig(bytes: Uint8Array, what = 'image config'): ImageConfig {
   const json = parseJson(bytes, what, MAX_CONFIG_BYTES);
-  const r = imageConfigSchema.safeParse(json);
+  const r = schemas().imageConfig.safeParse(json);
   if (!r.success) throw new HostpullError('CONFIG_INVALID', `${what}: ${zodWhy(r.error)}`);
   return r.data;
 }

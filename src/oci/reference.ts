@@ -13,7 +13,7 @@ export interface ImageReference {
   digest?: Digest;
 }
 
-export const DEFAULT_REGISTRY = 'docker.io';
+const DEFAULT_REGISTRY = 'docker.io';
 /** OCI distribution-spec: a tag is at most 128 characters. */
 export const MAX_TAG_LENGTH = 128;
 
@@ -25,10 +25,6 @@ const DOMAIN_RE =
 
 export function isValidRepository(name: string): boolean {
   return name.length <= 255 && REPOSITORY_RE.test(name);
-}
-
-export function isValidTag(tag: string): boolean {
-  return TAG_RE.test(tag);
 }
 
 /** Throws TAG_INVALID with a message that says which rule the tag breaks. */

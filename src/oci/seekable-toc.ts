@@ -2,7 +2,7 @@
 import { gunzipSync } from 'node:zlib';
 import { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
-import { digestOf, isDigest, type Digest } from './digest.js';
+import { digestHex, digestOf, isDigest, type Digest } from './digest.js';
 
 /**
  * The table of contents of a seekable package layer (DESIGN §7): where each tar entry is, and how
@@ -35,6 +35,11 @@ export interface TocSpan {
   us: number;
   /** sha256 (hex) of the span's compressed bytes [c, c+cs). */
   sha256: string;
+}
+
+/** A span's {@link TocSpan.sha256}: the hex sha256 of its compressed bytes, as publish wrote it and every reader checks it. */
+export function spanSha256(compressed: Uint8Array): string {
+  return digestHex(digestOf(compressed));
 }
 
 /** The tar reader's entry types (archive/tar-reader.ts): a TOC describes whatever the tar holds. */

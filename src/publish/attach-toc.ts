@@ -1,7 +1,7 @@
 import type { Descriptor } from '../oci/index.js';
-import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/seekable-toc.js';
-import { artifactManifest, attachReferrer } from '../server/referrers.js';
-import type { Upstream } from '../server/upstream.js';
+import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/index.js';
+import { artifactManifest, attachReferrer } from '../server/index.js';
+import type { Upstream } from '../server/index.js';
 import type { SeekableLayer } from './seekable-layer.js';
 
 /**

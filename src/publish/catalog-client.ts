@@ -1,5 +1,5 @@
-import { HostpullError } from '../errors.js';
-import type { CatalogEntries, CatalogEntry } from '../server/catalog-entry.js';
+import { HostpullError, isErrorCode } from '../errors.js';
+import type { CatalogEntries, CatalogEntry } from '../server/index.js';
 
 export interface CatalogClientOptions {
   /** Server base URL (`http://127.0.0.1:5055`) or `host:port` (then http). */
@@ -39,7 +39,8 @@ export class CatalogClient {
     if (!res.ok) {
       const e = (json as { errors?: Array<{ code?: string; message?: string; detail?: unknown }> } | undefined)?.errors?.[0];
       const detail = typeof e?.detail === 'object' && e.detail !== null ? (e.detail as Record<string, unknown>) : {};
-      throw new HostpullError(e?.code ?? 'SERVER_ERROR', `${method} ${this.#base}/hostpull/v1/catalog${path}: HTTP ${res.status}: ${e?.message ?? text.slice(0, 200)}`, {
+      // The server's OCI code is one of ours when it passed one on (TAG_INVALID, UNAUTHORIZED…).
+      throw new HostpullError(isErrorCode(e?.code) ? e.code : 'SERVER_ERROR', `${method} ${this.#base}/hostpull/v1/catalog${path}: HTTP ${res.status}: ${e?.message ?? text.slice(0, 200)}`, {
         details: { ...detail, status: res.status },
         ...(res.status === 401 ? { hint: 'pass --token-file with the server\'s token' } : {}),
       });

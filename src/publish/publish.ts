@@ -1,14 +1,13 @@
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { digestOf, hostPlatform, isValidRepository, MediaType, validateTag, type Digest } from '../oci/index.js';
-import { parseCatalogEntry, validateCodeName, type CatalogEntry } from '../server/catalog-entry.js';
-import type { Upstream } from '../server/upstream.js';
+import { isValidRepository, validateTag } from '../oci/index.js';
+import { parseCatalogEntry, validateCodeName, withoutUpstreamHost, type CatalogEntry, type Upstream } from '../server/index.js';
 import { attachToc } from './attach-toc.js';
 import { buildLayerFile } from './build-layer.js';
 import { CatalogClient } from './catalog-client.js';
+import { pushSingleLayerImage, type PushedLayerImage } from './push-image.js';
 
 export interface PublishOptions {
   /** Directory whose contents become the package (placed under `prefix`). */
@@ -36,14 +35,7 @@ export interface PublishOptions {
   signal?: AbortSignal;
 }
 
-export interface PublishResult {
-  image: string;
-  manifestDigest: Digest;
-  layerDigest: Digest;
-  diffId: Digest;
-  size: number;
-  /** The layer's table of contents (a blob attached to the image as an OCI referrer). */
-  tocDigest: Digest;
+export interface PublishResult extends PushedLayerImage {
   entry: CatalogEntry;
   registered: boolean;
 }
@@ -59,7 +51,8 @@ export function defaultRepository(code: string): string {
  */
 export async function publishPackage(o: PublishOptions): Promise<PublishResult> {
   validateCodeName(o.code);
-  const repository = o.repository ?? defaultRepository(o.code);
+  // `--repository 127.0.0.1:5000/pkg/x` for an upstream at that address means pkg/x there.
+  const repository = o.repository === undefined ? defaultRepository(o.code) : withoutUpstreamHost(o.repository, o.upstream, '--repository', 'USAGE');
   if (!isValidRepository(repository)) throw new HostpullError('USAGE', `--repository ${JSON.stringify(repository)} is not a valid repository name`);
   const tag = validateTag(o.tag ?? 'latest');
   const image = `${repository}:${tag}`;
@@ -88,32 +81,22 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
       ...(o.signal ? { signal: o.signal } : {}),
     });
     const created = layer.mtime.toISOString().replace(/\.000Z$/, 'Z');
-    const platform = hostPlatform();
     const env = Object.keys(entry.env).sort().map((k) => `${k}=${entry.env[k]}`);
-    const config = Buffer.from(
-      JSON.stringify({
+    const manifest = await pushSingleLayerImage(
+      o.upstream,
+      repository,
+      tag,
+      {
+        layer,
         created,
-        architecture: platform.architecture,
-        os: platform.os,
-        config: { Env: env, Labels: { 'dev.hostpull.code': o.code, 'dev.hostpull.prefix': entry.prefix } },
-        rootfs: { type: 'layers', diff_ids: [layer.diffId] },
-        history: [{ created, created_by: `hostpull publish ${o.code} at ${entry.prefix}` }],
-      }),
-    );
-    const configDigest = digestOf(config);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.OciManifest,
-        config: { mediaType: MediaType.OciConfig, digest: configDigest, size: config.length },
-        layers: [{ mediaType: MediaType.OciLayerGzip, digest: layer.digest, size: layer.size }],
+        runConfig: { Env: env, Labels: { 'dev.hostpull.code': o.code, 'dev.hostpull.prefix': entry.prefix } },
+        createdBy: `hostpull publish ${o.code} at ${entry.prefix}`,
         annotations: { 'dev.hostpull.code': o.code, 'org.opencontainers.image.created': created },
-      }),
+      },
+      o.signal,
     );
-    await o.upstream.putBlob(repository, layer.digest, layer.size, () => createReadStream(layer.file), o.signal ? { signal: o.signal } : {});
-    await o.upstream.putBlob(repository, configDigest, config.length, config, o.signal ? { signal: o.signal } : {});
-    const manifestDigest = await o.upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, o.signal);
-    await attachToc(o.upstream, repository, layer, { mediaType: MediaType.OciManifest, digest: manifestDigest, size: manifest.length }, created, o.signal);
+    const manifestDigest = manifest.digest;
+    await attachToc(o.upstream, repository, layer, manifest, created, o.signal);
     let registered = false;
     if (o.server) {
       await new CatalogClient({ server: o.server.url, token: o.server.token }).put(o.code, entry, o.signal);

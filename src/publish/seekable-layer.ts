@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { TarReader, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
 import { digestOf, type Digest } from '../oci/index.js';
-import type { SeekableToc, TocEntry } from '../oci/seekable-toc.js';
+import type { SeekableToc, TocEntry } from '../oci/index.js';
 import { writeSpanGzip, type SpanGzipOptions } from './span-gzip.js';
 
 export interface SeekableLayer {

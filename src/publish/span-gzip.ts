@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { constants as zc, crc32, deflateRaw, deflateRawSync } from 'node:zlib';
 import { createDigester, digestFromHash, type Digest } from '../oci/index.js';
-import type { TocSpan } from '../oci/seekable-toc.js';
-import { writeWithBackpressure } from '../util/tee.js';
+import type { TocSpan } from '../oci/index.js';
+import { writeWithBackpressure } from '../util/index.js';
 
 const deflateRawAsync = promisify(deflateRaw);
 
@@ -99,7 +98,7 @@ export async function writeSpanGzip(source: AsyncIterable<Buffer>, out: Writable
   const inFlight: Array<{ u: number; us: number; deflated: Promise<Buffer> }> = [];
 
   const emit = async (u: number, us: number, parts: Buffer[]): Promise<void> => {
-    const spanHash = createHash('sha256');
+    const spanHash = createDigester();
     let cs = 0;
     for (const p of parts) {
       spanHash.update(p);

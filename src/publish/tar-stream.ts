@@ -1,9 +1,9 @@
 import { createReadStream, readFileSync, type Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Header, Pax, type HeaderData } from 'tar';
 import { HostpullError } from '../errors.js';
-import { compareUtf8 } from '../util/utf8-order.js';
+import { TAR_END, tarHeader, tarPadding } from './tar-writer.js';
+import { compareUtf8 } from '../util/index.js';
 
 export interface TarStreamOptions {
   /** Directory whose contents become the layer. */
@@ -14,8 +14,6 @@ export interface TarStreamOptions {
   mtime: Date;
 }
 
-const BLOCK = 512;
-const ZEROS = Buffer.alloc(BLOCK * 2);
 /**
  * Files up to this size are read whole and synchronously, bigger ones streamed. Measured on Go
  * 1.19's 13.6k files (466 MB): fs/promises streams and readFile spend most of their time waiting
@@ -24,23 +22,6 @@ const ZEROS = Buffer.alloc(BLOCK * 2);
  * the compression runs on the pool.
  */
 const WHOLE_FILE_MAX = 4 * 1024 * 1024;
-
-
-function headerBlocks(data: HeaderData): Buffer[] {
-  const header = new Header(data);
-  const block = Buffer.alloc(BLOCK);
-  // encode() reports when a field (long or non-ASCII path/linkpath) does not fit ustar: only then
-  // do we add a PAX record, so plain trees stay plain ustar.
-  const needPax = header.encode(block);
-  if (!needPax) return [block];
-  const pax = new Pax({ path: data.path, linkpath: data.linkpath || undefined, mtime: data.mtime, uid: 0, gid: 0 } as HeaderData).encode();
-  return [pax, block];
-}
-
-function padding(size: number): Buffer {
-  const rest = size % BLOCK;
-  return rest === 0 ? Buffer.alloc(0) : ZEROS.subarray(0, BLOCK - rest);
-}
 
 /** One thing to pack, found by the walk before any byte is written. */
 interface Item {
@@ -101,7 +82,7 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
   await walk(options.dir, prefix, items);
 
   for (const item of items) {
-    const blocks = headerBlocks({
+    const blocks = tarHeader({
       ...common,
       path: item.type === 'Directory' ? `${item.path}/` : item.path,
       type: item.type,
@@ -124,8 +105,8 @@ export async function* tarStream(options: TarStreamOptions): AsyncGenerator<Buff
       }
       if (written !== item.size) throw changed(item.full!, item.size, written);
     }
-    const pad = padding(item.size);
+    const pad = tarPadding(item.size);
     if (pad.length > 0) yield pad;
   }
-  yield ZEROS;
+  yield TAR_END;
 }

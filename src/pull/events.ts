@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 
 /** Progress of a pull, for progress bars (CLI) and NDJSON streams (daemon). */
 export type PullEvent =

@@ -1,15 +1,14 @@
 import { HostpullError } from '../errors.js';
-import { digestOf } from '../oci/digest.js';
-import { MAX_CONFIG_BYTES, parseImageConfig, type ImageConfig, type ImageManifest } from '../oci/manifest.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
+import { digestOf, MAX_CONFIG_BYTES, parseImageConfig, type ImageConfig, type ImageManifest } from '../oci/index.js';
+import type { RegistryReader, RepositoryRef } from '../registry/index.js';
+import type { ContentStore } from '../store/index.js';
 
 /**
  * An image's config: from the store when it has it, else fetched (bounded, verified against the
  * manifest's descriptor) and stored. `fetched` is the bytes that came over the network.
  */
 export async function fetchImageConfig(
-  deps: { store: ContentStore; client: RegistryClient },
+  deps: { store: ContentStore; client: RegistryReader },
   repo: RepositoryRef,
   manifest: ImageManifest,
   signal?: AbortSignal,

@@ -1,19 +1,15 @@
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { layerCompression, type LayerCompression } from '../oci/mediatypes.js';
-import { digestAlgorithm, type Digest } from '../oci/digest.js';
-import { isRetryable, type RegistryClient, type RepositoryRef, type RetryBudget } from '../registry/index.js';
-import type { PackageClaim } from '../archive/index.js';
-import type { ContentStore } from '../store/content-store.js';
-import { hashFile } from '../store/blobs.js';
-import type { LayerCommit, LayerRow } from '../store/layers.js';
-import { VerifyingStream } from '../archive/index.js';
-import { applyLayer, type ApplyOptions, type ApplyResult } from '../unpack/index.js';
-import { Tee } from '../util/tee.js';
+import { layerCompression, type LayerCompression, type Digest } from '../oci/index.js';
+import { isRetryable, RegistryError, type RegistryReader, type RepositoryRef, type RetryBudget } from '../registry/index.js';
+import { type PackageClaim, VerifyingStream } from '../archive/index.js';
+import type { ContentStore, LayerCommit, LayerRow } from '../store/index.js';
+import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } from '../unpack/index.js';
+import { Tee } from './tee.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
 
@@ -29,9 +25,11 @@ export interface LayerJob {
 
 export interface FetchLayerDeps {
   store: ContentStore;
-  client: RegistryClient;
+  client: RegistryReader;
   logger: Logger;
   onEvent?: ((e: PullEvent) => void) | undefined;
+  /** Worker threads for unpacking big layers; without them every layer is unpacked on this thread. */
+  workers?: ApplyWorkers | undefined;
 }
 
 export interface FetchOutcome {
@@ -41,13 +39,40 @@ export interface FetchOutcome {
   layer?: LayerRow;
 }
 
+export interface FetchLayerOptions {
+  unpack: boolean;
+  /**
+   * Keep the compressed blob once its layer is unpacked and verified. Default false: a node keeps
+   * one copy of each layer, the unpacked one; the blob's digest and size stay recorded with the
+   * layer and the image. Without `unpack` the blob is always kept (it is the only copy).
+   */
+  keepBlob?: boolean;
+  signal?: AbortSignal;
+}
+
+/**
+ * Layers at least this big (compressed) are unpacked in a worker thread; smaller ones on the
+ * calling thread, which is mostly idle during a pull and where they cost less than a worker's
+ * start (~60 ms of CPU).
+ */
+const WORKER_MIN_BYTES = 16 * 1024 * 1024;
+
+/** Unpacks one layer where it is cheapest (see WORKER_MIN_BYTES). */
+function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, options: ApplyOptions): Promise<ApplyResult> {
+  return deps.workers && job.size >= WORKER_MIN_BYTES ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
+}
+
 function source(repo: RepositoryRef): string {
   return `${repo.registry}/${repo.repository}`;
 }
 
-/** Makes sure the error that ends a layer names the blob and where it came from. */
+/**
+ * Makes sure the error that ends a layer names the blob and where it came from. Those of the
+ * registry client name the request's URL (which names the blob), those of the verifying stream
+ * carry its digest: they pass as they are.
+ */
 function describe(err: unknown, job: LayerJob, attempts: number): unknown {
-  if (isHostpullError(err) && err.message.includes(job.digest.slice(0, 19))) return err;
+  if (err instanceof RegistryError || (isHostpullError(err) && err.details?.digest === job.digest)) return err;
   const code = isHostpullError(err) ? err.code : 'BLOB_FETCH_FAILED';
   const why = err instanceof Error ? err.message : String(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
@@ -79,13 +104,18 @@ function progressCounter(job: LayerJob, start: number, onEvent?: (e: PullEvent) 
  * Downloads one layer blob into the store, verifying size and digest as bytes arrive, and — when
  * `unpack` is set and the download starts at byte 0 — unpacks it in the same pass. A transfer
  * that breaks is resumed with Range from what reached the disk; a resumed or already stored blob
- * is unpacked from its file afterwards.
+ * is unpacked from its file afterwards. Once unpacked and verified, the blob is dropped unless
+ * `keepBlob` says otherwise.
  */
-export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: { unpack: boolean; signal?: AbortSignal }): Promise<FetchOutcome> {
+export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: FetchLayerOptions): Promise<FetchOutcome> {
   const { store } = deps;
   const compression = layerCompression(job.mediaType);
   let fetchedBytes = 0;
   let resumedFrom = 0;
+  const unpacked = async (layer: LayerRow): Promise<FetchOutcome> => {
+    if (!options.keepBlob) await store.blobs.drop(job.digest);
+    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+  };
 
   if (!store.blobs.has(job.digest)) {
     // One retry budget for the whole download, shared with the transport's own retries of each
@@ -93,14 +123,16 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
     // refuses connections, answers 503 or goes silent in the middle of the body.
     const retry = deps.client.retryBudget(job.repo.registry, options.signal);
     for (let first = true; ; first = false) {
+      // What this attempt fetched, known whether it ends well or not.
+      const attempt: TransferAttempt = { fetched: 0 };
       try {
-        const result = await transfer(deps, job, compression, options, retry);
-        fetchedBytes += result.fetched;
+        const result = await transfer(deps, job, compression, options, retry, attempt);
+        fetchedBytes += attempt.fetched;
         if (first) resumedFrom = result.resumedFrom;
-        if (result.layer) return { fetchedBytes, resumedFrom, unpacked: true, layer: result.layer };
+        if (result.layer) return unpacked(result.layer);
         break;
       } catch (err) {
-        const got = (err as { fetchedBytes?: number }).fetchedBytes ?? 0;
+        const got = attempt.fetched;
         fetchedBytes += got;
         if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
@@ -120,25 +152,14 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: {
   }
   if (!options.unpack) return { fetchedBytes, resumedFrom, unpacked: false };
   try {
-    const layer = await unpackFromFile(deps, job, compression, options.signal);
-    return { fetchedBytes, resumedFrom, unpacked: true, layer };
+    return await unpacked(await unpackFromFile(deps, job, compression, options.signal));
   } catch (err) {
     // A stored blob that no longer hashes to its digest is corrupt on disk, not a bad layer:
     // quarantine it and fetch it again, once (a second failure is the layer's own).
-    if (fetchedBytes > 0 || !(await storedBlobCorrupt(store, job.digest))) throw err;
+    if (fetchedBytes > 0 || !(await store.blobs.corruptOnDisk(job.digest))) throw err;
     deps.logger.warn({ digest: job.digest }, 'stored layer blob is corrupt; quarantined, fetching it again');
     store.blobs.quarantine(job.digest);
     return fetchLayer(deps, job, options);
-  }
-}
-
-/** True when the stored file of `digest` is missing or hashes to something else. */
-async function storedBlobCorrupt(store: ContentStore, digest: Digest): Promise<boolean> {
-  if (!store.blobs.has(digest)) return false;
-  try {
-    return (await hashFile(store.blobs.path(digest), digestAlgorithm(digest))).digest !== digest;
-  } catch {
-    return true;
   }
 }
 
@@ -170,51 +191,72 @@ export function layerCommit(job: Pick<LayerJob, 'digest' | 'diffId'>, result: Ap
   };
 }
 
+/** Bytes one transfer attempt received from the registry, kept up to date while it runs. */
+interface TransferAttempt {
+  fetched: number;
+}
+
 async function transfer(
   deps: FetchLayerDeps,
   job: LayerJob,
   compression: LayerCompression,
-  options: { unpack: boolean; signal?: AbortSignal },
+  options: FetchLayerOptions,
   retry: RetryBudget,
-): Promise<{ fetched: number; resumedFrom: number; layer?: LayerRow }> {
+  attempt: TransferAttempt,
+): Promise<{ resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
-  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true });
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
-    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false });
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
   // A break mid-body is passed on only once what arrived is on disk: the resume starts there.
-  const body = relayUntilWritten(response.stream, ingest.path, ingest.offset);
+  const writer = ingest.writer;
+  const body = relayUntilWritten(response.stream, () => writer.kept);
   deps.onEvent?.({ type: 'layer-start', digest: job.digest, size: job.size, resumeFrom: resumedFrom });
   const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
   const counter = progressCounter(job, ingest.offset, deps.onEvent);
   const fetchedFrom = ingest.offset;
-  const fetched = () => verifier.bytes - fetchedFrom;
-
-  // One pass: unpack while downloading, unless this is a resumed transfer (the unpacker needs the
-  // stream from byte 0; the stored file is unpacked afterwards instead).
-  if (!options.unpack || resumedFrom > 0) {
-    try {
+  try {
+    // One pass: unpack while downloading, unless this is a resumed transfer (the unpacker needs
+    // the stream from byte 0; the stored file is unpacked afterwards instead).
+    if (!options.unpack || resumedFrom > 0) {
       await pipeline(body, verifier, counter, ingest.writer, { signal: options.signal });
-    } catch (err) {
-      throw Object.assign(err as Error, { fetchedBytes: fetched() });
+      return { resumedFrom };
     }
-    return { fetched: fetched(), resumedFrom };
+    return { resumedFrom, layer: await downloadAndUnpack(deps, job, compression, [body, verifier, counter], ingest.writer, options.signal) };
+  } finally {
+    attempt.fetched = verifier.bytes - fetchedFrom;
   }
+}
 
+/**
+ * The download written to the ingest file and unpacked into a staging directory in one pass (a
+ * Tee at the pace of the slower side), then committed as a layer; nothing staged is left behind
+ * on failure.
+ */
+async function downloadAndUnpack(
+  deps: FetchLayerDeps,
+  job: LayerJob,
+  compression: LayerCompression,
+  source: [Readable, ...Duplex[]],
+  blobFile: Writable,
+  signal: AbortSignal | undefined,
+): Promise<LayerRow> {
+  const { store } = deps;
   const staging = await store.layers.stage();
   const unpackInput = new PassThrough({ highWaterMark: 1 << 20 });
   const abort = new AbortController();
-  const onAbort = () => abort.abort(options.signal?.reason);
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-  const unpacked = applyLayer(unpackInput, applyOptions(store, job, compression, staging, abort.signal));
+  const onAbort = () => abort.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const unpacked = unpackLayer(deps, job, unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {
-    const download = pipeline(body, verifier, counter, new Tee(ingest.writer, unpackInput), { signal: abort.signal });
+    const download = pipeline([...source, new Tee(blobFile, unpackInput)], { signal: abort.signal });
     let result: ApplyResult;
     try {
       [, result] = await Promise.all([
@@ -232,24 +274,23 @@ async function transfer(
       await Promise.allSettled([download, unpacked]);
       throw err;
     }
-    const layer = await store.layers.commit(staging, layerCommit(job, result));
-    return { fetched: fetched(), resumedFrom, layer };
+    return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
-    throw Object.assign(err as Error, { fetchedBytes: fetched() });
+    throw err;
   } finally {
-    options.signal?.removeEventListener('abort', onAbort);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
 /** Unpacks a blob that is already in the store (resumed download, or pulled with --no-unpack). */
-export async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow> {
+async function unpackFromFile(deps: FetchLayerDeps, job: LayerJob, compression: LayerCompression, signal?: AbortSignal): Promise<LayerRow> {
   const { store } = deps;
   const existing = store.layers.get(job.diffId);
   if (existing) return existing;
   const staging = await store.layers.stage();
   try {
-    const result = await applyLayer(createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
+    const result = await unpackLayer(deps, job, createReadStream(store.blobs.path(job.digest), { highWaterMark: 1 << 20 }), applyOptions(store, job, compression, staging, signal));
     return await store.layers.commit(staging, layerCommit(job, result));
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import { footprintViolation, normalisePrefix, type PackageClaim } from '../archive/index.js';
 import { HostpullError, isHostpullError } from '../errors.js';
-import { LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION } from '../oci/annotations.js';
-import type { Digest } from '../oci/digest.js';
-import type { ImageManifest } from '../oci/manifest.js';
-import type { ContentStore } from '../store/content-store.js';
+import { LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, type Digest, type ImageManifest } from '../oci/index.js';
+import type { ContentStore } from '../store/index.js';
 
 /**
  * The claim each layer of an image is held to, aligned with its layers: a package layer of a

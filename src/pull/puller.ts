@@ -1,18 +1,14 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, parseManifest, type Descriptor, type ImageManifest, type Platform } from '../oci/manifest.js';
-import { hostPlatform, selectPlatform } from '../oci/platform.js';
-import { formatReference, type ImageReference } from '../oci/reference.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow, ManifestLayerRow } from '../store/images.js';
-import type { PullRecord } from '../store/pulls.js';
-import { mapLimit } from '../util/limit.js';
+import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, type Descriptor, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
+import type { RegistryReader, RepositoryRef } from '../registry/index.js';
+import type { ContentStore, ImageRow, ManifestLayerRow, PullRecord } from '../store/index.js';
+import { mapLimit } from '../util/index.js';
+import type { ApplyWorkers } from '../unpack/index.js';
 import type { PackageClaim } from '../archive/index.js';
 import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchImageConfig } from './fetch-config.js';
-import { fetchLayer, type LayerJob } from './fetch-layer.js';
+import type { LayerJob } from './fetch-layer.js';
 import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
 
 /**
@@ -29,6 +25,11 @@ export interface PullOptions {
   policy?: PullPolicy;
   /** Unpack layers into layers/<id> (default true); false only stores the blobs. */
   unpack?: boolean;
+  /**
+   * Keep each layer's compressed blob after it is unpacked and verified. Default: the Puller's
+   * `keepBlobs`, else false (one copy of each layer on disk: the unpacked one).
+   */
+  keepBlobs?: boolean;
   /** Platform to pick from an index. Default: this host's. */
   platform?: Platform;
   signal?: AbortSignal;
@@ -74,8 +75,15 @@ export interface PullResult extends PullRecord {
 
 export interface PullerDeps {
   store: ContentStore;
-  client: RegistryClient;
+  client: RegistryReader;
   logger: Logger;
+  /**
+   * Worker threads that unpack big layers, shared by every pull of this Puller (a daemon keeps
+   * them warm). Default: a set started for each fetchLayers() that unpacks, stopped at its end.
+   */
+  workers?: ApplyWorkers;
+  /** Default of PullOptions.keepBlobs (a daemon started with --keep-blobs). Default false. */
+  keepBlobs?: boolean;
 }
 
 interface Resolved {
@@ -206,12 +214,21 @@ export class Puller {
     // if one breaks its claim); those that cannot be judged that way are unpacked again.
     if (unpack) this.#checkStored({ layers, claims }, where);
     const deferred = options.deferred ?? new Set<Digest>();
-    const outcomes = await mapLimit(
-      layers,
-      options.concurrency ?? 4,
-      (l, i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, claims[i], unpack, signal, options)),
-      options.signal,
-    );
+    // The layer machinery (decompression, tar, workers) is loaded only when a layer is fetched
+    // or unpacked: an up-to-date pull stops at the HEAD and needs none of it.
+    const fetching = layers.some((l) => !deferred.has(l.blobDigest));
+    const workers = this.#deps.workers ?? (unpack && fetching ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
+    let outcomes: LayerOutcome[];
+    try {
+      outcomes = await mapLimit(
+        layers,
+        options.concurrency ?? 4,
+        (l, i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, claims[i], unpack, workers, signal, options)),
+        options.signal,
+      );
+    } finally {
+      if (workers !== this.#deps.workers) await workers?.close();
+    }
     // Again once they are in: a layer another process unpacked meanwhile is held to them too.
     if (unpack) this.#checkStored({ layers, claims }, where);
     return outcomes;
@@ -363,7 +380,15 @@ export class Puller {
     return outcome;
   }
 
-  async #layer(repo: RepositoryRef, l: ManifestLayerRow, claim: PackageClaim | undefined, unpack: boolean, signal: AbortSignal, options: PullOptions): Promise<LayerOutcome> {
+  async #layer(
+    repo: RepositoryRef,
+    l: ManifestLayerRow,
+    claim: PackageClaim | undefined,
+    unpack: boolean,
+    workers: ApplyWorkers | undefined,
+    signal: AbortSignal,
+    options: PullOptions,
+  ): Promise<LayerOutcome> {
     const { store } = this.#deps;
     const job: LayerJob = { repo, digest: l.blobDigest, diffId: l.diffId, size: l.size, mediaType: l.mediaType, claim };
     const done = () => {
@@ -372,11 +397,13 @@ export class Puller {
     };
     // One key per blob for every mode, so a --no-unpack pull and an unpacking pull of the same
     // blob never download it twice; the holder's work decides what is still missing.
-    const outcome = await store.leases.run(`blob:${l.blobDigest}`, {
+    const outcome = await store.leases.forBlob(l.blobDigest, {
       done,
       signal,
       work: async () => {
-        const r = await fetchLayer({ ...this.#deps, onEvent: options.onEvent }, job, { unpack, signal });
+        const { fetchLayer } = await import('./fetch-layer.js');
+        const keepBlob = options.keepBlobs ?? this.#deps.keepBlobs ?? false;
+        const r = await fetchLayer({ ...this.#deps, workers, onEvent: options.onEvent }, job, { unpack, keepBlob, signal });
         const o: LayerOutcome = {
           digest: l.blobDigest,
           diffId: l.diffId,

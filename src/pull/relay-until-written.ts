@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 
 /**
@@ -13,11 +12,12 @@ const POLL_MS = 5;
  * arrived. A pipeline destroys every stage on the first error, and with them the bytes in their
  * buffers (the ingest writer, the tee and the unpacker's input hold up to 1 MiB each), which the
  * Range resume would then fetch a second time. Here the body's error is held back until the
- * ingest file at `ingestPath` has grown by every byte received from `body`, then passed on; the
- * resume then starts exactly where the registry stopped. A pipeline that fails or is aborted on
- * its own destroys the relay, which destroys the body (freeing the connection).
+ * ingest writer has kept every byte received from `body` (`kept()`: bytes it wrote, or holds in
+ * a buffer that its destroy writes out first), then passed on; the resume then starts exactly
+ * where the registry stopped. A pipeline that fails or is aborted on its own destroys the relay,
+ * which destroys the body (freeing the connection).
  */
-export function relayUntilWritten(body: Readable, ingestPath: string, offset: number): Readable {
+export function relayUntilWritten(body: Readable, kept: () => number): Readable {
   let received = 0;
   const relay = new PassThrough();
   body.on('data', (chunk: Buffer) => {
@@ -30,8 +30,7 @@ export function relayUntilWritten(body: Readable, ingestPath: string, offset: nu
     const deadline = Date.now() + CATCH_UP_MS;
     const check = () => {
       if (relay.destroyed) return;
-      const size = statSync(ingestPath, { throwIfNoEntry: false })?.size ?? 0;
-      if (size >= offset + received || Date.now() > deadline) relay.destroy(err);
+      if (kept() >= received || Date.now() > deadline) relay.destroy(err);
       else setTimeout(check, POLL_MS);
     };
     check();

@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { readBounded } from '../util/index.js';
 
 export type ResponseBody = Dispatcher.ResponseData['body'];
 
@@ -10,26 +10,6 @@ export async function dumpBody(body: ResponseBody): Promise<void> {
   } catch {
     // The connection is gone anyway; nothing to reuse.
   }
-}
-
-/**
- * Reads a body into memory, refusing it as soon as it passes `max` bytes: the check runs on each
- * chunk as it arrives, so a hostile or broken server cannot make us buffer more than `max`.
- * Returns undefined when the body is larger than `max` (the body is destroyed then).
- */
-export async function readBounded(body: Readable, max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    const buf = chunk as Buffer;
-    total += buf.length;
-    if (total > max) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 /** Up to `max` bytes of an error body as text (error bodies are diagnostics, never large). */

@@ -1,28 +1,10 @@
 import { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
-import {
-  digestAlgorithm,
-  digestOf,
-  isDigest,
-  manifestSelector,
-  MANIFEST_ACCEPT,
-  MediaType,
-  parseManifest,
-  type Descriptor,
-  formatReference,
-  shortDigest,
-  type Digest,
-  type ImageReference,
-} from '../oci/index.js';
-import {
-  chainCredentials,
-  envCredentials,
-  staticCredentials,
-  type Credential,
-  type CredentialSource,
-} from './auth/credentials.js';
+import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, MediaType, parseManifest, type Descriptor, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
+import { chainCredentials, envCredentials, staticCredentials, type Credential, type CredentialSource } from './auth/credentials.js';
 import { dockerConfigCredentials } from './auth/docker-config.js';
-import { contentLength, dumpBody, headerValue, readBounded } from './body.js';
+import { readBounded } from '../util/index.js';
+import { contentLength, dumpBody, headerValue } from './body.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
@@ -105,30 +87,43 @@ export interface BlobResponse {
   end?: number;
 }
 
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * Tens of seconds, not undici's five minutes: a registry that has not answered or sent a byte
  * for this long is treated as a broken connection (retried, a blob resumed), while a loaded
  * registry on a slow link still gets far longer than it ever needs per chunk.
  */
-export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
-export const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+const DEFAULT_BODY_TIMEOUT_MS = 30_000;
 
 function isCredentialSource(c: unknown): c is CredentialSource {
   return typeof c === 'object' && c !== null && typeof (c as { get?: unknown }).get === 'function';
 }
 
-export function pullScope(repository: string): string {
+function pullScope(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
-export function pushScope(repository: string): string {
-  return `repository:${repository}:pull,push`;
+/**
+ * What reading an image from a registry takes: the part of {@link RegistryClient} a pull uses.
+ * The pull pipeline depends on this, so a test can hand it a fake registry without casts.
+ */
+export interface RegistryReader {
+  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
+  headManifest(ref: ImageReference, opts?: RequestOptions & { accept?: string }): Promise<ManifestHead | null>;
+  /** `GET` a manifest, verified against the reference's digest or the registry's. */
+  getManifest(ref: ImageReference, opts?: RequestOptions & { accept?: string }): Promise<FetchedManifest>;
+  /** A blob's body from `offset` (Range), with the offset the registry actually started at. */
+  getBlob(repo: RepositoryRef, digest: Digest, opts?: RequestOptions & { offset?: number; retry?: RetryBudget }): Promise<BlobResponse>;
+  /** A small blob (a config) read whole, at most `maxBytes`, verified against its digest. */
+  fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts?: RequestOptions): Promise<Buffer>;
+  /** One retry budget for an operation of several requests (retry.ts). */
+  retryBudget(registry: string, signal?: AbortSignal): RetryBudget;
 }
 
 /** The OCI distribution client (distribution-spec v1.1 pull and push). */
-export class RegistryClient {
+export class RegistryClient implements RegistryReader {
   readonly #transport: Transport;
   readonly #logger: Logger;
   readonly #retry: RetryPolicy;
@@ -170,16 +165,20 @@ export class RegistryClient {
     throw await this.#transport.fail(res, 'GET', { registry });
   }
 
-  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
-  async headManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<ManifestHead | null> {
-    const res = await this.#transport.request({
+  #manifestRequest(method: 'HEAD' | 'GET', ref: ImageReference, opts: RequestOptions & { accept?: string }) {
+    return this.#transport.request({
       registry: ref.registry,
-      method: 'HEAD',
+      method,
       url: manifestPath(ref),
       headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
       scopes: [pullScope(ref.repository)],
       ...signalOpt(opts.signal),
     });
+  }
+
+  /** `HEAD` a manifest: its digest, media type and size, or null when the registry has none. */
+  async headManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<ManifestHead | null> {
+    const res = await this.#manifestRequest('HEAD', ref, opts);
     if (res.status === 404) {
       await dumpBody(res.body);
       return null;
@@ -203,14 +202,7 @@ export class RegistryClient {
    * bytes are checked against the digest in the reference, else against Docker-Content-Digest.
    */
   async getManifest(ref: ImageReference, opts: RequestOptions & { accept?: string } = {}): Promise<FetchedManifest> {
-    const res = await this.#transport.request({
-      registry: ref.registry,
-      method: 'GET',
-      url: manifestPath(ref),
-      headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
-      scopes: [pullScope(ref.repository)],
-      ...signalOpt(opts.signal),
-    });
+    const res = await this.#manifestRequest('GET', ref, opts);
     if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: ref.registry, notFoundCode: 'MANIFEST_UNKNOWN' });
     const where = `manifest ${formatReference(ref)}`;
     const declared = contentLength(res.headers);
@@ -441,11 +433,11 @@ function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
 
-export function manifestPath(ref: ImageReference): string {
+function manifestPath(ref: ImageReference): string {
   return `/v2/${ref.repository}/manifests/${manifestSelector(ref)}`;
 }
 
-export function blobPath(repo: RepositoryRef, digest: Digest): string {
+function blobPath(repo: RepositoryRef, digest: Digest): string {
   return `/v2/${repo.repository}/blobs/${digest}`;
 }
 
@@ -472,7 +464,7 @@ function tooLarge(where: string, declared: number | undefined, max: number): Reg
 }
 
 /** The `rel="next"` target of an RFC 8288 Link header. */
-export function nextLink(link: string | undefined): string | undefined {
+function nextLink(link: string | undefined): string | undefined {
   if (!link) return undefined;
   for (const part of link.split(/,(?=\s*<)/)) {
     const m = /^\s*<([^>]*)>\s*(.*)$/.exec(part);

@@ -1,4 +1,4 @@
-import { HostpullError, type HostpullErrorOptions } from '../errors.js';
+import { HostpullError, isErrorCode, type ErrorCode, type HostpullErrorOptions, type HttpAnswer } from '../errors.js';
 import { redactUrl } from './redact.js';
 
 /** One entry of the distribution-spec error body: `{"errors":[{code,message,detail}]}`. */
@@ -21,16 +21,26 @@ export class RegistryError extends HostpullError {
   readonly errors: RegistryErrorEntry[];
   readonly temporary: boolean;
 
-  constructor(code: string, message: string, options: RegistryErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: RegistryErrorOptions = {}) {
     super(code, message, options);
     this.name = 'RegistryError';
     this.status = options.status;
     this.errors = options.errors ?? [];
     this.temporary = options.temporary ?? false;
   }
+
+  /**
+   * Whatever the registry said (even 401), at our HTTP edges it is our gateway's problem, not the
+   * client's request: 503 while the registry is down or throttling (or never answered), 502 for
+   * anything else it did.
+   */
+  override httpAnswer(): HttpAnswer {
+    const unavailable = this.code !== 'DIGEST_MISMATCH' && (this.status === undefined || this.status >= 500 || this.status === 429);
+    return unavailable ? { status: 503, oci: 'UNAVAILABLE', upstream: true } : { status: 502, oci: 'UPSTREAM_ERROR', upstream: true };
+  }
 }
 
-export function isRegistryError(err: unknown, code?: string): err is RegistryError {
+export function isRegistryError(err: unknown, code?: ErrorCode): err is RegistryError {
   return err instanceof RegistryError && (code === undefined || err.code === code);
 }
 
@@ -38,7 +48,7 @@ export function isRegistryError(err: unknown, code?: string): err is RegistryErr
 export const TEMPORARY_STATUSES: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]);
 
 /** Parses a distribution-spec error body; anything else yields an empty list. */
-export function parseErrorBody(text: string): RegistryErrorEntry[] {
+function parseErrorBody(text: string): RegistryErrorEntry[] {
   try {
     const json: unknown = JSON.parse(text);
     if (typeof json !== 'object' || json === null || !Array.isArray((json as { errors?: unknown }).errors)) return [];
@@ -71,7 +81,8 @@ export interface StatusErrorContext {
   registry?: string;
 }
 
-const KNOWN_SPEC_CODES = new Set([
+/** The distribution-spec codes a registry may put in an error body, taken as ours. */
+const KNOWN_SPEC_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'BLOB_UNKNOWN',
   'BLOB_UPLOAD_INVALID',
   'BLOB_UPLOAD_UNKNOWN',
@@ -87,42 +98,33 @@ const KNOWN_SPEC_CODES = new Set([
   'UNAUTHORIZED',
   'DENIED',
   'UNSUPPORTED',
-  'TOOMANYREQUESTS',
 ]);
+
+/** Statuses that name our code whatever the body says. */
+const CODE_BY_STATUS: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>([
+  [401, 'UNAUTHORIZED'],
+  [403, 'DENIED'],
+  [416, 'RANGE_NOT_SATISFIED'],
+  [429, 'TOO_MANY_REQUESTS'],
+]);
+
+/** Our code for an unexpected status: the status decides, then the spec code of the body, then REGISTRY_ERROR. */
+function codeFor(ctx: StatusErrorContext, specCode: string | undefined): ErrorCode {
+  if (ctx.status === 404) {
+    return specCode === 'MANIFEST_UNKNOWN' || specCode === 'BLOB_UNKNOWN' || specCode === 'NAME_UNKNOWN' ? specCode : (ctx.notFoundCode ?? 'NOT_FOUND');
+  }
+  const byStatus = CODE_BY_STATUS.get(ctx.status);
+  if (byStatus !== undefined) return byStatus;
+  if (ctx.status >= 500) return 'REGISTRY_UNAVAILABLE';
+  if (specCode === 'TOOMANYREQUESTS') return 'TOO_MANY_REQUESTS';
+  return isErrorCode(specCode) && KNOWN_SPEC_CODES.has(specCode) ? specCode : 'REGISTRY_ERROR';
+}
 
 /** Maps an unexpected HTTP status to a RegistryError whose message says method, URL and status. */
 export function errorFromStatus(ctx: StatusErrorContext): RegistryError {
   const errors = ctx.body ? parseErrorBody(ctx.body) : [];
   const specCode = errors[0]?.code?.toUpperCase();
-  let code: string;
-  switch (true) {
-    case ctx.status === 401:
-      code = 'UNAUTHORIZED';
-      break;
-    case ctx.status === 403:
-      code = 'DENIED';
-      break;
-    case ctx.status === 404:
-      code =
-        specCode === 'MANIFEST_UNKNOWN' || specCode === 'BLOB_UNKNOWN' || specCode === 'NAME_UNKNOWN'
-          ? specCode
-          : (ctx.notFoundCode ?? 'NOT_FOUND');
-      break;
-    case ctx.status === 416:
-      code = 'RANGE_NOT_SATISFIED';
-      break;
-    case ctx.status === 429:
-      code = 'TOO_MANY_REQUESTS';
-      break;
-    case ctx.status >= 500:
-      code = 'REGISTRY_UNAVAILABLE';
-      break;
-    case specCode !== undefined && KNOWN_SPEC_CODES.has(specCode):
-      code = specCode!;
-      break;
-    default:
-      code = 'REGISTRY_ERROR';
-  }
+  const code = codeFor(ctx, specCode);
   const detail = errors.map((e) => (e.message ? `${e.code}: ${e.message}` : e.code)).join('; ');
   const where = ctx.registry ? ` (registry ${ctx.registry})` : '';
   const message = `${ctx.method} ${redactUrl(ctx.url)}${where}: HTTP ${ctx.status}${detail ? ` (${detail})` : ''}`;

@@ -1,12 +1,8 @@
-export * from './auth/challenge.js';
-export * from './auth/credentials.js';
-export * from './auth/docker-config.js';
-export * from './auth/scope.js';
-export * from './auth/token-cache.js';
-export * from './client.js';
-export * from './errors.js';
-export { decideRangeResponse, parseContentRange, type RangeDecision } from './range.js';
-export { redactUrl } from './redact.js';
-export * from './retry.js';
-export { isLoopbackHost, registryOrigin } from './scheme.js';
-export type { PushBlobOptions } from './push.js';
+/**
+ * The OCI distribution client: auth, one retry policy, Range resume, digest and size checks, push.
+ * RegistryReader is the part a pull needs (and a test fakes).
+ */
+export { RegistryClient, type RegistryClientOptions, type RegistryReader, type RepositoryRef } from './client.js';
+export { isRegistryError, RegistryError } from './errors.js';
+export { DEFAULT_BACKOFF, isRetryable, type RetryBudget } from './retry.js';
+export { registryOrigin } from './scheme.js';

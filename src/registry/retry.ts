@@ -1,4 +1,4 @@
-import { isHostpullError } from '../errors.js';
+import { isHostpullError, isTransientNetworkFailure } from '../errors.js';
 import { RegistryError, TEMPORARY_STATUSES } from './errors.js';
 
 /**
@@ -29,7 +29,7 @@ export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 1
  * How long a registry may keep failing before we give up: a restart or a short outage (seconds)
  * is waited out, one that is down for good fails the pull after this.
  */
-export const DEFAULT_RETRY_BUDGET_MS = 60_000;
+const DEFAULT_RETRY_BUDGET_MS = 60_000;
 
 /** Full-jitter delay before retry number `attempt` (0 for the first retry). */
 export function backoffDelay(attempt: number, opts: BackoffOptions, random: () => number = Math.random): number {
@@ -67,35 +67,6 @@ export function retryDelay(
 /** Statuses worth retrying for an idempotent request (the registry says: not now). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = TEMPORARY_STATUSES;
 
-const RETRYABLE_ERROR_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  // Our own headers and body-idle timeouts (Transport sets them on every request).
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  // A response body that ended before its end (the connection went away mid-body).
-  'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
-/** Whether a thrown error is a connection-level failure (undici wraps some in `cause`). */
-export function isRetryableNetworkError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && RETRYABLE_ERROR_CODES.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
 /**
  * Whether another attempt can help: a connection that failed, broke or went silent; a status
  * that means "not now" (RegistryError.temporary); a blob body that ended before its declared
@@ -109,7 +80,7 @@ export function isRetryable(err: unknown): boolean {
     const { actual, expected } = (err.details ?? {}) as { actual?: unknown; expected?: unknown };
     return typeof actual === 'number' && typeof expected === 'number' && actual < expected;
   }
-  return isRetryableNetworkError(err);
+  return isTransientNetworkFailure(err);
 }
 
 export interface RetryPolicyOptions extends Partial<BackoffOptions> {
@@ -232,7 +203,7 @@ function formatMs(ms: number): string {
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const onAbort = (): void => {

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { RegistryError } from './errors.js';
 
 /** The host of `host[:port]`, `[v6]:port`, without brackets. */
-export function hostOf(registry: string): string {
+function hostOf(registry: string): string {
   if (registry.startsWith('[')) {
     const end = registry.indexOf(']');
     return end > 0 ? registry.slice(1, end) : registry;
@@ -45,7 +45,7 @@ export function allowsPlainHttp(hostPort: string, insecureRegistries: readonly s
   return insecureRegistries.some((r) => r.toLowerCase() === lower || r.toLowerCase() === hostOf(lower));
 }
 
-export function insecureError(what: string): RegistryError {
+function insecureError(what: string): RegistryError {
   return new RegistryError('INSECURE_REGISTRY', `refusing plain http to ${what}: only loopback hosts and listed insecure registries may use http`, {
     hint: 'serve the registry over https, or add it to insecureRegistries (--insecure-registry) if you trust the network',
   });

@@ -1,14 +1,17 @@
 import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
+import { isTransientNetworkFailure } from '../errors.js';
+import { loadAgentClass } from './undici-agent.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
 import { mergeScopes } from './auth/scope.js';
 import { AUTH_ENV, type Credential, type CredentialSource } from './auth/credentials.js';
 import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth/token-cache.js';
-import { dumpBody, headerValue, readBounded, readErrorText, type ResponseBody } from './body.js';
+import { readBounded } from '../util/index.js';
+import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
-import { isRetryableNetworkError, RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
+import { RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
 
 /** A request body: bytes, or a factory that opens a fresh stream for each attempt. */
@@ -92,11 +95,11 @@ export class Transport {
   }
 
   /**
-   * The Agent, made at the first request: loading undici is about 100 ms, which commands that
-   * never reach a registry (images, stats, run --pull missing) need not pay.
+   * The Agent, made at the first request: loading it costs ~30 ms (loadAgentClass says why not
+   * more), which commands that never reach a registry (images, stats, run --pull missing) need not pay.
    */
   #dispatcher(): Promise<Agent> {
-    this.#agent ??= import('undici').then(({ Agent }) => new Agent({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
+    this.#agent ??= loadAgentClass().then((AgentClass) => new AgentClass({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
     return this.#agent;
   }
 
@@ -311,13 +314,13 @@ function networkError(method: string, url: URL, err: unknown, registry: string):
   const code = errCode(err);
   return new RegistryError('REGISTRY_UNAVAILABLE', `${method} ${redactUrl(url)}: connection failed (${code})`, {
     cause: err,
-    temporary: isRetryableNetworkError(err),
+    temporary: isTransientNetworkFailure(err),
     hint: `check that registry ${registry} is running and reachable`,
     details: { method, url: redactUrl(url) },
   });
 }
 
-export function unauthorizedHint(registry: string, hadCredentials: boolean): string {
+function unauthorizedHint(registry: string, hadCredentials: boolean): string {
   if (hadCredentials) {
     return `the credentials for ${registry} were refused; check the user name and password (from the client options, ${AUTH_ENV}, or the docker config)`;
   }

@@ -1,12 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import { HostpullError } from '../errors.js';
-import { packageLayerNames } from '../oci/annotations.js';
-import type { Digest } from '../oci/digest.js';
-import { parseManifest } from '../oci/manifest.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { ImageRow } from '../store/images.js';
-import type { LayerRow } from '../store/layers.js';
-import { assertNoConflicts, type LayerPaths } from './conflicts.js';
+import { packageLayerNames, parseManifest, type Digest } from '../oci/index.js';
+import type { ContentStore, ImageRow, LayerRow } from '../store/index.js';
+import { assertNoConflicts, lowerdirsTopFirst, type LayerPaths } from './conflicts.js';
 import { planOverlay, type Mount } from './mount-plan.js';
 
 export interface PrepareRootfsOptions {
@@ -74,7 +70,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
   // overlay lists the top-most layer first. Package layers are disjoint, so for a composite this
   // order changes nothing in the tree; for an ordinary image (or --allow-overlap) it is the
   // manifest's stacking order.
-  const lowerdirs = lowers.map((l) => l.dir).reverse();
+  const lowerdirs = lowerdirsTopFirst(lowers.map((l) => l.dir));
   const mount = planOverlay({
     lowerdirs,
     target: options.target,

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { HostpullError, errnoCode } from '../errors.js';
-import { tail } from '../runtime/exec-runtime.js';
+import { tail } from '../runtime/index.js';
 
 /**
  * `unshare` arguments for the rootless helper: a new user namespace in which we are root (our
@@ -15,7 +15,7 @@ export const UNSHARE_ARGS: readonly string[] = ['--user', '--map-root-user', '--
 /** Default `unshare` program (util-linux): looked up in $PATH. */
 export const DEFAULT_UNSHARE = 'unshare';
 
-export const ROOTLESS_MESSAGE = 'rootless run needs unprivileged user namespaces and overlayfs in a user namespace (Linux ≥ 5.11)';
+const ROOTLESS_MESSAGE = 'rootless run needs unprivileged user namespaces and overlayfs in a user namespace (Linux ≥ 5.11)';
 export const ROOTLESS_HINT = 'enable kernel.unprivileged_userns_clone / user.max_user_namespaces, or run as root';
 
 export interface CheckRootlessOptions {

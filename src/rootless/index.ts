@@ -1,4 +1,5 @@
-export * from './check-rootless.js';
-export * from './protocol.js';
-export * from './rootless-child.js';
-export * from './run-in-namespace.js';
+/**
+ * Runs without root: a user and mount namespace helper and the check that it can work here.
+ */
+export { checkRootless } from './check-rootless.js';
+export { runInUserNamespace } from './run-in-namespace.js';

@@ -8,9 +8,8 @@ import { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { errorFromJson, errorToJson, HostpullError, type ErrorJson } from '../errors.js';
 import type { LogLevel } from '../log.js';
-import type { Mount } from '../rootfs/mount-plan.js';
-import type { RuntimeSpecInput } from '../runtime/build-runtime-spec.js';
-import type { RuntimeInfo } from '../runtime/runtime-info.js';
+import type { Mount } from '../rootfs/index.js';
+import type { RuntimeSpecInput, RuntimeInfo } from '../runtime/index.js';
 
 /** The file descriptor of the channel in the child. */
 export const CHANNEL_FD = 3;
@@ -45,7 +44,7 @@ export function errorMessage(err: unknown): ChildMessage {
 
 /** The error a child reported, rebuilt on the parent's side with the same code, message and hint. */
 export function errorFromMessage(m: Extract<ChildMessage, { type: 'error' }>): HostpullError {
-  return errorFromJson(m);
+  return errorFromJson(m, 'ROOTLESS_CHILD_FAILED');
 }
 
 /**

@@ -2,11 +2,8 @@ import { rm } from 'node:fs/promises';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { syscallErrno } from '../native/index.js';
-import { performMount, unmountAllUnder } from '../rootfs/mount.js';
-import { buildRuntimeSpec } from '../runtime/build-runtime-spec.js';
-import { runContainer, type RunResult } from '../runtime/run-container.js';
-import type { RuntimeSpec } from '../runtime/spec-types.js';
-import { writeBundle } from '../runtime/write-bundle.js';
+import { performMount, unmountAllUnder } from '../rootfs/index.js';
+import { buildRuntimeSpec, runContainer, type RunResult, type RuntimeSpec, writeBundle } from '../runtime/index.js';
 import { rootlessUnavailable } from './check-rootless.js';
 import type { RootlessRunRequest } from './protocol.js';
 

@@ -4,9 +4,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { captureOutput } from '../runtime/capture-output.js';
-import { tail } from '../runtime/exec-runtime.js';
-import { FORWARDED_SIGNALS, type RunResult } from '../runtime/run-container.js';
+import { captureOutput, tail, FORWARDED_SIGNALS, type RunResult } from '../runtime/index.js';
 import { DEFAULT_UNSHARE, rootlessUnavailable, UNSHARE_ARGS, unshareSpawnError } from './check-rootless.js';
 import { errorFromMessage, LineChannel, type ChildMessage, type ParentMessage, type RootlessRunRequest } from './protocol.js';
 

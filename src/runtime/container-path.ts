@@ -1,5 +1,5 @@
 import { posix } from 'node:path';
-import { HostpullError } from '../errors.js';
+import { HostpullError, type ErrorCode } from '../errors.js';
 import { resolveInRoot } from './resolve-in-root.js';
 
 function underProc(p: string): boolean {
@@ -16,7 +16,7 @@ function underProc(p: string): boolean {
  * runc ≥ 1.1.12 fixed it; we refuse it anyway because an older runc is still common (this machine
  * runs 1.1.5+ds1).
  */
-export function checkContainerPath(path: string, what: string, code: string, rootfsPath?: string): string {
+export function checkContainerPath(path: string, what: string, code: ErrorCode, rootfsPath?: string): string {
   const fail = (why: string) => new HostpullError(code, `${what} "${path}" ${why}`, { details: { path } });
   if (path.includes('\0')) throw fail('contains NUL');
   if (!path.startsWith('/')) throw fail('is not an absolute path');

@@ -1,4 +1,5 @@
 import { HostpullError } from '../errors.js';
+import { DEFAULT_PATH } from '../oci/index.js';
 
 const ENV_KEY = /^[^=\0]+$/;
 
@@ -33,7 +34,7 @@ export function mergeEnv(
     const [k, v] = split(e, 'environment override');
     merged.set(k, v);
   }
-  if (!merged.has('PATH')) merged.set('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  if (!merged.has('PATH')) merged.set('PATH', DEFAULT_PATH);
   if (!merged.has('HOME')) merged.set('HOME', defaults.home ?? '/');
   if (defaults.tty && !merged.has('TERM')) merged.set('TERM', 'xterm');
   return [...merged].map(([k, v]) => `${k}=${v}`);

@@ -1,11 +1,13 @@
-export type { RuntimeSpec, RuntimeProcess, RuntimeMount, RuntimeLinux, IdMapping } from './spec-types.js';
-export type { RuntimeInfo } from './runtime-info.js';
-export { buildRuntimeSpec, type RuntimeSpecInput, type BuildSpecOptions, type BindMount } from './build-runtime-spec.js';
+/**
+ * OCI runtime bundles from image configs, the runtime probe, and running a container with runc/crun.
+ */
+export { buildRuntimeSpec, type RuntimeSpecInput } from './build-runtime-spec.js';
+export { captureOutput } from './capture-output.js';
+export { cleanupStaleContainers } from './cleanup-stale-containers.js';
+export { detectRuntime } from './detect-runtime.js';
+export { tail } from './exec-runtime.js';
+export { ownerAlive, writeOwner } from './owner.js';
+export { FORWARDED_SIGNALS, runContainer, type RunResult } from './run-container.js';
+export { type RuntimeInfo } from './runtime-info.js';
+export { type RuntimeSpec } from './spec-types.js';
 export { writeBundle } from './write-bundle.js';
-export { detectRuntime, type DetectOptions } from './detect-runtime.js';
-export { runContainer, checkContainerId, type RunOptions, type RunResult } from './run-container.js';
-export { cleanupStaleContainers, type CleanupOptions } from './cleanup-stale-containers.js';
-export { resolveUser, type ResolvedUser } from './user.js';
-export { resolveInRoot, readFileInRoot } from './resolve-in-root.js';
-export { checkContainerPath } from './container-path.js';
-export { mergeEnv } from './env.js';

@@ -1,7 +1,7 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
+import { processAlive, processStartTime } from '../util/index.js';
 
 /**
  * `<bundle>/hostpull-owner.json` names the hostpull process running a container, so
@@ -9,26 +9,15 @@ import { errnoCode } from '../errors.js';
  * A pid alone could be reused by an unrelated process, so the kernel's start time of the process
  * (/proc/<pid>/stat field 22) is recorded with it.
  */
-export const OWNER_FILE = 'hostpull-owner.json';
+const OWNER_FILE = 'hostpull-owner.json';
 
 interface Owner {
   pid: number;
   startTime: string;
 }
 
-function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm (field 2) may hold spaces and parentheses: fields after it start past the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19]; // field 22 overall = index 19 after pid, comm (fields 1-2) and state (3)
-  } catch {
-    return undefined;
-  }
-}
-
 export async function writeOwner(bundleDir: string): Promise<void> {
-  const owner: Owner = { pid: process.pid, startTime: startTimeOf(process.pid) ?? '' };
+  const owner: Owner = { pid: process.pid, startTime: processStartTime(process.pid) ?? '' };
   await writeFile(join(bundleDir, OWNER_FILE), JSON.stringify(owner) + '\n', { mode: 0o600 });
 }
 
@@ -45,7 +34,7 @@ export async function ownerAlive(bundleDir: string): Promise<boolean> {
     if (errnoCode(err) === 'ENOENT' || err instanceof SyntaxError) return false;
     throw err;
   }
-  if (typeof owner.pid !== 'number' || typeof owner.startTime !== 'string') return false;
-  const now = startTimeOf(owner.pid);
-  return now !== undefined && now === owner.startTime;
+  // An owner file written without a start time names no process for sure: not alive.
+  if (typeof owner.pid !== 'number' || typeof owner.startTime !== 'string' || owner.startTime === '') return false;
+  return processAlive(owner.pid, owner.startTime);
 }

@@ -58,7 +58,7 @@ export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'
 /** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
 const RUNTIME_LOG = 'runtime.log';
 
-export function checkContainerId(id: string): void {
+function checkContainerId(id: string): void {
   if (!CONTAINER_ID.test(id)) {
     throw new HostpullError('CONTAINER_ID_INVALID', `container id "${id}" must be 1-128 of [A-Za-z0-9_.+-], starting alphanumeric`);
   }

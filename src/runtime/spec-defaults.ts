@@ -3,9 +3,6 @@ import type { RuntimeMount } from './spec-types.js';
 /** OCI runtime-spec version written in config.json; runc 1.1 and crun 1.8 both accept it. */
 export const OCI_VERSION = '1.0.2';
 
-/** PATH used when the image sets none (the value Docker and `runc spec` use). */
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
 /**
  * Docker's default capability set (moby `oci/caps/defaults.go`): what images expect to work
  * (chown in entrypoints, binding port 80, ping via raw sockets) without CAP_SYS_ADMIN & co.

@@ -25,7 +25,7 @@ export interface CatalogApiDeps {
  * Compares the presented token with ours in constant time. Both sides are hashed first so the
  * comparison does not leak the token's length either.
  */
-export function tokenMatches(header: string | undefined, token: string | undefined): boolean {
+function tokenMatches(header: string | undefined, token: string | undefined): boolean {
   if (!token || !header) return false;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   if (!m) return false;
@@ -79,7 +79,7 @@ export async function handleCatalogApi(req: IncomingMessage, res: ServerResponse
   } catch {
     throw new HostpullError('CATALOG_INVALID', 'request body is not valid JSON');
   }
-  const { digest: _clientDigest, ...asked } = parseCatalogEntry(code, json);
+  const { digest: _clientDigest, ...asked } = parseCatalogEntry(code, json, deps.upstream);
   // The pin is what the server itself checked, whatever the request said.
   const entry = { ...asked, digest: await verifyPackage(deps.upstream, code, asked, deps.maxExpansionRatio !== undefined ? { maxExpansionRatio: deps.maxExpansionRatio } : {}) };
   await deps.catalog.put(code, entry);

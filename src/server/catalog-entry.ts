@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { HostpullError } from '../errors.js';
+import { UPSTREAM_IMAGE_RE, withoutUpstreamHost } from './upstream-image-name.js';
+import type { Upstream } from './upstream.js';
 
 /** DESIGN §1: a code name is letters, digits, `.` and `_` — never `-`, which joins code names. */
 export const CODE_NAME_RE = /^[A-Za-z0-9._]+$/;
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export const catalogEntrySchema = z.object({
+const catalogEntrySchema = z.object({
   /** The package image in the upstream, `repository:tag` (or `repository@digest`). */
-  image: z.string().min(1).max(512).regex(/^[a-z0-9][a-z0-9._/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$/, 'must be repository:tag or repository@sha256:…'),
+  image: z.string().min(1).max(512).regex(UPSTREAM_IMAGE_RE, 'must be repository:tag or repository@sha256:…'),
   /** The one directory the package's layer owns, e.g. /opt/jdk-11.0. */
   prefix: z.string().regex(/^(?:\/[A-Za-z0-9._+@-]+)+$/, 'must be an absolute path without . or .. components').refine((p) => !p.split('/').some((c) => c === '.' || c === '..'), 'must not contain . or .. components'),
   env: z.record(z.string().regex(ENV_NAME_RE, 'not a valid variable name'), z.string()).default({}),
@@ -50,9 +52,17 @@ export function validateCodeName(code: string): string {
   return code;
 }
 
-/** Validates one entry (from a request body or a catalog file); the message says which field is wrong. */
-export function parseCatalogEntry(code: string, value: unknown): CatalogEntry {
+/**
+ * Validates one entry (from a request body or a catalog file); the message says which field is
+ * wrong. With `upstream`, an image named with the upstream's own host is taken as the upstream
+ * names it, and one naming another registry is refused (upstream-image-name.ts).
+ */
+export function parseCatalogEntry(code: string, value: unknown, upstream?: Pick<Upstream, 'registry' | 'location'>): CatalogEntry {
   validateCodeName(code);
+  if (upstream && typeof value === 'object' && value !== null && typeof (value as { image?: unknown }).image === 'string') {
+    const image = (value as { image: string }).image;
+    value = { ...value, image: withoutUpstreamHost(image, upstream, `catalog entry ${code}: image`, 'CATALOG_INVALID') };
+  }
   const r = catalogEntrySchema.safeParse(value);
   if (!r.success) {
     const why = r.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(entry)'}: ${i.message}`).join('; ');
@@ -65,14 +75,14 @@ export function parseCatalogEntry(code: string, value: unknown): CatalogEntry {
 }
 
 /** Validates a whole catalog document `{ entries: { CODE: entry } }` or a bare `{ CODE: entry }` map. */
-export function parseCatalogDocument(value: unknown, what = 'catalog'): CatalogEntries {
+export function parseCatalogDocument(value: unknown, what = 'catalog', upstream?: Pick<Upstream, 'registry' | 'location'>): CatalogEntries {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HostpullError('CATALOG_INVALID', `${what} is not a JSON object`);
   }
   const obj = value as Record<string, unknown>;
   const raw = Object.hasOwn(obj, 'entries') && typeof obj.entries === 'object' && obj.entries !== null ? (obj.entries as Record<string, unknown>) : obj;
   const out = new Map<string, CatalogEntry>();
-  for (const [code, entry] of Object.entries(raw).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) out.set(code, parseCatalogEntry(code, entry));
+  for (const [code, entry] of Object.entries(raw).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) out.set(code, parseCatalogEntry(code, entry, upstream));
   return out;
 }
 

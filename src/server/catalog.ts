@@ -26,6 +26,8 @@ function readOnly(location: string): HostpullError {
 
 export interface StaticCatalogOptions {
   file: string;
+  /** The upstream its images are in: an image named with the upstream's host is taken as the upstream names it. */
+  upstream?: Pick<Upstream, 'registry' | 'location'>;
   /** How often to check the file for changes. Default 30 s. */
   ttlMs?: number;
 }
@@ -35,11 +37,13 @@ export class StaticCatalog implements Catalog {
   readonly writable = false;
   readonly location: string;
   readonly #ttlMs: number;
+  readonly #upstream: Pick<Upstream, 'registry' | 'location'> | undefined;
   #cache: { entries: CatalogEntries; mtimeMs: number; checkedAt: number } | undefined;
 
   constructor(options: StaticCatalogOptions) {
     this.location = options.file;
     this.#ttlMs = options.ttlMs ?? 30_000;
+    this.#upstream = options.upstream;
   }
 
   async entries(): Promise<CatalogEntries> {
@@ -56,7 +60,7 @@ export class StaticCatalog implements Catalog {
     } catch (err) {
       throw new HostpullError('CATALOG_INVALID', `catalog file ${this.location} is not valid JSON: ${(err as Error).message}`, { cause: err });
     }
-    const entries = parseCatalogDocument(json, `catalog file ${this.location}`);
+    const entries = parseCatalogDocument(json, `catalog file ${this.location}`, this.#upstream);
     this.#cache = { entries, mtimeMs: st.mtimeMs, checkedAt: now };
     return entries;
   }
@@ -71,9 +75,9 @@ export class StaticCatalog implements Catalog {
 }
 
 /** Artifact type of a catalog entry manifest. */
-export const CATALOG_ENTRY_TYPE = 'application/vnd.hostpull.catalog.entry.v1+json';
+const CATALOG_ENTRY_TYPE = 'application/vnd.hostpull.catalog.entry.v1+json';
 /** Manifest annotation holding the entry JSON (or `{"deleted":true}` for a removed code name). */
-export const CATALOG_ENTRY_ANNOTATION = 'dev.hostpull.catalog.entry';
+const CATALOG_ENTRY_ANNOTATION = 'dev.hostpull.catalog.entry';
 /** image-spec manifest.md "Guidance for an Empty Descriptor". */
 const EMPTY_JSON = Buffer.from('{}');
 

@@ -38,6 +38,7 @@ export function parseCompositeTag(tag: string): string[] {
   return [...seen].sort();
 }
 
+/** The tag of a set of code names: sorted, so every order of one set names one composite (DESIGN §1). */
 export function canonicalTag(codes: readonly string[]): string {
   return [...codes].sort().join('-');
 }

@@ -221,7 +221,7 @@ export class CompositeResolver {
 }
 
 /** The package image a catalog entry names, by its pinned digest when it has one. */
-export function pinnedImage(entry: CatalogEntry): string {
+function pinnedImage(entry: CatalogEntry): string {
   if (!entry.digest) return entry.image;
   return `${splitImageName(entry.image).repo}@${entry.digest}`;
 }

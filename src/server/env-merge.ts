@@ -1,7 +1,5 @@
 import { HostpullError } from '../errors.js';
-
-/** The PATH of a composite without a base image (Docker's and Debian's default). */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+import { DEFAULT_PATH } from '../oci/index.js';
 
 export interface PackageEnv {
   code: string;

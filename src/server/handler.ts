@@ -3,19 +3,20 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createDigester, digestFromHash, isValidRepository, parseDigest, validateTag, digestAlgorithm, type Digest } from '../oci/index.js';
+import { VerifyingStream } from '../archive/index.js';
+import { isValidRepository, parseDigest, validateTag, type Digest } from '../oci/index.js';
 import type { Catalog } from './catalog.js';
 import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
 import { handlePrefetchApi, PREFETCH_API_PREFIX } from './prefetch-api.js';
 import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
 import type { ServerMetrics } from './metrics.js';
-import { ociError, toOciError } from './oci-error.js';
+import { toOciError } from './oci-error.js';
 import { parseRange } from './range.js';
 import type { Upstream } from './upstream.js';
 
 /** URLs longer than this get 414: no valid request comes near it (a tag is ≤128, a name ≤255). */
-export const MAX_URL_LENGTH = 4096;
+const MAX_URL_LENGTH = 4096;
 
 export interface ServerHandlerDeps {
   upstream: Upstream;
@@ -99,10 +100,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     if (size === null) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
-      const e = ociError(416, 'RANGE_INVALID', `range ${req.headers.range} is outside the ${size}-byte blob`);
-      e.headers = { 'Content-Range': `bytes */${size}` };
-      sendError(req, res, e);
-      return;
+      throw new HostpullError('RANGE_NOT_SATISFIED', `range ${req.headers.range} is outside the ${size}-byte blob`, { details: { size } });
     }
     const headers: Record<string, string> = {
       ...API_VERSION_HEADER,
@@ -124,7 +122,10 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     const read = await upstream.getBlob(repo, digest, range.kind === 'range' ? { start, end } : undefined);
     if (!read) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
     res.writeHead(status, headers);
-    await pipeline(read.stream, sliceAndVerify(read.start, start, end, range.kind === 'none' ? digest : undefined), res);
+    // A whole blob is verified before its end is passed on: on a mismatch the response is cut
+    // short, so a client never gets a complete body with the wrong content.
+    const verify = range.kind === 'none' ? [new VerifyingStream({ digest, size, source: `${upstream.location}/${repo}` })] : [];
+    await pipeline([read.stream, slice(read.start, start, end), ...verify, res]);
   }
 
   async function tags(req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams): Promise<void> {
@@ -132,8 +133,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     const nParam = query.get('n');
     const n = nParam === null ? undefined : Number(nParam);
     if (n !== undefined && (!Number.isInteger(n) || n < 0 || n > 100_000)) {
-      sendError(req, res, ociError(400, 'PAGINATION_NUMBER_INVALID', `n=${JSON.stringify(nParam)} is not an integer in 0…100000`));
-      return;
+      throw new HostpullError('PAGINATION_INVALID', `n=${JSON.stringify(nParam)} is not an integer in 0…100000`);
     }
     let all: string[];
     const stored = await upstream.listTags(name);
@@ -208,7 +208,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
       if (!res.writableFinished) logger.debug({ url: url.slice(0, 300) }, 'client went away');
     });
     if (url.length > MAX_URL_LENGTH) {
-      sendError(req, res, ociError(414, 'NAME_INVALID', `request URL is ${url.length} characters; at most ${MAX_URL_LENGTH} accepted`));
+      sendError(req, res, toOciError(new HostpullError('URI_TOO_LONG', `request URL is ${url.length} characters; at most ${MAX_URL_LENGTH} accepted`)));
       return;
     }
     const q = url.indexOf('?');
@@ -243,28 +243,17 @@ function classify(path: string): Route {
 
 /**
  * Passes bytes [start, end] of a stream that begins at `streamStart` (a registry may ignore our
- * Range) and, for whole blobs, verifies the digest before ending: on mismatch the response is
- * cut short, so a client never gets a complete body with the wrong content.
+ * Range).
  */
-function sliceAndVerify(streamStart: number, start: number, end: number, digest: Digest | undefined): Transform {
+function slice(streamStart: number, start: number, end: number): Transform {
   let pos = streamStart;
-  const hash = digest ? createDigester(digestAlgorithm(digest)) : undefined;
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       const from = Math.max(start - pos, 0);
       const to = Math.min(chunk.length, end + 1 - pos);
       pos += chunk.length;
       if (to <= from) return cb();
-      const part = from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to);
-      hash?.update(part);
-      cb(null, part);
-    },
-    flush(cb) {
-      if (hash && digest) {
-        const got = digestFromHash(hash, digestAlgorithm(digest));
-        if (got !== digest) return cb(new HostpullError('DIGEST_MISMATCH', `upstream blob ${digest} has digest ${got}`));
-      }
-      cb();
+      cb(null, from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
     },
   });
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { HostpullError } from '../errors.js';
-import { ociError, type OciErrorResponse } from './oci-error.js';
+import { readBounded } from '../util/index.js';
+import { toOciError, type OciErrorResponse } from './oci-error.js';
 
 export const API_VERSION_HEADER = { 'Docker-Distribution-API-Version': 'registry/2.0' };
 
@@ -26,14 +27,9 @@ export function sendError(req: IncomingMessage, res: ServerResponse, e: OciError
 
 /** Reads a request body up to `limit` bytes (catalog API bodies are small JSON). */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req) {
-    total += (chunk as Buffer).length;
-    if (total > limit) throw new HostpullError('TOO_LARGE', `request body exceeds ${limit} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  const body = await readBounded(req, limit);
+  if (!body) throw new HostpullError('TOO_LARGE', `request body exceeds ${limit} bytes`);
+  return body;
 }
 
 /**
@@ -45,10 +41,9 @@ export function writeClientError(err: NodeJS.ErrnoException, socket: Socket): vo
     socket.destroy();
     return;
   }
-  const e =
-    err.code === 'HPE_HEADER_OVERFLOW'
-      ? ociError(431, 'UNSUPPORTED', 'request headers too large')
-      : ociError(400, 'UNSUPPORTED', 'malformed HTTP request');
+  const e = toOciError(
+    err.code === 'HPE_HEADER_OVERFLOW' ? new HostpullError('HEADERS_TOO_LARGE', 'request headers too large') : new HostpullError('BAD_REQUEST', 'malformed HTTP request'),
+  );
   const body = JSON.stringify(e.body);
   const reason = e.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
   socket.end(`HTTP/1.1 ${e.status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);

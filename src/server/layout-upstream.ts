@@ -2,28 +2,17 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errnoCode, HostpullError } from '../errors.js';
-import {
-  createDigester,
-  digestAlgorithm,
-  digestFromHash,
-  digestHex,
-  digestOf,
-  isDigest,
-  MAX_MANIFEST_BYTES,
-  MediaType,
-  parseManifest,
-  type Digest,
-} from '../oci/index.js';
+import { digestAlgorithm, digestHex, HashingStream, digestOf, isDigest, MAX_MANIFEST_BYTES, MediaType, parseManifest, type Digest } from '../oci/index.js';
 import { Mutex, withFileLock } from './file-lock.js';
 import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
 
 /** image-spec annotations.md: the reference name of an index entry. */
-export const REF_NAME = 'org.opencontainers.image.ref.name';
+const REF_NAME = 'org.opencontainers.image.ref.name';
 /** Our annotation naming the repository of an untagged manifest, so listTags knows the repo exists. */
-export const REPOSITORY_ANNOTATION = 'dev.hostpull.repository';
+const REPOSITORY_ANNOTATION = 'dev.hostpull.repository';
 
 interface IndexEntry {
   mediaType: string;
@@ -59,6 +48,7 @@ export interface LayoutUpstreamOptions {
 export class LayoutUpstream implements Upstream {
   readonly kind = 'layout' as const;
   readonly location: string;
+  readonly registry = undefined;
   readonly #dir: string;
   readonly #indexMutex = new Mutex();
   #ready: Promise<void> | undefined;
@@ -188,21 +178,13 @@ export class LayoutUpstream implements Upstream {
   async putBlob(repo: string, digest: Digest, size: number, body: BlobBody): Promise<void> {
     if ((await this.blobSize(repo, digest)) !== null) return;
     const tmp = join(this.#dir, '.ingest', `${digestHex(digest).slice(0, 16)}.${randomBytes(4).toString('hex')}`);
-    const hash = createDigester(digestAlgorithm(digest));
-    let count = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        hash.update(chunk);
-        count += chunk.length;
-        cb(null, chunk);
-      },
-    });
+    const meter = new HashingStream({ algorithm: digestAlgorithm(digest) });
     const source = Buffer.isBuffer(body) ? Readable.from([body]) : body();
     try {
       await pipeline(source, meter, createWriteStream(tmp));
-      const got = digestFromHash(hash, digestAlgorithm(digest));
-      if (got !== digest || count !== size) {
-        throw new HostpullError('DIGEST_INVALID', `blob pushed as ${digest} (${size} bytes) has digest ${got} (${count} bytes)`);
+      const got = meter.digest();
+      if (got !== digest || meter.bytes !== size) {
+        throw new HostpullError('DIGEST_INVALID', `blob pushed as ${digest} (${size} bytes) has digest ${got} (${meter.bytes} bytes)`);
       }
       await mkdir(join(this.#dir, 'blobs', digestAlgorithm(digest)), { recursive: true });
       // rename is atomic: a reader sees either no blob or the whole verified blob.

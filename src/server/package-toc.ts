@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { parseManifest, type Descriptor, type Digest } from '../oci/index.js';
-import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/seekable-toc.js';
+import { TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/index.js';
 import { listReferrers } from './referrers.js';
 import type { Upstream } from './upstream.js';
 

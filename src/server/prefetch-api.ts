@@ -1,9 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { digestOf, MediaType, parseDigest, parseManifest, type Digest } from '../oci/index.js';
-import { MAX_PREFETCH_BYTES, parsePrefetchList, PREFETCH_ARTIFACT_TYPE, PREFETCH_MEDIA_TYPE, type PrefetchList } from '../oci/prefetch-list.js';
-import { TOC_ANNOTATION } from '../oci/seekable-toc.js';
+import {
+  digestOf,
+  MAX_PREFETCH_BYTES,
+  MediaType,
+  parseDigest,
+  parseManifest,
+  parsePrefetchList,
+  PREFETCH_ARTIFACT_TYPE,
+  PREFETCH_MEDIA_TYPE,
+  TOC_ANNOTATION,
+  type Digest,
+  type PrefetchList,
+} from '../oci/index.js';
 import type { CompositeResolver } from './composite.js';
 import { readBody, sendJson } from './http-util.js';
 import { artifactManifest, attachReferrer, listReferrers } from './referrers.js';

@@ -23,17 +23,17 @@ function isNotFound(err: unknown): boolean {
 export class RegistryUpstream implements Upstream {
   readonly kind = 'registry' as const;
   readonly location: string;
-  readonly #registry: string;
+  readonly registry: string;
   readonly #origin: string;
   readonly #client: RegistryClient;
   readonly #ownsClient: boolean;
 
   constructor(options: RegistryUpstreamOptions) {
     const m = /^(?:(https?):\/\/)?([^/]+)\/*$/i.exec(options.url.trim());
-    this.#registry = m ? m[2]! : options.url;
+    this.registry = m ? m[2]! : options.url;
     const insecure = [...(options.insecureRegistries ?? [])];
-    if (m?.[1]?.toLowerCase() === 'http') insecure.push(this.#registry);
-    this.#origin = registryOrigin(this.#registry, insecure);
+    if (m?.[1]?.toLowerCase() === 'http') insecure.push(this.registry);
+    this.#origin = registryOrigin(this.registry, insecure);
     this.location = this.#origin;
     this.#ownsClient = !options.client;
     this.#client =
@@ -42,11 +42,11 @@ export class RegistryUpstream implements Upstream {
   }
 
   #ref(repo: string, reference: string): ImageReference {
-    return reference.includes(':') ? { registry: this.#registry, repository: repo, digest: reference as Digest } : { registry: this.#registry, repository: repo, tag: reference };
+    return reference.includes(':') ? { registry: this.registry, repository: repo, digest: reference as Digest } : { registry: this.registry, repository: repo, tag: reference };
   }
 
   #repo(repo: string) {
-    return { registry: this.#registry, repository: repo };
+    return { registry: this.registry, repository: repo };
   }
 
   async getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<StoredManifest | null> {

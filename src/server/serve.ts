@@ -6,11 +6,12 @@ import { HostpullError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { isValidRepository } from '../oci/index.js';
 import { StaticCatalog, UpstreamCatalog, type Catalog } from './catalog.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from './defaults.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
 import { createServerHandler } from './handler.js';
 import { writeClientError } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
 import { createUpstream } from './upstream-factory.js';
+import { upstreamImageName } from './upstream-image-name.js';
 import type { Upstream } from './upstream.js';
 
 
@@ -80,14 +81,25 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
   const upstream: Upstream = createUpstream({ ...options, logger });
   const catalog: Catalog = options.catalogFile
-    ? new StaticCatalog({ file: options.catalogFile, ttlMs: cacheTtlMs })
+    ? new StaticCatalog({ file: options.catalogFile, ttlMs: cacheTtlMs, upstream })
     : new UpstreamCatalog({ upstream, repository: `${namespace}/catalog`, ttlMs: cacheTtlMs });
+  // What the configuration names is checked now, not at the first composite: a base image of
+  // another registry, or a catalog file that does not parse, would otherwise make every
+  // composite fail.
+  let base: string | undefined;
+  try {
+    base = options.base === undefined ? undefined : upstreamImageName(options.base, upstream, '--base', 'USAGE');
+    if (options.catalogFile) await catalog.entries();
+  } catch (err) {
+    await upstream.close();
+    throw err;
+  }
   const metrics = new ServerMetrics();
   const handler = createServerHandler({
     upstream,
     catalog,
     namespace,
-    base: options.base,
+    base,
     cacheTtlMs,
     maxComposites: options.maxComposites,
     maxExpansionRatio: options.maxExpansionRatio,

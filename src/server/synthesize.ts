@@ -1,19 +1,8 @@
-import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig } from '../oci/index.js';
+import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig, CODENAMES_ANNOTATION, LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, PACKAGES_ANNOTATION, TOC_ANNOTATION } from '../oci/index.js';
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
-import {
-  CODENAMES_ANNOTATION,
-  LAYER_ALLOW_SETUID_ANNOTATION,
-  LAYER_CODENAME_ANNOTATION,
-  LAYER_DIFF_ID_ANNOTATION,
-  LAYER_PREFIX_ANNOTATION,
-  LAYER_ROLE_ANNOTATION,
-  PACKAGES_ANNOTATION,
-} from '../oci/annotations.js';
-import { TOC_ANNOTATION } from '../oci/seekable-toc.js';
 
-export { CODENAMES_ANNOTATION, PACKAGES_ANNOTATION };
 const EPOCH = '1970-01-01T00:00:00Z';
 
 /** A package image reduced to what a composite needs from it. */
@@ -64,7 +53,7 @@ export interface LayerFacts {
  * claim the layer is held to (isolationAnnotations) and, for a seekable layer, the digest of its
  * table of contents (`dev.hostpull.toc`, for lazy pulling).
  */
-export function layerAnnotations(layer: LayerFacts): Record<string, string> {
+function layerAnnotations(layer: LayerFacts): Record<string, string> {
   const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
   if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
   if (layer.toc !== undefined) out[TOC_ANNOTATION] = layer.toc;
@@ -116,7 +105,7 @@ function stableCreated(configs: readonly ImageConfig[]): string {
 }
 
 /** The environment a package contributes: its config's Env (without PATH) overlaid by the catalog's env. */
-export function packageEnv(pkg: ResolvedPackage): PackageEnv {
+function packageEnv(pkg: ResolvedPackage): PackageEnv {
   const env = parseEnvList(pkg.config.config?.Env);
   delete env.PATH;
   return { code: pkg.code, env: { ...env, ...pkg.entry.env }, pathAdd: pkg.entry.pathAdd };

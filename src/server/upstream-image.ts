@@ -1,18 +1,6 @@
 import { HostpullError } from '../errors.js';
-import {
-  checkManifestAgainstConfig,
-  digestOf,
-  hostPlatform,
-  isDigest,
-  MAX_CONFIG_BYTES,
-  parseImageConfig,
-  parseManifest,
-  selectPlatform,
-  type Digest,
-  type ImageConfig,
-  type ImageManifest,
-  type Platform,
-} from '../oci/index.js';
+import { readBounded } from '../util/index.js';
+import { checkManifestAgainstConfig, digestOf, hostPlatform, isDigest, MAX_CONFIG_BYTES, parseImageConfig, parseManifest, selectPlatform, type Digest, type ImageConfig, type ImageManifest, type Platform } from '../oci/index.js';
 import type { Upstream } from './upstream.js';
 
 export interface UpstreamImage {
@@ -38,17 +26,8 @@ export async function readBlobBytes(upstream: Upstream, repo: string, digest: Di
     blob.stream.destroy();
     throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} is ${blob.size} bytes; at most ${maxBytes} expected`);
   }
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of blob.stream) {
-    total += (chunk as Buffer).length;
-    if (total > maxBytes) {
-      blob.stream.destroy();
-      throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} exceeds ${maxBytes} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readBounded(blob.stream, maxBytes);
+  if (!bytes) throw new HostpullError('BLOB_TOO_LARGE', `blob ${digest} in ${repo} exceeds ${maxBytes} bytes`);
   if (digestOf(bytes) !== digest) throw new HostpullError('DIGEST_MISMATCH', `blob ${digest} from ${upstream.location}/${repo} does not match its digest`);
   return bytes;
 }

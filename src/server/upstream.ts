@@ -32,14 +32,17 @@ export type BlobBody = Buffer | (() => Readable);
  * server keeps beyond its caches goes through this interface, which is what lets several server
  * replicas share one upstream.
  *
- * Methods return null for "not there" and throw HostpullError for everything else
- * (UPSTREAM_UNAVAILABLE when the upstream cannot be reached, UPSTREAM_ERROR when it misbehaves).
+ * Methods return null for "not there" and throw HostpullError for everything else: the registry
+ * client's RegistryError for a registry (answered as a gateway: 503 while it cannot be reached,
+ * 502 otherwise), UPSTREAM_ERROR when a layout holds something invalid.
  */
 export interface Upstream {
   /** 'layout' or 'registry': decides whether blob redirects make sense. */
   readonly kind: 'layout' | 'registry';
   /** Human-readable location for messages (directory or registry URL). */
   readonly location: string;
+  /** The registry's `host[:port]` as references name it; undefined for an OCI layout. */
+  readonly registry: string | undefined;
   getManifest(repo: string, reference: string, signal?: AbortSignal): Promise<StoredManifest | null>;
   getBlob(repo: string, digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<BlobRead | null>;
   blobSize(repo: string, digest: Digest, signal?: AbortSignal): Promise<number | null>;

@@ -13,7 +13,7 @@ export interface VerifyPackageOptions {
 }
 
 /** The claim a catalog entry gives its package layer; the same one the node enforces. */
-export function packageClaim(code: string, entry: CatalogEntry): PackageClaim {
+function packageClaim(code: string, entry: CatalogEntry): PackageClaim {
   return { code, prefix: normalisePrefix(entry.prefix), allowSetuid: entry.allowSetuid === true };
 }
 

@@ -1,6 +1,5 @@
-import type { Digest } from '../oci/digest.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { SnapshotRow } from '../store/snapshots.js';
+import type { Digest } from '../oci/index.js';
+import type { ContentStore, SnapshotRow } from '../store/index.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
 import { treeChecksum } from '../archive/index.js';
 import { summarizeLayerDir } from './layer-dir-summary.js';
@@ -8,10 +7,7 @@ import { treeFootprint } from './tree-footprint.js';
 
 /** diffID → compressed digest, for every layer the store knows (unpacked, or in a pulled image). */
 export function knownLayers(store: ContentStore): Map<Digest, Digest> {
-  const rows = store.db
-    .prepare('SELECT diff_id AS diffId, blob_digest AS blobDigest FROM layers UNION SELECT diff_id, blob_digest FROM manifest_layers')
-    .all() as Array<{ diffId: Digest; blobDigest: Digest }>;
-  return new Map(rows.map((r) => [r.diffId, r.blobDigest]));
+  return new Map([...store.images.listedLayers(), ...store.layers.list().map((l) => [l.diffId, l.blobDigest] as const)]);
 }
 
 /**
@@ -64,7 +60,7 @@ export async function identifyAppliedLayers(store: ContentStore, candidates: Rea
     const blob = candidates.get(diffId);
     store.snapshots.markDiffId(s.name, diffId);
     store.snapshotLog.identify(chainIdOfName(s.name)!, diffId, blob ?? null);
-    await store.leases.run(`blob:${blob ?? diffId}`, {
+    await store.leases.forBlob(blob ?? diffId, {
       done: () => store.layers.get(diffId),
       work: async () => {
         await adoptLayerDir(store, store.snapshots.dir(s).fs, diffId, blob);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 
 const CHAIN_RE = /^sha256:[0-9a-f]{64}$/;
 

@@ -1,37 +1,23 @@
 import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Labels } from './labels.js';
 import type { ContainerdMount } from './snapshot-mounts.js';
 import type { SnapshotInfo, Snapshotter } from './snapshotter.js';
-
-/**
- * Our error codes → gRPC status codes, which containerd turns into its errdefs
- * (NotFound, AlreadyExists, FailedPrecondition…) and acts on: e.g. its unpacker applies a layer's
- * missing parent first on NOT_FOUND, and takes ALREADY_EXISTS on a prepare with a target label as
- * "the snapshotter has it".
- */
-const STATUS_BY_CODE: Readonly<Record<string, status>> = {
-  SNAPSHOT_NOT_FOUND: status.NOT_FOUND,
-  SNAPSHOT_EXISTS: status.ALREADY_EXISTS,
-  SNAPSHOT_NOT_ACTIVE: status.FAILED_PRECONDITION,
-  SNAPSHOT_HAS_CHILDREN: status.FAILED_PRECONDITION,
-  SNAPSHOT_CONTENT_MISSING: status.FAILED_PRECONDITION,
-  LAYER_MISSING: status.FAILED_PRECONDITION,
-  SNAPSHOT_PARENT_NOT_COMMITTED: status.INVALID_ARGUMENT,
-  SNAPSHOT_INVALID: status.INVALID_ARGUMENT,
-  FILTER_INVALID: status.INVALID_ARGUMENT,
-  INVALID_MOUNT: status.INVALID_ARGUMENT,
-  STORE_FULL: status.RESOURCE_EXHAUSTED,
-};
 
 interface GrpcError {
   code: status;
   details: string;
 }
 
+/**
+ * Our error → a gRPC status (the `grpc` column of error-codes.ts), which containerd turns into its
+ * errdefs (NotFound, AlreadyExists, FailedPrecondition…) and acts on: e.g. its unpacker applies a
+ * layer's missing parent first on NOT_FOUND, and takes ALREADY_EXISTS on a prepare with a target
+ * label as "the snapshotter has it".
+ */
 function toGrpc(err: unknown): GrpcError {
-  if (isHostpullError(err)) return { code: STATUS_BY_CODE[err.code] ?? status.UNKNOWN, details: `${err.code}: ${err.message}` };
+  if (isHostpullError(err)) return { code: status[errorRow(err.code).grpc], details: `${err.code}: ${err.message}` };
   return { code: status.UNKNOWN, details: err instanceof Error ? err.message : String(err) };
 }
 

@@ -1,9 +1,8 @@
-export * from './adopt-applied-layer.js';
-export * from './chain-id.js';
-export * from './filters.js';
-export * from './grpc-service.js';
-export * from './labels.js';
-export * from './proto.js';
-export * from './remote-layers.js';
-export * from './snapshot-mounts.js';
-export * from './snapshotter.js';
+/**
+ * containerd's snapshots.v1 service over the store: snapshots as rows, layers fetched remotely for
+ * CRI pulls, the gRPC binding.
+ */
+export { snapshotsService } from './grpc-service.js';
+export { loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE } from './proto.js';
+export { RemoteLayers } from './remote-layers.js';
+export { Snapshotter } from './snapshotter.js';

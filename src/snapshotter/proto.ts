@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * proto/ at the package root: this file is src/snapshotter/proto.ts (vitest) or
  * dist/snapshotter/proto.js (built), two levels below it either way.
  */
-export function protoDir(): string {
+function protoDir(): string {
   return fileURLToPath(new URL('../../proto/', import.meta.url));
 }
 

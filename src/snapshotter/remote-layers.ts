@@ -1,19 +1,10 @@
-import { rm } from 'node:fs/promises';
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { isHostpullError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { LAYER_DIFF_ID_ANNOTATION } from '../oci/annotations.js';
-import type { Digest } from '../oci/digest.js';
-import { checkManifestAgainstConfig, parseManifest } from '../oci/manifest.js';
-import { formatReference, parseReference } from '../oci/reference.js';
-import type { LayerOutcome } from '../pull/events.js';
-import { fetchImageConfig } from '../pull/fetch-config.js';
-import { checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged } from '../pull/layer-claims.js';
-import { Puller } from '../pull/puller.js';
-import type { RegistryClient, RepositoryRef } from '../registry/index.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { ManifestLayerRow } from '../store/images.js';
-import { Semaphore } from '../util/semaphore.js';
+import { LAYER_DIFF_ID_ANNOTATION, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
+import { type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
+import type { RepositoryRef } from '../registry/index.js';
+import type { ManifestLayerRow } from '../store/index.js';
+import { Semaphore } from '../util/index.js';
 import { identifyAppliedLayers } from './adopt-applied-layer.js';
 import { chainIdOf } from './chain-id.js';
 import { CRI_IMAGE_REF_LABEL, CRI_LAYER_DIGEST_LABEL, CRI_MANIFEST_DIGEST_LABEL, type Labels } from './labels.js';
@@ -30,11 +21,8 @@ export type RemoteLayerResult =
   | { handled: true; diffId: Digest; blobDigest: Digest | null; outcome: 'fetched' | 'reused'; bytes: number }
   | { handled: false; reason: string };
 
-export interface RemoteLayersDeps {
-  store: ContentStore;
-  client: RegistryClient;
-  logger: Logger;
-}
+/** The store, registry client and logger, and optionally the daemon's unpack workers (PullerDeps). */
+export type RemoteLayersDeps = PullerDeps;
 
 export interface RemoteLayersOptions {
   /** Layers fetched at once, the asked-for one and the ones after it. Default 4. */
@@ -217,10 +205,7 @@ export class RemoteLayers {
    * an image hostpull pulled refers to it), so the node holds one copy of each layer.
    */
   async #dropBlob(digest: Digest): Promise<void> {
-    const { store } = this.#deps;
-    if (!store.blobs.has(digest) || store.db.prepare('SELECT 1 FROM manifest_layers WHERE blob_digest = ? LIMIT 1').get(digest)) return;
-    store.blobs.deleteRow(digest);
-    await rm(store.blobs.path(digest), { force: true });
+    await this.#deps.store.blobs.dropUnlessListed(digest);
   }
 }
 

@@ -1,5 +1,5 @@
 import { HostpullError } from '../errors.js';
-import { planOverlay } from '../rootfs/mount-plan.js';
+import { planOverlay } from '../rootfs/index.js';
 
 /** containerd's Mount as containerd 1.6 uses it: no target (it mounts where it needs the rootfs). */
 export interface ContainerdMount {

@@ -1,14 +1,15 @@
-import { randomBytes, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { createReadStream, openSync, constants as fsc } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
-import { createDigester, digestAlgorithm, digestFromHash, digestOf, shortDigest, type Digest } from '../oci/digest.js';
-import type { Db } from './database.js';
-import { immediate, withBusyRetry } from './database.js';
+import { createDigester, digestAlgorithm, digestOf, digestStream, hashInto, shortDigest, type Digest, type DigestAlgorithm } from '../oci/index.js';
+import { type Db, immediate, withBusyRetry } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
-import { IngestWriter } from './ingest-writer.js';
+import { IngestWriter, type DirectWrites } from './ingest-writer.js';
+import { alignedBuffer } from '../native/index.js';
 import type { StoreLayout } from './layout.js';
+import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS } from './protocol.js';
 import { Quarantine } from './quarantine.js';
 
 export interface BlobRow {
@@ -142,23 +143,25 @@ export class BlobStore {
    * says where the next request must start. The shared partial file is for writers that hold the
    * blob's lease; with `ownFile` the writer gets a file no other process opens.
    */
-  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean }): Promise<Ingest> {
-    const partial = options.ownFile ? `${this.#layout.ingestPath(digest)}.${process.pid}-${randomBytes(4).toString('hex')}` : this.#layout.ingestPath(digest);
+  async openIngest(digest: Digest, size: number, mediaType: string | null, options: { resume: boolean; ownFile?: boolean; direct?: boolean }): Promise<Ingest> {
+    const partial = this.#layout.ingestPath(digest, options.ownFile);
     await mkdir(this.#layout.ingestDir, { recursive: true });
     let offset = 0;
     const hash = createDigester(digestAlgorithm(digest));
     if (options.resume) {
       const existing = await stat(partial).catch((err) => (errnoCode(err) === 'ENOENT' ? undefined : Promise.reject(err)));
       if (existing && existing.size > 0 && existing.size < size) {
-        offset = await hashFilePrefix(partial, hash, existing.size);
+        // The bytes already there feed the digester the download goes on with.
+        offset = await hashInto(createReadStream(partial, { start: 0, end: existing.size - 1, highWaterMark: 1 << 20 }), hash);
       } else if (existing) {
         await truncate(partial, 0);
       }
     }
     // O_NOFOLLOW: ingest/ is ours, but never write through a link someone planted there.
-    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? fsc.O_APPEND : fsc.O_TRUNC);
+    const flags = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_NOFOLLOW | (offset > 0 ? 0 : fsc.O_TRUNC);
     const fd = openSync(partial, flags, 0o600);
-    const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial));
+    const direct = options.direct && offset % DIRECT_ALIGNMENT === 0 ? openDirect(partial) : undefined;
+    const writer = new IngestWriter(fd, () => this.#commit(digest, size, mediaType, partial), { offset, ...(direct ? { direct } : {}) });
     return { digest, size, offset, hash, writer, path: partial };
   }
 
@@ -181,36 +184,101 @@ export class BlobStore {
     withBusyRetry(() => this.#insert.run(digest, size, mediaType, now, now), this.#db);
   }
 
+  /** True when the stored file of `digest` is missing or no longer hashes to it (its row says it is stored). */
+  async corruptOnDisk(digest: Digest): Promise<boolean> {
+    if (!this.has(digest)) return false;
+    try {
+      return (await hashFile(this.path(digest), digestAlgorithm(digest))).digest !== digest;
+    } catch {
+      return true;
+    }
+  }
+
   /** Inserts a row for a verified file found on disk without one (crash between rename and commit). */
   adopt(digest: Digest, size: number): void {
     const now = Date.now();
     withBusyRetry(() => this.#insert.run(digest, size, null, now, now), this.#db);
   }
 
+  /**
+   * Drops a stored blob whose content lives on elsewhere (its layer is unpacked and verified):
+   * the row goes first, then the file, so a crash in between leaves a verified file without a
+   * row, which reconcile adopts again, never a row without its file.
+   */
+  async drop(digest: Digest): Promise<void> {
+    this.deleteRow(digest);
+    await this.#unlinkFile(digest);
+  }
+
   deleteRow(digest: Digest): void {
     withBusyRetry(() => this.#db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest), this.#db);
   }
+
+  /**
+   * GC's removal of a blob: its row goes only if, in this write transaction, it is still unused
+   * since `lastUsed` (what GC read) and no live lease holds it; the file goes after the row (a
+   * crash in between leaves a file without a row, which reconcile verifies and adopts). False
+   * when something held it.
+   */
+  async collect(digest: Digest, lastUsed: number): Promise<boolean> {
+    const removed = immediate(
+      this.#db,
+      () =>
+        this.#db.prepare(`DELETE FROM blobs WHERE digest = ? AND last_used = ? AND NOT ${BLOB_LEASE_HELD_SQL}`).run(digest, lastUsed, digest, Date.now() - LEASE_STALE_AFTER_MS)
+          .changes > 0,
+    );
+    if (removed) await this.#unlinkFile(digest);
+    return removed;
+  }
+
+  /**
+   * Drops a blob that only served to unpack its layer (the snapshotter keeps layers, not blobs),
+   * unless an image hostpull pulled lists it: such an image must stay complete.
+   */
+  async dropUnlessListed(digest: Digest): Promise<boolean> {
+    const dropped = immediate(
+      this.#db,
+      () => this.#db.prepare('DELETE FROM blobs WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM manifest_layers WHERE blob_digest = ?)').run(digest, digest).changes > 0,
+    );
+    if (dropped) await this.#unlinkFile(digest);
+    return dropped;
+  }
+
+  async #unlinkFile(digest: Digest): Promise<void> {
+    await unlink(this.path(digest)).catch((err) => {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+    });
+  }
 }
 
-/** Feeds the first `length` bytes of a file into `hash`; returns how many were read. */
-async function hashFilePrefix(path: string, hash: Hash, length: number): Promise<number> {
-  let read = 0;
-  for await (const chunk of createReadStream(path, { start: 0, end: length - 1, highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    read += (chunk as Buffer).length;
+/** O_DIRECT offsets, lengths and buffer addresses: a multiple of the largest common block size. */
+const DIRECT_ALIGNMENT = 4096;
+/** Bytes per direct write: 1 MiB took 0.59 s for 500 MB on the benchmark VM, 4 MiB 0.43 s. */
+const DIRECT_BLOCK = 1 << 20;
+
+/**
+ * A second, O_DIRECT descriptor of the ingest file and its two aligned buffers (IngestWriter says
+ * why), or undefined where that cannot be had: a filesystem without direct I/O (EINVAL at open),
+ * or no native addon for aligned memory. The bytes then go through the page cache as before.
+ */
+function openDirect(path: string): DirectWrites | undefined {
+  let buffers: [Buffer, Buffer];
+  try {
+    buffers = [alignedBuffer(DIRECT_BLOCK, DIRECT_ALIGNMENT), alignedBuffer(DIRECT_BLOCK, DIRECT_ALIGNMENT)];
+  } catch {
+    return undefined;
   }
-  return read;
+  try {
+    return { fd: openSync(path, fsc.O_WRONLY | fsc.O_NOFOLLOW | fsc.O_DIRECT), buffers };
+  } catch (err) {
+    if (errnoCode(err) === 'EINVAL') return undefined;
+    throw err;
+  }
 }
 
 /** Hashes a whole file (re-verification and reconciliation). */
-export async function hashFile(path: string, algorithm: 'sha256' | 'sha512'): Promise<{ digest: Digest; size: number }> {
-  const hash = createDigester(algorithm);
-  let size = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { digest: digestFromHash(hash, algorithm), size };
+export function hashFile(path: string, algorithm: DigestAlgorithm): Promise<{ digest: Digest; size: number }> {
+  return digestStream(createReadStream(path, { highWaterMark: 1 << 20 }), algorithm);
 }
 
 function corrupt(digest: Digest, path: string, what: string): HostpullError {

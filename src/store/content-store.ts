@@ -1,16 +1,20 @@
 import { statfsSync } from 'node:fs';
 import { chmod, mkdir, stat } from 'node:fs/promises';
 import { silentLogger, type Logger } from '../log.js';
-import { BlobStore } from './blobs.js';
+import type { Digest } from '../oci/index.js';
+import { BlobStore, type BlobRow } from './blobs.js';
 import { openDatabase, type Db } from './database.js';
-import { ImageIndex } from './images.js';
-import { LayerStore } from './layers.js';
+import { ImageIndex, type ImageRow } from './images.js';
+import { LayerStore, type LayerRow } from './layers.js';
 import { StoreLayout } from './layout.js';
 import { Leases } from './leases.js';
+import { MountRecords } from './mounts.js';
+import { removeAbandonedPartials, type PartialDownloadsOptions, type PartialDownloadsReport } from './partials.js';
 import { PullLog } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { SnapshotLayerLog } from './snapshot-events.js';
+import { LazyLayerLog } from './lazy-layers.js';
 import { SnapshotStore } from './snapshots.js';
 
 export interface OpenStoreOptions {
@@ -37,21 +41,56 @@ export interface UnpackLimits {
 const MiB = 1024 * 1024;
 
 /**
+ * Everything GC decides on, read in one read transaction (one consistent snapshot): the rows,
+ * and what holds layers and blobs (protocol.ts rule 3).
+ */
+export interface StoreInventory {
+  blobs: BlobRow[];
+  layers: LayerRow[];
+  images: Array<Pick<ImageRow, 'reference' | 'manifestDigest' | 'indexDigest' | 'configDigest'> & { layers: Array<{ blobDigest: Digest; diffId: Digest }> }>;
+  /** diff_ids a recorded rootfs uses. */
+  mounted: Set<Digest>;
+  /** diff_ids a containerd snapshot stands for. */
+  snapshotted: Set<Digest>;
+  /** Blobs a live process holds the lease of (downloading or unpacking them now). */
+  leased: Set<Digest>;
+  now: number;
+}
+
+/** Counts and sizes of what the store holds (`hostpull stats`, /metrics). */
+export interface StoreTotals {
+  blobs: number;
+  blobBytes: number;
+  layers: number;
+  unpackedBytes: number;
+  mounts: number;
+  snapshots: number;
+}
+
+/**
  * The node's content store: SQLite indexed by digest plus the files under the root. One object
  * per process, opened by the composition root and passed down; safe beside other processes on
  * the same root (WAL, busy timeout, leases).
  */
 export class ContentStore {
   readonly layout: StoreLayout;
+  /**
+   * The database handle, for the parts of src/store (and tests that set up a state). Other
+   * folders go through the parts below and the methods of this class: the tables and the
+   * protocol that keeps them consistent are the store's (test/unit/architecture.test.ts).
+   */
   readonly db: Db;
   readonly blobs: BlobStore;
   readonly images: ImageIndex;
   readonly layers: LayerStore;
   readonly pulls: PullLog;
   readonly leases: Leases;
+  readonly mounts: MountRecords;
   readonly quarantine: Quarantine;
   readonly snapshots: SnapshotStore;
   readonly snapshotLog: SnapshotLayerLog;
+  /** How layers of lazy runs arrived, and the learned prefetch lists (src/lazy). */
+  readonly lazyLayers: LazyLayerLog;
   readonly logger: Logger;
   readonly #limits: UnpackLimitOptions;
   reconciled: ReconcileReport | undefined;
@@ -67,8 +106,10 @@ export class ContentStore {
     this.layers = new LayerStore(db, layout);
     this.pulls = new PullLog(db);
     this.leases = new Leases(db);
+    this.mounts = new MountRecords(db);
     this.snapshots = new SnapshotStore(db, layout);
     this.snapshotLog = new SnapshotLayerLog(db);
+    this.lazyLayers = new LazyLayerLog(db);
   }
 
   static async open(root: string, options: OpenStoreOptions = {}): Promise<ContentStore> {
@@ -95,6 +136,41 @@ export class ContentStore {
       reserve = Math.min(512 * MiB, Math.floor(fs.blocks * fs.bsize * 0.05));
     }
     return { maxExpansionRatio: this.#limits.maxExpansionRatio ?? 100, keepFreeBytes: reserve };
+  }
+
+  /** What GC decides on, in one read transaction. */
+  inventory(now = Date.now()): StoreInventory {
+    return this.db.transaction(() => ({
+      blobs: this.blobs.list(),
+      layers: this.layers.list(),
+      images: this.images.list().map((img) => ({
+        reference: img.reference,
+        manifestDigest: img.manifestDigest,
+        indexDigest: img.indexDigest,
+        configDigest: img.configDigest,
+        layers: this.images.layers(img.manifestDigest).map((l) => ({ blobDigest: l.blobDigest, diffId: l.diffId })),
+      })),
+      mounted: this.mounts.diffIds(),
+      snapshotted: this.snapshots.diffIds(),
+      leased: this.leases.liveBlobs(),
+      now,
+    }))();
+  }
+
+  /** Counts and sizes, in one statement (one snapshot). */
+  totals(): StoreTotals {
+    return this.db
+      .prepare(
+        `SELECT (SELECT COUNT(*) FROM blobs) AS blobs, (SELECT COALESCE(SUM(size), 0) FROM blobs) AS blobBytes,
+                (SELECT COUNT(*) FROM layers) AS layers, (SELECT COALESCE(SUM(unpacked_size), 0) FROM layers) AS unpackedBytes,
+                (SELECT COUNT(*) FROM mounts) AS mounts, (SELECT COUNT(*) FROM snapshots) AS snapshots`,
+      )
+      .get() as StoreTotals;
+  }
+
+  /** Partial downloads no live process holds, older than `graceMs` (protocol.ts), removed. */
+  removeAbandonedPartials(options: PartialDownloadsOptions): Promise<PartialDownloadsReport> {
+    return removeAbandonedPartials({ db: this.db, layout: this.layout, leases: this.leases, logger: this.logger }, options);
   }
 
   close(): void {

@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, type Db } from './database.js';
 
 export interface ImageRow {
@@ -70,5 +70,26 @@ export class ImageIndex {
 
   remove(reference: string): boolean {
     return this.#db.prepare('DELETE FROM images WHERE reference = ?').run(reference).changes > 0;
+  }
+
+  /**
+   * Removes image rows in one write transaction (GC: an image that lost a layer no longer
+   * promises a complete image), and the layer lists of manifests no remaining image resolves to.
+   */
+  removeAll(references: readonly string[]): void {
+    immediate(this.#db, () => {
+      const del = this.#db.prepare('DELETE FROM images WHERE reference = ? RETURNING manifest_digest AS m');
+      const orphanLayers = this.#db.prepare('DELETE FROM manifest_layers WHERE manifest_digest = ? AND NOT EXISTS (SELECT 1 FROM images WHERE manifest_digest = ?)');
+      for (const ref of references) {
+        const row = del.get(ref) as { m: Digest } | undefined;
+        if (row) orphanLayers.run(row.m, row.m);
+      }
+    });
+  }
+
+  /** diff_id → compressed digest of every layer some stored image lists. */
+  listedLayers(): Map<Digest, Digest> {
+    const rows = this.#db.prepare('SELECT DISTINCT diff_id AS diffId, blob_digest AS blobDigest FROM manifest_layers').all() as Array<{ diffId: Digest; blobDigest: Digest }>;
+    return new Map(rows.map((r) => [r.diffId, r.blobDigest]));
   }
 }

@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { existsSync, renameSync } from 'node:fs';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { LayerFootprint } from '../archive/index.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import type { StoreLayout } from './layout.js';
+import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, numberedDirId, stagingDirName } from './protocol.js';
 import { Quarantine } from './quarantine.js';
 
 export interface LayerRow {
@@ -39,7 +39,7 @@ const COLUMNS = 'id, diff_id AS diffId, blob_digest AS blobDigest, unpacked_size
  * Unpacked layers: one read-only tree per diff_id under layers/<id>/. A layer is extracted into a
  * staging directory named after this process and only renamed to its final name, with its row,
  * once extraction and diff_id verification succeeded; staging dirs of dead processes are removed
- * at start-up (reconcile.ts).
+ * at start-up (reconcile.ts). The states and who may move a layer between them: protocol.ts.
  */
 export class LayerStore {
   readonly #db: Db;
@@ -115,7 +115,7 @@ export class LayerStore {
   /** A fresh, empty staging directory for extracting a layer (name carries our pid). */
   async stage(): Promise<string> {
     await mkdir(this.#layout.layersDir, { recursive: true });
-    const dir = join(this.#layout.layersDir, `staging-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const dir = join(this.#layout.layersDir, stagingDirName());
     await mkdir(dir, { mode: 0o755 });
     // Whatever the umask: the layer root is the rootfs's `/` unless the archive says otherwise.
     await chmod(dir, 0o755);
@@ -174,9 +174,10 @@ export class LayerStore {
    * of the way happen under the write lock, the slow recursive delete after it.
    */
   async removeUnclaimedDir(name: string): Promise<boolean> {
-    const doomed = join(this.#layout.layersDir, `staging-${process.pid}-unclaimed-${randomBytes(6).toString('hex')}`);
+    const doomed = join(this.#layout.layersDir, stagingDirName(`unclaimed-${name}`));
     const moved = immediate(this.#db, () => {
-      if (/^[0-9]+$/.test(name) && this.getById(Number(name))) return false;
+      const id = numberedDirId(name);
+      if (id !== undefined && this.getById(id)) return false;
       try {
         renameSync(join(this.#layout.layersDir, name), doomed);
       } catch (err) {
@@ -189,7 +190,35 @@ export class LayerStore {
     return moved;
   }
 
-  /** Removes a layer row and its directory (GC). */
+  /**
+   * GC's removal of a layer: its row goes only if, in this write transaction, the layer is still
+   * unused since `lastUsed` (what GC read), and no mount record, containerd snapshot or live lease
+   * of its blob holds it; its directory is renamed out of its numbered name in the same
+   * transaction (a new layer may get the id as soon as the row is gone) and deleted after.
+   * False when something held it.
+   */
+  async collect(layer: Pick<LayerRow, 'id' | 'blobDigest'>, lastUsed: number): Promise<boolean> {
+    const parked = join(this.#layout.layersDir, stagingDirName(`gc${layer.id}`));
+    const removed = immediate(this.#db, () => {
+      const deleted = this.#db
+        .prepare(
+          `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id)
+             AND NOT EXISTS (SELECT 1 FROM snapshots WHERE diff_id = layers.diff_id) AND NOT ${BLOB_LEASE_HELD_SQL}`,
+        )
+        .run(layer.id, lastUsed, layer.blobDigest, Date.now() - LEASE_STALE_AFTER_MS);
+      if (deleted.changes === 0) return false;
+      try {
+        renameSync(this.#layout.layerDir(layer.id), parked);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+      }
+      return true;
+    });
+    if (removed) await rm(parked, { recursive: true, force: true });
+    return removed;
+  }
+
+  /** Removes a layer row and its directory (reconcile, for a row whose directory is gone). */
   async remove(row: LayerRow): Promise<void> {
     withBusyRetry(() => this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id), this.#db);
     await rm(this.#layout.layerDir(row.id), { recursive: true, force: true });

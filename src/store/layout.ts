@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, digestHex, type Digest } from '../oci/index.js';
+import { partialFileName } from './protocol.js';
 
 /** The on-disk layout of a store root (DESIGN §3 "On disk"). */
 export class StoreLayout {
@@ -30,9 +31,12 @@ export class StoreLayout {
     return join(this.blobsDir, digestAlgorithm(digest), hex.slice(0, 2), hex);
   }
 
-  /** One partial file per digest, so a download killed midway is found and resumed. */
-  ingestPath(digest: Digest): string {
-    return join(this.ingestDir, `${digestAlgorithm(digest)}-${digestHex(digest)}.partial`);
+  /**
+   * One shared partial file per digest, so a download killed midway is found and resumed; with
+   * `ownFile`, a file of this process alone (protocol.ts partialFileName).
+   */
+  ingestPath(digest: Digest, ownFile = false): string {
+    return join(this.ingestDir, partialFileName(digest, ownFile));
   }
 
   /** Short per-layer paths keep overlay's one-page option string good for many layers. */

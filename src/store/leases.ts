@@ -1,11 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errnoCode } from '../errors.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
-
-/** A holder that has not written a heartbeat for this long is presumed hung or dead. */
-const STALE_AFTER_MS = 30_000;
-const HEARTBEAT_MS = 2_000;
+import { isAlive } from '../util/index.js';
+import { blobLeaseKey, LEASE_HEARTBEAT_MS, LEASE_POLL_MS, LEASE_STALE_AFTER_MS, leasedBlob } from './protocol.js';
 
 export interface SingleFlightOptions<T> {
   /** Returns the finished result if some process already produced it (e.g. the blob row exists). */
@@ -13,13 +11,14 @@ export interface SingleFlightOptions<T> {
   /** Produces the result; runs only while this process holds the lease. */
   work: () => Promise<T>;
   signal?: AbortSignal;
-  /** Poll interval while another process holds the lease. Default 50 ms. */
+  /** Poll interval while another process holds the lease. Default {@link LEASE_POLL_MS}. */
   pollMs?: number;
 }
 
 /**
- * Single-flight across threads of this process (an in-memory map) and across processes (a lease
- * row in SQLite), so two pulls that need the same blob at the same moment fetch it once.
+ * Single-flight across tasks of this process (an in-memory map) and across processes (a lease
+ * row in SQLite), so two pulls that need the same blob at the same moment fetch it once. The
+ * rules (staleness, heartbeat, takeover) are protocol.ts's.
  */
 export class Leases {
   readonly #db: Db;
@@ -30,8 +29,13 @@ export class Leases {
     this.#db = db;
   }
 
+  /** Runs `work` while holding the lease of blob `digest` (the one a download of it holds). */
+  forBlob<T>(digest: Digest, options: SingleFlightOptions<T>): Promise<T> {
+    return this.run(blobLeaseKey(digest), options);
+  }
+
   async run<T>(key: string, options: SingleFlightOptions<T>): Promise<T> {
-    const pollMs = options.pollMs ?? 50;
+    const pollMs = options.pollMs ?? LEASE_POLL_MS;
     for (;;) {
       options.signal?.throwIfAborted();
       const finished = options.done();
@@ -60,9 +64,9 @@ export class Leases {
       try {
         withBusyRetry(() => this.#db.prepare('UPDATE leases SET heartbeat_at = ? WHERE key = ? AND token = ?').run(Date.now(), key, this.#token), this.#db);
       } catch {
-        // A missed heartbeat only risks a takeover after STALE_AFTER_MS; never crash for it.
+        // A missed heartbeat only risks a takeover after LEASE_STALE_AFTER_MS; never crash for it.
       }
-    }, HEARTBEAT_MS);
+    }, LEASE_HEARTBEAT_MS);
     beat.unref();
     try {
       // Re-check under the lease: the previous holder may have finished between our check and acquire.
@@ -81,7 +85,7 @@ export class Leases {
         | { pid: number; token: string; heartbeatAt: number }
         | undefined;
       const now = Date.now();
-      if (row && row.token !== this.#token && isAlive(row.pid) && now - row.heartbeatAt < STALE_AFTER_MS) return false;
+      if (row && row.token !== this.#token && isAlive(row.pid) && now - row.heartbeatAt < LEASE_STALE_AFTER_MS) return false;
       // Free, or its holder died (kill -9, crash): take it over; the partial download it left is resumed.
       this.#db
         .prepare('INSERT INTO leases (key, pid, token, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET pid = excluded.pid, token = excluded.token, acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at')
@@ -94,15 +98,22 @@ export class Leases {
   liveKeys(): Set<string> {
     const rows = this.#db.prepare('SELECT key, pid, heartbeat_at AS heartbeatAt FROM leases').all() as Array<{ key: string; pid: number; heartbeatAt: number }>;
     const now = Date.now();
-    return new Set(rows.filter((r) => isAlive(r.pid) && now - r.heartbeatAt < STALE_AFTER_MS).map((r) => r.key));
+    return new Set(rows.filter((r) => isAlive(r.pid) && now - r.heartbeatAt < LEASE_STALE_AFTER_MS).map((r) => r.key));
   }
-}
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
+  /** Blobs whose leases live processes hold (being downloaded or unpacked right now). */
+  liveBlobs(): Set<Digest> {
+    const out = new Set<Digest>();
+    for (const key of this.liveKeys()) {
+      const digest = leasedBlob(key);
+      if (digest !== undefined) out.add(digest);
+    }
+    return out;
+  }
+
+  /** True while a live process holds the lease of blob `digest` (call inside a write transaction to act on the answer). */
+  blobHeld(digest: Digest): boolean {
+    const row = this.#db.prepare('SELECT pid, heartbeat_at AS heartbeatAt FROM leases WHERE key = ?').get(blobLeaseKey(digest)) as { pid: number; heartbeatAt: number } | undefined;
+    return row !== undefined && isAlive(row.pid) && Date.now() - row.heartbeatAt < LEASE_STALE_AFTER_MS;
   }
 }

@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 
 /** What the counters of the log add up, over the rows that a WHERE clause appended to it selects. */
@@ -54,7 +54,7 @@ export interface PullLogOptions {
 }
 
 /** A node that prepares a rootfs per second for a day keeps the last few hours, in about 3 MB. */
-export const DEFAULT_PULL_HISTORY = 10_000;
+const DEFAULT_PULL_HISTORY = 10_000;
 
 /** Pruning runs every this many pulls: one DELETE of a batch rather than one per insert. */
 const PRUNE_EVERY = 100;

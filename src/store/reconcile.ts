@@ -1,15 +1,17 @@
+import { statSync } from 'node:fs';
 import { rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
-import { readDirOrEmpty } from '../util/read-dir-or-empty.js';
-import { isDigest, type Digest } from '../oci/digest.js';
+import { readDirOrEmpty, isAlive } from '../util/index.js';
+import { isDigest, type Digest } from '../oci/index.js';
 import { hashFile, type BlobStore } from './blobs.js';
 import type { LayerStore } from './layers.js';
 import type { StoreLayout } from './layout.js';
-import { isAlive, type Leases } from './leases.js';
+import type { Leases } from './leases.js';
+import { blobLeaseKey, PARTIAL_MAX_AGE_MS, stagingDirOwner, UNCOMMITTED_FILE_GRACE_MS } from './protocol.js';
 
 export interface ReconcileOptions {
-  /** Partial downloads untouched for this long are removed. Default 24 h. */
+  /** Partial downloads untouched for this long are removed. Default {@link PARTIAL_MAX_AGE_MS}. */
   maxIngestAgeMs?: number;
 }
 
@@ -22,10 +24,6 @@ export interface ReconcileReport {
   layerRowsDropped: number;
 }
 
-/** A file this young may belong to a commit in progress in another process (rename, then row). */
-const IN_FLIGHT_GRACE_MS = 60_000;
-
-
 /**
  * Makes the files and the rows agree after a crash or kill -9 at any point of an ingest or an
  * unpack: rows without files are dropped, verified files without rows are adopted (the crash
@@ -36,14 +34,22 @@ export async function reconcile(
   deps: { layout: StoreLayout; blobs: BlobStore; layers: LayerStore; leases: Leases; logger: Logger },
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
-  const { layout, blobs, layers, leases, logger } = deps;
   const report: ReconcileReport = { blobRowsDropped: 0, blobsAdopted: 0, blobFilesRemoved: 0, ingestRemoved: 0, layerDirsRemoved: 0, layerRowsDropped: 0 };
   const now = Date.now();
-  const live = leases.liveKeys();
+  const known = dropBlobRowsWithoutFiles(deps, report);
+  await adoptOrRemoveBlobFiles(deps, known, deps.leases.liveKeys(), now, report);
+  await removeOldPartials(deps.layout, now - (options.maxIngestAgeMs ?? PARTIAL_MAX_AGE_MS), report);
+  await reconcileLayerDirs(deps, report);
+  return report;
+}
 
+type Deps = Parameters<typeof reconcile>[0];
+
+/** Rows whose file is missing or of the wrong size go; returns the digests whose files are good. */
+function dropBlobRowsWithoutFiles({ blobs, logger }: Deps, report: ReconcileReport): Set<string> {
   const known = new Set<string>();
   for (const row of blobs.list()) {
-    const st = await stat(blobs.path(row.digest)).catch(() => undefined);
+    const st = statSync(blobs.path(row.digest), { throwIfNoEntry: false });
     if (!st || st.size !== row.size) {
       logger.warn({ digest: row.digest }, 'blob row without a matching file; dropping the row');
       blobs.deleteRow(row.digest);
@@ -53,15 +59,23 @@ export async function reconcile(
     }
     known.add(row.digest);
   }
+  return known;
+}
 
+/**
+ * A file in blobs/ without a row: adopted when it hashes to its name (the crash came between
+ * rename and commit), removed otherwise; left alone while a live lease holds its blob or it is
+ * young enough to be a commit in progress elsewhere.
+ */
+async function adoptOrRemoveBlobFiles({ layout, blobs, logger }: Deps, known: Set<string>, live: Set<string>, now: number, report: ReconcileReport): Promise<void> {
   for (const algorithm of await readDirOrEmpty(layout.blobsDir)) {
     for (const fan of await readDirOrEmpty(join(layout.blobsDir, algorithm))) {
       for (const hex of await readDirOrEmpty(join(layout.blobsDir, algorithm, fan))) {
         const digest = `${algorithm}:${hex}`;
-        if (known.has(digest) || live.has(`blob:${digest}`)) continue;
+        if (known.has(digest) || (isDigest(digest) && live.has(blobLeaseKey(digest)))) continue;
         const path = join(layout.blobsDir, algorithm, fan, hex);
         const st = await stat(path).catch(() => undefined);
-        if (!st || now - st.mtimeMs < IN_FLIGHT_GRACE_MS) continue;
+        if (!st || now - st.mtimeMs < UNCOMMITTED_FILE_GRACE_MS) continue;
         if (isDigest(digest) && (algorithm === 'sha256' || algorithm === 'sha512')) {
           const actual = await hashFile(path, algorithm);
           if (actual.digest === digest) {
@@ -76,23 +90,28 @@ export async function reconcile(
       }
     }
   }
+}
 
-  const maxAge = options.maxIngestAgeMs ?? 24 * 3600_000;
+/** Partial downloads untouched since `before` are given up. */
+async function removeOldPartials(layout: StoreLayout, before: number, report: ReconcileReport): Promise<void> {
   for (const name of await readDirOrEmpty(layout.ingestDir)) {
     const path = join(layout.ingestDir, name);
     const st = await stat(path).catch(() => undefined);
-    if (st && now - st.mtimeMs > maxAge) {
+    if (st && st.mtimeMs < before) {
       await unlink(path).catch(() => undefined);
       report.ingestRemoved++;
     }
   }
+}
 
+/** Staging directories of dead processes and numbered directories without a row go; rows without a directory go. */
+async function reconcileLayerDirs({ layout, layers, logger }: Deps, report: ReconcileReport): Promise<void> {
   const rows = new Map(layers.list().map((r) => [String(r.id), r]));
   const present = new Set<string>();
   for (const name of await readDirOrEmpty(layout.layersDir)) {
-    const staging = /^staging-(\d+)-/.exec(name);
-    if (staging) {
-      if (!isAlive(Number(staging[1]))) {
+    const owner = stagingDirOwner(name);
+    if (owner !== undefined) {
+      if (!isAlive(owner)) {
         await rm(join(layout.layersDir, name), { recursive: true, force: true });
         report.layerDirsRemoved++;
       }
@@ -113,5 +132,4 @@ export async function reconcile(
       report.layerRowsDropped++;
     }
   }
-  return report;
 }

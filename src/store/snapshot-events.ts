@@ -1,4 +1,4 @@
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { withBusyRetry, type Db } from './database.js';
 
 /** How a layer that containerd asked the snapshotter for became present. */

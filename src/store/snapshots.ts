@@ -3,7 +3,7 @@ import { mkdirSync, renameSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import type { StoreLayout } from './layout.js';
 

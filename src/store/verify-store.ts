@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { treeChecksum } from '../archive/index.js';
 import { errnoCode, HostpullError } from '../errors.js';
-import { digestAlgorithm, type Digest } from '../oci/digest.js';
+import { digestAlgorithm, type Digest } from '../oci/index.js';
 import { hashFile } from './blobs.js';
 import type { ContentStore } from './content-store.js';
 

@@ -1,15 +1,7 @@
 import { lstatSync, readdirSync, statfsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import {
-  expansionBound,
-  normalisePrefix,
-  readLayer,
-  treeChecksum,
-  type LayerFootprint,
-  type PackageClaim,
-  type TarByteBound,
-} from '../archive/index.js';
+import { expansionBound, normalisePrefix, readLayer, treeChecksum, type LayerFootprint, type PackageClaim, type TarByteBound } from '../archive/index.js';
 import { errnoCode, HostpullError, isHostpullError } from '../errors.js';
 import { digestAlgorithm, type Digest, type LayerCompression } from '../oci/index.js';
 import { LayerWriter } from './layer-writer.js';

@@ -1,27 +1,6 @@
-import {
-  closeSync,
-  fchmodSync,
-  fchownSync,
-  futimesSync,
-  lchownSync,
-  linkSync,
-  lstatSync,
-  lutimesSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  chmodSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-  constants as fsc,
-  type Stats,
-} from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, chmodSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, constants as fsc, type Stats } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import type { ArchiveErrorCode, CheckedEntry, LayerSink, TarEntryHeader } from '../archive/index.js';
-import { archiveError, parentOf } from '../archive/index.js';
+import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
 
@@ -129,7 +108,7 @@ export class LayerWriter implements LayerSink {
     }
     switch (h.type) {
       case 'file':
-        this.#file(path, h);
+        this.#file(path);
         break;
       case 'dir':
         this.#dir(path, h);
@@ -167,17 +146,31 @@ export class LayerWriter implements LayerSink {
     this.#fd = -1;
     this.#crcs.set(path, this.#crc);
     try {
-      // Order matters: chown clears setuid/setgid, so chmod comes after it; xattrs before chmod so
-      // a read-only mode cannot block them; times last because every other step changes ctime only.
-      if (this.#needsChown(h)) fchownSync(fd, h.uid, h.gid);
+      this.#setMetadata(path, h, {
+        chown: (uid, gid) => fchownSync(fd, uid, gid),
+        chmod: (mode) => fchmodSync(fd, mode),
+        utimes: (atime, mtime) => futimesSync(fd, atime, mtime),
+      });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Owner, xattrs, mode and times of a new entry, through `on` (its fd for a file, its path for
+   * other kinds; a symlink has no mode of its own). Order matters: chown clears setuid/setgid, so
+   * chmod comes after it; xattrs before chmod so a read-only mode cannot block them; times last
+   * because every other step changes ctime only.
+   */
+  #setMetadata(path: string, h: TarEntryHeader, on: { chown(uid: number, gid: number): void; chmod?(mode: number): void; utimes(atime: number, mtime: number): void }): void {
+    try {
+      if (this.#needsChown(h)) on.chown(h.uid, h.gid);
       this.#xattrs(path, h);
-      fchmodSync(fd, h.mode);
-      futimesSync(fd, h.atime ?? h.mtime, h.mtime);
+      on.chmod?.(h.mode);
+      on.utimes(h.atime ?? h.mtime, h.mtime);
     } catch (err) {
       if (err instanceof HostpullError) throw err;
       this.#ioFail(path, 'set metadata on', err);
-    } finally {
-      closeSync(fd);
     }
   }
 
@@ -209,7 +202,7 @@ export class LayerWriter implements LayerSink {
 
   // ── entry kinds ─────────────────────────────────────────────────────────────────────────────
 
-  #file(path: string, h: TarEntryHeader): void {
+  #file(path: string): void {
     this.#ensureParent(path);
     const abs = this.#abs(path);
     let fd: number;
@@ -251,14 +244,7 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(path);
     this.#create(path, () => symlinkSync(h.linkname, abs), 'symlink');
     this.#owned.add(path);
-    try {
-      if (this.#needsChown(h)) lchownSync(abs, h.uid, h.gid);
-      this.#xattrs(path, h);
-      lutimesSync(abs, h.atime ?? h.mtime, h.mtime);
-    } catch (err) {
-      if (err instanceof HostpullError) throw err;
-      this.#ioFail(path, 'set metadata on', err);
-    }
+    this.#setMetadata(path, h, { chown: (uid, gid) => lchownSync(abs, uid, gid), utimes: (atime, mtime) => lutimesSync(abs, atime, mtime) });
   }
 
   #hardlink(path: string, h: TarEntryHeader, target: string): void {
@@ -286,16 +272,12 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(path);
     this.#create(path, () => mknod(abs, type | (h.mode & 0o777), dev), 'mknod');
     this.#owned.add(path);
-    try {
-      if (this.#needsChown(h)) lchownSync(abs, h.uid, h.gid);
-      this.#xattrs(path, h);
+    this.#setMetadata(path, h, {
+      chown: (uid, gid) => lchownSync(abs, uid, gid),
       // chmod follows symlinks, but `abs` is the node mknod just created under verified parents.
-      chmodSync(abs, h.mode);
-      lutimesSync(abs, h.atime ?? h.mtime, h.mtime);
-    } catch (err) {
-      if (err instanceof HostpullError) throw err;
-      this.#ioFail(path, 'set metadata on', err);
-    }
+      chmod: (mode) => chmodSync(abs, mode),
+      utimes: (atime, mtime) => lutimesSync(abs, atime, mtime),
+    });
   }
 
   /**

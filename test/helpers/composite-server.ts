@@ -17,15 +17,19 @@ export interface CompositeServer {
   stop(): Promise<void>;
 }
 
-/** Writes catalog.json into `dir` for `codes` and serves composites of them over `registryUrl`. */
-export async function startCompositeServer(opts: { registryUrl: string; dir: string; codes: string[] }): Promise<CompositeServer> {
+/**
+ * Writes catalog.json into `dir` for `codes` and serves composites of them over `registryUrl`.
+ * `base` is the --base flag (default `pkg/base:latest`); `imagePrefix` goes before each catalog
+ * entry's `pkg/<code>:latest` (e.g. the registry's host).
+ */
+export async function startCompositeServer(opts: { registryUrl: string; dir: string; codes: string[]; base?: string; imagePrefix?: string }): Promise<CompositeServer> {
   const catalog: Record<string, unknown> = {};
-  for (const code of opts.codes) catalog[code] = { image: `pkg/${code.toLowerCase()}:latest`, prefix: packagePrefix(code), pathAdd: [`${packagePrefix(code)}/bin`] };
+  for (const code of opts.codes) catalog[code] = { image: `${opts.imagePrefix ?? ''}pkg/${code.toLowerCase()}:latest`, prefix: packagePrefix(code), pathAdd: [`${packagePrefix(code)}/bin`] };
   const catalogFile = join(opts.dir, 'catalog.json');
   await writeFile(catalogFile, JSON.stringify(catalog));
   const child: ChildProcess = spawnCli([
     '--root', join(opts.dir, 'server'),
-    'serve', '--listen', '127.0.0.1:0', '--upstream', opts.registryUrl, '--base', 'pkg/base:latest', '--catalog', catalogFile,
+    'serve', '--listen', '127.0.0.1:0', '--upstream', opts.registryUrl, '--base', opts.base ?? 'pkg/base:latest', '--catalog', catalogFile,
   ]);
   child.stdin!.end();
   let out = '';

@@ -4,33 +4,21 @@
  * into the mounted lower dirs.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, realpath, rm, chmod, readdir, lstat } from 'node:fs/promises';
+import { mkdtemp, realpath, rm, chmod, readdir, lstat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach } from 'vitest';
 import { HostpullError } from '../../src/errors.js';
+import { inUnmountOrder, listMountsUnder } from '../../src/rootfs/mountinfo.js';
 
 /** A fresh directory under os.tmpdir() named `hostpull-<prefix>-XXXXXX`. */
 export async function makeTempDir(prefix = 'test'): Promise<string> {
   return realpath(await mkdtemp(join(tmpdir(), `hostpull-${prefix}-`)));
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo octal. */
-function unescapeMountPath(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** Mount points at or below `dir` in this process's mount namespace, deepest first. */
+/** Mount points at or below `dir` in this process's mount namespace, in the order to unmount them. */
 export async function mountsBelow(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const points = info
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((p): p is string => p !== undefined)
-    .map(unescapeMountPath)
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
-  // Deepest first, and a point mounted twice is listed (and unmounted) twice.
-  return points.sort((a, b) => b.split('/').length - a.split('/').length || b.localeCompare(a));
+  return inUnmountOrder(listMountsUnder(dir)).map((m) => m.mountPoint);
 }
 
 /** Best-effort write permission everywhere below dir (for a non-root run over 0500 dirs). */

@@ -1,19 +1,21 @@
 import { writeFile } from 'node:fs/promises';
-import type { ApproachResult, BenchResult } from '../../bench/run.js';
+import type { ApproachResult, BenchResult } from '../../bench/index.js';
 import { Command, Option } from 'commander';
-import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { action, globalOptions, loggerFor } from '../context.js';
 import { formatBytes, formatPercent, printJson, table } from '../format.js';
+import { withInterrupt } from '../interrupt.js';
+import { numberOption } from '../options.js';
 
 interface BenchFlags {
-  packages: string;
-  versions: string;
-  requests: string;
-  seed: string;
-  scale: string;
-  zipf: string;
-  maxCodes: string;
+  packages: number;
+  versions: number;
+  requests: number;
+  seed: number;
+  scale: number;
+  zipf: number;
+  maxCodes: number;
   trace?: string;
-  nodes: string;
+  nodes: number;
   assign: 'round-robin' | 'random';
   baselines: boolean;
   unpack: boolean;
@@ -21,18 +23,6 @@ interface BenchFlags {
   report?: string;
   keep?: boolean;
   tmpDir?: string;
-}
-
-function int(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw usageError(`${name} must be an integer from ${min} to ${max}`);
-  return n;
-}
-
-function num(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) throw usageError(`${name} must be a number from ${min} to ${max}`);
-  return n;
 }
 
 function render(r: BenchResult): string {
@@ -64,15 +54,15 @@ export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
     .description('replay a workload of composite tags against fresh stores and compare bytes and hit rates with flattened and Dockerfile-style images')
-    .addOption(new Option('--packages <n>', 'packages in the synthetic catalog').default('6'))
-    .addOption(new Option('--versions <n>', 'versions per package').default('3'))
-    .addOption(new Option('--requests <n>', 'requests in the synthetic workload').default('20'))
-    .addOption(new Option('--seed <n>', 'seed of catalog, workload and layer content').default('1'))
-    .addOption(new Option('--scale <x>', 'size scale of the 1 MB-200 MB package spread (0 < x <= 1)').default('0.005'))
-    .addOption(new Option('--zipf <s>', 'Zipf exponent of package popularity').default('1'))
-    .addOption(new Option('--max-codes <n>', 'most code names per tag').default('5'))
+    .addOption(numberOption('--packages <n>', 'packages in the synthetic catalog', { integer: true, min: 1, max: 1000, defaultValue: 6 }))
+    .addOption(numberOption('--versions <n>', 'versions per package', { integer: true, min: 1, max: 100, defaultValue: 3 }))
+    .addOption(numberOption('--requests <n>', 'requests in the synthetic workload', { integer: true, min: 1, max: 1_000_000, defaultValue: 20 }))
+    .addOption(numberOption('--seed <n>', 'seed of catalog, workload and layer content', { integer: true, min: 0, max: 2 ** 32 - 1, defaultValue: 1 }))
+    .addOption(numberOption('--scale <x>', 'size scale of the 1 MB-200 MB package spread (0 < x <= 1)', { min: 1e-6, max: 1, defaultValue: 0.005 }))
+    .addOption(numberOption('--zipf <s>', 'Zipf exponent of package popularity', { min: 0, max: 10, defaultValue: 1 }))
+    .addOption(numberOption('--max-codes <n>', 'most code names per tag', { integer: true, min: 1, max: 20, defaultValue: 5 }))
     .option('--trace <file>', 'replay this trace (one tag per line, optional leading timestamp) instead')
-    .addOption(new Option('--nodes <n>', 'node stores the requests are spread over (fleet view)').default('1'))
+    .addOption(numberOption('--nodes <n>', 'node stores the requests are spread over (fleet view)', { integer: true, min: 1, max: 1000, defaultValue: 1 }))
     .addOption(new Option('--assign <mode>', 'how requests go to nodes').choices(['round-robin', 'random']).default('round-robin'))
     .option('--no-baselines', 'skip building and pulling the traditional images')
     .option('--no-unpack', 'store blobs only; do not unpack layers')
@@ -83,40 +73,33 @@ export function registerBenchCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  hostpull bench --json --packages 6 --requests 20 --seed 1\n  hostpull bench --nodes 4 --requests 200 --report bench.html\n')
     .action(
       action(async (opts: BenchFlags, cmd: Command) => {
-        const { renderHtmlReport } = await import('../../bench/report-html.js');
-        const { runBench } = await import('../../bench/run.js');
+        const { renderHtmlReport } = await import('../../bench/index.js');
+        const { runBench } = await import('../../bench/index.js');
         const global = globalOptions(cmd);
-        const abort = new AbortController();
-        const onSignal = () => abort.abort(new Error('interrupted'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        try {
+        await withInterrupt(async ({ signal }) => {
           const result = await runBench({
-            packages: int('--packages', opts.packages, 1, 1000),
-            versions: int('--versions', opts.versions, 1, 100),
-            requests: int('--requests', opts.requests, 1, 1_000_000),
-            seed: int('--seed', opts.seed, 0, 2 ** 32 - 1),
-            scale: num('--scale', opts.scale, 1e-6, 1),
-            zipfExponent: num('--zipf', opts.zipf, 0, 10),
-            maxCodes: int('--max-codes', opts.maxCodes, 1, 20),
+            packages: opts.packages,
+            versions: opts.versions,
+            requests: opts.requests,
+            seed: opts.seed,
+            scale: opts.scale,
+            zipfExponent: opts.zipf,
+            maxCodes: opts.maxCodes,
             traceFile: opts.trace,
-            nodes: int('--nodes', opts.nodes, 1, 1000),
+            nodes: opts.nodes,
             assign: opts.assign,
             baselines: opts.baselines,
             unpack: opts.unpack,
             keep: opts.keep ?? false,
             ...(opts.tmpDir ? { tmpDir: opts.tmpDir } : {}),
             logger: loggerFor(global),
-            signal: abort.signal,
+            signal,
             onProgress: opts.json || !process.stderr.isTTY ? undefined : (p) => process.stderr.write(`\r${p.approach}: ${p.done}/${p.total}   ${p.done === p.total ? '\n' : ''}`),
           });
           if (opts.report) await writeFile(opts.report, renderHtmlReport(result));
           if (opts.json) printJson(result);
           else process.stdout.write(render(result) + (opts.report ? `report: ${opts.report}\n` : ''));
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        });
       }),
     );
 }

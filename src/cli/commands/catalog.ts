@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import type { CatalogClient } from '../../publish/catalog-client.js';
+import type { CatalogClient } from '../../publish/index.js';
 import { action, collect, globalOptions } from '../context.js';
 import { parseEnvFlags, readTokenFile } from './publish.js';
 
 async function client(cmd: Command, token?: string): Promise<CatalogClient> {
   const g = globalOptions(cmd);
   if (!g.server) throw new HostpullError('USAGE', 'no server given', { hint: 'pass --server HOST:PORT or set HOSTPULL_SERVER' });
-  const { CatalogClient } = await import('../../publish/catalog-client.js');
+  const { CatalogClient } = await import('../../publish/index.js');
   return new CatalogClient({ server: g.server, token });
 }
 

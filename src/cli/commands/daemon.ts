@@ -1,12 +1,10 @@
 import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
-import { parseDuration } from '../../daemon/parse-duration.js';
-import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../daemon/paths.js';
-import { resolveGroup } from '../../daemon/socket-group.js';
-import { parseSize } from '../../gc/parse-size.js';
-import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
+import { action, globalOptions, loggerFor } from '../context.js';
+import { keepBlobsOption, unpackLimitsFor } from '../host.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
-import { unpackLimitsFor } from '../host.js';
+import { durationOption, sizeOption } from '../options.js';
 
 export function registerDaemonCommand(program: Command): void {
   const daemon = program
@@ -19,27 +17,19 @@ export function registerDaemonCommand(program: Command): void {
       ),
     )
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
-    .addOption(new Option('--max-store-size <size>', 'evict least recently used unused layers above this size (bytes, 500M, 10G…)').env('HOSTPULL_MAX_STORE_SIZE'))
-    .addOption(new Option('--gc-interval <duration>', 'how often the budget GC runs (30s, 10m, 1h…)').default('10m'))
-    .addOption(new Option('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this (30s, 10m, 1h…)').default('10m'))
+    .addOption(sizeOption('--max-store-size <size>', 'evict least recently used unused layers above this size').env('HOSTPULL_MAX_STORE_SIZE'))
+    .addOption(keepBlobsOption())
+    .addOption(durationOption('--gc-interval <duration>', 'how often the budget GC runs', { above: 0, defaultText: '10m' }))
+    .addOption(durationOption('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this', { defaultText: '10m' }))
     .addOption(
-      new Option(
-        '--stop-timeout <duration>',
-        'at SIGTERM, how long requests in flight may finish (500ms, 30s, 1m…); then pulls are parked (resumable) and rootfs not yet answered are removed',
-      ).default('30s'),
+      durationOption('--stop-timeout <duration>', 'at SIGTERM, how long requests in flight may finish; then pulls are parked (resumable) and rootfs not yet answered are removed', {
+        defaultText: '30s',
+      }),
     );
   addLazyOptions(daemon).action(
-      action(async (opts: LazyFlags & { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: string; gcInterval: string; gcMinAge: string; stopTimeout: string }, cmd: Command) => {
-        const { startDaemon } = await import('../../daemon/start-daemon.js');
+      action(async (opts: LazyFlags & { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
+        const { resolveGroup, startDaemon } = await import('../../daemon/index.js');
         const global = globalOptions(cmd);
-        let maxStoreSize: number | undefined;
-        if (opts.maxStoreSize) {
-          try {
-            maxStoreSize = parseSize(opts.maxStoreSize);
-          } catch (err) {
-            throw usageError(`--max-store-size: ${(err as Error).message}`);
-          }
-        }
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
         const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
         const daemon = await startDaemon({
@@ -53,10 +43,11 @@ export function registerDaemonCommand(program: Command): void {
           insecureRegistries: global.insecureRegistry,
           registry: global.registry,
           logger: loggerFor(global),
-          maxStoreSize,
-          gcIntervalMs: parseDuration(opts.gcInterval),
-          gcGraceMs: parseDuration(opts.gcMinAge),
-          stopTimeoutMs: parseDuration(opts.stopTimeout),
+          maxStoreSize: opts.maxStoreSize,
+          keepBlobs: opts.keepBlobs ?? false,
+          gcIntervalMs: opts.gcInterval,
+          gcGraceMs: opts.gcMinAge,
+          stopTimeoutMs: opts.stopTimeout,
           lazy: lazyOptionsFrom(opts),
           version,
         });

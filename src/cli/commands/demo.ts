@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
-import { DEFAULT_DEMO_WORK } from '../../demo/defaults.js';
-import type { DemoEvent } from '../../demo/events.js';
-import { shortDigest } from '../../oci/digest.js';
+import { DEFAULT_DEMO_WORK } from '../../defaults.js';
+import type { DemoEvent } from '../../demo/index.js';
+import { shortDigest } from '../../oci/index.js';
 import { action } from '../context.js';
 import { formatBytes, formatMs, printJson, table } from '../format.js';
+import { withInterrupt } from '../interrupt.js';
 
 function shellQuote(arg: string): string {
   return /^[A-Za-z0-9_./=:@%+,-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
@@ -67,14 +68,10 @@ export function registerDemoCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  npm run demo\n  hostpull demo --work /tmp/demo --keep-server\n')
     .action(
       action(async (opts: { work: string; keepServer?: boolean; json?: boolean }) => {
-        const { runDemo } = await import('../../demo/run-demo.js');
-        const abort = new AbortController();
-        const onSignal = () => abort.abort(new Error('interrupted'));
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
-        try {
+        const { runDemo } = await import('../../demo/index.js');
+        await withInterrupt(async ({ signal }) => {
           const render = opts.json ? renderer(process.stderr, process.stderr) : renderer(process.stdout, process.stderr);
-          const result = await runDemo({ work: opts.work, keepServer: opts.keepServer ?? false, onEvent: render, signal: abort.signal });
+          const result = await runDemo({ work: opts.work, keepServer: opts.keepServer ?? false, onEvent: render, signal });
           if (opts.json) return printJson(result);
           const t = result.timings;
           process.stdout.write(
@@ -86,10 +83,7 @@ export function registerDemoCommand(program: Command): void {
                   `    try: HOSTPULL_SERVER=${result.server.host} HOSTPULL_ROOT=${result.work}/client hostpull run JDK17.0-GO1.19-MVN3.8 -- sh -c 'java -version; go version'\n`
                 : `    server stopped; everything built stays cached in ${result.work} for the next run\n`),
           );
-        } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        }
+        });
       }),
     );
 }

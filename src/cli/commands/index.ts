@@ -1,18 +1,30 @@
 import type { Command } from 'commander';
-import { registerImagesCommand } from './images.js';
-import { registerInspectCommand } from './inspect.js';
-import { registerMountCommands } from './mount.js';
-import { registerPullCommand } from './pull.js';
-import { registerRunCommand } from './run.js';
-import { registerStatsCommand } from './stats.js';
-import { registerServeCommand } from './serve.js';
-import { registerPublishCommand } from './publish.js';
-import { registerCatalogCommand } from './catalog.js';
-import { registerDemoCommand } from './demo.js';
-import { registerBenchCommand } from './bench.js';
-import { registerDaemonCommand } from './daemon.js';
-import { registerGcCommand } from './gc.js';
-import { registerVerifyCommand } from './verify.js';
 
-/** Every verb registers itself on the program; the order here is the order in `--help`. */
-export const commands: Array<(program: Command) => void> = [registerPullCommand, registerRunCommand, registerMountCommands, registerImagesCommand, registerInspectCommand, registerStatsCommand, registerServeCommand, registerPublishCommand, registerCatalogCommand, registerGcCommand, registerVerifyCommand, registerDaemonCommand, registerBenchCommand, registerDemoCommand];
+/** A module that registers one or more verbs on the program. */
+export interface CommandModule {
+  /** The verbs it registers (the first word after the global options). */
+  verbs: readonly string[];
+  load(): Promise<(program: Command) => void>;
+}
+
+/**
+ * Every verb and the module that registers it; the order here is the order in `--help`. Modules
+ * are loaded when needed: a command line naming one verb loads only that module (program.ts), so
+ * `hostpull pull` does not pay for loading serve, publish, bench and demo.
+ */
+export const COMMANDS: readonly CommandModule[] = [
+  { verbs: ['pull'], load: async () => (await import('./pull.js')).registerPullCommand },
+  { verbs: ['run'], load: async () => (await import('./run.js')).registerRunCommand },
+  { verbs: ['mount', 'umount'], load: async () => (await import('./mount.js')).registerMountCommands },
+  { verbs: ['images'], load: async () => (await import('./images.js')).registerImagesCommand },
+  { verbs: ['inspect'], load: async () => (await import('./inspect.js')).registerInspectCommand },
+  { verbs: ['stats'], load: async () => (await import('./stats.js')).registerStatsCommand },
+  { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },
+  { verbs: ['publish'], load: async () => (await import('./publish.js')).registerPublishCommand },
+  { verbs: ['catalog'], load: async () => (await import('./catalog.js')).registerCatalogCommand },
+  { verbs: ['gc'], load: async () => (await import('./gc.js')).registerGcCommand },
+  { verbs: ['verify'], load: async () => (await import('./verify.js')).registerVerifyCommand },
+  { verbs: ['daemon'], load: async () => (await import('./daemon.js')).registerDaemonCommand },
+  { verbs: ['bench'], load: async () => (await import('./bench.js')).registerBenchCommand },
+  { verbs: ['demo'], load: async () => (await import('./demo.js')).registerDemoCommand },
+];

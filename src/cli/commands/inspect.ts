@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { formatReference } from '../../oci/reference.js';
+import { formatReference } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { printJson } from '../format.js';
 import { withHost } from '../host.js';
@@ -13,7 +13,7 @@ export function registerInspectCommand(program: Command): void {
     .option('--remote', 'ask the registry instead of the local store')
     .action(
       action(async (input: string, opts: { remote?: boolean }, cmd: Command) => {
-        const { parseImageConfig, parseManifest } = await import('../../oci/manifest.js');
+        const { parseImageConfig, parseManifest } = await import('../../oci/index.js');
         await withHost(globalOptions(cmd), async ({ store, client, resolve }) => {
           const ref = resolve(input);
           const name = formatReference(ref);
@@ -32,7 +32,7 @@ export function registerInspectCommand(program: Command): void {
               hint: `pull it first (\`hostpull pull ${input}\`) or use --remote`,
             });
           }
-          const { layerClaims } = await import('../../pull/layer-claims.js');
+          const { layerClaims } = await import('../../pull/index.js');
           const manifestBytes = await store.blobs.readBytes(image.manifestDigest);
           const manifest = JSON.parse(manifestBytes.toString('utf8'));
           const config = JSON.parse((await store.blobs.readBytes(image.configDigest)).toString('utf8'));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
 import { formatMs, printJson } from '../format.js';
-import { withHost } from '../host.js';
+import { keepBlobsOption, withHost } from '../host.js';
 
 export function registerMountCommands(program: Command): void {
   program
@@ -12,11 +12,12 @@ export function registerMountCommands(program: Command): void {
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
     .option('--allow-suid-dev', 'let setuid files and device nodes of the image work in the view (anyone who can reach DIR could then run them)')
     .option('--json', 'print what was mounted as JSON')
+    .addOption(keepBlobsOption())
     .action(
-      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean }, cmd: Command) => {
-        const { mountImage } = await import('../../container/mount-image.js');
+      action(async (input: string, dir: string, opts: { allowOverlap?: boolean; allowSuidDev?: boolean; json?: boolean; keepBlobs?: boolean }, cmd: Command) => {
+        const { mountImage } = await import('../../container/index.js');
         await withHost(globalOptions(cmd), async (host) => {
-          const r = await mountImage(host, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
+          const r = await mountImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), dir, { allowOverlap: opts.allowOverlap ?? false, allowSuidDev: opts.allowSuidDev ?? false });
           if (opts.json) {
             return printJson({ mountPoint: r.mountPoint, reference: r.pull.reference, manifestDigest: r.pull.manifestDigest, layers: r.plan.layers.map((l) => l.diffId), mount: r.plan.mount, mountMs: r.mountMs, pull: r.pull });
           }
@@ -30,7 +31,7 @@ export function registerMountCommands(program: Command): void {
     .argument('<dir>', 'mount point')
     .action(
       action(async (dir: string, _opts: unknown, cmd: Command) => {
-        const { unmountImage } = await import('../../container/mount-image.js');
+        const { unmountImage } = await import('../../container/index.js');
         await withHost(globalOptions(cmd), async ({ store }) => {
           const target = await unmountImage(store, dir);
           process.stdout.write(`unmounted ${target}\n`);

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { action, collect, globalOptions, loggerFor } from '../context.js';
+import { sizeOption } from '../options.js';
 
 interface PublishFlags {
   code: string;
@@ -17,7 +18,8 @@ interface PublishFlags {
   layout?: string;
   tokenFile?: string;
   register?: boolean;
-  spanSize: string;
+  /** Bytes. */
+  spanSize: number;
   json?: boolean;
 }
 
@@ -53,13 +55,12 @@ export function registerPublishCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI layout directory')
     .option('--token-file <file>', 'the server\'s catalog token')
     .option('--no-register', 'only push the image; do not register the code name with --server')
-    .option('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', '1M')
+    .addOption(sizeOption('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', { defaultText: '1M' }))
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
-        const { publishPackage } = await import('../../publish/publish.js');
-        const { createUpstream } = await import('../../server/upstream-factory.js');
-        const { parseSize } = await import('../../gc/parse-size.js');
+        const { publishPackage } = await import('../../publish/index.js');
+        const { createUpstream } = await import('../../server/index.js');
         const g = globalOptions(cmd);
         const upstream = createUpstream({ upstream: flags.upstream, layout: flags.layout, root: g.root, insecureRegistries: g.insecureRegistry, logger: loggerFor(g) });
         try {
@@ -76,7 +77,7 @@ export function registerPublishCommand(program: Command): void {
             group: flags.group,
             allowSetuid: flags.allowSetuid === true,
             upstream,
-            spanSize: parseSize(flags.spanSize),
+            spanSize: flags.spanSize,
             server: register ? { url: g.server!, token: await readTokenFile(flags.tokenFile) } : undefined,
           });
           if (flags.json) {

@@ -1,9 +1,10 @@
-import { Command, Option } from 'commander';
-import { shortDigest } from '../../oci/digest.js';
-import { resolveReference } from '../../oci/reference.js';
-import { action, globalOptions, usageError } from '../context.js';
+import type { Command } from 'commander';
+import { shortDigest, resolveReference } from '../../oci/index.js';
+import { action, globalOptions } from '../context.js';
 import { formatBytes, formatMs, printJson } from '../format.js';
-import { addDaemonOptions, withHostApi } from '../host.js';
+import { addDaemonOptions, keepBlobsOption, withHostApi } from '../host.js';
+import { withInterrupt } from '../interrupt.js';
+import { numberOption } from '../options.js';
 import { progressRenderer } from '../progress.js';
 
 export function registerPullCommand(program: Command): void {
@@ -11,26 +12,23 @@ export function registerPullCommand(program: Command): void {
     .command('pull')
     .description('fetch an image (or a composite tag such as JDK11.0-MVN3.8-GRD7.0) and unpack the layers this host has not seen')
     .argument('<ref>', 'composite tag on the configured server, or host[:port]/repository[:tag][@digest]')
-    .addOption(new Option('--concurrency <n>', 'layers fetched at once').default('4'))
+    .addOption(numberOption('--concurrency <n>', 'layers fetched at once', { integer: true, min: 1, max: 64, defaultValue: 4 }))
     .option('--no-unpack', 'only store the blobs; do not unpack layers')
+    .addOption(keepBlobsOption())
     .option('--json', 'print the pull record as JSON');
   addDaemonOptions(cmd)
     .addHelpText('after', '\nExamples:\n  hostpull --server 127.0.0.1:5000 pull JDK11.0-MVN3.8-GRD7.0\n  hostpull pull 127.0.0.1:5000/pkg/jdk:11.0 --json\n')
     .action(
-      action(async (input: string, opts: { concurrency: string; unpack: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
-        const concurrency = Number(opts.concurrency);
-        if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw usageError('--concurrency must be an integer from 1 to 64');
+      action(async (input: string, opts: { concurrency: number; unpack: boolean; keepBlobs?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         const global = globalOptions(cmd);
         const ref = resolveReference(input, { server: global.server, namespace: global.namespace });
         // Through the daemon when it answers (progress arrives in its NDJSON stream), else in-process.
         await withHostApi(global, opts, async (api) => {
           const progress = opts.json ? { onEvent: () => undefined, stop: () => undefined } : progressRenderer();
-          const abort = new AbortController();
-          const onSignal = () => abort.abort(new Error('interrupted'));
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
           try {
-            const result = await api.pull(ref, { concurrency, unpack: opts.unpack, onEvent: progress.onEvent, signal: abort.signal });
+            const result = await withInterrupt(({ signal }) =>
+              api.pull(ref, { concurrency: opts.concurrency, unpack: opts.unpack, ...(opts.keepBlobs ? { keepBlobs: true } : {}), onEvent: progress.onEvent, signal }),
+            );
             progress.stop();
             if (opts.json) return printJson(result);
             const fetchedLayers = result.layerMisses;
@@ -41,8 +39,6 @@ export function registerPullCommand(program: Command): void {
             );
           } finally {
             progress.stop();
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
           }
         });
       }),

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { action, collect, globalOptions, usageError } from '../context.js';
-import { withHost } from '../host.js';
+import { keepBlobsOption, withHost } from '../host.js';
+import { onInterrupt, withInterrupt, type Interrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 
@@ -18,6 +19,7 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
     .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
+    .addOption(keepBlobsOption())
     .addOption(
       new Option('--pull <policy>', 'always: ask the registry whether the tag moved; missing: only when not stored; never: fail when not stored')
         .choices(['always', 'missing', 'never'])
@@ -28,21 +30,18 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--unshare <path>', 'unshare program for runs without root (util-linux)').env('HOSTPULL_UNSHARE').hideHelp())
     .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
   addLazyOptions(run).action(
-      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
-        const { runImage } = await import('../../container/run-image.js');
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
+        const { runImage } = await import('../../container/index.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         const g = globalOptions(cmd);
-        return withHost(g, async (host) => {
+        return withHost(g, (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();
-          const abort = new AbortController();
-          const onSignal = () => abort.abort(new Error('interrupted'));
-          // With --lazy, run waits for the background pulls after the container exits; a signal stops that wait.
+          // With --lazy, run waits for the background pulls after the container exits; a signal
+          // from the container's start on (the container gets it too) stops that wait.
           const stopWaiting = new AbortController();
-          const onSignalAfter = () => stopWaiting.abort();
-          process.once('SIGINT', onSignal);
-          process.once('SIGTERM', onSignal);
+          let waiting: Interrupt | undefined;
           try {
-            const result = await runImage(host, host.resolve(input), {
+            const result = await runImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), {
               args: command,
               ...(opts.entrypoint ? { entrypoint: [opts.entrypoint] } : {}),
               ...(opts.env ? { env: opts.env } : {}),
@@ -55,29 +54,22 @@ export function registerRunCommand(program: Command): void {
               pullPolicy: opts.pull,
               ...(opts.unshare ? { unshare: opts.unshare } : {}),
               ...(opts.lazy ? { lazy: { insecureRegistries: g.insecureRegistry, stopWaiting: stopWaiting.signal, ...lazyOptionsFrom(opts) } } : {}),
-              signal: abort.signal,
+              signal: interrupt.signal,
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {
                 progress.stop();
                 // From here on the container's own signal forwarding takes over.
-                process.off('SIGINT', onSignal);
-                process.off('SIGTERM', onSignal);
-                if (opts.lazy) {
-                  process.once('SIGINT', onSignalAfter);
-                  process.once('SIGTERM', onSignalAfter);
-                }
+                interrupt.release();
+                if (opts.lazy) waiting = onInterrupt(stopWaiting);
                 host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
               },
             });
             return result.exitCode;
           } finally {
             progress.stop();
-            process.off('SIGINT', onSignal);
-            process.off('SIGTERM', onSignal);
-            process.off('SIGINT', onSignalAfter);
-            process.off('SIGTERM', onSignalAfter);
+            waiting?.release();
           }
-        });
+        }));
       }),
     );
 }

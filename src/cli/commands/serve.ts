@@ -1,8 +1,10 @@
+import { once } from 'node:events';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
-import { parseDuration } from '../../server/duration.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../../server/defaults.js';
-import { action, globalOptions, loggerFor, positiveInteger } from '../context.js';
+import { DEFAULT_HOST, DEFAULT_PORT } from '../../defaults.js';
+import { action, globalOptions, loggerFor } from '../context.js';
+import { withInterrupt } from '../interrupt.js';
+import { durationOption, numberOption } from '../options.js';
 
 interface ServeFlags {
   listen?: string;
@@ -12,8 +14,8 @@ interface ServeFlags {
   layout?: string;
   base?: string;
   tokenFile?: string;
-  cacheTtl: string;
-  maxComposites: string;
+  cacheTtl: number;
+  maxComposites: number;
   catalog?: string;
   blobRedirect?: boolean;
   tlsCert?: string;
@@ -31,17 +33,18 @@ export function registerServeCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI image layout directory (default <root>/server/layout)')
     .option('--base <repo:tag>', 'base image in the upstream placed under every composite')
     .option('--token-file <file>', 'bearer token for catalog writes (without it, writes are refused)')
-    .option('--cache-ttl <duration>', 'how long composites and the catalog are cached', '30s')
-    .option('--max-composites <n>', 'composites kept in memory, and new composites pushed to the upstream per --cache-ttl', '1000')
+    .addOption(durationOption('--cache-ttl <duration>', 'how long composites and the catalog are cached', { defaultText: '30s' }))
+    .addOption(numberOption('--max-composites <n>', 'composites kept in memory, and new composites pushed to the upstream per --cache-ttl', { integer: true, min: 1, defaultValue: 1000 }))
     .option('--catalog <file>', 'static catalog JSON file instead of the catalog stored in the upstream')
     .option('--blob-redirect', 'redirect blob downloads to the upstream registry (307)')
     .option('--tls-cert <pem>', 'serve https with this certificate')
     .option('--tls-key <pem>', 'private key for --tls-cert')
     .action(
       action(async (flags: ServeFlags, cmd: Command) => {
-        const { startServer } = await import('../../server/serve.js');
+        // Flags are checked before the server's modules load: a bad one fails at once.
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
+        const { startServer } = await import('../../server/index.js');
         const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
         const server = await startServer({
           host,
@@ -52,8 +55,8 @@ export function registerServeCommand(program: Command): void {
           namespace: g.namespace,
           base: flags.base,
           tokenFile: flags.tokenFile,
-          cacheTtlMs: parseDuration(flags.cacheTtl, '--cache-ttl'),
-          maxComposites: positiveInteger(flags.maxComposites, '--max-composites'),
+          cacheTtlMs: flags.cacheTtl,
+          maxComposites: flags.maxComposites,
           ...(g.maxExpansionRatio !== undefined ? { maxExpansionRatio: g.maxExpansionRatio } : {}),
           catalogFile: flags.catalog,
           blobRedirect: flags.blobRedirect ?? false,
@@ -63,15 +66,8 @@ export function registerServeCommand(program: Command): void {
           logger,
         });
         process.stdout.write(`hostpull serving ${server.url} (upstream ${server.upstream.location})\n`);
-        await new Promise<void>((resolve) => {
-          const stop = () => {
-            process.off('SIGINT', stop);
-            process.off('SIGTERM', stop);
-            void server.close().then(resolve);
-          };
-          process.on('SIGINT', stop);
-          process.on('SIGTERM', stop);
-        });
+        await withInterrupt(({ signal }) => once(signal, 'abort'));
+        await server.close();
       }),
     );
 }

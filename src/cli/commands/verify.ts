@@ -12,7 +12,7 @@ export function registerVerifyCommand(program: Command): void {
     .addHelpText('after', '\nExit status 1 when something is wrong and was not repaired.\n')
     .action(
       action(async (opts: { repair?: boolean; json?: boolean }, cmd: Command) => {
-        const { verifyStore } = await import('../../store/verify-store.js');
+        const { verifyStore } = await import('../../store/index.js');
         return withHost(globalOptions(cmd), async ({ store }) => {
           const r = await verifyStore(store, { repair: opts.repair ?? false });
           const unrepaired = r.problems.filter((p) => !p.repaired).length;

@@ -63,7 +63,7 @@ export interface DockerConfigCredentialsOptions {
 }
 
 /** Runs `docker-credential-<helper> get` with the server on stdin (docker-credential-helpers protocol). */
-export function runCredentialHelper(helper: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<Credential | undefined> {
+function runCredentialHelper(helper: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<Credential | undefined> {
   return new Promise((resolve) => {
     const child = execFile(
       `docker-credential-${helper}`,

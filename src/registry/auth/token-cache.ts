@@ -9,7 +9,7 @@ export interface CachedToken {
   expiresAt: number;
 }
 
-export const DEFAULT_TOKEN_LIFETIME_S = 60;
+const DEFAULT_TOKEN_LIFETIME_S = 60;
 
 /** Lifetime → expiry, renewing early by 10% of the lifetime, at most 30 s. */
 export function tokenExpiry(now: number, expiresInS: number | undefined): number {

@@ -116,6 +116,23 @@ describe('pulls through the daemon', () => {
     expect(JSON.parse((await runCli(['--root', join(other, 'root'), 'stats', '--json', '--no-daemon'])).stdout).pulls).toBe(1);
   });
 
+  it('layer blobs are dropped after unpacking unless the CLI or the daemon says --keep-blobs', async () => {
+    const stored = async (d: { get(path: string): Promise<{ body: string }> }) => JSON.parse((await d.get('/v1/stats')).body).store.blobs as number;
+    const plain = await daemonOn(await tempDir('daemon-drop'), registry.host);
+    const p1 = await runCli(['--root', plain.root, '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', plain.socket]);
+    expect(p1.code).toBe(0);
+    expect(await stored(plain)).toBe(2); // manifest and config only
+    const p2 = await runCli(['--root', plain.root, '--server', registry.host, 'pull', 'JDK17.0-MVN3.8-GRD7.0', '--keep-blobs', '--socket', plain.socket]);
+    expect(p2.code).toBe(0);
+    // The request asked to keep them: JDK17.0 and MVN3.8 (fetched now) stay, GRD7.0 was unpacked before.
+    expect(await stored(plain)).toBe(2 + 2 + 2);
+
+    const keeping = await daemonOn(await tempDir('daemon-keep'), registry.host, ['--keep-blobs']);
+    const k = await runCli(['--root', keeping.root, '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', keeping.socket]);
+    expect(k.code).toBe(0);
+    expect(await stored(keeping)).toBe(3 + 2);
+  });
+
   it('a CLI given --insecure-registry pulls in-process: the daemon keeps its own plain-http policy', async () => {
     const dir = await tempDir('daemon-insecure');
     const daemon = await daemonOn(dir, registry.host);

@@ -11,8 +11,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DemoResult } from '../../../src/demo/run-demo.js';
-import { DEFAULT_DEMO_WORK } from '../../../src/demo/defaults.js';
-import { mountsBelow, unmountBelow } from '../../../src/demo/leftover-mounts.js';
+import { DEFAULT_DEMO_WORK } from '../../../src/defaults.js';
+import { unmountBelow } from '../../../src/demo/leftover-mounts.js';
+import { mountsBelow } from '../../helpers/tmp.js';
 import { spawnCli } from '../../helpers/cli.js';
 
 const TEN_MINUTES = 600_000;

@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import { collectGarbage } from '../../../src/gc/collect-garbage.js';
-import { listMounts, recordMount, releaseMount } from '../../../src/gc/mounts.js';
-import { cleanStaleMounts } from '../../../src/gc/stale-mounts.js';
+import { cleanStaleMounts } from '../../../src/container/stale-mounts.js';
 import type { Digest } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { runCli } from '../../helpers/cli.js';
@@ -63,7 +62,7 @@ describe('gc under a size budget', () => {
     const root = await pulledRoot();
     const store = await ContentStore.open(root);
     try {
-      recordMount(store, 'ctr-a', diffIds(['JDK11.0', 'MVN3.8']), { ownerPid: process.pid });
+      store.mounts.record('ctr-a', diffIds(['JDK11.0', 'MVN3.8']), { ownerPid: process.pid });
       expect(store.layers.list()).toHaveLength(4);
     } finally {
       store.close();
@@ -102,7 +101,7 @@ describe('gc under a size budget', () => {
     // Released, every layer is collectable.
     const s = await ContentStore.open(root);
     try {
-      expect(releaseMount(s, 'ctr-a')).toBe(true);
+      expect(s.mounts.release('ctr-a')).toBe(true);
       const r = await collectGarbage(s, { maxStoreSize: 0, graceMs: 0 });
       expect(r.overBudget).toBe(false);
       expect(r.bytesAfter).toBe(0);
@@ -132,26 +131,26 @@ describe('mount records', () => {
     try {
       let err: unknown;
       try {
-        recordMount(store, 'ctr-x', [`sha256:${'0'.repeat(64)}` as Digest]);
+        store.mounts.record('ctr-x', [`sha256:${'0'.repeat(64)}` as Digest]);
       } catch (e) {
         err = e;
       }
       expect(isHostpullError(err, 'LAYER_MISSING')).toBe(true);
-      expect(listMounts(store)).toEqual([]);
+      expect(store.mounts.list()).toEqual([]);
 
       const dead = spawnSync('true').pid!; // has exited: its pid names no live process of that start time
       const layers = diffIds(['JDK11.0']);
-      recordMount(store, 'ctr-dead', layers, { ownerPid: dead });
-      recordMount(store, 'ctr-live', layers, { ownerPid: process.pid });
-      recordMount(store, 'ctr-orchestrated', layers);
+      store.mounts.record('ctr-dead', layers, { ownerPid: dead });
+      store.mounts.record('ctr-live', layers, { ownerPid: process.pid });
+      store.mounts.record('ctr-orchestrated', layers);
       await mkdir(join(store.layout.containersDir, 'ctr-dead', 'rootfs'), { recursive: true });
       const unmounted: string[] = [];
       const report = await cleanStaleMounts(store, { unmountAllUnder: (dir) => (unmounted.push(dir), []) });
       expect(report).toEqual({ released: ['ctr-dead'], failed: [] });
       expect(unmounted).toEqual([join(store.layout.containersDir, 'ctr-dead')]);
       expect(existsSync(join(store.layout.containersDir, 'ctr-dead'))).toBe(false);
-      expect(listMounts(store).map((m) => m.id)).toEqual(['ctr-live', 'ctr-orchestrated']);
-      expect(listMounts(store)[0]!.diffIds).toEqual([...layers].sort());
+      expect(store.mounts.list().map((m) => m.id)).toEqual(['ctr-live', 'ctr-orchestrated']);
+      expect(store.mounts.list()[0]!.diffIds).toEqual([...layers].sort());
     } finally {
       store.close();
     }

@@ -20,8 +20,12 @@ let root: string;
 
 const IMAGE = 'JDK11.0-GRD7.0';
 
+/**
+ * This store keeps its layer blobs (HOSTPULL_KEEP_BLOBS): by default a blob is dropped once its
+ * layer is unpacked, and a corrupt blob beneath an unpacked layer could not happen.
+ */
 function hostpull(args: string[]): Promise<CliResult> {
-  return runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs: 120_000 });
+  return runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs: 120_000, env: { HOSTPULL_KEEP_BLOBS: '1' } });
 }
 
 async function pullJson(args: string[] = []): Promise<{ upToDate: boolean; bytesFetched: number; layers: Array<{ unpacked: boolean; fetchedBytes: number }> }> {

@@ -20,7 +20,7 @@ import { attachToc } from '../../../src/publish/attach-toc.js';
 import { writeSeekableLayer, type SeekableLayer } from '../../../src/publish/seekable-layer.js';
 import { Puller } from '../../../src/pull/puller.js';
 import { RegistryClient } from '../../../src/registry/index.js';
-import { listMountsUnder } from '../../../src/rootfs/mount.js';
+import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { RegistryUpstream } from '../../../src/server/registry-upstream.js';
 import { startServer, type RunningServer } from '../../../src/server/serve.js';
 import { ContentStore } from '../../../src/store/content-store.js';

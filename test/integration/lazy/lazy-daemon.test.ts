@@ -9,7 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { listMountsUnder } from '../../../src/rootfs/mount.js';
+import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { daemonRequest, startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
 import { noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectChild, runCli, spawnCli } from '../../helpers/cli.js';
 import type { AccessEntry } from '../../helpers/registry.js';
-import { listMountsUnder } from '../../../src/rootfs/mount.js';
+import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { startLazyEnv, type LazyEnv } from './lazy-env.js';
 import { treeListing } from './tree-listing.js';
 

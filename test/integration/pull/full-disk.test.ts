@@ -102,8 +102,9 @@ describe('a full disk', () => {
     const again = await runCli(['--root', root, '--server', registry.host, 'pull', 'FULL1.0', '--json'], { timeoutMs: 120_000 });
     expect(again.stderr).toBe('');
     expect(again.code).toBe(0);
-    expect(await storedBlobs(root)).toContain(hexOfBig);
     const layer = JSON.parse(again.stdout).layers.find((l: { digest: string }) => l.digest === big.digest);
-    expect(layer).toBeDefined();
+    expect(layer).toMatchObject({ unpacked: true, layerId: expect.any(Number) });
+    // Unpacked and verified, the blob is dropped: one copy of the layer stays.
+    expect(await storedBlobs(root)).not.toContain(hexOfBig);
   });
 });

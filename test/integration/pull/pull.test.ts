@@ -3,7 +3,7 @@
  * (counted on the registry side), bad content never lands in the store, a killed pull resumes
  * with Range, and concurrent pulls fetch each blob once.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -97,7 +97,8 @@ describe('pull fetches only blobs the store has not seen', () => {
     expect(s.pulls).toBe(3);
     expect(s.layerHits).toBe(7);
     expect(s.layerMisses).toBe(5);
-    expect(await verifyStoredBlobs(root)).toBeGreaterThanOrEqual(5 + 2 + 2);
+    // One copy of each layer: the unpacked one. Only the 2 manifests and 2 configs stay as blobs.
+    expect(await verifyStoredBlobs(root)).toBe(2 + 2);
   });
 
   it('images and inspect show what was pulled; an unknown tag fails with exit 1 and a hint', async () => {
@@ -152,8 +153,9 @@ describe('bad content from the registry never lands in the store', () => {
       expect(blobs.failedPulls).toBe(1);
       const inspect = await runCli(['--root', root, '--server', proxy.host, 'inspect', 'JDK11.0-GRD7.0']);
       expect(inspect.code).toBe(1);
-      // The store is still usable: the same pull without the fault succeeds.
-      const ok = await pull(root, proxy.host, 'JDK11.0-GRD7.0');
+      // The store is still usable: the same pull without the fault succeeds (and with
+      // --keep-blobs the verified blob is there to see).
+      const ok = await pull(root, proxy.host, 'JDK11.0-GRD7.0', ['--keep-blobs']);
       expect(ok.code).toBe(0);
       expect(await blobFileExists(root, victim.digest)).toBe(true);
     });
@@ -197,6 +199,91 @@ describe('a killed pull resumes with Range', () => {
     } finally {
       await proxy.close();
     }
+  });
+});
+
+describe('one copy of each layer', () => {
+  const layerBlobs = () => [fixtures.base, ...Object.values(fixtures.packages)];
+  const storedLayerBlobs = async (root: string) => {
+    const out: string[] = [];
+    for (const l of layerBlobs()) if (await blobFileExists(root, l.digest)) out.push(l.digest);
+    return out.sort();
+  };
+
+  it('a pull drops each blob once its layer is unpacked; --keep-blobs and HOSTPULL_KEEP_BLOBS keep them', async () => {
+    const dropped = await tempRoot();
+    const r = await pull(dropped, registry.host, 'JDK11.0-GRD7.0');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).layers.every((l: { layerId?: number }) => typeof l.layerId === 'number')).toBe(true);
+    expect(await storedLayerBlobs(dropped)).toEqual([]);
+    expect(await readdir(join(dropped, 'ingest'))).toEqual([]);
+    const stats = JSON.parse((await runCli(['--root', dropped, 'stats', '--json'])).stdout);
+    expect(stats.store.layers).toBe(3);
+    expect(stats.store.blobs).toBe(2); // manifest and config
+
+    const kept = await tempRoot();
+    expect((await pull(kept, registry.host, 'JDK11.0-GRD7.0', ['--keep-blobs'])).code).toBe(0);
+    const wanted = [fixtures.base.digest, fixtures.packages['JDK11.0']!.digest, fixtures.packages['GRD7.0']!.digest].sort();
+    expect(await storedLayerBlobs(kept)).toEqual(wanted);
+    expect(await verifyStoredBlobs(kept)).toBe(3 + 2);
+
+    const byEnv = await tempRoot();
+    const e = await runCli(['--root', byEnv, '--server', registry.host, 'pull', 'JDK11.0-GRD7.0'], { env: { HOSTPULL_KEEP_BLOBS: '1' } });
+    expect(e.code).toBe(0);
+    expect(await storedLayerBlobs(byEnv)).toEqual(wanted);
+  });
+
+  it('--no-unpack keeps the blobs; a later pull unpacks them without fetching, then drops them', async () => {
+    const root = await tempRoot();
+    expect((await pull(root, registry.host, 'JDK11.0-GRD7.0', ['--no-unpack'])).code).toBe(0);
+    const wanted = [fixtures.base.digest, fixtures.packages['JDK11.0']!.digest, fixtures.packages['GRD7.0']!.digest].sort();
+    expect(await storedLayerBlobs(root)).toEqual(wanted);
+    const mark = await registry.mark();
+    const r = await pull(root, registry.host, 'JDK11.0-GRD7.0');
+    expect(r.code).toBe(0);
+    expect(blobRequests(await registry.since(mark))).toEqual([]);
+    expect(JSON.parse(r.stdout).layers.every((l: { layerId?: number; fetchedBytes: number }) => typeof l.layerId === 'number' && l.fetchedBytes === 0)).toBe(true);
+    expect(await storedLayerBlobs(root)).toEqual([]);
+  });
+
+  it('a stored blob that no longer matches its digest is fetched again instead of failing the pull', async () => {
+    const root = await tempRoot();
+    expect((await pull(root, registry.host, 'JDK11.0-GRD7.0', ['--no-unpack'])).code).toBe(0);
+    const victim = fixtures.packages['GRD7.0']!;
+    const hex = victim.digest.slice('sha256:'.length);
+    const file = join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
+    await chmod(file, 0o644);
+    const bytes = await readFile(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    await writeFile(file, bytes);
+    const mark = await registry.mark();
+    const r = await pull(root, registry.host, 'JDK11.0-GRD7.0');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('stored layer blob is corrupt; quarantined, fetching it again');
+    expect(r.stderr).toContain(victim.digest);
+    expect(blobRequests(await registry.since(mark)).map((e) => e.path.split('/blobs/')[1])).toEqual([victim.digest]);
+    expect(JSON.parse(r.stdout).layers.find((l: { digest: string }) => l.digest === victim.digest)).toMatchObject({ fetchedBytes: victim.size });
+    expect(await storedLayerBlobs(root)).toEqual([]);
+  });
+
+  it('mount of an image whose layers GC evicted fetches them again and mounts', async () => {
+    const root = await tempRoot();
+    expect((await pull(root, registry.host, 'JDK11.0-GRD7.0')).code).toBe(0);
+    const gc = await runCli(['--root', root, 'gc', '--max-store-size', '0', '--min-age', '0', '--json', '--no-daemon']);
+    expect(JSON.parse(gc.stdout)).toMatchObject({ layersRemoved: 3 });
+    const mark = await registry.mark();
+    const dir = join(root, 'mnt');
+    const m = await runCli(['--root', root, '--server', registry.host, 'mount', 'JDK11.0-GRD7.0', dir, '--json']);
+    try {
+      expect(m.stderr).toBe('');
+      expect(m.code).toBe(0);
+      const served = blobRequests(await registry.since(mark)).map((e) => e.path.split('/blobs/')[1]);
+      expect(served).toEqual(expect.arrayContaining([fixtures.base.digest, fixtures.packages['JDK11.0']!.digest, fixtures.packages['GRD7.0']!.digest]));
+      expect(await readdir(join(dir, 'opt'))).toEqual(expect.arrayContaining(['jdk-11.0', 'grd-7.0']));
+    } finally {
+      await runCli(['--root', root, 'umount', dir]);
+    }
+    expect(await storedLayerBlobs(root)).toEqual([]);
   });
 });
 

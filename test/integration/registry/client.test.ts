@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, MediaType, type Digest } from '../../../src/oci/index.js';
-import { noCredentials, RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
+import { RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
+import { noCredentials } from '../../../src/registry/auth/credentials.js';
 import { startRegistry, useRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { startTokenServer, type TokenServer } from './token-server.js';
 

@@ -6,15 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import type { ImageConfig } from '../../../src/oci/index.js';
-import {
-  buildRuntimeSpec,
-  cleanupStaleContainers,
-  detectRuntime,
-  runContainer,
-  writeBundle,
-  type RuntimeInfo,
-  type RuntimeSpecInput,
-} from '../../../src/runtime/index.js';
+import { buildRuntimeSpec, cleanupStaleContainers, detectRuntime, runContainer, writeBundle, type RuntimeInfo, type RuntimeSpecInput } from '../../../src/runtime/index.js';
 import { writeOwner } from '../../../src/runtime/owner.js';
 import { makeBusyboxRootfs } from './busybox-rootfs.js';
 

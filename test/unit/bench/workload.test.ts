@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { syntheticCatalog, MAX_PACKAGE_BYTES, MIN_PACKAGE_BYTES, packageSize } from '../../../src/bench/catalog.js';
 import { hashSeed, mulberry32 } from '../../../src/bench/prng.js';
 import { catalogFromTrace, parseTrace } from '../../../src/bench/trace.js';
-import { canonicalTag, generateWorkload } from '../../../src/bench/workload.js';
+import { generateWorkload } from '../../../src/bench/workload.js';
+import { canonicalTag } from '../../../src/server/composite-tag.js';
 import { ZipfSampler } from '../../../src/bench/zipf.js';
 
 describe('mulberry32', () => {

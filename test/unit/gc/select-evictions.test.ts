@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../../src/oci/digest.js';
-import { parseSize } from '../../../src/gc/parse-size.js';
+import { parseSize } from '../../../src/util/units.js';
 import { selectEvictions, type GcSnapshot } from '../../../src/gc/select-evictions.js';
 
 const d = (name: string) => `sha256:${name.padEnd(64, '0')}` as Digest;

@@ -17,7 +17,7 @@ import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
-import { RetryPolicy, type RetryBudget } from '../../../src/registry/index.js';
+import { RetryPolicy, type RetryBudget } from '../../../src/registry/retry.js';
 import { noise } from '../../helpers/noise.js';
 import { useTempDir } from '../../helpers/tmp.js';
 

@@ -7,12 +7,14 @@ import { digestOf, type Digest } from '../../../src/oci/digest.js';
 import { MediaType } from '../../../src/oci/mediatypes.js';
 import type { ImageReference } from '../../../src/oci/reference.js';
 import { Puller } from '../../../src/pull/puller.js';
-import { RetryPolicy, type BlobResponse, type FetchedManifest, type ManifestHead, type RegistryClient, type RepositoryRef } from '../../../src/registry/index.js';
+import type { RegistryReader, RepositoryRef } from '../../../src/registry/index.js';
+import { RetryPolicy } from '../../../src/registry/retry.js';
+import { type BlobResponse, type FetchedManifest, type ManifestHead } from '../../../src/registry/client.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 /**
- * An in-memory registry with the RegistryClient methods the puller uses. It counts requests so
+ * An in-memory registry behind the RegistryReader interface the puller depends on. It counts requests so
  * tests can assert what was (not) fetched, and `breakBlob` cuts a blob's first transfer short.
  */
 class FakeRegistry {
@@ -41,9 +43,9 @@ class FakeRegistry {
     return this.manifests.get(ref.digest ? `${ref.repository}@${ref.digest}` : `${ref.repository}:${ref.tag ?? 'latest'}`);
   }
 
-  client(): RegistryClient {
+  client(): RegistryReader {
     const retry = new RetryPolicy({ baseDelayMs: 1, budgetMs: 1000 });
-    const client = {
+    const client: RegistryReader = {
       retryBudget: (registry: string, signal?: AbortSignal) => retry.begin(registry, signal),
       headManifest: async (ref: ImageReference): Promise<ManifestHead | null> => {
         this.calls.push(`HEAD manifest ${ref.digest ?? ref.tag}`);
@@ -79,7 +81,7 @@ class FakeRegistry {
         return { stream: Readable.from([b.subarray(offset)]), offset };
       },
     };
-    return client as unknown as RegistryClient;
+    return client;
   }
 
   blobGets(): number {

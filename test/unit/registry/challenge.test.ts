@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { mergeScopes, parseWwwAuthenticate } from '../../../src/registry/index.js';
+import { mergeScopes } from '../../../src/registry/auth/scope.js';
+import { parseWwwAuthenticate } from '../../../src/registry/auth/challenge.js';
 
 describe('parseWwwAuthenticate', () => {
   it('parses a Bearer challenge whose scope holds a quoted comma', () => {

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { digestOf, MediaType, type Digest } from '../../../src/oci/index.js';
-import { noCredentials, RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
+import { RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
+import { noCredentials } from '../../../src/registry/auth/credentials.js';
 import { json, startFakeServer, type FakeServer } from './fake-http.js';
 
 const cleanups: (() => Promise<void>)[] = [];

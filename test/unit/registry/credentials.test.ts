@@ -2,13 +2,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  dockerConfigCredentials,
-  dockerConfigPath,
-  normaliseRegistryKey,
-  parseAuthEnv,
-  parseDockerConfig,
-} from '../../../src/registry/index.js';
+import { dockerConfigCredentials, dockerConfigPath, parseDockerConfig } from '../../../src/registry/auth/docker-config.js';
+import { normaliseRegistryKey, parseAuthEnv } from '../../../src/registry/auth/credentials.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 

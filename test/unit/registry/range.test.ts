@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { decideRangeResponse, isLoopbackHost, parseContentRange, redactUrl, registryOrigin } from '../../../src/registry/index.js';
+import { registryOrigin } from '../../../src/registry/index.js';
+import { decideRangeResponse, parseContentRange } from '../../../src/registry/range.js';
+import { isLoopbackHost } from '../../../src/registry/scheme.js';
+import { redactUrl } from '../../../src/registry/redact.js';
 
 describe('range decision', () => {
   it('accepts a 206 that starts at the asked offset', () => {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HostpullError, isHostpullError } from '../../../src/errors.js';
-import { backoffDelay, isRetryable, isRetryableNetworkError, parseRetryAfter, RegistryError, retryDelay, RetryPolicy } from '../../../src/registry/index.js';
+import { isTransientNetworkFailure as isRetryableNetworkError } from '../../../src/errors.js';
+import { isRetryable, RegistryError } from '../../../src/registry/index.js';
+import { backoffDelay, parseRetryAfter, retryDelay, RetryPolicy } from '../../../src/registry/retry.js';
 
 const opts = { baseDelayMs: 100, maxDelayMs: 1000, retryAfterCapMs: 5000 };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenCache, tokenCacheKey, tokenExpiry } from '../../../src/registry/index.js';
+import { TokenCache, tokenCacheKey, tokenExpiry } from '../../../src/registry/auth/token-cache.js';
 
 describe('TokenCache', () => {
   it('keeps a token until shortly before it expires, 60 s by default', async () => {

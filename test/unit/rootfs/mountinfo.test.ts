@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { parseMountInfo, unescapeMountPath } from '../../../src/rootfs/mount.js';
+import { parseMountInfo, unescapeMountPath } from '../../../src/rootfs/mountinfo.js';
 
 // Lines in the format of proc(5), including optional fields and escaped characters.
 const SAMPLE = [

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileInRoot, resolveInRoot } from '../../../src/runtime/index.js';
+import { readFileInRoot, resolveInRoot } from '../../../src/runtime/resolve-in-root.js';
 
 let dir: string;
 let root: string;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
-import { DEFAULT_PATH, mergeEnv, parseEnvList } from '../../../src/server/env-merge.js';
+import { DEFAULT_PATH } from '../../../src/oci/index.js';
+import { mergeEnv, parseEnvList } from '../../../src/server/env-merge.js';
 
 describe('mergeEnv', () => {
   it('prepends package PATH dirs in canonical order to the base PATH and sorts the rest', () => {

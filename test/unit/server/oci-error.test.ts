@@ -15,7 +15,7 @@ describe('toOciError', () => {
     ['UNSUPPORTED', 405, 'UNSUPPORTED'],
     ['UNAUTHORIZED', 401, 'UNAUTHORIZED'],
     ['PACKAGE_REFUSED', 400, 'MANIFEST_INVALID'],
-    ['UPSTREAM_UNAVAILABLE', 503, 'UNAVAILABLE'],
+    ['REGISTRY_UNAVAILABLE', 503, 'UNAVAILABLE'],
   ])('maps %s to %d %s', (code, status, ociCode) => {
     const r = toOciError(new HostpullError(code, `it is ${code}`, { details: { codeName: 'X1' } }));
     expect(r.status).toBe(status);
@@ -40,6 +40,6 @@ describe('toOciError', () => {
 
   it('maps network failures to 503', () => {
     const err = Object.assign(new Error('connect'), { code: 'ECONNREFUSED' });
-    expect(toOciError(new HostpullError('SOMETHING', 'wrapped', { cause: err })).status).toBe(503);
+    expect(toOciError(new HostpullError('INTERNAL', 'wrapped', { cause: err })).status).toBe(503);
   });
 });

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../../src/store/content-store.js';
-import { isAlive } from '../../../src/store/leases.js';
+import { isAlive } from '../../../src/util/index.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));

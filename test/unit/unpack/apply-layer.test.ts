@@ -6,7 +6,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lgetxattr } from '../../../src/native/index.js';
 import type { Digest } from '../../../src/oci/index.js';
-import { createDecompressor } from '../../../src/archive/index.js';
+import { createDecompressor } from '../../../src/archive/decompress.js';
 import { applyLayer } from '../../../src/unpack/index.js';
 import { writeTar, type RawEntry } from '../../helpers/tar-writer.js';
 import { gzip, makeSandbox, type Sandbox } from './sandbox.js';

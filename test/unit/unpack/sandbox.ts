@@ -4,8 +4,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { applyLayer, type ApplyOptions, type ApplyResult } from '../../../src/unpack/index.js';
+
+/** How a test applies a layer: `applyLayer` itself, or an implementation with the same contract. */
+export type Applier = (source: Readable, options: ApplyOptions) => Promise<ApplyResult>;
+
+/**
+ * The worker entry as built (npx tsc): a worker thread runs plain JavaScript, so the workers of a
+ * test run dist/unpack/apply-worker.js, compiled from the same source as what the test imports.
+ */
+export const BUILT_APPLY_WORKER = fileURLToPath(new URL('../../../dist/unpack/apply-worker.js', import.meta.url));
 
 /**
  * A temp dir holding an empty layer dir and a sentinel tree next to it (`outside/`): every
@@ -22,7 +32,7 @@ export interface Sandbox {
   cleanup(): void;
 }
 
-export function makeSandbox(): Sandbox {
+export function makeSandbox(apply: Applier = applyLayer): Sandbox {
   const dir = mkdtempSync(join(tmpdir(), 'hp-unpack-'));
   const layer = join(dir, 'layer');
   const outside = join(dir, 'outside');
@@ -40,7 +50,7 @@ export function makeSandbox(): Sandbox {
     apply: (tar, opts = {}) => {
       rmSync(layer, { recursive: true, force: true });
       mkdirSync(layer);
-      return applyLayer(Readable.from([tar]), { compression: 'none', target: layer, ...opts });
+      return apply(Readable.from([tar]), { compression: 'none', target: layer, ...opts });
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };

@@ -2,7 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as tick } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { Tee } from '../../../src/util/tee.js';
+import { Tee } from '../../../src/pull/tee.js';
 
 function collector(options: { highWaterMark?: number; slow?: boolean; failAt?: number; failFinal?: boolean } = {}) {
   const chunks: Buffer[] = [];

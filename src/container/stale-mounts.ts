@@ -1,7 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ContentStore } from '../store/content-store.js';
-import { releaseMount, staleMounts } from './mounts.js';
+import type { ContentStore } from '../store/index.js';
 
 export interface CleanStaleMountsDeps {
   /** Unmounts everything at or below a directory, deepest first (rootfs' unmountAllUnder). */
@@ -23,12 +22,12 @@ export interface StaleMountReport {
  */
 export async function cleanStaleMounts(store: ContentStore, deps: CleanStaleMountsDeps): Promise<StaleMountReport> {
   const report: StaleMountReport = { released: [], failed: [] };
-  for (const m of staleMounts(store)) {
+  for (const m of store.mounts.stale()) {
     const dir = join(store.layout.containersDir, m.id);
     try {
       deps.unmountAllUnder(dir);
       await rm(dir, { recursive: true, force: true });
-      releaseMount(store, m.id);
+      store.mounts.release(m.id);
       report.released.push(m.id);
       store.logger.info({ id: m.id, ownerPid: m.ownerPid }, 'released the rootfs of a process that is gone');
     } catch (err) {

@@ -1,12 +1,12 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
-import { processAlive } from '../gc/process-start.js';
-import { lazyMountsDir, lazyRoot, parseHelperDirName } from '../lazy/lazy-paths.js';
+import { digestHex } from '../oci/index.js';
+import { processAlive } from '../util/index.js';
 import type { Logger } from '../log.js';
-import { unmountAllUnder } from '../rootfs/mount.js';
-import type { ContentStore } from '../store/content-store.js';
-import type { StoreLayout } from '../store/layout.js';
+import { unmountAllUnder } from '../rootfs/index.js';
+import type { ContentStore, StoreLayout } from '../store/index.js';
+import { lazyMountsDir, lazyRoot, parseHelperDirName } from './lazy-paths.js';
 
 /**
  * Removes the FUSE mounts (and mount dirs) of lazy-layer helpers that are gone: a helper whose
@@ -52,7 +52,7 @@ export async function pruneSpanCaches(store: ContentStore): Promise<number> {
     if (errnoCode(err) === 'ENOENT') return 0;
     throw err;
   }
-  const unpacked = new Set(store.layers.list().map((l) => l.blobDigest.slice(l.blobDigest.indexOf(':') + 1)));
+  const unpacked = new Set(store.layers.list().map((l) => digestHex(l.blobDigest)));
   let removed = 0;
   for (const hex of names) {
     if (!unpacked.has(hex)) continue;

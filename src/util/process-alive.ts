@@ -1,4 +1,15 @@
 import { readFileSync } from 'node:fs';
+import { errnoCode } from '../errors.js';
+
+/** True while a process with this pid runs (or exists under another user: EPERM). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
 
 /**
  * The kernel's start time of a process (/proc/<pid>/stat field 22, clock ticks since boot), or
@@ -19,7 +30,7 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
-/** True while the process that had `startTime` under `pid` still runs. */
+/** True while the process that had `startTime` under `pid` still runs (any process under `pid` when no start time was recorded). */
 export function processAlive(pid: number, startTime: string | null): boolean {
   const now = processStartTime(pid);
   return now !== undefined && (startTime === null || startTime === '' || now === startTime);

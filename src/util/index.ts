@@ -1,0 +1,13 @@
+/**
+ * Small helpers with no knowledge of hostpull's parts: units, bounded reads, process liveness,
+ * concurrency limits.
+ */
+export { formatBytes } from './format-bytes.js';
+export { mapLimit } from './limit.js';
+export { isAlive, processAlive, processStartTime } from './process-alive.js';
+export { readBounded } from './read-bounded.js';
+export { readDirOrEmpty } from './read-dir-or-empty.js';
+export { Semaphore } from './semaphore.js';
+export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';
+export { compareUtf8 } from './utf8-order.js';
+export { writeWithBackpressure } from './write-with-backpressure.js';
