@@ -234,7 +234,7 @@ export const ERROR_CODES = {
     http: 400, oci: 'TAG_INVALID',
   },
   BLOB_TOO_LARGE: {
-    meaning: 'an upstream blob (a package config) over the size the server reads',
+    meaning: 'an upstream blob (a package config, a prefetch list) over the size that is read of it',
     http: 502, oci: 'UPSTREAM_ERROR',
   },
   UPSTREAM_ERROR: {

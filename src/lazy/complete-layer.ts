@@ -167,7 +167,7 @@ async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, whe
 export async function completeLayer(job: CompleteLayerJob, deps: CompleteLayerDeps): Promise<LayerRow> {
   const { store } = deps;
   const where = `lazy layer ${job.blobDigest}`;
-  return store.leases.run(`blob:${job.blobDigest}`, {
+  return store.leases.forBlob(job.blobDigest, {
     done: () => store.layers.get(job.diffId),
     ...(deps.signal ? { signal: deps.signal } : {}),
     work: async () => {

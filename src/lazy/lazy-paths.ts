@@ -9,7 +9,7 @@ import type { StoreLayout } from '../store/index.js';
  * lazy/mnt/<helper pid>-<start>/<n>  FUSE mount points, grouped by the helper process serving them
  * ```
  * Naming the mount dir after the helper (pid and start time) lets the next start find mounts
- * whose server is gone and remove them (container/cleanup-lazy-mounts.ts).
+ * whose server is gone and remove them (cleanup-lazy-mounts.ts).
  */
 export function lazyRoot(layout: StoreLayout): string {
   return join(layout.root, 'lazy');

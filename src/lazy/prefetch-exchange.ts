@@ -1,7 +1,10 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Digest } from '../oci/index.js';
-import { parsePrefetchList, prefetchListMap } from '../oci/index.js';
+import { MAX_PREFETCH_BYTES, parsePrefetchList, prefetchListMap, type Digest } from '../oci/index.js';
 import { registryOrigin } from '../registry/index.js';
+import { readBounded } from '../util/index.js';
 
 /** The server's prefetch API (server/prefetch-api.ts) is a hint: never wait long for it. */
 const TIMEOUT_MS = 3000;
@@ -17,8 +20,12 @@ function url(registry: string, insecureRegistries: readonly string[], composite:
 export async function fetchPrefetchList(registry: string, insecureRegistries: readonly string[], composite: Digest, logger: Logger): Promise<Map<Digest, number[]> | undefined> {
   try {
     const res = await fetch(url(registry, insecureRegistries, composite), { signal: AbortSignal.timeout(TIMEOUT_MS) });
-    const body = Buffer.from(await res.arrayBuffer());
-    if (res.status !== 200) return undefined;
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const body = await readBounded(Readable.fromWeb(res.body as WebReadableStream), MAX_PREFETCH_BYTES);
+    if (!body) throw new HostpullError('BLOB_TOO_LARGE', `the prefetch list of ${composite} from ${registry} is larger than ${MAX_PREFETCH_BYTES} bytes`);
     return prefetchListMap(parsePrefetchList(body, `prefetch list of ${composite} from ${registry}`));
   } catch (err) {
     logger.debug({ registry, composite, err: (err as Error).message }, 'no prefetch list from the server');
@@ -38,7 +45,7 @@ export async function publishPrefetchList(registry: string, insecureRegistries: 
       body: JSON.stringify({ version: 1, layers }),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
-    await res.arrayBuffer();
+    await res.body?.cancel();
     logger.debug({ registry, composite, status: res.status }, 'prefetch list offered to the server');
   } catch (err) {
     logger.debug({ registry, composite, err: (err as Error).message }, 'could not offer the prefetch list to the server');
