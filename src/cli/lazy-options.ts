@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { durationOption, numberOption } from './options.js';
 
-/** The tuning flags of lazy pulling, shared by `run --lazy` and `daemon` (rootfs prepared with `lazy`), as parsed. */
+/** The tuning flags of lazy pulling, shared by `run --lazy` and `daemon` (rootfs prepared with `lazy`, and the snapshotter with `--snapshotter-lazy`), as parsed. */
 export interface LazyFlags {
   /** Milliseconds. */
   lazyFetchTimeout: number;

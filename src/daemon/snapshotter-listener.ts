@@ -1,8 +1,9 @@
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { chmod, unlink } from 'node:fs/promises';
+import type { LazyLayers } from '../lazy/index.js';
 import type { Logger } from '../log.js';
 import type { RegistryClient } from '../registry/index.js';
-import { snapshotsService, loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE, RemoteLayers, Snapshotter } from '../snapshotter/index.js';
+import { LazySnapshotLayers, snapshotsService, loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE, RemoteLayers, Snapshotter } from '../snapshotter/index.js';
 import type { ContentStore } from '../store/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import { prepareSocketPath } from './socket-file.js';
@@ -16,6 +17,11 @@ export interface SnapshotterListenerOptions {
   /** The daemon's unpack workers, and whether its pulls keep layer blobs. */
   workers?: ApplyWorkers;
   keepBlobs?: boolean;
+  /**
+   * Serve layers with a table of contents lazily on CRI pulls (`--snapshotter-lazy`), through the
+   * daemon's lazy layers (one FUSE helper with the rootfs API). Default: off, layers are fetched whole.
+   */
+  lazy?: LazyLayers;
 }
 
 export interface SnapshotterListener {
@@ -35,9 +41,18 @@ export async function startSnapshotterListener(options: SnapshotterListenerOptio
   const { socketPath, store, client, logger, workers, keepBlobs } = options;
   await prepareSocketPath(socketPath);
   const abort = new AbortController();
-  const snapshotter = new Snapshotter({ store, logger, remote: new RemoteLayers({ store, client, logger, ...(workers ? { workers } : {}), ...(keepBlobs ? { keepBlobs } : {}) }, { signal: abort.signal }) });
+  const lazy = options.lazy ? new LazySnapshotLayers(options.lazy, logger) : undefined;
+  const remote = new RemoteLayers({ store, client, logger, ...(workers ? { workers } : {}), ...(keepBlobs ? { keepBlobs } : {}) }, { signal: abort.signal, ...(lazy ? { lazy } : {}) });
+  const snapshotter = new Snapshotter({ store, logger, remote, ...(lazy ? { lazy } : {}) });
   const removed = await snapshotter.cleanup();
   if (removed > 0) logger.info({ removed }, 'snapshotter: removed directories no snapshot owns');
+  // Layers a stopped daemon was still completing lazily: their FUSE views went with it (the stale
+  // mounts are gone, cleanupStaleLazyMounts), so they come back now, in the background; a mount
+  // asked for meanwhile makes its own layer present first.
+  void snapshotter
+    .resumeArrivingLayers()
+    .then((n) => n > 0 && logger.info({ layers: n, lazy: lazy !== undefined }, 'snapshotter: layers still arriving when the daemon stopped are being made present again'))
+    .catch((err: unknown) => logger.warn({ err }, 'snapshotter: resuming the layers still arriving failed; each is made present when mounted'));
   const server = new Server();
   server.addService(serviceOf(loadProto(SNAPSHOTS_PROTO), SNAPSHOTS_SERVICE).service, snapshotsService(snapshotter, logger));
   const previous = process.umask(0o177);

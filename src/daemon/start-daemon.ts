@@ -25,6 +25,8 @@ export interface DaemonOptions {
   socketPath: string;
   /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
   snapshotterSocket?: string | undefined;
+  /** The snapshotter serves layers that have a table of contents lazily on CRI pulls (FUSE views, completed in the background). Default false. */
+  snapshotterLazy?: boolean;
   /** Socket file mode. Default 0o660 (root and the socket's group). */
   socketMode?: number;
   /** Group that owns the socket, so its members may use the daemon (mode 0660). Default: ours. */
@@ -35,7 +37,7 @@ export interface DaemonOptions {
   namespace?: string;
   /** Plain-http registries besides loopback. Default none. */
   insecureRegistries?: string[];
-  /** Lazy rootfs: span fetch bounds and the background pull's delay (see LazyLayersOptions). */
+  /** Lazy rootfs and lazy snapshots: span fetch bounds and the background pull's delay (see LazyLayersOptions). */
   lazy?: Pick<LazyLayersOptions, 'fetch' | 'backgroundDelayMs'>;
   /** How long after preparing a lazy rootfs its reads are learned as the image's prefetch list. Default 30 s. */
   lazyLearnMs?: number;
@@ -114,7 +116,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const workers = new ApplyWorkers();
   const keepBlobs = options.keepBlobs ?? false;
   const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
-  // Lazy layers of rootfs prepared with `lazy`: one FUSE helper, started at the first use.
+  // Lazy layers of rootfs prepared with `lazy` and of lazy snapshots: one FUSE helper, started at the first use.
   const lazy = new LazyLayers({ store, client, logger, insecureRegistries: options.insecureRegistries ?? [], ...(options.lazy ?? {}) });
   const listeners: Listener[] = [];
   let gcTimer: NodeJS.Timeout | undefined;
@@ -155,7 +157,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
     // for), the snapshotter socket does too.
     if (options.snapshotterSocket) {
-      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs })));
+      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs, ...(options.snapshotterLazy ? { lazy } : {}) })));
     }
     listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {

@@ -82,8 +82,8 @@ export function snapshotsService(snapshotter: Snapshotter, logger: Logger): Unty
       if ('committed' in r) throw new HostpullError('SNAPSHOT_EXISTS', `target snapshot ${r.committed} is committed`);
       return { mounts: wireMounts(r.mounts) };
     }),
-    View: unary<KeyRequest, unknown>('View', (req) => ({ mounts: wireMounts(snapshotter.view(req.key, req.parent ?? '', req.labels ?? {})) })),
-    Mounts: unary<KeyRequest, unknown>('Mounts', (req) => ({ mounts: wireMounts(snapshotter.mounts(req.key)) })),
+    View: unary<KeyRequest, unknown>('View', async (req) => ({ mounts: wireMounts(await snapshotter.view(req.key, req.parent ?? '', req.labels ?? {})) })),
+    Mounts: unary<KeyRequest, unknown>('Mounts', async (req) => ({ mounts: wireMounts(await snapshotter.mounts(req.key)) })),
     Commit: unary<{ name: string; key: string; labels?: Labels }, unknown>('Commit', async (req) => {
       await snapshotter.commit(req.name, req.key, req.labels ?? {});
       return {};

@@ -4,5 +4,6 @@
  */
 export { snapshotsService } from './grpc-service.js';
 export { loadProto, serviceOf, SNAPSHOTS_PROTO, SNAPSHOTS_SERVICE } from './proto.js';
+export { LazySnapshotLayers } from './lazy-snapshot-layers.js';
 export { RemoteLayers } from './remote-layers.js';
 export { Snapshotter } from './snapshotter.js';

@@ -1,13 +1,15 @@
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
 import { isHostpullError } from '../errors.js';
-import { LAYER_DIFF_ID_ANNOTATION, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
-import { type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
+import type { LazyCandidate } from '../lazy/index.js';
+import { LAYER_DIFF_ID_ANNOTATION, type Descriptor, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
+import { type DeferCandidate, type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
 import type { RepositoryRef } from '../registry/index.js';
 import type { ManifestLayerRow } from '../store/index.js';
 import { Semaphore } from '../util/index.js';
 import { identifyAppliedLayers } from './adopt-applied-layer.js';
 import { chainIdOf } from './chain-id.js';
 import { CRI_IMAGE_REF_LABEL, CRI_LAYER_DIGEST_LABEL, CRI_MANIFEST_DIGEST_LABEL, type Labels } from './labels.js';
+import type { LazySnapshotLayers } from './lazy-snapshot-layers.js';
 
 export interface RemoteLayerRequest {
   /** The chainID containerd wants committed (the target label). */
@@ -18,7 +20,15 @@ export interface RemoteLayerRequest {
 }
 
 export type RemoteLayerResult =
-  | { handled: true; diffId: Digest; blobDigest: Digest | null; outcome: 'fetched' | 'reused'; bytes: number }
+  | {
+      handled: true;
+      diffId: Digest;
+      blobDigest: Digest | null;
+      outcome: 'fetched' | 'reused';
+      bytes: number;
+      /** Served lazily: the layer is not in the store yet, its FUSE view stands for it until its background completion. */
+      lazy?: true;
+    }
   | { handled: false; reason: string };
 
 /** The store, registry client and logger, and optionally the daemon's unpack workers (PullerDeps). */
@@ -31,12 +41,18 @@ export interface RemoteLayersOptions {
   cacheSize?: number;
   /** Aborts fetches started ahead (daemon stop). */
   signal?: AbortSignal;
+  /** Serve layers that have a table of contents lazily instead of fetching them whole (`daemon --snapshotter-lazy`). Default: off. */
+  lazy?: LazySnapshotLayers;
 }
 
 interface RemoteImage {
   repo: RepositoryRef;
   reference: string;
   layers: ManifestLayerRow[];
+  /** The manifest's layer descriptors (their annotations name a layer's TOC). */
+  descriptors: Descriptor[];
+  /** With lazy layers on: which layers not in the store when first asked can be lazy, by blob digest (chosen once per image). */
+  lazyChoice?: Promise<Map<Digest, LazyCandidate>>;
   /** The package claim of each layer (from the composite's annotations); undefined for base layers. */
   claims: Array<PackageClaim | undefined>;
   /** chainID of each layer in manifest order. */
@@ -59,6 +75,7 @@ export class RemoteLayers {
   readonly #limit: Semaphore;
   readonly #cacheSize: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #lazy: LazySnapshotLayers | undefined;
   readonly #images = new Map<string, Promise<RemoteImage>>();
   readonly #fetches = new Map<Digest, Promise<LayerOutcome>>();
   /** Layers fetched ahead of containerd's asking, by diffID → bytes: reported as fetched when asked. */
@@ -70,6 +87,7 @@ export class RemoteLayers {
     this.#limit = new Semaphore(options.concurrency ?? 4);
     this.#cacheSize = options.cacheSize ?? 32;
     this.#signal = options.signal;
+    this.#lazy = options.lazy;
   }
 
   async ensure(req: RemoteLayerRequest): Promise<RemoteLayerResult> {
@@ -106,9 +124,15 @@ export class RemoteLayers {
       return { handled: false, reason: `${image.reference} has no layer ${blob} with chainID ${req.target}` };
     }
     if (store.layers.get(layer.diffId) && this.#judged(layer.diffId, image.claims[index], image.reference)) return this.#present(layer.diffId, blob);
-    // Ahead: the layers after this one that are not here yet (each fetched once, in order).
+    const lazily = this.#lazy ? await this.#lazyChoice(image) : new Map<Digest, LazyCandidate>();
+    // Completed meanwhile (by a lazy view's background pull, or another pull).
+    if (store.layers.get(layer.diffId) && this.#judged(layer.diffId, image.claims[index], image.reference)) return this.#present(layer.diffId, blob);
+    if (await this.#serveLazily(image, layer, lazily.get(layer.blobDigest))) {
+      return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: 'fetched', bytes: 0, lazy: true };
+    }
+    // Ahead: the layers after this one that are not here yet and not to be lazy (each fetched once, in order).
     for (const next of image.layers.slice(index + 1)) {
-      if (!store.layers.get(next.diffId)) this.#fetch(image, next, true).catch((err: unknown) => this.#deps.logger.debug({ err, digest: next.blobDigest }, 'snapshotter: fetch ahead failed'));
+      if (!store.layers.get(next.diffId) && !lazily.has(next.blobDigest) && !this.#lazy?.serves(next.diffId)) this.#fetch(image, next, true).catch((err: unknown) => this.#deps.logger.debug({ err, digest: next.blobDigest }, 'snapshotter: fetch ahead failed'));
     }
     try {
       const outcome = await this.#fetch(image, layer);
@@ -176,11 +200,56 @@ export class RemoteLayers {
     }));
     const chains: Digest[] = [];
     for (const l of layers) chains.push(chainIdOf(chains.at(-1), l.diffId));
-    const image = { repo, reference, layers, claims: layerClaims(manifest, reference), chains };
+    const image = { repo, reference, layers, descriptors: manifest.layers, claims: layerClaims(manifest, reference), chains };
     // Layers containerd applied earlier without saying which (ctr image pull) may be among these.
     const adopted = await identifyAppliedLayers(store, new Map(layers.map((l) => [l.diffId, l.blobDigest])));
     if (adopted.length > 0) this.#deps.logger.info({ snapshots: adopted.map((s) => s.name), image: reference }, 'snapshotter: layers containerd applied are now store layers');
     return image;
+  }
+
+  /**
+   * Which layers of the image that are not in the store can be lazy (their TOCs fetched and held
+   * to their claims at once, once per image). A layer the unpack would refuse throws its error;
+   * anything else that goes wrong only makes every layer whole.
+   */
+  #lazyChoice(image: RemoteImage): Promise<Map<Digest, LazyCandidate>> {
+    image.lazyChoice ??= (async () => {
+      const candidates: DeferCandidate[] = [];
+      for (const [i, layer] of image.layers.entries()) {
+        if (this.#deps.store.layers.get(layer.diffId) || this.#lazy!.serves(layer.diffId)) continue;
+        candidates.push({ layer, descriptor: image.descriptors[i]!, claim: image.claims[i] });
+      }
+      try {
+        return await this.#lazy!.choose(image.repo, candidates);
+      } catch (err) {
+        if (refusesLayer(err)) throw err;
+        this.#deps.logger.warn({ image: image.reference, reason: describe(err) }, 'snapshotter: choosing lazy layers failed; fetching them whole');
+        return new Map();
+      }
+    })();
+    const p = image.lazyChoice;
+    // A refusal is not remembered: the next ask of the image tries again (and is refused again).
+    p.catch(() => (image.lazyChoice = undefined));
+    return p;
+  }
+
+  /**
+   * Serves the layer from a lazy view when it is served so already or was chosen lazy; false when
+   * it is to be fetched whole (not chosen, or its view cannot be mounted here: no root, no /dev/fuse).
+   */
+  async #serveLazily(image: RemoteImage, layer: ManifestLayerRow, cand: LazyCandidate | undefined): Promise<boolean> {
+    if (!this.#lazy) return false;
+    try {
+      if (await this.#lazy.resume(layer.diffId)) return true;
+      if (!cand) return false;
+      await this.#lazy.start(image.repo, cand);
+      return true;
+    } catch (err) {
+      const reason = `its lazy view could not be mounted: ${describe(err)}`;
+      this.#deps.logger.warn({ layer: layer.blobDigest, image: image.reference, reason }, 'snapshotter: layer cannot be lazy; fetching it whole');
+      this.#deps.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
+      return false;
+    }
   }
 
   /** One fetch per blob at a time in this process (the store's leases cover other processes). */

@@ -9,6 +9,7 @@ import { chainIdOfName, isExtractKey } from './chain-id.js';
 import { compileFilters } from './filters.js';
 import { CRI_LAYER_DIGEST_LABEL, TARGET_REF_LABEL, type Labels } from './labels.js';
 import { summarizeLayerDir } from './layer-dir-summary.js';
+import type { LazySnapshotLayers } from './lazy-snapshot-layers.js';
 import type { RemoteLayers } from './remote-layers.js';
 import { snapshotMounts, type ContainerdMount } from './snapshot-mounts.js';
 
@@ -30,6 +31,8 @@ export interface SnapshotterDeps {
   logger: Logger;
   /** Makes layers present for CRI pulls; without it every layer is left to containerd. */
   remote?: RemoteLayers;
+  /** The lazy layers `remote` serves (it is built with the same one): the FUSE dirs of layers still arriving, held per snapshot. */
+  lazy?: LazySnapshotLayers;
 }
 
 function info(row: SnapshotRow): SnapshotInfo {
@@ -49,6 +52,7 @@ export class Snapshotter {
   readonly #store: ContentStore;
   readonly #logger: Logger;
   readonly #remote: RemoteLayers | undefined;
+  readonly #lazy: LazySnapshotLayers | undefined;
   /** Active snapshots that containerd applies itself, and why (for the log and stats at Commit). */
   readonly #leftToContainerd = new Map<string, string>();
 
@@ -56,6 +60,7 @@ export class Snapshotter {
     this.#store = deps.store;
     this.#logger = deps.logger;
     this.#remote = deps.remote;
+    this.#lazy = deps.lazy;
   }
 
   async prepare(key: string, parent: string, labels: Labels): Promise<PrepareResult> {
@@ -67,15 +72,15 @@ export class Snapshotter {
       this.#leaveToContainerd(key, undefined, NO_TARGET);
     }
     const row = this.#store.snapshots.create({ name: key, kind: 'active', parent: parent || null, labels });
-    return { mounts: this.#mounts(row) };
+    return { mounts: await this.#mountsOrRemove(row) };
   }
 
-  view(key: string, parent: string, labels: Labels): ContainerdMount[] {
+  async view(key: string, parent: string, labels: Labels): Promise<ContainerdMount[]> {
     const row = this.#store.snapshots.create({ name: key, kind: 'view', parent: parent || null, labels });
-    return this.#mounts(row);
+    return this.#mountsOrRemove(row);
   }
 
-  mounts(key: string): ContainerdMount[] {
+  async mounts(key: string): Promise<ContainerdMount[]> {
     const row = this.#get(key);
     if (row.kind === 'committed') {
       throw new HostpullError('SNAPSHOT_NOT_ACTIVE', `snapshot ${JSON.stringify(key)} is committed; only active and view snapshots have mounts`);
@@ -112,6 +117,8 @@ export class Snapshotter {
     } else {
       this.#store.snapshots.commit(key, name, merged, null);
     }
+    // containerd unmounted the active snapshot before committing it: its lazy lowerdirs are free.
+    await this.#lazy?.release(key);
     if (chain) {
       const reason = this.#leftToContainerd.get(key) ?? 'containerd applied it (reason not recorded: prepared before this daemon started)';
       this.#store.snapshotLog.record({ chainId: chain, diffId: diffId ?? null, blobDigest: blob ?? null, outcome: 'applied', bytes: 0, reason });
@@ -119,9 +126,15 @@ export class Snapshotter {
     this.#leftToContainerd.delete(key);
   }
 
+  /**
+   * containerd removes a snapshot after unmounting whatever it mounted from it (a container's
+   * rootfs, an applier's or a view's temporary mount): the lazy views its mounts named are
+   * released here (see LazySnapshotLayers).
+   */
   async remove(key: string): Promise<void> {
     await this.#store.snapshots.remove(key);
     this.#leftToContainerd.delete(key);
+    await this.#lazy?.release(key);
   }
 
   stat(key: string): SnapshotInfo {
@@ -200,14 +213,14 @@ export class Snapshotter {
     const r = await this.#remote.ensure({ target: chain, parentChain, labels });
     if (!r.handled) return leave(r.reason);
     try {
-      store.snapshots.create({ name: target, kind: 'committed', parent: parent || null, labels: { ...labels, [TARGET_REF_LABEL]: target }, diffId: r.diffId });
+      store.snapshots.create({ name: target, kind: 'committed', parent: parent || null, labels: { ...labels, [TARGET_REF_LABEL]: target }, diffId: r.diffId, layerArriving: r.lazy ?? false });
     } catch (err) {
       // Another namespace committed the same chain meanwhile: the same answer, if it is the same chain.
       const raced = isHostpullError(err, 'SNAPSHOT_EXISTS') ? store.snapshots.get(target) : undefined;
       if (!raced || raced.parent !== (parent || null)) return leave(`committing ${target} failed: ${(err as Error).message}`);
     }
     store.snapshotLog.record({ chainId: chain, diffId: r.diffId, blobDigest: r.blobDigest, outcome: r.outcome, bytes: r.bytes });
-    this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes }, 'snapshotter: layer made present');
+    this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes, lazy: r.lazy ?? false }, r.lazy ? 'snapshotter: layer served lazily' : 'snapshotter: layer made present');
     return { committed: target };
   }
 
@@ -224,22 +237,82 @@ export class Snapshotter {
     return row;
   }
 
-  /** The directory a committed snapshot contributes: its layer's, else its own fs/. */
-  #contentDir(row: SnapshotRow): string {
-    const layer = row.diffId ? this.#store.layers.get(row.diffId) : undefined;
-    if (layer) return this.#store.layers.dir(layer);
-    const fs = this.#store.snapshots.dir(row).fs;
-    if (existsSync(fs)) return fs;
+  /**
+   * The directory a committed snapshot contributes to the mounts of snapshot `holder`: its
+   * layer's; else, while the layer is still arriving lazily, its FUSE view (held for `holder`
+   * until containerd removes that snapshot); else what containerd applied into its own fs/. A
+   * snapshot whose layer is neither (a daemon restarted before a lazy layer completed) has the
+   * layer made present again first: lazily again when the switch is on, else fetched whole.
+   */
+  async #contentDir(row: SnapshotRow, holder: string): Promise<string> {
+    const found = async () => {
+      const layer = row.diffId ? this.#store.layers.get(row.diffId) : undefined;
+      if (layer) return this.#store.layers.dir(layer);
+      const lazyDir = row.diffId ? await this.#lazy?.dirFor(row.diffId, holder) : undefined;
+      if (lazyDir) return lazyDir;
+      const fs = this.#store.snapshots.dir(row).fs;
+      return existsSync(fs) ? fs : undefined;
+    };
+    let dir = await found();
+    if (!dir && row.diffId && row.kind === 'committed') {
+      await this.#makePresent(row);
+      dir = await found();
+    }
+    if (dir) return dir;
     throw new HostpullError('SNAPSHOT_CONTENT_MISSING', `snapshot ${JSON.stringify(row.name)}: its layer ${row.diffId ?? '(unknown)'} is not in the store`, {
       hint: 'remove the image from containerd and pull it again',
     });
   }
 
-  #mounts(row: SnapshotRow): ContainerdMount[] {
+  /**
+   * Makes the layer of a committed snapshot present again from the labels it was prepared with
+   * (the image, manifest and layer digests a CRI pull passes). Errors only in the log: the
+   * caller reports the content as missing.
+   */
+  async #makePresent(row: SnapshotRow): Promise<void> {
+    const target = chainIdOfName(row.name);
+    const parentChain = row.parent ? chainIdOfName(row.parent) : undefined;
+    if (!this.#remote || !target || (row.parent && !parentChain)) return;
+    try {
+      const r = await this.#remote.ensure({ target, parentChain, labels: row.labels });
+      if (!r.handled) this.#logger.warn({ snapshot: row.name, diffId: row.diffId, reason: r.reason }, 'snapshotter: the layer of a committed snapshot could not be made present');
+    } catch (err) {
+      this.#logger.warn({ snapshot: row.name, diffId: row.diffId, err: (err as Error).message }, 'snapshotter: the layer of a committed snapshot could not be made present');
+    }
+  }
+
+  /**
+   * After a restart: the committed snapshots whose layers were still arriving lazily get them
+   * back (a new lazy view that completes in the background, or a whole fetch with the switch
+   * off), so that they complete without waiting for a container to mount them.
+   */
+  async resumeArrivingLayers(): Promise<number> {
+    const rows = this.#store.snapshots.awaitingLayer();
+    const seen = new Set<Digest>();
+    for (const row of rows) {
+      if (seen.has(row.diffId!)) continue;
+      seen.add(row.diffId!);
+      await this.#makePresent(row);
+    }
+    return seen.size;
+  }
+
+  /** The mounts of a snapshot just created; if they cannot be made, the snapshot goes again (containerd sees the error). */
+  async #mountsOrRemove(row: SnapshotRow): Promise<ContainerdMount[]> {
+    try {
+      return await this.#mounts(row);
+    } catch (err) {
+      await this.remove(row.name).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #mounts(row: SnapshotRow): Promise<ContainerdMount[]> {
     const lowerdirs: string[] = [];
+    // A lazy view named here stays held for this snapshot until it is removed (also when a later ancestor fails).
     for (let p = row.parent; p !== null; ) {
       const ancestor = this.#get(p);
-      lowerdirs.push(this.#contentDir(ancestor));
+      lowerdirs.push(await this.#contentDir(ancestor, row.name));
       p = ancestor.parent;
     }
     const own = this.#store.snapshots.dir(row);

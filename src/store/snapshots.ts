@@ -28,8 +28,14 @@ export interface NewSnapshot {
   kind: SnapshotKind;
   parent: string | null;
   labels: Record<string, string>;
-  /** A committed snapshot standing for this unpacked layer (its row must exist). */
+  /** A committed snapshot standing for this unpacked layer (its row must exist, unless `layerArriving`). */
   diffId?: Digest;
+  /**
+   * The layer `diffId` is not unpacked yet but is on its way (a lazy layer, completed in the
+   * background): its row is not required. The snapshot holds it for GC from the start, like any
+   * snapshot naming a diff_id, so the completed layer is never swept out from under it.
+   */
+  layerArriving?: boolean;
 }
 
 interface RawRow {
@@ -84,6 +90,15 @@ export class SnapshotStore {
     return (this.#db.prepare(`SELECT ${COLUMNS} FROM snapshots WHERE kind = 'committed' AND diff_id IS NULL ORDER BY id`).all() as RawRow[]).map(fromRaw);
   }
 
+  /** Committed snapshots standing for a layer that is not unpacked (yet): lazy layers still arriving. */
+  awaitingLayer(): SnapshotRow[] {
+    return (
+      this.#db
+        .prepare(`SELECT ${COLUMNS} FROM snapshots s WHERE kind = 'committed' AND diff_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM layers l WHERE l.diff_id = s.diff_id) ORDER BY id`)
+        .all() as RawRow[]
+    ).map(fromRaw);
+  }
+
   /** Own directory of a snapshot: fs/ (upper, or the applied layer) and work/. */
   dir(row: Pick<SnapshotRow, 'id'>): { root: string; fs: string; work: string } {
     const root = this.#layout.snapshotDir(row.id);
@@ -98,7 +113,7 @@ export class SnapshotStore {
     return immediate(this.#db, () => {
       if (this.get(s.name)) throw new HostpullError('SNAPSHOT_EXISTS', `snapshot ${JSON.stringify(s.name)} already exists`);
       this.#checkParent(s.name, s.parent);
-      if (s.diffId !== undefined) this.#checkLayer(s.name, s.diffId, now);
+      if (s.diffId !== undefined && !s.layerArriving) this.#checkLayer(s.name, s.diffId, now);
       const id = (this.#db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM snapshots').get() as { id: number }).id;
       if (s.kind !== 'committed') this.#makeDirs(id);
       this.#db

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
-import { action, globalOptions, loggerFor } from '../context.js';
+import { action, globalOptions, loggerFor, usageError } from '../context.js';
 import { keepBlobsOption, unpackLimitsFor } from '../host.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 import { durationOption, sizeOption } from '../options.js';
@@ -16,6 +16,12 @@ export function registerDaemonCommand(program: Command): void {
         'HOSTPULL_SNAPSHOTTER_SOCKET',
       ),
     )
+    .addOption(
+      new Option(
+        '--snapshotter-lazy',
+        'the snapshotter serves package layers that have a table of contents lazily on CRI pulls: mounted over FUSE from the TOC, fetched by Range as containers read them, completed in the background (the daemon\'s counterpart of run --lazy; tuned by the --lazy-* flags)',
+      ).env('HOSTPULL_SNAPSHOTTER_LAZY'),
+    )
     .addOption(new Option('--socket-group <group>', 'group (name or gid) that owns the socket; its members may use the daemon').env('HOSTPULL_SOCKET_GROUP'))
     .addOption(sizeOption('--max-store-size <size>', 'evict least recently used unused layers above this size').env('HOSTPULL_MAX_STORE_SIZE'))
     .addOption(keepBlobsOption())
@@ -27,9 +33,10 @@ export function registerDaemonCommand(program: Command): void {
       }),
     );
   addLazyOptions(daemon).action(
-      action(async (opts: LazyFlags & { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
+      action(async (opts: LazyFlags & { socket: string; snapshotterSocket?: string | true; snapshotterLazy?: boolean; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
         const { resolveGroup, startDaemon } = await import('../../daemon/index.js');
         const global = globalOptions(cmd);
+        if (opts.snapshotterLazy && opts.snapshotterSocket === undefined) throw usageError('--snapshotter-lazy needs --snapshotter-socket', 'add --snapshotter-socket [PATH], or drop --snapshotter-lazy');
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
         const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
         const daemon = await startDaemon({
@@ -37,6 +44,7 @@ export function registerDaemonCommand(program: Command): void {
           unpackLimits: unpackLimitsFor(global),
           socketPath: opts.socket,
           snapshotterSocket: opts.snapshotterSocket === true ? DEFAULT_SNAPSHOTTER_SOCKET : opts.snapshotterSocket,
+          snapshotterLazy: opts.snapshotterLazy ?? false,
           socketGroup,
           server: global.server,
           namespace: global.namespace,

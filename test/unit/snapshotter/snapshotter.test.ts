@@ -74,7 +74,7 @@ describe('Snapshotter over the store', () => {
     const baseDir = store.layers.dir(store.layers.get(base)!);
     expect(mounts.mounts[0]!.type).toBe('overlay');
     expect(mounts.mounts[0]!.options[0]).toBe(`lowerdir=${jdkDir}:${baseDir}`);
-    expect(sn.mounts('k8s.io/3/container-1')).toEqual(mounts.mounts);
+    expect(await sn.mounts('k8s.io/3/container-1')).toEqual(mounts.mounts);
     expect(store.snapshotLog.totals()).toMatchObject({ reused: 3, fetched: 0, applied: 0 });
   });
 
@@ -107,7 +107,7 @@ describe('Snapshotter over the store', () => {
     await sn.commit(`other/2/${diffId}`, `other/1/extract-2 ${diffId}`, {});
     expect(store.layers.list()).toHaveLength(1);
     expect(await readdir(store.layout.snapshotsDir)).toEqual([]);
-    expect(sn.view('other/3/view', `other/2/${diffId}`, {})).toEqual([{ type: 'bind', source: store.layers.dir(row), options: ['rbind', 'ro'] }]);
+    expect(await sn.view('other/3/view', `other/2/${diffId}`, {})).toEqual([{ type: 'bind', source: store.layers.dir(row), options: ['rbind', 'ro'] }]);
     expect(store.snapshotLog.totals()).toMatchObject({ applied: 2 });
   });
 
@@ -122,7 +122,7 @@ describe('Snapshotter over the store', () => {
     await writeFile(join(upper, 'file'), 'data');
     await sn.commit(`d/3/${unknown}`, key, {});
     expect(store.snapshots.get(`d/3/${unknown}`)!.diffId).toBeNull();
-    const view = sn.view('d/4/v', `d/3/${unknown}`, {});
+    const view = await sn.view('d/4/v', `d/3/${unknown}`, {});
     expect(view[0]!.options[0]).toBe(`lowerdir=${upper}:${store.layers.dir(store.layers.get(base)!)}`);
     expect(await sn.usage(`d/3/${unknown}`)).toEqual({ size: 4, inodes: 1 });
   });
@@ -136,7 +136,7 @@ describe('Snapshotter over the store', () => {
     await sn.commit('a-done', 'a', { x: '1' });
     await expectCode(() => sn.mounts('a-done'), 'SNAPSHOT_NOT_ACTIVE');
     await expectCode(sn.commit('again', 'a-done', {}), 'SNAPSHOT_NOT_ACTIVE');
-    sn.view('v', 'a-done', {});
+    await sn.view('v', 'a-done', {});
     await expectCode(sn.commit('v-done', 'v', {}), 'SNAPSHOT_NOT_ACTIVE');
     await expectCode(sn.remove('a-done'), 'SNAPSHOT_HAS_CHILDREN');
     await expectCode(() => sn.update('a-done', {}, ['parent']), 'SNAPSHOT_INVALID');
