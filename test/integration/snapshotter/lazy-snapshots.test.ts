@@ -1,0 +1,181 @@
+/**
+ * `hostpull daemon --snapshotter-socket … --snapshotter-lazy` with a real containerd 1.6 driven
+ * like a kubelet (CRI PullImage over gRPC) and through `ctr`, over packages published seekable by
+ * `hostpull publish` (span gzip + TOC referrer) behind a real `hostpull serve` and docker-registry:
+ * a CRI pull commits the package layers over lazy FUSE views without fetching them, containers
+ * read them through FUSE, a kill -9 leaves no stale mount, the layers complete in the background,
+ * and new mounts use the unpacked directories once no snapshot holds the views.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listMountsUnder } from '../../../src/rootfs/index.js';
+import { runCli } from '../../helpers/cli.js';
+import { CRI_NAMESPACE, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
+import type { AccessEntry } from '../../helpers/registry.js';
+import { startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
+import { startLazyEnv, type LazyEnv } from '../lazy/lazy-env.js';
+
+let env: LazyEnv;
+let daemon: TestDaemon | undefined;
+let containerd: TestContainerd | undefined;
+let root: string;
+let daemonOpts: (delay: string) => Parameters<typeof startTestDaemon>[0];
+const ns = { namespace: CRI_NAMESPACE };
+
+beforeAll(async () => {
+  env = await startLazyEnv({ 'TOOLA1.0': 4 * 1024 * 1024, 'TOOLB1.0': 1024 * 1024 });
+  root = join(env.work, 'store');
+  const snapshotterSocket = join(env.work, 'snapshotter.sock');
+  daemonOpts = (delay) => ({ root, socket: join(env.work, 'hostpull.sock'), args: ['--snapshotter-socket', snapshotterSocket, '--snapshotter-lazy', '--lazy-background-delay', delay] });
+  // No background completion in the first part: the layers stay lazy until the daemon is restarted.
+  daemon = await startTestDaemon(daemonOpts('10m'));
+  containerd = await startContainerd({ dir: join(env.work, 'containerd'), snapshotterSocket, registries: [env.serverHost, env.registry.host] });
+}, 240_000);
+
+afterAll(async () => {
+  await containerd?.stop();
+  await daemon?.stop();
+  await env?.close();
+});
+
+const image = () => `${env.serverHost}/hostpull:TOOLA1.0-TOOLB1.0`;
+
+/** Bytes of successful GETs of one blob in registry access-log entries, and whether all were partial (206). */
+function blobBytes(entries: AccessEntry[], digest: string): { bytes: number; gets: number; ranged: boolean } {
+  const gets = entries.filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`) && e.status < 400);
+  return { bytes: gets.reduce((n, e) => n + e.bytes, 0), gets: gets.length, ranged: gets.every((e) => e.status === 206) };
+}
+
+async function arrivals(): Promise<Map<string, string>> {
+  const r = await runCli(['--root', root, 'stats', '--json', '--socket', daemon!.socket]);
+  expect(r.code, r.stderr).toBe(0);
+  const list = (JSON.parse(r.stdout) as { layerArrivals: Array<{ blobDigest: string; arrival: string }> }).layerArrivals;
+  return new Map(list.map((a) => [a.blobDigest, a.arrival]));
+}
+
+/** The top committed snapshot of the pulled image: the one no other committed snapshot has as parent. */
+async function topChain(): Promise<string> {
+  const ls = await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns);
+  expect(ls.code, ls.stderr).toBe(0);
+  const rows = ls.stdout.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const committed = rows.filter((r) => r.at(-1) === 'Committed');
+  const parents = new Set(committed.map((r) => (r.length === 3 ? r[1] : '')));
+  const tops = committed.map((r) => r[0]!).filter((k) => !parents.has(k));
+  expect(tops).toHaveLength(1);
+  return tops[0]!;
+}
+
+/** The lowerdirs containerd would mount for a new container over the image (a probe snapshot, removed again). */
+async function lowerdirsOfNewSnapshot(key: string): Promise<string[]> {
+  const top = await topChain();
+  expect((await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'prepare', key, top], ns)).code).toBe(0);
+  const m = await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'mounts', '/tmp/unused', key], ns);
+  expect(m.code, m.stderr).toBe(0);
+  expect((await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'rm', key], ns)).code).toBe(0);
+  const lower = /lowerdir=([^,\s]+)/.exec(m.stdout)?.[1];
+  expect(lower, m.stdout).toBeDefined();
+  return lower!.split(':');
+}
+
+const fuseMounts = () => listMountsUnder(join(root, 'lazy')).filter((m) => m.fsType.startsWith('fuse'));
+
+/** GC of everything it may take: no grace period, a zero budget. */
+async function gcAll(): Promise<{ layersRemoved: number }> {
+  const r = await runCli(['--root', root, 'gc', '--min-age', '0s', '--max-store-size', '0', '--json', '--socket', daemon!.socket]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as { layersRemoved: number };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+describe('containerd snapshotter with --snapshotter-lazy', () => {
+  it('a CRI pull returns before the package layers are fetched; ctr run reads them through their lazy FUSE views', async () => {
+    const toolA = env.published.get('TOOLA1.0')!;
+    const toolB = env.published.get('TOOLB1.0')!;
+    const mark = await env.registry.mark();
+    expect(await containerd!.cri.pullImage(image())).toMatch(/^sha256:/);
+    const pulled = await env.registry.since(mark);
+    // Ready with none of a package layer's bytes: only its TOC was read.
+    for (const p of [toolA, toolB]) {
+      expect(blobBytes(pulled, p.layerDigest).bytes).toBe(0);
+      expect(blobBytes(pulled, p.tocDigest).gets).toBe(1);
+    }
+    expect(fuseMounts()).toHaveLength(2);
+    const laid = await readdir(join(root, 'layers'));
+    expect(laid.filter((n) => /^\d+$/.test(n))).toHaveLength(1); // the base layer (no TOC): whole
+    const early = await arrivals();
+    expect(early.get(toolA.layerDigest)).toBe('lazy');
+    expect(early.get(toolB.layerDigest)).toBe('lazy');
+
+    // The container's overlay has the FUSE dirs as lowerdirs; it reads a small part of the layers.
+    const lower = await lowerdirsOfNewSnapshot('probe-lazy');
+    expect(lower.filter((d) => d.includes('/lazy/mnt/'))).toHaveLength(2);
+    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-1', '/bin/sh', '-c', 'toola; toolb'], ns);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('toola says hi\ntoola small file\ntoolb says hi\ntoolb small file\n');
+    const read = blobBytes(await env.registry.since(mark), toolA.layerDigest);
+    expect(read.gets).toBeGreaterThan(0);
+    expect(read.ranged).toBe(true);
+    expect(read.bytes).toBeLessThan(toolA.size * 0.2);
+    // Still lazy (no completion in this daemon), and the views stay mounted for the snapshots standing for them.
+    expect(fuseMounts()).toHaveLength(2);
+    // GC with nothing young and a zero budget: it may take the TOC blobs (the restart below fetches them again), never a layer a snapshot stands for.
+    expect((await gcAll()).layersRemoved).toBe(0);
+  }, 180_000);
+
+  it('kill -9 of the daemon and its helper: the restart leaves no stale mount, the layers complete, and the views go once the last container using them is removed', async () => {
+    const d = daemon!;
+    const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
+    expect(helperDirs).toHaveLength(1);
+    const helperPid = Number(helperDirs[0]!.split('-')[0]);
+    // Only a PID this test started (through its daemon): the helper is the daemon's child.
+    const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
+    expect(ppid).toBe(d.child.pid);
+    process.kill(helperPid, 'SIGKILL');
+    d.child.kill('SIGKILL');
+    await d.exited;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fuseMounts().length).toBeGreaterThan(0); // stale: nobody serves them
+
+    // The restart completes the layers in the background, after a delay long enough to start a container over the views first.
+    daemon = await startTestDaemon(daemonOpts('15s'));
+    expect(fuseMounts().every((m) => !m.mountPoint.includes(`/${helperDirs[0]}/`))).toBe(true);
+    // containerd redials the restarted daemon after its gRPC backoff (about a second), as a kubelet would retry.
+    await waitFor('containerd to reach the snapshotter again', async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).code === 0, 30_000);
+    const started = await containerd!.ctr(['run', '-d', '--snapshotter', 'hostpull', image(), 'lazy-long-1', '/bin/sh', '-c', 'toola; sleep 300'], ns);
+    expect(started.code, started.stderr).toBe(0);
+    expect(fuseMounts()).toHaveLength(2); // the views made again, held by the container's snapshot
+
+    const toolA = env.published.get('TOOLA1.0')!;
+    const toolB = env.published.get('TOOLB1.0')!;
+    await waitFor('the lazy layers to complete', async () => {
+      const a = await arrivals();
+      return a.get(toolA.layerDigest) === 'lazy-completed' && a.get(toolB.layerDigest) === 'lazy-completed';
+    });
+    expect((await gcAll()).layersRemoved).toBe(0);
+    expect((await readdir(join(root, 'layers'))).filter((n) => /^\d+$/.test(n))).toHaveLength(3);
+    // Complete: a new container's mounts name the layer directories; the running one still holds the views.
+    const lower = await lowerdirsOfNewSnapshot('probe-complete');
+    expect(lower.filter((d) => d.includes('/lazy/mnt/'))).toEqual([]);
+    expect(lower.every((d) => d.startsWith(join(root, 'layers')))).toBe(true);
+    expect(fuseMounts()).toHaveLength(2);
+    const fresh = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-2', '/bin/sh', '-c', 'toolb; wc -c < /opt/toola/lib/big.bin'], ns);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stdout).toBe(`toolb says hi\ntoolb small file\n${4 * 1024 * 1024}\n`);
+
+    // containerd removes the container's snapshot after unmounting it: the views are released.
+    expect((await containerd!.ctr(['task', 'kill', '-s', 'SIGKILL', 'lazy-long-1'], ns)).code).toBe(0);
+    await waitFor('the task to stop', async () => (await containerd!.ctr(['task', 'delete', 'lazy-long-1'], ns)).code === 0, 30_000);
+    expect((await containerd!.ctr(['container', 'rm', 'lazy-long-1'], ns)).code).toBe(0);
+    await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000);
+    expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
+  }, 240_000);
+});
