@@ -6,6 +6,7 @@
  * read them through FUSE, a kill -9 leaves no stale mount, the layers complete in the background,
  * and new mounts use the unpacked directories once no snapshot holds the views.
  */
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -113,6 +114,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     const early = await arrivals();
     expect(early.get(toolA.layerDigest)).toBe('lazy');
     expect(early.get(toolB.layerDigest)).toBe('lazy');
+    expect([...early.values()].sort()).toEqual(['lazy', 'lazy', 'whole']); // the base (no TOC) came whole
 
     // The container's overlay has the FUSE dirs as lowerdirs; it reads a small part of the layers.
     const lower = await lowerdirsOfNewSnapshot('probe-lazy');
@@ -178,4 +180,12 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000);
     expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
   }, 240_000);
+
+  it('--snapshotter-lazy without --snapshotter-socket is a usage error, before anything is created', async () => {
+    const nowhere = join(env.work, 'no-snapshotter');
+    const r = await runCli(['--root', nowhere, 'daemon', '--socket', `${nowhere}.sock`, '--snapshotter-lazy'], { timeoutMs: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--snapshotter-lazy needs --snapshotter-socket/);
+    expect(existsSync(nowhere)).toBe(false);
+  });
 });
