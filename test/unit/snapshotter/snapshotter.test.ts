@@ -169,4 +169,23 @@ describe('Snapshotter over the store', () => {
     expect((await collectGarbage(store, { graceMs: 0 })).layersRemoved).toBe(1);
     expect(existsSync(dir)).toBe(false);
   });
+
+  it('a committed snapshot over a layer still arriving (lazy) holds it for GC from the start, and mounts its directory once it is in', async () => {
+    const pkg = digestOf('tar pkg');
+    const chain = chainIdOf(undefined, pkg);
+    await expectCode(() => store.snapshots.create({ name: chain, kind: 'committed', parent: null, labels: {}, diffId: pkg }), 'LAYER_MISSING');
+    store.snapshots.create({ name: chain, kind: 'committed', parent: null, labels: {}, diffId: pkg, layerArriving: true });
+    expect(store.snapshots.awaitingLayer().map((r) => r.name)).toEqual([chain]);
+    // Neither in the store nor served lazily, and its labels do not say where to fetch it: the
+    // mount fails, and the snapshot containerd asked for is not left behind.
+    await expectCode(sn.prepare('k/2/container', chain, {}), 'SNAPSHOT_CONTENT_MISSING');
+    expect(store.snapshots.get('k/2/container')).toBeUndefined();
+
+    // The background completion commits the layer: the snapshot mounts it, and GC keeps it.
+    expect(await layer('pkg')).toBe(pkg);
+    expect(store.snapshots.awaitingLayer()).toEqual([]);
+    const { mounts } = (await sn.prepare('k/2/container', chain, {})) as { mounts: Array<{ options: string[] }> };
+    expect(mounts[0]!.options.join(',')).toContain(store.layers.dir(store.layers.get(pkg)!));
+    expect((await collectGarbage(store, { graceMs: 0, maxStoreSize: 0 })).layersRemoved).toBe(0);
+  });
 });
