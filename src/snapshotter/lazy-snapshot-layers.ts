@@ -83,6 +83,16 @@ export class LazySnapshotLayers {
     return mount.dir;
   }
 
+  /** The spans to fetch first for image `manifestDigest`: what its first lazy start read on this node, else what the server learned (LazyLayers.prefetchFor). */
+  prefetchList(repo: RepositoryRef, manifestDigest: Digest): Promise<Map<Digest, number[]>> {
+    return this.#lazy.prefetchFor(repo, manifestDigest);
+  }
+
+  /** Starts fetching those spans of a mounted view ahead of any read (a failure only costs the head start). */
+  prefetch(blobDigest: Digest, spans: readonly number[]): Promise<void> {
+    return this.#lazy.prefetch(blobDigest, spans);
+  }
+
   /** Snapshot `key` (removed, or committed by containerd) no longer uses the lazy views its mounts named. */
   release(key: string): Promise<void> {
     return this.#lazy.release(holderOf(key));

@@ -48,11 +48,14 @@ export interface RemoteLayersOptions {
 interface RemoteImage {
   repo: RepositoryRef;
   reference: string;
+  manifestDigest: Digest;
   layers: ManifestLayerRow[];
   /** The manifest's layer descriptors (their annotations name a layer's TOC). */
   descriptors: Descriptor[];
   /** With lazy layers on: which layers not in the store when first asked can be lazy, by blob digest (chosen once per image). */
   lazyChoice?: Promise<Map<Digest, LazyCandidate>>;
+  /** With lazy layers on: the learned prefetch list of the image (fetched once per image). */
+  prefetch?: Promise<Map<Digest, number[]>>;
   /** The package claim of each layer (from the composite's annotations); undefined for base layers. */
   claims: Array<PackageClaim | undefined>;
   /** chainID of each layer in manifest order. */
@@ -200,7 +203,7 @@ export class RemoteLayers {
     }));
     const chains: Digest[] = [];
     for (const l of layers) chains.push(chainIdOf(chains.at(-1), l.diffId));
-    const image = { repo, reference, layers, descriptors: manifest.layers, claims: layerClaims(manifest, reference), chains };
+    const image = { repo, reference, manifestDigest, layers, descriptors: manifest.layers, claims: layerClaims(manifest, reference), chains };
     // Layers containerd applied earlier without saying which (ctr image pull) may be among these.
     const adopted = await identifyAppliedLayers(store, new Map(layers.map((l) => [l.diffId, l.blobDigest])));
     if (adopted.length > 0) this.#deps.logger.info({ snapshots: adopted.map((s) => s.name), image: reference }, 'snapshotter: layers containerd applied are now store layers');
@@ -240,9 +243,11 @@ export class RemoteLayers {
   async #serveLazily(image: RemoteImage, layer: ManifestLayerRow, cand: LazyCandidate | undefined): Promise<boolean> {
     if (!this.#lazy) return false;
     try {
-      if (await this.#lazy.resume(layer.diffId)) return true;
-      if (!cand) return false;
-      await this.#lazy.start(image.repo, cand);
+      if (!(await this.#lazy.resume(layer.diffId))) {
+        if (!cand) return false;
+        await this.#lazy.start(image.repo, cand);
+      }
+      void this.#prefetch(image, layer);
       return true;
     } catch (err) {
       const reason = `its lazy view could not be mounted: ${describe(err)}`;
@@ -250,6 +255,22 @@ export class RemoteLayers {
       this.#deps.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       return false;
     }
+  }
+
+  /**
+   * Fetches the spans the image's first lazy start read (on this node, else on the node that
+   * taught the server) into the layer's view right after the pull, before a container asks.
+   */
+  async #prefetch(image: RemoteImage, layer: ManifestLayerRow): Promise<void> {
+    const lazy = this.#lazy!;
+    image.prefetch ??= lazy.prefetchList(image.repo, image.manifestDigest).catch((err: unknown) => {
+      this.#deps.logger.debug({ image: image.reference, err }, 'snapshotter: no prefetch list; reads fetch what they need');
+      return new Map<Digest, number[]>();
+    });
+    const spans = (await image.prefetch).get(layer.blobDigest) ?? [];
+    if (spans.length === 0) return;
+    this.#deps.logger.info({ layer: layer.blobDigest, image: image.reference, prefetch: spans.length }, 'snapshotter: fetching the spans the first start of this image read');
+    await lazy.prefetch(layer.blobDigest, spans);
   }
 
   /** One fetch per blob at a time in this process (the store's leases cover other processes). */

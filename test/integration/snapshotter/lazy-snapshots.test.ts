@@ -25,7 +25,7 @@ let daemonOpts: (delay: string) => Parameters<typeof startTestDaemon>[0];
 const ns = { namespace: CRI_NAMESPACE };
 
 beforeAll(async () => {
-  env = await startLazyEnv({ 'TOOLA1.0': 4 * 1024 * 1024, 'TOOLB1.0': 1024 * 1024 });
+  env = await startLazyEnv({ 'TOOLA1.0': 4 * 1024 * 1024, 'TOOLB1.0': 1024 * 1024, 'TOOLC1.0': 2 * 1024 * 1024 });
   root = join(env.work, 'store');
   const snapshotterSocket = join(env.work, 'snapshotter.sock');
   daemonOpts = (delay) => ({ root, socket: join(env.work, 'hostpull.sock'), args: ['--snapshotter-socket', snapshotterSocket, '--snapshotter-lazy', '--lazy-background-delay', delay] });
@@ -180,6 +180,24 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000);
     expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
   }, 240_000);
+
+  it('a CRI pull of an image another node started lazily fetches the spans that start read, before any container asks', async () => {
+    const toolC = env.published.get('TOOLC1.0')!;
+    // A first node (`hostpull run --lazy`) learns what starting the composite reads, and offers it to the server.
+    const first = await runCli(['--root', join(env.work, 'first-node'), '--server', env.serverHost, 'run', '--lazy', 'TOOLC1.0', '--', 'toolc']);
+    expect(first.code, first.stderr).toBe(0);
+    const mark = await env.registry.mark();
+    await containerd!.cri.pullImage(`${env.serverHost}/hostpull:TOOLC1.0`);
+    // This daemon completes layers 15 s after mounting them: what comes before is the prefetch.
+    await waitFor('the learned spans to be fetched', async () => blobBytes(await env.registry.since(mark), toolC.layerDigest).gets > 0, 10_000);
+    const early = blobBytes(await env.registry.since(mark), toolC.layerDigest);
+    expect(early.ranged).toBe(true);
+    expect(early.bytes).toBeLessThan(toolC.size * 0.2);
+    expect(daemon!.log()).toMatch(/"prefetch":[1-9]\d*,"msg":"snapshotter: fetching the spans the first start of this image read"/);
+    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', `${env.serverHost}/hostpull:TOOLC1.0`, 'lazy-run-c', 'toolc'], ns);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('toolc says hi\ntoolc small file\n');
+  }, 120_000);
 
   it('--snapshotter-lazy without --snapshotter-socket is a usage error, before anything is created', async () => {
     const nowhere = join(env.work, 'no-snapshotter');
