@@ -5,13 +5,12 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { daemonRequest, startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
-import { noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
+import { killDaemonAndLazyHelper, noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
 
 const exec = promisify(execFile);
 let env: LazyEnv;
@@ -99,17 +98,7 @@ describe('lazy layers in the daemon', () => {
       containerId = `lazy-kill-${c.id}`;
       const run = spawnSync('runc', ['--root', state, 'run', '--detach', '--bundle', c.bundle, containerId], { stdio: 'ignore', timeout: 30_000 });
       expect(run.status).toBe(0);
-      const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
-      expect(helperDirs).toHaveLength(1);
-      const helperPid = Number(helperDirs[0]!.split('-')[0]);
-      // Only a PID this test started (through its daemon): the helper is the daemon's child.
-      const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
-      expect(ppid).toBe(d.child.pid);
-      // Both gone at once: nobody unmounts the FUSE mount, which now answers ENOTCONN.
-      process.kill(helperPid, 'SIGKILL');
-      d.child.kill('SIGKILL');
-      await d.exited;
-      await new Promise((r) => setTimeout(r, 200));
+      await killDaemonAndLazyHelper(d, root);
       expect(listMountsUnder(join(root, 'lazy')).length).toBeGreaterThan(0);
     } finally {
       if (d.child.exitCode === null && d.child.signalCode === null) await d.stop();

@@ -4,9 +4,10 @@
  * has many of them.
  */
 import type { ChildProcess } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../../helpers/cli.js';
+import type { TestDaemon } from '../daemon/daemon-process.js';
 import { spawnServe } from '../../helpers/serve-cli.js';
 import { baseFiles, buildLayer, pushImage } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
@@ -40,6 +41,25 @@ export async function writeTool(dir: string, name: string, bigBytes: number): Pr
   const prefix = `/opt/${name}`;
   await writeFile(join(dir, 'bin', name), `#!/bin/sh\necho "${name} says hi"\ncat ${prefix}/lib/small.txt\n`);
   await chmod(join(dir, 'bin', name), 0o755);
+}
+
+/**
+ * Kills a test daemon and its lazy-layer FUSE helper with -9 at once, as a node losing both would:
+ * nobody unmounts the helper's mounts, which then answer "transport endpoint is not connected".
+ * Returns the name of the helper's mount dir under `<root>/lazy/mnt`.
+ */
+export async function killDaemonAndLazyHelper(d: TestDaemon, root: string): Promise<string> {
+  const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
+  if (helperDirs.length !== 1) throw new Error(`expected one lazy helper under ${root}, found ${helperDirs.join(', ') || 'none'}`);
+  const helperPid = Number(helperDirs[0]!.split('-')[0]);
+  // Only a PID this test started (through its daemon): the helper is the daemon's child.
+  const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
+  if (ppid !== d.child.pid) throw new Error(`process ${helperPid} is not the daemon's lazy helper (its parent is ${ppid})`);
+  process.kill(helperPid, 'SIGKILL');
+  d.child.kill('SIGKILL');
+  await d.exited;
+  await new Promise((r) => setTimeout(r, 200));
+  return helperDirs[0]!;
 }
 
 export async function startLazyEnv(tools: Record<string, number>): Promise<LazyEnv> {

@@ -7,7 +7,7 @@
  * and new mounts use the unpacked directories once no snapshot holds the views.
  */
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
@@ -15,7 +15,7 @@ import { runCli } from '../../helpers/cli.js';
 import { CRI_NAMESPACE, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
 import type { AccessEntry } from '../../helpers/registry.js';
 import { startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
-import { startLazyEnv, type LazyEnv } from '../lazy/lazy-env.js';
+import { killDaemonAndLazyHelper, startLazyEnv, type LazyEnv } from '../lazy/lazy-env.js';
 
 let env: LazyEnv;
 let daemon: TestDaemon | undefined;
@@ -134,22 +134,12 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
   }, 180_000);
 
   it('kill -9 of the daemon and its helper: the restart leaves no stale mount, the layers complete, and the views go once the last container using them is removed', async () => {
-    const d = daemon!;
-    const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
-    expect(helperDirs).toHaveLength(1);
-    const helperPid = Number(helperDirs[0]!.split('-')[0]);
-    // Only a PID this test started (through its daemon): the helper is the daemon's child.
-    const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
-    expect(ppid).toBe(d.child.pid);
-    process.kill(helperPid, 'SIGKILL');
-    d.child.kill('SIGKILL');
-    await d.exited;
-    await new Promise((r) => setTimeout(r, 200));
+    const helperDir = await killDaemonAndLazyHelper(daemon!, root);
     expect(fuseMounts().length).toBeGreaterThan(0); // stale: nobody serves them
 
     // The restart completes the layers in the background, after a delay long enough to start a container over the views first.
     daemon = await startTestDaemon(daemonOpts('15s'));
-    expect(fuseMounts().every((m) => !m.mountPoint.includes(`/${helperDirs[0]}/`))).toBe(true);
+    expect(fuseMounts().every((m) => !m.mountPoint.includes(`/${helperDir}/`))).toBe(true);
     // containerd redials the restarted daemon after its gRPC backoff (about a second), as a kubelet would retry.
     await waitFor('containerd to reach the snapshotter again', async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).code === 0, 30_000);
     const started = await containerd!.ctr(['run', '-d', '--snapshotter', 'hostpull', image(), 'lazy-long-1', '/bin/sh', '-c', 'toola; sleep 300'], ns);
