@@ -10,9 +10,10 @@
 // layout, packages and base published seekable): a fresh hostpull store and a fresh containerd
 // for every pull; PullImage over CRI gRPC timed in this process (time to ready), the bytes the
 // server sent during it (a counting proxy in front of it), then `ctr run` of the workload's
-// command: time to its first output and the bytes before it. Only 127.0.0.1.
+// command: time to its first output and the bytes before it. Last, after a `hostpull run --lazy`
+// of the composite taught the server its prefetch list, lazy pulls that prefetch it. Only 127.0.0.1.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -163,7 +164,7 @@ async function main() {
   await pushBaseImage({ rootfs: join(DEMO, 'base', 'rootfs'), upstream: new LayoutUpstream({ dir: layout }), repository: 'base/bookworm-slim', tag: 'demo', tmpDir: WORK });
   const token = join(WORK, 'token');
   writeFileSync(token, `${'s'.repeat(32)}\n`, { mode: 0o600 });
-  const serve = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'warn', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const serve = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'warn', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', openSync(join(WORK, 'serve.log'), 'a')] });
   const serverUrl = await new Promise((res, rej) => {
     let text = '';
     serve.stdout.on('data', (b) => {
@@ -184,23 +185,33 @@ async function main() {
     let n = 0;
     for (const w of WORKLOADS) {
       const image = `${counter.host}/hostpull:${w.tag}`;
-      const rows = { whole: [], lazy: [] };
+      const rows = { whole: [], lazy: [], 'lazy, learned list': [] };
       // A throwaway whole pull first: the server synthesises the composite and its files are in the page cache.
       const warm = await startNode(join(WORK, `node-${n++}`), counter.host, false);
       await criPull(warm.ctdSock, image).finally(() => warm.stop());
-      for (let rep = 0; rep < REPS; rep++) {
-        for (const mode of rep % 2 === 0 ? ['whole', 'lazy'] : ['lazy', 'whole']) {
-          const node = await startNode(join(WORK, `node-${n++}`), counter.host, mode === 'lazy');
-          try {
-            const before = counter.received;
-            const pullMs = await criPull(node.ctdSock, image);
-            const bytesToReady = counter.received - before;
-            const run = await ctrRun(node.ctdSock, image, `bench-${n}`, w.cmd, counter);
-            rows[mode].push({ pullMs, bytesToReady, ...run, runBytesFromPull: run.bytesBeforeOutput + bytesToReady, load: loadNow() });
-            log(`${w.tag} [${mode}] PullImage ${pullMs} ms, ${(bytesToReady / 1e6).toFixed(2)} MB to ready; ctr run ${w.cmd.join(' ')}: first output ${run.firstOutputMs} ms after ${(run.bytesBeforeOutput / 1e6).toFixed(2)} MB more → ${JSON.stringify(run.output)} (load ${loadNow()})`);
-          } finally {
-            await node.stop();
-          }
+      const plan = [];
+      for (let rep = 0; rep < REPS; rep++) plan.push(...(rep % 2 === 0 ? ['whole', 'lazy'] : ['lazy', 'whole']));
+      // Then a node of a fleet where one node has started the composite lazily: `hostpull run --lazy`
+      // teaches the server what the start read, and the snapshotter prefetches it after the pull.
+      plan.push('teach', ...Array(REPS).fill('lazy, learned list'));
+      for (const mode of plan) {
+        if (mode === 'teach') {
+          // Not execFileSync: the relay lives in this event loop, and the lazy run's reads go through it.
+          const teacher = spawn(process.execPath, [CLI, '--root', join(WORK, `node-${n++}`), '--server', counter.host, 'run', '--lazy', w.tag, '--', ...w.cmd], { stdio: 'ignore' });
+          const code = await new Promise((r) => teacher.once('exit', r));
+          if (code !== 0) throw new Error(`hostpull run --lazy ${w.tag} exited ${code}`);
+          continue;
+        }
+        const node = await startNode(join(WORK, `node-${n++}`), counter.host, mode !== 'whole');
+        try {
+          const before = counter.received;
+          const pullMs = await criPull(node.ctdSock, image);
+          const bytesToReady = counter.received - before;
+          const run = await ctrRun(node.ctdSock, image, `bench-${n}`, w.cmd, counter);
+          rows[mode].push({ pullMs, bytesToReady, ...run, runBytesFromPull: run.bytesBeforeOutput + bytesToReady, load: loadNow() });
+          log(`${w.tag} [${mode}] PullImage ${pullMs} ms, ${(bytesToReady / 1e6).toFixed(2)} MB to ready; ctr run ${w.cmd.join(' ')}: first output ${run.firstOutputMs} ms after ${(run.bytesBeforeOutput / 1e6).toFixed(2)} MB more → ${JSON.stringify(run.output)} (load ${loadNow()})`);
+        } finally {
+          await node.stop();
         }
       }
       const best = (mode, k) => Math.min(...rows[mode].map((r) => r[k]));
@@ -212,9 +223,10 @@ async function main() {
           bytesToReady: +(best('lazy', 'bytesToReady') / compressed).toFixed(4),
           pullPlusFirstOutput: +((best('lazy', 'pullMs') + best('lazy', 'firstOutputMs')) / (best('whole', 'pullMs') + best('whole', 'firstOutputMs'))).toFixed(3),
           bytesToFirstOutput: +(best('lazy', 'runBytesFromPull') / compressed).toFixed(4),
+          learnedPullPlusFirstOutput: +((best('lazy, learned list', 'pullMs') + best('lazy, learned list', 'firstOutputMs')) / (best('whole', 'pullMs') + best('whole', 'firstOutputMs'))).toFixed(3),
         },
       };
-      log(`${w.tag}: lazy/whole PullImage time ${results.pulls[w.tag].ratios.pullTime}, bytes to ready ${results.pulls[w.tag].ratios.bytesToReady} of ${(compressed / 1e6).toFixed(1)} MB; pull + first output ${results.pulls[w.tag].ratios.pullPlusFirstOutput}, bytes to first output ${results.pulls[w.tag].ratios.bytesToFirstOutput}`);
+      log(`${w.tag}: lazy/whole PullImage time ${results.pulls[w.tag].ratios.pullTime}, bytes to ready ${results.pulls[w.tag].ratios.bytesToReady} of ${(compressed / 1e6).toFixed(1)} MB; pull + first output ${results.pulls[w.tag].ratios.pullPlusFirstOutput} (with a learned list ${results.pulls[w.tag].ratios.learnedPullPlusFirstOutput}), bytes to first output ${results.pulls[w.tag].ratios.bytesToFirstOutput}`);
     }
   } finally {
     counter.close();

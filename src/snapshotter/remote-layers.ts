@@ -140,6 +140,7 @@ export class RemoteLayers {
     try {
       const outcome = await this.#fetch(image, layer);
       this.#fetchedAhead.delete(layer.diffId);
+      if (this.#lazy) this.#prefetchOnceLast(image, layer);
       return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: outcome.hit ? 'reused' : 'fetched', bytes: outcome.fetchedBytes };
     } catch (err) {
       if (refusesLayer(err)) throw err;
@@ -247,7 +248,7 @@ export class RemoteLayers {
         if (!cand) return false;
         await this.#lazy.start(image.repo, cand);
       }
-      void this.#prefetch(image, layer);
+      this.#prefetchOnceLast(image, layer);
       return true;
     } catch (err) {
       const reason = `its lazy view could not be mounted: ${describe(err)}`;
@@ -258,19 +259,28 @@ export class RemoteLayers {
   }
 
   /**
-   * Fetches the spans the image's first lazy start read (on this node, else on the node that
-   * taught the server) into the layer's view right after the pull, before a container asks.
+   * Once the last layer of the image that was not here is served lazily (the pull is about to
+   * end), fetches the spans the image's first lazy start read (on this node, else on the node
+   * that taught the server) into its lazy views, before a container asks. Not earlier: those
+   * fetches would slow the rest of the pull (the following layers' TOCs and mounts).
    */
-  async #prefetch(image: RemoteImage, layer: ManifestLayerRow): Promise<void> {
+  #prefetchOnceLast(image: RemoteImage, layer: ManifestLayerRow): void {
+    const { store, logger } = this.#deps;
     const lazy = this.#lazy!;
-    image.prefetch ??= lazy.prefetchList(image.repo, image.manifestDigest).catch((err: unknown) => {
-      this.#deps.logger.debug({ image: image.reference, err }, 'snapshotter: no prefetch list; reads fetch what they need');
-      return new Map<Digest, number[]>();
-    });
-    const spans = (await image.prefetch).get(layer.blobDigest) ?? [];
-    if (spans.length === 0) return;
-    this.#deps.logger.info({ layer: layer.blobDigest, image: image.reference, prefetch: spans.length }, 'snapshotter: fetching the spans the first start of this image read');
-    await lazy.prefetch(layer.blobDigest, spans);
+    if (image.layers.slice(image.layers.indexOf(layer) + 1).some((l) => !store.layers.get(l.diffId) && !lazy.serves(l.diffId))) return;
+    void (async () => {
+      image.prefetch ??= lazy.prefetchList(image.repo, image.manifestDigest).catch((err: unknown) => {
+        logger.debug({ image: image.reference, err }, 'snapshotter: no prefetch list; reads fetch what they need');
+        return new Map<Digest, number[]>();
+      });
+      const lists = await image.prefetch;
+      for (const l of image.layers) {
+        const spans = lists.get(l.blobDigest) ?? [];
+        if (spans.length === 0 || !lazy.serves(l.diffId)) continue;
+        logger.info({ layer: l.blobDigest, image: image.reference, prefetch: spans.length }, 'snapshotter: fetching the spans the first start of this image read');
+        await lazy.prefetch(l.blobDigest, spans);
+      }
+    })();
   }
 
   /** One fetch per blob at a time in this process (the store's leases cover other processes). */
