@@ -108,7 +108,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
       expect(blobBytes(pulled, p.layerDigest).bytes).toBe(0);
       expect(blobBytes(pulled, p.tocDigest).gets).toBe(1);
     }
-    expect(fuseMounts()).toHaveLength(2);
+    expect(fuseMounts().map((m) => m.mountPoint), daemon!.log().slice(-3000)).toHaveLength(2);
     const laid = await readdir(join(root, 'layers'));
     expect(laid.filter((n) => /^\d+$/.test(n))).toHaveLength(1); // the base layer (no TOC): whole
     const early = await arrivals();
@@ -128,7 +128,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect(read.ranged).toBe(true);
     expect(read.bytes).toBeLessThan(toolA.size * 0.2);
     // Still lazy (no completion in this daemon), and the views stay mounted for the snapshots standing for them.
-    expect(fuseMounts()).toHaveLength(2);
+    expect(fuseMounts().map((m) => m.mountPoint), daemon!.log().slice(-3000)).toHaveLength(2);
     // GC with nothing young and a zero budget: it may take the TOC blobs (the restart below fetches them again), never a layer a snapshot stands for.
     expect((await gcAll()).layersRemoved).toBe(0);
   }, 180_000);
@@ -144,7 +144,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     await waitFor('containerd to reach the snapshotter again', async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).code === 0, 30_000);
     const started = await containerd!.ctr(['run', '-d', '--snapshotter', 'hostpull', image(), 'lazy-long-1', '/bin/sh', '-c', 'toola; sleep 300'], ns);
     expect(started.code, started.stderr).toBe(0);
-    expect(fuseMounts()).toHaveLength(2); // the views made again, held by the container's snapshot
+    expect(fuseMounts().map((m) => m.mountPoint), daemon!.log().slice(-3000)).toHaveLength(2); // the views made again, held by the container's snapshot
 
     const toolA = env.published.get('TOOLA1.0')!;
     const toolB = env.published.get('TOOLB1.0')!;
@@ -157,8 +157,8 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     // Complete: a new container's mounts name the layer directories; the running one still holds the views.
     const lower = await lowerdirsOfNewSnapshot('probe-complete');
     expect(lower.filter((d) => d.includes('/lazy/mnt/'))).toEqual([]);
-    expect(lower.every((d) => d.startsWith(join(root, 'layers')))).toBe(true);
-    expect(fuseMounts()).toHaveLength(2);
+    expect(lower.filter((d) => !d.startsWith(join(root, 'layers')))).toEqual([]);
+    expect(fuseMounts().map((m) => m.mountPoint), daemon!.log().slice(-3000)).toHaveLength(2);
     const fresh = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-2', '/bin/sh', '-c', 'toolb; wc -c < /opt/toola/lib/big.bin'], ns);
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fresh.stdout).toBe(`toolb says hi\ntoolb small file\n${4 * 1024 * 1024}\n`);
