@@ -205,13 +205,15 @@ async function transfer(
   attempt: TransferAttempt,
 ): Promise<{ resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
-  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
+  // A blob dropped once its layer is committed needs no fsync (openIngest's `durable`).
+  const durable = !options.unpack || options.keepBlob === true;
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true, durable });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
-    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true, durable });
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
