@@ -12,6 +12,7 @@ import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } fr
 import { Tee } from './tee.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
+import { unpacksInWorker } from './unpack-placement.js';
 
 export interface LayerJob {
   repo: RepositoryRef;
@@ -50,16 +51,9 @@ export interface FetchLayerOptions {
   signal?: AbortSignal;
 }
 
-/**
- * Layers at least this big (compressed) are unpacked in a worker thread; smaller ones on the
- * calling thread, which is mostly idle during a pull and where they cost less than a worker's
- * start (~60 ms of CPU).
- */
-const WORKER_MIN_BYTES = 16 * 1024 * 1024;
-
-/** Unpacks one layer where it is cheapest (see WORKER_MIN_BYTES). */
+/** Unpacks one layer where it is cheapest (see unpack-placement.ts). */
 function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, options: ApplyOptions): Promise<ApplyResult> {
-  return deps.workers && job.size >= WORKER_MIN_BYTES ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
+  return deps.workers && unpacksInWorker(job.size) ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
 }
 
 function source(repo: RepositoryRef): string {
