@@ -226,6 +226,17 @@ async function transfer(
       return { resumedFrom };
     }
     return { resumedFrom, layer: await downloadAndUnpack(deps, job, compression, [body, verifier, counter], ingest.writer, options.signal) };
+  } catch (err) {
+    // A failed pipeline rejects as soon as it fails, while the writer may still be writing out
+    // what it holds (its destroy drains the direct buffer): the next attempt sizes the partial
+    // file to resume from, so it must come after. Seen under load 10 as a resume that fetched
+    // 1.5 MB twice (registry-faults "cut every 1.5 MB").
+    if (!writer.closed) {
+      const closed = new Promise((resolve) => writer.once('close', resolve));
+      writer.destroy();
+      await closed;
+    }
+    throw err;
   } finally {
     attempt.fetched = verifier.bytes - fetchedFrom;
   }
