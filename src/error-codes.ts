@@ -234,7 +234,7 @@ export const ERROR_CODES = {
     http: 400, oci: 'TAG_INVALID',
   },
   BLOB_TOO_LARGE: {
-    meaning: 'an upstream blob (a package config) over the size the server reads',
+    meaning: 'an upstream blob (a package config, a prefetch list) over the size that is read of it',
     http: 502, oci: 'UPSTREAM_ERROR',
   },
   UPSTREAM_ERROR: {
@@ -459,6 +459,48 @@ export const ERROR_CODES = {
   },
   CHANNEL_INVALID: {
     meaning: 'the rootless helper\'s channel carried something that is not a message',
+    http: 500,
+  },
+
+  // ── Lazy layers (lazy/) and the tables of contents of seekable layers ─────────────────────
+  TOC_INVALID: {
+    meaning: 'a seekable layer\'s table of contents does not parse, contradicts itself, or a span inflates to another size than it says',
+    http: 502, oci: 'UPSTREAM_ERROR',
+  },
+  TOC_MISMATCH: {
+    meaning: 'a layer\'s tar disagrees with its table of contents: the background completion refuses the blob',
+    http: 502, oci: 'UPSTREAM_ERROR',
+  },
+  LAZY_REFUSED: {
+    meaning: 'a layer cannot be mounted lazily (not gzip, its TOC describes another layer, or an entry the unpack would refuse); it is pulled whole',
+    http: 422, oci: 'MANIFEST_INVALID',
+  },
+  LAZY_FETCH_FAILED: {
+    meaning: 'a span of a lazy layer could not be fetched and verified within the retry budget: the read got EIO',
+    http: 502, oci: 'UPSTREAM_ERROR',
+  },
+  LAZY_TIMEOUT: {
+    meaning: 'no verified span data arrived within the bound of one attempt or of one read: the read got EIO',
+    http: 504, oci: 'UNAVAILABLE',
+  },
+  LAZY_CLOSED: {
+    meaning: 'a lazy layer was closed (its last container went, the daemon stopped) while a read or fetch waited',
+    http: 503, oci: 'UNAVAILABLE',
+  },
+  LAZY_HELPER_FAILED: {
+    meaning: 'the FUSE helper process of lazy layers did not start, or failed a request in a way of its own',
+    http: 500,
+  },
+  LAZY_HELPER_GONE: {
+    meaning: 'the FUSE helper process exited: the lazy layers it served are gone',
+    http: 500,
+  },
+  LAZY_MOUNT_FAILED: {
+    meaning: 'a lazy layer\'s FUSE file system could not be mounted (no root, no /dev/fuse, no fusermount)',
+    http: 500,
+  },
+  LAZY_UNMOUNT_FAILED: {
+    meaning: 'a lazy layer\'s FUSE file system could not be unmounted',
     http: 500,
   },
 

@@ -2,6 +2,9 @@
 export const PATH_MAX = 4096;
 const NAME_MAX = 255;
 
+/** An empty, `.` or `..` component (or an empty name): the name needs the full normalisation. */
+const NOT_CLEAN = /(?:^|\/)\.{0,2}(?:\/|$)/;
+
 /**
  * Normalises an archive name to a relative path inside the layer root: `./a//b/` → `a/b`, and `''`
  * for the root itself (`./`, `.`). Returns the reason for refusal instead of a path when the name is
@@ -13,7 +16,18 @@ const NAME_MAX = 255;
 export function normaliseEntryPath(raw: string, maxDepth: number): string | { refused: string; rule: string } {
   if (raw.includes('\0')) return { refused: 'name contains NUL', rule: 'nul-in-name' };
   if (raw.startsWith('/')) return { refused: 'absolute name', rule: 'absolute-name' };
-  if (Buffer.byteLength(raw) >= PATH_MAX) return { refused: `name longer than PATH_MAX (${PATH_MAX} bytes)`, rule: 'name-too-long' };
+  const bytes = Buffer.byteLength(raw);
+  if (bytes >= PATH_MAX) return { refused: `name longer than PATH_MAX (${PATH_MAX} bytes)`, rule: 'name-too-long' };
+  // Most names are already clean (no empty, `.` or `..` component, at most one trailing slash,
+  // short): they are their own normal form. Splitting and joining each of Go 1.19's 13.6k names
+  // was a quarter of building a lazy layer's tree.
+  const trimmed = raw.endsWith('/') ? raw.slice(0, -1) : raw;
+  if (bytes <= NAME_MAX && !NOT_CLEAN.test(trimmed)) {
+    let depth = 1;
+    for (let i = trimmed.indexOf('/'); i >= 0; i = trimmed.indexOf('/', i + 1)) depth++;
+    if (depth > maxDepth) return { refused: `name deeper than ${maxDepth} components`, rule: 'too-deep' };
+    return trimmed;
+  }
   const parts: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;

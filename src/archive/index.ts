@@ -3,11 +3,11 @@
  * its entry rules, decompression, footprints and claims, hash-while-streaming, the tar writer.
  */
 export { archiveError, type ArchiveErrorCode, isArchiveError } from './archive-error.js';
-export { type CheckedEntry } from './entry-checker.js';
-export { parentOf } from './entry-path.js';
+export { type CheckedEntry, type CheckedEntrySink, EntryChecker } from './entry-checker.js';
+export { baseOf, normaliseEntryPath, parentOf } from './entry-path.js';
 export { FootprintBuilder, footprintViolation, type LayerFootprint } from './layer-footprint.js';
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
 export { expansionBound, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
-export { type TarEntryHeader } from './tar-reader.js';
+export { type TarEntryHeader, type TarEntrySink, TarReader } from './tar-reader.js';
 export { treeChecksum } from './tree-checksum.js';
 export { VerifyingStream } from './verifying-stream.js';

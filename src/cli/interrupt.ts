@@ -13,10 +13,10 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 /**
  * The one wiring of terminal signals to cancellation for CLI verbs: the work below the CLI only
  * knows AbortSignal. A verb that hands signals on from some point (run forwards them to the
- * container) releases early.
+ * container) releases early; one that listens again later (run --lazy, waiting for its background
+ * pulls) passes the controller whose signal it handed down already.
  */
-function onInterrupt(): Interrupt {
-  const abort = new AbortController();
+export function onInterrupt(abort = new AbortController()): Interrupt {
   const onSignal = (sig: NodeJS.Signals) => abort.abort(new HostpullError('ABORTED', `interrupted by ${sig}`));
   for (const sig of SIGNALS) process.once(sig, onSignal);
   return {

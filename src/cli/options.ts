@@ -58,10 +58,11 @@ export function durationOption(flags: string, description: string, options: Numb
   return options.defaultText === undefined ? option : option.default(parseDuration(options.defaultText), options.defaultText);
 }
 
-/** A size flag (`<size>`): its value is bytes. */
-export function sizeOption(flags: string, description: string): Option {
+/** A size flag (`<size>`): its value is bytes. `defaultText` is the default as the user would write it (`'1M'`). */
+export function sizeOption(flags: string, description: string, options: { defaultText?: string } = {}): Option {
   const what = nameOf(flags);
-  return new Option(flags, `${description} [size: ${SIZE_FORMAT}]`).argParser(commanderParser((text: string) => parseSize(text, what)));
+  const option = new Option(flags, `${description} [size: ${SIZE_FORMAT}]`).argParser(commanderParser((text: string) => parseSize(text, what)));
+  return options.defaultText === undefined ? option : option.default(parseSize(options.defaultText), options.defaultText);
 }
 
 /** A number flag; `integer` refuses fractions. */

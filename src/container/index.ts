@@ -2,6 +2,7 @@
  * Run, mount and hand over a rootfs: pull + rootfs + runtime composed, and their cleanup on
  * every exit path (and at daemon start).
  */
+export { learnPrefetch } from './learn-prefetch.js';
 export { mountImage, unmountImage } from './mount-image.js';
 export { handOverContainer, type HostDeps, prepareContainer, removeContainer } from './prepare-container.js';
 export { reconcileContainers } from './reconcile-containers.js';

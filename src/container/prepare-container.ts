@@ -3,8 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { parseImageConfig, type ImageConfig, type ImageReference } from '../oci/index.js';
-import { type PullEvent, Puller, type PullPolicy, type PullResult } from '../pull/index.js';
+import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/index.js';
+import { parseImageConfig, type Digest, type ImageConfig, type ImageReference } from '../oci/index.js';
+import { type DeferCandidate, type PullEvent, Puller, type PullPolicy, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { type Mount, performMount, createMountDirs, planImageRootfs } from '../rootfs/index.js';
 import { buildRuntimeSpec, type RuntimeSpecInput, writeBundle } from '../runtime/index.js';
@@ -38,6 +39,12 @@ export interface PrepareContainerOptions {
   ownedByProcess?: boolean;
   signal?: AbortSignal;
   onPullEvent?: (e: PullEvent) => void;
+  /**
+   * Mount layers that are not unpacked yet lazily, from their TOC, while they complete in the
+   * background (src/lazy). The rootfs then depends on this process (its FUSE helper), so it is
+   * recorded as owned by it whatever `ownedByProcess` says. Default: pull every layer whole.
+   */
+  lazy?: LazyLayers;
 }
 
 export interface PreparedContainer {
@@ -49,6 +56,8 @@ export interface PreparedContainer {
   bundle: string;
   imageConfig: ImageConfig;
   pull: PullResult;
+  /** Layers mounted lazily for this container (empty unless `lazy`). */
+  lazyMounts: LazyMount[];
 }
 
 /**
@@ -58,17 +67,18 @@ export interface PreparedContainer {
  */
 export async function prepareContainer(deps: HostDeps, ref: ImageReference, options: PrepareContainerOptions = {}): Promise<PreparedContainer> {
   const staged = await stageContainer(deps, ref, options, { rootless: false });
-  const { dirs, imageConfig, pull } = staged;
+  const { dirs, imageConfig, pull, lazyMounts } = staged;
   try {
     await writeFile(join(dirs.bundle, MOUNT_FILE), `${JSON.stringify(staged.mount)}\n`);
     options.signal?.throwIfAborted();
     performMount(staged.mount);
+    startPrefetch(options.lazy, staged);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
     options.signal?.throwIfAborted();
-    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull };
+    return { id: dirs.id, dirs, rootfs: dirs.rootfs, bundle: dirs.bundle, imageConfig, pull, lazyMounts };
   } catch (err) {
-    await removeContainer(deps.store, dirs.id);
+    await removeContainer(deps.store, dirs.id, options.lazy);
     throw err;
   }
 }
@@ -79,6 +89,14 @@ export interface StagedContainer {
   mount: Mount;
   imageConfig: ImageConfig;
   pull: PullResult;
+  lazyMounts: LazyMount[];
+  /** The learned prefetch list of each lazy layer, to start once the rootfs is mounted ({@link startPrefetch}). */
+  prefetch: ReadonlyMap<Digest, number[]>;
+}
+
+/** Starts the learned prefetch of a staged container's lazy layers (after its rootfs is mounted). */
+export function startPrefetch(lazy: LazyLayers | undefined, staged: Pick<StagedContainer, 'lazyMounts' | 'prefetch'>): void {
+  for (const m of staged.lazyMounts) void lazy?.prefetch(m.blobDigest, staged.prefetch.get(m.blobDigest) ?? []);
 }
 
 /**
@@ -94,10 +112,21 @@ export async function stageContainer(
   how: { rootless: boolean },
 ): Promise<StagedContainer> {
   const { store } = deps;
+  const repo = { registry: ref.registry, repository: ref.repository };
+  const lazy = options.lazy;
+  let chosen = new Map<Digest, LazyCandidate>();
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
     // Using an image already stored is not a pull (see PullOptions.recordUpToDate).
     recordUpToDate: false,
+    ...(lazy
+      ? {
+          defer: async (candidates: DeferCandidate[]) => {
+            chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined);
+            return new Set(chosen.keys());
+          },
+        }
+      : {}),
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     ...(options.pullPolicy ? { policy: options.pullPolicy } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
@@ -108,34 +137,53 @@ export async function stageContainer(
   const imageConfig = parseImageConfig(await store.blobs.readBytes(image.configDigest), `config of ${pull.reference}`);
 
   const dirs = containerDirs(store.layout, newContainerId());
-  const ownedByProcess = options.ownedByProcess ?? true;
+  // A rootfs over lazy layers lives only as long as this process serves them.
+  const ownedByProcess = chosen.size > 0 || (options.ownedByProcess ?? true);
   await createContainerDir(dirs);
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
+    const lazyMounts: LazyMount[] = [];
+    let prefetch: ReadonlyMap<Digest, number[]> = new Map();
+    if (lazy && chosen.size > 0) {
+      // Together: the helper mounts one layer while it reads the next one's TOC, and the learned
+      // prefetch list arrives meanwhile (it is started once the rootfs is mounted).
+      const [learned, mounts] = await Promise.all([lazy.prefetchFor(repo, image.manifestDigest), Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))]);
+      prefetch = learned;
+      lazyMounts.push(...mounts);
+    }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
-    const plan = await planImageRootfs(store, image, { target: dirs.rootfs, writable, allowOverlap: options.allowOverlap ?? false, rootless: how.rootless });
+    const plan = await planImageRootfs(store, image, {
+      target: dirs.rootfs,
+      writable,
+      allowOverlap: options.allowOverlap ?? false,
+      rootless: how.rootless,
+      lazy: new Map(lazyMounts.map((m) => [m.diffId, m])),
+    });
     await createMountDirs({ target: dirs.rootfs, writable });
     options.signal?.throwIfAborted();
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    return { dirs, mount: plan.mount, imageConfig, pull };
+    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
   } catch (err) {
-    await removeContainer(store, dirs.id);
+    await removeContainer(store, dirs.id, lazy);
     throw err;
   }
 }
 
 /**
- * Unmounts a container's rootfs, removes its directory and releases its hold on the layers.
+ * Unmounts a container's rootfs, removes its directory and releases its hold on the layers (and
+ * on its lazy layers, which are unmounted once complete and unused).
  * Idempotent, and complete whatever an earlier, interrupted removal left: the directory goes
  * before the record, so a crash between them leaves a record without a directory, which
  * reconcileContainers releases at the next start. True if there was anything to remove.
  */
-export async function removeContainer(store: ContentStore, id: string): Promise<boolean> {
+export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<boolean> {
   const existed = existsSync(containerDirs(store.layout, id).bundle);
   await removeContainerDirs(store.layout, id);
-  return store.mounts.release(id) || existed;
+  const released = store.mounts.release(id);
+  await lazy?.release(id);
+  return released || existed;
 }
 
 /**

@@ -6,6 +6,9 @@ import { detectRuntime, runContainer, type RunResult, type RuntimeInfo } from '.
 import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
+import { learnPrefetch } from './learn-prefetch.js';
+import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy } from '../lazy/index.js';
+import type { Digest } from '../oci/index.js';
 
 export interface RunImageOptions {
   /** `-- CMD…`: replaces the image's Cmd. */
@@ -38,12 +41,33 @@ export interface RunImageOptions {
   rootless?: boolean;
   /** `unshare` program for rootless runs. Default `unshare` from $PATH. */
   unshare?: string;
+  /**
+   * Start before the layers have arrived: mount each layer that has a TOC lazily (FUSE), complete
+   * it in the background, and wait for that after the container exits (so the next run uses the
+   * unpacked layer). Default: pull every layer whole first.
+   */
+  lazy?: LazyRunOptions;
+}
+
+export interface LazyRunOptions {
+  /** Hosts the span fetcher may reach over plain http besides loopback. Default []. */
+  insecureRegistries?: string[];
+  /** Bound on a lazy read's fetch (see SpanFetcher). Default 3 attempts of 10 s. */
+  fetch?: Partial<FetchPolicy>;
+  /** Wait for the background pulls before returning. Default true. */
+  waitForCompletion?: boolean;
+  /** Stops that wait (a SIGINT or SIGTERM after the container exited): the verified spans stay cached for the next run. */
+  stopWaiting?: AbortSignal;
+  /** Delay before a layer's background pull starts (see LazyLayersOptions). Default 2000 ms. */
+  backgroundDelayMs?: number;
 }
 
 export interface RunImageResult extends RunResult {
   containerId: string;
   runtime: RuntimeInfo;
   pull: PullResult;
+  /** Blob digests of the layers this run mounted lazily. */
+  lazy?: Digest[];
 }
 
 /**
@@ -55,44 +79,79 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   const rootless = options.rootless ?? process.getuid?.() !== 0;
   // Like the runtime probe below: a user who cannot have the namespaces learns it before a download.
   if (rootless) await checkRootless({ ...(options.unshare ? { unshare: options.unshare } : {}), ...(options.signal ? { signal: options.signal } : {}) });
-  await cleanupLeftoverContainers(store.layout, logger);
-  const stateRoot = runtimeStateDir(store.layout);
-  // Probe before pulling: a host without a working runtime fails in a second, not after a download.
-  const runtime = await detectRuntime(options.runtime, { stateRoot, logger });
-  const prepareOptions: PrepareContainerOptions = {
-    process: {
-      ...(options.args?.length ? { args: options.args } : {}),
-      ...(options.entrypoint ? { entrypoint: options.entrypoint } : {}),
-      ...(options.env ? { env: options.env } : {}),
-      ...(options.user ? { user: options.user } : {}),
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-      ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
-    },
-    allowOverlap: options.allowOverlap ?? false,
-    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-    ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
-  };
-  if (rootless) return runRootless(deps, ref, runtime, stateRoot, prepareOptions, options);
-  const container = await prepareContainer(deps, ref, prepareOptions);
+  const lazy = options.lazy
+    ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
+    : undefined;
+  // The FUSE helper (a node process loading fuse-native, ~0.3 s) starts first, so its start
+  // overlaps the cleanups, the runtime probe and the pull; its mounts are never a leftover to them.
+  if (lazy && !rootless) lazy.prestart();
   try {
-    options.signal?.throwIfAborted();
-    options.onRuntime?.(runtime);
-    const result = await runContainer({
-      runtime,
-      bundleDir: container.bundle,
-      containerId: container.id,
-      stateRoot,
-      tty: options.tty ?? false,
-      stdio: options.stdio ?? 'inherit',
-      keep: options.keep ?? false,
-      logger,
+    await cleanupLeftoverContainers(store.layout, logger);
+    // After the containers (whose overlays use them): lazy mounts whose helper is gone.
+    await cleanupStaleLazyMounts(store.layout, logger);
+    await pruneSpanCaches(store);
+    const stateRoot = runtimeStateDir(store.layout);
+    // Probe before pulling: a host without a working runtime fails in a second, not after a
+    // download. A lazy start downloads only tables of contents before the container runs, so its
+    // probe runs beside the preparation instead (0.2-0.4 s of a fresh node's first output).
+    const probing = detectRuntime(options.runtime, { stateRoot, logger });
+    if (lazy) probing.catch(() => undefined); // awaited once the rootfs is ready
+    else await probing;
+    const prepareOptions: PrepareContainerOptions = {
+      process: {
+        ...(options.args?.length ? { args: options.args } : {}),
+        ...(options.entrypoint ? { entrypoint: options.entrypoint } : {}),
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.user ? { user: options.user } : {}),
+        ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
+      },
+      allowOverlap: options.allowOverlap ?? false,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onPullEvent ? { onPullEvent: options.onPullEvent } : {}),
+    };
+    if (rootless) return await runRootless(deps, ref, await probing, stateRoot, { ...prepareOptions, ...(lazy ? { lazy } : {}) }, options);
+    const container = await prepareContainer(deps, ref, { ...prepareOptions, ...(lazy ? { lazy } : {}) }).catch(async (err: unknown) => {
+      await probing.catch(() => undefined); // a probe still running cleans up after itself first
+      throw err;
     });
-    return { ...result, containerId: container.id, runtime, pull: container.pull };
+    try {
+      const runtime = await probing;
+      options.signal?.throwIfAborted();
+      options.onRuntime?.(runtime);
+      const result = await runContainer({
+        runtime,
+        bundleDir: container.bundle,
+        containerId: container.id,
+        stateRoot,
+        tty: options.tty ?? false,
+        stdio: options.stdio ?? 'inherit',
+        keep: options.keep ?? false,
+        logger,
+      });
+      if (lazy) await learnPrefetch(deps, lazy, ref, container.pull.manifestDigest, container.lazyMounts);
+      return { ...result, containerId: container.id, runtime, pull: container.pull, lazy: container.lazyMounts.map((m) => m.blobDigest) };
+    } finally {
+      if (!options.keep) await removeContainer(store, container.id, lazy);
+    }
   } finally {
-    if (!options.keep) await removeContainer(store, container.id);
+    if (lazy) {
+      if (options.lazy?.waitForCompletion !== false && !options.signal?.aborted) await untilAborted(lazy.settled(), options.lazy?.stopWaiting);
+      await lazy.close();
+    }
   }
+}
+
+function untilAborted(work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** runImage without root: the same steps, with mount and runtime run by the namespace helper. */

@@ -46,8 +46,12 @@ export interface PreparedRootfs {
  */
 export interface ContainerApi {
   /** Prepares a rootfs owned by the daemon; on any failure or abort nothing is left behind. */
-  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean }, signal: AbortSignal): Promise<PreparedRootfs>;
-  /** Makes it outlive the daemon: from now on only {@link remove} ends it. */
+  prepare(ref: ImageReference, options: { args?: string[]; env?: string[]; allowOverlap?: boolean; lazy?: boolean }, signal: AbortSignal): Promise<PreparedRootfs>;
+  /**
+   * Makes it outlive the daemon: from now on only {@link remove} ends it. A rootfs over lazy
+   * layers stays the daemon's (its FUSE helper dies with the daemon): it lives until removed or
+   * until the daemon stops, and the next start removes it.
+   */
   handOver(rootfs: PreparedRootfs): Promise<void>;
   /** Unmounts and removes it, finishing whatever an earlier removal left; true if anything was there. */
   remove(id: string): Promise<boolean>;
@@ -76,6 +80,7 @@ const RootfsBody = z.strictObject({
   args: z.array(z.string()).max(4096).optional(),
   env: z.array(z.string().regex(/^[^=]+=/)).max(4096).optional(),
   allowOverlap: z.boolean().optional(),
+  lazy: z.boolean().optional(),
 });
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
@@ -145,8 +150,10 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
  *   POST /v1/gc       {maxStoreSize?, dryRun?, graceMs?} → GcReport
- *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?} → 201 {id, rootfs, bundle, reference, manifestDigest}:
+ *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?, lazy?} → 201 {id, rootfs, bundle, reference, manifestDigest}:
  *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed;
+ *                     `lazy`: layers with a TOC are mounted lazily and completed in the background
+ *                     (such a rootfs lives as long as this daemon: its FUSE helper serves it);
  *                     rolled back if the answer does not reach the client
  *   DELETE /v1/rootfs {id} → 204: unmount and remove it; idempotent (204 also when it is gone,
  *                     as CRI's RemoveContainer), so a client that lost the answer just asks again
@@ -229,6 +236,7 @@ async function rootfsRoute(deps: DaemonHandlerDeps, req: IncomingMessage, res: S
     ...(body.args ? { args: body.args } : {}),
     ...(body.env ? { env: body.env } : {}),
     ...(body.allowOverlap !== undefined ? { allowOverlap: body.allowOverlap } : {}),
+    ...(body.lazy !== undefined ? { lazy: body.lazy } : {}),
   };
   await deps.tracker.run(
     'rootfs',

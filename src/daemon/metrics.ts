@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PullResult } from '../pull/index.js';
 import type { ContentStore } from '../store/index.js';
+import { layerArrivalSummary } from '../lazy/index.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
@@ -25,6 +26,8 @@ export class DaemonMetrics {
   readonly #mounts: Gauge;
   readonly #storeBytes: Gauge<'kind'>;
   readonly #inflight: Gauge;
+  readonly #arrivals: Gauge<'arrival'>;
+  readonly #arrival: Gauge<'layer' | 'arrival' | 'reason'>;
   readonly #snapshotLayers: Counter<'outcome'>;
   readonly #snapshotBytes: Counter;
   readonly #snapshotLayer: Gauge<'diff_id' | 'outcome'>;
@@ -50,6 +53,13 @@ export class DaemonMetrics {
     this.#mounts = new Gauge({ name: 'hostpull_active_mounts', help: 'Rootfs recorded as mounted (their layers are never collected)', registers });
     this.#storeBytes = new Gauge({ name: 'hostpull_store_bytes', help: 'Bytes in the store by kind (blobs, layers = unpacked)', labelNames: ['kind'], registers });
     this.#inflight = new Gauge({ name: 'hostpull_active_pulls', help: 'Pulls this daemon is running now', registers });
+    this.#arrivals = new Gauge({ name: 'hostpull_layers_by_arrival', help: 'Layers on this node by how they arrived (whole, lazy, lazy_completed)', labelNames: ['arrival'], registers });
+    this.#arrival = new Gauge({
+      name: 'hostpull_layer_arrival',
+      help: 'One series per layer: how it arrived (whole, lazy, lazy_completed) and, if not lazy or not completed, why; value = bytes fetched lazily',
+      labelNames: ['layer', 'arrival', 'reason'],
+      registers,
+    });
     this.#snapshotLayers = new Counter({
       name: 'hostpull_snapshotter_layers_total',
       help: 'Layers containerd asked the snapshotter for, by outcome: fetched by hostpull, reused from the store, applied by containerd',
@@ -104,6 +114,14 @@ export class DaemonMetrics {
     this.#storeBytes.labels('blobs').set(totals.blobBytes);
     this.#storeBytes.labels('layers').set(totals.unpackedBytes);
     this.#inflight.set(this.#activePulls());
+    this.#arrivals.reset();
+    this.#arrival.reset();
+    for (const kind of ['whole', 'lazy', 'lazy_completed']) this.#arrivals.labels(kind).set(0);
+    for (const l of layerArrivalSummary(this.#store)) {
+      const arrival = l.arrival.replace('-', '_');
+      this.#arrivals.labels(arrival).inc();
+      this.#arrival.labels(l.blobDigest, arrival, (l.reason ?? '').slice(0, 200)).set(l.bytesLazy);
+    }
     const t = this.#store.snapshotLog.totals();
     this.#snapshotLayers.reset();
     for (const outcome of ['fetched', 'reused', 'applied'] as const) this.#snapshotLayers.labels(outcome).inc(t[outcome]);

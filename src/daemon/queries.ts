@@ -1,4 +1,5 @@
 import type { ContentStore, ImageRow, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
+import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/index.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -12,6 +13,8 @@ export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
 /** `hostpull stats` (and `GET /v1/stats`): the pull log plus what the store holds. */
 export interface HostStats extends PullStats {
   store: { blobs: number; blobBytes: number; layers: number; unpackedBytes: number };
+  /** How each layer reached this node: whole, lazily, or lazily then completed, and why not lazy. */
+  layerArrivals: LayerArrivalSummary[];
   /** The containerd snapshotter: per layer, how often hostpull fetched it, reused it, or containerd applied it. */
   snapshotter: { snapshots: number; totals: SnapshotterTotals; layers: SnapshotLayerStats[] };
 }
@@ -29,6 +32,7 @@ export function hostStats(store: ContentStore): HostStats {
   return {
     ...s,
     store: { blobs: totals.blobs, blobBytes: totals.blobBytes, layers: totals.layers, unpackedBytes: totals.unpackedBytes },
+    layerArrivals: layerArrivalSummary(store),
     snapshotter: {
       snapshots: totals.snapshots,
       totals: store.snapshotLog.totals(),

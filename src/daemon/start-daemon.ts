@@ -3,6 +3,7 @@ import { reconcileContainers } from '../container/index.js';
 import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
+import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type LazyLayersOptions } from '../lazy/index.js';
 import { ContentStore, type UnpackLimitOptions } from '../store/index.js';
 import { ApplyWorkers } from '../unpack/index.js';
 import { createDaemonHandler } from './handler.js';
@@ -34,6 +35,10 @@ export interface DaemonOptions {
   namespace?: string;
   /** Plain-http registries besides loopback. Default none. */
   insecureRegistries?: string[];
+  /** Lazy rootfs: span fetch bounds and the background pull's delay (see LazyLayersOptions). */
+  lazy?: Pick<LazyLayersOptions, 'fetch' | 'backgroundDelayMs'>;
+  /** How long after preparing a lazy rootfs its reads are learned as the image's prefetch list. Default 30 s. */
+  lazyLearnMs?: number;
   /** Registry headers/idle timeouts and retry budget. Default: the RegistryClient's (30 s, 30 s, 60 s). */
   registry?: Pick<RegistryClientOptions, 'headersTimeoutMs' | 'bodyTimeoutMs' | 'retryBudgetMs'>;
   logger: Logger;
@@ -109,11 +114,14 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const workers = new ApplyWorkers();
   const keepBlobs = options.keepBlobs ?? false;
   const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
+  // Lazy layers of rootfs prepared with `lazy`: one FUSE helper, started at the first use.
+  const lazy = new LazyLayers({ store, client, logger, insecureRegistries: options.insecureRegistries ?? [], ...(options.lazy ?? {}) });
   const listeners: Listener[] = [];
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
     removeSignalHandlers();
+    await lazy.close().catch((err: unknown) => logger.warn({ err }, 'closing lazy layers failed'));
     await workers.close().catch(() => undefined);
     await client.close().catch(() => undefined);
     store.close();
@@ -124,6 +132,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     await notifier.notify({ STATUS: 'reconciling containers' });
     const containers = await reconcileContainers(store);
     if (Object.values(containers).some((list) => list.length > 0)) logger.info({ containers }, 'containers reconciled');
+    // After the rootfs that used them: FUSE mounts of a lazy helper that died with an earlier daemon.
+    await cleanupStaleLazyMounts(store.layout, logger);
+    await pruneSpanCaches(store);
 
     const runGc = budgetGc({ api, tracker, logger, maxStoreSize: options.maxStoreSize, graceMs: options.gcGraceMs });
 
@@ -139,7 +150,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       },
       maxStoreSize: options.maxStoreSize,
       ...(options.version ? { version: options.version } : {}),
-      containers: rootfsApi({ store, client, logger, workers, keepBlobs }),
+      containers: rootfsApi({ store, client, logger, workers, keepBlobs }, { layers: lazy, ...(options.lazyLearnMs !== undefined ? { learnMs: options.lazyLearnMs } : {}) }),
     });
     // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
     // for), the snapshotter socket does too.

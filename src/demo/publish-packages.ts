@@ -20,9 +20,14 @@ export interface PublishedPackage {
 interface PublishMarker {
   key: string;
   manifestDigest: Digest;
+  /** The layer format the marker was written for: a package published before seekable layers (no TOC) is published again. */
+  layerFormat?: string;
 }
 
-function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
+/** Bumped when `hostpull publish` writes layers differently, so the demo publishes again once. */
+const LAYER_FORMAT = 'seekable-v1';
+
+export function catalogEntryFor(pkg: BuiltPackage): CatalogEntry {
   const s = pkg.spec;
   return parseCatalogEntry(s.code, {
     image: `${defaultRepository(s.code)}:latest`,
@@ -78,13 +83,13 @@ export async function describePublished(upstream: Upstream, pkg: BuiltPackage, c
  */
 export async function alreadyPublished(work: string, upstream: Upstream, pkg: BuiltPackage): Promise<PublishedPackage | null> {
   const marker = await readMarker<PublishMarker>(markerFile(work, pkg));
-  if (marker?.key !== pkg.key) return null;
+  if (marker?.key !== pkg.key || marker.layerFormat !== LAYER_FORMAT) return null;
   const now = await describePublished(upstream, pkg, true).catch(() => null);
   return now?.manifestDigest === marker.manifestDigest ? now : null;
 }
 
 export async function rememberPublished(work: string, pkg: BuiltPackage, published: PublishedPackage): Promise<void> {
-  await writeMarker(markerFile(work, pkg), { key: pkg.key, manifestDigest: published.manifestDigest } satisfies PublishMarker);
+  await writeMarker(markerFile(work, pkg), { key: pkg.key, manifestDigest: published.manifestDigest, layerFormat: LAYER_FORMAT } satisfies PublishMarker);
 }
 
 /** Whether the server's catalog already maps the code name to exactly this entry, pinned to `manifestDigest`. */

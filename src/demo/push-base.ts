@@ -2,11 +2,10 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
+import { finished } from 'node:stream/promises';
 import { HostpullError } from '../errors.js';
-import { DEFAULT_PATH, HashingStream, type Digest } from '../oci/index.js';
-import { defaultLayerMtime, pushSingleLayerImage } from '../publish/index.js';
+import { DEFAULT_PATH } from '../oci/index.js';
+import { attachToc, defaultLayerMtime, pushSingleLayerImage, writeSeekableLayer, type PushedLayerImage } from '../publish/index.js';
 import type { Upstream } from '../server/index.js';
 
 export interface PushBaseOptions {
@@ -20,17 +19,14 @@ export interface PushBaseOptions {
   signal?: AbortSignal;
 }
 
-export interface PushedBase {
-  image: string;
-  manifestDigest: Digest;
-  layerDigest: Digest;
-  diffId: Digest;
-  size: number;
-}
+/** The base as pushed: seekable, its table of contents attached as a referrer. */
+export type PushedBase = PushedLayerImage;
 
 
 /**
- * Packs the base rootfs as one gzip layer and pushes it, with a config carrying PATH and a
+ * Packs the base rootfs as one seekable gzip layer with its table of contents (the same writer
+ * as `hostpull publish`: spans compressed on all cores, the TOC attached as a referrer, so the
+ * base is mounted lazily like the packages) and pushes it, with a config carrying PATH and a
  * shell as Cmd, straight into the upstream (a library call: `hostpull publish` packs a package
  * under its prefix and refuses `/`, and a base is exactly the thing that owns `/`).
  *
@@ -67,13 +63,17 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
     tar.once('error', reject);
     tar.once('close', (code) => (code === 0 ? resolve() : reject(new HostpullError('DEMO_BUILD_FAILED', `tar of ${options.rootfs} exited with ${code}: ${stderr.trim()}`))));
   });
-  const tarBytes = new HashingStream();
-  const gzipBytes = new HashingStream();
+  const out = createWriteStream(layerFile);
   try {
-    await Promise.all([pipeline(tar.stdout, tarBytes, createGzip({ level: 6 }), gzipBytes, createWriteStream(layerFile)), exited]);
-    const diffId = tarBytes.digest();
-    const digest = gzipBytes.digest();
-    const size = gzipBytes.bytes;
+    const [layer] = await Promise.all([
+      writeSeekableLayer(tar.stdout, out, { where: `base rootfs ${options.rootfs}`, ...(options.signal ? { signal: options.signal } : {}) }).then(async (l) => {
+        out.end();
+        await finished(out);
+        return l;
+      }),
+      exited,
+    ]);
+    const { digest, diffId, size } = layer;
     const created = mtime.toISOString().replace(/\.000Z$/, 'Z');
     const { repository, upstream, tag } = options;
     const manifest = await pushSingleLayerImage(
@@ -89,8 +89,10 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
       },
       options.signal,
     );
-    return { image: `${repository}:${tag}`, manifestDigest: manifest.digest, layerDigest: digest, diffId, size };
+    await attachToc(upstream, repository, layer, manifest, created, options.signal);
+    return { image: `${repository}:${tag}`, manifestDigest: manifest.digest, layerDigest: digest, diffId, size, tocDigest: layer.tocDigest };
   } finally {
+    out.destroy();
     if (tar.exitCode === null) tar.kill();
     await rm(layerFile, { force: true });
   }

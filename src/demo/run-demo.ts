@@ -134,7 +134,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const baseMarker = await readMarker<{ key: string } & PushedBase>(baseMarkerFile);
     const baseNow = await upstream.getManifest(DEMO_BASE_IMAGE.repository, DEMO_BASE_IMAGE.tag);
     let pushed: PushedBase;
-    const basePublished = !(baseMarker?.key === base.key && baseNow?.digest === baseMarker.manifestDigest);
+    // Pushed again when the tree changed, the tag moved, or it was pushed before bases were seekable (no TOC).
+    const basePublished = !(baseMarker?.key === base.key && baseMarker.tocDigest !== undefined && baseNow?.digest === baseMarker.manifestDigest);
     if (basePublished) {
       pushed = await pushBaseImage({ rootfs: base.rootfs, upstream, ...DEMO_BASE_IMAGE, tmpDir: work, ...(signal ? { signal } : {}) });
       await writeMarker(baseMarkerFile, { key: base.key, ...pushed });

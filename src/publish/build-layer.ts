@@ -1,8 +1,6 @@
 import { createWriteStream } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { HashingStream, type Digest } from '../oci/index.js';
+import { finished } from 'node:stream/promises';
+import { writeSeekableLayer, type SeekableLayer } from './seekable-layer.js';
 import { tarStream } from './tar-stream.js';
 
 export interface BuildLayerOptions {
@@ -12,16 +10,15 @@ export interface BuildLayerOptions {
   outFile: string;
   /** Entry timestamps. Default: SOURCE_DATE_EPOCH if set, else 2020-01-01T00:00:00Z. */
   mtime?: Date;
+  /** Uncompressed bytes per independently inflatable span. Default 1 MiB (see span-gzip.ts). */
+  spanSize?: number;
+  /** Spans compressed ahead (see SpanGzipOptions.concurrency). */
+  concurrency?: number;
   signal?: AbortSignal;
 }
 
-export interface BuiltLayerFile {
+export interface BuiltLayerFile extends SeekableLayer {
   file: string;
-  /** Digest of the gzip blob. */
-  digest: Digest;
-  /** Digest of the uncompressed tar (config rootfs.diff_ids). */
-  diffId: Digest;
-  size: number;
   mtime: Date;
 }
 
@@ -32,21 +29,26 @@ export function defaultLayerMtime(env: NodeJS.ProcessEnv = process.env): Date {
 }
 
 /**
- * Packs `dir` under `prefix` into a gzip layer file, hashing the tar and the gzip as they stream.
- * Node's gzip header has no file name and mtime 0, and the level is fixed, so the same tree gives
- * the same bytes with the same zlib.
+ * Packs `dir` under `prefix` into a seekable gzip layer file (independently inflatable spans,
+ * compressed on all cores: see span-gzip.ts) and its table of contents (seekable-layer.ts),
+ * hashing the tar and the gzip as they stream. The same tree and options give the same bytes
+ * with the same zlib.
  */
 export async function buildLayerFile(options: BuildLayerOptions): Promise<BuiltLayerFile> {
   const mtime = options.mtime ?? defaultLayerMtime();
-  const tar = new HashingStream();
-  const gzip = new HashingStream();
-  await pipeline(
-    Readable.from(tarStream({ dir: options.dir, prefix: options.prefix, mtime })),
-    tar,
-    createGzip({ level: 6, strategy: zlibConstants.Z_DEFAULT_STRATEGY }),
-    gzip,
-    createWriteStream(options.outFile),
-    ...(options.signal ? [{ signal: options.signal }] : []),
-  );
-  return { file: options.outFile, digest: gzip.digest(), diffId: tar.digest(), size: gzip.bytes, mtime };
+  const out = createWriteStream(options.outFile);
+  try {
+    const layer = await writeSeekableLayer(tarStream({ dir: options.dir, prefix: options.prefix, mtime }), out, {
+      where: `package tree ${options.dir}`,
+      ...(options.spanSize ? { spanSize: options.spanSize } : {}),
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    out.end();
+    await finished(out);
+    return { ...layer, file: options.outFile, mtime };
+  } catch (err) {
+    out.destroy();
+    throw err;
+  }
 }

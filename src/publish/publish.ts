@@ -2,11 +2,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
-import { isValidRepository, validateTag, type Digest } from '../oci/index.js';
+import { isValidRepository, validateTag } from '../oci/index.js';
 import { parseCatalogEntry, validateCodeName, withoutUpstreamHost, type CatalogEntry, type Upstream } from '../server/index.js';
+import { attachToc } from './attach-toc.js';
 import { buildLayerFile } from './build-layer.js';
 import { CatalogClient } from './catalog-client.js';
-import { pushSingleLayerImage } from './push-image.js';
+import { pushSingleLayerImage, type PushedLayerImage } from './push-image.js';
 
 export interface PublishOptions {
   /** Directory whose contents become the package (placed under `prefix`). */
@@ -29,15 +30,12 @@ export interface PublishOptions {
   server?: { url: string; token?: string | undefined } | undefined;
   /** Entry timestamps. Default SOURCE_DATE_EPOCH or 2020-01-01. */
   mtime?: Date;
+  /** Uncompressed bytes per independently inflatable span of the layer. Default 1 MiB (see span-gzip.ts). */
+  spanSize?: number;
   signal?: AbortSignal;
 }
 
-export interface PublishResult {
-  image: string;
-  manifestDigest: Digest;
-  layerDigest: Digest;
-  diffId: Digest;
-  size: number;
+export interface PublishResult extends PushedLayerImage {
   entry: CatalogEntry;
   registered: boolean;
 }
@@ -67,11 +65,21 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
     ...(o.group !== undefined ? { group: o.group } : {}),
     ...(o.allowSetuid ? { allowSetuid: true } : {}),
   });
+  if (o.spanSize !== undefined && (!Number.isInteger(o.spanSize) || o.spanSize < 64 * 1024 || o.spanSize > 256 * 1024 * 1024)) {
+    throw new HostpullError('USAGE', `span size ${o.spanSize} is outside 64 KiB … 256 MiB`, { hint: 'the default, 1M, suits most packages' });
+  }
   if (!(await stat(o.dir).catch(() => null))?.isDirectory()) throw new HostpullError('USAGE', `${o.dir} is not a directory`);
 
   const work = await mkdtemp(join(tmpdir(), 'hostpull-publish-'));
   try {
-    const layer = await buildLayerFile({ dir: o.dir, prefix: entry.prefix, outFile: join(work, 'layer.tar.gz'), ...(o.mtime ? { mtime: o.mtime } : {}), ...(o.signal ? { signal: o.signal } : {}) });
+    const layer = await buildLayerFile({
+      dir: o.dir,
+      prefix: entry.prefix,
+      outFile: join(work, 'layer.tar.gz'),
+      ...(o.mtime ? { mtime: o.mtime } : {}),
+      ...(o.spanSize ? { spanSize: o.spanSize } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
     const created = layer.mtime.toISOString().replace(/\.000Z$/, 'Z');
     const env = Object.keys(entry.env).sort().map((k) => `${k}=${entry.env[k]}`);
     const manifest = await pushSingleLayerImage(
@@ -88,12 +96,13 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
       o.signal,
     );
     const manifestDigest = manifest.digest;
+    await attachToc(o.upstream, repository, layer, manifest, created, o.signal);
     let registered = false;
     if (o.server) {
       await new CatalogClient({ server: o.server.url, token: o.server.token }).put(o.code, entry, o.signal);
       registered = true;
     }
-    return { image, manifestDigest, layerDigest: layer.digest, diffId: layer.diffId, size: layer.size, entry, registered };
+    return { image, manifestDigest, layerDigest: layer.digest, diffId: layer.diffId, size: layer.size, tocDigest: layer.tocDigest, entry, registered };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -2,6 +2,18 @@ import { createReadStream } from 'node:fs';
 import { digestOf, hostPlatform, MediaType, type Descriptor, type Digest } from '../oci/index.js';
 import type { Upstream } from '../server/index.js';
 
+/** Where a seekable one-layer image (a package, the demo's base) went and what it holds. */
+export interface PushedLayerImage {
+  /** `repository:tag` in the upstream. */
+  image: string;
+  manifestDigest: Digest;
+  layerDigest: Digest;
+  diffId: Digest;
+  size: number;
+  /** The layer's table of contents (a blob attached to the image as an OCI referrer). */
+  tocDigest: Digest;
+}
+
 /** An image of one gzip layer (a package, the demo's base), as pushed. */
 export interface SingleLayerImage {
   layer: { file: string; digest: Digest; diffId: Digest; size: number };

@@ -20,4 +20,6 @@ export interface LayerOutcome {
   unpacked: boolean;
   /** layers/<id> of the unpacked layer, when unpacking was requested. */
   layerId?: number;
+  /** Not fetched by this pull: the caller took it over (a lazy layer, see PullOptions.defer). */
+  deferred?: boolean;
 }

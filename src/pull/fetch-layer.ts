@@ -157,8 +157,8 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
   }
 }
 
-/** applyLayer's options for a job: its claim and the store's bounds. */
-function applyOptions(store: ContentStore, job: LayerJob, compression: LayerCompression, target: string, signal: AbortSignal | undefined): ApplyOptions {
+/** applyLayer's options for a job: its claim and the store's bounds (also a lazy layer's completion, src/lazy). */
+export function applyOptions(store: ContentStore, job: Pick<LayerJob, 'diffId' | 'size' | 'claim'>, compression: LayerCompression, target: string, signal: AbortSignal | undefined): ApplyOptions {
   const limits = store.unpackLimits();
   return {
     compression,
@@ -173,7 +173,7 @@ function applyOptions(store: ContentStore, job: LayerJob, compression: LayerComp
 }
 
 /** What the store records of an unpacked layer. */
-function layerCommit(job: LayerJob, result: ApplyResult): LayerCommit {
+export function layerCommit(job: Pick<LayerJob, 'digest' | 'diffId'>, result: ApplyResult): LayerCommit {
   return {
     diffId: job.diffId,
     blobDigest: job.digest,

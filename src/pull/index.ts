@@ -5,4 +5,5 @@
 export { type LayerOutcome, type PullEvent } from './events.js';
 export { fetchImageConfig } from './fetch-config.js';
 export { checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged } from './layer-claims.js';
-export { Puller, type PullerDeps, type PullPolicy, type PullResult } from './puller.js';
+export { applyOptions, layerCommit } from './fetch-layer.js';
+export { type DeferCandidate, Puller, type PullerDeps, type PullPolicy, type PullResult } from './puller.js';

@@ -1,6 +1,6 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
+import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, type Descriptor, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
 import type { RegistryReader, RepositoryRef } from '../registry/index.js';
 import type { ContentStore, ImageRow, ManifestLayerRow, PullRecord } from '../store/index.js';
 import { mapLimit } from '../util/index.js';
@@ -36,6 +36,13 @@ export interface PullOptions {
   signal?: AbortSignal;
   onEvent?: (event: PullEvent) => void;
   /**
+   * Called once the manifest is known and some layer is not yet in the store, with those layers,
+   * their descriptors and package claims; the layers whose blob digest it returns are not
+   * fetched: the caller takes them over (lazy pulling mounts them from their TOC and completes
+   * them itself, held to the same claim), and their outcomes say `deferred`. Default: nothing deferred.
+   */
+  defer?: (layers: DeferCandidate[]) => Promise<ReadonlySet<Digest>>;
+  /**
    * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
    * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
    * pull, and counting it as one made /metrics report every rootfs as a pull and its layers as
@@ -44,11 +51,21 @@ export interface PullOptions {
   recordUpToDate?: boolean;
 }
 
+/** A layer of the image being pulled that is not in the store yet. */
+export interface DeferCandidate {
+  layer: ManifestLayerRow;
+  descriptor: Descriptor;
+  /** The package claim it is held to (undefined for a base layer). */
+  claim: PackageClaim | undefined;
+}
+
 export interface FetchLayersOptions extends PullOptions {
   /** The package claim of each layer (aligned with the layers; undefined for a base layer). Default: none. */
   claims?: ReadonlyArray<PackageClaim | undefined>;
   /** Names the image in messages. Default: the repository. */
   where?: string;
+  /** Layers (by blob digest) the caller took over (see PullOptions.defer): not fetched, their outcome says `deferred`. Default: none. */
+  deferred?: ReadonlySet<Digest>;
 }
 
 export interface PullResult extends PullRecord {
@@ -77,6 +94,8 @@ interface Resolved {
   layers: ManifestLayerRow[];
   /** The package claim of each layer (aligned with `layers`); undefined for base layers. */
   claims: Array<PackageClaim | undefined>;
+  /** The manifest's layer descriptors (annotations included), when it was fetched. */
+  descriptors?: Descriptor[];
   fetchedBytes: number;
   upToDate: boolean;
 }
@@ -112,9 +131,10 @@ export class Puller {
         layers: resolved.layers.map((l) => ({ digest: l.blobDigest, size: l.size })),
       });
       const repo: RepositoryRef = { registry: ref.registry, repository: ref.repository };
+      const deferred = await this.#deferred(resolved, unpack, options);
       const outcomes = resolved.upToDate
         ? resolved.layers.map((l) => this.#hit(l, unpack))
-        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference });
+        : await this.fetchLayers(repo, resolved.layers, { ...options, unpack, claims: resolved.claims, where: reference, deferred });
       const image: ImageRow = {
         reference,
         registry: ref.registry,
@@ -127,7 +147,7 @@ export class Puller {
       };
       store.images.put(image, resolved.layers);
       store.blobs.touch([resolved.manifestDigest, resolved.configDigest, ...resolved.layers.map((l) => l.blobDigest)]);
-      if (unpack) store.layers.touch(resolved.layers.map((l) => l.diffId));
+      if (unpack) store.layers.touch(resolved.layers.filter((l) => !deferred.has(l.blobDigest)).map((l) => l.diffId));
       const tDone = performance.now();
       const record: PullResult = {
         reference,
@@ -140,7 +160,7 @@ export class Puller {
         bytesFetched: resolved.fetchedBytes + outcomes.reduce((n, o) => n + o.fetchedBytes, 0),
         bytesReused: outcomes.filter((o) => o.hit).reduce((n, o) => n + o.size, 0),
         layerHits: outcomes.filter((o) => o.hit).length,
-        layerMisses: outcomes.filter((o) => !o.hit).length,
+        layerMisses: outcomes.filter((o) => !o.hit && !o.deferred).length,
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };
@@ -171,6 +191,16 @@ export class Puller {
     }
   }
 
+  /** The layers options.defer takes over: only missing ones, only when the image was fetched. */
+  async #deferred(resolved: Resolved, unpack: boolean, options: PullOptions): Promise<ReadonlySet<Digest>> {
+    if (!options.defer || !unpack || resolved.upToDate || !resolved.descriptors) return new Set();
+    const { store } = this.#deps;
+    const missing = resolved.layers
+      .map((layer, i) => ({ layer, descriptor: resolved.descriptors![layer.position]!, claim: resolved.claims[i] }))
+      .filter((c) => !store.layers.get(c.layer.diffId));
+    return missing.length > 0 ? options.defer(missing) : new Set();
+  }
+
   /**
    * Makes these layers of an image present in the store, fetching (and unpacking, unless `unpack`
    * is false) only what is missing, single-flight with every other pull on this root: the part of
@@ -184,15 +214,22 @@ export class Puller {
     // Layers already here are held to this image's claims from the store's record (LAYER_UNSAFE
     // if one breaks its claim); those that cannot be judged that way are unpacked again.
     if (unpack) this.#checkStored({ layers, claims }, where);
+    const deferred = options.deferred ?? new Set<Digest>();
     // The layer machinery (decompression, tar, workers) is loaded only when a layer is fetched
     // or unpacked: an up-to-date pull stops at the HEAD and needs none of it.
-    const workers = this.#deps.workers ?? (unpack ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
+    const fetching = layers.some((l) => !deferred.has(l.blobDigest));
+    const workers = this.#deps.workers ?? (unpack && fetching ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
     // The workers the big missing layers will need start now, while this thread loads the fetch
     // machinery, takes the leases and waits for the first bytes, instead of at the first byte.
-    if (unpack) workers?.warm(layers.filter((l) => unpacksInWorker(l.size) && !this.#deps.store.layers.get(l.diffId)).length);
+    if (unpack) workers?.warm(layers.filter((l) => !deferred.has(l.blobDigest) && unpacksInWorker(l.size) && !this.#deps.store.layers.get(l.diffId)).length);
     let outcomes: LayerOutcome[];
     try {
-      outcomes = await mapLimit(layers, options.concurrency ?? 4, (l, i, signal) => this.#layer(repo, l, claims[i], unpack, workers, signal, options), options.signal);
+      outcomes = await mapLimit(
+        layers,
+        options.concurrency ?? 4,
+        (l, i, signal) => (deferred.has(l.blobDigest) ? Promise.resolve(deferredOutcome(l)) : this.#layer(repo, l, claims[i], unpack, workers, signal, options)),
+        options.signal,
+      );
     } finally {
       if (workers !== this.#deps.workers) await workers?.close();
     }
@@ -337,7 +374,7 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
-    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), fetchedBytes, upToDate: false };
+    return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), descriptors: manifest.layers, fetchedBytes, upToDate: false };
   }
 
   #hit(l: ManifestLayerRow, unpack: boolean): LayerOutcome {
@@ -387,6 +424,10 @@ export class Puller {
     options.onEvent?.({ type: 'layer-done', digest: l.blobDigest, hit: outcome.hit, fetchedBytes: outcome.fetchedBytes });
     return outcome;
   }
+}
+
+function deferredOutcome(l: ManifestLayerRow): LayerOutcome {
+  return { digest: l.blobDigest, diffId: l.diffId, size: l.size, hit: false, fetchedBytes: 0, resumedFrom: 0, unpacked: false, deferred: true };
 }
 
 function round(ms: number): number {

@@ -1,24 +1,5 @@
 import { Writable } from 'node:stream';
-
-function writeWithBackpressure(sink: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (sink.destroyed) return reject(sink.errored ?? new Error('sink destroyed'));
-    const ok = sink.write(chunk, (err) => {
-      if (err) reject(err);
-    });
-    if (ok) return resolve();
-    const onDrain = () => {
-      sink.off('error', onError);
-      resolve();
-    };
-    const onError = (err: Error) => {
-      sink.off('drain', onDrain);
-      reject(err);
-    };
-    sink.once('drain', onDrain);
-    sink.once('error', onError);
-  });
-}
+import { writeWithBackpressure } from '../util/index.js';
 
 function endAndFinish(sink: Writable): Promise<void> {
   return new Promise((resolve, reject) => {

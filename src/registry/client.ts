@@ -1,6 +1,6 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
-import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
+import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, MediaType, parseManifest, type Descriptor, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
 import { chainCredentials, envCredentials, staticCredentials, type Credential, type CredentialSource } from './auth/credentials.js';
 import { dockerConfigCredentials } from './auth/docker-config.js';
 import { readBounded } from '../util/index.js';
@@ -83,6 +83,8 @@ export interface BlobResponse {
   offset: number;
   /** Size of the whole blob, when the server said. */
   totalSize?: number;
+  /** Last byte of the stream, when a closed range was asked for and answered (206). */
+  end?: number;
 }
 
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -246,10 +248,11 @@ export class RegistryClient implements RegistryReader {
     return this.#retry.begin(registry, signal);
   }
 
-  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
+  async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; end?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
     const offset = opts.offset ?? 0;
+    const ranged = offset > 0 || opts.end !== undefined;
     const headers: Record<string, string> = {};
-    if (offset > 0) headers.range = `bytes=${offset}-`;
+    if (ranged) headers.range = `bytes=${offset}-${opts.end ?? ''}`;
     const res = await this.#transport.request({
       registry: repo.registry,
       method: 'GET',
@@ -259,13 +262,14 @@ export class RegistryClient implements RegistryReader {
       ...(opts.retry ? { retry: opts.retry } : {}),
       ...signalOpt(opts.signal),
     });
-    if (offset > 0 && (res.status === 200 || res.status === 206)) {
-      const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers));
+    if (ranged && (res.status === 200 || res.status === 206)) {
+      const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers), opts.end);
       if (d.kind === 'error') {
         await dumpBody(res.body);
         throw rangeError('GET', redactUrl(res.url), d.reason, res.status);
       }
       const out: BlobResponse = { stream: res.body, offset: d.kind === 'resume' ? offset : 0 };
+      if (d.kind === 'resume' && opts.end !== undefined) out.end = opts.end;
       if (d.totalSize !== undefined) out.totalSize = d.totalSize;
       return out;
     }
@@ -274,6 +278,43 @@ export class RegistryClient implements RegistryReader {
     const len = contentLength(res.headers);
     if (len !== undefined) out.totalSize = len;
     return out;
+  }
+
+  /**
+   * `GET` bytes [start, end] of a blob as a stream of exactly those bytes: {@link getBlob} with a
+   * closed range, and a server that ignores Range (200, the whole blob) read up to the range and
+   * cut there. The caller verifies the bytes.
+   */
+  async getBlobRange(repo: RepositoryRef, digest: Digest, start: number, end: number, opts: RequestOptions & { retry?: RetryBudget } = {}): Promise<Readable & { totalSize?: number }> {
+    const r = await this.getBlob(repo, digest, { ...opts, offset: start, end });
+    const stream = r.end === end ? r.stream : sliceStream(r.stream, start - r.offset, end - r.offset);
+    return Object.assign(stream, r.totalSize !== undefined ? { totalSize: r.totalSize } : {});
+  }
+
+  /**
+   * `GET /v2/<name>/referrers/<digest>` (distribution-spec v1.1): the descriptors of the manifests
+   * whose subject is `digest`, or null when the registry has no referrers API (it answers 404, as
+   * CNCF distribution 2.8 does); then the caller reads the tag-schema fallback.
+   */
+  async getReferrers(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { artifactType?: string } = {}): Promise<Descriptor[] | null> {
+    const query = opts.artifactType ? `?${new URLSearchParams({ artifactType: opts.artifactType })}` : '';
+    const res = await this.#transport.request({
+      registry: repo.registry,
+      method: 'GET',
+      url: `/v2/${repo.repository}/referrers/${digest}${query}`,
+      headers: { accept: MediaType.OciIndex },
+      scopes: [pullScope(repo.repository)],
+      ...signalOpt(opts.signal),
+    });
+    if (res.status === 404 || res.status === 405) {
+      await dumpBody(res.body);
+      return null;
+    }
+    if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: repo.registry });
+    const bytes = await readBounded(res.body, this.#maxManifest);
+    if (!bytes) throw tooLarge(`referrers of ${digest} in ${repo.registry}/${repo.repository}`, undefined, this.#maxManifest);
+    const parsed = parseManifest(bytes, MediaType.OciIndex, `referrers of ${digest}`);
+    return parsed.kind === 'index' ? parsed.index.manifests : [];
   }
 
   /** A small blob (config, JSON) in memory, refused past `maxBytes`, digest verified. */
@@ -364,6 +405,28 @@ export class RegistryClient implements RegistryReader {
   #pushContext() {
     return { transport: this.#transport, retry: this.#retry, logger: this.#logger, client: this };
   }
+}
+
+/** Bytes [start, end] of a whole-blob stream; the rest is not read. */
+function sliceStream(body: Readable, start: number, end: number): Readable {
+  return Readable.from(
+    (async function* () {
+      let pos = 0;
+      try {
+        for await (const chunk of body) {
+          const buf = chunk as Buffer;
+          const from = Math.max(start - pos, 0);
+          const to = Math.min(buf.length, end + 1 - pos);
+          pos += buf.length;
+          if (to > from) yield buf.subarray(from, to);
+          if (pos > end) return;
+        }
+      } finally {
+        body.destroy();
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {

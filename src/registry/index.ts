@@ -4,5 +4,5 @@
  */
 export { RegistryClient, type RegistryClientOptions, type RegistryReader, type RepositoryRef } from './client.js';
 export { isRegistryError, RegistryError } from './errors.js';
-export { isRetryable, type RetryBudget } from './retry.js';
+export { DEFAULT_BACKOFF, isRetryable, type RetryBudget } from './retry.js';
 export { registryOrigin } from './scheme.js';

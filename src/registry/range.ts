@@ -32,6 +32,8 @@ export function decideRangeResponse(
   offset: number,
   contentRange: string | undefined,
   contentLength: number | undefined,
+  /** Last byte asked for (`Range: bytes=<offset>-<end>`); the rest of the blob when absent. */
+  end?: number,
 ): RangeDecision {
   if (status === 200) {
     const d: RangeDecision = { kind: 'restart' };
@@ -42,7 +44,11 @@ export function decideRangeResponse(
     const r = parseContentRange(contentRange);
     if (!r) return { kind: 'error', reason: `206 with unusable Content-Range ${JSON.stringify(contentRange ?? null)}` };
     if (r.first !== offset) return { kind: 'error', reason: `206 starts at byte ${r.first}, asked for ${offset}` };
-    if (r.total !== undefined && r.last !== r.total - 1) return { kind: 'error', reason: `206 ends at byte ${r.last} of ${r.total}, asked for the rest` };
+    if (end !== undefined) {
+      if (r.last !== end) return { kind: 'error', reason: `206 ends at byte ${r.last}, asked for bytes ${offset}-${end}` };
+    } else if (r.total !== undefined && r.last !== r.total - 1) {
+      return { kind: 'error', reason: `206 ends at byte ${r.last} of ${r.total}, asked for the rest` };
+    }
     const d: RangeDecision = { kind: 'resume', offset };
     if (r.total !== undefined) d.totalSize = r.total;
     return d;

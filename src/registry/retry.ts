@@ -23,7 +23,7 @@ export interface BackoffOptions {
   retryAfterCapMs: number;
 }
 
-const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 10_000, retryAfterCapMs: 60_000 };
+export const DEFAULT_BACKOFF: BackoffOptions = { baseDelayMs: 200, maxDelayMs: 10_000, retryAfterCapMs: 60_000 };
 
 /**
  * How long a registry may keep failing before we give up: a restart or a short outage (seconds)

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { HostpullError } from '../errors.js';
-import { packageLayerNames, parseManifest } from '../oci/index.js';
+import { packageLayerNames, parseManifest, type Digest } from '../oci/index.js';
 import type { ContentStore, ImageRow, LayerRow } from '../store/index.js';
 import { assertNoConflicts, lowerdirsTopFirst, type LayerPaths } from './conflicts.js';
 import { planOverlay, type Mount } from './mount-plan.js';
@@ -19,6 +19,11 @@ export interface PrepareRootfsOptions {
    */
   rootless?: boolean;
   /**
+   * Layers not unpacked yet that are mounted lazily (src/lazy), by diffID: their FUSE mount is
+   * the lowerdir, and their paths for the overlap check come from their TOC. Default: none.
+   */
+  lazy?: ReadonlyMap<Digest, { dir: string; ownedPaths: readonly string[] }>;
+  /**
    * Mount flags of the rootfs (`nosuid`, `nodev`): a view outside any container (`hostpull mount`)
    * gets both, so that neither its setuid files nor its device nodes work from the host.
    * Default: none (a container's rootfs, where the runtime decides).
@@ -28,7 +33,7 @@ export interface PrepareRootfsOptions {
 
 export interface RootfsPlan {
   mount: Mount;
-  /** The image's unpacked layers, in manifest order. */
+  /** The image's unpacked layers, in manifest order (lazy ones left out: they are not in the store yet). */
   layers: LayerRow[];
 }
 
@@ -39,23 +44,25 @@ export interface RootfsPlan {
  */
 export async function planImageRootfs(store: ContentStore, image: ImageRow, options: PrepareRootfsOptions): Promise<RootfsPlan> {
   const rows = store.images.layers(image.manifestDigest);
-  const layers = rows.map((l) => {
+  const lowers = rows.map((l) => {
+    const lazy = options.lazy?.get(l.diffId);
+    if (lazy) return { diffId: l.diffId, dir: lazy.dir, ownedPaths: () => lazy.ownedPaths, row: undefined };
     const layer = store.layers.get(l.diffId);
     if (!layer) {
       throw new HostpullError('LAYER_MISSING', `layer ${l.diffId} of ${image.reference} is not unpacked in ${store.layout.root}`, {
         hint: `pull the image again: \`hostpull pull ${image.reference}\``,
       });
     }
-    return layer;
+    return { diffId: l.diffId, dir: store.layers.dir(layer), ownedPaths: () => store.layers.ownedPaths(layer.diffId), row: layer };
   });
   if (!options.allowOverlap) {
     const parsed = parseManifest(await store.blobs.readBytes(image.manifestDigest));
-    const names = parsed.kind === 'manifest' ? packageLayerNames(parsed.manifest.annotations, layers.length) : undefined;
+    const names = parsed.kind === 'manifest' ? packageLayerNames(parsed.manifest.annotations, lowers.length) : undefined;
     if (names) {
       const packages: LayerPaths[] = [];
-      layers.forEach((layer, i) => {
+      lowers.forEach((layer, i) => {
         const name = names[i];
-        if (name !== undefined) packages.push({ name, paths: store.layers.ownedPaths(layer.diffId) });
+        if (name !== undefined) packages.push({ name, paths: [...layer.ownedPaths()] });
       });
       assertNoConflicts(packages);
     }
@@ -63,7 +70,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
   // overlay lists the top-most layer first. Package layers are disjoint, so for a composite this
   // order changes nothing in the tree; for an ordinary image (or --allow-overlap) it is the
   // manifest's stacking order.
-  const lowerdirs = lowerdirsTopFirst(layers.map((l) => store.layers.dir(l)));
+  const lowerdirs = lowerdirsTopFirst(lowers.map((l) => l.dir));
   const mount = planOverlay({
     lowerdirs,
     target: options.target,
@@ -71,7 +78,7 @@ export async function planImageRootfs(store: ContentStore, image: ImageRow, opti
     ...(options.mountFlags ? { mountFlags: options.mountFlags } : {}),
     ...(options.writable ? { upperdir: options.writable.upperdir, workdir: options.writable.workdir } : { readonly: true }),
   });
-  return { mount, layers };
+  return { mount, layers: lowers.flatMap((l) => (l.row ? [l.row] : [])) };
 }
 
 /** Creates the mount point and any upper/work dirs a plan needs. */

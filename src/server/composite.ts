@@ -1,7 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { HostpullError } from '../errors.js';
-import { MediaType, type Digest } from '../oci/index.js';
+import { MediaType, type Descriptor, type Digest } from '../oci/index.js';
+import { findLayerToc } from './package-toc.js';
 import { BoundedMap, WindowBudget } from './bounded.js';
 import type { Catalog, CatalogEntries, CatalogEntry } from './catalog.js';
 import { parseCompositeTag } from './composite-tag.js';
@@ -49,6 +50,8 @@ export class CompositeResolver {
   readonly #o: CompositeResolverOptions;
   readonly #composites: TtlCache<CompositeImage>;
   readonly #images: TtlCache<UpstreamImage>;
+  /** Package manifest digest → its layer's TOC descriptor, or null when it has none. */
+  readonly #tocs: TtlCache<Descriptor | null>;
   /** Digest → composite, for GET by digest (a digest never changes meaning: only the count bounds it). */
   readonly #byDigest: BoundedMap<Digest, CompositeImage>;
   /** Layer digest → package repository that holds it, for blob GETs under the namespace. */
@@ -63,6 +66,7 @@ export class CompositeResolver {
     const max = options.maxComposites ?? 1000;
     this.#composites = new TtlCache(ttl, max);
     this.#images = new TtlCache(ttl, max);
+    this.#tocs = new TtlCache(ttl, max);
     this.#byDigest = new BoundedMap(max);
     this.#blobSources = new BoundedMap(max * 8);
     this.#pushed = new BoundedMap(max * 8);
@@ -85,6 +89,12 @@ export class CompositeResolver {
   /** The package repository holding a layer of a composite served by this process. */
   blobSource(digest: Digest): string | undefined {
     return this.#blobSources.get(digest);
+  }
+
+  /** The TOC of one layer of an image (a package's, or the base's), from the image's referrers; undefined without one. */
+  async #toc(repo: string, manifestDigest: Digest, layerDigest: Digest): Promise<Descriptor | undefined> {
+    const [toc] = await this.#tocs.get(`${manifestDigest} ${layerDigest}`, async () => (await findLayerToc(this.#o.upstream, repo, manifestDigest, layerDigest, this.#o.logger)) ?? null);
+    return toc ?? undefined;
   }
 
   async #image(name: string): Promise<UpstreamImage | null> {
@@ -149,14 +159,22 @@ export class CompositeResolver {
       }
       return { code, entry, manifestDigest: img.manifestDigest, layer: img.manifest.layers[0]!, diffId: img.config.rootfs.diff_ids[0]!, config: img.config };
     });
+    await Promise.all(packages.map(async (p, i) => (p.toc = await this.#toc(images[i]!.repo, p.manifestDigest, p.layer.digest))));
     let base: ResolvedBase | undefined;
     if (this.#o.base) {
       const img = await this.#image(this.#o.base);
       if (!img) throw new HostpullError('UPSTREAM_ERROR', `base image ${this.#o.base} is not in ${this.#o.upstream.location}`);
-      base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config };
+      // A seekable base (the demo's, or any base pushed with a TOC referrer) is lazy on nodes too.
+      const tocs = await Promise.all(img.manifest.layers.map((l) => this.#toc(img.repo, img.manifestDigest, l.digest)));
+      base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config, tocs };
       for (const l of img.manifest.layers) this.#blobSources.set(l.digest, img.repo);
+      for (const t of tocs) if (t) this.#blobSources.set(t.digest, img.repo);
     }
-    for (const [i, p] of packages.entries()) this.#blobSources.set(p.layer.digest, images[i]!.repo);
+    for (const [i, p] of packages.entries()) {
+      this.#blobSources.set(p.layer.digest, images[i]!.repo);
+      // A node fetches the TOC under the namespace too, by the digest the manifest names.
+      if (p.toc) this.#blobSources.set(p.toc.digest, images[i]!.repo);
+    }
     const synth = synthesizeComposite(packages, base);
     const tag = codes.join('-');
     await this.#push(tag, synth.manifest, synth.manifestDigest, synth.config, synth.configDigest, [

@@ -8,6 +8,7 @@ import { isValidRepository, parseDigest, validateTag, type Digest } from '../oci
 import type { Catalog } from './catalog.js';
 import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
+import { handlePrefetchApi, PREFETCH_API_PREFIX } from './prefetch-api.js';
 import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
 import type { ServerMetrics } from './metrics.js';
 import { toOciError } from './oci-error.js';
@@ -40,7 +41,7 @@ export interface ServerHandlerDeps {
 
 export type ServerHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
-type Route = 'base' | 'manifest' | 'blob' | 'tags' | 'catalog' | 'metrics' | 'other';
+type Route = 'base' | 'manifest' | 'blob' | 'tags' | 'catalog' | 'prefetch' | 'metrics' | 'other';
 
 const V2_RE = /^\/v2\/(.+)\/(manifests|blobs)\/([^/]+)$/;
 const TAGS_RE = /^\/v2\/(.+)\/tags\/list$/;
@@ -159,6 +160,10 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
       await handleCatalogApi(req, res, path, { catalog, upstream, token: deps.token, logger, maxExpansionRatio: deps.maxExpansionRatio });
       return 'catalog';
     }
+    if (path.startsWith(`${PREFETCH_API_PREFIX}/`)) {
+      await handlePrefetchApi(req, res, path, { upstream, namespace, resolver, logger });
+      return 'prefetch';
+    }
     if (path === '/metrics' && metrics && (method === 'GET' || method === 'HEAD')) {
       sendBytes(req, res, 200, Buffer.from(metrics.render()), { 'Content-Type': 'text/plain; version=0.0.4' });
       return 'metrics';
@@ -228,6 +233,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
 /** The route label for logs and metrics, decided before handling so it is set when `finish` fires. */
 function classify(path: string): Route {
   if (path.startsWith(CATALOG_API_PREFIX)) return 'catalog';
+  if (path.startsWith(`${PREFETCH_API_PREFIX}/`)) return 'prefetch';
   if (path === '/metrics') return 'metrics';
   if (path === '/v2' || path === '/v2/') return 'base';
   const m = V2_RE.exec(path);

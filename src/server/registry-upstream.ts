@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { digestOf, type Digest, type ImageReference } from '../oci/index.js';
+import { digestOf, type Descriptor, type Digest, type ImageReference } from '../oci/index.js';
 import { RegistryClient, registryOrigin, isRegistryError } from '../registry/index.js';
 import type { BlobBody, BlobRead, ByteRange, StoredManifest, Upstream } from './upstream.js';
 
@@ -64,6 +64,12 @@ export class RegistryUpstream implements Upstream {
 
   async getBlob(repo: string, digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<BlobRead | null> {
     try {
+      if (range && range.end !== undefined) {
+        // A bounded range (a lazy node's span): ask for exactly it, so the registry sends only
+        // those bytes (an open range would stream the rest of the blob to us and be cut here).
+        const stream = await this.#client.getBlobRange(this.#repo(repo), digest, range.start, range.end, signal ? { signal } : {});
+        return { stream, size: stream.totalSize ?? (await this.blobSize(repo, digest, signal)) ?? range.end + 1, start: range.start };
+      }
       const res = await this.#client.getBlob(this.#repo(repo), digest, { ...(range?.start ? { offset: range.start } : {}), ...(signal ? { signal } : {}) });
       let size = res.totalSize;
       if (size === undefined || res.offset !== 0 || range?.start) {
@@ -89,6 +95,15 @@ export class RegistryUpstream implements Upstream {
   async listTags(repo: string, signal?: AbortSignal): Promise<string[] | null> {
     try {
       return (await this.#client.listTags(this.#repo(repo), signal ? { signal } : {})).sort();
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async referrersApi(repo: string, subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[] | null> {
+    try {
+      return await this.#client.getReferrers(this.#repo(repo), subject, { ...(artifactType ? { artifactType } : {}), ...(signal ? { signal } : {}) });
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;

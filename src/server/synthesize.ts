@@ -1,4 +1,4 @@
-import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig, CODENAMES_ANNOTATION, LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, PACKAGES_ANNOTATION } from '../oci/index.js';
+import { digestOf, MediaType, type Descriptor, type Digest, type ImageConfig, CODENAMES_ANNOTATION, LAYER_ALLOW_SETUID_ANNOTATION, LAYER_CODENAME_ANNOTATION, LAYER_DIFF_ID_ANNOTATION, LAYER_PREFIX_ANNOTATION, LAYER_ROLE_ANNOTATION, PACKAGES_ANNOTATION, TOC_ANNOTATION } from '../oci/index.js';
 import { mergeEnv, parseEnvList, type PackageEnv } from './env-merge.js';
 import type { CatalogEntry } from './catalog-entry.js';
 
@@ -13,6 +13,8 @@ export interface ResolvedPackage {
   layer: Descriptor;
   diffId: Digest;
   config: ImageConfig;
+  /** The layer's table of contents (a seekable layer), when the package has one. */
+  toc?: Descriptor | undefined;
 }
 
 export interface ResolvedBase {
@@ -21,6 +23,8 @@ export interface ResolvedBase {
   manifestDigest: Digest;
   layers: Descriptor[];
   config: ImageConfig;
+  /** Each layer's table of contents (aligned with `layers`), where the base is seekable. */
+  tocs?: Array<Descriptor | undefined>;
 }
 
 export interface SynthesizedImage {
@@ -38,17 +42,21 @@ export interface LayerFacts {
   code?: string;
   /** The catalog entry of a package layer: the prefix it owns and its setuid allowance. */
   entry?: Pick<CatalogEntry, 'prefix' | 'allowSetuid'>;
+  /** The digest of the layer's table of contents, when it is seekable (lazy pulling). */
+  toc?: Digest;
 }
 
 /**
  * The annotations of one layer descriptor in a composite: the place where parts that read
  * composites on nodes get per-layer facts from the server. Today: the package's code name as the
- * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), and
- * the claim the layer is held to (isolationAnnotations).
+ * title, the diff_id for the containerd snapshotter (containerd hands it over as a label), the
+ * claim the layer is held to (isolationAnnotations) and, for a seekable layer, the digest of its
+ * table of contents (`dev.hostpull.toc`, for lazy pulling).
  */
 function layerAnnotations(layer: LayerFacts): Record<string, string> {
   const out: Record<string, string> = { [LAYER_DIFF_ID_ANNOTATION]: layer.diffId, ...isolationAnnotations(layer) };
   if (layer.code !== undefined) out['org.opencontainers.image.title'] = layer.code;
+  if (layer.toc !== undefined) out[TOC_ANNOTATION] = layer.toc;
   return sortedRecord(out);
 }
 
@@ -162,8 +170,8 @@ export function synthesizeComposite(packages: readonly ResolvedPackage[], base?:
     mediaType: MediaType.OciManifest,
     config: { mediaType: MediaType.OciConfig, digest: configDigest, size: configBytes.length },
     layers: [
-      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]! })),
-      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry })),
+      ...(base?.layers ?? []).map((l, i) => layerDescriptor(l, { diffId: baseDiffIds[i]!, ...(base?.tocs?.[i] ? { toc: base.tocs[i]!.digest } : {}) })),
+      ...packages.map((p) => layerDescriptor(p.layer, { diffId: p.diffId, code: p.code, entry: p.entry, ...(p.toc ? { toc: p.toc.digest } : {}) })),
     ],
     annotations: sortedRecord(annotations),
   };

@@ -19,7 +19,7 @@ export function splitImageName(image: string): { repo: string; reference: string
   return { repo: image, reference: 'latest' };
 }
 
-async function readBlobBytes(upstream: Upstream, repo: string, digest: Digest, maxBytes: number, signal?: AbortSignal): Promise<Buffer | null> {
+export async function readBlobBytes(upstream: Upstream, repo: string, digest: Digest, maxBytes: number, signal?: AbortSignal): Promise<Buffer | null> {
   const blob = await upstream.getBlob(repo, digest, undefined, signal);
   if (!blob) return null;
   if (blob.size > maxBytes) {

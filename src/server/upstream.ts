@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Digest } from '../oci/index.js';
+import type { Descriptor, Digest } from '../oci/index.js';
 
 /** A manifest as stored upstream: the exact bytes (their digest is the manifest's identity). */
 export interface StoredManifest {
@@ -52,6 +52,11 @@ export interface Upstream {
   putManifest(repo: string, tag: string | undefined, bytes: Buffer, mediaType: string, signal?: AbortSignal): Promise<Digest>;
   /** Tags of a repository, sorted; null when the repository is unknown. */
   listTags(repo: string, signal?: AbortSignal): Promise<string[] | null>;
+  /**
+   * The upstream's referrers API (distribution-spec v1.1): null when it has none. Absent for
+   * upstreams that never have one (OCI layout); callers use listReferrers() in referrers.ts.
+   */
+  referrersApi?(repo: string, subject: Digest, artifactType: string | undefined, signal?: AbortSignal): Promise<Descriptor[] | null>;
   /** Where a client may fetch the blob directly (for 307 redirects), if the upstream is reachable by URL. */
   blobUrl?(repo: string, digest: Digest): string;
   close(): Promise<void>;

@@ -14,6 +14,7 @@ import { PullLog } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { SnapshotLayerLog } from './snapshot-events.js';
+import { LazyLayerLog } from './lazy-layers.js';
 import { SnapshotStore } from './snapshots.js';
 
 export interface OpenStoreOptions {
@@ -88,6 +89,8 @@ export class ContentStore {
   readonly quarantine: Quarantine;
   readonly snapshots: SnapshotStore;
   readonly snapshotLog: SnapshotLayerLog;
+  /** How layers of lazy runs arrived, and the learned prefetch lists (src/lazy). */
+  readonly lazyLayers: LazyLayerLog;
   readonly logger: Logger;
   readonly #limits: UnpackLimitOptions;
   reconciled: ReconcileReport | undefined;
@@ -106,6 +109,7 @@ export class ContentStore {
     this.mounts = new MountRecords(db);
     this.snapshots = new SnapshotStore(db, layout);
     this.snapshotLog = new SnapshotLayerLog(db);
+    this.lazyLayers = new LazyLayerLog(db);
   }
 
   static async open(root: string, options: OpenStoreOptions = {}): Promise<ContentStore> {

@@ -151,4 +151,26 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE layers ADD COLUMN footprint TEXT;
   ALTER TABLE layers ADD COLUMN tree_checksum TEXT;
   `,
+  // 6: lazy pulling. How each layer reached this node (whole, lazy, lazy then completed) and why
+  // one was not lazy, for stats and /metrics; and the spans a composite's first start read, which
+  // the next lazy start of that composite fetches first.
+  `
+  CREATE TABLE lazy_layers (
+    blob_digest      TEXT PRIMARY KEY,
+    diff_id          TEXT NOT NULL,
+    mode             TEXT NOT NULL CHECK (mode IN ('whole', 'lazy', 'lazy-completed')),
+    reason           TEXT,
+    toc_digest       TEXT,
+    bytes_lazy       INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE prefetch_lists (
+    image            TEXT NOT NULL,
+    blob_digest      TEXT NOT NULL,
+    spans            TEXT NOT NULL,
+    recorded_at      INTEGER NOT NULL,
+    PRIMARY KEY (image, blob_digest)
+  ) STRICT;
+  `,
 ];

@@ -81,6 +81,12 @@ export interface ApplyResult {
 const GiB = 1024 ** 3;
 
 /**
+ * The bounds an unpack applies when its caller sets none. Exported so that a layer shown lazily
+ * from its TOC (src/lazy) is held to exactly the same ones before a byte of it is served.
+ */
+export const UNPACK_DEFAULTS = { maxEntries: 5_000_000, maxDepth: 512, maxBytes: 64 * GiB } as const;
+
+/**
  * Decompresses `source` (the compressed blob bytes), hashes the tar stream as it passes (one
  * pass: the diffID is verified without a second read) and applies it to `opts.target`, through
  * the one tar reader and entry checker the server's registration check uses too
@@ -96,15 +102,15 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
   const root = checkTarget(opts.target);
   const claim = opts.claim ? { ...opts.claim, prefix: normalisePrefix(opts.claim.prefix) } : undefined;
   const isRoot = process.getuid?.() === 0;
-  const maxBytes = opts.maxBytes ?? 64 * GiB;
+  const maxBytes = opts.maxBytes ?? UNPACK_DEFAULTS.maxBytes;
   const writer = new LayerWriter({ root, allowDevices: opts.allowDevices ?? isRoot, rootless: opts.rootless ?? !isRoot });
   const algorithm = opts.expectedDiffId ? digestAlgorithm(opts.expectedDiffId) : 'sha256';
   const read = await readLayer(source, {
     compression: opts.compression,
     where: root,
     claim,
-    maxEntries: opts.maxEntries ?? 5_000_000,
-    maxDepth: opts.maxDepth ?? 512,
+    maxEntries: opts.maxEntries ?? UNPACK_DEFAULTS.maxEntries,
+    maxDepth: opts.maxDepth ?? UNPACK_DEFAULTS.maxDepth,
     maxBytes,
     tarBounds: tarBounds(root, maxBytes, opts),
     algorithm,

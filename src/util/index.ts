@@ -9,3 +9,5 @@ export { readBounded } from './read-bounded.js';
 export { readDirOrEmpty } from './read-dir-or-empty.js';
 export { Semaphore } from './semaphore.js';
 export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';
+export { compareUtf8 } from './utf8-order.js';
+export { writeWithBackpressure } from './write-with-backpressure.js';

@@ -13,14 +13,18 @@ export function isAlive(pid: number): boolean {
 
 /**
  * The kernel's start time of a process (/proc/<pid>/stat field 22, clock ticks since boot), or
- * undefined when it is gone. A pid alone can be reused by an unrelated process after its owner
+ * undefined when it is gone (or a zombie). A pid alone can be reused by an unrelated process after its owner
  * died; pid + start time names one process for the life of the boot.
  */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // comm (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // A zombie has exited (its files, a FUSE server's /dev/fuse among them, are closed); only
+    // its pid waits for a parent to reap it, which after a kill -9 of that parent can take a while.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return fields[19];
   } catch {
     return undefined;
   }

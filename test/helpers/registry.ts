@@ -42,6 +42,10 @@ export interface TestRegistry {
   since(mark: number): Promise<AccessEntry[]>;
   /** The registry's own stdout/stderr so far (for failure messages). */
   output(): string;
+  /** SIGSTOP: the process stops answering (connections hang mid-response), as a stalled registry does. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -214,9 +218,18 @@ class RegistryProcess implements TestRegistry {
     return this.#output;
   }
 
+  pause(): void {
+    if (!this.#hasExited) this.#child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    if (!this.#hasExited) this.#child.kill('SIGCONT');
+  }
+
   /** Kills the process (SIGTERM, SIGKILL after 5 s) without removing the dir. */
   async kill(): Promise<void> {
     if (this.#hasExited) return;
+    this.#child.kill('SIGCONT'); // a paused process would not act on SIGTERM
     this.#child.kill('SIGTERM');
     const timer = setTimeout(() => {
       if (!this.#hasExited) this.#child.kill('SIGKILL');

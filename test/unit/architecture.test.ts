@@ -75,7 +75,8 @@ const rel = (p: string) => relative(SRC, p);
 
 /**
  * Lower ranks never import higher ones (DESIGN §2: cli → daemon → {container, snapshotter} →
- * {pull, rootfs, runtime} → {unpack, store, registry} → {archive, oci}); a folder may import
+ * {pull, rootfs, runtime} → {unpack, store, registry} → {archive, oci}; lazy sits above pull,
+ * whose layer commit its background completion shares); a folder may import
  * any folder of a lower rank.
  */
 const RANK: Record<string, number> = {
@@ -93,6 +94,7 @@ const RANK: Record<string, number> = {
   server: 3,
   rootless: 4,
   publish: 4,
+  lazy: 4,
   container: 5,
   snapshotter: 5,
   daemon: 6,

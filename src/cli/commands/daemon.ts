@@ -3,10 +3,11 @@ import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
 import { action, globalOptions, loggerFor } from '../context.js';
 import { keepBlobsOption, unpackLimitsFor } from '../host.js';
+import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 import { durationOption, sizeOption } from '../options.js';
 
 export function registerDaemonCommand(program: Command): void {
-  program
+  const daemon = program
     .command('daemon')
     .description('run the node service: HTTP API on a unix socket (pull, images, stats, gc, /metrics), systemd notify, GC under a size budget')
     .addOption(new Option('--socket <path>', 'unix socket to listen on').env('HOSTPULL_SOCKET').default(defaultSocketPath()))
@@ -24,9 +25,9 @@ export function registerDaemonCommand(program: Command): void {
       durationOption('--stop-timeout <duration>', 'at SIGTERM, how long requests in flight may finish; then pulls are parked (resumable) and rootfs not yet answered are removed', {
         defaultText: '30s',
       }),
-    )
-    .action(
-      action(async (opts: { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
+    );
+  addLazyOptions(daemon).action(
+      action(async (opts: LazyFlags & { socket: string; snapshotterSocket?: string | true; socketGroup?: string; maxStoreSize?: number; keepBlobs?: boolean; gcInterval: number; gcMinAge: number; stopTimeout: number }, cmd: Command) => {
         const { resolveGroup, startDaemon } = await import('../../daemon/index.js');
         const global = globalOptions(cmd);
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
@@ -47,6 +48,7 @@ export function registerDaemonCommand(program: Command): void {
           gcIntervalMs: opts.gcInterval,
           gcGraceMs: opts.gcMinAge,
           stopTimeoutMs: opts.stopTimeout,
+          lazy: lazyOptionsFrom(opts),
           version,
         });
         await daemon.stopped;

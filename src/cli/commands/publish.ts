@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { action, collect, globalOptions, loggerFor } from '../context.js';
+import { sizeOption } from '../options.js';
 
 interface PublishFlags {
   code: string;
@@ -17,6 +18,8 @@ interface PublishFlags {
   layout?: string;
   tokenFile?: string;
   register?: boolean;
+  /** Bytes. */
+  spanSize: number;
   json?: boolean;
 }
 
@@ -52,6 +55,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI layout directory')
     .option('--token-file <file>', 'the server\'s catalog token')
     .option('--no-register', 'only push the image; do not register the code name with --server')
+    .addOption(sizeOption('--span-size <size>', 'uncompressed bytes per independently inflatable span of the layer (lazy pulling reads whole spans)', { defaultText: '1M' }))
     .option('--json', 'print the result as JSON')
     .action(
       action(async (dir: string, flags: PublishFlags, cmd: Command) => {
@@ -73,12 +77,13 @@ export function registerPublishCommand(program: Command): void {
             group: flags.group,
             allowSetuid: flags.allowSetuid === true,
             upstream,
+            spanSize: flags.spanSize,
             server: register ? { url: g.server!, token: await readTokenFile(flags.tokenFile) } : undefined,
           });
           if (flags.json) {
             process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           } else {
-            process.stdout.write(`${flags.code} → ${result.image}@${result.manifestDigest}\nlayer ${result.layerDigest} (${result.size} bytes)\n`);
+            process.stdout.write(`${flags.code} → ${result.image}@${result.manifestDigest}\nlayer ${result.layerDigest} (${result.size} bytes), table of contents ${result.tocDigest}\n`);
             process.stdout.write(result.registered ? `registered with ${g.server}\n` : 'not registered (no --server)\n');
           }
         } finally {

@@ -1,11 +1,12 @@
 import { Command, Option } from 'commander';
 import { action, collect, globalOptions, usageError } from '../context.js';
 import { keepBlobsOption, withHost } from '../host.js';
-import { withInterrupt } from '../interrupt.js';
+import { onInterrupt, withInterrupt, type Interrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
+import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 
 export function registerRunCommand(program: Command): void {
-  program
+  const run = program
     .command('run')
     .description('pull a composite (or any image), mount its layers in one overlay and run it with an OCI runtime')
     .argument('<ref>', 'composite tag on the configured server, or a full reference')
@@ -24,15 +25,21 @@ export function registerRunCommand(program: Command): void {
         .choices(['always', 'missing', 'never'])
         .default('always'),
     )
+    .option('--lazy', 'start before the package layers have arrived: mount each seekable layer from its table of contents (FUSE) and complete it in the background')
     // Rootless runs only; hidden because only packagers and tests need another unshare(1).
     .addOption(new Option('--unshare <path>', 'unshare program for runs without root (util-linux)').env('HOSTPULL_UNSHARE').hideHelp())
     .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
-    .action(
-      action(async (input: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string }, cmd: Command) => {
+  addLazyOptions(run).action(
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
         const { runImage } = await import('../../container/index.js');
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
-        return withHost(globalOptions(cmd), (host) => withInterrupt(async (interrupt) => {
+        const g = globalOptions(cmd);
+        return withHost(g, (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();
+          // With --lazy, run waits for the background pulls after the container exits; a signal
+          // from the container's start on (the container gets it too) stops that wait.
+          const stopWaiting = new AbortController();
+          let waiting: Interrupt | undefined;
           try {
             const result = await runImage({ ...host, keepBlobs: opts.keepBlobs ?? false }, host.resolve(input), {
               args: command,
@@ -46,18 +53,21 @@ export function registerRunCommand(program: Command): void {
               allowOverlap: opts.allowOverlap ?? false,
               pullPolicy: opts.pull,
               ...(opts.unshare ? { unshare: opts.unshare } : {}),
+              ...(opts.lazy ? { lazy: { insecureRegistries: g.insecureRegistry, stopWaiting: stopWaiting.signal, ...lazyOptionsFrom(opts) } } : {}),
               signal: interrupt.signal,
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {
                 progress.stop();
                 // From here on the container's own signal forwarding takes over.
                 interrupt.release();
+                if (opts.lazy) waiting = onInterrupt(stopWaiting);
                 host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
               },
             });
             return result.exitCode;
           } finally {
             progress.stop();
+            waiting?.release();
           }
         }));
       }),

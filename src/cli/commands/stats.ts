@@ -22,6 +22,12 @@ function renderStats(s: HostStats): string {
     ['bytes reused', formatBytes(s.bytesReused)],
     ['store', `${s.store.blobs} blobs (${formatBytes(s.store.blobBytes)}), ${s.store.layers} unpacked layers (${formatBytes(s.store.unpackedBytes)})`],
   ]);
+  // How each layer arrived: whole, lazily, or lazily then completed, and why not lazy.
+  const arrivals = s.layerArrivals ?? [];
+  if (arrivals.length > 0) {
+    out += '\nlayers:\n';
+    out += table(arrivals.map((l) => [l.blobDigest.slice(0, 19), l.arrival, l.arrival === 'whole' ? '' : `${formatBytes(l.bytesLazy)} lazily`, l.reason ?? '']));
+  }
   const sn = s.snapshotter;
   if (sn.snapshots === 0 && sn.layers.length === 0) return out;
   const t = sn.totals;

@@ -9,7 +9,8 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, spawnCli } from '../../helpers/cli.js';
+import { runCli } from '../../helpers/cli.js';
+import { spawnServe } from '../../helpers/serve-cli.js';
 import { baseFiles, buildLayer, pushImage } from '../../helpers/fixtures.js';
 import { startProxy, type TestProxy } from '../../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
@@ -42,20 +43,7 @@ beforeAll(async () => {
   work = await makeTempDir('e2e');
   await pushImage(registry.url, 'pkg/base', 'latest', [buildLayer(baseFiles())], { env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], cmd: ['/bin/sh'] });
   await writeFile(join(work, 'token'), `${TOKEN}\n`);
-  server = spawnCli(['--root', join(work, 'server'), 'serve', '--listen', '127.0.0.1:0', '--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
-  serverUrl = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30_000);
-    server.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    server.once('exit', (code) => reject(new Error(`server exited ${code}: ${out}`)));
-  });
+  ({ child: server, url: serverUrl } = await spawnServe(['--root', join(work, 'server')], ['--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']));
   proxy = await startProxy(serverUrl);
   for (const [code, dir] of Object.entries(PACKAGES)) {
     const src = join(work, 'src', code);

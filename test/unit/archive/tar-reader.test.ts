@@ -137,4 +137,18 @@ describe('normaliseEntryPath', () => {
     expect(normaliseEntryPath('a/b/c', 2)).toEqual({ refused: expect.stringContaining('deeper'), rule: 'too-deep' });
     expect(normaliseEntryPath('..foo/.wh..x', 512)).toBe('..foo/.wh..x');
   });
+
+  it('gives clean names (the fast path) the same answer as names that need rebuilding', () => {
+    const cases: Array<[string, string]> = [
+      ['opt/go/bin/go', './opt//go/bin/./go'],
+      ['opt/go/', 'opt/go//'],
+      ['a/..b/c.', 'a/./..b/c./'],
+    ];
+    for (const [clean, messy] of cases) expect(normaliseEntryPath(clean, 512)).toEqual(normaliseEntryPath(messy, 512));
+    expect(normaliseEntryPath('a/b/c/', 3)).toBe('a/b/c');
+    expect(normaliseEntryPath('a/b/c/d', 3)).toEqual({ refused: expect.stringContaining('deeper'), rule: 'too-deep' });
+    // 256 bytes in one component: refused however the name is spelt.
+    expect(normaliseEntryPath('é'.repeat(128), 512)).toEqual({ refused: expect.stringContaining('NAME_MAX'), rule: 'name-too-long' });
+    expect(normaliseEntryPath(`${'é'.repeat(100)}/${'é'.repeat(100)}`, 512)).toBe(`${'é'.repeat(100)}/${'é'.repeat(100)}`);
+  });
 });

@@ -360,3 +360,49 @@ describe('tags', () => {
     expect(await c.listTags({ registry: reg.host, repository: 'pkg/jdk' }, { n: 2, last: 'b' })).toEqual(['c', 'd']);
   });
 });
+
+describe('getBlobRange (the span reads of lazy layers)', () => {
+  const repo = (s: FakeServer) => ({ registry: s.host, repository: 'pkg/jdk' });
+  const read = async (r: Readable) => {
+    const parts: Buffer[] = [];
+    for await (const c of r) parts.push(c as Buffer);
+    return Buffer.concat(parts);
+  };
+
+  it('asks for a closed range and takes a 206 of exactly that range', async () => {
+    const s = await server((req, res) => {
+      res.writeHead(206, { 'content-range': `bytes 5-9/${blob.length}`, 'content-length': 5 });
+      res.end(blob.subarray(5, 10));
+    });
+    const r = await client().getBlobRange(repo(s), blobDigest, 5, 9);
+    expect((await read(r)).toString()).toBe('56789');
+    expect(r.totalSize).toBe(blob.length);
+    expect(s.requests[0]!.headers.range).toBe('bytes=5-9');
+  });
+
+  it('cuts the range out of a 200 from a server that ignores Range', async () => {
+    const s = await server((req, res) => {
+      res.writeHead(200, { 'content-length': blob.length });
+      res.end(blob);
+    });
+    expect((await read(await client().getBlobRange(repo(s), blobDigest, 0, 3))).toString()).toBe('0123');
+    expect((await read(await client().getBlobRange(repo(s), blobDigest, 12, 14))).toString()).toBe('cde');
+  });
+
+  it('refuses a 206 of another range (RANGE_NOT_SATISFIED), and retries a 503 within the budget it is given', async () => {
+    const wrong = await server((req, res) => {
+      res.writeHead(206, { 'content-range': `bytes 5-19/${blob.length}` });
+      res.end(blob.subarray(5));
+    });
+    await expect(client().getBlobRange(repo(wrong), blobDigest, 5, 9)).rejects.toMatchObject({ code: 'RANGE_NOT_SATISFIED' });
+    const busy = await server((req, res, n) => {
+      if (n === 1) return json(res, 503, {});
+      res.writeHead(206, { 'content-range': `bytes 0-1/${blob.length}` });
+      res.end(blob.subarray(0, 2));
+    });
+    const c = client({ retries: 1 });
+    const retry = c.retryBudget(busy.host);
+    expect((await read(await c.getBlobRange(repo(busy), blobDigest, 0, 1, { retry }))).toString()).toBe('01');
+    expect(retry.retries).toBe(1);
+  });
+});

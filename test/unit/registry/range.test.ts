@@ -8,6 +8,9 @@ describe('range decision', () => {
   it('accepts a 206 that starts at the asked offset', () => {
     expect(decideRangeResponse(206, 100, 'bytes 100-999/1000', 900)).toEqual({ kind: 'resume', offset: 100, totalSize: 1000 });
     expect(decideRangeResponse(206, 100, 'bytes 100-999/*', 900)).toEqual({ kind: 'resume', offset: 100 });
+    // A closed range (a lazy layer's span): the 206 must end where it was asked to.
+    expect(decideRangeResponse(206, 100, 'bytes 100-199/1000', 100, 199)).toEqual({ kind: 'resume', offset: 100, totalSize: 1000 });
+    expect(decideRangeResponse(206, 100, 'bytes 100-999/1000', 900, 199).kind).toBe('error');
   });
   it('restarts on 200 (Range ignored)', () => {
     expect(decideRangeResponse(200, 100, undefined, 1000)).toEqual({ kind: 'restart', totalSize: 1000 });

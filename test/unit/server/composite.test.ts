@@ -64,9 +64,10 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     const resolver = new CompositeResolver({ upstream: up, catalog, namespace: 'hostpull', cacheTtlMs: 60_000, logger: silentLogger() });
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => resolver.resolve(i % 2 ? 'AA1-BB2' : 'BB2-AA1')));
     expect(new Set(results.map((r) => r.digest)).size).toBe(1);
-    expect(up.manifestReads).toBe(2);
+    // Per package: its manifest, and the referrers fallback tag where a TOC would be listed.
+    expect(up.manifestReads).toBe(4);
     await resolver.resolve('AA1-BB2');
-    expect(up.manifestReads).toBe(2);
+    expect(up.manifestReads).toBe(4);
     expect(resolver.byDigest(results[0]!.digest)?.tag).toBe('AA1-BB2');
   });
 

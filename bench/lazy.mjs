@@ -1,0 +1,233 @@
+#!/usr/bin/env node
+// bench/lazy.mjs — lazy pulling and seekable publishing on the demo's real packages (not a test).
+//
+//   npm run demo            # once: builds the trees and the layout under /var/tmp/hostpull-demo
+//   bash bench/lazy.sh      # builds, then runs this; figures on stdout, JSON in $WORK/results.json
+//   SKIP_PUBLISH=1 leaves out part 1, SKIP_THROUGHPUT=1 part 3; ONLY=GO1.19 runs one workload of part 2;
+//   SPAN_SIZE=1M publishes the packages with another span size.
+//
+// 1. publish: `hostpull publish` of JDK17.0 and GO1.19 against `tar --sort=name | pigz -6` of the
+//    same tree, alternated, wall and CPU time each.
+// 2. start: `hostpull run REF -- CMD` on a fresh store, whole vs --lazy vs --lazy on a second fresh
+//    node (which gets the learned prefetch list from the server), and the whole node run again
+//    with everything local (the floor no start can beat): time to the first byte of
+//    output, and bytes the node received from the server before it (a counting proxy between the
+//    node and `hostpull serve`), for `JDK17.0-MVN3.8 -- mvn -v` and `GO1.19 -- go version`.
+// 3. throughput: reading all of /opt/go-1.19 (tar to /dev/null) through the lazy mount, cold (spans
+//    fetched as read) and warm (spans cached), against the unpacked layer directory.
+//
+// Everything talks to 127.0.0.1 only. The machine may be shared: the script prints the load.
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const REPO = resolve(new URL('..', import.meta.url).pathname);
+// HOSTPULL_BENCH_CLI: the CLI of another build (a before/after comparison); the demo base is pushed with this one's.
+const CLI = process.env.HOSTPULL_BENCH_CLI ?? join(REPO, 'dist/cli/main.js');
+const DEMO = process.env.HOSTPULL_DEMO_WORK ?? '/var/tmp/hostpull-demo';
+const WORK = process.env.WORK ?? '/var/tmp/hostpull-bench-lazy';
+const PKGS = {
+  'JDK17.0': { dir: 'jdk-17.0', flags: ['--prefix', '/opt/jdk-17.0', '--env', 'JAVA_HOME=/opt/jdk-17.0', '--path-add', '/opt/jdk-17.0/bin'] },
+  'MVN3.8': { dir: 'mvn-3.8', flags: ['--prefix', '/opt/mvn-3.8', '--env', 'MAVEN_HOME=/opt/mvn-3.8', '--path-add', '/opt/mvn-3.8/bin'] },
+  'GO1.19': { dir: 'go-1.19', flags: ['--prefix', '/opt/go-1.19', '--env', 'GOROOT=/opt/go-1.19', '--path-add', '/opt/go-1.19/bin'] },
+};
+const WORKLOADS = [
+  { ref: 'JDK17.0-MVN3.8', cmd: ['mvn', '-v'] },
+  { ref: 'GO1.19', cmd: ['go', 'version'] },
+];
+
+const say = (...a) => console.error('bench:', ...a);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+/** Runs a command, returns wall ms and the children's CPU ms (from /usr/bin/time). */
+function timed(cmd, args, opts = {}) {
+  const out = join(WORK, 'time.txt');
+  const t0 = performance.now();
+  execFileSync('/usr/bin/time', ['-f', '%U %S', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'], ...opts });
+  const wall = performance.now() - t0;
+  const [u, s] = execFileSync('cat', [out], { encoding: 'utf8' }).trim().split('\n').pop().split(' ').map(Number);
+  return { wallMs: Math.round(wall), cpuMs: Math.round((u + s) * 1000) };
+}
+
+/**
+ * Like timed(), without blocking this process: the counting proxy lives here, and a lazy mount
+ * read while this event loop waits in execFileSync would wait for a proxy that cannot answer.
+ */
+async function timedAsync(cmd, args) {
+  const out = join(WORK, 'time-async.txt');
+  const t0 = performance.now();
+  const child = spawn('/usr/bin/time', ['-f', '%U %S', '-o', out, cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const code = await new Promise((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${code}`);
+  const wall = performance.now() - t0;
+  const [u, s] = execFileSync('cat', [out], { encoding: 'utf8' }).trim().split('\n').pop().split(' ').map(Number);
+  return { wallMs: Math.round(wall), cpuMs: Math.round((u + s) * 1000) };
+}
+
+/** An HTTP proxy to `target` that counts response bytes with their arrival time. */
+async function countingProxy(target) {
+  const t = new URL(target);
+  const log = [];
+  const server = createServer((req, res) => {
+    const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length, path: req.url, range: req.headers.range }));
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { host: `127.0.0.1:${server.address().port}`, log, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** `hostpull run`: ms to the first byte of output and the bytes received before it, plus the total. */
+async function runTimed(root, proxy, ref, cmd, extra = []) {
+  const mark = proxy.log.length;
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', ...extra, ref, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let first;
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b) => {
+    first ??= performance.now();
+    out += b;
+  });
+  child.stderr.on('data', (b) => (err += b));
+  const code = await new Promise((r) => child.once('exit', r));
+  const end = performance.now();
+  if (code !== 0) throw new Error(`${ref} ${extra.join(' ')} exited ${code}: ${err.slice(-2000)}`);
+  const entries = proxy.log.slice(mark);
+  const before = entries.filter((e) => e.at <= first).reduce((n, e) => n + e.bytes, 0);
+  const total = entries.reduce((n, e) => n + e.bytes, 0);
+  return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0] };
+}
+
+async function main() {
+  for (const p of Object.values(PKGS)) if (!existsSync(join(DEMO, 'pkgs', p.dir))) throw new Error(`${join(DEMO, 'pkgs', p.dir)} is missing: run \`npm run demo\` first`);
+  // Mounts an interrupted earlier run left under WORK (a container's overlay, a lazy mount) go first.
+  const stale = execFileSync('sh', ['-c', `awk '$5 ~ "^${WORK}/" {print $5}' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  for (const m of stale) execFileSync('umount', ['-l', m]);
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  const results = { load: { start: load() } };
+  say('load average at start', results.load.start);
+
+  // --- 1. publish vs tar | pigz -6 (SKIP_PUBLISH=1 to leave it out) -----------------------------
+  results.publish = {};
+  for (const code of process.env.SKIP_PUBLISH ? [] : ['JDK17.0', 'GO1.19']) {
+    const tree = join(DEMO, 'pkgs', PKGS[code].dir);
+    const runs = { hostpull: [], pigz: [] };
+    for (let rep = 0; rep < 2; rep++) {
+      const layout = join(WORK, `publish-${code}-${rep}`);
+      runs.hostpull.push(timed(process.execPath, [CLI, 'publish', tree, '--code', code, ...PKGS[code].flags, '--layout', layout, '--no-register']));
+      runs.pigz.push(timed('sh', ['-c', `tar --sort=name --owner=0 --group=0 --numeric-owner -cf - -C "${tree}" . | pigz -6 > "${join(WORK, 'pigz.tgz')}"`]));
+      rmSync(layout, { recursive: true, force: true });
+    }
+    const med = (xs, k) => Math.min(...xs.map((x) => x[k]));
+    results.publish[code] = { hostpull: runs.hostpull, pigz: runs.pigz, ratioWall: +(med(runs.hostpull, 'wallMs') / med(runs.pigz, 'wallMs')).toFixed(2), ratioCpu: +(med(runs.hostpull, 'cpuMs') / med(runs.pigz, 'cpuMs')).toFixed(2) };
+    say(`publish ${code}: hostpull ${JSON.stringify(runs.hostpull)} vs tar|pigz -6 ${JSON.stringify(runs.pigz)} → best-of-2 wall ratio ${results.publish[code].ratioWall}, CPU ratio ${results.publish[code].ratioCpu} (load ${load()})`);
+  }
+
+  // --- 2. start: whole vs lazy vs second lazy node --------------------------------------------
+  const layout = join(WORK, 'layout');
+  cpSync(join(DEMO, 'layout'), layout, { recursive: true });
+  // The base as the demo now pushes it: seekable, its TOC attached (a demo run before that
+  // pushed it whole; this copy of its layout gets the seekable one under the same tag).
+  {
+    const { pushBaseImage } = await import(join(REPO, 'dist/demo/push-base.js'));
+    const { LayoutUpstream } = await import(join(REPO, 'dist/server/layout-upstream.js'));
+    const upstream = new LayoutUpstream({ dir: layout });
+    const base = await pushBaseImage({ rootfs: join(DEMO, 'base', 'rootfs'), upstream, repository: 'base/bookworm-slim', tag: 'demo', tmpDir: WORK });
+    results.base = { layerBytes: base.size, tocDigest: base.tocDigest };
+    say(`pushed the demo base as a seekable layer (${(base.size / 1e6).toFixed(1)} MB, TOC ${base.tocDigest.slice(0, 19)})`);
+  }
+  const token = join(WORK, 'token');
+  writeFileSync(token, `${'b'.repeat(32)}\n`, { mode: 0o600 });
+  const server = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'error', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const serverUrl = await new Promise((resolve, reject) => {
+    let out = '';
+    server.stdout.on('data', (b) => {
+      out += b;
+      const m = /serving (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
+  });
+  const proxy = await countingProxy(serverUrl);
+  try {
+    for (const [code, p] of Object.entries(PKGS)) {
+      const span = process.env.SPAN_SIZE ? ['--span-size', process.env.SPAN_SIZE] : [];
+      execFileSync(process.execPath, [CLI, '--server', serverUrl, 'publish', join(DEMO, 'pkgs', p.dir), '--code', code, ...p.flags, ...span, '--layout', layout, '--token-file', token], { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+    say('published the demo packages as seekable layers');
+    results.start = {};
+    for (const w of WORKLOADS.filter((x) => !process.env.ONLY || x.ref === process.env.ONLY)) {
+      const fresh = (name) => {
+        const root = join(WORK, 'nodes', `${w.ref}-${name}`);
+        rmSync(root, { recursive: true, force: true });
+        return root;
+      };
+      // A first run on a throwaway store probes the runtime and warms the server's caches.
+      await runTimed(fresh('warmup'), proxy, w.ref, w.cmd);
+      const whole = await runTimed(fresh('whole'), proxy, w.ref, w.cmd);
+      // The floor: the same node again, everything local (no request), the runtime probed.
+      const warm = await runTimed(join(WORK, 'nodes', `${w.ref}-whole`), proxy, w.ref, w.cmd, ['--pull', 'missing']);
+      const lazy = await runTimed(fresh('lazy'), proxy, w.ref, w.cmd, ['--lazy']);
+      const second = await runTimed(fresh('lazy2'), proxy, w.ref, w.cmd, ['--lazy']);
+      const compressed = whole.bytesTotal;
+      results.start[w.ref] = { whole, warm, lazy, secondNode: second, compressedBytes: compressed, load: load() };
+      for (const [name, r] of Object.entries({ whole, 'warm (all local)': warm, lazy, 'lazy, second node': second })) {
+        say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms → ${JSON.stringify(r.output)}`);
+      }
+    }
+
+    // --- 3. throughput through the lazy mount vs the unpacked dir (SKIP_THROUGHPUT=1 to leave it out)
+    if (!process.env.SKIP_THROUGHPUT) await throughput(proxy, results);
+  } finally {
+    await proxy.close();
+    server.kill('SIGTERM');
+  }
+  results.load.end = load();
+  writeFileSync(join(WORK, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(JSON.stringify(results, null, 2));
+}
+
+async function throughput(proxy, results) {
+  {
+    const root = join(WORK, 'nodes', 'throughput');
+    const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', '--lazy', '--lazy-background-delay', '10m', 'GO1.19', '--', '/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'], { stdio: 'ignore' });
+    const mnt = await (async () => {
+      for (let i = 0; i < 600; i++) {
+        const base = join(root, 'lazy', 'mnt');
+        const dirs = existsSync(base) ? readdirSync(base).flatMap((d) => readdirSync(join(base, d)).map((n) => join(base, d, n))) : [];
+        // The package's mount (the base is lazy too, and has an /opt of its own).
+        const found = dirs.find((d) => existsSync(join(d, 'opt/go-1.19')));
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('no lazy mount appeared');
+    })();
+    const readAll = (dir) => timedAsync('sh', ['-c', `tar -cf - -C "${dir}" . | cat > /dev/null`]);
+    const cold = await readAll(join(mnt, 'opt/go-1.19'));
+    const warm = await readAll(join(mnt, 'opt/go-1.19'));
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    const unpackedRoot = join(WORK, 'nodes', 'GO1.19-whole');
+    const layers = JSON.parse(execFileSync(process.execPath, [CLI, '--root', unpackedRoot, '--server', proxy.host, 'inspect', 'GO1.19'], { encoding: 'utf8' })).layers;
+    const goDir = layers.map((l) => l.unpackedAt).find((d) => d && existsSync(join(d, 'opt/go-1.19')));
+    execFileSync('sh', ['-c', `tar -cf - -C "${join(goDir, 'opt/go-1.19')}" . | cat > /dev/null`]);
+    const unpacked = await readAll(join(goDir, 'opt/go-1.19'));
+    const bytes = Number(execFileSync('du', ['-sb', join(goDir, 'opt/go-1.19')], { encoding: 'utf8' }).split('\t')[0]);
+    const mbps = (r) => +(bytes / 1e6 / (r.wallMs / 1000)).toFixed(0);
+    results.throughput = { bytes, lazyCold: { ...cold, MBps: mbps(cold) }, lazyWarm: { ...warm, MBps: mbps(warm) }, unpacked: { ...unpacked, MBps: mbps(unpacked) }, load: load() };
+    say(`read all of /opt/go-1.19 (${(bytes / 1e6).toFixed(0)} MB): lazy cold (spans fetched as read) ${mbps(cold)} MB/s, lazy again (kernel page cache) ${mbps(warm)} MB/s, unpacked dir (page cache) ${mbps(unpacked)} MB/s (load ${load()})`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,146 @@
+import { constants } from 'node:os';
+import { isHostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { LazyReader } from './lazy-reader.js';
+import type { LazyNode, LazyTree } from './lazy-tree.js';
+
+/** What `getattr` answers, in the shape fuse-native's getStatArray reads. */
+export interface FuseStat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+  blksize: number;
+  blocks: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+}
+
+type Cb<T extends unknown[] = []> = (err: number, ...rest: T) => void;
+
+/**
+ * The FUSE operations of one lazy layer in fuse-native's callback shape, as a plain object: no
+ * /dev/fuse needed to test them (STYLE: pure handler objects). Read-only: no write operation is
+ * implemented (fuse-native answers those with EPERM), and open() for writing is EROFS. Errors are
+ * negative errnos; a read whose spans cannot be fetched or verified is EIO, logged once per cause.
+ */
+export interface FuseHandlers {
+  getattr(path: string, cb: Cb<[FuseStat?]>): void;
+  readdir(path: string, cb: Cb<[string[]?]>): void;
+  readlink(path: string, cb: Cb<[string?]>): void;
+  open(path: string, flags: number, cb: Cb<[number?]>): void;
+  read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
+  release(path: string, fd: number, cb: Cb): void;
+  getxattr(path: string, name: string, position: number, cb: (err: number, value?: Buffer | null) => void): void;
+  listxattr(path: string, cb: Cb<[string[]?]>): void;
+  statfs(path: string, cb: Cb<[Record<string, number>?]>): void;
+}
+
+const E = constants.errno;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+export function statOf(node: LazyNode): FuseStat {
+  const type = node.type === 'dir' ? S_IFDIR : node.type === 'symlink' ? S_IFLNK : S_IFREG;
+  const time = new Date(node.mtime * 1000);
+  return {
+    mode: type | node.mode,
+    uid: node.uid,
+    gid: node.gid,
+    size: node.size,
+    nlink: node.nlink,
+    ino: node.ino,
+    blksize: 4096,
+    blocks: Math.ceil(node.size / 512),
+    atime: time,
+    mtime: time,
+    ctime: time,
+  };
+}
+
+export interface FuseHandlerOptions {
+  logger: Logger;
+  /** Names the layer in log lines. */
+  where: string;
+  /** Told about every failed read (after the log line), e.g. for metrics. */
+  onReadError?: (path: string, err: unknown) => void;
+}
+
+/** The same failure is logged at error level once per this window; repeats (the kernel retries a failed read in pieces) at debug. */
+const LOG_REPEAT_MS = 10_000;
+
+export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: FuseHandlerOptions): FuseHandlers {
+  const open = new Map<number, LazyNode>();
+  const logged = new Map<string, number>();
+  let nextFd = 1;
+  return {
+    getattr(path, cb) {
+      const node = tree.lookup(path);
+      if (!node) return cb(-E.ENOENT);
+      cb(0, statOf(node));
+    },
+    readdir(path, cb) {
+      const node = tree.lookup(path);
+      if (!node) return cb(-E.ENOENT);
+      if (node.type !== 'dir') return cb(-E.ENOTDIR);
+      cb(0, node.children!);
+    },
+    readlink(path, cb) {
+      const node = tree.lookup(path);
+      if (!node) return cb(-E.ENOENT);
+      if (node.type !== 'symlink') return cb(-E.EINVAL);
+      cb(0, node.linkname);
+    },
+    open(path, flags, cb) {
+      const node = tree.lookup(path);
+      if (!node) return cb(-E.ENOENT);
+      if ((flags & 3) !== 0) return cb(-E.EROFS);
+      if (node.type === 'dir') return cb(-E.EISDIR);
+      const fd = nextFd++;
+      open.set(fd, node);
+      cb(0, fd);
+    },
+    read(path, fd, buf, len, pos, cb) {
+      const node = open.get(fd) ?? tree.lookup(path);
+      if (!node) return cb(-E.EBADF);
+      if (node.type !== 'file') return cb(-E.EISDIR);
+      reader.read(node, pos, len).then(
+        (bytes) => cb(bytes.copy(buf, 0, 0, Math.min(bytes.length, len))),
+        (err: unknown) => {
+          // One clear line per failure: which file, which layer, why. Never partial or unverified bytes.
+          const message = (err as Error).message;
+          const now = Date.now();
+          const repeat = (logged.get(message) ?? -Infinity) > now - LOG_REPEAT_MS;
+          if (!repeat) logged.set(message, now);
+          if (logged.size > 1000) logged.clear();
+          options.logger[repeat ? 'debug' : 'error'](
+            { layer: options.where, path, offset: pos, length: len, code: isHostpullError(err) ? err.code : undefined, err: message },
+            'lazy read failed: EIO to the reader',
+          );
+          options.onReadError?.(path, err);
+          cb(-E.EIO);
+        },
+      );
+    },
+    release(_path, fd, cb) {
+      open.delete(fd);
+      cb(0);
+    },
+    getxattr(path, _name, _position, cb) {
+      // Package layers carry no xattrs (publish writes none); overlay asks for trusted.overlay.*.
+      if (!tree.lookup(path)) return cb(-E.ENOENT);
+      cb(0, null);
+    },
+    listxattr(path, cb) {
+      if (!tree.lookup(path)) return cb(-E.ENOENT);
+      cb(0, []);
+    },
+    statfs(_path, cb) {
+      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: tree.size, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
+    },
+  };
+}

@@ -1,0 +1,133 @@
+/**
+ * Process entry of the FUSE helper: `fork(dist/lazy/fuse-helper-main.js)` by {@link FuseHelper}
+ * only. A separate process because fuse-native hands every FUSE request to the event loop of the
+ * process that mounted it: a hostpull process that mounted its own lazy layers would deadlock the
+ * moment it made a synchronous call that reaches them (mount(2) of the overlay over them stats the
+ * lower dirs), and a busy unpack would stall the container's reads. Here nothing else runs.
+ *
+ * When the parent goes away (its IPC channel closes: exit, crash, kill -9), every mount is
+ * unmounted (lazily, so a container still using one gets ENOTCONN rather than a hang) and the
+ * helper exits: a FUSE mount never outlives the process that is responsible for it.
+ */
+import { mkdir } from 'node:fs/promises';
+import { errorToJson } from '../errors.js';
+import { createLogger, type LogLevel } from '../log.js';
+import type { Digest } from '../oci/index.js';
+import { RegistryClient } from '../registry/index.js';
+import { mountFuse, type MountedFuse } from './fuse-mount.js';
+import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
+import type { FetchPolicy, HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
+import { LazyLayer } from './lazy-layer.js';
+import { registrySpanSource } from './registry-span-source.js';
+
+interface Served {
+  layer: LazyLayer;
+  fuse: MountedFuse;
+}
+
+function send(m: HelperMessage): void {
+  process.send?.(m);
+}
+
+async function main(): Promise<void> {
+  const logger = createLogger((process.env.HOSTPULL_LAZY_LOG_LEVEL ?? 'warn') as LogLevel, 'hostpull-lazy');
+  const clients = new Map<string, RegistryClient>();
+  const served = new Map<string, Served>();
+
+  const clientFor = (insecure: string[], policy: FetchPolicy): RegistryClient => {
+    const key = `${insecure.join(',')}/${policy.attempts}/${policy.attemptTimeoutMs}`;
+    let c = clients.get(key);
+    // The one retry policy, capped so that a span gives up within the read deadline.
+    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, logger, userAgent: 'hostpull-lazy/0.1', ...spanClientOptions(policy) })));
+    return c;
+  };
+
+  const mount = async (spec: MountSpec): Promise<void> => {
+    if (served.has(spec.key)) return;
+    const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
+    const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
+      where,
+      tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
+      source: registrySpanSource(clientFor(spec.source.insecureRegistries, spec.fetch), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
+      cacheDir: spec.cacheDir,
+      fetch: spec.fetch,
+      logger,
+    });
+    await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
+    const bound = readDeadlineMs(spec.fetch) + 5000;
+    const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
+    served.set(spec.key, { layer, fuse });
+    logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
+  };
+
+  const unmount = async (key: string): Promise<void> => {
+    const s = served.get(key);
+    if (!s) return;
+    served.delete(key);
+    s.layer.close();
+    await s.fuse.unmount();
+  };
+
+  const handle = async (req: HelperRequest): Promise<unknown> => {
+    switch (req.type) {
+      case 'mount':
+        return mount(req.spec);
+      case 'unmount':
+        return unmount(req.key);
+      case 'prefetch': {
+        // Learned prefetch: the spans the last first start read, fetched now in that order; answered at once.
+        const s = served.get(req.key);
+        if (!s) throw new Error(`layer ${req.key} is not mounted`);
+        logger.info({ layer: req.key, prefetch: req.indexes.length }, 'learned prefetch started');
+        s.layer.reader.prefetch(req.indexes).catch((err: unknown) => logger.warn({ layer: req.key, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+        return undefined;
+      }
+      case 'spans': {
+        const s = served.get(req.key);
+        if (!s) throw new Error(`layer ${req.key} is not mounted`);
+        await s.layer.reader.prefetch(req.indexes, 'background');
+        await s.layer.fetcher.stored(req.indexes);
+        return undefined;
+      }
+      case 'stats': {
+        const s = served.get(req.key);
+        return s ? s.layer.stats() : undefined;
+      }
+    }
+  };
+
+  process.on('message', (msg: HelperRequest) => {
+    handle(msg).then(
+      (value) => send({ type: 'result', id: msg.id, ok: true, ...(value !== undefined ? { value } : {}) }),
+      (err: unknown) =>
+        send({
+          type: 'result',
+          id: msg.id,
+          ok: false,
+          error: errorToJson(err, 'LAZY_HELPER_FAILED'),
+        }),
+    );
+  });
+
+  const shutdown = async (why: string): Promise<void> => {
+    logger.info({ why, mounts: served.size }, 'lazy helper stopping');
+    await Promise.allSettled([...served.keys()].map((k) => unmount(k)));
+    await Promise.allSettled([...clients.values()].map((c) => c.close()));
+    process.exit(0);
+  };
+  process.once('disconnect', () => void shutdown('parent gone'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  send({ type: 'ready', pid: process.pid });
+  // The registry client loads undici at its first request (~100 ms of compiling, more on a busy
+  // machine), which would stall the FUSE requests of the first mount behind it: load it now,
+  // while the parent is still resolving the image.
+  void import('undici').catch(() => undefined);
+}
+
+void main().catch((err: unknown) => {
+  // The parent sees the exit (LAZY_HELPER_FAILED at start, LAZY_HELPER_GONE later); the log says why.
+  createLogger('error', 'hostpull-lazy').error({ err }, 'lazy helper failed');
+  process.exit(1);
+});
+
+

@@ -1,0 +1,135 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { errorFromJson, HostpullError } from '../errors.js';
+import type { Logger, LogLevel } from '../log.js';
+import type { HelperMessage, HelperRequest, LayerStats, MountSpec } from './helper-protocol.js';
+
+type Request = HelperRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+
+/**
+ * The parent's side of the FUSE helper process (fuse-helper-main.ts): starts it, sends requests,
+ * matches answers. If the helper dies, every pending and later request fails with
+ * LAZY_HELPER_GONE, and `onExit` lets the owner unmount what it served.
+ */
+export class FuseHelper {
+  readonly #child: ChildProcess;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  #nextId = 1;
+  #gone: Error | undefined;
+  readonly pid: number;
+  readonly exited: Promise<void>;
+
+  private constructor(child: ChildProcess, logger: Logger) {
+    this.#child = child;
+    this.pid = child.pid!;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#gone = new HostpullError('LAZY_HELPER_GONE', `the lazy-layer helper (pid ${this.pid}) exited (${signal ?? `status ${code}`})`, {
+          hint: 'lazy layers it served are gone; run the container again',
+        });
+        for (const p of this.#pending.values()) p.reject(this.#gone);
+        this.#pending.clear();
+        if (code !== 0 || signal) logger.warn({ pid: this.pid, code, signal }, 'lazy helper exited');
+        resolve();
+      });
+    });
+    child.on('message', (m: HelperMessage) => {
+      if (m.type !== 'result') return;
+      const p = this.#pending.get(m.id);
+      if (!p) return;
+      this.#pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else p.reject(errorFromJson(m.error, 'LAZY_HELPER_FAILED'));
+    });
+  }
+
+  /** Forks the helper and waits for it to say it is ready. */
+  static async start(logger: Logger, logLevel: LogLevel): Promise<FuseHelper> {
+    const entry = fileURLToPath(new URL('./fuse-helper-main.js', import.meta.url));
+    const child = fork(entry, [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      serialization: 'advanced',
+      env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel },
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: HelperMessage) => {
+        if (m.type === 'ready') done();
+      };
+      const onExit = (code: number | null) => done(new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper exited at start (status ${code})`));
+      const onError = (err: Error) => done(new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err }));
+      const done = (err?: Error) => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        child.off('error', onError);
+        if (err) reject(err);
+        else resolve();
+      };
+      child.on('message', onMessage);
+      child.once('exit', onExit);
+      child.once('error', onError);
+    });
+    // The helper must not keep this process alive on its own (a finished `hostpull run` exits):
+    // the channel is referenced only while a request waits for an answer.
+    child.unref();
+    child.channel?.unref();
+    return new FuseHelper(child, logger);
+  }
+
+  #request(req: Request): Promise<unknown> {
+    if (this.#gone) return Promise.reject(this.#gone);
+    const id = this.#nextId++;
+    const settle = () => {
+      if (this.#pending.size === 0) this.#child.channel?.unref();
+    };
+    return new Promise((resolve, reject) => {
+      if (this.#pending.size === 0) this.#child.channel?.ref();
+      this.#pending.set(id, {
+        resolve: (v) => {
+          resolve(v);
+          settle();
+        },
+        reject: (e) => {
+          reject(e);
+          settle();
+        },
+      });
+      this.#child.send({ ...req, id } as HelperRequest, (err) => {
+        if (err && this.#pending.delete(id)) {
+          reject(new HostpullError('LAZY_HELPER_GONE', `cannot reach the lazy-layer helper: ${err.message}`, { cause: err }));
+          settle();
+        }
+      });
+    });
+  }
+
+  async mount(spec: MountSpec): Promise<void> {
+    await this.#request({ type: 'mount', spec });
+  }
+
+  async unmount(key: string): Promise<void> {
+    await this.#request({ type: 'unmount', key });
+  }
+
+  /** Resolves once these spans are verified in the cache. */
+  async prefetch(key: string, indexes: number[]): Promise<void> {
+    await this.#request({ type: 'prefetch', key, indexes });
+  }
+
+  async spans(key: string, indexes: number[]): Promise<void> {
+    await this.#request({ type: 'spans', key, indexes });
+  }
+
+  async stats(key: string): Promise<LayerStats | undefined> {
+    return (await this.#request({ type: 'stats', key })) as LayerStats | undefined;
+  }
+
+  /** Asks the helper to unmount everything and exit, and waits for it. */
+  async stop(): Promise<void> {
+    if (!this.#gone) {
+      // Referenced again: waiting for its exit must keep this process alive.
+      this.#child.ref();
+      this.#child.kill('SIGTERM');
+    }
+    await this.exited;
+  }
+}

@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../log.js';
+import type { Digest } from '../oci/index.js';
+import { parseTocBlob, type SeekableToc } from '../oci/index.js';
+import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
+import { readDeadlineMs } from './fetch-policy.js';
+import type { FetchPolicy, LayerStats } from './helper-protocol.js';
+import { LazyReader } from './lazy-reader.js';
+import { LazyTree, type LazyTreeOptions } from './lazy-tree.js';
+import { SpanCache } from './span-cache.js';
+import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fetcher.js';
+
+export interface LazyLayerOptions {
+  /** Names the layer in logs and errors. */
+  where: string;
+  /** The claim and bounds the layer is held to (the parent checked them before mounting; the tree is built the same way). */
+  tree: Omit<LazyTreeOptions, 'where'>;
+  source: SpanSource;
+  cacheDir: string;
+  /** Attempts and their bound (the source's retry budget enforces the attempts), and the fetcher's concurrency. */
+  fetch: FetchPolicy & Pick<SpanFetcherOptions, 'concurrency' | 'backgroundConcurrency'>;
+  logger: Logger;
+}
+
+/**
+ * One layer seen lazily: its tree (from the TOC), the verified span fetcher and cache, the reader
+ * and the FUSE handlers over them. Independent of FUSE itself, so it is tested without /dev/fuse.
+ */
+export class LazyLayer {
+  readonly toc: SeekableToc;
+  readonly tree: LazyTree;
+  readonly fetcher: SpanFetcher;
+  readonly reader: LazyReader;
+  readonly handlers: FuseHandlers;
+  #readErrors = 0;
+
+  constructor(toc: SeekableToc, options: LazyLayerOptions) {
+    this.toc = toc;
+    this.tree = LazyTree.fromToc(toc, { ...options.tree, where: options.where });
+    this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir), { ...options.fetch, logger: options.logger });
+    // A read is bounded as one span's fetch is, even when its spans wait behind others for a
+    // connection: a stalled registry gives EIO in that time.
+    this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs: readDeadlineMs(options.fetch) });
+    this.handlers = createFuseHandlers(this.tree, this.reader, { logger: options.logger, where: options.where, onReadError: () => this.#readErrors++ });
+  }
+
+  /** Reads the TOC blob from a file, checks it is the blob `tocDigest` names, and builds the layer. */
+  static async fromFile(tocFile: string, tocDigest: Digest, options: LazyLayerOptions): Promise<LazyLayer> {
+    return new LazyLayer(parseTocBlob(await readFile(tocFile), tocDigest, options.where), options);
+  }
+
+  stats(): LayerStats {
+    return { readOrder: this.reader.readOrder(), reads: this.reader.reads, bytesFetched: this.fetcher.bytesFetched, spansFetched: this.fetcher.spansFetched, readErrors: this.#readErrors };
+  }
+
+  close(): void {
+    this.fetcher.close();
+  }
+}

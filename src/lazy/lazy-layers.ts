@@ -1,0 +1,364 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { join } from 'node:path';
+import { isArchiveError, type PackageClaim } from '../archive/index.js';
+import { HostpullError, isHostpullError } from '../errors.js';
+import { processStartTime } from '../util/index.js';
+import type { Logger, LogLevel } from '../log.js';
+import type { Digest } from '../oci/index.js';
+import { layerCompression } from '../oci/index.js';
+import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE, type SeekableToc } from '../oci/index.js';
+import type { DeferCandidate } from '../pull/index.js';
+import type { RegistryClient, RepositoryRef } from '../registry/index.js';
+import type { ContentStore } from '../store/index.js';
+import type { LayerRow } from '../store/index.js';
+import { completeLayer } from './complete-layer.js';
+import { FuseHelper } from './fuse-helper.js';
+import type { FetchPolicy } from './helper-protocol.js';
+import { helperMountDir, spanCacheDir } from './lazy-paths.js';
+import { fetchPrefetchList, publishPrefetchList } from './prefetch-exchange.js';
+import { LazyTree } from './lazy-tree.js';
+import { SpanCache } from './span-cache.js';
+
+export interface LazyLayersOptions {
+  store: ContentStore;
+  /** Fetches TOC blobs (the pull's client). */
+  client: RegistryClient;
+  logger: Logger;
+  /** The helper's log level (its lines go to this process's stderr). Default: the logger's. */
+  logLevel?: LogLevel;
+  /** Hosts the helper may reach over plain http besides loopback. Default []. */
+  insecureRegistries?: string[];
+  /** Per-span retry bound: the longest a reader waits before EIO (see SpanFetcher). Default 3 × 10 s. */
+  fetch?: Partial<FetchPolicy>;
+  /**
+   * The background pull of a layer starts at least this long after mounting it, and then once
+   * its reads have needed no new span for a second (at most 30 s after mounting): a starting
+   * container gets the link to itself first (a JVM starting over the lazy JDK reads for several
+   * seconds). Readers still go first afterwards (see SpanFetcher's backgroundConcurrency).
+   * Default 2000 ms.
+   */
+  backgroundDelayMs?: number;
+}
+
+/** A layer's reads are taken as settled once they needed no new span for this long. */
+const READS_IDLE_MS = 1000;
+/** The background pull starts at the latest this long after mounting, busy reads or not. */
+const BACKGROUND_MAX_WAIT_MS = 30_000;
+
+/** A layer that can be shown lazily: its verified TOC, and the tree built from it. */
+export interface LazyCandidate {
+  blobDigest: Digest;
+  diffId: Digest;
+  /** Blob size and media type, as the manifest gives them. */
+  size: number;
+  mediaType: string;
+  /** The package claim it is held to, as an unpack would hold it (none for a base layer). */
+  claim: PackageClaim | undefined;
+  tocDigest: Digest;
+  toc: SeekableToc;
+  tree: LazyTree;
+}
+
+/** A lazy layer as a rootfs uses it. */
+export interface LazyMount {
+  blobDigest: Digest;
+  diffId: Digest;
+  /** The FUSE mount point: the layer's overlay lowerdir. */
+  dir: string;
+  /** Non-directory paths, for the overlap check between package layers. */
+  ownedPaths: string[];
+}
+
+interface LayerState {
+  cand: LazyCandidate;
+  dir: string;
+  holders: Set<string>;
+  /** Settles when the background pull is done: the unpacked layer, or undefined if it failed. */
+  completed: Promise<LayerRow | undefined>;
+  done: boolean;
+  unmounted: boolean;
+}
+
+/**
+ * Lazy layers of one hostpull process (a `run`, the daemon): decides which layers of an image can
+ * be lazy, mounts them through one FUSE helper process, completes each in the background (unpacked
+ * into layers/<id> as a whole pull would), and unmounts a layer once it is complete and no rootfs
+ * holds it. This is the API a containerd snapshotter would use too: `choose`, `mount` with a
+ * holder name, `completion`, `release`.
+ */
+export class LazyLayers {
+  readonly #o: LazyLayersOptions;
+  readonly #layers = new Map<Digest, LayerState>();
+  readonly #mounting = new Map<Digest, Promise<LayerState>>();
+  readonly #abort = new AbortController();
+  #helper: Promise<FuseHelper> | undefined;
+  #helperDir: string | undefined;
+  #nextMount = 0;
+
+  constructor(options: LazyLayersOptions) {
+    this.#o = options;
+  }
+
+  get #fetch(): FetchPolicy {
+    return { attempts: this.#o.fetch?.attempts ?? 3, attemptTimeoutMs: this.#o.fetch?.attemptTimeoutMs ?? 10_000 };
+  }
+
+  /**
+   * Which of the layers a pull has not got yet can be lazy (the puller's `defer`): gzip layers
+   * whose manifest descriptor names a TOC that is fetched, verified and fits the layer. Every
+   * layer gets an arrival record: lazy, or whole with the reason.
+   *
+   * Each TOC is held to the layer's package claim through the unpack's entry checker (LazyTree):
+   * a layer an unpack would refuse throws that same error here (LAYER_UNSAFE…), before any layer
+   * of the image is mounted or a byte of it fetched, rather than being pulled whole to be refused.
+   */
+  async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
+    const chosen = new Map<Digest, LazyCandidate>();
+    const { maxExpansionRatio } = this.#o.store.unpackLimits();
+    const tocDigestOf = (c: DeferCandidate) => c.descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
+    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in layer order.
+    const tocs = candidates.map((c) => {
+      const tocDigest = tocDigestOf(c);
+      if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
+      const p = this.#toc(repo, tocDigest, c.layer.blobDigest);
+      p.catch(() => undefined); // awaited below, in order
+      return p;
+    });
+    for (const [i, { layer, claim }] of candidates.entries()) {
+      const whole = (reason: string) => this.#o.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
+      if (why) {
+        whole(why);
+        continue;
+      }
+      const tocDigest = tocDigestOf(candidates[i]!);
+      if (!tocDigest) {
+        whole('no table of contents (published without one, or not a package layer)');
+        continue;
+      }
+      try {
+        if (layerCompression(layer.mediaType) !== 'gzip') throw new HostpullError('LAZY_REFUSED', `media type ${layer.mediaType} is not gzip`);
+        const toc = await tocs[i]!;
+        if (toc.digest !== layer.blobDigest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
+          throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
+        }
+        const tree = LazyTree.fromToc(toc, { where: `layer ${layer.blobDigest}`, claim, maxExpansionRatio });
+        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, toc, tree });
+      } catch (err) {
+        if (isArchiveError(err)) throw err;
+        const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+        this.#o.logger.warn({ layer: layer.blobDigest, reason }, 'layer cannot be lazy; pulling it whole');
+        whole(reason);
+      }
+    }
+    return chosen;
+  }
+
+  /** The TOC blob from the store, else from the registry (verified, then kept in the store). */
+  async #toc(repo: RepositoryRef, tocDigest: Digest, blobDigest: Digest): Promise<SeekableToc> {
+    const { store, client } = this.#o;
+    const where = `table of contents ${tocDigest} of layer ${blobDigest}`;
+    if (!store.blobs.has(tocDigest)) {
+      const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
+      await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
+    }
+    return parseTocBlob(await store.blobs.readBytes(tocDigest), tocDigest, where);
+  }
+
+  #startHelper(): Promise<FuseHelper> {
+    this.#helper ??= FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)).then(
+      (h) => {
+        this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
+        void h.exited.then(() => this.#helperGone());
+        return h;
+      },
+      (err: unknown) => {
+        this.#helper = undefined; // the next mount tries again
+        throw err;
+      },
+    );
+    return this.#helper;
+  }
+
+  #helperGone(): void {
+    for (const s of this.#layers.values()) s.unmounted = true;
+  }
+
+  /**
+   * Mounts the layer lazily for `holder` (a rootfs id), or adds `holder` to its existing mount.
+   */
+  async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string): Promise<LazyMount> {
+    const current = this.#layers.get(cand.blobDigest);
+    let s: LayerState;
+    if (current && !current.unmounted) {
+      s = current;
+    } else {
+      // One mount per layer, also for two rootfs prepared at once (the daemon): the second waits for the first's.
+      let mounting = this.#mounting.get(cand.blobDigest);
+      if (!mounting) {
+        mounting = this.#mountLayer(repo, cand).finally(() => this.#mounting.delete(cand.blobDigest));
+        this.#mounting.set(cand.blobDigest, mounting);
+      }
+      s = await mounting;
+    }
+    s.holders.add(holder);
+    return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
+  }
+
+  async #mountLayer(repo: RepositoryRef, cand: LazyCandidate): Promise<LayerState> {
+    const helper = await this.#startHelper();
+    const dir = join(this.#helperDir!, String(this.#nextMount++));
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const { store } = this.#o;
+    const cacheDir = spanCacheDir(store.layout, cand.blobDigest);
+    await helper.mount({
+      key: cand.blobDigest,
+      tocFile: store.blobs.path(cand.tocDigest),
+      tocDigest: cand.tocDigest,
+      mountpoint: dir,
+      cacheDir,
+      source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
+      fetch: this.#fetch,
+      claim: cand.claim,
+      maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
+    });
+    store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
+    const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
+    state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
+    this.#layers.set(cand.blobDigest, state);
+    return state;
+  }
+
+  async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {
+    const { store, logger } = this.#o;
+    const { cand } = s;
+    try {
+      await this.#readsSettled(helper, cand.blobDigest);
+      const row = await completeLayer(
+        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc, claim: cand.claim },
+        { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
+      );
+      const stats = await helper.stats(cand.blobDigest).catch(() => undefined);
+      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy-completed', bytesLazy: stats?.bytesFetched ?? 0 });
+      logger.info({ layer: cand.blobDigest, layerId: row.id }, 'lazy layer completed: new containers use the unpacked directory');
+      return row;
+    } catch (err) {
+      const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      if (!this.#abort.signal.aborted) logger.error({ layer: cand.blobDigest, reason }, 'background pull of a lazy layer failed; it stays lazy while in use and is pulled again next time');
+      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
+      return undefined;
+    } finally {
+      s.done = true;
+      if (s.holders.size === 0) await this.#unmount(s);
+    }
+  }
+
+  /**
+   * Starts fetching `spans` of a mounted lazy layer ahead of its reads (the learned prefetch),
+   * once the rootfs over it is mounted. A failure only costs the head start: reads fetch what they need.
+   */
+  async prefetch(blobDigest: Digest, spans: readonly number[]): Promise<void> {
+    const s = this.#layers.get(blobDigest);
+    if (!s || s.unmounted || spans.length === 0 || !this.#helper) return;
+    try {
+      await (await this.#helper).prefetch(blobDigest, [...spans]);
+    } catch (err) {
+      this.#o.logger.warn({ layer: blobDigest, err: (err as Error).message }, 'could not start the learned prefetch; reads fetch what they need');
+    }
+  }
+
+  /**
+   * The spans to fetch first when starting image `composite` lazily: what its first start read on
+   * this node, else what the server learned from the first node that started it.
+   */
+  async prefetchFor(repo: RepositoryRef, composite: Digest): Promise<Map<Digest, number[]>> {
+    const local = this.#o.store.lazyLayers.prefetchList(composite);
+    if (local.size > 0) return local;
+    return (await fetchPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, this.#o.logger)) ?? new Map();
+  }
+
+  /** Records what this start read as the image's list (the first start's is kept) and offers it to the server. */
+  async learn(repo: RepositoryRef, composite: Digest, blobDigests: readonly Digest[]): Promise<void> {
+    const lists = new Map<Digest, number[]>();
+    for (const d of blobDigests) lists.set(d, await this.readOrder(d));
+    if (this.#o.store.lazyLayers.prefetchList(composite).size > 0) return;
+    this.#o.store.lazyLayers.recordPrefetchList(composite, lists);
+    await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
+  }
+
+  /** Waits the minimum delay, then until the layer's reads need no new span (bounded). */
+  async #readsSettled(helper: FuseHelper, key: Digest): Promise<void> {
+    const signal = this.#abort.signal;
+    const minDelay = this.#o.backgroundDelayMs ?? 2000;
+    const start = Date.now();
+    await sleep(minDelay, undefined, { signal });
+    let seen = -1;
+    let quietSince = Date.now();
+    while (Date.now() - start < Math.max(BACKGROUND_MAX_WAIT_MS, minDelay)) {
+      // Every read counts, not only those that needed a new span: a JVM starting over spans the
+      // learned prefetch already brought keeps the layer busy, and an unpack beside it would
+      // take the CPU it starts with (mvn -v over the lazy JDK on 2 cores).
+      const read = (await helper.stats(key))?.reads ?? 0;
+      if (read !== seen) {
+        seen = read;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= READS_IDLE_MS) {
+        return;
+      }
+      await sleep(250, undefined, { signal });
+    }
+  }
+
+  /** Starts the FUSE helper now, so its start overlaps the pull (a lazy run will need it). */
+  prestart(): void {
+    this.#startHelper().catch((err: unknown) => this.#o.logger.debug({ err }, 'lazy helper did not start early; will try again when needed'));
+  }
+
+  /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */
+  completion(blobDigest: Digest): Promise<LayerRow | undefined> {
+    return this.#layers.get(blobDigest)?.completed ?? Promise.resolve(undefined);
+  }
+
+  /** Spans the layer's reads needed so far, in first-read order (for the learned prefetch). */
+  async readOrder(blobDigest: Digest): Promise<number[]> {
+    const s = this.#layers.get(blobDigest);
+    if (!s || s.unmounted || !this.#helper) return [];
+    const stats = await (await this.#helper).stats(blobDigest).catch(() => undefined);
+    return stats?.readOrder ?? [];
+  }
+
+  /** `holder` no longer uses its lazy layers; each is unmounted once complete and unused. */
+  async release(holder: string): Promise<void> {
+    for (const s of this.#layers.values()) {
+      if (!s.holders.delete(holder)) continue;
+      if (s.holders.size === 0 && s.done) await this.#unmount(s);
+    }
+  }
+
+  async #unmount(s: LayerState): Promise<void> {
+    if (s.unmounted) return;
+    s.unmounted = true;
+    this.#layers.delete(s.cand.blobDigest);
+    try {
+      await (await this.#helper!).unmount(s.cand.blobDigest);
+      await rm(s.dir, { recursive: true, force: true });
+    } catch (err) {
+      this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
+    }
+    // Complete: the spans are in layers/<id> now. Failed: keep the verified spans for next time.
+    if (this.#o.store.layers.get(s.cand.diffId)) await new SpanCache(spanCacheDir(this.#o.store.layout, s.cand.blobDigest)).clear();
+  }
+
+  /** Waits for every background pull started so far. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.#layers.values()].map((s) => s.completed));
+  }
+
+  /** Stops background pulls and the helper (which unmounts everything it serves). */
+  async close(): Promise<void> {
+    this.#abort.abort(new HostpullError('LAZY_CLOSED', 'lazy layers closed'));
+    await Promise.allSettled([...this.#layers.values()].map((s) => s.completed));
+    if (this.#helper) await (await this.#helper.catch(() => undefined))?.stop();
+    if (this.#helperDir) await rm(this.#helperDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}

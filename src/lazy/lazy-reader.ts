@@ -1,0 +1,155 @@
+import { promisify } from 'node:util';
+import { constants as zc, inflateRaw } from 'node:zlib';
+import { HostpullError } from '../errors.js';
+import { spansFor, type SeekableToc } from '../oci/index.js';
+import type { LazyNode } from './lazy-tree.js';
+import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
+
+/** Files whose read position is remembered (the one read longest ago is forgotten first). */
+const MAX_CURSORS = 4096;
+const inflateRawAsync = promisify(inflateRaw);
+
+export interface LazyReaderOptions {
+  /**
+   * The longest one read waits, whatever is queued before its spans: then LAZY_TIMEOUT (EIO to the
+   * reader). The fetches go on and fill the cache for a later read. Default: no bound of its own.
+   */
+  readDeadlineMs?: number;
+  /**
+   * Inflated spans kept in memory. Default 64 MiB: sixty-four 1 MiB spans, enough for a program
+   * reading a few files at once without inflating the same span again for each 128 KiB read.
+   */
+  inflatedCacheBytes?: number;
+}
+
+/**
+ * Reads file bytes of a lazy layer: the spans that hold them are fetched (verified) through the
+ * {@link SpanFetcher}, inflated on the libuv pool with raw inflate (each span stands alone), and
+ * kept in a small LRU. Also records the order in which spans were first needed, which is what
+ * the next start of the same image prefetches.
+ */
+export class LazyReader {
+  readonly #toc: SeekableToc;
+  readonly #fetcher: SpanFetcher;
+  readonly #max: number;
+  readonly #deadline: number | undefined;
+  readonly #inflated = new Map<number, Promise<Buffer>>();
+  /** Sizes of the settled entries of #inflated. */
+  readonly #sizes = new Map<number, number>();
+  #inflatedBytes = 0;
+  readonly #firstReads: number[] = [];
+  readonly #seen = new Set<number>();
+  /** Per file: where its previous read ended and in which span, to recognise a sequential reader. */
+  readonly #cursors = new Map<number, { end: number; span: number }>();
+
+  constructor(toc: SeekableToc, fetcher: SpanFetcher, options: LazyReaderOptions = {}) {
+    this.#toc = toc;
+    this.#fetcher = fetcher;
+    this.#max = options.inflatedCacheBytes ?? 64 * 1024 * 1024;
+    this.#deadline = options.readDeadlineMs;
+  }
+
+  /** Spans in the order reads first needed them. */
+  readOrder(): number[] {
+    return [...this.#firstReads];
+  }
+
+  /** Reads served so far (cached or not): how busy the layer's readers are. */
+  reads = 0;
+
+  /** Up to `length` bytes of file `node` from `offset` (fewer at the end of the file); the FUSE handler answers EISDIR for anything else. */
+  async read(node: LazyNode, offset: number, length: number): Promise<Buffer> {
+    this.reads++;
+    const n = Math.max(0, Math.min(length, node.size - offset));
+    if (n === 0) return Buffer.alloc(0);
+    const start = node.dataOffset + offset;
+    const { first, last } = spansFor(this.#toc.spans, start, n);
+    // A read of a file that starts where its previous read ended and moves on into the next span:
+    // the reader walks the file in order (a tar, a copy, a scan), so fetch the next two spans
+    // ahead. Reads of other files in between, and random access (a JVM in its jimage, whose page
+    // faults read around the faulting page), do not trigger it: mvn -v fetched 4.5 MB it never
+    // read when any read that moved into the span after the last read's counted.
+    const cursor = this.#cursors.get(node.ino);
+    if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2]).catch(() => undefined);
+    // Most recently read last, so the file forgotten first is the one read longest ago.
+    this.#cursors.delete(node.ino);
+    if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
+    this.#cursors.set(node.ino, { end: offset + n, span: last });
+    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
+    const out = Buffer.allocUnsafe(n);
+    let fill = 0;
+    for (let k = 0; k < parts.length; k++) {
+      const span = this.#toc.spans[first + k]!;
+      const from = Math.max(start - span.u, 0);
+      const to = Math.min(span.us, start + n - span.u);
+      fill += parts[k]!.copy(out, fill, from, to);
+    }
+    return out;
+  }
+
+  #bounded<T>(work: Promise<T>, path: string): Promise<T> {
+    const ms = this.#deadline;
+    if (ms === undefined) return work;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new HostpullError('LAZY_TIMEOUT', `${path}: no verified data within ${ms} ms (the registry is slow, stalled or unreachable)`)), ms);
+    });
+    work.catch(() => undefined); // settles after the deadline is reported: not unhandled
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Fetches spans into the cache (without inflating them) ahead of reads. */
+  async prefetch(spans: readonly number[], priority: SpanPriority = 'prefetch'): Promise<void> {
+    await Promise.all(spans.filter((i) => i >= 0 && i < this.#toc.spans.length).map((i) => this.#fetcher.span(i, priority)));
+  }
+
+  #span(index: number, priority: SpanPriority): Promise<Buffer> {
+    if (!this.#seen.has(index)) {
+      this.#seen.add(index);
+      this.#firstReads.push(index);
+    }
+    const hit = this.#inflated.get(index);
+    if (hit) {
+      // Most recently used last.
+      this.#inflated.delete(index);
+      this.#inflated.set(index, hit);
+      return hit;
+    }
+    const span = this.#toc.spans[index]!;
+    const p = this.#fetcher.span(index, priority).then(async (compressed) => {
+      const { headerSize, trailerSize } = this.#toc.gzip;
+      const from = Math.max(span.c, headerSize) - span.c;
+      const to = Math.min(span.c + span.cs, this.#toc.size - trailerSize) - span.c;
+      const bytes = await inflateRawAsync(compressed.subarray(from, to), { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(span.us, 64) + 64 });
+      if (bytes.length !== span.us) {
+        throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
+      }
+      return bytes;
+    });
+    p.then(
+      (b) => {
+        if (this.#inflated.get(index) !== p) return;
+        this.#sizes.set(index, b.length);
+        this.#inflatedBytes += b.length;
+        this.#evict();
+      },
+      () => {
+        if (this.#inflated.get(index) === p) this.#inflated.delete(index);
+      },
+    );
+    this.#inflated.set(index, p);
+    return p;
+  }
+
+  /** Drops least recently used settled spans until the cache fits (the newest always stays). */
+  #evict(): void {
+    for (const i of this.#inflated.keys()) {
+      if (this.#inflatedBytes <= this.#max || this.#sizes.size <= 1) return;
+      const size = this.#sizes.get(i);
+      if (size === undefined) continue;
+      this.#inflated.delete(i);
+      this.#sizes.delete(i);
+      this.#inflatedBytes -= size;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Shared setup of the lazy-pulling tests: a real registry, `hostpull serve` on it with a base
+ * image, and packages published by `hostpull publish` with small spans (64 KiB) so that a layer
+ * has many of them.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runCli } from '../../helpers/cli.js';
+import { spawnServe } from '../../helpers/serve-cli.js';
+import { baseFiles, buildLayer, pushImage } from '../../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { noise } from '../../helpers/noise.js';
+import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
+
+export { noise };
+
+export interface LazyEnv {
+  registry: TestRegistry;
+  server: ChildProcess;
+  /** `127.0.0.1:PORT` of hostpull serve. */
+  serverHost: string;
+  work: string;
+  /** Published package code → its layer digest and TOC digest. */
+  published: Map<string, { layerDigest: string; tocDigest: string; size: number }>;
+  close(): Promise<void>;
+}
+
+const TOKEN = 'lazy-test-token-0123456789';
+
+/**
+ * A package tree under `dir`: `bin/<name>` prints a greeting and a small file, and `lib/big.bin`
+ * (`bigBytes` of incompressible noise, so many spans) is there to be mostly not read.
+ */
+export async function writeTool(dir: string, name: string, bigBytes: number): Promise<void> {
+  await mkdir(join(dir, 'bin'), { recursive: true });
+  await mkdir(join(dir, 'lib'), { recursive: true });
+  await writeFile(join(dir, 'lib', 'small.txt'), `${name} small file\n`);
+  await writeFile(join(dir, 'lib', 'big.bin'), noise(bigBytes, name));
+  const prefix = `/opt/${name}`;
+  await writeFile(join(dir, 'bin', name), `#!/bin/sh\necho "${name} says hi"\ncat ${prefix}/lib/small.txt\n`);
+  await chmod(join(dir, 'bin', name), 0o755);
+}
+
+export async function startLazyEnv(tools: Record<string, number>): Promise<LazyEnv> {
+  const registry = await startRegistry();
+  const work = await makeTempDir('lazy');
+  let server: ChildProcess | undefined;
+  try {
+    await pushImage(registry.url, 'pkg/base', 'latest', [buildLayer(baseFiles())], { env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], cmd: ['/bin/sh'] });
+    await writeFile(join(work, 'token'), `${TOKEN}\n`);
+    const started = await spawnServe(['--root', join(work, 'server')], ['--upstream', registry.url, '--base', 'pkg/base:latest', '--token-file', join(work, 'token'), '--cache-ttl', '1s']);
+    server = started.child;
+    const s = server;
+    const serverUrl = started.url;
+    const published = new Map<string, { layerDigest: string; tocDigest: string; size: number }>();
+    for (const [code, bigBytes] of Object.entries(tools)) {
+      const name = code.replace(/[0-9.]+$/, '').toLowerCase();
+      const src = join(work, 'src', code);
+      await writeTool(src, name, bigBytes);
+      const r = await runCli([
+        '--root', join(work, 'publisher'), '--server', serverUrl,
+        'publish', src, '--code', code, '--prefix', `/opt/${name}`, '--path-add', `/opt/${name}/bin`,
+        '--upstream', registry.url, '--token-file', join(work, 'token'), '--span-size', '64K', '--json',
+      ]);
+      if (r.code !== 0) throw new Error(`publish ${code} failed: ${r.stderr}`);
+      const j = JSON.parse(r.stdout) as { layerDigest: string; tocDigest: string; size: number };
+      published.set(code, { layerDigest: j.layerDigest, tocDigest: j.tocDigest, size: j.size });
+    }
+    const env: LazyEnv = {
+      registry,
+      server,
+      serverHost: new URL(serverUrl).host,
+      work,
+      published,
+      async close() {
+        if (s.exitCode === null) {
+          const exited = new Promise((r) => s.once('exit', r));
+          s.kill('SIGTERM');
+          await exited;
+        }
+        await registry.stop();
+        await removeTempDir(work);
+      },
+    };
+    return env;
+  } catch (err) {
+    server?.kill('SIGKILL');
+    await registry.stop();
+    await removeTempDir(work);
+    throw err;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The lazy layer without /dev/fuse: its FUSE handlers (STYLE: pure handler objects), the span
+ * fetcher's verification, retries and bounds, and the tree built from a TOC. Spans come from a
+ * real seekable layer built by publish's writer; the "registry" is an in-memory SpanSource.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../src/log.js';
+import type { SeekableToc } from '../../../src/oci/seekable-toc.js';
+import { buildLayerFile } from '../../../src/publish/build-layer.js';
+import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
+import { LazyTree } from '../../../src/lazy/lazy-tree.js';
+import { SpanCache } from '../../../src/lazy/span-cache.js';
+import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
+import { RetryPolicy, type RetryBudget } from '../../../src/registry/retry.js';
+import { noise } from '../../helpers/noise.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+const E = constants.errno;
+
+/** An in-memory registry for one blob: counts requests, and can corrupt, stall or fail them. */
+class FakeSource implements SpanSource {
+  readonly where = 'fake';
+  requests: Array<[number, number]> = [];
+  mode: 'ok' | 'corrupt' | 'stall' | 'fail' = 'ok';
+  /** The registry client's retry policy, with the attempts of the fetch policy and short backoffs. */
+  readonly #policy: RetryPolicy;
+  constructor(
+    readonly blob: Buffer,
+    attempts = 3,
+  ) {
+    this.#policy = new RetryPolicy({ maxRetries: attempts - 1, baseDelayMs: 10, maxDelayMs: 20 });
+  }
+  retryBudget(signal: AbortSignal): RetryBudget {
+    return this.#policy.begin('fake', signal);
+  }
+  async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable> {
+    this.requests.push([start, end]);
+    if (this.mode === 'fail') throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
+    const bytes = Buffer.from(this.blob.subarray(start, end + 1));
+    if (this.mode === 'corrupt') bytes[0] = bytes[0]! ^ 1;
+    if (this.mode === 'stall') {
+      // Half the bytes, then nothing until aborted.
+      const s = new PassThrough();
+      s.write(bytes.subarray(0, bytes.length >> 1));
+      signal.addEventListener('abort', () => s.destroy(signal.reason as Error), { once: true });
+      return s;
+    }
+    return Readable.from([bytes.subarray(0, 100), bytes.subarray(100)]);
+  }
+}
+
+type Cb = (...args: unknown[]) => void;
+function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
+  return new Promise((resolve) => fn((...args: unknown[]) => resolve(args as T)));
+}
+
+describe('lazy layer (no /dev/fuse)', () => {
+  const tmp = useTempDir('lazy-unit');
+
+  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number } = {}) {
+    const dir = await tmp();
+    const src = join(dir, 'src');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await mkdir(join(src, 'lib', 'empty-dir'), { recursive: true });
+    await writeFile(join(src, 'bin', 'tool'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+    await writeFile(join(src, 'lib', 'big.bin'), noise(700_000, 'big'));
+    const { symlink } = await import('node:fs/promises');
+    await symlink('../lib/big.bin', join(src, 'bin', 'big'));
+    const built = await buildLayerFile({ dir: src, prefix: '/opt/t', outFile: join(dir, 'layer.tgz'), spanSize: 64 * 1024 });
+    const blob = await readFile(join(dir, 'layer.tgz'));
+    const attempts = opts.attempts ?? 2;
+    const source = new FakeSource(blob, attempts);
+    const cacheDir = join(dir, 'cache');
+    const lazy = new LazyLayer(built.toc, {
+      where: 'test layer',
+      tree: {},
+      source,
+      cacheDir,
+      fetch: { attempts, attemptTimeoutMs: opts.timeoutMs ?? 2000, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
+      logger: silentLogger(),
+    });
+    return { lazy, source, blob, toc: built.toc, cacheDir, tar: gunzipSync(blob) };
+  }
+
+  it('answers getattr, readdir, readlink and read from the TOC, fetching only the spans a read needs', async () => {
+    const { lazy, source, toc } = await layer();
+    const h = lazy.handlers;
+    const [err, st] = await call<[number, { mode: number; size: number; uid: number }]>((cb) => h.getattr('/opt/t/bin/tool', cb));
+    expect(err).toBe(0);
+    expect(st.mode).toBe(0o100755);
+    expect(st.size).toBe(18);
+    expect((await call<[number]>((cb) => h.getattr('/opt/t/nope', cb)))[0]).toBe(-E.ENOENT);
+    expect(await call((cb) => h.readdir('/opt/t', cb))).toEqual([0, ['bin', 'lib']]);
+    expect(await call((cb) => h.readdir('/opt/t/lib', cb))).toEqual([0, ['big.bin', 'empty-dir']]);
+    expect((await call<[number]>((cb) => h.readdir('/opt/t/bin/tool', cb)))[0]).toBe(-E.ENOTDIR);
+    expect(await call((cb) => h.readlink('/opt/t/bin/big', cb))).toEqual([0, '../lib/big.bin']);
+    expect(source.requests).toEqual([]);
+
+    const [, fd] = await call<[number, number]>((cb) => h.open('/opt/t/bin/tool', 0, cb));
+    expect((await call<[number]>((cb) => h.open('/opt/t/bin/tool', 1, cb)))[0]).toBe(-E.EROFS);
+    const buf = Buffer.alloc(4096);
+    const [n] = await call<[number]>((cb) => h.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    expect(buf.subarray(0, n).toString()).toBe('#!/bin/sh\necho hi\n');
+    expect(source.requests).toHaveLength(1);
+    expect(source.requests[0]![0]).toBe(0);
+
+    // A read in the middle of big.bin: exactly the spans holding those bytes, fetched once.
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const [, fd2] = await call<[number, number]>((cb) => h.open('/opt/t/lib/big.bin', 0, cb));
+    const big = Buffer.alloc(131072);
+    const [m] = await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 131072, 300_000, cb));
+    expect(m).toBe(131072);
+    expect(big.equals(noise(700_000, 'big').subarray(300_000, 431_072))).toBe(true);
+    const want = toc.spans.flatMap((s, i) => (s.u < entry.dataOffset! + 431_072 && s.u + s.us > entry.dataOffset! + 300_000 ? [i] : []));
+    // The spans the requests covered (adjacent ones come in one request).
+    const covered = (r: Array<[number, number]>) => r.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))).sort((a, b) => a - b);
+    expect(covered(source.requests.slice(1))).toEqual(want);
+    await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 131072, 300_000, cb));
+    expect(covered(source.requests.slice(1))).toEqual(want);
+    // Past the end: 0 bytes.
+    expect((await call<[number]>((cb) => h.read('/opt/t/lib/big.bin', fd2, big, 4096, 700_000, cb)))[0]).toBe(0);
+    expect(lazy.reader.readOrder()).toEqual([0, ...want]);
+  });
+
+  it('never returns bytes of a span that does not match the TOC: EIO, and nothing unverified is cached', async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    source.mode = 'corrupt';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(65536, 0xee);
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 65536, 10, cb));
+    expect(r).toBe(-E.EIO);
+    expect(buf.every((b) => b === 0xee)).toBe(true);
+    // A digest mismatch is not retried: each span was asked for once (FakeSource corrupts the
+    // first byte of each answer, so the read's first span is bad; one asked for with it is good).
+    await new Promise((r) => setTimeout(r, 200));
+    const asked = source.requests.length;
+    expect(new Set(source.requests.map(([c]) => c)).size).toBe(asked);
+    const bad = toc.spans.findIndex((s) => s.c === source.requests[0]![0]);
+    const cached = await readdir(cacheDir).catch(() => [] as string[]);
+    expect(cached).not.toContain(String(bad));
+    for (const name of cached) expect(createHash('sha256').update(await readFile(join(cacheDir, name))).digest('hex')).toBe(toc.spans[Number(name)]!.sha256);
+    expect(lazy.stats().readErrors).toBe(1);
+    // Refused again without asking the registry, for a while.
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 65536, 10, cb));
+    expect(source.requests).toHaveLength(asked);
+  });
+
+  it('a stalled source: each attempt is bounded, then EIO; a later read succeeds once it answers', async () => {
+    const { lazy, source, blob } = await layer({ attempts: 2, timeoutMs: 300 });
+    source.mode = 'stall';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/bin/tool', 0, cb));
+    const buf = Buffer.alloc(4096);
+    const t0 = performance.now();
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    const ms = performance.now() - t0;
+    expect(r).toBe(-E.EIO);
+    expect(source.requests).toHaveLength(2);
+    expect(ms).toBeGreaterThanOrEqual(550);
+    // Bounded, not hung (a stalled socket would otherwise wait for undici's 300 s): slack for a loaded machine.
+    expect(ms).toBeLessThan(10_000);
+    source.mode = 'ok';
+    const [n] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', fd, buf, 4096, 0, cb));
+    expect(buf.subarray(0, n).toString()).toBe('#!/bin/sh\necho hi\n');
+    expect(blob.length).toBeGreaterThan(0);
+  });
+
+  it('a reader walking the layer in order gets the next spans fetched ahead', async () => {
+    const { lazy, source, toc } = await layer();
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(32768);
+    // Read on from the start until the reads cross into the next span.
+    const firstSpan = toc.spans.findIndex((s) => s.u + s.us > entry.dataOffset!);
+    let pos = 0;
+    while (entry.dataOffset! + pos < toc.spans[firstSpan + 1]!.u + 1) {
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 32768, pos, cb));
+      pos += 32768;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    // Spans covered by the requests (adjacent spans asked for together share one).
+    const asked = source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : [])));
+    expect(asked).toEqual(expect.arrayContaining([firstSpan, firstSpan + 1, firstSpan + 2, firstSpan + 3]));
+    expect(Math.max(...asked)).toBe(firstSpan + 3);
+  });
+
+  it('read-ahead follows each file: reads of another file in between keep it, jumps within a file do not start it', async () => {
+    const { lazy, source, toc } = await layer();
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const spanOf = (pos: number) => toc.spans.findIndex((s) => s.u + s.us > entry.dataOffset! + pos);
+    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const [, big] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const [, tool] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/bin/tool', 0, cb));
+    const buf = Buffer.alloc(16384);
+    // Random access: read near the end, then jump back into a later span than the first read's.
+    const far = spanOf(600_000);
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, 600_000, cb));
+    const back = toc.spans[far - 4]!.u + 10 - entry.dataOffset!;
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, back, cb));
+    await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 4096, toc.spans[far - 3]!.u + 10 - entry.dataOffset!, cb));
+    await new Promise((r) => setTimeout(r, 200));
+    expect([...asked()].sort((a, b) => a - b)).toEqual([far - 4, far - 3, far].sort((a, b) => a - b));
+    // Sequential from the start of the file, with a read of another file between every two reads.
+    const first = spanOf(0);
+    let pos = 0;
+    while (entry.dataOffset! + pos < toc.spans[first + 1]!.u + 1) {
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', big, buf, 16384, pos, cb));
+      await call<[number]>((cb) => lazy.handlers.read('/opt/t/bin/tool', tool, buf, 4096, 0, cb));
+      pos += 16384;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(far - 4).toBeGreaterThan(first + 3); // the spans fetched ahead were not fetched before
+    expect([...asked()]).toEqual(expect.arrayContaining([first + 2, first + 3]));
+  });
+
+  it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
+    const { lazy, source } = await layer({ attempts: 2, timeoutMs: 300, concurrency: 1 });
+    source.mode = 'stall';
+    const [, fd] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
+    const buf = Buffer.alloc(200_000);
+    const t0 = performance.now();
+    // 200 kB of 64 KiB spans: four spans, one connection, each span 2 × 300 ms when stalled.
+    const [r] = await call<[number]>((cb) => lazy.handlers.read('/opt/t/lib/big.bin', fd, buf, 200_000, 0, cb));
+    expect(r).toBe(-E.EIO);
+    // The read's own deadline (2 × (300 + 20) + 500 ms) ends it; slack for a loaded machine.
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('adjacent spans asked for together come in one request, each verified on its own', async () => {
+    const { lazy, source, toc } = await layer();
+    await Promise.all([2, 3, 4].map((i) => lazy.fetcher.span(i, 'prefetch')));
+    expect(source.requests).toEqual([[toc.spans[2]!.c, toc.spans[4]!.c + toc.spans[4]!.cs - 1]]);
+    // The first span of the next run is corrupt (FakeSource flips the first byte it sends): it
+    // alone fails, the others of its request are handed over.
+    source.mode = 'corrupt';
+    const results = await Promise.allSettled([5, 6, 7].map((i) => lazy.fetcher.span(i, 'prefetch')));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
+    expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'LAZY_FETCH_FAILED', cause: { code: 'DIGEST_MISMATCH' } });
+    expect(source.requests).toHaveLength(2);
+  });
+
+  it('a refused connection is retried up to the attempt limit', async () => {
+    const { lazy, source } = await layer({ attempts: 3 });
+    source.mode = 'fail';
+    await expect(lazy.fetcher.span(0)).rejects.toMatchObject({ code: 'LAZY_FETCH_FAILED' });
+    expect(source.requests).toHaveLength(3);
+  });
+
+  it('a damaged cache file is dropped and fetched again, never served', async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    await lazy.fetcher.span(1);
+    await lazy.fetcher.stored([1]);
+    expect(source.requests).toHaveLength(1);
+    const { chmod } = await import('node:fs/promises');
+    await chmod(join(cacheDir, '1'), 0o600);
+    await writeFile(join(cacheDir, '1'), Buffer.alloc(toc.spans[1]!.cs));
+    const fresh = new SpanFetcher(toc.spans, source, new SpanCache(cacheDir), { logger: silentLogger() });
+    const bytes = await fresh.span(1);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(toc.spans[1]!.sha256);
+    expect(source.requests).toHaveLength(2);
+  });
+
+  it('one fetch per span however many readers wait for it', async () => {
+    const { lazy, source } = await layer();
+    await Promise.all([lazy.fetcher.span(2), lazy.fetcher.span(2, 'background'), lazy.fetcher.span(2, 'prefetch')]);
+    expect(source.requests).toHaveLength(1);
+  });
+});
+
+describe('LazyTree', () => {
+  const base = (entries: SeekableToc['entries']): SeekableToc => ({
+    version: 1,
+    digest: `sha256:${'a'.repeat(64)}` as SeekableToc['digest'],
+    diffId: `sha256:${'b'.repeat(64)}` as SeekableToc['diffId'],
+    size: 1,
+    uncompressedSize: 1 << 20,
+    gzip: { headerSize: 10, trailerSize: 8 },
+    spans: [{ c: 0, cs: 1, u: 0, us: 1 << 20, sha256: 'c'.repeat(64) }],
+    entries,
+  });
+  const f = (path: string, extra: Partial<SeekableToc['entries'][number]> = {}) => ({ path, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 3, mtime: 0, offset: 0, dataOffset: 512, ...extra });
+
+  it('creates missing parents, lets a later entry win, and resolves hardlinks to earlier files', () => {
+    const t = LazyTree.fromToc(base([f('a/b/c'), f('a/b/c', { size: 5 }), { ...f('a/h'), type: 'hardlink', size: 0, linkname: 'a/b/c', dataOffset: undefined }]), { where: 't' });
+    expect(t.lookup('/a')?.type).toBe('dir');
+    expect(t.lookup('/a/b/c')?.size).toBe(5);
+    expect(t.lookup('/a/h')).toBe(t.lookup('/a/b/c'));
+    expect(t.lookup('/a/h')?.nlink).toBe(2);
+    // A directory's links: itself, its entry in the parent, and each subdirectory's `..`.
+    expect([t.lookup('/')?.nlink, t.lookup('/a')?.nlink, t.lookup('/a/b')?.nlink]).toEqual([3, 3, 2]);
+    expect(t.ownedPaths).toEqual(['a/b/c', 'a/h']);
+  });
+
+  it.each([
+    ['a whiteout', [f('a/.wh.b')], /whiteouts/],
+    ['a device node', [{ ...f('dev/null'), type: 'char' as const, size: 0, devmajor: 1, devminor: 3, dataOffset: undefined }], /device nodes/],
+    ['extended attributes', [f('a', { xattrs: { 'security.capability': 'AQAAAg==' } })], /extended attributes/],
+    ['a hardlink to nothing', [{ ...f('a'), type: 'hardlink' as const, size: 0, linkname: 'nope', dataOffset: undefined }], /hardlink/],
+    ['a file under a file', [f('a'), f('a/b')], /not a directory/],
+  ])('does not show %s lazily (LAZY_REFUSED: the layer is then pulled whole)', (_n, entries, message) => {
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(message);
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(expect.objectContaining({ code: 'LAZY_REFUSED' }));
+  });
+
+  it.each([
+    ['a ".." name', [f('a/../../etc/passwd')], 'dot-dot'],
+    ['an absolute name', [f('/etc/passwd')], 'absolute-name'],
+    ['an overlay xattr', [f('a', { xattrs: { 'trusted.overlay.opaque': 'eQ==' } })], 'overlay-xattr'],
+  ])('refuses %s as an unpack does (LAYER_UNSAFE)', (_n, entries, rule) => {
+    expect(() => LazyTree.fromToc(base(entries), { where: 't' })).toThrow(expect.objectContaining({ code: 'LAYER_UNSAFE', details: expect.objectContaining({ rule }) }));
+  });
+});
