@@ -9,7 +9,8 @@
 // 1. publish: `hostpull publish` of JDK17.0 and GO1.19 against `tar --sort=name | pigz -6` of the
 //    same tree, alternated, wall and CPU time each.
 // 2. start: `hostpull run REF -- CMD` on a fresh store, whole vs --lazy vs --lazy on a second fresh
-//    node (which gets the learned prefetch list from the server): time to the first byte of
+//    node (which gets the learned prefetch list from the server), and the whole node run again
+//    with everything local (the floor no start can beat): time to the first byte of
 //    output, and bytes the node received from the server before it (a counting proxy between the
 //    node and `hostpull serve`), for `JDK17.0-MVN3.8 -- mvn -v` and `GO1.19 -- go version`.
 // 3. throughput: reading all of /opt/go-1.19 (tar to /dev/null) through the lazy mount, cold (spans
@@ -23,7 +24,8 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
-const CLI = join(REPO, 'dist/cli/main.js');
+// HOSTPULL_BENCH_CLI: the CLI of another build (a before/after comparison); the demo base is pushed with this one's.
+const CLI = process.env.HOSTPULL_BENCH_CLI ?? join(REPO, 'dist/cli/main.js');
 const DEMO = process.env.HOSTPULL_DEMO_WORK ?? '/var/tmp/hostpull-demo';
 const WORK = process.env.WORK ?? '/var/tmp/hostpull-bench-lazy';
 const PKGS = {
@@ -144,7 +146,7 @@ async function main() {
   }
   const token = join(WORK, 'token');
   writeFileSync(token, `${'b'.repeat(32)}\n`, { mode: 0o600 });
-  const server = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'warn', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'error', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', 'inherit'] });
   const serverUrl = await new Promise((resolve, reject) => {
     let out = '';
     server.stdout.on('data', (b) => {
@@ -171,11 +173,13 @@ async function main() {
       // A first run on a throwaway store probes the runtime and warms the server's caches.
       await runTimed(fresh('warmup'), proxy, w.ref, w.cmd);
       const whole = await runTimed(fresh('whole'), proxy, w.ref, w.cmd);
+      // The floor: the same node again, everything local (no request), the runtime probed.
+      const warm = await runTimed(join(WORK, 'nodes', `${w.ref}-whole`), proxy, w.ref, w.cmd, ['--pull', 'missing']);
       const lazy = await runTimed(fresh('lazy'), proxy, w.ref, w.cmd, ['--lazy']);
       const second = await runTimed(fresh('lazy2'), proxy, w.ref, w.cmd, ['--lazy']);
       const compressed = whole.bytesTotal;
-      results.start[w.ref] = { whole, lazy, secondNode: second, compressedBytes: compressed, load: load() };
-      for (const [name, r] of Object.entries({ whole, lazy, 'lazy, second node': second })) {
+      results.start[w.ref] = { whole, warm, lazy, secondNode: second, compressedBytes: compressed, load: load() };
+      for (const [name, r] of Object.entries({ whole, 'warm (all local)': warm, lazy, 'lazy, second node': second })) {
         say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms → ${JSON.stringify(r.output)}`);
       }
     }

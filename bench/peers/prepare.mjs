@@ -14,7 +14,10 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const repo = new URL('../../', import.meta.url).pathname;
-const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, buildBlob, catalogIndex, packageDir, pushImage } = await import(join(repo, 'dist/bench/index.js'));
+// The bench folder's face exports only `hostpull bench`; its image builders are imported from their modules.
+const { BenchImageBuilder, BENCH_REPOS, BASE_TAG, pushImage } = await import(join(repo, 'dist/bench/images.js'));
+const { buildBlob, packageDir } = await import(join(repo, 'dist/bench/content.js'));
+const { catalogIndex } = await import(join(repo, 'dist/bench/catalog.js'));
 const { tarEntry } = await import(join(repo, 'dist/bench/tar.js'));
 const { RegistryClient } = await import(join(repo, 'dist/registry/index.js'));
 const { synthesizeComposites } = await import('./synthesize-composites.mjs');

@@ -10,10 +10,13 @@ export interface DecompressorOptions {
 }
 
 /**
- * gunzip output chunk size. 128 KiB instead of zlib's 16 KiB default: fewer, larger `write(2)`s in
- * the applier and fewer stream hops per MB.
+ * gunzip output chunk size. 512 KiB instead of zlib's 16 KiB default: fewer, larger `write(2)`s in
+ * the applier, fewer threadpool round trips and fewer stream hops per MB (each output chunk is a
+ * threadpool job, a push, a turn of the applier's loop, a hash update and a pass of the tar
+ * reader). 128 → 512 KiB, with 1 MiB messages to the unpack workers: cold pull of the full-size
+ * peer images, 6 interleaved runs each at load 3-7, CPU (user+sys) median 4.15 → 3.65 s.
  */
-const GUNZIP_CHUNK = 128 * 1024;
+const GUNZIP_CHUNK = 512 * 1024;
 
 /**
  * A stream that turns compressed layer bytes into tar bytes. Errors of the decompressor itself

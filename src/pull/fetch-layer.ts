@@ -12,6 +12,7 @@ import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } fr
 import { Tee } from './tee.js';
 import type { PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
+import { unpacksInWorker } from './unpack-placement.js';
 
 export interface LayerJob {
   repo: RepositoryRef;
@@ -50,16 +51,9 @@ export interface FetchLayerOptions {
   signal?: AbortSignal;
 }
 
-/**
- * Layers at least this big (compressed) are unpacked in a worker thread; smaller ones on the
- * calling thread, which is mostly idle during a pull and where they cost less than a worker's
- * start (~60 ms of CPU).
- */
-const WORKER_MIN_BYTES = 16 * 1024 * 1024;
-
-/** Unpacks one layer where it is cheapest (see WORKER_MIN_BYTES). */
+/** Unpacks one layer where it is cheapest (see unpack-placement.ts). */
 function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, options: ApplyOptions): Promise<ApplyResult> {
-  return deps.workers && job.size >= WORKER_MIN_BYTES ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
+  return deps.workers && unpacksInWorker(job.size) ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
 }
 
 function source(repo: RepositoryRef): string {
@@ -205,13 +199,15 @@ async function transfer(
   attempt: TransferAttempt,
 ): Promise<{ resumedFrom: number; layer?: LayerRow }> {
   const { store, client } = deps;
-  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true });
+  // A blob dropped once its layer is committed needs no fsync (openIngest's `durable`).
+  const durable = !options.unpack || options.keepBlob === true;
+  let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true, durable });
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.
     response.stream.destroy();
     ingest.writer.destroy();
-    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true });
+    ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: false, direct: true, durable });
     response = await client.getBlob(job.repo, job.digest, { offset: 0, signal: options.signal, retry });
   }
   const resumedFrom = ingest.offset;
@@ -230,6 +226,17 @@ async function transfer(
       return { resumedFrom };
     }
     return { resumedFrom, layer: await downloadAndUnpack(deps, job, compression, [body, verifier, counter], ingest.writer, options.signal) };
+  } catch (err) {
+    // A failed pipeline rejects as soon as it fails, while the writer may still be writing out
+    // what it holds (its destroy drains the direct buffer): the next attempt sizes the partial
+    // file to resume from, so it must come after. Seen under load 10 as a resume that fetched
+    // 1.5 MB twice (registry-faults "cut every 1.5 MB").
+    if (!writer.closed) {
+      const closed = new Promise((resolve) => writer.once('close', resolve));
+      writer.destroy();
+      await closed;
+    }
+    throw err;
   } finally {
     attempt.fetched = verifier.bytes - fetchedFrom;
   }

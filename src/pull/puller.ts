@@ -10,6 +10,7 @@ import type { LayerOutcome, PullEvent } from './events.js';
 import { fetchImageConfig } from './fetch-config.js';
 import type { LayerJob } from './fetch-layer.js';
 import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
+import { unpacksInWorker } from './unpack-placement.js';
 
 /**
  * When to ask the registry, as podman's `--pull`: `always` HEADs the tag (a composite moves when
@@ -218,6 +219,9 @@ export class Puller {
     // or unpacked: an up-to-date pull stops at the HEAD and needs none of it.
     const fetching = layers.some((l) => !deferred.has(l.blobDigest));
     const workers = this.#deps.workers ?? (unpack && fetching ? new (await import('../unpack/index.js')).ApplyWorkers() : undefined);
+    // The workers the big missing layers will need start now, while this thread loads the fetch
+    // machinery, takes the leases and waits for the first bytes, instead of at the first byte.
+    if (unpack) workers?.warm(layers.filter((l) => !deferred.has(l.blobDigest) && unpacksInWorker(l.size) && !this.#deps.store.layers.get(l.diffId)).length);
     let outcomes: LayerOutcome[];
     try {
       outcomes = await mapLimit(

@@ -12,7 +12,8 @@ const BUSY_TIMEOUT_MS = 10_000;
  * journal_mode switch waits for a concurrent opener instead of failing), then WAL and
  * synchronous=NORMAL (durable at checkpoints; a blob row is only written after its file was
  * fsynced, so losing the last transactions on power loss only loses rows, never verifies a bad
- * file), then migrations under an exclusive transaction.
+ * file — except a layer blob kept only until its layer is committed, see protocol.ts), then
+ * migrations under an exclusive transaction.
  */
 export function openDatabase(path: string): Db {
   let db: Db;

@@ -21,7 +21,8 @@ export interface DirectWrites {
 
 /**
  * Appends verified-as-they-pass bytes to an ingest file, from `offset` on. On a clean end it
- * fsyncs and closes the file and then runs `commit` (rename into blobs/ + database row); on an
+ * fsyncs (unless not `durable`) and closes the file and then runs `commit` (rename into blobs/ +
+ * database row); on an
  * error it only closes the file, leaving the partial bytes for a later resume. Buffered chunks
  * are written with writev so one syscall covers what the socket delivered meanwhile; with
  * `direct`, whole aligned blocks go through O_DIRECT and only the last, partial block (or the
@@ -52,14 +53,17 @@ export class IngestWriter extends Writable {
   #busy = 0;
   /** A destroy that waits for the in-flight operations. */
   #closeWhenIdle: (() => void) | undefined;
+  /** fsync before the commit (see BlobStore.openIngest's `durable`). */
+  readonly #durable: boolean;
 
-  constructor(fd: number, commit: () => Promise<void>, options: { offset?: number; direct?: DirectWrites } = {}) {
+  constructor(fd: number, commit: () => Promise<void>, options: { offset?: number; direct?: DirectWrites; durable?: boolean } = {}) {
     super({ highWaterMark: 1 << 20 });
     this.#fd = fd;
     this.#commit = commit;
     this.#pos = options.offset ?? 0;
     this.#directFd = options.direct?.fd;
     this.#direct = options.direct ? { buffers: options.direct.buffers } : undefined;
+    this.#durable = options.durable ?? true;
   }
 
   /**
@@ -112,11 +116,12 @@ export class IngestWriter extends Writable {
 
   override _final(callback: Done): void {
     this.#drainDirect()
-      .then(
-        () =>
-          new Promise<void>((resolve, reject) => {
-            this.#onFd((fd, done) => fsync(fd, done), (err) => (err ? reject(err) : resolve()));
-          }),
+      .then(() =>
+        this.#durable
+          ? new Promise<void>((resolve, reject) => {
+              this.#onFd((fd, done) => fsync(fd, done), (err) => (err ? reject(err) : resolve()));
+            })
+          : undefined,
       )
       .then(() => this.#closeAll())
       .then(() => this.#commit())

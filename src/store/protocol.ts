@@ -34,7 +34,9 @@ import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.
  *
  *   A layer blob whose layer is committed is dropped by the holder of its lease, still holding
  *   it (row, then file), unless blobs are kept (--keep-blobs), or an image hostpull pulled lists
- *   it when the snapshotter fetched it: one copy of each layer, the unpacked one.
+ *   it when the snapshotter fetched it: one copy of each layer, the unpacked one. Such a blob is
+ *   not fsynced (it lives only until its layer is committed): after a power loss its row may name
+ *   a file that lost bytes, which unpacking it detects (blobs.corruptOnDisk → quarantine).
  *   Manifests and configs are small and unleased: each writer has its own
  *   `<alg>-<hex>.partial.<pid>-<rand>`, removed by GC once its owner is dead.
  *

@@ -3,12 +3,10 @@
  * packages (pushFixtureSet's `pkg/<code>:latest` images): composites are synthesised on request,
  * with the layer annotations real nodes get. Stopped by its pid.
  */
-import type { ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HostpullError } from '../../src/errors.js';
-import { spawnCli } from './cli.js';
 import { packagePrefix } from './fixtures.js';
+import { spawnServe } from './serve-cli.js';
 
 export interface CompositeServer {
   /** `127.0.0.1:PORT` */
@@ -27,25 +25,7 @@ export async function startCompositeServer(opts: { registryUrl: string; dir: str
   for (const code of opts.codes) catalog[code] = { image: `${opts.imagePrefix ?? ''}pkg/${code.toLowerCase()}:latest`, prefix: packagePrefix(code), pathAdd: [`${packagePrefix(code)}/bin`] };
   const catalogFile = join(opts.dir, 'catalog.json');
   await writeFile(catalogFile, JSON.stringify(catalog));
-  const child: ChildProcess = spawnCli([
-    '--root', join(opts.dir, 'server'),
-    'serve', '--listen', '127.0.0.1:0', '--upstream', opts.registryUrl, '--base', opts.base ?? 'pkg/base:latest', '--catalog', catalogFile,
-  ]);
-  child.stdin!.end();
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new HostpullError('TEST_SERVE_START', `hostpull serve did not start: ${out}`)), 30_000);
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-    child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    child.once('exit', (code) => reject(new HostpullError('TEST_SERVE_START', `hostpull serve exited ${code}: ${out}`)));
-  });
+  const { child, url } = await spawnServe(['--root', join(opts.dir, 'server')], ['--upstream', opts.registryUrl, '--base', opts.base ?? 'pkg/base:latest', '--catalog', catalogFile]);
   return {
     url,
     host: url.replace(/^http:\/\//, ''),

@@ -50,6 +50,17 @@ describe('IngestWriter', () => {
     });
   }
 
+  it('fsyncs before the commit unless not durable (a blob kept only until its layer is committed)', async () => {
+    // fsync on /dev/null fails (EINVAL) where writes succeed: a commit proves no fsync was asked for.
+    const data = randomBytes(3 * BLOCK);
+    const durable = new IngestWriter(openSync('/dev/null', fsc.O_WRONLY), async () => expect.unreachable('no commit after a failed fsync'));
+    await expect(pipeline(Readable.from(chunks(data)), durable)).rejects.toMatchObject({ code: 'EINVAL', syscall: 'fsync' });
+    let commits = 0;
+    const transient = new IngestWriter(openSync('/dev/null', fsc.O_WRONLY), async () => void commits++, { durable: false });
+    await pipeline(Readable.from(chunks(data)), transient);
+    expect(commits).toBe(1);
+  });
+
   it('O_DIRECT: a destroy keeps every byte received so far (a resume starts right after them)', async () => {
     const path = join(await tmp(), 'partial');
     writeFileSync(path, '');

@@ -74,6 +74,17 @@ describe('ApplyWorkers', () => {
     }
   });
 
+  it('starts workers ahead of the layers (within its size) and hands the next layers to them', async () => {
+    workers.warm(5);
+    expect(workers.workers).toBe(2);
+    workers.warm(1);
+    expect(workers.workers).toBe(2);
+    const tar = layerTar('W', 5, 10_000);
+    const result = await workers.apply(chunked(gzip(tar)), { compression: 'gzip', target: target('warm') }, 100);
+    expect(result.diffId).toBe(sha256(tar));
+    expect(workers.workers).toBe(2);
+  });
+
   it('reports a refused layer with its code and leaves the other layers of the same worker alone', async () => {
     const good = layerTar('G', 10, 50_000);
     const bad = writeTar([{ name: '../escape', type: 'file', content: 'x' }]);
