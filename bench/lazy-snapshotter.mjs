@@ -17,6 +17,7 @@ import { cpSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from '
 import { connect, createServer } from 'node:net';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startLayoutServer } from './layout-server.mjs';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 const CLI = join(REPO, 'dist/cli/main.js');
@@ -162,18 +163,7 @@ async function main() {
   const { pushBaseImage } = await import(join(REPO, 'dist/demo/push-base.js'));
   const { LayoutUpstream } = await import(join(REPO, 'dist/server/layout-upstream.js'));
   await pushBaseImage({ rootfs: join(DEMO, 'base', 'rootfs'), upstream: new LayoutUpstream({ dir: layout }), repository: 'base/bookworm-slim', tag: 'demo', tmpDir: WORK });
-  const token = join(WORK, 'token');
-  writeFileSync(token, `${'s'.repeat(32)}\n`, { mode: 0o600 });
-  const serve = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'warn', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', openSync(join(WORK, 'serve.log'), 'a')] });
-  const serverUrl = await new Promise((res, rej) => {
-    let text = '';
-    serve.stdout.on('data', (b) => {
-      text += b;
-      const m = /serving (http:\/\/\S+)/.exec(text);
-      if (m) res(m[1]);
-    });
-    serve.once('exit', (c) => rej(new Error(`hostpull serve exited ${c}`)));
-  });
+  const { server: serve, url: serverUrl, token } = await startLayoutServer({ cli: CLI, work: WORK, layout, logLevel: 'warn', stderr: openSync(join(WORK, 'serve.log'), 'a') });
   const counter = await byteCounter(Number(new URL(serverUrl).port));
   try {
     for (const [code, { dir, env }] of Object.entries(PACKAGES)) {

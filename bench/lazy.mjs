@@ -22,6 +22,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } fro
 import { createServer, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
+import { startLayoutServer } from './layout-server.mjs';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 // HOSTPULL_BENCH_CLI: the CLI of another build (a before/after comparison); the demo base is pushed with this one's.
@@ -144,18 +145,7 @@ async function main() {
     results.base = { layerBytes: base.size, tocDigest: base.tocDigest };
     say(`pushed the demo base as a seekable layer (${(base.size / 1e6).toFixed(1)} MB, TOC ${base.tocDigest.slice(0, 19)})`);
   }
-  const token = join(WORK, 'token');
-  writeFileSync(token, `${'b'.repeat(32)}\n`, { mode: 0o600 });
-  const server = spawn(process.execPath, [CLI, '--root', join(WORK, 'server'), '--log-level', 'error', 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const serverUrl = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (b) => {
-      out += b;
-      const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    server.once('exit', (c) => reject(new Error(`server exited ${c}`)));
-  });
+  const { server, url: serverUrl, token } = await startLayoutServer({ cli: CLI, work: WORK, layout, logLevel: 'error', stderr: 'inherit' });
   const proxy = await countingProxy(serverUrl);
   try {
     for (const [code, p] of Object.entries(PKGS)) {
