@@ -7,7 +7,7 @@ export { type CheckedEntry, type CheckedEntrySink, EntryChecker } from './entry-
 export { baseOf, normaliseEntryPath, parentOf } from './entry-path.js';
 export { FootprintBuilder, footprintViolation, type LayerFootprint } from './layer-footprint.js';
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
-export { expansionBound, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
+export { expansionBound, LAYER_LIMIT_DEFAULTS, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
 export { type TarEntryHeader, type TarEntrySink, TarReader } from './tar-reader.js';
 export { treeChecksum } from './tree-checksum.js';
 export { VerifyingStream } from './verifying-stream.js';

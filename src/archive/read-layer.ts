@@ -60,6 +60,13 @@ export interface ReadLayerResult {
 const EXPANSION_ALLOWANCE = 64 * 1024 * 1024;
 
 /**
+ * The bounds a layer is read under unless its reader is told otherwise: the same on the server's
+ * registration check, the node's unpack and a lazy view, so no side accepts what another refuses.
+ * maxBytes is the sum of regular file sizes; maxExpansionRatio feeds {@link expansionBound}.
+ */
+export const LAYER_LIMIT_DEFAULTS = { maxEntries: 5_000_000, maxDepth: 512, maxBytes: 64 * 1024 ** 3, maxExpansionRatio: 100 } as const;
+
+/**
  * The bound that a decompression bomb hits: `ratio × compressed + 64 MiB`. The demo's real layers
  * (Debian base, OpenJDK 17, Maven 3.8, Go 1.19) expand 1.1× to 3.8× under gzip; 100× is far above
  * any real package and stops a 1 MiB gzip of zeros after about 164 MiB instead of 1 GiB.

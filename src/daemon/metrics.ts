@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PullResult } from '../pull/index.js';
 import type { ContentStore } from '../store/index.js';
-import { layerArrivalSummary } from '../lazy/index.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
@@ -117,7 +116,7 @@ export class DaemonMetrics {
     this.#arrivals.reset();
     this.#arrival.reset();
     for (const kind of ['whole', 'lazy', 'lazy_completed']) this.#arrivals.labels(kind).set(0);
-    for (const l of layerArrivalSummary(this.#store)) {
+    for (const l of this.#store.layerArrivals()) {
       const arrival = l.arrival.replace('-', '_');
       this.#arrivals.labels(arrival).inc();
       this.#arrival.labels(l.blobDigest, arrival, (l.reason ?? '').slice(0, 200)).set(l.bytesLazy);

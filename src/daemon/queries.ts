@@ -1,5 +1,4 @@
-import type { ContentStore, ImageRow, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
-import { layerArrivalSummary, type LayerArrivalSummary } from '../lazy/index.js';
+import type { ContentStore, ImageRow, LayerArrivalSummary, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -32,7 +31,7 @@ export function hostStats(store: ContentStore): HostStats {
   return {
     ...s,
     store: { blobs: totals.blobs, blobBytes: totals.blobBytes, layers: totals.layers, unpackedBytes: totals.unpackedBytes },
-    layerArrivals: layerArrivalSummary(store),
+    layerArrivals: store.layerArrivals(),
     snapshotter: {
       snapshots: totals.snapshots,
       totals: store.snapshotLog.totals(),

@@ -8,8 +8,8 @@ import type { SeekableToc, TocEntry } from '../oci/index.js';
 import type { ContentStore } from '../store/index.js';
 import type { LayerRow } from '../store/index.js';
 import { applyOptions, layerCommit } from '../pull/index.js';
-import { applyLayer, UNPACK_DEFAULTS } from '../unpack/index.js';
-import { normaliseEntryPath, TarReader, type PackageClaim, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
+import { applyLayer } from '../unpack/index.js';
+import { LAYER_LIMIT_DEFAULTS, normaliseEntryPath, TarReader, type PackageClaim, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
 import type { SpanCache } from './span-cache.js';
 
 const inflateRawAsync = promisify(inflateRaw);
@@ -78,8 +78,8 @@ class TocCheck implements TarEntrySink {
 
 /** What a TOC entry says differently from the tar's header, or undefined when they agree. */
 function disagreement(e: TocEntry, h: TarEntryHeader): string | undefined {
-  const path = normaliseEntryPath(h.name, UNPACK_DEFAULTS.maxDepth);
-  if (typeof path !== 'string' || path !== normaliseEntryPath(e.path, UNPACK_DEFAULTS.maxDepth)) return `path ${JSON.stringify(e.path)}`;
+  const path = normaliseEntryPath(h.name, LAYER_LIMIT_DEFAULTS.maxDepth);
+  if (typeof path !== 'string' || path !== normaliseEntryPath(e.path, LAYER_LIMIT_DEFAULTS.maxDepth)) return `path ${JSON.stringify(e.path)}`;
   if (h.type !== e.type || h.mode !== e.mode || h.uid !== e.uid || h.gid !== e.gid || h.size !== e.size) return 'type, mode, owner or size';
   if ((e.type === 'symlink' || e.type === 'hardlink') && h.linkname !== e.linkname) return `link target ${JSON.stringify(e.linkname)}`;
   if ((e.type === 'char' || e.type === 'block') && (h.devmajor !== e.devmajor || h.devminor !== e.devminor)) return 'device numbers';

@@ -6,4 +6,3 @@
 export { cleanupStaleLazyMounts, pruneSpanCaches } from './cleanup-lazy-mounts.js';
 export { type FetchPolicy } from './helper-protocol.js';
 export { type LazyCandidate, LazyLayers, type LazyLayersOptions, type LazyMount } from './lazy-layers.js';
-export { layerArrivalSummary, type LayerArrivalSummary } from './lazy-records.js';

@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { isArchiveError, type PackageClaim } from '../archive/index.js';
+import { isArchiveError, LAYER_LIMIT_DEFAULTS, type PackageClaim } from '../archive/index.js';
 import { HostpullError, isHostpullError } from '../errors.js';
 import { processStartTime } from '../util/index.js';
 import type { Logger, LogLevel } from '../log.js';
@@ -220,7 +220,7 @@ export class LazyLayers {
       source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
       fetch: this.#fetch,
       claim: cand.claim,
-      maxExpansionRatio: store.unpackLimits().maxExpansionRatio,
+      maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
     });
     store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
     const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };

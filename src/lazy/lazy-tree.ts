@@ -4,6 +4,7 @@ import {
   baseOf,
   EntryChecker,
   expansionBound,
+  LAYER_LIMIT_DEFAULTS,
   normalisePrefix,
   parentOf,
   type CheckedEntry,
@@ -12,7 +13,6 @@ import {
   type TarEntryHeader,
 } from '../archive/index.js';
 import type { SeekableToc, TocEntry } from '../oci/index.js';
-import { UNPACK_DEFAULTS } from '../unpack/index.js';
 import { compareUtf8 } from '../util/index.js';
 
 /** One node of the lazy view: what `stat` shows, and where a file's bytes are in the tar. */
@@ -41,7 +41,7 @@ export interface LazyTreeOptions {
   where: string;
   /** The package claim the layer is held to, as an unpack would be; undefined for a base layer. */
   claim?: PackageClaim | undefined;
-  /** The store's expansion bound (UnpackLimits.maxExpansionRatio). Default 100, as an unpack's. */
+  /** The store's expansion bound (UnpackLimits.maxExpansionRatio). Default: archive's LAYER_LIMIT_DEFAULTS, as an unpack's. */
   maxExpansionRatio?: number;
 }
 
@@ -111,7 +111,7 @@ export class LazyTree {
    */
   static fromToc(toc: SeekableToc, options: LazyTreeOptions): LazyTree {
     const where = options.where;
-    const bound = expansionBound(toc.size, options.maxExpansionRatio ?? 100);
+    const bound = expansionBound(toc.size, options.maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio);
     if (toc.uncompressedSize > bound.bytes) {
       throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`);
     }
@@ -215,7 +215,7 @@ export class LazyTree {
     };
     const sink: CheckedEntrySink = { entry: place, data: () => undefined, entryEnd: () => undefined };
     const claim = options.claim ? { ...options.claim, prefix: normalisePrefix(options.claim.prefix) } : undefined;
-    const checker = new EntryChecker(sink, { where, maxEntries: UNPACK_DEFAULTS.maxEntries, maxDepth: UNPACK_DEFAULTS.maxDepth, maxBytes: UNPACK_DEFAULTS.maxBytes, claim });
+    const checker = new EntryChecker(sink, { where, maxEntries: LAYER_LIMIT_DEFAULTS.maxEntries, maxDepth: LAYER_LIMIT_DEFAULTS.maxDepth, maxBytes: LAYER_LIMIT_DEFAULTS.maxBytes, claim });
     for (const entry of toc.entries) {
       current = entry;
       checker.entry(headerOf(entry));

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { expansionBound, isArchiveError, normalisePrefix, readLayer, type PackageClaim } from '../archive/index.js';
+import { expansionBound, isArchiveError, LAYER_LIMIT_DEFAULTS, normalisePrefix, readLayer, type PackageClaim } from '../archive/index.js';
 import { HostpullError } from '../errors.js';
 import { layerCompression, type Digest, type LayerCompression } from '../oci/index.js';
 import type { CatalogEntry } from './catalog-entry.js';
@@ -47,10 +47,10 @@ export async function verifyPackage(upstream: Upstream, code: string, entry: Cat
       compression,
       where: layer.digest,
       claim: packageClaim(code, entry),
-      maxEntries: 5_000_000,
-      maxDepth: 512,
-      maxBytes: 64 * 1024 ** 3,
-      tarBounds: [expansionBound(layer.size, options.maxExpansionRatio ?? 100)],
+      maxEntries: LAYER_LIMIT_DEFAULTS.maxEntries,
+      maxDepth: LAYER_LIMIT_DEFAULTS.maxDepth,
+      maxBytes: LAYER_LIMIT_DEFAULTS.maxBytes,
+      tarBounds: [expansionBound(layer.size, options.maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio)],
       signal: options.signal,
     }));
   } catch (err) {

@@ -7,6 +7,7 @@ import { openDatabase, type Db } from './database.js';
 import { ImageIndex, type ImageRow } from './images.js';
 import { LayerStore, type LayerRow } from './layers.js';
 import { StoreLayout } from './layout.js';
+import { LazyLayerLog, NOT_REQUESTED, type LayerArrivalSummary } from './lazy-layers.js';
 import { Leases } from './leases.js';
 import { MountRecords } from './mounts.js';
 import { removeAbandonedPartials, type PartialDownloadsOptions, type PartialDownloadsReport } from './partials.js';
@@ -14,7 +15,6 @@ import { PullLog } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { SnapshotLayerLog } from './snapshot-events.js';
-import { LazyLayerLog } from './lazy-layers.js';
 import { SnapshotStore } from './snapshots.js';
 
 export interface OpenStoreOptions {
@@ -34,7 +34,8 @@ export interface UnpackLimitOptions {
 
 /** The bounds an unpack gets, in applyLayer's terms. */
 export interface UnpackLimits {
-  maxExpansionRatio: number;
+  /** Unset: the readers' own default (archive's LAYER_LIMIT_DEFAULTS), the same on every side. */
+  maxExpansionRatio?: number | undefined;
   keepFreeBytes: number;
 }
 
@@ -135,7 +136,7 @@ export class ContentStore {
       const fs = statfsSync(this.layout.layersDir);
       reserve = Math.min(512 * MiB, Math.floor(fs.blocks * fs.bsize * 0.05));
     }
-    return { maxExpansionRatio: this.#limits.maxExpansionRatio ?? 100, keepFreeBytes: reserve };
+    return { maxExpansionRatio: this.#limits.maxExpansionRatio, keepFreeBytes: reserve };
   }
 
   /** What GC decides on, in one read transaction. */
@@ -155,6 +156,21 @@ export class ContentStore {
       leased: this.leases.liveBlobs(),
       now,
     }))();
+  }
+
+  /** Every unpacked layer and every layer a lazy run saw, newest first, with how it arrived: one read transaction. */
+  layerArrivals(): LayerArrivalSummary[] {
+    return this.db.transaction(() => {
+      const records = this.lazyLayers.arrivals();
+      const layers = this.layers.list();
+      const unpacked = new Set(layers.map((l) => l.diffId));
+      const seen = new Set(records.map((r) => r.diffId));
+      const out: LayerArrivalSummary[] = records.map((r) => ({ blobDigest: r.blobDigest, diffId: r.diffId, arrival: r.mode, reason: r.reason, unpacked: unpacked.has(r.diffId), bytesLazy: r.bytesLazy }));
+      for (const l of layers) {
+        if (!seen.has(l.diffId)) out.push({ blobDigest: l.blobDigest, diffId: l.diffId, arrival: 'whole', reason: NOT_REQUESTED, unpacked: true, bytesLazy: 0 });
+      }
+      return out;
+    })();
   }
 
   /** Counts and sizes, in one statement (one snapshot). */

@@ -9,7 +9,7 @@ import type { VerifyOptions, VerifyReport } from './verify-store.js';
 export { ContentStore, type UnpackLimitOptions } from './content-store.js';
 export type { ImageRow, ManifestLayerRow } from './images.js';
 export type { LayerCommit, LayerRow } from './layers.js';
-export type { LayerArrival } from './lazy-layers.js';
+export type { LayerArrivalSummary } from './lazy-layers.js';
 export type { StoreLayout } from './layout.js';
 export type { MountRow } from './mounts.js';
 export type { PullRecord, PullStats } from './pulls.js';

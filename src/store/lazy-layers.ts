@@ -16,6 +16,21 @@ export interface LazyLayerRecord {
   updatedAt: number;
 }
 
+/** One layer of this node and how it arrived, for `hostpull stats` and `/metrics`. */
+export interface LayerArrivalSummary {
+  blobDigest: Digest;
+  diffId: Digest;
+  arrival: LayerArrival;
+  /** Why it was not lazy (or not completed); for a layer pulled without --lazy, says so. */
+  reason: string | null;
+  /** Unpacked in layers/ now. */
+  unpacked: boolean;
+  bytesLazy: number;
+}
+
+/** The reason given for an unpacked layer that no lazy run saw. */
+export const NOT_REQUESTED = 'lazy pulling not requested';
+
 export interface LayerArrivalUpdate {
   blobDigest: Digest;
   diffId: Digest;

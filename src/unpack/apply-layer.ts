@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, statfsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { expansionBound, normalisePrefix, readLayer, treeChecksum, type LayerFootprint, type PackageClaim, type TarByteBound } from '../archive/index.js';
+import { expansionBound, LAYER_LIMIT_DEFAULTS, normalisePrefix, readLayer, treeChecksum, type LayerFootprint, type PackageClaim, type TarByteBound } from '../archive/index.js';
 import { errnoCode, HostpullError, isHostpullError } from '../errors.js';
 import { digestAlgorithm, type Digest, type LayerCompression } from '../oci/index.js';
 import { LayerWriter } from './layer-writer.js';
@@ -80,11 +80,6 @@ export interface ApplyResult {
 
 const GiB = 1024 ** 3;
 
-/**
- * The bounds an unpack applies when its caller sets none. Exported so that a layer shown lazily
- * from its TOC (src/lazy) is held to exactly the same ones before a byte of it is served.
- */
-export const UNPACK_DEFAULTS = { maxEntries: 5_000_000, maxDepth: 512, maxBytes: 64 * GiB } as const;
 
 /**
  * Decompresses `source` (the compressed blob bytes), hashes the tar stream as it passes (one
@@ -102,15 +97,15 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
   const root = checkTarget(opts.target);
   const claim = opts.claim ? { ...opts.claim, prefix: normalisePrefix(opts.claim.prefix) } : undefined;
   const isRoot = process.getuid?.() === 0;
-  const maxBytes = opts.maxBytes ?? UNPACK_DEFAULTS.maxBytes;
+  const maxBytes = opts.maxBytes ?? LAYER_LIMIT_DEFAULTS.maxBytes;
   const writer = new LayerWriter({ root, allowDevices: opts.allowDevices ?? isRoot, rootless: opts.rootless ?? !isRoot });
   const algorithm = opts.expectedDiffId ? digestAlgorithm(opts.expectedDiffId) : 'sha256';
   const read = await readLayer(source, {
     compression: opts.compression,
     where: root,
     claim,
-    maxEntries: opts.maxEntries ?? UNPACK_DEFAULTS.maxEntries,
-    maxDepth: opts.maxDepth ?? UNPACK_DEFAULTS.maxDepth,
+    maxEntries: opts.maxEntries ?? LAYER_LIMIT_DEFAULTS.maxEntries,
+    maxDepth: opts.maxDepth ?? LAYER_LIMIT_DEFAULTS.maxDepth,
     maxBytes,
     tarBounds: tarBounds(root, maxBytes, opts),
     algorithm,
@@ -145,7 +140,7 @@ function tarBounds(root: string, maxBytes: number, opts: ApplyOptions): TarByteB
   const bounds: TarByteBound[] = [
     { bytes: opts.maxTarBytes ?? maxBytes * 1.1 + GiB, rule: 'too-many-bytes', why: 'over the layer size limit' },
   ];
-  if (opts.compressedSize !== undefined) bounds.push(expansionBound(opts.compressedSize, opts.maxExpansionRatio ?? 100));
+  if (opts.compressedSize !== undefined) bounds.push(expansionBound(opts.compressedSize, opts.maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio));
   if (opts.keepFreeBytes !== undefined) {
     const fs = statfsSync(root);
     const free = Math.max(0, fs.bavail * fs.bsize - opts.keepFreeBytes);
