@@ -99,13 +99,12 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   // the socket binds, as systemd sends to a unit still starting, must not kill us with the
   // default action. Until we serve, it is remembered and acted on once stop() exists.
   const signals = new StopSignals(options.handleSignals !== false);
-  const removeSignalHandlers = () => signals.release();
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
     store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}) });
   } catch (err) {
-    removeSignalHandlers();
+    signals.release();
     throw err;
   }
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
@@ -122,7 +121,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let gcTimer: NodeJS.Timeout | undefined;
   const closeResources = async () => {
     if (gcTimer) clearInterval(gcTimer);
-    removeSignalHandlers();
+    signals.release();
     await lazy.close().catch((err: unknown) => logger.warn({ err }, 'closing lazy layers failed'));
     await workers.close().catch(() => undefined);
     await client.close().catch(() => undefined);

@@ -26,11 +26,6 @@ export interface GcReport {
   partialBytesFreed: number;
 }
 
-/** Reads what GC needs from the store in one read transaction (one consistent snapshot). */
-function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
-  return store.inventory(now);
-}
-
 /**
  * `hostpull gc`: removes what no image references (partial downloads no live process holds
  * included) and, under `maxStoreSize`, the least recently used unused layers (policy in
@@ -41,7 +36,8 @@ function gcSnapshot(store: ContentStore, now = Date.now()): GcSnapshot {
  * before it is deleted.
  */
 export async function collectGarbage(store: ContentStore, options: GcOptions = {}): Promise<GcReport> {
-  const snapshot = gcSnapshot(store);
+  // What GC needs, read in one read transaction (one consistent snapshot).
+  const snapshot = store.inventory();
   const plan = selectEvictions(snapshot, options);
   const report: GcReport = {
     dryRun: options.dryRun ?? false,

@@ -23,9 +23,8 @@ export interface MountedFuse {
   unmount(): Promise<void>;
 }
 
-/** File system name in /proc/self/mountinfo (`fuse.hostpull`), how stale mounts are recognised. */
+/** The mount source in /proc/self/mountinfo (type `fuse.hostpull`): how stale mounts are recognised. */
 export const FUSE_FSNAME = 'hostpull-lazy';
-export const FUSE_TYPE = 'fuse.hostpull';
 
 /**
  * Mounts `handlers` at `mountpoint` with fuse-native (libfuse2's multi-threaded loop; each request

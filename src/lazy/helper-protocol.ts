@@ -1,6 +1,5 @@
 import type { PackageClaim } from '../archive/index.js';
 import type { ErrorJson } from '../errors.js';
-import type { LogLevel } from '../log.js';
 
 /**
  * Messages between a hostpull process and its FUSE helper (fuse-helper-main.ts), over Node's IPC
@@ -68,6 +67,3 @@ export type HelperMessage =
   | { type: 'result'; id: number; ok: true; value?: unknown }
   | { type: 'result'; id: number; ok: false; error: ErrorJson };
 
-export interface HelperStartOptions {
-  logLevel: LogLevel;
-}

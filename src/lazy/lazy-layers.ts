@@ -186,8 +186,10 @@ export class LazyLayers {
 
   /**
    * Mounts the layer lazily for `holder` (a rootfs id), or adds `holder` to its existing mount.
+   * Without a holder the view is mounted for nobody: it stays until complete, then goes unless
+   * someone holds it by then (the snapshotter's start of a layer).
    */
-  async mount(repo: RepositoryRef, cand: LazyCandidate, holder: string): Promise<LazyMount> {
+  async mount(repo: RepositoryRef, cand: LazyCandidate, holder?: string): Promise<LazyMount> {
     const current = this.#layers.get(cand.blobDigest);
     let s: LayerState;
     if (current && !current.unmounted) {
@@ -201,7 +203,7 @@ export class LazyLayers {
       }
       s = await mounting;
     }
-    s.holders.add(holder);
+    if (holder !== undefined) s.holders.add(holder);
     return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
   }
 

@@ -1,13 +1,10 @@
-import { promisify } from 'node:util';
-import { constants as zc, inflateRaw } from 'node:zlib';
 import { HostpullError } from '../errors.js';
-import { spansFor, type SeekableToc } from '../oci/index.js';
+import { inflateSpan, spansFor, type SeekableToc } from '../oci/index.js';
 import type { LazyNode } from './lazy-tree.js';
 import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
 /** Files whose read position is remembered (the one read longest ago is forgotten first). */
 const MAX_CURSORS = 4096;
-const inflateRawAsync = promisify(inflateRaw);
 
 export interface LazyReaderOptions {
   /**
@@ -115,17 +112,7 @@ export class LazyReader {
       this.#inflated.set(index, hit);
       return hit;
     }
-    const span = this.#toc.spans[index]!;
-    const p = this.#fetcher.span(index, priority).then(async (compressed) => {
-      const { headerSize, trailerSize } = this.#toc.gzip;
-      const from = Math.max(span.c, headerSize) - span.c;
-      const to = Math.min(span.c + span.cs, this.#toc.size - trailerSize) - span.c;
-      const bytes = await inflateRawAsync(compressed.subarray(from, to), { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(span.us, 64) + 64 });
-      if (bytes.length !== span.us) {
-        throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
-      }
-      return bytes;
-    });
+    const p = this.#fetcher.span(index, priority).then((compressed) => inflateSpan(this.#toc, index, compressed));
     p.then(
       (b) => {
         if (this.#inflated.get(index) !== p) return;

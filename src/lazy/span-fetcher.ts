@@ -38,8 +38,6 @@ export interface SpanFetcherOptions {
   /** Of those, at most this many for the background pull, so a reader always finds a free slot. Default 2. */
   backgroundConcurrency?: number;
   logger: Logger;
-  /** Told each fetched (not cached) span, after it was verified and stored. */
-  onFetched?: (index: number, bytes: number) => void;
 }
 
 interface Pending {
@@ -75,7 +73,7 @@ export class SpanFetcher {
   readonly #spans: readonly TocSpan[];
   readonly #source: SpanSource;
   readonly #cache: SpanCache;
-  readonly #o: Required<Omit<SpanFetcherOptions, 'onFetched'>> & Pick<SpanFetcherOptions, 'onFetched'>;
+  readonly #o: Required<SpanFetcherOptions>;
   readonly #pending = new Map<number, Pending>();
   /**
    * Verified spans whose cache write is in flight: a reader gets the bytes without waiting for
@@ -110,12 +108,7 @@ export class SpanFetcher {
       concurrency: options.concurrency ?? 8,
       backgroundConcurrency: options.backgroundConcurrency ?? 2,
       logger: options.logger,
-      onFetched: options.onFetched,
     };
-  }
-
-  get spanCount(): number {
-    return this.#spans.length;
   }
 
   /** The verified compressed bytes of span `index`. */
@@ -297,7 +290,6 @@ export class SpanFetcher {
     this.#writing.set(p.index, { bytes, done });
     this.bytesFetched += bytes.length;
     this.spansFetched++;
-    this.#o.onFetched?.(p.index, bytes.length);
     this.#settle(p, bytes);
   }
 

@@ -1,5 +1,6 @@
 // zod's v3 API, as in manifest.ts: short commands parse TOCs too.
-import { gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants as zc, gunzipSync, inflateRaw } from 'node:zlib';
 import { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
 import { digestHex, digestOf, isDigest, type Digest } from './digest.js';
@@ -40,6 +41,24 @@ export interface TocSpan {
 /** A span's {@link TocSpan.sha256}: the hex sha256 of its compressed bytes, as publish wrote it and every reader checks it. */
 export function spanSha256(compressed: Uint8Array): string {
   return digestHex(digestOf(compressed));
+}
+
+const inflateRawAsync = promisify(inflateRaw);
+
+/**
+ * The tar bytes of span `index`, from its compressed bytes [c, c+cs) as the TOC names them: the
+ * gzip header (first span) and trailer (last) cut off, the rest inflated on its own (publish
+ * ended the previous span with a full flush). TOC_INVALID if it does not inflate to `us` bytes.
+ */
+export async function inflateSpan(toc: SeekableToc, index: number, compressed: Buffer): Promise<Buffer> {
+  const span = toc.spans[index]!;
+  const from = Math.max(span.c, toc.gzip.headerSize) - span.c;
+  const to = Math.min(span.c + span.cs, toc.size - toc.gzip.trailerSize) - span.c;
+  const bytes = await inflateRawAsync(compressed.subarray(from, to), { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(span.us, 64) + 64 });
+  if (bytes.length !== span.us) {
+    throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
+  }
+  return bytes;
 }
 
 /** The tar reader's entry types (archive/tar-reader.ts): a TOC describes whatever the tar holds. */

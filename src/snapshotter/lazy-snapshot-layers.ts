@@ -54,11 +54,9 @@ export class LazySnapshotLayers {
    * mounted (no root, no /dev/fuse): the caller fetches the layer whole.
    */
   async start(repo: RepositoryRef, cand: LazyCandidate): Promise<void> {
-    const holder = holderOf(`start ${cand.diffId}`);
-    await this.#lazy.mount(repo, cand, holder);
-    this.#remember(repo, cand);
     // Held by nobody: LazyLayers keeps an incomplete view mounted, and unmounts it once complete and unused.
-    await this.#lazy.release(holder);
+    await this.#lazy.mount(repo, cand);
+    this.#remember(repo, cand);
   }
 
   /** Same as start for a layer served already (its view may have been unmounted after a failed completion). */
