@@ -281,9 +281,9 @@ export class LazyLayers {
 
   /** Records what this start read as the image's list (the first start's is kept) and offers it to the server. */
   async learn(repo: RepositoryRef, composite: Digest, blobDigests: readonly Digest[]): Promise<void> {
+    if (this.#o.store.lazyLayers.prefetchList(composite).size > 0) return;
     const lists = new Map<Digest, number[]>();
     for (const d of blobDigests) lists.set(d, await this.readOrder(d));
-    if (this.#o.store.lazyLayers.prefetchList(composite).size > 0) return;
     this.#o.store.lazyLayers.recordPrefetchList(composite, lists);
     await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
   }
