@@ -72,7 +72,6 @@ export async function prepareContainer(deps: HostDeps, ref: ImageReference, opti
     await writeFile(join(dirs.bundle, MOUNT_FILE), `${JSON.stringify(staged.mount)}\n`);
     options.signal?.throwIfAborted();
     performMount(staged.mount);
-    startPrefetch(options.lazy, staged);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
     options.signal?.throwIfAborted();
@@ -90,13 +89,6 @@ export interface StagedContainer {
   imageConfig: ImageConfig;
   pull: PullResult;
   lazyMounts: LazyMount[];
-  /** The learned prefetch list of each lazy layer, to start once the rootfs is mounted ({@link startPrefetch}). */
-  prefetch: ReadonlyMap<Digest, number[]>;
-}
-
-/** Starts the learned prefetch of a staged container's lazy layers (after its rootfs is mounted). */
-export function startPrefetch(lazy: LazyLayers | undefined, staged: Pick<StagedContainer, 'lazyMounts' | 'prefetch'>): void {
-  for (const m of staged.lazyMounts) void lazy?.prefetch(m.blobDigest, staged.prefetch.get(m.blobDigest) ?? []);
 }
 
 /**
@@ -115,13 +107,16 @@ export async function stageContainer(
   const repo = { registry: ref.registry, repository: ref.repository };
   const lazy = options.lazy;
   let chosen = new Map<Digest, LazyCandidate>();
+  let learned: Promise<ReadonlyMap<Digest, number[]>> = Promise.resolve(new Map());
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
     // Using an image already stored is not a pull (see PullOptions.recordUpToDate).
     recordUpToDate: false,
     ...(lazy
       ? {
-          defer: async (candidates: DeferCandidate[]) => {
+          defer: async (candidates: DeferCandidate[], image: { manifestDigest: Digest }) => {
+            // The learned prefetch list comes while the TOCs are judged and the views mounted.
+            if (!how.rootless) learned = lazy.prefetchFor(repo, image.manifestDigest);
             chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined);
             return new Set(chosen.keys());
           },
@@ -143,13 +138,12 @@ export async function stageContainer(
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     const lazyMounts: LazyMount[] = [];
-    let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {
-      // Together: the helper mounts one layer while it reads the next one's TOC, and the learned
-      // prefetch list arrives meanwhile (it is started once the rootfs is mounted).
-      const [learned, mounts] = await Promise.all([lazy.prefetchFor(repo, image.manifestDigest), Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))]);
-      prefetch = learned;
-      lazyMounts.push(...mounts);
+      lazyMounts.push(...(await Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))));
+      // The learned prefetch starts now, not once the rootfs is mounted: the runtime takes a
+      // quarter of a second to start the container, time in which the spans it will read arrive.
+      const lists = await learned;
+      for (const m of lazyMounts) void lazy.prefetch(m.blobDigest, lists.get(m.blobDigest) ?? []);
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
     const plan = await planImageRootfs(store, image, {
@@ -164,7 +158,7 @@ export async function stageContainer(
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
+    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts };
   } catch (err) {
     await removeContainer(store, dirs.id, lazy);
     throw err;

@@ -108,8 +108,8 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
       const node = open.get(fd) ?? tree.lookup(path);
       if (!node) return cb(-E.EBADF);
       if (node.type !== 'file') return cb(-E.EISDIR);
-      reader.read(node, pos, len).then(
-        (bytes) => cb(bytes.copy(buf, 0, 0, Math.min(bytes.length, len))),
+      reader.readInto(node, pos, buf.length > len ? buf.subarray(0, len) : buf).then(
+        (n) => cb(n),
         (err: unknown) => {
           // One clear line per failure: which file, which layer, why. Never partial or unverified bytes.
           const message = (err as Error).message;

@@ -42,7 +42,29 @@ async function main(): Promise<void> {
     return c;
   };
 
+  // A registry client loads its HTTP client at its first request (~30-40 ms of compiling), which
+  // would stall the first FUSE reads of a starting container behind it: it is loaded as soon as
+  // no mount is being prepared (the parent sends its mounts at once, before this process is even
+  // ready), while the parent still mounts the overlay and starts the runtime.
+  let mountsInFlight = 0;
+  const warmClientsWhenIdle = () => {
+    if (mountsInFlight > 0) return;
+    setImmediate(() => {
+      for (const c of clients.values()) void c.warm().catch(() => undefined);
+    });
+  };
+
   const mount = async (spec: MountSpec): Promise<void> => {
+    mountsInFlight++;
+    try {
+      await mountLayer(spec);
+    } finally {
+      mountsInFlight--;
+      warmClientsWhenIdle();
+    }
+  };
+
+  const mountLayer = async (spec: MountSpec): Promise<void> => {
     if (served.has(spec.key)) return;
     const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
     const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
@@ -79,7 +101,7 @@ async function main(): Promise<void> {
         const s = served.get(req.key);
         if (!s) throw new Error(`layer ${req.key} is not mounted`);
         logger.info({ layer: req.key, prefetch: req.indexes.length }, 'learned prefetch started');
-        s.layer.reader.prefetch(req.indexes).catch((err: unknown) => logger.warn({ layer: req.key, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+        s.layer.reader.prefetchInOrder(req.indexes).catch((err: unknown) => logger.warn({ layer: req.key, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
         return undefined;
       }
       case 'spans': {
@@ -109,19 +131,27 @@ async function main(): Promise<void> {
     );
   });
 
+  let stopping = false;
   const shutdown = async (why: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ why, mounts: served.size }, 'lazy helper stopping');
     await Promise.allSettled([...served.keys()].map((k) => unmount(k)));
     await Promise.allSettled([...clients.values()].map((c) => c.close()));
-    process.exit(0);
+    process.exit(why === 'crash' ? 1 : 0);
   };
   process.once('disconnect', () => void shutdown('parent gone'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  // Whatever goes wrong here, the mounts go first: a FUSE mount whose server died is a stale
+  // mount (ENOTCONN) for every process that looks at it. A parent whose stderr went away (a
+  // closed pipe) must not take this process down with it either.
+  process.stderr.on('error', () => undefined);
+  process.on('uncaughtException', (err) => {
+    if (stopping) return;
+    logger.error({ err }, 'lazy helper failed; unmounting its layers');
+    void shutdown('crash');
+  });
   send({ type: 'ready', pid: process.pid });
-  // The registry client loads undici at its first request (~100 ms of compiling, more on a busy
-  // machine), which would stall the FUSE requests of the first mount behind it: load it now,
-  // while the parent is still resolving the image.
-  void import('undici').catch(() => undefined);
 }
 
 void main().catch((err: unknown) => {

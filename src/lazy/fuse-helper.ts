@@ -22,11 +22,14 @@ export class FuseHelper {
   private constructor(child: ChildProcess, logger: Logger) {
     this.#child = child;
     this.pid = child.pid!;
+    let ready = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        this.#gone = new HostpullError('LAZY_HELPER_GONE', `the lazy-layer helper (pid ${this.pid}) exited (${signal ?? `status ${code}`})`, {
-          hint: 'lazy layers it served are gone; run the container again',
-        });
+        this.#gone = ready
+          ? new HostpullError('LAZY_HELPER_GONE', `the lazy-layer helper (pid ${this.pid}) exited (${signal ?? `status ${code}`})`, {
+              hint: 'lazy layers it served are gone; run the container again',
+            })
+          : new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper exited at start (${signal ?? `status ${code}`})`);
         for (const p of this.#pending.values()) p.reject(this.#gone);
         this.#pending.clear();
         if (code !== 0 || signal) logger.warn({ pid: this.pid, code, signal }, 'lazy helper exited');
@@ -34,6 +37,14 @@ export class FuseHelper {
       });
     });
     child.on('message', (m: HelperMessage) => {
+      if (m.type === 'ready') {
+        ready = true;
+        // The helper must not keep this process alive on its own (a finished `hostpull run`
+        // exits): from now on the channel is referenced only while a request waits for an answer.
+        child.unref();
+        if (this.#pending.size === 0) child.channel?.unref();
+        return;
+      }
       if (m.type !== 'result') return;
       const p = this.#pending.get(m.id);
       if (!p) return;
@@ -43,36 +54,26 @@ export class FuseHelper {
     });
   }
 
-  /** Forks the helper and waits for it to say it is ready. */
-  static async start(logger: Logger, logLevel: LogLevel): Promise<FuseHelper> {
+  /**
+   * Forks the helper. Requests may be sent at once: they wait in the IPC channel while the helper
+   * loads (~0.2 s on a busy machine), rather than this process waiting for it to say it is ready
+   * and only then sending (its event loop may be busy judging TOCs when the answer comes). A
+   * helper that cannot start fails every request with LAZY_HELPER_FAILED.
+   */
+  static start(logger: Logger, logLevel: LogLevel): FuseHelper {
     const entry = fileURLToPath(new URL('./fuse-helper-main.js', import.meta.url));
     const child = fork(entry, [], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
       env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel },
     });
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (m: HelperMessage) => {
-        if (m.type === 'ready') done();
-      };
-      const onExit = (code: number | null) => done(new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper exited at start (status ${code})`));
-      const onError = (err: Error) => done(new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err }));
-      const done = (err?: Error) => {
-        child.off('message', onMessage);
-        child.off('exit', onExit);
-        child.off('error', onError);
-        if (err) reject(err);
-        else resolve();
-      };
-      child.on('message', onMessage);
-      child.once('exit', onExit);
-      child.once('error', onError);
+    const helper = new FuseHelper(child, logger);
+    child.once('error', (err) => {
+      helper.#gone ??= new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err });
+      for (const p of helper.#pending.values()) p.reject(helper.#gone);
+      helper.#pending.clear();
     });
-    // The helper must not keep this process alive on its own (a finished `hostpull run` exits):
-    // the channel is referenced only while a request waits for an answer.
-    child.unref();
-    child.channel?.unref();
-    return new FuseHelper(child, logger);
+    return helper;
   }
 
   #request(req: Request): Promise<unknown> {

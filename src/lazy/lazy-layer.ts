@@ -37,7 +37,7 @@ export class LazyLayer {
   constructor(toc: SeekableToc, options: LazyLayerOptions) {
     this.toc = toc;
     this.tree = LazyTree.fromToc(toc, { ...options.tree, where: options.where });
-    this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir), { ...options.fetch, logger: options.logger });
+    this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir, { soleWriter: true }), { ...options.fetch, logger: options.logger });
     // A read is bounded as one span's fetch is, even when its spans wait behind others for a
     // connection: a stalled registry gives EIO in that time.
     this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs: readDeadlineMs(options.fetch) });

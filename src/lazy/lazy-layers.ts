@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { isArchiveError, LAYER_LIMIT_DEFAULTS, type PackageClaim } from '../archive/index.js';
@@ -22,7 +22,7 @@ import { SpanCache } from './span-cache.js';
 
 export interface LazyLayersOptions {
   store: ContentStore;
-  /** Fetches TOC blobs (the pull's client). */
+  /** Fetches TOC blobs and talks to the server's prefetch API (the pull's client). */
   client: RegistryClient;
   logger: Logger;
   /** The helper's log level (its lines go to this process's stderr). Default: the logger's. */
@@ -41,8 +41,15 @@ export interface LazyLayersOptions {
   backgroundDelayMs?: number;
 }
 
+/** The TOC a layer descriptor names (composite manifests carry it as an annotation), if any. */
+function tocDigestOf(c: DeferCandidate): Digest | undefined {
+  return c.descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
+}
+
 /** A layer's reads are taken as settled once they needed no new span for this long. */
 const READS_IDLE_MS = 1000;
+/** A view mounted ahead (see choose) that no mount() took over within this long is unmounted. */
+const EARLY_MOUNT_TTL_MS = 60_000;
 /** The background pull starts at the latest this long after mounting, busy reads or not. */
 const BACKGROUND_MAX_WAIT_MS = 30_000;
 
@@ -91,8 +98,10 @@ export class LazyLayers {
   readonly #o: LazyLayersOptions;
   readonly #layers = new Map<Digest, LayerState>();
   readonly #mounting = new Map<Digest, Promise<LayerState>>();
+  /** Views the helper mounts while choose() judges their layers: the mount point, once mounted. */
+  readonly #early = new Map<Digest, Promise<string>>();
   readonly #abort = new AbortController();
-  #helper: Promise<FuseHelper> | undefined;
+  #helper: FuseHelper | undefined;
   #helperDir: string | undefined;
   #nextMount = 0;
 
@@ -114,17 +123,37 @@ export class LazyLayers {
    * of the image is mounted or a byte of it fetched, rather than being pulled whole to be refused.
    */
   async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
-    const chosen = new Map<Digest, LazyCandidate>();
-    const { maxExpansionRatio } = this.#o.store.unpackLimits();
-    const tocDigestOf = (c: DeferCandidate) => c.descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
-    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in layer order.
+    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in layer
+    // order. The helper starts mounting each as soon as its blob is stored: it parses the TOC and
+    // builds the same tree on the other core while this process judges it (that was 60-100 ms of
+    // Go 1.19's lazy start, one after the other). A layer judged not lazy is unmounted again below.
+    const mountedAhead: Digest[] = [];
     const tocs = candidates.map((c) => {
       const tocDigest = tocDigestOf(c);
       if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
-      const p = this.#toc(repo, tocDigest, c.layer.blobDigest);
+      const where = `table of contents ${tocDigest} of layer ${c.layer.blobDigest}`;
+      const stored = this.#storeToc(repo, tocDigest);
+      if (this.#startHelperMount(repo, stored, c.layer.blobDigest, tocDigest, c.claim)) mountedAhead.push(c.layer.blobDigest);
+      const p = stored.then(async () => parseTocBlob(await this.#o.store.blobs.readBytes(tocDigest), tocDigest, where));
       p.catch(() => undefined); // awaited below, in order
       return p;
     });
+    const chosen = new Map<Digest, LazyCandidate>();
+    try {
+      await this.#judge(candidates, tocs, why, chosen);
+      return chosen;
+    } catch (err) {
+      chosen.clear(); // the image is refused: nothing of it is mounted
+      throw err;
+    } finally {
+      // Not lazy after all, or the image is refused: nothing of it stays mounted.
+      await Promise.all(mountedAhead.filter((d) => !chosen.has(d)).map((d) => this.#dropEarly(d)));
+    }
+  }
+
+  /** choose()'s verdict on each candidate, in layer order: lazy ones go into `chosen`, the others get their reason recorded. */
+  async #judge(candidates: DeferCandidate[], tocs: Array<Promise<SeekableToc> | undefined>, why: string | undefined, chosen: Map<Digest, LazyCandidate>): Promise<void> {
+    const { maxExpansionRatio } = this.#o.store.unpackLimits();
     for (const [i, { layer, claim }] of candidates.entries()) {
       const whole = (reason: string) => this.#o.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       if (why) {
@@ -151,37 +180,63 @@ export class LazyLayers {
         whole(reason);
       }
     }
-    return chosen;
   }
 
-  /** The TOC blob from the store, else from the registry (verified, then kept in the store). */
-  async #toc(repo: RepositoryRef, tocDigest: Digest, blobDigest: Digest): Promise<SeekableToc> {
+  /** Makes sure the TOC blob is in the store: fetched from the registry (verified) unless it is there. */
+  async #storeToc(repo: RepositoryRef, tocDigest: Digest): Promise<void> {
     const { store, client } = this.#o;
-    const where = `table of contents ${tocDigest} of layer ${blobDigest}`;
-    if (!store.blobs.has(tocDigest)) {
-      const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
-      await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
-    }
-    return parseTocBlob(await store.blobs.readBytes(tocDigest), tocDigest, where);
+    if (store.blobs.has(tocDigest)) return;
+    const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
+    await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
   }
 
-  #startHelper(): Promise<FuseHelper> {
-    this.#helper ??= FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)).then(
-      (h) => {
-        this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
-        void h.exited.then(() => this.#helperGone());
-        return h;
-      },
-      (err: unknown) => {
-        this.#helper = undefined; // the next mount tries again
-        throw err;
-      },
+  /**
+   * Asks the helper to mount a layer whose TOC is being stored, before this process has judged
+   * it (see choose): {@link mount} takes the mount over. True if it started one: a layer mounted,
+   * being mounted or mounted ahead already needs none.
+   */
+  #startHelperMount(repo: RepositoryRef, stored: Promise<void>, blobDigest: Digest, tocDigest: Digest, claim: PackageClaim | undefined): boolean {
+    const current = this.#layers.get(blobDigest);
+    if (this.#early.has(blobDigest) || this.#mounting.has(blobDigest) || (current && !current.unmounted)) return false;
+    const early = stored.then(() => this.#helperMount(repo, blobDigest, tocDigest, claim));
+    this.#early.set(blobDigest, early);
+    // Taken over by mount(), or dropped by choose(); a chosen layer nobody mounts after all (a
+    // containerd pull given up halfway) is dropped after a while rather than kept until stop.
+    early.then(
+      () => setTimeout(() => void this.#dropEarly(blobDigest, early), EARLY_MOUNT_TTL_MS).unref(),
+      () => undefined,
     );
+    return true;
+  }
+
+  /** Unmounts a view mounted ahead that mount() did not take over (a failed one has nothing to unmount). */
+  async #dropEarly(blobDigest: Digest, early = this.#early.get(blobDigest)): Promise<void> {
+    if (!early || this.#early.get(blobDigest) !== early) return;
+    this.#early.delete(blobDigest);
+    const dir = await early.catch(() => undefined);
+    if (dir === undefined) return;
+    try {
+      await this.#helper?.unmount(blobDigest);
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      this.#o.logger.debug({ layer: blobDigest, dir, err: (err as Error).message }, 'could not unmount a lazy view mounted ahead; the helper removes it when it stops');
+    }
+  }
+
+  #startHelper(): FuseHelper {
+    if (!this.#helper) {
+      const h = FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel));
+      this.#helper = h;
+      this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
+      void h.exited.then(() => this.#helperGone(h));
+    }
     return this.#helper;
   }
 
-  #helperGone(): void {
+  /** Its views are gone with it; the next mount starts another helper. */
+  #helperGone(h: FuseHelper): void {
     for (const s of this.#layers.values()) s.unmounted = true;
+    if (this.#helper === h) this.#helper = undefined;
   }
 
   /**
@@ -208,27 +263,37 @@ export class LazyLayers {
   }
 
   async #mountLayer(repo: RepositoryRef, cand: LazyCandidate): Promise<LayerState> {
-    const helper = await this.#startHelper();
-    const dir = join(this.#helperDir!, String(this.#nextMount++));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const early = this.#early.get(cand.blobDigest);
+    this.#early.delete(cand.blobDigest);
+    const dir = (await early?.catch(() => undefined)) ?? (await this.#helperMount(repo, cand.blobDigest, cand.tocDigest, cand.claim));
+    const helper = this.#startHelper();
     const { store } = this.#o;
-    const cacheDir = spanCacheDir(store.layout, cand.blobDigest);
-    await helper.mount({
-      key: cand.blobDigest,
-      tocFile: store.blobs.path(cand.tocDigest),
-      tocDigest: cand.tocDigest,
-      mountpoint: dir,
-      cacheDir,
-      source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
-      fetch: this.#fetch,
-      claim: cand.claim,
-      maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
-    });
     store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
     const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
-    state.completed = this.#complete(state, helper, new SpanCache(cacheDir));
+    state.completed = this.#complete(state, helper, new SpanCache(spanCacheDir(store.layout, cand.blobDigest)));
     this.#layers.set(cand.blobDigest, state);
     return state;
+  }
+
+  /** Has the helper mount the layer's view from its stored TOC, held to `claim`; its mount point. */
+  async #helperMount(repo: RepositoryRef, blobDigest: Digest, tocDigest: Digest, claim: PackageClaim | undefined): Promise<string> {
+    const helper = this.#startHelper();
+    // The helper makes the directory: no turn of this event loop between a stored TOC and the
+    // request, which would otherwise wait for this process to finish judging every TOC.
+    const dir = join(this.#helperDir!, String(this.#nextMount++));
+    const { store } = this.#o;
+    await helper.mount({
+      key: blobDigest,
+      tocFile: store.blobs.path(tocDigest),
+      tocDigest,
+      mountpoint: dir,
+      cacheDir: spanCacheDir(store.layout, blobDigest),
+      source: { registry: repo.registry, repository: repo.repository, insecureRegistries: this.#o.insecureRegistries ?? [] },
+      fetch: this.#fetch,
+      claim,
+      maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
+    });
+    return dir;
   }
 
   async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {
@@ -263,7 +328,7 @@ export class LazyLayers {
     const s = this.#layers.get(blobDigest);
     if (!s || s.unmounted || spans.length === 0 || !this.#helper) return;
     try {
-      await (await this.#helper).prefetch(blobDigest, [...spans]);
+      await this.#helper.prefetch(blobDigest, [...spans]);
     } catch (err) {
       this.#o.logger.warn({ layer: blobDigest, err: (err as Error).message }, 'could not start the learned prefetch; reads fetch what they need');
     }
@@ -276,7 +341,7 @@ export class LazyLayers {
   async prefetchFor(repo: RepositoryRef, composite: Digest): Promise<Map<Digest, number[]>> {
     const local = this.#o.store.lazyLayers.prefetchList(composite);
     if (local.size > 0) return local;
-    return (await fetchPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, this.#o.logger)) ?? new Map();
+    return (await fetchPrefetchList(this.#o.client, repo.registry, composite, this.#o.logger)) ?? new Map();
   }
 
   /** Records what this start read as the image's list (the first start's is kept) and offers it to the server. */
@@ -285,7 +350,7 @@ export class LazyLayers {
     const lists = new Map<Digest, number[]>();
     for (const d of blobDigests) lists.set(d, await this.readOrder(d));
     this.#o.store.lazyLayers.recordPrefetchList(composite, lists);
-    await publishPrefetchList(repo.registry, this.#o.insecureRegistries ?? [], composite, lists, this.#o.logger);
+    await publishPrefetchList(this.#o.client, repo.registry, composite, lists, this.#o.logger);
   }
 
   /** Waits the minimum delay, then until the layer's reads need no new span (bounded). */
@@ -313,7 +378,7 @@ export class LazyLayers {
 
   /** Starts the FUSE helper now, so its start overlaps the pull (a lazy run will need it). */
   prestart(): void {
-    this.#startHelper().catch((err: unknown) => this.#o.logger.debug({ err }, 'lazy helper did not start early; will try again when needed'));
+    this.#startHelper();
   }
 
   /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */
@@ -325,7 +390,7 @@ export class LazyLayers {
   async readOrder(blobDigest: Digest): Promise<number[]> {
     const s = this.#layers.get(blobDigest);
     if (!s || s.unmounted || !this.#helper) return [];
-    const stats = await (await this.#helper).stats(blobDigest).catch(() => undefined);
+    const stats = await this.#helper.stats(blobDigest).catch(() => undefined);
     return stats?.readOrder ?? [];
   }
 
@@ -342,7 +407,7 @@ export class LazyLayers {
     s.unmounted = true;
     this.#layers.delete(s.cand.blobDigest);
     try {
-      await (await this.#helper!).unmount(s.cand.blobDigest);
+      await this.#helper?.unmount(s.cand.blobDigest);
       await rm(s.dir, { recursive: true, force: true });
     } catch (err) {
       this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
@@ -360,7 +425,7 @@ export class LazyLayers {
   async close(): Promise<void> {
     this.#abort.abort(new HostpullError('LAZY_CLOSED', 'lazy layers closed'));
     await Promise.allSettled([...this.#layers.values()].map((s) => s.completed));
-    if (this.#helper) await (await this.#helper.catch(() => undefined))?.stop();
+    await this.#helper?.stop();
     if (this.#helperDir) await rm(this.#helperDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -5,6 +5,10 @@ import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
 /** Files whose read position is remembered (the one read longest ago is forgotten first). */
 const MAX_CURSORS = 4096;
+/** Default {@link LazyReaderOptions.aheadWindow} (1 MiB spans: 16 MiB held ahead at most). */
+const AHEAD_WINDOW = 16;
+/** Inflations ahead at once: the libuv pool has four threads, and a read's own inflation must find one. */
+const AHEAD_CONCURRENCY = 2;
 
 export interface LazyReaderOptions {
   /**
@@ -17,6 +21,8 @@ export interface LazyReaderOptions {
    * reading a few files at once without inflating the same span again for each 128 KiB read.
    */
   inflatedCacheBytes?: number;
+  /** Spans of a learned prefetch list inflated ahead of the furthest one read. Default 16. */
+  aheadWindow?: number;
 }
 
 /**
@@ -30,6 +36,7 @@ export class LazyReader {
   readonly #fetcher: SpanFetcher;
   readonly #max: number;
   readonly #deadline: number | undefined;
+  readonly #window: number;
   readonly #inflated = new Map<number, Promise<Buffer>>();
   /** Sizes of the settled entries of #inflated. */
   readonly #sizes = new Map<number, number>();
@@ -38,12 +45,18 @@ export class LazyReader {
   readonly #seen = new Set<number>();
   /** Per file: where its previous read ended and in which span, to recognise a sequential reader. */
   readonly #cursors = new Map<number, { end: number; span: number }>();
+  /**
+   * The learned prefetch list being inflated ahead: its order, each span's place in it, the next
+   * to inflate, one past the furthest place a read reached, and the inflations running.
+   */
+  #ahead: { list: number[]; position: Map<number, number>; next: number; frontier: number; inflating: number } | undefined;
 
   constructor(toc: SeekableToc, fetcher: SpanFetcher, options: LazyReaderOptions = {}) {
     this.#toc = toc;
     this.#fetcher = fetcher;
     this.#max = options.inflatedCacheBytes ?? 64 * 1024 * 1024;
     this.#deadline = options.readDeadlineMs;
+    this.#window = options.aheadWindow ?? AHEAD_WINDOW;
   }
 
   /** Spans in the order reads first needed them. */
@@ -53,12 +66,23 @@ export class LazyReader {
 
   /** Reads served so far (cached or not): how busy the layer's readers are. */
   reads = 0;
+  /** Spans inflated ahead of their reads (the learned prefetch list). */
+  inflatedAhead = 0;
 
   /** Up to `length` bytes of file `node` from `offset` (fewer at the end of the file); the FUSE handler answers EISDIR for anything else. */
   async read(node: LazyNode, offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, node.size - offset)));
+    return out.subarray(0, await this.readInto(node, offset, out));
+  }
+
+  /**
+   * Like {@link read}, into `target` (the FUSE request's own buffer: one copy of the bytes
+   * fewer per read): fills up to `target.length` bytes and says how many.
+   */
+  async readInto(node: LazyNode, offset: number, target: Buffer): Promise<number> {
     this.reads++;
-    const n = Math.max(0, Math.min(length, node.size - offset));
-    if (n === 0) return Buffer.alloc(0);
+    const n = Math.max(0, Math.min(target.length, node.size - offset));
+    if (n === 0) return 0;
     const start = node.dataOffset + offset;
     const { first, last } = spansFor(this.#toc.spans, start, n);
     // A read of a file that starts where its previous read ended and moves on into the next span:
@@ -73,15 +97,14 @@ export class LazyReader {
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
     this.#cursors.set(node.ino, { end: offset + n, span: last });
     const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
-    const out = Buffer.allocUnsafe(n);
     let fill = 0;
     for (let k = 0; k < parts.length; k++) {
       const span = this.#toc.spans[first + k]!;
       const from = Math.max(start - span.u, 0);
       const to = Math.min(span.us, start + n - span.u);
-      fill += parts[k]!.copy(out, fill, from, to);
+      fill += parts[k]!.copy(target, fill, from, to);
     }
-    return out;
+    return fill;
   }
 
   #bounded<T>(work: Promise<T>, path: string): Promise<T> {
@@ -100,11 +123,54 @@ export class LazyReader {
     await Promise.all(spans.filter((i) => i >= 0 && i < this.#toc.spans.length).map((i) => this.#fetcher.span(i, priority)));
   }
 
+  /**
+   * The learned prefetch: fetches all of `spans` now (as {@link prefetch}), and inflates them in
+   * this order (the order the image's first start read them) a window ahead of the reads. A
+   * starting JVM reads its spans one after the other from one thread, and inflating a 1 MiB span
+   * when its first read comes (4-5 ms) was most of what it waited for; ahead, it is done on the
+   * other core meanwhile. The window bounds the memory held for reads that may not come.
+   */
+  async prefetchInOrder(spans: readonly number[]): Promise<void> {
+    const list = spans.filter((i) => i >= 0 && i < this.#toc.spans.length);
+    this.#ahead = { list, position: new Map(list.map((s, k) => [s, k])), next: 0, frontier: 0, inflating: 0 };
+    this.#inflateAhead();
+    await this.prefetch(list);
+  }
+
+  /** Starts inflating the next spans of the learned list, up to AHEAD_WINDOW past the furthest one read. */
+  #inflateAhead(): void {
+    const a = this.#ahead;
+    if (!a) return;
+    while (a.next < a.list.length && a.next < a.frontier + this.#window && a.inflating < AHEAD_CONCURRENCY) {
+      const index = a.list[a.next++]!;
+      if (this.#inflated.has(index)) continue;
+      a.inflating++;
+      this.inflatedAhead++;
+      this.#inflate(index, 'prefetch')
+        .catch(() => undefined) // a read of it gets the error
+        .finally(() => {
+          a.inflating--;
+          this.#inflateAhead();
+        });
+    }
+  }
+
   #span(index: number, priority: SpanPriority): Promise<Buffer> {
     if (!this.#seen.has(index)) {
       this.#seen.add(index);
       this.#firstReads.push(index);
     }
+    const a = this.#ahead;
+    const at = a?.position.get(index);
+    if (a && at !== undefined && at + 1 > a.frontier) {
+      a.frontier = at + 1;
+      this.#inflateAhead();
+    }
+    return this.#inflate(index, priority);
+  }
+
+  /** The inflated span, from memory or fetched (verified) and inflated, kept in the LRU. */
+  #inflate(index: number, priority: SpanPriority): Promise<Buffer> {
     const hit = this.#inflated.get(index);
     if (hit) {
       // Most recently used last.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { spanSha256 } from '../oci/index.js';
@@ -13,9 +13,17 @@ import { spanSha256 } from '../oci/index.js';
 export class SpanCache {
   readonly dir: string;
   #made: Promise<unknown> | undefined;
+  /**
+   * The spans on disk, listed once, for the cache's only writer (the FUSE helper): a fresh node
+   * then asks the disk nothing for the spans it has not got (a failed open per span was ~40 ms
+   * of a starting JVM's misses). Another process's view of the same directory (the parent's
+   * completion, reading what the helper wrote) has no index: it must see new files.
+   */
+  #index: Promise<Set<number> | undefined> | undefined;
 
-  constructor(dir: string) {
+  constructor(dir: string, options: { soleWriter?: boolean } = {}) {
     this.dir = dir;
+    if (options.soleWriter) this.#index = listSpans(dir);
   }
 
   #path(index: number): string {
@@ -24,14 +32,18 @@ export class SpanCache {
 
   /** The span's bytes if cached and still matching `sha256` (hex); a mismatching file is removed. */
   async get(index: number, sha256: string): Promise<Buffer | undefined> {
+    const listed = await this.#index;
+    if (listed && !listed.has(index)) return undefined;
     let bytes: Buffer;
     try {
       bytes = await readFile(this.#path(index));
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
-      throw err;
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      listed?.delete(index);
+      return undefined;
     }
     if (spanSha256(bytes) === sha256) return bytes;
+    listed?.delete(index);
     await unlink(this.#path(index)).catch(() => undefined);
     return undefined;
   }
@@ -44,6 +56,7 @@ export class SpanCache {
     try {
       await writeFile(tmp, bytes, { mode: 0o400 });
       await rename(tmp, this.#path(index));
+      (await this.#index)?.add(index);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
@@ -53,6 +66,16 @@ export class SpanCache {
   /** Removes every cached span of the layer. */
   async clear(): Promise<void> {
     this.#made = undefined;
+    (await this.#index)?.clear();
     await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The span indexes with a file in `dir` (none when it does not exist yet); undefined, so no index, if it cannot be listed. */
+async function listSpans(dir: string): Promise<Set<number> | undefined> {
+  try {
+    return new Set((await readdir(dir)).filter((n) => /^\d+$/.test(n)).map(Number));
+  } catch (err) {
+    return errnoCode(err) === 'ENOENT' ? new Set() : undefined;
   }
 }

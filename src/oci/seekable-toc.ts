@@ -1,7 +1,5 @@
-// zod's v3 API, as in manifest.ts: short commands parse TOCs too.
 import { promisify } from 'node:util';
 import { constants as zc, gunzipSync, inflateRaw } from 'node:zlib';
-import { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
 import { digestHex, digestOf, isDigest, type Digest } from './digest.js';
 
@@ -110,22 +108,6 @@ export interface SeekableToc {
   entries: TocEntry[];
 }
 
-const nat = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
-const digestSchema = z.string().refine(isDigest, { message: 'not a valid digest' }) as unknown as z.ZodType<Digest>;
-
-const tocSchema = z.object({
-  version: z.literal(1),
-  digest: digestSchema,
-  diffId: digestSchema,
-  size: nat,
-  uncompressedSize: nat,
-  gzip: z.object({ headerSize: nat, trailerSize: nat }),
-  spans: z.array(z.object({ c: nat, cs: nat, u: nat, us: nat, sha256: z.string().regex(/^[0-9a-f]{64}$/) })).min(1),
-  // Checked by hand (checkEntries): zod took 80-150 ms over Go 1.19's 13.6k entries, on the
-  // critical path of a lazy start (and again in the FUSE helper).
-  entries: z.array(z.unknown()),
-});
-
 function invalid(where: string, why: string): HostpullError {
   return new HostpullError('TOC_INVALID', `${where}: ${why}`, {
     hint: 'the package was published with a broken table of contents; publish it again, or pull without --lazy',
@@ -137,6 +119,33 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function isNat(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * The shape of everything but the entries, naming the first field that is wrong. By hand, like
+ * the entries: this is on the critical path of a lazy start (twice: here and in the FUSE helper),
+ * and loading a schema library cost every command that reaches this module ~25 ms.
+ */
+function checkHeader(raw: unknown, where: string): void {
+  const bad = (field: string, what: string) => invalid(where, `${field}: ${what}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid(where, '(root): not an object');
+  const t = raw as Record<string, unknown>;
+  if (t.version !== 1) throw bad('version', `${JSON.stringify(t.version)} is not 1`);
+  for (const k of ['digest', 'diffId'] as const) if (typeof t[k] !== 'string' || !isDigest(t[k])) throw bad(k, 'not a valid digest');
+  for (const k of ['size', 'uncompressedSize'] as const) if (!isNat(t[k])) throw bad(k, 'not a whole number ≥ 0');
+  const gzip = t.gzip as Record<string, unknown> | undefined;
+  if (typeof gzip !== 'object' || gzip === null || Array.isArray(gzip)) throw bad('gzip', 'not an object');
+  for (const k of ['headerSize', 'trailerSize'] as const) if (!isNat(gzip[k])) throw bad(`gzip.${k}`, 'not a whole number ≥ 0');
+  if (!Array.isArray(t.spans) || t.spans.length === 0) throw bad('spans', 'not a non-empty array');
+  for (const [i, span] of (t.spans as unknown[]).entries()) {
+    if (typeof span !== 'object' || span === null || Array.isArray(span)) throw bad(`spans.${i}`, 'not an object');
+    const sp = span as Record<string, unknown>;
+    for (const k of ['c', 'cs', 'u', 'us'] as const) if (!isNat(sp[k])) throw bad(`spans.${i}.${k}`, 'not a whole number ≥ 0');
+    if (typeof sp.sha256 !== 'string' || !SHA256_HEX.test(sp.sha256)) throw bad(`spans.${i}.sha256`, 'not 64 lowercase hex digits');
+  }
+  if (!Array.isArray(t.entries)) throw bad('entries', 'not an array');
 }
 
 /** The shape of each entry (what the schema would say of it), naming the first one that is wrong. */
@@ -191,13 +200,9 @@ export function parseToc(json: Buffer | string, where: string): SeekableToc {
   } catch (err) {
     throw invalid(where, `not JSON (${(err as Error).message})`);
   }
-  const parsed = tocSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw invalid(where, `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  checkEntries(parsed.data.entries, where);
-  const toc = parsed.data as SeekableToc;
+  checkHeader(raw, where);
+  checkEntries((raw as { entries: unknown[] }).entries, where);
+  const toc = raw as SeekableToc;
   checkToc(toc, where);
   return toc;
 }

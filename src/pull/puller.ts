@@ -41,7 +41,7 @@ export interface PullOptions {
    * fetched: the caller takes them over (lazy pulling mounts them from their TOC and completes
    * them itself, held to the same claim), and their outcomes say `deferred`. Default: nothing deferred.
    */
-  defer?: (layers: DeferCandidate[]) => Promise<ReadonlySet<Digest>>;
+  defer?: (layers: DeferCandidate[], image: { manifestDigest: Digest }) => Promise<ReadonlySet<Digest>>;
   /**
    * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
    * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
@@ -198,7 +198,7 @@ export class Puller {
     const missing = resolved.layers
       .map((layer, i) => ({ layer, descriptor: resolved.descriptors![layer.position]!, claim: resolved.claims[i] }))
       .filter((c) => !store.layers.get(c.layer.diffId));
-    return missing.length > 0 ? options.defer(missing) : new Set();
+    return missing.length > 0 ? options.defer(missing, { manifestDigest: resolved.manifestDigest }) : new Set();
   }
 
   /**

@@ -327,6 +327,32 @@ export class RegistryClient implements RegistryReader {
     return bytes;
   }
 
+  /**
+   * GET on a hostpull server's own API beside /v2 (`/hostpull/v1/…`): the body of a 200, at most
+   * `maxBytes` (else BLOB_TOO_LARGE), or undefined for any other status (a plain registry has no
+   * such path). One attempt, no retries: what this API gives are hints a caller can do without.
+   * Through this client's connections, so a command that already talks to the registry loads no
+   * second HTTP stack for it (Node's global fetch is a copy of undici of its own, ~50 ms to load).
+   */
+  async getServerApi(registry: string, path: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer | undefined> {
+    const res = await this.#transport.request({ registry, method: 'GET', url: path, scopes: [], retry: false, ...signalOpt(signal) });
+    if (res.status !== 200) {
+      await dumpBody(res.body);
+      return undefined;
+    }
+    const bytes = await readBounded(res.body, maxBytes);
+    if (!bytes) throw new RegistryError('BLOB_TOO_LARGE', `${registry}${path}: the body exceeds the ${maxBytes}-byte limit`);
+    return bytes;
+  }
+
+  /** PUT of a JSON document on a hostpull server's own API (see getServerApi): the status it answered. One attempt. */
+  async putServerApi(registry: string, path: string, document: unknown, signal?: AbortSignal): Promise<number> {
+    const body = Buffer.from(JSON.stringify(document));
+    const res = await this.#transport.request({ registry, method: 'PUT', url: path, headers: { 'content-type': 'application/json' }, body, scopes: [], retry: false, ...signalOpt(signal) });
+    await dumpBody(res.body);
+    return res.status;
+  }
+
   /** `HEAD` a blob: its size, or null when the repository does not have it. */
   async blobExists(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { scopes?: string[] } = {}): Promise<number | null> {
     const res = await this.#transport.request({
@@ -400,6 +426,14 @@ export class RegistryClient implements RegistryReader {
   /** Closes the connection pool. */
   async close(): Promise<void> {
     await this.#transport.close();
+  }
+
+  /**
+   * Loads the HTTP client now (~30-40 ms of compiling) rather than at the first request: for a
+   * process whose first request is on someone's critical path (a lazy read).
+   */
+  async warm(): Promise<void> {
+    await this.#transport.warm();
   }
 
   #pushContext() {

@@ -103,6 +103,11 @@ export class Transport {
     return this.#agent;
   }
 
+  /** Makes the Agent now, ahead of a first request that should not wait for it to load. */
+  async warm(): Promise<void> {
+    await this.#dispatcher();
+  }
+
   /**
    * Sends a request and returns the final response, whatever its status, except: a 401 that
    * authentication cannot fix throws UNAUTHORIZED; connection errors after the retries throw

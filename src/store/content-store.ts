@@ -115,7 +115,7 @@ export class ContentStore {
 
   static async open(root: string, options: OpenStoreOptions = {}): Promise<ContentStore> {
     const layout = new StoreLayout(root);
-    const dirs = [root, layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir, layout.snapshotsDir];
+    const dirs = [layout.root, layout.blobsDir, layout.ingestDir, layout.layersDir, layout.containersDir, layout.snapshotsDir];
     for (const d of dirs) await mkdir(d, { recursive: true, mode: 0o700 });
     await restrictToOwner(dirs);
     const logger = options.logger ?? silentLogger();

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { digestAlgorithm, digestHex, type Digest } from '../oci/index.js';
 import { partialFileName } from './protocol.js';
 
@@ -15,14 +15,16 @@ export class StoreLayout {
   readonly snapshotsDir: string;
 
   constructor(root: string) {
-    this.root = root;
-    this.database = join(root, 'hostpull.db');
-    this.blobsDir = join(root, 'blobs');
-    this.ingestDir = join(root, 'ingest');
-    this.layersDir = join(root, 'layers');
-    this.containersDir = join(root, 'containers');
-    this.quarantineDir = join(root, 'quarantine');
-    this.snapshotsDir = join(root, 'snapshots');
+    // Absolute: overlay mount options, the runtime's bundle and the FUSE helper (another
+    // process) take these paths, and a relative one would name another place there.
+    this.root = resolve(root);
+    this.database = join(this.root, 'hostpull.db');
+    this.blobsDir = join(this.root, 'blobs');
+    this.ingestDir = join(this.root, 'ingest');
+    this.layersDir = join(this.root, 'layers');
+    this.containersDir = join(this.root, 'containers');
+    this.quarantineDir = join(this.root, 'quarantine');
+    this.snapshotsDir = join(this.root, 'snapshots');
   }
 
   /** blobs/sha256/ab/abcdef…: a two-hex fan-out keeps directories small on big stores. */

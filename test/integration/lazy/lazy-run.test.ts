@@ -95,8 +95,9 @@ describe('hostpull run --lazy', () => {
     const served = await fetch(`http://${env.serverHost}/hostpull/v1/prefetch/${mine.image}`);
     expect(served.status).toBe(200);
     expect(await served.json()).toEqual({ version: 1, layers: { [toolB]: spans } });
-    // A second node, with an empty store, fetches those spans first.
-    const second = await runCli(['--root', join(env.work, 'node2b'), '--server', env.serverHost, '--log-level', 'info', 'run', '--lazy', 'TOOLB1.0', '--', 'toolb']);
+    // A second node, with an empty store, fetches those spans first. Its --root is relative: the
+    // FUSE helper, the overlay and the runtime are handed absolute paths all the same.
+    const second = await runCli(['--root', 'node2b', '--server', env.serverHost, '--log-level', 'info', 'run', '--lazy', 'TOOLB1.0', '--', 'toolb'], { cwd: env.work });
     expect(second.code).toBe(0);
     expect(second.stdout).toBe('toolb says hi\ntoolb small file\n');
     expect(second.stderr).toContain(`"prefetch":${spans.length}`);

@@ -14,6 +14,7 @@ import { silentLogger } from '../../../src/log.js';
 import type { SeekableToc } from '../../../src/oci/seekable-toc.js';
 import { buildLayerFile } from '../../../src/publish/build-layer.js';
 import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
+import { LazyReader } from '../../../src/lazy/lazy-reader.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
@@ -189,6 +190,28 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(Math.max(...asked)).toBe(firstSpan + 3);
   });
 
+  it('the learned prefetch inflates its spans in its order, a window ahead of the furthest one read', async () => {
+    const { lazy, toc } = await layer();
+    const reader = new LazyReader(toc, lazy.fetcher, { aheadWindow: 3 });
+    const list = [...toc.spans.keys()].reverse(); // the order a first start read them
+    expect(list.length).toBeGreaterThan(8);
+    await reader.prefetchInOrder(list);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reader.inflatedAhead).toBe(3); // nothing read yet: the first window only
+    // A read in the list's fourth span moves the window on: three past it.
+    const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const fourth = toc.spans[list[3]!]!;
+    const offset = Math.max(fourth.u, entry.dataOffset!) - entry.dataOffset!;
+    const bytes = await reader.read(node, offset, 10);
+    expect(bytes).toHaveLength(10);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reader.inflatedAhead).toBe(7);
+    // What was inflated ahead is what a read returns.
+    const direct = await new LazyReader(toc, lazy.fetcher).read(node, offset, 10);
+    expect(bytes.equals(direct)).toBe(true);
+  });
+
   it('read-ahead follows each file: reads of another file in between keep it, jumps within a file do not start it', async () => {
     const { lazy, source, toc } = await layer();
     const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
@@ -263,6 +286,29 @@ describe('lazy layer (no /dev/fuse)', () => {
     const bytes = await fresh.span(1);
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(toc.spans[1]!.sha256);
     expect(source.requests).toHaveLength(2);
+  });
+
+  it("the helper's cache lists its spans once: earlier runs' spans are found, a span it writes is found, a vanished file is fetched again", async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    await lazy.fetcher.span(0);
+    await lazy.fetcher.stored([0]);
+    const cache = new SpanCache(cacheDir, { soleWriter: true });
+    expect(await cache.get(0, toc.spans[0]!.sha256)).toBeDefined(); // from the listing
+    // A file that appears behind its back is not looked for: the listing is what it asks.
+    await lazy.fetcher.span(2);
+    await lazy.fetcher.stored([2]);
+    expect(await new SpanCache(cacheDir).get(2, toc.spans[2]!.sha256)).toBeDefined();
+    expect(await cache.get(2, toc.spans[2]!.sha256)).toBeUndefined();
+    const fetcher = new SpanFetcher(toc.spans, source, cache, { logger: silentLogger() });
+    await fetcher.span(1);
+    await fetcher.stored([1]);
+    expect(await cache.get(1, toc.spans[1]!.sha256)).toBeDefined(); // written by this cache: listed
+    const { rm } = await import('node:fs/promises');
+    await rm(join(cacheDir, '0'), { force: true });
+    const before = source.requests.length;
+    const bytes = await fetcher.span(0);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(toc.spans[0]!.sha256);
+    expect(source.requests.length).toBe(before + 1);
   });
 
   it('one fetch per span however many readers wait for it', async () => {

@@ -213,6 +213,14 @@ describe('parseToc', () => {
     ['a negative owner', (t: SeekableToc) => (t.entries[0]!.uid = -1), /entries\.0: uid/],
     ['an xattr that is not base64', (t: SeekableToc) => (t.entries[0]!.xattrs = { 'user.x': 'not base64!' }), /entries\.0: an xattr/],
     ['an entry that is not an object', (t: SeekableToc) => ((t.entries as unknown[])[0] = 'opt/x'), /entries\.0: not an object/],
+    ['another version', (t: SeekableToc) => ((t as { version: number }).version = 2), /version: 2 is not 1/],
+    ['a digest that is not one', (t: SeekableToc) => ((t as { diffId: string }).diffId = 'sha256:xyz'), /diffId: not a valid digest/],
+    ['a fractional size', (t: SeekableToc) => (t.size = 30.5), /size: not a whole number/],
+    ['no gzip sizes', (t: SeekableToc) => delete (t as { gzip?: unknown }).gzip, /gzip: not an object/],
+    ['no spans', (t: SeekableToc) => (t.spans = []), /spans: not a non-empty array/],
+    ['a span without its offset', (t: SeekableToc) => delete (t.spans[1] as { u?: number }).u, /spans\.1\.u: not a whole number/],
+    ['entries that are not a list', (t: SeekableToc) => ((t as { entries: unknown }).entries = {}), /entries: not an array/],
+    ['JSON that is not an object', (t: SeekableToc) => ((t as { version: unknown }).version = undefined), /version: undefined is not 1/],
   ])('refuses %s with TOC_INVALID', (_name, mutate, message) => {
     const t = good();
     mutate(t);
