@@ -7,12 +7,16 @@ import { join } from 'node:path';
 /**
  * Starts the server on a free 127.0.0.1 port and resolves once it prints the URL it serves.
  * `stderr` is where its log goes (a stdio value: 'inherit', or an fd). The caller kills `server`.
+ * With `link` (shaped-link.mjs) it runs inside that network namespace, on its address.
  */
-export async function startLayoutServer({ cli, work, layout, logLevel, stderr }) {
+export async function startLayoutServer({ cli, work, layout, logLevel, stderr, link }) {
   const token = join(work, 'token');
   writeFileSync(token, `${'b'.repeat(32)}\n`, { mode: 0o600 });
-  const args = [cli, '--root', join(work, 'server'), '--log-level', logLevel, 'serve', '--listen', '127.0.0.1:0', '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token];
-  const server = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', stderr] });
+  const listen = link ? `${link.nsAddr}:0` : '127.0.0.1:0';
+  const args = [cli, '--root', join(work, 'server'), '--log-level', logLevel, 'serve', '--listen', listen, '--layout', layout, '--base', 'base/bookworm-slim:demo', '--token-file', token];
+  // `ip netns exec` execs the command: the pid is the server's own, for the caller's kill.
+  const [cmd, argv] = link ? ['ip', ['netns', 'exec', link.ns, process.execPath, ...args]] : [process.execPath, args];
+  const server = spawn(cmd, argv, { stdio: ['ignore', 'pipe', stderr] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     server.stdout.on('data', (b) => {

@@ -4,7 +4,9 @@
 //   npm run demo            # once: builds the trees and the layout under /var/tmp/hostpull-demo
 //   bash bench/lazy.sh      # builds, then runs this; figures on stdout, JSON in $WORK/results.json
 //   SKIP_PUBLISH=1 leaves out part 1, SKIP_THROUGHPUT=1 part 3; ONLY=GO1.19 runs one workload of part 2;
-//   SPAN_SIZE=1M publishes the packages with another span size.
+//   SPAN_SIZE=1M publishes the packages with another span size. LINK=200mbit puts the server
+//   behind a link of that bandwidth (a network namespace and a shaped veth pair, shaped-link.mjs)
+//   instead of loopback, where a whole pull is bound by this machine's CPU, not by the network.
 //
 // 1. publish: `hostpull publish` of JDK17.0 and GO1.19 against `tar --sort=name | pigz -6` of the
 //    same tree, alternated, wall and CPU time each.
@@ -23,6 +25,7 @@ import { createServer, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startLayoutServer } from './layout-server.mjs';
+import { shapedLink } from './shaped-link.mjs';
 
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 // HOSTPULL_BENCH_CLI: the CLI of another build (a before/after comparison); the demo base is pushed with this one's.
@@ -145,12 +148,17 @@ async function main() {
     results.base = { layerBytes: base.size, tocDigest: base.tocDigest };
     say(`pushed the demo base as a seekable layer (${(base.size / 1e6).toFixed(1)} MB, TOC ${base.tocDigest.slice(0, 19)})`);
   }
-  const { server, url: serverUrl, token } = await startLayoutServer({ cli: CLI, work: WORK, layout, logLevel: 'error', stderr: 'inherit' });
+  const link = process.env.LINK ? shapedLink(process.env.LINK) : undefined;
+  results.link = link ? link.rate : 'loopback';
+  if (link) say(`the server is behind a ${link.rate} link (network namespace ${link.ns})`);
+  const { server, url: serverUrl, token } = await startLayoutServer({ cli: CLI, work: WORK, layout, logLevel: 'error', stderr: 'inherit', link });
   const proxy = await countingProxy(serverUrl);
+  // Publishing talks to the server itself: plain http to the namespace's address is allowed by name.
+  const insecure = link ? ['--insecure-registry', new URL(serverUrl).host] : [];
   try {
     for (const [code, p] of Object.entries(PKGS)) {
       const span = process.env.SPAN_SIZE ? ['--span-size', process.env.SPAN_SIZE] : [];
-      execFileSync(process.execPath, [CLI, '--server', serverUrl, 'publish', join(DEMO, 'pkgs', p.dir), '--code', code, ...p.flags, ...span, '--layout', layout, '--token-file', token], { stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(process.execPath, [CLI, ...insecure, '--server', serverUrl, 'publish', join(DEMO, 'pkgs', p.dir), '--code', code, ...p.flags, ...span, '--layout', layout, '--token-file', token], { stdio: ['ignore', 'ignore', 'inherit'] });
     }
     say('published the demo packages as seekable layers');
     results.start = {};
@@ -179,6 +187,8 @@ async function main() {
   } finally {
     await proxy.close();
     server.kill('SIGTERM');
+    await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
+    link?.close();
   }
   results.load.end = load();
   writeFileSync(join(WORK, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);

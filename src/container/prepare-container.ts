@@ -72,6 +72,7 @@ export async function prepareContainer(deps: HostDeps, ref: ImageReference, opti
     await writeFile(join(dirs.bundle, MOUNT_FILE), `${JSON.stringify(staged.mount)}\n`);
     options.signal?.throwIfAborted();
     performMount(staged.mount);
+    startPrefetch(options.lazy, staged);
     const spec = buildRuntimeSpec({ ...options.process, imageConfig, rootfsPath: dirs.rootfs, containerId: dirs.id });
     await writeBundle(dirs.bundle, spec);
     options.signal?.throwIfAborted();
@@ -89,6 +90,17 @@ export interface StagedContainer {
   imageConfig: ImageConfig;
   pull: PullResult;
   lazyMounts: LazyMount[];
+  /** The learned prefetch list of each lazy layer, to start once the rootfs is mounted ({@link startPrefetch}). */
+  prefetch: ReadonlyMap<Digest, number[]>;
+}
+
+/**
+ * Starts the learned prefetch of a staged container's lazy layers, once its rootfs is mounted:
+ * the overlay's mount(2) looks up the lower dirs through the FUSE helper, which a prefetch
+ * already running keeps busy (4 ms against 30-70 ms for Go 1.19's mount).
+ */
+export function startPrefetch(lazy: LazyLayers | undefined, staged: Pick<StagedContainer, 'lazyMounts' | 'prefetch'>): void {
+  for (const m of staged.lazyMounts) void lazy?.prefetch(m.blobDigest, staged.prefetch.get(m.blobDigest) ?? []);
 }
 
 /**
@@ -138,12 +150,10 @@ export async function stageContainer(
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     const lazyMounts: LazyMount[] = [];
+    let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {
       lazyMounts.push(...(await Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))));
-      // The learned prefetch starts now, not once the rootfs is mounted: the runtime takes a
-      // quarter of a second to start the container, time in which the spans it will read arrive.
-      const lists = await learned;
-      for (const m of lazyMounts) void lazy.prefetch(m.blobDigest, lists.get(m.blobDigest) ?? []);
+      prefetch = await learned;
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
     const plan = await planImageRootfs(store, image, {
@@ -158,7 +168,7 @@ export async function stageContainer(
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
-    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts };
+    return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
   } catch (err) {
     await removeContainer(store, dirs.id, lazy);
     throw err;

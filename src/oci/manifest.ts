@@ -1,7 +1,6 @@
-import { createRequire } from 'node:module';
-import type { z } from 'zod/v3';
 import { HostpullError } from '../errors.js';
 import { isDigest, type Digest } from './digest.js';
+import { array, field, natural, object, present, record, ShapeError, string } from './json-shape.js';
 import { isConfigType, isImageManifestType, isIndexType, MediaType } from './mediatypes.js';
 
 /** distribution-spec: registries SHOULD accept manifests up to 4 MiB; we refuse to read more. */
@@ -12,90 +11,174 @@ export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 /** PATH of a container whose image config sets none (the value Docker and `runc spec` use). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/**
- * The schemas, built when something is first validated. zod's v3 API, shipped inside zod 4: it
- * loads in ~25 ms against ~90 ms for the v4 entry point, and every short command (pull, run,
- * inspect) parses manifests; the daemon and server use v4. Loaded on first use rather than with
- * the module, so that whatever imports the oci face for a digest or a reference (every CLI verb,
- * for `--help` too) does not pay for it.
- */
-function buildSchemas() {
-  const { z } = createRequire(import.meta.url)('zod/v3') as typeof import('zod/v3');
-  const digest = z.string().refine(isDigest, { message: 'not a valid sha256/sha512 digest' }) as unknown as z.ZodType<Digest>;
-  const annotations = z.record(z.string(), z.string()).optional();
-  const platform = z.object({
-    architecture: z.string().min(1),
-    os: z.string().min(1),
-    'os.version': z.string().optional(),
-    'os.features': z.array(z.string()).optional(),
-    variant: z.string().optional(),
-  });
-  const descriptor = z.object({
-    mediaType: z.string().min(1),
-    digest,
-    size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
-    urls: z.array(z.string()).optional(),
-    annotations,
-    platform: platform.optional(),
-    artifactType: z.string().optional(),
-  });
-  const imageManifest = z.object({
-    schemaVersion: z.literal(2),
-    mediaType: z.string().optional(),
-    artifactType: z.string().optional(),
-    config: descriptor,
-    layers: z.array(descriptor),
-    subject: descriptor.optional(),
-    annotations,
-  });
-  const imageIndex = z.object({
-    schemaVersion: z.literal(2),
-    mediaType: z.string().optional(),
-    artifactType: z.string().optional(),
-    manifests: z.array(descriptor),
-    subject: descriptor.optional(),
-    annotations,
-  });
-  const imageConfig = z.object({
-    created: z.string().optional(),
-    author: z.string().optional(),
-    architecture: z.string().min(1),
-    os: z.string().min(1),
-    variant: z.string().optional(),
-    config: z
-      .object({
-        User: z.string().optional(),
-        ExposedPorts: z.record(z.string(), z.unknown()).optional(),
-        Env: z.array(z.string()).optional().nullable(),
-        Entrypoint: z.array(z.string()).optional().nullable(),
-        Cmd: z.array(z.string()).optional().nullable(),
-        Volumes: z.record(z.string(), z.unknown()).optional().nullable(),
-        WorkingDir: z.string().optional(),
-        Labels: z.record(z.string(), z.string()).optional().nullable(),
-        StopSignal: z.string().optional(),
-      })
-      .optional(),
-    rootfs: z.object({
-      type: z.literal('layers'),
-      diff_ids: z.array(digest),
-    }),
-    history: z.array(z.record(z.string(), z.unknown())).optional(),
-  });
-  return { platform, descriptor, imageManifest, imageIndex, imageConfig };
+export interface Platform {
+  architecture: string;
+  os: string;
+  'os.version'?: string | undefined;
+  'os.features'?: string[] | undefined;
+  variant?: string | undefined;
 }
 
-type Schemas = ReturnType<typeof buildSchemas>;
-let built: Schemas | undefined;
-function schemas(): Schemas {
-  built ??= buildSchemas();
-  return built;
+export interface Descriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+  urls?: string[] | undefined;
+  annotations?: Record<string, string> | undefined;
+  platform?: Platform | undefined;
+  artifactType?: string | undefined;
 }
 
-export type Platform = z.infer<Schemas['platform']>;
-export type Descriptor = z.infer<Schemas['descriptor']>;
-export type ImageManifest = z.infer<Schemas['imageManifest']>;
-export type ImageIndex = z.infer<Schemas['imageIndex']>;
-export type ImageConfig = z.infer<Schemas['imageConfig']>;
+export interface ImageManifest {
+  schemaVersion: 2;
+  mediaType?: string | undefined;
+  artifactType?: string | undefined;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor | undefined;
+  annotations?: Record<string, string> | undefined;
+}
+
+export interface ImageIndex {
+  schemaVersion: 2;
+  mediaType?: string | undefined;
+  artifactType?: string | undefined;
+  manifests: Descriptor[];
+  subject?: Descriptor | undefined;
+  annotations?: Record<string, string> | undefined;
+}
+
+export interface ImageConfig {
+  created?: string | undefined;
+  author?: string | undefined;
+  architecture: string;
+  os: string;
+  variant?: string | undefined;
+  config?:
+    | {
+        User?: string | undefined;
+        ExposedPorts?: Record<string, unknown> | undefined;
+        Env?: string[] | null | undefined;
+        Entrypoint?: string[] | null | undefined;
+        Cmd?: string[] | null | undefined;
+        Volumes?: Record<string, unknown> | null | undefined;
+        WorkingDir?: string | undefined;
+        Labels?: Record<string, string> | null | undefined;
+        StopSignal?: string | undefined;
+      }
+    | undefined;
+  rootfs: { type: 'layers'; diff_ids: Digest[] };
+  history?: Array<Record<string, unknown>> | undefined;
+}
+
+// The readers below check what the OCI image spec says of each field (and Docker's nulls in a
+// config), by hand (see json-shape.ts for why); the fields are kept in the spec's order.
+const str = (v: unknown, path: string): string => string(v, path);
+const nonEmpty = (v: unknown, path: string): string => string(v, path, { nonEmpty: true });
+const strings = (v: unknown, path: string): string[] => array(v, path, str);
+const anything = (v: unknown): unknown => v;
+
+function digest(v: unknown, path: string): Digest {
+  if (typeof v !== 'string' || !isDigest(v)) throw new ShapeError(path, v === undefined ? 'required' : 'not a valid sha256/sha512 digest');
+  return v;
+}
+
+function annotations(o: Record<string, unknown>, path: string): Record<string, string> | undefined {
+  return field(o, 'annotations', path, (v, p) => record(v, p, str), 'optional');
+}
+
+function platform(v: unknown, path: string): Platform {
+  const o = object(v, path);
+  return present({
+    architecture: field(o, 'architecture', path, nonEmpty),
+    os: field(o, 'os', path, nonEmpty),
+    'os.version': field(o, 'os.version', path, str, 'optional'),
+    'os.features': field(o, 'os.features', path, strings, 'optional'),
+    variant: field(o, 'variant', path, str, 'optional'),
+  });
+}
+
+function descriptor(v: unknown, path: string): Descriptor {
+  const o = object(v, path);
+  return present({
+    mediaType: field(o, 'mediaType', path, nonEmpty),
+    digest: field(o, 'digest', path, digest),
+    size: field(o, 'size', path, natural),
+    urls: field(o, 'urls', path, strings, 'optional'),
+    annotations: annotations(o, path),
+    platform: field(o, 'platform', path, platform, 'optional'),
+    artifactType: field(o, 'artifactType', path, str, 'optional'),
+  });
+}
+
+function schemaVersion2(o: Record<string, unknown>): 2 {
+  if (o.schemaVersion !== 2) throw new ShapeError('schemaVersion', `${JSON.stringify(o.schemaVersion) ?? 'absent'}, not 2`);
+  return 2;
+}
+
+function imageManifest(o: Record<string, unknown>): ImageManifest {
+  return present({
+    schemaVersion: schemaVersion2(o),
+    mediaType: field(o, 'mediaType', '', str, 'optional'),
+    artifactType: field(o, 'artifactType', '', str, 'optional'),
+    config: field(o, 'config', '', descriptor),
+    layers: field(o, 'layers', '', (v, p) => array(v, p, descriptor)),
+    subject: field(o, 'subject', '', descriptor, 'optional'),
+    annotations: annotations(o, ''),
+  });
+}
+
+function imageIndex(o: Record<string, unknown>): ImageIndex {
+  return present({
+    schemaVersion: schemaVersion2(o),
+    mediaType: field(o, 'mediaType', '', str, 'optional'),
+    artifactType: field(o, 'artifactType', '', str, 'optional'),
+    manifests: field(o, 'manifests', '', (v, p) => array(v, p, descriptor)),
+    subject: field(o, 'subject', '', descriptor, 'optional'),
+    annotations: annotations(o, ''),
+  });
+}
+
+function runConfig(v: unknown, path: string): NonNullable<ImageConfig['config']> {
+  const o = object(v, path);
+  return present({
+    User: field(o, 'User', path, str, 'optional'),
+    ExposedPorts: field(o, 'ExposedPorts', path, (x, p) => record(x, p, anything), 'optional'),
+    Env: field(o, 'Env', path, strings, 'nullable'),
+    Entrypoint: field(o, 'Entrypoint', path, strings, 'nullable'),
+    Cmd: field(o, 'Cmd', path, strings, 'nullable'),
+    Volumes: field(o, 'Volumes', path, (x, p) => record(x, p, anything), 'nullable'),
+    WorkingDir: field(o, 'WorkingDir', path, str, 'optional'),
+    Labels: field(o, 'Labels', path, (x, p) => record(x, p, str), 'nullable'),
+    StopSignal: field(o, 'StopSignal', path, str, 'optional'),
+  });
+}
+
+function imageConfig(v: unknown): ImageConfig {
+  const o = object(v, '');
+  const rootfs = field(o, 'rootfs', '', object);
+  if (rootfs.type !== 'layers') throw new ShapeError('rootfs.type', `${JSON.stringify(rootfs.type) ?? 'absent'}, not "layers"`);
+  return present({
+    created: field(o, 'created', '', str, 'optional'),
+    author: field(o, 'author', '', str, 'optional'),
+    architecture: field(o, 'architecture', '', nonEmpty),
+    os: field(o, 'os', '', nonEmpty),
+    variant: field(o, 'variant', '', str, 'optional'),
+    config: field(o, 'config', '', runConfig, 'optional'),
+    rootfs: { type: 'layers' as const, diff_ids: field(rootfs, 'diff_ids', 'rootfs', (x, p) => array(x, p, digest)) },
+    history: field(o, 'history', '', (x, p) => array(x, p, (h, hp) => record(h, hp, anything)), 'optional'),
+  });
+}
+
+/** Runs a reader, turning its ShapeError into the document's own error (`what: path: why`). */
+function checked<T>(read: () => T, fail: (why: string) => HostpullError): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof ShapeError) throw fail(err.message);
+    throw err;
+  }
+}
 
 export type ParsedManifest =
   | { kind: 'manifest'; mediaType: string; manifest: ImageManifest }
@@ -103,13 +186,6 @@ export type ParsedManifest =
 
 function invalid(what: string, why: string): HostpullError {
   return new HostpullError('MANIFEST_INVALID', `${what}: ${why}`);
-}
-
-function zodWhy(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-    .join('; ');
 }
 
 function parseJson(bytes: Uint8Array, what: string, limit: number): unknown {
@@ -147,14 +223,10 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, what = 'm
     mediaType = Array.isArray(body.manifests) ? MediaType.OciIndex : MediaType.OciManifest;
   }
   if (isImageManifestType(mediaType)) {
-    const r = schemas().imageManifest.safeParse(body);
-    if (!r.success) throw invalid(what, zodWhy(r.error));
-    return { kind: 'manifest', mediaType, manifest: r.data };
+    return { kind: 'manifest', mediaType, manifest: checked(() => imageManifest(body), (why) => invalid(what, why)) };
   }
   if (isIndexType(mediaType)) {
-    const r = schemas().imageIndex.safeParse(body);
-    if (!r.success) throw invalid(what, zodWhy(r.error));
-    return { kind: 'index', mediaType, index: r.data };
+    return { kind: 'index', mediaType, index: checked(() => imageIndex(body), (why) => invalid(what, why)) };
   }
   throw new HostpullError('MANIFEST_UNSUPPORTED', `${what} has unsupported media type ${mediaType}`, {
     hint: 'OCI and Docker schema 2 manifests and indexes are supported',
@@ -164,9 +236,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string, what = 'm
 /** Parses and validates an image config blob. */
 export function parseImageConfig(bytes: Uint8Array, what = 'image config'): ImageConfig {
   const json = parseJson(bytes, what, MAX_CONFIG_BYTES);
-  const r = schemas().imageConfig.safeParse(json);
-  if (!r.success) throw new HostpullError('CONFIG_INVALID', `${what}: ${zodWhy(r.error)}`);
-  return r.data;
+  return checked(() => imageConfig(json), (why) => new HostpullError('CONFIG_INVALID', `${what}: ${why}`));
 }
 
 /**

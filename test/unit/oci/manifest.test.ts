@@ -147,6 +147,23 @@ describe('parseManifest', () => {
     expect(err.message).toContain('application/vnd.example.thing+json');
   });
 
+  it('keeps only the fields the spec names: what else a registry sends is not passed on', () => {
+    const m = ociManifest({ extra: 'x' });
+    const layer = (m.layers as Array<Record<string, unknown>>)[0]!;
+    layer.surprise = { deep: true };
+    const p = parseManifest(bytes(m));
+    if (p.kind !== 'manifest') throw new Error('fixture');
+    expect(p.manifest).not.toHaveProperty('extra');
+    expect(p.manifest.layers[0]).not.toHaveProperty('surprise');
+    expect(Object.keys(p.manifest.layers[0]!)).toEqual(['mediaType', 'digest', 'size']);
+  });
+
+  it('refuses null where the spec allows none, naming the field', () => {
+    expect(failure(() => parseManifest(bytes(ociManifest({ annotations: null })))).message).toContain('annotations: not an object');
+    const nullSize = ociManifest({ config: { mediaType: MediaType.OciConfig, digest: configDigest, size: null } });
+    expect(failure(() => parseManifest(bytes(nullSize))).message).toContain('config.size: not a whole number');
+  });
+
   it('refuses schemaVersion other than 2', () => {
     expect(failure(() => parseManifest(bytes(ociManifest({ schemaVersion: 3 })))).code).toBe('MANIFEST_INVALID');
   });
@@ -175,6 +192,10 @@ describe('parseImageConfig', () => {
       bytes(config({ rootfs: { type: 'layers', diff_ids: ['sha256:nope'] } })),
       bytes(config({ rootfs: { type: 'tarballs', diff_ids: [] } })),
       bytes(config({ os: undefined })),
+      bytes(config({ os: '' })),
+      bytes(config({ created: null })),
+      bytes(config({ config: { Env: ['A=1', 2] } })),
+      bytes(config({ config: { Labels: { a: 1 } } })),
       bytes([]),
     ];
     for (const c of cases) expect(failure(() => parseImageConfig(c)).code).toBe('CONFIG_INVALID');
