@@ -233,10 +233,12 @@ export class LazyLayers {
     return this.#helper;
   }
 
-  /** Its views are gone with it; the next mount starts another helper. */
+  /** Its views are gone with it (those mounted ahead too); the next mount starts another helper. */
   #helperGone(h: FuseHelper): void {
     for (const s of this.#layers.values()) s.unmounted = true;
-    if (this.#helper === h) this.#helper = undefined;
+    if (this.#helper !== h) return;
+    this.#helper = undefined;
+    this.#early.clear();
   }
 
   /**

@@ -37,6 +37,13 @@ export interface SpanFetcherOptions {
   concurrency?: number;
   /** Of those, at most this many for the background pull, so a reader always finds a free slot. Default 2. */
   backgroundConcurrency?: number;
+  /**
+   * Of those, at most this many for the learned prefetch. Default 2: its spans are needed in
+   * list order, and on a link of limited bandwidth eight requests at once would each get an
+   * eighth of it, the first span needed arriving with the eighth; two keep the link busy while
+   * the spans come in about the order they are read.
+   */
+  prefetchConcurrency?: number;
   logger: Logger;
 }
 
@@ -95,6 +102,7 @@ export class SpanFetcher {
   readonly #refused = new Map<number, { err: HostpullError; until: number }>();
   #running = 0;
   #runningBackground = 0;
+  #runningPrefetch = 0;
   #pumpSoon: NodeJS.Immediate | undefined;
   bytesFetched = 0;
   spansFetched = 0;
@@ -107,6 +115,7 @@ export class SpanFetcher {
       attemptTimeoutMs: options.attemptTimeoutMs ?? 10_000,
       concurrency: options.concurrency ?? 8,
       backgroundConcurrency: options.backgroundConcurrency ?? 2,
+      prefetchConcurrency: options.prefetchConcurrency ?? 2,
       logger: options.logger,
     };
   }
@@ -193,17 +202,20 @@ export class SpanFetcher {
       for (const p of this.#pending.values()) {
         if (p.state !== 'queued') continue;
         if (p.priority === 'background' && this.#runningBackground >= this.#o.backgroundConcurrency) continue;
+        if (p.priority === 'prefetch' && this.#runningPrefetch >= this.#o.prefetchConcurrency) continue;
         if (!next || PRIORITIES.indexOf(p.priority) < PRIORITIES.indexOf(next.priority)) next = p;
       }
       if (!next) return;
       const group = this.#adjacent(next);
       for (const g of group) g.state = 'started';
-      const background = next.priority === 'background';
+      const { priority } = next;
       this.#running++;
-      if (background) this.#runningBackground++;
+      if (priority === 'background') this.#runningBackground++;
+      if (priority === 'prefetch') this.#runningPrefetch++;
       void this.#fetchGroup(group).finally(() => {
         this.#running--;
-        if (background) this.#runningBackground--;
+        if (priority === 'background') this.#runningBackground--;
+        if (priority === 'prefetch') this.#runningPrefetch--;
         this.#pump();
       });
     }

@@ -29,6 +29,9 @@ class FakeSource implements SpanSource {
   readonly where = 'fake';
   requests: Array<[number, number]> = [];
   mode: 'ok' | 'corrupt' | 'stall' | 'fail' = 'ok';
+  /** While set, answers wait for it (requests in flight can be counted). */
+  gate: Promise<void> | undefined;
+  inFlight = 0;
   /** The registry client's retry policy, with the attempts of the fetch policy and short backoffs. */
   readonly #policy: RetryPolicy;
   constructor(
@@ -42,6 +45,12 @@ class FakeSource implements SpanSource {
   }
   async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable> {
     this.requests.push([start, end]);
+    this.inFlight++;
+    try {
+      await this.gate;
+    } finally {
+      this.inFlight--;
+    }
     if (this.mode === 'fail') throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
     const bytes = Buffer.from(this.blob.subarray(start, end + 1));
     if (this.mode === 'corrupt') bytes[0] = bytes[0]! ^ 1;
@@ -252,6 +261,25 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(r).toBe(-E.EIO);
     // The read's own deadline (2 × (300 + 20) + 500 ms) ends it; slack for a loaded machine.
     expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('the learned prefetch has at most two requests out, so its spans come in about list order; a read is not held behind it', async () => {
+    const { lazy, source, toc } = await layer();
+    let open!: () => void;
+    source.gate = new Promise((r) => (open = r));
+    // Every other span: no two adjacent, so each is a request of its own.
+    const list = [...toc.spans.keys()].filter((i) => i % 2 === 0);
+    expect(list.length).toBeGreaterThan(3);
+    const prefetched = Promise.all(list.map((i) => lazy.fetcher.span(i, 'prefetch')));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(source.inFlight).toBe(2);
+    expect(source.requests.map(([c]) => c)).toEqual([toc.spans[list[0]!]!.c, toc.spans[list[1]!]!.c]);
+    const read = lazy.fetcher.span(1, 'read');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(source.inFlight).toBe(3);
+    open();
+    await Promise.all([prefetched, read]);
+    expect(source.requests).toHaveLength(list.length + 1);
   });
 
   it('adjacent spans asked for together come in one request, each verified on its own', async () => {
