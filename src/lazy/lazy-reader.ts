@@ -89,9 +89,10 @@ export class LazyReader {
     // the reader walks the file in order (a tar, a copy, a scan), so fetch the next two spans
     // ahead. Reads of other files in between, and random access (a JVM in its jimage, whose page
     // faults read around the faulting page), do not trigger it: mvn -v fetched 4.5 MB it never
-    // read when any read that moved into the span after the last read's counted.
+    // read when any read that moved into the span after the last read's counted. Fetched as this
+    // reader's own reads are (not capped like the learned prefetch): it will ask for them next.
     const cursor = this.#cursors.get(node.ino);
-    if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2]).catch(() => undefined);
+    if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2], 'read').catch(() => undefined);
     // Most recently read last, so the file forgotten first is the one read longest ago.
     this.#cursors.delete(node.ino);
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
