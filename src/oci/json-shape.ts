@@ -1,3 +1,5 @@
+import { isDigest, type Digest } from './digest.js';
+
 /**
  * Reading parsed JSON field by field, for the documents every pull reads (manifests, configs,
  * TOCs): each reader returns the value typed, or throws a {@link ShapeError} naming the path of the
@@ -33,6 +35,12 @@ export function string(v: unknown, path: string, options: { nonEmpty?: boolean }
 /** A whole number from 0 to 2^53 - 1 (a size, an offset). */
 export function natural(v: unknown, path: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ShapeError(path, v === undefined ? 'required' : 'not a whole number ≥ 0');
+  return v;
+}
+
+/** A `sha256:`/`sha512:` digest in canonical form. */
+export function digest(v: unknown, path: string): Digest {
+  if (typeof v !== 'string' || !isDigest(v)) throw new ShapeError(path, v === undefined ? 'required' : 'not a valid sha256/sha512 digest');
   return v;
 }
 

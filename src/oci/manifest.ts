@@ -1,6 +1,6 @@
 import { HostpullError } from '../errors.js';
-import { isDigest, type Digest } from './digest.js';
-import { array, field, natural, object, present, record, ShapeError, string } from './json-shape.js';
+import type { Digest } from './digest.js';
+import { array, digest, field, natural, object, present, record, ShapeError, string } from './json-shape.js';
 import { isConfigType, isImageManifestType, isIndexType, MediaType } from './mediatypes.js';
 
 /** distribution-spec: registries SHOULD accept manifests up to 4 MiB; we refuse to read more. */
@@ -77,11 +77,6 @@ const str = (v: unknown, path: string): string => string(v, path);
 const nonEmpty = (v: unknown, path: string): string => string(v, path, { nonEmpty: true });
 const strings = (v: unknown, path: string): string[] => array(v, path, str);
 const anything = (v: unknown): unknown => v;
-
-function digest(v: unknown, path: string): Digest {
-  if (typeof v !== 'string' || !isDigest(v)) throw new ShapeError(path, v === undefined ? 'required' : 'not a valid sha256/sha512 digest');
-  return v;
-}
 
 function annotations(o: Record<string, unknown>, path: string): Record<string, string> | undefined {
   return field(o, 'annotations', path, (v, p) => record(v, p, str), 'optional');

@@ -1,7 +1,8 @@
 import { promisify } from 'node:util';
 import { constants as zc, gunzipSync, inflateRaw } from 'node:zlib';
 import { HostpullError } from '../errors.js';
-import { digestHex, digestOf, isDigest, type Digest } from './digest.js';
+import { digestHex, digestOf, type Digest } from './digest.js';
+import { array, digest, field, natural, object, ShapeError } from './json-shape.js';
 
 /**
  * The table of contents of a seekable package layer (DESIGN §7): where each tar entry is, and how
@@ -124,28 +125,36 @@ function isNat(v: unknown): v is number {
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
- * The shape of everything but the entries, naming the first field that is wrong. By hand, like
- * the entries: this is on the critical path of a lazy start (twice: here and in the FUSE helper),
- * and loading a schema library cost every command that reaches this module ~25 ms.
+ * The shape of everything but the entries, naming the first field that is wrong (json-shape.ts,
+ * as for manifests): this is on the critical path of a lazy start, twice (here and in the FUSE
+ * helper), where loading a schema library cost ~25 ms.
  */
 function checkHeader(raw: unknown, where: string): void {
-  const bad = (field: string, what: string) => invalid(where, `${field}: ${what}`);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalid(where, '(root): not an object');
-  const t = raw as Record<string, unknown>;
-  if (t.version !== 1) throw bad('version', `${JSON.stringify(t.version)} is not 1`);
-  for (const k of ['digest', 'diffId'] as const) if (typeof t[k] !== 'string' || !isDigest(t[k])) throw bad(k, 'not a valid digest');
-  for (const k of ['size', 'uncompressedSize'] as const) if (!isNat(t[k])) throw bad(k, 'not a whole number ≥ 0');
-  const gzip = t.gzip as Record<string, unknown> | undefined;
-  if (typeof gzip !== 'object' || gzip === null || Array.isArray(gzip)) throw bad('gzip', 'not an object');
-  for (const k of ['headerSize', 'trailerSize'] as const) if (!isNat(gzip[k])) throw bad(`gzip.${k}`, 'not a whole number ≥ 0');
-  if (!Array.isArray(t.spans) || t.spans.length === 0) throw bad('spans', 'not a non-empty array');
-  for (const [i, span] of (t.spans as unknown[]).entries()) {
-    if (typeof span !== 'object' || span === null || Array.isArray(span)) throw bad(`spans.${i}`, 'not an object');
-    const sp = span as Record<string, unknown>;
-    for (const k of ['c', 'cs', 'u', 'us'] as const) if (!isNat(sp[k])) throw bad(`spans.${i}.${k}`, 'not a whole number ≥ 0');
-    if (typeof sp.sha256 !== 'string' || !SHA256_HEX.test(sp.sha256)) throw bad(`spans.${i}.sha256`, 'not 64 lowercase hex digits');
+  try {
+    const t = object(raw, '');
+    if (t.version !== 1) throw new ShapeError('version', `${JSON.stringify(t.version)} is not 1`);
+    field(t, 'digest', '', digest);
+    field(t, 'diffId', '', digest);
+    field(t, 'size', '', natural);
+    field(t, 'uncompressedSize', '', natural);
+    const gzip = field(t, 'gzip', '', object);
+    field(gzip, 'headerSize', 'gzip', natural);
+    field(gzip, 'trailerSize', 'gzip', natural);
+    const spans = field(t, 'spans', '', (v, path) =>
+      array(v, path, (span, p) => {
+        const sp = object(span, p);
+        for (const k of ['c', 'cs', 'u', 'us']) field(sp, k, p, natural);
+        field(sp, 'sha256', p, (h, hp) => {
+          if (typeof h !== 'string' || !SHA256_HEX.test(h)) throw new ShapeError(hp, 'not 64 lowercase hex digits');
+        });
+      }),
+    );
+    if (spans.length === 0) throw new ShapeError('spans', 'empty');
+    field(t, 'entries', '', (v, path) => array(v, path, () => undefined));
+  } catch (err) {
+    if (err instanceof ShapeError) throw invalid(where, err.message);
+    throw err;
   }
-  if (!Array.isArray(t.entries)) throw bad('entries', 'not an array');
 }
 
 /** The shape of each entry (what the schema would say of it), naming the first one that is wrong. */
