@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { action, collect, globalOptions, loggerFor } from '../context.js';
+import { withInterrupt } from '../interrupt.js';
 import { sizeOption } from '../options.js';
 
 interface PublishFlags {
@@ -65,7 +66,9 @@ export function registerPublishCommand(program: Command): void {
         const upstream = createUpstream({ upstream: flags.upstream, layout: flags.layout, root: g.root, insecureRegistries: g.insecureRegistry, logger: loggerFor(g) });
         try {
           const register = flags.register !== false && g.server !== undefined;
-          const result = await publishPackage({
+          // Ctrl-C or a stop ends the build and the push, and the layer being built (as big as
+          // the package) leaves the temporary directory with them.
+          const result = await withInterrupt(async ({ signal }) => publishPackage({
             dir,
             code: flags.code,
             prefix: flags.prefix,
@@ -79,7 +82,8 @@ export function registerPublishCommand(program: Command): void {
             upstream,
             spanSize: flags.spanSize,
             server: register ? { url: g.server!, token: await readTokenFile(flags.tokenFile) } : undefined,
-          });
+            signal,
+          }));
           if (flags.json) {
             process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           } else {
