@@ -37,6 +37,13 @@ export function shapedLink(rate) {
     }
   };
   process.once('exit', close);
+  // Ctrl-C ends a benchmark without an 'exit' event: the namespace and the link go all the same.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, () => {
+      close();
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    });
+  }
   try {
     run(['ip', 'netns', 'add', ns]);
     run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
