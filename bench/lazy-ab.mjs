@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+// bench/lazy-ab.mjs — two or more builds of hostpull, alternated, on the lazy start (not a test).
+//
+//   VARIANTS="before=/path/a/dist/cli/main.js after=dist/cli/main.js" \
+//   LAYOUT=/var/tmp/hostpull-bench-lazy/layout N=5 [LINK=200mbit] node bench/lazy-ab.mjs
+//
+// LAYOUT is an OCI layout holding the demo's packages published seekable, as `bash bench/lazy.sh`
+// leaves it in $WORK/layout. One server over it (behind a shaped link with LINK, shaped-link.mjs);
+// each workload is run once lazily to completion so the server learns its prefetch list, then N
+// rounds, each running every variant once on a fresh store: `hostpull run --lazy` to the first
+// output, then stopped, so no background unpack follows into the next run (on this disk it would
+// slow it). Prints each variant's times sorted and their median. Only 127.0.0.1 (or the namespace).
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startLayoutServer } from './layout-server.mjs';
+import { shapedLink } from './shaped-link.mjs';
+
+const WORK = process.env.WORK ?? '/var/tmp/hostpull-bench-lazy-ab';
+const N = Number(process.env.N ?? 5);
+const LAYOUT = process.env.LAYOUT;
+const VARIANTS = (process.env.VARIANTS ?? '').split(/\s+/).filter(Boolean).map((v) => {
+  const [name, cli] = v.split('=');
+  return { name, cli: resolve(cli) };
+});
+const WORKLOADS = [
+  { ref: 'JDK17.0-MVN3.8', cmd: ['mvn', '-v'] },
+  { ref: 'GO1.19', cmd: ['go', 'version'] },
+].filter((w) => !process.env.ONLY || w.ref === process.env.ONLY);
+if (!LAYOUT || VARIANTS.length === 0) {
+  console.error('usage: VARIANTS="name=CLI name=CLI" LAYOUT=DIR [N=5] [LINK=200mbit] [ONLY=GO1.19] node bench/lazy-ab.mjs');
+  process.exit(2);
+}
+
+let runs = 0;
+/** ms from `hostpull run --lazy` to its first output; with `stop`, SIGTERM a moment after it. */
+function firstOutput(cli, host, ref, cmd, stop) {
+  const root = join(WORK, 'nodes', String(runs++));
+  const args = [cli, '--root', root, '--server', host, '--insecure-registry', host, 'run', '--lazy', '--lazy-background-delay', stop ? '10m' : '0s', ref, '--', ...cmd];
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let first;
+  let err = '';
+  child.stderr.on('data', (b) => (err += b));
+  child.stdout.on('data', () => {
+    if (first !== undefined) return;
+    first = performance.now() - t0;
+    if (stop) setTimeout(() => child.kill('SIGTERM'), 1000);
+  });
+  return new Promise((res, rej) =>
+    child.once('exit', (code) => (first === undefined ? rej(new Error(`${ref} exited ${code} without output: ${err.slice(-1000)}`)) : res(Math.round(first)))),
+  );
+}
+
+async function main() {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  const link = process.env.LINK ? shapedLink(process.env.LINK) : undefined;
+  const { server, url } = await startLayoutServer({ cli: VARIANTS[0].cli, work: WORK, layout: LAYOUT, logLevel: 'error', stderr: 'inherit', link });
+  const host = new URL(url).host;
+  const results = { link: link?.rate ?? 'loopback', n: N, workloads: {} };
+  try {
+    for (const w of WORKLOADS) {
+      const taught = await firstOutput(VARIANTS[0].cli, host, w.ref, w.cmd, false);
+      console.error(`lazy-ab: ${w.ref}: first start ${taught} ms (its reads are now the server's prefetch list)`);
+      const times = Object.fromEntries(VARIANTS.map((v) => [v.name, []]));
+      for (let i = 0; i < N; i++) for (const v of VARIANTS) times[v.name].push(await firstOutput(v.cli, host, w.ref, w.cmd, true));
+      results.workloads[w.ref] = {};
+      for (const v of VARIANTS) {
+        const sorted = [...times[v.name]].sort((a, b) => a - b);
+        const median = sorted[Math.floor(sorted.length / 2)];
+        results.workloads[w.ref][v.name] = { sorted, median };
+        console.error(`lazy-ab: ${w.ref} -- ${w.cmd.join(' ')} [${v.name}] first output ${sorted.join(' ')} ms, median ${median} (${results.link})`);
+      }
+    }
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
+    link?.close();
+  }
+  console.log(JSON.stringify(results, null, 2));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
