@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { errorFromJson, HostpullError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
@@ -58,10 +59,13 @@ export class FuseHelper {
    * Forks the helper. Requests may be sent at once: they wait in the IPC channel while the helper
    * loads (~0.2 s on a busy machine), rather than this process waiting for it to say it is ready
    * and only then sending (its event loop may be busy judging TOCs when the answer comes). A
-   * helper that cannot start fails every request with LAZY_HELPER_FAILED.
+   * helper that cannot start fails every request with LAZY_HELPER_FAILED (and a missing one
+   * throws it here).
    */
   static start(logger: Logger, logLevel: LogLevel): FuseHelper {
     const entry = fileURLToPath(new URL('./fuse-helper-main.js', import.meta.url));
+    // Run from the sources (a test importing src/), there is no built helper to fork.
+    if (!existsSync(entry)) throw new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper ${entry} does not exist`, { hint: 'build the project: npm run build' });
     const child = fork(entry, [], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',

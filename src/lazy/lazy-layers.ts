@@ -380,7 +380,11 @@ export class LazyLayers {
 
   /** Starts the FUSE helper now, so its start overlaps the pull (a lazy run will need it). */
   prestart(): void {
-    this.#startHelper();
+    try {
+      this.#startHelper();
+    } catch (err) {
+      this.#o.logger.debug({ err }, 'lazy helper did not start early; the first mount says why');
+    }
   }
 
   /** Settles when the layer's background pull is done: its unpacked row, or undefined when it failed. */

@@ -88,10 +88,15 @@ describe('a full disk', () => {
     const gc = await runCli(['--root', root, ...command!.split(' ').slice(1), '--json', '--no-daemon']);
     expect(gc.stderr).toBe('');
     expect(gc.code).toBe(0);
-    const report = JSON.parse(gc.stdout) as { partialsRemoved: number; blobsRemoved: number };
+    const report = JSON.parse(gc.stdout) as { partialsRemoved: number; blobsRemoved: number; freedBytes: number; partialBytesFreed: number };
     expect(keptBig ? report.blobsRemoved : report.partialsRemoved).toBeGreaterThan(0);
     expect(await readdir(join(root, 'ingest'))).toEqual([]);
-    expect(freeBytes(root)).toBeGreaterThan(freeBefore + 1024 * 1024);
+    // The filesystem has that room back at once. How much the failed pull had written of the
+    // blob depends on when its unpack met the reserve (under 1 MiB in one run of six), so the
+    // measure is what gc says it removed (tmpfs counts whole pages).
+    const removed = keptBig ? report.freedBytes : report.partialBytesFreed;
+    expect(removed).toBeGreaterThan(0);
+    expect(freeBytes(root)).toBeGreaterThanOrEqual(freeBefore + removed - 64 * 1024);
     // No half-extracted layer directory is left behind, and no layer is marked unpacked.
     expect((await readdir(join(root, 'layers')).catch(() => [] as string[])).filter((n) => n.startsWith('staging-'))).toEqual([]);
     const images = await runCli(['--root', root, 'images', '--json', '--no-daemon']);
