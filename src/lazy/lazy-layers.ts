@@ -132,9 +132,11 @@ export class LazyLayers {
       const tocDigest = tocDigestOf(c);
       if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
       const where = `table of contents ${tocDigest} of layer ${c.layer.blobDigest}`;
-      const stored = this.#storeToc(repo, tocDigest);
+      const bytes = this.#tocBlob(repo, tocDigest);
+      const stored = bytes.then(() => undefined);
+      stored.catch(() => undefined); // a failed fetch is reported through p, below
       if (this.#startHelperMount(repo, stored, c.layer.blobDigest, tocDigest, c.claim)) mountedAhead.push(c.layer.blobDigest);
-      const p = stored.then(async () => parseTocBlob(await this.#o.store.blobs.readBytes(tocDigest), tocDigest, where));
+      const p = bytes.then((b) => parseTocBlob(b, tocDigest, where));
       p.catch(() => undefined); // awaited below, in order
       return p;
     });
@@ -182,12 +184,17 @@ export class LazyLayers {
     }
   }
 
-  /** Makes sure the TOC blob is in the store: fetched from the registry (verified) unless it is there. */
-  async #storeToc(repo: RepositoryRef, tocDigest: Digest): Promise<void> {
+  /**
+   * The TOC blob, in the store once this settles (the helper reads it from there): fetched from
+   * the registry (verified) and kept, unless the store has it. Fetched bytes are handed on as they
+   * are rather than read back from the file just written.
+   */
+  async #tocBlob(repo: RepositoryRef, tocDigest: Digest): Promise<Buffer> {
     const { store, client } = this.#o;
-    if (store.blobs.has(tocDigest)) return;
+    if (store.blobs.has(tocDigest)) return store.blobs.readBytes(tocDigest);
     const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
     await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
+    return bytes;
   }
 
   /**

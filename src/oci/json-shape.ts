@@ -73,3 +73,13 @@ export function present<T extends Record<string, unknown>>(fields: T): T {
   for (const [k, v] of Object.entries(fields)) if (v !== undefined) out[k] = v;
   return out as T;
 }
+
+/** Runs a reader, turning its ShapeError into the document's own error (`fail(path: why)`). */
+export function checked<T>(read: () => T, fail: (why: string) => Error): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof ShapeError) throw fail(err.message);
+    throw err;
+  }
+}

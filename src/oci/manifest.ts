@@ -1,6 +1,6 @@
 import { HostpullError } from '../errors.js';
 import type { Digest } from './digest.js';
-import { array, digest, field, natural, object, present, record, ShapeError, string } from './json-shape.js';
+import { array, checked, digest, field, natural, object, present, record, ShapeError, string } from './json-shape.js';
 import { isConfigType, isImageManifestType, isIndexType, MediaType } from './mediatypes.js';
 
 /** distribution-spec: registries SHOULD accept manifests up to 4 MiB; we refuse to read more. */
@@ -163,16 +163,6 @@ function imageConfig(v: unknown): ImageConfig {
     rootfs: { type: 'layers' as const, diff_ids: field(rootfs, 'diff_ids', 'rootfs', (x, p) => array(x, p, digest)) },
     history: field(o, 'history', '', (x, p) => array(x, p, (h, hp) => record(h, hp, anything)), 'optional'),
   });
-}
-
-/** Runs a reader, turning its ShapeError into the document's own error (`what: path: why`). */
-function checked<T>(read: () => T, fail: (why: string) => HostpullError): T {
-  try {
-    return read();
-  } catch (err) {
-    if (err instanceof ShapeError) throw fail(err.message);
-    throw err;
-  }
 }
 
 export type ParsedManifest =

@@ -2,7 +2,7 @@ import { promisify } from 'node:util';
 import { constants as zc, gunzipSync, inflateRaw } from 'node:zlib';
 import { HostpullError } from '../errors.js';
 import { digestHex, digestOf, type Digest } from './digest.js';
-import { array, digest, field, natural, object, ShapeError } from './json-shape.js';
+import { array, checked, digest, field, natural, object, ShapeError } from './json-shape.js';
 
 /**
  * The table of contents of a seekable package layer (DESIGN §7): where each tar entry is, and how
@@ -130,7 +130,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
  * helper), where loading a schema library cost ~25 ms.
  */
 function checkHeader(raw: unknown, where: string): void {
-  try {
+  checked(() => {
     const t = object(raw, '');
     if (t.version !== 1) throw new ShapeError('version', `${JSON.stringify(t.version)} is not 1`);
     field(t, 'digest', '', digest);
@@ -151,10 +151,7 @@ function checkHeader(raw: unknown, where: string): void {
     );
     if (spans.length === 0) throw new ShapeError('spans', 'empty');
     field(t, 'entries', '', (v, path) => array(v, path, () => undefined));
-  } catch (err) {
-    if (err instanceof ShapeError) throw invalid(where, err.message);
-    throw err;
-  }
+  }, (why) => invalid(where, why));
 }
 
 /** The shape of each entry (what the schema would say of it), naming the first one that is wrong. */
