@@ -5,7 +5,7 @@ import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '.
 import type { GcReport } from '../gc/index.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import type { PullResult } from '../pull/index.js';
-import type { HostApi, HostGcOptions, HostPullOptions } from './host-api.js';
+import type { HostApi, HostGcOptions, HostPullOptions, RemovedImage } from './host-api.js';
 import type { HostStats, ImageSummary } from './queries.js';
 import type { PullStreamLine } from './wire.js';
 
@@ -67,6 +67,10 @@ class DaemonClient implements HostApi {
     if (options.maxStoreSize !== undefined) body.maxStoreSize = options.maxStoreSize;
     if (options.dryRun !== undefined) body.dryRun = options.dryRun;
     return this.#json('POST', '/v1/gc', body, options.signal);
+  }
+
+  removeImages(references: readonly string[]): Promise<RemovedImage[]> {
+    return this.#json('DELETE', '/v1/images', { references });
   }
 
   metrics(): Promise<string> {
@@ -131,7 +135,7 @@ class DaemonClient implements HostApi {
     await this.#client.close();
   }
 
-  #json<T>(method: 'GET' | 'POST', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  #json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     return this.#guard(`${method} ${path}`, signal, async () => {
       const res = await this.#client.request({
         method,

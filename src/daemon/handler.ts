@@ -85,6 +85,8 @@ const RootfsBody = z.strictObject({
 
 const RemoveRootfsBody = z.strictObject({ id: z.string().regex(/^[a-f0-9]{12}$/) });
 
+const RemoveImagesBody = z.strictObject({ references: z.array(z.string().min(1).max(1024)).min(1).max(1024) });
+
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -150,6 +152,7 @@ async function readJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise<
  *   GET  /v1/images   ImageSummary[]
  *   GET  /v1/stats    HostStats
  *   POST /v1/gc       {maxStoreSize?, dryRun?, graceMs?} → GcReport
+ *   DELETE /v1/images {references} → RemovedImage[]: all of them, or none and 404 IMAGE_UNKNOWN
  *   POST /v1/rootfs   {reference, args?, env?, allowOverlap?, lazy?} → 201 {id, rootfs, bundle, reference, manifestDigest}:
  *                     a mounted rootfs with a writable upper and an OCI bundle, kept until removed;
  *                     `lazy`: layers with a TOC are mounted lazily and completed in the background
@@ -186,6 +189,10 @@ export function createDaemonHandler(deps: DaemonHandlerDeps): DaemonHandler {
         });
         sendJson(res, 200, report);
       });
+    },
+    'DELETE /v1/images': async (req, res) => {
+      const body = await readJson(req, RemoveImagesBody);
+      await deps.tracker.run('query', async () => sendJson(res, 200, await deps.api.removeImages(body.references)));
     },
     'GET /metrics': async (_req, res) => {
       const text = await deps.metrics.render();

@@ -1,6 +1,6 @@
 import type { GcReport } from '../gc/index.js';
 import type { Logger } from '../log.js';
-import type { ImageReference } from '../oci/index.js';
+import type { Digest, ImageReference } from '../oci/index.js';
 import { type PullEvent, Puller, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContentStore } from '../store/index.js';
@@ -38,7 +38,15 @@ export interface HostApi {
   images(): Promise<ImageSummary[]>;
   stats(): Promise<HostStats>;
   gc(options?: HostGcOptions): Promise<GcReport>;
+  /** Forgets these images (all or none: IMAGE_UNKNOWN if one is not stored); their layers are GC's. */
+  removeImages(references: readonly string[]): Promise<RemovedImage[]>;
   close(): Promise<void>;
+}
+
+/** An image `rmi` removed: the reference and the manifest it had resolved to. */
+export interface RemovedImage {
+  reference: string;
+  manifestDigest: Digest;
 }
 
 export interface LocalHostApiDeps {
@@ -86,6 +94,12 @@ export class LocalHostApi implements HostApi {
     // Loaded here: a pull through this API should not pay for loading GC.
     const { collectGarbage } = await import('../gc/index.js');
     return collectGarbage(this.#deps.store, options);
+  }
+
+  async removeImages(references: readonly string[]): Promise<RemovedImage[]> {
+    const rows = this.#deps.store.images.removeNamed(references);
+    for (const r of rows) this.#deps.logger.info({ reference: r.reference, manifest: r.manifestDigest }, 'image removed');
+    return rows.map((r) => ({ reference: r.reference, manifestDigest: r.manifestDigest }));
   }
 
   async close(): Promise<void> {

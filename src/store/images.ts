@@ -1,4 +1,5 @@
 import type { Digest } from '../oci/index.js';
+import { HostpullError } from '../errors.js';
 import { immediate, type Db } from './database.js';
 
 export interface ImageRow {
@@ -68,23 +69,41 @@ export class ImageIndex {
     });
   }
 
-  remove(reference: string): boolean {
-    return this.#db.prepare('DELETE FROM images WHERE reference = ?').run(reference).changes > 0;
-  }
-
   /**
    * Removes image rows in one write transaction (GC: an image that lost a layer no longer
    * promises a complete image), and the layer lists of manifests no remaining image resolves to.
    */
   removeAll(references: readonly string[]): void {
-    immediate(this.#db, () => {
-      const del = this.#db.prepare('DELETE FROM images WHERE reference = ? RETURNING manifest_digest AS m');
-      const orphanLayers = this.#db.prepare('DELETE FROM manifest_layers WHERE manifest_digest = ? AND NOT EXISTS (SELECT 1 FROM images WHERE manifest_digest = ?)');
-      for (const ref of references) {
-        const row = del.get(ref) as { m: Digest } | undefined;
-        if (row) orphanLayers.run(row.m, row.m);
+    immediate(this.#db, () => this.#delete(references));
+  }
+
+  /**
+   * `hostpull rmi`: removes exactly these images, or none of them (IMAGE_UNKNOWN naming every
+   * reference the store does not hold), in one write transaction. Their layers stay: GC removes
+   * those no other image lists.
+   */
+  removeNamed(references: readonly string[]): ImageRow[] {
+    return immediate(this.#db, () => {
+      const rows = references.map((r) => ({ reference: r, row: this.get(r) }));
+      const unknown = rows.filter((r) => !r.row).map((r) => r.reference);
+      if (unknown.length > 0) {
+        throw new HostpullError('IMAGE_UNKNOWN', `not in the store: ${unknown.join(', ')}; nothing was removed`, {
+          hint: '`hostpull images` lists the stored references, spelled as they must be given',
+        });
       }
+      this.#delete(references);
+      return rows.map((r) => r.row!);
     });
+  }
+
+  /** Deletes image rows and the layer lists no remaining image resolves to; inside the caller's transaction. */
+  #delete(references: readonly string[]): void {
+    const del = this.#db.prepare('DELETE FROM images WHERE reference = ? RETURNING manifest_digest AS m');
+    const orphanLayers = this.#db.prepare('DELETE FROM manifest_layers WHERE manifest_digest = ? AND NOT EXISTS (SELECT 1 FROM images WHERE manifest_digest = ?)');
+    for (const ref of references) {
+      const row = del.get(ref) as { m: Digest } | undefined;
+      if (row) orphanLayers.run(row.m, row.m);
+    }
   }
 
   /** diff_id → compressed digest of every layer some stored image lists. */

@@ -17,6 +17,7 @@ export const COMMANDS: readonly CommandModule[] = [
   { verbs: ['run'], load: async () => (await import('./run.js')).registerRunCommand },
   { verbs: ['mount', 'umount'], load: async () => (await import('./mount.js')).registerMountCommands },
   { verbs: ['images'], load: async () => (await import('./images.js')).registerImagesCommand },
+  { verbs: ['rmi'], load: async () => (await import('./rmi.js')).registerRmiCommand },
   { verbs: ['inspect'], load: async () => (await import('./inspect.js')).registerInspectCommand },
   { verbs: ['stats'], load: async () => (await import('./stats.js')).registerStatsCommand },
   { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },

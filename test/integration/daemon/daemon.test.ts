@@ -109,6 +109,14 @@ describe('pulls through the daemon', () => {
       expect(via.stderr).toMatch(/using the daemon/);
       expect(via.stdout).toBe(local.stdout);
     }
+    // rmi through the daemon: an unknown name removes nothing (exit 1, the daemon's message), then the image goes.
+    const unknown = await runCli(['--root', daemon.root, '--server', registry.host, 'rmi', 'JDK11.0-GRD7.0', 'NOPE1.0', '--socket', daemon.socket]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/not in the store: .*NOPE1\.0; nothing was removed/);
+    const removed = await runCli(['--root', daemon.root, '--log-level', 'debug', '--server', registry.host, 'rmi', 'JDK11.0-GRD7.0', '--socket', daemon.socket]);
+    expect(removed.stderr).toMatch(/using the daemon/);
+    expect(removed.stdout).toMatch(/^removed .*\/hostpull:JDK11\.0-GRD7\.0 \(sha256:/);
+    expect(JSON.parse((await runCli(['--root', daemon.root, 'images', '--json', '--no-daemon'])).stdout)).toEqual([]);
     // A daemon serving another root is not used: this pull works in-process on its own root.
     const other = await tempDir('daemon-other');
     const r = await runCli(['--root', join(other, 'root'), '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--socket', daemon.socket, '--json']);

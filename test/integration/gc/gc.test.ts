@@ -124,6 +124,41 @@ describe('gc under a size budget', () => {
   });
 });
 
+describe('rmi', () => {
+  it('removes the named images (all or none); gc then frees only the layers no remaining image lists', async () => {
+    const root = await pulledRoot();
+    const refA = `${registry.host}/hostpull:${A}`;
+    const refB = `${registry.host}/hostpull:${B}`;
+
+    const unknown = await runCli(['--root', root, '--server', registry.host, 'rmi', A, 'NOPE1.0', '--no-daemon']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain(`not in the store: ${registry.host}/hostpull:NOPE1.0; nothing was removed`);
+    const images = async () => (JSON.parse((await runCli(['--root', root, 'images', '--json', '--no-daemon'])).stdout) as Array<{ reference: string }>).map((i) => i.reference);
+    expect((await images()).sort()).toEqual([refA, refB].sort());
+
+    // A short composite tag, and the same image by its full name: removed once.
+    const rmi = await runCli(['--root', root, '--server', registry.host, 'rmi', A, refA, '--json', '--no-daemon']);
+    expect(rmi.stderr).toBe('');
+    expect(JSON.parse(rmi.stdout)).toEqual([{ reference: refA, manifestDigest: fixtures.images[A]!.manifestDigest }]);
+    expect(await images()).toEqual([refB]);
+
+    // MVN3.8 was A's alone; base and JDK11.0 are B's too. Within --min-age nothing goes.
+    const kept = JSON.parse((await runCli(['--root', root, 'gc', '--json', '--no-daemon'])).stdout);
+    expect(kept).toMatchObject({ layersRemoved: 0 });
+    const gc = JSON.parse((await runCli(['--root', root, 'gc', '--min-age', '0', '--json', '--no-daemon'])).stdout);
+    expect(gc).toMatchObject({ layersRemoved: 1, imagesRemoved: [] });
+    const store = await ContentStore.open(root);
+    try {
+      expect(store.layers.list().map((l) => l.diffId).sort()).toEqual(diffIds(['JDK11.0', 'GRD7.0']).sort());
+      expect(store.blobs.has(fixtures.images[A]!.manifestDigest as Digest)).toBe(false);
+    } finally {
+      store.close();
+    }
+    const again = await runCli(['--root', root, '--server', registry.host, 'pull', B, '--json', '--no-daemon']);
+    expect(JSON.parse(again.stdout).upToDate).toBe(true);
+  });
+});
+
 describe('mount records', () => {
   it('refuse a layer that is not unpacked, and stale owners are released at start', async () => {
     const root = await sharedRoot();

@@ -122,6 +122,13 @@ class FakeApi implements HostApi {
       partialBytesFreed: 0,
     };
   }
+  stored = new Set<string>(['127.0.0.1:5000/hostpull:JDK17.0']);
+  async removeImages(references: readonly string[]) {
+    const unknown = references.filter((r) => !this.stored.has(r));
+    if (unknown.length > 0) throw new HostpullError('IMAGE_UNKNOWN', `not in the store: ${unknown.join(', ')}; nothing was removed`);
+    for (const r of references) this.stored.delete(r);
+    return references.map((reference) => ({ reference, manifestDigest: DIGEST }));
+  }
   async close() {}
 }
 
@@ -231,6 +238,19 @@ describe('createDaemonHandler', () => {
     const { call } = setup();
     expect(JSON.parse((await call('GET', '/v1/images')).body)).toEqual([]);
     expect(JSON.parse((await call('GET', '/v1/stats')).body).store).toEqual({ blobs: 0, blobBytes: 0, layers: 0, unpackedBytes: 0 });
+  });
+
+  it('DELETE /v1/images removes the named images, or answers 404 IMAGE_UNKNOWN and removes none', async () => {
+    const { call, api } = setup();
+    const missing = await call('DELETE', '/v1/images', { references: ['127.0.0.1:5000/hostpull:JDK17.0', '127.0.0.1:5000/hostpull:GO1.19'] });
+    expect(missing.status).toBe(404);
+    expect(JSON.parse(missing.body).error.code).toBe('IMAGE_UNKNOWN');
+    expect(api.stored.has('127.0.0.1:5000/hostpull:JDK17.0')).toBe(true);
+    const ok = await call('DELETE', '/v1/images', { references: ['127.0.0.1:5000/hostpull:JDK17.0'] });
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toEqual([{ reference: '127.0.0.1:5000/hostpull:JDK17.0', manifestDigest: DIGEST }]);
+    expect(api.stored.size).toBe(0);
+    expect((await call('DELETE', '/v1/images', { references: [] })).status).toBe(400);
   });
 
   it('GET /metrics is Prometheus text with every hostpull metric', async () => {
