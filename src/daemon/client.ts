@@ -1,12 +1,13 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
-import { Client } from 'undici';
+import type { Client } from 'undici';
 import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/index.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import type { PullResult } from '../pull/index.js';
 import type { HostApi, HostGcOptions, HostPullOptions, RemovedImage } from './host-api.js';
 import type { HostStats, ImageSummary } from './queries.js';
+import { loadDispatcherClass } from '../util/index.js';
 import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHealth {
@@ -22,6 +23,8 @@ export interface DaemonHealth {
 
 export interface DaemonClientOptions {
   socketPath: string;
+  /** undici's Client class (loadDispatcherClass: not the whole package, on every CLI command a daemon serves). */
+  ClientClass: typeof Client;
   /** Wait this long for the headers of a non-streaming answer. Default 30 s. */
   timeoutMs?: number;
   /** The daemon's pid (from /v1/health), so that a broken connection can say whether it died. */
@@ -44,7 +47,7 @@ class DaemonClient implements HostApi {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#pid = options.pid;
     // The host part is required by the URL syntax only; the socket decides where we connect.
-    this.#client = new Client('http://hostpull', { socketPath: options.socketPath });
+    this.#client = new options.ClientClass('http://hostpull', { socketPath: options.socketPath });
   }
 
   async health(signal?: AbortSignal): Promise<DaemonHealth> {
@@ -235,7 +238,7 @@ export interface ConnectDaemonOptions {
  * which case the caller works in-process on the store — safe beside a running daemon.
  */
 export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonClient | undefined> {
-  const client = new DaemonClient({ socketPath: options.socketPath, timeoutMs: options.timeoutMs ?? 2_000 });
+  const client = new DaemonClient({ socketPath: options.socketPath, ClientClass: await loadDispatcherClass('Client'), timeoutMs: options.timeoutMs ?? 2_000 });
   try {
     const health = await client.health(AbortSignal.timeout(options.timeoutMs ?? 2_000));
     // The pid is kept (health() remembers it): a connection that breaks later can say whether the daemon died.

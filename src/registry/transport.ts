@@ -1,13 +1,12 @@
 import type { Readable } from 'node:stream';
 import type { Agent } from 'undici';
 import { isTransientNetworkFailure } from '../errors.js';
-import { loadAgentClass } from './undici-agent.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
 import { mergeScopes } from './auth/scope.js';
 import { AUTH_ENV, type Credential, type CredentialSource } from './auth/credentials.js';
 import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth/token-cache.js';
-import { readBounded } from '../util/index.js';
+import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
@@ -95,11 +94,11 @@ export class Transport {
   }
 
   /**
-   * The Agent, made at the first request: loading it costs ~30 ms (loadAgentClass says why not
+   * The Agent, made at the first request: loading it costs ~30 ms (loadDispatcherClass says why not
    * more), which commands that never reach a registry (images, stats, run --pull missing) need not pay.
    */
   #dispatcher(): Promise<Agent> {
-    this.#agent ??= loadAgentClass().then((AgentClass) => new AgentClass({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
+    this.#agent ??= loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
     return this.#agent;
   }
 

@@ -1,6 +1,6 @@
 /**
  * Small helpers with no knowledge of hostpull's parts: units, bounded reads, process liveness,
- * concurrency limits.
+ * concurrency limits, undici's dispatchers without the rest of undici.
  */
 export { formatBytes } from './format-bytes.js';
 export { mapLimit } from './limit.js';
@@ -8,6 +8,7 @@ export { isAlive, processAlive, processStartTime } from './process-alive.js';
 export { readBounded } from './read-bounded.js';
 export { readDirOrEmpty } from './read-dir-or-empty.js';
 export { Semaphore } from './semaphore.js';
+export { loadDispatcherClass } from './undici-dispatcher.js';
 export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';
 export { compareUtf8 } from './utf8-order.js';
 export { writeWithBackpressure } from './write-with-backpressure.js';
