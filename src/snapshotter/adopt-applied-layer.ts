@@ -1,9 +1,8 @@
 import type { Digest } from '../oci/index.js';
 import type { ContentStore, SnapshotRow } from '../store/index.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
-import { treeChecksum } from '../archive/index.js';
 import { summarizeLayerDir } from './layer-dir-summary.js';
-import { treeFootprint } from './tree-footprint.js';
+import { scanLayerDir } from './scan-layer-dir.js';
 
 /** diffID → compressed digest, for every layer the store knows (unpacked, or in a pulled image). */
 export function knownLayers(store: ContentStore): Map<Digest, Digest> {
@@ -36,11 +35,11 @@ export function identifyLayer(
  */
 export async function adoptLayerDir(store: ContentStore, dir: string, diffId: Digest, blobDigest: Digest | undefined): Promise<'adopted' | 'present'> {
   if (store.layers.get(diffId)) return 'present';
-  const summary = await summarizeLayerDir(dir);
+  const [summary, scan] = await Promise.all([summarizeLayerDir(dir), scanLayerDir(dir)]);
   // An uncompressed layer's blob is its tar: the diffID stands in when containerd did not say.
   // Its footprint comes from the tree containerd wrote, so a later image's package claim is
   // checked against it like against a layer hostpull unpacked itself.
-  await store.layers.commit(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, footprint: treeFootprint(dir), treeChecksum: treeChecksum(dir) });
+  await store.layers.commit(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, ...scan });
   return 'adopted';
 }
 
