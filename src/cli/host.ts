@@ -30,12 +30,17 @@ async function openHost(options: GlobalOptions): Promise<HostContext> {
     logger,
     store,
     client,
-    resolve: (input) => resolveReference(input, { server: options.server, namespace: options.namespace }),
+    resolve: (input) => resolveInput(options, input),
     async close() {
       await client.close();
       store.close();
     },
   };
+}
+
+/** A reference as given on the command line: a short composite tag resolves against `--server` (and `--namespace`). */
+export function resolveInput(options: GlobalOptions, input: string): ImageReference {
+  return resolveReference(input, { server: options.server, namespace: options.namespace });
 }
 
 /** The store's unpack bounds from `--max-expansion-ratio` and `--disk-reserve`. */

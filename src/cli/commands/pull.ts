@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { shortDigest, resolveReference } from '../../oci/index.js';
+import { shortDigest } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { formatBytes, formatMs, printJson } from '../format.js';
-import { addDaemonOptions, keepBlobsOption, withHostApi } from '../host.js';
+import { addDaemonOptions, keepBlobsOption, resolveInput, withHostApi } from '../host.js';
 import { withInterrupt } from '../interrupt.js';
 import { numberOption } from '../options.js';
 import { progressRenderer } from '../progress.js';
@@ -21,7 +21,7 @@ export function registerPullCommand(program: Command): void {
     .action(
       action(async (input: string, opts: { concurrency: number; unpack: boolean; keepBlobs?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         const global = globalOptions(cmd);
-        const ref = resolveReference(input, { server: global.server, namespace: global.namespace });
+        const ref = resolveInput(global, input);
         // Through the daemon when it answers (progress arrives in its NDJSON stream), else in-process.
         await withHostApi(global, opts, async (api) => {
           const progress = opts.json ? { onEvent: () => undefined, stop: () => undefined } : progressRenderer();

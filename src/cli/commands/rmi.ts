@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { formatReference, resolveReference, shortDigest } from '../../oci/index.js';
+import { formatReference, shortDigest } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { printJson } from '../format.js';
-import { addDaemonOptions, withHostApi } from '../host.js';
+import { addDaemonOptions, resolveInput, withHostApi } from '../host.js';
 
 export function registerRmiCommand(program: Command): void {
   const cmd = program
@@ -20,7 +20,7 @@ export function registerRmiCommand(program: Command): void {
       action(async (inputs: string[], opts: { json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         const options = globalOptions(cmd);
         // Spelled as a pull records them, so `rmi JDK17.0-MVN3.8` finds what `pull JDK17.0-MVN3.8` stored.
-        const references = [...new Set(inputs.map((i) => formatReference(resolveReference(i, { server: options.server, namespace: options.namespace }))))];
+        const references = [...new Set(inputs.map((i) => formatReference(resolveInput(options, i))))];
         await withHostApi(options, opts, async (api) => {
           const removed = await api.removeImages(references);
           if (opts.json) return printJson(removed);
