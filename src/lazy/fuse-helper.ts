@@ -26,13 +26,13 @@ export class FuseHelper {
     let ready = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
-        this.#gone = ready
-          ? new HostpullError('LAZY_HELPER_GONE', `the lazy-layer helper (pid ${this.pid}) exited (${signal ?? `status ${code}`})`, {
-              hint: 'lazy layers it served are gone; run the container again',
-            })
-          : new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper exited at start (${signal ?? `status ${code}`})`);
-        for (const p of this.#pending.values()) p.reject(this.#gone);
-        this.#pending.clear();
+        this.#fail(
+          ready
+            ? new HostpullError('LAZY_HELPER_GONE', `the lazy-layer helper (pid ${this.pid}) exited (${signal ?? `status ${code}`})`, {
+                hint: 'lazy layers it served are gone; run the container again',
+              })
+            : new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper exited at start (${signal ?? `status ${code}`})`),
+        );
         if (code !== 0 || signal) logger.warn({ pid: this.pid, code, signal }, 'lazy helper exited');
         resolve();
       });
@@ -72,12 +72,15 @@ export class FuseHelper {
       env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel },
     });
     const helper = new FuseHelper(child, logger);
-    child.once('error', (err) => {
-      helper.#gone ??= new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err });
-      for (const p of helper.#pending.values()) p.reject(helper.#gone);
-      helper.#pending.clear();
-    });
+    child.once('error', (err) => helper.#fail(helper.#gone ?? new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err })));
     return helper;
+  }
+
+  /** The helper is gone: every request waiting now, or sent from now on, fails with `err`. */
+  #fail(err: Error): void {
+    this.#gone = err;
+    for (const p of this.#pending.values()) p.reject(err);
+    this.#pending.clear();
   }
 
   #request(req: Request): Promise<unknown> {
