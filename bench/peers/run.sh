@@ -106,7 +106,7 @@ if ((FULL)); then
   LAYERS=$PEERBENCH/images/layers
   if [[ ! -f $LAYERS/base.json || ! -f $LAYERS/GRD7.0.tar.gz ]]; then
     echo "building the full-size layers into $PEERBENCH/images with $PEERBENCH_SCRIPTS/make-images.sh ..."
-    PB=$PEERBENCH REGISTRY=$REG "$PEERBENCH_SCRIPTS/make-images.sh" > "$W/make-images.log" 2>&1 || { cat "$W/make-images.log" >&2; exit 1; }
+    PB=$PEERBENCH REGISTRY=$REG SKIP_BUILD=0 "$PEERBENCH_SCRIPTS/make-images.sh" > "$W/make-images.log" 2>&1 || { cat "$W/make-images.log" >&2; exit 1; }
   fi
   node "$HERE/prepare.mjs" "$REG" --layers "$LAYERS" > "$W/images.json"
 else
