@@ -2,7 +2,7 @@ import type { LogLevel } from '../log.js';
 import type { ImageReference } from '../oci/index.js';
 import type { PullEvent, PullPolicy, PullResult } from '../pull/index.js';
 import { checkRootless, runInUserNamespace } from '../rootless/index.js';
-import { detectRuntime, runContainer, type RunResult, type RuntimeInfo } from '../runtime/index.js';
+import { detectRuntime, runContainer, type BindMount, type NetworkMode, type RunResult, type RuntimeInfo } from '../runtime/index.js';
 import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
@@ -19,6 +19,10 @@ export interface RunImageOptions {
   user?: string;
   cwd?: string;
   tty?: boolean;
+  /** `-v HOST:CONTAINER[:ro]` (see parseVolumes). */
+  mounts?: BindMount[];
+  /** `--network`; default `none` (loopback only). */
+  network?: NetworkMode;
   /** `runc` or `crun`; default: the first that works here. */
   runtime?: string;
   /** Keep the container directory (upper layer, bundle) after exit. Default false. */
@@ -104,6 +108,8 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         ...(options.env ? { env: options.env } : {}),
         ...(options.user ? { user: options.user } : {}),
         ...(options.cwd ? { cwd: options.cwd } : {}),
+        ...(options.mounts?.length ? { mounts: options.mounts } : {}),
+        ...(options.network ? { network: options.network } : {}),
         ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
       },
       allowOverlap: options.allowOverlap ?? false,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { ImageConfig } from '../oci/index.js';
@@ -15,6 +16,16 @@ export interface BindMount {
   /** Mount options; default `['rbind']`. Add `'ro'` for a read-only bind. */
   options?: string[];
 }
+
+/**
+ * The container's network: `none` is a network namespace of its own with only loopback (the
+ * default); `host` shares the host's namespace (podman's `--network host`), with the host's
+ * /etc/resolv.conf and /etc/hosts bound read-only so names resolve as on the host.
+ */
+export type NetworkMode = 'none' | 'host';
+
+/** Host files a `host` network container sees (where the host has them and no -v mounts the path). */
+const HOST_NETWORK_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 
 export interface RuntimeSpecInput {
   /** Image config (Env, Entrypoint, Cmd, WorkingDir, User are used). */
@@ -46,6 +57,8 @@ export interface RuntimeSpecInput {
   cwd?: string;
   /** Extra bind mounts. */
   mounts?: BindMount[];
+  /** Default `none`. */
+  network?: NetworkMode;
 }
 
 export interface BuildSpecOptions {
@@ -78,7 +91,12 @@ function commandOf(input: RuntimeSpecInput): string[] {
 }
 
 function bindMounts(input: RuntimeSpecInput): RuntimeMount[] {
-  return (input.mounts ?? []).map((m) => {
+  const given = input.mounts ?? [];
+  const hostFiles: BindMount[] =
+    input.network === 'host'
+      ? HOST_NETWORK_FILES.filter((f) => existsSync(f) && !given.some((m) => m.destination === f)).map((f) => ({ source: f, destination: f, options: ['rbind', 'nosuid', 'nodev', 'noexec', 'ro'] }))
+      : [];
+  return [...hostFiles, ...given].map((m) => {
     if (!isAbsolute(m.source)) throw new HostpullError('MOUNT_INVALID', `mount source "${m.source}" is not an absolute path`);
     const destination = checkContainerPath(m.destination, 'mount destination', 'MOUNT_INVALID', input.rootfsPath);
     const options = m.options && m.options.length > 0 ? m.options : ['rbind'];
@@ -128,8 +146,9 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
     hostname,
     mounts: [...defaultMounts(rootless), ...bindMounts(input)],
     linux: {
-      // A fresh network namespace has only loopback: the safest default until networking exists.
-      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'network' }],
+      // A fresh network namespace has only loopback: the safe default (no bridge or slirp yet);
+      // `host` leaves the namespace out, so the container shares the host's.
+      namespaces: [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, ...(input.network === 'host' ? [] : [{ type: 'network' as const }])],
       maskedPaths: [...MASKED_PATHS],
       readonlyPaths: [...READONLY_PATHS],
     },

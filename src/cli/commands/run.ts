@@ -16,6 +16,8 @@ export function registerRunCommand(program: Command): void {
     .option('-u, --user <user>', 'user[:group] or uid[:gid], resolved in the image')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('--entrypoint <cmd>', 'replace the image entrypoint (a single program)')
+    .addOption(new Option('-v, --volume <host:container[:ro]>', 'bind a host path (absolute, or starting with ./) into the container, read-write or :ro; nosuid,nodev (repeatable)').argParser(collect))
+    .addOption(new Option('--network <mode>', 'none: a network of its own with only loopback; host: the host\'s network, resolv.conf and hosts').choices(['none', 'host']).default('none'))
     .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
     .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
     .option('--allow-overlap', 'allow package layers that write the same path (manifest order wins)')
@@ -28,11 +30,16 @@ export function registerRunCommand(program: Command): void {
     .option('--lazy', 'start before the package layers have arrived: mount each seekable layer from its table of contents (FUSE) and complete it in the background')
     // Rootless runs only; hidden because only packagers and tests need another unshare(1).
     .addOption(new Option('--unshare <path>', 'unshare program for runs without root (util-linux)').env('HOSTPULL_UNSHARE').hideHelp())
-    .addHelpText('after', "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n")
+    .addHelpText(
+      'after',
+      "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n  hostpull run -v \"$PWD\":/src -w /src --network host JDK17.0-MVN3.8 -- mvn -q package\n",
+    )
   addLazyOptions(run).action(
-      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
-        const { runImage } = await import('../../container/index.js');
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
+        const [{ runImage }, { parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
+        // Before anything is pulled: a mistyped host path fails in a moment, not after a download.
+        const mounts = parseVolumes(opts.volume ?? [], process.cwd());
         const g = globalOptions(cmd);
         return withHost(g, (host) => withInterrupt(async (interrupt) => {
           const progress = progressRenderer();
@@ -47,6 +54,8 @@ export function registerRunCommand(program: Command): void {
               ...(opts.env ? { env: opts.env } : {}),
               ...(opts.user ? { user: opts.user } : {}),
               ...(opts.workdir ? { cwd: opts.workdir } : {}),
+              ...(mounts.length > 0 ? { mounts } : {}),
+              network: opts.network,
               ...(opts.runtime ? { runtime: opts.runtime } : {}),
               tty: opts.tty ?? false,
               keep: opts.keep ?? false,

@@ -108,6 +108,21 @@ describe('rootless hostpull run', () => {
     await expectNoLeftovers(home);
   });
 
+  it('-v binds a directory of the user read-write, and --network host shares the host network', async () => {
+    const home = await userHome('rootless-volume');
+    const shared = join(home, 'shared');
+    await mkdir(shared);
+    await chown(shared, NOBODY, NOBODY);
+    const r = await hostpullAsNobody(home, ['run', '-v', `${shared}:/data`, '--network', 'host', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo written > /data/out; readlink /proc/self/ns/net']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(await readlink('/proc/self/ns/net'));
+    // Written by container root, which is nobody on the host.
+    expect(await readFile(join(shared, 'out'), 'utf8')).toBe('written\n');
+    expect((await stat(join(shared, 'out'))).uid).toBe(NOBODY);
+    await expectNoLeftovers(home);
+  });
+
   it('propagates the exit code', async () => {
     const home = await userHome('rootless-exit');
     const r = await hostpullAsNobody(home, ['run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'echo out; echo err >&2; exit 7']);

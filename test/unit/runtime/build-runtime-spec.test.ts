@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -176,5 +177,32 @@ describe('spec shape', () => {
     expect(spec.mounts.at(-1)).toEqual({ destination: '/data', type: 'bind', source: '/etc', options: ['rbind', 'ro'] });
     expect(codeOf(() => build({ Cmd: ['sh'] }, { mounts: [{ source: '/etc', destination: '/proc/sys' }] }))).toBe('MOUNT_INVALID');
     expect(codeOf(() => build({ Cmd: ['sh'] }, { mounts: [{ source: 'rel', destination: '/x' }] }))).toBe('MOUNT_INVALID');
+  });
+});
+
+describe('network', () => {
+  const hostFiles = ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(f));
+
+  it('none (the default) is a network namespace of its own and binds nothing of the host', () => {
+    for (const spec of [build({ Cmd: ['sh'] }), build({ Cmd: ['sh'] }, { network: 'none' })]) {
+      expect(spec.linux.namespaces.map((n) => n.type)).toContain('network');
+      expect(spec.mounts.filter((m) => m.type === 'bind')).toEqual([]);
+    }
+  });
+
+  it("host leaves the network namespace out and binds the host's resolv.conf and hosts read-only", () => {
+    const spec = build({ Cmd: ['sh'] }, { network: 'host' });
+    expect(spec.linux.namespaces.map((n) => n.type).sort()).toEqual(['ipc', 'mount', 'pid', 'uts']);
+    expect(spec.mounts.filter((m) => m.type === 'bind').map((m) => [m.source, m.destination, m.options?.includes('ro')])).toEqual(hostFiles.map((f) => [f, f, true]));
+  });
+
+  it("host: a -v on /etc/hosts replaces the host's file instead of being mounted over by it", () => {
+    const spec = build({ Cmd: ['sh'] }, { network: 'host', mounts: [{ source: '/dev/null', destination: '/etc/hosts' }] });
+    expect(spec.mounts.filter((m) => m.destination === '/etc/hosts').map((m) => m.source)).toEqual(['/dev/null']);
+  });
+
+  it('host in a rootless spec keeps the user namespace', () => {
+    const spec = build({ Cmd: ['sh'] }, { network: 'host' }, { rootless: true, hostUid: 1000, hostGid: 1000 });
+    expect(spec.linux.namespaces.map((n) => n.type).sort()).toEqual(['ipc', 'mount', 'pid', 'user', 'uts']);
   });
 });
