@@ -111,6 +111,14 @@ export const ERROR_CODES = {
     meaning: 'credentials are missing or refused (HTTP 401)',
     http: 401, oci: 'UNAUTHORIZED',
   },
+  AUTH_FILE_INVALID: {
+    meaning: 'a registry credential file (auth.json) cannot be read, parsed or written',
+    http: 500,
+  },
+  NOT_LOGGED_IN: {
+    meaning: 'logout: the credential file holds no login for that registry',
+    http: 404,
+  },
   DENIED: {
     meaning: 'access is refused (HTTP 403)',
     http: 403, oci: 'DENIED',

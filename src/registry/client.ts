@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../log.js';
 import { digestAlgorithm, digestOf, isDigest, manifestSelector, MANIFEST_ACCEPT, MediaType, parseManifest, type Descriptor, formatReference, shortDigest, type Digest, type ImageReference } from '../oci/index.js';
 import { chainCredentials, envCredentials, staticCredentials, type Credential, type CredentialSource } from './auth/credentials.js';
-import { dockerConfigCredentials } from './auth/docker-config.js';
+import { authFilesCredentials } from './auth/auth-files.js';
 import { readBounded } from '../util/index.js';
 import { contentLength, dumpBody, headerValue } from './body.js';
 import { RegistryError } from './errors.js';
@@ -132,7 +132,7 @@ export class RegistryClient implements RegistryReader {
   constructor(opts: RegistryClientOptions = {}) {
     const env = opts.env ?? process.env;
     this.#logger = opts.logger ?? silentLogger();
-    const defaults = chainCredentials(envCredentials(env), dockerConfigCredentials({ env, logger: this.#logger }));
+    const defaults = chainCredentials(envCredentials(env), authFilesCredentials({ env, logger: this.#logger }));
     const credentials = isCredentialSource(opts.credentials)
       ? opts.credentials
       : opts.credentials

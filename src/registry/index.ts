@@ -6,3 +6,5 @@ export { RegistryClient, type RegistryClientOptions, type RegistryReader, type R
 export { isRegistryError, RegistryError } from './errors.js';
 export { DEFAULT_BACKOFF, isRetryable, type RetryBudget } from './retry.js';
 export { registryOrigin } from './scheme.js';
+export { authFileSearchPath, fileWithCredential, primaryAuthFile, removeCredential, storeCredential } from './auth/auth-files.js';
+export { normaliseRegistryKey, staticCredentials, type Credential } from './auth/credentials.js';

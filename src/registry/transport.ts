@@ -326,11 +326,10 @@ function networkError(method: string, url: URL, err: unknown, registry: string):
 
 function unauthorizedHint(registry: string, hadCredentials: boolean): string {
   if (hadCredentials) {
-    return `the credentials for ${registry} were refused; check the user name and password (from the client options, ${AUTH_ENV}, or the docker config)`;
+    return `the credentials for ${registry} were refused; check the user name and password (from ${AUTH_ENV} or a registry auth file: \`hostpull login ${registry}\` again)`;
   }
   return (
-    `no credentials for ${registry}: pass them in the client options, set ${AUTH_ENV}=${registry}=USER:PASSWORD ` +
-    `(comma-separated for several registries), or add an "auths" entry for ${registry} to ~/.docker/config.json ` +
-    `($DOCKER_CONFIG/config.json), e.g. with \`docker login ${registry}\``
+    `no credentials for ${registry}: log in with \`hostpull login ${registry}\` (a podman, skopeo or docker login works too), ` +
+    `or set ${AUTH_ENV}=${registry}=USER:PASSWORD (comma-separated for several registries)`
   );
 }

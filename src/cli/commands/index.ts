@@ -19,6 +19,7 @@ export const COMMANDS: readonly CommandModule[] = [
   { verbs: ['images'], load: async () => (await import('./images.js')).registerImagesCommand },
   { verbs: ['rmi'], load: async () => (await import('./rmi.js')).registerRmiCommand },
   { verbs: ['inspect'], load: async () => (await import('./inspect.js')).registerInspectCommand },
+  { verbs: ['login', 'logout'], load: async () => (await import('./login.js')).registerLoginCommands },
   { verbs: ['stats'], load: async () => (await import('./stats.js')).registerStatsCommand },
   { verbs: ['serve'], load: async () => (await import('./serve.js')).registerServeCommand },
   { verbs: ['publish'], load: async () => (await import('./publish.js')).registerPublishCommand },

@@ -1,9 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Logger } from '../../log.js';
-import { normaliseRegistryKey, type Credential, type CredentialSource } from './credentials.js';
+import { normaliseRegistryKey, type Credential } from './credentials.js';
 
 /** The parts of `~/.docker/config.json` that carry registry credentials. */
 export interface DockerConfig {
@@ -52,18 +50,8 @@ export function parseDockerConfig(text: string): DockerConfig {
   return out;
 }
 
-export interface DockerConfigCredentialsOptions {
-  /** Environment to read `DOCKER_CONFIG`/`HOME` from. Default: `process.env`. */
-  env?: NodeJS.ProcessEnv;
-  /** Explicit path to a config.json. Default: {@link dockerConfigPath}. */
-  path?: string;
-  /** Timeout for a `docker-credential-<helper> get` run. Default: 5000 ms. */
-  helperTimeoutMs?: number;
-  logger?: Logger;
-}
-
 /** Runs `docker-credential-<helper> get` with the server on stdin (docker-credential-helpers protocol). */
-function runCredentialHelper(helper: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<Credential | undefined> {
+export function runCredentialHelper(helper: string, server: string, timeoutMs: number, signal?: AbortSignal): Promise<Credential | undefined> {
   return new Promise((resolve) => {
     const child = execFile(
       `docker-credential-${helper}`,
@@ -86,52 +74,4 @@ function runCredentialHelper(helper: string, server: string, timeoutMs: number, 
     );
     child.stdin?.end(server);
   });
-}
-
-/**
- * Credentials from the docker CLI's config: `credHelpers[host]`, then `credsStore`, then `auths`.
- * The file is read on each lookup that is not cached, so a `docker login` done meanwhile is seen;
- * results are cached per host for the life of the source (one client).
- */
-export function dockerConfigCredentials(options: DockerConfigCredentialsOptions = {}): CredentialSource {
-  const env = options.env ?? process.env;
-  const path = options.path ?? dockerConfigPath(env);
-  const timeout = options.helperTimeoutMs ?? 5000;
-  const cache = new Map<string, Promise<Credential | undefined>>();
-
-  const lookup = async (registry: string, signal?: AbortSignal): Promise<Credential | undefined> => {
-    let config: DockerConfig;
-    try {
-      config = parseDockerConfig(await readFile(path, 'utf8'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        options.logger?.warn({ path, err: (err as Error).message }, 'ignoring unreadable docker config');
-      }
-      return undefined;
-    }
-    const key = normaliseRegistryKey(registry);
-    const server = key === 'docker.io' ? 'https://index.docker.io/v1/' : key;
-    const helper = config.credHelpers[key];
-    if (helper) {
-      const cred = await runCredentialHelper(helper, server, timeout, signal);
-      if (cred) return cred;
-    }
-    if (config.credsStore) {
-      const cred = await runCredentialHelper(config.credsStore, server, timeout, signal);
-      if (cred) return cred;
-    }
-    return config.auths[key];
-  };
-
-  return {
-    get: (registry, signal) => {
-      const key = normaliseRegistryKey(registry);
-      let p = cache.get(key);
-      if (!p) {
-        p = lookup(registry, signal);
-        cache.set(key, p);
-      }
-      return p;
-    },
-  };
 }

@@ -173,7 +173,7 @@ describe('bearer token flow', () => {
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'UNAUTHORIZED', status: 401 });
     expect((err as { hint: string }).hint).toContain(`HOSTPULL_REGISTRY_AUTH=${reg.host}=USER:PASSWORD`);
-    expect((err as { hint: string }).hint).toContain('.docker/config.json');
+    expect((err as { hint: string }).hint).toContain(`hostpull login ${reg.host}`);
   });
 
   it('401 with Basic and no credentials is UNAUTHORIZED; a wrong password never shows up in the error', async () => {

@@ -2,7 +2,8 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerConfigCredentials, dockerConfigPath, parseDockerConfig } from '../../../src/registry/auth/docker-config.js';
+import { authFilesCredentials } from '../../../src/registry/auth/auth-files.js';
+import { dockerConfigPath, parseDockerConfig } from '../../../src/registry/auth/docker-config.js';
 import { normaliseRegistryKey, parseAuthEnv } from '../../../src/registry/auth/credentials.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -56,7 +57,7 @@ describe('docker config', () => {
     const saved = process.env.PATH;
     process.env.PATH = env.PATH; // execFile resolves the helper on the current PATH
     try {
-      const source = dockerConfigCredentials({ env });
+      const source = authFilesCredentials({ env, paths: [dockerConfigPath(env)] });
       expect(await source.get('127.0.0.1:5000')).toEqual({ username: 'alice', password: 'secret' });
       expect(await source.get('helped.example')).toEqual({ username: 'helper-user', password: 's-helped.example' });
       expect(await source.get('other.example')).toBeUndefined();
@@ -66,7 +67,7 @@ describe('docker config', () => {
   });
 
   it('treats a missing config file as no credentials', async () => {
-    const source = dockerConfigCredentials({ env: { DOCKER_CONFIG: join(dir, 'nope') } });
+    const source = authFilesCredentials({ paths: [join(dir, 'nope', 'config.json')] });
     expect(await source.get('127.0.0.1:5000')).toBeUndefined();
   });
 });
