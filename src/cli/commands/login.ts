@@ -42,7 +42,14 @@ export function registerLoginCommands(program: Command): void {
         if (password === '') throw usageError('the password is empty');
         const credential = { username, password };
         // Checked with these credentials only, never with a stored login that would also pass.
-        const client = new RegistryClient({ credentials: staticCredentials({ [registry]: credential }), insecureRegistries: g.insecureRegistry, logger: loggerFor(g), ...g.registry });
+        // A person waits for the answer: an unreachable registry fails within 10 s, not a pull's 60.
+        const client = new RegistryClient({
+          credentials: staticCredentials({ [registry]: credential }),
+          insecureRegistries: g.insecureRegistry,
+          logger: loggerFor(g),
+          retryBudgetMs: 10_000,
+          ...g.registry,
+        });
         try {
           await client.ping(registry);
         } catch (err) {

@@ -3,12 +3,12 @@
  * login made by podman serving hostpull's pulls. Every file lives in this test's temp dirs:
  * HOME, XDG_RUNTIME_DIR and XDG_CONFIG_HOME point there.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, type CliOptions } from '../../helpers/cli.js';
+import { CLI_ENTRY, runCli, type CliOptions } from '../../helpers/cli.js';
 import { pushFixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { useTempDir } from '../../helpers/tmp.js';
@@ -79,6 +79,28 @@ describe('hostpull login / logout', () => {
     const again = await hostpull(home, ['logout', registry.host]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`not logged in to ${registry.host} in ${authFile}`);
+  });
+
+  it('asks for the user name and, without echoing it, the password on a terminal (under script(1), a real pty)', async () => {
+    const home = await tempDir('tty');
+    const cmd = [process.execPath, CLI_ENTRY, 'login', registry.host].map((a) => `'${a}'`).join(' ');
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], { env: { ...process.env, ...isolated(home) } as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    const answers = [['Username: ', USER], ['Password: ', PASSWORD]];
+    // Each answer is typed once its prompt is on the terminal, as a person would.
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+      if (answers.length > 0 && out.includes(answers[0]![0]!)) child.stdin.write(`${answers.shift()![1]}\r`);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(timer);
+    expect(out).toContain('Username: alice');
+    expect(out).toContain('Password: ');
+    expect(out).not.toContain(PASSWORD);
+    expect(out).toContain(`Login Succeeded! (${registry.host}`);
+    expect(code).toBe(0);
+    expect(existsSync(join(home, 'run', 'containers', 'auth.json'))).toBe(true);
   });
 
   it('refuses a repository instead of a registry, and conflicting password options, before asking anything', async () => {
