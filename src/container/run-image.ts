@@ -23,6 +23,10 @@ export interface RunImageOptions {
   mounts?: BindMount[];
   /** `--network`; default `none` (loopback only). */
   network?: NetworkMode;
+  /** `--hostname`; default the container id's first 12 characters. */
+  hostname?: string;
+  /** `--read-only`: the rootfs read-only, with tmpfs on /tmp, /var/tmp and /run. */
+  readonlyRootfs?: boolean;
   /** `runc` or `crun`; default: the first that works here. */
   runtime?: string;
   /** Keep the container directory (upper layer, bundle) after exit. Default false. */
@@ -110,6 +114,8 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         ...(options.cwd ? { cwd: options.cwd } : {}),
         ...(options.mounts?.length ? { mounts: options.mounts } : {}),
         ...(options.network ? { network: options.network } : {}),
+        ...(options.hostname ? { hostname: options.hostname } : {}),
+        ...(options.readonlyRootfs ? { readonlyRootfs: true } : {}),
         ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
       },
       allowOverlap: options.allowOverlap ?? false,

@@ -24,6 +24,16 @@ export interface BindMount {
  */
 export type NetworkMode = 'none' | 'host';
 
+/**
+ * Writable scratch space of a read-only rootfs, as podman's `--read-only` gives it (where no -v
+ * mounts the path): programs that write a pid file or a temporary file keep working.
+ */
+const READONLY_SCRATCH: readonly RuntimeMount[] = [
+  { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+  { destination: '/var/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777'] },
+  { destination: '/run', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] },
+];
+
 /** Host files a `host` network container sees (where the host has them and no -v mounts the path). */
 const HOST_NETWORK_FILES = ['/etc/resolv.conf', '/etc/hosts'];
 
@@ -49,7 +59,7 @@ export interface RuntimeSpecInput {
   containerId?: string;
   /** Hostname; default: the container id's first 12 characters, else "hostpull". */
   hostname?: string;
-  /** Mount the rootfs read-only. Default false. */
+  /** Mount the rootfs read-only, with tmpfs on /tmp, /var/tmp and /run. Default false. */
   readonlyRootfs?: boolean;
   /** Overrides the image's User (`uid`, `uid:gid`, `name`, `name:group`). */
   user?: string;
@@ -74,6 +84,12 @@ export interface BuildSpecOptions {
 }
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/;
+
+/** `name` if it is a valid host name (a label of letters, digits, dots and dashes), else HOSTNAME_INVALID. */
+export function checkHostname(name: string): string {
+  if (!HOSTNAME.test(name)) throw new HostpullError('HOSTNAME_INVALID', `hostname "${name}" is not a valid host name`, { hint: 'letters, digits, "." and "-", at most 63 characters, starting with a letter or digit' });
+  return name;
+}
 
 function commandOf(input: RuntimeSpecInput): string[] {
   const cfg = input.imageConfig.config ?? {};
@@ -104,6 +120,12 @@ function bindMounts(input: RuntimeSpecInput): RuntimeMount[] {
   });
 }
 
+function scratchMounts(input: RuntimeSpecInput): RuntimeMount[] {
+  if (!input.readonlyRootfs) return [];
+  const bound = new Set((input.mounts ?? []).map((m) => m.destination));
+  return READONLY_SCRATCH.filter((m) => !bound.has(m.destination)).map((m) => ({ ...m, options: [...m.options!] }));
+}
+
 /**
  * Builds an OCI runtime-spec 1.0.2 `config.json` object from an image config, following what
  * `runc spec` and Docker produce.
@@ -125,8 +147,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
   const user = resolveUser(rootfsPath, input.user ?? cfg.User);
   const env = mergeEnv(cfg.Env, input.env, { tty, home: user.home });
 
-  const hostname = input.hostname ?? (input.containerId ? input.containerId.slice(0, 12) : 'hostpull');
-  if (!HOSTNAME.test(hostname)) throw new HostpullError('HOSTNAME_INVALID', `hostname "${hostname}" is not a valid host name`);
+  const hostname = checkHostname(input.hostname ?? (input.containerId ? input.containerId.slice(0, 12) : 'hostpull'));
 
   const caps = [...DEFAULT_CAPABILITIES];
   const spec: RuntimeSpec = {
@@ -144,7 +165,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
     },
     root: { path: rootfsPath, readonly: input.readonlyRootfs ?? false },
     hostname,
-    mounts: [...defaultMounts(rootless), ...bindMounts(input)],
+    mounts: [...defaultMounts(rootless), ...scratchMounts(input), ...bindMounts(input)],
     linux: {
       // A fresh network namespace has only loopback: the safe default (no bridge or slirp yet);
       // `host` leaves the namespace out, so the container shares the host's.

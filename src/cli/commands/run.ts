@@ -12,11 +12,15 @@ export function registerRunCommand(program: Command): void {
     .argument('<ref>', 'composite tag on the configured server, or a full reference')
     .argument('[command...]', 'command and arguments (after --), replacing the image Cmd')
     .option('-t, --tty', 'allocate a terminal (stdin must be one)')
+    .option('-i, --interactive', 'keep stdin attached (it always is: accepted as podman spells it)')
+    .option('--rm', 'remove the container when it exits (the default: --keep keeps it)')
     .addOption(new Option('-e, --env <KEY=VAL>', 'set an environment variable (repeatable)').argParser(collect))
     .option('-u, --user <user>', 'user[:group] or uid[:gid], resolved in the image')
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('--entrypoint <cmd>', 'replace the image entrypoint (a single program)')
     .addOption(new Option('-v, --volume <host:container[:ro]>', 'bind a host path (absolute, or starting with ./) into the container, read-write or :ro; nosuid,nodev (repeatable)').argParser(collect))
+    .option('--hostname <name>', 'host name inside the container (default: the container id\'s first 12 characters)')
+    .option('--read-only', 'mount the container\'s root read-only, with tmpfs on /tmp, /var/tmp and /run (and -v binds as given)')
     .addOption(new Option('--network <mode>', 'none: a network of its own with only loopback; host: the host\'s network, resolv.conf and hosts').choices(['none', 'host']).default('none'))
     .addOption(new Option('--runtime <name>', 'OCI runtime (default: the first of runc, crun that works here)').choices(['runc', 'crun']))
     .option('--keep', 'keep the container directory (upper layer, bundle) after exit')
@@ -35,9 +39,11 @@ export function registerRunCommand(program: Command): void {
       "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n  hostpull run -v \"$PWD\":/src -w /src --network host JDK17.0-MVN3.8 -- mvn -q package\n",
     )
   addLazyOptions(run).action(
-      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
-        const [{ runImage }, { parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; interactive?: boolean; rm?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; hostname?: string; readOnly?: boolean; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
+        const [{ runImage }, { checkHostname, parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
+        if (opts.rm && opts.keep) throw usageError('--rm and --keep contradict each other');
+        if (opts.hostname !== undefined) checkHostname(opts.hostname);
         // Before anything is pulled: a mistyped host path fails in a moment, not after a download.
         const mounts = parseVolumes(opts.volume ?? [], process.cwd());
         const g = globalOptions(cmd);
@@ -56,6 +62,8 @@ export function registerRunCommand(program: Command): void {
               ...(opts.workdir ? { cwd: opts.workdir } : {}),
               ...(mounts.length > 0 ? { mounts } : {}),
               network: opts.network,
+              ...(opts.hostname ? { hostname: opts.hostname } : {}),
+              ...(opts.readOnly ? { readonlyRootfs: true } : {}),
               ...(opts.runtime ? { runtime: opts.runtime } : {}),
               tty: opts.tty ?? false,
               keep: opts.keep ?? false,

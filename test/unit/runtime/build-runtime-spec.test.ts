@@ -159,7 +159,7 @@ describe('spec shape', () => {
     expect(spec.process.capabilities?.bounding).not.toContain('CAP_SYS_ADMIN');
     expect(spec.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]);
     expect(spec.process.noNewPrivileges).toBe(true);
-    expect(spec.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);
+    expect(spec.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/tmp', '/var/tmp', '/run']);
     expect(spec.linux.maskedPaths).toContain('/proc/kcore');
     expect(spec.linux.readonlyPaths).toContain('/proc/sys');
     expect(spec.linux.resources?.devices).toEqual([{ allow: false, access: 'rwm' }]);
@@ -204,5 +204,18 @@ describe('network', () => {
   it('host in a rootless spec keeps the user namespace', () => {
     const spec = build({ Cmd: ['sh'] }, { network: 'host' }, { rootless: true, hostUid: 1000, hostGid: 1000 });
     expect(spec.linux.namespaces.map((n) => n.type).sort()).toEqual(['ipc', 'mount', 'pid', 'user', 'uts']);
+  });
+});
+
+describe('readonlyRootfs', () => {
+  it('mounts the root read-only with tmpfs scratch on /tmp, /var/tmp and /run, except where a bind mount goes', () => {
+    expect(build({ Cmd: ['sh'] }).mounts.filter((m) => m.type === 'tmpfs').map((m) => m.destination)).toEqual(['/dev', '/dev/shm']);
+    const spec = build({ Cmd: ['sh'] }, { readonlyRootfs: true, mounts: [{ source: '/etc', destination: '/run', options: ['rbind', 'ro'] }] });
+    expect(spec.root.readonly).toBe(true);
+    expect(spec.mounts.filter((m) => m.type === 'tmpfs' && !m.destination.startsWith('/dev')).map((m) => [m.destination, m.options])).toEqual([
+      ['/tmp', ['nosuid', 'nodev', 'mode=1777']],
+      ['/var/tmp', ['nosuid', 'nodev', 'mode=1777']],
+    ]);
+    expect(spec.mounts.find((m) => m.destination === '/run')?.type).toBe('bind');
   });
 });

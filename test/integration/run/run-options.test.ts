@@ -1,6 +1,7 @@
 /**
- * `hostpull run -v` and `--network`: real registry, real overlay, real runc. Network traffic
- * stays on 127.0.0.1: the HTTP server the container reaches with --network host is this test's.
+ * `hostpull run` options as podman spells them (-v, --network, --read-only, --hostname, -i,
+ * --rm): real registry, real overlay, real runc. Network traffic stays on
+ * 127.0.0.1: the HTTP server the container reaches with --network host is this test's.
  */
 import { existsSync, readlinkSync } from 'node:fs';
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -18,7 +19,7 @@ let registry: TestRegistry;
 let server: Server;
 let port: number;
 let root: string;
-const tempDir = useTempDir('run-volumes');
+const tempDir = useTempDir('run-options');
 
 function hostpull(args: string[], opts: CliOptions = {}) {
   return runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs: 120_000, ...opts });
@@ -143,5 +144,36 @@ describe('hostpull run --network', () => {
     const r = await hostpull(['run', '--network', 'bridge', IMAGE, '--', '/bin/true']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--network <mode>' argument 'bridge' is invalid/);
+  });
+});
+
+describe('hostpull run --read-only, --hostname, -i, --rm', () => {
+  it('--read-only refuses writes to the image tree but keeps /tmp, /var/tmp and /run writable', async () => {
+    const r = await hostpull(['run', '--read-only', IMAGE, '--', '/bin/sh', '-c', 'touch /tmp/a /var/tmp/b /run/c && echo scratch ok; touch /opt/x']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('scratch ok\n');
+    expect(r.stderr).toMatch(/Read-only file system/);
+    await expectCleanedUp();
+  });
+
+  it('--hostname names the container; a bad one fails before the run', async () => {
+    const r = await hostpull(['run', '--hostname', 'builder-1', IMAGE, '--', '/bin/sh', '-c', 'hostname; cat /proc/sys/kernel/hostname']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('builder-1\nbuilder-1\n');
+    const mark = await registry.mark();
+    const bad = await hostpull(['run', '--hostname', 'no_underscores', IMAGE, '--', '/bin/true']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('hostname "no_underscores" is not a valid host name');
+    expect(await registry.since(mark)).toEqual([]);
+  });
+
+  it('-it and --rm, as podman users type them, are accepted: stdin reaches the container and nothing is kept', async () => {
+    const r = await hostpull(['run', '-i', '--rm', IMAGE, '--', '/bin/sh', '-c', 'cat'], { input: 'through stdin\n' });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('through stdin\n');
+    await expectCleanedUp();
+    const both = await hostpull(['run', '--rm', '--keep', IMAGE, '--', '/bin/true']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--rm and --keep contradict each other');
   });
 });
