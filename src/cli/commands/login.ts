@@ -94,7 +94,7 @@ export function registerLoginCommands(program: Command): void {
         // Not ours to change: say where the credentials a pull would use come from.
         const elsewhere = opts.authfile ? undefined : await fileWithCredential(authFileSearchPath().slice(1), registry);
         throw new HostpullError('NOT_LOGGED_IN', `not logged in to ${registry} in ${path}`, {
-          ...(elsewhere ? { hint: `pulls still use the login in ${elsewhere}, which hostpull logout does not change (podman logout --authfile, or docker logout, removes it)` } : {}),
+          ...(elsewhere ? { hint: `pulls still use the login in ${elsewhere}, which \`hostpull logout\` does not change (\`podman logout --authfile\`, or \`docker logout\`, removes it)` } : {}),
         });
       }),
     );
