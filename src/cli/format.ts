@@ -19,3 +19,10 @@ export function table(rows: string[][]): string {
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** How long ago `then` was, as podman's CREATED column says it: "5 seconds ago", "3 hours ago". */
+export function formatAge(then: number, now = Date.now()): string {
+  const s = Math.max(0, Math.floor((now - then) / 1000));
+  const [n, unit] = s < 60 ? [s, 'second'] : s < 3600 ? [Math.floor(s / 60), 'minute'] : s < 86_400 ? [Math.floor(s / 3600), 'hour'] : [Math.floor(s / 86_400), 'day'];
+  return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+}

@@ -13,6 +13,7 @@ import type { ContentStore } from '../store/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainerDirs } from './remove-container.js';
+import { writeContainerInfo } from './list-containers.js';
 
 export interface HostDeps {
   store: ContentStore;
@@ -149,6 +150,7 @@ export async function stageContainer(
   await createContainerDir(dirs);
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
+    await writeContainerInfo(dirs.bundle, { reference: pull.reference, manifestDigest: pull.manifestDigest });
     const lazyMounts: LazyMount[] = [];
     let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {

@@ -197,6 +197,12 @@ describe('rootfs for a runtime', () => {
     expect(ran.code).toBe(0);
     expect(ran.stdout).toBe('grd-7.0\njdk-11.0\nwritten\n');
     expect(parsePrometheus((await daemon.get('/metrics')).body).get('hostpull_active_mounts')).toBe(1);
+    // `hostpull ps` on the same store shows it as prepared for someone else, with what it runs.
+    const ps = await runCli(['--root', daemon.root, 'ps', '--json']);
+    expect(ps.code).toBe(0);
+    expect(JSON.parse(ps.stdout)).toEqual([
+      expect.objectContaining({ id: rootfs.id, reference: rootfs.reference, manifestDigest: rootfs.manifestDigest, command: ['/bin/sh', '-c', script], state: 'prepared', ownerPid: null }),
+    ]);
 
     // The first rootfs pulled the image (one pull); another of the same stored image is no pull.
     const pullsBefore = JSON.parse((await daemon.get('/v1/stats')).body);

@@ -144,16 +144,23 @@ describe('hostpull run', () => {
       if (Date.now() > deadline) throw new Error('container never started');
       await new Promise((r) => setTimeout(r, 50));
     }
+    const ps = async () => JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ reference: string; command: string[]; state: string; ownerPid: number }>;
+    expect(await ps()).toEqual([
+      expect.objectContaining({ reference: `${registry.host}/hostpull:JDK11.0-GRD7.0`, command: ['/bin/sh', '-c', 'echo started; sleep 60'], state: 'running', ownerPid: child.pid }),
+    ]);
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
     expect((await readdir(join(root, 'containers'))).length).toBe(1);
     expect((await mountsBelow(join(root, 'containers'))).length).toBeGreaterThan(0);
+    expect((await ps()).map((c) => c.state)).toEqual(['stale']);
+    expect((await runCli(['--root', root, 'ps'])).stdout).toMatch(/^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS\n[a-f0-9]{12} .*JDK11\.0-GRD7\.0 +\/bin\/sh -c "echo started; sleep 60" +\d+ seconds? ago +stale\n$/);
 
     const next = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
     expect(next.code).toBe(0);
     expect(await readdir(join(root, 'containers'))).toEqual([]);
     expect(await mountsBelow(join(root, 'containers'))).toEqual([]);
+    expect(await ps()).toEqual([]);
   });
 });
 

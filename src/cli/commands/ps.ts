@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import { action, globalOptions } from '../context.js';
+import { formatAge, printJson, table } from '../format.js';
+import { withHost } from '../host.js';
+
+/** A command line as one short cell: arguments with spaces quoted, cut at 40 characters. */
+function commandCell(args: readonly string[]): string {
+  const line = args.map((a) => (/[\s"']/.test(a) ? JSON.stringify(a) : a)).join(' ');
+  return line.length > 40 ? `${line.slice(0, 39)}…` : line;
+}
+
+export function registerPsCommand(program: Command): void {
+  program
+    .command('ps')
+    .description('list the containers of this store: those hostpull run is running, rootfs prepared for an orchestrator, and leftovers of a killed run')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nSTATUS: running (its hostpull run is alive), prepared (handed to an orchestrator by the daemon), stale (its hostpull run was killed; the next run or daemon start removes it).\n')
+    .action(
+      action(async (opts: { json?: boolean }, cmd: Command) => {
+        const { listContainers } = await import('../../container/index.js');
+        await withHost(globalOptions(cmd), async (host) => {
+          const containers = await listContainers(host.store);
+          if (opts.json) return printJson(containers);
+          process.stdout.write(
+            table([
+              ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS'],
+              ...containers.map((c) => [c.id, c.reference ?? '-', commandCell(c.command), formatAge(c.createdAt), c.state === 'running' ? `running (hostpull pid ${c.ownerPid})` : c.state]),
+            ]),
+          );
+        });
+      }),
+    );
+}
