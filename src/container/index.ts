@@ -3,7 +3,7 @@
  * every exit path (and at daemon start).
  */
 export { learnPrefetch } from './learn-prefetch.js';
-export { type ContainerInfo, type ContainerState, listContainers } from './list-containers.js';
+export { listContainers } from './list-containers.js';
 export { mountImage, unmountImage } from './mount-image.js';
 export { handOverContainer, type HostDeps, prepareContainer, removeContainer } from './prepare-container.js';
 export { reconcileContainers } from './reconcile-containers.js';

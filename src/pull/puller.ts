@@ -317,7 +317,11 @@ export class Puller {
       });
     }
     let known = ref.digest;
-    if (!known) {
+    // HEAD only asks whether a stored tag moved. A tag this store has not got is fetched with one
+    // GET (that answer names its digest too): HEAD then GET was a round trip more, and a
+    // composite the server synthesised twice.
+    const storedTag = !known && store.images.get(formatReference(ref)) !== undefined;
+    if (!known && storedTag) {
       const head = await client.headManifest(ref, { signal: options.signal });
       if (!head) {
         // A HEAD answer has no body, so the registry's diagnostic (for a composite: which code
@@ -343,8 +347,20 @@ export class Puller {
     let fetchedBytes = 0;
     const repoRef = { registry: ref.registry, repository: ref.repository };
     // GET by digest when HEAD told us one: the tag may move between the two requests.
-    const first = await client.getManifest(known ? { ...repoRef, digest: known } : ref, { signal: options.signal });
+    const first = await client.getManifest(known ? { ...repoRef, digest: known } : ref, { signal: options.signal }).catch((err: unknown) => {
+      // Without a HEAD first, this GET is the one that tells a missing tag; for a composite its
+      // body says which code names the server does not know.
+      if (!known && isHostpullError(err) && !err.hint && (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN')) {
+        throw new HostpullError(err.code, err.message, { cause: err, hint: 'check the tag; for a composite, every code name must be in the server catalog (`hostpull catalog ls`)' });
+      }
+      throw err;
+    });
     fetchedBytes += first.bytes.length;
+    if (!known) {
+      // The same content stored under another name is complete here already.
+      const hit = await this.#storedByDigest(first.digest, unpack, options);
+      if (hit) return hit;
+    }
     const parsed = parseManifest(first.bytes, first.mediaType, formatReference(ref));
     let manifestDigest = first.digest;
     let indexDigest: Digest | null = null;

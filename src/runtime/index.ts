@@ -2,7 +2,7 @@
  * OCI runtime bundles from image configs, the runtime probe, and running a container with runc/crun.
  */
 export { buildRuntimeSpec, checkHostname, type BindMount, type NetworkMode, type RuntimeSpecInput } from './build-runtime-spec.js';
-export { parseVolume, parseVolumes } from './volume.js';
+export { parseVolumes } from './volume.js';
 export { captureOutput } from './capture-output.js';
 export { cleanupStaleContainers } from './cleanup-stale-containers.js';
 export { detectRuntime } from './detect-runtime.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostpullError } from '../../../src/errors.js';
-import { parseVolume, parseVolumes } from '../../../src/runtime/index.js';
+import { parseVolume, parseVolumes } from '../../../src/runtime/volume.js';
 
 let dir: string;
 
