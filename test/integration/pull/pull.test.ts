@@ -78,6 +78,9 @@ describe('pull fetches only blobs the store has not seen', () => {
     // Registry side: the MVN3.7 layer and the new config, nothing else.
     expect(served.map((e) => e.path.split('/blobs/')[1]).sort()).toEqual([mvn37.digest, target.configDigest].sort());
     expect(served.find((e) => e.path.endsWith(mvn37.digest))!.bytes).toBe(mvn37.size);
+    // A tag this store has not got: one GET of the manifest by tag, no HEAD before it.
+    const manifestRequests = (await registry.since(mark)).filter((e) => e.path.includes('/manifests/'));
+    expect(manifestRequests.map((e) => `${e.method} ${e.path.split('/manifests/')[1]}`)).toEqual(['GET JDK11.0-MVN3.7-GRD7.0']);
     const r2 = JSON.parse(second.stdout);
     expect(r2.layerHits).toBe(3);
     expect(r2.layerMisses).toBe(1);
