@@ -2,6 +2,7 @@
  * Run, mount and hand over a rootfs: pull + rootfs + runtime composed, and their cleanup on
  * every exit path (and at daemon start).
  */
+export { execContainer } from './exec-container.js';
 export { learnPrefetch } from './learn-prefetch.js';
 export { listContainers } from './list-containers.js';
 export { mountImage, unmountImage } from './mount-image.js';

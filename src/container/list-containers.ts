@@ -11,10 +11,18 @@ export const CONTAINER_INFO_FILE = 'hostpull-container.json';
 interface ContainerInfoFile {
   reference: string;
   manifestDigest: Digest;
+  /** The OCI runtime that runs it, once chosen (`hostpull exec` uses the same one). */
+  runtime?: { name: string; path: string };
 }
 
 export async function writeContainerInfo(bundle: string, info: ContainerInfoFile): Promise<void> {
   await writeFile(join(bundle, CONTAINER_INFO_FILE), `${JSON.stringify(info)}\n`);
+}
+
+/** Adds the runtime chosen for the container to its info file. */
+export async function recordContainerRuntime(bundle: string, runtime: { name: string; path: string }): Promise<void> {
+  const info = (await readJson(join(bundle, CONTAINER_INFO_FILE))) as ContainerInfoFile | undefined;
+  if (info) await writeContainerInfo(bundle, { ...info, runtime: { name: runtime.name, path: runtime.path } });
 }
 
 /**
@@ -35,6 +43,8 @@ export interface ContainerInfo {
   state: ContainerState;
   /** The hostpull process that owns it (null for a prepared rootfs). */
   ownerPid: number | null;
+  /** The runtime running it (null until chosen, and for a prepared rootfs). */
+  runtime: { name: string; path: string } | null;
 }
 
 async function readJson(path: string): Promise<unknown> {
@@ -64,6 +74,7 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
       createdAt: row.createdAt,
       state: row.ownerPid === null ? 'prepared' : processAlive(row.ownerPid, row.ownerStart) ? 'running' : 'stale',
       ownerPid: row.ownerPid,
+      runtime: typeof info?.runtime?.path === 'string' && typeof info.runtime.name === 'string' ? { name: info.runtime.name, path: info.runtime.path } : null,
     });
   }
   return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));

@@ -7,6 +7,7 @@ import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
+import { recordContainerRuntime } from './list-containers.js';
 import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy } from '../lazy/index.js';
 import type { Digest } from '../oci/index.js';
 
@@ -133,6 +134,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
       const runtime = await probing;
       options.signal?.throwIfAborted();
       options.onRuntime?.(runtime);
+      await recordContainerRuntime(container.bundle, runtime);
       const result = await runContainer({
         runtime,
         bundleDir: container.bundle,

@@ -1,0 +1,61 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { errnoCode, HostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { FORWARDED_SIGNALS, type RunResult } from './run-container.js';
+
+export interface ExecOptions {
+  /** The runtime that runs the container (its state is under `stateRoot`). */
+  runtime: { name: string; path: string };
+  stateRoot: string;
+  containerId: string;
+  /** The program and its arguments. */
+  args: string[];
+  /** A terminal for the process (`--tty`): stdin must be one, as for `hostpull run -t`. */
+  tty: boolean;
+  /** KEY=VALUE added to (and overriding) the container's environment. */
+  env?: string[];
+  /** Numeric ids, as the runtime takes them (names are resolved in the rootfs by the caller). */
+  user?: { uid: number; gid: number; additionalGids: number[] };
+  /** Working directory inside the container. Default: the container's. */
+  cwd?: string;
+  logger?: Logger;
+}
+
+/**
+ * Runs one more process in a running container, in the foreground: `<runtime> exec`, which takes
+ * the container's process settings (environment, user, capabilities, working directory) and the
+ * overrides given here. Output and exit status are the process's own (128+signo for a signal);
+ * signals this process receives are passed on to it, as `hostpull run` does, and a terminal is
+ * proxied by the runtime itself (see runContainer).
+ */
+export async function execInContainer(o: ExecOptions): Promise<RunResult> {
+  if (o.args.length === 0 || o.args[0] === '') throw new HostpullError('NO_COMMAND', 'no command to run in the container', { hint: 'pass it after --, e.g. `hostpull exec ID -- sh`' });
+  if (o.tty && !process.stdin.isTTY) {
+    throw new HostpullError('TTY_UNAVAILABLE', 'a terminal was requested but stdin is not a terminal', { hint: 'run without -t, or from an interactive terminal' });
+  }
+  const argv = [
+    `--root=${o.stateRoot}`,
+    'exec',
+    ...(o.tty ? ['--tty'] : []),
+    ...(o.env ?? []).flatMap((e) => ['--env', e]),
+    ...(o.user ? ['--user', `${o.user.uid}:${o.user.gid}`, ...o.user.additionalGids.flatMap((g) => ['--additional-gids', String(g)])] : []),
+    ...(o.cwd ? ['--cwd', o.cwd] : []),
+    o.containerId,
+    ...o.args,
+  ];
+  o.logger?.debug({ runtime: o.runtime.path, args: argv }, 'exec in container');
+  // Without a terminal, a session of its own: a Ctrl-C aimed at our process group reaches the process once, through us.
+  const child = spawn(o.runtime.path, argv, { stdio: 'inherit', detached: !o.tty });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  try {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', (e) => reject(errnoCode(e) === 'ENOENT' ? new HostpullError('RUNTIME_NOT_FOUND', `${o.runtime.name} not found at ${o.runtime.path}`, { cause: e }) : e));
+      child.once('close', (c, s) => resolve({ code: c, signal: s }));
+    });
+    return code !== null ? { exitCode: code } : { exitCode: 128 + (constants.signals[signal!] ?? 0), signal: signal! };
+  } finally {
+    for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * `hostpull exec` into a container that `hostpull run` is running: real registry, overlay, runc.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, spawnCli } from '../../helpers/cli.js';
+import { pushFixtureSet } from '../../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
+
+const IMAGE = 'JDK11.0-GRD7.0';
+let registry: TestRegistry;
+const tempDir = useTempDir('exec');
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  await pushFixtureSet(registry.url, { composites: [IMAGE] });
+});
+afterAll(async () => registry?.stop());
+
+/** The container's pid 1: writes a file, says it started, then waits; a SIGTERM ends it (pid 1 has no default handler). */
+const SCRIPT = "echo hello > /tmp/made-by-run; trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done";
+
+/** Starts `hostpull run` of SCRIPT and finds its container id with `hostpull ps`. */
+async function startContainer(root: string): Promise<{ child: ChildProcess; id: string; exited: Promise<unknown> }> {
+  const child = spawnCli(['--root', root, '--server', registry.host, 'run', '-e', 'FROM_RUN=yes', IMAGE, '--', '/bin/sh', '-c', SCRIPT]);
+  const exited = new Promise((r) => child.once('exit', r));
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('started')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the container never started: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ps = JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ id: string }>;
+  expect(ps).toHaveLength(1);
+  return { child, id: ps[0]!.id, exited };
+}
+
+describe('hostpull exec', () => {
+  it('runs in the same container: its files, environment and pid 1; with -e, -u and -w; the exit status is the command\'s', async () => {
+    const root = await tempDir('store');
+    const { child, id, exited } = await startContainer(root);
+    try {
+      const exec = (args: string[]) => runCli(['--root', root, 'exec', ...args], { timeoutMs: 60_000 });
+      const r = await exec([id.slice(0, 4), '--', '/bin/sh', '-c', 'cat /tmp/made-by-run; echo $FROM_RUN; cat /proc/1/cmdline | tr "\\0" " "; echo; exit 3']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(3);
+      expect(r.stdout).toBe(`hello\nyes\n/bin/sh -c ${SCRIPT} \n`);
+
+      const as = await exec(['-u', 'nobody', '-w', '/tmp', '-e', 'EXTRA=1', id, '--', '/bin/sh', '-c', 'id -u; pwd; echo $EXTRA $FROM_RUN']);
+      expect(as.code).toBe(0);
+      expect(as.stdout).toBe('65534\n/tmp\n1 yes\n');
+
+      const unknown = await exec(['ffffffffffff', '--', '/bin/true']);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stderr).toContain('no container ffffffffffff');
+      expect(unknown.stderr).toContain('`hostpull ps`');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    expect(await readdir(join(root, 'containers'))).toEqual([]);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
+  it('refuses a container whose hostpull run was killed, and names why', async () => {
+    const root = await tempDir('stale');
+    const { child, id, exited } = await startContainer(root);
+    child.kill('SIGKILL');
+    await exited;
+    const r = await runCli(['--root', root, 'exec', id, '--', '/bin/true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`container ${id} is not running: the hostpull run that started it was killed`);
+    // The next run removes the leftover, as after any kill -9.
+    expect((await runCli(['--root', root, '--server', registry.host, 'run', IMAGE, '--', '/bin/true'], { timeoutMs: 60_000 })).code).toBe(0);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+});
