@@ -405,6 +405,10 @@ export const ERROR_CODES = {
     meaning: 'a host name that is not valid',
     http: 400,
   },
+  NAME_IN_USE: {
+    meaning: 'hostpull run --name: a running container has that name',
+    http: 409,
+  },
   CONTAINER_NOT_RUNNING: {
     meaning: 'exec into a container that is not running (stale, or prepared for an orchestrator)',
     http: 409,

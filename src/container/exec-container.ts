@@ -15,9 +15,11 @@ export interface ExecContainerOptions {
   logger?: Logger;
 }
 
-/** The one container whose id is or starts with `idOrPrefix`, as `hostpull ps` lists it. */
+/** The container named `idOrPrefix` (`--name`), else the one whose id is or starts with it, as `hostpull ps` lists them. */
 async function findContainer(store: ContentStore, idOrPrefix: string): Promise<ContainerInfo> {
   const all = await listContainers(store);
+  const named = all.find((c) => c.name === idOrPrefix);
+  if (named) return named;
   const matches = all.filter((c) => c.id === idOrPrefix || (idOrPrefix.length > 0 && c.id.startsWith(idOrPrefix)));
   if (matches.length === 0) {
     throw new HostpullError('NOT_FOUND', `no container ${idOrPrefix} in ${store.layout.root}`, { hint: '`hostpull ps` lists the containers of this store (give --root for another)' });

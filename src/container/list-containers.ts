@@ -4,6 +4,7 @@ import type { Digest } from '../oci/index.js';
 import type { ContentStore } from '../store/index.js';
 import { processAlive, readDirOrEmpty } from '../util/index.js';
 import { containerDirs, isContainerId } from './container-dirs.js';
+import { containerNames } from './container-names.js';
 
 /** What `hostpull ps` shows of a container: written beside its bundle when it is created. */
 export const CONTAINER_INFO_FILE = 'hostpull-container.json';
@@ -34,6 +35,8 @@ export type ContainerState = 'running' | 'prepared' | 'stale';
 
 export interface ContainerInfo {
   id: string;
+  /** `hostpull run --name`, or null. */
+  name: string | null;
   /** The image as pulled (null for a container made before hostpull recorded it). */
   reference: string | null;
   manifestDigest: Digest | null;
@@ -58,6 +61,7 @@ async function readJson(path: string): Promise<unknown> {
 /** The containers of this store, oldest first: each recorded rootfs with a container directory. */
 export async function listContainers(store: ContentStore): Promise<ContainerInfo[]> {
   const rows = new Map(store.mounts.list().map((r) => [r.id, r]));
+  const names = new Map([...(await containerNames(store))].map(([name, id]) => [id, name]));
   const out: ContainerInfo[] = [];
   for (const id of await readDirOrEmpty(store.layout.containersDir)) {
     const row = rows.get(id);
@@ -68,6 +72,7 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
     const args = config?.process?.args;
     out.push({
       id,
+      name: names.get(id) ?? null,
       reference: typeof info?.reference === 'string' ? info.reference : null,
       manifestDigest: typeof info?.manifestDigest === 'string' ? info.manifestDigest : null,
       command: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string') : [],

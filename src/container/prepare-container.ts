@@ -13,6 +13,7 @@ import type { ContentStore } from '../store/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainerDirs } from './remove-container.js';
+import { claimContainerName, releaseContainerNames } from './container-names.js';
 import { writeContainerInfo } from './list-containers.js';
 
 export interface HostDeps {
@@ -32,6 +33,8 @@ export interface PrepareContainerOptions {
   concurrency?: number;
   /** When to ask the registry (see PullPolicy). Default `always`. */
   pullPolicy?: PullPolicy;
+  /** `--name`: given to the container once its mount is recorded (NAME_IN_USE if a live one has it). */
+  name?: string;
   /**
    * The container belongs to the calling process (`hostpull run`): when that process dies, the
    * next start removes it. Otherwise (a rootfs prepared by the daemon for an orchestrator) it
@@ -170,6 +173,7 @@ export async function stageContainer(
     // Recorded before mounting: from here on GC will not evict these layers. A process-owned
     // record dies with its process, and the next start cleans up after a kill -9.
     store.mounts.record(dirs.id, plan.layers.map((l) => l.diffId), ownedByProcess ? { ownerPid: process.pid } : {});
+    if (options.name !== undefined) await claimContainerName(store, options.name, dirs.id);
     return { dirs, mount: plan.mount, imageConfig, pull, lazyMounts, prefetch };
   } catch (err) {
     await removeContainer(store, dirs.id, lazy);
@@ -187,6 +191,7 @@ export async function stageContainer(
 export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<boolean> {
   const existed = existsSync(containerDirs(store.layout, id).bundle);
   await removeContainerDirs(store.layout, id);
+  await releaseContainerNames(store, id);
   const released = store.mounts.release(id);
   await lazy?.release(id);
   return released || existed;

@@ -7,6 +7,7 @@ import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
+import { checkNameFree } from './container-names.js';
 import { recordContainerRuntime } from './list-containers.js';
 import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy } from '../lazy/index.js';
 import type { Digest } from '../oci/index.js';
@@ -26,6 +27,8 @@ export interface RunImageOptions {
   network?: NetworkMode;
   /** `--hostname`; default the container id's first 12 characters. */
   hostname?: string;
+  /** `--name`: the container can be named in `hostpull exec` and is shown by `hostpull ps`. */
+  name?: string;
   /** `--read-only`: the rootfs read-only, with tmpfs on /tmp, /var/tmp and /run. */
   readonlyRootfs?: boolean;
   /** `runc` or `crun`; default: the first that works here. */
@@ -106,6 +109,8 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     const probing = detectRuntime(options.runtime, { stateRoot, logger });
     if (lazy) probing.catch(() => undefined); // awaited once the rootfs is ready
     else await probing;
+    // A name in use fails before anything is pulled (it is claimed for good once the mount is recorded).
+    if (options.name !== undefined) await checkNameFree(store, options.name);
     const prepareOptions: PrepareContainerOptions = {
       process: {
         ...(options.args?.length ? { args: options.args } : {}),
@@ -120,6 +125,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
       },
       allowOverlap: options.allowOverlap ?? false,
+      ...(options.name !== undefined ? { name: options.name } : {}),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

@@ -10,6 +10,8 @@ export class StoreLayout {
   readonly ingestDir: string;
   readonly layersDir: string;
   readonly containersDir: string;
+  /** `hostpull run --name`: one symlink per name, to the id of the container that holds it. */
+  readonly containerNamesDir: string;
   /** Blobs and layers found corrupt, moved aside so the next pull fetches them again. */
   readonly quarantineDir: string;
   readonly snapshotsDir: string;
@@ -23,6 +25,7 @@ export class StoreLayout {
     this.ingestDir = join(this.root, 'ingest');
     this.layersDir = join(this.root, 'layers');
     this.containersDir = join(this.root, 'containers');
+    this.containerNamesDir = join(this.root, 'container-names');
     this.quarantineDir = join(this.root, 'quarantine');
     this.snapshotsDir = join(this.root, 'snapshots');
   }

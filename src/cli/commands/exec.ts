@@ -5,8 +5,8 @@ import { withHost } from '../host.js';
 export function registerExecCommand(program: Command): void {
   program
     .command('exec')
-    .description('run a command in a container that hostpull run is running (its id, or the start of it, from hostpull ps)')
-    .argument('<container>', 'container id or a prefix of it')
+    .description('run a command in a container that hostpull run is running (its --name, its id, or the start of it, from hostpull ps)')
+    .argument('<container>', 'container name, id, or a prefix of the id')
     .argument('<command...>', 'command and arguments (after --)')
     .option('-t, --tty', 'allocate a terminal (stdin must be one)')
     .option('-i, --interactive', 'keep stdin attached (it always is: accepted as podman spells it)')

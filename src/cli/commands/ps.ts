@@ -23,8 +23,8 @@ export function registerPsCommand(program: Command): void {
           if (opts.json) return printJson(containers);
           process.stdout.write(
             table([
-              ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS'],
-              ...containers.map((c) => [c.id, c.reference ?? '-', commandCell(c.command), formatAge(c.createdAt), c.state === 'running' ? `running (hostpull pid ${c.ownerPid})` : c.state]),
+              ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
+              ...containers.map((c) => [c.id, c.reference ?? '-', commandCell(c.command), formatAge(c.createdAt), c.state === 'running' ? `running (hostpull pid ${c.ownerPid})` : c.state, c.name ?? '']),
             ]),
           );
         });

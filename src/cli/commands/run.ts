@@ -19,6 +19,7 @@ export function registerRunCommand(program: Command): void {
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('--entrypoint <cmd>', 'replace the image entrypoint (a single program)')
     .addOption(new Option('-v, --volume <host:container[:ro]>', 'bind a host path (absolute, or starting with ./) into the container, read-write or :ro; nosuid,nodev (repeatable)').argParser(collect))
+    .option('--name <name>', 'name the container, for `hostpull exec` and `hostpull ps` (unique among running containers)')
     .option('--hostname <name>', 'host name inside the container (default: the container id\'s first 12 characters)')
     .option('--read-only', 'mount the container\'s root read-only, with tmpfs on /tmp, /var/tmp and /run (and -v binds as given)')
     .addOption(new Option('--network <mode>', 'none: a network of its own with only loopback; host: the host\'s network, resolv.conf and hosts').choices(['none', 'host']).default('none'))
@@ -39,7 +40,7 @@ export function registerRunCommand(program: Command): void {
       "\nExamples:\n  hostpull run JDK11.0-GRD7.0 -- /bin/sh -c 'ls /opt; echo $PATH'\n  hostpull run -t JDK17.0-MVN3.8 -- /bin/sh\n  hostpull run -v \"$PWD\":/src -w /src --network host JDK17.0-MVN3.8 -- mvn -q package\n",
     )
   addLazyOptions(run).action(
-      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; interactive?: boolean; rm?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; hostname?: string; readOnly?: boolean; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
+      action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; interactive?: boolean; rm?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; name?: string; hostname?: string; readOnly?: boolean; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
         const [{ runImage }, { checkHostname, parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         if (opts.rm && opts.keep) throw usageError('--rm and --keep contradict each other');
@@ -62,6 +63,7 @@ export function registerRunCommand(program: Command): void {
               ...(opts.workdir ? { cwd: opts.workdir } : {}),
               ...(mounts.length > 0 ? { mounts } : {}),
               network: opts.network,
+              ...(opts.name !== undefined ? { name: opts.name } : {}),
               ...(opts.hostname ? { hostname: opts.hostname } : {}),
               ...(opts.readOnly ? { readonlyRootfs: true } : {}),
               ...(opts.runtime ? { runtime: opts.runtime } : {}),

@@ -23,9 +23,9 @@ afterAll(async () => registry?.stop());
 /** The container's pid 1: writes a file, says it started, then waits; a SIGTERM ends it (pid 1 has no default handler). */
 const SCRIPT = "echo hello > /tmp/made-by-run; trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done";
 
-/** Starts `hostpull run` of SCRIPT and finds its container id with `hostpull ps`. */
-async function startContainer(root: string): Promise<{ child: ChildProcess; id: string; exited: Promise<unknown> }> {
-  const child = spawnCli(['--root', root, '--server', registry.host, 'run', '-e', 'FROM_RUN=yes', IMAGE, '--', '/bin/sh', '-c', SCRIPT]);
+/** Starts `hostpull run [runArgs] IMAGE` of SCRIPT; resolves once it started, with its id (from `hostpull ps`). */
+async function startContainer(root: string, runArgs: string[] = []): Promise<{ child: ChildProcess; id: string; exited: Promise<unknown> }> {
+  const child = spawnCli(['--root', root, '--server', registry.host, 'run', '-e', 'FROM_RUN=yes', ...runArgs, IMAGE, '--', '/bin/sh', '-c', SCRIPT]);
   const exited = new Promise((r) => child.once('exit', r));
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
@@ -34,9 +34,10 @@ async function startContainer(root: string): Promise<{ child: ChildProcess; id: 
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the container never started: ${out}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  const ps = JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ id: string }>;
-  expect(ps).toHaveLength(1);
-  return { child, id: ps[0]!.id, exited };
+  const ps = JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ id: string; state: string }>;
+  const running = ps.filter((c) => c.state === 'running');
+  expect(running).toHaveLength(1);
+  return { child, id: running[0]!.id, exited };
 }
 
 describe('hostpull exec', () => {
@@ -76,6 +77,64 @@ describe('hostpull exec', () => {
     expect(r.stderr).toContain(`container ${id} is not running: the hostpull run that started it was killed`);
     // The next run removes the leftover, as after any kill -9.
     expect((await runCli(['--root', root, '--server', registry.host, 'run', IMAGE, '--', '/bin/true'], { timeoutMs: 60_000 })).code).toBe(0);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
+  it('--name: exec and ps use it; a second run with the name is refused before any request; it is free again once the first ends', async () => {
+    const root = await tempDir('named');
+    const { child, id, exited } = await startContainer(root, ['--name', 'builder']);
+    try {
+      const ps = JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ id: string; name: string }>;
+      expect(ps).toEqual([expect.objectContaining({ id, name: 'builder' })]);
+      const r = await runCli(['--root', root, 'exec', 'builder', '--', '/bin/sh', '-c', 'cat /tmp/made-by-run']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toBe('hello\n');
+      const mark = await registry.mark();
+      const taken = await runCli(['--root', root, '--server', registry.host, 'run', '--name', 'builder', IMAGE, '--', '/bin/true']);
+      expect(taken.code).toBe(1);
+      expect(taken.stderr).toContain(`the container name "builder" is in use by container ${id}`);
+      expect(await registry.since(mark)).toEqual([]);
+      const bad = await runCli(['--root', root, '--server', registry.host, 'run', '--name', '-x', IMAGE, '--', '/bin/true']);
+      expect(bad.code).toBe(2);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    const again = await runCli(['--root', root, '--server', registry.host, 'run', '--name', 'builder', IMAGE, '--', '/bin/true'], { timeoutMs: 60_000 });
+    expect(again.stderr).toBe('');
+    expect(again.code).toBe(0);
+    expect(await readdir(join(root, 'container-names'))).toEqual([]);
+  });
+
+  it('--name: two runs asking for the same name at once, exactly one gets it; a killed run\'s name is taken over', async () => {
+    const root = await tempDir('race');
+    // Pulled first, so both runs reach the claim about together.
+    expect((await runCli(['--root', root, '--server', registry.host, 'pull', IMAGE])).code).toBe(0);
+    const runs = [0, 1].map(() => {
+      const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--name', 'once', IMAGE, '--', '/bin/sh', '-c', SCRIPT]);
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+      const exited = new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+      return { child, exited, out: () => out, err: () => err };
+    });
+    const deadline = Date.now() + 60_000;
+    // One starts its container; the other ends with NAME_IN_USE.
+    while (!(runs.some((r) => r.out().includes('started')) && runs.some((r) => r.child.exitCode !== null))) {
+      if (Date.now() > deadline) throw new Error(`no outcome: ${runs.map((r) => r.out() + r.err()).join(' / ')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const winner = runs.find((r) => r.out().includes('started'))!;
+    const loser = runs.find((r) => r !== winner)!;
+    expect(await loser.exited).toBe(1);
+    expect(loser.err()).toContain('the container name "once" is in use');
+    winner.child.kill('SIGKILL');
+    await winner.exited;
+    // Its container is stale now: the name goes to the next run that asks for it.
+    const next = await runCli(['--root', root, '--server', registry.host, 'run', '--name', 'once', IMAGE, '--', '/bin/true'], { timeoutMs: 60_000 });
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
     expect(await mountsBelow(root)).toEqual([]);
   });
 });
