@@ -8,6 +8,9 @@ import { HostpullError } from '../errors.js';
 export function promptLine(question: string, options: { hidden?: boolean } = {}): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) throw new HostpullError('USAGE', `${question.replace(/:\s*$/, '')} is needed and stdin is not a terminal`);
+  // Raw mode before the question shows: an answer typed (or pasted) the moment it appears must
+  // not be echoed by the terminal's own line discipline.
+  stdin.setRawMode(true);
   process.stderr.write(question);
   return new Promise((resolve, reject) => {
     let answer = '';
@@ -34,7 +37,6 @@ export function promptLine(question: string, options: { hidden?: boolean } = {})
         if (!options.hidden) process.stderr.write(ch);
       }
     };
-    stdin.setRawMode(true);
     stdin.setEncoding('utf8');
     stdin.on('data', onData);
     stdin.resume();

@@ -154,7 +154,7 @@ describe('hostpull run', () => {
     expect((await readdir(join(root, 'containers'))).length).toBe(1);
     expect((await mountsBelow(join(root, 'containers'))).length).toBeGreaterThan(0);
     expect((await ps()).map((c) => c.state)).toEqual(['stale']);
-    expect((await runCli(['--root', root, 'ps'])).stdout).toMatch(/^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS\n[a-f0-9]{12} .*JDK11\.0-GRD7\.0 +\/bin\/sh -c "echo started; sleep 60" +\d+ seconds? ago +stale\n$/);
+    expect((await runCli(['--root', root, 'ps'])).stdout).toMatch(/^CONTAINER ID +IMAGE +COMMAND +CREATED +STATUS +NAMES\n[a-f0-9]{12} .*JDK11\.0-GRD7\.0 +\/bin\/sh -c "echo started; sleep 60" +\d+ seconds? ago +stale *\n$/);
 
     const next = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
     expect(next.code).toBe(0);
