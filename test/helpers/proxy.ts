@@ -4,7 +4,7 @@
  * corrupt, truncate, throttle, cut, stall or refuse chosen responses.
  */
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 export interface ProxyRequest {
   method: string;
@@ -113,6 +113,8 @@ class FaultProxy implements TestProxy {
   #upstream: URL;
   #match: FaultMatcher | undefined;
   #agent = new Agent({ keepAlive: true });
+  /** The requests of each client connection, stamped when it closes (one listener per connection, not per request). */
+  #byConnection = new WeakMap<Socket, ProxyRequest[]>();
   #server = createServer((req, res) => {
     this.#handle(req, res).catch(() => res.destroy());
   });
@@ -161,7 +163,16 @@ class FaultProxy implements TestProxy {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const headers = { ...req.headers };
     const entry: ProxyRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, bytes: 0, headers, at: Date.now() };
-    req.socket.once('close', () => (entry.closedAt ??= Date.now()));
+    let onConnection = this.#byConnection.get(req.socket);
+    if (!onConnection) {
+      const entries: ProxyRequest[] = (onConnection = []);
+      this.#byConnection.set(req.socket, entries);
+      req.socket.once('close', () => {
+        const now = Date.now();
+        for (const e of entries) e.closedAt ??= now;
+      });
+    }
+    onConnection.push(entry);
     if (typeof headers.range === 'string') entry.range = headers.range;
     const fault = this.#match?.({ method: entry.method, path: entry.path, headers });
 
