@@ -409,6 +409,10 @@ export const ERROR_CODES = {
     meaning: 'hostpull run --name: a running container has that name',
     http: 409,
   },
+  STOP_TIMEOUT: {
+    meaning: 'hostpull stop: the container got SIGKILL but its hostpull run did not remove it in time',
+    http: 504,
+  },
   CONTAINER_NOT_RUNNING: {
     meaning: 'exec into a container that is not running (stale, or prepared for an orchestrator)',
     http: 409,

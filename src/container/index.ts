@@ -4,6 +4,7 @@
  */
 export { execContainer } from './exec-container.js';
 export { learnPrefetch } from './learn-prefetch.js';
+export { killContainer, stopContainer } from './stop-container.js';
 export { listContainers } from './list-containers.js';
 export { mountImage, unmountImage } from './mount-image.js';
 export { handOverContainer, type HostDeps, prepareContainer, removeContainer } from './prepare-container.js';

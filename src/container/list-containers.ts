@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { HostpullError } from '../errors.js';
 import type { Digest } from '../oci/index.js';
 import type { ContentStore } from '../store/index.js';
 import { processAlive, readDirOrEmpty } from '../util/index.js';
@@ -83,4 +84,35 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
     });
   }
   return out.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
+}
+
+/** The container named `idOrPrefix` (`--name`), else the one whose id is or starts with it, as `hostpull ps` lists them. */
+export async function findContainer(store: ContentStore, idOrPrefix: string): Promise<ContainerInfo> {
+  const all = await listContainers(store);
+  const named = all.find((c) => c.name === idOrPrefix);
+  if (named) return named;
+  const matches = all.filter((c) => c.id === idOrPrefix || (idOrPrefix.length > 0 && c.id.startsWith(idOrPrefix)));
+  if (matches.length === 0) {
+    throw new HostpullError('NOT_FOUND', `no container ${idOrPrefix} in ${store.layout.root}`, { hint: '`hostpull ps` lists the containers of this store (give --root for another)' });
+  }
+  if (matches.length > 1) throw new HostpullError('USAGE', `${idOrPrefix} names ${matches.length} containers (${matches.map((c) => c.id).join(', ')}): give more of the id`);
+  return matches[0]!;
+}
+
+/**
+ * The container and its runtime, when `verb` (exec, stop, kill) can act on it through that
+ * runtime: a `hostpull run` of this store is running it. A rootfs prepared for an orchestrator is
+ * the orchestrator's (its runtime state is not under this store); a stale one's run was killed;
+ * a run without root keeps its container inside a user namespace this process is not in.
+ */
+export function runningContainer(c: ContainerInfo, verb: string): { container: ContainerInfo; runtime: { name: string; path: string } } {
+  if (c.state === 'prepared') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is a rootfs prepared for an orchestrator`, { hint: `${verb} it through the orchestrator that runs it` });
+  if (c.state === 'stale') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running: the hostpull run that started it was killed`, { hint: 'the next `hostpull run REF` (or daemon start) removes it' });
+  if (!c.runtime) throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running yet (its runtime is not chosen)`, { hint: 'try again in a moment' });
+  if (process.getuid?.() !== 0) {
+    throw new HostpullError('UNSUPPORTED', `container ${c.id} runs inside the user namespace of a run without root, which hostpull ${verb} cannot enter`, {
+      hint: verb === 'exec' ? 'start what you need with `hostpull run REF -- CMD` instead' : 'signal its hostpull run process instead (its pid is in `hostpull ps`)',
+    });
+  }
+  return { container: c, runtime: c.runtime };
 }

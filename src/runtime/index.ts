@@ -7,7 +7,7 @@ export { captureOutput } from './capture-output.js';
 export { cleanupStaleContainers } from './cleanup-stale-containers.js';
 export { detectRuntime } from './detect-runtime.js';
 export { execInContainer } from './exec-in-container.js';
-export { tail } from './exec-runtime.js';
+export { execRuntime, tail } from './exec-runtime.js';
 export { ownerAlive, writeOwner } from './owner.js';
 export { FORWARDED_SIGNALS, runContainer, type RunResult } from './run-container.js';
 export { type RuntimeInfo } from './runtime-info.js';

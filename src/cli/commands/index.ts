@@ -17,6 +17,7 @@ export const COMMANDS: readonly CommandModule[] = [
   { verbs: ['run'], load: async () => (await import('./run.js')).registerRunCommand },
   { verbs: ['ps'], load: async () => (await import('./ps.js')).registerPsCommand },
   { verbs: ['exec'], load: async () => (await import('./exec.js')).registerExecCommand },
+  { verbs: ['stop', 'kill'], load: async () => (await import('./stop.js')).registerStopCommands },
   { verbs: ['mount', 'umount'], load: async () => (await import('./mount.js')).registerMountCommands },
   { verbs: ['images'], load: async () => (await import('./images.js')).registerImagesCommand },
   { verbs: ['rmi'], load: async () => (await import('./rmi.js')).registerRmiCommand },

@@ -1,5 +1,6 @@
 /**
- * `hostpull exec` into a container that `hostpull run` is running: real registry, overlay, runc.
+ * `hostpull exec`, `stop`, `kill` and `run --name` on containers that `hostpull run` is running:
+ * real registry, overlay, runc.
  */
 import type { ChildProcess } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
@@ -23,10 +24,14 @@ afterAll(async () => registry?.stop());
 /** The container's pid 1: writes a file, says it started, then waits; a SIGTERM ends it (pid 1 has no default handler). */
 const SCRIPT = "echo hello > /tmp/made-by-run; trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done";
 
-/** Starts `hostpull run [runArgs] IMAGE` of SCRIPT; resolves once it started, with its id (from `hostpull ps`). */
-async function startContainer(root: string, runArgs: string[] = []): Promise<{ child: ChildProcess; id: string; exited: Promise<unknown> }> {
-  const child = spawnCli(['--root', root, '--server', registry.host, 'run', '-e', 'FROM_RUN=yes', ...runArgs, IMAGE, '--', '/bin/sh', '-c', SCRIPT]);
-  const exited = new Promise((r) => child.once('exit', r));
+/** Starts `hostpull run [runArgs] IMAGE` of `script`; resolves once it started, with its id (from `hostpull ps`). */
+async function startContainer(
+  root: string,
+  runArgs: string[] = [],
+  script = SCRIPT,
+): Promise<{ child: ChildProcess; id: string; exited: Promise<number | null>; out: () => string }> {
+  const child = spawnCli(['--root', root, '--server', registry.host, 'run', '-e', 'FROM_RUN=yes', ...runArgs, IMAGE, '--', '/bin/sh', '-c', script]);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   const deadline = Date.now() + 60_000;
@@ -37,7 +42,7 @@ async function startContainer(root: string, runArgs: string[] = []): Promise<{ c
   const ps = JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout) as Array<{ id: string; state: string }>;
   const running = ps.filter((c) => c.state === 'running');
   expect(running).toHaveLength(1);
-  return { child, id: running[0]!.id, exited };
+  return { child, id: running[0]!.id, exited, out: () => out };
 }
 
 describe('hostpull exec', () => {
@@ -135,6 +140,44 @@ describe('hostpull exec', () => {
     const next = await runCli(['--root', root, '--server', registry.host, 'run', '--name', 'once', IMAGE, '--', '/bin/true'], { timeoutMs: 60_000 });
     expect(next.stderr).toBe('');
     expect(next.code).toBe(0);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+});
+
+describe('hostpull stop / kill', () => {
+  it('stop sends SIGTERM and returns once the run removed the container; the run exits with its status', async () => {
+    const root = await tempDir('stop');
+    const { exited } = await startContainer(root, ['--name', 'web']);
+    const r = await runCli(['--root', root, 'stop', 'web']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('web\n');
+    expect(await exited).toBe(0); // the container's trap: exit 0
+    expect(JSON.parse((await runCli(['--root', root, 'ps', '--json'])).stdout)).toEqual([]);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
+  it('stop -t: a container that ignores SIGTERM (a pid 1 without a handler) gets SIGKILL after the time', async () => {
+    const root = await tempDir('stop-kill');
+    const { id, exited } = await startContainer(root, [], 'echo started; while :; do sleep 0.1; done');
+    const r = await runCli(['--root', root, 'stop', '-t', '500ms', id.slice(0, 6)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${id} (killed after the timeout)\n`);
+    expect(await exited).toBe(137);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
+  it('kill -s delivers the signal to the container\'s init; an unknown signal or container is refused', async () => {
+    const root = await tempDir('kill');
+    const { id, exited, out } = await startContainer(root, [], "trap 'echo got USR1; exit 5' USR1; echo started; while :; do sleep 0.1; done");
+    expect((await runCli(['--root', root, 'kill', '-s', 'BOGUS', id])).code).toBe(2);
+    const unknown = await runCli(['--root', root, 'kill', 'nosuchcontainer']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no container nosuchcontainer');
+    const r = await runCli(['--root', root, 'kill', '-s', 'SIGUSR1', id]);
+    expect(r.code).toBe(0);
+    expect(await exited).toBe(5);
+    expect(out()).toContain('got USR1');
     expect(await mountsBelow(root)).toEqual([]);
   });
 });
