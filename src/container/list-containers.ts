@@ -111,7 +111,7 @@ export function runningContainer(c: ContainerInfo, verb: string): { container: C
   if (!c.runtime) throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running yet (its runtime is not chosen)`, { hint: 'try again in a moment' });
   if (process.getuid?.() !== 0) {
     throw new HostpullError('UNSUPPORTED', `container ${c.id} runs inside the user namespace of a run without root, which hostpull ${verb} cannot enter`, {
-      hint: verb === 'exec' ? 'start what you need with `hostpull run REF -- CMD` instead' : 'signal its hostpull run process instead (its pid is in `hostpull ps`)',
+      hint: verb === 'exec' ? 'start what you need with `hostpull run REF -- CMD` instead' : 'signal the process of its `hostpull run REF` instead (its pid is in `hostpull ps`)',
     });
   }
   return { container: c, runtime: c.runtime };
