@@ -7,7 +7,7 @@ import { processAlive } from '../util/index.js';
 /** podman's rule for a container name. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 
-export function checkContainerName(name: string): string {
+function checkContainerName(name: string): string {
   if (!NAME.test(name)) {
     throw new HostpullError('USAGE', `container name "${name}" is not valid`, { hint: 'a letter or digit, then letters, digits, "_", "." or "-" (at most 128)' });
   }
@@ -31,11 +31,11 @@ function nameInUse(name: string, holder: string): HostpullError {
 }
 
 /**
- * Gives `name` to container `id`, which must already have its mount record (so a claimant that
- * finds the name never takes it from a container being set up): `container-names/<name>` is made a symlink to the id, which
- * only one process can create (symlink(2) fails if the name exists), so two runs asking for the
- * same name at once cannot both get it. A name whose container is gone (removed, or its run was
- * killed) is taken over; one in use is NAME_IN_USE.
+ * Gives `name` to container `id`: `container-names/<name>` is made a symlink to the id, which only
+ * one process can create (symlink(2) fails if the name exists), so two runs asking for the same
+ * name at once cannot both get it. `id` must already have its mount record, so a claimant that
+ * finds the name never takes it from a container still being set up. A name whose container is
+ * gone (removed, or its run was killed) is taken over; one in use is NAME_IN_USE.
  */
 export async function claimContainerName(store: ContentStore, name: string, id: string): Promise<void> {
   const dir = store.layout.containerNamesDir;
@@ -61,7 +61,7 @@ export async function releaseContainerNames(store: ContentStore, id: string): Pr
 }
 
 /** The names that point at container `id` (normally one, or none). */
-export async function namesOf(store: ContentStore, id: string): Promise<string[]> {
+async function namesOf(store: ContentStore, id: string): Promise<string[]> {
   const out: string[] = [];
   for (const [name, target] of await containerNames(store)) if (target === id) out.push(name);
   return out;
