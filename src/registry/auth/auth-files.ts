@@ -130,10 +130,18 @@ async function readAuthFile(path: string): Promise<Record<string, unknown>> {
   return json as Record<string, unknown>;
 }
 
-/** The `auths` entries whose key names this registry, in whatever spelling the file used. */
+/**
+ * The `auths` entries that are this registry's own, in whatever spelling the file used
+ * (`host:5000`, `http://host:5000/`, docker's `https://index.docker.io/v1/`). An entry for a
+ * namespace on it (`quay.io/team`, a podman login scoped to repositories) is another login and
+ * is never touched by a login or logout of the registry.
+ */
 function keysFor(auths: Record<string, unknown>, registry: string): string[] {
   const key = normaliseRegistryKey(registry);
-  return Object.keys(auths).filter((k) => normaliseRegistryKey(k) === key);
+  return Object.keys(auths).filter((k) => {
+    const bare = k.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/(v1|v2)?\/?$/, '');
+    return !bare.includes('/') && normaliseRegistryKey(bare) === key;
+  });
 }
 
 /**

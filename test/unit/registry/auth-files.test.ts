@@ -113,6 +113,16 @@ describe('storeCredential / removeCredential', () => {
     expect(JSON.parse(await readFile(path, 'utf8'))).toEqual({ ...before, auths: {} });
   });
 
+  it("never touches a login scoped to a namespace of the registry (podman's quay.io/team), and takes docker's /v1/ spelling as the registry's", async () => {
+    const path = join(dir, 'auth.json');
+    const scoped = { auth: b64('team:t') };
+    await writeFile(path, JSON.stringify({ auths: { 'quay.io/team': scoped, 'https://quay.io/v1/': { auth: b64('old:o') } } }));
+    await storeCredential(path, 'quay.io', { username: 'me', password: 'p' });
+    expect(JSON.parse(await readFile(path, 'utf8')).auths).toEqual({ 'quay.io/team': scoped, 'quay.io': { auth: b64('me:p') } });
+    expect(await removeCredential(path, 'quay.io')).toBe(1);
+    expect(JSON.parse(await readFile(path, 'utf8')).auths).toEqual({ 'quay.io/team': scoped });
+  });
+
   it('refuses to change a file that is not a JSON object, and leaves it as it was', async () => {
     for (const text of ['{ "auths": ', '[1, 2]']) {
       const path = join(dir, `broken-${text.length}.json`);
