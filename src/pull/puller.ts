@@ -357,9 +357,10 @@ export class Puller {
     });
     fetchedBytes += first.bytes.length;
     if (!known) {
-      // The same content stored under another name is complete here already.
+      // The same content stored under another name is complete here already (the manifest's
+      // bytes were fetched to learn that: counted).
       const hit = await this.#storedByDigest(first.digest, unpack, options);
-      if (hit) return hit;
+      if (hit) return { ...hit, fetchedBytes };
     }
     const parsed = parseManifest(first.bytes, first.mediaType, formatReference(ref));
     let manifestDigest = first.digest;
