@@ -253,6 +253,11 @@ async function pushImages(input: {
     for (const name of ['flattened', 'stacked'] as const) {
       const layersFor = (t: string) => (name === 'flattened' ? builder.flattenedLayers(t.split('-')) : builder.stackedLayers(t.split('-')));
       const repository = name === 'flattened' ? BENCH_REPOS.flattened : BENCH_REPOS.stacked;
+      // Each distinct layer is uploaded once, before the images that share it: two uploads of one
+      // blob to one repository at once race in the registry (distribution answered a HEAD of it
+      // with 500 while the other upload committed), and then the images' pushes only HEAD them.
+      const distinct = [...new Map(tags.flatMap((t) => layersFor(t)).map((l) => [l.digest, l])).values()];
+      await mapLimit(distinct, PUSH_CONCURRENCY, (l, _i, s) => client.pushBlob({ registry: registry.host, repository }, l.digest, l.size, l.blob, { signal: s }), signal);
       await mapLimit(tags, PUSH_CONCURRENCY, (t, _i, s) => pushImage(client, registry.host, repository, t, layersFor(t), builder.pathEnv(t.split('-')), s), signal);
       layersOf.set(name, new Map(tags.map((t) => [t, layersFor(t).map((l) => l.digest)])));
       for (const t of tags) blobs.push(...layersFor(t));
@@ -358,7 +363,9 @@ async function replay(input: ReplayInput): Promise<Omit<ApproachResult, 'images'
       const mark = await registry.mark();
       const result = await puller.pull({ registry: target.registry, repository: target.repository, tag: target.tag(req) }, { unpack, ...(options.signal ? { signal: options.signal } : {}) });
       const log = await registry.since(mark);
-      const manifestBytes = result.upToDate ? 0 : (store.blobs.get(result.manifestDigest)?.size ?? 0);
+      // An up-to-date pull fetched at most its manifest (a GET of a tag stored under another
+      // spelling; a HEAD fetches nothing), so all its bytes are manifest bytes.
+      const manifestBytes = result.upToDate ? result.bytesFetched : (store.blobs.get(result.manifestDigest)?.size ?? 0);
       if (!agrees(name, result, manifestBytes, log)) {
         mismatches++;
         logger.warn({ approach: name, tag: result.reference, client: result.bytesFetched, registry: servedBytes(log) }, 'client and registry byte counts differ');
