@@ -7,4 +7,4 @@ export { isRegistryError, RegistryError } from './errors.js';
 export { DEFAULT_BACKOFF, isRetryable, type RetryBudget } from './retry.js';
 export { registryOrigin } from './scheme.js';
 export { authFileSearchPath, fileWithCredential, primaryAuthFile, removeCredential, storeCredential } from './auth/auth-files.js';
-export { normaliseRegistryKey, staticCredentials } from './auth/credentials.js';
+export { normaliseRegistryKey, splitRegistryKey, staticCredentials } from './auth/credentials.js';

@@ -5,12 +5,14 @@ import { promptLine, readStdin } from '../prompt.js';
 
 const AUTHFILE_HELP = 'registry auth file (default: $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json, else /run/containers/UID/auth.json)';
 
+type RegistryKeys = Pick<typeof import('../../registry/index.js'), 'normaliseRegistryKey' | 'splitRegistryKey'>;
+
 /** `host[:port]` from what the user typed (`https://host:5000/` too); a repository path is refused. */
-function registryArgument(input: string, normalise: (key: string) => string): string {
-  const bare = input.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/+$/, '');
-  if (bare === '') throw usageError('a registry host is needed, e.g. 127.0.0.1:5000');
-  if (bare.includes('/')) throw usageError(`${input}: log in to a registry host (such as ${bare.slice(0, bare.indexOf('/'))}), not to a repository`);
-  return normalise(bare);
+function registryArgument(input: string, keys: RegistryKeys): string {
+  const { host, path } = keys.splitRegistryKey(input);
+  if (host === '') throw usageError('a registry host is needed, e.g. 127.0.0.1:5000');
+  if (path !== '') throw usageError(`${input}: log in to a registry host (such as ${host}), not to a repository`);
+  return keys.normaliseRegistryKey(host);
 }
 
 export function registerLoginCommands(program: Command): void {
@@ -31,8 +33,8 @@ export function registerLoginCommands(program: Command): void {
     .action(
       action(async (input: string, opts: { username?: string; password?: string; passwordStdin?: boolean; authfile?: string }, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { RegistryClient, normaliseRegistryKey, primaryAuthFile, staticCredentials, storeCredential } = await import('../../registry/index.js');
-        const registry = registryArgument(input, normaliseRegistryKey);
+        const { RegistryClient, normaliseRegistryKey, primaryAuthFile, splitRegistryKey, staticCredentials, storeCredential } = await import('../../registry/index.js');
+        const registry = registryArgument(input, { normaliseRegistryKey, splitRegistryKey });
         if (opts.password !== undefined && opts.passwordStdin) throw usageError('--password and --password-stdin both given');
         if (opts.passwordStdin && opts.username === undefined) throw usageError('--password-stdin needs --username (stdin holds the password)');
         const username = opts.username ?? (await promptLine('Username: '));
@@ -77,7 +79,7 @@ export function registerLoginCommands(program: Command): void {
     .addOption(new Option('--authfile <path>', AUTHFILE_HELP))
     .action(
       action(async (input: string | undefined, opts: { all?: boolean; authfile?: string }) => {
-        const { authFileSearchPath, fileWithCredential, normaliseRegistryKey, primaryAuthFile, removeCredential } = await import('../../registry/index.js');
+        const { authFileSearchPath, fileWithCredential, normaliseRegistryKey, primaryAuthFile, removeCredential, splitRegistryKey } = await import('../../registry/index.js');
         if (opts.all && input !== undefined) throw usageError('give a registry or --all, not both');
         if (!opts.all && input === undefined) throw usageError('which registry? (or --all)');
         const path = opts.authfile ?? primaryAuthFile();
@@ -86,7 +88,7 @@ export function registerLoginCommands(program: Command): void {
           process.stdout.write(`Removed ${removed} login${removed === 1 ? '' : 's'} from ${path}\n`);
           return;
         }
-        const registry = registryArgument(input!, normaliseRegistryKey);
+        const registry = registryArgument(input!, { normaliseRegistryKey, splitRegistryKey });
         if ((await removeCredential(path, registry)) > 0) {
           process.stdout.write(`Removed the login to ${registry} from ${path}\n`);
           return;

@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { errnoCode, HostpullError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { normaliseRegistryKey, type Credential, type CredentialSource } from './credentials.js';
+import { normaliseRegistryKey, splitRegistryKey, type Credential, type CredentialSource } from './credentials.js';
 import { dockerConfigPath, parseDockerConfig, runCredentialHelper, type DockerConfig } from './docker-config.js';
 
 /**
@@ -138,10 +138,7 @@ async function readAuthFile(path: string): Promise<Record<string, unknown>> {
  */
 function keysFor(auths: Record<string, unknown>, registry: string): string[] {
   const key = normaliseRegistryKey(registry);
-  return Object.keys(auths).filter((k) => {
-    const bare = k.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/\/(v1|v2)?\/?$/, '');
-    return !bare.includes('/') && normaliseRegistryKey(bare) === key;
-  });
+  return Object.keys(auths).filter((k) => splitRegistryKey(k).path === '' && normaliseRegistryKey(k) === key);
 }
 
 /**

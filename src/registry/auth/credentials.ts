@@ -75,10 +75,18 @@ const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.
  * Docker config files key their entries in all of these shapes.
  */
 export function normaliseRegistryKey(key: string): string {
-  let k = key.trim();
-  k = k.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
-  const slash = k.indexOf('/');
-  if (slash >= 0) k = k.slice(0, slash);
-  k = k.toLowerCase();
+  const k = splitRegistryKey(key).host.toLowerCase();
   return DOCKER_HUB_ALIASES.has(k) ? 'docker.io' : k;
+}
+
+/**
+ * A credential key (or a registry as typed) as host and path: the scheme, trailing slashes and
+ * docker's `/v1/` and `/v2/` dropped, so `https://index.docker.io/v1/` has path '' and podman's
+ * namespace-scoped `quay.io/team` has path `team`.
+ */
+export function splitRegistryKey(key: string): { host: string; path: string } {
+  const k = key.trim().replace(/^[a-z][a-z0-9+.-]*:\/\//i, '');
+  const slash = k.indexOf('/');
+  if (slash < 0) return { host: k, path: '' };
+  return { host: k.slice(0, slash), path: k.slice(slash + 1).replace(/^(v1|v2)?\/*$/, '').replace(/\/+$/, '') };
 }
