@@ -2,7 +2,6 @@ import { mkdir, readdir, readlink, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode, HostpullError } from '../errors.js';
 import type { ContentStore } from '../store/index.js';
-import { processAlive } from '../util/index.js';
 
 /** podman's rule for a container name. */
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
@@ -14,16 +13,10 @@ function checkContainerName(name: string): string {
   return name;
 }
 
-/** Whether container `id` still holds what it claimed: it has a mount record whose owner (if any) is alive. */
-function holds(store: ContentStore, id: string): boolean {
-  const row = store.mounts.list().find((m) => m.id === id);
-  return row !== undefined && (row.ownerPid === null || processAlive(row.ownerPid, row.ownerStart));
-}
-
 /** NAME_IN_USE when a container that still holds `name` has it: checked before a run pulls anything. */
 export async function checkNameFree(store: ContentStore, name: string): Promise<void> {
   const holder = await readlink(join(store.layout.containerNamesDir, checkContainerName(name))).catch(() => undefined);
-  if (holder !== undefined && holds(store, holder)) throw nameInUse(name, holder);
+  if (holder !== undefined && store.mounts.isHeld(holder)) throw nameInUse(name, holder);
 }
 
 function nameInUse(name: string, holder: string): HostpullError {
@@ -49,7 +42,7 @@ export async function claimContainerName(store: ContentStore, name: string, id: 
       if (errnoCode(err) !== 'EEXIST' || attempt > 0) throw err;
     }
     const holder = await readlink(link).catch(() => undefined);
-    if (holder !== undefined && holds(store, holder)) throw nameInUse(name, holder);
+    if (holder !== undefined && store.mounts.isHeld(holder)) throw nameInUse(name, holder);
     // Its container is gone: the name is free again (one retry: a racing claimant may win it).
     await unlink(link).catch(() => undefined);
   }

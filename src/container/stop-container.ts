@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { execRuntime } from '../runtime/index.js';
 import type { ContentStore } from '../store/index.js';
 import { runtimeStateDir } from './container-dirs.js';
-import { findContainer, listContainers, runningContainer, type ContainerInfo } from './list-containers.js';
+import { findContainer, runningContainer, type ContainerInfo } from './list-containers.js';
 
 /** How often `stop` looks whether the container's run has ended. */
 const POLL_MS = 100;
@@ -38,10 +38,11 @@ export async function killContainer(store: ContentStore, idOrName: string, signa
  */
 export async function stopContainer(store: ContentStore, idOrName: string, options: { timeoutMs: number; logger?: Logger }): Promise<{ container: ContainerInfo; killed: boolean }> {
   const container = await killContainer(store, idOrName, 'TERM');
-  const gone = async () => !(await listContainers(store)).some((c) => c.id === container.id && c.state === 'running');
+  // Gone once its run released the mount record (or died): one row read per look.
+  const gone = () => !store.mounts.isHeld(container.id);
   const until = async (deadline: number) => {
     while (Date.now() < deadline) {
-      if (await gone()) return true;
+      if (gone()) return true;
       await sleep(POLL_MS);
     }
     return gone();

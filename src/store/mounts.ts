@@ -99,6 +99,12 @@ export class MountRecords {
     return new Set((this.#db.prepare('SELECT DISTINCT diff_id AS d FROM mount_layers').all() as Array<{ d: Digest }>).map((r) => r.d));
   }
 
+  /** Whether rootfs `id` is recorded and its owner process, if it has one, is alive. */
+  isHeld(id: string): boolean {
+    const row = this.#db.prepare('SELECT owner_pid AS ownerPid, owner_start AS ownerStart FROM mounts WHERE id = ?').get(id) as { ownerPid: number | null; ownerStart: string | null } | undefined;
+    return row !== undefined && (row.ownerPid === null || processAlive(row.ownerPid, row.ownerStart));
+  }
+
   /** Recorded mounts whose owner process is gone (same pid and start time no longer running). */
   stale(): MountRow[] {
     return this.list().filter((m) => m.ownerPid !== null && !processAlive(m.ownerPid, m.ownerStart));
