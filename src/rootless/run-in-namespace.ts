@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { captureOutput, tail, FORWARDED_SIGNALS, type RunResult } from '../runtime/index.js';
+import { captureOutput, forwardSignals, tail, type RunResult } from '../runtime/index.js';
 import { DEFAULT_UNSHARE, rootlessUnavailable, UNSHARE_ARGS, unshareSpawnError } from './check-rootless.js';
 import { errorFromMessage, LineChannel, type ChildMessage, type ParentMessage, type RootlessRunRequest } from './protocol.js';
 
@@ -81,11 +81,7 @@ export async function runInUserNamespace(opts: RunInNamespaceOptions): Promise<R
   );
   void channel.send({ type: 'run', request: opts.request });
 
-  const forward = (sig: NodeJS.Signals) => {
-    log?.debug({ signal: sig }, 'forwarding signal to the rootless helper');
-    child.kill(sig);
-  };
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  const stopForwarding = forwardSignals(child, (sig) => log?.debug({ signal: sig }, 'forwarding signal to the rootless helper'));
   const onAbort = () => void channel.send({ type: 'abort' });
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -111,7 +107,7 @@ export async function runInUserNamespace(opts: RunInNamespaceOptions): Promise<R
       details: { exitCode: code, signal: signal ?? undefined, stderrTail: tail(stderr, 10) },
     });
   } finally {
-    for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
+    stopForwarding();
     opts.signal?.removeEventListener('abort', onAbort);
     channel.close();
   }

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
-import { errnoCode, HostpullError } from '../errors.js';
+import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { FORWARDED_SIGNALS, type RunResult } from './run-container.js';
+import { exitStatus, forwardSignals, requireTerminal, runtimeExit } from './foreground.js';
+import type { RunResult } from './run-container.js';
 
 export interface ExecOptions {
   /** The runtime that runs the container (its state is under `stateRoot`). */
@@ -31,9 +31,7 @@ export interface ExecOptions {
  */
 export async function execInContainer(o: ExecOptions): Promise<RunResult> {
   if (o.args.length === 0 || o.args[0] === '') throw new HostpullError('NO_COMMAND', 'no command to run in the container', { hint: 'pass it after --, e.g. `hostpull exec ID -- sh`' });
-  if (o.tty && !process.stdin.isTTY) {
-    throw new HostpullError('TTY_UNAVAILABLE', 'a terminal was requested but stdin is not a terminal', { hint: 'run without -t, or from an interactive terminal' });
-  }
+  if (o.tty) requireTerminal();
   const argv = [
     `--root=${o.stateRoot}`,
     'exec',
@@ -47,15 +45,11 @@ export async function execInContainer(o: ExecOptions): Promise<RunResult> {
   o.logger?.debug({ runtime: o.runtime.path, args: argv }, 'exec in container');
   // Without a terminal, a session of its own: a Ctrl-C aimed at our process group reaches the process once, through us.
   const child = spawn(o.runtime.path, argv, { stdio: 'inherit', detached: !o.tty });
-  const forward = (sig: NodeJS.Signals) => child.kill(sig);
-  for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  const stopForwarding = forwardSignals(child);
   try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', (e) => reject(errnoCode(e) === 'ENOENT' ? new HostpullError('RUNTIME_NOT_FOUND', `${o.runtime.name} not found at ${o.runtime.path}`, { cause: e }) : e));
-      child.once('close', (c, s) => resolve({ code: c, signal: s }));
-    });
-    return code !== null ? { exitCode: code } : { exitCode: 128 + (constants.signals[signal!] ?? 0), signal: signal! };
+    const { code, signal } = await runtimeExit(child, o.runtime);
+    return exitStatus(code, signal);
   } finally {
-    for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
+    stopForwarding();
   }
 }

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { captureOutput } from './capture-output.js';
+import { exitStatus, forwardSignals, requireTerminal, runtimeExit } from './foreground.js';
 import { execRuntime, isNotExist, tail } from './exec-runtime.js';
 import { removeOwner, writeOwner } from './owner.js';
 import type { RuntimeInfo } from './runtime-info.js';
@@ -53,8 +53,6 @@ export interface RunResult {
 }
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
-/** Signals that reach `hostpull run` and are passed on to the container (through the runtime). */
-export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 /** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
 const RUNTIME_LOG = 'runtime.log';
 
@@ -131,11 +129,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
   if (opts.tty !== undefined && opts.tty !== terminal) {
     throw new HostpullError('BUNDLE_INVALID', `tty=${opts.tty} but the bundle's process.terminal is ${terminal}`);
   }
-  if (terminal && (stdio !== 'inherit' || !process.stdin.isTTY)) {
-    throw new HostpullError('TTY_UNAVAILABLE', 'a terminal was requested but stdin is not a terminal', {
-      hint: 'run without -t, or from an interactive terminal',
-    });
-  }
+  if (terminal) requireTerminal(stdio === 'inherit' && process.stdin.isTTY === true);
 
   const logPath = join(bundleDir, RUNTIME_LOG);
   await rm(logPath, { force: true });
@@ -150,12 +144,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
 
   const captured = stdio === 'pipe' ? captureOutput(child, opts.input) : undefined;
 
-  const forward = (sig: NodeJS.Signals) => {
-    log?.debug({ signal: sig, containerId }, 'forwarding signal');
-    child.kill(sig);
-  };
-  const forwarding = opts.forwardSignals ?? true;
-  if (forwarding) for (const sig of FORWARDED_SIGNALS) process.on(sig, forward);
+  const stopForwarding = (opts.forwardSignals ?? true) ? forwardSignals(child, (sig) => log?.debug({ signal: sig, containerId }, 'forwarding signal')) : () => undefined;
 
   let aborted = false;
   const onAbort = () => {
@@ -171,20 +160,10 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
   opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', (e) => {
-        reject(
-          errnoCode(e) === 'ENOENT'
-            ? new HostpullError('RUNTIME_NOT_FOUND', `${runtime.name} not found at ${runtime.path}`, { cause: e })
-            : e,
-        );
-      });
-      child.once('close', (c, s) => resolve({ code: c, signal: s }));
-    });
+    const { code, signal } = await runtimeExit(child, runtime);
     if (aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted`, { cause: opts.signal?.reason });
 
-    const result: RunResult =
-      code !== null ? { exitCode: code } : { exitCode: 128 + (constants.signals[signal!] ?? 0), signal: signal! };
+    const result: RunResult = exitStatus(code, signal);
     if (captured) {
       result.stdout = captured.stdout();
       result.stderr = captured.stderr();
@@ -201,7 +180,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     log?.debug({ containerId, ...result, stdout: undefined, stderr: undefined }, 'container exited');
     return result;
   } finally {
-    if (forwarding) for (const sig of FORWARDED_SIGNALS) process.removeListener(sig, forward);
+    stopForwarding();
     opts.signal?.removeEventListener('abort', onAbort);
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     if (!(opts.keep ?? false)) {
