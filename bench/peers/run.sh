@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/peers/run.sh [--run] [--full] [PEER...]
-#   PEER: hostpull containerd podman skopeo-umoci floor
-#   default: hostpull containerd podman skopeo-umoci floor (with --full: hostpull containerd podman floor)
+#   PEER: hostpull hostpull-daemon containerd podman skopeo-umoci floor
+#   default: hostpull containerd podman skopeo-umoci floor (with --full: hostpull hostpull-daemon containerd podman floor)
 #
 # One run, one private docker-registry, one set of images: every peer pulls and unpacks the same
 # three composites (the steps of ../shared/bench/peers):
@@ -54,10 +54,11 @@ done
 PEERS=("$@")
 if ((${#PEERS[@]} == 0)); then
   if [[ $MODE == run ]]; then PEERS=(hostpull containerd podman skopeo-umoci)
-  elif ((FULL)); then PEERS=(hostpull containerd podman floor)
+  elif ((FULL)); then PEERS=(hostpull hostpull-daemon containerd podman floor)
   else PEERS=(hostpull containerd podman skopeo-umoci floor); fi
 fi
 if [[ $MODE == run && " ${PEERS[*]} " == *" floor "* ]]; then echo "the floor only pulls; it has no --run" >&2; exit 2; fi
+if [[ $MODE == run && " ${PEERS[*]} " == *" hostpull-daemon "* ]]; then echo "hostpull-daemon only pulls; it has no --run" >&2; exit 2; fi
 REPS=${REPS:-$((FULL ? 3 : 1))}
 SETTLE_S=${SETTLE_S:-$((FULL ? 370 : 0))}
 PEERBENCH=${PEERBENCH:-/tmp/peerbench}
@@ -75,8 +76,9 @@ echo "peer,rep,step,tag,wall_s,bytes,requests,disk_bytes,rss_kb,cpu_s,info" > "$
 
 source "$HERE/lib.sh"
 
-REG_PID="" CTD_PID=""
+REG_PID="" CTD_PID="" HD_PID=""
 cleanup() {
+  [[ -n $HD_PID ]] && kill "$HD_PID" 2>/dev/null && wait "$HD_PID" 2>/dev/null || true
   [[ -n $CTD_PID ]] && kill "$CTD_PID" 2>/dev/null && wait "$CTD_PID" 2>/dev/null || true
   [[ -n $REG_PID ]] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true
   umount_under "$W"
@@ -125,6 +127,44 @@ hostpull_info() {
   read -r RSS_KB user sys < "$W/.hostpull.time"
   CPU_S=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
   INFO="client_bytes=$(jq .bytesFetched "$W/.hostpull.json") layer_hits=$(jq .layerHits "$W/.hostpull.json") pull_ms=$(jq .phases.total "$W/.hostpull.json")"
+}
+
+# hostpull-daemon: the same pull served by a running `hostpull daemon` (how a node runs it, as a
+# systemd service; containerd is measured the same way, `ctr` asking its daemon). The wall time
+# is the CLI's, which asks the daemon over its socket; peak RSS and CPU are the daemon's (CPU: its
+# time since the previous step, from /proc). A step the daemon did not serve (the CLI fell back to
+# working in-process) fails the run: the daemon's pull counter must move. Both are read after the
+# timed command, not inside it.
+HD=$W/hostpull-daemon
+HD_SOCK=$HD/daemon.sock
+HD_PID=""
+hostpull-daemon_stop() { if [[ -n $HD_PID ]]; then kill "$HD_PID"; wait "$HD_PID" 2>/dev/null || true; HD_PID=""; fi; }
+hostpull_daemon_pulls() { curl -fsS --unix-socket "$HD_SOCK" http://hostpull/metrics | awk '/^hostpull_pulls_total/ {n += $2} END {print n + 0}'; }
+hostpull_daemon_cpu_ticks() { awk '{print $14 + $15}' "/proc/$HD_PID/stat"; }
+hostpull-daemon_wipe() {
+  hostpull-daemon_stop
+  trash "$HD"; mkdir -p "$HD"
+  "${HOSTPULL[@]}" --root "$HD/root" daemon --socket "$HD_SOCK" >>"$W/hostpull-daemon.log" 2>&1 < /dev/null &
+  HD_PID=$!
+  for _ in $(seq 1 100); do
+    if curl -fsS --unix-socket "$HD_SOCK" http://hostpull/v1/health >/dev/null 2>&1; then
+      HD_PULLS=$(hostpull_daemon_pulls) HD_TICKS=$(hostpull_daemon_cpu_ticks)
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "hostpull daemon did not start; see $W/hostpull-daemon.log" >&2; return 1
+}
+hostpull-daemon_step() { "${HOSTPULL[@]}" --root "$HD/root" pull --socket "$HD_SOCK" --json "$REG/hostpull:$1" > "$W/.hostpull-daemon.json"; }
+hostpull-daemon_dir()  { echo "$HD/root"; }
+hostpull-daemon_info() {
+  local pulls ticks
+  pulls=$(hostpull_daemon_pulls) ticks=$(hostpull_daemon_cpu_ticks)
+  if ((pulls != HD_PULLS + 1)); then echo "FAILED: the daemon did not serve this pull (its pull counter went from $HD_PULLS to $pulls)" >&2; exit 1; fi
+  RSS_KB=$(awk '/^VmHWM:/ {print $2}' "/proc/$HD_PID/status")
+  CPU_S=$(awk -v a="$HD_TICKS" -v b="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b - a) / hz}')
+  HD_PULLS=$pulls HD_TICKS=$ticks
+  INFO="client_bytes=$(jq .bytesFetched "$W/.hostpull-daemon.json") layer_hits=$(jq .layerHits "$W/.hostpull-daemon.json") pull_ms=$(jq .phases.total "$W/.hostpull-daemon.json")"
 }
 
 CD=$W/containerd

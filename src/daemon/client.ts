@@ -1,13 +1,12 @@
 import { readFileSync, realpathSync } from 'node:fs';
+import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { resolve as resolvePath } from 'node:path';
-import type { Client } from 'undici';
 import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/index.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import type { PullResult } from '../pull/index.js';
 import type { HostApi, HostGcOptions, HostPullOptions, RemovedImage } from './host-api.js';
 import type { HostStats, ImageSummary } from './queries.js';
-import { loadDispatcherClass } from '../util/index.js';
 import type { PullStreamLine } from './wire.js';
 
 export interface DaemonHealth {
@@ -23,22 +22,31 @@ export interface DaemonHealth {
 
 export interface DaemonClientOptions {
   socketPath: string;
-  /** undici's Client class (loadDispatcherClass: not the whole package, on every CLI command a daemon serves). */
-  ClientClass: typeof Client;
   /** Wait this long for the headers of a non-streaming answer. Default 30 s. */
   timeoutMs?: number;
   /** The daemon's pid (from /v1/health), so that a broken connection can say whether it died. */
   pid?: number;
 }
 
+interface DaemonRequest {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  body?: string;
+  /** 0: wait for the answer's headers as long as it takes (a pull's stream). */
+  headersTimeoutMs: number;
+  signal?: AbortSignal | undefined;
+}
+
 /**
- * {@link HostApi} over the daemon's unix socket (undici Client with socketPath: one
- * keep-alive connection, HTTP/1.1). Errors come back as the HostpullError the daemon raised.
+ * {@link HostApi} over the daemon's unix socket: HTTP/1.1 on one keep-alive connection, with
+ * node:http, which Node has compiled in. undici's Client did the same after ~25 ms of module
+ * loading, on every CLI command a daemon serves (the daemon's answer to `images` takes ~2 ms).
+ * Errors come back as the HostpullError the daemon raised.
  */
 class DaemonClient implements HostApi {
   readonly mode = 'daemon' as const;
   readonly socketPath: string;
-  readonly #client: Client;
+  readonly #agent = new Agent({ keepAlive: true, maxSockets: 1 });
   readonly #timeoutMs: number;
   #pid: number | undefined;
 
@@ -46,8 +54,6 @@ class DaemonClient implements HostApi {
     this.socketPath = options.socketPath;
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#pid = options.pid;
-    // The host part is required by the URL syntax only; the socket decides where we connect.
-    this.#client = new options.ClientClass('http://hostpull', { socketPath: options.socketPath });
   }
 
   async health(signal?: AbortSignal): Promise<DaemonHealth> {
@@ -78,8 +84,8 @@ class DaemonClient implements HostApi {
 
   metrics(): Promise<string> {
     return this.#guard('GET /metrics', undefined, async () => {
-      const res = await this.#client.request({ method: 'GET', path: '/metrics', headersTimeout: this.#timeoutMs });
-      const text = await res.body.text();
+      const res = await this.#request({ method: 'GET', path: '/metrics', headersTimeoutMs: this.#timeoutMs });
+      const text = await readText(res);
       if (res.statusCode !== 200) throw new HostpullError('DAEMON_ERROR', `GET /metrics answered ${res.statusCode}`);
       return text;
     });
@@ -96,16 +102,8 @@ class DaemonClient implements HostApi {
     if (options.unpack !== undefined) body.unpack = options.unpack;
     if (options.keepBlobs !== undefined) body.keepBlobs = options.keepBlobs;
     // No body timeout: a big layer unpacked from a resumed file sends no event for a while.
-    const res = await this.#client.request({
-      method: 'POST',
-      path: '/v1/pull',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, 'POST /v1/pull');
+    const res = await this.#request({ method: 'POST', path: '/v1/pull', body: JSON.stringify(body), headersTimeoutMs: 0, signal: options.signal });
+    if (res.statusCode !== 200) throw await errorFrom(res.statusCode ?? 0, res, 'POST /v1/pull');
     let buffered = '';
     let final: PullResult | undefined;
     const handle = (line: string) => {
@@ -115,8 +113,8 @@ class DaemonClient implements HostApi {
       else if (msg.type === 'error') throw errorFromJson(msg.error, 'DAEMON_ERROR');
       else options.onEvent?.(msg);
     };
-    res.body.setEncoding('utf8');
-    for await (const chunk of res.body) {
+    res.setEncoding('utf8');
+    for await (const chunk of res) {
       buffered += chunk as string;
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
@@ -135,26 +133,47 @@ class DaemonClient implements HostApi {
   }
 
   async close(): Promise<void> {
-    await this.#client.close();
+    // Every exchange has ended when a command closes: nothing in flight is cut.
+    this.#agent.destroy();
   }
 
   #json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     return this.#guard(`${method} ${path}`, signal, async () => {
-      const res = await this.#client.request({
-        method,
-        path,
-        headersTimeout: this.#timeoutMs,
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
-        ...(signal ? { signal } : {}),
+      const res = await this.#request({ method, path, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), headersTimeoutMs: this.#timeoutMs, signal });
+      if (res.statusCode !== 200) throw await errorFrom(res.statusCode ?? 0, res, `${method} ${path}`);
+      return JSON.parse(await readText(res)) as T;
+    });
+  }
+
+  /** Sends one request; resolves with the answer once its headers are in (its body still to read). */
+  #request(req: DaemonRequest): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = {};
+      if (req.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        headers['content-length'] = Buffer.byteLength(req.body);
+      }
+      // The host is for the Host header only; the socket decides where we connect.
+      const out = httpRequest({ socketPath: this.socketPath, agent: this.#agent, method: req.method, path: req.path, host: 'hostpull', headers, ...(req.signal ? { signal: req.signal } : {}) });
+      const timer =
+        req.headersTimeoutMs > 0
+          ? setTimeout(() => out.destroy(Object.assign(new Error(`no answer within ${req.headersTimeoutMs} ms`), { code: 'HEADERS_TIMEOUT' })), req.headersTimeoutMs)
+          : undefined;
+      out.once('response', (res) => {
+        clearTimeout(timer);
+        resolve(res);
       });
-      if (res.statusCode !== 200) throw await errorFrom(res.statusCode, res.body, `${method} ${path}`);
-      return (await res.body.json()) as T;
+      out.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      out.end(req.body);
     });
   }
 
   /**
-   * Runs one exchange with the daemon; a connection that breaks under it (undici's "other side
-   * closed") becomes DAEMON_GONE saying whether the daemon died or only closed the connection,
+   * Runs one exchange with the daemon; a connection that breaks under it (ECONNRESET, "socket
+   * hang up") becomes DAEMON_GONE saying whether the daemon died or only closed the connection,
    * and what to do. Our own errors and an abort pass through.
    */
   async #guard<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
@@ -205,8 +224,16 @@ async function exitsWithin(pid: number, ms: number): Promise<boolean> {
   }
 }
 
-async function errorFrom(status: number, body: { text(): Promise<string> }, what: string): Promise<HostpullError> {
-  const text = await body.text().catch(() => '');
+/** An answer's whole body as text (the daemon's answers other than a pull's stream are small JSON). */
+async function readText(res: IncomingMessage): Promise<string> {
+  res.setEncoding('utf8');
+  let text = '';
+  for await (const chunk of res) text += chunk as string;
+  return text;
+}
+
+async function errorFrom(status: number, res: IncomingMessage, what: string): Promise<HostpullError> {
+  const text = await readText(res).catch(() => '');
   try {
     const parsed = JSON.parse(text) as { error?: ErrorJson };
     if (parsed.error?.code) return errorFromJson(parsed.error, 'DAEMON_ERROR');
@@ -238,7 +265,7 @@ export interface ConnectDaemonOptions {
  * which case the caller works in-process on the store — safe beside a running daemon.
  */
 export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonClient | undefined> {
-  const client = new DaemonClient({ socketPath: options.socketPath, ClientClass: await loadDispatcherClass('Client'), timeoutMs: options.timeoutMs ?? 2_000 });
+  const client = new DaemonClient({ socketPath: options.socketPath, timeoutMs: options.timeoutMs ?? 2_000 });
   try {
     const health = await client.health(AbortSignal.timeout(options.timeoutMs ?? 2_000));
     // The pid is kept (health() remembers it): a connection that breaks later can say whether the daemon died.

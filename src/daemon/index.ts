@@ -14,7 +14,7 @@ export { resolveGroup } from './socket-group.js';
 
 /**
  * The daemon on a socket, if one answers there for this root (client.ts); undefined otherwise.
- * The client (undici) loads on call: a verb that finds no daemon works without it.
+ * The client loads on call: a verb that finds no daemon works without it.
  */
 export async function connectDaemon(options: ConnectDaemonOptions): Promise<HostApi | undefined> {
   const { connectDaemon: connect } = await import('./client.js');

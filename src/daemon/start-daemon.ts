@@ -111,8 +111,11 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   const tracker = new RequestTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.count('pull') });
   // Unpack workers live as long as the daemon: a pull after the first finds them started and their
-  // hot code already compiled (idle, they do not keep the process alive).
+  // hot code already compiled (idle, they do not keep the process alive). One starts now, so that
+  // every layer, small ones included, is unpacked beside the thread that receives it
+  // (pull/unpack-placement.ts).
   const workers = new ApplyWorkers();
+  workers.warm(1);
   const keepBlobs = options.keepBlobs ?? false;
   const api = new LocalHostApi({ store, client, logger, workers, keepBlobs });
   // Lazy layers of rootfs prepared with `lazy` and of lazy snapshots: one FUSE helper, started at the first use.

@@ -53,7 +53,7 @@ export interface FetchLayerOptions {
 
 /** Unpacks one layer where it is cheapest (see unpack-placement.ts). */
 function unpackLayer(deps: FetchLayerDeps, job: LayerJob, source: Readable, options: ApplyOptions): Promise<ApplyResult> {
-  return deps.workers && unpacksInWorker(job.size) ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
+  return deps.workers && unpacksInWorker(job.size, deps.workers.idle) ? deps.workers.apply(source, options, job.size) : applyLayer(source, options);
 }
 
 function source(repo: RepositoryRef): string {

@@ -75,6 +75,11 @@ export class ApplyWorkers {
     return this.#slots.length;
   }
 
+  /** Workers running with no layer to apply: one takes the next layer without a start. */
+  get idle(): number {
+    return this.#slots.filter((s) => s.jobs.size === 0).length;
+  }
+
   /**
    * Starts workers, up to `count` (within the size), before any layer is handed over: a worker's
    * start (a fresh isolate loading the unpack modules: ~70 ms of CPU, longer in wall time on a

@@ -1,14 +1,12 @@
 import { createRequire } from 'node:module';
-import type { Agent, Client } from 'undici';
+import type { Agent } from 'undici';
 
 /** The undici dispatcher classes we use, and the file of each inside the package. */
 interface DispatcherClasses {
   Agent: typeof Agent;
-  Client: typeof Client;
 }
 const DISPATCHER_FILES: { [K in keyof DispatcherClasses]: string } = {
   Agent: 'undici/lib/dispatcher/agent.js',
-  Client: 'undici/lib/dispatcher/client.js',
 };
 
 /**

@@ -1,8 +1,7 @@
 /**
  * Starts `hostpull daemon` as a child process for integration tests and stops it by its pid.
- * Talks to it with node:http, not with the undici-based DaemonClient: importing undici 7 into the
- * test process installs its Agent as the global dispatcher, which breaks Node 20's built-in
- * fetch that the fixture helpers push with.
+ * Talks to it with plain node:http requests rather than the CLI's DaemonClient, so a test sees
+ * each answer's status and body as the daemon sent them.
  */
 
 /** GET on the daemon's socket; rejects when nothing answers. */

@@ -85,6 +85,19 @@ describe('ApplyWorkers', () => {
     expect(workers.workers).toBe(2);
   });
 
+  it('counts as idle only the running workers that have no layer to apply', async () => {
+    expect(workers.idle).toBe(0);
+    workers.warm(2);
+    expect(workers.idle).toBe(2);
+    const source = new PassThrough();
+    const pending = workers.apply(source, { compression: 'gzip', target: target('busy') }, 100);
+    expect(workers.idle).toBe(1);
+    const tar = layerTar('I', 3, 5_000);
+    source.end(gzip(tar));
+    expect((await pending).diffId).toBe(sha256(tar));
+    expect(workers.idle).toBe(2);
+  });
+
   it('reports a refused layer with its code and leaves the other layers of the same worker alone', async () => {
     const good = layerTar('G', 10, 50_000);
     const bad = writeTar([{ name: '../escape', type: 'file', content: 'x' }]);
