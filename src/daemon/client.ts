@@ -174,13 +174,16 @@ class DaemonClient implements HostApi {
   /**
    * Runs one exchange with the daemon; a connection that breaks under it (ECONNRESET, "socket
    * hang up") becomes DAEMON_GONE saying whether the daemon died or only closed the connection,
-   * and what to do. Our own errors and an abort pass through.
+   * and what to do. Our own errors pass through, and an abort as its reason.
    */
   async #guard<T>(what: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      if (isHostpullError(err) || signal?.aborted) throw err;
+      // node:http ends an aborted exchange with its own AbortError: the caller's reason (an
+      // ABORTED naming the signal, from cli/interrupt.ts) is what says why.
+      if (signal?.aborted) throw signal.reason ?? err;
+      if (isHostpullError(err)) throw err;
       throw await daemonGone(this.socketPath, this.#pid, what, err);
     }
   }

@@ -296,6 +296,44 @@ describe('a daemon that dies under a client', () => {
   });
 });
 
+describe('a client interrupted during a pull through the daemon', () => {
+  it('Ctrl-C: the CLI says it was interrupted, the daemon stops that pull and keeps serving', async () => {
+    const slow = buildLayer(packageFiles('SLOW2.0', { bytes: 8 * 1024 * 1024, seed: 13 }));
+    await pushImage(registry.url, 'hostpull', 'SLOW2.0', [fixtures.base, slow], { cmd: ['/bin/sh'] });
+    const proxy = await startProxy(registry.url);
+    try {
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
+      const dir = await tempDir('client-interrupted');
+      const daemon = await daemonOn(dir, proxy.host);
+      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW2.0', '--socket', daemon.socket]);
+      let stderr = '';
+      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+      const exit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
+        if (Date.now() > deadline) throw new Error('the slow blob never started streaming');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      puller.kill('SIGINT');
+      expect(await exit).toBe(1);
+      expect(stderr).toBe('hostpull: interrupted by SIGINT\n');
+      // The daemon saw its client go and ended the pull; it still answers and pulls.
+      for (const until = Date.now() + 10_000; JSON.parse((await daemonRequest(daemon.socket, 'GET', '/v1/health')).body).activePulls > 0; ) {
+        if (Date.now() > until) throw new Error('the daemon kept the interrupted pull running');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      proxy.clearFaults();
+      const again = await runCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW2.0', '--json', '--socket', daemon.socket]);
+      expect(again.code, again.stderr).toBe(0);
+      const slowOutcome = (JSON.parse(again.stdout) as { layers: Array<{ digest: string; hit: boolean; unpacked: boolean }> }).layers.find((l) => l.digest === slow.digest);
+      // Not a hit: the interrupted pull left the slow layer unfinished (its partial download may be resumed).
+      expect(slowOutcome).toMatchObject({ hit: false, unpacked: true });
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe('graceful stop', () => {
   it('SIGTERM during a large pull exits 0 and parks the download; the next daemon resumes it with Range', async () => {
     const big = buildLayer(packageFiles('HUGE1.0', { bytes: 16 * 1024 * 1024, seed: 11 }));
