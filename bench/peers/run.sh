@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/peers/run.sh [--run] [--full] [PEER...]
 #   PEER: hostpull hostpull-daemon containerd podman skopeo-umoci floor
-#   default: hostpull containerd podman skopeo-umoci floor (with --full: hostpull hostpull-daemon containerd podman floor)
+#   default: hostpull hostpull-daemon containerd podman skopeo-umoci floor (with --full: no skopeo-umoci)
 #
 # One run, one private docker-registry, one set of images: every peer pulls and unpacks the same
 # three composites (the steps of ../shared/bench/peers):
@@ -55,7 +55,7 @@ PEERS=("$@")
 if ((${#PEERS[@]} == 0)); then
   if [[ $MODE == run ]]; then PEERS=(hostpull containerd podman skopeo-umoci)
   elif ((FULL)); then PEERS=(hostpull hostpull-daemon containerd podman floor)
-  else PEERS=(hostpull containerd podman skopeo-umoci floor); fi
+  else PEERS=(hostpull hostpull-daemon containerd podman skopeo-umoci floor); fi
 fi
 if [[ $MODE == run && " ${PEERS[*]} " == *" floor "* ]]; then echo "the floor only pulls; it has no --run" >&2; exit 2; fi
 if [[ $MODE == run && " ${PEERS[*]} " == *" hostpull-daemon "* ]]; then echo "hostpull-daemon only pulls; it has no --run" >&2; exit 2; fi

@@ -2,7 +2,8 @@
 // summarize.mjs RESULTS.csv — the table run.sh prints at its end: per step, the median over the
 // repetitions of each peer's wall time (first-output time with --run) and its ratio to the
 // reference of the same run (the floor if it ran, else hostpull); the disk after the last step;
-// hostpull's peak RSS (largest of its steps, median over repetitions) and CPU time per step.
+// the peak RSS (largest of its steps, median over repetitions) and CPU time per step of hostpull's
+// process, and of the daemon for hostpull-daemon.
 import { readFileSync } from 'node:fs';
 
 const file = process.argv[2];
@@ -53,9 +54,11 @@ console.log(
   pad(`disk after step ${lastStep}`, 30) +
     peers.map((p) => pad(p === ref ? `${(of(p, lastStep, 'disk_bytes') / 1e6).toFixed(1)} MB` : `${(of(p, lastStep, 'disk_bytes') / 1e6).toFixed(1)} MB (${ratio(of(p, lastStep, 'disk_bytes'), refDisk)})`, W)).join(''),
 );
-const hp = rows.filter((r) => r.peer === 'hostpull' && r.rss_kb);
-if (hp.length > 0) {
+// hostpull's own process; for hostpull-daemon the daemon's (RSS over its life, CPU per step).
+for (const peer of ['hostpull', 'hostpull-daemon']) {
+  const hp = rows.filter((r) => r.peer === peer && r.rss_kb);
+  if (hp.length === 0) continue;
   const peakPerRep = [...new Set(hp.map((r) => r.rep))].map((rep) => Math.max(...hp.filter((r) => r.rep === rep).map((r) => Number(r.rss_kb))));
-  const cpu = steps.map((s) => of('hostpull', s, 'cpu_s').toFixed(2)).join(' / ');
-  console.log(`hostpull: peak RSS ${(median(peakPerRep) / 1024).toFixed(0)} MiB (largest step, median over repetitions); CPU user+sys per step ${cpu} s`);
+  const cpu = steps.map((s) => of(peer, s, 'cpu_s').toFixed(2)).join(' / ');
+  console.log(`${peer}: peak RSS ${(median(peakPerRep) / 1024).toFixed(0)} MiB (largest step, median over repetitions); CPU user+sys per step ${cpu} s`);
 }
