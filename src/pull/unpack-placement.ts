@@ -3,8 +3,9 @@
  * ones on the calling thread, where they cost less than a worker's start (~60 ms of CPU), unless
  * a worker is already running and idle (a daemon keeps its workers, and a pull's big layers
  * started some). There, the layer's inflating, parsing and writing run beside this thread's
- * receiving, hashing and blob writing, on two cores, as `curl | pigz -d | tar -x` does: measured
- * in a daemon on a layer of 8.9 MB (941 entries), its pull took ~20% less wall time.
+ * receiving, hashing and blob writing, on two cores, as `curl | pigz -d | tar -x` does: a daemon
+ * pulled a layer of 8.9 MB (941 entries) in 134 ms instead of 172 ms (medians of 10 alternated
+ * pulls).
  * A module of its own so the Puller can count the workers a pull needs (and start them early)
  * without loading the layer machinery.
  */
