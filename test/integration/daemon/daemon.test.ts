@@ -267,29 +267,47 @@ describe('size budget', () => {
   });
 });
 
+/** A CLI pulling `code` through a fresh daemon, whose 8 MiB package layer the proxy throttles to 1 MiB/s. */
+interface SlowPull {
+  daemon: Awaited<ReturnType<typeof daemonOn>>;
+  proxy: Awaited<ReturnType<typeof startProxy>>;
+  slow: ReturnType<typeof buildLayer>;
+  puller: ReturnType<typeof spawnCli>;
+  stderr(): string;
+  exit: Promise<number | null>;
+}
+
+/** Starts a SlowPull and resolves once the slow blob is streaming; the caller closes `proxy`. */
+async function startSlowPull(code: string, seed: number, dirName: string): Promise<SlowPull> {
+  const slow = buildLayer(packageFiles(code, { bytes: 8 * 1024 * 1024, seed }));
+  await pushImage(registry.url, 'hostpull', code, [fixtures.base, slow], { cmd: ['/bin/sh'] });
+  const proxy = await startProxy(registry.url);
+  proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
+  const daemon = await daemonOn(await tempDir(dirName), proxy.host);
+  const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', code, '--socket', daemon.socket]);
+  let stderr = '';
+  puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exit = new Promise<number | null>((resolve) => puller.once('exit', (c) => resolve(c)));
+  const deadline = Date.now() + 30_000;
+  while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
+    if (Date.now() > deadline) {
+      await proxy.close();
+      throw new Error('the slow blob never started streaming');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return { daemon, proxy, slow, puller, stderr: () => stderr, exit };
+}
+
 describe('a daemon that dies under a client', () => {
   it('kill -9 during a pull: the CLI says the daemon exited, and what to do', async () => {
-    const slow = buildLayer(packageFiles('SLOW1.0', { bytes: 8 * 1024 * 1024, seed: 12 }));
-    await pushImage(registry.url, 'hostpull', 'SLOW1.0', [fixtures.base, slow], { cmd: ['/bin/sh'] });
-    const proxy = await startProxy(registry.url);
+    const { daemon, proxy, stderr, exit } = await startSlowPull('SLOW1.0', 12, 'daemon-dies');
     try {
-      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
-      const dir = await tempDir('daemon-dies');
-      const daemon = await daemonOn(dir, proxy.host);
-      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW1.0', '--socket', daemon.socket]);
-      let stderr = '';
-      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      const exit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 30_000;
-      while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
-        if (Date.now() > deadline) throw new Error('the slow blob never started streaming');
-        await new Promise((r) => setTimeout(r, 20));
-      }
       daemon.child.kill('SIGKILL');
       expect(await exit).toBe(1);
-      expect(stderr).not.toMatch(/other side closed$/m);
-      expect(stderr).toMatch(new RegExp(`^hostpull: the daemon on ${daemon.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${daemon.child.pid}\\) exited during the pull`, 'm'));
-      expect(stderr).toMatch(/^hint: it was stopped or crashed: see its log .*--no-daemon; a pull resumes what was already downloaded$/m);
+      expect(stderr()).not.toMatch(/other side closed$/m);
+      expect(stderr()).toMatch(new RegExp(`^hostpull: the daemon on ${daemon.socket.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(pid ${daemon.child.pid}\\) exited during the pull`, 'm'));
+      expect(stderr()).toMatch(/^hint: it was stopped or crashed: see its log .*--no-daemon; a pull resumes what was already downloaded$/m);
     } finally {
       await proxy.close();
     }
@@ -298,25 +316,11 @@ describe('a daemon that dies under a client', () => {
 
 describe('a client interrupted during a pull through the daemon', () => {
   it('Ctrl-C: the CLI says it was interrupted, the daemon stops that pull and keeps serving', async () => {
-    const slow = buildLayer(packageFiles('SLOW2.0', { bytes: 8 * 1024 * 1024, seed: 13 }));
-    await pushImage(registry.url, 'hostpull', 'SLOW2.0', [fixtures.base, slow], { cmd: ['/bin/sh'] });
-    const proxy = await startProxy(registry.url);
+    const { daemon, proxy, slow, puller, stderr, exit } = await startSlowPull('SLOW2.0', 13, 'client-interrupted');
     try {
-      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 1024 * 1024 } : undefined));
-      const dir = await tempDir('client-interrupted');
-      const daemon = await daemonOn(dir, proxy.host);
-      const puller = spawnCli(['--root', daemon.root, '--server', proxy.host, 'pull', 'SLOW2.0', '--socket', daemon.socket]);
-      let stderr = '';
-      puller.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-      const exit = new Promise<number | null>((resolve) => puller.once('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 30_000;
-      while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
-        if (Date.now() > deadline) throw new Error('the slow blob never started streaming');
-        await new Promise((r) => setTimeout(r, 20));
-      }
       puller.kill('SIGINT');
       expect(await exit).toBe(1);
-      expect(stderr).toBe('hostpull: interrupted by SIGINT\n');
+      expect(stderr()).toBe('hostpull: interrupted by SIGINT\n');
       // The daemon saw its client go and ended the pull; it still answers and pulls.
       for (const until = Date.now() + 10_000; JSON.parse((await daemonRequest(daemon.socket, 'GET', '/v1/health')).body).activePulls > 0; ) {
         if (Date.now() > until) throw new Error('the daemon kept the interrupted pull running');
