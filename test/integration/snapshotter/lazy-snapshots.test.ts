@@ -88,10 +88,11 @@ async function gcAll(): Promise<{ layersRemoved: number }> {
   return JSON.parse(r.stdout) as { layersRemoved: number };
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+/** Polls `check` until it holds; on timeout, `detail` (the state worth seeing) goes into the error. */
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000, detail?: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `\n${detail()}` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -167,7 +168,11 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect((await containerd!.ctr(['task', 'kill', '-s', 'SIGKILL', 'lazy-long-1'], ns)).code).toBe(0);
     await waitFor('the task to stop', async () => (await containerd!.ctr(['task', 'delete', 'lazy-long-1'], ns)).code === 0, 30_000);
     expect((await containerd!.ctr(['container', 'rm', 'lazy-long-1'], ns)).code).toBe(0);
-    await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000);
+    // Two waits, so that a slow run says whose step was slow: containerd's garbage collection of
+    // the container's snapshot (its key is the container id), then our release of the views.
+    const snapshots = async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).stdout;
+    await waitFor("containerd to remove lazy-long-1's snapshot", async () => !/^lazy-long-1\s/m.test(await snapshots()), 60_000);
+    await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000, () => `FUSE mounts: ${JSON.stringify(fuseMounts())}\ndaemon log:\n${daemon!.log().slice(-3000)}`);
     expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
   }, 240_000);
 
