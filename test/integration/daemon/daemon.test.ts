@@ -291,6 +291,7 @@ async function startSlowPull(code: string, seed: number, dirName: string): Promi
   const deadline = Date.now() + 30_000;
   while (!proxy.requests.some((q) => q.path.endsWith(`/blobs/${slow.digest}`) && q.bytes > 0)) {
     if (Date.now() > deadline) {
+      puller.kill('SIGKILL');
       await proxy.close();
       throw new Error('the slow blob never started streaming');
     }

@@ -165,12 +165,13 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect(fresh.stdout).toBe(`toolb says hi\ntoolb small file\n${4 * 1024 * 1024}\n`);
 
     // containerd removes the container's snapshot after unmounting it: the views are released.
+    // Two waits below, so that a slow run says whose step was slow: containerd's garbage collection
+    // of the container's snapshot (its key is the container id), then our release of the views.
+    const snapshots = async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).stdout;
+    expect(await snapshots()).toMatch(/^lazy-long-1\s/m);
     expect((await containerd!.ctr(['task', 'kill', '-s', 'SIGKILL', 'lazy-long-1'], ns)).code).toBe(0);
     await waitFor('the task to stop', async () => (await containerd!.ctr(['task', 'delete', 'lazy-long-1'], ns)).code === 0, 30_000);
     expect((await containerd!.ctr(['container', 'rm', 'lazy-long-1'], ns)).code).toBe(0);
-    // Two waits, so that a slow run says whose step was slow: containerd's garbage collection of
-    // the container's snapshot (its key is the container id), then our release of the views.
-    const snapshots = async () => (await containerd!.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns)).stdout;
     await waitFor("containerd to remove lazy-long-1's snapshot", async () => !/^lazy-long-1\s/m.test(await snapshots()), 60_000);
     await waitFor('the lazy views to be unmounted', async () => fuseMounts().length === 0, 30_000, () => `FUSE mounts: ${JSON.stringify(fuseMounts())}\ndaemon log:\n${daemon!.log().slice(-3000)}`);
     expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
