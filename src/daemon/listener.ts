@@ -1,5 +1,6 @@
-import { chmod, chown, unlink } from 'node:fs/promises';
+import { chmod, chown, link, unlink } from 'node:fs/promises';
 import { createServer, type RequestListener } from 'node:http';
+import { basename, dirname, join } from 'node:path';
 
 /**
  * One way in to the daemon (the HTTP API on its unix socket; a gRPC service can be another).
@@ -25,14 +26,21 @@ export interface UnixHttpOptions {
   group?: number | undefined;
 }
 
-/** HTTP/1.1 on a unix socket. */
+/**
+ * HTTP/1.1 on a unix socket. The socket answers at `path` only once it has its mode and group: a
+ * group member who connects the moment the daemon starts (or a readiness probe) never meets a
+ * root-owned socket. With a group, the socket is bound under a temporary name, given its group,
+ * then linked into place (link, not rename: a socket someone else put at `path` meanwhile is kept).
+ */
 export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener> {
   const srv = createServer(options.handler);
+  const bindPath = options.group === undefined ? options.path : join(dirname(options.path), `.${basename(options.path)}.${process.pid}`);
+  if (bindPath !== options.path) await unlink(bindPath).catch(() => undefined); // left by a killed daemon with our pid
   const previous = process.umask(0o777 & ~options.mode);
   try {
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
-      srv.listen(options.path, () => {
+      srv.listen(bindPath, () => {
         srv.off('error', reject);
         resolve();
       });
@@ -41,10 +49,15 @@ export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener
     process.umask(previous);
   }
   try {
-    await chmod(options.path, options.mode);
-    if (options.group !== undefined) await chown(options.path, process.getuid?.() ?? 0, options.group);
+    await chmod(bindPath, options.mode);
+    if (options.group !== undefined) await chown(bindPath, process.getuid?.() ?? 0, options.group);
+    if (bindPath !== options.path) {
+      await link(bindPath, options.path);
+      await unlink(bindPath);
+    }
   } catch (err) {
     srv.close();
+    if (bindPath !== options.path) await unlink(bindPath).catch(() => undefined);
     throw err;
   }
   let closed: Promise<void> | undefined;
