@@ -104,9 +104,18 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
   const end = performance.now();
   if (code !== 0) throw new Error(`${ref} ${extra.join(' ')} exited ${code}: ${err.slice(-2000)}`);
   const entries = proxy.log.slice(mark);
-  const before = entries.filter((e) => e.at <= first).reduce((n, e) => n + e.bytes, 0);
+  const beforeEntries = entries.filter((e) => e.at <= first);
+  const before = beforeEntries.reduce((n, e) => n + e.bytes, 0);
   const total = entries.reduce((n, e) => n + e.bytes, 0);
-  return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0] };
+  // Where the wait before the first output went: until the node's first received byte (start-up,
+  // resolving), receiving, and from the last byte received before the output to the output.
+  const ms = (at) => (at === undefined ? null : Math.round(at - t0));
+  const timeline = {
+    firstByteMs: ms(beforeEntries[0]?.at),
+    lastByteBeforeOutputMs: ms(beforeEntries.at(-1)?.at),
+    requestsBeforeOutput: new Set(beforeEntries.map((e) => `${e.path} ${e.range ?? ''}`)).size,
+  };
+  return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0], timeline };
 }
 
 async function main() {
@@ -178,7 +187,7 @@ async function main() {
       const compressed = whole.bytesTotal;
       results.start[w.ref] = { whole, warm, lazy, secondNode: second, compressedBytes: compressed, load: load() };
       for (const [name, r] of Object.entries({ whole, 'warm (all local)': warm, lazy, 'lazy, second node': second })) {
-        say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms → ${JSON.stringify(r.output)}`);
+        say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms; bytes received from ${r.timeline.firstByteMs ?? '-'} to ${r.timeline.lastByteBeforeOutputMs ?? '-'} ms in ${r.timeline.requestsBeforeOutput} requests → ${JSON.stringify(r.output)}`);
       }
     }
 
