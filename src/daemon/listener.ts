@@ -26,6 +26,9 @@ export interface UnixHttpOptions {
   group?: number | undefined;
 }
 
+/** Bytes of a socket path that fit `sockaddr_un.sun_path` (108 on Linux, with its NUL). */
+const SUN_PATH_MAX = 107;
+
 /**
  * HTTP/1.1 on a unix socket. The socket answers at `path` only once it has its mode and group: a
  * group member who connects the moment the daemon starts (or a readiness probe) never meets a
@@ -34,7 +37,9 @@ export interface UnixHttpOptions {
  */
 export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener> {
   const srv = createServer(options.handler);
-  const bindPath = options.group === undefined ? options.path : join(dirname(options.path), `.${basename(options.path)}.${process.pid}`);
+  const temporary = join(dirname(options.path), `.${basename(options.path)}.${process.pid}`);
+  // A longer name than sun_path holds cannot be bound: then the group comes right after the bind.
+  const bindPath = options.group === undefined || Buffer.byteLength(temporary) > SUN_PATH_MAX ? options.path : temporary;
   if (bindPath !== options.path) await unlink(bindPath).catch(() => undefined); // left by a killed daemon with our pid
   const previous = process.umask(0o777 & ~options.mode);
   try {

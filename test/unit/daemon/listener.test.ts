@@ -78,6 +78,19 @@ describe('listenUnixHttp', () => {
     expect(await readdir(dir)).toEqual(['d.sock']);
   });
 
+  it.runIf(process.getuid?.() === 0)('with a group and a path too long for a temporary name beside it, the socket still gets its group', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 's'.repeat(106 - dir.length - 1)); // fits sun_path; `.<name>.<pid>` beside it would not
+    expect(Buffer.byteLength(path)).toBe(106);
+    const listener = await listenUnixHttp({ path, handler, mode: 0o660, group: NOGROUP });
+    try {
+      expect((await stat(path)).gid).toBe(NOGROUP);
+      expect(await getOver(path)).toBe('ok');
+    } finally {
+      await listener.close();
+    }
+  });
+
   it('without a group, the socket has the mode asked for and answers', async () => {
     const dir = await tempDir();
     const path = join(dir, 'd.sock');
