@@ -74,8 +74,13 @@ async function timedAsync(cmd, args) {
 async function countingProxy(target) {
   const t = new URL(target);
   const log = [];
+  /** Every request: when it came in, when its answer's headers went back, with what status. */
+  const requests = [];
   const server = createServer((req, res) => {
+    const seen = { at: performance.now(), method: req.method, path: req.url, range: req.headers.range };
+    requests.push(seen);
     const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      Object.assign(seen, { headersAt: performance.now(), status: r.statusCode });
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length, path: req.url, range: req.headers.range }));
       r.pipe(res);
@@ -84,12 +89,13 @@ async function countingProxy(target) {
     req.pipe(up);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { host: `127.0.0.1:${server.address().port}`, log, close: () => new Promise((r) => server.close(r)) };
+  return { host: `127.0.0.1:${server.address().port}`, log, requests, close: () => new Promise((r) => server.close(r)) };
 }
 
 /** `hostpull run`: ms to the first byte of output and the bytes received before it, plus the total. */
 async function runTimed(root, proxy, ref, cmd, extra = []) {
   const mark = proxy.log.length;
+  const requestMark = proxy.requests.length;
   const t0 = performance.now();
   const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', ...extra, ref, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   let first;
@@ -114,6 +120,11 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
     firstByteMs: ms(beforeEntries[0]?.at),
     lastByteBeforeOutputMs: ms(beforeEntries.at(-1)?.at),
     requestsBeforeOutput: new Set(beforeEntries.map((e) => `${e.path} ${e.range ?? ''}`)).size,
+    // Each request made before the output: what, and when it came and was answered (results.json only).
+    requests: proxy.requests
+      .slice(requestMark)
+      .filter((r) => r.at <= first)
+      .map((r) => ({ at: ms(r.at), answeredAt: ms(r.headersAt), status: r.status, method: r.method, path: r.path.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, '$1'), ...(r.range ? { range: r.range } : {}) })),
   };
   return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0], timeline };
 }
