@@ -67,12 +67,12 @@ const LONG_RUNNING = new Set(['daemon', 'serve', 'bench', 'demo']);
  * for a long time (daemon, serve, bench, demo) keep the optimised tier.
  *
  * `--interrupt-budget` four times V8's default, for the short verbs and the daemon (every process
- * that unpacks layers): by default V8 optimises a function with TurboFan after it has run about 66 KB of
- * bytecode, so a cold pull of the full-size peer images had 194 functions optimised, most of them
- * stream plumbing, three times over (the main thread and two unpack workers each compile their
- * own), for 0.9 s of compile time on background threads. With the larger budget: 62 functions and
- * 0.2 s, and the hot loops of the tar reader and the applier still get optimised within the first
- * megabytes of a layer. In a daemon, measured on its first cold pull of those images (10
+ * that unpacks layers): by default V8 optimises a function with TurboFan after it has run about
+ * 66 KB of bytecode, so a cold pull of the full-size peer images had 194 functions optimised, most
+ * of them stream plumbing, three times over (the main thread and two unpack workers each compile
+ * their own), for 0.9 s of compile time on background threads. With the larger budget: 62
+ * functions and 0.2 s, and the hot loops of the tar reader and the applier still get optimised
+ * within the first megabytes of a layer. In a daemon, measured on its first cold pull of those images (10
  * alternated fresh daemons, tmpfs store): CPU 3.22 s against 3.61 s and the pull 1.93 s against
  * 2.09 s (medians); its third and fourth cold pulls took as long either way.
  */

@@ -30,17 +30,20 @@ export interface UnixHttpOptions {
 const SUN_PATH_MAX = 107;
 
 /**
- * HTTP/1.1 on a unix socket. The socket answers at `path` only once it has its mode and group: a
- * group member who connects the moment the daemon starts (or a readiness probe) never meets a
- * root-owned socket. With a group, the socket is bound under a temporary name, given its group,
- * then linked into place (link, not rename: a socket someone else put at `path` meanwhile is kept).
+ * HTTP/1.1 on a unix socket, which answers at `path` only once it has its mode (bound under a
+ * umask) and its group: a group member who connects the moment the daemon starts (or a readiness
+ * probe) never meets a socket that is still root's alone. With a group, the socket is bound under
+ * a temporary name beside `path`, given its group, then linked into place (link, not rename: a
+ * socket someone else put at `path` meanwhile is kept). Only a path too long for that name gets
+ * its group right after the bind instead.
  */
 export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener> {
   const srv = createServer(options.handler);
   const temporary = join(dirname(options.path), `.${basename(options.path)}.${process.pid}`);
-  // A longer name than sun_path holds cannot be bound: then the group comes right after the bind.
-  const bindPath = options.group === undefined || Buffer.byteLength(temporary) > SUN_PATH_MAX ? options.path : temporary;
-  if (bindPath !== options.path) await unlink(bindPath).catch(() => undefined); // left by a killed daemon with our pid
+  // A longer name than sun_path holds cannot be bound.
+  const viaTemporary = options.group !== undefined && Buffer.byteLength(temporary) <= SUN_PATH_MAX;
+  const bindPath = viaTemporary ? temporary : options.path;
+  if (viaTemporary) await unlink(bindPath).catch(() => undefined); // left by a killed daemon with our pid
   const previous = process.umask(0o777 & ~options.mode);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -56,13 +59,13 @@ export async function listenUnixHttp(options: UnixHttpOptions): Promise<Listener
   try {
     await chmod(bindPath, options.mode);
     if (options.group !== undefined) await chown(bindPath, process.getuid?.() ?? 0, options.group);
-    if (bindPath !== options.path) {
+    if (viaTemporary) {
       await link(bindPath, options.path);
       await unlink(bindPath);
     }
   } catch (err) {
     srv.close();
-    if (bindPath !== options.path) await unlink(bindPath).catch(() => undefined);
+    if (viaTemporary) await unlink(bindPath).catch(() => undefined);
     throw err;
   }
   let closed: Promise<void> | undefined;
