@@ -9,12 +9,17 @@ export function daemonGet(socketPath: string, path: string): Promise<{ status: n
   return daemonRequest(socketPath, 'GET', path);
 }
 
-/** A request on the daemon's socket with an optional JSON body; rejects when nothing answers. */
+/**
+ * A request on the daemon's socket with an optional JSON body; rejects when nothing answers. Each
+ * on a connection of its own (`agent: false`): Node 20's global agent keeps connections alive, so a
+ * request could go out on a connection the daemon was closing and meet ECONNRESET, where a test
+ * means to ask whether the daemon answers. A clean-clone CI run saw one such reset once.
+ */
 export function daemonRequest(socketPath: string, method: string, path: string, json?: unknown): Promise<{ status: number; body: string }> {
   const payload = json === undefined ? undefined : JSON.stringify(json);
   const headers = payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) };
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method, headers }, (res) => {
+    const req = request({ socketPath, path, method, headers, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (s: string) => (body += s));
       res.once('end', () => resolve({ status: res.statusCode ?? 0, body }));
