@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
-import { setFlagsFromString } from 'node:v8';
 import { collect } from './context.js';
 import { defaultRoot } from '../defaults.js';
 import { COMMANDS } from './commands/index.js';
 import { durationOption, numberOption, sizeOption } from './options.js';
+import { applyV8Flags } from '../util/index.js';
 
 /**
  * Composition root of the CLI: global options, one file per verb under commands/, each verb
@@ -34,7 +34,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (_program, action) => {
-      for (const flag of v8FlagsFor(action.name())) setFlagsFromString(flag);
+      applyV8Flags(v8FlagsFor(action.name()));
     });
   const verb = argv ? firstVerb(program, argv.slice(2)) : undefined;
   const named = COMMANDS.filter((c) => verb !== undefined && c.verbs.includes(verb));

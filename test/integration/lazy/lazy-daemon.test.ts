@@ -5,12 +5,13 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { daemonRequest, startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
-import { killDaemonAndLazyHelper, noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
+import { killDaemonAndLazyHelper, lazyHelperOf, noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
 
 const exec = promisify(execFile);
 let env: LazyEnv;
@@ -58,6 +59,10 @@ describe('lazy layers in the daemon', () => {
       const whole = await prepare(d, 'TOOLE1.0', false);
       const lazy = await prepare(d, 'TOOLD1.0', true);
       expect(listMountsUnder(join(root, 'lazy')).map((m) => m.fsType)).toEqual(['fuse.hostpull']);
+      // The helper runs with the daemon's V8 flags (set at run time, so not inherited by a fork).
+      const helperArgv = (await readFile(`/proc/${(await lazyHelperOf(d, root)).pid}/cmdline`, 'utf8')).split('\0');
+      expect(helperArgv).toContain('--interrupt-budget=270336');
+      expect(helperArgv).not.toContain('--liftoff-only');
       expect((await readFileTimed(join(lazy.rootfs, 'opt/toold/lib/small.txt'))).sha).toBe(sha(Buffer.from('toold small file\n')));
 
       const reading = readFileTimed(join(lazy.rootfs, 'opt/toold/lib/big.bin'));

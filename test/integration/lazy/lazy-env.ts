@@ -43,23 +43,29 @@ export async function writeTool(dir: string, name: string, bigBytes: number): Pr
   await chmod(join(dir, 'bin', name), 0o755);
 }
 
+/** The daemon's one lazy-layer FUSE helper: its PID (checked to be the daemon's child) and the name of its mount dir under `<root>/lazy/mnt`. */
+export async function lazyHelperOf(d: TestDaemon, root: string): Promise<{ pid: number; dir: string }> {
+  const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
+  if (helperDirs.length !== 1) throw new Error(`expected one lazy helper under ${root}, found ${helperDirs.join(', ') || 'none'}`);
+  const pid = Number(helperDirs[0]!.split('-')[0]);
+  // Only a PID this test started (through its daemon): the helper is the daemon's child.
+  const ppid = Number((await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
+  if (ppid !== d.child.pid) throw new Error(`process ${pid} is not the daemon's lazy helper (its parent is ${ppid})`);
+  return { pid, dir: helperDirs[0]! };
+}
+
 /**
  * Kills a test daemon and its lazy-layer FUSE helper with -9 at once, as a node losing both would:
  * nobody unmounts the helper's mounts, which then answer "transport endpoint is not connected".
  * Returns the name of the helper's mount dir under `<root>/lazy/mnt`.
  */
 export async function killDaemonAndLazyHelper(d: TestDaemon, root: string): Promise<string> {
-  const helperDirs = await readdir(join(root, 'lazy', 'mnt'));
-  if (helperDirs.length !== 1) throw new Error(`expected one lazy helper under ${root}, found ${helperDirs.join(', ') || 'none'}`);
-  const helperPid = Number(helperDirs[0]!.split('-')[0]);
-  // Only a PID this test started (through its daemon): the helper is the daemon's child.
-  const ppid = Number((await readFile(`/proc/${helperPid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ')[1]);
-  if (ppid !== d.child.pid) throw new Error(`process ${helperPid} is not the daemon's lazy helper (its parent is ${ppid})`);
-  process.kill(helperPid, 'SIGKILL');
+  const helper = await lazyHelperOf(d, root);
+  process.kill(helper.pid, 'SIGKILL');
   d.child.kill('SIGKILL');
   await d.exited;
   await new Promise((r) => setTimeout(r, 200));
-  return helperDirs[0]!;
+  return helper.dir;
 }
 
 export async function startLazyEnv(tools: Record<string, number>): Promise<LazyEnv> {
