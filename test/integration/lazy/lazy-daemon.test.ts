@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lgetxattr } from '../../../src/native/index.js';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { daemonRequest, startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
 import { killDaemonAndLazyHelper, lazyHelperOf, noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
@@ -63,6 +64,11 @@ describe('lazy layers in the daemon', () => {
       const helperArgv = (await readFile(`/proc/${(await lazyHelperOf(d, root)).pid}/cmdline`, 'utf8')).split('\0');
       expect(helperArgv).toContain('--interrupt-budget=270336');
       expect(helperArgv).not.toContain('--liftoff-only');
+      // The view has no extended attributes (a layer with any is never lazy) and says so the way
+      // the kernel remembers: no round trip to the helper for each lookup's trusted.overlay.* and
+      // each exec's security.capability.
+      const view = listMountsUnder(join(root, 'lazy'))[0]!.mountPoint;
+      for (const file of ['opt/toold/lib/small.txt', 'opt/toold/bin/toold']) expect(() => lgetxattr(join(view, file), 'security.capability')).toThrow(/EOPNOTSUPP|ENOTSUP/);
       expect((await readFileTimed(join(lazy.rootfs, 'opt/toold/lib/small.txt'))).sha).toBe(sha(Buffer.from('toold small file\n')));
 
       const reading = readFileTimed(join(lazy.rootfs, 'opt/toold/lib/big.bin'));
