@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +6,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import { digestOf, MediaType } from '../../../src/oci/index.js';
-import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
+import { BLOB_READ_BYTES, LayoutUpstream } from '../../../src/server/layout-upstream.js';
 
 async function text(stream: Readable): Promise<string> {
   const chunks: Buffer[] = [];
@@ -33,6 +34,26 @@ describe('LayoutUpstream', () => {
     expect(await text((await up.getBlob('pkg/a', d, { start: 6, end: 8 }))!.stream)).toBe('lay');
     expect(await up.getBlob('pkg/a', digestOf('nope'))).toBeNull();
     expect((await readFile(join(dir, 'blobs', 'sha256', d.slice(7)))).equals(data)).toBe(true);
+  });
+
+  it('serves a blob larger than one read, whole and in ranges across the reads, byte for byte', async () => {
+    const data = randomBytes(2 * BLOB_READ_BYTES + 12_345);
+    const d = digestOf(data);
+    await up.putBlob('pkg/big', d, data.length, data);
+    const bytes = async (range?: { start: number; end: number }) => {
+      const read = (await up.getBlob('pkg/big', d, range))!;
+      const chunks: Buffer[] = [];
+      for await (const c of read.stream) chunks.push(c as Buffer);
+      return Buffer.concat(chunks);
+    };
+    expect((await bytes()).equals(data)).toBe(true);
+    for (const [start, end] of [
+      [BLOB_READ_BYTES - 3, BLOB_READ_BYTES + 4],
+      [1, 2 * BLOB_READ_BYTES],
+      [2 * BLOB_READ_BYTES - 1, data.length - 1],
+    ] as const) {
+      expect((await bytes({ start, end })).equals(data.subarray(start, end + 1)), `${start}-${end}`).toBe(true);
+    }
   });
 
   it('refuses a blob whose bytes do not match its digest and leaves nothing behind', async () => {
