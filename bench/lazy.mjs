@@ -5,7 +5,8 @@
 //   bash bench/lazy.sh      # builds, then runs this; figures on stdout, JSON in $WORK/results.json
 //   SKIP_PUBLISH=1 leaves out part 1, SKIP_THROUGHPUT=1 part 3; ONLY=GO1.19 runs one workload of part 2;
 //   REPS=5 runs the whole, warm and second-node starts five times, alternated, and reports medians;
-//   SPAN_SIZE=1M publishes the packages with another span size. LINK=200mbit puts the server
+//   SETTLE_S=370 waits that long after the last run emptied its trash (see trash() below), KEEP=1
+//   keeps the trash; SPAN_SIZE=1M publishes the packages with another span size. LINK=200mbit puts the server
 //   behind a link of that bandwidth (a network namespace and a shaped veth pair, shaped-link.mjs)
 //   instead of loopback, where a whole pull is bound by this machine's CPU, not by the network.
 //
@@ -21,10 +22,10 @@
 //
 // Everything talks to 127.0.0.1 only. The machine may be shared: the script prints the load.
 import { spawn, execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
 
@@ -141,8 +142,10 @@ async function main() {
   // Mounts an interrupted earlier run left under WORK (a container's overlay, a lazy mount) go first.
   const stale = execFileSync('sh', ['-c', `awk '$5 ~ "^${WORK}/" {print $5}' /proc/self/mountinfo | sort -r`], { encoding: 'utf8' }).split('\n').filter(Boolean);
   for (const m of stale) execFileSync('umount', ['-l', m]);
-  rmSync(WORK, { recursive: true, force: true });
+  // What an earlier run left goes to the trash, not away: see trash().
   mkdirSync(WORK, { recursive: true });
+  for (const name of readdirSync(WORK)) if (name !== 'trash' && name !== LAST_MASS_DELETE) trash(join(WORK, name));
+  await settle();
   const results = { load: { start: load() } };
   say('load average at start', results.load.start);
 
@@ -192,7 +195,7 @@ async function main() {
     for (const w of WORKLOADS.filter((x) => !process.env.ONLY || x.ref === process.env.ONLY)) {
       const fresh = (name) => {
         const root = join(WORK, 'nodes', `${w.ref}-${name}`);
-        rmSync(root, { recursive: true, force: true });
+        trash(root);
         return root;
       };
       // A first run on a throwaway store probes the runtime and warms the server's caches.
@@ -240,6 +243,39 @@ async function main() {
   results.load.end = load();
   writeFileSync(join(WORK, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log(JSON.stringify(results, null, 2));
+  emptyTrash();
+}
+
+/**
+ * On this machine / is ext4 without a journal: for minutes after thousands of files are deleted,
+ * creating files is slower (bench/peers/README.md of the shared bench), and a whole start unpacks
+ * thousands. A REPS loop that deleted the previous round's node before each whole start measured
+ * GO1.19 at 5.0, 11.9 and 16.2 s. So nothing is deleted while measuring: old stores are moved to
+ * WORK/trash, emptied after the last measurement (KEEP=1 keeps it), and a run waits SETTLE_S
+ * seconds (default 0; 370 covers ext4's longest wait) after the last emptying before it measures.
+ */
+function trash(path) {
+  if (!existsSync(path)) return;
+  mkdirSync(join(WORK, 'trash'), { recursive: true });
+  renameSync(path, join(WORK, 'trash', `${basename(path)}-${process.pid}-${trashed++}`));
+}
+let trashed = 0;
+const LAST_MASS_DELETE = '.last-mass-delete';
+
+function emptyTrash() {
+  if (process.env.KEEP || !existsSync(join(WORK, 'trash'))) return;
+  rmSync(join(WORK, 'trash'), { recursive: true, force: true });
+  writeFileSync(join(WORK, LAST_MASS_DELETE), `${Date.now()}\n`);
+}
+
+async function settle() {
+  const settleMs = Number(process.env.SETTLE_S ?? 0) * 1000;
+  const marker = join(WORK, LAST_MASS_DELETE);
+  const last = existsSync(marker) ? Number(readFileSync(marker, 'utf8')) : 0;
+  const waitMs = last + settleMs - Date.now();
+  if (settleMs <= 0 || waitMs <= 0) return;
+  say(`settling ${Math.ceil(waitMs / 1000)} s after the last mass delete (SETTLE_S=${settleMs / 1000})`);
+  await new Promise((r) => setTimeout(r, waitMs));
 }
 
 async function throughput(proxy, results) {
