@@ -58,7 +58,8 @@ function firstVerb(program: Command, args: readonly string[]): string | undefine
 const LONG_RUNNING = new Set(['daemon', 'serve', 'bench', 'demo']);
 
 /**
- * V8 flags a verb runs with, set before it starts (worker isolates started later see them too).
+ * V8 flags a verb runs with, set before it starts (worker isolates started later see them too,
+ * and the lazy-layer FUSE helper it forks gets them on its command line).
  *
  * `--liftoff-only`, for every verb that ends soon: undici parses HTTP with llhttp compiled to
  * WebAssembly. V8 compiles it quickly (Liftoff), then again optimised on a background thread, and
