@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { runCli } from '../../helpers/cli.js';
-import { CRI_NAMESPACE, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
+import { CRI_NAMESPACE, shLingering, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
 import type { AccessEntry } from '../../helpers/registry.js';
 import { startTestDaemon, type TestDaemon } from '../daemon/daemon-process.js';
 import { killDaemonAndLazyHelper, startLazyEnv, type LazyEnv } from '../lazy/lazy-env.js';
@@ -120,7 +120,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     // The container's overlay has the FUSE dirs as lowerdirs; it reads a small part of the layers.
     const lower = await lowerdirsOfNewSnapshot('probe-lazy');
     expect(lower.filter((d) => d.includes('/lazy/mnt/'))).toHaveLength(2);
-    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-1', '/bin/sh', '-c', 'toola; toolb'], ns);
+    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-1', ...shLingering('toola; toolb')], ns);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('toola says hi\ntoola small file\ntoolb says hi\ntoolb small file\n');
@@ -160,7 +160,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect(lower.filter((d) => d.includes('/lazy/mnt/'))).toEqual([]);
     expect(lower.filter((d) => !d.startsWith(join(root, 'layers')))).toEqual([]);
     expect(fuseMounts().map((m) => m.mountPoint), daemon!.log().slice(-3000)).toHaveLength(2);
-    const fresh = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-2', '/bin/sh', '-c', 'toolb; wc -c < /opt/toola/lib/big.bin'], ns);
+    const fresh = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', image(), 'lazy-run-2', ...shLingering('toolb; wc -c < /opt/toola/lib/big.bin')], ns);
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fresh.stdout).toBe(`toolb says hi\ntoolb small file\n${4 * 1024 * 1024}\n`);
 
@@ -190,7 +190,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect(early.ranged).toBe(true);
     expect(early.bytes).toBeLessThan(toolC.size * 0.2);
     expect(daemon!.log()).toMatch(/"prefetch":[1-9]\d*,"msg":"snapshotter: fetching the spans the first start of this image read"/);
-    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', `${env.serverHost}/hostpull:TOOLC1.0`, 'lazy-run-c', 'toolc'], ns);
+    const r = await containerd!.ctr(['run', '--rm', '--snapshotter', 'hostpull', `${env.serverHost}/hostpull:TOOLC1.0`, 'lazy-run-c', ...shLingering('toolc')], ns);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('toolc says hi\ntoolc small file\n');
   }, 120_000);

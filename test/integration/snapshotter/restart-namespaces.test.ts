@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../helpers/cli.js';
-import { CRI_NAMESPACE } from '../../helpers/containerd.js';
+import { CRI_NAMESPACE, shLingering } from '../../helpers/containerd.js';
 import { DEFAULT_CODES } from '../../helpers/fixtures.js';
 import { useSnapshotterStack } from '../../helpers/snapshotter-stack.js';
 
@@ -36,7 +36,7 @@ describe('hostpull snapshotter across restarts and namespaces', () => {
       const before = await containerd.ctr(['snapshots', '--snapshotter', 'hostpull', 'ls'], ns);
       // Killed: no clean stop, its snapshotter socket stays behind and is replaced on start.
       await stack().restartDaemon({ kill: true });
-      const execAfterDaemon = await containerd.ctr(['task', 'exec', '--exec-id', 'e1', 'long-1', '/bin/sh', '-c', 'jdk; mvn; grd'], ns);
+      const execAfterDaemon = await containerd.ctr(['task', 'exec', '--exec-id', 'e1', 'long-1', ...shLingering('jdk; mvn; grd')], ns);
       expect(execAfterDaemon.stdout).toBe('JDK11.0 \nMVN3.8 \nGRD7.0 \n');
       // containerd redials the restarted daemon after its gRPC backoff (about a second); until
       // then its calls fail UNAVAILABLE, and a kubelet retries. Retry the same way.
@@ -54,10 +54,10 @@ describe('hostpull snapshotter across restarts and namespaces', () => {
       expect(after.stdout).toContain('long-1');
       const tasks = await containerd.ctr(['task', 'ls'], ns);
       expect(tasks.stdout).toMatch(/long-1\s+\d+\s+RUNNING/);
-      const execAfterContainerd = await containerd.ctr(['task', 'exec', '--exec-id', 'e2', 'long-1', 'cat', '/opt/grd-7.0/VERSION'], ns);
+      const execAfterContainerd = await containerd.ctr(['task', 'exec', '--exec-id', 'e2', 'long-1', ...shLingering('cat /opt/grd-7.0/VERSION')], ns);
       expect(execAfterContainerd.stdout).toBe('GRD7.0\n');
 
-      const fresh = await containerd.ctr(['run', '--rm', '--snapshotter', 'hostpull', image, 'fresh-1', '/bin/sh', '-c', 'jdk; echo $PATH'], ns);
+      const fresh = await containerd.ctr(['run', '--rm', '--snapshotter', 'hostpull', image, 'fresh-1', ...shLingering('jdk; echo $PATH')], ns);
       expect(fresh.stderr).toBe('');
       expect(fresh.stdout).toMatch(/^JDK11.0 \n\/opt\/grd-7.0\/bin:/);
     } finally {
@@ -90,7 +90,7 @@ describe('hostpull snapshotter across restarts and namespaces', () => {
     const gc1 = await runCli(['--root', root, 'gc', '--min-age', '0s', '--json', '--socket', stack().daemon.socket]);
     expect(gc1.code).toBe(0);
     expect(existsSync(join(root, 'layers', antDir!))).toBe(true);
-    const run = await containerd.ctr(['run', '--rm', '--snapshotter', 'hostpull', image, 'other-1', 'ant'], other);
+    const run = await containerd.ctr(['run', '--rm', '--snapshotter', 'hostpull', image, 'other-1', ...shLingering('ant')], other);
     expect(run.stderr).toBe('');
     expect(run.stdout).toBe('ANT1.10 \n');
 
