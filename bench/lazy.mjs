@@ -6,9 +6,10 @@
 //   SKIP_PUBLISH=1 leaves out part 1, SKIP_THROUGHPUT=1 part 3; ONLY=GO1.19 runs one workload of part 2;
 //   REPS=5 runs the whole, warm and second-node starts five times, alternated, and reports medians;
 //   SETTLE_S=370 waits that long after the last run emptied its trash (see trash() below), KEEP=1
-//   keeps the trash; SPAN_SIZE=1M publishes the packages with another span size. LINK=200mbit puts the server
-//   behind a link of that bandwidth (a network namespace and a shaped veth pair, shaped-link.mjs)
-//   instead of loopback, where a whole pull is bound by this machine's CPU, not by the network.
+//   keeps the trash; SPAN_SIZE=1M publishes the packages with another span size. LINK=200mbit puts
+//   the server behind a link of that bandwidth (a network namespace and a shaped veth pair,
+//   shaped-link.mjs) instead of loopback, where a whole pull is bound by this machine's CPU, not by
+//   the network.
 //
 // 1. publish: `hostpull publish` of JDK17.0 and GO1.19 against `tar --sort=name | pigz -6` of the
 //    same tree, alternated, wall and CPU time each.
@@ -35,6 +36,9 @@ const CLI = process.env.HOSTPULL_BENCH_CLI ?? join(REPO, 'dist/cli/main.js');
 const DEMO = process.env.HOSTPULL_DEMO_WORK ?? '/var/tmp/hostpull-demo';
 const WORK = process.env.WORK ?? '/var/tmp/hostpull-bench-lazy';
 const REPS = Math.max(1, Number(process.env.REPS ?? 1));
+/** In WORK: when the trash was last emptied (ms since the epoch), for SETTLE_S. */
+const LAST_MASS_DELETE = '.last-mass-delete';
+let trashed = 0;
 const PKGS = {
   'JDK17.0': { dir: 'jdk-17.0', flags: ['--prefix', '/opt/jdk-17.0', '--env', 'JAVA_HOME=/opt/jdk-17.0', '--path-add', '/opt/jdk-17.0/bin'] },
   'MVN3.8': { dir: 'mvn-3.8', flags: ['--prefix', '/opt/mvn-3.8', '--env', 'MAVEN_HOME=/opt/mvn-3.8', '--path-add', '/opt/mvn-3.8/bin'] },
@@ -259,9 +263,6 @@ function trash(path) {
   mkdirSync(join(WORK, 'trash'), { recursive: true });
   renameSync(path, join(WORK, 'trash', `${basename(path)}-${process.pid}-${trashed++}`));
 }
-let trashed = 0;
-const LAST_MASS_DELETE = '.last-mass-delete';
-
 function emptyTrash() {
   if (process.env.KEEP || !existsSync(join(WORK, 'trash'))) return;
   rmSync(join(WORK, 'trash'), { recursive: true, force: true });

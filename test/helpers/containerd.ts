@@ -19,10 +19,10 @@ export const CTR_BIN = '/usr/bin/ctr';
 export const CRI_NAMESPACE = 'k8s.io';
 
 /**
- * The argv of a `ctr run` or `ctr task exec` whose output a test reads: `script` in a shell that stays half a second
- * after it, then exits with the script's status. containerd 1.6 can lose the last output of a
- * process that exits right after writing it (the shim's copy of its pipe races the exit, as
- * concourse/concourse#6775 found): a clean-clone CI run once got "JDK11.0 \n" from
+ * The argv of a `ctr run` or `ctr task exec` whose output a test reads: `script` in a shell that
+ * stays half a second after it, then exits with the script's status. containerd 1.6 can lose the
+ * last output of a process that exits right after writing it (the shim's copy of its pipe races
+ * the exit, as concourse/concourse#6775 found): a clean-clone CI run once got "JDK11.0 \n" from
  * `jdk; echo $PATH`, without the echo's line.
  */
 export function shLingering(script: string): string[] {
