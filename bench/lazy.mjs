@@ -247,7 +247,6 @@ async function main() {
   results.load.end = load();
   writeFileSync(join(WORK, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   console.log(JSON.stringify(results, null, 2));
-  emptyTrash();
 }
 
 /**
@@ -255,7 +254,7 @@ async function main() {
  * creating files is slower (bench/peers/README.md of the shared bench), and a whole start unpacks
  * thousands. A REPS loop that deleted the previous round's node before each whole start measured
  * GO1.19 at 5.0, 11.9 and 16.2 s. So nothing is deleted while measuring: old stores are moved to
- * WORK/trash, emptied after the last measurement (KEEP=1 keeps it), and a run waits SETTLE_S
+ * WORK/trash, emptied when the run ends (KEEP=1 keeps it), and a run waits SETTLE_S
  * seconds (default 0; 370 covers ext4's longest wait) after the last emptying before it measures.
  */
 function trash(path) {
@@ -311,7 +310,10 @@ async function throughput(proxy, results) {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// The trash goes once nothing is measured any more, also after a failed measurement.
+main()
+  .finally(emptyTrash)
+  .catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

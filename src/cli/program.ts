@@ -73,9 +73,9 @@ const LONG_RUNNING = new Set(['daemon', 'serve', 'bench', 'demo']);
  * of them stream plumbing, three times over (the main thread and two unpack workers each compile
  * their own), for 0.9 s of compile time on background threads. With the larger budget: 62
  * functions and 0.2 s, and the hot loops of the tar reader and the applier still get optimised
- * within the first megabytes of a layer. In a daemon, measured on its first cold pull of those images (10
- * alternated fresh daemons, tmpfs store): CPU 3.22 s against 3.61 s and the pull 1.93 s against
- * 2.09 s (medians); its third and fourth cold pulls took as long either way.
+ * within the first megabytes of a layer. In a daemon, measured on its first cold pull of those
+ * images (10 alternated fresh daemons, tmpfs store): CPU 3.22 s against 3.61 s and the pull
+ * 1.93 s against 2.09 s (medians); its third and fourth cold pulls took as long either way.
  */
 export function v8FlagsFor(verb: string): string[] {
   const flags: string[] = [];
