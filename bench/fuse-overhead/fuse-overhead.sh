@@ -5,16 +5,19 @@
 # through FUSE. This separates that cost from everything lazy (span fetches, verification,
 # inflation, prefetch): the demo's layers, already unpacked, are stacked in one read-only overlay
 #   direct   straight from layers/<id>
-#   js       through a fuse-native passthrough of each layer (passthrough.cjs: the lazy helper's
-#            JavaScript hop with nothing to fetch)
+#   session  through hostpull's own FUSE server (passthrough-session.mjs: the lazy helper's
+#            JavaScript hop with nothing to fetch, every read answered by it)
+#   kernel   the same server, each file opened with FUSE passthrough to its source (what the
+#            helper does for a file it holds a complete copy of): the kernel reads it directly
 #   c        through a libfuse 2 passthrough written in C (passthrough.c: no JavaScript)
-# and `mvn -v` runs in a chroot of it. N rounds (default 7) alternate the three; each mount is
+# and `mvn -v` runs in a chroot of it. N rounds (default 7) alternate the four; each mount is
 # fresh, so the FUSE page cache starts empty (the layers' own files stay in the page cache for
-# all three: only the hop differs). Prints the times sorted and the medians as ratios to direct.
+# all four: only the hop differs). Prints the times sorted and the medians as ratios to direct.
 #
-# Needs root, gcc, `npm run demo` once (its store /var/tmp/hostpull-demo/client holds the layers),
-# and node_modules (fuse-native; libfuse 2's headers come with its fuse-shared-library-linux).
-# Everything is mounted under $WORK (default /var/tmp/hostpull-bench-fuse) and unmounted on exit.
+# Needs root, gcc, `npm run demo` once (its store /var/tmp/hostpull-demo/client holds the layers)
+# and a build (dist/). Installs Debian's libfuse-dev (libfuse 2's headers) for the C passthrough
+# if it is missing. Everything is mounted under $WORK (default /var/tmp/hostpull-bench-fuse) and
+# unmounted on exit.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -29,14 +32,18 @@ ref=$("${HP[@]}" images --json | node -e 'const i = JSON.parse(require("fs").rea
 # Layer directories, base first (as in the manifest).
 mapfile -t LAYERS < <("${HP[@]}" inspect "$ref" | node -e 'for (const l of JSON.parse(require("fs").readFileSync(0, "utf8")).layers) console.log(l.unpackedAt)')
 
-gcc -O2 -D_FILE_OFFSET_BITS=64 -I"$REPO/node_modules/fuse-shared-library-linux/libfuse/include" -o "$W/passthrough" "$HERE/passthrough.c" /usr/lib/x86_64-linux-gnu/libfuse.so.2 -lpthread
+if ! dpkg-query -W -f='${Status}' libfuse-dev 2>/dev/null | grep -q 'install ok installed'; then
+  echo "installing libfuse-dev (libfuse 2's headers, for the C passthrough)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libfuse-dev >/dev/null
+fi
+gcc -O2 -D_FILE_OFFSET_BITS=64 $(pkg-config --cflags fuse) -o "$W/passthrough" "$HERE/passthrough.c" $(pkg-config --libs fuse) -lpthread
 
 ROOT=$W/rootfs
 PIDS=()
 cleanup() {
   mountpoint -q "$ROOT/proc" && umount "$ROOT/proc"
   mountpoint -q "$ROOT" && umount "$ROOT"
-  for m in "$W"/mnt/*; do mountpoint -q "$m" && fusermount -u "$m"; done
+  for m in "$W"/mnt/*; do mountpoint -q "$m" && umount -l "$m"; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   PIDS=()
   wait 2>/dev/null || true
@@ -52,7 +59,8 @@ start() {
     mkdir -p "$mnt"
     case $mode in
       direct) lower=("$src" "${lower[@]}"); continue ;;
-      js) node "$HERE/passthrough.cjs" "$src" "$mnt" 2>"$W/js-$i.log" & ;;
+      session) node "$HERE/passthrough-session.mjs" "$src" "$mnt" 2>"$W/session-$i.log" & ;;
+      kernel) node "$HERE/passthrough-session.mjs" --passthrough "$src" "$mnt" 2>"$W/kernel-$i.log" & ;;
       c) "$W/passthrough" "$src" "$mnt" 2>"$W/c-$i.log" & ;;
     esac
     PIDS+=($!)
@@ -75,11 +83,11 @@ start() {
 declare -A T
 echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 0; r < N; r++)); do
-  for mode in direct js c; do T[$mode]+="$(start $mode) "; done
+  for mode in direct session kernel c; do T[$mode]+="$(start $mode) "; done
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 d=$(echo "${T[direct]}" | median)
-for mode in direct js c; do
+for mode in direct session kernel c; do
   m=$(echo "${T[$mode]}" | median)
   printf '%-7s median %5d ms (%.2fx direct)   runs: %s\n' "$mode" "$m" "$(echo "$m $d" | awk '{print $1/$2}')" "$(echo "${T[$mode]}" | tr ' ' '\n' | grep . | sort -n | tr '\n' ' ')"
 done

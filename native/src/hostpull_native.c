@@ -23,6 +23,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "fuse_channel.h"
+
 /* Values handed to fsconfig(FSCONFIG_SET_STRING) are copied with strndup_user(value, 256) in
  * fs/fsopen.c: a path of 256 bytes or more fails with EINVAL. Such paths are passed as an
  * O_PATH fd instead (FSCONFIG_SET_FD, which overlayfs accepts for layer keys since Linux 6.13). */
@@ -700,6 +702,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lremovexattr", js_lremovexattr);
   export_fn(env, exports, "overlayMount", js_overlay_mount);
   export_fn(env, exports, "alignedBuffer", js_aligned_buffer);
+  register_fuse_channel(env, exports);
 
   napi_value constants;
   if (napi_create_object(env, &constants) != napi_ok) return exports;

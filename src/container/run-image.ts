@@ -94,7 +94,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   const lazy = options.lazy
     ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
     : undefined;
-  // The FUSE helper (a node process loading fuse-native, ~0.3 s) starts first, so its start
+  // The FUSE helper (a node process, ~0.2 s to load) starts first, so its start
   // overlaps the cleanups, the runtime probe and the pull; its mounts are never a leftover to them.
   if (lazy && !rootless) lazy.prestart();
   try {

@@ -2,9 +2,10 @@ import { constants } from 'node:os';
 import { isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LazyReader } from './lazy-reader.js';
+import type { LocalCopies } from './local-copies.js';
 import type { LazyNode, LazyTree } from './lazy-tree.js';
 
-/** What `getattr` answers, in the shape fuse-native's getStatArray reads. */
+/** What `getattr` answers (fuse-session.ts encodes it as a `struct fuse_attr`). */
 export interface FuseStat {
   mode: number;
   uid: number;
@@ -22,16 +23,16 @@ export interface FuseStat {
 type Cb<T extends unknown[] = []> = (err: number, ...rest: T) => void;
 
 /**
- * The FUSE operations of one lazy layer in fuse-native's callback shape, as a plain object: no
- * /dev/fuse needed to test them (STYLE: pure handler objects). Read-only: no write operation is
- * implemented (fuse-native answers those with EPERM), and open() for writing is EROFS. Errors are
+ * The FUSE operations of one lazy layer, by path with callbacks, as a plain object: no /dev/fuse
+ * needed to test them (STYLE: pure handler objects); fuse-session.ts serves them on a mount.
+ * Read-only: the mount refuses writes (EROFS), and so does open() for writing. Errors are
  * negative errnos; a read whose spans cannot be fetched or verified is EIO, logged once per cause.
  *
  * No getxattr or listxattr either: a layer with extended attributes is never lazy (LazyTree
- * refuses it), and libfuse answers an operation it was not given with ENOSYS, which the kernel
- * remembers for the mount (EOPNOTSUPP from then on, without asking). Answered here, overlayfs's
- * trusted.overlay.* lookups and each exec's security.capability were a tenth of the round trips
- * through the helper while `mvn -v` started (126 of 1,229).
+ * refuses it), and the session answers them ENOSYS, which the kernel remembers for the mount
+ * (EOPNOTSUPP from then on, without asking). Answered, overlayfs's trusted.overlay.* lookups and
+ * each exec's security.capability were a tenth of the round trips through the helper while
+ * `mvn -v` started (126 of 1,229).
  */
 export interface FuseHandlers {
   getattr(path: string, cb: Cb<[FuseStat?]>): void;
@@ -41,6 +42,11 @@ export interface FuseHandlers {
   read(path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (result: number) => void): void;
   release(path: string, fd: number, cb: Cb): void;
   statfs(path: string, cb: Cb<[Record<string, number>?]>): void;
+  /**
+   * An fd (read-only, the caller closes it) of a complete, verified local copy of the file at
+   * `path`, for the kernel to read and map directly, or undefined to serve its reads here.
+   */
+  passthrough?(path: string): Promise<number | undefined>;
 }
 
 const E = constants.errno;
@@ -72,6 +78,8 @@ export interface FuseHandlerOptions {
   where: string;
   /** Told about every failed read (after the log line), e.g. for metrics. */
   onReadError?: (path: string, err: unknown) => void;
+  /** Where files that are worth it are copied whole for passthrough; without it every read is served here. */
+  copies?: LocalCopies;
 }
 
 /** The same failure is logged at error level once per this window; repeats (the kernel retries a failed read in pieces) at debug. */
@@ -137,5 +145,13 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
     statfs(_path, cb) {
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: tree.size, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
     },
+    ...(options.copies ? { passthrough: passthroughOf(tree, options.copies) } : {}),
+  };
+}
+
+function passthroughOf(tree: LazyTree, copies: LocalCopies): (path: string) => Promise<number | undefined> {
+  return async (path) => {
+    const node = tree.lookup(path);
+    return node ? copies.fdOf(node) : undefined;
   };
 }

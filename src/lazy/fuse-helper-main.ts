@@ -1,9 +1,10 @@
 /**
  * Process entry of the FUSE helper: `fork(dist/lazy/fuse-helper-main.js)` by {@link FuseHelper}
- * only. A separate process because fuse-native hands every FUSE request to the event loop of the
- * process that mounted it: a hostpull process that mounted its own lazy layers would deadlock the
- * moment it made a synchronous call that reaches them (mount(2) of the overlay over them stats the
- * lower dirs), and a busy unpack would stall the container's reads. Here nothing else runs.
+ * only. A separate process because the FUSE server (fuse-session.ts) answers every request on the
+ * event loop of the process that mounted it: a hostpull process that mounted its own lazy layers
+ * would deadlock the moment it made a synchronous call that reaches them (mount(2) of the overlay
+ * over them stats the lower dirs), and a busy unpack would stall the container's reads. Here
+ * nothing else runs.
  *
  * When the parent goes away (its IPC channel closes: exit, crash, kill -9), every mount is
  * unmounted (lazily, so a container still using one gets ENOTCONN rather than a hang) and the
@@ -72,12 +73,14 @@ async function main(): Promise<void> {
       tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
       source: registrySpanSource(clientFor(spec.source.insecureRegistries, spec.fetch), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
       cacheDir: spec.cacheDir,
+      // Beside the mount point: removed with it, and with the helper's dir if the helper dies.
+      copiesDir: `${spec.mountpoint}.copies`,
       fetch: spec.fetch,
       logger,
     });
     await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
     const bound = readDeadlineMs(spec.fetch) + 5000;
-    const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound });
+    const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound, logger });
     served.set(spec.key, { layer, fuse });
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
   };
@@ -86,8 +89,11 @@ async function main(): Promise<void> {
     const s = served.get(key);
     if (!s) return;
     served.delete(key);
-    s.layer.close();
-    await s.fuse.unmount();
+    try {
+      await s.layer.close();
+    } finally {
+      await s.fuse.unmount();
+    }
   };
 
   const handle = async (req: HelperRequest): Promise<unknown> => {

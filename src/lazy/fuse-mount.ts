@@ -1,62 +1,50 @@
-import { createRequire } from 'node:module';
-import { HostpullError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { FuseHandlers } from './fuse-handlers.js';
-
-/** The part of fuse-native's class we use (it ships no types). */
-interface FuseNative {
-  mount(cb: (err: Error | null) => void): void;
-  unmount(cb: (err: Error | null) => void): void;
-}
-type FuseNativeClass = new (mnt: string, ops: FuseHandlers, opts: Record<string, unknown>) => FuseNative;
+import { FuseSession } from './fuse-session.js';
 
 export interface FuseMountOptions {
   /**
-   * fuse-native answers an operation with ETIMEDOUT after this long (its default is 15 s, shorter
-   * than a span fetch may legitimately take with retries). Set above the fetcher's own bound, it
-   * only catches a bug that would otherwise hang a reader.
+   * A request not answered within this long gets ETIMEDOUT. Set above the fetcher's own bound
+   * (a span fetch may legitimately take that long with retries), it only catches a bug that
+   * would otherwise hang a reader.
    */
   opTimeoutMs: number;
+  /** Where a request that could not be served is reported. */
+  logger?: Logger;
 }
 
 export interface MountedFuse {
   mountpoint: string;
+  /** Detaches the mount (idempotent); processes still using it are served until they let go. */
   unmount(): Promise<void>;
+  /** Settles when the kernel ends the connection: unmounted and no longer used. */
+  ended: Promise<void>;
 }
 
 /** The mount source in /proc/self/mountinfo (type `fuse.hostpull`): how stale mounts are recognised. */
 export const FUSE_FSNAME = 'hostpull-lazy';
 
 /**
- * Mounts `handlers` at `mountpoint` with fuse-native (libfuse2's multi-threaded loop; each request
- * is handed to this process's event loop). Read-only and immutable, so the kernel may cache
- * entries, attributes and pages for long: `kernel_cache`, one-hour entry and attr timeouts.
- * `allow_other` + `default_permissions`: the container's processes read it, with the kernel
- * checking modes as on a real directory. FUSE mounts are nosuid,nodev.
+ * Reads up to 1 MiB (256 pages) per request, a span's size: a program reading a file in large
+ * pieces (a copy, a checksum) crosses to the helper an eighth as often as at FUSE's default 128 KiB.
+ */
+const MAX_PAGES = 256;
+
+/**
+ * Mounts `handlers` at `mountpoint` with hostpull's own FUSE server (fuse-session.ts).
+ * Read-only and immutable, so the kernel may keep entries, attributes, missing names, listings
+ * and pages for an hour. `allow_other` + `default_permissions`: the container's processes read
+ * it, with the kernel checking modes as on a real directory. Read-only, nosuid, nodev.
  */
 export async function mountFuse(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions): Promise<MountedFuse> {
-  const require = createRequire(import.meta.url);
-  const Fuse = require('fuse-native') as FuseNativeClass;
-  const fuse = new Fuse(mountpoint, handlers, {
-    allowOther: true,
-    defaultPermissions: true,
-    kernelCache: true,
-    entryTimeout: 3600,
-    attrTimeout: 3600,
+  const session = FuseSession.mount(mountpoint, handlers, {
     fsname: FUSE_FSNAME,
     subtype: 'hostpull',
-    timeout: options.opTimeoutMs,
+    cacheSeconds: 3600,
+    opTimeoutMs: options.opTimeoutMs,
+    maxPages: MAX_PAGES,
+    passthrough: true,
+    onError: (err) => options.logger?.warn({ mountpoint, err: err.message }, 'lazy view: a FUSE request failed'),
   });
-  await new Promise<void>((resolve, reject) =>
-    fuse.mount((err) =>
-      err ? reject(new HostpullError('LAZY_MOUNT_FAILED', `cannot mount the lazy layer at ${mountpoint}: ${err.message}`, { cause: err, hint: 'lazy pulling needs root, /dev/fuse and fusermount (Debian: fuse, libfuse2)' })) : resolve(),
-    ),
-  );
-  let unmounted: Promise<void> | undefined;
-  return {
-    mountpoint,
-    unmount: () =>
-      (unmounted ??= new Promise<void>((resolve, reject) =>
-        fuse.unmount((err) => (err ? reject(new HostpullError('LAZY_UNMOUNT_FAILED', `cannot unmount ${mountpoint}: ${err.message}`, { cause: err })) : resolve())),
-      )),
-  };
+  return { mountpoint, unmount: () => session.unmount(), ended: session.ended };
 }

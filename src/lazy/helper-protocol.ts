@@ -60,6 +60,8 @@ export interface LayerStats {
   bytesFetched: number;
   spansFetched: number;
   readErrors: number;
+  /** Files copied whole at their first open, whose reads the kernel then makes itself (FUSE passthrough). */
+  filesPassedThrough: number;
 }
 
 export type HelperMessage =

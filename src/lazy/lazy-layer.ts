@@ -7,6 +7,7 @@ import { readDeadlineMs } from './fetch-policy.js';
 import type { FetchPolicy, LayerStats } from './helper-protocol.js';
 import { LazyReader } from './lazy-reader.js';
 import { LazyTree, type LazyTreeOptions } from './lazy-tree.js';
+import { LocalCopies } from './local-copies.js';
 import { SpanCache } from './span-cache.js';
 import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fetcher.js';
 
@@ -17,6 +18,8 @@ export interface LazyLayerOptions {
   tree: Omit<LazyTreeOptions, 'where'>;
   source: SpanSource;
   cacheDir: string;
+  /** Where complete copies of files are written for FUSE passthrough (local-copies.ts); without it, none are. */
+  copiesDir?: string;
   /** Attempts and their bound (the source's retry budget enforces the attempts), and the fetcher's concurrency. */
   fetch: FetchPolicy & Pick<SpanFetcherOptions, 'concurrency' | 'backgroundConcurrency'>;
   logger: Logger;
@@ -32,6 +35,7 @@ export class LazyLayer {
   readonly fetcher: SpanFetcher;
   readonly reader: LazyReader;
   readonly handlers: FuseHandlers;
+  readonly copies: LocalCopies | undefined;
   #readErrors = 0;
 
   constructor(toc: SeekableToc, options: LazyLayerOptions) {
@@ -41,7 +45,13 @@ export class LazyLayer {
     // A read is bounded as one span's fetch is, even when its spans wait behind others for a
     // connection: a stalled registry gives EIO in that time.
     this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs: readDeadlineMs(options.fetch) });
-    this.handlers = createFuseHandlers(this.tree, this.reader, { logger: options.logger, where: options.where, onReadError: () => this.#readErrors++ });
+    this.copies = options.copiesDir === undefined ? undefined : new LocalCopies(options.copiesDir, this.reader, this.fetcher);
+    this.handlers = createFuseHandlers(this.tree, this.reader, {
+      logger: options.logger,
+      where: options.where,
+      onReadError: () => this.#readErrors++,
+      ...(this.copies ? { copies: this.copies } : {}),
+    });
   }
 
   /** Reads the TOC blob from a file, checks it is the blob `tocDigest` names, and builds the layer. */
@@ -50,10 +60,12 @@ export class LazyLayer {
   }
 
   stats(): LayerStats {
-    return { readOrder: this.reader.readOrder(), reads: this.reader.reads, bytesFetched: this.fetcher.bytesFetched, spansFetched: this.fetcher.spansFetched, readErrors: this.#readErrors };
+    return { readOrder: this.reader.readOrder(), reads: this.reader.reads, bytesFetched: this.fetcher.bytesFetched, spansFetched: this.fetcher.spansFetched, readErrors: this.#readErrors, filesPassedThrough: this.copies?.copied ?? 0 };
   }
 
-  close(): void {
+  /** Stops fetching and removes the local copies (files the kernel still reads stay readable until closed). */
+  async close(): Promise<void> {
     this.fetcher.close();
+    await this.copies?.clear();
   }
 }

@@ -108,6 +108,29 @@ export class LazyReader {
     return fill;
   }
 
+  /** The spans that hold the bytes of file `node` (none for an empty file). */
+  spansOf(node: LazyNode): number[] {
+    if (node.size === 0) return [];
+    const { first, last } = spansFor(this.#toc.spans, node.dataOffset, node.size);
+    return Array.from({ length: last - first + 1 }, (_, k) => first + k);
+  }
+
+  /**
+   * All of file `node`'s bytes, as pieces of its inflated spans in order (no copy), fetched and
+   * verified as a read's would be, and bounded the same way.
+   */
+  async contents(node: LazyNode): Promise<Buffer[]> {
+    this.reads++;
+    const spans = this.spansOf(node);
+    const parts = await this.#bounded(Promise.all(spans.map((i) => this.#span(i, 'read'))), node.path);
+    const start = node.dataOffset;
+    const end = start + node.size;
+    return parts.map((part, k) => {
+      const span = this.#toc.spans[spans[k]!]!;
+      return part.subarray(Math.max(start - span.u, 0), Math.min(span.us, end - span.u));
+    });
+  }
+
   #bounded<T>(work: Promise<T>, path: string): Promise<T> {
     const ms = this.#deadline;
     if (ms === undefined) return work;

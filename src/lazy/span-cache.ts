@@ -20,10 +20,17 @@ export class SpanCache {
    * completion, reading what the helper wrote) has no index: it must see new files.
    */
   #index: Promise<Set<number> | undefined> | undefined;
+  /** The index once listed (the same set), for {@link has}. */
+  #listed: Set<number> | undefined;
 
   constructor(dir: string, options: { soleWriter?: boolean } = {}) {
     this.dir = dir;
-    if (options.soleWriter) this.#index = listSpans(dir);
+    if (options.soleWriter) this.#index = listSpans(dir).then((set) => (this.#listed = set));
+  }
+
+  /** The sole writer's view: span `index` is on disk (false when unknown, or the index is not listed yet). */
+  has(index: number): boolean {
+    return this.#listed?.has(index) ?? false;
   }
 
   #path(index: number): string {

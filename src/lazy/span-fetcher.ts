@@ -160,6 +160,11 @@ export class SpanFetcher {
     return batch;
   }
 
+  /** Span `index` is on its way or here: being fetched, queued, or cached. Asks nothing. */
+  has(index: number): boolean {
+    return this.#pending.has(index) || this.#writing.has(index) || this.#cache.has(index);
+  }
+
   /** Resolves once these spans, fetched already, are in the cache (the completion reads them from there). */
   async stored(indexes: readonly number[]): Promise<void> {
     await Promise.all(indexes.map((i) => this.#writing.get(i)?.done));

@@ -48,6 +48,8 @@ interface Addon {
   lremovexattr(path: string, name: string): void;
   overlayMount(target: string, options: OverlayMountOptions): void;
   alignedBuffer(size: number, alignment: number): ArrayBuffer;
+  fuseChannel(fd: number, onMessage: (msg: Buffer | null, errno?: number) => void): void;
+  fuseBackingOpen(devFd: number, fileFd: number): number;
   constants: Record<string, number>;
 }
 
@@ -163,6 +165,24 @@ export function makedev(major: number, minor: number): number {
   // Multiply instead of shifting: JS bit operators are 32-bit, the result is a 64-bit dev_t
   // (exact in a double for any device number below 2^53, i.e. every real one).
   return hi * 0x1_0000_0000 + lo;
+}
+
+/**
+ * Starts a thread that reads FUSE requests from `fd` (an open, mounted /dev/fuse) and calls
+ * `onMessage` on the event loop with each one; at the end of the connection `onMessage(null, 0)`
+ * (unmounted) or `onMessage(null, errno)` (a read failed). Keeps the process alive until then.
+ */
+export function fuseChannel(fd: number, onMessage: (msg: Buffer | null, errno?: number) => void): void {
+  call((a) => a.fuseChannel(fd, onMessage));
+}
+
+/**
+ * FUSE_DEV_IOC_BACKING_OPEN on a /dev/fuse fd whose connection agreed to passthrough: registers
+ * `fileFd`'s file as a backing file and returns its id, for an OPEN reply with FOPEN_PASSTHROUGH.
+ * The kernel holds its own reference: `fileFd` may be closed at once. Needs CAP_SYS_ADMIN.
+ */
+export function fuseBackingOpen(devFd: number, fileFd: number): number {
+  return call((a) => a.fuseBackingOpen(devFd, fileFd));
 }
 
 /** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */

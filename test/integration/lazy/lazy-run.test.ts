@@ -1,14 +1,15 @@
 /**
  * `hostpull run --lazy` through real parts: CNCF registry (its access log), `hostpull serve`,
- * FUSE (fuse-native in the helper process), kernel overlayfs and runc.
+ * FUSE (hostpull's own server in the helper process), kernel overlayfs and runc.
  */
+import { createHash } from 'node:crypto';
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectChild, runCli, spawnCli } from '../../helpers/cli.js';
 import type { AccessEntry } from '../../helpers/registry.js';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
-import { startLazyEnv, type LazyEnv } from './lazy-env.js';
+import { noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
 import { treeListing } from './tree-listing.js';
 
 let env: LazyEnv;
@@ -138,12 +139,43 @@ describe('hostpull run --lazy', () => {
     };
     const bad = toc.spans.findIndex((s) => s.c <= at && at < s.c + s.cs);
     expect(cached).not.toContain(String(bad));
-    const { createHash } = await import('node:crypto');
     for (const name of cached) {
       expect(createHash('sha256').update(await readFile(join(cacheDir, name))).digest('hex')).toBe(toc.spans[Number(name)]!.sha256);
     }
     await appendFile(join(env.work, 'corrupted'), toolC.layerDigest);
   }, 180_000);
+
+  it('a second node copies a file that the first start read whole, and the kernel reads the copy (FUSE passthrough)', async () => {
+    const expected = createHash('sha256').update(noise(3 * 1024 * 1024, 'toola')).digest('hex');
+    // The first start of TOOLA1.0 reads all of big.bin: its spans become the image's prefetch list.
+    const first = await runCli(['--root', join(env.work, 'node5a'), '--server', env.serverHost, 'run', '--lazy', 'TOOLA1.0', '--', 'sha256sum', '/opt/toola/lib/big.bin']);
+    expect(first.code).toBe(0);
+    expect(first.stdout.split(' ')[0]).toBe(expected);
+
+    // A second node fetches them first: at big.bin's open they are all on their way, so the open
+    // waits for them and hands the kernel a verified copy, beside the helper's mount.
+    const root = join(env.work, 'node5b');
+    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '10m', 'TOOLA1.0', '--', '/bin/sh', '-c', 'trap "exit 0" TERM; sha256sum /opt/toola/lib/big.bin; while :; do sleep 1; done']);
+    const result = collectChild(child, { timeoutMs: 60_000 });
+    const printed = await Promise.race([
+      new Promise<string>((resolve) => child.stdout!.once('data', (b: Buffer | string) => resolve(b.toString()))),
+      result.then((r) => `exited ${r.code} before printing: ${r.stderr}`),
+    ]);
+    try {
+      expect(printed.split(' ')[0]).toBe(expected);
+      const [helperDir] = await readdir(join(root, 'lazy', 'mnt'));
+      const dir = join(root, 'lazy', 'mnt', helperDir!);
+      const copies = (await readdir(dir)).filter((n) => n.endsWith('.copies'));
+      const files = (await Promise.all(copies.map(async (c) => (await readdir(join(dir, c))).map((f) => join(dir, c, f))))).flat();
+      const sums = await Promise.all(files.map(async (f) => createHash('sha256').update(await readFile(f)).digest('hex')));
+      expect(sums).toEqual([expected]);
+    } finally {
+      child.kill('SIGTERM');
+      await result;
+    }
+    // Removed with the mounts when the run ends.
+    expect(await readdir(join(root, 'lazy', 'mnt'))).toEqual([]);
+  }, 120_000);
 
   it('kill -9 of a lazy run while its container runs: the next run leaves no stale mount and works', async () => {
     const root = join(env.work, 'node4');

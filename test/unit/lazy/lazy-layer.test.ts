@@ -73,7 +73,7 @@ function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
 describe('lazy layer (no /dev/fuse)', () => {
   const tmp = useTempDir('lazy-unit');
 
-  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number } = {}) {
+  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number; copies?: boolean } = {}) {
     const dir = await tmp();
     const src = join(dir, 'src');
     await mkdir(join(src, 'bin'), { recursive: true });
@@ -94,9 +94,53 @@ describe('lazy layer (no /dev/fuse)', () => {
       cacheDir,
       fetch: { attempts, attemptTimeoutMs: opts.timeoutMs ?? 2000, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
       logger: silentLogger(),
+      ...(opts.copies ? { copiesDir: join(dir, 'copies') } : {}),
     });
-    return { lazy, source, blob, toc: built.toc, cacheDir, tar: gunzipSync(blob) };
+    return { lazy, source, blob, toc: built.toc, cacheDir, copiesDir: join(dir, 'copies'), tar: gunzipSync(blob) };
   }
+
+  it('copies a file whole for passthrough only when that fetches no span its reads would not', async () => {
+    const { lazy, source, copiesDir } = await layer({ copies: true });
+    const passthrough = lazy.handlers.passthrough!;
+    // Too small to be worth a copy, a path that is not there, and a file whose spans are not here:
+    // none is copied, and nothing is fetched for them.
+    expect(await passthrough('/opt/t/bin/tool')).toBeUndefined();
+    expect(await passthrough('/opt/t/nope')).toBeUndefined();
+    expect(await passthrough('/opt/t/lib/big.bin')).toBeUndefined();
+    expect(source.requests).toEqual([]);
+
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    await lazy.reader.prefetch(lazy.reader.spansOf(node));
+    const fd = await passthrough('/opt/t/lib/big.bin');
+    expect(fd).toBeTypeOf('number');
+    const { readFileSync, closeSync } = await import('node:fs');
+    try {
+      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
+    } finally {
+      closeSync(fd!);
+    }
+    expect(await readdir(copiesDir)).toEqual([String(node.ino)]);
+    expect(lazy.stats().filesPassedThrough).toBe(1);
+    await lazy.close();
+    await expect(readdir(copiesDir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a copy is made of verified spans only: a corrupt span fails it and leaves no file behind', async () => {
+    const { lazy, source, copiesDir } = await layer({ copies: true, attempts: 1 });
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    // The spans are on their way (so the file is worth copying) when the registry turns bad.
+    let open!: () => void;
+    source.gate = new Promise<void>((resolve) => (open = resolve));
+    const fetching = lazy.reader.prefetch(lazy.reader.spansOf(node)).catch((err: unknown) => err);
+    await new Promise((r) => setTimeout(r, 20));
+    source.mode = 'corrupt';
+    const copy = lazy.handlers.passthrough!('/opt/t/lib/big.bin');
+    open();
+    await expect(copy).rejects.toMatchObject({ code: 'LAZY_FETCH_FAILED' });
+    await fetching;
+    expect(await readdir(copiesDir).catch(() => [])).toEqual([]);
+    expect(lazy.stats().filesPassedThrough).toBe(0);
+  });
 
   it('answers getattr, readdir, readlink and read from the TOC, fetching only the spans a read needs', async () => {
     const { lazy, source, toc } = await layer();

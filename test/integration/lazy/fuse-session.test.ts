@@ -1,0 +1,196 @@
+/**
+ * hostpull's own FUSE server (src/lazy/fuse-session.ts, native/src/fuse_channel.c) on a real
+ * /dev/fuse mount, read by real processes (cat, stat, ls, sha256sum): the kernel's view of what
+ * the handlers answer, the ETIMEDOUT bound, negative lookups the kernel keeps, and passthrough to
+ * a local copy. Readers are child processes: this process's event loop answers their requests.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { open as openCallback } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FuseHandlers, FuseStat } from '../../../src/lazy/fuse-handlers.js';
+import { FUSE_FSNAME, mountFuse, type MountedFuse } from '../../../src/lazy/fuse-mount.js';
+import { parseMountInfo } from '../../../src/rootfs/mountinfo.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+const E = constants.errno;
+const run = promisify(execFile);
+const openFd = promisify(openCallback);
+
+/**
+ * The mounts at `dir`, read without touching `dir` itself (a stat of the mount point would be a
+ * request to this process, which would be blocked in that very stat).
+ */
+async function mountsAt(dir: string) {
+  return parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8')).filter((m) => m.mountPoint === dir);
+}
+
+/** What a reader process printed, or how it failed. */
+async function sh(script: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run('sh', ['-c', script], { encoding: 'utf8' });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+interface FakeNode {
+  ino: number;
+  children?: string[];
+  data?: Buffer;
+  link?: string;
+}
+
+/** An in-memory tree in the handlers' shape, counting the calls each path gets. */
+function fakeHandlers(nodes: Record<string, FakeNode>, extra: Partial<FuseHandlers> = {}) {
+  const calls: string[] = [];
+  const stat = (n: FakeNode): FuseStat => {
+    const time = new Date(1_600_000_000_000);
+    const mode = n.children ? 0o040755 : n.link !== undefined ? 0o120777 : 0o100644;
+    const size = n.data?.length ?? n.link?.length ?? 0;
+    return { mode, uid: 0, gid: 0, size, nlink: 1, ino: n.ino, blksize: 4096, blocks: Math.ceil(size / 512), atime: time, mtime: time, ctime: time };
+  };
+  const handlers: FuseHandlers = {
+    getattr(path, cb) {
+      calls.push(`getattr ${path}`);
+      const n = nodes[path];
+      if (n) cb(0, stat(n));
+      else cb(-E.ENOENT);
+    },
+    readdir(path, cb) {
+      cb(0, nodes[path]!.children!);
+    },
+    readlink(path, cb) {
+      cb(0, nodes[path]!.link!);
+    },
+    open(_path, _flags, cb) {
+      cb(0, 1);
+    },
+    read(path, _fd, buf, len, pos, cb) {
+      calls.push(`read ${path}`);
+      // Answered later, as a span fetch would be.
+      setImmediate(() => cb(nodes[path]!.data!.copy(buf, 0, pos, pos + len)));
+    },
+    release(_path, _fd, cb) {
+      cb(0);
+    },
+    statfs(_path, cb) {
+      cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: Object.keys(nodes).length, ffree: 0, namemax: 255 });
+    },
+    ...extra,
+  };
+  return { handlers, calls };
+}
+
+const big = Buffer.alloc(3 * 1024 * 1024 + 123);
+for (let i = 0; i < big.length; i++) big[i] = (i * 7919) % 251;
+
+const TREE: Record<string, FakeNode> = {
+  '/': { ino: 1, children: ['opt'] },
+  '/opt': { ino: 2, children: ['small.txt', 'big.bin', 'link', 'slow'] },
+  '/opt/small.txt': { ino: 3, data: Buffer.from('hello from fuse\n') },
+  '/opt/big.bin': { ino: 4, data: big },
+  '/opt/link': { ino: 5, link: 'small.txt' },
+  '/opt/slow': { ino: 6, data: Buffer.from('never answered\n') },
+};
+
+describe('hostpull FUSE server on /dev/fuse', () => {
+  const tmp = useTempDir('fuse-session');
+  let mounted: MountedFuse | undefined;
+
+  afterEach(async () => {
+    await mounted?.unmount();
+    mounted = undefined;
+  });
+
+  it('serves the handlers read-only: listing, attributes, symlinks, file bytes; the kernel keeps missing names', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    const { handlers, calls } = fakeHandlers(TREE);
+    mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000 });
+
+    const [mount] = await mountsAt(mnt);
+    expect(mount).toMatchObject({ fsType: 'fuse.hostpull', source: FUSE_FSNAME });
+    expect(mount!.options.split(',')).toEqual(expect.arrayContaining(['ro', 'nosuid', 'nodev']));
+
+    expect((await sh(`ls -a ${mnt}/opt`)).stdout.split('\n').filter(Boolean)).toEqual(['.', '..', 'big.bin', 'link', 'slow', 'small.txt']);
+    expect((await sh(`stat -c '%s %a %F %Y %i' ${mnt}/opt/big.bin ${mnt}/opt/link`)).stdout).toBe(`${big.length} 644 regular file 1600000000 4\n9 777 symbolic link 1600000000 5\n`);
+    expect((await sh(`cat ${mnt}/opt/link`)).stdout).toBe('hello from fuse\n');
+    // More than one maximal read (1 MiB), and an odd tail.
+    expect((await sh(`sha256sum < ${mnt}/opt/big.bin`)).stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
+    expect((await sh(`dd if=${mnt}/opt/big.bin bs=1000 skip=2000 count=3 status=none | od -An -tu1 | head -1`)).stdout.trim().split(/\s+/).map(Number)).toEqual(
+      [...big.subarray(2_000_000, 2_000_016)],
+    );
+
+    // A missing name: ENOENT to the reader, asked once; the kernel answers the second stat itself.
+    for (let i = 0; i < 2; i++) expect((await sh(`stat ${mnt}/opt/nope`)).code).not.toBe(0);
+    expect(calls.filter((c) => c === 'getattr /opt/nope')).toHaveLength(1);
+
+    const write = await sh(`echo x > ${mnt}/opt/new`);
+    expect(write.code).not.toBe(0);
+    expect(write.stderr).toMatch(/Read-only file system/);
+  });
+
+  it('a request its handler never answers gets ETIMEDOUT within the bound, and the mount keeps serving', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    const { handlers } = fakeHandlers(TREE);
+    const read = handlers.read.bind(handlers);
+    handlers.read = (path, fd, buf, len, pos, cb) => (path === '/opt/slow' ? undefined : read(path, fd, buf, len, pos, cb));
+    mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 500 });
+    const started = Date.now();
+    const r = await sh(`cat ${mnt}/opt/slow`);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/timed out/i);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+  });
+
+  it('passes a file with a local copy through to it: the kernel reads the copy, the server sees no read', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    // The copy differs from what the read handler answers, so the reader shows which one it got.
+    const copy = join(dir, 'copy-of-big');
+    const different = Buffer.from(big.map((b) => b ^ 0xff));
+    await writeFile(copy, different);
+    const offered: string[] = [];
+    const { handlers, calls } = fakeHandlers(TREE, {
+      passthrough: async (path) => {
+        offered.push(path);
+        return path === '/opt/big.bin' ? openFd(copy, 'r') : undefined;
+      },
+    });
+    mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000 });
+
+    const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect((await sh(`sha256sum < ${mnt}/opt/big.bin`)).stdout.split(' ')[0]).toBe(sum(different));
+    expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+    // Opened again: decided once per file, not asked again.
+    expect((await sh(`head -c 4 ${mnt}/opt/big.bin | od -An -tu1`)).stdout.trim().split(/\s+/).map(Number)).toEqual([...different.subarray(0, 4)]);
+    expect(offered).toEqual(['/opt/big.bin', '/opt/small.txt']);
+    expect(calls.filter((c) => c.startsWith('read '))).toEqual(['read /opt/small.txt']);
+    expect((await readFile(copy)).equals(different)).toBe(true);
+  });
+
+  it('unmounting detaches the mount and ends the connection', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    const { handlers } = fakeHandlers(TREE);
+    const m = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000 });
+    expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+    await m.unmount();
+    await m.unmount(); // idempotent
+    expect(await mountsAt(mnt)).toEqual([]);
+    await m.ended;
+  });
+});
