@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FuseHandlers, FuseStat } from '../../../src/lazy/fuse-handlers.js';
 import { FUSE_FSNAME, mountFuse, type MountedFuse } from '../../../src/lazy/fuse-mount.js';
+import type { Logger } from '../../../src/log.js';
+import { constants as native, mount, umount2 } from '../../../src/native/index.js';
 import { parseMountInfo } from '../../../src/rootfs/mountinfo.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
@@ -179,6 +181,41 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     expect(offered).toEqual(['/opt/big.bin', '/opt/small.txt']);
     expect(calls.filter((c) => c.startsWith('read '))).toEqual(['read /opt/small.txt']);
     expect((await readFile(copy)).equals(different)).toBe(true);
+  });
+
+  it('a copy the kernel refuses as a backing file (on an overlay) is served instead, and passthrough stops for the mount', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    // The copy sits on an overlay: one level of stacking already, as deep as this mount allows.
+    for (const d of ['lower', 'lower2', 'ovl']) await mkdir(join(dir, d));
+    const different = Buffer.from(big.map((b) => b ^ 0xff));
+    await writeFile(join(dir, 'lower', 'copy-of-big'), different);
+    await writeFile(join(dir, 'plain-copy'), different);
+    mount('overlay', join(dir, 'ovl'), 'overlay', native.MS_RDONLY, `lowerdir=${join(dir, 'lower')}:${join(dir, 'lower2')}`);
+    try {
+      const offered: string[] = [];
+      const { handlers, calls } = fakeHandlers(TREE, {
+        passthrough: async (path) => {
+          offered.push(path);
+          return openFd(path === '/opt/big.bin' ? join(dir, 'ovl', 'copy-of-big') : join(dir, 'plain-copy'), 'r');
+        },
+      });
+      const warnings: string[] = [];
+      const logger = { warn: (o: { err: string }) => warnings.push(o.err) } as unknown as Logger;
+      mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000, logger });
+      const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      // Served by the handler: its bytes, not the copy's.
+      expect((await sh(`sha256sum < ${mnt}/opt/big.bin`)).stdout.split(' ')[0]).toBe(sum(big));
+      expect(warnings.join('\n')).toMatch(/refused its local copy as a backing file.*served by hostpull from now on/);
+      expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+      expect(offered).toEqual(['/opt/big.bin']);
+      expect(calls.filter((c) => c.startsWith('read '))).toEqual(expect.arrayContaining(['read /opt/big.bin', 'read /opt/small.txt']));
+    } finally {
+      await mounted?.unmount();
+      mounted = undefined;
+      umount2(join(dir, 'ovl'), native.MNT_DETACH);
+    }
   });
 
   it('unmounting detaches the mount and ends the connection', async () => {
