@@ -8,9 +8,9 @@
  * thread, and a slow read (a span being fetched) holds up no other request.
  *
  * Why not libfuse: libfuse 2 (what fuse-native wraps) blocks one of its threads per request until
- * JS answers, resolves every inode to a path, and cannot negotiate what later kernels offer
- * (reads above 128 KiB, cached negative lookups, passthrough to a backing file).
- * FUSE_DEV_IOC_BACKING_OPEN is here for passthrough: an ioctl Node cannot make.
+ * JS answers, resolves every inode to a path, and cannot negotiate what later kernels offer (reads
+ * above 128 KiB, passthrough to a backing file). FUSE_DEV_IOC_BACKING_OPEN is here for
+ * passthrough: an ioctl Node cannot make.
  */
 #include <node_api.h>
 

@@ -1,7 +1,8 @@
 /*
  * hostpull_native: the Linux syscalls that Node 20 lacks and that hostpull needs to unpack layers
  * (mknod for overlay whiteouts, l*xattr for security.capability and trusted.overlay.*) and to
- * assemble a rootfs (mount/umount2, and the new mount API for overlays with many lower layers).
+ * assemble a rootfs (mount/umount2, and the new mount API for overlays with many lower layers);
+ * fuse_channel.c adds the transport of the lazy views' FUSE server.
  *
  * Plain Node-API (no node-addon-api) so the addon is ABI-stable across Node versions.
  * Every function is synchronous: each is one or a few syscalls that do not block on I/O for long.

@@ -59,14 +59,15 @@ interface Pending {
  * hostpull's own FUSE server: a native thread reads /dev/fuse (native/src/fuse_channel.c) and
  * this class answers each request on the event loop, writing its reply to the same fd.
  *
- * Why not fuse-native (libfuse 2), which served the lazy views before: each request cost a libfuse
- * thread's wake-up, a hand-off to the event loop and a semaphore back; libfuse resolved every
- * inode to a path itself and answered missing names uncached, so each PATH search asked again;
- * it capped reads at 128 KiB; and it cannot pass a file through to the kernel. Here a request is
- * one hand-off (requests that arrive together share it), a reply is one write(2), the kernel keeps
- * missing names like existing ones, and reads may be up to `maxPages` pages. bench/fuse-overhead,
- * `mvn -v` over the demo's unpacked layers, one run: 2.78× its direct time behind fuse-native,
- * 2.58× behind this server, 1.66× with its files passed through (1.69× behind libfuse 2 in C).
+ * Why not fuse-native (libfuse 2), which served the lazy views before: each request cost a
+ * libfuse thread's wake-up, a hand-off to the event loop and a semaphore back; libfuse resolved
+ * every inode to a path itself, and fuse-native left missing names uncached, so each PATH search
+ * asked again; it capped reads at 128 KiB; and it cannot pass a file through to the kernel. Here a
+ * request is one hand-off (requests that arrive together share it), a reply is one write(2), the
+ * kernel keeps missing names like existing ones, and reads may be up to `maxPages` pages.
+ * bench/fuse-overhead, `mvn -v` over the demo's unpacked layers, one run: 2.78× its direct time
+ * behind fuse-native, 2.58× behind this server, 1.66× with its files passed through (1.69× behind
+ * libfuse 2 in C).
  */
 export class FuseSession {
   readonly mountpoint: string;
