@@ -43,7 +43,6 @@ export async function mountFuse(mountpoint: string, handlers: FuseHandlers, opti
     cacheSeconds: 3600,
     opTimeoutMs: options.opTimeoutMs,
     maxPages: MAX_PAGES,
-    passthrough: true,
     onError: (err) => options.logger?.warn({ mountpoint, err: err.message }, 'lazy view: a FUSE request failed'),
   });
   return { mountpoint, unmount: () => session.unmount(), ended: session.ended };

@@ -15,7 +15,6 @@ export const FuseOp = {
   READ: 15,
   STATFS: 17,
   RELEASE: 18,
-  FLUSH: 25,
   INIT: 26,
   OPENDIR: 27,
   READDIR: 28,
@@ -48,16 +47,16 @@ export const OpenFlag = {
 } as const;
 
 /** Size of `struct fuse_in_header`, before every request's own arguments. */
-export const IN_HEADER = 40;
+const IN_HEADER = 40;
 /** Size of `struct fuse_out_header`, before every reply's own data. */
 export const OUT_HEADER = 16;
 /** Size of `struct fuse_attr`. */
 const ATTR = 88;
 
 /** The oldest minor version spoken here: 7.31 (Linux 5.4) has every field this module uses. */
-export const MIN_MINOR = 31;
+const MIN_MINOR = 31;
 /** The newest minor version this module knows the INIT reply of. */
-export const MAX_MINOR = 40;
+const MAX_MINOR = 40;
 
 export interface FuseRequest {
   opcode: number;
@@ -108,7 +107,7 @@ export function releaseArgs(body: Buffer): { fh: number } {
 }
 
 /** Writes the out header into the first OUT_HEADER bytes of `reply` (whose length is the reply's). */
-export function finishReply(reply: Buffer, unique: bigint, error = 0): Buffer {
+function finishReply(reply: Buffer, unique: bigint, error = 0): Buffer {
   reply.writeUInt32LE(reply.length, 0);
   reply.writeInt32LE(error, 4);
   reply.writeBigUInt64LE(unique, 8);

@@ -39,11 +39,6 @@ export interface FuseSessionOptions {
   opTimeoutMs: number;
   /** Largest read the kernel may send, in 4 KiB pages. */
   maxPages: number;
-  /**
-   * Open files through `handlers.passthrough` when it offers a complete local copy (and the kernel
-   * agrees): reads and page faults then go to that copy without reaching this process.
-   */
-  passthrough: boolean;
   /** Told about a request that could not be served or answered (after it got an error, if it could). */
   onError?: (err: Error) => void;
 }
@@ -77,7 +72,11 @@ export class FuseSession {
   /** Paths of the inodes the kernel knows (it names them by inode after a LOOKUP). */
   readonly #paths = new Map<number, string>([[1, '/']]);
   readonly #pending = new Map<bigint, Pending>();
-  /** Agreed with the kernel at INIT. */
+  /**
+   * Files are opened through `handlers.passthrough` when it offers a complete local copy: reads
+   * and page faults then go to that copy without reaching this process. Asked for at INIT when
+   * the handlers have it; this says whether the kernel agreed.
+   */
   #passthrough = false;
   /**
    * Per inode: the backing id its opens pass through to, or null for opens served here. Decided
@@ -202,7 +201,7 @@ export class FuseSession {
     const ttl = this.#o.cacheSeconds;
     switch (req.opcode) {
       case FuseOp.INIT: {
-        const init = initReply(unique, req.body, { maxPages: this.#o.maxPages, passthrough: this.#o.passthrough && this.#handlers.passthrough !== undefined });
+        const init = initReply(unique, req.body, { maxPages: this.#o.maxPages, passthrough: this.#handlers.passthrough !== undefined });
         this.#passthrough = init.passthrough;
         return this.#write(init.reply);
       }

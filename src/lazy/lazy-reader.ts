@@ -97,14 +97,8 @@ export class LazyReader {
     this.#cursors.delete(node.ino);
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
     this.#cursors.set(node.ino, { end: offset + n, span: last });
-    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), node.path);
     let fill = 0;
-    for (let k = 0; k < parts.length; k++) {
-      const span = this.#toc.spans[first + k]!;
-      const from = Math.max(start - span.u, 0);
-      const to = Math.min(span.us, start + n - span.u);
-      fill += parts[k]!.copy(target, fill, from, to);
-    }
+    for (const piece of await this.#pieces(first, last, start, start + n, node.path)) fill += piece.copy(target, fill);
     return fill;
   }
 
@@ -121,12 +115,19 @@ export class LazyReader {
    */
   async contents(node: LazyNode): Promise<Buffer[]> {
     this.reads++;
-    const spans = this.spansOf(node);
-    const parts = await this.#bounded(Promise.all(spans.map((i) => this.#span(i, 'read'))), node.path);
-    const start = node.dataOffset;
-    const end = start + node.size;
+    if (node.size === 0) return [];
+    const { first, last } = spansFor(this.#toc.spans, node.dataOffset, node.size);
+    return this.#pieces(first, last, node.dataOffset, node.dataOffset + node.size, node.path);
+  }
+
+  /**
+   * Tar bytes [start, end) as pieces of the inflated spans first..last that hold them (no copy),
+   * fetched and verified as reads of `path`, within the read deadline.
+   */
+  async #pieces(first: number, last: number, start: number, end: number, path: string): Promise<Buffer[]> {
+    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), path);
     return parts.map((part, k) => {
-      const span = this.#toc.spans[spans[k]!]!;
+      const span = this.#toc.spans[first + k]!;
       return part.subarray(Math.max(start - span.u, 0), Math.min(span.us, end - span.u));
     });
   }
