@@ -47,6 +47,27 @@ export interface FuseHandlers {
    * `path`, for the kernel to read and map directly, or undefined to serve its reads here.
    */
   passthrough?(path: string): Promise<number | undefined>;
+  /** Reads the session's native thread may answer itself, from spans in memory. */
+  native?: NativeReads;
+}
+
+/**
+ * The layout a FUSE session's native thread needs to answer READs itself (native/src/fuse_channel.c),
+ * and the spans it may answer them from: a read's wait then does not depend on how busy the event
+ * loop is with fetching and inflating the spans of later reads.
+ */
+export interface NativeReads {
+  /** Per inode (the index): a file's data offset in the layer's tar and its size; -1 where there is no file. */
+  files: { offsets: Float64Array; sizes: Float64Array };
+  /** The spans' starts in the tar, and one past the last. */
+  spanStarts: Float64Array;
+  /**
+   * Tells `listener` of each span whose verified, inflated bytes are in memory (now, and as they
+   * come), and of each that is dropped (null), until the returned function is called.
+   */
+  watchSpans(listener: (index: number, bytes: Buffer | null) => void): () => void;
+  /** A read the native thread answered: the reader's bookkeeping (read order, read-ahead) as for its own. */
+  served(ino: number, offset: number, size: number): void;
 }
 
 const E = constants.errno;
@@ -146,6 +167,20 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: tree.size, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
     },
     ...(options.copies ? { passthrough: passthroughOf(tree, options.copies) } : {}),
+    native: nativeReadsOf(tree, reader),
+  };
+}
+
+function nativeReadsOf(tree: LazyTree, reader: LazyReader): NativeReads {
+  const files = tree.fileExtents();
+  return {
+    files,
+    spanStarts: reader.spanStarts(),
+    watchSpans: (listener) => reader.watchSpans(listener),
+    served(ino, offset, size) {
+      const node = tree.byIno(ino);
+      if (node?.type === 'file') reader.noteRead(node, offset, size);
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import { HostpullError, errnoCode } from '../errors.js';
-import { constants, fuseBackingOpen, fuseChannel, mount, syscallErrno, umount2 } from '../native/index.js';
+import { constants, fuseBackingOpen, fuseChannel, fuseChannelLayout, fuseChannelSpan, mount, syscallErrno, umount2, type FuseChannel } from '../native/index.js';
 import type { FuseHandlers, FuseStat } from './fuse-handlers.js';
 import {
   attrReply,
@@ -52,7 +52,9 @@ interface Pending {
 /**
  * Serves one FUSE mount of `handlers` (the path-shaped operations of fuse-handlers.ts) with
  * hostpull's own FUSE server: a native thread reads /dev/fuse (native/src/fuse_channel.c) and
- * this class answers each request on the event loop, writing its reply to the same fd.
+ * this class answers each request on the event loop, writing its reply to the same fd. READs of
+ * bytes already in memory are the exception: with `handlers.native`, the thread answers them
+ * itself from the inflated spans the handlers lend it, and this class only hears of them.
  *
  * Why not fuse-native (libfuse 2), which served the lazy views before: each request cost a
  * libfuse thread's wake-up, a hand-off to the event loop and a semaphore back; libfuse resolved
@@ -84,6 +86,8 @@ export class FuseSession {
    */
   readonly #backing = new Map<number, Promise<number | null>>();
   readonly #sweeper: NodeJS.Timeout;
+  /** Stops lending spans to the native thread (handlers.native), once the connection ends. */
+  #unwatch: (() => void) | undefined;
   #ended: (() => void) | undefined;
   /** The fd is closed: its number may belong to another file by now, so nothing is written to it. */
   #closed = false;
@@ -120,15 +124,38 @@ export class FuseSession {
       throw new HostpullError('LAZY_MOUNT_FAILED', `cannot mount the lazy layer at ${mountpoint}: ${(err as Error).message}`, { cause: err, hint: 'lazy pulling needs root and /dev/fuse' });
     }
     const session = new FuseSession(mountpoint, fd, handlers, options);
+    let channel: FuseChannel;
     try {
-      fuseChannel(fd, (msg, errno) => (msg ? session.#serve(msg) : session.#end(errno ?? 0)));
+      channel = fuseChannel(fd, { request: (msg, answered) => session.#serve(msg, answered), end: (errno) => session.#end(errno) });
     } catch (err) {
       // Nobody would answer the mount's requests: take it away before anything waits on it.
       umount2(mountpoint, constants.MNT_DETACH);
       session.#end(0);
       throw new HostpullError('LAZY_MOUNT_FAILED', `cannot serve the lazy layer at ${mountpoint}: ${(err as Error).message}`, { cause: err });
     }
+    if (handlers.native) session.#lend(channel, handlers.native);
     return session;
+  }
+
+  /**
+   * Gives the native thread the layout of the files and lends it each span in memory, so that
+   * it answers the READs those spans hold without the event loop. Without it (a failure here is
+   * reported, never fatal) every read is served by the handlers, as before.
+   */
+  #lend(channel: FuseChannel, native: NonNullable<FuseHandlers['native']>): void {
+    try {
+      fuseChannelLayout(channel, native.files.offsets, native.files.sizes, native.spanStarts);
+    } catch (err) {
+      this.#o.onError?.(new Error(`${this.mountpoint}: its reads are all served on the event loop: ${(err as Error).message}`));
+      return;
+    }
+    this.#unwatch = native.watchSpans((index, bytes) => {
+      try {
+        fuseChannelSpan(channel, index, bytes);
+      } catch (err) {
+        this.#o.onError?.(err as Error);
+      }
+    });
   }
 
   /**
@@ -151,6 +178,7 @@ export class FuseSession {
 
   #end(errno: number): void {
     clearInterval(this.#sweeper);
+    this.#unwatch?.();
     this.#closed = true;
     closeSync(this.#fd);
     if (errno !== 0) this.#o.onError?.(new Error(`reading /dev/fuse for ${this.mountpoint} failed: errno ${errno}`));
@@ -180,12 +208,19 @@ export class FuseSession {
     }
   }
 
-  #serve(msg: Buffer): void {
+  /** A request from the channel; `answered` when its native thread answered it (a READ): then only the bookkeeping. */
+  #serve(msg: Buffer, answered: boolean): void {
     let req: FuseRequest;
     try {
       req = parseRequest(msg);
     } catch (err) {
       this.#o.onError?.(err as Error);
+      return;
+    }
+    if (answered) {
+      if (req.opcode !== FuseOp.READ) return;
+      const { offset, size } = readArgs(req.body);
+      this.#handlers.native?.served(req.nodeid, offset, size);
       return;
     }
     try {

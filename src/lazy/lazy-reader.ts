@@ -38,8 +38,10 @@ export class LazyReader {
   readonly #deadline: number | undefined;
   readonly #window: number;
   readonly #inflated = new Map<number, Promise<Buffer>>();
-  /** Sizes of the settled entries of #inflated. */
-  readonly #sizes = new Map<number, number>();
+  /** The settled entries of #inflated: their bytes. */
+  readonly #settled = new Map<number, Buffer>();
+  /** Told of each span settled in memory (its bytes) and each dropped (null): a FUSE session's native reads. */
+  readonly #watchers = new Set<(index: number, bytes: Buffer | null) => void>();
   #inflatedBytes = 0;
   readonly #firstReads: number[] = [];
   readonly #seen = new Set<number>();
@@ -85,21 +87,69 @@ export class LazyReader {
     if (n === 0) return 0;
     const start = node.dataOffset + offset;
     const { first, last } = spansFor(this.#toc.spans, start, n);
-    // A read of a file that starts where its previous read ended and moves on into the next span:
-    // the reader walks the file in order (a tar, a copy, a scan), so fetch the next two spans
-    // ahead. Reads of other files in between, and random access (a JVM in its jimage, whose page
-    // faults read around the faulting page), do not trigger it: mvn -v fetched 4.5 MB it never
-    // read when any read that moved into the span after the last read's counted. Fetched as this
-    // reader's own reads are (not capped like the learned prefetch): it will ask for them next.
+    this.#follow(node, offset, n, last);
+    let fill = 0;
+    for (const piece of await this.#pieces(first, last, start, start + n, node.path)) fill += piece.copy(target, fill);
+    return fill;
+  }
+
+  /**
+   * A read of `length` bytes of file `node` at `offset` that was answered elsewhere (a FUSE
+   * session's native thread, from spans this reader lent it): counted, and followed as one of
+   * its own reads would be (the learned read order, read-ahead, the spans' recent use).
+   */
+  noteRead(node: LazyNode, offset: number, length: number): void {
+    this.reads++;
+    const n = Math.max(0, Math.min(length, node.size - offset));
+    if (n === 0) return;
+    const { first, last } = spansFor(this.#toc.spans, node.dataOffset + offset, n);
+    this.#follow(node, offset, n, last);
+    for (let i = first; i <= last; i++) {
+      this.#used(i);
+      const hit = this.#inflated.get(i);
+      if (hit) {
+        this.#inflated.delete(i);
+        this.#inflated.set(i, hit);
+      }
+    }
+  }
+
+  /**
+   * Remembers where this read of `node` ended. A read that starts where the file's previous read
+   * ended and moves on into the next span means the reader walks the file in order (a tar, a
+   * copy, a scan): the next two spans are fetched ahead. Reads of other files in between, and
+   * random access (a JVM in its jimage, whose page faults read around the faulting page), do not
+   * trigger it: mvn -v fetched 4.5 MB it never read when any read that moved into the span after
+   * the last read's counted. Fetched as this reader's own reads are (not capped like the learned
+   * prefetch): it will ask for them next.
+   */
+  #follow(node: LazyNode, offset: number, n: number, last: number): void {
     const cursor = this.#cursors.get(node.ino);
     if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2], 'read').catch(() => undefined);
     // Most recently read last, so the file forgotten first is the one read longest ago.
     this.#cursors.delete(node.ino);
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
     this.#cursors.set(node.ino, { end: offset + n, span: last });
-    let fill = 0;
-    for (const piece of await this.#pieces(first, last, start, start + n, node.path)) fill += piece.copy(target, fill);
-    return fill;
+  }
+
+  /** The spans' starts in the layer's tar, with one past the last (for a FUSE session's native reads). */
+  spanStarts(): Float64Array {
+    const spans = this.#toc.spans;
+    const starts = new Float64Array(spans.length + 1);
+    spans.forEach((s, i) => (starts[i] = s.u));
+    const last = spans[spans.length - 1];
+    starts[spans.length] = last ? last.u + last.us : 0;
+    return starts;
+  }
+
+  /**
+   * Tells `listener` of every inflated span in memory now and from now on (its verified bytes),
+   * and of every one dropped from memory (null), until the returned function is called.
+   */
+  watchSpans(listener: (index: number, bytes: Buffer | null) => void): () => void {
+    this.#watchers.add(listener);
+    for (const [index, bytes] of this.#settled) listener(index, bytes);
+    return () => this.#watchers.delete(listener);
   }
 
   /** The spans that hold the bytes of file `node` (none for an empty file). */
@@ -181,6 +231,12 @@ export class LazyReader {
   }
 
   #span(index: number, priority: SpanPriority): Promise<Buffer> {
+    this.#used(index);
+    return this.#inflate(index, priority);
+  }
+
+  /** Span `index` is read: kept in the learned order at its first read, and the inflation ahead follows the reads. */
+  #used(index: number): void {
     if (!this.#seen.has(index)) {
       this.#seen.add(index);
       this.#firstReads.push(index);
@@ -191,7 +247,6 @@ export class LazyReader {
       a.frontier = at + 1;
       this.#inflateAhead();
     }
-    return this.#inflate(index, priority);
   }
 
   /** The inflated span, from memory or fetched (verified) and inflated, kept in the LRU. */
@@ -207,8 +262,9 @@ export class LazyReader {
     p.then(
       (b) => {
         if (this.#inflated.get(index) !== p) return;
-        this.#sizes.set(index, b.length);
+        this.#settled.set(index, b);
         this.#inflatedBytes += b.length;
+        for (const w of this.#watchers) w(index, b);
         this.#evict();
       },
       () => {
@@ -222,12 +278,13 @@ export class LazyReader {
   /** Drops least recently used settled spans until the cache fits (the newest always stays). */
   #evict(): void {
     for (const i of this.#inflated.keys()) {
-      if (this.#inflatedBytes <= this.#max || this.#sizes.size <= 1) return;
-      const size = this.#sizes.get(i);
-      if (size === undefined) continue;
+      if (this.#inflatedBytes <= this.#max || this.#settled.size <= 1) return;
+      const bytes = this.#settled.get(i);
+      if (bytes === undefined) continue;
       this.#inflated.delete(i);
-      this.#sizes.delete(i);
-      this.#inflatedBytes -= size;
+      this.#settled.delete(i);
+      this.#inflatedBytes -= bytes.length;
+      for (const w of this.#watchers) w(i, null);
     }
   }
 }

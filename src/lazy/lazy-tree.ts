@@ -81,6 +81,8 @@ function headerOf(e: TocEntry): TarEntryHeader {
  */
 export class LazyTree {
   readonly #nodes = new Map<string, LazyNode>();
+  /** By inode, built at the first {@link byIno}. */
+  #byIno: LazyNode[] | undefined;
   readonly root: LazyNode;
   /** Non-directory paths, for the overlap check between package layers (like an unpack's ownedPaths). */
   readonly ownedPaths: string[];
@@ -98,6 +100,29 @@ export class LazyTree {
   /** The node at a FUSE path (`/`, `/opt/jdk`), or undefined. */
   lookup(fusePath: string): LazyNode | undefined {
     return this.#nodes.get(fusePath === '/' ? '' : fusePath.slice(1));
+  }
+
+  /** Node `ino`, by inode number (hard links share one); undefined for an unknown or replaced one. */
+  byIno(ino: number): LazyNode | undefined {
+    if (!this.#byIno) {
+      this.#byIno = [];
+      for (const n of this.#nodes.values()) this.#byIno[n.ino] = n;
+    }
+    return this.#byIno[ino];
+  }
+
+  /** Per inode (the index): each file's data offset in the tar and its size; -1 for the size of anything else. */
+  fileExtents(): { offsets: Float64Array; sizes: Float64Array } {
+    let max = 0;
+    for (const n of this.#nodes.values()) max = Math.max(max, n.ino);
+    const offsets = new Float64Array(max + 1);
+    const sizes = new Float64Array(max + 1).fill(-1);
+    for (const n of this.#nodes.values()) {
+      if (n.type !== 'file') continue;
+      offsets[n.ino] = n.dataOffset;
+      sizes[n.ino] = n.size;
+    }
+    return { offsets, sizes };
   }
 
   get size(): number {

@@ -48,7 +48,9 @@ interface Addon {
   lremovexattr(path: string, name: string): void;
   overlayMount(target: string, options: OverlayMountOptions): void;
   alignedBuffer(size: number, alignment: number): ArrayBuffer;
-  fuseChannel(fd: number, onMessage: (msg: Buffer | null, errno?: number) => void): void;
+  fuseChannel(fd: number, onMessage: (msg: Buffer | null, detail: boolean | number) => void): FuseChannel;
+  fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Array, fileSizes: Float64Array, spanStarts: Float64Array): void;
+  fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void;
   fuseBackingOpen(devFd: number, fileFd: number): number;
   constants: Record<string, number>;
 }
@@ -167,13 +169,43 @@ export function makedev(major: number, minor: number): number {
   return hi * 0x1_0000_0000 + lo;
 }
 
+/** The native side of one FUSE connection (an opaque handle of the addon). */
+export interface FuseChannel {
+  readonly __fuseChannel: never;
+}
+
+/** What a {@link fuseChannel} tells its owner, on the event loop. */
+export interface FuseChannelListener {
+  /** A request; `answered` when the thread answered it itself (a READ from lent spans). */
+  request(msg: Buffer, answered: boolean): void;
+  /** The connection ended: errno 0 when unmounted, else why reading it failed. */
+  end(errno: number): void;
+}
+
 /**
- * Starts a thread that reads FUSE requests from `fd` (an open, mounted /dev/fuse) and calls
- * `onMessage` on the event loop with each one; at the end of the connection `onMessage(null, 0)`
- * (unmounted) or `onMessage(null, errno)` (a read failed). Keeps the process alive until then.
+ * Starts a thread that reads FUSE requests from `fd` (an open, mounted /dev/fuse) and hands each
+ * to `listener` on the event loop, until the connection ends. Keeps the process alive until then.
  */
-export function fuseChannel(fd: number, onMessage: (msg: Buffer | null, errno?: number) => void): void {
-  call((a) => a.fuseChannel(fd, onMessage));
+export function fuseChannel(fd: number, listener: FuseChannelListener): FuseChannel {
+  return call((a) => a.fuseChannel(fd, (msg, detail) => (msg ? listener.request(msg, detail === true) : listener.end(typeof detail === 'number' ? detail : 0))));
+}
+
+/**
+ * What READs the channel's thread may answer itself: per inode (the index), a file's data offset
+ * in the layer's tar and its size (negative: not a file it serves); and the spans' starts in the
+ * tar, ascending, with one past the last. Takes back every span lent before.
+ */
+export function fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Array, fileSizes: Float64Array, spanStarts: Float64Array): void {
+  call((a) => a.fuseChannelLayout(channel, fileOffsets, fileSizes, spanStarts));
+}
+
+/**
+ * Lends span `index`'s inflated, verified bytes to the channel's thread (exactly the span's
+ * length; kept alive until taken back), or takes them back with null. A READ whose bytes all lie
+ * in lent spans is answered by the thread, without waiting for the event loop.
+ */
+export function fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void {
+  call((a) => a.fuseChannelSpan(channel, index, bytes));
 }
 
 /**

@@ -1,8 +1,8 @@
 /**
  * hostpull's own FUSE server (src/lazy/fuse-session.ts, native/src/fuse_channel.c) on a real
  * /dev/fuse mount, read by real processes (cat, stat, ls, sha256sum): the kernel's view of what
- * the handlers answer, the ETIMEDOUT bound, negative lookups the kernel keeps, and passthrough to
- * a local copy. Readers are child processes: this process's event loop answers their requests.
+ * the handlers answer, the ETIMEDOUT bound, negative lookups the kernel keeps, reads answered on
+ * the native thread from lent spans, and passthrough to a local copy. Readers are child processes: this process's event loop answers their requests.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FuseHandlers, FuseStat } from '../../../src/lazy/fuse-handlers.js';
+import type { FuseHandlers, FuseStat, NativeReads } from '../../../src/lazy/fuse-handlers.js';
 import { FUSE_FSNAME, mountFuse, type MountedFuse } from '../../../src/lazy/fuse-mount.js';
 import type { Logger } from '../../../src/log.js';
 import { constants as native, mount, umount2 } from '../../../src/native/index.js';
@@ -154,6 +154,48 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     expect(r.stderr).toMatch(/timed out/i);
     expect(Date.now() - started).toBeLessThan(5000);
     expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+  });
+
+  it('answers reads on its native thread from the spans lent to it; a span taken back is read through the handler again', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    // A "tar" of five 1 MiB spans: big.bin's bytes (but not the handler's: flipped) from offset 0,
+    // small.txt's in span 4, which holds other bytes and is taken back before anything reads it.
+    const MiB = 1024 * 1024;
+    const different = Buffer.from(big.map((b) => b ^ 0xff));
+    const tar = Buffer.alloc(5 * MiB, 'X');
+    different.copy(tar, 0);
+    const sizes = new Float64Array(7).fill(-1);
+    const offsets = new Float64Array(7);
+    sizes[4] = big.length;
+    sizes[3] = TREE['/opt/small.txt']!.data!.length;
+    offsets[3] = 4 * MiB;
+    let lend: ((index: number, bytes: Buffer | null) => void) | undefined;
+    const served: Array<{ ino: number; size: number }> = [];
+    const native: NativeReads = {
+      files: { offsets, sizes },
+      spanStarts: Float64Array.from([0, 1, 2, 3, 4, 5].map((k) => k * MiB)),
+      watchSpans(listener) {
+        lend = listener;
+        for (let k = 0; k < 5; k++) listener(k, tar.subarray(k * MiB, (k + 1) * MiB));
+        return () => (lend = undefined);
+      },
+      served: (ino, _offset, size) => served.push({ ino, size }),
+    };
+    const { handlers, calls } = fakeHandlers(TREE, { native });
+    mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000 });
+    lend!(4, null);
+
+    const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect((await sh(`sha256sum < ${mnt}/opt/big.bin`)).stdout.split(' ')[0]).toBe(sum(different));
+    expect((await sh(`dd if=${mnt}/opt/big.bin bs=1 skip=${big.length - 3} status=none | od -An -tu1`)).stdout.trim().split(/\s+/).map(Number)).toEqual([...different.subarray(-3)]);
+    expect((await sh(`cat ${mnt}/opt/small.txt`)).stdout).toBe('hello from fuse\n');
+    expect(calls.filter((c) => c.startsWith('read '))).toEqual(['read /opt/small.txt']);
+    // The handlers hear of every read the thread answered (on the event loop, after the fact).
+    for (let i = 0; i < 50 && served.reduce((n, s) => n + s.size, 0) < big.length; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(served.every((s) => s.ino === 4)).toBe(true);
+    expect(served.reduce((n, s) => n + s.size, 0)).toBeGreaterThanOrEqual(big.length);
   });
 
   it('passes a file with a local copy through to it: the kernel reads the copy, the server sees no read', async () => {

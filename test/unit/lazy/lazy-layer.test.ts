@@ -294,6 +294,57 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect([...asked()]).toEqual(expect.arrayContaining([first + 2, first + 3]));
   });
 
+  it('lends the native reads each inflated span and takes it back when dropped; a read answered natively is followed like its own', async () => {
+    const { lazy, source, toc, tar } = await layer();
+    const native = lazy.handlers.native!;
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    // The layout: each file's tar offset and size by inode, nothing for directories and links.
+    expect(native.files.offsets[node.ino]).toBe(node.dataOffset);
+    expect(native.files.sizes[node.ino]).toBe(700_000);
+    expect(native.files.sizes[lazy.tree.lookup('/opt/t/bin')!.ino]).toBe(-1);
+    expect(native.files.sizes[lazy.tree.lookup('/opt/t/bin/big')!.ino]).toBe(-1);
+    expect([...native.spanStarts]).toEqual([...toc.spans.map((s) => s.u), toc.uncompressedSize]);
+
+    const lent = new Map<number, Buffer>();
+    const events: string[] = [];
+    const watch = (index: number, bytes: Buffer | null) => {
+      events.push(`${index}:${bytes ? 'lent' : 'taken back'}`);
+      if (bytes) lent.set(index, bytes);
+      else lent.delete(index);
+    };
+    const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024 });
+    const first = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset);
+    await reader.read(node, 0, 10);
+    // A watcher hears of what is in memory already, then of what comes and goes.
+    const stop = reader.watchSpans(watch);
+    expect(events).toEqual([`${first}:lent`]);
+    await reader.read(node, toc.spans[first + 1]!.u - node.dataOffset, 10);
+    await reader.read(node, toc.spans[first + 2]!.u - node.dataOffset, 10);
+    // Room for two spans: the one read longest ago is taken back.
+    expect(events).toEqual([`${first}:lent`, `${first + 1}:lent`, `${first + 2}:lent`, `${first}:taken back`]);
+    // What is lent is the span's verified, inflated bytes: the tar's own.
+    for (const [i, bytes] of lent) expect(bytes.equals(tar.subarray(toc.spans[i]!.u, toc.spans[i]!.u + toc.spans[i]!.us))).toBe(true);
+
+    // A read answered natively counts, joins the learned order, and keeps its span in memory.
+    const readsBefore = reader.reads;
+    reader.noteRead(node, toc.spans[first + 1]!.u - node.dataOffset, 10);
+    expect(reader.reads).toBe(readsBefore + 1);
+    await reader.read(node, toc.spans[first + 3]!.u - node.dataOffset, 10);
+    expect(events.at(-1)).toBe(`${first + 2}:taken back`); // not first + 1, which was just read
+    // Sequential reads answered natively fetch ahead as the reader's own would.
+    const requestsBefore = source.requests.length;
+    const end = toc.spans[first + 4]!.u - node.dataOffset;
+    reader.noteRead(node, end - 4096, 4096);
+    reader.noteRead(node, end, 4096);
+    await new Promise((r) => setTimeout(r, 100));
+    const fetched = source.requests.slice(requestsBefore).flatMap(([c, e]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= e ? [i] : [])));
+    expect(fetched).toEqual(expect.arrayContaining([first + 5, first + 6]));
+    expect(reader.readOrder()).toEqual([first, first + 1, first + 2, first + 3, first + 4]);
+    stop();
+    await reader.read(node, toc.spans[first + 5]!.u - node.dataOffset, 10);
+    expect(events).toHaveLength(6); // a watcher that stopped hears nothing more
+  });
+
   it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
     const { lazy, source } = await layer({ attempts: 2, timeoutMs: 300, concurrency: 1 });
     source.mode = 'stall';
