@@ -19,10 +19,9 @@ export interface HostContext {
   close(): Promise<void>;
 }
 
-async function openHost(options: GlobalOptions): Promise<HostContext> {
+async function openHost(options: GlobalOptions, logger = loggerFor(options)): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and undici.
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/index.js'), import('../registry/index.js')]);
-  const logger = loggerFor(options);
   const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, ...options.registry });
   return {
@@ -48,9 +47,9 @@ export function unpackLimitsFor(options: GlobalOptions): UnpackLimitOptions {
   return { maxExpansionRatio: options.maxExpansionRatio, diskReserve: options.diskReserve };
 }
 
-/** Runs fn with an open host context and always closes it. */
-export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext) => Promise<T>): Promise<T> {
-  const host = await openHost(options);
+/** Runs fn with an open host context and always closes it; `logger` when the command made its own already. */
+export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext) => Promise<T>, logger?: Logger): Promise<T> {
+  const host = await openHost(options, logger);
   try {
     return await fn(host);
   } finally {

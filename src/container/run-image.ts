@@ -9,7 +9,7 @@ import { cleanupLeftoverContainers } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
 import { checkNameFree } from './container-names.js';
 import { recordContainerRuntime } from './list-containers.js';
-import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy } from '../lazy/index.js';
+import { cleanupStaleLazyMounts, LazyLayers, pruneSpanCaches, type FetchPolicy, type FuseHelper } from '../lazy/index.js';
 import type { Digest } from '../oci/index.js';
 
 export interface RunImageOptions {
@@ -72,6 +72,8 @@ export interface LazyRunOptions {
   stopWaiting?: AbortSignal;
   /** Delay before a layer's background pull starts (see LazyLayersOptions). Default 2000 ms. */
   backgroundDelayMs?: number;
+  /** A FUSE helper started already, which the run then owns (see LazyLayersOptions.helper). */
+  helper?: FuseHelper;
 }
 
 export interface RunImageResult extends RunResult {
@@ -92,7 +94,15 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   // Like the runtime probe below: a user who cannot have the namespaces learns it before a download.
   if (rootless) await checkRootless({ ...(options.unshare ? { unshare: options.unshare } : {}), ...(options.signal ? { signal: options.signal } : {}) });
   const lazy = options.lazy
-    ? new LazyLayers({ store, client: deps.client, logger, ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}), ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}), ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}) })
+    ? new LazyLayers({
+        store,
+        client: deps.client,
+        logger,
+        ...(options.lazy.insecureRegistries ? { insecureRegistries: options.lazy.insecureRegistries } : {}),
+        ...(options.lazy.fetch ? { fetch: options.lazy.fetch } : {}),
+        ...(options.lazy.backgroundDelayMs !== undefined ? { backgroundDelayMs: options.lazy.backgroundDelayMs } : {}),
+        ...(options.lazy.helper ? { helper: options.lazy.helper } : {}),
+      })
     : undefined;
   // The FUSE helper (a node process, ~0.2 s to load) starts first, so its start
   // overlaps the cleanups, the runtime probe and the pull; its mounts are never a leftover to them.

@@ -4,5 +4,6 @@
  * into the store, and the learned prefetch of a composite's first start.
  */
 export { cleanupStaleLazyMounts, pruneSpanCaches } from './cleanup-lazy-mounts.js';
+export { FuseHelper } from './fuse-helper.js';
 export { type FetchPolicy } from './helper-protocol.js';
 export { type LazyCandidate, LazyLayers, type LazyLayersOptions, type LazyMount } from './lazy-layers.js';

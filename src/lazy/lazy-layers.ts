@@ -39,6 +39,12 @@ export interface LazyLayersOptions {
    * Default 2000 ms.
    */
   backgroundDelayMs?: number;
+  /**
+   * A helper started already (FuseHelper.start), which these layers then own: `hostpull run
+   * --lazy` starts it before loading the rest of itself, so the two load their modules at once.
+   * Default: started at prestart() or the first mount.
+   */
+  helper?: FuseHelper;
 }
 
 /** The TOC a layer descriptor names (composite manifests carry it as an annotation), if any. */
@@ -107,6 +113,7 @@ export class LazyLayers {
 
   constructor(options: LazyLayersOptions) {
     this.#o = options;
+    if (options.helper) this.#adopt(options.helper);
   }
 
   get #fetch(): FetchPolicy {
@@ -231,13 +238,14 @@ export class LazyLayers {
   }
 
   #startHelper(): FuseHelper {
-    if (!this.#helper) {
-      const h = FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel));
-      this.#helper = h;
-      this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
-      void h.exited.then(() => this.#helperGone(h));
-    }
-    return this.#helper;
+    return this.#helper ?? this.#adopt(FuseHelper.start(this.#o.logger, this.#o.logLevel ?? (this.#o.logger.level as LogLevel)));
+  }
+
+  #adopt(h: FuseHelper): FuseHelper {
+    this.#helper = h;
+    this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
+    void h.exited.then(() => this.#helperGone(h));
+    return h;
   }
 
   /** Its views are gone with it (those mounted ahead too); the next mount starts another helper. */
