@@ -4,5 +4,5 @@
 # Results: stdout (JSON) and $WORK/results.json (default /var/tmp/hostpull-bench-lazy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npx --no-install tsc -p tsconfig.json
+npm run --silent build:ts
 exec node bench/lazy.mjs "$@"

@@ -1,9 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { errorFromJson, HostpullError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
-import { appliedV8Flags } from '../util/index.js';
+import { appliedV8Flags, buildFile } from '../util/index.js';
 import type { HelperMessage, HelperRequest, LayerStats, MountSpec } from './helper-protocol.js';
 
 type Request = HelperRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -64,7 +63,7 @@ export class FuseHelper {
    * throws it here).
    */
   static start(logger: Logger, logLevel: LogLevel): FuseHelper {
-    const entry = fileURLToPath(new URL('./fuse-helper-main.js', import.meta.url));
+    const entry = buildFile('lazy/fuse-helper-main.js');
     // Run from the sources (a test importing src/), there is no built helper to fork.
     if (!existsSync(entry)) throw new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper ${entry} does not exist`, { hint: 'build the project: npm run build' });
     const child = fork(entry, [], {

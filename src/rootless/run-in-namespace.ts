@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { HostpullError } from '../errors.js';
+import { buildFile } from '../util/index.js';
 import type { Logger } from '../log.js';
 import { captureOutput, forwardSignals, tail, type RunResult } from '../runtime/index.js';
 import { DEFAULT_UNSHARE, rootlessUnavailable, UNSHARE_ARGS, unshareSpawnError } from './check-rootless.js';
@@ -27,7 +27,7 @@ export interface RunInNamespaceOptions {
 }
 
 function defaultChildEntry(): string {
-  return fileURLToPath(new URL('./child-main.js', import.meta.url));
+  return buildFile('rootless/child-main.js');
 }
 
 /**

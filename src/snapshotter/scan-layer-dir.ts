@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { treeChecksum, type LayerFootprint } from '../archive/index.js';
 import { errorFromJson, type ErrorJson } from '../errors.js';
+import { buildFile } from '../util/index.js';
 import { treeFootprint } from './tree-footprint.js';
 
 /** What the store records of a layer tree containerd applied, read from the tree. */
@@ -25,7 +25,7 @@ export function scanLayerDirHere(dir: string): LayerDirScan {
  * every other snapshotter call, API request and pull waiting. Run from the sources (a test
  * importing src/), there is no built worker and the scan runs here.
  */
-export async function scanLayerDir(dir: string, workerEntry = fileURLToPath(new URL('./scan-layer-dir-worker.js', import.meta.url))): Promise<LayerDirScan> {
+export async function scanLayerDir(dir: string, workerEntry = buildFile('snapshotter/scan-layer-dir-worker.js')): Promise<LayerDirScan> {
   if (!existsSync(workerEntry)) return scanLayerDirHere(dir);
   const worker = new Worker(workerEntry, { workerData: { dir } });
   try {

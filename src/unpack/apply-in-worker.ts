@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { errorFromJson, HostpullError } from '../errors.js';
 import { mapReadError } from '../archive/index.js';
+import { buildFile } from '../util/index.js';
 import type { ApplyOptions, ApplyResult } from './apply-layer.js';
 import type { FromWorker, ToWorker } from './apply-protocol.js';
 
@@ -35,7 +35,7 @@ interface Slot {
 const BATCH = 1024 * 1024;
 
 function defaultEntry(): string {
-  return fileURLToPath(new URL('./apply-worker.js', import.meta.url));
+  return buildFile('unpack/apply-worker.js');
 }
 
 /**

@@ -1,10 +1,10 @@
-import { createRequire } from 'node:module';
 import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
 import { action, globalOptions, loggerFor, usageError } from '../context.js';
 import { keepBlobsOption, unpackLimitsFor } from '../host.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 import { durationOption, sizeOption } from '../options.js';
+import { packageVersion } from '../../util/index.js';
 
 export function registerDaemonCommand(program: Command): void {
   const daemon = program
@@ -38,7 +38,7 @@ export function registerDaemonCommand(program: Command): void {
         const global = globalOptions(cmd);
         if (opts.snapshotterLazy && opts.snapshotterSocket === undefined) throw usageError('--snapshotter-lazy needs --snapshotter-socket', 'add --snapshotter-socket [PATH], or drop --snapshotter-lazy');
         const socketGroup = opts.socketGroup === undefined ? undefined : resolveGroup(opts.socketGroup);
-        const version = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
+        const version = packageVersion();
         const daemon = await startDaemon({
           root: global.root,
           unpackLimits: unpackLimitsFor(global),

@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { FuseHelper } from '../../lazy/fuse-helper.js';
+import type { FuseHelper } from '../../lazy/index.js';
 import type { Logger, LogLevel } from '../../log.js';
 import { action, collect, globalOptions, loggerFor, usageError } from '../context.js';
 import { keepBlobsOption, withHost } from '../host.js';
@@ -48,8 +48,9 @@ export function registerRunCommand(program: Command): void {
         const g = globalOptions(cmd);
         const logger = loggerFor(g);
         // A lazy run's FUSE helper is a node process of its own: started before this one loads the
-        // rest of itself, the two load their modules at once, and the helper is ready when the
-        // layers are chosen (an A/B of 9 second nodes: mvn -v's first output 994 against 1,057 ms).
+        // container and runtime modules, the two load their modules at once, and the helper is
+        // ready when the layers are chosen (an A/B of 9 second nodes: mvn -v's first output 994
+        // against 1,057 ms).
         const helper = opts.lazy && process.getuid?.() === 0 ? await startHelperEarly(logger, g.logLevel) : undefined;
         const [{ runImage }, { checkHostname, parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
         if (opts.hostname !== undefined) checkHostname(opts.hostname);
@@ -102,11 +103,10 @@ export function registerRunCommand(program: Command): void {
 
 /**
  * Starts the lazy-layer FUSE helper now; when it cannot start here, the run starts it at its
- * first mount, which then says why it cannot. Imports the helper's own module, not the lazy
- * barrel, which would load most of the pull first.
+ * first mount, which then says why it cannot.
  */
 async function startHelperEarly(logger: Logger, level: LogLevel): Promise<FuseHelper | undefined> {
-  const { FuseHelper } = await import('../../lazy/fuse-helper.js');
+  const { FuseHelper } = await import('../../lazy/index.js');
   try {
     return FuseHelper.start(logger, level);
   } catch (err) {
