@@ -226,22 +226,31 @@ static void *read_requests(void *arg) {
   return NULL;
 }
 
-/* On the event loop: takes back every lent span (deleting its reference) and, once both holders
- * let go, frees the channel. */
-static void let_go(napi_env env, channel_t *ch) {
-  pthread_mutex_lock(&ch->lock);
+/* On the event loop, under the lock: takes back every lent span, deleting its reference. */
+static void take_back_all(napi_env env, channel_t *ch) {
   for (uint32_t k = 0; k < ch->spans; k++) {
     if (ch->span[k].ref != NULL) napi_delete_reference(env, ch->span[k].ref);
     ch->span[k] = (span_t){NULL, NULL};
   }
-  bool last = --ch->holders == 0;
-  pthread_mutex_unlock(&ch->lock);
-  if (!last) return;
-  pthread_mutex_destroy(&ch->lock);
+}
+
+/* Frees the layout's tables (under the lock, or once nobody else can see the channel). */
+static void free_layout(channel_t *ch) {
   free(ch->file_offset);
   free(ch->file_size);
   free(ch->span_start);
   free(ch->span);
+}
+
+/* On the event loop: takes back every lent span and, once both holders let go, frees the channel. */
+static void let_go(napi_env env, channel_t *ch) {
+  pthread_mutex_lock(&ch->lock);
+  take_back_all(env, ch);
+  bool last = --ch->holders == 0;
+  pthread_mutex_unlock(&ch->lock);
+  if (!last) return;
+  pthread_mutex_destroy(&ch->lock);
+  free_layout(ch);
   free(ch);
 }
 
@@ -380,12 +389,8 @@ static napi_value js_fuse_channel_layout(napi_env env, napi_callback_info info) 
     return NULL;
   }
   pthread_mutex_lock(&ch->lock);
-  for (uint32_t k = 0; k < ch->spans; k++)
-    if (ch->span[k].ref != NULL) napi_delete_reference(env, ch->span[k].ref);
-  free(ch->file_offset);
-  free(ch->file_size);
-  free(ch->span_start);
-  free(ch->span);
+  take_back_all(env, ch);
+  free_layout(ch);
   ch->file_offset = offset;
   ch->file_size = size;
   ch->files = (uint32_t)files;

@@ -106,11 +106,7 @@ export class LazyReader {
     this.#follow(node, offset, n, last);
     for (let i = first; i <= last; i++) {
       this.#used(i);
-      const hit = this.#inflated.get(i);
-      if (hit) {
-        this.#inflated.delete(i);
-        this.#inflated.set(i, hit);
-      }
+      this.#recent(i);
     }
   }
 
@@ -251,13 +247,8 @@ export class LazyReader {
 
   /** The inflated span, from memory or fetched (verified) and inflated, kept in the LRU. */
   #inflate(index: number, priority: SpanPriority): Promise<Buffer> {
-    const hit = this.#inflated.get(index);
-    if (hit) {
-      // Most recently used last.
-      this.#inflated.delete(index);
-      this.#inflated.set(index, hit);
-      return hit;
-    }
+    const hit = this.#recent(index);
+    if (hit) return hit;
     const p = this.#fetcher.span(index, priority).then((compressed) => inflateSpan(this.#toc, index, compressed));
     p.then(
       (b) => {
@@ -273,6 +264,16 @@ export class LazyReader {
     );
     this.#inflated.set(index, p);
     return p;
+  }
+
+  /** Span `index` from memory, if there, made the most recently used (the LRU's order is the map's). */
+  #recent(index: number): Promise<Buffer> | undefined {
+    const hit = this.#inflated.get(index);
+    if (hit) {
+      this.#inflated.delete(index);
+      this.#inflated.set(index, hit);
+    }
+    return hit;
   }
 
   /** Drops least recently used settled spans until the cache fits (the newest always stays). */
