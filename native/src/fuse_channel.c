@@ -344,6 +344,12 @@ static channel_t *get_channel(napi_env env, napi_value v, const char *what) {
   return data;
 }
 
+/* The arguments of a call on a channel (argv[0] is its handle): the channel, or NULL with an exception pending. */
+static channel_t *channel_call(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, const char *what) {
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  return get_channel(env, argv[0], what);
+}
+
 /* A copy of a Float64Array's values (count in *n), or NULL with an exception pending. */
 static double *get_doubles(napi_env env, napi_value v, const char *what, size_t *n) {
   bool is;
@@ -366,10 +372,8 @@ static double *get_doubles(napi_env env, napi_value v, const char *what, size_t 
  * (Float64Arrays: per inode a file's data offset in the tar and its size, negative for none; the
  * spans' starts and one past the last). Takes back every span lent before. */
 static napi_value js_fuse_channel_layout(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  channel_t *ch = get_channel(env, argv[0], "fuseChannelLayout: handle must come from fuseChannel");
+  channel_t *ch = channel_call(env, info, 4, argv, "fuseChannelLayout: handle must come from fuseChannel");
   if (ch == NULL) return NULL;
   size_t files = 0, sizes = 0, starts = 0;
   double *offset = get_doubles(env, argv[1], "fuseChannelLayout: fileOffsets must be a Float64Array", &files);
@@ -404,10 +408,8 @@ static napi_value js_fuse_channel_layout(napi_env env, napi_callback_info info) 
 /* fuseChannelSpan(handle, index, bytes | null): lends span `index`'s inflated bytes to the thread
  * (a Buffer exactly the span's length, kept alive until taken back), or takes them back. */
 static napi_value js_fuse_channel_span(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  channel_t *ch = get_channel(env, argv[0], "fuseChannelSpan: handle must come from fuseChannel");
+  channel_t *ch = channel_call(env, info, 3, argv, "fuseChannelSpan: handle must come from fuseChannel");
   if (ch == NULL) return NULL;
   int32_t index;
   if (!get_int(env, argv[1], "fuseChannelSpan: index must be a number", &index)) return NULL;
