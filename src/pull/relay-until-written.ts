@@ -36,5 +36,10 @@ export function relayUntilWritten(body: Readable, kept: () => number): Readable 
     check();
   });
   relay.once('close', () => body.destroy());
+  // The caller may attach its pipeline only after an await (fetchLayer stages the layer's
+  // directory first), and the body may break meanwhile: a daemon whose client went away during
+  // that await (the request's abort destroys the body) died of the relay's unheard 'error'. Heard
+  // here, the error stays on the relay (`errored`), and a pipeline attached later fails with it.
+  relay.on('error', () => undefined);
   return relay;
 }

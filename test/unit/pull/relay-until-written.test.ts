@@ -50,6 +50,18 @@ describe('relayUntilWritten', () => {
     file.close();
   });
 
+  it('a body that breaks before anything reads the relay: no unheard error, and a pipeline attached later fails with it', async () => {
+    const body = new Readable({ read() {} });
+    const relay = relayUntilWritten(body, () => 0);
+    body.destroy(Object.assign(new Error('the client closed the connection'), { code: 'CLIENT_GONE' }));
+    // What fetchLayer awaits between the request and its pipeline; an unheard 'error' would be
+    // an uncaught exception here, failing the test.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(relay.destroyed).toBe(true);
+    const err = await pipeline(relay, new Writable({ write: (_c, _e, cb) => cb() })).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('CLIENT_GONE');
+  });
+
   it('a pipeline that fails on its own destroys the body at once', async () => {
     let destroyed = false;
     const body = new Readable({ read() {} });
