@@ -2,7 +2,7 @@
 // bench/lazy-ab.mjs — two or more builds of hostpull, alternated, on the lazy start (not a test).
 //
 //   VARIANTS="before=/path/a/dist/cli/main.js after=dist/cli/main.js" \
-//   LAYOUT=/var/tmp/hostpull-bench-lazy/layout N=5 [LINK=200mbit] node bench/lazy-ab.mjs
+//   LAYOUT=/var/tmp/hostpull-bench-lazy/layout N=5 [LINK=200mbit] [FRESH=1] node bench/lazy-ab.mjs
 //
 // LAYOUT is an OCI layout holding the demo's packages published seekable, as `bash bench/lazy.sh`
 // leaves it in $WORK/layout. One server over it (behind a shaped link with LINK, shaped-link.mjs);
@@ -10,8 +10,12 @@
 // rounds, each running every variant once on a fresh store: `hostpull run --lazy` to the first
 // output, then stopped, so no background unpack follows into the next run (on this disk it would
 // slow it). Prints each variant's times sorted and their median. Only 127.0.0.1 (or the namespace).
+// FRESH=1 measures the image's first lazy start instead, every time: the nodes talk to the server
+// through a proxy here that answers 404 for its prefetch lists (so none is learned or served)
+// and counts the bytes each run received before its first output.
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
 import { join, resolve } from 'node:path';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
@@ -32,9 +36,39 @@ if (!LAYOUT || VARIANTS.length === 0) {
   process.exit(2);
 }
 
+/**
+ * FRESH=1: an HTTP proxy to `target` that refuses the server's prefetch-list API (GET and PUT:
+ * 404), so every start is a first one, and logs the response bytes it forwards with their time.
+ */
+async function firstStartProxy(target) {
+  const log = [];
+  const server = createServer((req, res) => {
+    if (req.url.startsWith('/hostpull/v1/prefetch/')) {
+      req.resume();
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"no prefetch lists in a FRESH run"}]}');
+      return;
+    }
+    const [hostname, port] = target.split(':');
+    const up = request({ hostname, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length }));
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  /** Bytes forwarded from `t0` to `t1` (performance.now() times). */
+  const bytesBetween = (t0, t1) => log.reduce((n, e) => (e.at >= t0 && e.at <= t1 ? n + e.bytes : n), 0);
+  return { host: `127.0.0.1:${server.address().port}`, bytesBetween, close: () => new Promise((r) => server.close(r)) };
+}
+
 let runs = 0;
-/** ms from `hostpull run --lazy` to its first output; with `stop`, SIGTERM a moment after it. */
-function firstOutput(cli, host, ref, cmd, stop) {
+/**
+ * `hostpull run --lazy` to its first output: its ms and (through a FRESH proxy) the bytes received
+ * before it; with `stop`, SIGTERM a moment after it.
+ */
+function firstOutput(cli, host, ref, cmd, stop, proxy) {
   const root = join(WORK, 'nodes', String(runs++));
   const args = [cli, '--root', root, '--server', host, '--insecure-registry', host, 'run', '--lazy', '--lazy-background-delay', stop ? '10m' : '0s', ref, '--', ...cmd];
   const t0 = performance.now();
@@ -48,7 +82,10 @@ function firstOutput(cli, host, ref, cmd, stop) {
     if (stop) setTimeout(() => child.kill('SIGTERM'), 1000);
   });
   return new Promise((res, rej) =>
-    child.once('exit', (code) => (first === undefined ? rej(new Error(`${ref} exited ${code} without output: ${err.slice(-1000)}`)) : res(Math.round(first)))),
+    child.once('exit', (code) => {
+      if (first === undefined) return rej(new Error(`${ref} exited ${code} without output: ${err.slice(-1000)}`));
+      res({ ms: Math.round(first), bytes: proxy ? proxy.bytesBetween(t0, t0 + first) : null });
+    }),
   );
 }
 
@@ -57,23 +94,30 @@ async function main() {
   mkdirSync(WORK, { recursive: true });
   const link = process.env.LINK ? shapedLink(process.env.LINK) : undefined;
   const { server, url } = await startLayoutServer({ cli: VARIANTS[0].cli, work: WORK, layout: LAYOUT, logLevel: 'error', stderr: 'inherit', link });
-  const host = new URL(url).host;
-  const results = { link: link?.rate ?? 'loopback', n: N, workloads: {} };
+  const proxy = process.env.FRESH ? await firstStartProxy(new URL(url).host) : undefined;
+  const host = proxy?.host ?? new URL(url).host;
+  const results = { link: link?.rate ?? 'loopback', n: N, fresh: proxy !== undefined, workloads: {} };
+  const middle = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   try {
     for (const w of WORKLOADS) {
-      const taught = await firstOutput(VARIANTS[0].cli, host, w.ref, w.cmd, false);
-      console.error(`lazy-ab: ${w.ref}: first start ${taught} ms (its reads are now the server's prefetch list)`);
-      const times = Object.fromEntries(VARIANTS.map((v) => [v.name, []]));
-      for (let i = 0; i < N; i++) for (const v of VARIANTS) times[v.name].push(await firstOutput(v.cli, host, w.ref, w.cmd, true));
+      if (!proxy) {
+        const taught = await firstOutput(VARIANTS[0].cli, host, w.ref, w.cmd, false);
+        console.error(`lazy-ab: ${w.ref}: first start ${taught.ms} ms (its reads are now the server's prefetch list)`);
+      }
+      const starts = Object.fromEntries(VARIANTS.map((v) => [v.name, []]));
+      for (let i = 0; i < N; i++) for (const v of VARIANTS) starts[v.name].push(await firstOutput(v.cli, host, w.ref, w.cmd, true, proxy));
       results.workloads[w.ref] = {};
       for (const v of VARIANTS) {
-        const sorted = [...times[v.name]].sort((a, b) => a - b);
-        const median = sorted[Math.floor(sorted.length / 2)];
-        results.workloads[w.ref][v.name] = { sorted, median };
-        console.error(`lazy-ab: ${w.ref} -- ${w.cmd.join(' ')} [${v.name}] first output ${sorted.join(' ')} ms, median ${median} (${results.link})`);
+        const sorted = starts[v.name].map((s) => s.ms).sort((a, b) => a - b);
+        const median = middle(sorted);
+        const bytes = proxy ? middle(starts[v.name].map((s) => s.bytes)) : undefined;
+        results.workloads[w.ref][v.name] = { sorted, median, ...(proxy ? { bytesBeforeOutput: bytes } : {}) };
+        const mb = proxy ? `, ${(bytes / 1e6).toFixed(1)} MB before it (median)` : '';
+        console.error(`lazy-ab: ${w.ref} -- ${w.cmd.join(' ')} [${v.name}] first output ${sorted.join(' ')} ms, median ${median}${mb} (${results.link}${proxy ? ', first starts' : ''})`);
       }
     }
   } finally {
+    await proxy?.close();
     server.kill('SIGTERM');
     await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
     link?.close();
