@@ -42,13 +42,13 @@ if (!LAYOUT || VARIANTS.length === 0) {
  */
 async function firstStartProxy(target) {
   const log = [];
+  const [hostname, port] = target.split(':');
   const server = createServer((req, res) => {
     if (req.url.startsWith('/hostpull/v1/prefetch/')) {
       req.resume();
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"no prefetch lists in a FRESH run"}]}');
       return;
     }
-    const [hostname, port] = target.split(':');
     const up = request({ hostname, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length }));
