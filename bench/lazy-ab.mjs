@@ -15,8 +15,8 @@
 // and counts the bytes each run received before its first output.
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { createServer, request } from 'node:http';
 import { join, resolve } from 'node:path';
+import { countingProxy } from './counting-proxy.mjs';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
 
@@ -36,31 +36,9 @@ if (!LAYOUT || VARIANTS.length === 0) {
   process.exit(2);
 }
 
-/**
- * FRESH=1: an HTTP proxy to `target` that refuses the server's prefetch-list API (GET and PUT:
- * 404), so every start is a first one, and logs the response bytes it forwards with their time.
- */
-async function firstStartProxy(target) {
-  const log = [];
-  const [hostname, port] = target.split(':');
-  const server = createServer((req, res) => {
-    if (req.url.startsWith('/hostpull/v1/prefetch/')) {
-      req.resume();
-      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"no prefetch lists in a FRESH run"}]}');
-      return;
-    }
-    const up = request({ hostname, port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length }));
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  /** Bytes forwarded from `t0` to `t1` (performance.now() times). */
-  const bytesBetween = (t0, t1) => log.reduce((n, e) => (e.at >= t0 && e.at <= t1 ? n + e.bytes : n), 0);
-  return { host: `127.0.0.1:${server.address().port}`, bytesBetween, close: () => new Promise((r) => server.close(r)) };
+/** Response bytes the proxy forwarded from `t0` to `t1` (performance.now() times). */
+function bytesBetween(proxy, t0, t1) {
+  return proxy.log.reduce((n, e) => (e.at >= t0 && e.at <= t1 ? n + e.bytes : n), 0);
 }
 
 let runs = 0;
@@ -84,7 +62,7 @@ function firstOutput(cli, host, ref, cmd, stop, proxy) {
   return new Promise((res, rej) =>
     child.once('exit', (code) => {
       if (first === undefined) return rej(new Error(`${ref} exited ${code} without output: ${err.slice(-1000)}`));
-      res({ ms: Math.round(first), bytes: proxy ? proxy.bytesBetween(t0, t0 + first) : null });
+      res({ ms: Math.round(first), bytes: proxy ? bytesBetween(proxy, t0, t0 + first) : null });
     }),
   );
 }
@@ -94,7 +72,7 @@ async function main() {
   mkdirSync(WORK, { recursive: true });
   const link = process.env.LINK ? shapedLink(process.env.LINK) : undefined;
   const { server, url } = await startLayoutServer({ cli: VARIANTS[0].cli, work: WORK, layout: LAYOUT, logLevel: 'error', stderr: 'inherit', link });
-  const proxy = process.env.FRESH ? await firstStartProxy(new URL(url).host) : undefined;
+  const proxy = process.env.FRESH ? await countingProxy(url, { refusePrefetchLists: true }) : undefined;
   const host = proxy?.host ?? new URL(url).host;
   const results = { link: link?.rate ?? 'loopback', n: N, fresh: proxy !== undefined, workloads: {} };
   const middle = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

@@ -24,9 +24,9 @@
 // Everything talks to 127.0.0.1 only. The machine may be shared: the script prints the load.
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request } from 'node:http';
 import { loadavg } from 'node:os';
 import { basename, join, resolve } from 'node:path';
+import { countingProxy } from './counting-proxy.mjs';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
 
@@ -75,28 +75,6 @@ async function timedAsync(cmd, args) {
   const wall = performance.now() - t0;
   const [u, s] = execFileSync('cat', [out], { encoding: 'utf8' }).trim().split('\n').pop().split(' ').map(Number);
   return { wallMs: Math.round(wall), cpuMs: Math.round((u + s) * 1000) };
-}
-
-/** An HTTP proxy to `target` that counts response bytes with their arrival time. */
-async function countingProxy(target) {
-  const t = new URL(target);
-  const log = [];
-  /** Every request: when it came in, when its answer's headers went back, with what status. */
-  const requests = [];
-  const server = createServer((req, res) => {
-    const seen = { at: performance.now(), method: req.method, path: req.url, range: req.headers.range };
-    requests.push(seen);
-    const up = request({ host: t.hostname, port: t.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
-      Object.assign(seen, { headersAt: performance.now(), status: r.statusCode });
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.on('data', (c) => log.push({ at: performance.now(), bytes: c.length, path: req.url, range: req.headers.range }));
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { host: `127.0.0.1:${server.address().port}`, log, requests, close: () => new Promise((r) => server.close(r)) };
 }
 
 /** The run whose first output came at the median time (the lower middle one of an even count). */
