@@ -1,7 +1,5 @@
 #!/usr/bin/env node
-import { CommanderError } from 'commander';
 import { EXIT_USAGE } from './context.js';
-import { buildProgram } from './program.js';
 
 // A reader that goes away early (`hostpull images | head -1`) is not a failure of ours: what it
 // did not read is dropped and the command finishes as it would have, cleaning up after itself
@@ -13,6 +11,9 @@ for (const out of [process.stdout, process.stderr]) {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A pull that a daemon serves needs none of the CLI's machinery below (daemon-pull.ts).
+  if (argv.includes('pull') && (await (await import('./daemon-pull.js')).pullThroughDaemon(argv.slice(2)))) return;
+  const [{ CommanderError }, { buildProgram }] = await Promise.all([import('commander'), import('./program.js')]);
   const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);

@@ -152,6 +152,38 @@ describe('pulls through the daemon', () => {
     expect(JSON.parse((await daemon.get('/v1/images')).body).map((i: { reference: string }) => i.reference)).toEqual([`${registry.host}/hostpull:JDK11.0-GRD7.0`]);
   });
 
+  it('a plain pull reaches the daemon without loading the full CLI, and prints what the full CLI prints', async () => {
+    const dir = await tempDir('daemon-plain');
+    const daemon = await daemonOn(dir, registry.host);
+    const pull = (tag: string, extra: string[], env: Record<string, string> = {}) =>
+      runCli(['--root', daemon.root, '--server', registry.host, 'pull', tag, '--socket', daemon.socket, ...extra], { env });
+    // NODE_DEBUG=module names every module loaded: the plain command line loads no commander.
+    const plain = await pull('JDK11.0-GRD7.0', ['--json'], { NODE_DEBUG: 'module' });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stderr).toMatch(/load built-in module node:http/);
+    expect(plain.stderr).not.toMatch(/commander/);
+    const full = await pull('JDK11.0-GRD7.0', ['--json', '--log-level', 'warn'], { NODE_DEBUG: 'module' });
+    expect(full.stderr).toMatch(/commander/);
+    // The same record either way (the second pull found everything at home).
+    const [first, second] = [JSON.parse(plain.stdout), JSON.parse(full.stdout)];
+    expect(first).toMatchObject({ reference: `${registry.host}/hostpull:JDK11.0-GRD7.0`, upToDate: false, layerMisses: 3 });
+    expect(second).toMatchObject({ reference: first.reference, manifestDigest: first.manifestDigest, upToDate: true, layerHits: 3 });
+    expect(Object.keys(first).sort()).toEqual(Object.keys(second).sort());
+    // Its summary line, and the daemon's answer to a pull it cannot do, are the full CLI's.
+    const summary = (s: string) => s.replace(/ in [0-9.]+ ?m?s:/, ' in T:');
+    const [line, fullLine] = await Promise.all([pull('JDK11.0-GRD7.0', []), pull('JDK11.0-GRD7.0', ['--log-level', 'warn'])]);
+    expect(line.code).toBe(0);
+    expect(summary(line.stdout)).toBe(summary(fullLine.stdout));
+    expect(line.stdout).toMatch(/^up to date .*JDK11\.0-GRD7\.0 .* 3 layers, 3 cached, 0 fetched/);
+    const [unknown, fullUnknown] = await Promise.all([pull('NOPE2.0', []), pull('NOPE2.0', ['--log-level', 'warn'])]);
+    expect(unknown.code).toBe(1);
+    expect([unknown.code, unknown.stderr]).toEqual([fullUnknown.code, fullUnknown.stderr]);
+    // A bad value is the full CLI's to refuse: usage error, exit 2, whatever the daemon.
+    const bad = await pull('JDK11.0-GRD7.0', ['--concurrency', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--concurrency/);
+  });
+
   it('a pull error through the daemon prints what it prints in-process, exit 1', async () => {
     const dir = await tempDir('daemon-err');
     const daemon = await daemonOn(dir, registry.host);
