@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { connectDaemon } from '../daemon/index.js';
 import { defaultRoot, defaultSocketPath } from '../defaults.js';
 import { resolveReference } from '../oci/index.js';
 import { action } from './context.js';
+import { probeDaemon } from './daemon-probe.js';
 import { PULL_CONCURRENCY, pullAndPrint, type PullFlags } from './pull-and-print.js';
 
 /** The environment variables read here; any other HOSTPULL_* leaves the command line to the full CLI. */
@@ -33,14 +32,14 @@ export interface PlainPull {
  */
 export async function pullThroughDaemon(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const line = plainPull(args, env);
-  if (!line || !existsSync(line.socket)) return false;
+  if (!line) return false;
   let ref;
   try {
     ref = resolveReference(line.input, { server: line.server, namespace: line.namespace });
   } catch {
     return false; // the full CLI says what is wrong with it
   }
-  const api = await connectDaemon({ socketPath: line.socket, root: line.root });
+  const api = await probeDaemon(line.socket, line.root);
   if (!api) return false;
   await action(async () => {
     try {

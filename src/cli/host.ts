@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import type { HostApi } from '../daemon/index.js';
 import { defaultSocketPath } from '../defaults.js';
@@ -7,6 +6,7 @@ import { resolveReference, type ImageReference } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContentStore, UnpackLimitOptions } from '../store/index.js';
 import { action, globalOptions, loggerFor, type GlobalOptions } from './context.js';
+import { probeDaemon } from './daemon-probe.js';
 import { printJson } from './format.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
@@ -85,9 +85,7 @@ async function openHostApi(options: GlobalOptions, daemon: { socket?: string | u
   }
   if (daemon.daemon !== false && !insecure && !ownTimeouts) {
     const socketPath = daemon.socket ?? defaultSocketPath();
-    // No socket file, no daemon: skip loading the daemon client (~100 ms of module loading).
-    const { connectDaemon } = existsSync(socketPath) ? await import('../daemon/index.js') : { connectDaemon: async () => undefined };
-    const client = await connectDaemon({ socketPath, root: options.root });
+    const client = await probeDaemon(socketPath, options.root);
     if (client) {
       loggerFor(options).debug({ socket: socketPath }, 'using the daemon');
       return client;

@@ -5,6 +5,7 @@
  * parks it so the next daemon resumes it with Range.
  */
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -182,6 +183,23 @@ describe('pulls through the daemon', () => {
     const bad = await pull('JDK11.0-GRD7.0', ['--concurrency', '0']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--concurrency/);
+  });
+
+  it('a socket whose daemon does not answer is asked once; the pull works in-process', async () => {
+    const dir = await tempDir('daemon-hung');
+    const socket = join(dir, 'hung.sock');
+    let connections = 0;
+    const hung = createServer(() => connections++);
+    await new Promise<void>((res) => hung.listen(socket, res));
+    try {
+      const r = await runCli(['--root', join(dir, 'root'), '--server', registry.host, 'pull', 'JDK11.0-GRD7.0', '--json', '--socket', socket]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ upToDate: false, layerMisses: 3 });
+      // The plain pull's probe timed out; the full CLI that took over did not ask again.
+      expect(connections).toBe(1);
+    } finally {
+      hung.close();
+    }
   });
 
   it('a pull error through the daemon prints what it prints in-process, exit 1', async () => {
