@@ -29,6 +29,9 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
   return join(env.XDG_RUNTIME_DIR, 'hostpull', 'hostpull.sock');
 }
 
+/** The repository under which a server offers its composites (`--namespace`), and where clients look for them. */
+export const DEFAULT_NAMESPACE = 'hostpull';
+
 /** Where containerd's `[proxy_plugins.hostpull] address` points by default (`--snapshotter-socket`). */
 export const DEFAULT_SNAPSHOTTER_SOCKET = '/run/hostpull/snapshotter.sock';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { errorRow, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
-import { defaultRoot } from '../defaults.js';
+import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
 export interface GlobalOptions {
@@ -40,7 +40,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
   return {
     root: String(o.root ?? defaultRoot()),
     server: (o.server as string | undefined) ?? process.env.HOSTPULL_SERVER ?? undefined,
-    namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? 'hostpull'),
+    namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? DEFAULT_NAMESPACE),
     logLevel: level as LogLevel,
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
     registry: registryTimeouts(o),

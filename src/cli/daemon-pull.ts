@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { defaultRoot, defaultSocketPath } from '../defaults.js';
+import { DEFAULT_NAMESPACE, defaultRoot, defaultSocketPath } from '../defaults.js';
 import { resolveReference } from '../oci/index.js';
 import { action } from './context.js';
 import { probeDaemon } from './daemon-probe.js';
@@ -94,7 +94,7 @@ export function plainPull(args: readonly string[], env: NodeJS.ProcessEnv = proc
     input: positionals[1]!,
     root: values.root ?? defaultRoot(),
     server: values.server ?? env.HOSTPULL_SERVER,
-    namespace: values.namespace ?? env.HOSTPULL_NAMESPACE ?? 'hostpull',
+    namespace: values.namespace ?? env.HOSTPULL_NAMESPACE ?? DEFAULT_NAMESPACE,
     socket: values.socket ?? env.HOSTPULL_SOCKET ?? defaultSocketPath(env),
     flags: { concurrency, unpack: !values['no-unpack'], ...(values['keep-blobs'] ? { keepBlobs: true } : {}), ...(values.json ? { json: true } : {}) },
   };

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { collect } from './context.js';
-import { defaultRoot } from '../defaults.js';
+import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 import { COMMANDS } from './commands/index.js';
 import { durationOption, numberOption, sizeOption } from './options.js';
 import { applyV8Flags } from '../util/index.js';
@@ -17,7 +17,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .version('0.1.0')
     .addOption(new Option('--root <dir>', 'state directory').default(defaultRoot()))
     .addOption(new Option('--server <host:port>', 'hostpull server (or registry) that short references resolve against').env('HOSTPULL_SERVER'))
-    .addOption(new Option('--namespace <repo>', 'repository under which the server offers composites').env('HOSTPULL_NAMESPACE').default('hostpull'))
+    .addOption(new Option('--namespace <repo>', 'repository under which the server offers composites').env('HOSTPULL_NAMESPACE').default(DEFAULT_NAMESPACE))
     .addOption(new Option('--insecure-registry <host:port>', 'allow plain http to this non-loopback registry (repeatable)').argParser(collect))
     // Node side (pull, run, mount, daemon). No commander default: a flag given explicitly makes a
     // verb work in-process rather than through a daemon that has its own settings.

@@ -1,5 +1,6 @@
 import { resolve as resolvePath } from 'node:path';
 import { reconcileContainers } from '../container/index.js';
+import { DEFAULT_NAMESPACE } from '../defaults.js';
 import type { Logger } from '../log.js';
 import { resolveReference } from '../oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../registry/index.js';
@@ -148,7 +149,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
       tracker,
       logger,
       root,
-      resolve: (input) => resolveReference(input, { server: options.server, namespace: options.namespace ?? 'hostpull' }),
+      resolve: (input) => resolveReference(input, { server: options.server, namespace: options.namespace ?? DEFAULT_NAMESPACE }),
       onPullDone: (r) => {
         if (!r.upToDate) runGc('after pull');
       },

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DEFAULT_NAMESPACE } from '../defaults.js';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VerifyingStream } from '../archive/index.js';
@@ -60,7 +61,7 @@ function checkName(name: string): void {
  * blob path wants direct control of streaming, Range and HEAD.
  */
 export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
-  const namespace = deps.namespace ?? 'hostpull';
+  const namespace = deps.namespace ?? DEFAULT_NAMESPACE;
   const { upstream, catalog, logger, metrics } = deps;
   const resolver = new CompositeResolver({ upstream, catalog, namespace, base: deps.base, cacheTtlMs: deps.cacheTtlMs, maxComposites: deps.maxComposites, logger, metrics });
 

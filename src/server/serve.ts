@@ -6,7 +6,7 @@ import { HostpullError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { isValidRepository } from '../oci/index.js';
 import { StaticCatalog, UpstreamCatalog, type Catalog } from './catalog.js';
-import { DEFAULT_HOST, DEFAULT_PORT } from '../defaults.js';
+import { DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_PORT } from '../defaults.js';
 import { createServerHandler } from './handler.js';
 import { writeClientError } from './http-util.js';
 import { ServerMetrics } from './metrics.js';
@@ -73,7 +73,7 @@ async function readToken(file: string): Promise<string> {
 /** Composition root of `hostpull serve`: upstream, catalog, handler, listener, shutdown. */
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? silentLogger();
-  const namespace = options.namespace ?? 'hostpull';
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
   if (!isValidRepository(namespace)) throw new HostpullError('USAGE', `--namespace ${JSON.stringify(namespace)} is not a valid repository name`);
   const cacheTtlMs = options.cacheTtlMs ?? 30_000;
   if (Boolean(options.tlsCert) !== Boolean(options.tlsKey)) throw new HostpullError('USAGE', '--tls-cert and --tls-key go together');
