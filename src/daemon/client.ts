@@ -157,8 +157,17 @@ class DaemonClient implements HostApi {
       // of our own keeps node:http's agent from deriving one from the host for TLS, which it does
       // on plain sockets too: its first call compiles the IPv6 pattern, ~3 ms of every command
       // that asks the daemon (a 6.0 against 9.0 ms first request, measured on a bare socket).
-      const options: RequestOptions & { servername: string } = { socketPath: this.socketPath, agent: this.#agent, method: req.method, path: req.path, host: 'hostpull', servername: 'hostpull', headers };
-      const out = httpRequest({ ...options, ...(req.signal ? { signal: req.signal } : {}) });
+      const options: RequestOptions & { servername: string } = {
+        socketPath: this.socketPath,
+        agent: this.#agent,
+        method: req.method,
+        path: req.path,
+        host: 'hostpull',
+        servername: 'hostpull',
+        headers,
+        ...(req.signal ? { signal: req.signal } : {}),
+      };
+      const out = httpRequest(options);
       const timer =
         req.headersTimeoutMs > 0
           ? setTimeout(() => out.destroy(Object.assign(new Error(`no answer within ${req.headersTimeoutMs} ms`), { code: 'HEADERS_TIMEOUT' })), req.headersTimeoutMs)
