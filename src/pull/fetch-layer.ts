@@ -115,7 +115,7 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
     // One retry budget for the whole download, shared with the transport's own retries of each
     // request: a registry that is down is waited for once (backoff, then the budget), whether it
     // refuses connections, answers 503 or goes silent in the middle of the body.
-    const retry = deps.client.retryBudget(job.repo.registry, options.signal);
+    const retry = deps.client.retryBudget(job.repo.registry, options.signal, `blob ${job.digest}`);
     for (let first = true; ; first = false) {
       // What this attempt fetched, known whether it ends well or not.
       const attempt: TransferAttempt = { fetched: 0 };
@@ -140,7 +140,6 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
         } catch (final) {
           throw describe(final, job, retry.retries + 1);
         }
-        deps.logger.warn({ digest: job.digest, retries: retry.retries, err: (err as Error).message }, 'layer transfer broke; resuming');
       }
     }
   }

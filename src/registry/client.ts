@@ -9,7 +9,7 @@ import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
 import { redactUrl } from './redact.js';
-import { RetryPolicy, type RetryBudget } from './retry.js';
+import { logRetries, RetryPolicy, type RetryBudget } from './retry.js';
 import { Transport } from './transport.js';
 
 export interface RepositoryRef {
@@ -119,7 +119,7 @@ export interface RegistryReader {
   /** A small blob (a config) read whole, at most `maxBytes`, verified against its digest. */
   fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts?: RequestOptions): Promise<Buffer>;
   /** One retry budget for an operation of several requests (retry.ts). */
-  retryBudget(registry: string, signal?: AbortSignal): RetryBudget;
+  retryBudget(registry: string, signal?: AbortSignal, what?: string): RetryBudget;
 }
 
 /** The OCI distribution client (distribution-spec v1.1 pull and push). */
@@ -145,6 +145,7 @@ export class RegistryClient implements RegistryReader {
       ...(opts.retryMaxDelayMs !== undefined ? { maxDelayMs: opts.retryMaxDelayMs } : {}),
       ...(opts.retryAfterCapMs !== undefined ? { retryAfterCapMs: opts.retryAfterCapMs } : {}),
       ...(opts.retryBudgetMs !== undefined ? { budgetMs: opts.retryBudgetMs } : {}),
+      onRetry: logRetries(this.#logger),
     });
     this.#transport = new Transport({
       insecureRegistries: opts.insecureRegistries ?? [],
@@ -235,19 +236,19 @@ export class RegistryClient implements RegistryReader {
   }
 
   /**
-   * `GET` a blob as a raw stream (never buffered). With `offset`, asks for the rest from there; the
-   * returned `offset` is where the stream really starts (0 when the server ignored Range).
-   * The caller verifies size and digest while reading.
-   */
-  /**
    * The retries of one operation against `registry` under this client's policy: a caller with
    * retries of its own (a download resuming with Range) passes it to {@link getBlob} so that both
    * share one budget.
    */
-  retryBudget(registry: string, signal?: AbortSignal): RetryBudget {
-    return this.#retry.begin(registry, signal);
+  retryBudget(registry: string, signal?: AbortSignal, what?: string): RetryBudget {
+    return this.#retry.begin(registry, signal, what);
   }
 
+  /**
+   * `GET` a blob as a raw stream (never buffered). With `offset`, asks for the rest from there; the
+   * returned `offset` is where the stream really starts (0 when the server ignored Range).
+   * The caller verifies size and digest while reading.
+   */
   async getBlob(repo: RepositoryRef, digest: Digest, opts: RequestOptions & { offset?: number; end?: number; retry?: RetryBudget } = {}): Promise<BlobResponse> {
     const offset = opts.offset ?? 0;
     const ranged = offset > 0 || opts.end !== undefined;

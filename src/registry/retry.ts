@@ -1,4 +1,5 @@
 import { isHostpullError, isTransientNetworkFailure } from '../errors.js';
+import type { Logger } from '../log.js';
 import { RegistryError, TEMPORARY_STATUSES } from './errors.js';
 
 /**
@@ -83,11 +84,28 @@ export function isRetryable(err: unknown): boolean {
   return isTransientNetworkFailure(err);
 }
 
+/** A retry about to wait: what failed, and where the operation stands against its budget. */
+export interface RetryNotice {
+  registry: string;
+  /** The operation, when its caller named it (`blob sha256:…`); the error may not say. */
+  what: string | undefined;
+  error: unknown;
+  /** The wait before the next attempt. */
+  delayMs: number;
+  /** 1 for the first retry since the operation last made progress (or began). */
+  inARow: number;
+  /** How long the registry has been failing this operation, and how long it may. */
+  failingForMs: number;
+  budgetMs: number;
+}
+
 export interface RetryPolicyOptions extends Partial<BackoffOptions> {
   /** How long retries go on after a failure with no progress since. Default {@link DEFAULT_RETRY_BUDGET_MS}. */
   budgetMs?: number;
   /** At most this many retries in a row without progress. Default: as many as the budget allows. */
   maxRetries?: number;
+  /** Told of every retry before its wait (the registry client logs them). Default: nobody. */
+  onRetry?: (notice: RetryNotice) => void;
   /** Clock, dice and waiting, for tests. */
   now?: () => number;
   random?: () => number;
@@ -102,6 +120,7 @@ export class RetryPolicy {
   readonly now: () => number;
   readonly random: () => number;
   readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly onRetry: ((notice: RetryNotice) => void) | undefined;
 
   constructor(options: RetryPolicyOptions = {}) {
     this.backoff = {
@@ -114,11 +133,16 @@ export class RetryPolicy {
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? sleep;
+    this.onRetry = options.onRetry;
   }
 
-  /** The retries of one operation against `registry` (a request, or a blob download with its resumes). */
-  begin(registry: string, signal?: AbortSignal): RetryBudget {
-    return new RetryBudget(this, registry, signal);
+  /**
+   * The retries of one operation against `registry` (a request, or a blob download with its
+   * resumes). `what` names it in the notices and in the error that ends it (`blob sha256:…`):
+   * a download's body that breaks fails with an error that does not say whose it was.
+   */
+  begin(registry: string, signal?: AbortSignal, what?: string): RetryBudget {
+    return new RetryBudget(this, registry, signal, what);
   }
 }
 
@@ -129,6 +153,7 @@ export class RetryPolicy {
  */
 export class RetryBudget {
   readonly registry: string;
+  readonly what: string | undefined;
   readonly #policy: RetryPolicy;
   readonly #signal: AbortSignal | undefined;
   /** Retries since the last progress (drives the backoff exponent and maxRetries). */
@@ -137,9 +162,10 @@ export class RetryBudget {
   #failingSince: number | undefined;
   #spent = false;
 
-  constructor(policy: RetryPolicy, registry: string, signal?: AbortSignal) {
+  constructor(policy: RetryPolicy, registry: string, signal?: AbortSignal, what?: string) {
     this.#policy = policy;
     this.registry = registry;
+    this.what = what;
     this.#signal = signal;
   }
 
@@ -178,6 +204,7 @@ export class RetryBudget {
     const delay = Math.min(left, retryDelay(this.#inARow, retryAfter, policy.backoff, now, policy.random));
     this.#inARow++;
     this.#retries++;
+    policy.onRetry?.({ registry: this.registry, what: this.what, error: err, delayMs: delay, inARow: this.#inARow, failingForMs: now - this.#failingSince, budgetMs: policy.budgetMs });
     await policy.sleep(delay, this.#signal);
   }
 
@@ -186,7 +213,7 @@ export class RetryBudget {
     const why = err instanceof Error ? err.message : String(err);
     return new RegistryError(
       isHostpullError(err) && err.code === 'TOO_MANY_REQUESTS' ? err.code : 'REGISTRY_UNAVAILABLE',
-      `registry ${this.registry} kept failing for ${formatMs(now - this.#failingSince!)} (${this.#retries} retries), past the retry budget of ${budget}: ${why}`,
+      `registry ${this.registry} kept failing${this.what ? ` on ${this.what}` : ''} for ${formatMs(now - this.#failingSince!)} (${this.#retries} retries), past the retry budget of ${budget}: ${why}`,
       {
         cause: err,
         temporary: false,
@@ -196,6 +223,22 @@ export class RetryBudget {
       },
     );
   }
+}
+
+/**
+ * The registry client's retry log: the first retry of a streak (since the operation began or last
+ * made progress) at warn, saying how long the registry will be waited for, the others at debug.
+ * Without it a pull against a registry that is down says nothing until the budget (60 s by
+ * default) is spent; podman and the kubelet report such retries too.
+ */
+export function logRetries(logger: Logger): (notice: RetryNotice) => void {
+  return (n) => {
+    const why = n.error instanceof Error ? n.error.message : String(n.error);
+    const fields = { registry: n.registry, err: why, retryInMs: n.delayMs, inARow: n.inARow };
+    const on = n.what ? ` on ${n.what}` : '';
+    if (n.inARow === 1) logger.warn(fields, `registry ${n.registry} failed${on}; retrying for up to ${formatMs(n.budgetMs - n.failingForMs)} (--registry-retry-budget)`);
+    else logger.debug(fields, `registry ${n.registry} failed again${on}; retrying`);
+  };
 }
 
 function formatMs(ms: number): string {

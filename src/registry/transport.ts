@@ -152,7 +152,6 @@ export class Transport {
         const failure = networkError(method, url, err, req.registry);
         if (!retry) throw failure;
         await retry.failed(failure);
-        this.#opts.logger.debug({ method, url: redactUrl(url), retries: retry.retries, err: errCode(err) }, 'registry connection failed; retrying');
         continue;
       }
 
@@ -183,7 +182,6 @@ export class Transport {
       if (retry && RETRYABLE_STATUSES.has(res.status)) {
         // The error is built now (its body read) so that giving up reports what the registry said.
         await retry.failed(await this.fail(res, method, { registry: req.registry }), res.headers['retry-after']);
-        this.#opts.logger.debug({ method, url: redactUrl(url), status: res.status, retries: retry.retries }, 'registry busy; retrying');
         continue;
       }
 

@@ -148,6 +148,8 @@ describe('bad content from the registry never lands in the store', () => {
         expect(r.code).toBe(1);
         expect(r.stderr).toContain(victim.digest.slice(0, 19));
         expect(r.stderr).toContain(proxy.host);
+        // The error the pull ends with names the blob itself, not only the log lines before it.
+        expect(r.stderr).toMatch(new RegExp(`^hostpull: .*${victim.digest.slice(0, 19)}`, 'm'));
       } finally {
         proxy.clearFaults();
       }

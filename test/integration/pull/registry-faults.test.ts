@@ -39,9 +39,12 @@ async function pull(root: string, flags: string[]): Promise<{ code: number | nul
   return { ...r, ms: Date.now() - t0, bigRequests: proxy.requests.slice(before).filter(isBig) };
 }
 
-/** stderr without the log lines that report a resume (a warning, expected here). */
+/** The warning the registry client logs when a registry starts failing an operation (registry/retry.ts). */
+const RETRY_WARNING = /"level":40,.*"msg":"registry [^"]+ failed( on [^";]+)?; retrying for up to /;
+
+/** stderr without the log lines that report a retry (a warning, expected here). */
 function unexpected(stderr: string): string[] {
-  return stderr.split('\n').filter((line) => line !== '' && !line.includes('"msg":"layer transfer broke; resuming"'));
+  return stderr.split('\n').filter((line) => line !== '' && !RETRY_WARNING.test(line));
 }
 
 /** Bytes of the big blob the proxy sent (in 200/206 answers) beyond one copy of it. */
@@ -61,6 +64,7 @@ describe('a registry that goes silent mid-blob', () => {
     const r = await pull(await freshRoot('fault-stall'), ['--registry-idle-timeout', '1s', '--registry-retry-budget', '20s']);
     proxy.clearFaults();
     expect(unexpected(r.stderr)).toEqual([]);
+    expect(r.stderr).toMatch(RETRY_WARNING);
     expect(r.code).toBe(0);
     const [stalled, resumed] = r.bigRequests;
     expect(r.bigRequests).toHaveLength(2);
@@ -90,7 +94,7 @@ describe('a registry that goes silent mid-blob', () => {
       const requests = proxy.requests.slice(before).filter(isBig);
       expect(requests.map(rangeStart)).toEqual([0, stallAt]);
       expect(requests[0]!.closedAt! - requests[0]!.stalledAt!).toBeLessThan(10_000);
-      expect(daemon.log()).toMatch(/layer transfer broke; resuming/);
+      expect(daemon.log()).toMatch(RETRY_WARNING);
       recordTrial('stall', { recovered: true, via: 'daemon', bytesFetchedTwice: fetchedTwice(requests) });
       expect(await daemon.stop()).toEqual({ code: 0, signal: null });
     }
@@ -134,10 +138,19 @@ describe('a registry that resets every connection', () => {
       return broken ? 'reset' : undefined;
     });
     const root = await freshRoot('fault-down');
+    const before = proxy.requests.length;
     const r = await pull(root, ['--registry-retry-budget', '3s']);
+    const resets = proxy.requests.slice(before).filter((q) => q.status === 0).length;
     proxy.clearFaults();
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(proxy.host);
+    // Told when the registry started failing, how long it would be waited for: once per
+    // download it failed (the base and the package layer each have their budget), not per retry.
+    const told = r.stderr.split('\n').filter((line) => RETRY_WARNING.test(line));
+    expect(told.length).toBeGreaterThanOrEqual(1);
+    expect(told.length).toBeLessThanOrEqual(2);
+    expect(resets).toBeGreaterThan(told.length + 2);
+    for (const line of told) expect(line).toMatch(new RegExp(`"registry ${proxy.host} failed on blob sha256:[0-9a-f]{64}; retrying for up to 3\\.0s`));
     expect(r.stderr).toMatch(/^hostpull: .*retry budget of 3\.0s/m);
     expect(r.stderr).toMatch(/^hint: check that registry 127\.0\.0\.1:\d+ is running and reachable; a longer retry budget \(--registry-retry-budget/m);
     // Bounded: the budget plus start-up, never minutes.

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { HostpullError, isHostpullError } from '../../../src/errors.js';
 import { isTransientNetworkFailure as isRetryableNetworkError } from '../../../src/errors.js';
 import { isRetryable, RegistryError } from '../../../src/registry/index.js';
-import { backoffDelay, parseRetryAfter, retryDelay, RetryPolicy } from '../../../src/registry/retry.js';
+import { backoffDelay, logRetries, parseRetryAfter, retryDelay, RetryPolicy, type RetryNotice } from '../../../src/registry/retry.js';
+import type { Logger } from '../../../src/log.js';
 
 const opts = { baseDelayMs: 100, maxDelayMs: 1000, retryAfterCapMs: 5000 };
 
@@ -60,7 +61,7 @@ describe('isRetryable: the one answer for requests and resumes', () => {
 
 describe('RetryBudget', () => {
   /** A policy on a fake clock: every wait is recorded and advances the clock by that much. */
-  function fakePolicy(opts: { budgetMs: number; maxRetries?: number }) {
+  function fakePolicy(opts: { budgetMs: number; maxRetries?: number; onRetry?: (n: RetryNotice) => void }) {
     let now = 0;
     const waits: number[] = [];
     const policy = new RetryPolicy({
@@ -141,5 +142,69 @@ describe('RetryBudget', () => {
     const err = await budget.failed(busy, '1').catch((e: unknown) => e);
     expect(isHostpullError(err, 'TOO_MANY_REQUESTS')).toBe(true);
     expect((err as Error).message).toMatch(/retry budget of 250ms/);
+  });
+});
+
+describe('retry notices', () => {
+  it('tell of each retry before its wait, counting from 1 again after progress', async () => {
+    let now = 0;
+    const notices: RetryNotice[] = [];
+    const order: string[] = [];
+    const policy = new RetryPolicy({
+      baseDelayMs: 100,
+      maxDelayMs: 1000,
+      budgetMs: 1000,
+      random: () => 0.999999,
+      now: () => now,
+      sleep: async (ms) => {
+        order.push(`sleep ${ms}`);
+        now += ms;
+      },
+      onRetry: (n) => {
+        notices.push(n);
+        order.push(`notice ${n.delayMs}`);
+      },
+    });
+    const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+    const budget = policy.begin('reg.example:5000');
+    await budget.failed(reset);
+    await budget.failed(reset);
+    budget.progressed();
+    await budget.failed(reset);
+    expect(order).toEqual(['notice 99', 'sleep 99', 'notice 199', 'sleep 199', 'notice 99', 'sleep 99']);
+    expect(notices.map((n) => [n.inARow, n.failingForMs])).toEqual([
+      [1, 0],
+      [2, 99],
+      [1, 0],
+    ]);
+    expect(notices[0]).toMatchObject({ registry: 'reg.example:5000', what: undefined, error: reset, budgetMs: 1000 });
+    // A named operation is named in its notices and in the error that ends it.
+    const named = policy.begin('reg.example:5000', undefined, 'blob sha256:ab');
+    now = 0;
+    await named.failed(reset);
+    expect(notices.at(-1)!.what).toBe('blob sha256:ab');
+    now = 5000;
+    const spent = await named.failed(reset).catch((e: unknown) => e);
+    expect((spent as Error).message).toMatch(/^registry reg\.example:5000 kept failing on blob sha256:ab for /);
+    // What is not retried is not announced.
+    await expect(policy.begin('r').failed(new RegistryError('BLOB_UNKNOWN', 'gone', { status: 404 }))).rejects.toThrow('gone');
+    expect(notices).toHaveLength(4);
+  });
+
+  it('are logged at warn for the first retry of a streak, with the time left, and at debug after', () => {
+    const lines: Array<[string, Record<string, unknown>, string]> = [];
+    const at = (level: string) => (fields: Record<string, unknown>, msg: string) => lines.push([level, fields, msg]);
+    const logger = { warn: at('warn'), debug: at('debug') } as unknown as Logger;
+    const log = logRetries(logger);
+    const err = new Error('GET http://reg:5000/v2/: connection failed (ECONNREFUSED)');
+    log({ registry: 'reg:5000', what: undefined, error: err, delayMs: 150, inARow: 1, failingForMs: 0, budgetMs: 60_000 });
+    log({ registry: 'reg:5000', what: undefined, error: err, delayMs: 350, inARow: 2, failingForMs: 150, budgetMs: 60_000 });
+    log({ registry: 'reg:5000', what: 'blob sha256:ab', error: err, delayMs: 90, inARow: 1, failingForMs: 2500, budgetMs: 10_000 });
+    expect(lines.map(([level, , msg]) => [level, msg])).toEqual([
+      ['warn', 'registry reg:5000 failed; retrying for up to 60s (--registry-retry-budget)'],
+      ['debug', 'registry reg:5000 failed again; retrying'],
+      ['warn', 'registry reg:5000 failed on blob sha256:ab; retrying for up to 7.5s (--registry-retry-budget)'],
+    ]);
+    expect(lines[0]![1]).toEqual({ registry: 'reg:5000', err: err.message, retryInMs: 150, inARow: 1 });
   });
 });
