@@ -4,12 +4,20 @@ import { shortDigest } from '../oci/index.js';
 import type { PullEvent } from '../pull/index.js';
 import { formatBytes } from './format.js';
 
+/** What a pull shows while it runs: its events, and lines of text said meanwhile. */
+export interface PullProgress {
+  onEvent: (e: PullEvent) => void;
+  /** Writes one line to the stream, above the bars while they are drawn. */
+  say: (line: string) => void;
+  stop: () => void;
+}
+
 /**
  * Progress bars on a TTY (one per layer being fetched), nothing otherwise: a non-TTY gets one
  * summary line at the end from the command itself.
  */
-export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): { onEvent: (e: PullEvent) => void; stop: () => void } {
-  if (!stream.isTTY) return { onEvent: () => undefined, stop: () => undefined };
+export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): PullProgress {
+  if (!stream.isTTY) return quietProgress(stream);
   // Only a TTY needs the bar library; load it then (CommonJS, so require is synchronous).
   const cliProgress = createRequire(import.meta.url)('cli-progress') as typeof cliProgressModule;
   const multi = new cliProgress.MultiBar(
@@ -35,6 +43,12 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): {
         if (bar) bar.update(bar.getTotal(), payload(e.digest, bar.getTotal(), bar.getTotal()));
       }
     },
+    say: (line) => multi.log(`${line}\n`),
     stop: () => multi.stop(),
   };
+}
+
+/** No bars (not a TTY, or `--json`): lines go straight to the stream. */
+export function quietProgress(stream: NodeJS.WriteStream = process.stderr): PullProgress {
+  return { onEvent: () => undefined, say: (line) => stream.write(`${line}\n`), stop: () => undefined };
 }

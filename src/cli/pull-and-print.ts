@@ -2,7 +2,8 @@ import type { HostApi } from '../daemon/index.js';
 import { shortDigest, type ImageReference } from '../oci/index.js';
 import { formatBytes, formatMs, printJson } from './format.js';
 import { withInterrupt } from './interrupt.js';
-import { progressRenderer } from './progress.js';
+import { progressRenderer, quietProgress } from './progress.js';
+import type { PullEvent } from '../pull/index.js';
 
 /** `pull --concurrency`: its default and its bounds. */
 export const PULL_CONCURRENCY = { defaultValue: 4, min: 1, max: 64 } as const;
@@ -21,10 +22,16 @@ export interface PullFlags {
  * pull, then the pull record as JSON or one summary line.
  */
 export async function pullAndPrint(api: HostApi, ref: ImageReference, flags: PullFlags): Promise<void> {
-  const progress = flags.json ? { onEvent: () => undefined, stop: () => undefined } : progressRenderer();
+  const progress = flags.json ? quietProgress() : progressRenderer();
+  const onEvent = (e: PullEvent) => {
+    // In-process, the registry client has already logged this retry on our stderr; a daemon
+    // logged it in its own log, so its client says it here.
+    if (e.type === 'retry' && api.mode === 'daemon') progress.say(retryLine(e));
+    progress.onEvent(e);
+  };
   try {
     const result = await withInterrupt(({ signal }) =>
-      api.pull(ref, { concurrency: flags.concurrency, unpack: flags.unpack, ...(flags.keepBlobs ? { keepBlobs: true } : {}), onEvent: progress.onEvent, signal }),
+      api.pull(ref, { concurrency: flags.concurrency, unpack: flags.unpack, ...(flags.keepBlobs ? { keepBlobs: true } : {}), onEvent, signal }),
     );
     progress.stop();
     if (flags.json) return printJson(result);
@@ -36,4 +43,9 @@ export async function pullAndPrint(api: HostApi, ref: ImageReference, flags: Pul
   } finally {
     progress.stop();
   }
+}
+
+/** A retry event as a line for the terminal. */
+export function retryLine(e: Extract<PullEvent, { type: 'retry' }>): string {
+  return `hostpull: registry ${e.registry} failed${e.what ? ` on ${e.what}` : ''} (${e.error}); retrying for up to ${formatMs(e.retryForMs)} (--registry-retry-budget)`;
 }

@@ -7,7 +7,7 @@ import type { SpanSource } from './span-fetcher.js';
 export function registrySpanSource(client: RegistryClient, repo: RepositoryRef, digest: Digest): SpanSource {
   return {
     where: `${repo.registry}/${repo.repository}@${digest}`,
-    retryBudget: (signal: AbortSignal): RetryBudget => client.retryBudget(repo.registry, signal, `spans of blob ${digest}`),
+    retryBudget: (signal: AbortSignal): RetryBudget => client.retryBudget(repo.registry, { signal, what: `spans of blob ${digest}` }),
     fetchRange: (start: number, end: number, signal: AbortSignal, retry: RetryBudget): Promise<Readable> => client.getBlobRange(repo, digest, start, end, { signal, retry }),
   };
 }

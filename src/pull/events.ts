@@ -1,8 +1,11 @@
 import type { Digest } from '../oci/index.js';
+import type { RetryNotice } from '../registry/index.js';
 
 /** Progress of a pull, for progress bars (CLI) and NDJSON streams (daemon). */
 export type PullEvent =
   | { type: 'resolved'; reference: string; manifestDigest: Digest; upToDate: boolean; layers: Array<{ digest: Digest; size: number }> }
+  /** The registry started failing one of the pull's operations; it is retried for up to `retryForMs`. */
+  | { type: 'retry'; registry: string; what?: string; error: string; retryForMs: number }
   | { type: 'layer-start'; digest: Digest; size: number; resumeFrom: number }
   | { type: 'layer-progress'; digest: Digest; bytes: number; size: number }
   | { type: 'layer-done'; digest: Digest; hit: boolean; fetchedBytes: number };
@@ -22,4 +25,21 @@ export interface LayerOutcome {
   layerId?: number;
   /** Not fetched by this pull: the caller took it over (a lazy layer, see PullOptions.defer). */
   deferred?: boolean;
+}
+
+/**
+ * A pull's retry listener: the first retry of each streak becomes a `retry` event (the later ones
+ * only say the same again), so a daemon's client learns what the daemon's log says.
+ */
+export function retryEvents(onEvent: (e: PullEvent) => void): (notice: RetryNotice) => void {
+  return (n) => {
+    if (n.inARow !== 1) return;
+    onEvent({
+      type: 'retry',
+      registry: n.registry,
+      ...(n.what ? { what: n.what } : {}),
+      error: n.error instanceof Error ? n.error.message : String(n.error),
+      retryForMs: Math.max(0, n.budgetMs - n.failingForMs),
+    });
+  };
 }

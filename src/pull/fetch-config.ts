@@ -1,6 +1,6 @@
 import { HostpullError } from '../errors.js';
 import { digestOf, MAX_CONFIG_BYTES, parseImageConfig, type ImageConfig, type ImageManifest } from '../oci/index.js';
-import type { RegistryReader, RepositoryRef } from '../registry/index.js';
+import type { RegistryReader, RegistryRequestOptions, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/index.js';
 
 /**
@@ -11,7 +11,7 @@ export async function fetchImageConfig(
   deps: { store: ContentStore; client: RegistryReader },
   repo: RepositoryRef,
   manifest: ImageManifest,
-  signal?: AbortSignal,
+  request: RegistryRequestOptions = {},
 ): Promise<{ config: ImageConfig; fetched: number }> {
   const { store, client } = deps;
   const digest = manifest.config.digest;
@@ -19,7 +19,7 @@ export async function fetchImageConfig(
   if (manifest.config.size > MAX_CONFIG_BYTES) {
     throw new HostpullError('CONFIG_INVALID', `config ${digest} declares ${manifest.config.size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
   }
-  const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, { signal });
+  const bytes = await client.fetchBlobBytes(repo, digest, MAX_CONFIG_BYTES, request);
   if (bytes.length !== manifest.config.size || digestOf(bytes) !== digest) {
     throw new HostpullError('DIGEST_MISMATCH', `config ${digest} from ${repo.registry}/${repo.repository} does not match its descriptor`);
   }

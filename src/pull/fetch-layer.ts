@@ -10,7 +10,7 @@ import { type PackageClaim, VerifyingStream } from '../archive/index.js';
 import type { ContentStore, LayerCommit, LayerRow } from '../store/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult, type ApplyWorkers } from '../unpack/index.js';
 import { Tee } from './tee.js';
-import type { PullEvent } from './events.js';
+import { retryEvents, type PullEvent } from './events.js';
 import { relayUntilWritten } from './relay-until-written.js';
 import { unpacksInWorker } from './unpack-placement.js';
 
@@ -115,7 +115,11 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
     // One retry budget for the whole download, shared with the transport's own retries of each
     // request: a registry that is down is waited for once (backoff, then the budget), whether it
     // refuses connections, answers 503 or goes silent in the middle of the body.
-    const retry = deps.client.retryBudget(job.repo.registry, options.signal, `blob ${job.digest}`);
+    const retry = deps.client.retryBudget(job.repo.registry, {
+      signal: options.signal,
+      what: `blob ${job.digest}`,
+      ...(deps.onEvent ? { onRetry: retryEvents(deps.onEvent) } : {}),
+    });
     for (let first = true; ; first = false) {
       // What this attempt fetched, known whether it ends well or not.
       const attempt: TransferAttempt = { fetched: 0 };

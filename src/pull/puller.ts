@@ -1,12 +1,12 @@
 import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, type Descriptor, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
-import type { RegistryReader, RepositoryRef } from '../registry/index.js';
+import type { RegistryReader, RegistryRequestOptions, RepositoryRef } from '../registry/index.js';
 import type { ContentStore, ImageRow, ManifestLayerRow, PullRecord } from '../store/index.js';
 import { mapLimit } from '../util/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import type { PackageClaim } from '../archive/index.js';
-import type { LayerOutcome, PullEvent } from './events.js';
+import { retryEvents, type LayerOutcome, type PullEvent } from './events.js';
 import { fetchImageConfig } from './fetch-config.js';
 import type { LayerJob } from './fetch-layer.js';
 import { checkStoredLayers, layerClaims, quarantineUnjudged } from './layer-claims.js';
@@ -303,6 +303,7 @@ export class Puller {
 
   async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions): Promise<Resolved> {
     const { store, client } = this.#deps;
+    const request = requestOptions(options);
     const policy = options.policy ?? 'always';
     // A digest names content that cannot move: the store answers whatever the policy.
     const stored = ref.digest
@@ -322,11 +323,11 @@ export class Puller {
     // composite the server synthesised twice.
     const storedTag = !known && store.images.get(formatReference(ref)) !== undefined;
     if (!known && storedTag) {
-      const head = await client.headManifest(ref, { signal: options.signal });
+      const head = await client.headManifest(ref, request);
       if (!head) {
         // A HEAD answer has no body, so the registry's diagnostic (for a composite: which code
         // names are unknown) only comes with a GET; that GET throws with it.
-        await client.getManifest(ref, { signal: options.signal }).catch((err: unknown) => {
+        await client.getManifest(ref, request).catch((err: unknown) => {
           if (isHostpullError(err) && !err.hint) {
             throw new HostpullError(err.code, err.message, {
               cause: err,
@@ -347,7 +348,7 @@ export class Puller {
     let fetchedBytes = 0;
     const repoRef = { registry: ref.registry, repository: ref.repository };
     // GET by digest when HEAD told us one: the tag may move between the two requests.
-    const first = await client.getManifest(known ? { ...repoRef, digest: known } : ref, { signal: options.signal }).catch((err: unknown) => {
+    const first = await client.getManifest(known ? { ...repoRef, digest: known } : ref, request).catch((err: unknown) => {
       // Without a HEAD first, this GET is the one that tells a missing tag; for a composite its
       // body says which code names the server does not know.
       if (!known && isHostpullError(err) && !err.hint && (err.code === 'MANIFEST_UNKNOWN' || err.code === 'NAME_UNKNOWN')) {
@@ -370,7 +371,7 @@ export class Puller {
     if (parsed.kind === 'index') {
       indexDigest = first.digest;
       const chosen = selectPlatform(parsed.index, options.platform ?? hostPlatform(), formatReference(ref));
-      const child = await client.getManifest({ ...repoRef, digest: chosen.digest }, { signal: options.signal });
+      const child = await client.getManifest({ ...repoRef, digest: chosen.digest }, request);
       fetchedBytes += child.bytes.length;
       const childParsed = parseManifest(child.bytes, child.mediaType, `${formatReference(ref)}@${chosen.digest}`);
       if (childParsed.kind !== 'manifest') throw new HostpullError('MANIFEST_INVALID', `${formatReference(ref)}: index entry ${chosen.digest} is not an image manifest`);
@@ -381,7 +382,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
-    const config = await fetchImageConfig(this.#deps, repoRef, manifest, options.signal);
+    const config = await fetchImageConfig(this.#deps, repoRef, manifest, request);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
     const layers: ManifestLayerRow[] = manifest.layers.map((d, position) => ({
@@ -449,4 +450,9 @@ function deferredOutcome(l: ManifestLayerRow): LayerOutcome {
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+/** The registry requests' side of a pull's options: its signal, and its retries as events. */
+function requestOptions(options: PullOptions): RegistryRequestOptions {
+  return { ...(options.signal ? { signal: options.signal } : {}), ...(options.onEvent ? { onRetry: retryEvents(options.onEvent) } : {}) };
 }

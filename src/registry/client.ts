@@ -9,8 +9,8 @@ import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
 import { redactUrl } from './redact.js';
-import { logRetries, RetryPolicy, type RetryBudget } from './retry.js';
-import { Transport } from './transport.js';
+import { logRetries, RetryPolicy, type RetryBudget, type RetryBudgetOptions, type RetryNotice } from './retry.js';
+import { Transport, type RegistryRequest } from './transport.js';
 
 export interface RepositoryRef {
   /** `host[:port]` */
@@ -63,6 +63,8 @@ export interface RegistryClientOptions {
 
 export interface RequestOptions {
   signal?: AbortSignal;
+  /** Told of the request's retries (a pull turns them into events). */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 export interface ManifestHead {
@@ -119,7 +121,7 @@ export interface RegistryReader {
   /** A small blob (a config) read whole, at most `maxBytes`, verified against its digest. */
   fetchBlobBytes(repo: RepositoryRef, digest: Digest, maxBytes: number, opts?: RequestOptions): Promise<Buffer>;
   /** One retry budget for an operation of several requests (retry.ts). */
-  retryBudget(registry: string, signal?: AbortSignal, what?: string): RetryBudget;
+  retryBudget(registry: string, options?: RetryBudgetOptions): RetryBudget;
 }
 
 /** The OCI distribution client (distribution-spec v1.1 pull and push). */
@@ -173,7 +175,7 @@ export class RegistryClient implements RegistryReader {
       url: manifestPath(ref),
       headers: { accept: opts.accept ?? MANIFEST_ACCEPT },
       scopes: [pullScope(ref.repository)],
-      ...signalOpt(opts.signal),
+      ...requestOpts(opts),
     });
   }
 
@@ -240,8 +242,8 @@ export class RegistryClient implements RegistryReader {
    * retries of its own (a download resuming with Range) passes it to {@link getBlob} so that both
    * share one budget.
    */
-  retryBudget(registry: string, signal?: AbortSignal, what?: string): RetryBudget {
-    return this.#retry.begin(registry, signal, what);
+  retryBudget(registry: string, options: RetryBudgetOptions = {}): RetryBudget {
+    return this.#retry.begin(registry, options);
   }
 
   /**
@@ -261,7 +263,7 @@ export class RegistryClient implements RegistryReader {
       headers,
       scopes: [pullScope(repo.repository)],
       ...(opts.retry ? { retry: opts.retry } : {}),
-      ...signalOpt(opts.signal),
+      ...requestOpts(opts),
     });
     if (ranged && (res.status === 200 || res.status === 206)) {
       const d = decideRangeResponse(res.status, offset, headerValue(res.headers, 'content-range'), contentLength(res.headers), opts.end);
@@ -305,7 +307,7 @@ export class RegistryClient implements RegistryReader {
       url: `/v2/${repo.repository}/referrers/${digest}${query}`,
       headers: { accept: MediaType.OciIndex },
       scopes: [pullScope(repo.repository)],
-      ...signalOpt(opts.signal),
+      ...requestOpts(opts),
     });
     if (res.status === 404 || res.status === 405) {
       await dumpBody(res.body);
@@ -336,7 +338,7 @@ export class RegistryClient implements RegistryReader {
    * second HTTP stack for it (Node's global fetch is a copy of undici of its own, ~50 ms to load).
    */
   async getServerApi(registry: string, path: string, maxBytes: number, signal?: AbortSignal): Promise<Buffer | undefined> {
-    const res = await this.#transport.request({ registry, method: 'GET', url: path, scopes: [], retry: false, ...signalOpt(signal) });
+    const res = await this.#transport.request({ registry, method: 'GET', url: path, scopes: [], retry: false, ...(signal ? { signal } : {}) });
     if (res.status !== 200) {
       await dumpBody(res.body);
       return undefined;
@@ -349,7 +351,7 @@ export class RegistryClient implements RegistryReader {
   /** PUT of a JSON document on a hostpull server's own API (see getServerApi): the status it answered. One attempt. */
   async putServerApi(registry: string, path: string, document: unknown, signal?: AbortSignal): Promise<number> {
     const body = Buffer.from(JSON.stringify(document));
-    const res = await this.#transport.request({ registry, method: 'PUT', url: path, headers: { 'content-type': 'application/json' }, body, scopes: [], retry: false, ...signalOpt(signal) });
+    const res = await this.#transport.request({ registry, method: 'PUT', url: path, headers: { 'content-type': 'application/json' }, body, scopes: [], retry: false, ...(signal ? { signal } : {}) });
     await dumpBody(res.body);
     return res.status;
   }
@@ -361,7 +363,7 @@ export class RegistryClient implements RegistryReader {
       method: 'HEAD',
       url: blobPath(repo, digest),
       scopes: opts.scopes ?? [pullScope(repo.repository)],
-      ...signalOpt(opts.signal),
+      ...requestOpts(opts),
     });
     if (res.status !== 200 && res.status !== 404) {
       throw await this.#transport.fail(res, 'HEAD', { registry: repo.registry, notFoundCode: 'BLOB_UNKNOWN' });
@@ -401,7 +403,7 @@ export class RegistryClient implements RegistryReader {
         method: 'GET',
         url,
         scopes: [pullScope(repo.repository)],
-        ...signalOpt(opts.signal),
+        ...requestOpts(opts),
       });
       if (res.status !== 200) throw await this.#transport.fail(res, 'GET', { registry: repo.registry, notFoundCode: 'NAME_UNKNOWN' });
       const bytes = await readBounded(res.body, this.#maxManifest);
@@ -464,8 +466,9 @@ function sliceStream(body: Readable, start: number, end: number): Readable {
   );
 }
 
-function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
-  return signal ? { signal } : {};
+/** The transport's side of a method's RequestOptions. */
+function requestOpts(opts: RequestOptions): Pick<RegistryRequest, 'signal' | 'onRetry'> {
+  return { ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.onRetry ? { onRetry: opts.onRetry } : {}) };
 }
 
 function manifestPath(ref: ImageReference): string {

@@ -47,7 +47,7 @@ export async function pushBlob(
   const signal = opts.signal ? { signal: opts.signal } : {};
   // HEAD with the push scopes, so the token fetched here is the one the upload reuses.
   if ((await ctx.client.blobExists(repo, digest, { ...signal, scopes })) !== null) return;
-  const retry = ctx.retry.begin(repo.registry, opts.signal);
+  const retry = ctx.retry.begin(repo.registry, { signal: opts.signal });
   for (;;) {
     try {
       await uploadOnce(ctx, repo, digest, size, body, scopes, opts);

@@ -112,6 +112,18 @@ export interface RetryPolicyOptions extends Partial<BackoffOptions> {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
+/** One operation's side of {@link RetryPolicy.begin}. */
+export interface RetryBudgetOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Names the operation in its notices and in the error that ends it (`blob sha256:…`): a
+   * download's body that breaks fails with an error that does not say whose it was.
+   */
+  what?: string | undefined;
+  /** Told of this operation's retries, after the policy's listener (a pull turns them into events). */
+  onRetry?: ((notice: RetryNotice) => void) | undefined;
+}
+
 /** The retry settings of a registry client; {@link RetryPolicy.begin} starts counting for one operation. */
 export class RetryPolicy {
   readonly backoff: BackoffOptions;
@@ -136,13 +148,9 @@ export class RetryPolicy {
     this.onRetry = options.onRetry;
   }
 
-  /**
-   * The retries of one operation against `registry` (a request, or a blob download with its
-   * resumes). `what` names it in the notices and in the error that ends it (`blob sha256:…`):
-   * a download's body that breaks fails with an error that does not say whose it was.
-   */
-  begin(registry: string, signal?: AbortSignal, what?: string): RetryBudget {
-    return new RetryBudget(this, registry, signal, what);
+  /** The retries of one operation against `registry` (a request, or a blob download with its resumes). */
+  begin(registry: string, options: RetryBudgetOptions = {}): RetryBudget {
+    return new RetryBudget(this, registry, options);
   }
 }
 
@@ -156,17 +164,19 @@ export class RetryBudget {
   readonly what: string | undefined;
   readonly #policy: RetryPolicy;
   readonly #signal: AbortSignal | undefined;
+  readonly #onRetry: ((notice: RetryNotice) => void) | undefined;
   /** Retries since the last progress (drives the backoff exponent and maxRetries). */
   #inARow = 0;
   #retries = 0;
   #failingSince: number | undefined;
   #spent = false;
 
-  constructor(policy: RetryPolicy, registry: string, signal?: AbortSignal, what?: string) {
+  constructor(policy: RetryPolicy, registry: string, options: RetryBudgetOptions = {}) {
     this.#policy = policy;
     this.registry = registry;
-    this.what = what;
-    this.#signal = signal;
+    this.what = options.what;
+    this.#signal = options.signal;
+    this.#onRetry = options.onRetry;
   }
 
   /** Retries made so far, over the whole operation. */
@@ -204,7 +214,9 @@ export class RetryBudget {
     const delay = Math.min(left, retryDelay(this.#inARow, retryAfter, policy.backoff, now, policy.random));
     this.#inARow++;
     this.#retries++;
-    policy.onRetry?.({ registry: this.registry, what: this.what, error: err, delayMs: delay, inARow: this.#inARow, failingForMs: now - this.#failingSince, budgetMs: policy.budgetMs });
+    const notice: RetryNotice = { registry: this.registry, what: this.what, error: err, delayMs: delay, inARow: this.#inARow, failingForMs: now - this.#failingSince, budgetMs: policy.budgetMs };
+    policy.onRetry?.(notice);
+    this.#onRetry?.(notice);
     await policy.sleep(delay, this.#signal);
   }
 

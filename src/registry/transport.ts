@@ -10,7 +10,7 @@ import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
-import { RETRYABLE_STATUSES, RetryBudget, type RetryPolicy } from './retry.js';
+import { RETRYABLE_STATUSES, RetryBudget, type RetryNotice, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
 
 /** A request body: bytes, or a factory that opens a fresh stream for each attempt. */
@@ -36,6 +36,8 @@ export interface RegistryRequest {
   /** Follow 301/302/303/307/308 manually. Default: true for GET and HEAD. */
   followRedirects?: boolean;
   signal?: AbortSignal;
+  /** Told of the retries of a budget this request begins (not of a {@link RetryBudget} passed in: its owner chose). */
+  onRetry?: (notice: RetryNotice) => void;
 }
 
 export interface RegistryResponse {
@@ -115,7 +117,7 @@ export class Transport {
   async request(req: RegistryRequest): Promise<RegistryResponse> {
     const origin = this.origin(req.registry);
     const idempotent = req.method === 'GET' || req.method === 'HEAD';
-    const retry = req.retry instanceof RetryBudget ? req.retry : (req.retry ?? idempotent) ? this.#opts.retry.begin(req.registry, req.signal) : undefined;
+    const retry = req.retry instanceof RetryBudget ? req.retry : (req.retry ?? idempotent) ? this.#opts.retry.begin(req.registry, { signal: req.signal, onRetry: req.onRetry }) : undefined;
     const follow = req.followRedirects ?? idempotent;
     let url = new URL(req.url, origin);
     // An absolute URL (an upload Location) may point elsewhere: the http rule applies there too.
@@ -244,7 +246,7 @@ export class Transport {
     // gets this registry's credentials — but never in clear text over a non-loopback network.
     if (cred && (url.protocol === 'https:' || allowsPlainHttp(url.host, this.#opts.insecureRegistries))) headers.authorization = basicHeader(cred);
 
-    const retry = this.#opts.retry.begin(registry, signal);
+    const retry = this.#opts.retry.begin(registry, { signal });
     for (;;) {
       let status: number;
       let resHeaders: Record<string, string | string[] | undefined>;

@@ -191,7 +191,7 @@ export class RemoteLayers {
     // A composite names each layer's diffID; any other image needs its config for them.
     let diffIds = manifest.layers.map((d) => d.annotations?.[LAYER_DIFF_ID_ANNOTATION] as Digest | undefined);
     if (diffIds.some((d) => d === undefined)) {
-      const { config } = await fetchImageConfig(this.#deps, repo, manifest, this.#signal);
+      const { config } = await fetchImageConfig(this.#deps, repo, manifest, this.#signal ? { signal: this.#signal } : {});
       checkManifestAgainstConfig(manifest, config, reference);
       diffIds = config.rootfs.diff_ids;
     }

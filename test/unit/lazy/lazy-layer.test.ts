@@ -41,7 +41,7 @@ class FakeSource implements SpanSource {
     this.#policy = new RetryPolicy({ maxRetries: attempts - 1, baseDelayMs: 10, maxDelayMs: 20 });
   }
   retryBudget(signal: AbortSignal): RetryBudget {
-    return this.#policy.begin('fake', signal);
+    return this.#policy.begin('fake', { signal });
   }
   async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Readable> {
     this.requests.push([start, end]);

@@ -8,7 +8,7 @@ import { MediaType } from '../../../src/oci/mediatypes.js';
 import type { ImageReference } from '../../../src/oci/reference.js';
 import { Puller } from '../../../src/pull/puller.js';
 import type { RegistryReader, RepositoryRef } from '../../../src/registry/index.js';
-import { RetryPolicy } from '../../../src/registry/retry.js';
+import { RetryPolicy, type RetryBudgetOptions } from '../../../src/registry/retry.js';
 import { type BlobResponse, type FetchedManifest, type ManifestHead } from '../../../src/registry/client.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { useTempDir } from '../../helpers/tmp.js';
@@ -46,7 +46,7 @@ class FakeRegistry {
   client(): RegistryReader {
     const retry = new RetryPolicy({ baseDelayMs: 1, budgetMs: 1000 });
     const client: RegistryReader = {
-      retryBudget: (registry: string, signal?: AbortSignal) => retry.begin(registry, signal),
+      retryBudget: (registry: string, options?: RetryBudgetOptions) => retry.begin(registry, options),
       headManifest: async (ref: ImageReference): Promise<ManifestHead | null> => {
         this.calls.push(`HEAD manifest ${ref.digest ?? ref.tag}`);
         const m = this.#lookup(ref);

@@ -129,7 +129,7 @@ describe('RetryBudget', () => {
     await expect(budget.failed(reset)).rejects.toBe(reset);
     const ac = new AbortController();
     ac.abort(new Error('stop'));
-    await expect(f.policy.begin('r', ac.signal).failed(reset)).rejects.toBe(reset);
+    await expect(f.policy.begin('r', { signal: ac.signal }).failed(reset)).rejects.toBe(reset);
   });
 
   it("honours Retry-After, capped, and never past the budget", async () => {
@@ -178,11 +178,14 @@ describe('retry notices', () => {
       [1, 0],
     ]);
     expect(notices[0]).toMatchObject({ registry: 'reg.example:5000', what: undefined, error: reset, budgetMs: 1000 });
-    // A named operation is named in its notices and in the error that ends it.
-    const named = policy.begin('reg.example:5000', undefined, 'blob sha256:ab');
+    // A named operation is named in its notices and in the error that ends it; its own listener
+    // hears them after the policy's.
+    const own: RetryNotice[] = [];
+    const named = policy.begin('reg.example:5000', { what: 'blob sha256:ab', onRetry: (n) => own.push(n) });
     now = 0;
     await named.failed(reset);
     expect(notices.at(-1)!.what).toBe('blob sha256:ab');
+    expect(own).toEqual([notices.at(-1)]);
     now = 5000;
     const spent = await named.failed(reset).catch((e: unknown) => e);
     expect((spent as Error).message).toMatch(/^registry reg\.example:5000 kept failing on blob sha256:ab for /);
