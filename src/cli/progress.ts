@@ -31,6 +31,11 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): P
     cliProgress.Presets.shades_classic,
   );
   const bars = new Map<string, cliProgressModule.SingleBar>();
+  // MultiBar.log only queues a line for the next redraw, and redraws run only while bars are
+  // drawn: lines said before the first bar are written at once, and those the last redraw did
+  // not reach are written after the bars stop.
+  let unflushed: string[] = [];
+  multi.on('redraw-post', () => (unflushed = []));
   const payload = (digest: string, bytes: number, size: number) => ({ layer: shortDigest(digest), done: formatBytes(bytes), total: formatBytes(size) });
   return {
     onEvent(e) {
@@ -43,8 +48,15 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): P
         if (bar) bar.update(bar.getTotal(), payload(e.digest, bar.getTotal(), bar.getTotal()));
       }
     },
-    say: (line) => multi.log(`${line}\n`),
-    stop: () => multi.stop(),
+    say(line) {
+      if (!multi.isActive) return void stream.write(`${line}\n`);
+      unflushed.push(line);
+      multi.log(`${line}\n`);
+    },
+    stop() {
+      multi.stop();
+      for (const line of unflushed.splice(0)) stream.write(`${line}\n`);
+    },
   };
 }
 
