@@ -54,7 +54,9 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): P
       multi.log(`${line}\n`);
     },
     stop() {
-      multi.stop();
+      // Only bars being drawn need stopping: stopping otherwise (no layer was fetched, or a
+      // second time) wrote cursor moves and an empty line.
+      if (multi.isActive) multi.stop();
       for (const line of unflushed.splice(0)) stream.write(`${line}\n`);
     },
   };
