@@ -1,5 +1,6 @@
 import type { HostApi } from '../daemon/index.js';
 import { shortDigest, type ImageReference } from '../oci/index.js';
+import { retryMessage } from '../registry/index.js';
 import { formatBytes, formatMs, printJson } from './format.js';
 import { withInterrupt } from './interrupt.js';
 import { progressRenderer, quietProgress } from './progress.js';
@@ -45,7 +46,7 @@ export async function pullAndPrint(api: HostApi, ref: ImageReference, flags: Pul
   }
 }
 
-/** A retry event as a line for the terminal. */
+/** A retry event as a line for the terminal: the daemon's warning, with its error. */
 export function retryLine(e: Extract<PullEvent, { type: 'retry' }>): string {
-  return `hostpull: registry ${e.registry} failed${e.what ? ` on ${e.what}` : ''} (${e.error}); retrying for up to ${formatMs(e.retryForMs)} (--registry-retry-budget)`;
+  return `hostpull: ${retryMessage(e)}`;
 }

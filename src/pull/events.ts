@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/index.js';
-import type { RetryNotice } from '../registry/index.js';
+import { errorText, retryLeftMs, type RetryNotice } from '../registry/index.js';
 
 /** Progress of a pull, for progress bars (CLI) and NDJSON streams (daemon). */
 export type PullEvent =
@@ -38,8 +38,8 @@ export function retryEvents(onEvent: (e: PullEvent) => void): (notice: RetryNoti
       type: 'retry',
       registry: n.registry,
       ...(n.what ? { what: n.what } : {}),
-      error: n.error instanceof Error ? n.error.message : String(n.error),
-      retryForMs: Math.max(0, n.budgetMs - n.failingForMs),
+      error: errorText(n.error),
+      retryForMs: retryLeftMs(n),
     });
   };
 }

@@ -245,12 +245,28 @@ export class RetryBudget {
  */
 export function logRetries(logger: Logger): (notice: RetryNotice) => void {
   return (n) => {
-    const why = n.error instanceof Error ? n.error.message : String(n.error);
-    const fields = { registry: n.registry, err: why, retryInMs: n.delayMs, inARow: n.inARow };
-    const on = n.what ? ` on ${n.what}` : '';
-    if (n.inARow === 1) logger.warn(fields, `registry ${n.registry} failed${on}; retrying for up to ${formatMs(n.budgetMs - n.failingForMs)} (--registry-retry-budget)`);
-    else logger.debug(fields, `registry ${n.registry} failed again${on}; retrying`);
+    const fields = { registry: n.registry, err: errorText(n.error), retryInMs: n.delayMs, inARow: n.inARow };
+    if (n.inARow === 1) logger.warn(fields, retryMessage({ registry: n.registry, what: n.what, retryForMs: retryLeftMs(n) }));
+    else logger.debug(fields, `registry ${n.registry} failed again${n.what ? ` on ${n.what}` : ''}; retrying`);
   };
+}
+
+/** How much longer the operation of a notice will be retried. */
+export function retryLeftMs(n: RetryNotice): number {
+  return Math.max(0, n.budgetMs - n.failingForMs);
+}
+
+/** A notice's error as text. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The sentence for a registry that started failing an operation: the registry client's warning,
+ * and (with the error) the line a daemon's client prints for the daemon's retry event.
+ */
+export function retryMessage(r: { registry: string; what?: string | undefined; error?: string; retryForMs: number }): string {
+  return `registry ${r.registry} failed${r.what ? ` on ${r.what}` : ''}${r.error ? ` (${r.error})` : ''}; retrying for up to ${formatMs(r.retryForMs)} (--registry-retry-budget)`;
 }
 
 function formatMs(ms: number): string {

@@ -29,7 +29,7 @@ describe("a pull's retries as events", () => {
 
   it('reads as one line in the terminal of a daemon client', () => {
     expect(retryLine({ type: 'retry', registry: 'reg:5000', what: 'blob sha256:ab', error: 'other side closed', retryForMs: 60_000 })).toBe(
-      'hostpull: registry reg:5000 failed on blob sha256:ab (other side closed); retrying for up to 60.00s (--registry-retry-budget)',
+      'hostpull: registry reg:5000 failed on blob sha256:ab (other side closed); retrying for up to 60s (--registry-retry-budget)',
     );
     expect(retryLine({ type: 'retry', registry: 'reg:5000', error: 'refused', retryForMs: 900 })).toBe('hostpull: registry reg:5000 failed (refused); retrying for up to 900ms (--registry-retry-budget)');
   });

@@ -59,32 +59,32 @@ describe('isRetryable: the one answer for requests and resumes', () => {
   });
 });
 
-describe('RetryBudget', () => {
-  /** A policy on a fake clock: every wait is recorded and advances the clock by that much. */
-  function fakePolicy(opts: { budgetMs: number; maxRetries?: number; onRetry?: (n: RetryNotice) => void }) {
-    let now = 0;
-    const waits: number[] = [];
-    const policy = new RetryPolicy({
-      baseDelayMs: 100,
-      maxDelayMs: 1000,
-      retryAfterCapMs: 5000,
-      random: () => 0.999999,
-      now: () => now,
-      sleep: async (ms) => {
-        waits.push(ms);
-        now += ms;
-      },
-      ...opts,
-    });
-    const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
-    return {
-      policy,
-      waits,
-      advance: (ms: number) => (now += ms),
-      fail: (budget: ReturnType<RetryPolicy['begin']>, err: unknown = reset, retryAfter?: string) => budget.failed(err, retryAfter),
-    };
-  }
+/** A policy on a fake clock: every wait is recorded and advances the clock by that much. */
+function fakePolicy(opts: { budgetMs: number; maxRetries?: number; onRetry?: (n: RetryNotice) => void }) {
+  let now = 0;
+  const waits: number[] = [];
+  const policy = new RetryPolicy({
+    baseDelayMs: 100,
+    maxDelayMs: 1000,
+    retryAfterCapMs: 5000,
+    random: () => 0.999999,
+    now: () => now,
+    sleep: async (ms) => {
+      waits.push(ms);
+      now += ms;
+    },
+    ...opts,
+  });
+  const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
+  return {
+    policy,
+    waits,
+    advance: (ms: number) => (now += ms),
+    fail: (budget: ReturnType<RetryPolicy['begin']>, err: unknown = reset, retryAfter?: string) => budget.failed(err, retryAfter),
+  };
+}
 
+describe('RetryBudget', () => {
   it('backs off exponentially, then fails naming the registry and the budget', async () => {
     const f = fakePolicy({ budgetMs: 1000 });
     const budget = f.policy.begin('reg.example:5000');
@@ -147,31 +147,28 @@ describe('RetryBudget', () => {
 
 describe('retry notices', () => {
   it('tell of each retry before its wait, counting from 1 again after progress', async () => {
-    let now = 0;
     const notices: RetryNotice[] = [];
-    const order: string[] = [];
-    const policy = new RetryPolicy({
-      baseDelayMs: 100,
-      maxDelayMs: 1000,
+    // Each notice with the number of waits already made: its own comes after it.
+    const told: Array<[number, number]> = [];
+    const f = fakePolicy({
       budgetMs: 1000,
-      random: () => 0.999999,
-      now: () => now,
-      sleep: async (ms) => {
-        order.push(`sleep ${ms}`);
-        now += ms;
-      },
       onRetry: (n) => {
         notices.push(n);
-        order.push(`notice ${n.delayMs}`);
+        told.push([n.delayMs, f.waits.length]);
       },
     });
     const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });
-    const budget = policy.begin('reg.example:5000');
-    await budget.failed(reset);
-    await budget.failed(reset);
+    const budget = f.policy.begin('reg.example:5000');
+    await f.fail(budget, reset);
+    await f.fail(budget, reset);
     budget.progressed();
-    await budget.failed(reset);
-    expect(order).toEqual(['notice 99', 'sleep 99', 'notice 199', 'sleep 199', 'notice 99', 'sleep 99']);
+    await f.fail(budget, reset);
+    expect(told).toEqual([
+      [99, 0],
+      [199, 1],
+      [99, 2],
+    ]);
+    expect(f.waits).toEqual([99, 199, 99]);
     expect(notices.map((n) => [n.inARow, n.failingForMs])).toEqual([
       [1, 0],
       [2, 99],
@@ -181,16 +178,15 @@ describe('retry notices', () => {
     // A named operation is named in its notices and in the error that ends it; its own listener
     // hears them after the policy's.
     const own: RetryNotice[] = [];
-    const named = policy.begin('reg.example:5000', { what: 'blob sha256:ab', onRetry: (n) => own.push(n) });
-    now = 0;
-    await named.failed(reset);
+    const named = f.policy.begin('reg.example:5000', { what: 'blob sha256:ab', onRetry: (n) => own.push(n) });
+    await f.fail(named, reset);
     expect(notices.at(-1)!.what).toBe('blob sha256:ab');
     expect(own).toEqual([notices.at(-1)]);
-    now = 5000;
+    f.advance(5000);
     const spent = await named.failed(reset).catch((e: unknown) => e);
     expect((spent as Error).message).toMatch(/^registry reg\.example:5000 kept failing on blob sha256:ab for /);
     // What is not retried is not announced.
-    await expect(policy.begin('r').failed(new RegistryError('BLOB_UNKNOWN', 'gone', { status: 404 }))).rejects.toThrow('gone');
+    await expect(f.policy.begin('r').failed(new RegistryError('BLOB_UNKNOWN', 'gone', { status: 404 }))).rejects.toThrow('gone');
     expect(notices).toHaveLength(4);
   });
 
