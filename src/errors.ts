@@ -63,6 +63,16 @@ export function isHostpullError(err: unknown, code?: ErrorCode): err is Hostpull
   return err instanceof HostpullError && (code === undefined || err.code === code);
 }
 
+/** What went wrong, as text: an Error's message, else the thrown value itself. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** errorText, led by the error's code when it is a HostpullError (`LAZY_TIMEOUT: …`): for logs and recorded reasons. */
+export function describeError(err: unknown): string {
+  return isHostpullError(err) ? `${err.code}: ${err.message}` : errorText(err);
+}
+
 /** errno code of a Node system error (`ENOENT`, `EEXIST`…), or undefined. */
 export function errnoCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string'
@@ -155,7 +165,7 @@ export function errorToJson(err: unknown, fallbackCode: ErrorCode = 'INTERNAL'):
   const hint = hintFor(err);
   const details = isHostpullError(err) && err.details !== undefined ? jsonSafe(err.details) : undefined;
   return {
-    ...(isHostpullError(err) ? { code: err.code, message: err.message } : { code: fallbackCode, message: err instanceof Error ? err.message : String(err) }),
+    ...(isHostpullError(err) ? { code: err.code, message: err.message } : { code: fallbackCode, message: errorText(err) }),
     ...(hint ? { hint } : {}),
     ...(details ? { details } : {}),
   };

@@ -1,6 +1,6 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { errorText, HostpullError, isHostpullError } from '../errors.js';
 import { createDigester, digestFromHash, type Digest, type LayerCompression } from '../oci/index.js';
 import { archiveError } from './archive-error.js';
 import { createDecompressor } from './decompress.js';
@@ -165,7 +165,7 @@ export function mapReadError(err: unknown, decompressorError: unknown, where: st
     });
   }
   if (isHostpullError(err)) return err;
-  return new HostpullError('LAYER_READ_FAILED', `layer ${where}: reading the layer failed: ${err instanceof Error ? err.message : String(err)}`, {
+  return new HostpullError('LAYER_READ_FAILED', `layer ${where}: reading the layer failed: ${errorText(err)}`, {
     cause: err,
     details: { layerDir: where },
   });

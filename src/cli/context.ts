@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { errorRow, hintFor, HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, errorText, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 
@@ -65,7 +65,7 @@ export function loggerFor(opts: GlobalOptions): Logger {
 
 /** Renders an error for a human on stderr: what failed, then what to do. */
 function printError(err: unknown): void {
-  process.stderr.write(`hostpull: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`hostpull: ${errorText(err)}\n`);
   const hint = hintFor(err);
   if (hint) process.stderr.write(`hint: ${hint}\n`);
 }

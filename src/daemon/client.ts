@@ -1,7 +1,7 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { resolve as resolvePath } from 'node:path';
-import { errorFromJson, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
+import { errorFromJson, errorText, HostpullError, isHostpullError, type ErrorJson } from '../errors.js';
 import type { GcReport } from '../gc/index.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import type { PullResult } from '../pull/index.js';
@@ -206,7 +206,7 @@ class DaemonClient implements HostApi {
 const DEATH_WAIT_MS = 1_000;
 
 async function daemonGone(socketPath: string, pid: number | undefined, what: string, err: unknown): Promise<HostpullError> {
-  const why = (err as { code?: unknown }).code ?? (err instanceof Error ? err.message : String(err));
+  const why = (err as { code?: unknown }).code ?? errorText(err);
   const who = pid === undefined ? `the daemon on ${socketPath}` : `the daemon on ${socketPath} (pid ${pid})`;
   const dead = pid !== undefined && (await exitsWithin(pid, DEATH_WAIT_MS));
   if (dead) {

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { isArchiveError, LAYER_LIMIT_DEFAULTS, type PackageClaim } from '../archive/index.js';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { describeError, HostpullError } from '../errors.js';
 import { processStartTime } from '../util/index.js';
 import type { Logger, LogLevel } from '../log.js';
 import type { Digest } from '../oci/index.js';
@@ -184,7 +184,7 @@ export class LazyLayers {
         chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, toc, tree });
       } catch (err) {
         if (isArchiveError(err)) throw err;
-        const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+        const reason = describeError(err);
         this.#o.logger.warn({ layer: layer.blobDigest, reason }, 'layer cannot be lazy; pulling it whole');
         whole(reason);
       }
@@ -327,7 +327,7 @@ export class LazyLayers {
       logger.info({ layer: cand.blobDigest, layerId: row.id }, 'lazy layer completed: new containers use the unpacked directory');
       return row;
     } catch (err) {
-      const reason = isHostpullError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+      const reason = describeError(err);
       if (!this.#abort.signal.aborted) logger.error({ layer: cand.blobDigest, reason }, 'background pull of a lazy layer failed; it stays lazy while in use and is pulled again next time');
       store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
       return undefined;

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { spanSha256, type TocSpan } from '../oci/index.js';
 import { RegistryError, type RetryBudget } from '../registry/index.js';
@@ -277,7 +277,7 @@ export class SpanFetcher {
   /** Settles a span with LAZY_FETCH_FAILED for `cause`; a content failure is remembered for a while. */
   #fail(p: Pending, cause: unknown): void {
     const span = this.#spans[p.index]!;
-    const why = `${isHostpullError(cause) ? `${cause.code}: ` : ''}${cause instanceof Error ? cause.message : String(cause)}`;
+    const why = describeError(cause);
     const failure = new HostpullError('LAZY_FETCH_FAILED', `span ${p.index} (bytes ${span.c}-${span.c + span.cs - 1}) of ${this.#source.where}: ${why}`, {
       cause,
       hint: 'a read of the lazy layer got EIO; check that the registry is reachable and serves the blob unchanged, then retry',

@@ -1,5 +1,6 @@
 import type { Digest } from '../oci/index.js';
-import { errorText, retryLeftMs, type RetryNotice } from '../registry/index.js';
+import { errorText } from '../errors.js';
+import { retryLeftMs, type RetryNotice } from '../registry/index.js';
 
 /** Progress of a pull, for progress bars (CLI) and NDJSON streams (daemon). */
 export type PullEvent =

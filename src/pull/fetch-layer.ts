@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { HostpullError, hintFor, isHostpullError } from '../errors.js';
+import { errorText, HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { layerCompression, type LayerCompression, type Digest } from '../oci/index.js';
 import { isRetryable, RegistryError, type RegistryReader, type RepositoryRef, type RetryBudget } from '../registry/index.js';
@@ -68,7 +68,7 @@ function source(repo: RepositoryRef): string {
 function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   if (err instanceof RegistryError || (isHostpullError(err) && err.details?.digest === job.digest)) return err;
   const code = isHostpullError(err) ? err.code : 'BLOB_FETCH_FAILED';
-  const why = err instanceof Error ? err.message : String(err);
+  const why = errorText(err);
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
     ...(isHostpullError(err) && err.details ? { details: err.details } : {}),

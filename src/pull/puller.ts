@@ -1,4 +1,4 @@
-import { HostpullError, isHostpullError } from '../errors.js';
+import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, type Descriptor, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
 import type { RegistryReader, RegistryRequestOptions, RepositoryRef } from '../registry/index.js';
@@ -182,7 +182,7 @@ export class Puller {
           layerHits: 0,
           layerMisses: 0,
           phases: { resolve: 0, layers: 0, total: round(performance.now() - t0) },
-          error: isHostpullError(err) ? `${err.code}: ${err.message}` : String(err),
+          error: describeError(err),
         });
       } catch (recordErr) {
         this.#deps.logger.debug({ err: recordErr, reference }, 'could not record the failed pull');

@@ -1,4 +1,4 @@
-import { isHostpullError, isTransientNetworkFailure } from '../errors.js';
+import { errorText, isHostpullError, isTransientNetworkFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RegistryError, TEMPORARY_STATUSES } from './errors.js';
 
@@ -222,7 +222,7 @@ export class RetryBudget {
 
   #exhausted(err: unknown, now: number): RegistryError {
     const budget = formatMs(this.#policy.budgetMs);
-    const why = err instanceof Error ? err.message : String(err);
+    const why = errorText(err);
     return new RegistryError(
       isHostpullError(err) && err.code === 'TOO_MANY_REQUESTS' ? err.code : 'REGISTRY_UNAVAILABLE',
       `registry ${this.registry} kept failing${this.what ? ` on ${this.what}` : ''} for ${formatMs(now - this.#failingSince!)} (${this.#retries} retries), past the retry budget of ${budget}: ${why}`,
@@ -256,10 +256,6 @@ export function retryLeftMs(n: RetryNotice): number {
   return Math.max(0, n.budgetMs - n.failingForMs);
 }
 
-/** A notice's error as text. */
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
 
 /**
  * The sentence for a registry that started failing an operation: the registry client's warning,

@@ -3,7 +3,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
-import { HostpullError, errnoCode, isHostpullError } from '../errors.js';
+import { errnoCode, errorText, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { buildRuntimeSpec } from './build-runtime-spec.js';
 import { execRuntime, tail } from './exec-runtime.js';
@@ -183,7 +183,7 @@ export async function detectRuntime(preferred?: string, opts: DetectOptions = {}
       return await check(name, opts);
     } catch (err) {
       if (isHostpullError(err, 'ABORTED')) throw err;
-      reasons.push(err instanceof Error ? err.message : String(err));
+      reasons.push(errorText(err));
     }
   }
   throw new HostpullError('RUNTIME_NOT_FOUND', `no working OCI runtime: ${reasons.join('; ')}`, {

@@ -1,5 +1,5 @@
 import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { errorRow, HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, errorText, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Labels } from './labels.js';
 import type { ContainerdMount } from './snapshot-mounts.js';
@@ -18,7 +18,7 @@ interface GrpcError {
  */
 function toGrpc(err: unknown): GrpcError {
   if (isHostpullError(err)) return { code: status[errorRow(err.code).grpc], details: `${err.code}: ${err.message}` };
-  return { code: status.UNKNOWN, details: err instanceof Error ? err.message : String(err) };
+  return { code: status.UNKNOWN, details: errorText(err) };
 }
 
 interface Timestamp {

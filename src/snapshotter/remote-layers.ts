@@ -1,5 +1,5 @@
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
-import { isHostpullError } from '../errors.js';
+import { describeError, isHostpullError } from '../errors.js';
 import type { LazyCandidate } from '../lazy/index.js';
 import { LAYER_DIFF_ID_ANNOTATION, type Descriptor, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
 import { type DeferCandidate, type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
@@ -119,7 +119,7 @@ export class RemoteLayers {
       image = await this.#image(imageRef, manifestDigest);
     } catch (err) {
       if (refusesLayer(err)) throw err;
-      return { handled: false, reason: `resolving ${imageRef}@${manifestDigest} failed: ${describe(err)}` };
+      return { handled: false, reason: `resolving ${imageRef}@${manifestDigest} failed: ${describeError(err)}` };
     }
     const index = image.chains.indexOf(req.target);
     const layer = image.layers[index];
@@ -144,7 +144,7 @@ export class RemoteLayers {
       return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: outcome.hit ? 'reused' : 'fetched', bytes: outcome.fetchedBytes };
     } catch (err) {
       if (refusesLayer(err)) throw err;
-      return { handled: false, reason: `fetching ${blob} from ${image.reference} failed: ${describe(err)}` };
+      return { handled: false, reason: `fetching ${blob} from ${image.reference} failed: ${describeError(err)}` };
     }
   }
 
@@ -227,7 +227,7 @@ export class RemoteLayers {
         return await this.#lazy!.choose(image.repo, candidates);
       } catch (err) {
         if (refusesLayer(err)) throw err;
-        this.#deps.logger.warn({ image: image.reference, reason: describe(err) }, 'snapshotter: choosing lazy layers failed; fetching them whole');
+        this.#deps.logger.warn({ image: image.reference, reason: describeError(err) }, 'snapshotter: choosing lazy layers failed; fetching them whole');
         return new Map();
       }
     })();
@@ -251,7 +251,7 @@ export class RemoteLayers {
       this.#prefetchOnceLast(image, layer);
       return true;
     } catch (err) {
-      const reason = `its lazy view could not be mounted: ${describe(err)}`;
+      const reason = `its lazy view could not be mounted: ${describeError(err)}`;
       this.#deps.logger.warn({ layer: layer.blobDigest, image: image.reference, reason }, 'snapshotter: layer cannot be lazy; fetching it whole');
       this.#deps.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       return false;
@@ -307,11 +307,6 @@ export class RemoteLayers {
   async #dropBlob(digest: Digest): Promise<void> {
     await this.#deps.store.blobs.dropUnlessListed(digest);
   }
-}
-
-function describe(err: unknown): string {
-  if (isHostpullError(err)) return `${err.code}: ${err.message}`;
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, errorRow, errorFromJson, errorToJson, HostpullError, httpAnswerFor, isErrorCode, type ErrorCode } from '../../../src/errors.js';
+import { describeError, ERROR_CODES, errorRow, errorFromJson, errorText, errorToJson, HostpullError, httpAnswerFor, isErrorCode, type ErrorCode } from '../../../src/errors.js';
 import { RegistryError } from '../../../src/registry/index.js';
 import { toOciError } from '../../../src/server/oci-error.js';
 import { REPO_ROOT } from '../../helpers/cli.js';
@@ -112,5 +112,20 @@ describe('every edge answers a code as its row says', () => {
 
   it('USAGE alone exits 2', () => {
     expect(codes.filter((c) => errorRow(c).exit !== 1)).toEqual(['USAGE']);
+  });
+});
+
+describe('an error as text', () => {
+  it("is an Error's message, or the thrown value itself", () => {
+    expect(errorText(new Error('disk on fire'))).toBe('disk on fire');
+    expect(errorText('plain string')).toBe('plain string');
+    expect(errorText(42)).toBe('42');
+  });
+
+  it('leads with the code of a HostpullError, and only then', () => {
+    expect(describeError(new HostpullError('LAZY_TIMEOUT', 'no data'))).toBe('LAZY_TIMEOUT: no data');
+    expect(describeError(new RegistryError('REGISTRY_UNAVAILABLE', 'refused'))).toBe('REGISTRY_UNAVAILABLE: refused');
+    expect(describeError(new TypeError('bad'))).toBe('bad');
+    expect(describeError(undefined)).toBe('undefined');
   });
 });
