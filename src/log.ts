@@ -1,12 +1,26 @@
+import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { LogFn, Logger as PinoLogger } from 'pino';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * How a log line looks on stderr: `text` for a person at a terminal (`hostpull: warning: … key=value`),
+ * `json` (one pino object per line) for a service whose lines a journal or a collector reads.
+ */
+export const LOG_FORMATS = ['text', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export function isLogFormat(v: unknown): v is LogFormat {
+  return (LOG_FORMATS as readonly unknown[]).includes(v);
+}
+
 /** What hostpull logs through: pino's interface, the part of it we use. */
 export interface Logger {
   readonly level: string;
+  /** The format of its lines, for a helper process that logs to the same stderr. */
+  readonly format: LogFormat;
   trace: LogFn;
   debug: LogFn;
   info: LogFn;
@@ -19,18 +33,21 @@ export interface Logger {
 const LEVEL_VALUES: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 
 /**
- * Structured logs go to stderr (fd 2) so stdout stays clean for command output and `--json`.
- * Created once in the composition root (cli/main.ts, daemon, server) and passed down.
+ * Log lines go to stderr (fd 2) so stdout stays clean for command output and `--json`: pino's
+ * JSON objects, or (`format` text) the same lines worded for a person. Created once in the
+ * composition root (cli/main.ts, daemon, server) and passed down.
  *
  * pino itself is loaded at the first line logged at an enabled level: loading it cost ~25-30 ms
  * of CPU, and a command at the default level (warn) that goes well logs nothing.
  */
-export function createLogger(level: LogLevel = 'warn', name = 'hostpull'): Logger {
+export function createLogger(level: LogLevel = 'warn', name = 'hostpull', format: LogFormat = 'json'): Logger {
   let real: PinoLogger | undefined;
   const pinoLogger = (): PinoLogger => {
     if (!real) {
       const pino = createRequire(import.meta.url)('pino') as typeof import('pino');
-      real = pino.pino({ name, level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+      // Text is pino's own line, reworded as it is written: its serializers, bindings and levels stay pino's.
+      const destination = format === 'text' ? { write: (line: string) => void writeSync(2, textLine(line)) } : pino.destination({ fd: 2, sync: true });
+      real = pino.pino({ name, level, base: { pid: process.pid } }, destination);
     }
     return real;
   };
@@ -41,14 +58,60 @@ export function createLogger(level: LogLevel = 'warn', name = 'hostpull'): Logge
     }) as LogFn;
   return {
     level,
+    format,
     trace: at('trace'),
     debug: at('debug'),
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
     fatal: at('fatal'),
-    child: (bindings) => pinoLogger().child(bindings),
+    child: (bindings) => pinoChild(pinoLogger().child(bindings), format),
   };
+}
+
+/** A pino child logger as a Logger (its children too), with the format of the logger it came from. */
+function pinoChild(p: PinoLogger, format: LogFormat): Logger {
+  return {
+    level: p.level,
+    format,
+    trace: p.trace.bind(p),
+    debug: p.debug.bind(p),
+    info: p.info.bind(p),
+    warn: p.warn.bind(p),
+    error: p.error.bind(p),
+    fatal: p.fatal.bind(p),
+    child: (bindings) => pinoChild(p.child(bindings), format),
+  };
+}
+
+const LEVEL_WORDS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };
+/** Fields every pino line has, or that the text line says otherwise (name and level lead it). */
+const NOT_SHOWN = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg']);
+
+/**
+ * A pino JSON line as text: `hostpull: warning: <msg> key=value …`, the way the CLI words its
+ * errors, then the line's fields as logfmt (a value with a space or a quote is quoted; an error
+ * is its message). A line that is not pino's JSON is written as it came.
+ */
+export function textLine(json: string): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json;
+  }
+  const level = LEVEL_WORDS[o.level as number] ?? String(o.level);
+  const fields = Object.entries(o)
+    .filter(([k, v]) => !NOT_SHOWN.has(k) && v !== undefined)
+    .map(([k, v]) => `${k}=${logfmtValue(v)}`);
+  const words = [typeof o.msg === 'string' && o.msg !== '' ? o.msg : undefined, ...fields].filter((w) => w !== undefined);
+  return `${typeof o.name === 'string' ? o.name : 'hostpull'}: ${level}: ${words.join(' ')}\n`;
+}
+
+function logfmtValue(v: unknown): string {
+  // pino serializes an Error as { type, message, stack }: the message says it.
+  const text = typeof v === 'object' && v !== null && typeof (v as { message?: unknown }).message === 'string' ? (v as { message: string }).message : typeof v === 'string' ? v : JSON.stringify(v);
+  return /^[^\s"=\\]+$/.test(text) ? text : JSON.stringify(text);
 }
 
 /** A logger that drops everything, for library callers and tests that pass none. */

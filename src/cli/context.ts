@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { errorRow, errorText, hintFor, HostpullError, isHostpullError } from '../errors.js';
-import { createLogger, LOG_LEVELS, type LogLevel, type Logger } from '../log.js';
+import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../log.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
@@ -9,6 +9,8 @@ export interface GlobalOptions {
   server: string | undefined;
   namespace: string;
   logLevel: LogLevel;
+  /** `--log-format`; unset, each command has its own default (see loggerFor). */
+  logFormat: LogFormat | undefined;
   insecureRegistry: string[];
   /** Registry timeouts and retry budget given on the command line or in the environment (unset: the client's defaults). */
   registry: RegistryTimeouts;
@@ -42,6 +44,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
     server: (o.server as string | undefined) ?? process.env.HOSTPULL_SERVER ?? undefined,
     namespace: String(o.namespace ?? process.env.HOSTPULL_NAMESPACE ?? DEFAULT_NAMESPACE),
     logLevel: level as LogLevel,
+    logFormat: o.logFormat as LogFormat | undefined,
     insecureRegistry: (o.insecureRegistry as string[] | undefined) ?? [],
     registry: registryTimeouts(o),
     registryFlagsGiven: ['registryHeadersTimeout', 'registryIdleTimeout', 'registryRetryBudget'].some((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli'),
@@ -59,8 +62,13 @@ function registryTimeouts(o: Record<string, unknown>): RegistryTimeouts {
   return out;
 }
 
-export function loggerFor(opts: GlobalOptions): Logger {
-  return createLogger(opts.logLevel);
+/**
+ * The command's logger. Its lines are text unless `--log-format` says otherwise, or the command
+ * runs as a service (`daemon`, `serve`: `defaultFormat` json), whose lines a journal or a log
+ * collector reads.
+ */
+export function loggerFor(opts: GlobalOptions, defaultFormat: LogFormat = 'text'): Logger {
+  return createLogger(opts.logLevel, 'hostpull', opts.logFormat ?? defaultFormat);
 }
 
 /** Renders an error for a human on stderr: what failed, then what to do. */

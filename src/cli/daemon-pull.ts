@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_NAMESPACE, defaultRoot, defaultSocketPath } from '../defaults.js';
+import { isLogFormat } from '../log.js';
 import { resolveReference } from '../oci/index.js';
 import { action } from './context.js';
 import { probeDaemon } from './daemon-probe.js';
@@ -58,13 +59,14 @@ export async function pullThroughDaemon(args: readonly string[], env: NodeJS.Pro
  * `--concurrency`, `--no-unpack` and `--keep-blobs`, anywhere (commander takes them anywhere
  * too), with the environment variables the full CLI reads for them. Undefined for anything else,
  * e.g. `--no-daemon`, `--insecure-registry` or a registry timeout (those work in-process),
- * `--log-level` (the logger is the full CLI's), `--help`, `--`, an empty value or a concurrency
- * the full CLI would refuse, and any HOSTPULL_* variable but those four: the full CLI checks
- * their values (a malformed timeout is a usage error even for a daemon's pull) and commander
- * decides what HOSTPULL_KEEP_BLOBS=0 means.
+ * `--log-level` and `--log-format` (the logger is the full CLI's), `--help`, `--`, an empty value
+ * or a concurrency the full CLI would refuse, and any HOSTPULL_* variable but those four and a
+ * valid HOSTPULL_LOG_FORMAT (this path logs nothing): the full CLI checks their values (a
+ * malformed timeout is a usage error even for a daemon's pull) and commander decides what
+ * HOSTPULL_KEEP_BLOBS=0 means.
  */
 export function plainPull(args: readonly string[], env: NodeJS.ProcessEnv = process.env): PlainPull | undefined {
-  if (args.includes('--') || Object.keys(env).some((k) => k.startsWith('HOSTPULL_') && !NAMING_ENV.has(k))) return undefined;
+  if (args.includes('--') || Object.keys(env).some((k) => k.startsWith('HOSTPULL_') && !NAMING_ENV.has(k) && !(k === 'HOSTPULL_LOG_FORMAT' && isLogFormat(env[k])))) return undefined;
   let parsed;
   try {
     parsed = parseArgs({

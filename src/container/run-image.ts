@@ -212,6 +212,7 @@ async function runRootless(
         tty: options.tty ?? false,
         keep: options.keep ?? false,
         logLevel: deps.logger.level as LogLevel,
+        logFormat: deps.logger.format,
       },
       stdio: options.stdio ?? 'inherit',
       onMounted: () => (mounted = true),

@@ -12,7 +12,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { errorToJson } from '../errors.js';
-import { createLogger, type LogLevel } from '../log.js';
+import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
@@ -30,8 +30,11 @@ function send(m: HelperMessage): void {
   process.send?.(m);
 }
 
+/** The format of the lines of the process that started this one (FuseHelper.start): json unless it says text. */
+const LOG_FORMAT: LogFormat = process.env.HOSTPULL_LAZY_LOG_FORMAT === 'text' ? 'text' : 'json';
+
 async function main(): Promise<void> {
-  const logger = createLogger((process.env.HOSTPULL_LAZY_LOG_LEVEL ?? 'warn') as LogLevel, 'hostpull-lazy');
+  const logger = createLogger((process.env.HOSTPULL_LAZY_LOG_LEVEL ?? 'warn') as LogLevel, 'hostpull-lazy', LOG_FORMAT);
   const clients = new Map<string, RegistryClient>();
   const served = new Map<string, Served>();
 
@@ -162,7 +165,7 @@ async function main(): Promise<void> {
 
 void main().catch((err: unknown) => {
   // The parent sees the exit (LAZY_HELPER_FAILED at start, LAZY_HELPER_GONE later); the log says why.
-  createLogger('error', 'hostpull-lazy').error({ err }, 'lazy helper failed');
+  createLogger('error', 'hostpull-lazy', LOG_FORMAT).error({ err }, 'lazy helper failed');
   process.exit(1);
 });
 

@@ -73,7 +73,8 @@ export class FuseHelper {
       execArgv: [...process.execArgv, ...appliedV8Flags()],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
-      env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel },
+      // Its log lines go to this process's stderr, worded as this process words its own.
+      env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel, HOSTPULL_LAZY_LOG_FORMAT: logger.format },
     });
     const helper = new FuseHelper(child, logger);
     child.once('error', (err) => helper.#fail(helper.#gone ?? new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err })));

@@ -21,7 +21,7 @@ function main(): void {
   const run = async (request: RootlessRunRequest): Promise<void> => {
     let logger: Logger | undefined;
     try {
-      logger = createLogger(request.logLevel);
+      logger = createLogger(request.logLevel, 'hostpull', request.logFormat);
       const result = await runRootlessChild(request, {
         signal: abort.signal,
         logger,

@@ -7,7 +7,7 @@
 import { Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import { errorFromJson, errorToJson, HostpullError, type ErrorJson } from '../errors.js';
-import type { LogLevel } from '../log.js';
+import type { LogFormat, LogLevel } from '../log.js';
 import type { Mount } from '../rootfs/index.js';
 import type { RuntimeSpecInput, RuntimeInfo } from '../runtime/index.js';
 
@@ -27,6 +27,8 @@ export interface RootlessRunRequest {
   tty: boolean;
   keep: boolean;
   logLevel: LogLevel;
+  /** The parent's log format: the child's lines go to the same stderr. */
+  logFormat: LogFormat;
 }
 
 export type ParentMessage = { type: 'run'; request: RootlessRunRequest } | { type: 'abort' };

@@ -34,8 +34,9 @@ export interface CliResult {
 
 function cliEnv(env: CliOptions['env']): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...process.env };
-  // A colour or debug setting inherited from the developer's shell would change CLI output.
+  // A colour, debug or log format setting inherited from the developer's shell would change CLI output.
   delete out['FORCE_COLOR'];
+  delete out['HOSTPULL_LOG_FORMAT'];
   out['NO_COLOR'] = '1';
   for (const [k, v] of Object.entries(env ?? {})) {
     if (v === undefined) delete out[k];

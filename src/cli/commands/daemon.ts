@@ -50,7 +50,7 @@ export function registerDaemonCommand(program: Command): void {
           namespace: global.namespace,
           insecureRegistries: global.insecureRegistry,
           registry: global.registry,
-          logger: loggerFor(global),
+          logger: loggerFor(global, 'json'),
           maxStoreSize: opts.maxStoreSize,
           keepBlobs: opts.keepBlobs ?? false,
           gcIntervalMs: opts.gcInterval,

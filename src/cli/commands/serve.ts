@@ -45,7 +45,7 @@ export function registerServeCommand(program: Command): void {
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
         const { startServer } = await import('../../server/index.js');
-        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel });
+        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel }, 'json');
         const server = await startServer({
           host,
           port,

@@ -39,8 +39,12 @@ async function pull(root: string, flags: string[]): Promise<{ code: number | nul
   return { ...r, ms: Date.now() - t0, bigRequests: proxy.requests.slice(before).filter(isBig) };
 }
 
-/** The warning the registry client logs when a registry starts failing an operation (registry/retry.ts). */
-const RETRY_WARNING = /"level":40,.*"msg":"registry [^"]+ failed( on [^";]+)?; retrying for up to /;
+/**
+ * The warning the registry client logs when a registry starts failing an operation
+ * (registry/retry.ts): as a CLI words it on stderr (text), and in a daemon's log (json).
+ */
+const RETRY_WARNING = /^hostpull: warning: registry \S+ failed( on [^;]+)?; retrying for up to .* registry=\S+ err=/;
+const RETRY_WARNING_JSON = /"level":40,.*"msg":"registry [^"]+ failed( on [^";]+)?; retrying for up to /;
 
 /** The line a daemon's client prints for the daemon's retry (cli/pull-and-print.ts). */
 const RETRY_LINE = /^hostpull: registry 127\.0\.0\.1:\d+ failed on blob sha256:[0-9a-f]{64} \(.+\); retrying for up to /;
@@ -99,7 +103,7 @@ describe('a registry that goes silent mid-blob', () => {
       const requests = proxy.requests.slice(before).filter(isBig);
       expect(requests.map(rangeStart)).toEqual([0, stallAt]);
       expect(requests[0]!.closedAt! - requests[0]!.stalledAt!).toBeLessThan(10_000);
-      expect(daemon.log()).toMatch(RETRY_WARNING);
+      expect(daemon.log()).toMatch(RETRY_WARNING_JSON);
       // The client says it too, once, as a line of text: the daemon's log is not on this terminal.
       expect(r.stderr.split('\n').filter((line) => RETRY_LINE.test(line))).toHaveLength(1);
       recordTrial('stall', { recovered: true, via: 'daemon', bytesFetchedTwice: fetchedTwice(requests) });
@@ -157,7 +161,7 @@ describe('a registry that resets every connection', () => {
     expect(told.length).toBeGreaterThanOrEqual(1);
     expect(told.length).toBeLessThanOrEqual(2);
     expect(resets).toBeGreaterThan(told.length + 2);
-    for (const line of told) expect(line).toMatch(new RegExp(`"registry ${proxy.host} failed on blob sha256:[0-9a-f]{64}; retrying for up to 3\\.0s`));
+    for (const line of told) expect(line).toMatch(new RegExp(`^hostpull: warning: registry ${proxy.host} failed on blob sha256:[0-9a-f]{64}; retrying for up to 3\\.0s`));
     expect(r.stderr).toMatch(/^hostpull: .*retry budget of 3\.0s/m);
     expect(r.stderr).toMatch(/^hint: check that registry 127\.0\.0\.1:\d+ is running and reachable; a longer retry budget \(--registry-retry-budget/m);
     // Bounded: the budget plus start-up, never minutes.

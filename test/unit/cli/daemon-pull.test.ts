@@ -39,6 +39,7 @@ describe('plainPull: the pull command lines that reach a daemon without the full
     ['--insecure-registry', ['--insecure-registry', 'r:5000', 'pull', 'A1.0']],
     ['a registry timeout flag', ['--registry-headers-timeout', '5s', 'pull', 'A1.0']],
     ['--log-level', ['--log-level', 'debug', 'pull', 'A1.0']],
+    ['--log-format', ['--log-format', 'json', 'pull', 'A1.0']],
     ['an option value missing', ['pull', 'A1.0', '--socket']],
     ['an empty value', ['--root', '', 'pull', 'A1.0']],
     ['a boolean given a value', ['pull', 'A1.0', '--json=false']],
@@ -54,5 +55,10 @@ describe('plainPull: the pull command lines that reach a daemon without the full
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_KEEP_BLOBS: '0' })).toBeUndefined();
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_REGISTRY_HEADERS_TIMEOUT: 'soon' })).toBeUndefined();
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_ROOT: '/r' })).toMatchObject({ input: 'A1.0' });
+  });
+
+  it('keeps a valid HOSTPULL_LOG_FORMAT (nothing on this path logs) and leaves an invalid one to be refused', () => {
+    expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_LOG_FORMAT: 'json' })).toMatchObject({ input: 'A1.0' });
+    expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_LOG_FORMAT: 'xml' })).toBeUndefined();
   });
 });
