@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { LogFn, Logger as PinoLogger } from 'pino';
 
@@ -45,8 +44,11 @@ export function createLogger(level: LogLevel = 'warn', name = 'hostpull', format
   const pinoLogger = (): PinoLogger => {
     if (!real) {
       const pino = createRequire(import.meta.url)('pino') as typeof import('pino');
-      // Text is pino's own line, reworded as it is written: its serializers, bindings and levels stay pino's.
-      const destination = format === 'text' ? { write: (line: string) => void writeSync(2, textLine(line)) } : pino.destination({ fd: 2, sync: true });
+      // Text is pino's own line, reworded as it is written: its serializers, bindings and levels
+      // stay pino's. Through process.stderr (synchronous on Linux for a terminal, a file or a
+      // pipe), which also takes a full pipe's EAGAIN in its stride and keeps these lines in order
+      // with the CLI's own.
+      const destination = format === 'text' ? { write: (line: string) => void process.stderr.write(textLine(line)) } : pino.destination({ fd: 2, sync: true });
       real = pino.pino({ name, level, base: { pid: process.pid } }, destination);
     }
     return real;

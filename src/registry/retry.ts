@@ -256,7 +256,6 @@ export function retryLeftMs(n: RetryNotice): number {
   return Math.max(0, n.budgetMs - n.failingForMs);
 }
 
-
 /**
  * The sentence for a registry that started failing an operation: the registry client's warning,
  * and (with the error) the line a daemon's client prints for the daemon's retry event.
