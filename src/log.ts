@@ -44,12 +44,18 @@ export function createLogger(level: LogLevel = 'warn', name = 'hostpull', format
   const pinoLogger = (): PinoLogger => {
     if (!real) {
       const pino = createRequire(import.meta.url)('pino') as typeof import('pino');
+      // Synchronous writes to fd 2 (which wait out a full pipe's EAGAIN), in order with the
+      // CLI's own writes to stderr.
+      const stderr = pino.destination({ fd: 2, sync: true });
       // Text is pino's own line, reworded as it is written: its serializers, bindings and levels
-      // stay pino's. Through process.stderr (synchronous on Linux for a terminal, a file or a
-      // pipe), which also takes a full pipe's EAGAIN in its stride and keeps these lines in order
-      // with the CLI's own.
-      const destination = format === 'text' ? { write: (line: string) => void process.stderr.write(textLine(line)) } : pino.destination({ fd: 2, sync: true });
-      real = pino.pino({ name, level, base: { pid: process.pid } }, destination);
+      // stay pino's. Progress bars may take it meanwhile (setTextLogWriter).
+      const text = {
+        write: (line: string): void => {
+          if (textWriter) textWriter(textLine(line));
+          else stderr.write(textLine(line));
+        },
+      };
+      real = pino.pino({ name, level, base: { pid: process.pid } }, format === 'text' ? text : stderr);
     }
     return real;
   };
@@ -84,6 +90,18 @@ function pinoChild(p: PinoLogger, format: LogFormat): Logger {
     fatal: p.fatal.bind(p),
     child: (bindings) => pinoChild(p.child(bindings), format),
   };
+}
+
+let textWriter: ((text: string) => void) | undefined;
+
+/**
+ * Where text log lines go (each ends in a newline) while something else draws on stderr: progress
+ * bars (cli/progress.ts) take them, to write above the bars, rather than have a line written into
+ * the middle of a redraw. `undefined` gives them back to stderr. JSON lines are for a collector,
+ * not a terminal, and go to stderr always.
+ */
+export function setTextLogWriter(writer: ((text: string) => void) | undefined): void {
+  textWriter = writer;
 }
 
 const LEVEL_WORDS: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warning', 50: 'error', 60: 'fatal' };

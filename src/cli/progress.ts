@@ -1,5 +1,6 @@
 import type cliProgressModule from 'cli-progress';
 import { createRequire } from 'node:module';
+import { setTextLogWriter } from '../log.js';
 import { shortDigest } from '../oci/index.js';
 import type { PullEvent } from '../pull/index.js';
 import { formatBytes } from './format.js';
@@ -37,6 +38,14 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): P
   let unflushed: string[] = [];
   multi.on('redraw-post', () => (unflushed = []));
   const payload = (digest: string, bytes: number, size: number) => ({ layer: shortDigest(digest), done: formatBytes(bytes), total: formatBytes(size) });
+  const say = (line: string): void => {
+    if (!multi.isActive) return void stream.write(`${line}\n`);
+    unflushed.push(line);
+    multi.log(`${line}\n`);
+  };
+  // A warning logged while the bars are drawn (a registry that starts failing mid-download) is
+  // said like any other line: written into a redraw, it would leave a bar drawn twice.
+  setTextLogWriter((text) => say(text.replace(/\n$/, '')));
   return {
     onEvent(e) {
       if (e.type === 'layer-start') {
@@ -48,16 +57,13 @@ export function progressRenderer(stream: NodeJS.WriteStream = process.stderr): P
         if (bar) bar.update(bar.getTotal(), payload(e.digest, bar.getTotal(), bar.getTotal()));
       }
     },
-    say(line) {
-      if (!multi.isActive) return void stream.write(`${line}\n`);
-      unflushed.push(line);
-      multi.log(`${line}\n`);
-    },
+    say,
     stop() {
       // Only bars being drawn need stopping: stopping otherwise (no layer was fetched, or a
       // second time) wrote cursor moves and an empty line.
       if (multi.isActive) multi.stop();
       for (const line of unflushed.splice(0)) stream.write(`${line}\n`);
+      setTextLogWriter(undefined);
     },
   };
 }
