@@ -64,11 +64,18 @@ function registryTimeouts(o: Record<string, unknown>): RegistryTimeouts {
 
 /**
  * The command's logger. Its lines are text unless `--log-format` says otherwise, or the command
- * runs as a service (`daemon`, `serve`: `defaultFormat` json), whose lines a journal or a log
- * collector reads.
+ * runs as a service (`daemon`, `serve`: `defaultFormat` {@link serviceLogFormat}).
  */
 export function loggerFor(opts: GlobalOptions, defaultFormat: LogFormat = 'text'): Logger {
   return createLogger(opts.logLevel, 'hostpull', opts.logFormat ?? defaultFormat);
+}
+
+/**
+ * A service's lines are JSON where a journal or a log collector reads them (systemd gives it no
+ * terminal), and text for a person who started it in a terminal, as `hostpull run` writes them.
+ */
+export function serviceLogFormat(): LogFormat {
+  return process.stderr.isTTY ? 'text' : 'json';
 }
 
 /** Renders an error for a human on stderr: what failed, then what to do. */

@@ -30,7 +30,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
       ),
     )
     .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
-    .addOption(new Option('--log-format <format>', 'stderr log lines as text for a person, or as json objects for a log collector (default: text; json for daemon and serve)').choices([...LOG_FORMATS]).env('HOSTPULL_LOG_FORMAT'))
+    .addOption(new Option('--log-format <format>', 'stderr log lines as text for a person, or as json objects for a log collector (default: text; for daemon and serve, json unless stderr is a terminal)').choices([...LOG_FORMATS]).env('HOSTPULL_LOG_FORMAT'))
     .addOption(numberOption('--max-expansion-ratio <n>', 'refuse a layer whose unpacked size exceeds n × its compressed size + 64 MiB (default 100)', { above: 0 }).env('HOSTPULL_MAX_EXPANSION_RATIO'))
     .addOption(sizeOption('--disk-reserve <size>', 'space an unpack leaves free on the store\'s filesystem (default: 5% of it, at most 512M)').env('HOSTPULL_DISK_RESERVE'))
     .showHelpAfterError()

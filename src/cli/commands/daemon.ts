@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
-import { action, globalOptions, loggerFor, usageError } from '../context.js';
+import { action, globalOptions, loggerFor, serviceLogFormat, usageError } from '../context.js';
 import { keepBlobsOption, unpackLimitsFor } from '../host.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 import { durationOption, sizeOption } from '../options.js';
@@ -50,7 +50,7 @@ export function registerDaemonCommand(program: Command): void {
           namespace: global.namespace,
           insecureRegistries: global.insecureRegistry,
           registry: global.registry,
-          logger: loggerFor(global, 'json'),
+          logger: loggerFor(global, serviceLogFormat()),
           maxStoreSize: opts.maxStoreSize,
           keepBlobs: opts.keepBlobs ?? false,
           gcIntervalMs: opts.gcInterval,

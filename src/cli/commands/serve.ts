@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { Command } from 'commander';
 import { HostpullError } from '../../errors.js';
 import { DEFAULT_HOST, DEFAULT_PORT } from '../../defaults.js';
-import { action, globalOptions, loggerFor } from '../context.js';
+import { action, globalOptions, loggerFor, serviceLogFormat } from '../context.js';
 import { withInterrupt } from '../interrupt.js';
 import { durationOption, numberOption } from '../options.js';
 
@@ -45,7 +45,7 @@ export function registerServeCommand(program: Command): void {
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
         const { startServer } = await import('../../server/index.js');
-        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel }, 'json');
+        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel }, serviceLogFormat());
         const server = await startServer({
           host,
           port,

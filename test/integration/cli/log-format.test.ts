@@ -4,8 +4,9 @@
  * Through a real failure: a pull from a registry port that nothing listens on, which the registry
  * client warns about before its (short) retry budget runs out.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../helpers/cli.js';
+import { CLI_ENTRY, runCli, spawnCli } from '../../helpers/cli.js';
 import { freePort } from '../../helpers/free-port.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
@@ -42,6 +43,42 @@ describe('--log-format', () => {
     expect(objects[0]).toMatchObject({ level: 40, name: 'hostpull', msg: expect.stringMatching(/^registry 127\.0\.0\.1:\d+ failed; retrying for up to 1\.0s/) });
     expect(r.stderr).toMatch(/^hostpull: registry 127\.0\.0\.1:\d+ kept failing for /m);
   }, 30_000);
+
+  it('is JSON for a service whose stderr is no terminal (a journal reads it), and text when it is one', async () => {
+    const serve = (root: string) => ['--root', root, 'serve', '--listen', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:1'];
+    /** Output of `child` (both streams) until the server says it serves; then it is stopped. */
+    const untilServing = async (child: ChildProcess): Promise<string> => {
+      let out = '';
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no "serving" within 20 s: ${out}`)), 20_000);
+          const take = (b: Buffer) => {
+            out += b.toString();
+            if (/serving http:/.test(out)) {
+              clearTimeout(timer);
+              resolve();
+            }
+          };
+          child.stdout!.on('data', take);
+          child.stderr?.on('data', take);
+        });
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      return out;
+    };
+
+    const piped = await untilServing(spawnCli(serve(await tmp())));
+    expect(piped).toMatch(/^\{"level":30,.*"msg":"hostpull server listening"\}$/m);
+
+    // script(1) gives the server a terminal; `exec` makes the server the process script stops.
+    const quoted = [process.execPath, CLI_ENTRY, ...serve(await tmp())].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const terminal = await untilServing(spawn('script', ['-q', '-c', `exec ${quoted}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(terminal).toMatch(/^hostpull: info: hostpull server listening url=http:\/\/127\.0\.0\.1:\d+ upstream=http:\/\/127\.0\.0\.1:1 /m);
+    expect(terminal).not.toContain('{"level"');
+  }, 60_000);
 
   it('refuses a format it does not know, from the flag or the environment, before doing anything', async () => {
     const flag = await runCli(['--log-format', 'xml', 'images', '--no-daemon', '--root', await tmp()]);
