@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fuse_channel.h"
+#include "gunzip.h"
 
 /* Values handed to fsconfig(FSCONFIG_SET_STRING) are copied with strndup_user(value, 256) in
  * fs/fsopen.c: a path of 256 bytes or more fails with EINVAL. Such paths are passed as an
@@ -704,6 +705,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "overlayMount", js_overlay_mount);
   export_fn(env, exports, "alignedBuffer", js_aligned_buffer);
   register_fuse_channel(env, exports);
+  register_gunzip(env, exports);
 
   napi_value constants;
   if (napi_create_object(env, &constants) != napi_ok) return exports;

@@ -1,9 +1,10 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorText, HostpullError, isHostpullError } from '../errors.js';
-import { createDigester, digestFromHash, type Digest, type LayerCompression } from '../oci/index.js';
+import { createDigester, digestFromHash, parseDigest, type Digest, type LayerCompression } from '../oci/index.js';
 import { archiveError } from './archive-error.js';
 import { createDecompressor } from './decompress.js';
+import { canGunzipNatively, gunzipAndHash, GunzipError } from './gunzip-and-hash.js';
 import { EntryChecker, type CheckedEntrySink } from './entry-checker.js';
 import type { LayerFootprint } from './layer-footprint.js';
 import type { PackageClaim } from './package-claim.js';
@@ -44,6 +45,11 @@ export interface ReadLayerOptions {
   algorithm?: 'sha256' | 'sha512';
   /** Receives the checked entries (the node's writer); none on the server, which only reads. */
   sink?: LayerSink | undefined;
+  /**
+   * Inflate gzip with the addon (gunzip-and-hash.ts). Default: when the addon loads; false takes
+   * Node's zlib, as a machine without the built addon does.
+   */
+  nativeGunzip?: boolean;
   signal?: AbortSignal | undefined;
 }
 
@@ -85,8 +91,9 @@ export function expansionBound(compressedSize: number, ratio: number): TarByteBo
  * The server runs this without a sink to check a package at registration, the node with its
  * layer writer to unpack: one reader, one set of rules, one verdict.
  *
- * Everything after decompression runs inside one Writable, one chunk at a time, so entries are
- * handled strictly in archive order. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
+ * Everything after decompression runs one chunk at a time on the calling thread, so entries are
+ * handled strictly in archive order. A gzip layer is inflated and hashed by the addon on the
+ * threadpool when it is built (gunzip-and-hash.ts), anything else through Node's streams. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
  * LAYER_UNSAFE, LAYER_QUOTA_EXCEEDED, whatever the sink throws, LAYER_READ_FAILED or ABORTED.
  */
 export async function readLayer(source: Readable, opts: ReadLayerOptions): Promise<ReadLayerResult> {
@@ -94,13 +101,78 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   const checker = new EntryChecker(opts.sink, { where, maxEntries: opts.maxEntries, maxDepth: opts.maxDepth, maxBytes: opts.maxBytes, claim: opts.claim });
   const reader = new TarReader(checker, { where });
   const algorithm = opts.algorithm ?? 'sha256';
-  const hash = createDigester(algorithm);
   const bound = opts.tarBounds.reduce((a, b) => (b.bytes < a.bytes ? b : a));
   let tarBytes = 0;
-  // pipeline() destroys every stream with the first error, so the decompressor re-emits the
-  // sink's errors: remember which side failed first to map only decompressor errors.
+  // A failing stream re-emits the error of whoever failed first: remember the tar side's own
+  // failures, so only the decompressor's are mapped to LAYER_INVALID.
   let sinkError: unknown;
+  const tarSide = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      sinkError = err;
+      throw err;
+    }
+  };
+  const tar: TarSink = {
+    write: (chunk) =>
+      tarSide(() => {
+        tarBytes += chunk.length;
+        if (tarBytes > bound.bytes) {
+          throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
+        }
+        reader.write(chunk);
+      }),
+    end: () =>
+      tarSide(() => {
+        reader.end();
+        opts.sink?.finish?.();
+      }),
+  };
 
+  const decompression: { error?: unknown } = {};
+  let diffId: Digest;
+  try {
+    diffId =
+      opts.compression === 'gzip' && algorithm === 'sha256' && (opts.nativeGunzip ?? canGunzipNatively())
+        ? await inflateNatively(source, tar, decompression, opts.signal)
+        : await inflateWithStreams(source, tar, decompression, opts.compression, algorithm, opts.signal);
+  } catch (err) {
+    opts.sink?.abort?.();
+    if (err === sinkError) throw err;
+    throw mapReadError(err, decompression.error, where, opts.compression, opts.signal);
+  }
+  return { diffId, uncompressedSize: tarBytes, entries: checker.entries, footprint: checker.footprint() };
+}
+
+/** Where the inflated tar goes: each piece in order (a view to consume before returning), then the end. */
+interface TarSink {
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
+/** A gzip layer inflated and hashed on the threadpool by the addon (gunzip-and-hash.ts); this thread reads and applies. */
+async function inflateNatively(source: Readable, tar: TarSink, decompression: { error?: unknown }, signal: AbortSignal | undefined): Promise<Digest> {
+  try {
+    const hex = await gunzipAndHash(source, (chunk) => tar.write(chunk), signal);
+    tar.end();
+    return parseDigest(`sha256:${hex}`, 'diffID');
+  } catch (err) {
+    if (err instanceof GunzipError) decompression.error = err;
+    throw err;
+  }
+}
+
+/** Any layer through Node's zlib (or zstd, or nothing) and a hash on this thread. */
+async function inflateWithStreams(
+  source: Readable,
+  tar: TarSink,
+  decompression: { error?: unknown },
+  compression: LayerCompression,
+  algorithm: 'sha256' | 'sha512',
+  signal: AbortSignal | undefined,
+): Promise<Digest> {
+  const hash = createDigester(algorithm);
   const sink = new Writable({
     highWaterMark: 1024 * 1024,
     write(chunk: Buffer, _encoding, callback) {
@@ -111,44 +183,29 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
       // chunk is read and applied (measured: see the commit that made this change).
       setImmediate(() => {
         try {
-          tarBytes += chunk.length;
-          if (tarBytes > bound.bytes) {
-            throw archiveError('LAYER_QUOTA_EXCEEDED', where, bound.rule, `uncompressed stream exceeds ${bound.bytes} bytes: ${bound.why}`, bound.details ? { details: bound.details } : {});
-          }
           hash.update(chunk);
-          reader.write(chunk);
+          tar.write(chunk);
           callback();
         } catch (err) {
-          sinkError = err;
           callback(err as Error);
         }
       });
     },
     final(callback) {
       try {
-        reader.end();
-        opts.sink?.finish?.();
+        tar.end();
         callback();
       } catch (err) {
-        sinkError = err;
         callback(err as Error);
       }
     },
   });
-
-  const decompressor = createDecompressor(opts.compression);
-  let decompressorError: unknown;
+  const decompressor = createDecompressor(compression);
   decompressor.once('error', (err) => {
-    decompressorError = err;
+    decompression.error = err;
   });
-  try {
-    await pipeline(source, decompressor, sink, opts.signal ? { signal: opts.signal } : {});
-  } catch (err) {
-    opts.sink?.abort?.();
-    if (err === sinkError) throw err;
-    throw mapReadError(err, decompressorError, where, opts.compression, opts.signal);
-  }
-  return { diffId: digestFromHash(hash, algorithm), uncompressedSize: tarBytes, entries: checker.entries, footprint: checker.footprint() };
+  await pipeline(source, decompressor, sink, signal ? { signal } : {});
+  return digestFromHash(hash, algorithm);
 }
 
 /** The HostpullError readLayer reports for a failure that is not its sink's (also used by the unpack workers for their source's errors). */

@@ -52,6 +52,10 @@ interface Addon {
   fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Array, fileSizes: Float64Array, spanStarts: Float64Array): void;
   fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void;
   fuseBackingOpen(devFd: number, fileFd: number): number;
+  gunzipOpen(): Gunzip;
+  gunzipRun(handle: Gunzip, input: Buffer, offset: number, output: Buffer): Promise<[number, number]>;
+  gunzipEnd(handle: Gunzip): string;
+  gunzipClose(handle: Gunzip): void;
   constants: Record<string, number>;
 }
 
@@ -215,6 +219,39 @@ export function fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buff
  */
 export function fuseBackingOpen(devFd: number, fileFd: number): number {
   return call((a) => a.fuseBackingOpen(devFd, fileFd));
+}
+
+/** One gzip stream being inflated and hashed by the addon (an opaque handle). */
+export interface Gunzip {
+  readonly __gunzip: never;
+}
+
+/**
+ * Starts inflating a gzip stream (one or more members, then nothing or zero padding) whose
+ * inflated bytes are hashed with sha256 as they come out (native/src/gunzip.c).
+ */
+export function gunzipOpen(): Gunzip {
+  return call((a) => a.gunzipOpen());
+}
+
+/**
+ * Inflates `input` from `offset` into `output` (from its start) on libuv's threadpool, until the
+ * input is used up or the output is full: resolves to the input offset reached and the bytes
+ * written. Rejects with the framing or deflate error (`incorrect header check`…). One call per
+ * handle at a time; both buffers must stay unchanged until it settles.
+ */
+export function gunzipRun(handle: Gunzip, input: Buffer, offset: number, output: Buffer): Promise<[number, number]> {
+  return call((a) => a.gunzipRun(handle, input, offset, output));
+}
+
+/** The sha256 (hex) of everything inflated; throws `unexpected end of file` when the input stopped inside a member. */
+export function gunzipEnd(handle: Gunzip): string {
+  return call((a) => a.gunzipEnd(handle));
+}
+
+/** Frees the handle's inflate state now rather than at garbage collection (not while a run is pending). */
+export function gunzipClose(handle: Gunzip): void {
+  call((a) => a.gunzipClose(handle));
 }
 
 /** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */
