@@ -3,8 +3,9 @@
  * Node 20 lacks — mount/umount2, the new mount API for overlays, mknod and the l*xattr family.
  *
  * The addon is loaded on first use, not at import time, so modules that merely import this one
- * (the CLI, unit tests without root) work where the addon was not built. Node's require cache
- * keeps the loaded module, so there is no singleton here.
+ * (the CLI, unit tests without root) work where the addon was not built. The loaded module is
+ * kept here: require() resolves its path again on every call (URL, stat, cache lookup), which a
+ * gunzip job per input chunk and a FUSE span per read would pay each time.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -79,10 +80,14 @@ export function addonPath(): string {
   return fileURLToPath(new URL('../../native/build/Release/hostpull_native.node', import.meta.url));
 }
 
+let loaded: Addon | undefined;
+
 function addon(): Addon {
+  if (loaded) return loaded;
   const path = addonPath();
   try {
-    return createRequire(import.meta.url)(path) as Addon;
+    loaded = createRequire(import.meta.url)(path) as Addon;
+    return loaded;
   } catch (err) {
     throw new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}`, {
       hint: 'run npm run build:native',
