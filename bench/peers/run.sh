@@ -27,8 +27,9 @@
 # all tools fetch identical manifests and blobs from it. Per step it records wall time of the
 # tool's command(s), bytes the registry served (its access log), disk used by the tool's whole
 # state dir (du -B1) and, for hostpull, its peak RSS and CPU time; REPS repetitions (default 3
-# with --full, else 1), each from an empty cache. It prints medians per step as ratios to the
-# floor (to hostpull without a floor, and for --run), and the disk after step 3.
+# with --full, else 1), each from an empty cache, the peers' order rotated by one per repetition.
+# It prints medians per step as ratios to the floor (to hostpull without a floor, and for --run),
+# and the disk after step 3.
 #
 # Needs root, docker-registry, containerd/ctr, podman, skopeo, umoci, runc, jq, curl, pigz, and
 # the project built (npm run build; set SKIP_BUILD=1 to use dist/ as it is; HOSTPULL_CLI=PATH runs
@@ -265,7 +266,11 @@ first_output() {
 
 settle
 for rep in $(seq 1 "$REPS"); do
-for p in "${PEERS[@]}"; do
+# Each repetition starts one peer further along the list, so no tool always runs first, or always
+# right after the same other one (what a tool leaves behind, on the disk or in the page cache, is
+# then not always someone else's handicap).
+k=$(((rep - 1) % ${#PEERS[@]}))
+for p in "${PEERS[@]:k}" "${PEERS[@]:0:k}"; do
   "${p}_wipe"
   sync
   step=0
