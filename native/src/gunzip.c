@@ -213,7 +213,8 @@ static void execute(napi_env env, void *data) {
       g->count = 0;
       g->state = ST_TRAILER;
     } else if (r == Z_BUF_ERROR && consumed == 0 && produced == 0) {
-      break; /* no progress possible: the loop condition tells which side ran out */
+      /* Input and room were both there: zlib cannot go on (a caller would ask again forever). */
+      g->error = "inflate made no progress";
     } else if (r != Z_OK && r != Z_BUF_ERROR) {
       g->error = g->zs.msg ? g->zs.msg : "invalid deflate data";
     }

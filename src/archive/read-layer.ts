@@ -93,8 +93,9 @@ export function expansionBound(compressedSize: number, ratio: number): TarByteBo
  *
  * Everything after decompression runs one chunk at a time on the calling thread, so entries are
  * handled strictly in archive order. A gzip layer is inflated and hashed by the addon on the
- * threadpool when it is built (gunzip-and-hash.ts), anything else through Node's streams. Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS,
- * LAYER_UNSAFE, LAYER_QUOTA_EXCEEDED, whatever the sink throws, LAYER_READ_FAILED or ABORTED.
+ * threadpool when it is built (gunzip-and-hash.ts), anything else through Node's streams.
+ * Errors are HostpullErrors: LAYER_INVALID, LAYER_AMBIGUOUS, LAYER_UNSAFE, LAYER_QUOTA_EXCEEDED,
+ * whatever the sink throws, LAYER_READ_FAILED or ABORTED.
  */
 export async function readLayer(source: Readable, opts: ReadLayerOptions): Promise<ReadLayerResult> {
   const where = opts.where;
