@@ -27,10 +27,11 @@ export function canGunzipNatively(): boolean {
  * checks every inflated byte). While `consume` handles one buffer the pool fills the other.
  *
  * `consume` gets a view of a reused buffer: it must be done with it when it returns (as the tar
- * reader is). Errors: GunzipError for bad gzip data, else what the source, `consume` or the
- * signal threw.
+ * reader is). `inputDone`, when given, gets each chunk of the source once it is inflated, to
+ * reuse its memory. Errors: GunzipError for bad gzip data, else what the source, `consume` or
+ * the signal threw.
  */
-export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => void, signal?: AbortSignal): Promise<string> {
+export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => void, signal?: AbortSignal, inputDone?: (chunk: Buffer) => void): Promise<string> {
   if (signal) addAbortSignal(signal, source);
   const handle = gunzipOpen();
   const outputs = [Buffer.allocUnsafe(OUTPUT_BYTES), Buffer.allocUnsafe(OUTPUT_BYTES)];
@@ -58,8 +59,11 @@ export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => 
       signal?.throwIfAborted();
       // The next job starts before this output is consumed, so the pool inflates while this thread applies.
       if (reached < input!.length) start(input!, reached);
-      else if ((input = await nextInput())) start(input, 0);
-      else job = undefined;
+      else {
+        inputDone?.(input!);
+        if ((input = await nextInput())) start(input, 0);
+        else job = undefined;
+      }
       if (produced > 0) consume(output.subarray(0, produced));
     }
     return end(handle);

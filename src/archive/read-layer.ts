@@ -50,6 +50,8 @@ export interface ReadLayerOptions {
    * Node's zlib, as a machine without the built addon does.
    */
   nativeGunzip?: boolean;
+  /** Called with each chunk of the source once the addon's inflater is done with it (see gunzipAndHash). */
+  onInputDone?: ((chunk: Buffer) => void) | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -136,7 +138,7 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   try {
     diffId =
       opts.compression === 'gzip' && algorithm === 'sha256' && (opts.nativeGunzip ?? canGunzipNatively())
-        ? await inflateNatively(source, tar, decompression, opts.signal)
+        ? await inflateNatively(source, tar, decompression, opts.signal, opts.onInputDone)
         : await inflateWithStreams(source, tar, decompression, opts.compression, algorithm, opts.signal);
   } catch (err) {
     opts.sink?.abort?.();
@@ -153,9 +155,15 @@ interface TarSink {
 }
 
 /** A gzip layer inflated and hashed on the threadpool by the addon (gunzip-and-hash.ts); this thread reads and applies. */
-async function inflateNatively(source: Readable, tar: TarSink, decompression: { error?: unknown }, signal: AbortSignal | undefined): Promise<Digest> {
+async function inflateNatively(
+  source: Readable,
+  tar: TarSink,
+  decompression: { error?: unknown },
+  signal: AbortSignal | undefined,
+  onInputDone: ((chunk: Buffer) => void) | undefined,
+): Promise<Digest> {
   try {
-    const hex = await gunzipAndHash(source, (chunk) => tar.write(chunk), signal);
+    const hex = await gunzipAndHash(source, (chunk) => tar.write(chunk), signal, onInputDone);
     tar.end();
     return parseDigest(`sha256:${hex}`, 'diffID');
   } catch (err) {

@@ -33,6 +33,12 @@ interface Slot {
  * gunzip inputs.
  */
 const BATCH = 1024 * 1024;
+/**
+ * How many batch buffers the workers gave back are kept to be filled again. A fresh 1 MiB buffer
+ * per batch cost ~22k page faults per cold pull of the full-size peer images, and V8 GCs for the
+ * external memory; a job has at most `maxInFlight` (4 MiB) in flight.
+ */
+const MAX_SPARE_BATCHES = 8;
 
 function defaultEntry(): string {
   return buildFile('unpack/apply-worker.js');
@@ -62,6 +68,7 @@ export class ApplyWorkers {
   readonly #entry: string;
   readonly #maxInFlight: number;
   readonly #slots: Slot[] = [];
+  readonly #spares = new SpareBatches();
   #nextJob = 1;
 
   constructor(options: ApplyWorkersOptions = {}) {
@@ -73,6 +80,11 @@ export class ApplyWorkers {
   /** Workers running now (for tests and metrics). */
   get workers(): number {
     return this.#slots.length;
+  }
+
+  /** Batch buffers the workers gave back, waiting to be filled again (for tests and metrics). */
+  get spareBatches(): number {
+    return this.#spares.count;
   }
 
   /** Workers running with no layer to apply: one takes the next layer without a start. */
@@ -96,7 +108,7 @@ export class ApplyWorkers {
    */
   apply(source: Readable, options: ApplyOptions, bytes = 0): Promise<ApplyResult> {
     const slot = this.#pick();
-    const job = new WorkerJob(slot, this.#nextJob++, source, options, bytes, this.#maxInFlight);
+    const job = new WorkerJob(slot, this.#nextJob++, source, options, bytes, this.#maxInFlight, this.#spares);
     return job.result;
   }
 
@@ -122,11 +134,28 @@ export class ApplyWorkers {
       if (i >= 0) this.#slots.splice(i, 1);
       for (const job of [...slot.jobs.values()]) job.onWorkerGone(why, cause);
     };
-    worker.on('message', (m: FromWorker) => slot.jobs.get(m.job)?.onMessage(m));
+    worker.on('message', (m: FromWorker) => (m.type === 'recycle' ? this.#spares.give(m.buffer) : slot.jobs.get(m.job)?.onMessage(m)));
     worker.on('error', (err) => gone(`failed: ${err.message}`, err));
     worker.on('exit', (code) => gone(`exited (code ${code})`));
     this.#slots.push(slot);
     return slot;
+  }
+}
+
+/** Batch buffers back from the workers, filled again instead of allocated (see MAX_SPARE_BATCHES). */
+class SpareBatches {
+  readonly #spare: Buffer[] = [];
+
+  get count(): number {
+    return this.#spare.length;
+  }
+
+  take(): Buffer {
+    return this.#spare.pop() ?? Buffer.allocUnsafeSlow(BATCH);
+  }
+
+  give(buffer: ArrayBuffer): void {
+    if (buffer.byteLength === BATCH && this.#spare.length < MAX_SPARE_BATCHES) this.#spare.push(Buffer.from(buffer));
   }
 }
 
@@ -142,6 +171,7 @@ class WorkerJob {
   readonly #source: Readable;
   readonly #options: ApplyOptions;
   readonly #maxInFlight: number;
+  readonly #spares: SpareBatches;
   #resolve!: (r: ApplyResult) => void;
   #reject!: (err: unknown) => void;
   /** Declared bytes not yet handed over (counted in the slot's `pending`). */
@@ -165,8 +195,9 @@ class WorkerJob {
   };
   readonly #onAbort = () => this.#post({ type: 'abort', job: this.#id });
 
-  constructor(slot: Slot, id: number, source: Readable, options: ApplyOptions, bytes: number, maxInFlight: number) {
+  constructor(slot: Slot, id: number, source: Readable, options: ApplyOptions, bytes: number, maxInFlight: number, spares: SpareBatches) {
     this.#slot = slot;
+    this.#spares = spares;
     this.#id = id;
     this.#source = source;
     this.#options = options;
@@ -179,7 +210,8 @@ class WorkerJob {
     });
     slot.jobs.set(id, this);
     slot.worker.ref();
-    const { signal, ...workerOptions } = options;
+    // The signal and the input callback stay here: the worker has its own.
+    const { signal, onInputDone: _ownCallback, ...workerOptions } = options;
     this.#post({ type: 'start', job: id, options: workerOptions });
     if (signal?.aborted) this.#onAbort();
     else signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -218,7 +250,7 @@ class WorkerJob {
     this.#inFlight += chunk.length;
     let off = 0;
     while (off < chunk.length) {
-      this.#batch ??= Buffer.allocUnsafeSlow(Math.max(BATCH, chunk.length - off));
+      this.#batch ??= chunk.length - off > BATCH ? Buffer.allocUnsafeSlow(chunk.length - off) : this.#spares.take();
       const n = chunk.copy(this.#batch, this.#filled, off);
       this.#filled += n;
       off += n;

@@ -57,6 +57,12 @@ export interface ApplyOptions {
    */
   rootless?: boolean;
   signal?: AbortSignal;
+  /**
+   * Called with each chunk of `source` once nothing holds it any more (gzip inflated by the addon
+   * only; otherwise never): an unpack worker hands the chunk's memory back to its parent with it.
+   * Like `signal`, never posted to a worker.
+   */
+  onInputDone?: (chunk: Buffer) => void;
 }
 
 export interface ApplyResult {
@@ -111,6 +117,7 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
     algorithm,
     sink: writer,
     signal: opts.signal,
+    onInputDone: opts.onInputDone,
   });
   if (opts.expectedDiffId !== undefined && read.diffId !== opts.expectedDiffId) {
     throw new HostpullError('DIFFID_MISMATCH', `layer ${root}: uncompressed digest is ${read.diffId}, the image config says ${opts.expectedDiffId}`, {

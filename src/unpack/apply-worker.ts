@@ -10,7 +10,16 @@ import { applyLayer, type ApplyOptions } from './apply-layer.js';
 import type { FromWorker, ToWorker } from './apply-protocol.js';
 
 const port = parentPort!;
-const send = (m: FromWorker) => port.postMessage(m);
+const send = (m: FromWorker, transfer?: ArrayBuffer[]) => port.postMessage(m, transfer);
+
+/** The chunks the parent sent, whose memory is theirs alone: only these are given back. */
+const fromParent = new WeakSet<Buffer>();
+
+/** A chunk the applier is done with goes back to the parent, which fills it again. */
+function giveBack(chunk: Buffer): void {
+  if (!fromParent.delete(chunk) || !(chunk.buffer instanceof ArrayBuffer)) return;
+  send({ type: 'recycle', buffer: chunk.buffer }, [chunk.buffer]);
+}
 
 /**
  * One layer's input. A chunk is acknowledged when the stream takes it, so the parent's bytes in
@@ -61,7 +70,7 @@ function start(job: number, options: Omit<ApplyOptions, 'signal'>): void {
   const input = new JobInput(job);
   const abort = new AbortController();
   jobs.set(job, { input, abort });
-  applyLayer(input, { ...options, signal: abort.signal }).then(
+  applyLayer(input, { ...options, signal: abort.signal, onInputDone: giveBack }).then(
     (result) => {
       jobs.delete(job);
       send({ type: 'done', job, result });
@@ -78,9 +87,12 @@ port.on('message', (m: ToWorker) => {
   const j = jobs.get(m.job);
   if (!j) return; // a job that already answered (it failed while the parent was still sending)
   switch (m.type) {
-    case 'data':
-      j.input.add(Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength));
+    case 'data': {
+      const chunk = Buffer.from(m.chunk.buffer, m.chunk.byteOffset, m.chunk.byteLength);
+      fromParent.add(chunk);
+      j.input.add(chunk);
       break;
+    }
     case 'end':
       j.input.finish();
       break;

@@ -85,6 +85,25 @@ describe('ApplyWorkers', () => {
     expect(workers.workers).toBe(2);
   });
 
+  it('gets its batch buffers back from the workers and fills them again, the data intact', async () => {
+    const big = new ApplyWorkers({ entry: BUILT_APPLY_WORKER, size: 1 });
+    try {
+      expect(big.spareBatches).toBe(0);
+      // Incompressible enough that the gzip spans several 1 MiB batches.
+      const tars = ['R', 'S'].map((t) => layerTar(t, 6, 700_000));
+      for (const [i, tar] of tars.entries()) {
+        const result = await big.apply(chunked(gzip(tar), 65_536), { compression: 'gzip', target: target(`r${i}`), expectedDiffId: sha256(tar) }, tar.length);
+        expect(result.diffId).toBe(sha256(tar));
+        expect(big.spareBatches).toBeGreaterThan(0);
+        expect(big.spareBatches).toBeLessThanOrEqual(8);
+        const reference = await applyLayer(Readable.from([gzip(tar)]), { compression: 'gzip', target: target(`rt${i}`) });
+        expect(tree(join(dir, `r${i}`))).toEqual(tree(join(dir, `rt${i}`)));
+      }
+    } finally {
+      await big.close();
+    }
+  });
+
   it('counts as idle only the running workers that have no layer to apply', async () => {
     expect(workers.idle).toBe(0);
     workers.warm(2);
