@@ -225,19 +225,14 @@ static void complete(napi_env env, napi_status status, void *data) {
   gunzip_t *g = data;
   g->busy = false;
   napi_deferred deferred = g->deferred;
-  napi_value result = NULL;
-  if (status != napi_ok) {
-    napi_create_string_utf8(env, "gunzip job cancelled", NAPI_AUTO_LENGTH, &result);
-    napi_value err;
-    napi_create_error(env, NULL, result, &err);
-    napi_reject_deferred(env, deferred, err);
-  } else if (g->error) {
+  const char *failure = status != napi_ok ? "gunzip job cancelled" : g->error;
+  if (failure) {
     napi_value msg, err;
-    napi_create_string_utf8(env, g->error, NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, failure, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &err);
     napi_reject_deferred(env, deferred, err);
   } else {
-    napi_value consumed, produced;
+    napi_value result, consumed, produced;
     napi_create_array_with_length(env, 2, &result);
     napi_create_double(env, (double)g->in_pos, &consumed);
     napi_create_double(env, (double)g->out_len, &produced);

@@ -1,5 +1,5 @@
 import { addAbortSignal, type Readable } from 'node:stream';
-import { gunzipClose, gunzipEnd, gunzipOpen, gunzipRun, isNativeAvailable, type Gunzip } from '../native/index.js';
+import { gunzipClose, gunzipEnd, gunzipOpen, gunzipRun, type Gunzip } from '../native/index.js';
 
 /**
  * Bytes of tar one threadpool job writes at most. Two buffers of this size take turns: one is
@@ -10,11 +10,6 @@ const OUTPUT_BYTES = 1024 * 1024;
 /** A failure of the gzip stream itself (its framing or its deflate data), as opposed to its source's or the consumer's. */
 export class GunzipError extends Error {
   override name = 'GunzipError';
-}
-
-/** True when the native inflater is there (the addon is built); otherwise readers use Node's zlib. */
-export function canGunzipNatively(): boolean {
-  return isNativeAvailable();
 }
 
 /**
@@ -52,7 +47,6 @@ export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => 
   try {
     let input = await nextInput();
     if (input) start(input, 0);
-    else job = undefined;
     while (job) {
       const { output, done } = job;
       const [reached, produced] = await done;

@@ -1,10 +1,11 @@
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorText, HostpullError, isHostpullError } from '../errors.js';
+import { isNativeAvailable } from '../native/index.js';
 import { createDigester, digestFromHash, parseDigest, type Digest, type LayerCompression } from '../oci/index.js';
 import { archiveError } from './archive-error.js';
 import { createDecompressor } from './decompress.js';
-import { canGunzipNatively, gunzipAndHash, GunzipError } from './gunzip-and-hash.js';
+import { gunzipAndHash, GunzipError } from './gunzip-and-hash.js';
 import { EntryChecker, type CheckedEntrySink } from './entry-checker.js';
 import type { LayerFootprint } from './layer-footprint.js';
 import type { PackageClaim } from './package-claim.js';
@@ -137,7 +138,7 @@ export async function readLayer(source: Readable, opts: ReadLayerOptions): Promi
   let diffId: Digest;
   try {
     diffId =
-      opts.compression === 'gzip' && algorithm === 'sha256' && (opts.nativeGunzip ?? canGunzipNatively())
+      opts.compression === 'gzip' && algorithm === 'sha256' && (opts.nativeGunzip ?? isNativeAvailable())
         ? await inflateNatively(source, tar, decompression, opts.signal, opts.onInputDone)
         : await inflateWithStreams(source, tar, decompression, opts.compression, algorithm, opts.signal);
   } catch (err) {
