@@ -14,6 +14,11 @@ if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) {
   console.error(`build:native: no Node headers under ${nodedir}/include/node (install the nodejs headers)`);
   process.exit(1);
 }
+// gunzip.c inflates with Intel's ISA-L (Debian: libisal-dev, which scripts/provision installs).
+if (!existsSync('/usr/include/isa-l/igzip_lib.h') && !existsSync('/usr/local/include/isa-l/igzip_lib.h')) {
+  console.error('build:native: ISA-L is missing (no isa-l/igzip_lib.h): install libisal-dev (scripts/provision does)');
+  process.exit(1);
+}
 // npm exports the path of its bundled node-gyp to scripts; outside npm, take npm's copy next to
 // this Node, else a node-gyp on PATH.
 const npmGyp = join(nodedir, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');

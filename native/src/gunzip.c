@@ -8,8 +8,10 @@
  * one threadpool job inflates into a buffer the caller lends and reuses, hashes those bytes on
  * the same pool thread, and checks the gzip framing itself (raw inflate, so no CRC-32).
  *
- * zlib and OpenSSL are Node's own: the node binary exports their symbols, and Node's headers
- * (include/node) ship zlib.h and openssl/. Nothing is linked in.
+ * The deflate body is inflated by Intel's ISA-L (igzip, Debian's libisal2, linked here): about
+ * twice zlib's speed on this machine's layers (GRD7.0's 122 MB: 0.24 s of CPU against pigz's
+ * 0.42 s), and inflating is the largest share of a cold pull's CPU. The sha256 is OpenSSL's, from
+ * the node binary, which exports its symbols (Node's headers ship openssl/).
  *
  * Framing accepted (RFC 1952): one or more members back to back, then nothing or zero bytes
  * only (padding, as Node's gunzip allows). Each member: magic, method 8, no reserved flag bits,
@@ -23,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <isa-l/igzip_lib.h>
 
 #include "gunzip.h"
 
@@ -51,8 +53,7 @@ enum state {
 #define FLAG_RESERVED 0xe0
 
 typedef struct {
-  z_stream zs;
-  bool z_ready;
+  struct inflate_state inflater; /* ISA-L's: no heap of its own, nothing to free */
   EVP_MD_CTX *md;
   enum state state;
   uint8_t flags;      /* header flags not handled yet */
@@ -60,8 +61,8 @@ typedef struct {
   uint8_t part[8];    /* XLEN or the trailer, gathered across inputs */
   uint64_t member_out;
   uint32_t members;
-  const char *error;  /* static text, or zlib's message */
-  bool released;      /* close() ran: zlib and the digest are freed */
+  const char *error;  /* static text */
+  bool released;      /* close() ran: the digest is freed */
   /* The job in flight: set on the JS thread, used on a pool thread, settled on the JS thread. */
   bool busy;
   const uint8_t *in;
@@ -76,8 +77,6 @@ typedef struct {
 static void release(gunzip_t *g) {
   if (g->released) return;
   g->released = true;
-  if (g->z_ready) inflateEnd(&g->zs);
-  g->z_ready = false;
   if (g->md) EVP_MD_CTX_free(g->md);
   g->md = NULL;
 }
@@ -105,12 +104,7 @@ static bool next_header_part(gunzip_t *g) {
     g->flags &= ~FLAG_HCRC;
     g->state = ST_HCRC;
   } else {
-    int r = g->z_ready ? inflateReset(&g->zs) : inflateInit2(&g->zs, -MAX_WBITS);
-    if (r != Z_OK) {
-      g->error = "cannot start inflating (out of memory?)";
-      return false;
-    }
-    g->z_ready = true;
+    isal_inflate_init(&g->inflater); /* raw deflate: the framing is ours */
     g->member_out = 0;
     g->state = ST_BODY;
   }
@@ -143,7 +137,7 @@ static bool frame_byte(gunzip_t *g, uint8_t b) {
     case ST_MAGIC2:
       return expect_byte(g, b, 0x8b, ST_METHOD, "incorrect header check");
     case ST_METHOD:
-      return expect_byte(g, b, Z_DEFLATED, ST_FLAGS, "unknown compression method");
+      return expect_byte(g, b, 8 /* deflate */, ST_FLAGS, "unknown compression method");
     case ST_FLAGS:
       if (b & FLAG_RESERVED) {
         g->error = "unknown header flags set";
@@ -187,6 +181,20 @@ static bool frame_byte(gunzip_t *g, uint8_t b) {
   return false;
 }
 
+/* ISA-L's inflate errors as zlib words them (the messages a bad layer has always had). */
+static const char *inflate_error(int r) {
+  switch (r) {
+    case ISAL_INVALID_BLOCK:
+      return "invalid block type";
+    case ISAL_INVALID_SYMBOL:
+      return "invalid code";
+    case ISAL_INVALID_LOOKBACK:
+      return "invalid distance too far back";
+    default:
+      return "invalid deflate data";
+  }
+}
+
 /* Runs on a pool thread: inflate until the input is used up or the output is full. */
 static void execute(napi_env env, void *data) {
   (void)env;
@@ -197,26 +205,35 @@ static void execute(napi_env env, void *data) {
       continue;
     }
     size_t avail_in = g->in_len - g->in_pos, avail_out = g->out_cap - g->out_len;
-    /* z_stream counts in uInt: hand over at most 1 GiB at a time. */
-    g->zs.next_in = (Bytef *)(g->in + g->in_pos);
-    g->zs.avail_in = (uInt)(avail_in < (1u << 30) ? avail_in : (1u << 30));
-    g->zs.next_out = g->out + g->out_len;
-    g->zs.avail_out = (uInt)(avail_out < (1u << 30) ? avail_out : (1u << 30));
-    uInt in_before = g->zs.avail_in, out_before = g->zs.avail_out;
-    int r = inflate(&g->zs, Z_NO_FLUSH);
-    size_t consumed = in_before - g->zs.avail_in, produced = out_before - g->zs.avail_out;
+    /* ISA-L counts in uint32_t: hand over at most 1 GiB at a time. */
+    struct inflate_state *st = &g->inflater;
+    st->next_in = (uint8_t *)(g->in + g->in_pos);
+    st->avail_in = (uint32_t)(avail_in < (1u << 30) ? avail_in : (1u << 30));
+    st->next_out = g->out + g->out_len;
+    st->avail_out = (uint32_t)(avail_out < (1u << 30) ? avail_out : (1u << 30));
+    uint32_t in_before = st->avail_in, out_before = st->avail_out;
+    int r = isal_inflate(st);
+    size_t consumed = in_before - st->avail_in, produced = out_before - st->avail_out;
     if (produced > 0 && EVP_DigestUpdate(g->md, g->out + g->out_len, produced) != 1) g->error = "sha256 update failed";
     g->in_pos += consumed;
     g->out_len += produced;
     g->member_out += produced;
-    if (r == Z_STREAM_END) {
+    if (r != ISAL_DECOMP_OK) {
+      g->error = inflate_error(r);
+    } else if (st->block_state == ISAL_BLOCK_FINISH) {
+      /*
+       * ISA-L reads up to 8 bytes ahead into its bit buffer and keeps them when the deflate
+       * stream ends: they are the trailer's first bytes, from this input or an earlier one, so
+       * they are taken from the bit buffer (past the unused bits of the stream's last byte).
+       */
+      uint32_t unused_bits = (uint32_t)st->read_in_length % 8, ahead = (uint32_t)st->read_in_length / 8;
+      uint64_t bits = st->read_in >> unused_bits;
       g->count = 0;
       g->state = ST_TRAILER;
-    } else if (r == Z_BUF_ERROR && consumed == 0 && produced == 0) {
-      /* Input and room were both there: zlib cannot go on (a caller would ask again forever). */
+      for (uint32_t i = 0; i < ahead && g->error == NULL; i++) frame_byte(g, (uint8_t)(bits >> (8 * i)));
+    } else if (consumed == 0 && produced == 0) {
+      /* Input and room were both there: the inflater cannot go on (a caller would ask again forever). */
       g->error = "inflate made no progress";
-    } else if (r != Z_OK && r != Z_BUF_ERROR) {
-      g->error = g->zs.msg ? g->zs.msg : "invalid deflate data";
     }
   }
 }
@@ -371,7 +388,7 @@ static napi_value js_gunzip_end(napi_env env, napi_callback_info info) {
   return s;
 }
 
-/* gunzipClose(handle): frees zlib's state and the digest now (once no job runs); idempotent. */
+/* gunzipClose(handle): frees the digest now (once no job runs); idempotent. */
 static napi_value js_gunzip_close(napi_env env, napi_callback_info info) {
   gunzip_t *g = idle_handle_arg(env, info, "gunzipClose");
   if (!g) return NULL;

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
-import { crc32, deflateRawSync, gzipSync } from 'node:zlib';
+import { constants as zc, crc32, deflateRawSync, gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { gunzipAndHash, GunzipError } from '../../../src/archive/gunzip-and-hash.js';
 import { readLayer, type ReadLayerOptions } from '../../../src/archive/read-layer.js';
@@ -70,6 +70,32 @@ describe('gunzipAndHash (the addon inflating and hashing on the threadpool)', ()
     const { hex, out } = await inflate(pieces(gzipSync(small), 1));
     expect(out.equals(small)).toBe(true);
     expect(hex).toBe(sha256(small));
+  });
+
+  it('inflates what zlib inflates, byte for byte: every level, stored blocks, full flushes, members, any cut', async () => {
+    // The inflater is not zlib (native/src/gunzip.c): zlib's own gunzip is the reference here,
+    // over streams whose deflate streams end at every bit position (the trailer bytes the
+    // inflater read ahead are taken back from its bit buffer) and whose pieces break anywhere.
+    let seed = 0x2545f491;
+    const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    for (let round = 0; round < 24; round++) {
+      // Cut byte by byte, a stream is kept small: each piece is a job on the threadpool.
+      const bytewise = round % 3 === 0;
+      const parts = Array.from({ length: 1 + (next() % 3) }, () => {
+        const length = next() % (bytewise ? 8_000 : 300_000);
+        const kind = next() % 3;
+        return kind === 0 ? randomBytes(length) : kind === 1 ? Buffer.alloc(length, `layer ${round} `) : Buffer.alloc(length, next() % 256);
+      });
+      const level = [0, 1, 6, 9][round % 4]!;
+      // Full flushes every few KiB, as a seekable layer's spans have them (publish/span-gzip.ts).
+      const members = parts.map((part) => gzipSync(part, { level, ...(round % 2 === 0 ? { flush: zc.Z_FULL_FLUSH, chunkSize: 1024 + (next() % 60_000) } : {}) }));
+      const stream = Buffer.concat(members);
+      const cut = bytewise ? 1 + (next() % 7) : round % 3 === 1 ? 1 + (next() % 5000) : 1 + (next() % 200_000);
+      const { hex, out } = await inflate(pieces(stream, cut));
+      const expected = gunzipSync(stream);
+      expect(out.equals(expected), `round ${round}: level ${level}, cut ${cut}`).toBe(true);
+      expect(hex).toBe(sha256(expected));
+    }
   });
 
   it('skips the optional header fields, takes members back to back, and zero padding after the last', async () => {
