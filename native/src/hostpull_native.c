@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "fuse_channel.h"
+#include "checksum.h"
 #include "gunzip.h"
 
 /* Values handed to fsconfig(FSCONFIG_SET_STRING) are copied with strndup_user(value, 256) in
@@ -706,6 +707,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "alignedBuffer", js_aligned_buffer);
   register_fuse_channel(env, exports);
   register_gunzip(env, exports);
+  register_checksum(env, exports);
 
   napi_value constants;
   if (napi_create_object(env, &constants) != napi_ok) return exports;

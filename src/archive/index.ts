@@ -9,5 +9,6 @@ export { FootprintBuilder, footprintViolation, type LayerFootprint } from './lay
 export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SETID_BITS } from './package-claim.js';
 export { expansionBound, LAYER_LIMIT_DEFAULTS, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
 export { type TarEntryHeader, type TarEntrySink, TarReader } from './tar-reader.js';
+export { contentCrc32 } from './content-crc.js';
 export { treeChecksum } from './tree-checksum.js';
 export { VerifyingStream } from './verifying-stream.js';

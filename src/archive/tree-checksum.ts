@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc, type Stats } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import { contentCrc32 } from './content-crc.js';
 
 /**
  * A checksum of an unpacked layer directory as it sits on disk, so `hostpull verify` can tell
@@ -72,7 +72,7 @@ function fileCrc(abs: string, st: Stats, buffer: Buffer): number {
     for (;;) {
       const n = readSync(fd, buffer, 0, buffer.length, null);
       if (n === 0) return crc;
-      crc = crc32(buffer.subarray(0, n), crc);
+      crc = contentCrc32(buffer.subarray(0, n), crc);
     }
   } finally {
     closeSync(fd);

@@ -57,6 +57,7 @@ interface Addon {
   gunzipRun(handle: Gunzip, input: Buffer, offset: number, output: Buffer): Promise<[number, number]>;
   gunzipEnd(handle: Gunzip): string;
   gunzipClose(handle: Gunzip): void;
+  crc32(data: Uint8Array, crc: number): number;
   constants: Record<string, number>;
 }
 
@@ -257,6 +258,11 @@ export function gunzipEnd(handle: Gunzip): string {
 /** Frees the handle's inflate state now rather than at garbage collection (not while a run is pending). */
 export function gunzipClose(handle: Gunzip): void {
   call((a) => a.gunzipClose(handle));
+}
+
+/** zlib's crc32(crc, data), computed by ISA-L (native/src/checksum.c). */
+export function crc32(data: Uint8Array, crc: number): number {
+  return call((a) => a.crc32(data, crc));
 }
 
 /** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */

@@ -1,6 +1,5 @@
 import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, chmodSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, constants as fsc, type Stats } from 'node:fs';
-import { crc32 } from 'node:zlib';
-import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, parentOf } from '../archive/index.js';
+import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, contentCrc32, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
 
@@ -129,7 +128,7 @@ export class LayerWriter implements LayerSink {
 
   data(chunk: Buffer): void {
     if (this.#fd < 0) return; // data of a whiteout entry: hashed by the caller, not written
-    this.#crc = crc32(chunk, this.#crc);
+    this.#crc = contentCrc32(chunk, this.#crc);
     let off = 0;
     try {
       while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
