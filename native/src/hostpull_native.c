@@ -27,6 +27,7 @@
 #include "fuse_channel.h"
 #include "checksum.h"
 #include "gunzip.h"
+#include "inflate_raw.h"
 
 /* Values handed to fsconfig(FSCONFIG_SET_STRING) are copied with strndup_user(value, 256) in
  * fs/fsopen.c: a path of 256 bytes or more fails with EINVAL. Such paths are passed as an
@@ -708,6 +709,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_fuse_channel(env, exports);
   register_gunzip(env, exports);
   register_checksum(env, exports);
+  register_inflate_raw(env, exports);
 
   napi_value constants;
   if (napi_create_object(env, &constants) != napi_ok) return exports;

@@ -9,6 +9,7 @@ import { applyOptions, layerCommit } from '../pull/index.js';
 import { applyLayer } from '../unpack/index.js';
 import { LAYER_LIMIT_DEFAULTS, normaliseEntryPath, TarReader, type PackageClaim, type TarEntryHeader, type TarEntrySink } from '../archive/index.js';
 import type { SpanCache } from './span-cache.js';
+import { spanInflater } from './span-inflater.js';
 
 
 export interface CompleteLayerJob {
@@ -118,7 +119,7 @@ async function* tarFromSpans(job: CompleteLayerJob, deps: CompleteLayerDeps, whe
       compressed = await deps.cache.get(i, s.sha256);
       if (!compressed) throw new HostpullError('LAZY_FETCH_FAILED', `${where}: span ${i} is not in the cache after fetching it`);
     }
-    return { compressed, tar: await inflateSpan(toc, i, compressed) };
+    return { compressed, tar: await inflateSpan(toc, i, compressed, spanInflater()) };
   };
   const loading: Array<Promise<{ compressed: Buffer; tar: Buffer }>> = [];
   const settleAll = () => Promise.allSettled(loading);

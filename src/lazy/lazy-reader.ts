@@ -1,6 +1,7 @@
 import { HostpullError } from '../errors.js';
 import { inflateSpan, spansFor, type SeekableToc } from '../oci/index.js';
 import type { LazyNode } from './lazy-tree.js';
+import { spanInflater } from './span-inflater.js';
 import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
 /** Files whose read position is remembered (the one read longest ago is forgotten first). */
@@ -249,7 +250,7 @@ export class LazyReader {
   #inflate(index: number, priority: SpanPriority): Promise<Buffer> {
     const hit = this.#recent(index);
     if (hit) return hit;
-    const p = this.#fetcher.span(index, priority).then((compressed) => inflateSpan(this.#toc, index, compressed));
+    const p = this.#fetcher.span(index, priority).then((compressed) => inflateSpan(this.#toc, index, compressed, spanInflater()));
     p.then(
       (b) => {
         if (this.#inflated.get(index) !== p) return;

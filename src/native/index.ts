@@ -58,6 +58,7 @@ interface Addon {
   gunzipEnd(handle: Gunzip): string;
   gunzipClose(handle: Gunzip): void;
   crc32(data: Uint8Array, crc: number): number;
+  inflateRaw(input: Buffer, output: Buffer): Promise<number>;
   constants: Record<string, number>;
 }
 
@@ -263,6 +264,15 @@ export function gunzipClose(handle: Gunzip): void {
 /** zlib's crc32(crc, data), computed by ISA-L (native/src/checksum.c). */
 export function crc32(data: Uint8Array, crc: number): number {
   return call((a) => a.crc32(data, crc));
+}
+
+/**
+ * Inflates the raw deflate data of `input` into `output` on libuv's threadpool with ISA-L
+ * (native/src/inflate_raw.c), until the input is used up, the deflate stream ends or `output` is
+ * full: resolves to the bytes written. Both buffers must stay unchanged until it settles.
+ */
+export function inflateRaw(input: Buffer, output: Buffer): Promise<number> {
+  return call((a) => a.inflateRaw(input, output));
 }
 
 /** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */

@@ -45,15 +45,25 @@ export function spanSha256(compressed: Uint8Array): string {
 const inflateRawAsync = promisify(inflateRaw);
 
 /**
+ * Inflates raw deflate data expected to come to `length` bytes: what it returns may be shorter or
+ * longer (up to a few bytes more), and the caller judges that.
+ */
+export type RawInflater = (deflate: Buffer, length: number) => Promise<Buffer>;
+
+/** Node's zlib on the threadpool. */
+const zlibInflater: RawInflater = (deflate, length) => inflateRawAsync(deflate, { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(length, 64) + 64 });
+
+/**
  * The tar bytes of span `index`, from its compressed bytes [c, c+cs) as the TOC names them: the
  * gzip header (first span) and trailer (last) cut off, the rest inflated on its own (publish
- * ended the previous span with a full flush). TOC_INVALID if it does not inflate to `us` bytes.
+ * ended the previous span with a full flush) by `inflate` (default: Node's zlib). TOC_INVALID if
+ * it does not inflate to `us` bytes.
  */
-export async function inflateSpan(toc: SeekableToc, index: number, compressed: Buffer): Promise<Buffer> {
+export async function inflateSpan(toc: SeekableToc, index: number, compressed: Buffer, inflate: RawInflater = zlibInflater): Promise<Buffer> {
   const span = toc.spans[index]!;
   const from = Math.max(span.c, toc.gzip.headerSize) - span.c;
   const to = Math.min(span.c + span.cs, toc.size - toc.gzip.trailerSize) - span.c;
-  const bytes = await inflateRawAsync(compressed.subarray(from, to), { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(span.us, 64) + 64 });
+  const bytes = await inflate(compressed.subarray(from, to), span.us);
   if (bytes.length !== span.us) {
     throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
   }
