@@ -27,7 +27,8 @@
 # all tools fetch identical manifests and blobs from it. Per step it records wall time of the
 # tool's command(s), bytes the registry served (its access log), disk used by the tool's whole
 # state dir (du -B1) and, for hostpull, its peak RSS and CPU time; REPS repetitions (default 3
-# with --full, else 1), each from an empty cache, the peers' order rotated by one per repetition.
+# with --full, else 1), each from an empty cache, the peers' order varied per repetition (a
+# Williams design: each tool follows each other one about equally often).
 # It prints medians per step as ratios to the floor (to hostpull without a floor, and for --run),
 # and the disk after step 3.
 #
@@ -264,13 +265,29 @@ first_output() {
   elapsed "$t0" "$t1"
 }
 
+# The peers' order in repetition $1 (from 1): a row of a Williams design (n rows shifting the
+# sequence 0, 1, n-1, 2, n-2, ..., then the same rows reversed), so no tool always runs first,
+# and over the repetitions each runs right after each other one about equally often: what a tool
+# leaves behind, on the disk or in the page cache, is then not always the same one's handicap.
+# (Rotating the list by one per repetition, as before, kept every tool behind the same neighbour:
+# in-process hostpull always ran right after the floor, the daemon right after it.)
+peer_order() {
+  local n=${#PEERS[@]} j f
+  local r=$((($1 - 1) % (2 * n)))
+  local order=()
+  for ((j = 0; j < n; j++)); do
+    if ((j == 0)); then f=0; elif ((j % 2)); then f=$(((j + 1) / 2)); else f=$((n - j / 2)); fi
+    order+=("${PEERS[$(((r + f) % n))]}")
+  done
+  if ((r >= n)); then for ((j = n - 1; j >= 0; j--)); do printf '%s\n' "${order[j]}"; done
+  else printf '%s\n' "${order[@]}"; fi
+}
+
 settle
 for rep in $(seq 1 "$REPS"); do
-# Each repetition starts one peer further along the list, so no tool always runs first, or always
-# right after the same other one (what a tool leaves behind, on the disk or in the page cache, is
-# then not always someone else's handicap).
-k=$(((rep - 1) % ${#PEERS[@]}))
-for p in "${PEERS[@]:k}" "${PEERS[@]:0:k}"; do
+mapfile -t ORDER < <(peer_order "$rep")
+echo "rep $rep order: ${ORDER[*]}"
+for p in "${ORDER[@]}"; do
   "${p}_wipe"
   sync
   step=0
