@@ -28,6 +28,7 @@
 #include <isa-l/igzip_lib.h>
 
 #include "gunzip.h"
+#include "inflate_error.h"
 
 enum state {
   ST_MAGIC1,
@@ -181,20 +182,6 @@ static bool frame_byte(gunzip_t *g, uint8_t b) {
   return false;
 }
 
-/* ISA-L's inflate errors as zlib words them (the messages a bad layer has always had). */
-static const char *inflate_error(int r) {
-  switch (r) {
-    case ISAL_INVALID_BLOCK:
-      return "invalid block type";
-    case ISAL_INVALID_SYMBOL:
-      return "invalid code";
-    case ISAL_INVALID_LOOKBACK:
-      return "invalid distance too far back";
-    default:
-      return "invalid deflate data";
-  }
-}
-
 /* Runs on a pool thread: inflate until the input is used up or the output is full. */
 static void execute(napi_env env, void *data) {
   (void)env;
@@ -219,7 +206,7 @@ static void execute(napi_env env, void *data) {
     g->out_len += produced;
     g->member_out += produced;
     if (r != ISAL_DECOMP_OK) {
-      g->error = inflate_error(r);
+      g->error = inflate_error_text(r);
     } else if (st->block_state == ISAL_BLOCK_FINISH) {
       /*
        * ISA-L reads up to 8 bytes ahead into its bit buffer and keeps them when the deflate

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <isa-l/igzip_lib.h>
 
+#include "inflate_error.h"
 #include "inflate_raw.h"
 
 typedef struct {
@@ -35,10 +36,7 @@ static void execute(napi_env env, void *data) {
   j->inflater.avail_out = (uint32_t)j->out_cap;
   int r = isal_inflate(&j->inflater);
   j->out_len = j->out_cap - j->inflater.avail_out;
-  if (r == ISAL_INVALID_BLOCK) j->error = "invalid block type";
-  else if (r == ISAL_INVALID_SYMBOL) j->error = "invalid code";
-  else if (r == ISAL_INVALID_LOOKBACK) j->error = "invalid distance too far back";
-  else if (r != ISAL_DECOMP_OK) j->error = "invalid deflate data";
+  if (r != ISAL_DECOMP_OK) j->error = inflate_error_text(r);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
