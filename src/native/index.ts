@@ -84,6 +84,9 @@ export function addonPath(): string {
 
 let loaded: Addon | undefined;
 
+/** What to do about an addon that does not load: build it, with ISA-L installed (scripts/provision does both). */
+export const NATIVE_MISSING_HINT = "run npm run build:native (it links ISA-L: Debian's libisal-dev, which scripts/provision installs)";
+
 function addon(): Addon {
   if (loaded) return loaded;
   const path = addonPath();
@@ -91,8 +94,10 @@ function addon(): Addon {
     loaded = createRequire(import.meta.url)(path) as Addon;
     return loaded;
   } catch (err) {
-    throw new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}`, {
-      hint: 'run npm run build:native',
+    // The loader's own first line says which: not built, or a library it links (libisal) gone.
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}: ${why}`, {
+      hint: NATIVE_MISSING_HINT,
       cause: err,
       details: { path },
     });

@@ -12,7 +12,7 @@ vi.mock('node:module', async (importOriginal) => {
 });
 
 import { HostpullError } from '../../../src/errors.js';
-import { addonPath, constants, isNativeAvailable, makedev, mknod } from '../../../src/native/index.js';
+import { addonPath, constants, isNativeAvailable, makedev, mknod, NATIVE_MISSING_HINT } from '../../../src/native/index.js';
 
 describe('missing native addon', () => {
   it('does not fail at import, and pure-JS helpers still work', () => {
@@ -31,9 +31,12 @@ describe('missing native addon', () => {
     expect(err).toBeInstanceOf(HostpullError);
     expect(err).toMatchObject({
       code: 'NATIVE_MISSING',
-      hint: 'run npm run build:native',
+      hint: NATIVE_MISSING_HINT,
       details: { path: addonPath() },
     });
+    // The loader's reason is in the message: which module or library is missing.
+    expect((err as Error).message).toBe(`native addon not loadable: ${addonPath()}: Cannot find module '${addonPath()}'`);
+    expect(NATIVE_MISSING_HINT).toMatch(/npm run build:native .*libisal-dev/);
     expect(addonPath()).toMatch(/\/native\/build\/Release\/hostpull_native\.node$/);
   });
 });
