@@ -1,8 +1,6 @@
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import { crc32 as nativeCrc32, isNativeAvailable } from '../native/index.js';
 
-let implementation: ((data: Uint8Array, crc: number) => number) | undefined;
-
 /**
  * `crc` continued over `data`: the CRC-32 of file contents in a tree checksum (tree-checksum.ts),
  * computed while an unpack writes every file. The addon's (ISA-L's folding code, ~37 GB/s here)
@@ -10,6 +8,5 @@ let implementation: ((data: Uint8Array, crc: number) => number) | undefined;
  * give the same values, so a checksum recorded by one is checked by the other.
  */
 export function contentCrc32(data: Uint8Array, crc: number): number {
-  implementation ??= isNativeAvailable() ? nativeCrc32 : zlibCrc32;
-  return implementation(data, crc);
+  return isNativeAvailable() ? nativeCrc32(data, crc) : zlibCrc32(data, crc);
 }

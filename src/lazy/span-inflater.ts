@@ -7,14 +7,11 @@ const nativeInflater: RawInflater = async (deflate, length) => {
   return out.subarray(0, await inflateRaw(deflate, out));
 };
 
-let chosen: { inflater: RawInflater | undefined } | undefined;
-
 /**
  * How a lazy layer inflates its spans: the addon's ISA-L where it is built, about twice zlib's
  * speed (inflateSpan's default, used otherwise). A starting container waits for those spans, on
  * the CPU its own start needs.
  */
 export function spanInflater(): RawInflater | undefined {
-  chosen ??= { inflater: isNativeAvailable() ? nativeInflater : undefined };
-  return chosen.inflater;
+  return isNativeAvailable() ? nativeInflater : undefined;
 }

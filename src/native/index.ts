@@ -82,13 +82,21 @@ export function addonPath(): string {
   return fileURLToPath(new URL('../../native/build/Release/hostpull_native.node', import.meta.url));
 }
 
+/** The addon once loaded, or why it does not load: asked once per process. */
 let loaded: Addon | undefined;
+let unloadable: HostpullError | undefined;
 
 /** What to do about an addon that does not load: build it, with ISA-L installed (scripts/provision does both). */
 export const NATIVE_MISSING_HINT = "run npm run build:native (it links ISA-L: Debian's libisal-dev, which scripts/provision installs)";
 
+/**
+ * The addon, loaded on the first call. A failure is kept too: the callers that fall back to
+ * JavaScript without it (readLayer, the content CRC, a lazy layer's spans) ask per layer, per
+ * file or per span, and a require() that fails searches the disk again each time.
+ */
 function addon(): Addon {
   if (loaded) return loaded;
+  if (unloadable) throw unloadable;
   const path = addonPath();
   try {
     loaded = createRequire(import.meta.url)(path) as Addon;
@@ -96,11 +104,12 @@ function addon(): Addon {
   } catch (err) {
     // The loader's own first line says which: not built, or a library it links (libisal) gone.
     const why = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    throw new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}: ${why}`, {
+    unloadable = new HostpullError('NATIVE_MISSING', `native addon not loadable: ${path}: ${why}`, {
       hint: NATIVE_MISSING_HINT,
       cause: err,
       details: { path },
     });
+    throw unloadable;
   }
 }
 

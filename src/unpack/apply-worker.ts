@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 import { errorToJson } from '../errors.js';
-import { applyLayer, type ApplyOptions } from './apply-layer.js';
+import { applyLayer } from './apply-layer.js';
 import type { FromWorker, ToWorker } from './apply-protocol.js';
 
 const port = parentPort!;
@@ -66,7 +66,7 @@ class JobInput extends Readable {
 
 const jobs = new Map<number, { input: JobInput; abort: AbortController }>();
 
-function start(job: number, options: Omit<ApplyOptions, 'signal'>): void {
+function start(job: number, options: Extract<ToWorker, { type: 'start' }>['options']): void {
   const input = new JobInput(job);
   const abort = new AbortController();
   jobs.set(job, { input, abort });
