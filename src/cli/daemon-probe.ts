@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs';
 import { connectDaemon, type HostApi } from '../daemon/index.js';
 
-const probes = new Map<string, Promise<HostApi | undefined>>();
+/**
+ * The probes of this process, kept on the global object: daemon-pull.js is a bundle of its own
+ * (scripts/bundle.mjs), so this module has two copies in a CLI process where a plain pull found
+ * no daemon and the full CLI took over, and both must see one map.
+ */
+const PROBES = Symbol.for('hostpull.daemonProbes');
+const probes: Map<string, Promise<HostApi | undefined>> = ((globalThis as { [PROBES]?: Map<string, Promise<HostApi | undefined>> })[PROBES] ??= new Map());
 
 /**
  * The daemon on `socketPath` if one answers there for `root` (daemon/client.ts), asked once per

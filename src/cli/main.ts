@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { EXIT_USAGE } from './context.js';
+// No static import: a pull that a daemon serves loads daemon-pull.js alone (scripts/bundle.mjs).
 
 // A reader that goes away early (`hostpull images | head -1`) is not a failure of ours: what it
 // did not read is dropped and the command finishes as it would have, cleaning up after itself
@@ -11,9 +11,10 @@ for (const out of [process.stdout, process.stderr]) {
 }
 
 async function main(argv: string[]): Promise<void> {
-  // A pull that a daemon serves needs none of the CLI's machinery below (daemon-pull.ts).
-  if (argv.includes('pull') && (await (await import('./daemon-pull.js')).pullThroughDaemon(argv.slice(2)))) return;
-  const [{ CommanderError }, { buildProgram }] = await Promise.all([import('commander'), import('./program.js')]);
+  // A pull that a daemon serves needs none of the CLI's machinery below (daemon-pull.ts); one
+  // that says --no-daemon is not looked at there.
+  if (argv.includes('pull') && !argv.includes('--no-daemon') && (await (await import('./daemon-pull.js')).pullThroughDaemon(argv.slice(2)))) return;
+  const [{ CommanderError }, { buildProgram }, { EXIT_USAGE }] = await Promise.all([import('commander'), import('./program.js'), import('./context.js')]);
   const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
