@@ -2,6 +2,7 @@ import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, l
 import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, contentCrc32, parentOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
+import { DIRECT_MIN_BYTES, DirectContent } from './direct-content.js';
 
 export interface LayerWriterOptions {
   /** Absolute path of the (existing, empty) layer directory. */
@@ -57,6 +58,9 @@ export class LayerWriter implements LayerSink {
   #fileCount = 0;
   /** Open fd of the regular file whose data is streaming, or -1. */
   #fd = -1;
+  /** The big files' content, through O_DIRECT (direct-content.ts); `#direct` while one streams. */
+  readonly #directContent = new DirectContent();
+  #direct = false;
   #current: TarEntryHeader | undefined;
   #currentPath = '';
 
@@ -131,7 +135,8 @@ export class LayerWriter implements LayerSink {
     this.#crc = contentCrc32(chunk, this.#crc);
     let off = 0;
     try {
-      while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
+      if (this.#direct) this.#directContent.write(chunk);
+      else while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
     } catch (err) {
       this.#ioFail(this.#currentPath, 'write', err);
     }
@@ -145,6 +150,14 @@ export class LayerWriter implements LayerSink {
     this.#fd = -1;
     this.#crcs.set(path, this.#crc);
     try {
+      if (this.#direct) {
+        this.#direct = false;
+        try {
+          this.#directContent.end();
+        } catch (err) {
+          this.#ioFail(path, 'write', err);
+        }
+      }
       this.#setMetadata(path, h, {
         chown: (uid, gid) => fchownSync(fd, uid, gid),
         chmod: (mode) => fchmodSync(fd, mode),
@@ -189,6 +202,14 @@ export class LayerWriter implements LayerSink {
 
   /** Releases an open file after a failure (the caller discards the directory). */
   abort(): void {
+    if (this.#direct) {
+      this.#direct = false;
+      try {
+        this.#directContent.close();
+      } catch {
+        // already failing; the first error is the one reported
+      }
+    }
     if (this.#fd >= 0) {
       try {
         closeSync(this.#fd);
@@ -217,6 +238,7 @@ export class LayerWriter implements LayerSink {
       }
     }
     this.#fd = fd;
+    this.#direct = this.#current!.size >= DIRECT_MIN_BYTES && this.#directContent.begin(fd);
     this.#crc = 0;
     // An empty file has no data and no entryEnd with an open fd before this returns: record it now.
     this.#crcs.set(path, 0);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { lgetxattr } from '../../../src/native/index.js';
 import type { Digest } from '../../../src/oci/index.js';
 import { createDecompressor } from '../../../src/archive/decompress.js';
+import { treeChecksum } from '../../../src/archive/index.js';
 import { applyLayer } from '../../../src/unpack/index.js';
 import { writeTar, type RawEntry } from '../../helpers/tar-writer.js';
 import { gzip, makeSandbox, type Sandbox } from './sandbox.js';
@@ -122,6 +123,27 @@ describe('valid tricky layers extract exactly', () => {
     expect(r.diffId).toBe(sha256(tar));
     expect(readFileSync(at('data')).equals(Buffer.alloc(70_000, 7))).toBe(true);
     expect(lgetxattr(at('bin/ping'), 'security.capability')).toEqual(CAPABILITY);
+  });
+
+  it('big files (their content through O_DIRECT) extract byte-exact, with their metadata, and the tree checksum matches a fresh walk', async () => {
+    const big = randomBytes(3 * 1024 * 1024 + 17);
+    const exact = randomBytes(2 * 1024 * 1024);
+    const tar = writeTar([
+      { name: './lib/', type: 'dir' },
+      { name: './lib/libbig.so', type: 'file', mode: 0o4755, uid: 0, gid: 0, mtime: 1_500_000_000, content: big },
+      { name: './lib/small', type: 'file', content: 'small' },
+      { name: './lib/exact', type: 'file', mode: 0o600, content: exact },
+    ]);
+    const chunks: Buffer[] = [];
+    for (let i = 0, n = 1; i < tar.length; i += n, n = (n * 31 + 7) % 400_000 || 1) chunks.push(tar.subarray(i, i + n));
+    const r = await applyLayer(Readable.from(chunks), { compression: 'none', target: sb.layer });
+    expect(readFileSync(at('lib/libbig.so')).equals(big)).toBe(true);
+    expect(readFileSync(at('lib/exact')).equals(exact)).toBe(true);
+    expect(readFileSync(at('lib/small'), 'utf8')).toBe('small');
+    const st = lstatSync(at('lib/libbig.so'));
+    expect(st.mode & 0o7777).toBe(0o4755);
+    expect(st.mtimeMs).toBe(1_500_000_000_000);
+    expect(r.treeChecksum).toBe(treeChecksum(sb.layer));
   });
 
   it('DIFFID_MISMATCH when the config diff_id is wrong', async () => {
