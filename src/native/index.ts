@@ -319,6 +319,9 @@ export function overlayMount(target: string, options: OverlayMountOptions): void
   call((a) => a.overlayMount(target, options));
 }
 
+/** O_DIRECT offsets, lengths and buffer addresses: a multiple of the largest common block size. */
+export const DIRECT_IO_ALIGNMENT = 4096;
+
 /**
  * Memory starting at a multiple of `alignment` (a power of two), for O_DIRECT writes: Node 20's own
  * ArrayBuffers are only 16-byte aligned. Freed when the buffer is garbage collected.

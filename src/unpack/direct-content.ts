@@ -1,6 +1,6 @@
 import { closeSync, openSync, writeSync, constants as fsc } from 'node:fs';
 import { errnoCode } from '../errors.js';
-import { alignedBuffer } from '../native/index.js';
+import { alignedBuffer, DIRECT_IO_ALIGNMENT } from '../native/index.js';
 
 /**
  * Regular files at least this big have their content written through O_DIRECT: in the benchmark's
@@ -8,8 +8,6 @@ import { alignedBuffer } from '../native/index.js';
  * 1-2% of the JDK's files; one more open and close each is nothing against their size.
  */
 export const DIRECT_MIN_BYTES = 128 * 1024;
-/** O_DIRECT offsets, lengths and buffer addresses: a multiple of the largest common block size. */
-const ALIGNMENT = 4096;
 /** Bytes per direct write. */
 const BLOCK = 1024 * 1024;
 /** Direct bytes written before the device's pace is judged (see {@link DirectContentOptions.minBytesPerSecond}). */
@@ -55,7 +53,7 @@ export class DirectContent {
   #available = true;
   /** The direct descriptor of the file being written, or -1 (none, or given up on for it). */
   #directFd = -1;
-  /** The file's own descriptor: the tail, and the rest of a write the direct one refused. */
+  /** The file's own descriptor while its content goes through here (-1 otherwise): the tail, and the rest of a write the direct one refused. */
   #fd = -1;
   #filled = 0;
   /** File offset of the buffer's first byte. */
@@ -68,6 +66,11 @@ export class DirectContent {
     this.#now = options.now ?? process.hrtime.bigint;
   }
 
+  /** A file's content goes through here: from a `begin` that said yes to its `end` or `close`. */
+  get active(): boolean {
+    return this.#fd >= 0;
+  }
+
   /**
    * Starts the content of the file open on `fd` (empty, just created). False when direct writes
    * are not to be had: then nothing else of this class is called for the file.
@@ -75,7 +78,7 @@ export class DirectContent {
   begin(fd: number): boolean {
     if (!this.#available) return false;
     try {
-      this.#buffer ??= alignedBuffer(BLOCK, ALIGNMENT);
+      this.#buffer ??= alignedBuffer(BLOCK, DIRECT_IO_ALIGNMENT);
       // The same open file again, not its name: nothing can have replaced it in between.
       this.#directFd = openSync(`/proc/self/fd/${fd}`, fsc.O_WRONLY | fsc.O_DIRECT);
     } catch {
@@ -102,7 +105,7 @@ export class DirectContent {
   /** Writes what is left (its aligned part direct, the tail buffered) and closes the direct descriptor. */
   end(): void {
     try {
-      const aligned = this.#filled - (this.#filled % ALIGNMENT);
+      const aligned = this.#filled - (this.#filled % DIRECT_IO_ALIGNMENT);
       if (aligned > 0) this.#flush(aligned);
       if (this.#filled > 0) writeAll(this.#fd, this.#buffer!.subarray(0, this.#filled), this.#pos);
       this.#pos += this.#filled;
@@ -112,15 +115,21 @@ export class DirectContent {
     }
   }
 
-  /** Closes the direct descriptor (after a failure too); the file's own stays the caller's. */
+  /** Ends the file (after a failure too): closes the direct descriptor; the file's own stays the caller's. */
   close(): void {
+    this.#fd = -1;
+    this.#closeDirect();
+  }
+
+  /** Gives up the direct descriptor; the rest of the file goes through its own. */
+  #closeDirect(): void {
     if (this.#directFd < 0) return;
     const fd = this.#directFd;
     this.#directFd = -1;
     closeSync(fd);
   }
 
-  /** Writes the buffer's first `n` bytes (a multiple of ALIGNMENT) and moves the rest to its start. */
+  /** Writes the buffer's first `n` bytes (a multiple of DIRECT_IO_ALIGNMENT) and moves the rest to its start. */
   #flush(n: number): void {
     const buffer = this.#buffer!;
     let written = 0;
@@ -132,7 +141,7 @@ export class DirectContent {
       } catch (err) {
         if (errnoCode(err) !== 'EINVAL') throw err;
         this.#available = false;
-        this.close();
+        this.#closeDirect();
       }
       this.#judge(written, this.#now() - start);
     }
@@ -153,7 +162,7 @@ export class DirectContent {
     this.#pace = undefined;
     if (pace.bytes * 1e9 < this.#minBytesPerSecond * Number(pace.ns)) {
       this.#available = false;
-      this.close();
+      this.#closeDirect();
     }
   }
 }

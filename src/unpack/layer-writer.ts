@@ -58,9 +58,8 @@ export class LayerWriter implements LayerSink {
   #fileCount = 0;
   /** Open fd of the regular file whose data is streaming, or -1. */
   #fd = -1;
-  /** The big files' content, through O_DIRECT (direct-content.ts); `#direct` while one streams. */
+  /** The big files' content, through O_DIRECT (direct-content.ts). */
   readonly #directContent = new DirectContent();
-  #direct = false;
   #current: TarEntryHeader | undefined;
   #currentPath = '';
 
@@ -133,10 +132,9 @@ export class LayerWriter implements LayerSink {
   data(chunk: Buffer): void {
     if (this.#fd < 0) return; // data of a whiteout entry: hashed by the caller, not written
     this.#crc = contentCrc32(chunk, this.#crc);
-    let off = 0;
     try {
-      if (this.#direct) this.#directContent.write(chunk);
-      else while (off < chunk.length) off += writeSync(this.#fd, chunk, off, chunk.length - off);
+      if (this.#directContent.active) this.#directContent.write(chunk);
+      else for (let off = 0; off < chunk.length; ) off += writeSync(this.#fd, chunk, off, chunk.length - off);
     } catch (err) {
       this.#ioFail(this.#currentPath, 'write', err);
     }
@@ -150,8 +148,7 @@ export class LayerWriter implements LayerSink {
     this.#fd = -1;
     this.#crcs.set(path, this.#crc);
     try {
-      if (this.#direct) {
-        this.#direct = false;
+      if (this.#directContent.active) {
         try {
           this.#directContent.end();
         } catch (err) {
@@ -202,8 +199,7 @@ export class LayerWriter implements LayerSink {
 
   /** Releases an open file after a failure (the caller discards the directory). */
   abort(): void {
-    if (this.#direct) {
-      this.#direct = false;
+    if (this.#directContent.active) {
       try {
         this.#directContent.close();
       } catch {
@@ -238,7 +234,7 @@ export class LayerWriter implements LayerSink {
       }
     }
     this.#fd = fd;
-    this.#direct = this.#current!.size >= DIRECT_MIN_BYTES && this.#directContent.begin(fd);
+    if (this.#current!.size >= DIRECT_MIN_BYTES) this.#directContent.begin(fd);
     this.#crc = 0;
     // An empty file has no data and no entryEnd with an open fd before this returns: record it now.
     this.#crcs.set(path, 0);
