@@ -10,6 +10,8 @@ const MAX_CURSORS = 4096;
 const AHEAD_WINDOW = 16;
 /** Inflations ahead at once: the libuv pool has four threads, and a read's own inflation must find one. */
 const AHEAD_CONCURRENCY = 2;
+/** Default {@link LazyReaderOptions.wholeExecutableMax}. */
+const WHOLE_EXECUTABLE_MAX = 16 * 1024 * 1024;
 
 export interface LazyReaderOptions {
   /**
@@ -24,6 +26,8 @@ export interface LazyReaderOptions {
   inflatedCacheBytes?: number;
   /** Spans of a learned prefetch list inflated ahead of the furthest one read. Default 16. */
   aheadWindow?: number;
+  /** Executable files up to this many bytes are fetched whole at their first read (see #follow). Default 16 MiB. */
+  wholeExecutableMax?: number;
 }
 
 /**
@@ -38,6 +42,7 @@ export class LazyReader {
   readonly #max: number;
   readonly #deadline: number | undefined;
   readonly #window: number;
+  readonly #wholeExecutableMax: number;
   readonly #inflated = new Map<number, Promise<Buffer>>();
   /** The settled entries of #inflated: their bytes. */
   readonly #settled = new Map<number, Buffer>();
@@ -60,6 +65,7 @@ export class LazyReader {
     this.#max = options.inflatedCacheBytes ?? 64 * 1024 * 1024;
     this.#deadline = options.readDeadlineMs;
     this.#window = options.aheadWindow ?? AHEAD_WINDOW;
+    this.#wholeExecutableMax = options.wholeExecutableMax ?? WHOLE_EXECUTABLE_MAX;
   }
 
   /** Spans in the order reads first needed them. */
@@ -119,14 +125,36 @@ export class LazyReader {
    * trigger it: mvn -v fetched 4.5 MB it never read when any read that moved into the span after
    * the last read's counted. Fetched as this reader's own reads are (not capped like the learned
    * prefetch): it will ask for them next.
+   *
+   * The first read of an executable file (any x bit, up to wholeExecutableMax) fetches and
+   * inflates all of it at once: it is being exec'd or loaded, and a program's start faults in
+   * pages from all over its text and data, one span at a time otherwise (`go version` read the
+   * 12 spans of its 10.7 MB binary one after the other, each a round trip and an inflation). The
+   * JDK's executables are read whole at a start anyway; its shared libraries are mode 644.
    */
   #follow(node: LazyNode, offset: number, n: number, last: number): void {
     const cursor = this.#cursors.get(node.ino);
     if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2], 'read').catch(() => undefined);
+    if (!cursor && node.mode & 0o111 && node.size <= this.#wholeExecutableMax) this.#fetchWhole(node);
     // Most recently read last, so the file forgotten first is the one read longest ago.
     this.#cursors.delete(node.ino);
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
     this.#cursors.set(node.ino, { end: offset + n, span: last });
+  }
+
+  /**
+   * Fetches all of file `node` now, and inflates it in order into the LRU, AHEAD_CONCURRENCY
+   * spans at a time (the pool keeps threads for the reads of other files: a binary's dynamic
+   * loader and libc come next). The spans join the read order only when a read uses them.
+   */
+  #fetchWhole(node: LazyNode): void {
+    const spans = this.spansOf(node);
+    this.prefetch(spans, 'read').catch(() => undefined);
+    let next = 0;
+    const inflateNext = async (): Promise<void> => {
+      while (next < spans.length) await this.#inflate(spans[next++]!, 'read').catch(() => undefined); // a read of it gets the error
+    };
+    for (let k = 0; k < AHEAD_CONCURRENCY; k++) void inflateNext();
   }
 
   /** The spans' starts in the layer's tar, with one past the last (for a FUSE session's native reads). */

@@ -434,6 +434,54 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(source.requests.length).toBe(before + 1);
   });
 
+  it("an executable file's first read fetches and inflates all of it; a data file's, and a too big executable's, only what they read", async () => {
+    const dir = await tmp();
+    const src = join(dir, 'src');
+    await mkdir(join(src, 'bin'), { recursive: true });
+    await writeFile(join(src, 'bin', 'app'), noise(300_000, 'app'), { mode: 0o755 });
+    await writeFile(join(src, 'bin', 'huge'), noise(300_001, 'huge'), { mode: 0o755 });
+    await writeFile(join(src, 'data'), noise(300_000, 'data'), { mode: 0o644 });
+    const built = await buildLayerFile({ dir: src, prefix: '/opt/x', outFile: join(dir, 'layer.tgz'), spanSize: 64 * 1024 });
+    const source = new FakeSource(await readFile(join(dir, 'layer.tgz')));
+    const lazy = new LazyLayer(built.toc, { where: 'test layer', tree: {}, source, cacheDir: join(dir, 'cache'), fetch: { attempts: 2, attemptTimeoutMs: 2000 }, logger: silentLogger() });
+    const reader = new LazyReader(built.toc, lazy.fetcher, { wholeExecutableMax: 300_000 });
+    const asked = () => new Set(source.requests.flatMap(([c, end]) => built.toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const first = (path: string) => {
+      const node = lazy.tree.lookup(path)!;
+      return { node, span: reader.spansOf(node)[0]! };
+    };
+
+    const data = first('/opt/x/data');
+    await reader.read(data.node, 0, 4096);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([...asked()]).toEqual([data.span]);
+
+    const app = first('/opt/x/bin/app');
+    const appSpans = reader.spansOf(app.node);
+    expect(appSpans.length).toBeGreaterThan(4);
+    const inflated = new Set<number>();
+    reader.watchSpans((i, b) => b && inflated.add(i));
+    const bytes = await reader.read(app.node, 0, 4096);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([...asked()].sort((a, b) => a - b)).toEqual([data.span, ...appSpans].sort((a, b) => a - b));
+    expect(appSpans.filter((i) => !inflated.has(i))).toEqual([]);
+    // Its later spans come from memory now: a read of the last one asks for nothing more, and only read spans enter the read order.
+    const requests = source.requests.length;
+    const tail = await reader.read(app.node, app.node.size - 10, 10);
+    expect(source.requests).toHaveLength(requests);
+    expect(reader.readOrder()).toEqual([data.span, appSpans[0], appSpans.at(-1)]);
+    const direct = new LazyReader(built.toc, lazy.fetcher);
+    expect(bytes.equals(await direct.read(app.node, 0, 4096))).toBe(true);
+    expect(tail.equals(await direct.read(app.node, app.node.size - 10, 10))).toBe(true);
+
+    // One byte over the bound: fetched as read, like a data file.
+    const huge = first('/opt/x/bin/huge');
+    const before = asked();
+    await reader.read(huge.node, 0, 4096);
+    await new Promise((r) => setTimeout(r, 100));
+    expect([...asked()].filter((i) => !before.has(i))).toEqual(before.has(huge.span) ? [] : [huge.span]);
+  });
+
   it('one fetch per span however many readers wait for it', async () => {
     const { lazy, source } = await layer();
     await Promise.all([lazy.fetcher.span(2), lazy.fetcher.span(2, 'background'), lazy.fetcher.span(2, 'prefetch')]);
