@@ -17,7 +17,7 @@ import type { Digest } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
 import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
-import type { FetchPolicy, HelperMessage, HelperRequest, MountSpec } from './helper-protocol.js';
+import type { FetchPolicy, HelperMessage, HelperRequest, MountedView, MountSpec } from './helper-protocol.js';
 import { LazyLayer } from './lazy-layer.js';
 import { registrySpanSource } from './registry-span-source.js';
 
@@ -58,20 +58,21 @@ async function main(): Promise<void> {
     });
   };
 
-  const mount = async (spec: MountSpec): Promise<void> => {
+  const mount = async (spec: MountSpec): Promise<MountedView> => {
     mountsInFlight++;
     try {
-      await mountLayer(spec);
+      return await mountLayer(spec);
     } finally {
       mountsInFlight--;
       warmClientsWhenIdle();
     }
   };
 
-  const mountLayer = async (spec: MountSpec): Promise<void> => {
-    if (served.has(spec.key)) return;
+  const mountLayer = async (spec: MountSpec): Promise<MountedView> => {
+    const mounted = served.get(spec.key);
+    if (mounted) return { ownedPaths: mounted.layer.tree.ownedPaths };
     const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
-    const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, {
+    const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, { digest: spec.key as Digest, diffId: spec.diffId as Digest, size: spec.size }, {
       where,
       tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
       source: registrySpanSource(clientFor(spec.source.insecureRegistries, spec.fetch), { registry: spec.source.registry, repository: spec.source.repository }, spec.key as Digest),
@@ -86,6 +87,7 @@ async function main(): Promise<void> {
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound, logger });
     served.set(spec.key, { layer, fuse });
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
+    return { ownedPaths: layer.tree.ownedPaths };
   };
 
   const unmount = async (key: string): Promise<void> => {

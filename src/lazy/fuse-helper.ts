@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { errorFromJson, HostpullError } from '../errors.js';
 import type { Logger, LogLevel } from '../log.js';
 import { appliedV8Flags, buildFile } from '../util/index.js';
-import type { HelperMessage, HelperRequest, LayerStats, MountSpec } from './helper-protocol.js';
+import type { HelperMessage, HelperRequest, LayerStats, MountedView, MountSpec } from './helper-protocol.js';
 
 type Request = HelperRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -115,8 +115,9 @@ export class FuseHelper {
     });
   }
 
-  async mount(spec: MountSpec): Promise<void> {
-    await this.#request({ type: 'mount', spec });
+  /** Mounts the layer's view (the helper builds its tree and holds it to the spec's claim); what the parent needs of that tree. */
+  async mount(spec: MountSpec): Promise<MountedView> {
+    return (await this.#request({ type: 'mount', spec })) as MountedView;
   }
 
   async unmount(key: string): Promise<void> {

@@ -26,6 +26,9 @@ export interface FetchPolicy {
 export interface MountSpec {
   /** The layer blob digest: names the layer in every later message. */
   key: string;
+  /** The layer's diffID and blob size as its manifest gives them: the TOC must describe this layer. */
+  diffId: string;
+  size: number;
   /** The TOC blob (gzip JSON) as a file of the store, and the digest the manifest names for it. */
   tocFile: string;
   tocDigest: string;
@@ -34,9 +37,20 @@ export interface MountSpec {
   cacheDir: string;
   source: LazySource;
   fetch: FetchPolicy;
-  /** The package claim the layer is held to (none for a base layer) and the store's expansion bound: the tree is built as the parent checked it. */
+  /**
+   * The package claim the layer is held to (none for a base layer) and the store's expansion
+   * bound. The tree is built through the unpack's entry checker under them: a mount that succeeds
+   * says the layer can be lazy (the parent takes that verdict and builds no tree of its own), a
+   * refusal says why not.
+   */
   claim?: PackageClaim | undefined;
   maxExpansionRatio: number;
+}
+
+/** A mount's answer: what the parent needs of the tree it did not build. */
+export interface MountedView {
+  /** Non-directory paths, for the overlap check between the image's layers. */
+  ownedPaths: string[];
 }
 
 export type HelperRequest =

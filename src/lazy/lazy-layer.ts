@@ -6,7 +6,7 @@ import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
 import { readDeadlineMs } from './fetch-policy.js';
 import type { FetchPolicy, LayerStats } from './helper-protocol.js';
 import { LazyReader } from './lazy-reader.js';
-import { LazyTree, type LazyTreeOptions } from './lazy-tree.js';
+import { LazyTree, type LazyTreeOptions, tocOfAnotherLayer } from './lazy-tree.js';
 import { LocalCopies } from './local-copies.js';
 import { SpanCache } from './span-cache.js';
 import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fetcher.js';
@@ -14,7 +14,7 @@ import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fe
 export interface LazyLayerOptions {
   /** Names the layer in logs and errors. */
   where: string;
-  /** The claim and bounds the layer is held to (the parent checked them before mounting; the tree is built the same way). */
+  /** The claim and bounds the layer is held to: the tree is built through the unpack's entry checker under them. */
   tree: Omit<LazyTreeOptions, 'where'>;
   source: SpanSource;
   cacheDir: string;
@@ -54,9 +54,16 @@ export class LazyLayer {
     });
   }
 
-  /** Reads the TOC blob from a file, checks it is the blob `tocDigest` names, and builds the layer. */
-  static async fromFile(tocFile: string, tocDigest: Digest, options: LazyLayerOptions): Promise<LazyLayer> {
-    return new LazyLayer(parseTocBlob(await readFile(tocFile), tocDigest, options.where), options);
+  /**
+   * Reads the TOC blob from a file, checks it is the blob `tocDigest` names and that it describes
+   * `layer` (as its manifest gives it), and builds the layer.
+   */
+  static async fromFile(tocFile: string, tocDigest: Digest, layer: { digest: Digest; diffId: Digest; size: number }, options: LazyLayerOptions): Promise<LazyLayer> {
+    const toc = parseTocBlob(await readFile(tocFile), tocDigest, options.where);
+    if (toc.digest !== layer.digest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
+      throw tocOfAnotherLayer(tocDigest);
+    }
+    return new LazyLayer(toc, options);
   }
 
   stats(): LayerStats {

@@ -2,12 +2,12 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { isArchiveError, LAYER_LIMIT_DEFAULTS, type PackageClaim } from '../archive/index.js';
-import { describeError, HostpullError } from '../errors.js';
+import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import { processStartTime } from '../util/index.js';
 import type { Logger, LogLevel } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { layerCompression } from '../oci/index.js';
-import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE, type SeekableToc } from '../oci/index.js';
+import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/index.js';
 import type { DeferCandidate } from '../pull/index.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/index.js';
@@ -17,7 +17,7 @@ import { FuseHelper } from './fuse-helper.js';
 import type { FetchPolicy } from './helper-protocol.js';
 import { helperMountDir, spanCacheDir } from './lazy-paths.js';
 import { fetchPrefetchList, publishPrefetchList } from './prefetch-exchange.js';
-import { LazyTree } from './lazy-tree.js';
+import { LazyTree, tocOfAnotherLayer } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
 
 export interface LazyLayersOptions {
@@ -59,7 +59,7 @@ const EARLY_MOUNT_TTL_MS = 60_000;
 /** The background pull starts at the latest this long after mounting, busy reads or not. */
 const BACKGROUND_MAX_WAIT_MS = 30_000;
 
-/** A layer that can be shown lazily: its verified TOC, and the tree built from it. */
+/** A layer that can be shown lazily, as the helper that mounted its view judged it from its verified TOC. */
 export interface LazyCandidate {
   blobDigest: Digest;
   diffId: Digest;
@@ -69,8 +69,25 @@ export interface LazyCandidate {
   /** The package claim it is held to, as an unpack would hold it (none for a base layer). */
   claim: PackageClaim | undefined;
   tocDigest: Digest;
-  toc: SeekableToc;
-  tree: LazyTree;
+  /** Non-directory paths of its tree, for the overlap check between the image's layers. */
+  ownedPaths: string[];
+}
+
+/** A TOC's verdict, from whichever process judged it: the layer cannot be lazy, or the image is refused (an archive error). */
+function isTocVerdict(err: unknown): boolean {
+  return isArchiveError(err) || isHostpullError(err, 'LAZY_REFUSED') || isHostpullError(err, 'TOC_INVALID') || isHostpullError(err, 'DIGEST_MISMATCH');
+}
+
+/** A view the helper mounted: its mount point, and the paths of the tree it built. */
+interface View {
+  dir: string;
+  ownedPaths: string[];
+}
+
+/** A verdict under one claim holds under the other: the same prefix and the same leave for setuid files (the code only names it). */
+function sameClaim(a: PackageClaim | undefined, b: PackageClaim | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.prefix === b.prefix && a.allowSetuid === b.allowSetuid;
 }
 
 /** A lazy layer as a rootfs uses it. */
@@ -104,8 +121,8 @@ export class LazyLayers {
   readonly #o: LazyLayersOptions;
   readonly #layers = new Map<Digest, LayerState>();
   readonly #mounting = new Map<Digest, Promise<LayerState>>();
-  /** Views the helper mounts while choose() judges their layers: the mount point, once mounted. */
-  readonly #early = new Map<Digest, Promise<string>>();
+  /** Views the helper mounts for choose(), until mount() takes them over, with the claim each was judged under. */
+  readonly #early = new Map<Digest, { claim: PackageClaim | undefined; view: Promise<View> }>();
   readonly #abort = new AbortController();
   #helper: FuseHelper | undefined;
   #helperDir: string | undefined;
@@ -127,29 +144,26 @@ export class LazyLayers {
    *
    * Each TOC is held to the layer's package claim through the unpack's entry checker (LazyTree):
    * a layer an unpack would refuse throws that same error here (LAYER_UNSAFE…), before any layer
-   * of the image is mounted or a byte of it fetched, rather than being pulled whole to be refused.
+   * of the image is used or a byte of it fetched, rather than being pulled whole to be refused.
    */
   async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
-    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in layer
-    // order. The helper starts mounting each as soon as its blob is stored: it parses the TOC and
-    // builds the same tree on the other core while this process judges it (that was 60-100 ms of
-    // Go 1.19's lazy start, one after the other). A layer judged not lazy is unmounted again below.
+    // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in
+    // layer order. The judge is the helper: it mounts each view as soon as its TOC is stored, and
+    // builds the tree through the entry checker under the layer's claim on the way; the mount
+    // succeeding is the verdict. This process builds no tree of its own: Go 1.19's 13,620 entries
+    // cost each process 70-100 ms of CPU, on the two cores the runtime probe also wants, and the
+    // container waited for the slower of the two. A layer judged not lazy is unmounted again below.
     const mountedAhead: Digest[] = [];
-    const tocs = candidates.map((c) => {
+    const verdicts = candidates.map((c) => {
       const tocDigest = tocDigestOf(c);
       if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
-      const where = `table of contents ${tocDigest} of layer ${c.layer.blobDigest}`;
-      const bytes = this.#tocBlob(repo, tocDigest);
-      const stored = bytes.then(() => undefined);
-      stored.catch(() => undefined); // a failed fetch is reported through p, below
-      if (this.#startHelperMount(repo, stored, c.layer.blobDigest, tocDigest, c.claim)) mountedAhead.push(c.layer.blobDigest);
-      const p = bytes.then((b) => parseTocBlob(b, tocDigest, where));
+      const p = this.#verdict(repo, c, tocDigest, mountedAhead);
       p.catch(() => undefined); // awaited below, in order
       return p;
     });
     const chosen = new Map<Digest, LazyCandidate>();
     try {
-      await this.#judge(candidates, tocs, why, chosen);
+      await this.#judge(candidates, verdicts, why, chosen);
       return chosen;
     } catch (err) {
       chosen.clear(); // the image is refused: nothing of it is mounted
@@ -161,8 +175,7 @@ export class LazyLayers {
   }
 
   /** choose()'s verdict on each candidate, in layer order: lazy ones go into `chosen`, the others get their reason recorded. */
-  async #judge(candidates: DeferCandidate[], tocs: Array<Promise<SeekableToc> | undefined>, why: string | undefined, chosen: Map<Digest, LazyCandidate>): Promise<void> {
-    const { maxExpansionRatio } = this.#o.store.unpackLimits();
+  async #judge(candidates: DeferCandidate[], verdicts: Array<Promise<string[]> | undefined>, why: string | undefined, chosen: Map<Digest, LazyCandidate>): Promise<void> {
     for (const [i, { layer, claim }] of candidates.entries()) {
       const whole = (reason: string) => this.#o.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
       if (why) {
@@ -176,12 +189,8 @@ export class LazyLayers {
       }
       try {
         if (layerCompression(layer.mediaType) !== 'gzip') throw new HostpullError('LAZY_REFUSED', `media type ${layer.mediaType} is not gzip`);
-        const toc = await tocs[i]!;
-        if (toc.digest !== layer.blobDigest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
-          throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
-        }
-        const tree = LazyTree.fromToc(toc, { where: `layer ${layer.blobDigest}`, claim, maxExpansionRatio });
-        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, toc, tree });
+        const ownedPaths = await verdicts[i]!;
+        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, ownedPaths });
       } catch (err) {
         if (isArchiveError(err)) throw err;
         const reason = describeError(err);
@@ -189,6 +198,51 @@ export class LazyLayers {
         whole(reason);
       }
     }
+  }
+
+  /**
+   * The verdict on one candidate: its tree's paths, or the error that says why it cannot be lazy.
+   * That of its view, mounted already or now (see #view); judged here when no view has the
+   * candidate's claim (one blob in two packages), and when the helper could not mount the view
+   * at all (it did not start, FUSE refused): an image an unpack would refuse is refused before a
+   * byte of its layers is fetched all the same, and a layer fit to be lazy is pulled whole.
+   */
+  async #verdict(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> {
+    const view = this.#view(repo, c, tocDigest, mountedAhead);
+    if (!view) return this.#judgeHere(repo, c, tocDigest);
+    try {
+      return await view;
+    } catch (err) {
+      if (!isTocVerdict(err)) await this.#judgeHere(repo, c, tocDigest);
+      throw err;
+    }
+  }
+
+  /**
+   * The paths of the candidate's view under its claim: mounted ahead, taken over by mount(), or
+   * being mounted already, else mounted now from its TOC once stored (listed in `mountedAhead`).
+   * Undefined when the layer's view was judged under another claim.
+   */
+  #view(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> | undefined {
+    const d = c.layer.blobDigest;
+    const early = this.#early.get(d);
+    if (early) return sameClaim(early.claim, c.claim) ? early.view.then((v) => v.ownedPaths) : undefined;
+    const current = this.#layers.get(d);
+    if (current && !current.unmounted) return sameClaim(current.cand.claim, c.claim) ? Promise.resolve(current.cand.ownedPaths) : undefined;
+    const mounting = this.#mounting.get(d);
+    if (mounting) return mounting.then((s) => (sameClaim(s.cand.claim, c.claim) ? s.cand.ownedPaths : this.#judgeHere(repo, c, tocDigest)));
+    const view = this.#tocBlob(repo, tocDigest).then(() => this.#helperMount(repo, { blobDigest: d, diffId: c.layer.diffId, size: c.layer.size, tocDigest, claim: c.claim }));
+    this.#keepEarly(d, c.claim, view);
+    mountedAhead.push(d);
+    return view.then((v) => v.ownedPaths);
+  }
+
+  /** The candidate's TOC judged in this process, as the helper judges it at a mount: its tree's paths. */
+  async #judgeHere(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest): Promise<string[]> {
+    const d = c.layer.blobDigest;
+    const toc = parseTocBlob(await this.#tocBlob(repo, tocDigest), tocDigest, `table of contents ${tocDigest} of layer ${d}`);
+    if (toc.digest !== d || toc.diffId !== c.layer.diffId || toc.size !== c.layer.size) throw tocOfAnotherLayer(tocDigest);
+    return LazyTree.fromToc(toc, { where: `layer ${d}`, claim: c.claim, maxExpansionRatio: this.#o.store.unpackLimits().maxExpansionRatio }).ownedPaths;
   }
 
   /**
@@ -204,36 +258,29 @@ export class LazyLayers {
     return bytes;
   }
 
-  /**
-   * Asks the helper to mount a layer whose TOC is being stored, before this process has judged
-   * it (see choose): {@link mount} takes the mount over. True if it started one: a layer mounted,
-   * being mounted or mounted ahead already needs none.
-   */
-  #startHelperMount(repo: RepositoryRef, stored: Promise<void>, blobDigest: Digest, tocDigest: Digest, claim: PackageClaim | undefined): boolean {
-    const current = this.#layers.get(blobDigest);
-    if (this.#early.has(blobDigest) || this.#mounting.has(blobDigest) || (current && !current.unmounted)) return false;
-    const early = stored.then(() => this.#helperMount(repo, blobDigest, tocDigest, claim));
+  /** Keeps a view mounted for choose() until {@link mount} takes it over or choose() drops it. */
+  #keepEarly(blobDigest: Digest, claim: PackageClaim | undefined, view: Promise<View>): void {
+    const early = { claim, view };
     this.#early.set(blobDigest, early);
-    // Taken over by mount(), or dropped by choose(); a chosen layer nobody mounts after all (a
-    // containerd pull given up halfway) is dropped after a while rather than kept until stop.
-    early.then(
+    // A chosen layer nobody mounts after all (a containerd pull given up halfway) is dropped after
+    // a while rather than kept until stop.
+    view.then(
       () => setTimeout(() => void this.#dropEarly(blobDigest, early), EARLY_MOUNT_TTL_MS).unref(),
       () => undefined,
     );
-    return true;
   }
 
   /** Unmounts a view mounted ahead that mount() did not take over (a failed one has nothing to unmount). */
   async #dropEarly(blobDigest: Digest, early = this.#early.get(blobDigest)): Promise<void> {
     if (!early || this.#early.get(blobDigest) !== early) return;
     this.#early.delete(blobDigest);
-    const dir = await early.catch(() => undefined);
-    if (dir === undefined) return;
+    const view = await early.view.catch(() => undefined);
+    if (view === undefined) return;
     try {
       await this.#helper?.unmount(blobDigest);
-      await rm(dir, { recursive: true, force: true });
+      await rm(view.dir, { recursive: true, force: true });
     } catch (err) {
-      this.#o.logger.debug({ layer: blobDigest, dir, err: (err as Error).message }, 'could not unmount a lazy view mounted ahead; the helper removes it when it stops');
+      this.#o.logger.debug({ layer: blobDigest, dir: view.dir, err: (err as Error).message }, 'could not unmount a lazy view mounted ahead; the helper removes it when it stops');
     }
   }
 
@@ -276,13 +323,14 @@ export class LazyLayers {
       s = await mounting;
     }
     if (holder !== undefined) s.holders.add(holder);
-    return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.tree.ownedPaths };
+    return { blobDigest: cand.blobDigest, diffId: cand.diffId, dir: s.dir, ownedPaths: cand.ownedPaths };
   }
 
   async #mountLayer(repo: RepositoryRef, cand: LazyCandidate): Promise<LayerState> {
     const early = this.#early.get(cand.blobDigest);
     this.#early.delete(cand.blobDigest);
-    const dir = (await early?.catch(() => undefined)) ?? (await this.#helperMount(repo, cand.blobDigest, cand.tocDigest, cand.claim));
+    const ahead = early && sameClaim(early.claim, cand.claim) ? await early.view.catch(() => undefined) : undefined;
+    const { dir } = ahead ?? (await this.#helperMount(repo, cand));
     const helper = this.#startHelper();
     const { store } = this.#o;
     store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
@@ -292,15 +340,18 @@ export class LazyLayers {
     return state;
   }
 
-  /** Has the helper mount the layer's view from its stored TOC, held to `claim`; its mount point. */
-  async #helperMount(repo: RepositoryRef, blobDigest: Digest, tocDigest: Digest, claim: PackageClaim | undefined): Promise<string> {
+  /** Has the helper mount the layer's view from its stored TOC, held to its claim (which judges it); the view. */
+  async #helperMount(repo: RepositoryRef, layer: Pick<LazyCandidate, 'blobDigest' | 'diffId' | 'size' | 'tocDigest' | 'claim'>): Promise<View> {
     const helper = this.#startHelper();
     // The helper makes the directory: no turn of this event loop between a stored TOC and the
-    // request, which would otherwise wait for this process to finish judging every TOC.
+    // request, which would otherwise wait for this process's other work.
     const dir = join(this.#helperDir!, String(this.#nextMount++));
     const { store } = this.#o;
-    await helper.mount({
+    const { blobDigest, tocDigest, claim } = layer;
+    const { ownedPaths } = await helper.mount({
       key: blobDigest,
+      diffId: layer.diffId,
+      size: layer.size,
       tocFile: store.blobs.path(tocDigest),
       tocDigest,
       mountpoint: dir,
@@ -310,7 +361,7 @@ export class LazyLayers {
       claim,
       maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
     });
-    return dir;
+    return { dir, ownedPaths };
   }
 
   async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {
@@ -318,8 +369,10 @@ export class LazyLayers {
     const { cand } = s;
     try {
       await this.#readsSettled(helper, cand.blobDigest);
+      // Parsed here, off the start's path (the helper judged it at its mount).
+      const toc = parseTocBlob(await store.blobs.readBytes(cand.tocDigest), cand.tocDigest, `table of contents ${cand.tocDigest} of layer ${cand.blobDigest}`);
       const row = await completeLayer(
-        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc: cand.toc, claim: cand.claim },
+        { blobDigest: cand.blobDigest, diffId: cand.diffId, toc, claim: cand.claim },
         { store, cache, ensureSpans: (indexes) => helper.spans(cand.blobDigest, indexes), signal: this.#abort.signal },
       );
       const stats = await helper.stats(cand.blobDigest).catch(() => undefined);

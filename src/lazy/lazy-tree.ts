@@ -250,3 +250,8 @@ export class LazyTree {
     return new LazyTree(root, nodes);
   }
 }
+
+/** The refusal of a TOC whose own digest, diffID or size are not those of the layer that names it. */
+export function tocOfAnotherLayer(tocDigest: string): HostpullError {
+  return new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
+}

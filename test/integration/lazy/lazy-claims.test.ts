@@ -74,6 +74,15 @@ describe('lazy layers are held to their package claim', () => {
       layers.set(h.code, layer);
       catalog[h.code] = { image: `${repo}:v1`, prefix: h.prefix };
     }
+    {
+      // One fit package: only a helper that cannot mount stands between it and a lazy start.
+      const { built, layer } = await seekable(buildLayer([{ path: '/opt/fit/bin/hello', mode: 0o755, content: 'hello\n' }]).tar);
+      const digest = await pushImageTo(upstream, 'pkg/fit', 'v1', [built]);
+      const manifest = (await upstream.getManifest('pkg/fit', digest))!;
+      await attachToc(upstream, 'pkg/fit', layer, { mediaType: MediaType.OciManifest, digest, size: manifest.bytes.length }, '2020-01-01T00:00:00Z');
+      layers.set('FIT1.0', layer);
+      catalog['FIT1.0'] = { image: 'pkg/fit:v1', prefix: '/opt/fit' };
+    }
     await writeFile(join(work, 'catalog.json'), JSON.stringify({ entries: catalog }));
     server = await startServer({ upstream: registry.url, port: 0, base: 'pkg/base:latest', catalogFile: join(work, 'catalog.json'), cacheTtlMs: 60_000 });
   }, 120_000);
@@ -131,6 +140,28 @@ describe('lazy layers are held to their package claim', () => {
     expect({ code: wholeVerdict.code, rule: wholeVerdict.rule }).toEqual({ code: lazyVerdict.code, rule: lazyVerdict.rule });
     expect(lazyVerdict.message).toMatch(h.message);
     expect(wholeVerdict.message).toMatch(h.message);
+  });
+
+  it('a fit layer whose view the helper cannot mount (here: no built helper beside src/) is judged here, then pulled whole, with the reason', async () => {
+    const ref = resolveReference('FIT1.0', { server: server.host, namespace: 'hostpull' });
+    const layer = layers.get('FIT1.0')!;
+    const n = await node('fit');
+    const lazy = new LazyLayers({ store: n.store, client: n.client, logger: silentLogger() });
+    try {
+      const pulled = await new Puller({ ...n, logger: silentLogger() }).pull(ref, {
+        unpack: true,
+        defer: async (candidates) => new Set((await lazy.choose({ registry: ref.registry, repository: ref.repository }, candidates)).keys()),
+      });
+      expect(pulled.manifestDigest).toMatch(/^sha256:/);
+      const arrival = n.store.lazyLayers.arrivals().find((a) => a.blobDigest === layer.digest);
+      expect(arrival).toMatchObject({ mode: 'whole', tocDigest: null });
+      expect(arrival!.reason).toMatch(/lazy-layer helper .* does not exist/);
+      expect(n.store.layers.get(layer.diffId)).toBeDefined();
+      expect(listMountsUnder(n.store.layout.root)).toEqual([]);
+    } finally {
+      await lazy.close();
+      await n.close();
+    }
   });
 
   it('`hostpull run --lazy` of a hostile composite fails with the unpack\'s message and leaves nothing running or mounted', async () => {
