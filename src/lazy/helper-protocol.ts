@@ -47,8 +47,10 @@ export interface MountSpec {
   maxExpansionRatio: number;
 }
 
-/** A mount's answer: what the parent needs of the tree it did not build. */
+/** A mount's answer: where the layer's view is, and what the parent needs of the tree it did not build. */
 export interface MountedView {
+  /** The spec's mount point, or that of the view the helper serves for the layer already. */
+  mountpoint: string;
   /** Non-directory paths, for the overlap check between the image's layers. */
   ownedPaths: string[];
 }

@@ -329,8 +329,9 @@ export class LazyLayers {
   async #mountLayer(repo: RepositoryRef, cand: LazyCandidate): Promise<LayerState> {
     const early = this.#early.get(cand.blobDigest);
     this.#early.delete(cand.blobDigest);
-    const ahead = early && sameClaim(early.claim, cand.claim) ? await early.view.catch(() => undefined) : undefined;
-    const { dir } = ahead ?? (await this.#helperMount(repo, cand));
+    // The helper serves one view per layer: a view mounted ahead is taken over whatever claim it
+    // was judged under (this candidate's was judged in choose()).
+    const { dir } = (await early?.view.catch(() => undefined)) ?? (await this.#helperMount(repo, cand));
     const helper = this.#startHelper();
     const { store } = this.#o;
     store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
@@ -348,7 +349,7 @@ export class LazyLayers {
     const dir = join(this.#helperDir!, String(this.#nextMount++));
     const { store } = this.#o;
     const { blobDigest, tocDigest, claim } = layer;
-    const { ownedPaths } = await helper.mount({
+    const view = await helper.mount({
       key: blobDigest,
       diffId: layer.diffId,
       size: layer.size,
@@ -361,7 +362,8 @@ export class LazyLayers {
       claim,
       maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
     });
-    return { dir, ownedPaths };
+    // A view the helper served already keeps its own mount point.
+    return { dir: view.mountpoint, ownedPaths: view.ownedPaths };
   }
 
   async #complete(s: LayerState, helper: FuseHelper, cache: SpanCache): Promise<LayerRow | undefined> {

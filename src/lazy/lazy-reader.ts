@@ -129,8 +129,9 @@ export class LazyReader {
    * The first read of an executable file (any x bit, up to wholeExecutableMax) fetches and
    * inflates all of it at once: it is being exec'd or loaded, and a program's start faults in
    * pages from all over its text and data, one span at a time otherwise (`go version` read the
-   * 12 spans of its 10.7 MB binary one after the other, each a round trip and an inflation). The
-   * JDK's executables are read whole at a start anyway; its shared libraries are mode 644.
+   * 12 spans of its 10.7 MB binary one after the other, each a round trip and an inflation).
+   * `mvn -v` fetches no more for it: the JDK's executables are small and read whole anyway, and
+   * its shared libraries are mode 644.
    */
   #follow(node: LazyNode, offset: number, n: number, last: number): void {
     const cursor = this.#cursors.get(node.ino);
