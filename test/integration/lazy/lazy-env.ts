@@ -29,17 +29,24 @@ export interface LazyEnv {
 
 const TOKEN = 'lazy-test-token-0123456789';
 
+/** A package of startLazyEnv: the size of its `lib/big.bin`, and optionally of its launcher. */
+export type ToolShape = number | { bigBytes: number; scriptBytes: number };
+
 /**
  * A package tree under `dir`: `bin/<name>` prints a greeting and a small file, and `lib/big.bin`
- * (`bigBytes` of incompressible noise, so many spans) is there to be mostly not read.
+ * (`bigBytes` of incompressible noise, so many spans) is there to be mostly not read. With
+ * `scriptBytes`, the launcher exits after its greeting and is padded to about that size with
+ * comment lines the shell never reads.
  */
-export async function writeTool(dir: string, name: string, bigBytes: number): Promise<void> {
+export async function writeTool(dir: string, name: string, shape: ToolShape): Promise<void> {
+  const { bigBytes, scriptBytes } = typeof shape === 'number' ? { bigBytes: shape, scriptBytes: 0 } : shape;
   await mkdir(join(dir, 'bin'), { recursive: true });
   await mkdir(join(dir, 'lib'), { recursive: true });
   await writeFile(join(dir, 'lib', 'small.txt'), `${name} small file\n`);
   await writeFile(join(dir, 'lib', 'big.bin'), noise(bigBytes, name));
   const prefix = `/opt/${name}`;
-  await writeFile(join(dir, 'bin', name), `#!/bin/sh\necho "${name} says hi"\ncat ${prefix}/lib/small.txt\n`);
+  const padding = scriptBytes > 0 ? `exit 0\n${(noise(scriptBytes, `${name}-script`).toString('base64').match(/.{1,76}/g) ?? []).map((l) => `# ${l}\n`).join('')}` : '';
+  await writeFile(join(dir, 'bin', name), `#!/bin/sh\necho "${name} says hi"\ncat ${prefix}/lib/small.txt\n${padding}`);
   await chmod(join(dir, 'bin', name), 0o755);
 }
 
@@ -68,7 +75,7 @@ export async function killDaemonAndLazyHelper(d: TestDaemon, root: string): Prom
   return helper.dir;
 }
 
-export async function startLazyEnv(tools: Record<string, number>): Promise<LazyEnv> {
+export async function startLazyEnv(tools: Record<string, ToolShape>): Promise<LazyEnv> {
   const registry = await startRegistry();
   const work = await makeTempDir('lazy');
   let server: ChildProcess | undefined;
@@ -80,10 +87,10 @@ export async function startLazyEnv(tools: Record<string, number>): Promise<LazyE
     const s = server;
     const serverUrl = started.url;
     const published = new Map<string, { layerDigest: string; tocDigest: string; size: number }>();
-    for (const [code, bigBytes] of Object.entries(tools)) {
+    for (const [code, shape] of Object.entries(tools)) {
       const name = code.replace(/[0-9.]+$/, '').toLowerCase();
       const src = join(work, 'src', code);
-      await writeTool(src, name, bigBytes);
+      await writeTool(src, name, shape);
       const r = await runCli([
         '--root', join(work, 'publisher'), '--server', serverUrl,
         'publish', src, '--code', code, '--prefix', `/opt/${name}`, '--path-add', `/opt/${name}/bin`,

@@ -9,13 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectChild, runCli, spawnCli } from '../../helpers/cli.js';
 import type { AccessEntry } from '../../helpers/registry.js';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
+import { parseTocBlob, spansFor, type Digest } from '../../../src/oci/index.js';
 import { noise, startLazyEnv, type LazyEnv } from './lazy-env.js';
 import { treeListing } from './tree-listing.js';
 
 let env: LazyEnv;
 
 beforeAll(async () => {
-  env = await startLazyEnv({ 'TOOLA1.0': 3 * 1024 * 1024, 'TOOLB1.0': 1024 * 1024, 'TOOLC1.0': 2 * 1024 * 1024 });
+  env = await startLazyEnv({ 'TOOLA1.0': 3 * 1024 * 1024, 'TOOLB1.0': 1024 * 1024, 'TOOLC1.0': 2 * 1024 * 1024, 'TOOLX1.0': { bigBytes: 1024 * 1024, scriptBytes: 512 * 1024 } });
 }, 240_000);
 
 afterAll(async () => {
@@ -77,6 +78,31 @@ describe('hostpull run --lazy', () => {
     const base = arrivals.find((a) => a.reason?.includes('no table of contents'));
     expect(base).toMatchObject({ arrival: 'whole' });
   }, 180_000);
+
+  it("an executable's first read fetches all of it: a launcher that exits at its third line has every span of it fetched", async () => {
+    const root = join(env.work, 'node-exec');
+    const toolX = env.published.get('TOOLX1.0')!;
+    const mark = await env.registry.mark();
+    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '5s', 'TOOLX1.0', '--', 'toolx']);
+    // What was fetched in the second after the first output, well before the background pull.
+    let soon: Promise<AccessEntry[]> | undefined;
+    child.stdout!.once('data', () => (soon = new Promise((r) => setTimeout(r, 1000)).then(() => env.registry.since(mark))));
+    const r = await collectChild(child, { timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('toolx says hi\ntoolx small file\n');
+
+    const tocFile = join(root, 'blobs', 'sha256', toolX.tocDigest.slice(7, 9), toolX.tocDigest.slice(7));
+    const toc = parseTocBlob(await readFile(tocFile), toolX.tocDigest as Digest, 'TOOLX1.0');
+    const launcher = toc.entries.find((e) => e.path.endsWith('bin/toolx'))!;
+    const { first, last } = spansFor(toc.spans, launcher.dataOffset!, launcher.size);
+    expect(last - first).toBeGreaterThan(4); // the shell reads the first of them only
+    const launcherBytes = toc.spans.slice(first, last + 1).reduce((n, s) => n + s.cs, 0);
+    const early = blobBytes(await soon!, toolX.layerDigest);
+    expect(early.ranged).toBe(true);
+    expect(early.bytes).toBeGreaterThanOrEqual(launcherBytes);
+    expect(early.bytes).toBeLessThan(launcherBytes + 3 * 70 * 1024); // and not lib/big.bin, beyond a span or two it shares
+  }, 120_000);
 
   it('learns the spans the first start read as the image\'s prefetch list, which the server hands to a second node', async () => {
     const root = join(env.work, 'node2');
