@@ -25,9 +25,17 @@ export interface LayerConflict {
 /** Something posix.normalize would change: `//`, `/./`, `/../`, a trailing `/` or `/.`. */
 const NOT_NORMAL = /\/\/|\/\.\.?(?:\/|$)|.\/$/;
 
-function normalise(p: string): string {
-  // Fast path: layer indexes already hold normal absolute paths; normalize() costs ~1 µs each.
-  if (p.charCodeAt(0) === 47 && !NOT_NORMAL.test(p)) return p;
+/** A relative path that starts by naming the directory itself or its parent: `.`, `..`, `./x`, `../x`. */
+const DOT_START = /^\.\.?(?:\/|$)/;
+
+/** `p` as an absolute path without `.`, `..`, empty components or a trailing `/`. Exported for its test. */
+export function normalise(p: string): string {
+  // Fast paths: layer indexes hold normal absolute paths, and lazy layers' trees normal relative
+  // ones (Go 1.19's 12,000 paths: 12 of the 25 ms of the check went to normalize(), ~1 µs each).
+  if (!NOT_NORMAL.test(p)) {
+    if (p.charCodeAt(0) === 47) return p;
+    if (p !== '' && !DOT_START.test(p)) return `/${p}`;
+  }
   const n = posix.normalize(`/${p}`);
   return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
 }

@@ -1,7 +1,20 @@
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { HostpullError } from '../../../src/errors.js';
-import { assertNoConflicts, findConflicts, lowerdirsTopFirst } from '../../../src/rootfs/conflicts.js';
+import { assertNoConflicts, findConflicts, lowerdirsTopFirst, normalise } from '../../../src/rootfs/conflicts.js';
+
+describe('normalise', () => {
+  // What the fast paths skip must be what posix.normalize would leave as it is.
+  const slow = (p: string) => {
+    const n = posix.normalize(`/${p}`);
+    return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+  };
+  const cases = ['', '.', '..', './', '../', '/', '//', 'a', '/a', 'a/', '/a/', 'a//b', 'a/./b', 'a/../b', './a', '../a', '.a', '..a', 'a/.', 'a/..', 'a/.b', 'a/..b', 'a/b.', '.../a', 'opt/go-1.19/bin/go', '/opt/go-1.19/bin/go', 'opt/x/../../etc/passwd', '/./a', 'a/b/', 'a.'];
+  it.each(cases)('%j as posix.normalize has it', (p) => {
+    expect(normalise(p)).toBe(slow(p));
+  });
+});
 
 describe('findConflicts', () => {
   it('finds nothing for disjoint package layers', () => {
