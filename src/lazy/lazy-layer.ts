@@ -1,12 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import type { Digest } from '../oci/index.js';
-import { parseTocBlob, type SeekableToc } from '../oci/index.js';
+import type { SeekableToc } from '../oci/index.js';
 import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
 import { readDeadlineMs } from './fetch-policy.js';
 import type { FetchPolicy, LayerStats } from './helper-protocol.js';
 import { LazyReader } from './lazy-reader.js';
-import { LazyTree, type LazyTreeOptions, tocOfAnotherLayer } from './lazy-tree.js';
+import { LazyTree, type LazyTreeOptions, parseLayerToc } from './lazy-tree.js';
 import { LocalCopies } from './local-copies.js';
 import { SpanCache } from './span-cache.js';
 import { SpanFetcher, type SpanFetcherOptions, type SpanSource } from './span-fetcher.js';
@@ -59,11 +59,7 @@ export class LazyLayer {
    * `layer` (as its manifest gives it), and builds the layer.
    */
   static async fromFile(tocFile: string, tocDigest: Digest, layer: { digest: Digest; diffId: Digest; size: number }, options: LazyLayerOptions): Promise<LazyLayer> {
-    const toc = parseTocBlob(await readFile(tocFile), tocDigest, options.where);
-    if (toc.digest !== layer.digest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
-      throw tocOfAnotherLayer(tocDigest);
-    }
-    return new LazyLayer(toc, options);
+    return new LazyLayer(parseLayerToc(await readFile(tocFile), tocDigest, layer, options.where), options);
   }
 
   stats(): LayerStats {

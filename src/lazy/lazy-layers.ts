@@ -17,7 +17,7 @@ import { FuseHelper } from './fuse-helper.js';
 import type { FetchPolicy } from './helper-protocol.js';
 import { helperMountDir, spanCacheDir } from './lazy-paths.js';
 import { fetchPrefetchList, publishPrefetchList } from './prefetch-exchange.js';
-import { LazyTree, tocOfAnotherLayer } from './lazy-tree.js';
+import { LazyTree, parseLayerToc } from './lazy-tree.js';
 import { SpanCache } from './span-cache.js';
 
 export interface LazyLayersOptions {
@@ -202,20 +202,11 @@ export class LazyLayers {
 
   /**
    * The verdict on one candidate: its tree's paths, or the error that says why it cannot be lazy.
-   * That of its view, mounted already or now (see #view); judged here when no view has the
-   * candidate's claim (one blob in two packages), and when the helper could not mount the view
-   * at all (it did not start, FUSE refused): an image an unpack would refuse is refused before a
-   * byte of its layers is fetched all the same, and a layer fit to be lazy is pulled whole.
+   * That of its view under the candidate's claim (see #view), else (one blob in two packages)
+   * judged here.
    */
-  async #verdict(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> {
-    const view = this.#view(repo, c, tocDigest, mountedAhead);
-    if (!view) return this.#judgeHere(repo, c, tocDigest);
-    try {
-      return await view;
-    } catch (err) {
-      if (!isTocVerdict(err)) await this.#judgeHere(repo, c, tocDigest);
-      throw err;
-    }
+  #verdict(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> {
+    return this.#view(repo, c, tocDigest, mountedAhead) ?? this.#tocBlob(repo, tocDigest).then((blob) => this.#judgeHere(blob, c, tocDigest));
   }
 
   /**
@@ -230,18 +221,25 @@ export class LazyLayers {
     const current = this.#layers.get(d);
     if (current && !current.unmounted) return sameClaim(current.cand.claim, c.claim) ? Promise.resolve(current.cand.ownedPaths) : undefined;
     const mounting = this.#mounting.get(d);
-    if (mounting) return mounting.then((s) => (sameClaim(s.cand.claim, c.claim) ? s.cand.ownedPaths : this.#judgeHere(repo, c, tocDigest)));
-    const view = this.#tocBlob(repo, tocDigest).then(() => this.#helperMount(repo, { blobDigest: d, diffId: c.layer.diffId, size: c.layer.size, tocDigest, claim: c.claim }));
+    if (mounting) return mounting.then(async (s) => (sameClaim(s.cand.claim, c.claim) ? s.cand.ownedPaths : this.#judgeHere(await this.#tocBlob(repo, tocDigest), c, tocDigest)));
+    const view = this.#tocBlob(repo, tocDigest).then((blob) =>
+      this.#helperMount(repo, { blobDigest: d, diffId: c.layer.diffId, size: c.layer.size, tocDigest, claim: c.claim }).catch((err: unknown) => {
+        // The helper could not mount it at all (it did not start, FUSE refused): judged here from
+        // the same bytes, so an image an unpack would refuse is refused before a byte of its
+        // layers is fetched all the same; a fit layer is pulled whole, for the helper's reason.
+        if (!isTocVerdict(err)) this.#judgeHere(blob, c, tocDigest);
+        throw err;
+      }),
+    );
     this.#keepEarly(d, c.claim, view);
     mountedAhead.push(d);
     return view.then((v) => v.ownedPaths);
   }
 
   /** The candidate's TOC judged in this process, as the helper judges it at a mount: its tree's paths. */
-  async #judgeHere(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest): Promise<string[]> {
+  #judgeHere(blob: Buffer, c: DeferCandidate, tocDigest: Digest): string[] {
     const d = c.layer.blobDigest;
-    const toc = parseTocBlob(await this.#tocBlob(repo, tocDigest), tocDigest, `table of contents ${tocDigest} of layer ${d}`);
-    if (toc.digest !== d || toc.diffId !== c.layer.diffId || toc.size !== c.layer.size) throw tocOfAnotherLayer(tocDigest);
+    const toc = parseLayerToc(blob, tocDigest, { digest: d, diffId: c.layer.diffId, size: c.layer.size }, `table of contents ${tocDigest} of layer ${d}`);
     return LazyTree.fromToc(toc, { where: `layer ${d}`, claim: c.claim, maxExpansionRatio: this.#o.store.unpackLimits().maxExpansionRatio }).ownedPaths;
   }
 

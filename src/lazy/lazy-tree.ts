@@ -12,7 +12,7 @@ import {
   type PackageClaim,
   type TarEntryHeader,
 } from '../archive/index.js';
-import type { SeekableToc, TocEntry } from '../oci/index.js';
+import { type Digest, parseTocBlob, type SeekableToc, type TocEntry } from '../oci/index.js';
 import { compareUtf8 } from '../util/index.js';
 
 /** One node of the lazy view: what `stat` shows, and where a file's bytes are in the tar. */
@@ -251,7 +251,16 @@ export class LazyTree {
   }
 }
 
-/** The refusal of a TOC whose own digest, diffID or size are not those of the layer that names it. */
-export function tocOfAnotherLayer(tocDigest: string): HostpullError {
-  return new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
+/**
+ * A layer's TOC from its blob as fetched: the blob `tocDigest` names (parseTocBlob), and one that
+ * describes `layer` as its manifest gives it (blob digest, diffID, size), else LAZY_REFUSED. What
+ * both judges of a TOC start from: the FUSE helper at a mount, and the starting process when the
+ * helper cannot judge it.
+ */
+export function parseLayerToc(blob: Buffer, tocDigest: Digest, layer: { digest: Digest; diffId: Digest; size: number }, where: string): SeekableToc {
+  const toc = parseTocBlob(blob, tocDigest, where);
+  if (toc.digest !== layer.digest || toc.diffId !== layer.diffId || toc.size !== layer.size) {
+    throw new HostpullError('LAZY_REFUSED', `its table of contents ${tocDigest} describes another layer`);
+  }
+  return toc;
 }

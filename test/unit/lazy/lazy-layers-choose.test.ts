@@ -1,0 +1,44 @@
+/**
+ * LazyLayers.choose when a TOC cannot be had: a registry failing on the TOC blob is asked once
+ * (its client's retries are its own), and the layer is pulled whole for that reason. A fake
+ * client; a real store.
+ */
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HostpullError } from '../../../src/errors.js';
+import { LazyLayers } from '../../../src/lazy/lazy-layers.js';
+import { silentLogger } from '../../../src/log.js';
+import { MediaType, TOC_ANNOTATION, type Digest } from '../../../src/oci/index.js';
+import type { RegistryClient } from '../../../src/registry/index.js';
+import { ContentStore } from '../../../src/store/content-store.js';
+import { useTempDir } from '../../helpers/tmp.js';
+
+const digest = (c: string) => `sha256:${c.repeat(64)}` as Digest;
+
+describe('LazyLayers.choose', () => {
+  const tmp = useTempDir('lazy-choose');
+
+  it('a TOC the registry does not give is asked for once, and its layer is pulled whole for that reason', async () => {
+    const store = await ContentStore.open(join(await tmp(), 'root'));
+    let asked = 0;
+    const client = {
+      fetchBlobBytes: async () => {
+        asked++;
+        throw new HostpullError('REGISTRY_UNAVAILABLE', 'registry down (test)');
+      },
+    } as unknown as RegistryClient;
+    const lazy = new LazyLayers({ store, client, logger: silentLogger() });
+    try {
+      const layer = { position: 0, blobDigest: digest('a'), diffId: digest('b'), mediaType: MediaType.OciLayerGzip, size: 1000 };
+      const chosen = await lazy.choose({ registry: '127.0.0.1:1', repository: 'hostpull' }, [
+        { layer, descriptor: { mediaType: layer.mediaType, digest: layer.blobDigest, size: layer.size, annotations: { [TOC_ANNOTATION]: digest('c') } }, claim: undefined },
+      ]);
+      expect(chosen.size).toBe(0);
+      expect(asked).toBe(1);
+      expect(store.lazyLayers.arrivals().find((a) => a.blobDigest === layer.blobDigest)).toMatchObject({ mode: 'whole', reason: expect.stringContaining('registry down (test)') });
+    } finally {
+      await lazy.close();
+      store.close();
+    }
+  });
+});
