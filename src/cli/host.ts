@@ -1,13 +1,11 @@
-import { Option, type Command } from 'commander';
 import type { HostApi } from '../daemon/index.js';
 import { defaultSocketPath } from '../defaults.js';
 import type { Logger } from '../log.js';
 import { resolveReference, type ImageReference } from '../oci/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import type { ContentStore, UnpackLimitOptions } from '../store/index.js';
-import { action, globalOptions, loggerFor, type GlobalOptions } from './context.js';
+import { loggerFor, type GlobalOptions } from './context.js';
 import { probeDaemon } from './daemon-probe.js';
-import { printJson } from './format.js';
 
 /** What a host-side command needs: the store, a registry client and a logger, closed together. */
 export interface HostContext {
@@ -57,17 +55,6 @@ export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext
   }
 }
 
-/** `--keep-blobs` (`HOSTPULL_KEEP_BLOBS`), for the verbs that pull. */
-export function keepBlobsOption(): Option {
-  return new Option('--keep-blobs', 'keep each layer blob after unpacking it (default: only the unpacked layer stays)').env('HOSTPULL_KEEP_BLOBS');
-}
-
-/** `--socket` and `--no-daemon`, for the verbs that can run through the daemon. */
-export function addDaemonOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--socket <path>', 'daemon socket to use when it answers').env('HOSTPULL_SOCKET'))
-    .option('--no-daemon', 'work in-process on the store even if a daemon answers');
-}
 
 /**
  * The daemon when its socket answers and it serves this --root, else the store in-process
@@ -103,21 +90,4 @@ export async function withHostApi<T>(options: GlobalOptions, daemon: { socket?: 
   } finally {
     await api.close();
   }
-}
-
-/**
- * A verb that reads something from the host (through the daemon or in-process) and prints it:
- * JSON with `--json`, else what `render` makes of it.
- */
-export function registerHostQuery<T>(program: Command, verb: { name: string; description: string; query: (api: HostApi) => Promise<T>; render: (value: T) => string }): void {
-  const cmd = program.command(verb.name).description(verb.description).option('--json', 'print as JSON');
-  addDaemonOptions(cmd).action(
-    action(async (opts: { json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
-      await withHostApi(globalOptions(cmd), opts, async (api) => {
-        const value = await verb.query(api);
-        if (opts.json) printJson(value);
-        else process.stdout.write(verb.render(value));
-      });
-    }),
-  );
 }

@@ -11,9 +11,13 @@ for (const out of [process.stdout, process.stderr]) {
 }
 
 async function main(argv: string[]): Promise<void> {
-  // A pull that a daemon serves needs none of the CLI's machinery below (daemon-pull.ts); one
-  // that says --no-daemon is not looked at there.
-  if (argv.includes('pull') && !argv.includes('--no-daemon') && (await (await import('./daemon-pull.js')).pullThroughDaemon(argv.slice(2)))) return;
+  // A plain pull command line (plain-pull.ts) needs none of commander: a daemon that answers
+  // takes it (daemon-pull.ts, a bundle of its own, which --no-daemon need not load), else it is
+  // pulled in-process (quick-pull.ts).
+  if (argv.includes('pull')) {
+    if (!argv.includes('--no-daemon') && (await (await import('./daemon-pull.js')).pullThroughDaemon(argv.slice(2)))) return;
+    if (await (await import('./quick-pull.js')).quickPull(argv.slice(2))) return;
+  }
   const [{ CommanderError }, { buildProgram }, { EXIT_USAGE }] = await Promise.all([import('commander'), import('./program.js'), import('./context.js')]);
   const program = await buildProgram(argv);
   try {

@@ -67,7 +67,7 @@ export class FuseHelper {
     // Run from the sources (a test importing src/), there is no built helper to fork.
     if (!existsSync(entry)) throw new HostpullError('LAZY_HELPER_FAILED', `the lazy-layer helper ${entry} does not exist`, { hint: 'build the project: npm run build' });
     const child = fork(entry, [], {
-      // The V8 flags of the command it serves (see cli/program.ts v8FlagsFor): a `run`'s helper
+      // The V8 flags of the command it serves (see cli/verb-v8-flags.ts): a `run`'s helper
       // lives as long as the run, and with V8's defaults it spent ~0.15 s of CPU optimising its
       // HTTP parsing and FUSE dispatch, on a 2-core node where the starting container waits for CPU.
       execArgv: [...process.execArgv, ...appliedV8Flags()],

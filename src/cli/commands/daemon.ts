@@ -1,7 +1,8 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_SNAPSHOTTER_SOCKET, defaultSocketPath } from '../../defaults.js';
 import { action, globalOptions, loggerFor, serviceLogFormat, usageError } from '../context.js';
-import { keepBlobsOption, unpackLimitsFor } from '../host.js';
+import { unpackLimitsFor } from '../host.js';
+import { keepBlobsOption } from '../host-options.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 import { durationOption, sizeOption } from '../options.js';
 import { packageVersion } from '../../util/index.js';

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
 import { formatBytes, printJson } from '../format.js';
-import { addDaemonOptions, withHostApi } from '../host.js';
+import { withHostApi } from '../host.js';
+import { addDaemonOptions } from '../host-options.js';
 import { durationOption, sizeOption } from '../options.js';
 
 export function registerGcCommand(program: Command): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { shortDigest } from '../../oci/index.js';
 import { formatBytes, table } from '../format.js';
-import { registerHostQuery } from '../host.js';
+import { registerHostQuery } from '../host-options.js';
 
 export function registerImagesCommand(program: Command): void {
   registerHostQuery(program, {

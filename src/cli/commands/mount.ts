@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
 import { formatMs, printJson } from '../format.js';
-import { keepBlobsOption, withHost } from '../host.js';
+import { withHost } from '../host.js';
+import { keepBlobsOption } from '../host-options.js';
 
 export function registerMountCommands(program: Command): void {
   program

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
-import { addDaemonOptions, keepBlobsOption, resolveInput, withHostApi } from '../host.js';
+import { resolveInput, withHostApi } from '../host.js';
+import { addDaemonOptions, keepBlobsOption } from '../host-options.js';
 import { numberOption } from '../options.js';
 import { PULL_CONCURRENCY, pullAndPrint, type PullFlags } from '../pull-and-print.js';
 

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { formatReference, shortDigest } from '../../oci/index.js';
 import { action, globalOptions } from '../context.js';
 import { printJson } from '../format.js';
-import { addDaemonOptions, resolveInput, withHostApi } from '../host.js';
+import { resolveInput, withHostApi } from '../host.js';
+import { addDaemonOptions } from '../host-options.js';
 
 export function registerRmiCommand(program: Command): void {
   const cmd = program

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { HostStats } from '../../daemon/index.js';
 import { shortDigest } from '../../oci/index.js';
 import { formatBytes, formatPercent, table } from '../format.js';
-import { registerHostQuery } from '../host.js';
+import { registerHostQuery } from '../host-options.js';
 
 export function registerStatsCommand(program: Command): void {
   registerHostQuery(program, {

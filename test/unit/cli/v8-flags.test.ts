@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { v8FlagsFor } from '../../../src/cli/program.js';
+import { v8FlagsFor } from '../../../src/cli/verb-v8-flags.js';
 
 describe('v8FlagsFor', () => {
   it('gives a short verb the first tier of WebAssembly and the larger optimisation budget', () => {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { plainPull } from '../../../src/cli/daemon-pull.js';
+import { plainPull } from '../../../src/cli/plain-pull.js';
 
 const env = { PATH: '/usr/bin', XDG_RUNTIME_DIR: '/run/user/1000' };
 
-describe('plainPull: the pull command lines that reach a daemon without the full CLI', () => {
+describe('plainPull: the pull command lines taken without commander (by a daemon, or in-process)', () => {
   it('reads the verb, the reference and the naming and pull options, in any order and either spelling', () => {
     expect(plainPull(['--root', '/r', '--server', '127.0.0.1:5000', 'pull', 'JDK11.0-MVN3.8', '--json', '--socket', '/s.sock'], env)).toEqual({
       input: 'JDK11.0-MVN3.8',
@@ -11,6 +11,7 @@ describe('plainPull: the pull command lines that reach a daemon without the full
       server: '127.0.0.1:5000',
       namespace: 'hostpull',
       socket: '/s.sock',
+      daemon: true,
       flags: { concurrency: 4, unpack: true, json: true },
     });
     expect(plainPull(['pull', '--concurrency=8', '--no-unpack', 'x/y:1', '--keep-blobs', '--root=/r', '--namespace', 'ns', '--socket=/s'], env)).toEqual({
@@ -19,8 +20,10 @@ describe('plainPull: the pull command lines that reach a daemon without the full
       server: undefined,
       namespace: 'ns',
       socket: '/s',
+      daemon: true,
       flags: { concurrency: 8, unpack: false, keepBlobs: true },
     });
+    expect(plainPull(['pull', 'A1.0', '--no-daemon'], env)).toMatchObject({ input: 'A1.0', daemon: false });
   });
 
   it('takes server, namespace and socket from the environment the full CLI reads, flags first', () => {
@@ -35,7 +38,7 @@ describe('plainPull: the pull command lines that reach a daemon without the full
     ['two references', ['pull', 'A1.0', 'B1.0']],
     ['help', ['pull', 'A1.0', '--help']],
     ['a short flag', ['pull', '-h']],
-    ['--no-daemon', ['pull', 'A1.0', '--no-daemon']],
+    ['--daemon', ['pull', 'A1.0', '--daemon']],
     ['--insecure-registry', ['--insecure-registry', 'r:5000', 'pull', 'A1.0']],
     ['a registry timeout flag', ['--registry-headers-timeout', '5s', 'pull', 'A1.0']],
     ['--log-level', ['--log-level', 'debug', 'pull', 'A1.0']],
@@ -57,7 +60,7 @@ describe('plainPull: the pull command lines that reach a daemon without the full
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_ROOT: '/r' })).toMatchObject({ input: 'A1.0' });
   });
 
-  it('keeps a valid HOSTPULL_LOG_FORMAT (nothing on this path logs) and leaves an invalid one to be refused', () => {
+  it('keeps a valid HOSTPULL_LOG_FORMAT (an in-process pull logs in it) and leaves an invalid one to be refused', () => {
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_LOG_FORMAT: 'json' })).toMatchObject({ input: 'A1.0' });
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_LOG_FORMAT: 'xml' })).toBeUndefined();
   });
