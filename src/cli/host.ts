@@ -55,7 +55,6 @@ export async function withHost<T>(options: GlobalOptions, fn: (host: HostContext
   }
 }
 
-
 /**
  * The daemon when its socket answers and it serves this --root, else the store in-process
  * (safe beside a running daemon: the store is multi-process safe). Output is the same either way.
