@@ -78,6 +78,12 @@ function isTocVerdict(err: unknown): boolean {
   return isArchiveError(err) || isHostpullError(err, 'LAZY_REFUSED') || isHostpullError(err, 'TOC_INVALID') || isHostpullError(err, 'DIGEST_MISMATCH');
 }
 
+/**
+ * What choose() makes of a candidate: why it is pulled whole, known before its TOC is looked at
+ * (recorded quietly), or the judging of its TOC: its tree's paths, or the error that says why not.
+ */
+type Verdict = string | Promise<string[]>;
+
 /** A view the helper mounted: its mount point, and the paths of the tree it built. */
 interface View {
   dir: string;
@@ -154,16 +160,20 @@ export class LazyLayers {
     // cost each process 70-100 ms of CPU, on the two cores the runtime probe also wants, and the
     // container waited for the slower of the two. A layer judged not lazy is unmounted again below.
     const mountedAhead: Digest[] = [];
-    const verdicts = candidates.map((c) => {
+    const verdicts = candidates.map((c): Verdict => {
       const tocDigest = tocDigestOf(c);
-      if (why || !tocDigest || layerCompression(c.layer.mediaType) !== 'gzip') return undefined;
-      const p = this.#verdict(repo, c, tocDigest, mountedAhead);
+      if (why) return why;
+      if (!tocDigest) return 'no table of contents (published without one, or not a package layer)';
+      const p =
+        layerCompression(c.layer.mediaType) === 'gzip'
+          ? this.#verdict(repo, c, tocDigest, mountedAhead)
+          : Promise.reject(new HostpullError('LAZY_REFUSED', `media type ${c.layer.mediaType} is not gzip`));
       p.catch(() => undefined); // awaited below, in order
       return p;
     });
     const chosen = new Map<Digest, LazyCandidate>();
     try {
-      await this.#judge(candidates, verdicts, why, chosen);
+      await this.#judge(candidates, verdicts, chosen);
       return chosen;
     } catch (err) {
       chosen.clear(); // the image is refused: nothing of it is mounted
@@ -175,22 +185,18 @@ export class LazyLayers {
   }
 
   /** choose()'s verdict on each candidate, in layer order: lazy ones go into `chosen`, the others get their reason recorded. */
-  async #judge(candidates: DeferCandidate[], verdicts: Array<Promise<string[]> | undefined>, why: string | undefined, chosen: Map<Digest, LazyCandidate>): Promise<void> {
-    for (const [i, { layer, claim }] of candidates.entries()) {
+  async #judge(candidates: DeferCandidate[], verdicts: Verdict[], chosen: Map<Digest, LazyCandidate>): Promise<void> {
+    for (const [i, c] of candidates.entries()) {
+      const { layer, claim } = c;
       const whole = (reason: string) => this.#o.store.lazyLayers.recordArrival({ blobDigest: layer.blobDigest, diffId: layer.diffId, mode: 'whole', reason });
-      if (why) {
-        whole(why);
-        continue;
-      }
-      const tocDigest = tocDigestOf(candidates[i]!);
-      if (!tocDigest) {
-        whole('no table of contents (published without one, or not a package layer)');
+      const verdict = verdicts[i]!;
+      if (typeof verdict === 'string') {
+        whole(verdict);
         continue;
       }
       try {
-        if (layerCompression(layer.mediaType) !== 'gzip') throw new HostpullError('LAZY_REFUSED', `media type ${layer.mediaType} is not gzip`);
-        const ownedPaths = await verdicts[i]!;
-        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest, ownedPaths });
+        const ownedPaths = await verdict;
+        chosen.set(layer.blobDigest, { blobDigest: layer.blobDigest, diffId: layer.diffId, size: layer.size, mediaType: layer.mediaType, claim, tocDigest: tocDigestOf(c)!, ownedPaths });
       } catch (err) {
         if (isArchiveError(err)) throw err;
         const reason = describeError(err);
