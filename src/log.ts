@@ -3,6 +3,8 @@ import type { LogFn, Logger as PinoLogger } from 'pino';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** The level of every command that is not told otherwise (`--log-level`). */
+export const DEFAULT_LOG_LEVEL: LogLevel = 'warn';
 
 /**
  * How a log line looks on stderr: `text` for a person at a terminal (`hostpull: warning: … key=value`),
@@ -39,7 +41,7 @@ const LEVEL_VALUES: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30,
  * pino itself is loaded at the first line logged at an enabled level: loading it cost ~25-30 ms
  * of CPU, and a command at the default level (warn) that goes well logs nothing.
  */
-export function createLogger(level: LogLevel = 'warn', name = 'hostpull', format: LogFormat = 'json'): Logger {
+export function createLogger(level: LogLevel = DEFAULT_LOG_LEVEL, name = 'hostpull', format: LogFormat = 'json'): Logger {
   let real: PinoLogger | undefined;
   const pinoLogger = (): PinoLogger => {
     if (!real) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { errorRow, errorText, hintFor, HostpullError, isHostpullError } from '../errors.js';
-import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../log.js';
+import { createLogger, DEFAULT_LOG_LEVEL, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../log.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
@@ -35,7 +35,7 @@ export const EXIT_USAGE = errorRow('USAGE').exit;
 
 export function globalOptions(cmd: Command): GlobalOptions {
   const o = cmd.optsWithGlobals() as Record<string, unknown>;
-  const level = String(o.logLevel ?? 'warn');
+  const level = String(o.logLevel ?? DEFAULT_LOG_LEVEL);
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new HostpullError('USAGE', `--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   }

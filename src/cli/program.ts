@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { collect } from './context.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
-import { LOG_FORMATS } from '../log.js';
+import { DEFAULT_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS } from '../log.js';
 import { COMMANDS } from './commands/index.js';
 import { durationOption, numberOption, sizeOption } from './options.js';
 import { applyV8Flags } from '../util/index.js';
@@ -30,7 +30,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
         'HOSTPULL_REGISTRY_RETRY_BUDGET',
       ),
     )
-    .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('warn'))
+    .addOption(new Option('--log-level <level>', 'log level for the stderr log').choices([...LOG_LEVELS]).default(DEFAULT_LOG_LEVEL))
     .addOption(new Option('--log-format <format>', 'stderr log lines as text for a person, or as json objects for a log collector (default: text; for daemon and serve, json unless stderr is a terminal)').choices([...LOG_FORMATS]).env('HOSTPULL_LOG_FORMAT'))
     .addOption(numberOption('--max-expansion-ratio <n>', 'refuse a layer whose unpacked size exceeds n × its compressed size + 64 MiB (default 100)', { above: 0 }).env('HOSTPULL_MAX_EXPANSION_RATIO'))
     .addOption(sizeOption('--disk-reserve <size>', 'space an unpack leaves free on the store\'s filesystem (default: 5% of it, at most 512M)').env('HOSTPULL_DISK_RESERVE'))

@@ -1,4 +1,4 @@
-import { isLogFormat } from '../log.js';
+import { DEFAULT_LOG_LEVEL, isLogFormat } from '../log.js';
 import { applyV8Flags } from '../util/index.js';
 import { action, type GlobalOptions } from './context.js';
 import { resolveInput, withHostApi } from './host.js';
@@ -29,7 +29,7 @@ export async function quickPull(args: readonly string[], env: NodeJS.ProcessEnv 
     root: line.root,
     server: line.server,
     namespace: line.namespace,
-    logLevel: 'warn',
+    logLevel: DEFAULT_LOG_LEVEL,
     logFormat: isLogFormat(logFormat) ? logFormat : undefined,
     insecureRegistry: [],
     registry: {},
