@@ -64,6 +64,12 @@ interface Pending {
  */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const REFUSED_FOR_MS = 30_000;
+/**
+ * Verified spans of a learned prefetch kept in memory, oldest dropped first beyond this: the
+ * reads they were fetched for come after their cache write has ended, and would otherwise open,
+ * read and hash each span again. A second node's `mvn -v` fetches ~30 MB of them.
+ */
+const MAX_PREFETCHED_BYTES = 48 * 1024 * 1024;
 /** Failures that are the registry's content, not its health: asking again gives the same answer. */
 const CONTENT_FAILURES = new Set(['DIGEST_MISMATCH', 'BLOB_UNKNOWN', 'NAME_UNKNOWN']);
 
@@ -87,6 +93,9 @@ export class SpanFetcher {
    * the disk; the completion waits for the write (it reads the spans from the cache).
    */
   readonly #writing = new Map<number, { bytes: Buffer; done: Promise<void> }>();
+  /** Verified spans a prefetch brought in, oldest first, up to MAX_PREFETCHED_BYTES (see there). */
+  readonly #prefetched = new Map<number, Buffer>();
+  #prefetchedBytes = 0;
   /**
    * The spans asked for in the current synchronous turn (a read over several spans, a prefetch
    * list): requests start once all of their cache lookups are in, so the missing ones among them
@@ -160,9 +169,9 @@ export class SpanFetcher {
     return batch;
   }
 
-  /** Span `index` is on its way or here: being fetched, queued, or cached. Asks nothing. */
+  /** Span `index` is on its way or here: being fetched, queued, kept in memory, or cached. Asks nothing. */
   has(index: number): boolean {
-    return this.#pending.has(index) || this.#writing.has(index) || this.#cache.has(index);
+    return this.#pending.has(index) || this.#writing.has(index) || this.#prefetched.has(index) || this.#cache.has(index);
   }
 
   /** Resolves once these spans, fetched already, are in the cache (the completion reads them from there). */
@@ -173,6 +182,8 @@ export class SpanFetcher {
   /** Stops every fetch; waiting readers get the reason (LAZY_CLOSED). */
   close(): void {
     this.#abort.abort(new HostpullError('LAZY_CLOSED', `lazy layer ${this.#source.where} was closed`));
+    this.#prefetched.clear();
+    this.#prefetchedBytes = 0;
     for (const p of this.#pending.values()) if (p.state !== 'started') this.#settle(p, this.#abort.signal.reason);
   }
 
@@ -188,8 +199,8 @@ export class SpanFetcher {
     try {
       const span = this.#spans[p.index];
       if (!span) throw new HostpullError('LAZY_FETCH_FAILED', `${this.#source.where}: no span ${p.index} (the layer has ${this.#spans.length})`);
-      const writing = this.#writing.get(p.index);
-      if (writing) return this.#settle(p, writing.bytes);
+      const here = this.#writing.get(p.index)?.bytes ?? this.#prefetched.get(p.index);
+      if (here) return this.#settle(p, here);
       const cached = await this.#cache.get(p.index, span.sha256);
       if (cached) return this.#settle(p, cached);
       const refused = this.#refused.get(p.index);
@@ -305,9 +316,21 @@ export class SpanFetcher {
       .catch((err: unknown) => this.#o.logger.warn({ where: this.#source.where, span: p.index, err: (err as Error).message }, 'could not keep a verified span in the cache'))
       .finally(() => this.#writing.delete(p.index));
     this.#writing.set(p.index, { bytes, done });
+    if (p.priority === 'prefetch') this.#keepPrefetched(p.index, bytes);
     this.bytesFetched += bytes.length;
     this.spansFetched++;
     this.#settle(p, bytes);
+  }
+
+  /** Keeps a prefetched span's verified bytes, dropping the oldest kept beyond MAX_PREFETCHED_BYTES. */
+  #keepPrefetched(index: number, bytes: Buffer): void {
+    this.#prefetched.set(index, bytes);
+    this.#prefetchedBytes += bytes.length;
+    for (const [i, b] of this.#prefetched) {
+      if (this.#prefetchedBytes <= MAX_PREFETCHED_BYTES) break;
+      this.#prefetched.delete(i);
+      this.#prefetchedBytes -= b.length;
+    }
   }
 
   /** One Range request for a run of adjacent spans; each is settled as soon as its last byte is in. */

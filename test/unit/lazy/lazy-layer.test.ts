@@ -487,6 +487,22 @@ describe('lazy layer (no /dev/fuse)', () => {
     await Promise.all([lazy.fetcher.span(2), lazy.fetcher.span(2, 'background'), lazy.fetcher.span(2, 'prefetch')]);
     expect(source.requests).toHaveLength(1);
   });
+
+  it('a prefetched span is read from memory after its cache write; a span a read fetched comes from the cache', async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    const { rm } = await import('node:fs/promises');
+    await lazy.fetcher.span(2, 'prefetch');
+    await lazy.fetcher.span(5, 'read');
+    await lazy.fetcher.stored([2, 5]);
+    // Both went to the disk; with the files gone, only the prefetched span is still at hand.
+    await rm(join(cacheDir, '2'));
+    await rm(join(cacheDir, '5'));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(sha(await lazy.fetcher.span(2, 'read'))).toBe(toc.spans[2]!.sha256);
+    expect(source.requests).toHaveLength(2);
+    expect(sha(await lazy.fetcher.span(5, 'read'))).toBe(toc.spans[5]!.sha256);
+    expect(source.requests).toHaveLength(3);
+  });
 });
 
 describe('LazyTree', () => {
