@@ -5,7 +5,7 @@ import type { SeekableToc } from '../oci/index.js';
 import { createFuseHandlers, type FuseHandlers } from './fuse-handlers.js';
 import { readDeadlineMs } from './fetch-policy.js';
 import type { FetchPolicy, LayerStats } from './helper-protocol.js';
-import { LazyReader } from './lazy-reader.js';
+import { LazyReader, type LazyReaderOptions } from './lazy-reader.js';
 import { LazyTree, type LazyTreeOptions, parseLayerToc } from './lazy-tree.js';
 import { LocalCopies } from './local-copies.js';
 import { SpanCache } from './span-cache.js';
@@ -22,6 +22,8 @@ export interface LazyLayerOptions {
   copiesDir?: string;
   /** Attempts and their bound (the source's retry budget enforces the attempts), and the fetcher's concurrency. */
   fetch: FetchPolicy & Pick<SpanFetcherOptions, 'concurrency' | 'backgroundConcurrency'>;
+  /** Which files are fetched whole rather than a span at a time (LazyReader's defaults otherwise). */
+  wholeFiles?: Pick<LazyReaderOptions, 'wholeExecutableMax' | 'wholeScatteredMax'>;
   logger: Logger;
 }
 
@@ -44,7 +46,7 @@ export class LazyLayer {
     this.fetcher = new SpanFetcher(toc.spans, options.source, new SpanCache(options.cacheDir, { soleWriter: true }), { ...options.fetch, logger: options.logger });
     // A read is bounded as one span's fetch is, even when its spans wait behind others for a
     // connection: a stalled registry gives EIO in that time.
-    this.reader = new LazyReader(toc, this.fetcher, { readDeadlineMs: readDeadlineMs(options.fetch) });
+    this.reader = new LazyReader(toc, this.fetcher, { ...options.wholeFiles, readDeadlineMs: readDeadlineMs(options.fetch) });
     this.copies = options.copiesDir === undefined ? undefined : new LocalCopies(options.copiesDir, this.reader, this.fetcher);
     this.handlers = createFuseHandlers(this.tree, this.reader, {
       logger: options.logger,

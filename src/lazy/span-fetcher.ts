@@ -65,9 +65,10 @@ interface Pending {
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const REFUSED_FOR_MS = 30_000;
 /**
- * Verified spans of a learned prefetch kept in memory, oldest dropped first beyond this: the
- * reads they were fetched for come after their cache write has ended, and would otherwise open,
- * read and hash each span again. A second node's `mvn -v` fetches ~30 MB of them.
+ * Verified spans fetched ahead of their reads (a learned prefetch, the rest of a file fetched
+ * whole) kept in memory, oldest dropped first beyond this: the reads they were fetched for come
+ * after their cache write has ended, and would otherwise open, read and hash each span again. A
+ * second node's `mvn -v` fetches ~30 MB of them.
  */
 const MAX_PREFETCHED_BYTES = 48 * 1024 * 1024;
 /** Failures that are the registry's content, not its health: asking again gives the same answer. */
@@ -237,11 +238,15 @@ export class SpanFetcher {
     }
   }
 
-  /** `p` and the queued spans next to it, up to MAX_REQUEST_BYTES, in order. */
+  /**
+   * `p` and the queued spans of its priority next to it, up to MAX_REQUEST_BYTES, in order: a read's
+   * request carries only spans that reads wait for, not a prefetch's that would come first or
+   * hold its connection.
+   */
   #adjacent(p: Pending): Pending[] {
     const queued = (i: number) => {
       const q = this.#pending.get(i);
-      return q?.state === 'queued' ? q : undefined;
+      return q?.state === 'queued' && q.priority === p.priority ? q : undefined;
     };
     const group = [p];
     let bytes = this.#spans[p.index]!.cs;

@@ -104,6 +104,35 @@ describe('hostpull run --lazy', () => {
     expect(early.bytes).toBeLessThan(launcherBytes + 3 * 70 * 1024); // and not lib/big.bin, beyond a span or two it shares
   }, 120_000);
 
+  it('a data file read here and there, in three of its spans, has all of them fetched', async () => {
+    const root = join(env.work, 'node-scattered');
+    const toolX = env.published.get('TOOLX1.0')!;
+    const big = noise(1024 * 1024, 'toolx');
+    const mark = await env.registry.mark();
+    // Pieces of 4 KiB from the start, the middle and the end of big.bin (64 KiB spans).
+    const skips = [2, 130, 250];
+    const script = skips.map((k) => `dd if=/opt/toolx/lib/big.bin bs=4096 skip=${k} count=1 2>/dev/null | sha256sum`).join('; ');
+    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '5s', 'TOOLX1.0', '--', '/bin/sh', '-c', script]);
+    let soon: Promise<AccessEntry[]> | undefined;
+    child.stdout!.once('data', () => (soon = new Promise((r) => setTimeout(r, 1000)).then(() => env.registry.since(mark))));
+    const r = await collectChild(child, { timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[0])).toEqual(skips.map((k) => sha(big.subarray(k * 4096, (k + 1) * 4096))));
+
+    const tocFile = join(root, 'blobs', 'sha256', toolX.tocDigest.slice(7, 9), toolX.tocDigest.slice(7));
+    const toc = parseTocBlob(await readFile(tocFile), toolX.tocDigest as Digest, 'TOOLX1.0');
+    const file = toc.entries.find((e) => e.path.endsWith('lib/big.bin'))!;
+    const { first, last } = spansFor(toc.spans, file.dataOffset!, file.size);
+    expect(last - first).toBeGreaterThan(10);
+    const fileBytes = toc.spans.slice(first, last + 1).reduce((n, s) => n + s.cs, 0);
+    // Well before the background pull: all of big.bin, not three or four spans of it.
+    const early = blobBytes(await soon!, toolX.layerDigest);
+    expect(early.ranged).toBe(true);
+    expect(early.bytes).toBeGreaterThanOrEqual(fileBytes);
+  }, 120_000);
+
   it('learns the spans the first start read as the image\'s prefetch list, which the server hands to a second node', async () => {
     const root = join(env.work, 'node2');
     const toolB = env.published.get('TOOLB1.0')!.layerDigest;

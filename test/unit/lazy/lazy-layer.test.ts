@@ -73,7 +73,8 @@ function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
 describe('lazy layer (no /dev/fuse)', () => {
   const tmp = useTempDir('lazy-unit');
 
-  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number; copies?: boolean } = {}) {
+  /** `scattered`: big.bin is fetched whole once reads touch three of its spans (LazyReader's rule; off unless a test is about it). */
+  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number; copies?: boolean; scattered?: boolean } = {}) {
     const dir = await tmp();
     const src = join(dir, 'src');
     await mkdir(join(src, 'bin'), { recursive: true });
@@ -93,6 +94,7 @@ describe('lazy layer (no /dev/fuse)', () => {
       source,
       cacheDir,
       fetch: { attempts, attemptTimeoutMs: opts.timeoutMs ?? 2000, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
+      wholeFiles: { wholeScatteredMax: opts.scattered ? 1024 * 1024 : 0 },
       logger: silentLogger(),
       ...(opts.copies ? { copiesDir: join(dir, 'copies') } : {}),
     });
@@ -312,7 +314,7 @@ describe('lazy layer (no /dev/fuse)', () => {
       if (bytes) lent.set(index, bytes);
       else lent.delete(index);
     };
-    const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024 });
+    const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024, wholeScatteredMax: 0 });
     const first = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset);
     await reader.read(node, 0, 10);
     // A watcher hears of what is in memory already, then of what comes and goes.
@@ -480,6 +482,32 @@ describe('lazy layer (no /dev/fuse)', () => {
     await reader.read(huge.node, 0, 4096);
     await new Promise((r) => setTimeout(r, 100));
     expect([...asked()].filter((i) => !before.has(i))).toEqual(before.has(huge.span) ? [] : [huge.span]);
+  });
+
+  it('a file read in three different spans is fetched whole, behind the read that asked on a request of its own', async () => {
+    const { lazy, source, toc, tar } = await layer({ scattered: true });
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const spans = lazy.reader.spansOf(node);
+    expect(spans.length).toBeGreaterThan(8);
+    const asked = () => source.requests.map(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : [])));
+    const at = (span: number) => toc.spans[span]!.u - node.dataOffset + 10;
+    const readAt = async (span: number) => {
+      const bytes = await lazy.reader.read(node, at(span), 100);
+      expect(bytes.equals(tar.subarray(toc.spans[span]!.u + 10, toc.spans[span]!.u + 110))).toBe(true);
+    };
+    // Two spans apart from each other: each read fetches its own.
+    await readAt(spans[1]!);
+    await readAt(spans[6]!);
+    expect(asked()).toEqual([[spans[1]], [spans[6]]]);
+    // The third: its span comes alone, then all the rest of the file.
+    await readAt(spans[4]!);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(asked()[2]).toEqual([spans[4]]);
+    expect(asked().flat().sort((a, b) => a - b)).toEqual(spans);
+    // And nothing more for later reads of it.
+    const before = source.requests.length;
+    await readAt(spans[8]!);
+    expect(source.requests).toHaveLength(before);
   });
 
   it('one fetch per span however many readers wait for it', async () => {
