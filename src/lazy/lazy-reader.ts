@@ -316,6 +316,7 @@ export class LazyReader {
     p.then(
       (b) => {
         if (this.#inflated.get(index) !== p) return;
+        this.#fetcher.release(index);
         this.#settled.set(index, b);
         this.#inflatedBytes += b.length;
         for (const w of this.#watchers) w(index, b);

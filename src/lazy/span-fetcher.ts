@@ -66,9 +66,10 @@ const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 const REFUSED_FOR_MS = 30_000;
 /**
  * Verified spans fetched ahead of their reads (a learned prefetch, the rest of a file fetched
- * whole) kept in memory, oldest dropped first beyond this: the reads they were fetched for come
- * after their cache write has ended, and would otherwise open, read and hash each span again. A
- * second node's `mvn -v` fetches ~30 MB of them.
+ * whole) are kept in memory until they are inflated (see {@link SpanFetcher.release}), oldest
+ * dropped first beyond this: the reads they were fetched for come after their cache write has
+ * ended, and would otherwise open, read and hash each span again. A second node's `mvn -v`
+ * fetches ~30 MB of them.
  */
 const MAX_PREFETCHED_BYTES = 48 * 1024 * 1024;
 /** Failures that are the registry's content, not its health: asking again gives the same answer. */
@@ -173,6 +174,17 @@ export class SpanFetcher {
   /** Span `index` is on its way or here: being fetched, queued, kept in memory, or cached. Asks nothing. */
   has(index: number): boolean {
     return this.#pending.has(index) || this.#writing.has(index) || this.#prefetched.has(index) || this.#cache.has(index);
+  }
+
+  /**
+   * Span `index` is in memory in another form now (inflated): its compressed bytes need not be
+   * kept for it. A later read of it that finds it gone from memory asks the cache.
+   */
+  release(index: number): void {
+    const bytes = this.#prefetched.get(index);
+    if (!bytes) return;
+    this.#prefetched.delete(index);
+    this.#prefetchedBytes -= bytes.length;
   }
 
   /** Resolves once these spans, fetched already, are in the cache (the completion reads them from there). */

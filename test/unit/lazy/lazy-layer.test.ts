@@ -530,6 +530,15 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(source.requests).toHaveLength(2);
     expect(sha(await lazy.fetcher.span(5, 'read'))).toBe(toc.spans[5]!.sha256);
     expect(source.requests).toHaveLength(3);
+    // Once a reader has inflated a prefetched span, its compressed bytes are not kept for it.
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const i = lazy.reader.spansOf(node)[8]!;
+    await lazy.fetcher.span(i, 'prefetch');
+    await lazy.fetcher.stored([i]);
+    await lazy.reader.read(node, toc.spans[i]!.u - node.dataOffset, 10);
+    await rm(join(cacheDir, String(i)));
+    await lazy.fetcher.span(i, 'read');
+    expect(source.requests).toHaveLength(5);
   });
 });
 
