@@ -19,8 +19,15 @@ let env: LazyEnv;
 const FETCH_TIMEOUT_MS = 1500;
 const ATTEMPTS = 2;
 
+/**
+ * TOOLD1.0's big.bin: above the size up to which a lazy layer fetches a file whole once three of
+ * its spans were read (LazyReader's 16 MiB), so a reader walking it waits for spans a few at a
+ * time, and the registry can be stopped in the middle of its reads.
+ */
+const TOOLD_BIG = 17 * 1024 * 1024;
+
 beforeAll(async () => {
-  env = await startLazyEnv({ 'TOOLD1.0': 3 * 1024 * 1024, 'TOOLE1.0': 1024 * 1024 });
+  env = await startLazyEnv({ 'TOOLD1.0': TOOLD_BIG, 'TOOLE1.0': 1024 * 1024 });
 }, 240_000);
 
 afterAll(async () => {
@@ -89,7 +96,7 @@ describe('lazy layers in the daemon', () => {
       expect((await readFileTimed(join(whole.rootfs, 'opt/toole/lib/big.bin'))).sha).toBe(sha(noise(1024 * 1024, 'toole')));
 
       env.registry.resume();
-      expect((await readFileTimed(join(lazy.rootfs, 'opt/toold/lib/big.bin'))).sha).toBe(sha(noise(3 * 1024 * 1024, 'toold')));
+      expect((await readFileTimed(join(lazy.rootfs, 'opt/toold/lib/big.bin'))).sha).toBe(sha(noise(TOOLD_BIG, 'toold')));
       for (const id of [whole.id, lazy.id]) expect((await daemonRequest(d.socket, 'DELETE', '/v1/rootfs', { id })).status).toBe(204);
     } finally {
       env.registry.resume();
@@ -122,7 +129,7 @@ describe('lazy layers in the daemon', () => {
       expect(listMountsUnder(join(root, 'containers'))).toEqual([]);
       const again = await prepare(d2, 'TOOLD1.0', true);
       expect((await readFileTimed(join(again.rootfs, 'opt/toold/bin/toold'))).error).toBeUndefined();
-      expect((await readFileTimed(join(again.rootfs, 'opt/toold/lib/big.bin'))).sha).toBe(sha(noise(3 * 1024 * 1024, 'toold')));
+      expect((await readFileTimed(join(again.rootfs, 'opt/toold/lib/big.bin'))).sha).toBe(sha(noise(TOOLD_BIG, 'toold')));
       expect((await daemonRequest(d2.socket, 'DELETE', '/v1/rootfs', { id: again.id })).status).toBe(204);
     } finally {
       await d2.stop();
