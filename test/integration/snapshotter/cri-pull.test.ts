@@ -34,6 +34,18 @@ async function stats(): Promise<{ store: { layers: number; blobs: number }; snap
   return JSON.parse(r.stdout);
 }
 
+/**
+ * The error lines of ctr's stderr, but for the one its progress display logs when the pull's
+ * context ends while it asks the content store about a blob (`failed to get content info`,
+ * `context canceled`): a race in ctr's display, after a pull that succeeded.
+ */
+function ctrErrors(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .filter((l) => /level=error/.test(l))
+    .filter((l) => !(l.includes('msg="failed to get content info"') && l.includes('error="context canceled"')));
+}
+
 describe('containerd CRI pulls through the hostpull snapshotter', () => {
   it('fetches each distinct blob once, keeps one directory per distinct layer, and a new combination fetches no layer', async () => {
     const { registry, containerd, set, ref } = stack();
@@ -102,7 +114,7 @@ describe('containerd CRI pulls through the hostpull snapshotter', () => {
   it('ctr image pull applies through the snapshotter; a later CRI pull of another image reuses what it applied', async () => {
     const { registry, containerd, set, ref } = stack();
     const pulled = await containerd.ctr(['image', 'pull', '--plain-http', '--snapshotter', 'hostpull', ref('ANT1.10-JDK11.0')], { namespace: 'plain' });
-    expect(pulled.stderr).not.toMatch(/level=error/);
+    expect(ctrErrors(pulled.stderr)).toEqual([]);
     expect(pulled.code).toBe(0);
     const ant = set.packages['ANT1.10']!;
     const mark = await registry.mark();
