@@ -24,7 +24,6 @@ import { registrySpanSource } from './registry-span-source.js';
 interface Served {
   layer: LazyLayer;
   fuse: MountedFuse;
-  mountpoint: string;
 }
 
 function send(m: HelperMessage): void {
@@ -71,7 +70,7 @@ async function main(): Promise<void> {
 
   const mountLayer = async (spec: MountSpec): Promise<MountedView> => {
     const mounted = served.get(spec.key);
-    if (mounted) return { mountpoint: mounted.mountpoint, ownedPaths: mounted.layer.tree.ownedPaths };
+    if (mounted) return { mountpoint: mounted.fuse.mountpoint, ownedPaths: mounted.layer.tree.ownedPaths };
     const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
     const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, { digest: spec.key as Digest, diffId: spec.diffId as Digest, size: spec.size }, {
       where,
@@ -86,7 +85,7 @@ async function main(): Promise<void> {
     await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
     const bound = readDeadlineMs(spec.fetch) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound, logger });
-    served.set(spec.key, { layer, fuse, mountpoint: spec.mountpoint });
+    served.set(spec.key, { layer, fuse });
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
     return { mountpoint: spec.mountpoint, ownedPaths: layer.tree.ownedPaths };
   };
