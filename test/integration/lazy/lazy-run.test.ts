@@ -35,6 +35,29 @@ async function inspectLayers(root: string, ref: string): Promise<Array<{ digest:
   return (JSON.parse(r.stdout) as { layers: Array<{ digest: string; unpackedAt: string | null }> }).layers;
 }
 
+/**
+ * `hostpull run --lazy` on node `root`, its background pull 5 s away: how it ended, and what the
+ * registry served up to a second after its first output (well before that pull).
+ */
+async function runLazyWatched(root: string, ref: string, command: string[]): Promise<{ r: Awaited<ReturnType<typeof collectChild>>; soon: AccessEntry[] }> {
+  const mark = await env.registry.mark();
+  const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '5s', ref, '--', ...command]);
+  let soon: Promise<AccessEntry[]> | undefined;
+  child.stdout!.once('data', () => (soon = new Promise((r) => setTimeout(r, 1000)).then(() => env.registry.since(mark))));
+  const r = await collectChild(child, { timeoutMs: 120_000 });
+  return { r, soon: (await soon) ?? [] };
+}
+
+/** The spans of the file whose path ends with `suffix`, from the TOC node `root` stored for `code`, and their compressed bytes. */
+async function fileSpans(root: string, code: string, suffix: string): Promise<{ first: number; last: number; bytes: number }> {
+  const { tocDigest } = env.published.get(code)!;
+  const tocFile = join(root, 'blobs', 'sha256', tocDigest.slice(7, 9), tocDigest.slice(7));
+  const toc = parseTocBlob(await readFile(tocFile), tocDigest as Digest, code);
+  const entry = toc.entries.find((e) => e.path.endsWith(suffix))!;
+  const { first, last } = spansFor(toc.spans, entry.dataOffset!, entry.size);
+  return { first, last, bytes: toc.spans.slice(first, last + 1).reduce((n, sp) => n + sp.cs, 0) };
+}
+
 describe('hostpull run --lazy', () => {
   it('runs before the layers arrived, fetching a fraction of them by Range first; the completed layer equals a whole unpack', async () => {
     const root = join(env.work, 'node1');
@@ -82,23 +105,14 @@ describe('hostpull run --lazy', () => {
   it("an executable's first read fetches all of it: a launcher that exits at its third line has every span of it fetched", async () => {
     const root = join(env.work, 'node-exec');
     const toolX = env.published.get('TOOLX1.0')!;
-    const mark = await env.registry.mark();
-    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '5s', 'TOOLX1.0', '--', 'toolx']);
-    // What was fetched in the second after the first output, well before the background pull.
-    let soon: Promise<AccessEntry[]> | undefined;
-    child.stdout!.once('data', () => (soon = new Promise((r) => setTimeout(r, 1000)).then(() => env.registry.since(mark))));
-    const r = await collectChild(child, { timeoutMs: 120_000 });
+    const { r, soon } = await runLazyWatched(root, 'TOOLX1.0', ['toolx']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('toolx says hi\ntoolx small file\n');
 
-    const tocFile = join(root, 'blobs', 'sha256', toolX.tocDigest.slice(7, 9), toolX.tocDigest.slice(7));
-    const toc = parseTocBlob(await readFile(tocFile), toolX.tocDigest as Digest, 'TOOLX1.0');
-    const launcher = toc.entries.find((e) => e.path.endsWith('bin/toolx'))!;
-    const { first, last } = spansFor(toc.spans, launcher.dataOffset!, launcher.size);
+    const { first, last, bytes: launcherBytes } = await fileSpans(root, 'TOOLX1.0', 'bin/toolx');
     expect(last - first).toBeGreaterThan(4); // the shell reads the first of them only
-    const launcherBytes = toc.spans.slice(first, last + 1).reduce((n, s) => n + s.cs, 0);
-    const early = blobBytes(await soon!, toolX.layerDigest);
+    const early = blobBytes(soon, toolX.layerDigest);
     expect(early.ranged).toBe(true);
     expect(early.bytes).toBeGreaterThanOrEqual(launcherBytes);
     expect(early.bytes).toBeLessThan(launcherBytes + 3 * 70 * 1024); // and not lib/big.bin, beyond a span or two it shares
@@ -108,27 +122,19 @@ describe('hostpull run --lazy', () => {
     const root = join(env.work, 'node-scattered');
     const toolX = env.published.get('TOOLX1.0')!;
     const big = noise(1024 * 1024, 'toolx');
-    const mark = await env.registry.mark();
     // Pieces of 4 KiB from the start, the middle and the end of big.bin (64 KiB spans).
     const skips = [2, 130, 250];
     const script = skips.map((k) => `dd if=/opt/toolx/lib/big.bin bs=4096 skip=${k} count=1 2>/dev/null | sha256sum`).join('; ');
-    const child = spawnCli(['--root', root, '--server', env.serverHost, 'run', '--lazy', '--lazy-background-delay', '5s', 'TOOLX1.0', '--', '/bin/sh', '-c', script]);
-    let soon: Promise<AccessEntry[]> | undefined;
-    child.stdout!.once('data', () => (soon = new Promise((r) => setTimeout(r, 1000)).then(() => env.registry.since(mark))));
-    const r = await collectChild(child, { timeoutMs: 120_000 });
+    const { r, soon } = await runLazyWatched(root, 'TOOLX1.0', ['/bin/sh', '-c', script]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.split(' ')[0])).toEqual(skips.map((k) => sha(big.subarray(k * 4096, (k + 1) * 4096))));
 
-    const tocFile = join(root, 'blobs', 'sha256', toolX.tocDigest.slice(7, 9), toolX.tocDigest.slice(7));
-    const toc = parseTocBlob(await readFile(tocFile), toolX.tocDigest as Digest, 'TOOLX1.0');
-    const file = toc.entries.find((e) => e.path.endsWith('lib/big.bin'))!;
-    const { first, last } = spansFor(toc.spans, file.dataOffset!, file.size);
+    const { first, last, bytes: fileBytes } = await fileSpans(root, 'TOOLX1.0', 'lib/big.bin');
     expect(last - first).toBeGreaterThan(10);
-    const fileBytes = toc.spans.slice(first, last + 1).reduce((n, s) => n + s.cs, 0);
     // Well before the background pull: all of big.bin, not three or four spans of it.
-    const early = blobBytes(await soon!, toolX.layerDigest);
+    const early = blobBytes(soon, toolX.layerDigest);
     expect(early.ranged).toBe(true);
     expect(early.bytes).toBeGreaterThanOrEqual(fileBytes);
   }, 120_000);
