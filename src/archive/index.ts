@@ -10,5 +10,5 @@ export { CAPABILITY_XATTR, isNeutralDir, normalisePrefix, type PackageClaim, SET
 export { expansionBound, LAYER_LIMIT_DEFAULTS, type LayerSink, mapReadError, readLayer, type TarByteBound } from './read-layer.js';
 export { type TarEntryHeader, type TarEntrySink, TarReader } from './tar-reader.js';
 export { contentCrc32 } from './content-crc.js';
-export { treeChecksum } from './tree-checksum.js';
+export { checksumOfTree, treeChecksum, treeEntryOf, type TreeEntry } from './tree-checksum.js';
 export { VerifyingStream } from './verifying-stream.js';

@@ -12,20 +12,30 @@ import { contentCrc32 } from './content-crc.js';
  * corrupts them without also being able to change the record.
  *
  * One SHA-256 over the sorted records of every path, so the walk order (readdir's) does not
- * matter. The unpacker passes the content CRCs it computed while writing, so a pull reads no file
- * back: it costs one lstat per entry (measured: 13,620 entries of the demo's Go layer in ~110 ms
- * of CPU, plus ~105 ms of CRC-32 over its 444 MiB while writing).
+ * matter. `hostpull verify` walks the tree; the unpacker computes the same checksum from what it
+ * wrote (unpack/layer-writer.ts), with the content CRCs it computed while writing (~105 ms of
+ * CPU over the 444 MiB of the demo's Go layer), so a pull reads nothing back.
  */
 const TREE_CHECKSUM_VERSION = 'tree1';
 
 const READ_CHUNK = 1 << 20;
 
-/** `tree1:<64 hex>`; `contentCrcs` maps relative paths of regular files to their CRC-32 (read from disk when missing). */
-export function treeChecksum(root: string, contentCrcs?: ReadonlyMap<string, number>): string {
-  const records: string[] = [];
-  const add = (record: string) => records.push(record);
+/** What the checksum covers of one path: `kind` is f, d, l, c, b, p or s (socket); `extra` as {@link treeChecksum} says. */
+export interface TreeEntry {
+  kind: string;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  /** Counted for regular files only. */
+  size: number;
+  /** Content CRC-32 in hex (file), link target (symlink), device number (char, block), else ''. */
+  extra: string;
+}
+
+/** `tree1:<64 hex>` of the tree under `root`, read from the disk (every file's content included). */
+export function treeChecksum(root: string): string {
+  const entries = new Map<string, TreeEntry>();
   const buffer = Buffer.allocUnsafe(READ_CHUNK);
-  add(entryRecord('', lstatSync(root), '', ''));
+  entries.set('', treeEntryOf(lstatSync(root), ''));
   const stack = [''];
   while (stack.length > 0) {
     const dir = stack.pop()!;
@@ -35,22 +45,33 @@ export function treeChecksum(root: string, contentCrcs?: ReadonlyMap<string, num
       const abs = `${root}/${rel}`;
       const st = lstatSync(abs);
       let extra = '';
-      if (st.isFile()) extra = (contentCrcs?.get(rel) ?? fileCrc(abs, st, buffer)).toString(16);
+      if (st.isFile()) extra = fileCrc(abs, st, buffer).toString(16);
       else if (st.isSymbolicLink()) extra = readlinkSync(abs);
-      else if (st.isCharacterDevice() || st.isBlockDevice()) extra = String(st.rdev);
       else if (st.isDirectory()) stack.push(rel);
-      add(entryRecord(rel, st, kindOf(st), extra));
+      entries.set(rel, treeEntryOf(st, extra));
     }
   }
+  return checksumOfTree(entries);
+}
+
+/**
+ * The checksum of a tree given as its entries (relative path → entry, '' the root): what
+ * {@link treeChecksum} computes from a walk, and what the unpacker computes from what it wrote.
+ */
+export function checksumOfTree(entries: ReadonlyMap<string, TreeEntry>): string {
   // Records start with their path and paths are unique: a plain sort orders them completely.
+  const records: string[] = [];
+  for (const [rel, e] of entries) records.push(`${rel}\0${e.kind}\0${e.mode.toString(8)}\0${e.kind === 'f' ? e.size : 0}\0${e.extra}`);
   records.sort();
   const hash = createHash('sha256');
   for (const r of records) hash.update(`${r}\n`);
   return `${TREE_CHECKSUM_VERSION}:${hash.digest('hex')}`;
 }
 
-function entryRecord(rel: string, st: Stats, kind: string, extra: string): string {
-  return `${rel}\0${kind || 'd'}\0${(st.mode & 0o7777).toString(8)}\0${st.isFile() ? st.size : 0}\0${extra}`;
+/** The entry of a path from its lstat; `extra` is the file's CRC in hex or the link's target (a device's number is taken from `st`). */
+export function treeEntryOf(st: Stats, extra: string): TreeEntry {
+  const kind = kindOf(st);
+  return { kind, mode: st.mode & 0o7777, size: st.isFile() ? st.size : 0, extra: kind === 'c' || kind === 'b' ? String(st.rdev) : extra };
 }
 
 function kindOf(st: Stats): string {

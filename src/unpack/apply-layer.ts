@@ -1,7 +1,7 @@
 import { lstatSync, readdirSync, statfsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
-import { expansionBound, LAYER_LIMIT_DEFAULTS, normalisePrefix, readLayer, treeChecksum, type LayerFootprint, type PackageClaim, type TarByteBound } from '../archive/index.js';
+import { expansionBound, LAYER_LIMIT_DEFAULTS, normalisePrefix, readLayer, type LayerFootprint, type PackageClaim, type TarByteBound } from '../archive/index.js';
 import { errnoCode, HostpullError, isHostpullError } from '../errors.js';
 import { digestAlgorithm, type Digest, type LayerCompression } from '../oci/index.js';
 import { LayerWriter } from './layer-writer.js';
@@ -126,7 +126,7 @@ export async function applyLayer(source: Readable, opts: ApplyOptions): Promise<
   }
   let checksum: string;
   try {
-    checksum = treeChecksum(root, writer.contentChecksums());
+    checksum = writer.treeChecksum();
   } catch (err) {
     throw new HostpullError('LAYER_WRITE_FAILED', `layer ${root}: cannot read back the unpacked tree: ${errnoCode(err) ?? String(err)}`, { cause: err, details: { layerDir: root } });
   }

@@ -1,5 +1,5 @@
-import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, chmodSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, constants as fsc, type Stats } from 'node:fs';
-import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, archiveError, contentCrc32, parentOf } from '../archive/index.js';
+import { closeSync, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, openSync, readdirSync, readlinkSync, chmodSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeSync, constants as fsc, type Stats } from 'node:fs';
+import { type ArchiveErrorCode, type CheckedEntry, type LayerSink, type TarEntryHeader, type TreeEntry, archiveError, checksumOfTree, contentCrc32, parentOf, treeEntryOf } from '../archive/index.js';
 import { errnoCode, HostpullError, isNoSpace } from '../errors.js';
 import { lsetxattr, makedev, mknod, syscallErrno } from '../native/index.js';
 import { DIRECT_MIN_BYTES, DirectContent } from './direct-content.js';
@@ -55,6 +55,13 @@ export class LayerWriter implements LayerSink {
   /** CRC-32 of each regular file's content as written, for the layer's tree checksum. */
   readonly #crcs = new Map<string, number>();
   #crc = 0;
+  /** Bytes of the current file's content written so far. */
+  #written = 0;
+  /**
+   * What the tree checksum covers of every path in the layer, as this writer left it; null where
+   * the outcome is not certain without an lstat (see #exactMode).
+   */
+  readonly #tree = new Map<string, TreeEntry | null>();
   #fileCount = 0;
   /** Open fd of the regular file whose data is streaming, or -1. */
   #fd = -1;
@@ -66,7 +73,9 @@ export class LayerWriter implements LayerSink {
   constructor(options: LayerWriterOptions) {
     this.#o = options;
     // Under a setgid layer root, new inodes (and new directories' setgid bit) inherit its group.
-    this.#inheritsGroup = (lstatSync(options.root).mode & 0o2000) !== 0;
+    const rootStat = lstatSync(options.root);
+    this.#inheritsGroup = (rootStat.mode & 0o2000) !== 0;
+    this.#tree.set('', treeEntryOf(rootStat, ''));
   }
 
   get files(): number {
@@ -81,9 +90,17 @@ export class LayerWriter implements LayerSink {
     return [...this.#whiteouts.values(), ...this.#opaque.values()].sort();
   }
 
-  /** CRC-32 of the content of every regular file now in the layer (hardlinks share their target's). */
-  contentChecksums(): ReadonlyMap<string, number> {
-    return this.#crcs;
+  /**
+   * The layer's tree checksum (archive/tree-checksum.ts) as a walk of the directory would find it
+   * once finish() has run, from what this writer did rather than from a walk: a walk costs an
+   * lstat per entry at the end of the unpack, on its critical path (~8 ms for a layer of 940
+   * entries, ~28 ms for one of 4,264, in a process that had not walked a tree before). Only the
+   * entries whose outcome is not certain are read back.
+   */
+  treeChecksum(): string {
+    const entries = new Map<string, TreeEntry>();
+    for (const [path, entry] of this.#tree) entries.set(path, entry ?? this.#entryOnDisk(path));
+    return checksumOfTree(entries);
   }
 
   // ── TarEntrySink ────────────────────────────────────────────────────────────────────────────
@@ -132,6 +149,7 @@ export class LayerWriter implements LayerSink {
   data(chunk: Buffer): void {
     if (this.#fd < 0) return; // data of a whiteout entry: hashed by the caller, not written
     this.#crc = contentCrc32(chunk, this.#crc);
+    this.#written += chunk.length;
     try {
       if (this.#directContent.active) this.#directContent.write(chunk);
       else for (let off = 0; off < chunk.length; ) off += writeSync(this.#fd, chunk, off, chunk.length - off);
@@ -147,6 +165,7 @@ export class LayerWriter implements LayerSink {
     const path = this.#currentPath;
     this.#fd = -1;
     this.#crcs.set(path, this.#crc);
+    this.#tree.set(path, this.#exactMode(h.mode) ? { kind: 'f', mode: h.mode & 0o7777, size: this.#written, extra: this.#crc.toString(16) } : null);
     try {
       if (this.#directContent.active) {
         try {
@@ -191,6 +210,7 @@ export class LayerWriter implements LayerSink {
       try {
         chmodSync(abs, meta.mode);
         utimesSync(abs, meta.atime, meta.mtime);
+        this.#tree.set(path, this.#exactMode(meta.mode) ? dirEntry(meta.mode) : null);
       } catch (err) {
         this.#ioFail(path, 'set metadata on directory', err);
       }
@@ -236,8 +256,10 @@ export class LayerWriter implements LayerSink {
     this.#fd = fd;
     if (this.#current!.size >= DIRECT_MIN_BYTES) this.#directContent.begin(fd);
     this.#crc = 0;
+    this.#written = 0;
     // An empty file has no data and no entryEnd with an open fd before this returns: record it now.
     this.#crcs.set(path, 0);
+    this.#tree.set(path, null);
     this.#files.add(path);
     this.#owned.add(path);
     this.#fileCount++;
@@ -261,6 +283,8 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(path);
     this.#create(path, () => symlinkSync(h.linkname, abs), 'symlink');
     this.#owned.add(path);
+    // Linux gives every symlink mode 0777.
+    this.#tree.set(path, { kind: 'l', mode: 0o777, size: 0, extra: h.linkname });
     this.#setMetadata(path, h, { chown: (uid, gid) => lchownSync(abs, uid, gid), utimes: (atime, mtime) => lutimesSync(abs, atime, mtime) });
   }
 
@@ -277,6 +301,8 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(path);
     this.#create(path, () => linkSync(this.#abs(target), abs), 'hardlink');
     this.#crcs.set(path, this.#crcs.get(target) ?? 0);
+    // The same inode as the target's: the same entry (entries are replaced, never changed in place).
+    this.#tree.set(path, this.#tree.get(target) ?? null);
     this.#files.add(path);
     this.#owned.add(path);
   }
@@ -295,6 +321,8 @@ export class LayerWriter implements LayerSink {
       chmod: (mode) => chmodSync(abs, mode),
       utimes: (atime, mtime) => lutimesSync(abs, atime, mtime),
     });
+    const kind = h.type === 'char' ? 'c' : h.type === 'block' ? 'b' : 'p';
+    this.#tree.set(path, this.#exactMode(h.mode) ? { kind, mode: h.mode & 0o7777, size: 0, extra: kind === 'p' ? '' : String(dev) } : null);
   }
 
   /**
@@ -318,6 +346,7 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(target);
     try {
       mknod(abs, S_IFCHR, makedev(0, 0));
+      this.#tree.set(target, { kind: 'c', mode: 0, size: 0, extra: String(makedev(0, 0)) });
     } catch (err) {
       if (!(this.#o.rootless && syscallErrno(err) === 'EPERM')) this.#ioFail(target, 'create whiteout', err);
       // Without CAP_MKNOD: a zero-size file with overlay.whiteout, and the parent marked "x"
@@ -328,12 +357,30 @@ export class LayerWriter implements LayerSink {
         this.#ioFail(target, 'create whiteout', err2);
       }
       this.#setxattr(target, 'user.overlay.whiteout', Buffer.from('y'));
+      this.#tree.set(target, { kind: 'f', mode: 0, size: 0, extra: '0' });
       if (!this.#opaque.has(dir)) this.#setxattr(dir, this.#o.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque', Buffer.from('x'));
     }
     this.#whiteouts.set(target, path);
   }
 
   // ── helpers ─────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Whether a chmod to `mode` leaves exactly those bits: not for a setuid or setgid bit, which
+   * the kernel drops for a caller outside the file's group without CAP_FSETID, and not under a
+   * setgid layer root, whose new directories inherit the bit.
+   */
+  #exactMode(mode: number): boolean {
+    return (mode & 0o6000) === 0 && !this.#inheritsGroup;
+  }
+
+  /** A path's tree entry read back from the disk, for the entries #tree holds as not certain. */
+  #entryOnDisk(path: string): TreeEntry {
+    const abs = this.#abs(path);
+    const st = lstatSync(abs);
+    if (st.isFile()) return treeEntryOf(st, (this.#crcs.get(path) ?? 0).toString(16));
+    return treeEntryOf(st, st.isSymbolicLink() ? readlinkSync(abs) : '');
+  }
 
   #abs(path: string): string {
     return path === '' ? this.#o.root : `${this.#o.root}/${path}`;
@@ -384,6 +431,7 @@ export class LayerWriter implements LayerSink {
       } catch (err) {
         this.#ioFail(component, 'mkdir', err);
       }
+      this.#tree.set(component, this.#exactMode(0o755) ? dirEntry(0o755) : null);
     } else if (st.isSymbolicLink()) {
       this.#fail('LAYER_UNSAFE', 'symlink-parent', forPath, `parent ${JSON.stringify(component)} is a symlink (refusing to write through it)`);
     } else if (!st.isDirectory()) {
@@ -394,6 +442,9 @@ export class LayerWriter implements LayerSink {
       } catch (err) {
         this.#ioFail(component, 'mkdir', err);
       }
+      this.#tree.set(component, null); // the umask applies
+    } else if (!this.#tree.has(component)) {
+      this.#tree.set(component, treeEntryOf(st, ''));
     }
     this.#dirs.add(component);
   }
@@ -410,6 +461,7 @@ export class LayerWriter implements LayerSink {
     const st = this.#lstat(path);
     if (st?.isDirectory()) {
       this.#dirs.add(path);
+      if (!this.#tree.has(path)) this.#tree.set(path, treeEntryOf(st, ''));
       return;
     }
     if (st !== undefined) this.#remove(path, st);
@@ -419,6 +471,8 @@ export class LayerWriter implements LayerSink {
     } catch (err) {
       this.#ioFail(path, 'mkdir', err);
     }
+    // A directory entry's mode is recorded when finish() sets it; until then the umask applies.
+    this.#tree.set(path, !forEntry && this.#exactMode(0o755) ? dirEntry(0o755) : null);
     this.#dirs.add(path);
   }
 
@@ -488,6 +542,7 @@ export class LayerWriter implements LayerSink {
     this.#opaque.delete(path);
     this.#dirMeta.delete(path);
     this.#crcs.delete(path);
+    this.#tree.delete(path);
   }
 
   /** The checker has refused trusted.* and user.overlay.* (overlayfs reads those itself). */
@@ -517,6 +572,10 @@ export class LayerWriter implements LayerSink {
       details: { layerDir: this.#o.root, entry: path, errno },
     });
   }
+}
+
+function dirEntry(mode: number): TreeEntry {
+  return { kind: 'd', mode: mode & 0o7777, size: 0, extra: '' };
 }
 
 function depth(path: string): number {

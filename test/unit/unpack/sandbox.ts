@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { treeChecksum } from '../../../src/archive/index.js';
 import { applyLayer, type ApplyOptions, type ApplyResult } from '../../../src/unpack/index.js';
 
 /** How a test applies a layer: `applyLayer` itself, or an implementation with the same contract. */
@@ -47,10 +48,14 @@ export function makeSandbox(apply: Applier = applyLayer): Sandbox {
     outside,
     snapshot: () => walk(dir, '', (rel) => rel === 'layer'),
     // A fresh empty layer dir per attempt: after a refusal the caller discards the directory.
-    apply: (tar, opts = {}) => {
+    // Every layer applied is also checked to have the tree checksum a walk of it finds: the
+    // applier computes it from what it wrote, which must be what is on the disk.
+    apply: async (tar, opts = {}) => {
       rmSync(layer, { recursive: true, force: true });
       mkdirSync(layer);
-      return apply(Readable.from([tar]), { compression: 'none', target: layer, ...opts });
+      const result = await apply(Readable.from([tar]), { compression: 'none', target: layer, ...opts });
+      expect(result.treeChecksum, 'the tree checksum recorded at unpack against a walk of the layer').toBe(treeChecksum(layer));
+      return result;
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
