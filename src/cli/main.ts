@@ -11,6 +11,8 @@ for (const out of [process.stdout, process.stderr]) {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A lazy run's FUSE helper is forked first, to load beside this process (early-lazy-helper.ts).
+  if (argv.includes('--lazy')) (await import('./early-lazy-helper.js')).forkLazyHelperEarly(argv.slice(2));
   // A plain pull command line (plain-pull.ts) needs none of commander: a daemon that answers
   // takes it (daemon-pull.ts, a bundle of its own, which --no-daemon need not load), else it is
   // pulled in-process (quick-pull.ts).

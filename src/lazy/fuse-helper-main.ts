@@ -15,6 +15,7 @@ import { errorToJson } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
+import { loadDispatcherClass } from '../util/index.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
 import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
 import type { FetchPolicy, HelperMessage, HelperRequest, MountedView, MountSpec } from './helper-protocol.js';
@@ -163,6 +164,13 @@ async function main(): Promise<void> {
     void shutdown('crash');
   });
   send({ type: 'ready', pid: process.pid });
+  // Forked first thing by a lazy run (cli/early-lazy-helper.ts), this process is ready well before
+  // its first mount comes: its HTTP client's code loads in that idle time, rather than once the
+  // mounts are done (warmClientsWhenIdle), when the parent's overlay mount(2) waits for the
+  // lookups this process answers. Forked later, the mounts are waiting here already.
+  setImmediate(() => {
+    if (mountsInFlight === 0 && served.size === 0 && !stopping) void loadDispatcherClass('Agent').catch(() => undefined);
+  });
 }
 
 void main().catch((err: unknown) => {

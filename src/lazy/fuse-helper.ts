@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { errorFromJson, HostpullError } from '../errors.js';
-import type { Logger, LogLevel } from '../log.js';
+import type { LogFormat, Logger, LogLevel } from '../log.js';
 import { appliedV8Flags, buildFile } from '../util/index.js';
 import type { HelperMessage, HelperRequest, LayerStats, MountedView, MountSpec } from './helper-protocol.js';
 
@@ -19,10 +19,15 @@ export class FuseHelper {
   #gone: Error | undefined;
   readonly pid: number;
   readonly exited: Promise<void>;
+  /** The log level and format its lines are written with, as it was started with them. */
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
 
-  private constructor(child: ChildProcess, logger: Logger) {
+  private constructor(child: ChildProcess, logger: Logger, logLevel: LogLevel) {
     this.#child = child;
     this.pid = child.pid!;
+    this.logLevel = logLevel;
+    this.logFormat = logger.format;
     let ready = false;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
@@ -76,7 +81,7 @@ export class FuseHelper {
       // Its log lines go to this process's stderr, worded as this process words its own.
       env: { ...process.env, HOSTPULL_LAZY_LOG_LEVEL: logLevel, HOSTPULL_LAZY_LOG_FORMAT: logger.format },
     });
-    const helper = new FuseHelper(child, logger);
+    const helper = new FuseHelper(child, logger, logLevel);
     child.once('error', (err) => helper.#fail(helper.#gone ?? new HostpullError('LAZY_HELPER_FAILED', `cannot start the lazy-layer helper: ${err.message}`, { cause: err })));
     return helper;
   }

@@ -10,6 +10,8 @@ const applied: string[] = [];
  */
 export function applyV8Flags(flags: readonly string[]): void {
   for (const flag of flags) {
+    // Once each: a lazy run sets its verb's flags before commander does (cli/early-lazy-helper.ts).
+    if (applied.includes(flag)) continue;
     setFlagsFromString(flag);
     applied.push(flag);
   }

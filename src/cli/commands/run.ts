@@ -6,6 +6,7 @@ import { withHost } from '../host.js';
 import { keepBlobsOption } from '../host-options.js';
 import { onInterrupt, withInterrupt, type Interrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
+import { takeEarlyLazyHelper } from '../early-lazy-helper.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
 
 export function registerRunCommand(program: Command): void {
@@ -51,8 +52,8 @@ export function registerRunCommand(program: Command): void {
         // A lazy run's FUSE helper is a node process of its own: started before this one loads the
         // container and runtime modules, the two load their modules at once, and the helper is
         // ready when the layers are chosen (an A/B of 9 second nodes: mvn -v's first output 994
-        // against 1,057 ms).
-        const helper = opts.lazy && process.getuid?.() === 0 ? await startHelperEarly(logger, g.logLevel) : undefined;
+        // against 1,057 ms). main.ts forked it earlier still, unless the line sets a log option.
+        const helper = opts.lazy && process.getuid?.() === 0 ? ((await takeEarlyLazyHelper(g.logLevel, logger.format)) ?? (await startHelperEarly(logger, g.logLevel))) : undefined;
         const [{ runImage }, { checkHostname, parseVolumes }] = await Promise.all([import('../../container/index.js'), import('../../runtime/index.js')]);
         if (opts.hostname !== undefined) checkHostname(opts.hostname);
         // Before anything is pulled: a mistyped host path fails in a moment, not after a download.
