@@ -52,16 +52,16 @@ export class LayerWriter implements LayerSink {
   readonly #opaque = new Map<string, string>();
   /** Directories whose mode and times are set at the end (creating children changes mtime). */
   readonly #dirMeta = new Map<string, DirMeta>();
-  /** CRC-32 of each regular file's content as written, for the layer's tree checksum. */
-  readonly #crcs = new Map<string, number>();
+  /** CRC-32 and length of the current file's content written so far. */
   #crc = 0;
-  /** Bytes of the current file's content written so far. */
   #written = 0;
   /**
-   * What the tree checksum covers of every path in the layer, as this writer left it; null where
-   * the outcome is not certain without an lstat (see #exactMode).
+   * What the tree checksum covers of every path in the layer, as this writer left it (a file's
+   * `extra` is the CRC-32 of its content as written).
    */
-  readonly #tree = new Map<string, TreeEntry | null>();
+  readonly #tree = new Map<string, TreeEntry>();
+  /** Paths of #tree whose outcome is not certain without an lstat (see #exactMode). */
+  readonly #unsure = new Set<string>();
   #fileCount = 0;
   /** Open fd of the regular file whose data is streaming, or -1. */
   #fd = -1;
@@ -99,7 +99,7 @@ export class LayerWriter implements LayerSink {
    */
   treeChecksum(): string {
     const entries = new Map<string, TreeEntry>();
-    for (const [path, entry] of this.#tree) entries.set(path, entry ?? this.#entryOnDisk(path));
+    for (const [path, entry] of this.#tree) entries.set(path, this.#unsure.has(path) ? this.#entryOnDisk(path, entry) : entry);
     return checksumOfTree(entries);
   }
 
@@ -164,8 +164,7 @@ export class LayerWriter implements LayerSink {
     const fd = this.#fd;
     const path = this.#currentPath;
     this.#fd = -1;
-    this.#crcs.set(path, this.#crc);
-    this.#tree.set(path, this.#exactMode(h.mode) ? { kind: 'f', mode: h.mode & 0o7777, size: this.#written, extra: this.#crc.toString(16) } : null);
+    this.#record(path, { kind: 'f', mode: h.mode & 0o7777, size: this.#written, extra: this.#crc.toString(16) }, this.#exactMode(h.mode));
     try {
       if (this.#directContent.active) {
         try {
@@ -210,7 +209,7 @@ export class LayerWriter implements LayerSink {
       try {
         chmodSync(abs, meta.mode);
         utimesSync(abs, meta.atime, meta.mtime);
-        this.#tree.set(path, this.#exactMode(meta.mode) ? dirEntry(meta.mode) : null);
+        this.#record(path, dirEntry(meta.mode), this.#exactMode(meta.mode));
       } catch (err) {
         this.#ioFail(path, 'set metadata on directory', err);
       }
@@ -257,9 +256,8 @@ export class LayerWriter implements LayerSink {
     if (this.#current!.size >= DIRECT_MIN_BYTES) this.#directContent.begin(fd);
     this.#crc = 0;
     this.#written = 0;
-    // An empty file has no data and no entryEnd with an open fd before this returns: record it now.
-    this.#crcs.set(path, 0);
-    this.#tree.set(path, null);
+    // As created, until entryEnd sets its mode.
+    this.#record(path, { kind: 'f', mode: 0o600, size: 0, extra: '0' }, false);
     this.#files.add(path);
     this.#owned.add(path);
     this.#fileCount++;
@@ -284,7 +282,7 @@ export class LayerWriter implements LayerSink {
     this.#create(path, () => symlinkSync(h.linkname, abs), 'symlink');
     this.#owned.add(path);
     // Linux gives every symlink mode 0777.
-    this.#tree.set(path, { kind: 'l', mode: 0o777, size: 0, extra: h.linkname });
+    this.#record(path, { kind: 'l', mode: 0o777, size: 0, extra: h.linkname });
     this.#setMetadata(path, h, { chown: (uid, gid) => lchownSync(abs, uid, gid), utimes: (atime, mtime) => lutimesSync(abs, atime, mtime) });
   }
 
@@ -300,9 +298,8 @@ export class LayerWriter implements LayerSink {
     this.#ensureParent(path);
     const abs = this.#abs(path);
     this.#create(path, () => linkSync(this.#abs(target), abs), 'hardlink');
-    this.#crcs.set(path, this.#crcs.get(target) ?? 0);
-    // The same inode as the target's: the same entry (entries are replaced, never changed in place).
-    this.#tree.set(path, this.#tree.get(target) ?? null);
+    // The same inode as the target's (a file of #files, so in #tree): the same entry.
+    this.#record(path, this.#tree.get(target)!, !this.#unsure.has(target));
     this.#files.add(path);
     this.#owned.add(path);
   }
@@ -322,7 +319,7 @@ export class LayerWriter implements LayerSink {
       utimes: (atime, mtime) => lutimesSync(abs, atime, mtime),
     });
     const kind = h.type === 'char' ? 'c' : h.type === 'block' ? 'b' : 'p';
-    this.#tree.set(path, this.#exactMode(h.mode) ? { kind, mode: h.mode & 0o7777, size: 0, extra: kind === 'p' ? '' : String(dev) } : null);
+    this.#record(path, { kind, mode: h.mode & 0o7777, size: 0, extra: kind === 'p' ? '' : String(dev) }, this.#exactMode(h.mode));
   }
 
   /**
@@ -346,7 +343,7 @@ export class LayerWriter implements LayerSink {
     const abs = this.#abs(target);
     try {
       mknod(abs, S_IFCHR, makedev(0, 0));
-      this.#tree.set(target, { kind: 'c', mode: 0, size: 0, extra: String(makedev(0, 0)) });
+      this.#record(target, { kind: 'c', mode: 0, size: 0, extra: String(makedev(0, 0)) });
     } catch (err) {
       if (!(this.#o.rootless && syscallErrno(err) === 'EPERM')) this.#ioFail(target, 'create whiteout', err);
       // Without CAP_MKNOD: a zero-size file with overlay.whiteout, and the parent marked "x"
@@ -357,7 +354,7 @@ export class LayerWriter implements LayerSink {
         this.#ioFail(target, 'create whiteout', err2);
       }
       this.#setxattr(target, 'user.overlay.whiteout', Buffer.from('y'));
-      this.#tree.set(target, { kind: 'f', mode: 0, size: 0, extra: '0' });
+      this.#record(target, { kind: 'f', mode: 0, size: 0, extra: '0' });
       if (!this.#opaque.has(dir)) this.#setxattr(dir, this.#o.rootless ? 'user.overlay.opaque' : 'trusted.overlay.opaque', Buffer.from('x'));
     }
     this.#whiteouts.set(target, path);
@@ -374,11 +371,18 @@ export class LayerWriter implements LayerSink {
     return (mode & 0o6000) === 0 && !this.#inheritsGroup;
   }
 
-  /** A path's tree entry read back from the disk, for the entries #tree holds as not certain. */
-  #entryOnDisk(path: string): TreeEntry {
+  /** What the checksum covers of `path` from here on; `exact` false when only an lstat can tell (see #tree). */
+  #record(path: string, entry: TreeEntry, exact = true): void {
+    this.#tree.set(path, entry);
+    if (exact) this.#unsure.delete(path);
+    else this.#unsure.add(path);
+  }
+
+  /** An unsure path's tree entry read back from the disk; a file keeps the CRC of what was written. */
+  #entryOnDisk(path: string, written: TreeEntry): TreeEntry {
     const abs = this.#abs(path);
     const st = lstatSync(abs);
-    if (st.isFile()) return treeEntryOf(st, (this.#crcs.get(path) ?? 0).toString(16));
+    if (st.isFile()) return treeEntryOf(st, written.kind === 'f' ? written.extra : '0');
     return treeEntryOf(st, st.isSymbolicLink() ? readlinkSync(abs) : '');
   }
 
@@ -431,7 +435,7 @@ export class LayerWriter implements LayerSink {
       } catch (err) {
         this.#ioFail(component, 'mkdir', err);
       }
-      this.#tree.set(component, this.#exactMode(0o755) ? dirEntry(0o755) : null);
+      this.#record(component, dirEntry(0o755), this.#exactMode(0o755));
     } else if (st.isSymbolicLink()) {
       this.#fail('LAYER_UNSAFE', 'symlink-parent', forPath, `parent ${JSON.stringify(component)} is a symlink (refusing to write through it)`);
     } else if (!st.isDirectory()) {
@@ -442,9 +446,9 @@ export class LayerWriter implements LayerSink {
       } catch (err) {
         this.#ioFail(component, 'mkdir', err);
       }
-      this.#tree.set(component, null); // the umask applies
+      this.#record(component, dirEntry(0o755), false); // the umask applies
     } else if (!this.#tree.has(component)) {
-      this.#tree.set(component, treeEntryOf(st, ''));
+      this.#record(component, treeEntryOf(st, ''));
     }
     this.#dirs.add(component);
   }
@@ -461,7 +465,7 @@ export class LayerWriter implements LayerSink {
     const st = this.#lstat(path);
     if (st?.isDirectory()) {
       this.#dirs.add(path);
-      if (!this.#tree.has(path)) this.#tree.set(path, treeEntryOf(st, ''));
+      if (!this.#tree.has(path)) this.#record(path, treeEntryOf(st, ''));
       return;
     }
     if (st !== undefined) this.#remove(path, st);
@@ -472,7 +476,7 @@ export class LayerWriter implements LayerSink {
       this.#ioFail(path, 'mkdir', err);
     }
     // A directory entry's mode is recorded when finish() sets it; until then the umask applies.
-    this.#tree.set(path, !forEntry && this.#exactMode(0o755) ? dirEntry(0o755) : null);
+    this.#record(path, dirEntry(forEntry ? 0o700 : 0o755), !forEntry && this.#exactMode(0o755));
     this.#dirs.add(path);
   }
 
@@ -541,8 +545,8 @@ export class LayerWriter implements LayerSink {
     this.#whiteouts.delete(path);
     this.#opaque.delete(path);
     this.#dirMeta.delete(path);
-    this.#crcs.delete(path);
     this.#tree.delete(path);
+    this.#unsure.delete(path);
   }
 
   /** The checker has refused trusted.* and user.overlay.* (overlayfs reads those itself). */
