@@ -3,8 +3,26 @@ import { DEFAULT_NAMESPACE, defaultRoot, defaultSocketPath } from '../defaults.j
 import { isLogFormat } from '../log.js';
 import { PULL_CONCURRENCY, type PullFlags } from './pull-and-print.js';
 
-/** The environment variables read here; any other HOSTPULL_* leaves the command line to the full CLI. */
-const NAMING_ENV = new Set(['HOSTPULL_ROOT', 'HOSTPULL_SERVER', 'HOSTPULL_NAMESPACE', 'HOSTPULL_SOCKET']);
+/** The environment variables read here (with HOSTPULL_LOG_FORMAT, by quick-pull.ts). */
+export const PLAIN_PULL_ENV: ReadonlySet<string> = new Set(['HOSTPULL_ROOT', 'HOSTPULL_SERVER', 'HOSTPULL_NAMESPACE', 'HOSTPULL_SOCKET']);
+
+/**
+ * The variables the full CLI binds to an option of a pull (the global options and the verb's)
+ * besides those read here: a command line under any of them is left to it, which checks their
+ * values (a malformed timeout is a usage error even for a daemon's pull) and decides what
+ * HOSTPULL_KEEP_BLOBS=0 means. A unit test holds this list to what program.ts declares.
+ * HOSTPULL_LOG_FORMAT is read here when its value is valid (the format of an in-process pull's
+ * log, as commander would take it). Any other HOSTPULL_* name means nothing to a pull: a
+ * benchmark's HOSTPULL_CLI in the environment once sent every pull it timed through commander.
+ */
+export const FULL_CLI_PULL_ENV: ReadonlySet<string> = new Set([
+  'HOSTPULL_REGISTRY_HEADERS_TIMEOUT',
+  'HOSTPULL_REGISTRY_IDLE_TIMEOUT',
+  'HOSTPULL_REGISTRY_RETRY_BUDGET',
+  'HOSTPULL_MAX_EXPANSION_RATIO',
+  'HOSTPULL_DISK_RESERVE',
+  'HOSTPULL_KEEP_BLOBS',
+]);
 
 /**
  * A `hostpull pull` command line read without commander: by daemon-pull.ts, which hands it to a
@@ -28,13 +46,11 @@ export interface PlainPull {
  * them anywhere too), with the environment variables the full CLI reads for them. Undefined for
  * anything else, e.g. `--insecure-registry` or a registry timeout (which decide whether a daemon
  * may serve the pull), `--log-level` and `--log-format`, `--help`, `--`, an empty value or a
- * concurrency the full CLI would refuse, and any HOSTPULL_* variable but those four and a valid
- * HOSTPULL_LOG_FORMAT (the format of an in-process pull's log, as commander would take it): the
- * full CLI checks their values (a malformed timeout is a usage error even for a daemon's pull)
- * and commander decides what HOSTPULL_KEEP_BLOBS=0 means.
+ * concurrency the full CLI would refuse, and an environment that sets one of
+ * {@link FULL_CLI_PULL_ENV} or an invalid HOSTPULL_LOG_FORMAT.
  */
 export function plainPull(args: readonly string[], env: NodeJS.ProcessEnv = process.env): PlainPull | undefined {
-  if (args.includes('--') || Object.keys(env).some((k) => k.startsWith('HOSTPULL_') && !NAMING_ENV.has(k) && !(k === 'HOSTPULL_LOG_FORMAT' && isLogFormat(env[k])))) return undefined;
+  if (args.includes('--') || Object.keys(env).some((k) => FULL_CLI_PULL_ENV.has(k) || (k === 'HOSTPULL_LOG_FORMAT' && !isLogFormat(env[k])))) return undefined;
   let parsed;
   try {
     parsed = parseArgs({

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { plainPull } from '../../../src/cli/plain-pull.js';
+import { FULL_CLI_PULL_ENV, PLAIN_PULL_ENV, plainPull } from '../../../src/cli/plain-pull.js';
+import { buildProgram } from '../../../src/cli/program.js';
 
 const env = { PATH: '/usr/bin', XDG_RUNTIME_DIR: '/run/user/1000' };
 
@@ -54,10 +55,26 @@ describe('plainPull: the pull command lines taken without commander (by a daemon
     expect(plainPull(args, env)).toBeUndefined();
   });
 
-  it('leaves the command line to the full CLI when another HOSTPULL_* variable is set', () => {
+  it('leaves the command line to the full CLI when a variable it binds to a pull option is set', () => {
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_KEEP_BLOBS: '0' })).toBeUndefined();
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_REGISTRY_HEADERS_TIMEOUT: 'soon' })).toBeUndefined();
+    for (const name of FULL_CLI_PULL_ENV) expect(plainPull(['pull', 'A1.0'], { ...env, [name]: '1' }), name).toBeUndefined();
     expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_ROOT: '/r' })).toMatchObject({ input: 'A1.0' });
+  });
+
+  it('takes the command line under a HOSTPULL_* variable that means nothing to a pull', () => {
+    // A benchmark's HOSTPULL_CLI (bench/peers/run.sh) sent every pull it timed through commander.
+    expect(plainPull(['pull', 'A1.0'], { ...env, HOSTPULL_CLI: '/x/main.js', HOSTPULL_LAZY_LOG_LEVEL: 'debug' })).toMatchObject({ input: 'A1.0' });
+  });
+
+  it('knows every variable the full CLI binds to a pull option, as program.ts declares them', async () => {
+    const program = await buildProgram(['node', 'hostpull', 'pull', 'A1.0']);
+    const pull = program.commands.find((c) => c.name() === 'pull')!;
+    const declared = new Set([...program.options, ...pull.options].map((o) => o.envVar).filter((v): v is string => v !== undefined));
+    expect(declared.size).toBeGreaterThan(FULL_CLI_PULL_ENV.size);
+    const unknown = [...declared].filter((v) => !PLAIN_PULL_ENV.has(v) && v !== 'HOSTPULL_LOG_FORMAT' && !FULL_CLI_PULL_ENV.has(v));
+    expect(unknown).toEqual([]);
+    expect([...FULL_CLI_PULL_ENV].filter((v) => !declared.has(v))).toEqual([]);
   });
 
   it('keeps a valid HOSTPULL_LOG_FORMAT (an in-process pull logs in it) and leaves an invalid one to be refused', () => {
