@@ -45,7 +45,10 @@ export function registerServeCommand(program: Command): void {
         const g = globalOptions(cmd);
         const { host, port } = listenAddress(flags);
         const { startServer } = await import('../../server/index.js');
-        const logger = loggerFor({ ...g, logLevel: g.logLevel === 'warn' ? 'info' : g.logLevel }, serviceLogFormat());
+        // A server logs what it serves (info) unless told otherwise; an explicit --log-level warn
+        // (the CLI's default level) is obeyed like any other.
+        const logLevel = cmd.getOptionValueSourceWithGlobals('logLevel') === 'default' ? 'info' : g.logLevel;
+        const logger = loggerFor({ ...g, logLevel }, serviceLogFormat());
         const server = await startServer({
           host,
           port,

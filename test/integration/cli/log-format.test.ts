@@ -72,6 +72,10 @@ describe('--log-format', () => {
 
     const piped = await untilServing(spawnCli(serve(await tmp())));
     expect(piped).toMatch(/^\{"level":30,.*"msg":"hostpull server listening"\}$/m);
+    // Info is a server's default level; an explicit --log-level warn (the CLI's default) holds it back.
+    const quiet = await untilServing(spawnCli(['--log-level', 'warn', ...serve(await tmp())]));
+    expect(quiet).toMatch(/serving http:/);
+    expect(quiet).not.toContain('hostpull server listening');
 
     // script(1) gives the server a terminal; `exec` makes the server the process script stops.
     const quoted = [process.execPath, CLI_ENTRY, ...serve(await tmp())].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
