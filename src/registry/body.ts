@@ -1,9 +1,9 @@
-import type { Dispatcher } from 'undici';
 import { readBounded } from '../util/index.js';
+import type { ResponseBody } from './dispatcher.js';
 
-export type ResponseBody = Dispatcher.ResponseData['body'];
+export type { ResponseBody };
 
-/** Drains a body we do not read, so undici can reuse the connection (or closes it if large). */
+/** Drains a body we do not read, so its connection can be reused (or closes it if large). */
 export async function dumpBody(body: ResponseBody): Promise<void> {
   try {
     await body.dump({ limit: 128 * 1024 });

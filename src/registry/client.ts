@@ -5,6 +5,7 @@ import { chainCredentials, envCredentials, staticCredentials, type Credential, t
 import { authFilesCredentials } from './auth/auth-files.js';
 import { readBounded } from '../util/index.js';
 import { contentLength, dumpBody, headerValue } from './body.js';
+import type { HttpClientKind } from './dispatcher.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
@@ -50,8 +51,14 @@ export interface RegistryClientOptions {
    * never cut). A blob download that stalls this long resumes with Range. Default: 30 000 ms.
    */
   bodyTimeoutMs?: number;
-  /** Connections per origin kept by the undici Agent. Default: 8. */
+  /** Connections per origin kept by the HTTP client. Default: 8. */
   connections?: number;
+  /**
+   * The HTTP client: undici's Agent (default), or node:http for a command that sends a few
+   * requests and exits, where undici's load is most of the cost of its first request
+   * (node-http-dispatcher.ts).
+   */
+  httpClient?: HttpClientKind;
   /** Largest manifest accepted. Default: 4 MiB (what distribution itself accepts). */
   maxManifestBytes?: number;
   /** Environment for HOSTPULL_REGISTRY_AUTH / DOCKER_CONFIG. Default: process.env. */
@@ -158,6 +165,7 @@ export class RegistryClient implements RegistryReader {
       logger: this.#logger,
       userAgent: opts.userAgent ?? 'hostpull/0.1',
       connections: opts.connections ?? 8,
+      httpClient: opts.httpClient ?? 'undici',
     });
   }
 

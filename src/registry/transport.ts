@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { Agent } from 'undici';
 import { isTransientNetworkFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
@@ -8,6 +7,7 @@ import { AUTH_ENV, type Credential, type CredentialSource } from './auth/credent
 import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth/token-cache.js';
 import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
+import type { HttpClientKind, RegistryDispatcher } from './dispatcher.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
 import { RETRYABLE_STATUSES, RetryBudget, type RetryNotice, type RetryPolicy } from './retry.js';
@@ -58,8 +58,10 @@ export interface TransportOptions {
   bodyTimeoutMs: number;
   logger: Logger;
   userAgent: string;
-  /** Connections per origin kept by the undici Agent. */
+  /** Connections per origin kept by the HTTP client. */
   connections: number;
+  /** The HTTP client (dispatcher.ts): undici's Agent, or node:http for a short-lived command. */
+  httpClient: HttpClientKind;
   /** Clock for token expiry (tests). */
   now?: () => number;
 }
@@ -72,12 +74,12 @@ const MAX_REDIRECTS = 5;
 const MAX_TOKEN_RESPONSE = 1 << 20;
 
 /**
- * HTTP to registries: one undici Agent (keep-alive, a bounded pool per origin), authentication
+ * HTTP to registries: one HTTP client (keep-alive, a bounded pool per origin), authentication
  * (Basic, and the distribution Bearer token flow), retries for idempotent requests, and manual
  * redirects so that the Authorization header never follows a redirect to another host.
  */
 export class Transport {
-  #agent: Promise<Agent> | undefined;
+  #agent: Promise<RegistryDispatcher> | undefined;
   readonly #opts: TransportOptions;
   readonly #tokens: TokenCache;
   readonly #schemes = new Map<string, AuthScheme>();
@@ -96,15 +98,20 @@ export class Transport {
   }
 
   /**
-   * The Agent, made at the first request: loading it costs ~30 ms (loadDispatcherClass says why not
-   * more), which commands that never reach a registry (images, stats, run --pull missing) need not pay.
+   * The HTTP client, made at the first request: undici's Agent costs ~30 ms to load
+   * (loadDispatcherClass says why not more), which commands that never reach a registry (images,
+   * stats, run --pull missing) need not pay.
    */
-  #dispatcher(): Promise<Agent> {
-    this.#agent ??= loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections: this.#opts.connections, keepAliveTimeout: 30_000 }));
+  #dispatcher(): Promise<RegistryDispatcher> {
+    const connections = this.#opts.connections;
+    this.#agent ??=
+      this.#opts.httpClient === 'node'
+        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections))
+        : loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections, keepAliveTimeout: 30_000 }) as unknown as RegistryDispatcher);
     return this.#agent;
   }
 
-  /** Makes the Agent now, ahead of a first request that should not wait for it to load. */
+  /** Makes the HTTP client now, ahead of a first request that should not wait for it to load. */
   async warm(): Promise<void> {
     await this.#dispatcher();
   }

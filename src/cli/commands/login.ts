@@ -50,6 +50,7 @@ export function registerLoginCommands(program: Command): void {
           insecureRegistries: g.insecureRegistry,
           logger: loggerFor(g),
           retryBudgetMs: 10_000,
+          httpClient: 'node',
           ...g.registry,
         });
         try {

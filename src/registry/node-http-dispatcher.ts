@@ -1,0 +1,138 @@
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import type { Agent as HttpsAgent } from 'node:https';
+import type { Socket } from 'node:net';
+import { pipeline, Readable } from 'node:stream';
+import type { DispatchRequest, DispatchResponse, RegistryDispatcher, ResponseBody } from './dispatcher.js';
+
+/**
+ * Registry HTTP over Node's own http and https modules, for a command that sends a few requests
+ * and exits (the CLI working in-process: pull, run, mount, login). Why not undici there: its
+ * agent and request API are 32 modules and a wasm parser to load, ~20 ms of CPU before the first
+ * request, while node:http is compiled into Node (~2 ms). Measured alternated on a tmpfs store,
+ * an in-process pull of one new 9 MB layer from the full-size peer images took 232 instead of
+ * 252 ms (medians of 12). The processes that live and send thousands of requests (the daemon,
+ * the server, the lazy helper's span reads) keep undici's pool.
+ *
+ * The contract is the one the transport has with undici's Agent (dispatcher.ts): a keep-alive
+ * pool of `connections` sockets per origin, a headers timeout from sending to the end of the
+ * headers, an idle timeout on the body that counts only while its reader waits for bytes (a
+ * reader that holds back, e.g. a layer's unpack behind a slow disk, is never cut), and errors
+ * that carry a network errno (errors.ts), ETIMEDOUT for both timeouts.
+ */
+export class NodeHttpDispatcher implements RegistryDispatcher {
+  readonly #connections: number;
+  readonly #http: HttpAgent;
+  #https: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
+
+  constructor(connections: number) {
+    this.#connections = connections;
+    this.#http = new HttpAgent({ keepAlive: true, maxSockets: connections });
+  }
+
+  async request(req: DispatchRequest): Promise<DispatchResponse> {
+    const url = new URL(req.path, req.origin);
+    // TLS is loaded for an https registry only (most of a node's are, a test's and a lab's are not).
+    const tls = url.protocol === 'https:' ? await this.#tls() : undefined;
+    return new Promise((resolve, reject) => {
+      const options: RequestOptions & { servername?: string } = {
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: url.port,
+        path: req.path,
+        method: req.method,
+        headers: req.headers,
+        agent: tls?.agent ?? this.#http,
+        // Plain http needs no TLS server name, and node:http's agent derives one for every new
+        // socket otherwise (its first call compiles an IPv6 pattern, ~3 ms; see daemon/client.ts).
+        ...(tls ? {} : { servername: url.hostname }),
+        ...(req.signal ? { signal: req.signal } : {}),
+      };
+      const out: ClientRequest = (tls?.request ?? httpRequest)(options);
+      const headersTimer =
+        req.headersTimeout > 0 ? setTimeout(() => out.destroy(timedOut(`no response headers within ${req.headersTimeout} ms`)), req.headersTimeout) : undefined;
+      out.once('error', (err) => {
+        clearTimeout(headersTimer);
+        reject(err);
+      });
+      out.once('response', (res) => {
+        clearTimeout(headersTimer);
+        if (req.bodyTimeout > 0) watchIdleBody(res, req.bodyTimeout);
+        resolve({ statusCode: res.statusCode ?? 0, headers: headersOf(res), body: dumpable(res) });
+      });
+      if (req.body instanceof Readable) pipeline(req.body, out, (err) => err && out.destroy(err));
+      else out.end(req.body);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#http.destroy();
+    if (this.#https) (await this.#https).agent.destroy();
+  }
+
+  #tls(): Promise<{ agent: HttpsAgent; request: typeof httpRequest }> {
+    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent({ keepAlive: true, maxSockets: this.#connections }), request: https.request }));
+    return this.#https;
+  }
+}
+
+function timedOut(message: string): Error {
+  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+}
+
+/** undici's shape: one value as a string, a header sent more than once as an array. */
+function headersOf(res: IncomingMessage): Record<string, string | string[] | undefined> {
+  const out: Record<string, string | string[] | undefined> = {};
+  for (const [name, values] of Object.entries(res.headersDistinct)) if (values) out[name] = values.length === 1 ? values[0] : values;
+  return out;
+}
+
+/**
+ * Fails the body with ETIMEDOUT when no byte arrives for `ms` while its reader waits. The clock
+ * watches the socket: node:http pauses it when the body's reader holds back, and the clock
+ * stops then; it stops for good once the body has all arrived, and leaves the socket alone once
+ * the body is done (a kept-alive socket serves the next request).
+ */
+function watchIdleBody(res: IncomingMessage, ms: number): void {
+  const socket: Socket = res.socket;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    // A body that has all arrived waits for nothing, however slowly it is read. A paused socket
+    // may still announce a 'resume' (a pause() between resume() and its deferred event).
+    if (!res.complete && !socket.isPaused()) timer = setTimeout(() => res.complete || res.destroy(timedOut(`no byte of the response body for ${ms} ms`)), ms);
+  };
+  const disarm = () => clearTimeout(timer);
+  const stop = () => {
+    disarm();
+    socket.off('data', arm);
+    socket.off('resume', arm);
+    socket.off('pause', disarm);
+  };
+  socket.on('data', arm);
+  socket.on('resume', arm);
+  socket.on('pause', disarm);
+  res.once('end', stop);
+  res.once('close', stop);
+  if (!socket.isPaused()) arm();
+}
+
+/** The body with undici's `dump`: drains up to `limit` bytes so the socket is reused, else drops the connection. */
+function dumpable(res: IncomingMessage): ResponseBody {
+  return Object.assign(res, {
+    async dump({ limit = 128 * 1024 }: { limit?: number } = {}): Promise<void> {
+      const declared = Number(res.headers['content-length']);
+      if (declared > limit) {
+        res.destroy();
+        return;
+      }
+      let seen = 0;
+      for await (const chunk of res) {
+        seen += (chunk as Buffer).length;
+        if (seen > limit) {
+          res.destroy();
+          return;
+        }
+      }
+    },
+  });
+}
