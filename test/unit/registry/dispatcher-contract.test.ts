@@ -21,8 +21,8 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-/** A server on 127.0.0.1:0 whose handler is given each request's number and remote port (to see connection reuse). */
-async function serve(handler: (res: ServerResponse, n: number, remotePort: number) => void): Promise<string> {
+/** A server on 127.0.0.1:0 (or `host`) whose handler is given each request's number and remote port (to see connection reuse). */
+async function serve(handler: (res: ServerResponse, n: number, remotePort: number) => void, host = '127.0.0.1'): Promise<string> {
   let n = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
@@ -33,12 +33,12 @@ async function serve(handler: (res: ServerResponse, n: number, remotePort: numbe
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   cleanups.push(async () => {
     for (const s of sockets) s.destroy();
     await new Promise((resolve) => server.close(resolve));
   });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${(server.address() as AddressInfo).port}`;
 }
 
 function get(origin: string, over: Partial<DispatchRequest> = {}): DispatchRequest {
@@ -63,6 +63,15 @@ describe.each(Object.keys(clients))('the registry HTTP client over %s', (kind) =
     expect(r.headers['docker-content-digest']).toBe('sha256:00');
     expect(r.headers['www-authenticate']).toEqual(['Bearer realm="https://auth/token"', 'Basic realm="registry"']);
     await r.body.dump();
+  });
+
+  it('reaches a registry named by an IPv6 literal', async () => {
+    const origin = await serve((res) => res.end('over v6'), '::1');
+    expect(origin).toMatch(/^http:\/\/\[::1\]:\d+$/);
+    const r = await (await client()).request(get(origin));
+    let text = '';
+    for await (const chunk of r.body) text += (chunk as Buffer).toString();
+    expect(text).toBe('over v6');
   });
 
   it('fails a response whose headers do not come within the headers timeout, with a transient network errno', async () => {
