@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -173,6 +173,29 @@ describe('detectRuntime', () => {
     expect(info.version).toMatch(/^\d+\.\d+/);
     expect((await readdir(cacheRoot)).filter((f) => f.includes('probe'))).toHaveLength(1);
     expect(await detectRuntime(undefined, { stateRoot: cacheRoot })).toEqual(info);
+  });
+
+  it('knows a cached verdict by the binary file: no --version run until the file changes', async () => {
+    // A runc that logs how it is called, then is the real one.
+    const bin = join(dir, 'logging-runtime');
+    await mkdir(bin, { recursive: true });
+    const runc = join(bin, 'runc');
+    const calls = join(bin, 'calls.log');
+    await writeFile(runc, `#!/bin/sh\necho "$1" >> '${calls}'\nexec /usr/sbin/runc "$@"\n`);
+    await chmod(runc, 0o755);
+    const cacheRoot = join(dir, 'detect-by-file');
+    const versionRuns = async () => (await readFile(calls, 'utf8')).split('\n').filter((l) => l === '--version').length;
+
+    const first = await detectRuntime(runc, { stateRoot: cacheRoot });
+    expect(first).toMatchObject({ name: 'runc', path: runc, version: expect.stringMatching(/^\d+\.\d+/) });
+    expect(await versionRuns()).toBe(1);
+    expect(await detectRuntime(runc, { stateRoot: cacheRoot })).toEqual(first);
+    expect(await versionRuns()).toBe(1);
+    // An upgrade replaces the file: asked again, and probed again.
+    const later = new Date(Date.now() + 60_000);
+    await utimes(runc, later, later);
+    expect(await detectRuntime(runc, { stateRoot: cacheRoot })).toEqual(first);
+    expect(await versionRuns()).toBe(2);
   });
 
   it('reports why a forced runtime cannot be used, naming it', async () => {
