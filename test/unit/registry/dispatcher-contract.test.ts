@@ -174,6 +174,22 @@ describe.each(Object.keys(clients))('the registry HTTP client over %s', (kind) =
     expect(bodies).toEqual(['5:hello', '6:world!']);
   });
 
+  it('ends a body being read with an error when the signal aborts', async () => {
+    const origin = await serve((res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(100));
+    });
+    const abort = new AbortController();
+    const r = await (await client()).request(get(origin, { signal: abort.signal }));
+    setTimeout(() => abort.abort(new Error('stop')), 100);
+    const started = Date.now();
+    const read = (async () => {
+      for await (const chunk of r.body) void chunk;
+    })();
+    await expect(read).rejects.toBeInstanceOf(Error);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
   it('ends with an error when the signal aborts before the answer', async () => {
     const origin = await serve(() => undefined);
     const abort = new AbortController();
