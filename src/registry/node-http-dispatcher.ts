@@ -37,11 +37,9 @@ export class NodeHttpDispatcher implements RegistryDispatcher {
     const tls = url.protocol === 'https:' ? await this.#tls() : undefined;
     return new Promise((resolve, reject) => {
       const options: RequestOptions & { servername?: string } = {
-        protocol: url.protocol,
-        // Without the brackets of an IPv6 literal (`[::1]:5000`), which a DNS lookup would refuse.
-        hostname: urlToHttpOptions(url).hostname,
-        port: url.port,
-        path: req.path,
+        // Protocol, host name (an IPv6 literal without its brackets, which a DNS lookup would
+        // refuse), port and path, as node:http takes them.
+        ...urlToHttpOptions(url),
         method: req.method,
         headers: req.headers,
         agent: tls?.agent ?? this.#http,

@@ -79,7 +79,7 @@ const MAX_TOKEN_RESPONSE = 1 << 20;
  * redirects so that the Authorization header never follows a redirect to another host.
  */
 export class Transport {
-  #agent: Promise<RegistryDispatcher> | undefined;
+  #client: Promise<RegistryDispatcher> | undefined;
   readonly #opts: TransportOptions;
   readonly #tokens: TokenCache;
   readonly #schemes = new Map<string, AuthScheme>();
@@ -94,7 +94,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.#agent) await (await this.#agent).close();
+    if (this.#client) await (await this.#client).close();
   }
 
   /**
@@ -104,11 +104,11 @@ export class Transport {
    */
   #dispatcher(): Promise<RegistryDispatcher> {
     const connections = this.#opts.connections;
-    this.#agent ??=
+    this.#client ??=
       this.#opts.httpClient === 'node'
         ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections))
         : loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections, keepAliveTimeout: 30_000 }) as unknown as RegistryDispatcher);
-    return this.#agent;
+    return this.#client;
   }
 
   /** Makes the HTTP client now, ahead of a first request that should not wait for it to load. */

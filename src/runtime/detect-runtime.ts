@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, type BigIntStats } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -35,27 +35,31 @@ interface Verdict {
   ok: boolean;
   reason?: string;
   at: string;
-  /** What `--version` said when the verdict was made (absent in a verdict of an older build: probed again). */
-  version?: string;
+  /** What `--version` said when the verdict was made. */
+  version: string;
 }
 
-function locate(nameOrPath: string): string | undefined {
-  const executable = (p: string) => {
+/** A runtime's executable and its file (which keys its cached verdict, see cacheKey). */
+interface Located {
+  path: string;
+  file: BigIntStats;
+}
+
+function locate(nameOrPath: string): Located | undefined {
+  const executable = (path: string): Located | undefined => {
     try {
-      accessSync(p, constants.X_OK);
-      return statSync(p).isFile();
+      accessSync(path, constants.X_OK);
+      const file = statSync(path, { bigint: true });
+      return file.isFile() ? { path, file } : undefined;
     } catch {
-      return false;
+      return undefined;
     }
   };
-  if (nameOrPath.includes('/')) {
-    const p = resolve(nameOrPath);
-    return executable(p) ? p : undefined;
-  }
+  if (nameOrPath.includes('/')) return executable(resolve(nameOrPath));
   const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((d) => isAbsolute(d)), ...EXTRA_DIRS];
   for (const d of dirs) {
-    const p = join(d, nameOrPath);
-    if (executable(p)) return p;
+    const found = executable(join(d, nameOrPath));
+    if (found) return found;
   }
   return undefined;
 }
@@ -82,10 +86,9 @@ async function versionOf(path: string, name: string, signal?: AbortSignal): Prom
  * package upgrade replaces it: a cached verdict then needs no `--version` run either, which every
  * `hostpull run` waited for (a fork and exec of runc, ~6 ms of a ~190 ms run of a stored image).
  */
-function cacheKey(path: string): string {
-  const st = statSync(path, { bigint: true });
+function cacheKey({ path, file }: Located): string {
   return createHash('sha256')
-    .update(`${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}\0${release()}\0${process.getuid?.() ?? ''}`)
+    .update(`${path}\0${file.dev}:${file.ino}:${file.size}:${file.mtimeNs}\0${release()}\0${process.getuid?.() ?? ''}`)
     .digest('hex')
     .slice(0, 32);
 }
@@ -115,7 +118,7 @@ async function writeCache(stateRoot: string, key: string, verdict: Verdict): Pro
  * every container on hybrid cgroups). The rootfs is an empty directory with the host's /usr,
  * /bin and /lib bound read-only, so the probe needs no image and works on any distribution.
  */
-async function probe(info: RuntimeInfo, opts: DetectOptions): Promise<Verdict> {
+async function probe(info: RuntimeInfo, opts: DetectOptions): Promise<Omit<Verdict, 'version'>> {
   const dir = await mkdtemp(join(tmpdir(), 'hostpull-probe-'));
   const id = `hostpull-probe-${process.pid}-${Date.now().toString(36)}`;
   try {
@@ -157,14 +160,16 @@ async function probe(info: RuntimeInfo, opts: DetectOptions): Promise<Verdict> {
 }
 
 async function check(nameOrPath: string, opts: DetectOptions): Promise<RuntimeInfo> {
-  const path = locate(nameOrPath);
-  if (!path) throw new HostpullError('RUNTIME_NOT_FOUND', `${nameOrPath}: no such executable in PATH or ${EXTRA_DIRS.join(', ')}`);
+  const located = locate(nameOrPath);
+  if (!located) throw new HostpullError('RUNTIME_NOT_FOUND', `${nameOrPath}: no such executable in PATH or ${EXTRA_DIRS.join(', ')}`);
+  const { path } = located;
   const name = nameOf(path);
-  const key = cacheKey(path);
+  // Verdicts of an older build are under keys of another kind (path and version): never found here.
+  const key = cacheKey(located);
   const cached = opts.stateRoot && !opts.reprobe ? (await readCache(opts.stateRoot))[key] : undefined;
   let verdict: Verdict;
   let info: RuntimeInfo;
-  if (cached?.version !== undefined) {
+  if (cached) {
     verdict = cached;
     info = { name, path, version: cached.version };
   } else {
