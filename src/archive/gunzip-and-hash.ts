@@ -3,9 +3,22 @@ import { gunzipClose, gunzipEnd, gunzipOpen, gunzipRun, type Gunzip } from '../n
 
 /**
  * Bytes of tar one threadpool job writes at most. Two buffers of this size take turns: one is
- * being filled on the pool while the tar in the other is read and applied on this thread.
+ * being filled on the pool while the tar in the other is read and applied on this thread. Twice
+ * COALESCE_BYTES: a full input of a package layer (1.1-2× its compressed size) is inflated by one
+ * job; with 1 MiB, a step-2 pull of the peer images took 6 ms more (medians of 10, alternated).
  */
-const OUTPUT_BYTES = 1024 * 1024;
+const OUTPUT_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Compressed bytes one job takes at most when several chunks wait: they are copied into one
+ * buffer (reused for the whole stream) and inflated by one job. Each job is a round trip to the
+ * pool and a wake-up of this thread. A socket delivers 64 KiB chunks, and they pile up while this
+ * thread applies a layer of many small files: one job per chunk meant 136 jobs for the peer
+ * images' 8.9 MB Maven layer (941 entries), 19 with 512 KiB coalesced. Measured alternated on a
+ * tmpfs store: a pull of that one layer 248 → 228 ms (medians of 12), a cold pull of the 209 MB
+ * composite 1.34 → 1.26 s (medians of 6).
+ */
+const COALESCE_BYTES = 1024 * 1024;
 
 /** A failure of the gzip stream itself (its framing or its deflate data), as opposed to its source's or the consumer's. */
 export class GunzipError extends Error {
@@ -30,7 +43,7 @@ export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => 
   if (signal) addAbortSignal(signal, source);
   const handle = gunzipOpen();
   const outputs = [Buffer.allocUnsafe(OUTPUT_BYTES), Buffer.allocUnsafe(OUTPUT_BYTES)];
-  const inputs = new ChunkQueue(source);
+  const inputs = new ChunkQueue(source, inputDone);
   let turn = 0;
   let job: { output: Buffer; done: Promise<[number, number]> } | undefined;
   const start = (input: Buffer, offset: number) => {
@@ -54,7 +67,7 @@ export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => 
       // The next job starts before this output is consumed, so the pool inflates while this thread applies.
       if (reached < input!.length) start(input!, reached);
       else {
-        inputDone?.(input!);
+        inputs.inflated(input!);
         if ((input = await nextInput())) start(input, 0);
         else job = undefined;
       }
@@ -75,20 +88,25 @@ export async function gunzipAndHash(source: Readable, consume: (tar: Buffer) => 
 }
 
 /**
- * The source's chunks one at a time, as they were written. Not its async iterator: that reads
- * whatever is buffered as one chunk, which concatenates (a fresh buffer, copied into) whenever
- * more than one chunk waits.
+ * The source's chunks in order: one chunk as it was written when it waits alone, else the
+ * waiting chunks copied into one staging buffer (up to COALESCE_BYTES), which is reused: the
+ * caller asks for the next input only once the pool is done with the last. Not the source's
+ * async iterator: that concatenates into a fresh buffer whenever more than one chunk waits.
  */
 class ChunkQueue {
   readonly #source: Readable;
+  readonly #inputDone: ((chunk: Buffer) => void) | undefined;
   readonly #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #staging: Buffer | undefined;
   #ended = false;
   #error: unknown;
   #wake: (() => void) | undefined;
   readonly #onData = (chunk: Buffer) => {
     this.#queue.push(chunk);
-    // Two waiting are enough to keep the pool busy; the rest waits in the source (back-pressure).
-    if (this.#queue.length >= 2) this.#source.pause();
+    this.#queuedBytes += chunk.length;
+    // One full staging buffer waiting keeps the pool busy; the rest waits in the source (back-pressure).
+    if (this.#queuedBytes >= COALESCE_BYTES) this.#source.pause();
     this.#wakeUp();
   };
   readonly #onEnd = () => {
@@ -100,8 +118,10 @@ class ChunkQueue {
     this.#wakeUp();
   };
 
-  constructor(source: Readable) {
+  /** `inputDone` gets each chunk of the source once nothing here holds it (copied, or inflated). */
+  constructor(source: Readable, inputDone: ((chunk: Buffer) => void) | undefined) {
     this.#source = source;
+    this.#inputDone = inputDone;
     source.on('data', this.#onData);
     source.once('end', this.#onEnd);
     source.once('error', this.#onError);
@@ -111,18 +131,24 @@ class ChunkQueue {
     });
   }
 
-  /** The next chunk, or undefined at the end; throws the source's error. */
+  /** The next input, or undefined at the end; throws the source's error. */
   async next(): Promise<Buffer | undefined> {
     for (;;) {
       if (this.#error !== undefined) throw this.#error;
-      const chunk = this.#queue.shift();
-      if (chunk) {
-        if (this.#queue.length < 2 && this.#source.isPaused()) this.#source.resume();
-        return chunk;
+      if (this.#queue.length > 0) {
+        const [first, second] = this.#queue as [Buffer, Buffer | undefined];
+        const input = second && first.length + second.length <= COALESCE_BYTES ? this.#coalesce() : this.#take();
+        if (this.#queuedBytes < COALESCE_BYTES && this.#source.isPaused()) this.#source.resume();
+        return input;
       }
       if (this.#ended) return undefined;
       await new Promise<void>((resolve) => (this.#wake = resolve));
     }
+  }
+
+  /** The pool is done with `input` (returned by {@link next}). */
+  inflated(input: Buffer): void {
+    if (input.buffer !== this.#staging?.buffer) this.#inputDone?.(input);
   }
 
   /** Stops listening; an error the source raises after this has nobody left to tell. */
@@ -131,6 +157,25 @@ class ChunkQueue {
     this.#source.off('end', this.#onEnd);
     this.#source.off('error', this.#onError);
     this.#source.on('error', () => undefined);
+  }
+
+  #take(): Buffer {
+    const chunk = this.#queue.shift()!;
+    this.#queuedBytes -= chunk.length;
+    return chunk;
+  }
+
+  /** Copies the waiting chunks that fit (at least the first two) into the staging buffer. */
+  #coalesce(): Buffer {
+    const staging = (this.#staging ??= Buffer.allocUnsafe(COALESCE_BYTES));
+    let filled = 0;
+    while (this.#queue.length > 0 && filled + this.#queue[0]!.length <= staging.length) {
+      const chunk = this.#take();
+      chunk.copy(staging, filled);
+      filled += chunk.length;
+      this.#inputDone?.(chunk);
+    }
+    return staging.subarray(0, filled);
   }
 
   #wakeUp(): void {

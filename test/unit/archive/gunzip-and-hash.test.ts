@@ -55,14 +55,38 @@ function member(data: Buffer, fields: { extra?: Buffer; name?: string; comment?:
 }
 
 describe('gunzipAndHash (the addon inflating and hashing on the threadpool)', () => {
-  // Compressible and incompressible stretches, 3.5 MiB: more than the two 1 MiB output buffers hold.
-  const data = Buffer.concat([Buffer.alloc(1_500_000, 'tar block '), randomBytes(1_000_000), Buffer.alloc(1_170_000, 7)]);
+  // Compressible and incompressible stretches, 4.7 MiB: more than the two 2 MiB output buffers
+  // hold. Compressed, 1.3 MB: more than one job's input when the chunks that wait are coalesced.
+  const data = Buffer.concat([Buffer.alloc(2_500_000, 'tar block '), randomBytes(1_300_000), Buffer.alloc(1_170_000, 7)]);
   const gz = gzipSync(data);
 
   it.each([4093, 65_536, 1 << 20, gz.length])('inflates in order and hashes what it inflated, whatever the input pieces (%i bytes)', async (size) => {
     const { hex, out } = await inflate(pieces(gz, size));
     expect(out.equals(data)).toBe(true);
     expect(hex).toBe(sha256(data));
+  });
+
+  it('hands every chunk of the source back once, whether it was inflated alone or copied in with others that waited', async () => {
+    // Written before the inflater starts, the chunks wait together, as a socket's do while this
+    // thread applies a layer: several go to one job, copied into its input. A chunk too big to
+    // join others (1.1 MB) goes as it is.
+    const sizes = [...Array<number>(8).fill(16_384), 4093, 1, 1_100_000];
+    const source = new PassThrough({ highWaterMark: gz.length });
+    const written: Buffer[] = [];
+    for (let at = 0, i = 0; at < gz.length; i++) {
+      const piece = Buffer.from(gz.subarray(at, (at += sizes[i] ?? 16_384)));
+      written.push(piece);
+      source.write(piece);
+    }
+    source.end();
+    const back: Buffer[] = [];
+    const seen: Buffer[] = [];
+    const hex = await gunzipAndHash(source, (tar) => seen.push(Buffer.from(tar)), undefined, (chunk) => back.push(chunk));
+    expect(Buffer.concat(seen).equals(data)).toBe(true);
+    expect(hex).toBe(sha256(data));
+    expect(written.length).toBeGreaterThan(10);
+    expect(back).toHaveLength(written.length);
+    for (const piece of written) expect(back.filter((b) => b === piece)).toHaveLength(1);
   });
 
   it('takes input a byte at a time (a header, a body and a trailer each split anywhere)', async () => {
