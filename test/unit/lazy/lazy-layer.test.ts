@@ -28,7 +28,8 @@ const E = constants.errno;
 class FakeSource implements SpanSource {
   readonly where = 'fake';
   requests: Array<[number, number]> = [];
-  mode: 'ok' | 'corrupt' | 'stall' | 'fail' = 'ok';
+  /** `corrupt` flips the first byte sent, `corrupt-last` the last one. */
+  mode: 'ok' | 'corrupt' | 'corrupt-last' | 'stall' | 'fail' = 'ok';
   /** While set, answers wait for it (requests in flight can be counted). */
   gate: Promise<void> | undefined;
   inFlight = 0;
@@ -54,6 +55,7 @@ class FakeSource implements SpanSource {
     if (this.mode === 'fail') throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
     const bytes = Buffer.from(this.blob.subarray(start, end + 1));
     if (this.mode === 'corrupt') bytes[0] = bytes[0]! ^ 1;
+    if (this.mode === 'corrupt-last') bytes[bytes.length - 1] = bytes[bytes.length - 1]! ^ 1;
     if (this.mode === 'stall') {
       // Half the bytes, then nothing until aborted.
       const s = new PassThrough();
@@ -390,6 +392,14 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled', 'fulfilled']);
     expect((results[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'LAZY_FETCH_FAILED', cause: { code: 'DIGEST_MISMATCH' } });
     expect(source.requests).toHaveLength(2);
+    // A flipped last byte (the run's last span, in the answer's last chunk) fails that span
+    // alone; the spans before it in the same answer are handed over, each its own bytes.
+    source.mode = 'corrupt-last';
+    const later = await Promise.allSettled([8, 9, 10].map((i) => lazy.fetcher.span(i, 'prefetch')));
+    expect(later.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+    expect((later[2] as PromiseRejectedResult).reason).toMatchObject({ code: 'LAZY_FETCH_FAILED', cause: { code: 'DIGEST_MISMATCH' } });
+    for (const [n, i] of [8, 9].entries()) expect(createHash('sha256').update((later[n] as PromiseFulfilledResult<Buffer>).value).digest('hex')).toBe(toc.spans[i]!.sha256);
+    expect(source.requests).toHaveLength(3);
   });
 
   it('a refused connection is retried up to the attempt limit', async () => {
