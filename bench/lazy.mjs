@@ -26,7 +26,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { countingProxy } from './counting-proxy.mjs';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
@@ -34,6 +34,8 @@ import { shapedLink } from './shaped-link.mjs';
 const REPO = resolve(new URL('..', import.meta.url).pathname);
 // HOSTPULL_BENCH_CLI: the CLI of another build (a before/after comparison); the demo base is pushed with this one's.
 const CLI = process.env.HOSTPULL_BENCH_CLI ?? join(REPO, 'dist/cli/main.js');
+/** The timed runs start as users start hostpull: its launcher beside main.js (from the startup snapshot). */
+const LAUNCHER = join(dirname(CLI), 'hostpull');
 const DEMO = process.env.HOSTPULL_DEMO_WORK ?? '/var/tmp/hostpull-demo';
 const WORK = process.env.WORK ?? '/var/tmp/hostpull-bench-lazy';
 const REPS = Math.max(1, Number(process.env.REPS ?? 1));
@@ -91,7 +93,7 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
   const mark = proxy.log.length;
   const requestMark = proxy.requests.length;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, '--root', root, '--server', proxy.host, 'run', ...extra, ref, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(LAUNCHER, ['--root', root, '--server', proxy.host, 'run', ...extra, ref, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   let first;
   let out = '';
   let err = '';

@@ -34,7 +34,8 @@
 #
 # Needs root, docker-registry, containerd/ctr, podman, skopeo, umoci, runc, jq, curl, pigz, and
 # the project built (npm run build; set SKIP_BUILD=1 to use dist/ as it is; HOSTPULL_CLI=PATH runs
-# another build's dist/cli/main.js, e.g. to compare two versions). Not run in CI.
+# another build's dist/cli/hostpull, the command users run, e.g. to compare two versions; a
+# main.js there runs with node, without the startup snapshot). Not run in CI.
 # WORK (default /tmp/hostpull-peers) holds everything. On this machine / is ext4 without a
 # journal: deleting thousands of files slows file creation for minutes afterwards, so nothing is
 # deleted while measuring; old state goes to $WORK/trash, emptied at the very end (KEEP=1 keeps it).
@@ -100,7 +101,8 @@ settle() {
 }
 
 [[ -n ${SKIP_BUILD:-} ]] || (cd "$REPO" && npm run --silent build:ts)
-HOSTPULL=(node "${HOSTPULL_CLI:-$REPO/dist/cli/main.js}")
+HOSTPULL_CLI=${HOSTPULL_CLI:-$REPO/dist/cli/hostpull}
+if [[ $HOSTPULL_CLI == *.js ]]; then HOSTPULL=(node "$HOSTPULL_CLI"); else HOSTPULL=("$HOSTPULL_CLI"); fi
 
 # ---------------------------------------------------------------- registry (free loopback port)
 start_registry

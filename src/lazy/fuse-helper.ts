@@ -2,7 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { errorFromJson, HostpullError } from '../errors.js';
 import type { LogFormat, Logger, LogLevel } from '../log.js';
-import { appliedV8Flags, buildFile } from '../util/index.js';
+import { appliedV8Flags, buildFile, inheritableExecArgv } from '../util/index.js';
 import type { HelperMessage, HelperRequest, LayerStats, MountedView, MountSpec } from './helper-protocol.js';
 
 type Request = HelperRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
@@ -75,7 +75,7 @@ export class FuseHelper {
       // The V8 flags of the command it serves (see cli/verb-v8-flags.ts): a `run`'s helper
       // lives as long as the run, and with V8's defaults it spent ~0.15 s of CPU optimising its
       // HTTP parsing and FUSE dispatch, on a 2-core node where the starting container waits for CPU.
-      execArgv: [...process.execArgv, ...appliedV8Flags()],
+      execArgv: [...inheritableExecArgv(), ...appliedV8Flags()],
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'advanced',
       // Its log lines go to this process's stderr, worded as this process words its own.

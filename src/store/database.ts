@@ -5,8 +5,6 @@ import { MIGRATIONS } from './migrations.js';
 
 export type Db = BetterSqlite3.Database;
 
-const require = createRequire(import.meta.url);
-
 /**
  * better-sqlite3, loaded with `require` and given its addon directly. Imported as an ES module,
  * its CommonJS files go through the ESM loader's export scan, and its first open finds the addon
@@ -16,6 +14,7 @@ const require = createRequire(import.meta.url);
  * is left to `bindings`.
  */
 function sqlite(): { Database: typeof BetterSqlite3; nativeBinding: string | undefined } {
+  const require = createRequire(import.meta.url);
   const Database = require('better-sqlite3') as typeof BetterSqlite3;
   let nativeBinding: string | undefined;
   try {

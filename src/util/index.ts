@@ -12,5 +12,6 @@ export { loadDispatcherClass } from './undici-dispatcher.js';
 export { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from './units.js';
 export { compareUtf8 } from './utf8-order.js';
 export { applyV8Flags, appliedV8Flags } from './v8-flags.js';
+export { inheritableExecArgv } from './inheritable-exec-argv.js';
 export { buildFile, packageVersion } from './build-files.js';
 export { writeWithBackpressure } from './write-with-backpressure.js';

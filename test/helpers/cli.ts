@@ -1,6 +1,8 @@
 /**
- * Runs the built CLI (`node dist/cli/main.js`) as a child process, as a user would. The path is
- * resolved from this file so the tests work from any checkout, not only /work/main.
+ * Runs the built CLI as a child process, as a user would: through its launcher, dist/cli/hostpull,
+ * which starts it from the startup snapshot when it can (scripts/launcher.sh), unless a test names
+ * another entry. The path is resolved from this file so the tests work from any checkout, not only
+ * /work/main.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -10,6 +12,8 @@ import { HostpullError } from '../../src/errors.js';
 /** The repository root (two levels above test/helpers/). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
 export const CLI_ENTRY = `${REPO_ROOT}/dist/cli/main.js`;
+/** The command users run (package.json's bin): `node --snapshot-blob … main.js` or `node main.js`. */
+export const CLI_LAUNCHER = `${REPO_ROOT}/dist/cli/hostpull`;
 
 export interface CliOptions {
   /** Added to (and overriding) the test process's environment; a value of undefined removes a variable. */
@@ -20,7 +24,7 @@ export interface CliOptions {
   timeoutMs?: number;
   /** Default the repository root. */
   cwd?: string;
-  /** Script to run instead of dist/cli/main.js (for testing this helper). */
+  /** What to run instead of the launcher: a `.js` file runs with this node, anything else as it is. */
   entry?: string;
 }
 
@@ -47,11 +51,12 @@ function cliEnv(env: CliOptions['env']): NodeJS.ProcessEnv {
 
 /** Spawns the CLI and returns the child (pipes for all three streams) for kill/signal tests. */
 export function spawnCli(args: string[], opts: CliOptions = {}): ChildProcess {
-  const entry = opts.entry ?? CLI_ENTRY;
+  const entry = opts.entry ?? CLI_LAUNCHER;
   if (!existsSync(entry)) {
     throw new HostpullError('TEST_CLI_NOT_BUILT', `${entry} does not exist`, { hint: 'run `npm run build:ts` first' });
   }
-  return spawn(process.execPath, [entry, ...args], {
+  const [command, argv] = /\.[cm]?js$/.test(entry) ? [process.execPath, [entry, ...args]] : [entry, args];
+  return spawn(command, argv, {
     cwd: opts.cwd ?? REPO_ROOT,
     env: cliEnv(opts.env),
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli, spawnCli } from '../../helpers/cli.js';
+import { CLI_ENTRY, runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startProxy } from '../../helpers/proxy.js';
 import { blobRequests, startRegistry, type AccessEntry, type TestRegistry } from '../../helpers/registry.js';
@@ -158,13 +158,17 @@ describe('pulls through the daemon', () => {
     const daemon = await daemonOn(dir, registry.host);
     // A HOSTPULL_* variable of this test run's own would send every line the long way.
     const unset = Object.fromEntries(Object.keys(process.env).flatMap((k) => (k.startsWith('HOSTPULL_') ? [[k, undefined]] : [])));
-    const pull = (tag: string, extra: string[], env: Record<string, string> = {}) =>
-      runCli(['--root', daemon.root, '--server', registry.host, 'pull', tag, '--socket', daemon.socket, ...extra], { env: { ...unset, ...env } });
-    // NODE_DEBUG=module names every module loaded: the plain command line loads no commander.
+    const pull = (tag: string, extra: string[], env: Record<string, string> = {}, entry?: string) =>
+      runCli(['--root', daemon.root, '--server', registry.host, 'pull', tag, '--socket', daemon.socket, ...extra], { env: { ...unset, ...env }, ...(entry ? { entry } : {}) });
+    // NODE_DEBUG=module names every module loaded: the plain command line loads no commander, from
+    // the startup snapshot as from main.js (which loads the rest module by module: node:http shows).
     const plain = await pull('JDK11.0-GRD7.0', ['--json'], { NODE_DEBUG: 'module' });
     expect(plain.code, plain.stderr).toBe(0);
-    expect(plain.stderr).toMatch(/load built-in module node:http/);
     expect(plain.stderr).not.toMatch(/commander/);
+    const plainFromMain = await pull('JDK11.0-GRD7.0', ['--json'], { NODE_DEBUG: 'module' }, CLI_ENTRY);
+    expect(plainFromMain.code, plainFromMain.stderr).toBe(0);
+    expect(plainFromMain.stderr).toMatch(/load built-in module node:http/);
+    expect(plainFromMain.stderr).not.toMatch(/commander/);
     const full = await pull('JDK11.0-GRD7.0', ['--json', '--log-level', 'warn'], { NODE_DEBUG: 'module' });
     expect(full.stderr).toMatch(/commander/);
     // The same record either way (the second pull found everything at home).

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI_ENTRY, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
+import { CLI_ENTRY, CLI_LAUNCHER, REPO_ROOT, runCli, spawnCli } from '../../helpers/cli.js';
 import { makeTempDir, mountsBelow, removeTempDir, useTempDir } from '../../helpers/tmp.js';
 
 describe('temp dirs', () => {
@@ -46,6 +46,7 @@ describe('cli runner', () => {
 
   it('resolves the CLI path from the repository root', () => {
     expect(CLI_ENTRY).toBe(join(REPO_ROOT, 'dist/cli/main.js'));
+    expect(CLI_LAUNCHER).toBe(join(REPO_ROOT, 'dist/cli/hostpull'));
     expect(existsSync(join(REPO_ROOT, 'package.json'))).toBe(true);
   });
 
