@@ -1,8 +1,9 @@
 // Entry of the CLI's V8 startup snapshot (scripts/bundle.mjs builds it into dist/cli/hostpull.blob
 // with `node --build-snapshot`; dist/cli/hostpull starts Node from it). Importing a module here
 // evaluates it at build time, so that a command finds it loaded: Node's start from the snapshot
-// replaces the resolving, reading, compiling and evaluating of the ~30 modules a pull loads, 26 ms
-// of an up-to-date in-process pull and 33 ms of one that fetches a 8.9 MB layer (medians of 10).
+// replaces the resolving, reading, compiling and evaluating of the ~30 modules a pull loads.
+// Through the launcher, an up-to-date in-process pull took 102 instead of 123 ms, and one that
+// fetches a 8.9 MB layer 200 instead of 228 ms (medians of 10, alternated).
 //
 // What may be imported here: our own modules that only compute at load time. The bundle of this
 // file gives every package and the Node built-ins that cannot be evaluated into a snapshot (see
