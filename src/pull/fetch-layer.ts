@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { PassThrough, Transform, type Duplex, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Readable, Transform, type Duplex, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorText, HostpullError, hintFor, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -205,6 +205,13 @@ async function transfer(
   // A blob dropped once its layer is committed needs no fsync (openIngest's `durable`).
   const durable = !options.unpack || options.keepBlob === true;
   let ingest = await store.blobs.openIngest(job.digest, job.size, job.mediaType, { resume: true, direct: true, durable });
+  if (ingest.offset === job.size) {
+    // Every byte reached the disk before the last process stopped: its digest decides, as a
+    // download's would (a mismatch discards the partial), and nothing is asked of the registry.
+    const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
+    await pipeline(Readable.from([]), verifier, ingest.writer, options.signal ? { signal: options.signal } : {});
+    return { resumedFrom: ingest.offset };
+  }
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });
   if (response.offset !== ingest.offset) {
     // The registry ignored our Range: start over from byte 0 with what it sends.

@@ -164,7 +164,9 @@ export class BlobStore {
     const hash = createDigester(digestAlgorithm(digest));
     if (options.resume) {
       const existing = await stat(partial).catch((err) => (errnoCode(err) === 'ENOENT' ? undefined : Promise.reject(err)));
-      if (existing && existing.size > 0 && existing.size < size) {
+      // A whole one too (a process killed after its last byte, before the commit): `offset` is
+      // then `size`, and the caller verifies and commits it without a request.
+      if (existing && existing.size > 0 && existing.size <= size) {
         // The bytes already there feed the digester the download goes on with.
         offset = await hashInto(createReadStream(partial, { start: 0, end: existing.size - 1, highWaterMark: 1 << 20 }), hash);
       } else if (existing) {

@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HostpullError, isHostpullError } from '../../../src/errors.js';
@@ -220,6 +220,33 @@ describe('Puller (blobs only, fake registry)', () => {
     ]);
     expect(result.layers[0]).toMatchObject({ hit: false, fetchedBytes: jdk.length });
     expect(store.blobs.has(image.layers[0]!)).toBe(true);
+  });
+
+  it('commits a partial download that is already whole without asking the registry for it', async () => {
+    // A process killed after the blob's last byte reached the disk, before its commit.
+    const image = pushImage(reg, 'hostpull', 'JDK11.0', [jdk]);
+    await mkdir(store.layout.ingestDir, { recursive: true });
+    await writeFile(store.layout.ingestPath(image.layers[0]!), jdk);
+    const result = await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false });
+    expect(reg.blobOffsets).toEqual([]);
+    expect(result.layers[0]).toMatchObject({ fetchedBytes: 0, resumedFrom: jdk.length });
+    expect(store.blobs.has(image.layers[0]!)).toBe(true);
+    expect((await readFile(store.blobs.path(image.layers[0]!))).equals(jdk)).toBe(true);
+  });
+
+  it('drops a whole partial download whose bytes are not the blob: the pull says so, the next one fetches it', async () => {
+    const image = pushImage(reg, 'hostpull', 'JDK11.0', [jdk]);
+    const corrupt = Buffer.from(jdk);
+    corrupt[corrupt.length - 1] ^= 1;
+    await mkdir(store.layout.ingestDir, { recursive: true });
+    await writeFile(store.layout.ingestPath(image.layers[0]!), corrupt);
+    const err = await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false }).catch((e: unknown) => e);
+    expect(isHostpullError(err, 'DIGEST_MISMATCH')).toBe(true);
+    expect(reg.blobOffsets).toEqual([]);
+    await expect(stat(store.layout.ingestPath(image.layers[0]!))).rejects.toMatchObject({ code: 'ENOENT' });
+    const again = await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false });
+    expect(reg.blobOffsets).toEqual([{ digest: image.layers[0], offset: 0 }]);
+    expect(again.layers[0]).toMatchObject({ fetchedBytes: jdk.length });
   });
 
   it('fetches a blob once when two pulls need it at the same time', async () => {
