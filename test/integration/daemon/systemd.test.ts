@@ -77,7 +77,7 @@ describe('systemd units', () => {
       await readFile(join(dest, f));
     }
     const wrapper = join(dest, 'usr/local/bin/hostpull');
-    expect(await readFile(wrapper, 'utf8')).toContain(`${REPO_ROOT}/dist/cli/main.js`);
+    expect(await readFile(wrapper, 'utf8')).toContain(`${REPO_ROOT}/dist/cli/hostpull`);
     const help = spawnSync(wrapper, ['--version'], { encoding: 'utf8' });
     expect(help.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
 
