@@ -489,6 +489,7 @@ export class LazyLayers {
     try {
       await this.#helper?.unmount(s.cand.blobDigest);
       await rm(s.dir, { recursive: true, force: true });
+      this.#o.logger.info({ layer: s.cand.blobDigest, dir: s.dir, complete: this.#o.store.layers.get(s.cand.diffId) !== undefined }, 'lazy view unmounted: nothing uses it any more');
     } catch (err) {
       this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
     }

@@ -180,7 +180,8 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
       'the lazy views to be unmounted and their span caches cleared',
       async () => fuseMounts().length === 0 && (await spanCaches()).length === 0,
       30_000,
-      async () => `FUSE mounts: ${JSON.stringify(fuseMounts())}\nspan caches: ${JSON.stringify(await spanCaches())}\ndaemon log:\n${daemon!.log().slice(-3000)}`,
+      async () =>
+        `FUSE mounts: ${JSON.stringify(fuseMounts())}\nspan caches: ${JSON.stringify(await spanCaches())}\nsnapshots:\n${await snapshots()}\ndaemon log:\n${daemon!.log().slice(-3000)}`,
     );
   }, 240_000);
 
