@@ -81,6 +81,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   level = "info"
 [metrics]
   address = ""
+# A deletion starts a collection at once, which is when containerd asks the snapshotter to Remove
+# what it no longer references. By default a deletion waits for the next collection, scheduled
+# 49 times the average collection's own time after the last one: seconds apart when bolt's
+# fsyncs are slow, and tests that wait for a Remove would wait for that.
+[plugins."io.containerd.gc.v1.scheduler"]
+  deletion_threshold = 1
 [proxy_plugins.hostpull]
   type = "snapshot"
   address = ${toml(o.snapshotterSocket)}

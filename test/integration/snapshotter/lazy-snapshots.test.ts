@@ -184,8 +184,7 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     // A view is unmounted first and its span cache cleared after, so both are awaited: a check
     // made the moment the last mount goes can still see the last cache.
     // containerd's metadata forgets the snapshot at once; its backend Remove (what releases the
-    // views) waits for containerd's next garbage collection, scheduled from how long the earlier
-    // ones took: a minute leaves room for a loaded machine.
+    // views) comes with the collection that deletion starts (the helper's deletion_threshold).
     const spanCaches = async () => readdir(join(root, 'lazy', 'spans')).catch(() => [] as string[]);
     await waitFor(
       'the lazy views to be unmounted and their span caches cleared',
