@@ -108,7 +108,9 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     signals.release();
     throw err;
   }
-  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, ...options.registry });
+  // node:http, not undici: nothing to load or compile at the first pull (node-http-dispatcher.ts),
+  // and a pull sends a few requests, as the CLI's do.
+  const client = new RegistryClient({ insecureRegistries: options.insecureRegistries ?? [], logger, httpClient: 'node', ...options.registry });
   const tracker = new RequestTracker();
   const metrics = new DaemonMetrics(store, { activePulls: () => tracker.count('pull') });
   // Unpack workers live as long as the daemon: a pull after the first finds them started and their

@@ -30,14 +30,22 @@ export interface DispatchResponse {
 }
 
 /**
- * The HTTP client under the registry transport: undici's Agent (the default, for the processes
- * that live: the daemon, the server, the lazy helper), or NodeHttpDispatcher (node-http-dispatcher.ts,
- * for a command that sends a few requests and exits).
+ * The HTTP client under the registry transport: undici's Agent (the default: the server and the
+ * lazy helper, which send many requests), or NodeHttpDispatcher (node-http-dispatcher.ts: the
+ * CLI working in-process and the daemon, whose pulls send a few requests each).
  */
 export interface RegistryDispatcher {
   request(req: DispatchRequest): Promise<DispatchResponse>;
   close(): Promise<void>;
 }
+
+/**
+ * A kept-alive connection that stays idle this long is closed by the client, sooner when the
+ * server's `Keep-Alive: timeout=N` says it closes sooner (both clients read it). Without a bound, a
+ * long-lived process (the daemon) would reuse a connection that a firewall or load balancer on
+ * the way dropped silently meanwhile, and its next request would wait for the headers timeout.
+ */
+export const KEEP_ALIVE_IDLE_MS = 30_000;
 
 /** Which HTTP client a registry client uses (see {@link RegistryDispatcher}). */
 export type HttpClientKind = 'undici' | 'node';

@@ -6,14 +6,16 @@ import { urlToHttpOptions } from 'node:url';
 import type { DispatchRequest, DispatchResponse, RegistryDispatcher, ResponseBody } from './dispatcher.js';
 
 /**
- * Registry HTTP over Node's own http and https modules, for a command that sends a few requests
- * and exits (the CLI working in-process: pull, run, mount, login). Why not undici there: its
- * agent and request API are 32 modules and a wasm parser to load, ~20 ms of CPU before the first
- * request, while node:http is compiled into Node (~2 ms). Measured alternated on a tmpfs store,
- * an in-process pull of one new 9 MB layer from the full-size peer images took 241 instead of
- * 259 ms (medians of 12), and an up-to-date pull's own time went from 51 to 18 ms. The processes
- * that live and send thousands of requests (the daemon, the server, the lazy helper's span
- * reads) keep undici's pool.
+ * Registry HTTP over Node's own http and https modules, for the CLI working in-process (pull, run,
+ * mount, login) and for the daemon. Why not undici there: its agent and request API are 32
+ * modules and a wasm parser to load, ~20 ms of CPU before the first request, while node:http is
+ * compiled into Node (~2 ms). Measured alternated on a tmpfs store, an in-process pull of one new
+ * 9 MB layer from the full-size peer images took 241 instead of 259 ms (medians of 12), and an
+ * up-to-date pull's own time went from 51 to 18 ms. In a daemon the load fell on its first pull,
+ * with the wasm parser's compile and then its optimising recompile on the pull's two cores:
+ * a fresh daemon's first pull of the 45 MB peer images took ~380 instead of ~320 ms (medians of
+ * 8), with no cost after (see start-daemon.ts). The server and the lazy helper, which send
+ * thousands of requests, keep undici's pool.
  *
  * The contract is the one the transport has with undici's Agent (dispatcher.ts): a keep-alive
  * pool of `connections` sockets per origin, a headers timeout from sending to the end of the
@@ -23,12 +25,25 @@ import type { DispatchRequest, DispatchResponse, RegistryDispatcher, ResponseBod
  */
 export class NodeHttpDispatcher implements RegistryDispatcher {
   readonly #connections: number;
+  readonly #idleMs: number;
   readonly #http: HttpAgent;
   #https: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
 
-  constructor(connections: number) {
+  /** `idleMs`: a kept-alive connection idle this long is closed (dispatcher.ts, KEEP_ALIVE_IDLE_MS). */
+  constructor(connections: number, idleMs: number) {
     this.#connections = connections;
-    this.#http = new HttpAgent({ keepAlive: true, maxSockets: connections });
+    this.#idleMs = idleMs;
+    this.#http = new HttpAgent(this.#agentOptions());
+  }
+
+  /**
+   * The agents' pool: `timeout` is what a free socket may stay idle (node:http lowers it to the
+   * server's Keep-Alive hint, and reads the hint only when it is set). On a socket in use it only
+   * raises 'timeout' events, which nothing here listens to: the headers and body timeouts below
+   * are the request's.
+   */
+  #agentOptions(): { keepAlive: true; maxSockets: number; timeout: number } {
+    return { keepAlive: true, maxSockets: this.#connections, timeout: this.#idleMs };
   }
 
   async request(req: DispatchRequest): Promise<DispatchResponse> {
@@ -71,7 +86,7 @@ export class NodeHttpDispatcher implements RegistryDispatcher {
   }
 
   #tls(): Promise<{ agent: HttpsAgent; request: typeof httpRequest }> {
-    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent({ keepAlive: true, maxSockets: this.#connections }), request: https.request }));
+    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent(this.#agentOptions()), request: https.request }));
     return this.#https;
   }
 }

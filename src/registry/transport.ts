@@ -7,7 +7,7 @@ import { AUTH_ENV, type Credential, type CredentialSource } from './auth/credent
 import { TokenCache, tokenCacheKey, tokenExpiry, type CachedToken } from './auth/token-cache.js';
 import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
-import type { HttpClientKind, RegistryDispatcher } from './dispatcher.js';
+import { KEEP_ALIVE_IDLE_MS, type HttpClientKind, type RegistryDispatcher } from './dispatcher.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
 import { redactUrl } from './redact.js';
 import { RETRYABLE_STATUSES, RetryBudget, type RetryNotice, type RetryPolicy } from './retry.js';
@@ -106,8 +106,8 @@ export class Transport {
     const connections = this.#opts.connections;
     this.#client ??=
       this.#opts.httpClient === 'node'
-        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections))
-        : loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections, keepAliveTimeout: 30_000 }) as unknown as RegistryDispatcher);
+        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS))
+        : loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections, keepAliveTimeout: KEEP_ALIVE_IDLE_MS }) as unknown as RegistryDispatcher);
     return this.#client;
   }
 

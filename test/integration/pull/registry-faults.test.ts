@@ -78,7 +78,7 @@ describe('a registry that goes silent mid-blob', () => {
     const [stalled, resumed] = r.bigRequests;
     expect(r.bigRequests).toHaveLength(2);
     expect(stalled!.bytes).toBe(stallAt);
-    // Our idle timeout closed the silent connection (undici's default would wait 5 minutes).
+    // Our idle timeout closed the silent connection (an HTTP client's own default waits minutes).
     const silentMs = stalled!.closedAt! - stalled!.stalledAt!;
     expect(silentMs).toBeGreaterThanOrEqual(900);
     expect(silentMs).toBeLessThan(10_000);

@@ -11,9 +11,9 @@ import { loadDispatcherClass } from '../../../src/util/index.js';
  * The contract the registry transport has with its HTTP client (registry/dispatcher.ts), held
  * over both: undici's Agent and NodeHttpDispatcher. Real sockets on 127.0.0.1.
  */
-const clients: Record<string, () => Promise<RegistryDispatcher>> = {
-  undici: async () => new (await loadDispatcherClass('Agent'))({ connections: 2, keepAliveTimeout: 30_000 }) as unknown as RegistryDispatcher,
-  node: async () => new NodeHttpDispatcher(2),
+const clients: Record<string, (idleMs: number) => Promise<RegistryDispatcher>> = {
+  undici: async (idleMs) => new (await loadDispatcherClass('Agent'))({ connections: 2, keepAliveTimeout: idleMs }) as unknown as RegistryDispatcher,
+  node: async (idleMs) => new NodeHttpDispatcher(2, idleMs),
 };
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -21,14 +21,19 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-/** A server on 127.0.0.1:0 (or `host`) whose handler is given each request's number and remote port (to see connection reuse). */
-async function serve(handler: (res: ServerResponse, n: number, remotePort: number) => void, host = '127.0.0.1'): Promise<string> {
+/**
+ * A server on 127.0.0.1:0 (or `host`) whose handler is given each request's number and remote port
+ * (to see connection reuse). `keepAliveMs`: how long it keeps an idle connection (Node's server
+ * default, 5 s, sent as a Keep-Alive hint; 0 keeps it for ever and sends no hint).
+ */
+async function serve(handler: (res: ServerResponse, n: number, remotePort: number) => void, host = '127.0.0.1', keepAliveMs?: number): Promise<string> {
   let n = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     req.resume();
     req.on('end', () => handler(res, ++n, req.socket.remotePort!));
   });
+  if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
@@ -46,8 +51,9 @@ function get(origin: string, over: Partial<DispatchRequest> = {}): DispatchReque
 }
 
 describe.each(Object.keys(clients))('the registry HTTP client over %s', (kind) => {
-  async function client(): Promise<RegistryDispatcher> {
-    const c = await clients[kind]!();
+  /** `idleMs`: how long the client keeps an idle connection (KEEP_ALIVE_IDLE_MS in the transport). */
+  async function client(idleMs = 30_000): Promise<RegistryDispatcher> {
+    const c = await clients[kind]!(idleMs);
     cleanups.push(() => c.close());
     return c;
   }
@@ -116,7 +122,8 @@ describe.each(Object.keys(clients))('the registry HTTP client over %s', (kind) =
       res.writeHead(200, { 'content-length': String(size) });
       res.end(Buffer.alloc(size, 7));
     });
-    const r = await (await client()).request(get(origin, { bodyTimeout: 300 }));
+    // The pool's idle bound too is shorter than the pause: it is for connections nobody uses.
+    const r = await (await client(300)).request(get(origin, { bodyTimeout: 300 }));
     let got = 0;
     for await (const chunk of r.body) {
       // The first chunk, then a pause three times the idle timeout with the socket's buffers full.
@@ -152,6 +159,27 @@ describe.each(Object.keys(clients))('the registry HTTP client over %s', (kind) =
     }
     expect(ports).toHaveLength(3);
     expect(new Set(ports).size).toBe(1);
+  });
+
+  it('closes a kept-alive connection that stays idle for its idle bound, even when the server would keep it', async () => {
+    const ports: number[] = [];
+    const origin = await serve(
+      (res, _n, port) => {
+        ports.push(port);
+        res.end('tiny');
+      },
+      '127.0.0.1',
+      0,
+    );
+    const c = await client(300);
+    await (await c.request(get(origin))).body.dump();
+    await sleep(10);
+    await (await c.request(get(origin))).body.dump();
+    await sleep(1_000);
+    await (await c.request(get(origin))).body.dump();
+    expect(ports).toHaveLength(3);
+    expect(ports[1]).toBe(ports[0]); // reused within the bound
+    expect(ports[2]).not.toBe(ports[0]); // a new connection after it
   });
 
   it('sends a Buffer body with its length, and a stream body as it comes', async () => {
