@@ -486,15 +486,17 @@ export class LazyLayers {
     if (s.unmounted) return;
     s.unmounted = true;
     this.#layers.delete(s.cand.blobDigest);
+    // Unmounted once its background pull has settled (s.done): complete or not, that stays so.
+    const complete = this.#o.store.layers.get(s.cand.diffId) !== undefined;
     try {
       await this.#helper?.unmount(s.cand.blobDigest);
       await rm(s.dir, { recursive: true, force: true });
-      this.#o.logger.info({ layer: s.cand.blobDigest, dir: s.dir, complete: this.#o.store.layers.get(s.cand.diffId) !== undefined }, 'lazy view unmounted: nothing uses it any more');
+      this.#o.logger.info({ layer: s.cand.blobDigest, dir: s.dir, complete }, 'lazy view unmounted: nothing uses it any more');
     } catch (err) {
       this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
     }
     // Complete: the spans are in layers/<id> now. Failed: keep the verified spans for next time.
-    if (this.#o.store.layers.get(s.cand.diffId)) await new SpanCache(spanCacheDir(this.#o.store.layout, s.cand.blobDigest)).clear();
+    if (complete) await new SpanCache(spanCacheDir(this.#o.store.layout, s.cand.blobDigest)).clear();
   }
 
   /** Waits for every background pull started so far. */

@@ -209,7 +209,7 @@ async function transfer(
     // Every byte reached the disk before the last process stopped: its digest decides, as a
     // download's would (a mismatch discards the partial), and nothing is asked of the registry.
     const verifier = new VerifyingStream({ digest: job.digest, size: job.size, source: source(job.repo), hash: ingest.hash, offset: ingest.offset });
-    await pipeline(Readable.from([]), verifier, ingest.writer, options.signal ? { signal: options.signal } : {});
+    await pipeline(Readable.from([]), verifier, ingest.writer, { signal: options.signal });
     return { resumedFrom: ingest.offset };
   }
   let response = await client.getBlob(job.repo, job.digest, { offset: ingest.offset, signal: options.signal, retry });

@@ -24,26 +24,20 @@ import type { DispatchRequest, DispatchResponse, RegistryDispatcher, ResponseBod
  * that carry a network errno (errors.ts), ETIMEDOUT for both timeouts.
  */
 export class NodeHttpDispatcher implements RegistryDispatcher {
-  readonly #connections: number;
-  readonly #idleMs: number;
+  /**
+   * The pool of both agents: `timeout` is what a free socket may stay idle (node:http lowers it to
+   * the server's Keep-Alive hint, and reads the hint only when it is set). On a socket in use it
+   * only raises 'timeout' events, which nothing here listens to: the headers and body timeouts
+   * below are the request's.
+   */
+  readonly #pool: { keepAlive: true; maxSockets: number; timeout: number };
   readonly #http: HttpAgent;
   #https: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
 
   /** `idleMs`: a kept-alive connection idle this long is closed (dispatcher.ts, KEEP_ALIVE_IDLE_MS). */
   constructor(connections: number, idleMs: number) {
-    this.#connections = connections;
-    this.#idleMs = idleMs;
-    this.#http = new HttpAgent(this.#agentOptions());
-  }
-
-  /**
-   * The agents' pool: `timeout` is what a free socket may stay idle (node:http lowers it to the
-   * server's Keep-Alive hint, and reads the hint only when it is set). On a socket in use it only
-   * raises 'timeout' events, which nothing here listens to: the headers and body timeouts below
-   * are the request's.
-   */
-  #agentOptions(): { keepAlive: true; maxSockets: number; timeout: number } {
-    return { keepAlive: true, maxSockets: this.#connections, timeout: this.#idleMs };
+    this.#pool = { keepAlive: true, maxSockets: connections, timeout: idleMs };
+    this.#http = new HttpAgent(this.#pool);
   }
 
   async request(req: DispatchRequest): Promise<DispatchResponse> {
@@ -86,7 +80,7 @@ export class NodeHttpDispatcher implements RegistryDispatcher {
   }
 
   #tls(): Promise<{ agent: HttpsAgent; request: typeof httpRequest }> {
-    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent(this.#agentOptions()), request: https.request }));
+    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent(this.#pool), request: https.request }));
     return this.#https;
   }
 }
