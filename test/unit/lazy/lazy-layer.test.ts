@@ -4,6 +4,7 @@
  * real seekable layer built by publish's writer; the "registry" is an in-memory SpanSource.
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,8 @@ class FakeSource implements SpanSource {
   mode: 'ok' | 'corrupt' | 'corrupt-last' | 'stall' | 'fail' = 'ok';
   /** While set, answers wait for it (requests in flight can be counted). */
   gate: Promise<void> | undefined;
+  /** Requests for bytes from these offsets wait for their promise (one request held, the others answered). */
+  readonly gates = new Map<number, Promise<void>>();
   inFlight = 0;
   /** The registry client's retry policy, with the attempts of the fetch policy and short backoffs. */
   readonly #policy: RetryPolicy;
@@ -49,6 +52,7 @@ class FakeSource implements SpanSource {
     this.inFlight++;
     try {
       await this.gate;
+      await this.gates.get(start);
     } finally {
       this.inFlight--;
     }
@@ -518,6 +522,46 @@ describe('lazy layer (no /dev/fuse)', () => {
     const before = source.requests.length;
     await readAt(spans[8]!);
     expect(source.requests).toHaveLength(before);
+  });
+
+  it("a prefetched span's cache write waits until the layer has no request out; stored() and close() do not wait", async () => {
+    const { lazy, source, cacheDir, toc } = await layer();
+    const onDisk = (i: number) => existsSync(join(cacheDir, String(i)));
+    const until = async (ok: () => boolean) => {
+      for (let k = 0; k < 200 && !ok(); k++) await new Promise((r) => setTimeout(r, 10));
+    };
+    let open!: () => void;
+    source.gates.set(toc.spans[6]!.c, new Promise((r) => (open = r)));
+    const held = lazy.fetcher.span(6, 'read');
+    await until(() => source.inFlight === 1);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(sha(await lazy.fetcher.span(2, 'prefetch'))).toBe(toc.spans[2]!.sha256);
+    expect(sha(await lazy.fetcher.span(3, 'read'))).toBe(toc.spans[3]!.sha256);
+    await until(() => onDisk(3));
+    // A span a read fetched is written at once; the prefetched one waits while span 6 is out.
+    expect([onDisk(2), onDisk(3), source.inFlight]).toEqual([false, true, 1]);
+    // Served from memory meanwhile, without asking again.
+    expect(sha(await lazy.fetcher.span(2, 'read'))).toBe(toc.spans[2]!.sha256);
+    expect(source.requests).toHaveLength(3);
+    open();
+    await held;
+    await until(() => onDisk(2));
+    expect(onDisk(2)).toBe(true);
+    // Asked for by the completion, a waiting write starts at once.
+    let open8!: () => void;
+    source.gates.set(toc.spans[8]!.c, new Promise((r) => (open8 = r)));
+    const stalled = lazy.fetcher.span(8, 'read').catch(() => undefined);
+    await until(() => source.inFlight === 1);
+    await lazy.fetcher.span(4, 'prefetch');
+    await lazy.fetcher.stored([4]);
+    expect([onDisk(4), source.inFlight]).toEqual([true, 1]);
+    // Closed with a write waiting: the span stays off the disk, and nothing hangs.
+    await lazy.fetcher.span(10, 'prefetch');
+    lazy.fetcher.close();
+    await lazy.fetcher.stored([10]);
+    expect(onDisk(10)).toBe(false);
+    open8();
+    await stalled;
   });
 
   it('one fetch per span however many readers wait for it', async () => {
