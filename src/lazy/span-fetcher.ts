@@ -440,6 +440,9 @@ export class SpanFetcher {
     try {
       const stream = await this.#source.fetchRange(first.c, last.c + last.cs - 1, signal, retry);
       const onAbort = () => stream.destroy(signal.reason as Error);
+      // Closed (or out of time) while the answer's headers were on their way: an aborted signal
+      // tells no new listener, and the spans would be handed over and cached after the close.
+      if (signal.aborted) onAbort();
       signal.addEventListener('abort', onAbort, { once: true });
       try {
         for await (const chunk of stream) {
