@@ -270,6 +270,8 @@ async function downloadAndUnpack(
   const unpackInput = new PassThrough({ highWaterMark: 1 << 20 });
   const abort = new AbortController();
   const onAbort = () => abort.abort(signal?.reason);
+  // Aborted already (a stop while the staging directory was made): an aborted signal tells no new listener.
+  if (signal?.aborted) onAbort();
   signal?.addEventListener('abort', onAbort, { once: true });
   const unpacked = unpackLayer(deps, job, unpackInput, applyOptions(store, job, compression, staging, abort.signal));
   try {

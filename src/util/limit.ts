@@ -3,6 +3,8 @@
  * order; the first failure aborts the shared signal so the others stop early, then rejects.
  */
 export async function mapLimit<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number, signal: AbortSignal) => Promise<R>, parent?: AbortSignal): Promise<R[]> {
+  // An aborted signal tells no new listener: a parent aborted already would not stop a task.
+  parent?.throwIfAborted();
   const controller = new AbortController();
   const onParentAbort = () => controller.abort(parent?.reason);
   parent?.addEventListener('abort', onParentAbort, { once: true });

@@ -71,4 +71,13 @@ describe('mapLimit', () => {
     await expect(running).rejects.toBe(reason);
     expect(started).toEqual([0]);
   });
+
+  it('starts nothing when the parent signal was aborted before the call', async () => {
+    const parent = new AbortController();
+    const reason = new Error('daemon stopping');
+    parent.abort(reason);
+    const started: number[] = [];
+    await expect(mapLimit([0, 1], 2, async (i) => started.push(i), parent.signal)).rejects.toBe(reason);
+    expect(started).toEqual([]);
+  });
 });
