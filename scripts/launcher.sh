@@ -11,6 +11,15 @@ self=$0
 if [ -L "$self" ]; then self=$(readlink -f -- "$self") || exit 127; fi
 case $self in */*) dir=${self%/*} ;; *) dir=. ;; esac
 node=$(command -v node) || { echo "hostpull: node is not on PATH" >&2; exit 127; }
+# NODE_EXTRA_CA_CERTS has Node parse its bundled roots and the named file's certificates as it
+# starts, TLS or not (~35 ms with Debian's bundle): hostpull reads the file at its first TLS
+# connection instead and trusts the same certificates (src/registry/extra-ca.ts). Not under
+# NODE_OPTIONS, which may choose other roots (--use-openssl-ca), nor over a file already named.
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -z "${NODE_OPTIONS:-}" ] && [ -z "${HOSTPULL_EXTRA_CA_CERTS:-}" ]; then
+  HOSTPULL_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS
+  export HOSTPULL_EXTRA_CA_CERTS
+  unset NODE_EXTRA_CA_CERTS
+fi
 blob=$dir/hostpull.blob
 stamp=$dir/hostpull.blob.node
 if [ -z "${HOSTPULL_NO_SNAPSHOT:-}" ] && [ -z "${NODE_OPTIONS:-}" ] && [ -f "$blob" ] && [ -f "$stamp" ] &&

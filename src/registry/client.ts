@@ -6,6 +6,7 @@ import { authFilesCredentials } from './auth/auth-files.js';
 import { readBounded } from '../util/index.js';
 import { contentLength, dumpBody, headerValue } from './body.js';
 import type { HttpClientKind } from './dispatcher.js';
+import { extraCaFiles } from './extra-ca.js';
 import { RegistryError } from './errors.js';
 import { pushBlob, putManifest, type PushBlobOptions } from './push.js';
 import { decideRangeResponse, rangeError } from './range.js';
@@ -166,6 +167,7 @@ export class RegistryClient implements RegistryReader {
       userAgent: opts.userAgent ?? 'hostpull/0.1',
       connections: opts.connections ?? 8,
       httpClient: opts.httpClient ?? 'undici',
+      extraCaFiles: extraCaFiles(env),
     });
   }
 

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
+import type { SecureContext } from 'node:tls';
 import type { Socket } from 'node:net';
 import { pipeline, Readable } from 'node:stream';
 import { urlToHttpOptions } from 'node:url';
@@ -34,10 +35,17 @@ export class NodeHttpDispatcher implements RegistryDispatcher {
   readonly #http: HttpAgent;
   #https: Promise<{ agent: HttpsAgent; request: typeof httpRequest }> | undefined;
 
-  /** `idleMs`: a kept-alive connection idle this long is closed (dispatcher.ts, KEEP_ALIVE_IDLE_MS). */
-  constructor(connections: number, idleMs: number) {
+  /** The TLS agent's context, when not Node's default (extra-ca.ts). */
+  readonly #tlsContext: (() => Promise<SecureContext>) | undefined;
+
+  /**
+   * `idleMs`: a kept-alive connection idle this long is closed (dispatcher.ts, KEEP_ALIVE_IDLE_MS).
+   * `tlsContext`: what the TLS agent trusts, asked for when it is made (undefined: Node's default).
+   */
+  constructor(connections: number, idleMs: number, tlsContext?: () => Promise<SecureContext>) {
     this.#pool = { keepAlive: true, maxSockets: connections, timeout: idleMs };
     this.#http = new HttpAgent(this.#pool);
+    this.#tlsContext = tlsContext;
   }
 
   async request(req: DispatchRequest): Promise<DispatchResponse> {
@@ -80,7 +88,10 @@ export class NodeHttpDispatcher implements RegistryDispatcher {
   }
 
   #tls(): Promise<{ agent: HttpsAgent; request: typeof httpRequest }> {
-    this.#https ??= import('node:https').then((https) => ({ agent: new https.Agent(this.#pool), request: https.request }));
+    this.#https ??= Promise.all([import('node:https'), this.#tlsContext?.()]).then(([https, secureContext]) => ({
+      agent: new https.Agent({ ...this.#pool, ...(secureContext ? { secureContext } : {}) }),
+      request: https.request,
+    }));
     return this.#https;
   }
 }

@@ -9,6 +9,7 @@ import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
 import { KEEP_ALIVE_IDLE_MS, type HttpClientKind, type RegistryDispatcher } from './dispatcher.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
+import { contextWithExtraCa } from './extra-ca.js';
 import { redactUrl } from './redact.js';
 import { RETRYABLE_STATUSES, RetryBudget, type RetryNotice, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
@@ -62,6 +63,8 @@ export interface TransportOptions {
   connections: number;
   /** The HTTP client (dispatcher.ts): undici's Agent, or node:http for a short-lived command. */
   httpClient: HttpClientKind;
+  /** PEM files of CA certificates trusted beside Node's bundled roots for https registries (extra-ca.ts); none: Node's default. */
+  extraCaFiles?: readonly string[];
   /** Clock for token expiry (tests). */
   now?: () => number;
 }
@@ -103,11 +106,16 @@ export class Transport {
    * stats, run --pull missing) need not pay.
    */
   #dispatcher(): Promise<RegistryDispatcher> {
-    const connections = this.#opts.connections;
+    const { connections, extraCaFiles = [], logger } = this.#opts;
+    // node:http makes its TLS agent at the first https request, and reads the files then.
+    const tlsContext = extraCaFiles.length === 0 ? undefined : () => contextWithExtraCa(extraCaFiles, logger);
     this.#client ??=
       this.#opts.httpClient === 'node'
-        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS))
-        : loadDispatcherClass('Agent').then((AgentClass) => new AgentClass({ connections, keepAliveTimeout: KEEP_ALIVE_IDLE_MS }) as unknown as RegistryDispatcher);
+        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS, tlsContext))
+        : Promise.all([loadDispatcherClass('Agent'), tlsContext?.()]).then(
+            ([AgentClass, secureContext]) =>
+              new AgentClass({ connections, keepAliveTimeout: KEEP_ALIVE_IDLE_MS, ...(secureContext ? { connect: { secureContext } } : {}) }) as unknown as RegistryDispatcher,
+          );
     return this.#client;
   }
 

@@ -17,15 +17,21 @@ const BLOB = join(REPO_ROOT, 'dist/cli/hostpull.blob');
 describe('the launcher, dist/cli/hostpull', () => {
   const tmp = useTempDir('launcher');
 
-  /** The command line of the process a `hostpull daemon` started through the launcher became (it execs node). */
-  async function daemonCommandLine(env?: Record<string, string | undefined>): Promise<string[]> {
+  /** The command line and environment of the process a `hostpull daemon` started through the launcher became (it execs node). */
+  async function daemonProcess(env?: Record<string, string | undefined>): Promise<{ argv: string[]; environ: Map<string, string> }> {
     const dir = await tmp();
     const daemon = await startTestDaemon({ root: join(dir, 'root'), socket: join(dir, 'hostpull.sock'), ...(env ? { env } : {}) });
     try {
-      return readFileSync(`/proc/${daemon.child.pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      const list = (file: string) => readFileSync(`/proc/${daemon.child.pid}/${file}`, 'utf8').split('\0').filter(Boolean);
+      const environ = new Map(list('environ').map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+      return { argv: list('cmdline'), environ };
     } finally {
       expect((await daemon.stop()).code).toBe(0);
     }
+  }
+
+  async function daemonCommandLine(env?: Record<string, string | undefined>): Promise<string[]> {
+    return (await daemonProcess(env)).argv;
   }
 
   it('starts Node from the startup snapshot when the node on PATH made the blob', async () => {
@@ -50,6 +56,21 @@ describe('the launcher, dist/cli/hostpull', () => {
     const argv = await daemonCommandLine({ PATH: `${bin}:${process.env.PATH ?? ''}` });
     expect(argv).not.toContain('--snapshot-blob');
     expect(argv[1]).toBe(CLI_ENTRY);
+  });
+
+  it('moves NODE_EXTRA_CA_CERTS to HOSTPULL_EXTRA_CA_CERTS, which hostpull reads at its first TLS connection', async () => {
+    const moved = await daemonProcess({ NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/extra.pem', HOSTPULL_EXTRA_CA_CERTS: undefined });
+    expect(moved.environ.get('HOSTPULL_EXTRA_CA_CERTS')).toBe('/etc/ssl/certs/extra.pem');
+    expect(moved.environ.has('NODE_EXTRA_CA_CERTS')).toBe(false);
+    // Not under NODE_OPTIONS (it may choose other roots), nor over a file named already.
+    for (const env of [
+      { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/extra.pem', HOSTPULL_EXTRA_CA_CERTS: undefined, NODE_OPTIONS: '--use-openssl-ca' },
+      { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/extra.pem', HOSTPULL_EXTRA_CA_CERTS: '/etc/ssl/certs/other.pem' },
+    ]) {
+      const kept = await daemonProcess(env);
+      expect(kept.environ.get('NODE_EXTRA_CA_CERTS')).toBe('/etc/ssl/certs/extra.pem');
+      expect(kept.environ.get('HOSTPULL_EXTRA_CA_CERTS')).toBe(env.HOSTPULL_EXTRA_CA_CERTS);
+    }
   });
 
   it('says so when no node is on PATH', async () => {

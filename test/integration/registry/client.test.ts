@@ -152,25 +152,29 @@ describe('htpasswd Basic auth', () => {
   });
 });
 
-describe('Bearer token auth (distribution auth.token)', () => {
-  const user = { user: 'bob', password: 'builder' };
-  let dir: string;
-  let tokens: TokenServer;
-  let registry: TestRegistry;
+/** A registry behind a token server (its realm over https with `tls`), for one describe block's tests. */
+function useTokenRegistry(user: { user: string; password: string }, options: { tls?: boolean } = {}): { dir: string; tokens: TokenServer; registry: TestRegistry } {
+  const ctx = {} as { dir: string; tokens: TokenServer; registry: TestRegistry };
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'hostpull-token-'));
-    tokens = await startTokenServer(dir, user);
-    registry = await startRegistry({
-      tokenAuth: { realm: `${tokens.url}/token`, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.certPath },
-    });
+    ctx.dir = await mkdtemp(join(tmpdir(), 'hostpull-token-'));
+    ctx.tokens = await startTokenServer(ctx.dir, user, options);
+    const t = ctx.tokens;
+    ctx.registry = await startRegistry({ tokenAuth: { realm: `${t.url}/token`, service: t.service, issuer: t.issuer, rootCertBundle: t.certPath } });
   });
   afterAll(async () => {
-    await registry?.stop();
-    await tokens?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await ctx.registry?.stop();
+    await ctx.tokens?.close();
+    if (ctx.dir) await rm(ctx.dir, { recursive: true, force: true });
   });
+  return ctx;
+}
+
+describe('Bearer token auth (distribution auth.token)', () => {
+  const user = { user: 'bob', password: 'builder' };
+  const ctx = useTokenRegistry(user);
 
   it('gets scoped tokens with Basic credentials, pushes and pulls, reuses cached tokens', async () => {
+    const { registry, tokens } = ctx;
     const { host } = registry;
     const c = newClient({ credentials: { [host]: { username: user.user, password: user.password } }, env: {} });
     try {
@@ -194,6 +198,7 @@ describe('Bearer token auth (distribution auth.token)', () => {
   });
 
   it('is UNAUTHORIZED without credentials, with a hint', async () => {
+    const { registry } = ctx;
     const c = newClient();
     try {
       const err = await c.getManifest({ registry: registry.host, repository: 'pkg/grd', tag: '7.0' }).catch((e: unknown) => e);
@@ -203,4 +208,30 @@ describe('Bearer token auth (distribution auth.token)', () => {
       await c.close();
     }
   });
+});
+
+describe('a token realm over https, trusted through HOSTPULL_EXTRA_CA_CERTS', () => {
+  const user = { user: 'bob', password: 'builder' };
+  const ctx = useTokenRegistry(user, { tls: true });
+
+  it.each(['undici', 'node'] as const)('over %s: the token is fetched when the file names its CA, refused as untrusted otherwise', async (httpClient) => {
+    const { registry, tokens } = ctx;
+    const { host } = registry;
+    const credentials = { [host]: { username: user.user, password: user.password } };
+    const trusting = newClient({ credentials, httpClient, env: { HOSTPULL_EXTRA_CA_CERTS: tokens.tlsCertPath } });
+    try {
+      expect(await pushImage(trusting, host, `pkg/tls-${httpClient}`, '1')).toBe(manifestDigest);
+    } finally {
+      await trusting.close();
+    }
+    const plain = newClient({ credentials, httpClient, env: {} });
+    try {
+      const err = await plain.getManifest({ registry: host, repository: `pkg/tls-${httpClient}`, tag: '1' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Error);
+      expect(JSON.stringify({ message: (err as Error).message, cause: String((err as { cause?: unknown }).cause) })).toMatch(/self[- ]signed certificate/i);
+    } finally {
+      await plain.close();
+    }
+  });
+
 });

@@ -10,6 +10,8 @@ const run = promisify(execFile);
 export interface TokenServer extends FakeServer {
   /** PEM certificate to give the registry as `rootcertbundle`. */
   certPath: string;
+  /** With `tls`: the PEM certificate (self-signed, for 127.0.0.1) the token server's https is served with. */
+  tlsCertPath?: string;
   service: string;
   issuer: string;
   /** One entry per token issued: the scopes asked for, the user (or '' for anonymous). */
@@ -24,7 +26,7 @@ const b64url = (data: Buffer | string): string => Buffer.from(data).toString('ba
  * an RS256 JWT whose `x5c` header carries a self-signed certificate that the registry trusts via
  * `rootcertbundle`. Anonymous callers get an error, so a registry behind it is private.
  */
-export async function startTokenServer(dir: string, user: { user: string; password: string }): Promise<TokenServer> {
+export async function startTokenServer(dir: string, user: { user: string; password: string }, options: { tls?: boolean } = {}): Promise<TokenServer> {
   const keyPath = join(dir, 'token.key');
   const certPath = join(dir, 'token.crt');
   await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=hostpull-test-token']);
@@ -34,6 +36,14 @@ export async function startTokenServer(dir: string, user: { user: string; passwo
   const issuer = 'hostpull-test-issuer';
   const issued: TokenServer['issued'] = [];
   const expected = 'Basic ' + Buffer.from(`${user.user}:${user.password}`).toString('base64');
+
+  let tls: { key: Buffer; cert: Buffer } | undefined;
+  const tlsCertPath = join(dir, 'token-https.crt');
+  if (options.tls) {
+    const tlsKeyPath = join(dir, 'token-https.key');
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', tlsKeyPath, '-out', tlsCertPath, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    tls = { key: await readFile(tlsKeyPath), cert: await readFile(tlsCertPath) };
+  }
 
   const server = await startFakeServer((req, res) => {
     const u = new URL(req.url!, 'http://x');
@@ -62,6 +72,6 @@ export async function startTokenServer(dir: string, user: { user: string; passwo
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const signature = sign('sha256', Buffer.from(input), key);
     json(res, 200, { token: `${input}.${b64url(signature)}`, expires_in: 300, issued_at: new Date().toISOString() });
-  });
-  return Object.assign(server, { certPath, service, issuer, issued });
+  }, tls ? { tls } : {});
+  return Object.assign(server, { certPath, service, issuer, issued }, options.tls ? { tlsCertPath } : {});
 }

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface SeenRequest {
@@ -16,12 +17,16 @@ export interface FakeServer {
   close(): Promise<void>;
 }
 
-/** A node:http server on 127.0.0.1:0 that records each request (with its body) before handling it. */
+/**
+ * A node:http server on 127.0.0.1:0 that records each request (with its body) before handling it;
+ * with `tls` (PEM key and certificate), node:https.
+ */
 export async function startFakeServer(
   handler: (req: IncomingMessage & { body: Buffer }, res: ServerResponse, n: number) => unknown,
+  options: { tls?: { key: Buffer; cert: Buffer } } = {},
 ): Promise<FakeServer> {
   const requests: SeenRequest[] = [];
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -32,12 +37,13 @@ export async function startFakeServer(
         res.end(String(err));
       });
     });
-  });
+  };
+  const server = options.tls ? createTlsServer(options.tls, listener) : createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     host: `127.0.0.1:${port}`,
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     requests,
     close: () =>
       new Promise<void>((resolve) => {
