@@ -9,7 +9,7 @@ import { loadDispatcherClass, readBounded } from '../util/index.js';
 import { dumpBody, headerValue, readErrorText, type ResponseBody } from './body.js';
 import { KEEP_ALIVE_IDLE_MS, type HttpClientKind, type RegistryDispatcher } from './dispatcher.js';
 import { errorFromStatus, RegistryError, type StatusErrorContext } from './errors.js';
-import { contextWithExtraCa } from './extra-ca.js';
+import { contextWithExtraCa, EXTRA_CA_ENV } from './extra-ca.js';
 import { redactUrl } from './redact.js';
 import { RETRYABLE_STATUSES, RetryBudget, type RetryNotice, type RetryPolicy } from './retry.js';
 import { allowsPlainHttp, assertSchemeAllowed, registryOrigin } from './scheme.js';
@@ -329,8 +329,30 @@ function errCode(err: unknown): string {
   return (err as Error)?.message ?? String(err);
 }
 
+/** OpenSSL's and Node's codes for a TLS certificate that could not be verified. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_REVOKED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function networkError(method: string, url: URL, err: unknown, registry: string): RegistryError {
   const code = errCode(err);
+  if (UNTRUSTED_CERTIFICATE.has(code)) {
+    return new RegistryError('REGISTRY_UNAVAILABLE', `${method} ${redactUrl(url)}: its TLS certificate is not trusted (${code}: ${(err as Error).message})`, {
+      cause: err,
+      hint: `a certificate signed by a private CA is trusted once the CA's PEM file is named in NODE_EXTRA_CA_CERTS (or ${EXTRA_CA_ENV}); an expired certificate, or one for another name, is the server's to replace`,
+      details: { method, url: redactUrl(url) },
+    });
+  }
   return new RegistryError('REGISTRY_UNAVAILABLE', `${method} ${redactUrl(url)}: connection failed (${code})`, {
     cause: err,
     temporary: isTransientNetworkFailure(err),

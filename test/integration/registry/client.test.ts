@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestOf, MediaType, type Digest } from '../../../src/oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
 import { noCredentials } from '../../../src/registry/auth/credentials.js';
+import { runCli } from '../../helpers/cli.js';
 import { startRegistry, useRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { startTokenServer, type TokenServer } from './token-server.js';
 
@@ -234,4 +235,18 @@ describe('a token realm over https, trusted through HOSTPULL_EXTRA_CA_CERTS', ()
     }
   });
 
+  it('the CLI, started by its launcher from its startup snapshot, trusts the CA that NODE_EXTRA_CA_CERTS names', async () => {
+    const { registry, tokens, dir } = ctx;
+    const login = (env: Record<string, string | undefined>) =>
+      runCli(['login', '-u', user.user, '--password-stdin', '--authfile', join(dir, 'auth.json'), registry.host], {
+        input: `${user.password}\n`,
+        env: { HOSTPULL_EXTRA_CA_CERTS: undefined, NODE_OPTIONS: undefined, HOSTPULL_NO_SNAPSHOT: undefined, ...env },
+      });
+    const trusted = await login({ NODE_EXTRA_CA_CERTS: tokens.tlsCertPath });
+    expect(trusted.code, trusted.stderr).toBe(0);
+    const untrusted = await login({ NODE_EXTRA_CA_CERTS: undefined });
+    expect(untrusted.code).not.toBe(0);
+    expect(untrusted.stderr).toMatch(/TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT: self[- ]signed certificate\)/);
+    expect(untrusted.stderr).toContain('NODE_EXTRA_CA_CERTS');
+  });
 });
