@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { SecureContext } from 'node:tls';
 import { isTransientNetworkFailure } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseWwwAuthenticate } from './auth/challenge.js';
@@ -83,6 +84,8 @@ const MAX_TOKEN_RESPONSE = 1 << 20;
  */
 export class Transport {
   #client: Promise<RegistryDispatcher> | undefined;
+  /** undici's Agent for https origins when extra CAs are trusted (see #dispatcher). */
+  #tlsClient: Promise<RegistryDispatcher> | undefined;
   readonly #opts: TransportOptions;
   readonly #tokens: TokenCache;
   readonly #schemes = new Map<string, AuthScheme>();
@@ -97,25 +100,36 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    if (this.#client) await (await this.#client).close();
+    for (const client of [this.#client, this.#tlsClient]) if (client) await (await client).close();
   }
 
   /**
    * The HTTP client, made at the first request: undici's Agent costs ~30 ms to load
    * (loadDispatcherClass says why not more), which commands that never reach a registry (images,
    * stats, run --pull missing) need not pay.
+   *
+   * The TLS context of extra CAs (extra-ca.ts) is made at the first request to an https origin:
+   * parsing Node's roots and Debian's bundle takes ~40 ms, which a lazy helper or a server
+   * talking plain http to a loopback registry must not pay on its first request. node:http makes
+   * its TLS agent then by itself; undici's Agent takes its TLS options when made, so https
+   * origins get an Agent of their own.
    */
-  #dispatcher(): Promise<RegistryDispatcher> {
+  #dispatcher(url?: URL): Promise<RegistryDispatcher> {
     const { connections, extraCaFiles = [], logger } = this.#opts;
-    // node:http makes its TLS agent at the first https request, and reads the files then.
     const tlsContext = extraCaFiles.length === 0 ? undefined : () => contextWithExtraCa(extraCaFiles, logger);
-    this.#client ??=
-      this.#opts.httpClient === 'node'
-        ? import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS, tlsContext))
-        : Promise.all([loadDispatcherClass('Agent'), tlsContext?.()]).then(
-            ([AgentClass, secureContext]) =>
-              new AgentClass({ connections, keepAliveTimeout: KEEP_ALIVE_IDLE_MS, ...(secureContext ? { connect: { secureContext } } : {}) }) as unknown as RegistryDispatcher,
-          );
+    if (this.#opts.httpClient === 'node') {
+      this.#client ??= import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS, tlsContext));
+      return this.#client;
+    }
+    const agent = (secureContext?: SecureContext) =>
+      loadDispatcherClass('Agent').then(
+        (AgentClass) => new AgentClass({ connections, keepAliveTimeout: KEEP_ALIVE_IDLE_MS, ...(secureContext ? { connect: { secureContext } } : {}) }) as unknown as RegistryDispatcher,
+      );
+    if (tlsContext && url?.protocol === 'https:') {
+      this.#tlsClient ??= tlsContext().then(agent);
+      return this.#tlsClient;
+    }
+    this.#client ??= agent();
     return this.#client;
   }
 
@@ -153,7 +167,7 @@ export class Transport {
       }
       let res: RegistryResponse;
       try {
-        const r = await (await this.#dispatcher()).request({
+        const r = await (await this.#dispatcher(url)).request({
           origin: url.origin,
           path: url.pathname + url.search,
           method,
@@ -267,7 +281,7 @@ export class Transport {
       let resHeaders: Record<string, string | string[] | undefined>;
       let body: ResponseBody;
       try {
-        const r = await (await this.#dispatcher()).request({
+        const r = await (await this.#dispatcher(url)).request({
           origin: url.origin,
           path: url.pathname + url.search,
           method: 'GET',

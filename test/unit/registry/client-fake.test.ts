@@ -4,6 +4,7 @@ import { digestOf, MediaType, type Digest } from '../../../src/oci/index.js';
 import { RegistryClient, type RegistryClientOptions } from '../../../src/registry/index.js';
 import type { HttpClientKind } from '../../../src/registry/dispatcher.js';
 import { noCredentials } from '../../../src/registry/auth/credentials.js';
+import { silentLogger, type Logger } from '../../../src/log.js';
 import { json, startFakeServer, type FakeServer } from './fake-http.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -39,6 +40,23 @@ function serveManifest(res: import('node:http').ServerResponse, headers: Record<
 describe.each(['undici', 'node'] as const)('over %s', (kind) => {
   beforeEach(() => {
     httpClient = kind;
+  });
+
+  it('reads the extra CA files (HOSTPULL_EXTRA_CA_CERTS) at its first https request only, never for plain http', async () => {
+    const s = await server((_req, res) => serveManifest(res));
+    const warnings: unknown[] = [];
+    const quiet = silentLogger();
+    const logger = { ...quiet, level: quiet.level, format: quiet.format, warn: (o: unknown) => warnings.push(o), child: () => logger } as Logger;
+    // A file that is not there: reading it is a warning, so the warnings say whether it was read.
+    const c = client({ logger, env: { HOSTPULL_EXTRA_CA_CERTS: '/nonexistent/extra-ca.pem' } });
+    const caWarnings = () => warnings.filter((w) => (w as { file?: string }).file !== undefined);
+    expect((await c.getManifest({ registry: s.host, repository: 'r', digest: manifestDigest })).digest).toBe(manifestDigest);
+    expect(caWarnings()).toEqual([]);
+    // Nothing listens there: the request fails after its TLS context, and so the file, were made.
+    const closed = await server(() => undefined);
+    await closed.close();
+    await expect(c.getManifest({ registry: `https://${closed.host}`, repository: 'r', digest: manifestDigest })).rejects.toThrow();
+    expect(caWarnings()).toEqual([expect.objectContaining({ file: '/nonexistent/extra-ca.pem' })]);
   });
 
   describe('retries', () => {
