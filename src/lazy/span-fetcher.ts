@@ -403,8 +403,8 @@ export class SpanFetcher {
     this.#writingUnwritten = true;
     void (async () => {
       try {
-        for (let next = this.#unwritten.keys().next(); !next.done; next = this.#unwritten.keys().next()) {
-          const index = next.value;
+        while (this.#unwritten.size > 0) {
+          const index = this.#unwritten.keys().next().value!;
           this.#startWrite(index);
           await this.#writing.get(index)?.done;
         }
