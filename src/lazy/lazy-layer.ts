@@ -23,7 +23,7 @@ export interface LazyLayerOptions {
   /** Attempts and their bound (the source's retry budget enforces the attempts), and the fetcher's concurrency. */
   fetch: FetchPolicy & Pick<SpanFetcherOptions, 'concurrency' | 'backgroundConcurrency'>;
   /** Which files are fetched whole rather than a span at a time (LazyReader's defaults otherwise). */
-  wholeFiles?: Pick<LazyReaderOptions, 'wholeExecutableMax' | 'wholeScatteredMax'>;
+  wholeFiles?: Pick<LazyReaderOptions, 'wholeExecutableMax' | 'wholeScatteredMax' | 'regionSpans'>;
   logger: Logger;
 }
 

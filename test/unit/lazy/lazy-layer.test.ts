@@ -79,14 +79,19 @@ function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
 describe('lazy layer (no /dev/fuse)', () => {
   const tmp = useTempDir('lazy-unit');
 
-  /** `scattered`: big.bin is fetched whole once reads touch three of its spans (LazyReader's rule; off unless a test is about it). */
-  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number; copies?: boolean; scattered?: boolean } = {}) {
+  /**
+   * `scattered`: big.bin is fetched whole once reads touch three of its spans; `blocks`: it is
+   * fetched by aligned blocks of four spans from then on (LazyReader's rules; off unless a test is
+   * about them). `after`: lib/more.bin (300 kB) follows big.bin in the tar.
+   */
+  async function layer(opts: { attempts?: number; timeoutMs?: number; concurrency?: number; copies?: boolean; scattered?: boolean; blocks?: boolean; after?: boolean } = {}) {
     const dir = await tmp();
     const src = join(dir, 'src');
     await mkdir(join(src, 'bin'), { recursive: true });
     await mkdir(join(src, 'lib', 'empty-dir'), { recursive: true });
     await writeFile(join(src, 'bin', 'tool'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
     await writeFile(join(src, 'lib', 'big.bin'), noise(700_000, 'big'));
+    if (opts.after) await writeFile(join(src, 'lib', 'more.bin'), noise(300_000, 'more'));
     const { symlink } = await import('node:fs/promises');
     await symlink('../lib/big.bin', join(src, 'bin', 'big'));
     const built = await buildLayerFile({ dir: src, prefix: '/opt/t', outFile: join(dir, 'layer.tgz'), spanSize: 64 * 1024 });
@@ -100,7 +105,7 @@ describe('lazy layer (no /dev/fuse)', () => {
       source,
       cacheDir,
       fetch: { attempts, attemptTimeoutMs: opts.timeoutMs ?? 2000, ...(opts.concurrency ? { concurrency: opts.concurrency } : {}) },
-      wholeFiles: { wholeScatteredMax: opts.scattered ? 1024 * 1024 : 0 },
+      wholeFiles: { wholeScatteredMax: opts.scattered ? 1024 * 1024 : 0, regionSpans: opts.blocks ? 4 : 0 },
       logger: silentLogger(),
       ...(opts.copies ? { copiesDir: join(dir, 'copies') } : {}),
     });
@@ -320,7 +325,7 @@ describe('lazy layer (no /dev/fuse)', () => {
       if (bytes) lent.set(index, bytes);
       else lent.delete(index);
     };
-    const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024, wholeScatteredMax: 0 });
+    const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024, wholeScatteredMax: 0, regionSpans: 0 });
     const first = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset);
     await reader.read(node, 0, 10);
     // A watcher hears of what is in memory already, then of what comes and goes.
@@ -522,6 +527,60 @@ describe('lazy layer (no /dev/fuse)', () => {
     const before = source.requests.length;
     await readAt(spans[8]!);
     expect(source.requests).toHaveLength(before);
+  });
+
+  it('a larger file read in three different spans has each span a read misses fetched with its aligned block of four, within the file', async () => {
+    const { lazy, source, toc, tar } = await layer({ blocks: true, after: true });
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const spans = lazy.reader.spansOf(node);
+    const [firstOfFile, lastOfFile] = [spans[0]!, spans[spans.length - 1]!];
+    expect(spans.length).toBeGreaterThan(9);
+    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const at = (span: number) => Math.max(toc.spans[span]!.u, node.dataOffset) - node.dataOffset + 10;
+    const readAt = async (span: number) => {
+      const bytes = await lazy.reader.read(node, at(span), 100);
+      expect(bytes.equals(tar.subarray(node.dataOffset + at(span), node.dataOffset + at(span) + 100))).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    const blockOf = (i: number) => [0, 1, 2, 3].map((k) => i - (i % 4) + k).filter((k) => k >= firstOfFile && k <= lastOfFile);
+    // Two reads in different spans fetch only their own.
+    const [a, b, c] = [spans[1]!, spans[6]!, lastOfFile];
+    await readAt(a);
+    await readAt(b);
+    expect([...asked()].sort((x, y) => x - y)).toEqual([a, b]);
+    // The third different span: its block comes with it, cut at the end of the file (more.bin's spans are not fetched).
+    await readAt(c);
+    expect([...asked()].sort((x, y) => x - y)).toEqual([...new Set([a, b, ...blockOf(c)])].sort((x, y) => x - y));
+    // A read in a span its block brought fetches nothing; a miss in another block brings that block.
+    const inBlock = blockOf(c).find((k) => k !== c)!;
+    const before = source.requests.length;
+    await readAt(inBlock);
+    expect(source.requests).toHaveLength(before);
+    const other = spans.find((k) => !asked().has(k) && !blockOf(a).includes(k) && !blockOf(c).includes(k))!;
+    await readAt(other);
+    expect([...asked()].sort((x, y) => x - y)).toEqual([...new Set([a, b, ...blockOf(c), ...blockOf(other)])].sort((x, y) => x - y));
+    const more = lazy.reader.spansOf(lazy.tree.lookup('/opt/t/lib/more.bin')!).filter((k) => k > lastOfFile);
+    expect(more.length).toBeGreaterThan(0);
+    expect(more.filter((k) => asked().has(k))).toEqual([]);
+    await lazy.close();
+  });
+
+  it("a reader walking a file in order gets its next spans fetched ahead, but not the next file's", async () => {
+    const { lazy, source, toc } = await layer({ after: true });
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const spans = lazy.reader.spansOf(node);
+    const lastOfFile = spans[spans.length - 1]!;
+    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    // From two spans before the file's last on, in order to its end.
+    let pos = toc.spans[lastOfFile - 2]!.u - node.dataOffset;
+    while (pos < node.size) {
+      await lazy.reader.read(node, pos, 32768);
+      pos += 32768;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(asked()).toContain(lastOfFile);
+    expect([...asked()].filter((k) => k > lastOfFile)).toEqual([]);
+    await lazy.close();
   });
 
   it("a prefetched span's cache write waits until the layer has no request out; stored() does not wait; a close keeps nothing", async () => {
