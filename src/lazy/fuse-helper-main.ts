@@ -15,7 +15,6 @@ import { errorToJson } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import { RegistryClient } from '../registry/index.js';
-import { loadDispatcherClass } from '../util/index.js';
 import { mountFuse, type MountedFuse } from './fuse-mount.js';
 import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
 import type { FetchPolicy, HelperMessage, HelperRequest, MountedView, MountSpec } from './helper-protocol.js';
@@ -42,34 +41,16 @@ async function main(): Promise<void> {
   const clientFor = (insecure: string[], policy: FetchPolicy): RegistryClient => {
     const key = `${insecure.join(',')}/${policy.attempts}/${policy.attemptTimeoutMs}`;
     let c = clients.get(key);
-    // The one retry policy, capped so that a span gives up within the read deadline.
-    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, logger, userAgent: 'hostpull-lazy/0.1', ...spanClientOptions(policy) })));
+    // The one retry policy, capped so that a span gives up within the read deadline. Over
+    // node:http, compiled into Node: undici's Agent and its wasm parser were ~30-40 ms of
+    // compiling in this process's first 0.2 s, beside the container it serves starting on the same
+    // two cores, for no gain on the ~70 requests of a start. Alternated (bench/lazy-ab.mjs, 8
+    // rounds), a second node's `mvn -v` came 723 -> 694 ms; a first node's 912 vs 918 ms.
+    if (!c) clients.set(key, (c = new RegistryClient({ insecureRegistries: insecure, logger, userAgent: 'hostpull-lazy/0.1', httpClient: 'node', ...spanClientOptions(policy) })));
     return c;
   };
 
-  // A registry client loads its HTTP client at its first request (~30-40 ms of compiling), which
-  // would stall the first FUSE reads of a starting container behind it: it is loaded as soon as
-  // no mount is being prepared (the parent sends its mounts at once, before this process is even
-  // ready), while the parent still mounts the overlay and starts the runtime.
-  let mountsInFlight = 0;
-  const warmClientsWhenIdle = () => {
-    if (mountsInFlight > 0) return;
-    setImmediate(() => {
-      for (const c of clients.values()) void c.warm().catch(() => undefined);
-    });
-  };
-
   const mount = async (spec: MountSpec): Promise<MountedView> => {
-    mountsInFlight++;
-    try {
-      return await mountLayer(spec);
-    } finally {
-      mountsInFlight--;
-      warmClientsWhenIdle();
-    }
-  };
-
-  const mountLayer = async (spec: MountSpec): Promise<MountedView> => {
     const mounted = served.get(spec.key);
     if (mounted) return { mountpoint: mounted.fuse.mountpoint, ownedPaths: mounted.layer.tree.ownedPaths };
     const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
@@ -164,13 +145,6 @@ async function main(): Promise<void> {
     void shutdown('crash');
   });
   send({ type: 'ready', pid: process.pid });
-  // Forked first thing by a lazy run (cli/early-lazy-helper.ts), this process is ready well before
-  // its first mount comes: its HTTP client's code loads in that idle time, rather than once the
-  // mounts are done (warmClientsWhenIdle), when the parent's overlay mount(2) waits for the
-  // lookups this process answers. Forked later, the mounts are waiting here already.
-  setImmediate(() => {
-    if (mountsInFlight === 0 && served.size === 0 && !stopping) void loadDispatcherClass('Agent').catch(() => undefined);
-  });
 }
 
 void main().catch((err: unknown) => {

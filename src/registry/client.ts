@@ -441,14 +441,6 @@ export class RegistryClient implements RegistryReader {
     await this.#transport.close();
   }
 
-  /**
-   * Loads the HTTP client now (~30-40 ms of compiling) rather than at the first request: for a
-   * process whose first request is on someone's critical path (a lazy read).
-   */
-  async warm(): Promise<void> {
-    await this.#transport.warm();
-  }
-
   #pushContext() {
     return { transport: this.#transport, retry: this.#retry, logger: this.#logger, client: this };
   }

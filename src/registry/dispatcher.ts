@@ -30,9 +30,10 @@ export interface DispatchResponse {
 }
 
 /**
- * The HTTP client under the registry transport: undici's Agent (the default: the server and the
- * lazy helper, which send many requests), or NodeHttpDispatcher (node-http-dispatcher.ts: the
- * CLI working in-process and the daemon, whose pulls send a few requests each).
+ * The HTTP client under the registry transport: undici's Agent (the default: the server, which
+ * sends many requests for its life), or NodeHttpDispatcher (node-http-dispatcher.ts: the CLI
+ * working in-process, the daemon, whose pulls send a few requests each, and the lazy helper,
+ * whose requests come while a container starts beside it and should not wait for undici to load).
  */
 export interface RegistryDispatcher {
   request(req: DispatchRequest): Promise<DispatchResponse>;

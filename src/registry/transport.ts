@@ -133,11 +133,6 @@ export class Transport {
     return this.#client;
   }
 
-  /** Makes the HTTP client now, ahead of a first request that should not wait for it to load. */
-  async warm(): Promise<void> {
-    await this.#dispatcher();
-  }
-
   /**
    * Sends a request and returns the final response, whatever its status, except: a 401 that
    * authentication cannot fix throws UNAUTHORIZED; connection errors after the retries throw
