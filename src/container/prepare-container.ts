@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { LazyCandidate, LazyLayers, LazyMount } from '../lazy/index.js';
-import { parseImageConfig, type Digest, type ImageConfig, type ImageReference } from '../oci/index.js';
+import { parseImageConfig, type Descriptor, type Digest, type ImageConfig, type ImageReference } from '../oci/index.js';
 import { type DeferCandidate, type PullEvent, Puller, type PullPolicy, type PullResult } from '../pull/index.js';
 import type { RegistryClient } from '../registry/index.js';
 import { type Mount, performMount, createMountDirs, planImageRootfs } from '../rootfs/index.js';
@@ -123,16 +123,21 @@ export async function stageContainer(
   const repo = { registry: ref.registry, repository: ref.repository };
   const lazy = options.lazy;
   let chosen = new Map<Digest, LazyCandidate>();
-  let learned: Promise<ReadonlyMap<Digest, number[]>> = Promise.resolve(new Map());
+  let learned: Promise<ReadonlyMap<Digest, number[]>> | undefined;
   const pull = await new Puller(deps).pull(ref, {
     unpack: true,
     // Using an image already stored is not a pull (see PullOptions.recordUpToDate).
     recordUpToDate: false,
     ...(lazy
       ? {
+          // The TOCs and the learned prefetch list are asked for beside the config, a round trip
+          // sooner than defer could (a run without root mounts no view).
+          onManifest: (image: { manifestDigest: Digest; layers: readonly Descriptor[] }) => {
+            if (!how.rootless && lazy.fetchTocsAhead(repo, image.layers)) learned = lazy.prefetchFor(repo, image.manifestDigest);
+          },
           defer: async (candidates: DeferCandidate[], image: { manifestDigest: Digest }) => {
             // The learned prefetch list comes while the TOCs are judged and the views mounted.
-            if (!how.rootless) learned = lazy.prefetchFor(repo, image.manifestDigest);
+            if (!how.rootless) learned ??= lazy.prefetchFor(repo, image.manifestDigest);
             chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined);
             return new Set(chosen.keys());
           },
@@ -158,7 +163,7 @@ export async function stageContainer(
     let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {
       lazyMounts.push(...(await Promise.all([...chosen.values()].map((cand) => lazy.mount(repo, cand, dirs.id)))));
-      prefetch = await learned;
+      prefetch = (await learned) ?? new Map();
     }
     const writable = { upperdir: dirs.upperdir, workdir: dirs.workdir };
     const plan = await planImageRootfs(store, image, {

@@ -5,7 +5,7 @@ import { isArchiveError, LAYER_LIMIT_DEFAULTS, type PackageClaim } from '../arch
 import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import { processStartTime } from '../util/index.js';
 import type { Logger, LogLevel } from '../log.js';
-import type { Digest } from '../oci/index.js';
+import type { Descriptor, Digest } from '../oci/index.js';
 import { layerCompression } from '../oci/index.js';
 import { MAX_TOC_BLOB_BYTES, parseTocBlob, TOC_ANNOTATION, TOC_MEDIA_TYPE } from '../oci/index.js';
 import type { DeferCandidate } from '../pull/index.js';
@@ -48,7 +48,7 @@ export interface LazyLayersOptions {
 }
 
 /** The TOC a layer descriptor names (composite manifests carry it as an annotation), if any. */
-function tocDigestOf(c: DeferCandidate): Digest | undefined {
+function tocDigestOf(c: Pick<DeferCandidate, 'descriptor'>): Digest | undefined {
   return c.descriptor.annotations?.[TOC_ANNOTATION] as Digest | undefined;
 }
 
@@ -129,6 +129,8 @@ export class LazyLayers {
   readonly #mounting = new Map<Digest, Promise<LayerState>>();
   /** Views the helper mounts for choose(), until mount() takes them over, with the claim each was judged under. */
   readonly #early = new Map<Digest, { claim: PackageClaim | undefined; view: Promise<View> }>();
+  /** TOC blobs being fetched ahead of choose() ({@link fetchTocsAhead}), until each is in the store or failed. */
+  readonly #tocFetches = new Map<Digest, Promise<Buffer>>();
   readonly #abort = new AbortController();
   #helper: FuseHelper | undefined;
   #helperDir: string | undefined;
@@ -141,6 +143,31 @@ export class LazyLayers {
 
   get #fetch(): FetchPolicy {
     return { attempts: this.#o.fetch?.attempts ?? 3, attemptTimeoutMs: this.#o.fetch?.attemptTimeoutMs ?? 10_000 };
+  }
+
+  /**
+   * Starts fetching the TOCs of the image's gzip layers that this node has not unpacked (the
+   * puller's `onManifest`), while the pull fetches the image's config: choose() then finds them
+   * here or in the store, a round trip sooner than when it asked for them itself. Says whether
+   * any layer may be lazy (its TOC is on its way, or in the store already). choose() waits for a
+   * fetch under way, and its failure is the layer's reason; one that failed before choose() asks
+   * is asked for again.
+   */
+  fetchTocsAhead(repo: RepositoryRef, layers: readonly Descriptor[]): boolean {
+    let any = false;
+    for (const descriptor of layers) {
+      const tocDigest = tocDigestOf({ descriptor });
+      if (!tocDigest || layerCompression(descriptor.mediaType) !== 'gzip' || this.#o.store.layers.byBlob(descriptor.digest)) continue;
+      any = true;
+      if (this.#o.store.blobs.has(tocDigest) || this.#tocFetches.has(tocDigest)) continue;
+      const fetching = this.#fetchToc(repo, tocDigest);
+      this.#tocFetches.set(tocDigest, fetching);
+      fetching.then(
+        () => this.#tocFetches.delete(tocDigest),
+        () => this.#tocFetches.delete(tocDigest),
+      );
+    }
+    return any;
   }
 
   /**
@@ -255,8 +282,16 @@ export class LazyLayers {
    * are rather than read back from the file just written.
    */
   async #tocBlob(repo: RepositoryRef, tocDigest: Digest): Promise<Buffer> {
-    const { store, client } = this.#o;
+    const ahead = this.#tocFetches.get(tocDigest);
+    if (ahead) return ahead;
+    const { store } = this.#o;
     if (store.blobs.has(tocDigest)) return store.blobs.readBytes(tocDigest);
+    return this.#fetchToc(repo, tocDigest);
+  }
+
+  /** The TOC blob from the registry (verified), kept in the store. */
+  async #fetchToc(repo: RepositoryRef, tocDigest: Digest): Promise<Buffer> {
+    const { store, client } = this.#o;
     const bytes = await client.fetchBlobBytes(repo, tocDigest, MAX_TOC_BLOB_BYTES);
     await store.blobs.putBytes(tocDigest, bytes, TOC_MEDIA_TYPE);
     return bytes;

@@ -43,6 +43,13 @@ export interface PullOptions {
    */
   defer?: (layers: DeferCandidate[], image: { manifestDigest: Digest }) => Promise<ReadonlySet<Digest>>;
   /**
+   * Called once the image manifest is fetched, before its config, with the manifest's digest and
+   * layer descriptors: a caller that will want more of the image's blobs than its layers (a lazy
+   * run, their tables of contents) starts fetching them now, a round trip sooner than `defer`
+   * could. Not called when the store has the image already. Default: none.
+   */
+  onManifest?: (image: { manifestDigest: Digest; layers: readonly Descriptor[] }) => void;
+  /**
    * Record an up-to-date pull (nothing fetched) in the pull log. Default true: `hostpull pull`
    * asked for a pull. Preparing a rootfs passes false: using an image already stored is not a
    * pull, and counting it as one made /metrics report every rootfs as a pull and its layers as
@@ -382,6 +389,7 @@ export class Puller {
       manifest = parsed.manifest;
     }
 
+    options.onManifest?.({ manifestDigest, layers: manifest.layers });
     const config = await fetchImageConfig(this.#deps, repoRef, manifest, request);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));

@@ -1,7 +1,7 @@
 /**
  * LazyLayers.choose when a TOC cannot be had: a registry failing on the TOC blob is asked once
- * (its client's retries are its own), and the layer is pulled whole for that reason. A fake
- * client; a real store.
+ * (its client's retries are its own), and the layer is pulled whole for that reason; so is a TOC
+ * fetched ahead (fetchTocsAhead), which choose() waits for. A fake client; a real store.
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +36,44 @@ describe('LazyLayers.choose', () => {
       expect(chosen.size).toBe(0);
       expect(asked).toBe(1);
       expect(store.lazyLayers.arrivals().find((a) => a.blobDigest === layer.blobDigest)).toMatchObject({ mode: 'whole', reason: expect.stringContaining('registry down (test)') });
+    } finally {
+      await lazy.close();
+      store.close();
+    }
+  });
+
+  it("fetchTocsAhead asks once for each TOC a lazy layer could use, and choose() waits for that answer rather than asking again", async () => {
+    const store = await ContentStore.open(join(await tmp(), 'root'));
+    const asks: Digest[] = [];
+    let fail!: (err: Error) => void;
+    const client = {
+      fetchBlobBytes: (_repo: unknown, d: Digest) => {
+        asks.push(d);
+        return new Promise<Buffer>((_, reject) => (fail = reject));
+      },
+    } as unknown as RegistryClient;
+    const lazy = new LazyLayers({ store, client, logger: silentLogger() });
+    const repo = { registry: '127.0.0.1:1', repository: 'hostpull' };
+    try {
+      const toc = digest('c');
+      const gzip = { mediaType: MediaType.OciLayerGzip, digest: digest('a'), size: 1000, annotations: { [TOC_ANNOTATION]: toc } };
+      const notGzip = { mediaType: MediaType.OciLayer, digest: digest('d'), size: 10, annotations: { [TOC_ANNOTATION]: digest('e') } };
+      const noToc = { mediaType: MediaType.OciLayerGzip, digest: digest('f'), size: 10 };
+      // Nothing that could be lazy: nothing asked.
+      expect(lazy.fetchTocsAhead(repo, [notGzip, noToc])).toBe(false);
+      expect(asks).toEqual([]);
+      // A gzip layer with a TOC: asked once, however often the manifest comes.
+      expect(lazy.fetchTocsAhead(repo, [notGzip, gzip, noToc])).toBe(true);
+      expect(lazy.fetchTocsAhead(repo, [gzip])).toBe(true);
+      expect(asks).toEqual([toc]);
+      const layer = { position: 0, blobDigest: gzip.digest, diffId: digest('b'), mediaType: gzip.mediaType, size: gzip.size };
+      const choosing = lazy.choose(repo, [{ layer, descriptor: gzip, claim: undefined }]);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(asks).toEqual([toc]);
+      fail(new HostpullError('REGISTRY_UNAVAILABLE', 'registry down (test)'));
+      expect((await choosing).size).toBe(0);
+      expect(asks).toEqual([toc]);
+      expect(store.lazyLayers.arrivals().find((a) => a.blobDigest === gzip.digest)).toMatchObject({ mode: 'whole', reason: expect.stringContaining('registry down (test)') });
     } finally {
       await lazy.close();
       store.close();

@@ -150,6 +150,20 @@ describe('Puller (blobs only, fake registry)', () => {
     expect(again).toMatchObject({ upToDate: true, bytesFetched: 0, layerHits: 2, layerMisses: 0, bytesReused: base.length + jdk.length });
   });
 
+  it('tells onManifest the manifest and its layers before it asks for the config; an up-to-date pull does not', async () => {
+    const image = pushImage(reg, 'hostpull', 'JDK11.0', [base, jdk]);
+    const told: unknown[] = [];
+    const onManifest = (m: { manifestDigest: Digest; layers: readonly { digest: Digest }[] }) => {
+      reg.calls.push('onManifest');
+      told.push({ manifestDigest: m.manifestDigest, layers: m.layers.map((l) => l.digest) });
+    };
+    await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false, onManifest });
+    expect(reg.calls.slice(0, 3)).toEqual(['GET manifest JDK11.0', 'onManifest', `GET blob ${image.config}`]);
+    expect(told).toEqual([{ manifestDigest: image.manifest, layers: image.layers }]);
+    await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false, onManifest });
+    expect(told).toHaveLength(1);
+  });
+
   it('fetches only the layer it has not seen for a new combination', async () => {
     pushImage(reg, 'hostpull', 'JDK11.0', [base, jdk]);
     await puller.pull(ref('hostpull', 'JDK11.0'), { unpack: false });
