@@ -54,7 +54,10 @@ function tocDigestOf(c: Pick<DeferCandidate, 'descriptor'>): Digest | undefined 
 
 /** A layer's reads are taken as settled once they needed no new span for this long. */
 const READS_IDLE_MS = 1000;
-/** A view mounted ahead (see choose) that no mount() took over within this long is unmounted. */
+/**
+ * A view mounted ahead (see choose) that no mount() took over within this long is unmounted, and
+ * a TOC fetched ahead (fetchTocsAhead) that choose() did not take is dropped.
+ */
 const EARLY_MOUNT_TTL_MS = 60_000;
 /** The background pull starts at the latest this long after mounting, busy reads or not. */
 const BACKGROUND_MAX_WAIT_MS = 30_000;
@@ -129,7 +132,7 @@ export class LazyLayers {
   readonly #mounting = new Map<Digest, Promise<LayerState>>();
   /** Views the helper mounts for choose(), until mount() takes them over, with the claim each was judged under. */
   readonly #early = new Map<Digest, { claim: PackageClaim | undefined; view: Promise<View> }>();
-  /** TOC blobs being fetched ahead of choose() ({@link fetchTocsAhead}), until each is in the store or failed. */
+  /** TOC blobs fetched ahead of choose() ({@link fetchTocsAhead}), until choose() takes each or it is dropped (failed, or EARLY_MOUNT_TTL_MS). */
   readonly #tocFetches = new Map<Digest, Promise<Buffer>>();
   readonly #abort = new AbortController();
   #helper: FuseHelper | undefined;
@@ -162,10 +165,9 @@ export class LazyLayers {
       if (this.#o.store.blobs.has(tocDigest) || this.#tocFetches.has(tocDigest)) continue;
       const fetching = this.#fetchToc(repo, tocDigest);
       this.#tocFetches.set(tocDigest, fetching);
-      fetching.then(
-        () => this.#tocFetches.delete(tocDigest),
-        () => this.#tocFetches.delete(tocDigest),
-      );
+      // A TOC choose() never takes (the pull failed on the config) is dropped after a while.
+      const drop = () => this.#tocFetches.get(tocDigest) === fetching && this.#tocFetches.delete(tocDigest);
+      fetching.then(() => setTimeout(drop, EARLY_MOUNT_TTL_MS).unref(), drop);
     }
     return any;
   }
@@ -282,8 +284,12 @@ export class LazyLayers {
    * are rather than read back from the file just written.
    */
   async #tocBlob(repo: RepositoryRef, tocDigest: Digest): Promise<Buffer> {
+    // Taken as fetched (read back from the store, it would be read and hashed again).
     const ahead = this.#tocFetches.get(tocDigest);
-    if (ahead) return ahead;
+    if (ahead) {
+      this.#tocFetches.delete(tocDigest);
+      return ahead;
+    }
     const { store } = this.#o;
     if (store.blobs.has(tocDigest)) return store.blobs.readBytes(tocDigest);
     return this.#fetchToc(repo, tocDigest);

@@ -15,8 +15,9 @@ import type { DispatchRequest, DispatchResponse, RegistryDispatcher, ResponseBod
  * up-to-date pull's own time went from 51 to 18 ms. In a daemon the load fell on its first pull,
  * with the wasm parser's compile and then its optimising recompile on the pull's two cores:
  * a fresh daemon's first pull of the 45 MB peer images took ~380 instead of ~320 ms (medians of
- * 8), with no cost after (see start-daemon.ts). The server and the lazy helper, which send
- * thousands of requests, keep undici's pool.
+ * 8), with no cost after (see start-daemon.ts). The lazy helper too (fuse-helper-main.ts): its
+ * requests come while the container it serves starts beside it. The server, which sends thousands
+ * of requests for its life, keeps undici's pool.
  *
  * The contract is the one the transport has with undici's Agent (dispatcher.ts): a keep-alive
  * pool of `connections` sockets per origin, a headers timeout from sending to the end of the

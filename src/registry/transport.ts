@@ -87,11 +87,15 @@ export class Transport {
   /** undici's Agent for https origins when extra CAs are trusted (see #dispatcher). */
   #tlsClient: Promise<RegistryDispatcher> | undefined;
   readonly #opts: TransportOptions;
+  /** What https connections trust when extra CAs are named (see #dispatcher); undefined: Node's default. */
+  readonly #tlsContext: (() => Promise<SecureContext>) | undefined;
   readonly #tokens: TokenCache;
   readonly #schemes = new Map<string, AuthScheme>();
 
   constructor(opts: TransportOptions) {
     this.#opts = opts;
+    const files = opts.extraCaFiles ?? [];
+    this.#tlsContext = files.length === 0 ? undefined : () => contextWithExtraCa(files, opts.logger);
     this.#tokens = new TokenCache(opts.now);
   }
 
@@ -115,8 +119,8 @@ export class Transport {
    * origins get an Agent of their own.
    */
   #dispatcher(url?: URL): Promise<RegistryDispatcher> {
-    const { connections, extraCaFiles = [], logger } = this.#opts;
-    const tlsContext = extraCaFiles.length === 0 ? undefined : () => contextWithExtraCa(extraCaFiles, logger);
+    const { connections } = this.#opts;
+    const tlsContext = this.#tlsContext;
     if (this.#opts.httpClient === 'node') {
       this.#client ??= import('./node-http-dispatcher.js').then(({ NodeHttpDispatcher }) => new NodeHttpDispatcher(connections, KEEP_ALIVE_IDLE_MS, tlsContext));
       return this.#client;

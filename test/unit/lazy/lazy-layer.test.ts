@@ -71,6 +71,11 @@ class FakeSource implements SpanSource {
   }
 }
 
+/** The spans whose compressed bytes lie wholly within a request for blob bytes [start, end]. */
+function spansIn(toc: SeekableToc, [start, end]: [number, number]): number[] {
+  return toc.spans.flatMap((s, i) => (s.c >= start && s.c + s.cs - 1 <= end ? [i] : []));
+}
+
 type Cb = (...args: unknown[]) => void;
 function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
   return new Promise((resolve) => fn((...args: unknown[]) => resolve(args as T)));
@@ -251,7 +256,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     }
     await new Promise((r) => setTimeout(r, 200));
     // Spans covered by the requests (adjacent spans asked for together share one).
-    const asked = source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : [])));
+    const asked = source.requests.flatMap((r) => spansIn(toc, r));
     expect(asked).toEqual(expect.arrayContaining([firstSpan, firstSpan + 1, firstSpan + 2, firstSpan + 3]));
     expect(Math.max(...asked)).toBe(firstSpan + 3);
   });
@@ -282,7 +287,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const { lazy, source, toc } = await layer();
     const entry = toc.entries.find((e) => e.path.endsWith('big.bin'))!;
     const spanOf = (pos: number) => toc.spans.findIndex((s) => s.u + s.us > entry.dataOffset! + pos);
-    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const asked = () => new Set(source.requests.flatMap((r) => spansIn(toc, r)));
     const [, big] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/lib/big.bin', 0, cb));
     const [, tool] = await call<[number, number]>((cb) => lazy.handlers.open('/opt/t/bin/tool', 0, cb));
     const buf = Buffer.alloc(16384);
@@ -350,7 +355,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     reader.noteRead(node, end - 4096, 4096);
     reader.noteRead(node, end, 4096);
     await new Promise((r) => setTimeout(r, 100));
-    const fetched = source.requests.slice(requestsBefore).flatMap(([c, e]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= e ? [i] : [])));
+    const fetched = source.requests.slice(requestsBefore).flatMap((r) => spansIn(toc, r));
     expect(fetched).toEqual(expect.arrayContaining([first + 5, first + 6]));
     expect(reader.readOrder()).toEqual([first, first + 1, first + 2, first + 3, first + 4]);
     stop();
@@ -466,7 +471,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const source = new FakeSource(await readFile(join(dir, 'layer.tgz')));
     const lazy = new LazyLayer(built.toc, { where: 'test layer', tree: {}, source, cacheDir: join(dir, 'cache'), fetch: { attempts: 2, attemptTimeoutMs: 2000 }, logger: silentLogger() });
     const reader = new LazyReader(built.toc, lazy.fetcher, { wholeExecutableMax: 300_000 });
-    const asked = () => new Set(source.requests.flatMap(([c, end]) => built.toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const asked = () => new Set(source.requests.flatMap((r) => spansIn(built.toc, r)));
     const first = (path: string) => {
       const node = lazy.tree.lookup(path)!;
       return { node, span: reader.spansOf(node)[0]! };
@@ -508,7 +513,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
     const spans = lazy.reader.spansOf(node);
     expect(spans.length).toBeGreaterThan(8);
-    const asked = () => source.requests.map(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : [])));
+    const asked = () => source.requests.map((r) => spansIn(toc, r));
     const at = (span: number) => toc.spans[span]!.u - node.dataOffset + 10;
     const readAt = async (span: number) => {
       const bytes = await lazy.reader.read(node, at(span), 100);
@@ -535,7 +540,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const spans = lazy.reader.spansOf(node);
     const [firstOfFile, lastOfFile] = [spans[0]!, spans[spans.length - 1]!];
     expect(spans.length).toBeGreaterThan(9);
-    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const asked = () => new Set(source.requests.flatMap((r) => spansIn(toc, r)));
     const at = (span: number) => Math.max(toc.spans[span]!.u, node.dataOffset) - node.dataOffset + 10;
     const readAt = async (span: number) => {
       const bytes = await lazy.reader.read(node, at(span), 100);
@@ -570,7 +575,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
     const spans = lazy.reader.spansOf(node);
     const lastOfFile = spans[spans.length - 1]!;
-    const asked = () => new Set(source.requests.flatMap(([c, end]) => toc.spans.flatMap((s, i) => (s.c >= c && s.c + s.cs - 1 <= end ? [i] : []))));
+    const asked = () => new Set(source.requests.flatMap((r) => spansIn(toc, r)));
     // From two spans before the file's last on, in order to its end.
     let pos = toc.spans[lastOfFile - 2]!.u - node.dataOffset;
     while (pos < node.size) {
