@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // bench/lazy-ab.mjs — two or more builds of hostpull, alternated, on the lazy start (not a test).
 //
-//   VARIANTS="before=/path/a/dist/cli/main.js after=dist/cli/main.js" \
+//   VARIANTS="before=/path/a/dist/cli/hostpull after=dist/cli/hostpull" \
 //   LAYOUT=/var/tmp/hostpull-bench-lazy/layout N=5 [LINK=200mbit] [FRESH=1] node bench/lazy-ab.mjs
 //
 // LAYOUT is an OCI layout holding the demo's packages published seekable, as `bash bench/lazy.sh`
@@ -15,7 +15,7 @@
 // and counts the bytes each run received before its first output.
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { countingProxy } from './counting-proxy.mjs';
 import { startLayoutServer } from './layout-server.mjs';
 import { shapedLink } from './shaped-link.mjs';
@@ -50,7 +50,8 @@ function firstOutput(cli, host, ref, cmd, stop, proxy) {
   const root = join(WORK, 'nodes', String(runs++));
   const args = [cli, '--root', root, '--server', host, '--insecure-registry', host, 'run', '--lazy', '--lazy-background-delay', stop ? '10m' : '0s', ref, '--', ...cmd];
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A build's launcher (dist/cli/hostpull, from the startup snapshot) runs as itself; a .js under node.
+  const child = cli.endsWith('.js') ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(cli, args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let first;
   let err = '';
   child.stderr.on('data', (b) => (err += b));
@@ -71,7 +72,9 @@ async function main() {
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
   const link = process.env.LINK ? shapedLink(process.env.LINK) : undefined;
-  const { server, url } = await startLayoutServer({ cli: VARIANTS[0].cli, work: WORK, layout: LAYOUT, logLevel: 'error', stderr: 'inherit', link });
+  // The server runs as a module under node: a launcher's build has its main.js beside it.
+  const serverCli = VARIANTS[0].cli.endsWith('.js') ? VARIANTS[0].cli : join(dirname(VARIANTS[0].cli), 'main.js');
+  const { server, url } = await startLayoutServer({ cli: serverCli, work: WORK, layout: LAYOUT, logLevel: 'error', stderr: 'inherit', link });
   const proxy = process.env.FRESH ? await countingProxy(url, { refusePrefetchLists: true }) : undefined;
   const host = proxy?.host ?? new URL(url).host;
   const results = { link: link?.rate ?? 'loopback', n: N, fresh: proxy !== undefined, workloads: {} };
