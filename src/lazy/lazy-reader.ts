@@ -1,7 +1,8 @@
 import { HostpullError } from '../errors.js';
-import { inflateSpan, spansFor, type SeekableToc } from '../oci/index.js';
+import { spansFor, type SeekableToc } from '../oci/index.js';
+import { InflatingSpan } from './inflating-span.js';
 import type { LazyNode } from './lazy-tree.js';
-import { spanInflater } from './span-inflater.js';
+import { steppedInflater, type SteppedInflater } from './span-inflater.js';
 import type { SpanFetcher, SpanPriority } from './span-fetcher.js';
 
 /** Files whose read position is remembered (the one read longest ago is forgotten first). */
@@ -42,13 +43,16 @@ export interface LazyReaderOptions {
    * 0 or 1 turns it off.
    */
   regionSpans?: number;
+  /** How spans are inflated in steps (InflatingSpan). Default: the addon's ISA-L where it is built, else zlib at once. */
+  inflater?: SteppedInflater;
 }
 
 /**
  * Reads file bytes of a lazy layer: the spans that hold them are fetched (verified) through the
- * {@link SpanFetcher}, inflated on the libuv pool with raw inflate (each span stands alone), and
- * kept in a small LRU. Also records the order in which spans were first needed, which is what
- * the next start of the same image prefetches.
+ * {@link SpanFetcher}, inflated on the libuv pool with raw inflate (each span stands alone; a read
+ * waits only until its own bytes are out, see {@link InflatingSpan}), and kept in a small LRU.
+ * Also records the order in which spans were first needed, which is what the next start of the
+ * same image prefetches.
  */
 export class LazyReader {
   readonly #toc: SeekableToc;
@@ -59,7 +63,10 @@ export class LazyReader {
   readonly #wholeExecutableMax: number;
   readonly #wholeScatteredMax: number;
   readonly #regionSpans: number;
+  readonly #inflater: SteppedInflater;
   readonly #inflated = new Map<number, Promise<Buffer>>();
+  /** The entries of #inflated still being inflated, for reads that need only their first bytes. */
+  readonly #inflating = new Map<number, InflatingSpan>();
   /** The settled entries of #inflated: their bytes. */
   readonly #settled = new Map<number, Buffer>();
   /** Told of each span settled in memory (its bytes) and each dropped (null): a FUSE session's native reads. */
@@ -88,6 +95,7 @@ export class LazyReader {
     this.#wholeExecutableMax = options.wholeExecutableMax ?? WHOLE_EXECUTABLE_MAX;
     this.#wholeScatteredMax = options.wholeScatteredMax ?? WHOLE_SCATTERED_MAX;
     this.#regionSpans = options.regionSpans ?? REGION_SPANS;
+    this.#inflater = options.inflater ?? steppedInflater();
   }
 
   /** Spans in the order reads first needed them. */
@@ -280,7 +288,9 @@ export class LazyReader {
    * fetched and verified as reads of `path`, within the read deadline.
    */
   async #pieces(first: number, last: number, start: number, end: number, path: string): Promise<Buffer[]> {
-    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read'))), path);
+    // The last span only up to the read's end: the read need not wait for the rest of it to be inflated.
+    const need = end - this.#toc.spans[last]!.u;
+    const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read', first + k === last ? need : undefined))), path);
     return parts.map((part, k) => {
       const span = this.#toc.spans[first + k]!;
       return part.subarray(Math.max(start - span.u, 0), Math.min(span.us, end - span.u));
@@ -335,9 +345,10 @@ export class LazyReader {
     }
   }
 
-  #span(index: number, priority: SpanPriority): Promise<Buffer> {
+  /** Span `index` for a read: all of it, or at least its first `need` bytes. */
+  #span(index: number, priority: SpanPriority, need?: number): Promise<Buffer> {
     this.#used(index);
-    return this.#inflate(index, priority);
+    return this.#inflate(index, priority, need);
   }
 
   /** Span `index` is read: kept in the learned order at its first read, and the inflation ahead follows the reads. */
@@ -354,13 +365,21 @@ export class LazyReader {
     }
   }
 
-  /** The inflated span, from memory or fetched (verified) and inflated, kept in the LRU. */
-  #inflate(index: number, priority: SpanPriority): Promise<Buffer> {
+  /**
+   * The inflated span, from memory or fetched (verified) and inflated, kept in the LRU; with
+   * `need`, at least its first `need` bytes, as soon as they are out (see {@link InflatingSpan}).
+   */
+  #inflate(index: number, priority: SpanPriority, need?: number): Promise<Buffer> {
     const hit = this.#recent(index);
-    if (hit) return hit;
-    const p = this.#fetcher.span(index, priority).then((compressed) => inflateSpan(this.#toc, index, compressed, spanInflater()));
+    if (hit) {
+      const inflating = this.#inflating.get(index);
+      return need !== undefined && inflating ? inflating.prefix(need) : hit;
+    }
+    const span = new InflatingSpan(this.#fetcher.span(index, priority), this.#toc, index, this.#inflater);
+    const p = span.whole;
     p.then(
       (b) => {
+        if (this.#inflating.get(index) === span) this.#inflating.delete(index);
         if (this.#inflated.get(index) !== p) return;
         this.#fetcher.release(index);
         this.#settled.set(index, b);
@@ -369,11 +388,13 @@ export class LazyReader {
         this.#evict();
       },
       () => {
+        if (this.#inflating.get(index) === span) this.#inflating.delete(index);
         if (this.#inflated.get(index) === p) this.#inflated.delete(index);
       },
     );
     this.#inflated.set(index, p);
-    return p;
+    this.#inflating.set(index, span);
+    return need === undefined ? p : span.prefix(need);
   }
 
   /** Span `index` from memory, if there, made the most recently used (the LRU's order is the map's). */

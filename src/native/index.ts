@@ -59,6 +59,8 @@ interface Addon {
   gunzipClose(handle: Gunzip): void;
   crc32(data: Uint8Array, crc: number): number;
   inflateRaw(input: Buffer, output: Buffer): Promise<number>;
+  inflateRawOpen(): RawInflation;
+  inflateRawRun(handle: RawInflation, input: Buffer, output: Buffer, until: number): Promise<number>;
   constants: Record<string, number>;
 }
 
@@ -287,6 +289,26 @@ export function crc32(data: Uint8Array, crc: number): number {
  */
 export function inflateRaw(input: Buffer, output: Buffer): Promise<number> {
   return call((a) => a.inflateRaw(input, output));
+}
+
+/** A raw deflate stretch being inflated in steps by the addon (an opaque handle). */
+export interface RawInflation {
+  readonly __rawInflation: never;
+}
+
+/** Starts inflating a raw deflate stretch in steps ({@link inflateRawRun}); its state is freed with the handle. */
+export function inflateRawOpen(): RawInflation {
+  return call((a) => a.inflateRawOpen());
+}
+
+/**
+ * One step of `handle`'s inflation on libuv's threadpool: from where the last step stopped until
+ * `output` holds `until` bytes (or is full), the input is used up or the deflate stream ends.
+ * Resolves to the bytes `output` holds. One step per handle at a time, every step with the same
+ * `input` and `output`, which must stay unchanged until it settles.
+ */
+export function inflateRawRun(handle: RawInflation, input: Buffer, output: Buffer, until: number): Promise<number> {
+  return call((a) => a.inflateRawRun(handle, input, output, until));
 }
 
 /** lsetxattr(2) on the path itself (never follows a symlink). `flags`: 0, XATTR_CREATE or XATTR_REPLACE. */

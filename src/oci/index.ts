@@ -10,4 +10,4 @@ export { layerCompression, type LayerCompression, MANIFEST_ACCEPT, MediaType } f
 export { hostPlatform, selectPlatform } from './platform.js';
 export { formatReference, type ImageReference, isValidRepository, manifestSelector, MAX_TAG_LENGTH, parseReference, resolveReference, validateTag } from './reference.js';
 export { MAX_PREFETCH_BYTES, parsePrefetchList, PREFETCH_ARTIFACT_TYPE, PREFETCH_MEDIA_TYPE, type PrefetchList, prefetchListMap } from './prefetch-list.js';
-export { inflateSpan, MAX_TOC_BLOB_BYTES, parseTocBlob, type RawInflater, type SeekableToc, spanSha256, spansFor, TOC_ANNOTATION, TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE, type TocEntry, type TocSpan } from './seekable-toc.js';
+export { inflateSpan, MAX_TOC_BLOB_BYTES, parseTocBlob, type RawInflater, type SeekableToc, spanDeflate, spanSha256, spanSizeMismatch, spansFor, TOC_ANNOTATION, TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE, type TocEntry, type TocSpan, zlibRawInflater } from './seekable-toc.js';

@@ -51,22 +51,33 @@ const inflateRawAsync = promisify(inflateRaw);
 export type RawInflater = (deflate: Buffer, length: number) => Promise<Buffer>;
 
 /** Node's zlib on the threadpool. */
-const zlibInflater: RawInflater = (deflate, length) => inflateRawAsync(deflate, { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(length, 64) + 64 });
+export const zlibRawInflater: RawInflater = (deflate, length) => inflateRawAsync(deflate, { finishFlush: zc.Z_SYNC_FLUSH, chunkSize: Math.max(length, 64) + 64 });
 
 /**
- * The tar bytes of span `index`, from its compressed bytes [c, c+cs) as the TOC names them: the
- * gzip header (first span) and trailer (last) cut off, the rest inflated on its own (publish
- * ended the previous span with a full flush) by `inflate` (default: Node's zlib). TOC_INVALID if
- * it does not inflate to `us` bytes.
+ * The raw deflate data of span `index` within its compressed bytes [c, c+cs) as the TOC names
+ * them: the gzip header (first span) and trailer (last) cut off. It inflates on its own: publish
+ * ended the previous span with a full flush.
  */
-export async function inflateSpan(toc: SeekableToc, index: number, compressed: Buffer, inflate: RawInflater = zlibInflater): Promise<Buffer> {
+export function spanDeflate(toc: SeekableToc, index: number, compressed: Buffer): Buffer {
   const span = toc.spans[index]!;
   const from = Math.max(span.c, toc.gzip.headerSize) - span.c;
   const to = Math.min(span.c + span.cs, toc.size - toc.gzip.trailerSize) - span.c;
-  const bytes = await inflate(compressed.subarray(from, to), span.us);
-  if (bytes.length !== span.us) {
-    throw new HostpullError('TOC_INVALID', `span ${index} inflates to ${bytes.length} bytes, the table of contents says ${span.us}`);
-  }
+  return compressed.subarray(from, to);
+}
+
+/** TOC_INVALID: span `index` inflated to `got` bytes where the TOC says `expected`. */
+export function spanSizeMismatch(index: number, got: number, expected: number): HostpullError {
+  return new HostpullError('TOC_INVALID', `span ${index} inflates to ${got} bytes, the table of contents says ${expected}`);
+}
+
+/**
+ * The tar bytes of span `index` from its compressed bytes ({@link spanDeflate}), inflated by
+ * `inflate` (default: Node's zlib). TOC_INVALID if it does not inflate to `us` bytes.
+ */
+export async function inflateSpan(toc: SeekableToc, index: number, compressed: Buffer, inflate: RawInflater = zlibRawInflater): Promise<Buffer> {
+  const span = toc.spans[index]!;
+  const bytes = await inflate(spanDeflate(toc, index, compressed), span.us);
+  if (bytes.length !== span.us) throw spanSizeMismatch(index, bytes.length, span.us);
   return bytes;
 }
 

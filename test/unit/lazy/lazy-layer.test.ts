@@ -16,6 +16,7 @@ import type { SeekableToc } from '../../../src/oci/seekable-toc.js';
 import { buildLayerFile } from '../../../src/publish/build-layer.js';
 import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
 import { LazyReader } from '../../../src/lazy/lazy-reader.js';
+import { steppedInflater, type SteppedInflater } from '../../../src/lazy/span-inflater.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
@@ -332,12 +333,15 @@ describe('lazy layer (no /dev/fuse)', () => {
     };
     const reader = new LazyReader(toc, lazy.fetcher, { inflatedCacheBytes: 2 * 64 * 1024, wholeScatteredMax: 0, regionSpans: 0 });
     const first = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset);
-    await reader.read(node, 0, 10);
+    // Reads of a span's last bytes: such a read waits for all of the span (one of its first bytes
+    // may be answered before the rest is inflated, and lent).
+    const lastBytesOf = (i: number) => toc.spans[i]!.u + toc.spans[i]!.us - 10 - node.dataOffset;
+    await reader.read(node, lastBytesOf(first), 10);
     // A watcher hears of what is in memory already, then of what comes and goes.
     const stop = reader.watchSpans(watch);
     expect(events).toEqual([`${first}:lent`]);
-    await reader.read(node, toc.spans[first + 1]!.u - node.dataOffset, 10);
-    await reader.read(node, toc.spans[first + 2]!.u - node.dataOffset, 10);
+    await reader.read(node, lastBytesOf(first + 1), 10);
+    await reader.read(node, lastBytesOf(first + 2), 10);
     // Room for two spans: the one read longest ago is taken back.
     expect(events).toEqual([`${first}:lent`, `${first + 1}:lent`, `${first + 2}:lent`, `${first}:taken back`]);
     // What is lent is the span's verified, inflated bytes: the tar's own.
@@ -347,7 +351,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     const readsBefore = reader.reads;
     reader.noteRead(node, toc.spans[first + 1]!.u - node.dataOffset, 10);
     expect(reader.reads).toBe(readsBefore + 1);
-    await reader.read(node, toc.spans[first + 3]!.u - node.dataOffset, 10);
+    await reader.read(node, lastBytesOf(first + 3), 10);
     expect(events.at(-1)).toBe(`${first + 2}:taken back`); // not first + 1, which was just read
     // Sequential reads answered natively fetch ahead as the reader's own would.
     const requestsBefore = source.requests.length;
@@ -359,8 +363,39 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(fetched).toEqual(expect.arrayContaining([first + 5, first + 6]));
     expect(reader.readOrder()).toEqual([first, first + 1, first + 2, first + 3, first + 4]);
     stop();
-    await reader.read(node, toc.spans[first + 5]!.u - node.dataOffset, 10);
+    await reader.read(node, lastBytesOf(first + 5), 10);
     expect(events).toHaveLength(6); // a watcher that stopped hears nothing more
+  });
+
+  it("a read waits for its own bytes of a span, not for the rest of it: later steps are held and the read is answered", async () => {
+    const { lazy, toc, tar } = await layer();
+    const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const index = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset + 1000);
+    const span = toc.spans[index]!;
+    // The addon's steps; every step that would go past the first read's end waits for the test.
+    const stops: number[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const inflater: SteppedInflater = (deflate, out) => {
+      const step = steppedInflater()(deflate, out);
+      return async (until) => {
+        stops.push(until);
+        if (stops.length > 1) await held;
+        return step(until);
+      };
+    };
+    const reader = new LazyReader(toc, lazy.fetcher, { inflater, wholeScatteredMax: 0, regionSpans: 0 });
+    const offset = span.u - node.dataOffset + 100;
+    const bytes = await reader.read(node, offset, 4096);
+    expect(bytes.equals(tar.subarray(node.dataOffset + offset, node.dataOffset + offset + 4096))).toBe(true);
+    expect(stops).toEqual([100 + 4096, span.us + 1]); // the first step ended with the read's bytes
+    // A read further into the same span waits for the held step, then gets the tar's bytes.
+    let late = false;
+    const further = reader.read(node, span.u + span.us - 10 - node.dataOffset, 10).then((b) => ((late = true), b));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(late).toBe(false);
+    release();
+    expect((await further).equals(tar.subarray(span.u + span.us - 10, span.u + span.us))).toBe(true);
   });
 
   it('a read is bounded as one span fetch is, even when its spans queue behind others', async () => {
