@@ -41,6 +41,11 @@ export interface EntryCheckerOptions {
   maxBytes: number;
   /** The package claim the layer is held to; undefined for a base layer (any path). */
   claim: PackageClaim | undefined;
+  /**
+   * Whether to collect the {@link LayerFootprint} of what passed. Default true; a lazy view's
+   * tree, built on the critical path of a lazy start, has no use for it.
+   */
+  footprint?: boolean;
 }
 
 const WHITEOUT_PREFIX = '.wh.';
@@ -60,7 +65,8 @@ const WHITEOUT_OPAQUE = '.wh..wh..opq';
 export class EntryChecker implements TarEntrySink {
   readonly #o: EntryCheckerOptions;
   readonly #inner: CheckedEntrySink | undefined;
-  readonly #footprint = new FootprintBuilder();
+  /** Undefined when the caller wants no footprint. */
+  readonly #footprint: FootprintBuilder | undefined;
   #entries = 0;
   #bytes = 0;
   /** Tar offset of the entry being checked, for messages. */
@@ -69,13 +75,16 @@ export class EntryChecker implements TarEntrySink {
   constructor(inner: CheckedEntrySink | undefined, options: EntryCheckerOptions) {
     this.#inner = inner;
     this.#o = options;
+    this.#footprint = options.footprint === false ? undefined : new FootprintBuilder();
   }
 
   get entries(): number {
     return this.#entries;
   }
 
+  /** What passed, as a footprint; throws if the checker was made without one. */
   footprint(): LayerFootprint {
+    if (!this.#footprint) throw new Error('this entry checker collects no footprint');
     return this.#footprint.build();
   }
 
@@ -127,7 +136,7 @@ export class EntryChecker implements TarEntrySink {
     if (claim && !insidePrefix(e.target, claim.prefix)) {
       this.#fail('LAYER_UNSAFE', 'outside-prefix', e.path, `${e.kind === 'opaque' ? 'opaque whiteout' : 'whiteout'} outside the package's prefix /${claim.prefix}`);
     }
-    this.#footprint.claiming(e.target);
+    this.#footprint?.claiming(e.target);
   }
 
   #plain(e: CheckedEntry): void {
@@ -192,13 +201,15 @@ export class EntryChecker implements TarEntrySink {
   }
 
   #record(e: CheckedEntry, neutral: boolean): void {
+    const footprint = this.#footprint;
+    if (!footprint) return;
     const { header: h, path } = e;
-    if (neutral) this.#footprint.neutralDir(path);
-    else if (h.type === 'char' || h.type === 'block' || h.type === 'fifo') this.#footprint.device(path);
-    else this.#footprint.claiming(path);
-    if (e.linkTarget !== '') this.#footprint.claiming(e.linkTarget);
-    if (h.type === 'file' && (h.mode & SETID_BITS) !== 0) this.#footprint.setid(path);
-    if (h.type !== 'symlink' && h.xattrs.has(CAPABILITY_XATTR)) this.#footprint.capability(path);
+    if (neutral) footprint.neutralDir(path);
+    else if (h.type === 'char' || h.type === 'block' || h.type === 'fifo') footprint.device(path);
+    else footprint.claiming(path);
+    if (e.linkTarget !== '') footprint.claiming(e.linkTarget);
+    if (h.type === 'file' && (h.mode & SETID_BITS) !== 0) footprint.setid(path);
+    if (h.type !== 'symlink' && h.xattrs.has(CAPABILITY_XATTR)) footprint.capability(path);
   }
 
   #fail(code: ArchiveErrorCode, rule: string, entry: string, reason: string, offset = this.#offset): never {

@@ -240,7 +240,7 @@ export class LazyTree {
     };
     const sink: CheckedEntrySink = { entry: place, data: () => undefined, entryEnd: () => undefined };
     const claim = options.claim ? { ...options.claim, prefix: normalisePrefix(options.claim.prefix) } : undefined;
-    const checker = new EntryChecker(sink, { where, maxEntries: LAYER_LIMIT_DEFAULTS.maxEntries, maxDepth: LAYER_LIMIT_DEFAULTS.maxDepth, maxBytes: LAYER_LIMIT_DEFAULTS.maxBytes, claim });
+    const checker = new EntryChecker(sink, { where, maxEntries: LAYER_LIMIT_DEFAULTS.maxEntries, maxDepth: LAYER_LIMIT_DEFAULTS.maxDepth, maxBytes: LAYER_LIMIT_DEFAULTS.maxBytes, claim, footprint: false });
     for (const entry of toc.entries) {
       current = entry;
       checker.entry(headerOf(entry));

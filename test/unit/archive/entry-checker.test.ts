@@ -91,6 +91,16 @@ describe('EntryChecker with a package claim (the rules registration and unpack s
       ['opt/jdk-11.0', false],
     ]);
   });
+
+  it('without a footprint (a lazy view\'s tree) holds entries to the same rules, and has none to give', () => {
+    const make = () =>
+      new EntryChecker({ entry: () => undefined, data: () => undefined, entryEnd: () => undefined }, { where: 'sha256:test', maxEntries: 100, maxDepth: 64, maxBytes: 1 << 20, claim: JDK, footprint: false });
+    const checker = make();
+    checker.entry(header({ name: 'opt/jdk-11.0/bin/java' }, 0));
+    expect(() => checker.footprint()).toThrow(/collects no footprint/);
+    expect(() => make().entry(header({ name: 'opt/jdk-11.0/bin/su', mode: 0o4755 }, 0))).toThrow(expect.objectContaining({ code: 'LAYER_UNSAFE' }));
+    expect(() => make().entry(header({ name: 'etc/passwd' }, 0))).toThrow(expect.objectContaining({ code: 'LAYER_UNSAFE' }));
+  });
 });
 
 describe('footprint: a layer checked against a claim from its record', () => {
