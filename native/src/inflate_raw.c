@@ -43,19 +43,24 @@ static void execute(napi_env env, void *data) {
   if (r != ISAL_DECOMP_OK) j->error = inflate_error_text(r);
 }
 
-static void complete(napi_env env, napi_status status, void *data) {
-  job_t *j = data;
-  const char *failure = status != napi_ok ? "inflate job cancelled" : j->error;
+/* Settles a job's promise: rejected with the job's failure (or a cancelled job's), else the bytes out. */
+static void settle(napi_env env, napi_status status, napi_deferred deferred, const char *error, size_t produced) {
+  const char *failure = status != napi_ok ? "inflate job cancelled" : error;
   if (failure) {
     napi_value msg, err;
     napi_create_string_utf8(env, failure, NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, j->deferred, err);
+    napi_reject_deferred(env, deferred, err);
   } else {
-    napi_value produced;
-    napi_create_double(env, (double)j->out_len, &produced);
-    napi_resolve_deferred(env, j->deferred, produced);
+    napi_value out;
+    napi_create_double(env, (double)produced, &out);
+    napi_resolve_deferred(env, deferred, out);
   }
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  job_t *j = data;
+  settle(env, status, j->deferred, j->error, j->out_len);
   napi_delete_async_work(env, j->work);
   napi_delete_reference(env, j->in_ref);
   napi_delete_reference(env, j->out_ref);
@@ -197,17 +202,7 @@ static void step_execute(napi_env env, void *data) {
 static void step_complete(napi_env env, napi_status status, void *data) {
   step_t *j = data;
   j->st->busy = false;
-  const char *failure = status != napi_ok ? "inflate job cancelled" : j->error;
-  if (failure) {
-    napi_value msg, err;
-    napi_create_string_utf8(env, failure, NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &err);
-    napi_reject_deferred(env, j->deferred, err);
-  } else {
-    napi_value produced;
-    napi_create_double(env, (double)j->st->out_used, &produced);
-    napi_resolve_deferred(env, j->deferred, produced);
-  }
+  settle(env, status, j->deferred, j->error, j->st->out_used);
   napi_delete_async_work(env, j->work);
   napi_delete_reference(env, j->handle_ref);
   napi_delete_reference(env, j->in_ref);

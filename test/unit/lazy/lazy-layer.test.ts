@@ -16,11 +16,11 @@ import type { SeekableToc } from '../../../src/oci/seekable-toc.js';
 import { buildLayerFile } from '../../../src/publish/build-layer.js';
 import { LazyLayer } from '../../../src/lazy/lazy-layer.js';
 import { LazyReader } from '../../../src/lazy/lazy-reader.js';
-import { steppedInflater, type SteppedInflater } from '../../../src/lazy/span-inflater.js';
 import { LazyTree } from '../../../src/lazy/lazy-tree.js';
 import { SpanCache } from '../../../src/lazy/span-cache.js';
 import { SpanFetcher, type SpanSource } from '../../../src/lazy/span-fetcher.js';
 import { RetryPolicy, type RetryBudget } from '../../../src/registry/retry.js';
+import { heldSteps } from '../../helpers/held-steps.js';
 import { noise } from '../../helpers/noise.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
@@ -372,18 +372,8 @@ describe('lazy layer (no /dev/fuse)', () => {
     const node = lazy.tree.lookup('/opt/t/lib/big.bin')!;
     const index = toc.spans.findIndex((s) => s.u + s.us > node.dataOffset + 1000);
     const span = toc.spans[index]!;
-    // The addon's steps; every step that would go past the first read's end waits for the test.
-    const stops: number[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const inflater: SteppedInflater = (deflate, out) => {
-      const step = steppedInflater()(deflate, out);
-      return async (until) => {
-        stops.push(until);
-        if (stops.length > 1) await held;
-        return step(until);
-      };
-    };
+    // Every step after the first (which ends with the first read's bytes) waits for the test.
+    const { inflater, stops, release } = heldSteps((_until, n) => n > 1);
     const reader = new LazyReader(toc, lazy.fetcher, { inflater, wholeScatteredMax: 0, regionSpans: 0 });
     const offset = span.u - node.dataOffset + 100;
     const bytes = await reader.read(node, offset, 4096);

@@ -2,11 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { InflatingSpan } from '../../../src/lazy/inflating-span.js';
-import { spanInflater, steppedInflater, type SteppedInflater } from '../../../src/lazy/span-inflater.js';
+import { spanInflater, steppedInflater } from '../../../src/lazy/span-inflater.js';
 import { inflateRawOpen, inflateRawRun } from '../../../src/native/index.js';
 import { inflateSpan, spanDeflate, type SeekableToc } from '../../../src/oci/index.js';
 import { isHostpullError } from '../../../src/errors.js';
 import { writeSpanGzip } from '../../../src/publish/span-gzip.js';
+import { heldSteps } from '../../helpers/held-steps.js';
 import { noise } from '../../helpers/noise.js';
 
 /** A seekable gzip stream of `input` as publish writes it, with the TOC fields inflateSpan reads. */
@@ -105,19 +106,9 @@ describe('inflating a span in steps (the addon)', () => {
   it('answers a read of the first bytes before the rest of the span is inflated, and every read with the tar bytes', async () => {
     const input = Buffer.concat([noise(300_000, 'span head'), Buffer.alloc(700_000, 'block ')]);
     const { blob, toc } = await seekable(input, 1024 * 1024);
-    // The addon's steps, the last one held until the test lets it go.
-    const stops: number[] = [];
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const gated: SteppedInflater = (deflate, out) => {
-      const step = steppedInflater()(deflate, out);
-      return async (until) => {
-        stops.push(until);
-        if (until > toc.spans[0]!.us) await held;
-        return step(until);
-      };
-    };
-    const span = new InflatingSpan(Promise.resolve(spanBytes(blob, toc, 0)), toc, 0, gated);
+    // The step to the end waits until the test lets it go.
+    const { inflater, stops, release } = heldSteps((until) => until > toc.spans[0]!.us);
+    const span = new InflatingSpan(Promise.resolve(spanBytes(blob, toc, 0)), toc, 0, inflater);
     const early = span.prefix(10_000);
     const first = await early;
     expect(first.subarray(0, 10_000).equals(input.subarray(0, 10_000))).toBe(true);
