@@ -9,7 +9,8 @@
 // each workload is run once lazily to completion so the server learns its prefetch list, then N
 // rounds, each running every variant once on a fresh store: `hostpull run --lazy` to the first
 // output, then stopped, so no background unpack follows into the next run (on this disk it would
-// slow it). Prints each variant's times sorted and their median. Only 127.0.0.1 (or the namespace).
+// slow it). Prints each variant's times sorted and their median, and each later variant's
+// round-by-round difference from the first. Only 127.0.0.1 (or the namespace).
 // FRESH=1 measures the image's first lazy start instead, every time: the nodes talk to the server
 // through a proxy here that answers 404 for its prefetch lists (so none is learned or served)
 // and counts the bytes each run received before its first output.
@@ -95,6 +96,15 @@ async function main() {
         results.workloads[w.ref][v.name] = { sorted, median, ...(proxy ? { bytesBeforeOutput: bytes } : {}) };
         const mb = proxy ? `, ${(bytes / 1e6).toFixed(1)} MB before it (median)` : '';
         console.error(`lazy-ab: ${w.ref} -- ${w.cmd.join(' ')} [${v.name}] first output ${sorted.join(' ')} ms, median ${median}${mb} (${results.link}${proxy ? ', first starts' : ''})`);
+      }
+      // Each round ran the variants back to back: its differences are freer of this machine's
+      // drift (other load, the disk) than the difference of two medians.
+      const [base, ...others] = VARIANTS;
+      for (const v of others) {
+        const deltas = starts[v.name].map((s, i) => s.ms - starts[base.name][i].ms);
+        const paired = { medianDelta: middle(deltas), faster: deltas.filter((d) => d < 0).length, rounds: deltas.length };
+        results.workloads[w.ref][v.name].againstFirst = paired;
+        console.error(`lazy-ab: ${w.ref} [${v.name}] against [${base.name}], round by round: median difference ${paired.medianDelta > 0 ? '+' : ''}${paired.medianDelta} ms, sooner in ${paired.faster} of ${paired.rounds} rounds`);
       }
     }
   } finally {
