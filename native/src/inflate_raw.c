@@ -251,7 +251,8 @@ static napi_value js_inflate_raw_run(napi_env env, napi_callback_info info) {
   j->in = in;
   j->in_len = in_len;
   j->out = out;
-  j->limit = until <= 0 ? 0 : until >= (double)out_cap ? out_cap : (size_t)until;
+  /* Not a positive number (NaN too): a step that inflates nothing. */
+  j->limit = !(until > 0) ? 0 : until >= (double)out_cap ? out_cap : (size_t)until;
   napi_value promise, name;
   if (napi_create_promise(env, &j->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "hostpull:inflateRawRun", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, step_execute, step_complete, j, &j->work) != napi_ok) {

@@ -296,7 +296,7 @@ export interface RawInflation {
   readonly __rawInflation: never;
 }
 
-/** Starts inflating a raw deflate stretch in steps ({@link inflateRawRun}); its state is freed with the handle. */
+/** Starts inflating a raw deflate stretch in steps ({@link inflateRawRun}); its state is freed by the step that ends the stretch, else with the handle. */
 export function inflateRawOpen(): RawInflation {
   return call((a) => a.inflateRawOpen());
 }

@@ -91,6 +91,9 @@ describe('inflating a span in steps (the addon)', () => {
     const deflate = spanDeflate(toc, 0, spanBytes(blob, toc, 0));
     const out = Buffer.alloc(500_001);
     const handle = inflateRawOpen();
+    // A stop that is not a positive number is a step that inflates nothing.
+    expect(await inflateRawRun(handle, deflate, out, Number.NaN)).toBe(0);
+    expect(await inflateRawRun(handle, deflate, out, -1)).toBe(0);
     const running = inflateRawRun(handle, deflate, out, out.length);
     expect(() => inflateRawRun(handle, deflate, out, out.length)).toThrow(/still running/);
     expect(await running).toBe(500_000);
