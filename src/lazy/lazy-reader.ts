@@ -64,9 +64,8 @@ export class LazyReader {
   readonly #wholeScatteredMax: number;
   readonly #regionSpans: number;
   readonly #inflater: SteppedInflater;
-  readonly #inflated = new Map<number, Promise<Buffer>>();
-  /** The entries of #inflated still being inflated, for reads that need only their first bytes. */
-  readonly #inflating = new Map<number, InflatingSpan>();
+  /** Spans in memory or being inflated (a read that needs only their first bytes takes those), least recently used first. */
+  readonly #inflated = new Map<number, InflatingSpan>();
   /** The settled entries of #inflated: their bytes. */
   readonly #settled = new Map<number, Buffer>();
   /** Told of each span settled in memory (its bytes) and each dropped (null): a FUSE session's native reads. */
@@ -183,8 +182,12 @@ export class LazyReader {
   #follow(node: LazyNode, offset: number, n: number, first: number, last: number): void {
     const cursor = this.#cursors.get(node.ino);
     const whole = node.size <= this.#wholeScatteredMax;
-    const { first: firstOfFile, last: lastOfFile } = spansFor(this.#toc.spans, node.dataOffset, node.size);
-    if (cursor && cursor.end === offset && last === cursor.span + 1) this.prefetch([last + 1, last + 2].filter((i) => i <= lastOfFile), 'read').catch(() => undefined);
+    // The file's spans, looked up only by the reads that fetch ahead (this runs for every read).
+    const ofFile = () => spansFor(this.#toc.spans, node.dataOffset, node.size);
+    if (cursor && cursor.end === offset && last === cursor.span + 1) {
+      const lastOfFile = ofFile().last;
+      this.prefetch([last + 1, last + 2].filter((i) => i <= lastOfFile), 'read').catch(() => undefined);
+    }
     let spans = cursor ? cursor.spans : whole || this.#regionSpans > 1 ? new Set<number>() : null;
     let blocks = cursor?.blocks ?? false;
     if (!cursor && node.mode & 0o111 && node.size <= this.#wholeExecutableMax) {
@@ -199,7 +202,10 @@ export class LazyReader {
         spans = null;
       }
     }
-    if (blocks) this.#fetchBlocks(first, last, firstOfFile, lastOfFile);
+    if (blocks) {
+      const file = ofFile();
+      this.#fetchBlocks(first, last, file.first, file.last);
+    }
     // Most recently read last, so the file forgotten first is the one read longest ago.
     this.#cursors.delete(node.ino);
     if (this.#cursors.size >= MAX_CURSORS) this.#cursors.delete(this.#cursors.keys().next().value!);
@@ -370,17 +376,16 @@ export class LazyReader {
    * `need`, at least its first `need` bytes, as soon as they are out (see {@link InflatingSpan}).
    */
   #inflate(index: number, priority: SpanPriority, need?: number): Promise<Buffer> {
-    const hit = this.#recent(index);
-    if (hit) {
-      const inflating = this.#inflating.get(index);
-      return need !== undefined && inflating ? inflating.prefix(need) : hit;
-    }
+    const span = this.#recent(index) ?? this.#startInflating(index, priority);
+    return need === undefined ? span.whole : span.prefix(need);
+  }
+
+  /** Span `index` fetched (verified) and inflated into the LRU, its bytes lent to the watchers once all are out. */
+  #startInflating(index: number, priority: SpanPriority): InflatingSpan {
     const span = new InflatingSpan(this.#fetcher.span(index, priority), this.#toc, index, this.#inflater);
-    const p = span.whole;
-    p.then(
+    span.whole.then(
       (b) => {
-        if (this.#inflating.get(index) === span) this.#inflating.delete(index);
-        if (this.#inflated.get(index) !== p) return;
+        if (this.#inflated.get(index) !== span) return;
         this.#fetcher.release(index);
         this.#settled.set(index, b);
         this.#inflatedBytes += b.length;
@@ -388,17 +393,15 @@ export class LazyReader {
         this.#evict();
       },
       () => {
-        if (this.#inflating.get(index) === span) this.#inflating.delete(index);
-        if (this.#inflated.get(index) === p) this.#inflated.delete(index);
+        if (this.#inflated.get(index) === span) this.#inflated.delete(index);
       },
     );
-    this.#inflated.set(index, p);
-    this.#inflating.set(index, span);
-    return need === undefined ? p : span.prefix(need);
+    this.#inflated.set(index, span);
+    return span;
   }
 
-  /** Span `index` from memory, if there, made the most recently used (the LRU's order is the map's). */
-  #recent(index: number): Promise<Buffer> | undefined {
+  /** Span `index` from memory or on its way there, if it is, made the most recently used (the LRU's order is the map's). */
+  #recent(index: number): InflatingSpan | undefined {
     const hit = this.#inflated.get(index);
     if (hit) {
       this.#inflated.delete(index);
