@@ -2,7 +2,7 @@
 #define HOSTPULL_INFLATE_RAW_H
 #include <node_api.h>
 
-/* Adds inflateRaw, inflateRawOpen and inflateRawRun to the addon's exports. */
+/* Adds inflateRawOpen and inflateRawRun to the addon's exports. */
 void register_inflate_raw(napi_env env, napi_value exports);
 
 #endif

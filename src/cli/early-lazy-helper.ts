@@ -7,9 +7,10 @@ import { v8FlagsFor } from './verb-v8-flags.js';
 // run's own modules load. Forked from the run's action, the helper was still loading when the
 // run's mounts came, and then loaded its HTTP client (undici then) while the run mounted the
 // overlay over its views, a mount(2) that waits for the lookups the helper answers. Forked here,
-// it loads on the other core while this process loads commander and resolves the image. Measured alternated
-// with the build before, 12 runs each (bench/lazy-ab.mjs, medians of the first output): `mvn -v`
-// 913 → 880 ms on a first node and 701 → 687 ms on a second, `go version` 485 → 467 and 453 → 440 ms.
+// it loads on the other core while this process loads commander and resolves the image.
+// Measured alternated with the build before, 12 runs each (bench/lazy-ab.mjs, medians of the
+// first output): `mvn -v` 913 → 880 ms on a first node and 701 → 687 ms on a second,
+// `go version` 485 → 467 and 453 → 440 ms.
 //
 // It is forked only for a command line that reads as `run --lazy` as root with the default log
 // level and format, the settings it is started with. The run takes it if its own settings are

@@ -1,20 +1,5 @@
-import { inflateRaw, inflateRawOpen, inflateRawRun, isNativeAvailable } from '../native/index.js';
+import { inflateRawOpen, inflateRawRun, isNativeAvailable } from '../native/index.js';
 import { type RawInflater, zlibRawInflater } from '../oci/index.js';
-
-/** ISA-L through the addon: a span's bytes in a buffer of their own, one byte over to see a span that inflates to more. */
-const nativeInflater: RawInflater = async (deflate, length) => {
-  const out = Buffer.allocUnsafe(length + 1);
-  return out.subarray(0, await inflateRaw(deflate, out));
-};
-
-/**
- * How a lazy layer inflates its spans: the addon's ISA-L where it is built, about twice zlib's
- * speed (inflateSpan's default, used otherwise). A starting container waits for those spans, on
- * the CPU its own start needs.
- */
-export function spanInflater(): RawInflater | undefined {
-  return isNativeAvailable() ? nativeInflater : undefined;
-}
 
 /**
  * One step of a span's inflation into its buffer: inflates on until the buffer holds `until`
@@ -41,4 +26,19 @@ const zlibStepped: SteppedInflater = (deflate, out) => {
 /** How a lazy layer's reads inflate their spans in steps (see InflatingSpan): the addon where it is built, else zlib at once. */
 export function steppedInflater(native = isNativeAvailable()): SteppedInflater {
   return native ? nativeStepped : zlibStepped;
+}
+
+/** The addon's in one step: a span's bytes in a buffer of their own, one byte over to see a span that inflates to more. */
+const nativeInflater: RawInflater = async (deflate, length) => {
+  const out = Buffer.allocUnsafe(length + 1);
+  return out.subarray(0, await nativeStepped(deflate, out)(out.length));
+};
+
+/**
+ * How a lazy layer's completion inflates its spans whole: the addon's ISA-L where it is built,
+ * about twice zlib's speed (inflateSpan's default, used otherwise), on the cores the container
+ * it serves runs on.
+ */
+export function spanInflater(): RawInflater | undefined {
+  return isNativeAvailable() ? nativeInflater : undefined;
 }

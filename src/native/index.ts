@@ -58,7 +58,6 @@ interface Addon {
   gunzipEnd(handle: Gunzip): string;
   gunzipClose(handle: Gunzip): void;
   crc32(data: Uint8Array, crc: number): number;
-  inflateRaw(input: Buffer, output: Buffer): Promise<number>;
   inflateRawOpen(): RawInflation;
   inflateRawRun(handle: RawInflation, input: Buffer, output: Buffer, until: number): Promise<number>;
   constants: Record<string, number>;
@@ -282,16 +281,7 @@ export function crc32(data: Uint8Array, crc: number): number {
   return call((a) => a.crc32(data, crc));
 }
 
-/**
- * Inflates the raw deflate data of `input` into `output` on libuv's threadpool with ISA-L
- * (native/src/inflate_raw.c), until the input is used up, the deflate stream ends or `output` is
- * full: resolves to the bytes written. Both buffers must stay unchanged until it settles.
- */
-export function inflateRaw(input: Buffer, output: Buffer): Promise<number> {
-  return call((a) => a.inflateRaw(input, output));
-}
-
-/** A raw deflate stretch being inflated in steps by the addon (an opaque handle). */
+/** A raw deflate stretch being inflated in steps on libuv's threadpool with ISA-L (native/src/inflate_raw.c; an opaque handle). */
 export interface RawInflation {
   readonly __rawInflation: never;
 }
