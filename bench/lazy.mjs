@@ -18,14 +18,16 @@
 //    node (which gets the learned prefetch list from the server), and the whole node run again
 //    with everything local (the floor no start can beat): time to the first byte of
 //    output, and bytes the node received from the server before it (a counting proxy between the
-//    node and `hostpull serve`), for `JDK17.0-MVN3.8 -- mvn -v` and `GO1.19 -- go version`.
+//    node and `hostpull serve`), for `JDK17.0-MVN3.8 -- mvn -v` and `GO1.19 -- go version`; and the
+//    machine's CPU time before it, all processes and cores, whose share per core bounds the wall
+//    time from below on this machine however well the work overlapped.
 // 3. throughput: reading all of /opt/go-1.19 (tar to /dev/null) through the lazy mount, cold (spans
 //    fetched as read) and warm (spans cached), against the unpacked layer directory.
 //
 // Everything talks to 127.0.0.1 only. The machine may be shared: the script prints the load.
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { countingProxy } from './counting-proxy.mjs';
 import { startLayoutServer } from './layout-server.mjs';
@@ -80,6 +82,22 @@ async function timedAsync(cmd, args) {
   return { wallMs: Math.round(wall), cpuMs: Math.round((u + s) * 1000) };
 }
 
+/**
+ * The machine's CPU time so far, all cores summed (ms): busy (user, nice, system, interrupts) and
+ * idle. Between a start and its first output, busy ÷ cores is the shortest wall time that work
+ * could take here with no core ever idle, whoever did it: hostpull, the runtime, the container,
+ * the server, and this script's counting proxy, which forwards every byte.
+ */
+function machineCpu() {
+  let busy = 0;
+  let idle = 0;
+  for (const { times: t } of cpus()) {
+    busy += t.user + t.nice + t.sys + t.irq;
+    idle += t.idle;
+  }
+  return { busy, idle };
+}
+
 /** The run whose first output came at the median time (the lower middle one of an even count). */
 function medianRun(runs) {
   return [...runs].sort((a, b) => a.firstOutputMs - b.firstOutputMs)[Math.floor((runs.length - 1) / 2)];
@@ -92,13 +110,18 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
   execFileSync('sync');
   const mark = proxy.log.length;
   const requestMark = proxy.requests.length;
+  const cpu0 = machineCpu();
+  let cpuAtFirst;
   const t0 = performance.now();
   const child = spawn(LAUNCHER, ['--root', root, '--server', proxy.host, 'run', ...extra, ref, '--', ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   let first;
   let out = '';
   let err = '';
   child.stdout.on('data', (b) => {
-    first ??= performance.now();
+    if (first === undefined) {
+      first = performance.now();
+      cpuAtFirst = machineCpu();
+    }
     out += b;
   });
   child.stderr.on('data', (b) => (err += b));
@@ -122,7 +145,9 @@ async function runTimed(root, proxy, ref, cmd, extra = []) {
       .filter((r) => r.at <= first)
       .map((r) => ({ at: ms(r.at), answeredAt: ms(r.headersAt), status: r.status, method: r.method, path: r.path.replace(/sha256:([0-9a-f]{12})[0-9a-f]{52}/g, '$1'), ...(r.range ? { range: r.range } : {}) })),
   };
-  return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0], timeline };
+  if (cpuAtFirst === undefined) throw new Error(`${ref} ${extra.join(' ')} printed nothing: ${err.slice(-2000)}`);
+  const cpuBeforeOutput = { busyMs: cpuAtFirst.busy - cpu0.busy, idleMs: cpuAtFirst.idle - cpu0.idle, cores: cpus().length };
+  return { firstOutputMs: Math.round(first - t0), totalMs: Math.round(end - t0), bytesBeforeOutput: before, bytesTotal: total, output: out.split('\n')[0], cpuBeforeOutput, timeline };
 }
 
 async function main() {
@@ -219,7 +244,7 @@ async function main() {
       ];
       for (const [name, r, all] of shown) {
         const of = all.length > 1 ? ` (median of ${all.join(', ')})` : '';
-        say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms${of} (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms; bytes received from ${r.timeline.firstByteMs ?? '-'} to ${r.timeline.lastByteBeforeOutputMs ?? '-'} ms in ${r.timeline.requestsBeforeOutput} requests → ${JSON.stringify(r.output)}`);
+        say(`${w.ref} -- ${w.cmd.join(' ')} [${name}]: first output ${r.firstOutputMs} ms${of} (${(r.firstOutputMs / whole.firstOutputMs).toFixed(2)}× whole), ${(r.bytesBeforeOutput / 1e6).toFixed(1)} MB before it (${((100 * r.bytesBeforeOutput) / compressed).toFixed(1)}% of ${(compressed / 1e6).toFixed(1)} MB), run total ${r.totalMs} ms; machine CPU busy before it ${r.cpuBeforeOutput.busyMs} ms (≥ ${Math.round(r.cpuBeforeOutput.busyMs / r.cpuBeforeOutput.cores)} ms on ${r.cpuBeforeOutput.cores} cores, ${(r.cpuBeforeOutput.busyMs / r.cpuBeforeOutput.cores / whole.firstOutputMs).toFixed(2)}× whole); bytes received from ${r.timeline.firstByteMs ?? '-'} to ${r.timeline.lastByteBeforeOutputMs ?? '-'} ms in ${r.timeline.requestsBeforeOutput} requests → ${JSON.stringify(r.output)}`);
       }
     }
 
