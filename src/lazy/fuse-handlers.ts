@@ -54,7 +54,8 @@ export interface FuseHandlers {
 /**
  * The layout a FUSE session's native thread needs to answer READs itself (native/src/fuse_channel.c),
  * and the spans it may answer them from: a read's wait then does not depend on how busy the event
- * loop is with fetching and inflating the spans of later reads.
+ * loop is with fetching and inflating the spans of later reads. Likewise the names it answers
+ * LOOKUP, GETATTR, READLINK and the opens of files never passed through from.
  */
 export interface NativeReads {
   /** Per inode (the index): a file's data offset in the layer's tar and its size; -1 where there is no file. */
@@ -68,6 +69,24 @@ export interface NativeReads {
   watchSpans(listener: (index: number, bytes: Buffer | null) => void): () => void;
   /** A read the native thread answered: the reader's bookkeeping (read order, read-ahead) as for its own. */
   served(ino: number, offset: number, size: number): void;
+  /**
+   * Directory `dir` (`/`, `/opt`), then every name in it; none when it is not a directory. The
+   * native thread answers LOOKUP, GETATTR, READLINK and the opens of files never passed through
+   * from them.
+   */
+  names(dir: string): MountNode[];
+}
+
+/** One name of a mount, as {@link NativeReads.names} lists it. */
+export interface MountNode {
+  /** `/` the root, `/opt/jdk` below it. */
+  path: string;
+  /** What getattr answers for it. */
+  stat: FuseStat;
+  /** A symlink's target (what readlink answers). */
+  link?: string | undefined;
+  /** Whether an open of it may be passed through to a local copy (`passthrough` decides at its first open). */
+  mayPassThrough: boolean;
 }
 
 const E = constants.errno;
@@ -167,11 +186,11 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: tree.size, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
     },
     ...(options.copies ? { passthrough: passthroughOf(tree, options.copies) } : {}),
-    native: nativeReadsOf(tree, reader),
+    native: nativeReadsOf(tree, reader, options.copies),
   };
 }
 
-function nativeReadsOf(tree: LazyTree, reader: LazyReader): NativeReads {
+function nativeReadsOf(tree: LazyTree, reader: LazyReader, copies: LocalCopies | undefined): NativeReads {
   const files = tree.fileExtents();
   return {
     files,
@@ -180,6 +199,17 @@ function nativeReadsOf(tree: LazyTree, reader: LazyReader): NativeReads {
     served(ino, offset, size) {
       const node = tree.byIno(ino);
       if (node?.type === 'file') reader.noteRead(node, offset, size);
+    },
+    names(dir) {
+      const node = tree.lookup(dir);
+      if (node?.type !== 'dir') return [];
+      const mountNode = (path: string, n: LazyNode): MountNode => ({ path, stat: statOf(n), link: n.type === 'symlink' ? n.linkname : undefined, mayPassThrough: copies?.mayCopy(n) ?? false });
+      const base = dir === '/' ? '' : dir;
+      const children = node.children!.flatMap((name) => {
+        const child = tree.lookup(`${base}/${name}`);
+        return child ? [mountNode(`${base}/${name}`, child)] : [];
+      });
+      return [mountNode(dir, node), ...children];
     },
   };
 }

@@ -140,14 +140,20 @@ export interface FuseAttr {
   mtime: number;
 }
 
+/** A u64 from a safe integer, without a BigInt: {@link namesTable} writes tens of thousands. */
+function writeU64(b: Buffer, value: number, at: number): void {
+  b.writeUInt32LE(value % 0x1_0000_0000, at);
+  b.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
+}
+
 function writeAttr(b: Buffer, at: number, a: FuseAttr): void {
-  b.writeBigUInt64LE(BigInt(a.ino), at);
-  b.writeBigUInt64LE(BigInt(a.size), at + 8);
-  b.writeBigUInt64LE(BigInt(a.blocks), at + 16);
-  const seconds = BigInt(Math.max(0, Math.floor(a.mtime)));
-  b.writeBigUInt64LE(seconds, at + 24); // atime
-  b.writeBigUInt64LE(seconds, at + 32); // mtime
-  b.writeBigUInt64LE(seconds, at + 40); // ctime
+  writeU64(b, a.ino, at);
+  writeU64(b, a.size, at + 8);
+  writeU64(b, a.blocks, at + 16);
+  const seconds = Math.max(0, Math.floor(a.mtime));
+  writeU64(b, seconds, at + 24); // atime
+  writeU64(b, seconds, at + 32); // mtime
+  writeU64(b, seconds, at + 40); // ctime
   b.fill(0, at + 48, at + 60); // nanoseconds of the three
   b.writeUInt32LE(a.mode, at + 60);
   b.writeUInt32LE(a.nlink, at + 64);
@@ -179,6 +185,61 @@ export function attrReply(unique: bigint, attr: FuseAttr, validSeconds: number):
   reply.writeBigUInt64LE(BigInt(validSeconds), OUT_HEADER);
   writeAttr(reply, OUT_HEADER + 16, attr);
   return finishReply(reply, unique);
+}
+
+/**
+ * One name of a mount for {@link namesTable}: the inode of its directory (0 for a record that is
+ * only its inode's: the root, or a directory whose children follow), its name there, its
+ * attributes, a symlink's target, whether the native thread answers a read-only OPEN of it (a
+ * file never passed through to a local copy: fh 0, page cache kept), and, for a directory,
+ * whether every name in it is in the table (a LOOKUP of any other is answered as missing).
+ */
+export interface MountName {
+  parent: number;
+  name: string;
+  attr: FuseAttr;
+  link?: string | undefined;
+  openHere?: boolean;
+  childrenKnown?: boolean;
+}
+
+/** Bytes of a names-table record before its name: parent inode, name and target lengths, flags, padding, `struct fuse_attr`. */
+const NAME_RECORD = 24 + ATTR;
+/** A names-table record's flags: {@link MountName.openHere}, {@link MountName.childrenKnown}. */
+const NAME_OPEN_HERE = 1;
+const NAME_CHILDREN_KNOWN = 2;
+
+/**
+ * A table of a mount's names that the channel's native thread answers LOOKUP, GETATTR and more from
+ * (native/src/fuse_channel.c, fuseChannelNames): per name, its directory's inode (u64), the
+ * name's length in bytes (u32), flags (u32), the symlink target's length in bytes (u32), 4 bytes
+ * of padding, its `struct fuse_attr` as the replies here carry it, then the name and the target
+ * in UTF-8 (READLINK's reply here), padded together to a multiple of 8 bytes.
+ */
+export function namesTable(names: readonly MountName[]): Buffer {
+  // Each string's bytes are counted, then written in place: no Buffer per name.
+  const lengths = new Uint32Array(names.length * 2);
+  let size = 0;
+  names.forEach((n, k) => {
+    const name = (lengths[2 * k] = Buffer.byteLength(n.name, 'utf8'));
+    const link = (lengths[2 * k + 1] = n.link ? Buffer.byteLength(n.link, 'utf8') : 0);
+    size += NAME_RECORD + ((name + link + 7) & ~7);
+  });
+  const table = Buffer.alloc(size);
+  let at = 0;
+  names.forEach((n, k) => {
+    const name = lengths[2 * k]!;
+    const link = lengths[2 * k + 1]!;
+    writeU64(table, n.parent, at);
+    table.writeUInt32LE(name, at + 8);
+    table.writeUInt32LE((n.openHere ? NAME_OPEN_HERE : 0) | (n.childrenKnown ? NAME_CHILDREN_KNOWN : 0), at + 12);
+    table.writeUInt32LE(link, at + 16);
+    writeAttr(table, at + 24, n.attr);
+    table.write(n.name, at + NAME_RECORD, 'utf8');
+    if (n.link) table.write(n.link, at + NAME_RECORD + name, 'utf8');
+    at += NAME_RECORD + ((name + link + 7) & ~7);
+  });
+  return table;
 }
 
 /**

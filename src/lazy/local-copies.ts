@@ -45,9 +45,14 @@ export class LocalCopies {
     this.#fetcher = fetcher;
   }
 
+  /** Whether `node` may ever be copied (by its type and size; whether it is depends on its spans at its first open). */
+  mayCopy(node: LazyNode): boolean {
+    return node.type === 'file' && node.size >= MIN_COPY_BYTES && node.size <= MAX_COPY_BYTES;
+  }
+
   /** A read-only fd of a complete copy of `node` (the caller closes it), or undefined when it is not worth copying. */
   async fdOf(node: LazyNode): Promise<number | undefined> {
-    if (node.type !== 'file' || node.size < MIN_COPY_BYTES || node.size > MAX_COPY_BYTES) return undefined;
+    if (!this.mayCopy(node)) return undefined;
     const spans = this.#reader.spansOf(node);
     if (spans.length > 1 && !spans.every((i) => this.#fetcher.has(i))) return undefined;
     const parts = await this.#reader.contents(node);

@@ -52,6 +52,7 @@ interface Addon {
   fuseChannel(fd: number, onMessage: (msg: Buffer | null, detail: boolean | number) => void): FuseChannel;
   fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Array, fileSizes: Float64Array, spanStarts: Float64Array): void;
   fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void;
+  fuseChannelNames(channel: FuseChannel, table: Buffer, validSeconds: number): void;
   fuseBackingOpen(devFd: number, fileFd: number): number;
   gunzipOpen(): Gunzip;
   gunzipRun(handle: Gunzip, input: Buffer, offset: number, output: Buffer): Promise<[number, number]>;
@@ -232,6 +233,16 @@ export function fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Arra
  */
 export function fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void {
   call((a) => a.fuseChannelSpan(channel, index, bytes));
+}
+
+/**
+ * The mount's names, which the channel's thread then answers LOOKUP and GETATTR from itself (and
+ * GETXATTR and LISTXATTR with ENOSYS), without the event loop hearing of them: `table` as
+ * fuse-protocol.ts's namesTable encodes it, and how long the kernel may keep those answers.
+ * Replaces any names given before.
+ */
+export function fuseChannelNames(channel: FuseChannel, table: Buffer, validSeconds: number): void {
+  call((a) => a.fuseChannelNames(channel, table, validSeconds));
 }
 
 /**

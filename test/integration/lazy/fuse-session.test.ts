@@ -12,7 +12,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FuseHandlers, FuseStat, NativeReads } from '../../../src/lazy/fuse-handlers.js';
+import type { FuseHandlers, FuseStat, MountNode, NativeReads } from '../../../src/lazy/fuse-handlers.js';
 import { FUSE_FSNAME, mountFuse, type MountedFuse } from '../../../src/lazy/fuse-mount.js';
 import type { Logger } from '../../../src/log.js';
 import { constants as native, mount, umount2 } from '../../../src/native/index.js';
@@ -49,15 +49,23 @@ interface FakeNode {
   link?: string;
 }
 
+function stat(n: FakeNode): FuseStat {
+  const time = new Date(1_600_000_000_000);
+  const mode = n.children ? 0o040755 : n.link !== undefined ? 0o120777 : 0o100644;
+  const size = n.data?.length ?? n.link?.length ?? 0;
+  return { mode, uid: 0, gid: 0, size, nlink: n.children ? 2 : 1, ino: n.ino, blksize: 4096, blocks: Math.ceil(size / 512), atime: time, mtime: time, ctime: time };
+}
+
+/** Directory `dir` of a fake tree and the names in it, as NativeReads lists them; the paths in `passThrough` may be passed through. */
+function namesOf(nodes: Record<string, FakeNode>, dir: string, passThrough: string[] = []): MountNode[] {
+  const node = (path: string): MountNode => ({ path, stat: stat(nodes[path]!), link: nodes[path]!.link, mayPassThrough: passThrough.includes(path) });
+  const children = nodes[dir]?.children;
+  return children ? [node(dir), ...children.map((name) => node(dir === '/' ? `/${name}` : `${dir}/${name}`))] : [];
+}
+
 /** An in-memory tree in the handlers' shape, counting the calls each path gets. */
 function fakeHandlers(nodes: Record<string, FakeNode>, extra: Partial<FuseHandlers> = {}) {
   const calls: string[] = [];
-  const stat = (n: FakeNode): FuseStat => {
-    const time = new Date(1_600_000_000_000);
-    const mode = n.children ? 0o040755 : n.link !== undefined ? 0o120777 : 0o100644;
-    const size = n.data?.length ?? n.link?.length ?? 0;
-    return { mode, uid: 0, gid: 0, size, nlink: 1, ino: n.ino, blksize: 4096, blocks: Math.ceil(size / 512), atime: time, mtime: time, ctime: time };
-  };
   const handlers: FuseHandlers = {
     getattr(path, cb) {
       calls.push(`getattr ${path}`);
@@ -69,9 +77,11 @@ function fakeHandlers(nodes: Record<string, FakeNode>, extra: Partial<FuseHandle
       cb(0, nodes[path]!.children!);
     },
     readlink(path, cb) {
+      calls.push(`readlink ${path}`);
       cb(0, nodes[path]!.link!);
     },
-    open(_path, _flags, cb) {
+    open(path, _flags, cb) {
+      calls.push(`open ${path}`);
       cb(0, 1);
     },
     read(path, _fd, buf, len, pos, cb) {
@@ -182,6 +192,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
         return () => (lend = undefined);
       },
       served: (ino, _offset, size) => served.push({ ino, size }),
+      names: (dir) => namesOf(TREE, dir),
     };
     const { handlers, calls } = fakeHandlers(TREE, { native });
     mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000 });
@@ -196,6 +207,64 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     for (let i = 0; i < 50 && served.reduce((n, s) => n + s.size, 0) < big.length; i++) await new Promise((r) => setTimeout(r, 20));
     expect(served.every((s) => s.ino === 4)).toBe(true);
     expect(served.reduce((n, s) => n + s.size, 0)).toBeGreaterThanOrEqual(big.length);
+  });
+
+  it('answers lookups, attributes, symlinks and plain opens on its native thread from the names it is given, as the handlers would', async () => {
+    const dir = await tmp();
+    const plain = join(dir, 'plain');
+    const named = join(dir, 'named');
+    await mkdir(plain);
+    await mkdir(named);
+    const copy = join(dir, 'copy-of-big');
+    await writeFile(copy, big);
+    // A local copy of big.bin only, as LocalCopies offers one for a file large enough.
+    const copies = (offered: string[]) => async (path: string) => {
+      offered.push(path);
+      return path === '/opt/big.bin' ? openFd(copy, 'r') : undefined;
+    };
+    const asked: string[] = [];
+    // No file layout and no span: every read still goes to the handlers.
+    const native: NativeReads = {
+      files: { offsets: new Float64Array(7), sizes: new Float64Array(7).fill(-1) },
+      spanStarts: Float64Array.from([0]),
+      watchSpans: () => () => undefined,
+      served: () => undefined,
+      names: (dir) => {
+        asked.push(dir);
+        return namesOf(TREE, dir, ['/opt/big.bin']);
+      },
+    };
+    const jsOnly = fakeHandlers(TREE, { passthrough: copies([]) });
+    const second = await mountFuse(plain, jsOnly.handlers, { opTimeoutMs: 10_000 });
+    try {
+      const offered: string[] = [];
+      const { handlers, calls } = fakeHandlers(TREE, { native, passthrough: copies(offered) });
+      mounted = await mountFuse(named, handlers, { opTimeoutMs: 10_000 });
+
+      const look = (mnt: string) =>
+        sh(`cd ${mnt} && stat -c '%n %s %a %F %Y %i %h %u %g' . opt opt/small.txt opt/big.bin opt/link && readlink opt/link && cat opt/link && ls -a opt && stat opt/nope opt/small.txt/x; echo $?`);
+      const expected = await look(plain);
+      expect(expected.stdout).toContain(`opt/big.bin ${big.length} 644 regular file 1600000000 4 1 0 0\n`);
+      expect(expected.stdout).toMatch(/hello from fuse\n\.\n\.\.\nbig\.bin\nlink\nslow\nsmall\.txt\n1\n$/);
+      const got = await look(named);
+      expect(got.stdout).toBe(expected.stdout.replaceAll(plain, named));
+      expect(got.stderr).toBe(expected.stderr.replaceAll(plain, named));
+      expect((await sh(`sha256sum < ${named}/opt/big.bin`)).stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
+
+      // The handlers heard of the first lookup in /opt (which gave the thread its names), of the
+      // listing (whose entries they stat), of the reads and of the file that may be passed
+      // through; not of the missing name, the symlink, or the opens of the other files.
+      expect(calls.filter((c) => !c.startsWith('read ') && !c.startsWith('getattr '))).toEqual(['open /opt/big.bin']);
+      expect(calls).not.toContain('getattr /opt/nope');
+      expect(calls.indexOf('getattr /opt/small.txt')).toBe(0);
+      expect(asked).toEqual(['/', '/opt']);
+      expect(calls).toContain('read /opt/small.txt');
+      expect(offered).toEqual(['/opt/big.bin']);
+      // Where nothing answers on the thread, the handlers hear of every name.
+      expect(jsOnly.calls).toEqual(expect.arrayContaining(['getattr /opt/small.txt', 'getattr /opt/nope', 'readlink /opt/link', 'open /opt/small.txt']));
+    } finally {
+      await second.unmount();
+    }
   });
 
   it('passes a file with a local copy through to it: the kernel reads the copy, the server sees no read', async () => {
