@@ -267,6 +267,26 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     }
   });
 
+  it('names the native thread refuses (an inode 0) leave every lookup to the handlers, with a warning', async () => {
+    const dir = await tmp();
+    const mnt = join(dir, 'mnt');
+    await mkdir(mnt);
+    const native: NativeReads = {
+      files: { offsets: new Float64Array(7), sizes: new Float64Array(7).fill(-1) },
+      spanStarts: Float64Array.from([0]),
+      watchSpans: () => () => undefined,
+      served: () => undefined,
+      names: (d) => namesOf(TREE, d).map((n) => (n.path === '/opt' ? { ...n, stat: { ...n.stat, ino: 0 } } : n)),
+    };
+    const { handlers, calls } = fakeHandlers(TREE, { native });
+    const warnings: string[] = [];
+    const logger = { warn: (o: { err: string }) => warnings.push(o.err) } as unknown as Logger;
+    mounted = await mountFuse(mnt, handlers, { opTimeoutMs: 10_000, logger });
+    expect(warnings.join('\n')).toMatch(/lookups are answered on the event loop.*inode 0/);
+    expect((await sh(`cat ${mnt}/opt/link`)).stdout).toBe('hello from fuse\n');
+    expect(calls).toEqual(expect.arrayContaining(['getattr /opt', 'getattr /opt/link', 'readlink /opt/link', 'open /opt/small.txt']));
+  });
+
   it('passes a file with a local copy through to it: the kernel reads the copy, the server sees no read', async () => {
     const dir = await tmp();
     const mnt = join(dir, 'mnt');
