@@ -2,7 +2,8 @@
  * hostpull's own FUSE server (src/lazy/fuse-session.ts, native/src/fuse_channel.c) on a real
  * /dev/fuse mount, read by real processes (cat, stat, ls, sha256sum): the kernel's view of what
  * the handlers answer, the ETIMEDOUT bound, negative lookups the kernel keeps, reads answered on
- * the native thread from lent spans, and passthrough to a local copy. Readers are child processes: this process's event loop answers their requests.
+ * the native thread from lent spans, lookups, stats, symlinks and opens answered there from the
+ * names it is given, and passthrough to a local copy. Readers are child processes: this process's event loop answers their requests.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -235,7 +236,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
       },
     };
     const jsOnly = fakeHandlers(TREE, { passthrough: copies([]) });
-    const second = await mountFuse(plain, jsOnly.handlers, { opTimeoutMs: 10_000 });
+    const plainMount = await mountFuse(plain, jsOnly.handlers, { opTimeoutMs: 10_000 });
     try {
       const offered: string[] = [];
       const { handlers, calls } = fakeHandlers(TREE, { native, passthrough: copies(offered) });
@@ -263,7 +264,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
       // Where nothing answers on the thread, the handlers hear of every name.
       expect(jsOnly.calls).toEqual(expect.arrayContaining(['getattr /opt/small.txt', 'getattr /opt/nope', 'readlink /opt/link', 'open /opt/small.txt']));
     } finally {
-      await second.unmount();
+      await plainMount.unmount();
     }
   });
 
