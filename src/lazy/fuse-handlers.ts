@@ -47,8 +47,8 @@ export interface FuseHandlers {
    * `path`, for the kernel to read and map directly, or undefined to serve its reads here.
    */
   passthrough?(path: string): Promise<number | undefined>;
-  /** Reads the session's native thread may answer itself, from spans in memory. */
-  native?: NativeReads;
+  /** What the session's native thread may answer itself: reads from spans in memory, lookups and opens from names. */
+  native?: NativeAnswers;
 }
 
 /**
@@ -57,7 +57,7 @@ export interface FuseHandlers {
  * loop is with fetching and inflating the spans of later reads. Likewise the names it answers
  * LOOKUP, GETATTR, READLINK and the opens of files never passed through from.
  */
-export interface NativeReads {
+export interface NativeAnswers {
   /** Per inode (the index): a file's data offset in the layer's tar and its size; -1 where there is no file. */
   files: { offsets: Float64Array; sizes: Float64Array };
   /** The spans' starts in the tar, and one past the last. */
@@ -77,7 +77,7 @@ export interface NativeReads {
   names(dir: string): MountNode[];
 }
 
-/** One name of a mount, as {@link NativeReads.names} lists it. */
+/** One name of a mount, as {@link NativeAnswers.names} lists it. */
 export interface MountNode {
   /** `/` the root, `/opt/jdk` below it. */
   path: string;
@@ -186,11 +186,11 @@ export function createFuseHandlers(tree: LazyTree, reader: LazyReader, options: 
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: tree.size, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 });
     },
     ...(options.copies ? { passthrough: passthroughOf(tree, options.copies) } : {}),
-    native: nativeReadsOf(tree, reader, options.copies),
+    native: nativeAnswersOf(tree, reader, options.copies),
   };
 }
 
-function nativeReadsOf(tree: LazyTree, reader: LazyReader, copies: LocalCopies | undefined): NativeReads {
+function nativeAnswersOf(tree: LazyTree, reader: LazyReader, copies: LocalCopies | undefined): NativeAnswers {
   const files = tree.fileExtents();
   return {
     files,

@@ -13,7 +13,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FuseHandlers, FuseStat, MountNode, NativeReads } from '../../../src/lazy/fuse-handlers.js';
+import type { FuseHandlers, FuseStat, MountNode, NativeAnswers } from '../../../src/lazy/fuse-handlers.js';
 import { FUSE_FSNAME, mountFuse, type MountedFuse } from '../../../src/lazy/fuse-mount.js';
 import type { Logger } from '../../../src/log.js';
 import { constants as native, mount, umount2 } from '../../../src/native/index.js';
@@ -57,7 +57,7 @@ function stat(n: FakeNode): FuseStat {
   return { mode, uid: 0, gid: 0, size, nlink: n.children ? 2 : 1, ino: n.ino, blksize: 4096, blocks: Math.ceil(size / 512), atime: time, mtime: time, ctime: time };
 }
 
-/** Directory `dir` of a fake tree and the names in it, as NativeReads lists them; the paths in `passThrough` may be passed through. */
+/** Directory `dir` of a fake tree and the names in it, as NativeAnswers lists them; the paths in `passThrough` may be passed through. */
 function namesOf(nodes: Record<string, FakeNode>, dir: string, passThrough: string[] = []): MountNode[] {
   const node = (path: string): MountNode => ({ path, stat: stat(nodes[path]!), link: nodes[path]!.link, mayPassThrough: passThrough.includes(path) });
   const children = nodes[dir]?.children;
@@ -184,7 +184,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     offsets[3] = 4 * MiB;
     let lend: ((index: number, bytes: Buffer | null) => void) | undefined;
     const served: Array<{ ino: number; size: number }> = [];
-    const native: NativeReads = {
+    const native: NativeAnswers = {
       files: { offsets, sizes },
       spanStarts: Float64Array.from([0, 1, 2, 3, 4, 5].map((k) => k * MiB)),
       watchSpans(listener) {
@@ -225,7 +225,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     };
     const asked: string[] = [];
     // No file layout and no span: every read still goes to the handlers.
-    const native: NativeReads = {
+    const native: NativeAnswers = {
       files: { offsets: new Float64Array(7), sizes: new Float64Array(7).fill(-1) },
       spanStarts: Float64Array.from([0]),
       watchSpans: () => () => undefined,
@@ -272,7 +272,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     const dir = await tmp();
     const mnt = join(dir, 'mnt');
     await mkdir(mnt);
-    const native: NativeReads = {
+    const native: NativeAnswers = {
       files: { offsets: new Float64Array(7), sizes: new Float64Array(7).fill(-1) },
       spanStarts: Float64Array.from([0]),
       watchSpans: () => () => undefined,
