@@ -286,15 +286,17 @@ export class FuseSession {
         return this.#write(init.reply);
       }
       case FuseOp.LOOKUP: {
-        const path = this.#childPath(req.nodeid, nameArg(req.body));
-        if (path === undefined) return this.#write(errorReply(unique, -E.ENOENT));
+        const dir = this.#paths.get(req.nodeid);
+        if (dir === undefined) return this.#write(errorReply(unique, -E.ENOENT));
+        const name = nameArg(req.body);
+        const path = dir === '/' ? `/${name}` : `${dir}/${name}`;
         this.#handlers.getattr(path, (err, stat) => {
           if (err === -E.ENOENT) return this.#write(entryReply(unique, undefined, ttl));
           if (err !== 0 || !stat) return this.#write(errorReply(unique, err || -E.EIO));
           this.#paths.set(stat.ino, path);
           this.#write(entryReply(unique, attrOf(stat), ttl));
         });
-        return this.#nameDirectory(this.#paths.get(req.nodeid)!, req.nodeid);
+        return this.#nameDirectory(dir, req.nodeid);
       }
       case FuseOp.GETATTR:
         return this.#withPath(req, (path) =>
@@ -342,12 +344,6 @@ export class FuseSession {
         // them (one round trip per mount). A layer with xattrs is never lazy (LazyTree refuses it).
         return this.#write(errorReply(unique, -E.ENOSYS));
     }
-  }
-
-  #childPath(parent: number, name: string): string | undefined {
-    const dir = this.#paths.get(parent);
-    if (dir === undefined) return undefined;
-    return dir === '/' ? `/${name}` : `${dir}/${name}`;
   }
 
   #withPath(req: FuseRequest, serve: (path: string) => void): void {

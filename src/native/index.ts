@@ -236,10 +236,11 @@ export function fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buff
 }
 
 /**
- * The mount's names, which the channel's thread then answers LOOKUP and GETATTR from itself (and
- * GETXATTR and LISTXATTR with ENOSYS), without the event loop hearing of them: `table` as
- * fuse-protocol.ts's namesTable encodes it, and how long the kernel may keep those answers.
- * Replaces any names given before.
+ * More of the mount's names (a directory's, typically), which the channel's thread then answers
+ * LOOKUP, GETATTR, READLINK and the opens marked for it from itself (and OPENDIR, RELEASEDIR,
+ * FLUSH, GETXATTR and LISTXATTR), without the event loop hearing of them: `table` as
+ * fuse-protocol.ts's namesTable encodes it, and how long the kernel may keep those answers. A name
+ * or inode given again replaces the one before.
  */
 export function fuseChannelNames(channel: FuseChannel, table: Buffer, validSeconds: number): void {
   call((a) => a.fuseChannelNames(channel, table, validSeconds));
