@@ -254,19 +254,34 @@ export function openReply(unique: bigint, fh: number, openFlags: number, backing
   return finishReply(reply, unique);
 }
 
-/** STATFS's reply (`struct fuse_kstatfs`). */
-export function statfsReply(unique: bigint, s: { blocks: number; bfree: number; bavail: number; files: number; ffree: number; bsize: number; namelen: number; frsize: number }): Buffer {
-  const reply = Buffer.alloc(OUT_HEADER + 80);
-  const at = OUT_HEADER;
-  reply.writeBigUInt64LE(BigInt(s.blocks), at);
-  reply.writeBigUInt64LE(BigInt(s.bfree), at + 8);
-  reply.writeBigUInt64LE(BigInt(s.bavail), at + 16);
-  reply.writeBigUInt64LE(BigInt(s.files), at + 24);
-  reply.writeBigUInt64LE(BigInt(s.ffree), at + 32);
-  reply.writeUInt32LE(s.bsize, at + 40);
-  reply.writeUInt32LE(s.namelen, at + 44);
-  reply.writeUInt32LE(s.frsize, at + 48);
-  return finishReply(reply, unique);
+export interface StatfsFigures {
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  bsize: number;
+  namelen: number;
+  frsize: number;
+}
+
+/** A file system's figures as a `struct fuse_kstatfs` (STATFS's reply body; the native thread's answer, fuseChannelStatfs). */
+export function statfsFigures(s: StatfsFigures): Buffer {
+  const body = Buffer.alloc(80);
+  body.writeBigUInt64LE(BigInt(s.blocks), 0);
+  body.writeBigUInt64LE(BigInt(s.bfree), 8);
+  body.writeBigUInt64LE(BigInt(s.bavail), 16);
+  body.writeBigUInt64LE(BigInt(s.files), 24);
+  body.writeBigUInt64LE(BigInt(s.ffree), 32);
+  body.writeUInt32LE(s.bsize, 40);
+  body.writeUInt32LE(s.namelen, 44);
+  body.writeUInt32LE(s.frsize, 48);
+  return body;
+}
+
+/** STATFS's reply (`struct fuse_statfs_out`). */
+export function statfsReply(unique: bigint, s: StatfsFigures): Buffer {
+  return finishReply(Buffer.concat([Buffer.alloc(OUT_HEADER), statfsFigures(s)]), unique);
 }
 
 export interface DirEntry {

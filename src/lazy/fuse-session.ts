@@ -1,7 +1,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import { HostpullError, errnoCode } from '../errors.js';
-import { constants, fuseBackingOpen, fuseChannel, fuseChannelLayout, fuseChannelNames, fuseChannelSpan, mount, syscallErrno, umount2, type FuseChannel } from '../native/index.js';
+import { constants, fuseBackingOpen, fuseChannel, fuseChannelLayout, fuseChannelNames, fuseChannelSpan, fuseChannelStatfs, mount, syscallErrno, umount2, type FuseChannel } from '../native/index.js';
 import type { FuseHandlers, FuseStat, MountNode } from './fuse-handlers.js';
 import {
   attrReply,
@@ -21,7 +21,9 @@ import {
   parseRequest,
   readArgs,
   releaseArgs,
+  statfsFigures,
   statfsReply,
+  type StatfsFigures,
   type DirEntry,
   type FuseAttr,
   type FuseRequest,
@@ -153,6 +155,16 @@ export class FuseSession {
   #lend(channel: FuseChannel, native: NonNullable<FuseHandlers['native']>): void {
     this.#channel = channel;
     this.#nameDirectory('/', 1);
+    // The mount's figures never change: the thread gives them (an overlay's mount(2) asks for
+    // them, and waited up to 40 ms for this event loop busy with a learned prefetch).
+    this.#handlers.statfs('/', (err, s) => {
+      if (err !== 0 || !s) return;
+      try {
+        fuseChannelStatfs(channel, statfsFigures(figuresOf(s)));
+      } catch (e) {
+        this.#o.onError?.(new Error(`${this.mountpoint}: its STATFS is answered on the event loop: ${(e as Error).message}`));
+      }
+    });
     try {
       fuseChannelLayout(channel, native.files.offsets, native.files.sizes, native.spanStarts);
     } catch (err) {
@@ -323,13 +335,7 @@ export class FuseSession {
       case FuseOp.RELEASEDIR:
         return this.#write(errorReply(unique, 0));
       case FuseOp.STATFS:
-        return this.#handlers.statfs('/', (err, s) =>
-          this.#write(
-            err !== 0 || !s
-              ? errorReply(unique, err || -E.EIO)
-              : statfsReply(unique, { blocks: s.blocks ?? 0, bfree: s.bfree ?? 0, bavail: s.bavail ?? 0, files: s.files ?? 0, ffree: s.ffree ?? 0, bsize: s.bsize ?? 4096, namelen: s.namemax ?? 255, frsize: s.frsize ?? 4096 }),
-          ),
-        );
+        return this.#handlers.statfs('/', (err, s) => this.#write(err !== 0 || !s ? errorReply(unique, err || -E.EIO) : statfsReply(unique, figuresOf(s))));
       case FuseOp.FORGET:
       case FuseOp.BATCH_FORGET:
       case FuseOp.INTERRUPT:
@@ -450,4 +456,9 @@ export class FuseSession {
 
 function attrOf(s: FuseStat): FuseAttr {
   return { ino: s.ino, size: s.size, blocks: s.blocks, mode: s.mode, nlink: s.nlink, uid: s.uid, gid: s.gid, blksize: s.blksize, mtime: s.mtime.getTime() / 1000 };
+}
+
+/** A handler's statfs figures as a STATFS reply carries them (defaults for what it leaves out). */
+function figuresOf(s: Record<string, number>): StatfsFigures {
+  return { blocks: s.blocks ?? 0, bfree: s.bfree ?? 0, bavail: s.bavail ?? 0, files: s.files ?? 0, ffree: s.ffree ?? 0, bsize: s.bsize ?? 4096, namelen: s.namemax ?? 255, frsize: s.frsize ?? 4096 };
 }

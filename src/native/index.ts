@@ -53,6 +53,7 @@ interface Addon {
   fuseChannelLayout(channel: FuseChannel, fileOffsets: Float64Array, fileSizes: Float64Array, spanStarts: Float64Array): void;
   fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buffer | null): void;
   fuseChannelNames(channel: FuseChannel, table: Buffer, validSeconds: number): void;
+  fuseChannelStatfs(channel: FuseChannel, figures: Buffer): void;
   fuseBackingOpen(devFd: number, fileFd: number): number;
   gunzipOpen(): Gunzip;
   gunzipRun(handle: Gunzip, input: Buffer, offset: number, output: Buffer): Promise<[number, number]>;
@@ -244,6 +245,16 @@ export function fuseChannelSpan(channel: FuseChannel, index: number, bytes: Buff
  */
 export function fuseChannelNames(channel: FuseChannel, table: Buffer, validSeconds: number): void {
   call((a) => a.fuseChannelNames(channel, table, validSeconds));
+}
+
+/**
+ * The mount's STATFS answer (`figures`: a struct fuse_kstatfs, as fuse-protocol.ts's statfsFigures
+ * encodes it), which the channel's thread gives from then on without the event loop hearing of it:
+ * an overlay's mount(2) asks each lower layer, and waited up to 40 ms for an event loop busy with a
+ * learned prefetch.
+ */
+export function fuseChannelStatfs(channel: FuseChannel, figures: Buffer): void {
+  call((a) => a.fuseChannelStatfs(channel, figures));
 }
 
 /**

@@ -93,7 +93,8 @@ function fakeHandlers(nodes: Record<string, FakeNode>, extra: Partial<FuseHandle
     release(_path, _fd, cb) {
       cb(0);
     },
-    statfs(_path, cb) {
+    statfs(path, cb) {
+      calls.push(`statfs ${path}`);
       cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: Object.keys(nodes).length, ffree: 0, namemax: 255 });
     },
     ...extra,
@@ -210,7 +211,7 @@ describe('hostpull FUSE server on /dev/fuse', () => {
     expect(served.reduce((n, s) => n + s.size, 0)).toBeGreaterThanOrEqual(big.length);
   });
 
-  it('answers lookups, attributes, symlinks and plain opens on its native thread from the names it is given, as the handlers would', async () => {
+  it('answers lookups, attributes, symlinks, plain opens and statfs on its native thread from what it is given, as the handlers would', async () => {
     const dir = await tmp();
     const plain = join(dir, 'plain');
     const named = join(dir, 'named');
@@ -243,10 +244,12 @@ describe('hostpull FUSE server on /dev/fuse', () => {
       mounted = await mountFuse(named, handlers, { opTimeoutMs: 10_000 });
 
       const look = (mnt: string) =>
-        sh(`cd ${mnt} && stat -c '%n %s %a %F %Y %i %h %u %g' . opt opt/small.txt opt/big.bin opt/link && readlink opt/link && cat opt/link && ls -a opt && stat opt/nope opt/small.txt/x; echo $?`);
+        sh(
+          `cd ${mnt} && stat -c '%n %s %a %F %Y %i %h %u %g' . opt opt/small.txt opt/big.bin opt/link && readlink opt/link && cat opt/link && ls -a opt && stat -f -c '%S %b %c %l' . opt && stat opt/nope opt/small.txt/x; echo $?`,
+        );
       const expected = await look(plain);
       expect(expected.stdout).toContain(`opt/big.bin ${big.length} 644 regular file 1600000000 4 1 0 0\n`);
-      expect(expected.stdout).toMatch(/hello from fuse\n\.\n\.\.\nbig\.bin\nlink\nslow\nsmall\.txt\n1\n$/);
+      expect(expected.stdout).toMatch(/hello from fuse\n\.\n\.\.\nbig\.bin\nlink\nslow\nsmall\.txt\n4096 0 6 255\n4096 0 6 255\n1\n$/);
       const got = await look(named);
       expect(got.stdout).toBe(expected.stdout.replaceAll(plain, named));
       expect(got.stderr).toBe(expected.stderr.replaceAll(plain, named));
@@ -254,15 +257,17 @@ describe('hostpull FUSE server on /dev/fuse', () => {
 
       // The handlers heard of the first lookup in /opt (which gave the thread its names), of the
       // listing (whose entries they stat), of the reads and of the file that may be passed
-      // through; not of the missing name, the symlink, or the opens of the other files.
-      expect(calls.filter((c) => !c.startsWith('read ') && !c.startsWith('getattr '))).toEqual(['open /opt/big.bin']);
+      // through; not of the missing name, the symlink, the opens of the other files, or the
+      // statfs calls (the session asked for the figures once, at the mount, for the thread).
+      expect(calls.filter((c) => !c.startsWith('read ') && !c.startsWith('getattr '))).toEqual(['statfs /', 'open /opt/big.bin']);
       expect(calls).not.toContain('getattr /opt/nope');
-      expect(calls.indexOf('getattr /opt/small.txt')).toBe(0);
+      expect(calls.filter((c) => c !== 'statfs /')[0]).toBe('getattr /opt/small.txt');
       expect(asked).toEqual(['/', '/opt']);
       expect(calls).toContain('read /opt/small.txt');
       expect(offered).toEqual(['/opt/big.bin']);
       // Where nothing answers on the thread, the handlers hear of every name.
       expect(jsOnly.calls).toEqual(expect.arrayContaining(['getattr /opt/small.txt', 'getattr /opt/nope', 'readlink /opt/link', 'open /opt/small.txt']));
+      expect(jsOnly.calls.filter((c) => c === 'statfs /')).toHaveLength(2);
     } finally {
       await plainMount.unmount();
     }
