@@ -100,8 +100,8 @@ export interface StagedContainer {
 
 /**
  * Starts the learned prefetch of a staged container's lazy layers, once its rootfs is mounted:
- * the overlay's mount(2) looks up the lower dirs through the FUSE helper, which a prefetch
- * already running keeps busy (4 ms against 30-70 ms for Go 1.19's mount).
+ * a view mounted with its list (see LazyLayers.choose) is fetching from it already, and the
+ * helper asks for nothing more; one whose list came after its TOC starts here.
  */
 export function startPrefetch(lazy: LazyLayers | undefined, staged: Pick<StagedContainer, 'lazyMounts' | 'prefetch'>): void {
   for (const m of staged.lazyMounts) void lazy?.prefetch(m.blobDigest, staged.prefetch.get(m.blobDigest) ?? []);
@@ -136,9 +136,9 @@ export async function stageContainer(
             if (!how.rootless && lazy.fetchTocsAhead(repo, image.layers)) learned = lazy.prefetchFor(repo, image.manifestDigest);
           },
           defer: async (candidates: DeferCandidate[], image: { manifestDigest: Digest }) => {
-            // The learned prefetch list comes while the TOCs are judged and the views mounted.
+            // The learned prefetch list comes while the TOCs are fetched: a view mounted after it starts its prefetch at once.
             if (!how.rootless) learned ??= lazy.prefetchFor(repo, image.manifestDigest);
-            chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined);
+            chosen = await lazy.choose(repo, candidates, how.rootless ? 'a run without root cannot mount FUSE' : undefined, learned);
             return new Set(chosen.keys());
           },
         }

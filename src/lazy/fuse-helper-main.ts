@@ -50,6 +50,12 @@ async function main(): Promise<void> {
     return c;
   };
 
+  // A layer's learned prefetch: with its mount when the parent had the list by then, else on the `prefetch` request.
+  const startPrefetch = (layer: LazyLayer, where: string, spans: readonly number[]): void => {
+    if (!layer.prefetching) logger.info({ layer: where, prefetch: spans.length }, 'learned prefetch started');
+    layer.prefetchInOrder(spans).catch((err: unknown) => logger.warn({ layer: where, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+  };
+
   const mount = async (spec: MountSpec): Promise<MountedView> => {
     const mounted = served.get(spec.key);
     if (mounted) return { mountpoint: mounted.fuse.mountpoint, ownedPaths: mounted.layer.tree.ownedPaths };
@@ -68,6 +74,7 @@ async function main(): Promise<void> {
     const bound = readDeadlineMs(spec.fetch) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound, logger });
     served.set(spec.key, { layer, fuse });
+    if (spec.prefetch?.length) startPrefetch(layer, where, spec.prefetch);
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
     return { mountpoint: spec.mountpoint, ownedPaths: layer.tree.ownedPaths };
   };
@@ -90,11 +97,10 @@ async function main(): Promise<void> {
       case 'unmount':
         return unmount(req.key);
       case 'prefetch': {
-        // Learned prefetch: the spans the last first start read, fetched now in that order; answered at once.
+        // Learned prefetch: the spans the image's first start read, fetched now in that order; answered at once.
         const s = served.get(req.key);
         if (!s) throw new Error(`layer ${req.key} is not mounted`);
-        logger.info({ layer: req.key, prefetch: req.indexes.length }, 'learned prefetch started');
-        s.layer.reader.prefetchInOrder(req.indexes).catch((err: unknown) => logger.warn({ layer: req.key, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
+        startPrefetch(s.layer, req.key, req.indexes);
         return undefined;
       }
       case 'spans': {

@@ -45,6 +45,12 @@ export interface MountSpec {
    */
   claim?: PackageClaim | undefined;
   maxExpansionRatio: number;
+  /**
+   * The layer's learned prefetch list, when the parent has it by the time it asks for the mount:
+   * fetched from as soon as the view is mounted, before the container's overlay is (see
+   * LazyLayer.prefetchInOrder). Otherwise the `prefetch` request that follows brings it.
+   */
+  prefetch?: number[];
 }
 
 /** A mount's answer: where the layer's view is, and what the parent needs of the tree it did not build. */

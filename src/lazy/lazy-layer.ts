@@ -39,6 +39,7 @@ export class LazyLayer {
   readonly handlers: FuseHandlers;
   readonly copies: LocalCopies | undefined;
   #readErrors = 0;
+  #prefetching = false;
 
   constructor(toc: SeekableToc, options: LazyLayerOptions) {
     this.toc = toc;
@@ -62,6 +63,25 @@ export class LazyLayer {
    */
   static async fromFile(tocFile: string, tocDigest: Digest, layer: { digest: Digest; diffId: Digest; size: number }, options: LazyLayerOptions): Promise<LazyLayer> {
     return new LazyLayer(parseLayerToc(await readFile(tocFile), tocDigest, layer, options.where), options);
+  }
+
+  /** A learned prefetch was started ({@link prefetchInOrder}). */
+  get prefetching(): boolean {
+    return this.#prefetching;
+  }
+
+  /**
+   * The learned prefetch: the spans this image's first start read, fetched in that order (see
+   * LazyReader.prefetchInOrder), and the files they cover copied for passthrough ahead of their
+   * first open (LocalCopies.ahead). A later list (the same one sent again after the mount, or
+   * another image's over this layer) only fetches the spans that are neither here nor on their way.
+   */
+  prefetchInOrder(spans: readonly number[]): Promise<void> {
+    if (this.#prefetching) return this.reader.prefetch(spans.filter((i) => !this.fetcher.has(i)));
+    this.#prefetching = true;
+    const fetched = this.reader.prefetchInOrder(spans);
+    this.copies?.ahead(this.tree.files(), spans);
+    return fetched;
   }
 
   stats(): LayerStats {

@@ -87,6 +87,12 @@ function isTocVerdict(err: unknown): boolean {
  */
 type Verdict = string | Promise<string[]>;
 
+/** A layer's learned prefetch list as choose() has it: if it is here now, and once it comes (undefined: none). */
+interface LearnedList {
+  now(): number[] | undefined;
+  later: Promise<number[] | undefined>;
+}
+
 /** A view the helper mounted: its mount point, and the paths of the tree it built. */
 interface View {
   dir: string;
@@ -180,8 +186,21 @@ export class LazyLayers {
    * Each TOC is held to the layer's package claim through the unpack's entry checker (LazyTree):
    * a layer an unpack would refuse throws that same error here (LAYER_UNSAFE…), before any layer
    * of the image is used or a byte of it fetched, rather than being pulled whole to be refused.
+   *
+   * `learned` is the image's learned prefetch list (prefetchFor), when the caller asked for it:
+   * each view mounted ahead fetches from its layer's list as soon as both are there (the list
+   * goes with the mount when it is in by then), 10-20 ms before the rootfs is mounted; prefetch()
+   * then asks for nothing more. The mount never waits for the list. Only a layer judged fit
+   * fetches so: were another layer of the image refused, what it fetched is verified bytes of a
+   * fit layer, and its view is dropped with the rest.
    */
-  async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string): Promise<Map<Digest, LazyCandidate>> {
+  async choose(repo: RepositoryRef, candidates: DeferCandidate[], why?: string, learned?: Promise<ReadonlyMap<Digest, number[]>>): Promise<Map<Digest, LazyCandidate>> {
+    let learnedNow: ReadonlyMap<Digest, number[]> | undefined;
+    const lists = learned?.then(
+      (l) => (learnedNow = l),
+      () => undefined,
+    );
+    const listOf = (d: Digest): LearnedList => ({ now: () => learnedNow?.get(d), later: lists?.then((l) => l?.get(d)) ?? Promise.resolve(undefined) });
     // The TOCs are fetched together (one round trip of waiting, not one per layer), judged in
     // layer order. The judge is the helper: it mounts each view as soon as its TOC is stored, and
     // builds the tree through the entry checker under the layer's claim on the way; the mount
@@ -195,7 +214,7 @@ export class LazyLayers {
       if (!tocDigest) return 'no table of contents (published without one, or not a package layer)';
       const p =
         layerCompression(c.layer.mediaType) === 'gzip'
-          ? this.#verdict(repo, c, tocDigest, mountedAhead)
+          ? this.#verdict(repo, c, tocDigest, mountedAhead, listOf(c.layer.blobDigest))
           : Promise.reject(new HostpullError('LAZY_REFUSED', `media type ${c.layer.mediaType} is not gzip`));
       p.catch(() => undefined); // awaited below, in order
       return p;
@@ -240,16 +259,17 @@ export class LazyLayers {
    * That of its view under the candidate's claim (see #view), else (one blob in two packages)
    * judged here.
    */
-  #verdict(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> {
-    return this.#view(repo, c, tocDigest, mountedAhead) ?? this.#tocBlob(repo, tocDigest).then((blob) => this.#judgeHere(blob, c, tocDigest));
+  #verdict(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[], learned: LearnedList): Promise<string[]> {
+    return this.#view(repo, c, tocDigest, mountedAhead, learned) ?? this.#tocBlob(repo, tocDigest).then((blob) => this.#judgeHere(blob, c, tocDigest));
   }
 
   /**
    * The paths of the candidate's view under its claim: mounted ahead, taken over by mount(), or
-   * being mounted already, else mounted now from its TOC once stored (listed in `mountedAhead`).
-   * Undefined when the layer's view was judged under another claim.
+   * being mounted already, else mounted now from its TOC once stored (listed in `mountedAhead`),
+   * and fetching from the layer's learned prefetch list once both are there. Undefined when the
+   * layer's view was judged under another claim.
    */
-  #view(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[]): Promise<string[]> | undefined {
+  #view(repo: RepositoryRef, c: DeferCandidate, tocDigest: Digest, mountedAhead: Digest[], learned: LearnedList): Promise<string[]> | undefined {
     const d = c.layer.blobDigest;
     const early = this.#early.get(d);
     if (early) return sameClaim(early.claim, c.claim) ? early.view.then((v) => v.ownedPaths) : undefined;
@@ -257,17 +277,28 @@ export class LazyLayers {
     if (current && !current.unmounted) return sameClaim(current.cand.claim, c.claim) ? Promise.resolve(current.cand.ownedPaths) : undefined;
     const mounting = this.#mounting.get(d);
     if (mounting) return mounting.then(async (s) => (sameClaim(s.cand.claim, c.claim) ? s.cand.ownedPaths : this.#judgeHere(await this.#tocBlob(repo, tocDigest), c, tocDigest)));
-    const view = this.#tocBlob(repo, tocDigest).then((blob) =>
-      this.#helperMount(repo, { blobDigest: d, diffId: c.layer.diffId, size: c.layer.size, tocDigest, claim: c.claim }).catch((err: unknown) => {
+    let listSent = false;
+    const view = this.#tocBlob(repo, tocDigest).then((blob) => {
+      const spans = learned.now();
+      listSent = spans !== undefined;
+      return this.#helperMount(repo, { blobDigest: d, diffId: c.layer.diffId, size: c.layer.size, tocDigest, claim: c.claim }, spans).catch((err: unknown) => {
         // The helper could not mount it at all (it did not start, FUSE refused): judged here from
         // the same bytes, so an image an unpack would refuse is refused before a byte of its
         // layers is fetched all the same; a fit layer is pulled whole, for the helper's reason.
         if (!isTocVerdict(err)) this.#judgeHere(blob, c, tocDigest);
         throw err;
-      }),
-    );
+      });
+    });
     this.#keepEarly(d, c.claim, view);
     mountedAhead.push(d);
+    // A list that comes after the mount was asked for goes to the helper as soon as it is here,
+    // to a view still held (not dropped with a refused image).
+    void Promise.all([view, learned.later])
+      .then(([, spans]) => {
+        if (listSent || !spans?.length || !(this.#early.has(d) || this.#layers.has(d))) return;
+        return this.#helper?.prefetch(d, spans);
+      })
+      .catch(() => undefined); // a failed view says why elsewhere; a prefetch only costs the head start
     return view.then((v) => v.ownedPaths);
   }
 
@@ -386,8 +417,11 @@ export class LazyLayers {
     return state;
   }
 
-  /** Has the helper mount the layer's view from its stored TOC, held to its claim (which judges it); the view. */
-  async #helperMount(repo: RepositoryRef, layer: Pick<LazyCandidate, 'blobDigest' | 'diffId' | 'size' | 'tocDigest' | 'claim'>): Promise<View> {
+  /**
+   * Has the helper mount the layer's view from its stored TOC, held to its claim (which judges
+   * it), and start fetching `prefetch` (its learned list) once judged; the view.
+   */
+  async #helperMount(repo: RepositoryRef, layer: Pick<LazyCandidate, 'blobDigest' | 'diffId' | 'size' | 'tocDigest' | 'claim'>, prefetch?: number[]): Promise<View> {
     const helper = this.#startHelper();
     // The helper makes the directory: no turn of this event loop between a stored TOC and the
     // request, which would otherwise wait for this process's other work.
@@ -406,6 +440,7 @@ export class LazyLayers {
       fetch: this.#fetch,
       claim,
       maxExpansionRatio: store.unpackLimits().maxExpansionRatio ?? LAYER_LIMIT_DEFAULTS.maxExpansionRatio,
+      ...(prefetch?.length ? { prefetch } : {}),
     });
     // A view the helper served already keeps its own mount point.
     return { dir: view.mountpoint, ownedPaths: view.ownedPaths };
@@ -439,7 +474,8 @@ export class LazyLayers {
 
   /**
    * Starts fetching `spans` of a mounted lazy layer ahead of its reads (the learned prefetch),
-   * once the rootfs over it is mounted. A failure only costs the head start: reads fetch what they need.
+   * once the rootfs over it is mounted; the helper asks only for what a prefetch the layer's
+   * mount started (see choose) has not. A failure only costs the head start: reads fetch what they need.
    */
   async prefetch(blobDigest: Digest, spans: readonly number[]): Promise<void> {
     const s = this.#layers.get(blobDigest);

@@ -290,6 +290,36 @@ export class LazyReader {
   }
 
   /**
+   * All of file `node` counts as read from now on, without a byte of it asked for here: its
+   * spans join the read order as {@link contents} would have them (a copy made ahead of the
+   * file's first open is opened, and the kernel reads the copy).
+   */
+  countAsRead(node: LazyNode): void {
+    this.reads++;
+    for (const i of this.spansOf(node)) this.#used(i);
+  }
+
+  /**
+   * Like {@link contents}, ahead of any read of the file: its spans are fetched at `prefetch`
+   * priority (reads that come meanwhile go first), inflated in order AHEAD_CONCURRENCY at a time
+   * (the pool keeps threads for reads), and do not join the read order.
+   */
+  async contentsAhead(node: LazyNode): Promise<Buffer[]> {
+    if (node.size === 0) return [];
+    const spans = this.spansOf(node);
+    const parts: Buffer[] = [];
+    let next = 0;
+    const inflateNext = async (): Promise<void> => {
+      for (let k = next++; k < spans.length; k = next++) parts[k] = await this.#inflate(spans[k]!, 'prefetch');
+    };
+    await this.#bounded(Promise.all(Array.from({ length: AHEAD_CONCURRENCY }, inflateNext)), node.path);
+    return parts.map((part, k) => {
+      const span = this.#toc.spans[spans[k]!]!;
+      return part.subarray(Math.max(node.dataOffset - span.u, 0), Math.min(span.us, node.dataOffset + node.size - span.u));
+    });
+  }
+
+  /**
    * Tar bytes [start, end) as pieces of the inflated spans first..last that hold them (no copy),
    * fetched and verified as reads of `path`, within the read deadline.
    */

@@ -111,6 +111,16 @@ export class LazyTree {
     return this.#byIno[ino];
   }
 
+  /** Every regular file, once (hard links share one node). */
+  *files(): IterableIterator<LazyNode> {
+    const seen = new Set<number>();
+    for (const n of this.#nodes.values()) {
+      if (n.type !== 'file' || seen.has(n.ino)) continue;
+      seen.add(n.ino);
+      yield n;
+    }
+  }
+
   /** Per inode (the index): each file's data offset in the tar and its size; -1 for the size of anything else. */
   fileExtents(): { offsets: Float64Array; sizes: Float64Array } {
     let max = 0;

@@ -182,6 +182,15 @@ export class SpanFetcher {
     return batch;
   }
 
+  /** Those of `indexes` that wait for a request go at read priority from now on (a reader waits for them). Asks for nothing else. */
+  hurry(indexes: readonly number[]): void {
+    for (const i of indexes) {
+      const p = this.#pending.get(i);
+      if (p && p.state !== 'started') p.priority = 'read';
+    }
+    this.#pump();
+  }
+
   /** Span `index` is on its way or here: being fetched, queued, kept in memory, or cached. Asks nothing. */
   has(index: number): boolean {
     return this.#pending.has(index) || this.#writing.has(index) || this.#prefetched.has(index) || this.#cache.has(index);

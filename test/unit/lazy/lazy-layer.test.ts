@@ -161,6 +161,86 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(lazy.stats().filesPassedThrough).toBe(0);
   });
 
+  /** Polls `check` every 10 ms until it holds (at most 5 s). */
+  async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+    for (let i = 0; i < 500 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await check()).toBe(true);
+  }
+
+  it('the learned prefetch copies the files it covers whole before their first open; the open takes the copy and counts the file as read', async () => {
+    const { lazy, source, copiesDir } = await layer({ copies: true, after: true });
+    const big = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const more = lazy.tree.lookup('/opt/t/lib/more.bin')!;
+    const list = lazy.reader.spansOf(big);
+    // more.bin (300 kB, worth a copy) lies partly outside the list: it is not copied ahead.
+    expect(lazy.reader.spansOf(more).every((i) => list.includes(i))).toBe(false);
+    await lazy.prefetchInOrder(list);
+    await until(async () => (await readdir(copiesDir).catch(() => [])).includes(String(big.ino)));
+    expect(await readdir(copiesDir)).toEqual([String(big.ino)]);
+    // Copied ahead, not read: the read order (what a first start would learn) is still empty.
+    expect(lazy.reader.readOrder()).toEqual([]);
+    const requests = source.requests.length;
+    const fd = await lazy.handlers.passthrough!('/opt/t/lib/big.bin');
+    const { readFileSync, closeSync } = await import('node:fs');
+    try {
+      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
+    } finally {
+      closeSync(fd!);
+    }
+    // The open asked for nothing more, and counts all of big.bin as read, as a copy made at the open does.
+    expect(source.requests.length).toBe(requests);
+    expect(lazy.reader.readOrder()).toEqual(list);
+    expect(lazy.stats().filesPassedThrough).toBe(1);
+    expect(await lazy.handlers.passthrough!('/opt/t/lib/more.bin')).toBeUndefined();
+    await lazy.close();
+  });
+
+  it('copies made ahead go one at a time in list order; an open of one still queued starts it at once', async () => {
+    const { lazy, source, copiesDir } = await layer({ copies: true, after: true });
+    const big = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const more = lazy.tree.lookup('/opt/t/lib/more.bin')!;
+    const bigSpans = lazy.reader.spansOf(big);
+    const moreSpans = lazy.reader.spansOf(more);
+    // more.bin's spans are here; the registry holds the request for the rest of big.bin's.
+    await lazy.reader.prefetch(moreSpans);
+    let release!: () => void;
+    source.gates.set(lazy.toc.spans[bigSpans[0]!]!.c, new Promise<void>((resolve) => (release = resolve)));
+    // big.bin's spans first in the list: its copy goes first.
+    void lazy.prefetchInOrder([...bigSpans, ...moreSpans.filter((i) => !bigSpans.includes(i))]);
+    await until(() => source.inFlight === 1);
+    await new Promise((r) => setTimeout(r, 50));
+    // more.bin's copy waits behind big.bin's.
+    expect(await readdir(copiesDir).catch(() => [])).toEqual([]);
+    const fd = await lazy.handlers.passthrough!('/opt/t/lib/more.bin');
+    const { readFileSync, closeSync } = await import('node:fs');
+    try {
+      expect(readFileSync(fd!).equals(noise(300_000, 'more'))).toBe(true);
+    } finally {
+      closeSync(fd!);
+    }
+    expect(await readdir(copiesDir)).toEqual([String(more.ino)]);
+    release();
+    await until(async () => (await readdir(copiesDir)).length === 2);
+    expect((await readdir(copiesDir)).sort()).toEqual([String(big.ino), String(more.ino)].sort());
+    await lazy.close();
+  });
+
+  it('a second learned list over a layer already prefetching asks only for the spans neither here nor on their way', async () => {
+    const { lazy, source, toc } = await layer();
+    const big = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    const spans = lazy.reader.spansOf(big);
+    await lazy.prefetchInOrder(spans.slice(0, 3));
+    expect(lazy.prefetching).toBe(true);
+    const asked = () => source.requests.flatMap((r) => spansIn(toc, r));
+    expect(asked().sort((a, b) => a - b)).toEqual(spans.slice(0, 3));
+    // The same list again (sent after the mount that carried it): nothing asked.
+    await lazy.prefetchInOrder(spans.slice(0, 3));
+    expect(asked()).toHaveLength(3);
+    // Another image's list over the layer: only its new span.
+    await lazy.prefetchInOrder([spans[1]!, spans[5]!]);
+    expect(asked().sort((a, b) => a - b)).toEqual([...spans.slice(0, 3), spans[5]!]);
+  });
+
   it('answers getattr, readdir, readlink and read from the TOC, fetching only the spans a read needs', async () => {
     const { lazy, source, toc } = await layer();
     const h = lazy.handlers;
