@@ -225,6 +225,28 @@ describe('lazy layer (no /dev/fuse)', () => {
     await lazy.close();
   });
 
+  it('a copy made ahead that fails (the registry is down) leaves the file to a copy at its open, once the registry is back', async () => {
+    const { lazy, source, copiesDir } = await layer({ copies: true, attempts: 1 });
+    const big = lazy.tree.lookup('/opt/t/lib/big.bin')!;
+    source.mode = 'fail';
+    await lazy.prefetchInOrder(lazy.reader.spansOf(big)).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await readdir(copiesDir).catch(() => [])).toEqual([]);
+    source.mode = 'ok';
+    // Its spans are neither here nor on their way: the open copies nothing, and its reads are served.
+    expect(await lazy.handlers.passthrough!('/opt/t/lib/big.bin')).toBeUndefined();
+    await lazy.reader.prefetch(lazy.reader.spansOf(big));
+    const fd = await lazy.handlers.passthrough!('/opt/t/lib/big.bin');
+    const { readFileSync, closeSync } = await import('node:fs');
+    try {
+      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
+    } finally {
+      closeSync(fd!);
+    }
+    expect(await readdir(copiesDir)).toEqual([String(big.ino)]);
+    await lazy.close();
+  });
+
   it('a second learned list over a layer already prefetching asks only for the spans neither here nor on their way', async () => {
     const { lazy, source, toc } = await layer();
     const big = lazy.tree.lookup('/opt/t/lib/big.bin')!;
