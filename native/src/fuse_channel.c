@@ -203,6 +203,25 @@ static uint32_t span_at(const channel_t *ch, double at) {
   return lo;
 }
 
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, sizeof v); }
+
+/*
+ * Writes a reply in one writev(2): iov[0] is its header (OUT_HEADER bytes, filled in here), the
+ * rest its body. A failure is the request's (ENOENT: interrupted) or the connection's, which the
+ * read loop hears next: either way nobody else is to answer it.
+ */
+static void send_reply(channel_t *ch, struct iovec *iov, int count, int32_t error, uint64_t unique) {
+  uint32_t len = 0;
+  for (int k = 0; k < count; k++) len += (uint32_t)iov[k].iov_len;
+  uint8_t *header = iov[0].iov_base;
+  memcpy(header, &len, 4);
+  memcpy(header + 4, &error, 4);
+  put64(header + 8, unique);
+  ssize_t r;
+  do r = writev(ch->fd, iov, count);
+  while (r < 0 && errno == EINTR);
+}
+
 /*
  * Answers a READ from lent spans, when every byte it asks for is in one: the reply is written
  * from the spans' own memory in one writev(2), under the lock so no span is taken back while it
@@ -236,18 +255,8 @@ static bool answer_read(channel_t *ch, const uint8_t *req, size_t n) {
     }
     if (whole && length > 0 && ch->spans > 0 && (start < ch->span_start[0] || end > ch->span_start[ch->spans])) whole = false;
     if (whole) {
-      uint32_t len = OUT_HEADER + (uint32_t)length;
-      int32_t error = 0;
-      memcpy(header, &len, 4);
-      memcpy(header + 4, &error, 4);
-      memcpy(header + 8, &unique, 8);
-      iov[0].iov_base = header;
-      iov[0].iov_len = OUT_HEADER;
-      /* A failure is the request's (ENOENT: interrupted) or the connection's, which the read loop
-       * hears next: either way nobody else is to answer it. */
-      ssize_t r;
-      do r = writev(ch->fd, iov, count);
-      while (r < 0 && errno == EINTR);
+      iov[0] = (struct iovec){header, OUT_HEADER};
+      send_reply(ch, iov, count, 0, unique);
       answered = true;
     }
   }
@@ -283,18 +292,10 @@ static uint32_t record_type(const uint8_t *r) { return le32(record_attr(r) + 60)
 static const uint8_t *record_link(const uint8_t *r) { return r + NAME_RECORD + le32(r + 8); }
 static uint32_t record_link_len(const uint8_t *r) { return le32(r + 16); }
 
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, sizeof v); }
-
 /* Writes a reply: the header (filled in here, in `reply`), `body_len` bytes after it, then `tail_len` bytes from `tail`. */
 static void write_reply(channel_t *ch, uint8_t *reply, uint32_t body_len, const uint8_t *tail, uint32_t tail_len, int32_t error, uint64_t unique) {
-  uint32_t len = OUT_HEADER + body_len + tail_len;
-  memcpy(reply, &len, 4);
-  memcpy(reply + 4, &error, 4);
-  put64(reply + 8, unique);
   struct iovec iov[2] = {{reply, OUT_HEADER + body_len}, {(void *)tail, tail_len}};
-  ssize_t r;
-  do r = writev(ch->fd, iov, tail_len > 0 ? 2 : 1);
-  while (r < 0 && errno == EINTR);
+  send_reply(ch, iov, tail_len > 0 ? 2 : 1, error, unique);
 }
 
 /*
@@ -545,6 +546,21 @@ static channel_t *channel_call(napi_env env, napi_callback_info info, size_t arg
   return get_channel(env, argv[0], what);
 }
 
+/* A Buffer argument's bytes; with `is_null`, null too (*is_null says which). False with an exception pending. */
+static bool get_buffer(napi_env env, napi_value v, bool *is_null, const char *what, void **data, size_t *size) {
+  *data = NULL;
+  *size = 0;
+  napi_valuetype t;
+  if (is_null != NULL) *is_null = napi_typeof(env, v, &t) == napi_ok && t == napi_null;
+  if (is_null != NULL && *is_null) return true;
+  bool is = false;
+  if (napi_is_buffer(env, v, &is) != napi_ok || !is || napi_get_buffer_info(env, v, data, size) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return false;
+  }
+  return true;
+}
+
 /* A copy of a Float64Array's values (count in *n), or NULL with an exception pending. */
 static double *get_doubles(napi_env env, napi_value v, const char *what, size_t *n) {
   bool is;
@@ -608,15 +624,11 @@ static napi_value js_fuse_channel_span(napi_env env, napi_callback_info info) {
   if (ch == NULL) return NULL;
   int32_t index;
   if (!get_int(env, argv[1], "fuseChannelSpan: index must be a number", &index)) return NULL;
-  napi_valuetype t;
-  napi_typeof(env, argv[2], &t);
-  void *data = NULL;
-  size_t length = 0;
-  bool is_buffer = false;
-  if (t != napi_null && (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fuseChannelSpan: bytes must be a Buffer or null");
-    return NULL;
-  }
+  void *data;
+  size_t length;
+  bool is_null;
+  if (!get_buffer(env, argv[2], &is_null, "fuseChannelSpan: bytes must be a Buffer or null", &data, &length)) return NULL;
+  bool is_buffer = !is_null;
   pthread_mutex_lock(&ch->lock);
   if (index < 0 || (uint32_t)index >= ch->spans) {
     pthread_mutex_unlock(&ch->lock);
@@ -690,13 +702,9 @@ static napi_value js_fuse_channel_names(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   channel_t *ch = channel_call(env, info, 3, argv, "fuseChannelNames: handle must come from fuseChannel");
   if (ch == NULL) return NULL;
-  bool is_buffer = false;
-  void *data = NULL;
-  size_t size = 0;
-  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fuseChannelNames: table must be a Buffer");
-    return NULL;
-  }
+  void *data;
+  size_t size;
+  if (!get_buffer(env, argv[1], NULL, "fuseChannelNames: table must be a Buffer", &data, &size)) return NULL;
   int32_t valid;
   if (!get_int(env, argv[2], "fuseChannelNames: validSeconds must be a number", &valid)) return NULL;
   if (valid < 0) {
@@ -768,13 +776,9 @@ static napi_value js_fuse_channel_statfs(napi_env env, napi_callback_info info) 
   napi_value argv[2];
   channel_t *ch = channel_call(env, info, 2, argv, "fuseChannelStatfs: handle must come from fuseChannel");
   if (ch == NULL) return NULL;
-  bool is_buffer = false;
-  void *data = NULL;
-  size_t size = 0;
-  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &data, &size) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fuseChannelStatfs: figures must be a Buffer");
-    return NULL;
-  }
+  void *data;
+  size_t size;
+  if (!get_buffer(env, argv[1], NULL, "fuseChannelStatfs: figures must be a Buffer", &data, &size)) return NULL;
   if (size != STATFS_OUT) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "fuseChannelStatfs: figures must be a struct fuse_kstatfs (80 bytes)");
     return NULL;

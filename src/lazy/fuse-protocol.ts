@@ -268,11 +268,11 @@ export interface StatfsFigures {
 /** A file system's figures as a `struct fuse_kstatfs` (STATFS's reply body; the native thread's answer, fuseChannelStatfs). */
 export function statfsFigures(s: StatfsFigures): Buffer {
   const body = Buffer.alloc(80);
-  body.writeBigUInt64LE(BigInt(s.blocks), 0);
-  body.writeBigUInt64LE(BigInt(s.bfree), 8);
-  body.writeBigUInt64LE(BigInt(s.bavail), 16);
-  body.writeBigUInt64LE(BigInt(s.files), 24);
-  body.writeBigUInt64LE(BigInt(s.ffree), 32);
+  writeU64(body, s.blocks, 0);
+  writeU64(body, s.bfree, 8);
+  writeU64(body, s.bavail, 16);
+  writeU64(body, s.files, 24);
+  writeU64(body, s.ffree, 32);
   body.writeUInt32LE(s.bsize, 40);
   body.writeUInt32LE(s.namelen, 44);
   body.writeUInt32LE(s.frsize, 48);

@@ -4,7 +4,7 @@
  * real seekable layer built by publish's writer; the "registry" is an in-memory SpanSource.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +77,16 @@ function spansIn(toc: SeekableToc, [start, end]: [number, number]): number[] {
   return toc.spans.flatMap((s, i) => (s.c >= start && s.c + s.cs - 1 <= end ? [i] : []));
 }
 
+/** The bytes of the local copy behind a passthrough fd (which this closes). */
+function readCopy(fd: number | undefined): Buffer {
+  expect(fd).toBeTypeOf('number');
+  try {
+    return readFileSync(fd!);
+  } finally {
+    closeSync(fd!);
+  }
+}
+
 type Cb = (...args: unknown[]) => void;
 function call<T extends unknown[]>(fn: (cb: Cb) => void): Promise<T> {
   return new Promise((resolve) => fn((...args: unknown[]) => resolve(args as T)));
@@ -132,12 +142,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     await lazy.reader.prefetch(lazy.reader.spansOf(node));
     const fd = await passthrough('/opt/t/lib/big.bin');
     expect(fd).toBeTypeOf('number');
-    const { readFileSync, closeSync } = await import('node:fs');
-    try {
-      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
-    } finally {
-      closeSync(fd!);
-    }
+    expect(readCopy(fd).equals(noise(700_000, 'big'))).toBe(true);
     expect(await readdir(copiesDir)).toEqual([String(node.ino)]);
     expect(lazy.stats().filesPassedThrough).toBe(1);
     await lazy.close();
@@ -181,12 +186,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(lazy.reader.readOrder()).toEqual([]);
     const requests = source.requests.length;
     const fd = await lazy.handlers.passthrough!('/opt/t/lib/big.bin');
-    const { readFileSync, closeSync } = await import('node:fs');
-    try {
-      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
-    } finally {
-      closeSync(fd!);
-    }
+    expect(readCopy(fd).equals(noise(700_000, 'big'))).toBe(true);
     // The open asked for nothing more, and counts all of big.bin as read, as a copy made at the open does.
     expect(source.requests.length).toBe(requests);
     expect(lazy.reader.readOrder()).toEqual(list);
@@ -212,12 +212,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     // more.bin's copy waits behind big.bin's.
     expect(await readdir(copiesDir).catch(() => [])).toEqual([]);
     const fd = await lazy.handlers.passthrough!('/opt/t/lib/more.bin');
-    const { readFileSync, closeSync } = await import('node:fs');
-    try {
-      expect(readFileSync(fd!).equals(noise(300_000, 'more'))).toBe(true);
-    } finally {
-      closeSync(fd!);
-    }
+    expect(readCopy(fd).equals(noise(300_000, 'more'))).toBe(true);
     expect(await readdir(copiesDir)).toEqual([String(more.ino)]);
     release();
     await until(async () => (await readdir(copiesDir)).length === 2);
@@ -237,12 +232,7 @@ describe('lazy layer (no /dev/fuse)', () => {
     expect(await lazy.handlers.passthrough!('/opt/t/lib/big.bin')).toBeUndefined();
     await lazy.reader.prefetch(lazy.reader.spansOf(big));
     const fd = await lazy.handlers.passthrough!('/opt/t/lib/big.bin');
-    const { readFileSync, closeSync } = await import('node:fs');
-    try {
-      expect(readFileSync(fd!).equals(noise(700_000, 'big'))).toBe(true);
-    } finally {
-      closeSync(fd!);
-    }
+    expect(readCopy(fd).equals(noise(700_000, 'big'))).toBe(true);
     expect(await readdir(copiesDir)).toEqual([String(big.ino)]);
     await lazy.close();
   });
