@@ -37,10 +37,10 @@ export class DaemonMetrics {
     this.#activePulls = options.activePulls ?? (() => 0);
     const registers = [this.registry];
     this.#pulls = new Counter({ name: 'hostpull_pulls_total', help: 'Pulls on this node by result (ok, up_to_date, failed)', labelNames: ['result'], registers });
-    this.#bytesFetched = new Counter({ name: 'hostpull_bytes_fetched_total', help: 'Bytes fetched from registries (manifests, configs, layers)', registers });
+    this.#bytesFetched = new Counter({ name: 'hostpull_bytes_fetched_total', help: 'Bytes fetched from registries (manifests, configs, layers, and what lazy runs fetched of the layers they mounted lazily)', registers });
     this.#bytesReused = new Counter({ name: 'hostpull_bytes_reused_total', help: 'Layer bytes found in the store instead of fetched', registers });
     this.#layerHits = new Counter({ name: 'hostpull_layer_hits_total', help: 'Layers already in the store when pulled', registers });
-    this.#layerMisses = new Counter({ name: 'hostpull_layer_misses_total', help: 'Layers fetched by a pull', registers });
+    this.#layerMisses = new Counter({ name: 'hostpull_layer_misses_total', help: 'Layers not in the store when pulled: fetched by the pull, or mounted lazily by a lazy run', registers });
     this.#hitRatio = new Gauge({ name: 'hostpull_layer_hit_ratio', help: 'layer hits / (hits + misses) over all pulls', registers });
     this.#duration = new Histogram({
       name: 'hostpull_pull_duration_seconds',
@@ -93,7 +93,7 @@ export class DaemonMetrics {
   }
 
   #refresh(): void {
-    const s = this.#store.pulls.stats();
+    const s = this.#store.pullStats();
     const totals = this.#store.totals();
     const ok = s.pulls - s.failedPulls - s.upToDatePulls;
     const setCounter = (c: Counter, v: number) => {

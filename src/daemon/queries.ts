@@ -1,4 +1,4 @@
-import type { ContentStore, ImageRow, LayerArrivalSummary, PullStats, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
+import type { ContentStore, HostPullStats, ImageRow, LayerArrivalSummary, SnapshotLayerStats, SnapshotterTotals } from '../store/index.js';
 
 /** One line of `hostpull images` (and of `GET /v1/images`). */
 export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
@@ -10,7 +10,7 @@ export interface ImageSummary extends Omit<ImageRow, 'resolvedAt'> {
 }
 
 /** `hostpull stats` (and `GET /v1/stats`): the pull log plus what the store holds. */
-export interface HostStats extends PullStats {
+export interface HostStats extends HostPullStats {
   store: { blobs: number; blobBytes: number; layers: number; unpackedBytes: number };
   /** How each layer reached this node: whole, lazily, or lazily then completed, and why not lazy. */
   layerArrivals: LayerArrivalSummary[];
@@ -26,7 +26,7 @@ export function imageSummaries(store: ContentStore): ImageSummary[] {
 }
 
 export function hostStats(store: ContentStore): HostStats {
-  const s = store.pulls.stats();
+  const s = store.pullStats();
   const totals = store.totals();
   return {
     ...s,

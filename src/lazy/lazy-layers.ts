@@ -464,7 +464,9 @@ export class LazyLayers {
     } catch (err) {
       const reason = describeError(err);
       if (!this.#abort.signal.aborted) logger.error({ layer: cand.blobDigest, reason }, 'background pull of a lazy layer failed; it stays lazy while in use and is pulled again next time');
-      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}` });
+      // What its reads, its prefetch and the failed pull fetched still came over the network.
+      const stats = await helper.stats(cand.blobDigest).catch(() => undefined);
+      store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', reason: `not completed: ${reason}`, bytesLazy: stats?.bytesFetched ?? 0 });
       return undefined;
     } finally {
       s.done = true;

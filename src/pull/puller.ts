@@ -167,7 +167,9 @@ export class Puller {
         bytesFetched: resolved.fetchedBytes + outcomes.reduce((n, o) => n + o.fetchedBytes, 0),
         bytesReused: outcomes.filter((o) => o.hit).reduce((n, o) => n + o.size, 0),
         layerHits: outcomes.filter((o) => o.hit).length,
-        layerMisses: outcomes.filter((o) => !o.hit && !o.deferred).length,
+        // A deferred layer is a miss too: the node did not have it. Its bytes come later, through
+        // lazy pulling, and count as fetched there (ContentStore.pullStats).
+        layerMisses: outcomes.filter((o) => !o.hit).length,
         phases: { resolve: round(tResolved - t0), layers: round(tDone - tResolved), total: round(tDone - t0) },
         layers: outcomes,
       };

@@ -11,7 +11,7 @@ import { LazyLayerLog, NOT_REQUESTED, type LayerArrivalSummary } from './lazy-la
 import { Leases } from './leases.js';
 import { MountRecords } from './mounts.js';
 import { removeAbandonedPartials, type PartialDownloadsOptions, type PartialDownloadsReport } from './partials.js';
-import { PullLog } from './pulls.js';
+import { PullLog, type PullStats } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
 import { SnapshotLayerLog } from './snapshot-events.js';
@@ -66,6 +66,12 @@ export interface StoreTotals {
   unpackedBytes: number;
   mounts: number;
   snapshots: number;
+}
+
+/** {@link ContentStore.pullStats}: the pull log's figures, lazy runs' bytes included. */
+export interface HostPullStats extends PullStats {
+  /** Of `bytesFetched`, the bytes lazy runs fetched for the layers they mounted lazily. */
+  bytesFetchedLazily: number;
 }
 
 /**
@@ -156,6 +162,22 @@ export class ContentStore {
       leased: this.leases.liveBlobs(),
       now,
     }))();
+  }
+
+  /**
+   * The pull log's figures, with what lazy runs fetched counted as fetched: a lazy run's pull
+   * leaves the layers it defers to lazy pulling to the FUSE helper, which fetches their spans
+   * and then the rest of them after the pull is recorded (LazyLayerRecord.bytesLazy). One read
+   * transaction.
+   */
+  pullStats(): HostPullStats {
+    return this.db.transaction(() => {
+      const s = this.pulls.stats();
+      const lazily = this.lazyLayers.bytesFetched();
+      const bytesFetched = s.bytesFetched + lazily;
+      const bytes = s.bytesReused + bytesFetched;
+      return { ...s, bytesFetched, bytesFetchedLazily: lazily, byteHitRate: bytes ? s.bytesReused / bytes : 0 };
+    })();
   }
 
   /** Every unpacked layer and every layer a lazy run saw, newest first, with how it arrived: one read transaction. */

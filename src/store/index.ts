@@ -6,7 +6,7 @@
 import type { ContentStore } from './content-store.js';
 import type { VerifyOptions, VerifyReport } from './verify-store.js';
 
-export { ContentStore, type UnpackLimitOptions } from './content-store.js';
+export { ContentStore, type HostPullStats, type UnpackLimitOptions } from './content-store.js';
 export type { ImageRow, ManifestLayerRow } from './images.js';
 export type { LayerCommit, LayerRow } from './layers.js';
 export type { LayerArrivalSummary } from './lazy-layers.js';

@@ -11,7 +11,10 @@ export interface LazyLayerRecord {
   /** Why the layer was not lazy (mode whole), or why a lazy layer was not completed. */
   reason: string | null;
   tocDigest: Digest | null;
-  /** Span bytes fetched for reads and prefetch before the layer was complete. */
+  /**
+   * Bytes the lazy helper fetched for the layer: spans for reads and the prefetch, and for the
+   * background pull that completes it. The most any one lazy run of it fetched.
+   */
   bytesLazy: number;
   updatedAt: number;
 }
@@ -70,6 +73,11 @@ export class LazyLayerLog {
           .run(r.blobDigest, r.diffId, r.mode, r.reason ?? null, r.tocDigest ?? null, r.bytesLazy ?? 0, now),
       this.#db,
     );
+  }
+
+  /** The bytes lazy runs fetched over all layers (see {@link LazyLayerRecord.bytesLazy}). */
+  bytesFetched(): number {
+    return (this.#db.prepare('SELECT COALESCE(SUM(bytes_lazy), 0) AS n FROM lazy_layers').get() as { n: number }).n;
   }
 
   /** Every layer a lazy run saw, newest first. */

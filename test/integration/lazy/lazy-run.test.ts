@@ -96,10 +96,22 @@ describe('hostpull run --lazy', () => {
     expect(listMountsUnder(join(root, 'lazy'))).toEqual([]);
     expect(await readdir(join(root, 'lazy', 'spans')).catch(() => [])).toEqual([]);
     const stats = await runCli(['--root', root, 'stats', '--json', '--no-daemon']);
-    const arrivals = (JSON.parse(stats.stdout) as { layerArrivals: Array<{ blobDigest: string; arrival: string; reason: string | null }> }).layerArrivals;
-    expect(arrivals.find((a) => a.blobDigest === toolA.layerDigest)).toMatchObject({ arrival: 'lazy-completed', reason: null });
+    const figures = JSON.parse(stats.stdout) as {
+      layerMisses: number;
+      bytesFetched: number;
+      bytesFetchedLazily: number;
+      layerArrivals: Array<{ blobDigest: string; arrival: string; reason: string | null; bytesLazy: number }>;
+    };
+    const arrivals = figures.layerArrivals;
+    expect(arrivals.find((a) => a.blobDigest === toolA.layerDigest)).toMatchObject({ arrival: 'lazy-completed', reason: null, bytesLazy: toolA.size });
     const base = arrivals.find((a) => a.reason?.includes('no table of contents'));
     expect(base).toMatchObject({ arrival: 'whole' });
+    // The layers the run deferred to lazy pulling were misses, and what the helper fetched of
+    // them counts as fetched.
+    const deferred = arrivals.filter((a) => a.arrival !== 'whole');
+    expect(figures.layerMisses).toBe(deferred.length + 1);
+    expect(figures.bytesFetchedLazily).toBe(deferred.reduce((n, a) => n + a.bytesLazy, 0));
+    expect(figures.bytesFetched).toBeGreaterThan(figures.bytesFetchedLazily);
   }, 180_000);
 
   it("an executable's first read fetches all of it: a launcher that exits at its third line has every span of it fetched", async () => {
@@ -192,9 +204,11 @@ describe('hostpull run --lazy', () => {
     // The background pull refused it: the layer is not unpacked, its stats say why.
     const layers = await inspectLayers(root, 'TOOLC1.0');
     expect(layers.find((l) => l.digest === toolC.layerDigest)!.unpackedAt).toBeNull();
-    const stats = JSON.parse((await runCli(['--root', root, 'stats', '--json', '--no-daemon'])).stdout) as { layerArrivals: Array<{ blobDigest: string; arrival: string; reason: string }> };
+    const stats = JSON.parse((await runCli(['--root', root, 'stats', '--json', '--no-daemon'])).stdout) as { layerArrivals: Array<{ blobDigest: string; arrival: string; reason: string; bytesLazy: number }> };
     expect(stats.layerArrivals.find((a) => a.blobDigest === toolC.layerDigest)).toMatchObject({ arrival: 'lazy' });
     expect(stats.layerArrivals.find((a) => a.blobDigest === toolC.layerDigest)!.reason).toMatch(/not completed: .*(DIGEST_MISMATCH|LAZY_FETCH_FAILED)/);
+    // What its reads fetched before the refusal came over the network all the same.
+    expect(stats.layerArrivals.find((a) => a.blobDigest === toolC.layerDigest)!.bytesLazy).toBeGreaterThan(0);
     // Only verified spans are cached: each file matches its TOC hash, and the corrupted one is absent.
     const cacheDir = join(root, 'lazy', 'spans', hex);
     const cached = await readdir(cacheDir);

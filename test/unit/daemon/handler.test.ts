@@ -103,7 +103,7 @@ class FakeApi implements HostApi {
     return [];
   }
   async stats() {
-    return { pulls: 0, failedPulls: 0, upToDatePulls: 0, bytesFetched: 0, bytesReused: 0, layerHits: 0, layerMisses: 0, layerHitRate: 0, byteHitRate: 0, store: { blobs: 0, blobBytes: 0, layers: 0, unpackedBytes: 0 } };
+    return { pulls: 0, failedPulls: 0, upToDatePulls: 0, bytesFetched: 0, bytesFetchedLazily: 0, bytesReused: 0, layerHits: 0, layerMisses: 0, layerHitRate: 0, byteHitRate: 0, store: { blobs: 0, blobBytes: 0, layers: 0, unpackedBytes: 0 } };
   }
   async gc(options: HostGcOptions = {}) {
     this.gcCalls.push(options);

@@ -59,6 +59,18 @@ describe('PullLog', () => {
     });
   });
 
+  it("counts what lazy runs fetched of the layers they deferred as fetched, in the byte hit rate too", () => {
+    const layer = (n: number) => `sha256:${String(n).repeat(64)}` as const;
+    // A lazy run's pull fetched the manifest, config and one whole layer, and deferred two.
+    store.pulls.record(record({ bytesFetched: 1000, bytesReused: 500, layerHits: 1, layerMisses: 3 }));
+    store.lazyLayers.recordArrival({ blobDigest: layer(1), diffId: layer(2), mode: 'lazy-completed', bytesLazy: 7000 });
+    store.lazyLayers.recordArrival({ blobDigest: layer(3), diffId: layer(4), mode: 'lazy', reason: 'not completed: registry down', bytesLazy: 1500 });
+    // A later update of a layer that says less keeps the larger count.
+    store.lazyLayers.recordArrival({ blobDigest: layer(3), diffId: layer(4), mode: 'lazy' });
+    expect(store.pulls.stats()).toMatchObject({ bytesFetched: 1000 });
+    expect(store.pullStats()).toMatchObject({ bytesFetched: 9500, bytesFetchedLazily: 8500, bytesReused: 500, byteHitRate: 500 / 10_000, layerHits: 1, layerMisses: 3 });
+  });
+
   it('gives a rate of 0 when only failed pulls with no bytes were recorded', () => {
     store.pulls.record(record({ ok: false }));
     expect(store.pulls.stats()).toMatchObject({ pulls: 1, failedPulls: 1, layerHitRate: 0, byteHitRate: 0 });
