@@ -37,7 +37,7 @@ export class DaemonMetrics {
     this.#activePulls = options.activePulls ?? (() => 0);
     const registers = [this.registry];
     this.#pulls = new Counter({ name: 'hostpull_pulls_total', help: 'Pulls on this node by result (ok, up_to_date, failed)', labelNames: ['result'], registers });
-    this.#bytesFetched = new Counter({ name: 'hostpull_bytes_fetched_total', help: 'Bytes fetched from registries (manifests, configs, layers, and what lazy runs fetched of the layers they mounted lazily)', registers });
+    this.#bytesFetched = new Counter({ name: 'hostpull_bytes_fetched_total', help: 'Bytes fetched from registries by pulls (manifests, configs, layers) and by lazy pulling (the spans and background pulls of lazy layers)', registers });
     this.#bytesReused = new Counter({ name: 'hostpull_bytes_reused_total', help: 'Layer bytes found in the store instead of fetched', registers });
     this.#layerHits = new Counter({ name: 'hostpull_layer_hits_total', help: 'Layers already in the store when pulled', registers });
     this.#layerMisses = new Counter({ name: 'hostpull_layer_misses_total', help: 'Layers not in the store when pulled: fetched by the pull, or mounted lazily by a lazy run', registers });

@@ -70,7 +70,7 @@ export interface StoreTotals {
 
 /** {@link ContentStore.pullStats}: the pull log's figures, lazy runs' bytes included. */
 export interface HostPullStats extends PullStats {
-  /** Of `bytesFetched`, the bytes lazy runs fetched for the layers they mounted lazily. */
+  /** Of `bytesFetched`, the bytes lazy pulling fetched for the layers it mounted (runs, the daemon's rootfs, the snapshotter). */
   bytesFetchedLazily: number;
 }
 
@@ -165,10 +165,11 @@ export class ContentStore {
   }
 
   /**
-   * The pull log's figures, with what lazy runs fetched counted as fetched: a lazy run's pull
-   * leaves the layers it defers to lazy pulling to the FUSE helper, which fetches their spans
-   * and then the rest of them after the pull is recorded (LazyLayerRecord.bytesLazy). One read
-   * transaction.
+   * The pull log's figures, with what lazy pulling fetched counted as fetched: a pull that
+   * defers layers to lazy pulling leaves them to the FUSE helper, which fetches their spans and
+   * then the rest of them after the pull is recorded (LazyLayerRecord.bytesLazy). The
+   * snapshotter's lazy layers are counted too: their bytes are fetched all the same, and the
+   * snapshotter's own log records them as fetched with no bytes. One read transaction.
    */
   pullStats(): HostPullStats {
     return this.db.transaction(() => {

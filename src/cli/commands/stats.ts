@@ -18,7 +18,7 @@ function renderStats(s: HostStats): string {
     ['pulls', `${s.pulls} (${s.upToDatePulls} up to date, ${s.failedPulls} failed)`],
     ['layer hit rate', `${formatPercent(s.layerHitRate)} (${s.layerHits} hits, ${s.layerMisses} misses)`],
     ['byte hit rate', formatPercent(s.byteHitRate)],
-    ['bytes fetched', s.bytesFetchedLazily ? `${formatBytes(s.bytesFetched)} (${formatBytes(s.bytesFetchedLazily)} of them by lazy runs)` : formatBytes(s.bytesFetched)],
+    ['bytes fetched', s.bytesFetchedLazily ? `${formatBytes(s.bytesFetched)} (${formatBytes(s.bytesFetchedLazily)} of them lazily)` : formatBytes(s.bytesFetched)],
     ['bytes reused', formatBytes(s.bytesReused)],
     ['store', `${s.store.blobs} blobs (${formatBytes(s.store.blobBytes)}), ${s.store.layers} unpacked layers (${formatBytes(s.store.unpackedBytes)})`],
   ]);
