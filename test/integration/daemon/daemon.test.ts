@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { CLI_ENTRY, runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, packageFiles, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startProxy } from '../../helpers/proxy.js';
@@ -75,9 +75,15 @@ describe('pulls through the daemon', () => {
     for (const l of layers) expect(counts.get(l.digest), l.digest).toBe(1);
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
 
-    // Both went through the daemon: it logged them, and its duration histogram counted them.
-    expect(daemon.log()).toContain('JDK11.0-MVN3.8-GRD7.0');
-    expect(daemon.log()).toContain('JDK17.0-MVN3.8-GRD7.0');
+    // Both went through the daemon: it logged them (after its answers went: the clients may be
+    // done first), and its duration histogram counted them.
+    await vi.waitFor(
+      () => {
+        expect(daemon.log()).toContain('JDK11.0-MVN3.8-GRD7.0');
+        expect(daemon.log()).toContain('JDK17.0-MVN3.8-GRD7.0');
+      },
+      { timeout: 5000, interval: 50 },
+    );
     {
       const metrics = parsePrometheus((await daemon.get('/metrics')).body);
       expect(metrics.get('hostpull_pull_duration_seconds_count{phase="total"}')).toBe(2);
@@ -433,7 +439,8 @@ describe('graceful stop', () => {
       const layer = JSON.parse(r.stdout).layers.find((l: { digest: string }) => l.digest === big.digest);
       expect(layer.resumedFrom).toBe(start);
       expect(layer.fetchedBytes).toBe(big.size - start);
-      expect(again.log()).toContain('HUGE1.0');
+      // The daemon logs the pull after its answer has gone: the client may be done first.
+      await vi.waitFor(() => expect(again.log()).toContain('HUGE1.0'), { timeout: 5000, interval: 50 });
     } finally {
       await proxy.close();
     }
