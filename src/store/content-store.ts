@@ -68,7 +68,7 @@ export interface StoreTotals {
   snapshots: number;
 }
 
-/** {@link ContentStore.pullStats}: the pull log's figures, lazy runs' bytes included. */
+/** {@link ContentStore.pullStats}: the pull log's figures, with what lazy pulling fetched. */
 export interface HostPullStats extends PullStats {
   /** Of `bytesFetched`, the bytes lazy pulling fetched for the layers it mounted (runs, the daemon's rootfs, the snapshotter). */
   bytesFetchedLazily: number;

@@ -75,7 +75,7 @@ export class LazyLayerLog {
     );
   }
 
-  /** The bytes lazy runs fetched over all layers (see {@link LazyLayerRecord.bytesLazy}). */
+  /** The bytes lazy pulling fetched, over all layers (see {@link LazyLayerRecord.bytesLazy}). */
   bytesFetched(): number {
     return (this.#db.prepare('SELECT COALESCE(SUM(bytes_lazy), 0) AS n FROM lazy_layers').get() as { n: number }).n;
   }
