@@ -272,14 +272,17 @@ static uint32_t name_hash(uint64_t parent, const uint8_t *name, uint32_t len) {
   return h;
 }
 
+/* Where `name` in directory `parent` is in the hash `slot` (a power-of-two count of slots, with
+ * room), by linear probing: the slot that holds it, or the empty one where it would go. */
+static uint32_t slot_of_name(const name_t *slot, uint32_t slots, uint64_t parent, const uint8_t *name, uint32_t len) {
+  uint32_t mask = slots - 1, h = name_hash(parent, name, len) & mask;
+  while (slot[h].record != NULL && !(slot[h].parent == parent && slot[h].name_len == len && memcmp(slot[h].name, name, len) == 0)) h = (h + 1) & mask;
+  return h;
+}
+
 /* The record of `name` in directory `parent`, or NULL when the table has no such name. */
 static const uint8_t *find_name(const channel_t *ch, uint64_t parent, const uint8_t *name, uint32_t len) {
-  uint32_t mask = ch->name_slots - 1;
-  for (uint32_t k = name_hash(parent, name, len) & mask;; k = (k + 1) & mask) {
-    const name_t *slot = &ch->name_slot[k];
-    if (slot->record == NULL) return NULL;
-    if (slot->parent == parent && slot->name_len == len && memcmp(slot->name, name, len) == 0) return slot->record;
-  }
+  return ch->name_slot[slot_of_name(ch->name_slot, ch->name_slots, parent, name, len)].record;
 }
 
 /* Inode `nodeid`'s record, or NULL when the table does not know it. */
@@ -686,9 +689,7 @@ bad:
  * there is replaced. */
 static bool hash_name(name_t *slot, uint32_t slots, const uint8_t *r) {
   name_t entry = {.parent = le64(r), .name = r + NAME_RECORD, .name_len = le32(r + 8), .record = r};
-  uint32_t mask = slots - 1, h = name_hash(entry.parent, entry.name, entry.name_len) & mask;
-  while (slot[h].record != NULL && !(slot[h].parent == entry.parent && slot[h].name_len == entry.name_len && memcmp(slot[h].name, entry.name, entry.name_len) == 0))
-    h = (h + 1) & mask;
+  uint32_t h = slot_of_name(slot, slots, entry.parent, entry.name, entry.name_len);
   bool added = slot[h].record == NULL;
   slot[h] = entry;
   return added;

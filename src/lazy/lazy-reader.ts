@@ -313,10 +313,7 @@ export class LazyReader {
       for (let k = next++; k < spans.length; k = next++) parts[k] = await this.#inflate(spans[k]!, 'prefetch');
     };
     await this.#bounded(Promise.all(Array.from({ length: AHEAD_CONCURRENCY }, inflateNext)), node.path);
-    return parts.map((part, k) => {
-      const span = this.#toc.spans[spans[k]!]!;
-      return part.subarray(Math.max(node.dataOffset - span.u, 0), Math.min(span.us, node.dataOffset + node.size - span.u));
-    });
+    return this.#within(parts, spans[0]!, node.dataOffset, node.dataOffset + node.size);
   }
 
   /**
@@ -327,6 +324,11 @@ export class LazyReader {
     // The last span only up to the read's end: the read need not wait for the rest of it to be inflated.
     const need = end - this.#toc.spans[last]!.u;
     const parts = await this.#bounded(Promise.all(Array.from({ length: last - first + 1 }, (_, k) => this.#span(first + k, 'read', first + k === last ? need : undefined))), path);
+    return this.#within(parts, first, start, end);
+  }
+
+  /** Tar bytes [start, end) of `parts`, the inflated spans from `first` on that hold them (no copy). */
+  #within(parts: readonly Buffer[], first: number, start: number, end: number): Buffer[] {
     return parts.map((part, k) => {
       const span = this.#toc.spans[first + k]!;
       return part.subarray(Math.max(start - span.u, 0), Math.min(span.us, end - span.u));
