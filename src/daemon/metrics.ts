@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PullResult } from '../pull/index.js';
-import type { ContentStore } from '../store/index.js';
+import { SNAPSHOT_LAYER_OUTCOMES, type ContentStore } from '../store/index.js';
 
 /**
  * `/metrics` in the Prometheus text format, on a registry of our own (prom-client's global
@@ -61,11 +61,11 @@ export class DaemonMetrics {
     });
     this.#snapshotLayers = new Counter({
       name: 'hostpull_snapshotter_layers_total',
-      help: 'Layers containerd asked the snapshotter for, by outcome: fetched by hostpull, reused from the store, applied by containerd',
+      help: 'Layers containerd asked the snapshotter for, by outcome: fetched by hostpull, reused from the store, applied by containerd, served lazily by hostpull',
       labelNames: ['outcome'],
       registers,
     });
-    this.#snapshotBytes = new Counter({ name: 'hostpull_snapshotter_bytes_fetched_total', help: 'Compressed bytes hostpull fetched for containerd', registers });
+    this.#snapshotBytes = new Counter({ name: 'hostpull_snapshotter_bytes_fetched_total', help: 'Compressed bytes hostpull fetched whole for containerd (what lazy layers fetch is in hostpull_bytes_fetched_total)', registers });
     this.#snapshotLayer = new Gauge({
       name: 'hostpull_snapshotter_layer_outcomes',
       help: 'Per layer (diff_id; a chainID for a layer containerd applied without naming it): how often each outcome happened',
@@ -123,12 +123,12 @@ export class DaemonMetrics {
     }
     const t = this.#store.snapshotLog.totals();
     this.#snapshotLayers.reset();
-    for (const outcome of ['fetched', 'reused', 'applied'] as const) this.#snapshotLayers.labels(outcome).inc(t[outcome]);
+    for (const outcome of SNAPSHOT_LAYER_OUTCOMES) this.#snapshotLayers.labels(outcome).inc(t[outcome]);
     setCounter(this.#snapshotBytes, t.bytesFetched);
     this.#snapshotLayer.reset();
     for (const l of this.#store.snapshotLog.perLayer()) {
       const id = l.diffId ?? l.chainId;
-      for (const outcome of ['fetched', 'reused', 'applied'] as const) if (l[outcome] > 0) this.#snapshotLayer.labels(id, outcome).set(l[outcome]);
+      for (const outcome of SNAPSHOT_LAYER_OUTCOMES) if (l[outcome] > 0) this.#snapshotLayer.labels(id, outcome).set(l[outcome]);
     }
     this.#snapshots.set(totals.snapshots);
   }

@@ -24,10 +24,10 @@ export type RemoteLayerResult =
       handled: true;
       diffId: Digest;
       blobDigest: Digest | null;
-      outcome: 'fetched' | 'reused';
+      /** `lazy`: the layer is not in the store yet, its FUSE view stands for it until its background completion. */
+      outcome: 'fetched' | 'reused' | 'lazy';
+      /** Compressed bytes fetched whole for it (0 when reused or lazy). */
       bytes: number;
-      /** Served lazily: the layer is not in the store yet, its FUSE view stands for it until its background completion. */
-      lazy?: true;
     }
   | { handled: false; reason: string };
 
@@ -131,7 +131,7 @@ export class RemoteLayers {
     // Completed meanwhile (by a lazy view's background pull, or another pull).
     if (store.layers.get(layer.diffId) && this.#judged(layer.diffId, image.claims[index], image.reference)) return this.#present(layer.diffId, blob);
     if (await this.#serveLazily(image, layer, lazily.get(layer.blobDigest))) {
-      return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: 'fetched', bytes: 0, lazy: true };
+      return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: 'lazy', bytes: 0 };
     }
     // Ahead: the layers after this one that are not here yet and not to be lazy (each fetched once, in order).
     for (const next of image.layers.slice(index + 1)) {

@@ -213,14 +213,14 @@ export class Snapshotter {
     const r = await this.#remote.ensure({ target: chain, parentChain, labels });
     if (!r.handled) return leave(r.reason);
     try {
-      store.snapshots.create({ name: target, kind: 'committed', parent: parent || null, labels: { ...labels, [TARGET_REF_LABEL]: target }, diffId: r.diffId, layerArriving: r.lazy ?? false });
+      store.snapshots.create({ name: target, kind: 'committed', parent: parent || null, labels: { ...labels, [TARGET_REF_LABEL]: target }, diffId: r.diffId, layerArriving: r.outcome === 'lazy' });
     } catch (err) {
       // Another namespace committed the same chain meanwhile: the same answer, if it is the same chain.
       const raced = isHostpullError(err, 'SNAPSHOT_EXISTS') ? store.snapshots.get(target) : undefined;
       if (!raced || raced.parent !== (parent || null)) return leave(`committing ${target} failed: ${(err as Error).message}`);
     }
     store.snapshotLog.record({ chainId: chain, diffId: r.diffId, blobDigest: r.blobDigest, outcome: r.outcome, bytes: r.bytes });
-    this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes, lazy: r.lazy ?? false }, r.lazy ? 'snapshotter: layer served lazily' : 'snapshotter: layer made present');
+    this.#logger.debug({ target, diffId: r.diffId, outcome: r.outcome, bytes: r.bytes }, r.outcome === 'lazy' ? 'snapshotter: layer served lazily' : 'snapshotter: layer made present');
     return { committed: target };
   }
 

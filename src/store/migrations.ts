@@ -173,4 +173,28 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (image, blob_digest)
   ) STRICT;
   `,
+  // 7: the snapshotter records a layer it serves lazily as such, not as fetched with 0 bytes.
+  // SQLite cannot alter a CHECK, so the table is copied. The earlier rows of lazy layers are
+  // recognised by what only they had: fetched, 0 bytes, and a layer that arrived lazily.
+  `
+  CREATE TABLE snapshot_layer_events_7 (
+    id           INTEGER PRIMARY KEY,
+    at           INTEGER NOT NULL,
+    chain_id     TEXT NOT NULL,
+    diff_id      TEXT,
+    blob_digest  TEXT,
+    outcome      TEXT NOT NULL CHECK (outcome IN ('fetched', 'reused', 'applied', 'lazy')),
+    bytes        INTEGER NOT NULL,
+    reason       TEXT
+  ) STRICT;
+  INSERT INTO snapshot_layer_events_7 (id, at, chain_id, diff_id, blob_digest, outcome, bytes, reason)
+    SELECT id, at, chain_id, diff_id, blob_digest,
+           CASE WHEN outcome = 'fetched' AND bytes = 0
+                 AND blob_digest IN (SELECT blob_digest FROM lazy_layers WHERE mode <> 'whole') THEN 'lazy'
+                ELSE outcome END,
+           bytes, reason
+      FROM snapshot_layer_events;
+  DROP TABLE snapshot_layer_events;
+  ALTER TABLE snapshot_layer_events_7 RENAME TO snapshot_layer_events;
+  `,
 ];

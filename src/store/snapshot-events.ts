@@ -1,15 +1,20 @@
 import type { Digest } from '../oci/index.js';
 import { withBusyRetry, type Db } from './database.js';
 
-/** How a layer that containerd asked the snapshotter for became present. */
-export type SnapshotLayerOutcome = 'fetched' | 'reused' | 'applied';
+/**
+ * How a layer that containerd asked the snapshotter for became present: fetched whole by hostpull,
+ * reused from the store, applied by containerd, or served lazily (its FUSE view stands for it until
+ * its background completion; what that fetches is counted per layer in `lazy_layers`).
+ */
+export const SNAPSHOT_LAYER_OUTCOMES = ['fetched', 'reused', 'applied', 'lazy'] as const;
+export type SnapshotLayerOutcome = (typeof SNAPSHOT_LAYER_OUTCOMES)[number];
 
 export interface SnapshotLayerEvent {
   chainId: string;
   diffId: Digest | null;
   blobDigest: Digest | null;
   outcome: SnapshotLayerOutcome;
-  /** Compressed bytes hostpull fetched for it (0 unless fetched). */
+  /** Compressed bytes hostpull fetched whole for it (0 unless fetched; a lazy layer's are in lazy_layers). */
   bytes: number;
   /** Why containerd applied it instead of hostpull (for `applied`). */
   reason?: string | null;
@@ -25,6 +30,7 @@ export interface SnapshotLayerStats {
   fetched: number;
   reused: number;
   applied: number;
+  lazy: number;
   bytesFetched: number;
   /** The reason given the last time containerd applied it. */
   lastReason: string | null;
@@ -34,6 +40,7 @@ export interface SnapshotterTotals {
   fetched: number;
   reused: number;
   applied: number;
+  lazy: number;
   bytesFetched: number;
 }
 
@@ -67,7 +74,8 @@ export class SnapshotLayerLog {
     return this.#db
       .prepare(
         `SELECT COALESCE(SUM(outcome = 'fetched'), 0) AS fetched, COALESCE(SUM(outcome = 'reused'), 0) AS reused,
-                COALESCE(SUM(outcome = 'applied'), 0) AS applied, COALESCE(SUM(bytes), 0) AS bytesFetched FROM snapshot_layer_events`,
+                COALESCE(SUM(outcome = 'applied'), 0) AS applied, COALESCE(SUM(outcome = 'lazy'), 0) AS lazy,
+                COALESCE(SUM(bytes), 0) AS bytesFetched FROM snapshot_layer_events`,
       )
       .get() as SnapshotterTotals;
   }
@@ -78,7 +86,7 @@ export class SnapshotLayerLog {
       .prepare(
         `SELECT diff_id AS diffId, MAX(chain_id) AS chainId, MAX(blob_digest) AS blobDigest,
                 SUM(outcome = 'fetched') AS fetched, SUM(outcome = 'reused') AS reused, SUM(outcome = 'applied') AS applied,
-                SUM(bytes) AS bytesFetched,
+                SUM(outcome = 'lazy') AS lazy, SUM(bytes) AS bytesFetched,
                 (SELECT reason FROM snapshot_layer_events r WHERE r.outcome = 'applied' AND COALESCE(r.diff_id, r.chain_id) = COALESCE(e.diff_id, e.chain_id) ORDER BY r.id DESC LIMIT 1) AS lastReason
            FROM snapshot_layer_events e GROUP BY COALESCE(diff_id, chain_id) ORDER BY MIN(id)`,
       )

@@ -31,10 +31,11 @@ function renderStats(s: HostStats): string {
   const sn = s.snapshotter;
   if (sn.snapshots === 0 && sn.layers.length === 0) return out;
   const t = sn.totals;
-  out += `\ncontainerd snapshotter: ${sn.snapshots} snapshots; layers fetched by hostpull ${t.fetched} (${formatBytes(t.bytesFetched)}), reused ${t.reused}, applied by containerd ${t.applied}\n`;
+  const lazily = t.lazy > 0 ? `, served lazily ${t.lazy}` : '';
+  out += `\ncontainerd snapshotter: ${sn.snapshots} snapshots; layers fetched by hostpull ${t.fetched} (${formatBytes(t.bytesFetched)})${lazily}, reused ${t.reused}, applied by containerd ${t.applied}\n`;
   out += table([
-    ['layer', 'fetched', 'reused', 'applied', 'why containerd applied it (last time)'],
-    ...sn.layers.map((l) => [l.diffId ? shortDigest(l.diffId) : `chain ${shortDigest(l.chainId)}`, String(l.fetched), String(l.reused), String(l.applied), l.lastReason ?? '']),
+    ['layer', 'fetched', 'lazy', 'reused', 'applied', 'why containerd applied it (last time)'],
+    ...sn.layers.map((l) => [l.diffId ? shortDigest(l.diffId) : `chain ${shortDigest(l.chainId)}`, String(l.fetched), String(l.lazy), String(l.reused), String(l.applied), l.lastReason ?? '']),
   ]);
   return out;
 }

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HostStats } from '../../../src/daemon/index.js';
 import { listMountsUnder } from '../../../src/rootfs/index.js';
 import { runCli } from '../../helpers/cli.js';
 import { CRI_NAMESPACE, shLingering, startContainerd, type TestContainerd } from '../../helpers/containerd.js';
@@ -48,11 +49,14 @@ function blobBytes(entries: AccessEntry[], digest: string): { bytes: number; get
   return { bytes: gets.reduce((n, e) => n + e.bytes, 0), gets: gets.length, ranged: gets.every((e) => e.status === 206) };
 }
 
-async function arrivals(): Promise<Map<string, string>> {
+async function stats(): Promise<HostStats> {
   const r = await runCli(['--root', root, 'stats', '--json', '--socket', daemon!.socket]);
   expect(r.code, r.stderr).toBe(0);
-  const list = (JSON.parse(r.stdout) as { layerArrivals: Array<{ blobDigest: string; arrival: string }> }).layerArrivals;
-  return new Map(list.map((a) => [a.blobDigest, a.arrival]));
+  return JSON.parse(r.stdout) as HostStats;
+}
+
+async function arrivals(): Promise<Map<string, string>> {
+  return new Map((await stats()).layerArrivals.map((a) => [a.blobDigest, a.arrival]));
 }
 
 /** The top committed snapshot of the pulled image: the one no other committed snapshot has as parent. */
@@ -124,6 +128,15 @@ describe('containerd snapshotter with --snapshotter-lazy', () => {
     expect(early.get(toolA.layerDigest)).toBe('lazy');
     expect(early.get(toolB.layerDigest)).toBe('lazy');
     expect([...early.values()].sort()).toEqual(['lazy', 'lazy', 'whole']); // the base (no TOC) came whole
+    // The snapshotter's own counts say the same: served lazily, not fetched (with 0 bytes).
+    const sn = (await stats()).snapshotter;
+    expect(sn.totals).toMatchObject({ lazy: 2, fetched: 1, applied: 0 });
+    for (const p of [toolA, toolB]) expect(sn.layers.find((l) => l.blobDigest === p.layerDigest)).toMatchObject({ lazy: 1, fetched: 0, bytesFetched: 0 });
+    const text = await runCli(['--root', root, 'stats', '--socket', daemon!.socket]);
+    expect(text.stdout).toMatch(/layers fetched by hostpull 1 \(.*\), served lazily 2, reused 0, applied by containerd 0/);
+    const metrics = (await daemon!.get('/metrics')).body;
+    expect(metrics).toContain('hostpull_snapshotter_layers_total{outcome="lazy"} 2');
+    expect(metrics).toContain('hostpull_snapshotter_layers_total{outcome="fetched"} 1');
 
     // The container's overlay has the FUSE dirs as lowerdirs; it reads a small part of the layers.
     const lower = await lowerdirsOfNewSnapshot('probe-lazy');

@@ -53,6 +53,41 @@ describe('ContentStore.open', () => {
     }
   });
 
+  it('migrates a store of schema 6: snapshotter rows of lazy layers (fetched, 0 bytes) become lazy, the others keep their outcome', async () => {
+    const root = await tmp();
+    const raw = new Database(`${root}/hostpull.db`);
+    for (const m of MIGRATIONS.slice(0, 6)) raw.exec(m);
+    raw.pragma('user_version = 6');
+    const lazyBlob = `sha256:${'a'.repeat(64)}`;
+    const wholeBlob = `sha256:${'b'.repeat(64)}`;
+    const lazyLayer = raw.prepare('INSERT INTO lazy_layers (blob_digest, diff_id, mode, bytes_lazy, updated_at) VALUES (?, ?, ?, ?, 1)');
+    lazyLayer.run(lazyBlob, `sha256:${'c'.repeat(64)}`, 'lazy-completed', 5000);
+    lazyLayer.run(wholeBlob, `sha256:${'d'.repeat(64)}`, 'whole', 0);
+    const event = raw.prepare('INSERT INTO snapshot_layer_events (at, chain_id, diff_id, blob_digest, outcome, bytes, reason) VALUES (1, ?, NULL, ?, ?, ?, ?)');
+    event.run('chain-lazy', lazyBlob, 'fetched', 0, null);
+    event.run('chain-whole', wholeBlob, 'fetched', 700, null);
+    event.run('chain-whole', wholeBlob, 'reused', 0, null);
+    event.run('chain-applied', null, 'applied', 0, 'no label');
+    raw.close();
+
+    const store = await ContentStore.open(root);
+    try {
+      expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+      expect(store.snapshotLog.totals()).toEqual({ fetched: 1, reused: 1, applied: 1, lazy: 1, bytesFetched: 700 });
+      expect(store.snapshotLog.perLayer().map((l) => [l.chainId, l.fetched, l.lazy, l.reused, l.applied, l.lastReason])).toEqual([
+        ['chain-lazy', 0, 1, 0, 0, null],
+        ['chain-whole', 1, 0, 1, 0, null],
+        ['chain-applied', 0, 0, 0, 1, 'no label'],
+      ]);
+      // The new outcome is accepted from now on, and nothing else is.
+      store.snapshotLog.record({ chainId: 'chain-new', diffId: null, blobDigest: null, outcome: 'lazy', bytes: 0 });
+      expect(store.snapshotLog.totals().lazy).toBe(2);
+      expect(() => store.snapshotLog.record({ chainId: 'x', diffId: null, blobDigest: null, outcome: 'stolen' as 'lazy', bytes: 0 })).toThrow(/CHECK constraint/);
+    } finally {
+      store.close();
+    }
+  });
+
   it('refuses a store written by a newer hostpull with STORE_TOO_NEW', async () => {
     const root = await tmp();
     (await ContentStore.open(root)).close();
