@@ -5,10 +5,12 @@ import { createServer, request } from 'node:http';
 
 /**
  * Starts a proxy to `target` (a URL) on a free 127.0.0.1 port. With `refusePrefetchLists`, the
- * server's prefetch-list API is answered 404 here (GET and PUT), so no list is learned or served
- * and every lazy start is an image's first.
+ * server's prefetch-list API is answered 404 here: `true` for every method (no list is learned or
+ * served, and every lazy start is an image's first), or a list of methods: `['GET', 'HEAD']`
+ * serves none but lets a start teach the server its list, `['PUT']` serves lists but learns none.
  */
 export async function countingProxy(target, { refusePrefetchLists = false } = {}) {
+  const refused = (method) => refusePrefetchLists === true || (Array.isArray(refusePrefetchLists) && refusePrefetchLists.includes(method));
   const t = new URL(target);
   const log = [];
   /** Every request: when it came in, when its answer's headers went back, with what status. */
@@ -16,7 +18,7 @@ export async function countingProxy(target, { refusePrefetchLists = false } = {}
   const server = createServer((req, res) => {
     const seen = { at: performance.now(), method: req.method, path: req.url, range: req.headers.range };
     requests.push(seen);
-    if (refusePrefetchLists && req.url.startsWith('/hostpull/v1/prefetch/')) {
+    if (refused(req.method) && req.url.startsWith('/hostpull/v1/prefetch/')) {
       req.resume();
       Object.assign(seen, { headersAt: performance.now(), status: 404 });
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"this benchmark serves no prefetch lists"}]}');
