@@ -76,7 +76,7 @@ function seekableLayers(manifest: ImageManifest): Digest[] {
  */
 async function derivedList(deps: PrefetchApiDeps, composite: Digest): Promise<PrefetchList | undefined> {
   const made = await compositeManifest(deps, composite);
-  if (!made) return undefined;
+  if (!made) throw new HostpullError('NOT_FOUND', `${composite} is not a composite this server made, and has no prefetch list`);
   const layers = seekableLayers(made.manifest);
   const found = await Promise.all(
     layers.map(async (layer) => {
@@ -119,13 +119,15 @@ async function tagForLayers(deps: PrefetchApiDeps, list: PrefetchList, artifact:
  * start read (what a second node fetches first), PUT them (a node that started it first). The
  * first list is kept; later PUTs are answered with it. Anyone may PUT, as anyone may pull: a list
  * names only spans of the composite's own seekable layers (checked here), which a node verifies
- * before use, so the worst a bad list does is order fetches badly. It is stored in the upstream
- * as a referrer of the composite manifest, so every replica serves it.
+ * as it verifies every span, so the worst a bad list does is order fetches badly or fetch spans
+ * ahead that no read needs (at most the layer, as a whole pull would). It is stored in the
+ * upstream as a referrer of the composite manifest, so every replica serves it.
  *
  * A composite that no node has started yet is answered from its layers: for each, what the first
  * start of another composite with the same layer read of it (`"derived": true` in the answer), so
  * that a new combination of known packages starts as a second node would. Its own first start
- * then stores the composite's list as usual.
+ * then stores the composite's list as usual. A layer's list is the first one stored with it in:
+ * to have it learned again, delete its tag (layerPrefetchTag) in the upstream.
  */
 export async function handlePrefetchApi(req: IncomingMessage, res: ServerResponse, path: string, deps: PrefetchApiDeps): Promise<void> {
   const composite = parseDigest(path.slice(PREFETCH_API_PREFIX.length + 1), 'composite digest');

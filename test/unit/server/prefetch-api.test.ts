@@ -94,6 +94,12 @@ describe('the prefetch API of hostpull serve', () => {
     expect((await get(Z)).status).toBe(404);
   });
 
+  it('says so of a digest that is no composite of this server', async () => {
+    const res = await fetch(`${base}/${digestOf(Buffer.from('no composite'))}`);
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain('is not a composite this server made');
+  });
+
   it('names a layer by a tag within the 128 characters a tag may have, and none for a longer digest', () => {
     expect(layerPrefetchTag(L1)).toBe(`prefetch.sha256-${L1.slice('sha256:'.length)}`);
     expect(layerPrefetchTag(`sha512:${'a'.repeat(128)}` as Digest)).toBeUndefined();
