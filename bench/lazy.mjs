@@ -260,7 +260,7 @@ async function main() {
       const lazy = medianRun(rounds.map((r) => r.lazy));
       const second = medianRun(rounds.map((r) => r.secondNode));
       const compressed = whole.bytesTotal;
-      results.start[w.ref] = { whole, warm, lazy, secondNode: second, compressedBytes: compressed, reps: REPS, ...(REPS > 1 ? { rounds } : {}), load: load() };
+      results.start[w.ref] = { whole, warm, lazy, [w.derivedFrom ? 'derivedList' : 'secondNode']: second, compressedBytes: compressed, reps: REPS, ...(REPS > 1 ? { rounds } : {}), load: load() };
       const shown = [
         ['whole', whole, times('whole')],
         ['warm (all local)', warm, times('warm')],
