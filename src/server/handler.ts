@@ -9,7 +9,8 @@ import { isValidRepository, parseDigest, validateTag, type Digest } from '../oci
 import type { Catalog } from './catalog.js';
 import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
-import { handlePrefetchApi, PREFETCH_API_PREFIX } from './prefetch-api.js';
+import { handlePrefetchApi, PREFETCH_API_PREFIX, PREFETCH_CACHE_ENTRIES, type PrefetchListCache } from './prefetch-api.js';
+import { TtlCache } from './ttl-cache.js';
 import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
 import type { ServerMetrics } from './metrics.js';
 import { toOciError } from './oci-error.js';
@@ -64,6 +65,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
   const namespace = deps.namespace ?? DEFAULT_NAMESPACE;
   const { upstream, catalog, logger, metrics } = deps;
   const resolver = new CompositeResolver({ upstream, catalog, namespace, base: deps.base, cacheTtlMs: deps.cacheTtlMs, maxComposites: deps.maxComposites, logger, metrics });
+  const prefetchLists: PrefetchListCache = new TtlCache(deps.cacheTtlMs ?? 30_000, PREFETCH_CACHE_ENTRIES);
 
   async function manifest(req: IncomingMessage, res: ServerResponse, name: string, reference: string): Promise<void> {
     checkName(name);
@@ -162,7 +164,7 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
       return 'catalog';
     }
     if (path.startsWith(`${PREFETCH_API_PREFIX}/`)) {
-      await handlePrefetchApi(req, res, path, { upstream, namespace, resolver, logger });
+      await handlePrefetchApi(req, res, path, { upstream, namespace, resolver, logger, lists: prefetchLists });
       return 'prefetch';
     }
     if (path === '/metrics' && metrics && (method === 'GET' || method === 'HEAD')) {

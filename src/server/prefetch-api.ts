@@ -19,6 +19,7 @@ import type { CompositeResolver } from './composite.js';
 import { readBody, sendJson } from './http-util.js';
 import { artifactManifest, attachReferrer, listReferrers, referrersTag, type ArtifactManifest } from './referrers.js';
 import { readBlobBytes } from './upstream-image.js';
+import type { TtlCache } from './ttl-cache.js';
 import type { Upstream } from './upstream.js';
 
 export const PREFETCH_API_PREFIX = '/hostpull/v1/prefetch';
@@ -28,7 +29,20 @@ export interface PrefetchApiDeps {
   namespace: string;
   resolver: CompositeResolver;
   logger: Logger;
+  lists: PrefetchListCache;
 }
+
+/**
+ * Lists read from the upstream, per composite (`composite <digest>`) and per layer
+ * (`layer <digest>`); null for none. A rollout starts a composite on many nodes at once, and each
+ * asks for its list: one read of the upstream serves them all. A stored list never changes (the
+ * first is kept), so only a "none" can be stale, for the cache's lifetime, and only in a replica
+ * other than the one that stored the list (which puts it here as it stores it).
+ */
+export type PrefetchListCache = TtlCache<PrefetchList | null>;
+
+/** Entries of a PrefetchListCache: lists are at most MAX_PREFETCH_BYTES, usually a few KB. */
+export const PREFETCH_CACHE_ENTRIES = 256;
 
 /**
  * The tag that names, for one layer, the first prefetch list stored with that layer in it (the
@@ -54,8 +68,17 @@ async function listOfArtifact(deps: PrefetchApiDeps, reference: string, where: s
 
 /** The stored prefetch list of a composite, or undefined. */
 async function storedList(deps: PrefetchApiDeps, composite: Digest): Promise<PrefetchList | undefined> {
-  const [ref] = await listReferrers(deps.upstream, deps.namespace, composite, PREFETCH_ARTIFACT_TYPE);
-  return ref ? listOfArtifact(deps, ref.digest, `prefetch list of ${composite}`) : undefined;
+  const [list] = await deps.lists.get(`composite ${composite}`, async () => {
+    const [ref] = await listReferrers(deps.upstream, deps.namespace, composite, PREFETCH_ARTIFACT_TYPE);
+    return (ref && (await listOfArtifact(deps, ref.digest, `prefetch list of ${composite}`))) ?? null;
+  });
+  return list ?? undefined;
+}
+
+/** The list tagged for a layer (layerPrefetchTag), or undefined. */
+async function layerList(deps: PrefetchApiDeps, layer: Digest, tag: string): Promise<PrefetchList | undefined> {
+  const [list] = await deps.lists.get(`layer ${layer}`, async () => (await listOfArtifact(deps, tag, `prefetch list of layer ${layer}`)) ?? null);
+  return list ?? undefined;
 }
 
 /** The manifest of a composite this server made (from its cache, else the upstream), or undefined. */
@@ -83,7 +106,7 @@ async function derivedList(deps: PrefetchApiDeps, composite: Digest): Promise<Pr
       const tag = layerPrefetchTag(layer);
       // One layer's list that cannot be read leaves that layer out, not the others.
       return tag
-        ? listOfArtifact(deps, tag, `prefetch list of layer ${layer}`).then(
+        ? layerList(deps, layer, tag).then(
             (list) => list?.layers[layer],
             (err: unknown) => void deps.logger.warn({ composite, layer, tag, err: (err as Error).message }, 'prefetch list of a layer unreadable; left out of the derived list'),
           )
@@ -108,6 +131,7 @@ async function tagForLayers(deps: PrefetchApiDeps, list: PrefetchList, artifact:
     try {
       if (!tag || (await deps.upstream.getManifest(deps.namespace, tag))) continue;
       await deps.upstream.putManifest(deps.namespace, tag, artifact.bytes, MediaType.OciManifest);
+      deps.lists.set(`layer ${layer}`, list);
     } catch (err) {
       deps.logger.warn({ layer, tag, err: (err as Error).message }, 'could not tag the prefetch list for its layer; other composites start without it');
     }
@@ -159,6 +183,7 @@ export async function handlePrefetchApi(req: IncomingMessage, res: ServerRespons
   await deps.upstream.putBlob(deps.namespace, blob.digest, bytes.length, bytes);
   const artifact = artifactManifest(PREFETCH_ARTIFACT_TYPE, [blob], { mediaType: MediaType.OciManifest, digest: composite, size: known.length }, {});
   await attachReferrer(deps.upstream, deps.namespace, artifact, composite);
+  deps.lists.set(`composite ${composite}`, list);
   await tagForLayers(deps, list, artifact);
   deps.logger.info({ composite, layers: Object.keys(list.layers).length }, 'prefetch list stored');
   sendJson(req, res, 201, list);

@@ -33,7 +33,7 @@ export function registerServeCommand(program: Command): void {
     .option('--layout <dir>', 'upstream OCI image layout directory (default <root>/server/layout)')
     .option('--base <repo:tag>', 'base image in the upstream placed under every composite')
     .option('--token-file <file>', 'bearer token for catalog writes (without it, writes are refused)')
-    .addOption(durationOption('--cache-ttl <duration>', 'how long composites and the catalog are cached', { defaultText: '30s' }))
+    .addOption(durationOption('--cache-ttl <duration>', 'how long composites, the catalog and prefetch lists are cached', { defaultText: '30s' }))
     .addOption(numberOption('--max-composites <n>', 'composites kept in memory, and new composites pushed to the upstream per --cache-ttl', { integer: true, min: 1, defaultValue: 1000 }))
     .option('--catalog <file>', 'static catalog JSON file instead of the catalog stored in the upstream')
     .option('--blob-redirect', 'redirect blob downloads to the upstream registry (307)')
