@@ -17,14 +17,19 @@ export interface VerifyingStreamOptions {
 
 /**
  * Passes bytes through while hashing and counting them, and fails *before* signalling
- * end-of-stream when the size or digest is wrong (go-containerregistry's verify.ReadCloser), so
- * a consumer never sees a clean end of unverified content. Too many bytes fail at once, without
- * waiting for the end.
+ * end-of-stream when the size or digest is wrong, so a consumer never sees a clean end of
+ * unverified content. Too many bytes fail at once, without waiting for the end.
+ *
+ * The chunk that reaches the declared size is held until the digest has been checked: a consumer
+ * that counts bytes rather than waiting for the end (an HTTP client reading Content-Length bytes
+ * of what `hostpull serve` relays) would otherwise hold a complete body of wrong content.
  */
 export class VerifyingStream extends HashingStream {
   readonly #digest: Digest;
   readonly #size: number;
   readonly #source: string;
+  /** The chunk that completed the declared size, released by _flush once the digest matches. */
+  #last: Buffer | undefined;
 
   constructor(options: VerifyingStreamOptions) {
     super({ algorithm: digestAlgorithm(options.digest), ...(options.hash ? { hash: options.hash } : {}), ...(options.offset ? { offset: options.offset } : {}) });
@@ -43,7 +48,13 @@ export class VerifyingStream extends HashingStream {
       return;
     }
     this.count(chunk);
-    callback(null, chunk);
+    if (this.bytes < this.#size) {
+      callback(null, chunk);
+      return;
+    }
+    // The size is reached: only empty chunks may follow, and they must not replace this one.
+    if (chunk.length > 0) this.#last = chunk;
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
@@ -66,6 +77,7 @@ export class VerifyingStream extends HashingStream {
       );
       return;
     }
+    if (this.#last) this.push(this.#last);
     callback();
   }
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,12 +32,16 @@ describe('hostpull serve edges (static catalog, limits, metrics, TLS, upstream d
   let tmp: string;
   let server: RunningServer;
   let port: number;
+  let layout: string;
+  /** A layer of its own, for the test that corrupts it in the layout. */
+  const rotten = buildLayer(packageFiles('ROT1.0', { bytes: 300_000, files: 3 }));
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'hostpull-edges-'));
-    const layout = join(tmp, 'layout');
+    layout = join(tmp, 'layout');
     const up = new LayoutUpstream({ dir: layout });
     await pushImageTo(up, 'pkg/abc', '1', [buildLayer(packageFiles('ABC1.0', { bytes: 2048, files: 2 }))]);
+    await pushImageTo(up, 'pkg/rot', '1', [rotten]);
     await writeFile(join(tmp, 'catalog.json'), JSON.stringify({ entries: { 'ABC1.0': { image: 'pkg/abc:1', prefix: '/opt/abc-1.0', pathAdd: ['/opt/abc-1.0/bin'] } } }));
     await writeFile(join(tmp, 'token'), 'edges-token-0123456789abcdef');
     server = await startServer({ port: 0, layout, catalogFile: join(tmp, 'catalog.json'), tokenFile: join(tmp, 'token') });
@@ -61,6 +65,21 @@ describe('hostpull serve edges (static catalog, limits, metrics, TLS, upstream d
     });
     expect(put.status).toBe(405);
     expect(await put.text()).toMatch(/static file/);
+  });
+
+  it('never completes the body of a blob whose bytes in the upstream no longer match its digest', async () => {
+    const file = join(layout, 'blobs', 'sha256', rotten.digest.slice('sha256:'.length));
+    const bytes = await readFile(file);
+    bytes[bytes.length - 100] ^= 0xff; // same size, other content: bit rot
+    await writeFile(file, bytes);
+    // The relay holds back the chunk that completes the size until the digest matched, then cuts
+    // the connection: the client gets the headers and part of the body, or nothing, never all of it.
+    const body = fetch(`${server.url}/v2/pkg/rot/blobs/${rotten.digest}`).then((res) => res.arrayBuffer());
+    await expect(body).rejects.toThrow();
+    // The blob itself is served whole when asked for a part of it (no digest to check a part against).
+    const head = await fetch(`${server.url}/v2/pkg/rot/blobs/${rotten.digest}`, { headers: { range: 'bytes=0-9' } });
+    expect(head.status).toBe(206);
+    expect(Buffer.from(await head.arrayBuffer())).toEqual(bytes.subarray(0, 10));
   });
 
   it('refuses writes by registry clients with 405 UNSUPPORTED', async () => {
