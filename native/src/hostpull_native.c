@@ -289,53 +289,61 @@ static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* One call of the value (name != NULL) or name-list (name == NULL) read; the two take the same
+ * size probe and retry, so they share read_xattr below. */
+static ssize_t xattr_read_call(const char *path, const char *name, char *buf, size_t size) {
+  return name ? lgetxattr(path, name, buf, size) : llistxattr(path, buf, size);
+}
+
+/* Reads an attribute's value, or the list of names, into a malloc'd *out and returns its length;
+ * -1 with errno set on failure. Size probe then read: the value can grow in between (ERANGE), so
+ * a few attempts; one that keeps growing ends with ERANGE. */
+static ssize_t read_xattr(const char *path, const char *name, char **out) {
+  *out = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t size = xattr_read_call(path, name, NULL, 0);
+    if (size < 0) return -1;
+    char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (buf == NULL) {
+      errno = ENOMEM;
+      return -1;
+    }
+    ssize_t got = size > 0 ? xattr_read_call(path, name, buf, (size_t)size) : 0;
+    if (got >= 0) {
+      *out = buf;
+      return got;
+    }
+    int err = errno;
+    free(buf);
+    errno = err;
+    if (err != ERANGE) return -1;
+  }
+  errno = ERANGE;
+  return -1;
+}
+
 /* lgetxattr(path, name) -> Buffer | null (null when the attribute is absent: ENODATA). */
 static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   char *path = NULL, *name = NULL;
   napi_value result = NULL;
-  char *buf = NULL;
   if (get_cstring(env, argv[0], false, "path", &path) && get_cstring(env, argv[1], false, "name", &name)) {
-    /* Size probe then read; the value can grow in between (ERANGE), so retry a few times. */
-    for (int attempt = 0; attempt < 8; attempt++) {
-      ssize_t size = lgetxattr(path, name, NULL, 0);
-      if (size < 0) {
-        if (errno == ENODATA)
-          napi_get_null(env, &result);
-        else
-          throw_errno(env, errno, "lgetxattr", path);
-        break;
-      }
-      free(buf);
-      buf = malloc(size > 0 ? (size_t)size : 1);
-      if (buf == NULL) {
-        napi_throw_error(env, "ENOMEM", "out of memory");
-        break;
-      }
-      ssize_t got = size > 0 ? lgetxattr(path, name, buf, (size_t)size) : 0;
-      if (got < 0 && errno == ERANGE) continue;
-      if (got < 0) {
-        if (errno == ENODATA)
-          napi_get_null(env, &result);
-        else
-          throw_errno(env, errno, "lgetxattr", path);
-        break;
-      }
+    char *buf;
+    ssize_t got = read_xattr(path, name, &buf);
+    if (got < 0 && errno == ENODATA) {
+      napi_get_null(env, &result);
+    } else if (got < 0) {
+      throw_errno(env, errno, "lgetxattr", path);
+    } else {
       void *copy;
       if (napi_create_buffer_copy(env, (size_t)got, buf, &copy, &result) != napi_ok) {
         result = NULL;
         throw_napi_status(env);
       }
-      break;
     }
-    if (result == NULL) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (!pending) throw_errno(env, ERANGE, "lgetxattr", path);
-    }
+    free(buf);
   }
-  free(buf);
   free(path);
   free(name);
   return result;
@@ -346,32 +354,16 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   char *path = NULL;
-  char *buf = NULL;
   napi_value result = NULL;
   if (get_cstring(env, argv[0], false, "path", &path)) {
-    for (int attempt = 0; attempt < 8; attempt++) {
-      ssize_t size = llistxattr(path, NULL, 0);
-      if (size < 0) {
-        throw_errno(env, errno, "llistxattr", path);
-        break;
-      }
-      free(buf);
-      buf = malloc(size > 0 ? (size_t)size : 1);
-      if (buf == NULL) {
-        napi_throw_error(env, "ENOMEM", "out of memory");
-        break;
-      }
-      ssize_t got = size > 0 ? llistxattr(path, buf, (size_t)size) : 0;
-      if (got < 0 && errno == ERANGE) continue;
-      if (got < 0) {
-        throw_errno(env, errno, "llistxattr", path);
-        break;
-      }
-      napi_value arr;
-      if (napi_create_array(env, &arr) != napi_ok) {
-        throw_napi_status(env);
-        break;
-      }
+    char *buf;
+    ssize_t got = read_xattr(path, NULL, &buf);
+    napi_value arr;
+    if (got < 0) {
+      throw_errno(env, errno, "llistxattr", path);
+    } else if (napi_create_array(env, &arr) != napi_ok) {
+      throw_napi_status(env);
+    } else {
       uint32_t i = 0;
       for (ssize_t off = 0; off < got;) {
         size_t n = strnlen(buf + off, (size_t)(got - off));
@@ -383,15 +375,9 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
         off += (ssize_t)n + 1;
       }
       result = arr;
-      break;
     }
-    if (result == NULL) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (!pending) throw_errno(env, ERANGE, "llistxattr", path);
-    }
+    free(buf);
   }
-  free(buf);
   free(path);
   return result;
 }
