@@ -218,9 +218,17 @@ export class LayerStore {
     return removed;
   }
 
-  /** Removes a layer row and its directory (reconcile, for a row whose directory is gone). */
-  async remove(row: LayerRow): Promise<void> {
-    withBusyRetry(() => this.#db.prepare('DELETE FROM layers WHERE id = ?').run(row.id), this.#db);
-    await rm(this.#layout.layerDir(row.id), { recursive: true, force: true });
+  /**
+   * Drops the row of a layer whose directory is gone (reconciliation). The caller saw the row and
+   * the missing directory at different moments, and ids are reused (commit() takes MAX(id)+1): GC
+   * may have removed this layer meanwhile and another pull committed a new one under the same id.
+   * So, under the write lock, only the same layer's row goes (id and diffID), and only while its
+   * directory is still missing. False when nothing was dropped.
+   */
+  remove(row: Pick<LayerRow, 'id' | 'diffId'>): boolean {
+    return immediate(this.#db, () => {
+      if (existsSync(this.#layout.layerDir(row.id))) return false;
+      return this.#db.prepare('DELETE FROM layers WHERE id = ? AND diff_id = ?').run(row.id, row.diffId).changes > 0;
+    });
   }
 }

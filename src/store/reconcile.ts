@@ -127,8 +127,8 @@ async function reconcileLayerDirs({ layout, layers, logger }: Deps, report: Reco
   }
   for (const [name, row] of rows) {
     if (!present.has(name)) {
-      logger.warn({ diffId: row.diffId, id: row.id }, 'layer row without its directory; dropping the row');
-      await layers.remove(row);
+      if (!layers.remove(row)) continue;
+      logger.warn({ diffId: row.diffId, id: row.id }, 'layer row without its directory; dropped the row');
       report.layerRowsDropped++;
     }
   }

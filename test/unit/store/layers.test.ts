@@ -1,4 +1,4 @@
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
@@ -78,11 +78,27 @@ describe('LayerStore', () => {
     expect((await stat(moved!)).isDirectory()).toBe(true);
   });
 
-  it('removes a layer row and its directory', async () => {
+  it('drops the row of a layer whose directory is gone, and only while it is gone', async () => {
     const row = await store.layers.commit(await store.layers.stage(), commitOf('jdk'));
-    await store.layers.remove(row);
+    expect(store.layers.remove(row)).toBe(false);
+    expect(store.layers.get(row.diffId)).toBeDefined();
+    await rm(store.layers.dir(row), { recursive: true });
+    expect(store.layers.remove(row)).toBe(true);
     expect(store.layers.get(row.diffId)).toBeUndefined();
-    await expect(stat(store.layers.dir(row))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('keeps a new layer that took the id of the one reconcile saw without its directory', async () => {
+    // Reconcile read this row and saw no directory; then GC collected the layer and another pull
+    // committed a new one, which got the same id (MAX(id)+1).
+    const seen = await store.layers.commit(await store.layers.stage(), commitOf('jdk'));
+    expect(await store.layers.collect(seen, seen.lastUsed)).toBe(true);
+    const staging = await store.layers.stage();
+    await writeFile(join(staging, 'file'), 'new');
+    const fresh = await store.layers.commit(staging, commitOf('mvn'));
+    expect(fresh.id).toBe(seen.id);
+    expect(store.layers.remove(seen)).toBe(false);
+    expect(store.layers.get(fresh.diffId)).toMatchObject({ id: seen.id });
+    expect(await readFile(join(store.layers.dir(fresh), 'file'), 'utf8')).toBe('new');
   });
 });
 
