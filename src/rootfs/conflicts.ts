@@ -11,7 +11,10 @@ import { HostpullError } from '../errors.js';
 export interface LayerPaths {
   /** The layer's code name (`JDK11.0`), used in the report. */
   name: string;
-  /** Non-directory paths the layer writes (files, symlinks, devices, whiteouts), absolute or relative to `/`. */
+  /**
+   * Non-directory paths the layer writes (files, symlinks, devices) and the paths it hides from
+   * the layers below (whiteout targets, opaque directories), absolute or relative to `/`.
+   */
   paths: Iterable<string>;
 }
 

@@ -44,7 +44,7 @@ export class LayerWriter implements LayerSink {
   readonly #dirs = new Set<string>(['']);
   /** Regular files written by this layer and still present: the only valid hardlink targets. */
   readonly #files = new Set<string>();
-  /** Non-directory paths written (files, links, devices), for `ownedPaths`. */
+  /** Non-directory paths written (files, links, devices). */
   readonly #owned = new Set<string>();
   /** Whiteout target path → whiteout entry name. */
   readonly #whiteouts = new Map<string, string>();
@@ -82,8 +82,15 @@ export class LayerWriter implements LayerSink {
     return this.#fileCount;
   }
 
+  /**
+   * What the layer claims for the overlap check between package layers (rootfs/conflicts.ts): the
+   * non-directory paths it wrote, and the paths it hides from the layers below it (a whiteout's
+   * target, an opaque directory). Without the hidden ones, a package whose prefix holds another's
+   * (`/opt/tools` and `/opt/tools/java`) could blank that package out with `.wh.java` or an opaque
+   * marker, in an order-dependent way, and the check would pass.
+   */
   ownedPaths(): string[] {
-    return [...this.#owned].sort();
+    return [...new Set([...this.#owned, ...this.#whiteouts.keys(), ...this.#opaque.keys()])].sort();
   }
 
   whiteoutEntries(): string[] {

@@ -8,6 +8,7 @@ import { lgetxattr } from '../../../src/native/index.js';
 import type { Digest } from '../../../src/oci/index.js';
 import { createDecompressor } from '../../../src/archive/decompress.js';
 import { treeChecksum } from '../../../src/archive/index.js';
+import { findConflicts } from '../../../src/rootfs/conflicts.js';
 import { applyLayer } from '../../../src/unpack/index.js';
 import { writeTar, type RawEntry } from '../../helpers/tar-writer.js';
 import { gzip, makeSandbox, type Sandbox } from './sandbox.js';
@@ -172,7 +173,8 @@ describe('valid tricky layers extract exactly', () => {
     expect(lgetxattr(at('var/cache'), 'trusted.overlay.opaque')?.toString()).toBe('y');
     expect(lgetxattr(at('etc'), 'trusted.overlay.opaque')).toBeNull();
     expect(r.whiteouts).toEqual(['etc/.wh.motd', 'lib/.wh.gone', 'var/cache/.wh..wh..opq']);
-    expect(r.ownedPaths).toEqual(['var/cache/new']);
+    // What the layer hides from those below counts as its own for the overlap check.
+    expect(r.ownedPaths).toEqual(['etc/motd', 'lib/gone', 'var/cache', 'var/cache/new']);
   });
 
   it('rootless: opaque dirs use user.overlay.opaque', async () => {
@@ -235,6 +237,30 @@ describe('valid tricky layers extract exactly', () => {
     expect(lstatSync(at('dev/initctl')).isFIFO()).toBe(true);
   });
 
+  it('a package that hides another package inside its prefix conflicts with it, in either order', async () => {
+    // TOOLS owns /opt/tools, JAVA /opt/tools/java. Stacked above JAVA, TOOLS' whiteout (or opaque
+    // marker) would blank JAVA out; the overlap check must see what TOOLS hides.
+    const java = await sb.apply(
+      writeTar([
+        { name: 'opt/tools/java/bin/java', type: 'file', content: 'java' },
+      ]),
+      { claim: { code: 'JAVA1.0', prefix: '/opt/tools/java/', allowSetuid: false } },
+    );
+    for (const hide of ['opt/tools/.wh.java', 'opt/tools/.wh..wh..opq']) {
+      const other = makeSandbox();
+      try {
+        const tools = await other.apply(writeTar([{ name: 'opt/tools/', type: 'dir' }, { name: hide, type: 'file' }, { name: 'opt/tools/bin/t', type: 'file', content: 't' }]), {
+          claim: { code: 'TOOLS1.0', prefix: '/opt/tools/', allowSetuid: false },
+        });
+        for (const order of [[{ name: 'TOOLS1.0', paths: tools.ownedPaths }, { name: 'JAVA1.0', paths: java.ownedPaths }], [{ name: 'JAVA1.0', paths: java.ownedPaths }, { name: 'TOOLS1.0', paths: tools.ownedPaths }]]) {
+          expect(findConflicts(order).map((c) => c.path), hide).toEqual([hide.endsWith('opq') ? '/opt/tools' : '/opt/tools/java']);
+        }
+      } finally {
+        other.cleanup();
+      }
+    }
+  });
+
   it('a package layer extracts inside its prefix; neutral directories above it are created', async () => {
     const tar = writeTar([
       { name: './', type: 'dir', mode: 0o755 },
@@ -244,7 +270,7 @@ describe('valid tricky layers extract exactly', () => {
       { name: './opt/jdk-11.0/.wh.old', type: 'file' },
     ]);
     const r = await sb.apply(tar, { claim: { code: 'JDK11.0', prefix: '/opt/jdk-11.0/', allowSetuid: false } });
-    expect(r.ownedPaths).toEqual(['opt/jdk-11.0/bin/java']);
+    expect(r.ownedPaths).toEqual(['opt/jdk-11.0/bin/java', 'opt/jdk-11.0/old']);
     expect(lstatSync(sb.layer).mode & 0o777).toBe(0o755);
     const opt = lstatSync(at('opt'));
     expect([opt.mode & 0o777, opt.uid]).toEqual([0o755, 0]);
