@@ -22,7 +22,11 @@ export interface DaemonHealth {
 
 export interface DaemonClientOptions {
   socketPath: string;
-  /** Wait this long for the headers of a non-streaming answer. Default 30 s. */
+  /**
+   * Wait this long for the headers of a query's answer (health, images, stats, metrics): work
+   * that reads the store and is done in milliseconds. Default 30 s. A pull, a GC and a removal of
+   * images are waited for as long as they take (see {@link UNBOUNDED}).
+   */
   timeoutMs?: number;
   /** The daemon's pid (from /v1/health), so that a broken connection can say whether it died. */
   pid?: number;
@@ -36,6 +40,14 @@ interface DaemonRequest {
   headersTimeoutMs: number;
   signal?: AbortSignal | undefined;
 }
+
+/**
+ * The headers timeout of an exchange whose work has no bound we could name: a GC's duration grows
+ * with the store, and a removal of images waits for the store's write lock (up to its busy
+ * timeout, more under contention) like any writer. A timeout there only made the CLI report
+ * DAEMON_GONE while the daemon finished the work. Ctrl-C (the caller's signal) still stops the wait.
+ */
+const UNBOUNDED = 0;
 
 /**
  * {@link HostApi} over the daemon's unix socket: HTTP/1.1 on one keep-alive connection, with
@@ -75,11 +87,11 @@ class DaemonClient implements HostApi {
     if (options.graceMs !== undefined) body.graceMs = options.graceMs;
     if (options.maxStoreSize !== undefined) body.maxStoreSize = options.maxStoreSize;
     if (options.dryRun !== undefined) body.dryRun = options.dryRun;
-    return this.#json('POST', '/v1/gc', body, options.signal);
+    return this.#json('POST', '/v1/gc', body, options.signal, UNBOUNDED);
   }
 
   removeImages(references: readonly string[]): Promise<RemovedImage[]> {
-    return this.#json('DELETE', '/v1/images', { references });
+    return this.#json('DELETE', '/v1/images', { references }, undefined, UNBOUNDED);
   }
 
   metrics(): Promise<string> {
@@ -102,7 +114,7 @@ class DaemonClient implements HostApi {
     if (options.unpack !== undefined) body.unpack = options.unpack;
     if (options.keepBlobs !== undefined) body.keepBlobs = options.keepBlobs;
     // No body timeout: a big layer unpacked from a resumed file sends no event for a while.
-    const res = await this.#request({ method: 'POST', path: '/v1/pull', body: JSON.stringify(body), headersTimeoutMs: 0, signal: options.signal });
+    const res = await this.#request({ method: 'POST', path: '/v1/pull', body: JSON.stringify(body), headersTimeoutMs: UNBOUNDED, signal: options.signal });
     if (res.statusCode !== 200) throw await errorFrom(res.statusCode ?? 0, res, 'POST /v1/pull');
     let buffered = '';
     let final: PullResult | undefined;
@@ -137,9 +149,9 @@ class DaemonClient implements HostApi {
     this.#agent.destroy();
   }
 
-  #json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  #json<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal, headersTimeoutMs = this.#timeoutMs): Promise<T> {
     return this.#guard(`${method} ${path}`, signal, async () => {
-      const res = await this.#request({ method, path, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), headersTimeoutMs: this.#timeoutMs, signal });
+      const res = await this.#request({ method, path, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), headersTimeoutMs, signal });
       if (res.statusCode !== 200) throw await errorFrom(res.statusCode ?? 0, res, `${method} ${path}`);
       return JSON.parse(await readText(res)) as T;
     });
@@ -271,7 +283,7 @@ export interface ConnectDaemonOptions {
   socketPath: string;
   /** The store root the caller works on: a daemon serving another root is not used. */
   root: string;
-  /** How long the health probe may take. Default 2 s. */
+  /** How long the health probe may take. Default 2 s. Later requests have their own timeouts (DaemonClientOptions). */
   timeoutMs?: number;
 }
 
@@ -281,7 +293,9 @@ export interface ConnectDaemonOptions {
  * which case the caller works in-process on the store — safe beside a running daemon.
  */
 export async function connectDaemon(options: ConnectDaemonOptions): Promise<DaemonClient | undefined> {
-  const client = new DaemonClient({ socketPath: options.socketPath, timeoutMs: options.timeoutMs ?? 2_000 });
+  // The probe's short timeout is the probe's alone (its signal): the client it returns keeps its
+  // own, as a GC answered after 2 s was reported as a daemon gone when the probe's was reused.
+  const client = new DaemonClient({ socketPath: options.socketPath });
   try {
     const health = await client.health(AbortSignal.timeout(options.timeoutMs ?? 2_000));
     // The pid is kept (health() remembers it): a connection that breaks later can say whether the daemon died.
