@@ -1,8 +1,9 @@
+import type { Logger } from '../log.js';
 import type { Digest } from '../oci/index.js';
 import type { ContentStore, SnapshotRow } from '../store/index.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
-import { summarizeLayerDir } from './layer-dir-summary.js';
-import { scanLayerDir } from './scan-layer-dir.js';
+import { summarizeLayerDir, type LayerDirSummary } from './layer-dir-summary.js';
+import { scanLayerDir, type LayerDirScan } from './scan-layer-dir.js';
 
 /** diffID → compressed digest, for every layer the store knows (unpacked, or in a pulled image). */
 export function knownLayers(store: ContentStore): Map<Digest, Digest> {
@@ -49,24 +50,50 @@ export async function adoptLayerDir(store: ContentStore, dir: string, diffId: Di
  * they name become store layers, so later pulls of other images reuse them. The snapshot is
  * marked first: should the move not happen (crash), Mounts still finds its own fs/.
  * Serialised with fetches of the same blob by its lease, so no fetch commits the same layer while
- * its directory moves.
+ * its directory moves. A snapshot containerd removes meanwhile is skipped (see adoptSnapshotLayer).
  */
-export async function identifyAppliedLayers(store: ContentStore, candidates: ReadonlyMap<Digest, Digest>): Promise<SnapshotRow[]> {
+export async function identifyAppliedLayers(store: ContentStore, candidates: ReadonlyMap<Digest, Digest>, logger: Logger): Promise<SnapshotRow[]> {
   const done: SnapshotRow[] = [];
   for (const s of store.snapshots.unidentified()) {
     const diffId = identifyLayer(s.name, s.parent, candidates.keys());
     if (!diffId || !candidates.has(diffId)) continue;
     const blob = candidates.get(diffId);
-    store.snapshots.markDiffId(s.name, diffId);
+    if (!store.snapshots.markDiffId(s, diffId)) {
+      logger.debug({ snapshot: s.name, id: s.id, diffId }, 'snapshotter: snapshot removed or identified since it was listed; not adopting it');
+      continue;
+    }
     store.snapshotLog.identify(chainIdOfName(s.name)!, diffId, blob ?? null);
-    await store.leases.forBlob(blob ?? diffId, {
-      done: () => store.layers.get(diffId),
-      work: async () => {
-        await adoptLayerDir(store, store.snapshots.dir(s).fs, diffId, blob);
-        return store.layers.get(diffId)!;
-      },
+    const outcome = await store.leases.forBlob(blob ?? diffId, {
+      done: () => (store.layers.get(diffId) ? 'present' : undefined),
+      work: () => adoptSnapshotLayer(store, s, diffId, blob),
     });
+    if (outcome === 'gone') {
+      logger.debug({ snapshot: s.name, id: s.id, diffId }, 'snapshotter: snapshot removed while its layer was being scanned; not adopting it');
+      continue;
+    }
     done.push(s);
   }
   return done;
+}
+
+/**
+ * adoptLayerDir for committed snapshot `s`, which containerd may Remove at any moment: the scan
+ * reads snapshots/<id>/fs with no lock held, and a Remove moves that directory aside and frees
+ * the id, which the next Prepare takes (snapshots.ts: MAX(id)+1), so the same path may then be a
+ * new snapshot's fs/. A scan that fails on a snapshot no longer there (ENOENT, or whatever a tree
+ * moving under it does) is 'gone', not an error of the image; and the move into layers/ happens
+ * only if, in the adopting transaction, `s` still exists with its id and its mark.
+ */
+async function adoptSnapshotLayer(store: ContentStore, s: SnapshotRow, diffId: Digest, blobDigest: Digest | undefined): Promise<'adopted' | 'present' | 'gone'> {
+  if (store.layers.get(diffId)) return 'present';
+  const dir = store.snapshots.dir(s).fs;
+  let summary: LayerDirSummary;
+  let scan: LayerDirScan;
+  try {
+    [summary, scan] = await Promise.all([summarizeLayerDir(dir), scanLayerDir(dir)]);
+  } catch (err) {
+    if (!store.snapshots.holds(s, diffId)) return 'gone';
+    throw err;
+  }
+  return store.layers.adopt(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, ...scan }, () => store.snapshots.holds(s, diffId));
 }

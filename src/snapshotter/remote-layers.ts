@@ -206,7 +206,7 @@ export class RemoteLayers {
     for (const l of layers) chains.push(chainIdOf(chains.at(-1), l.diffId));
     const image = { repo, reference, manifestDigest, layers, descriptors: manifest.layers, claims: layerClaims(manifest, reference), chains };
     // Layers containerd applied earlier without saying which (ctr image pull) may be among these.
-    const adopted = await identifyAppliedLayers(store, new Map(layers.map((l) => [l.diffId, l.blobDigest])));
+    const adopted = await identifyAppliedLayers(store, new Map(layers.map((l) => [l.diffId, l.blobDigest])), this.#deps.logger);
     if (adopted.length > 0) this.#deps.logger.info({ snapshots: adopted.map((s) => s.name), image: reference }, 'snapshotter: layers containerd applied are now store layers');
     return image;
   }

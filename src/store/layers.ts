@@ -133,13 +133,49 @@ export class LayerStore {
       await rm(stagingDir, { recursive: true, force: true });
       return existing;
     }
+    const committed = this.#moveIn(stagingDir, layer);
+    if (committed.duplicate) {
+      await rm(stagingDir, { recursive: true, force: true });
+      return this.getById(committed.id)!;
+    }
+    await rm(`${stagingDir}.stale`, { recursive: true, force: true });
+    await fsyncDir(this.#layout.layersDir);
+    return this.getById(committed.id)!;
+  }
+
+  /**
+   * commit() for a directory the store does not own but borrows from a record that may let go of
+   * it meanwhile (a containerd snapshot's fs/, which containerd's Remove moves aside, after which
+   * the snapshot's id — so the same path — may be a new snapshot's). `stillOwned` runs inside the
+   * write transaction, where no removal can interleave: only while it is true is the directory
+   * renamed into layers/. Never deletes `dir`: when the layer is present already (committed by
+   * another process meanwhile) or the owner let go, it is left to its owner.
+   */
+  async adopt(dir: string, layer: LayerCommit, stillOwned: () => boolean): Promise<'adopted' | 'present' | 'gone'> {
+    if (this.get(layer.diffId)) return 'present';
+    const committed = this.#moveIn(dir, layer, stillOwned);
+    if (committed === 'gone') return 'gone';
+    if (committed.duplicate) return 'present';
+    await rm(`${dir}.stale`, { recursive: true, force: true });
+    await fsyncDir(this.#layout.layersDir);
+    return 'adopted';
+  }
+
+  /**
+   * Renames `stagingDir` to the next layers/<id> and inserts its row, in one write transaction;
+   * 'gone' (nothing moved) when `stillOwned` says the directory is no longer the caller's.
+   */
+  #moveIn(stagingDir: string, layer: LayerCommit): { id: number; duplicate: boolean };
+  #moveIn(stagingDir: string, layer: LayerCommit, stillOwned: () => boolean): { id: number; duplicate: boolean } | 'gone';
+  #moveIn(stagingDir: string, layer: LayerCommit, stillOwned?: () => boolean): { id: number; duplicate: boolean } | 'gone' {
     const now = Date.now();
-    const committed = immediate(this.#db, () => {
+    return immediate(this.#db, () => {
       // Another process may have committed this diffId (unpacked from another blob with the same
-      // content, so under another lease) between the check above and our write lock: keep its
+      // content, so under another lease) between the caller's check and our write lock: keep its
       // layer, discard ours, rather than fail the pull on the UNIQUE constraint.
       const raced = this.get(layer.diffId);
       if (raced) return { id: raced.id, duplicate: true };
+      if (stillOwned && !stillOwned()) return 'gone';
       const next = (this.#db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM layers').get() as { id: number }).id;
       const final = this.#layout.layerDir(next);
       // A directory of this id can only be a leftover of a crash between rename and commit;
@@ -158,13 +194,6 @@ export class LayerStore {
       }
       return { id: next, duplicate: false };
     });
-    if (committed.duplicate) {
-      await rm(stagingDir, { recursive: true, force: true });
-      return this.getById(committed.id)!;
-    }
-    await rm(`${stagingDir}.stale`, { recursive: true, force: true });
-    await fsyncDir(this.#layout.layersDir);
-    return this.getById(committed.id)!;
   }
 
   /**

@@ -147,9 +147,24 @@ export class SnapshotStore {
   /**
    * Records which layer a committed snapshot holds before its fs/ becomes that layer's directory
    * (adoption): until the layer row exists, its own fs/ still serves (see SnapshotStore users).
+   * False when the snapshot read as `row` is gone (removed, its id perhaps another's now) or was
+   * identified meanwhile: nothing is recorded then.
    */
-  markDiffId(name: string, diffId: Digest, now = Date.now()): void {
-    withBusyRetry(() => this.#db.prepare('UPDATE snapshots SET diff_id = ?, updated_at = ? WHERE name = ? AND diff_id IS NULL').run(diffId, now, name), this.#db);
+  markDiffId(row: Pick<SnapshotRow, 'name' | 'id'>, diffId: Digest, now = Date.now()): boolean {
+    const changed = withBusyRetry(
+      () => this.#db.prepare("UPDATE snapshots SET diff_id = ?, updated_at = ? WHERE name = ? AND id = ? AND kind = 'committed' AND diff_id IS NULL").run(diffId, now, row.name, row.id).changes,
+      this.#db,
+    );
+    return changed > 0;
+  }
+
+  /**
+   * Whether the committed snapshot read as `row` still exists with the same id, marked as holding
+   * `diffId`: so its fs/ is still what was identified as that layer (ids are reused once a row is
+   * gone, so the path alone says nothing). Call it inside the transaction that acts on the answer.
+   */
+  holds(row: Pick<SnapshotRow, 'name' | 'id'>, diffId: Digest): boolean {
+    return this.#db.prepare("SELECT 1 FROM snapshots WHERE name = ? AND id = ? AND kind = 'committed' AND diff_id = ?").get(row.name, row.id, diffId) !== undefined;
   }
 
   setLabels(name: string, labels: Record<string, string>, now = Date.now()): SnapshotRow {
