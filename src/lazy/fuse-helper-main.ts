@@ -20,6 +20,7 @@ import { readDeadlineMs, spanClientOptions } from './fetch-policy.js';
 import type { FetchPolicy, HelperMessage, HelperRequest, MountedView, MountSpec } from './helper-protocol.js';
 import { LazyLayer } from './lazy-layer.js';
 import { registrySpanSource } from './registry-span-source.js';
+import { ServedViews } from './served-views.js';
 
 interface Served {
   layer: LazyLayer;
@@ -36,7 +37,14 @@ const LOG_FORMAT: LogFormat = process.env.HOSTPULL_LAZY_LOG_FORMAT === 'text' ? 
 async function main(): Promise<void> {
   const logger = createLogger((process.env.HOSTPULL_LAZY_LOG_LEVEL ?? 'warn') as LogLevel, 'hostpull-lazy', LOG_FORMAT);
   const clients = new Map<string, RegistryClient>();
-  const served = new Map<string, Served>();
+  // One view per layer, counted by the mount requests that share it (see served-views.ts).
+  const served = new ServedViews<Served>(async (s) => {
+    try {
+      await s.layer.close();
+    } finally {
+      await s.fuse.unmount();
+    }
+  });
 
   const clientFor = (insecure: string[], policy: FetchPolicy): RegistryClient => {
     const key = `${insecure.join(',')}/${policy.attempts}/${policy.attemptTimeoutMs}`;
@@ -56,10 +64,7 @@ async function main(): Promise<void> {
     layer.prefetchInOrder(spans).catch((err: unknown) => logger.warn({ layer: where, err: (err as Error).message }, 'prefetch failed; reads fetch what they need'));
   };
 
-  const mount = async (spec: MountSpec): Promise<MountedView> => {
-    const mounted = served.get(spec.key);
-    if (mounted) return { mountpoint: mounted.fuse.mountpoint, ownedPaths: mounted.layer.tree.ownedPaths };
-    const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
+  const open = async (spec: MountSpec, where: string): Promise<Served> => {
     const layer = await LazyLayer.fromFile(spec.tocFile, spec.tocDigest as Digest, { digest: spec.key as Digest, diffId: spec.diffId as Digest, size: spec.size }, {
       where,
       tree: { claim: spec.claim, maxExpansionRatio: spec.maxExpansionRatio },
@@ -73,21 +78,16 @@ async function main(): Promise<void> {
     await mkdir(spec.mountpoint, { recursive: true, mode: 0o700 });
     const bound = readDeadlineMs(spec.fetch) + 5000;
     const fuse = await mountFuse(spec.mountpoint, layer.handlers, { opTimeoutMs: bound, logger });
-    served.set(spec.key, { layer, fuse });
-    if (spec.prefetch?.length) startPrefetch(layer, where, spec.prefetch);
     logger.info({ layer: where, mountpoint: spec.mountpoint, entries: layer.tree.size, spans: layer.toc.spans.length }, 'lazy layer mounted');
-    return { mountpoint: spec.mountpoint, ownedPaths: layer.tree.ownedPaths };
+    return { layer, fuse };
   };
 
-  const unmount = async (key: string): Promise<void> => {
-    const s = served.get(key);
-    if (!s) return;
-    served.delete(key);
-    try {
-      await s.layer.close();
-    } finally {
-      await s.fuse.unmount();
-    }
+  // A request for a layer served (or being mounted) already shares that view and its mount point.
+  const mount = async (spec: MountSpec): Promise<MountedView> => {
+    const where = `${spec.source.registry}/${spec.source.repository}@${spec.key}`;
+    const { layer, fuse } = await served.acquire(spec.key, () => open(spec, where));
+    if (spec.prefetch?.length) startPrefetch(layer, where, spec.prefetch);
+    return { mountpoint: fuse.mountpoint, ownedPaths: layer.tree.ownedPaths };
   };
 
   const handle = async (req: HelperRequest): Promise<unknown> => {
@@ -95,7 +95,7 @@ async function main(): Promise<void> {
       case 'mount':
         return mount(req.spec);
       case 'unmount':
-        return unmount(req.key);
+        return served.release(req.key);
       case 'prefetch': {
         // Learned prefetch: the spans the image's first start read, fetched now in that order; answered at once.
         const s = served.get(req.key);
@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ why, mounts: served.size }, 'lazy helper stopping');
-    await Promise.allSettled([...served.keys()].map((k) => unmount(k)));
+    await served.closeAll();
     await Promise.allSettled([...clients.values()].map((c) => c.close()));
     process.exit(why === 'crash' ? 1 : 0);
   };

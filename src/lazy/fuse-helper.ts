@@ -125,8 +125,9 @@ export class FuseHelper {
     return (await this.#request({ type: 'mount', spec })) as MountedView;
   }
 
-  async unmount(key: string): Promise<void> {
-    await this.#request({ type: 'unmount', key });
+  /** Ends one mount's use of the key's view; whether the view is gone (false: another mount of the key still holds it). */
+  async unmount(key: string): Promise<boolean> {
+    return (await this.#request({ type: 'unmount', key })) === true;
   }
 
   /** Resolves once these spans are verified in the cache. */

@@ -24,7 +24,10 @@ export interface FetchPolicy {
 }
 
 export interface MountSpec {
-  /** The layer blob digest: names the layer in every later message. */
+  /**
+   * The layer blob digest: names the layer in every later message. A mount of a key served (or
+   * being mounted) already shares that view, and counts as one more user of it (see `unmount`).
+   */
   key: string;
   /** The layer's diffID and blob size as its manifest gives them: the TOC must describe this layer. */
   diffId: string;
@@ -63,6 +66,11 @@ export interface MountedView {
 
 export type HelperRequest =
   | { id: number; type: 'mount'; spec: MountSpec }
+  /**
+   * Ends one mount request's use of the key's view. Mount requests of a key share its one view
+   * and each is matched by one unmount: the view goes with the last. Answers whether no view of
+   * the key is served any more (false: another mount request still holds it, at that mount point).
+   */
   | { id: number; type: 'unmount'; key: string }
   /**
    * Starts fetching these spans, in order, ahead of the reads (the learned prefetch); answered at

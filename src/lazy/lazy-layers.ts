@@ -353,8 +353,9 @@ export class LazyLayers {
     const view = await early.view.catch(() => undefined);
     if (view === undefined) return;
     try {
-      await this.#helper?.unmount(blobDigest);
-      await rm(view.dir, { recursive: true, force: true });
+      // Its mount point is left to the view's other user, if another mount of the layer shares it
+      // (another image's prepare asked for the layer while this view was still mounting).
+      if ((await this.#helper?.unmount(blobDigest)) !== false) await rm(view.dir, { recursive: true, force: true });
     } catch (err) {
       this.#o.logger.debug({ layer: blobDigest, dir: view.dir, err: (err as Error).message }, 'could not unmount a lazy view mounted ahead; the helper removes it when it stops');
     }
@@ -568,8 +569,7 @@ export class LazyLayers {
     // Unmounted once its background pull has settled (s.done): complete or not, that stays so.
     const complete = this.#o.store.layers.get(s.cand.diffId) !== undefined;
     try {
-      await this.#helper?.unmount(s.cand.blobDigest);
-      await rm(s.dir, { recursive: true, force: true });
+      if ((await this.#helper?.unmount(s.cand.blobDigest)) !== false) await rm(s.dir, { recursive: true, force: true });
       this.#o.logger.info({ layer: s.cand.blobDigest, dir: s.dir, complete }, 'lazy view unmounted: nothing uses it any more');
     } catch (err) {
       this.#o.logger.warn({ layer: s.cand.blobDigest, dir: s.dir, err: (err as Error).message }, 'could not unmount a lazy layer; the next start removes it');
