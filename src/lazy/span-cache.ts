@@ -37,7 +37,10 @@ export class SpanCache {
     return join(this.dir, String(index));
   }
 
-  /** The span's bytes if cached and still matching `sha256` (hex); a mismatching file is removed. */
+  /**
+   * The span's bytes if cached and still matching `sha256` (hex); a mismatching file is removed.
+   * A span whose file is gone (the directory removed under this cache) is a miss, and unlisted.
+   */
   async get(index: number, sha256: string): Promise<Buffer | undefined> {
     const listed = await this.#index;
     if (listed && !listed.has(index)) return undefined;
@@ -57,6 +60,21 @@ export class SpanCache {
 
   /** Stores verified bytes (the caller has checked them against the TOC). */
   async put(index: number, bytes: Buffer): Promise<void> {
+    try {
+      await this.#write(index, bytes);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      // The directory went while this cache was in use (pruneSpanCaches() at a `hostpull run`'s
+      // start, another process's clear() of a layer it completed): made again, once, rather than
+      // every later span failing for the life of the helper. The spans the index listed went with
+      // it, so it lists none of them any more (a has() that said "here" would skip their prefetch).
+      (await this.#index)?.clear();
+      this.#made = undefined;
+      await this.#write(index, bytes);
+    }
+  }
+
+  async #write(index: number, bytes: Buffer): Promise<void> {
     this.#made ??= mkdir(this.dir, { recursive: true, mode: 0o700 });
     await this.#made;
     const tmp = join(this.dir, `.tmp-${index}-${randomBytes(4).toString('hex')}`);
