@@ -35,12 +35,12 @@ const INFLATE_AHEAD = 3;
 
 /**
  * Checks, with the tar reader an unpack uses, that the TOC describes this tar: every entry in
- * order, with its type, mode, owner, size, target, device numbers, extended attributes and data
- * offset. The lazy view was built from the TOC, so a TOC that lies about the tar makes the layer
- * unfit, even if every byte matched. The first disagreement is kept, not thrown: the unpack
- * reading the same bytes gives its own verdict on the archive first (a hostile tar behind an
- * honest-looking TOC is refused as an unpack refuses it), and the mismatch is thrown only for an
- * archive the unpack accepted, before the layer is committed.
+ * order, with its type, mode, owner, size, mtime, target, device numbers, extended attributes
+ * and data offset. The lazy view was built from the TOC, so a TOC that lies about the tar makes
+ * the layer unfit, even if every byte matched. The first disagreement is kept, not thrown: the
+ * unpack reading the same bytes gives its own verdict on the archive first (a hostile tar behind
+ * an honest-looking TOC is refused as an unpack refuses it), and the mismatch is thrown only for
+ * an archive the unpack accepted, before the layer is committed.
  */
 class TocCheck implements TarEntrySink {
   readonly #entries: readonly TocEntry[];
@@ -79,6 +79,10 @@ function disagreement(e: TocEntry, h: TarEntryHeader): string | undefined {
   const path = normaliseEntryPath(h.name, LAYER_LIMIT_DEFAULTS.maxDepth);
   if (typeof path !== 'string' || path !== normaliseEntryPath(e.path, LAYER_LIMIT_DEFAULTS.maxDepth)) return `path ${JSON.stringify(e.path)}`;
   if (h.type !== e.type || h.mode !== e.mode || h.uid !== e.uid || h.gid !== e.gid || h.size !== e.size) return 'type, mode, owner or size';
+  // The view shows the TOC's mtime (lazy-tree.ts), the unpacked layer the tar's. Compared exactly:
+  // the TOC holds the number this reader gave when publish read the tar it wrote (seconds, a
+  // PAX fraction included), and JSON keeps a double as it was, so an honest TOC is equal.
+  if (h.mtime !== e.mtime) return `mtime ${e.mtime}, the tar has ${h.mtime}`;
   if ((e.type === 'symlink' || e.type === 'hardlink') && h.linkname !== e.linkname) return `link target ${JSON.stringify(e.linkname)}`;
   if ((e.type === 'char' || e.type === 'block') && (h.devmajor !== e.devmajor || h.devminor !== e.devminor)) return 'device numbers';
   const xattrs = Object.entries(e.xattrs ?? {});
