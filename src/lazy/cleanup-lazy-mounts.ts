@@ -28,13 +28,21 @@ export async function cleanupStaleLazyMounts(layout: StoreLayout, logger: Logger
   for (const name of names) {
     const owner = parseHelperDirName(name);
     if (owner && processAlive(owner.pid, owner.start)) continue;
-    const dir = join(root, name);
-    const unmounted = unmountAllUnder(dir, { detach: true });
-    if (unmounted.length > 0) logger.info({ dir, unmounted }, 'removed the lazy mounts of a helper that is gone');
-    await rm(dir, { recursive: true, force: true });
-    removed.push(...unmounted);
+    removed.push(...(await removeHelperMounts(join(root, name), logger)));
   }
   return removed;
+}
+
+/**
+ * Detaches the FUSE mounts under a helper's mount dir (`lazy/mnt/<pid>-<start>`) and removes it,
+ * once that helper is gone: at the next start (cleanupStaleLazyMounts), or as soon as its parent
+ * sees it exit (LazyLayers). The mount points it returns were unmounted.
+ */
+export async function removeHelperMounts(dir: string, logger: Logger): Promise<string[]> {
+  const unmounted = unmountAllUnder(dir, { detach: true });
+  if (unmounted.length > 0) logger.info({ dir, unmounted }, 'removed the lazy mounts of a helper that is gone');
+  await rm(dir, { recursive: true, force: true });
+  return unmounted;
 }
 
 /**

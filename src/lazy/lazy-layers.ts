@@ -12,6 +12,7 @@ import type { DeferCandidate } from '../pull/index.js';
 import type { RegistryClient, RepositoryRef } from '../registry/index.js';
 import type { ContentStore } from '../store/index.js';
 import type { LayerRow } from '../store/index.js';
+import { removeHelperMounts } from './cleanup-lazy-mounts.js';
 import { completeLayer } from './complete-layer.js';
 import { FuseHelper } from './fuse-helper.js';
 import type { FetchPolicy } from './helper-protocol.js';
@@ -118,6 +119,8 @@ export interface LazyMount {
 interface LayerState {
   cand: LazyCandidate;
   dir: string;
+  /** The helper serving the view. */
+  helper: FuseHelper;
   holders: Set<string>;
   /** Settles when the background pull is done: the unpacked layer, or undefined if it failed. */
   completed: Promise<LayerRow | undefined>;
@@ -143,6 +146,8 @@ export class LazyLayers {
   readonly #abort = new AbortController();
   #helper: FuseHelper | undefined;
   #helperDir: string | undefined;
+  /** Removals of the mount dirs of helpers that exited (#helperGone), awaited by close(). */
+  readonly #goneDirs = new Set<Promise<void>>();
   #nextMount = 0;
 
   constructor(options: LazyLayersOptions) {
@@ -367,14 +372,32 @@ export class LazyLayers {
 
   #adopt(h: FuseHelper): FuseHelper {
     this.#helper = h;
-    this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0');
-    void h.exited.then(() => this.#helperGone(h));
+    const dir = (this.#helperDir = helperMountDir(this.#o.store.layout, h.pid, processStartTime(h.pid) ?? '0'));
+    void h.exited.then(() => this.#helperGone(h, dir));
     return h;
   }
 
-  /** Its views are gone with it (those mounted ahead too); the next mount starts another helper. */
-  #helperGone(h: FuseHelper): void {
-    for (const s of this.#layers.values()) s.unmounted = true;
+  /**
+   * Its views are gone with it (those mounted ahead too); the next mount starts another helper.
+   * A helper that crashed or was killed leaves its FUSE mounts behind, answering ENOTCONN: they
+   * are detached (a container's overlay over one keeps its reference) and its mount dir removed
+   * now, as the next start would (cleanupStaleLazyMounts), rather than kept for the life of a
+   * daemon. Each of its layers is forgotten once its background pull, which fails without the
+   * helper, has settled: completion() and close() still wait for it.
+   */
+  #helperGone(h: FuseHelper, dir: string): void {
+    for (const s of this.#layers.values()) {
+      if (s.helper !== h) continue;
+      s.unmounted = true;
+      const forget = () => void (this.#layers.get(s.cand.blobDigest) === s && this.#layers.delete(s.cand.blobDigest));
+      s.completed.then(forget, forget);
+    }
+    const removing = removeHelperMounts(dir, this.#o.logger).then(
+      () => undefined,
+      (err: unknown) => this.#o.logger.warn({ dir, err: (err as Error).message }, 'could not remove the mounts of a lazy helper that exited; the next start removes them'),
+    );
+    this.#goneDirs.add(removing);
+    void removing.finally(() => this.#goneDirs.delete(removing));
     if (this.#helper !== h) return;
     this.#helper = undefined;
     this.#early.clear();
@@ -412,7 +435,7 @@ export class LazyLayers {
     const helper = this.#startHelper();
     const { store } = this.#o;
     store.lazyLayers.recordArrival({ blobDigest: cand.blobDigest, diffId: cand.diffId, mode: 'lazy', tocDigest: cand.tocDigest });
-    const state: LayerState = { cand, dir, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
+    const state: LayerState = { cand, dir, helper, holders: new Set(), completed: Promise.resolve(undefined), done: false, unmounted: false };
     state.completed = this.#complete(state, helper, new SpanCache(spanCacheDir(store.layout, cand.blobDigest)));
     this.#layers.set(cand.blobDigest, state);
     return state;
@@ -589,5 +612,6 @@ export class LazyLayers {
     await Promise.allSettled([...this.#layers.values()].map((s) => s.completed));
     await this.#helper?.stop();
     if (this.#helperDir) await rm(this.#helperDir, { recursive: true, force: true }).catch(() => undefined);
+    await Promise.all(this.#goneDirs);
   }
 }
