@@ -19,6 +19,11 @@ export interface CompositeImage {
   digest: Digest;
   mediaType: string;
   configDigest: Digest;
+  /**
+   * The config's bytes: served from memory under the namespace, since the config exists nowhere
+   * else when the push to the upstream was skipped (budget spent) or failed.
+   */
+  config: Buffer;
 }
 
 export interface CompositeResolverOptions {
@@ -54,6 +59,8 @@ export class CompositeResolver {
   readonly #tocs: TtlCache<Descriptor | null>;
   /** Digest → composite, for GET by digest (a digest never changes meaning: only the count bounds it). */
   readonly #byDigest: BoundedMap<Digest, CompositeImage>;
+  /** Config digest → composite, for config blob GETs under the namespace (bounded like #byDigest). */
+  readonly #byConfig: BoundedMap<Digest, CompositeImage>;
   /** Layer digest → package repository that holds it, for blob GETs under the namespace. */
   readonly #blobSources: BoundedMap<Digest, string>;
   /** Manifests and blobs this process already pushed under the namespace. */
@@ -68,6 +75,7 @@ export class CompositeResolver {
     this.#images = new TtlCache(ttl, max);
     this.#tocs = new TtlCache(ttl, max);
     this.#byDigest = new BoundedMap(max);
+    this.#byConfig = new BoundedMap(max);
     this.#blobSources = new BoundedMap(max * 8);
     this.#pushed = new BoundedMap(max * 8);
     this.#pushBudget = new WindowBudget(max, ttl);
@@ -84,6 +92,11 @@ export class CompositeResolver {
 
   byDigest(digest: Digest): CompositeImage | undefined {
     return this.#byDigest.get(digest);
+  }
+
+  /** The config blob of a composite served by this process, by its digest. */
+  configBlob(digest: Digest): Buffer | undefined {
+    return this.#byConfig.get(digest)?.config;
   }
 
   /** The package repository holding a layer of a composite served by this process. */
@@ -181,8 +194,9 @@ export class CompositeResolver {
       ...(base?.layers ?? []).map((l) => l),
       ...packages.map((p) => p.layer),
     ]);
-    const image: CompositeImage = { tag, manifest: synth.manifest, digest: synth.manifestDigest, mediaType: MediaType.OciManifest, configDigest: synth.configDigest };
+    const image: CompositeImage = { tag, manifest: synth.manifest, digest: synth.manifestDigest, mediaType: MediaType.OciManifest, configDigest: synth.configDigest, config: synth.config };
     this.#byDigest.set(image.digest, image);
+    this.#byConfig.set(image.configDigest, image);
     return image;
   }
 

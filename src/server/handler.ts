@@ -91,6 +91,15 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
   async function blob(req: IncomingMessage, res: ServerResponse, name: string, reference: string): Promise<void> {
     checkName(name);
     const digest = parseDigest(reference);
+    // A composite's config is pushed with it, but a push skipped (budget spent) or failed leaves
+    // it in this process's memory only; before a redirect, which would point at the upstream.
+    const config = name === namespace ? resolver.configBlob(digest) : undefined;
+    if (config) {
+      const answer = blobAnswer(req, digest, config.length);
+      res.writeHead(answer.status, answer.headers);
+      res.end(req.method === 'HEAD' ? undefined : config.subarray(answer.start, answer.end + 1));
+      return;
+    }
     // Composite layers live in their package repositories; a registry upstream may also have them
     // mounted under the namespace, but the package repository is where they certainly are.
     const repo = (name === namespace ? resolver.blobSource(digest) : undefined) ?? name;
@@ -101,33 +110,18 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     }
     const size = await upstream.blobSize(repo, digest);
     if (size === null) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
-    const range = parseRange(req.headers.range, size);
-    if (range.kind === 'unsatisfiable') {
-      throw new HostpullError('RANGE_NOT_SATISFIED', `range ${req.headers.range} is outside the ${size}-byte blob`, { details: { size } });
-    }
-    const headers: Record<string, string> = {
-      ...API_VERSION_HEADER,
-      'Content-Type': 'application/octet-stream',
-      'Docker-Content-Digest': digest,
-      'Accept-Ranges': 'bytes',
-      ETag: `"${digest}"`,
-    };
-    const start = range.kind === 'range' ? range.start : 0;
-    const end = range.kind === 'range' ? range.end : size - 1;
-    headers['Content-Length'] = String(size === 0 ? 0 : end - start + 1);
-    if (range.kind === 'range') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-    const status = range.kind === 'range' ? 206 : 200;
+    const { status, headers, start, end, ranged } = blobAnswer(req, digest, size);
     if (req.method === 'HEAD') {
       res.writeHead(status, headers);
       res.end();
       return;
     }
-    const read = await upstream.getBlob(repo, digest, range.kind === 'range' ? { start, end } : undefined);
+    const read = await upstream.getBlob(repo, digest, ranged ? { start, end } : undefined);
     if (!read) throw new HostpullError('BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { details: { digest } });
     res.writeHead(status, headers);
     // A whole blob is verified before its end is passed on: on a mismatch the response is cut
     // short, so a client never gets a complete body with the wrong content.
-    const verify = range.kind === 'none' ? [new VerifyingStream({ digest, size, source: `${upstream.location}/${repo}` })] : [];
+    const verify = ranged ? [] : [new VerifyingStream({ digest, size, source: `${upstream.location}/${repo}` })];
     await pipeline([read.stream, slice(read.start, start, end), ...verify, res]);
   }
 
@@ -242,6 +236,30 @@ function classify(path: string): Route {
   const m = V2_RE.exec(path);
   if (m) return m[2] === 'manifests' ? 'manifest' : 'blob';
   return TAGS_RE.test(path) ? 'tags' : 'other';
+}
+
+/**
+ * Status, headers and byte span [start, end] of a blob answer of `size` bytes, for the request's
+ * Range header; throws RANGE_NOT_SATISFIED (416) for a range outside the blob.
+ */
+function blobAnswer(req: IncomingMessage, digest: Digest, size: number): { status: number; headers: Record<string, string>; start: number; end: number; ranged: boolean } {
+  const range = parseRange(req.headers.range, size);
+  if (range.kind === 'unsatisfiable') {
+    throw new HostpullError('RANGE_NOT_SATISFIED', `range ${req.headers.range} is outside the ${size}-byte blob`, { details: { size } });
+  }
+  const ranged = range.kind === 'range';
+  const start = ranged ? range.start : 0;
+  const end = ranged ? range.end : size - 1;
+  const headers: Record<string, string> = {
+    ...API_VERSION_HEADER,
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Content-Length': String(size === 0 ? 0 : end - start + 1),
+  };
+  if (ranged) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+  return { status: ranged ? 206 : 200, headers, start, end, ranged };
 }
 
 /**

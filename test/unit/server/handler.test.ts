@@ -1,0 +1,93 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../src/log.js';
+import { digestOf, type Digest } from '../../../src/oci/index.js';
+import { UpstreamCatalog } from '../../../src/server/catalog.js';
+import { createServerHandler, type ServerHandlerDeps } from '../../../src/server/handler.js';
+import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
+import { buildLayer, packageFiles, packagePrefix } from '../../helpers/fixtures.js';
+import { pushImageTo } from '../../integration/server/upstreams.js';
+
+const CODES = ['AA1', 'BB2', 'CC3'];
+
+/** The handler over a socket on port 0 (fetch wants one); closed by the returned function. */
+async function listen(deps: ServerHandlerDeps): Promise<{ url: string; close: () => Promise<void> }> {
+  const server: Server = createServer(createServerHandler(deps));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+describe('the registry API of hostpull serve', () => {
+  let dir: string;
+  let layout: LayoutUpstream;
+  let catalog: UpstreamCatalog;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'handler-test-'));
+    layout = new LayoutUpstream({ dir });
+    catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    for (const code of CODES) {
+      const repo = `pkg/${code.toLowerCase()}`;
+      await pushImageTo(layout, repo, '1', [buildLayer(packageFiles(code, { bytes: 512, files: 1 }))], { env: [`${code}_HOME=${packagePrefix(code)}`] });
+      await catalog.put(code, { image: `${repo}:1`, prefix: packagePrefix(code), env: {}, pathAdd: [] });
+    }
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const configOf = async (url: string, tag: string): Promise<Digest> => {
+    const res = await fetch(`${url}/v2/hostpull/manifests/${tag}`);
+    expect(res.status).toBe(200);
+    return ((await res.json()) as { config: { digest: Digest } }).config.digest;
+  };
+
+  it('serves the config of a composite it could not push from memory, with ranges and HEAD', async () => {
+    // A push budget of one per TTL: the second composite is served from memory only.
+    const server = await listen({ upstream: layout, catalog, namespace: 'hostpull', cacheTtlMs: 60_000, maxComposites: 1, logger: silentLogger() });
+    try {
+      await configOf(server.url, 'AA1');
+      const digest = await configOf(server.url, 'BB2');
+      expect(await layout.blobSize('hostpull', digest)).toBeNull();
+      const url = `${server.url}/v2/hostpull/blobs/${digest}`;
+
+      const whole = await fetch(url);
+      expect(whole.status).toBe(200);
+      const bytes = Buffer.from(await whole.arrayBuffer());
+      expect(digestOf(bytes)).toBe(digest);
+      expect(JSON.parse(bytes.toString()) as unknown).toMatchObject({ rootfs: { type: 'layers' } });
+      expect(Object.fromEntries(['docker-content-digest', 'content-length', 'content-type', 'accept-ranges'].map((h) => [h, whole.headers.get(h)]))).toEqual({
+        'docker-content-digest': digest,
+        'content-length': String(bytes.length),
+        'content-type': 'application/octet-stream',
+        'accept-ranges': 'bytes',
+      });
+
+      const head = await fetch(url, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-length')).toBe(String(bytes.length));
+      expect((await head.arrayBuffer()).byteLength).toBe(0);
+
+      const part = await fetch(url, { headers: { range: 'bytes=2-5' } });
+      expect(part.status).toBe(206);
+      expect(part.headers.get('content-range')).toBe(`bytes 2-5/${bytes.length}`);
+      expect(Buffer.from(await part.arrayBuffer())).toEqual(bytes.subarray(2, 6));
+
+      const outside = await fetch(url, { headers: { range: `bytes=${bytes.length}-` } });
+      expect(outside.status).toBe(416);
+      expect(outside.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+      await outside.arrayBuffer();
+
+      // Only under the namespace: elsewhere the digest names nothing.
+      expect((await fetch(`${server.url}/v2/pkg/aa1/blobs/${digest}`)).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});
