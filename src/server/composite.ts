@@ -190,10 +190,10 @@ export class CompositeResolver {
     }
     const synth = synthesizeComposite(packages, base);
     const tag = codes.join('-');
-    await this.#push(tag, synth.manifest, synth.manifestDigest, synth.config, synth.configDigest, [
-      ...(base?.layers ?? []).map((l) => l),
-      ...packages.map((p) => p.layer),
-    ]);
+    // The TOCs too: the manifest names them under the namespace, and a replica (or a restart)
+    // that did not build this composite knows no package repository to find them in.
+    const tocs = [...(base?.tocs ?? []), ...packages.map((p) => p.toc)].filter((t): t is Descriptor => t !== undefined);
+    await this.#push(tag, synth.manifest, synth.manifestDigest, synth.config, synth.configDigest, [...(base?.layers ?? []), ...packages.map((p) => p.layer), ...tocs]);
     const image: CompositeImage = { tag, manifest: synth.manifest, digest: synth.manifestDigest, mediaType: MediaType.OciManifest, configDigest: synth.configDigest, config: synth.config };
     this.#byDigest.set(image.digest, image);
     this.#byConfig.set(image.configDigest, image);
@@ -201,11 +201,11 @@ export class CompositeResolver {
   }
 
   /**
-   * Pushes config, layer mounts and the manifest under the namespace. A failure is logged, not
+   * Pushes config, layer and TOC mounts and the manifest under the namespace. A failure is logged, not
    * fatal: this process serves the composite from memory either way; only direct readers of the
    * upstream would miss it, and the next resolution retries.
    */
-  async #push(tag: string, manifest: Buffer, digest: Digest, config: Buffer, configDigest: Digest, layers: { digest: Digest; size: number }[]): Promise<void> {
+  async #push(tag: string, manifest: Buffer, digest: Digest, config: Buffer, configDigest: Digest, blobs: { digest: Digest; size: number }[]): Promise<void> {
     const { upstream, namespace, logger } = this.#o;
     const key = `${tag}@${digest}`;
     if (this.#pushed.has(key)) return;
@@ -216,13 +216,13 @@ export class CompositeResolver {
     const start = performance.now();
     try {
       await upstream.putBlob(namespace, configDigest, config.length, config);
-      for (const layer of layers) {
-        if (this.#pushed.has(layer.digest)) continue;
-        const from = this.#blobSources.get(layer.digest)!;
+      for (const blob of blobs) {
+        if (this.#pushed.has(blob.digest)) continue;
+        const from = this.#blobSources.get(blob.digest)!;
         // Cross-repository mount: the registry links the existing blob, no bytes move; the
         // body is only read if the registry refuses the mount.
-        await upstream.putBlob(namespace, layer.digest, layer.size, () => streamFrom(upstream, from, layer.digest), { mountFrom: from });
-        this.#pushed.set(layer.digest, true);
+        await upstream.putBlob(namespace, blob.digest, blob.size, () => streamFrom(upstream, from, blob.digest), { mountFrom: from });
+        this.#pushed.set(blob.digest, true);
       }
       await upstream.putManifest(namespace, tag, manifest, MediaType.OciManifest);
       this.#pushed.set(key, true);

@@ -75,6 +75,9 @@ describe.each([
       const layers = parseManifest((await withBase.resolve('XX1.0')).manifest);
       expect(layers.kind === 'manifest' && layers.manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([base.tocDigest, published.tocDigest]);
       expect(withBase.blobSource(base.tocDigest)).toBe('base/x');
+      // Mounted under the namespace with the layers: a replica that did not build the composite
+      // (and so knows no package repository to look in) finds them there.
+      for (const toc of [published.tocDigest, base.tocDigest]) expect(await upstream.blobSize('hostpull', toc), toc).toBeGreaterThan(0);
     } finally {
       await upstream.close();
     }

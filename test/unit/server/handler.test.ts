@@ -5,14 +5,56 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
-import { digestOf, type Digest } from '../../../src/oci/index.js';
+import { digestOf, MediaType, TOC_ANNOTATION, TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE, type Digest } from '../../../src/oci/index.js';
 import { UpstreamCatalog } from '../../../src/server/catalog.js';
 import { createServerHandler, type ServerHandlerDeps } from '../../../src/server/handler.js';
 import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
+import { artifactManifest, attachReferrer } from '../../../src/server/referrers.js';
+import type { Upstream } from '../../../src/server/upstream.js';
 import { buildLayer, packageFiles, packagePrefix } from '../../helpers/fixtures.js';
 import { pushImageTo } from '../../integration/server/upstreams.js';
 
 const CODES = ['AA1', 'BB2', 'CC3'];
+
+/**
+ * An upstream whose blobs are visible only in the repositories they were pushed (or mounted)
+ * into, as in a registry; a layout shares every blob between its repositories.
+ */
+function perRepository(inner: Upstream): Upstream {
+  const held = new Map<string, Set<string>>();
+  const holds = (repo: string, digest: string) => held.get(repo)?.has(digest) ?? false;
+  const add = (repo: string, digest: string) => held.set(repo, (held.get(repo) ?? new Set()).add(digest));
+  return {
+    kind: inner.kind,
+    location: inner.location,
+    registry: inner.registry,
+    getManifest: inner.getManifest.bind(inner),
+    blobSize: async (repo, digest, signal) => (holds(repo, digest) ? inner.blobSize(repo, digest, signal) : null),
+    getBlob: async (repo, digest, range, signal) => (holds(repo, digest) ? inner.getBlob(repo, digest, range, signal) : null),
+    async putBlob(repo, digest, size, body, opts) {
+      if (!(opts?.mountFrom !== undefined && holds(opts.mountFrom, digest))) await inner.putBlob(repo, digest, size, body, opts);
+      add(repo, digest);
+    },
+    putManifest: inner.putManifest.bind(inner),
+    listTags: inner.listTags.bind(inner),
+    close: inner.close.bind(inner),
+  };
+}
+
+/**
+ * Pushes a one-layer image and attaches a TOC to it as publish does (the resolver only names the
+ * TOC blob, it does not read it: any bytes do); returns the TOC's digest.
+ */
+async function pushWithToc(upstream: Upstream, repo: string, code: string): Promise<Digest> {
+  const layer = buildLayer(packageFiles(code, { bytes: 512, files: 1 }));
+  const digest = await pushImageTo(upstream, repo, '1', [layer]);
+  const subject = (await upstream.getManifest(repo, digest))!;
+  const toc = Buffer.from(`toc of ${code}`);
+  await upstream.putBlob(repo, digestOf(toc), toc.length, toc);
+  const artifact = artifactManifest(TOC_ARTIFACT_TYPE, [{ mediaType: TOC_MEDIA_TYPE, digest: digestOf(toc), size: toc.length }], { mediaType: MediaType.OciManifest, digest, size: subject.bytes.length }, { [TOC_LAYER_ANNOTATION]: layer.digest });
+  await attachReferrer(upstream, repo, artifact, digest);
+  return digestOf(toc);
+}
 
 /** The handler over a socket on port 0 (fetch wants one); closed by the returned function. */
 async function listen(deps: ServerHandlerDeps): Promise<{ url: string; close: () => Promise<void> }> {
@@ -88,6 +130,38 @@ describe('the registry API of hostpull serve', () => {
       expect((await fetch(`${server.url}/v2/pkg/aa1/blobs/${digest}`)).status).toBe(404);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('composites over a registry-like upstream, from several replicas', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'handler-replicas-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lets a replica that did not build a composite serve the TOC blobs its manifest names', async () => {
+    const upstream = perRepository(new LayoutUpstream({ dir }));
+    const catalog = new UpstreamCatalog({ upstream, repository: 'hostpull/catalog', ttlMs: 0 });
+    const baseToc = await pushWithToc(upstream, 'pkg/base', 'BASE');
+    const pkgToc = await pushWithToc(upstream, 'pkg/tt1', 'TT1');
+    await catalog.put('TT1', { image: 'pkg/tt1:1', prefix: packagePrefix('TT1'), env: {}, pathAdd: [] });
+    const deps = { upstream, catalog, namespace: 'hostpull', base: 'pkg/base:1', logger: silentLogger() };
+    const [a, b] = [await listen(deps), await listen(deps)];
+    try {
+      const manifest = (await (await fetch(`${a.url}/v2/hostpull/manifests/TT1`)).json()) as { layers: Array<{ annotations?: Record<string, string> }> };
+      expect(manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([baseToc, pkgToc]);
+      for (const toc of [baseToc, pkgToc]) {
+        const res = await fetch(`${b.url}/v2/hostpull/blobs/${toc}`);
+        expect(res.status, toc).toBe(200);
+        expect(digestOf(Buffer.from(await res.arrayBuffer()))).toBe(toc);
+      }
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
