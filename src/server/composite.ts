@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
-import { HostpullError } from '../errors.js';
+import { HostpullError, isHostpullError } from '../errors.js';
 import { MediaType, type Descriptor, type Digest } from '../oci/index.js';
 import { findLayerToc } from './package-toc.js';
 import { BoundedMap, WindowBudget } from './bounded.js';
@@ -104,10 +104,24 @@ export class CompositeResolver {
     return this.#blobSources.get(digest);
   }
 
-  /** The TOC of one layer of an image (a package's, or the base's), from the image's referrers; undefined without one. */
-  async #toc(repo: string, manifestDigest: Digest, layerDigest: Digest): Promise<Descriptor | undefined> {
-    const [toc] = await this.#tocs.get(`${manifestDigest} ${layerDigest}`, async () => (await findLayerToc(this.#o.upstream, repo, manifestDigest, layerDigest, this.#o.logger)) ?? null);
-    return toc ?? undefined;
+  /**
+   * The TOC of one layer of an image (`what`: a package's, or the base's), from the image's
+   * referrers; undefined without one. A failed lookup is neither cached nor taken for "none": the
+   * composite would get another digest than with the TOC (and be pushed under its tag), so the
+   * resolution fails with a 502 the client retries.
+   */
+  async #toc(what: string, repo: string, manifestDigest: Digest, layerDigest: Digest): Promise<Descriptor | undefined> {
+    const { upstream, logger } = this.#o;
+    try {
+      const [toc] = await this.#tocs.get(`${manifestDigest} ${layerDigest}`, async () => (await findLayerToc(upstream, repo, manifestDigest, layerDigest, logger)) ?? null);
+      return toc ?? undefined;
+    } catch (err) {
+      throw new HostpullError('UPSTREAM_ERROR', `could not look up the table of contents of ${what} (${repo}@${manifestDigest}) in ${upstream.location}${isHostpullError(err) ? ` (${err.code})` : ''}`, {
+        hint: 'retry: a composite is not made without the TOCs its packages have, since it would get another digest',
+        cause: err,
+        details: { repository: repo, manifestDigest },
+      });
+    }
   }
 
   async #image(name: string): Promise<UpstreamImage | null> {
@@ -172,13 +186,13 @@ export class CompositeResolver {
       }
       return { code, entry, manifestDigest: img.manifestDigest, layer: img.manifest.layers[0]!, diffId: img.config.rootfs.diff_ids[0]!, config: img.config };
     });
-    await Promise.all(packages.map(async (p, i) => (p.toc = await this.#toc(images[i]!.repo, p.manifestDigest, p.layer.digest))));
+    await Promise.all(packages.map(async (p, i) => (p.toc = await this.#toc(`package ${p.code}`, images[i]!.repo, p.manifestDigest, p.layer.digest))));
     let base: ResolvedBase | undefined;
     if (this.#o.base) {
       const img = await this.#image(this.#o.base);
       if (!img) throw new HostpullError('UPSTREAM_ERROR', `base image ${this.#o.base} is not in ${this.#o.upstream.location}`);
       // A seekable base (the demo's, or any base pushed with a TOC referrer) is lazy on nodes too.
-      const tocs = await Promise.all(img.manifest.layers.map((l) => this.#toc(img.repo, img.manifestDigest, l.digest)));
+      const tocs = await Promise.all(img.manifest.layers.map((l) => this.#toc(`base image ${this.#o.base}`, img.repo, img.manifestDigest, l.digest)));
       base = { name: this.#o.base, manifestDigest: img.manifestDigest, layers: img.manifest.layers, config: img.config, tocs };
       for (const l of img.manifest.layers) this.#blobSources.set(l.digest, img.repo);
       for (const t of tocs) if (t) this.#blobSources.set(t.digest, img.repo);

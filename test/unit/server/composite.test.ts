@@ -3,13 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
-import { isHostpullError } from '../../../src/errors.js';
+import { HostpullError, isHostpullError } from '../../../src/errors.js';
+import { parseManifest, TOC_ANNOTATION } from '../../../src/oci/index.js';
 import { UpstreamCatalog } from '../../../src/server/catalog.js';
 import { CompositeResolver } from '../../../src/server/composite.js';
 import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
 import type { Upstream } from '../../../src/server/upstream.js';
 import { buildLayer, packageFiles } from '../../helpers/fixtures.js';
-import { pushImageTo } from '../../integration/server/upstreams.js';
+import { referrersTag } from '../../../src/server/referrers.js';
+import { toOciError } from '../../../src/server/oci-error.js';
+import { pushImageTo, pushImageWithToc } from '../../integration/server/upstreams.js';
 
 /** Counts manifest reads and writes, to see how often the resolver goes to the upstream. */
 function counting(inner: Upstream): Upstream & { manifestReads: number; manifestPushes: number } {
@@ -83,6 +86,39 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     // Served from memory all the same, while they are among the last two.
     expect(resolver.byDigest(made[4]!.digest)?.tag).toBe('BB2-CC3');
     expect(resolver.byDigest(made[0]!.digest)).toBeUndefined();
+  });
+
+  it('fails a resolution whose TOC lookup failed, rather than make the composite with another digest', async () => {
+    const { manifestDigest, toc } = await pushImageWithToc(layout, 'pkg/tc1', 'TC1');
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    await catalog.put('TC1', { image: 'pkg/tc1:1', prefix: '/opt/TC1', env: {}, pathAdd: [] });
+    // The referrers fallback tag cannot be read once: a registry that hiccups.
+    let failures = 1;
+    const flaky = new Proxy(layout, {
+      get(target, key) {
+        if (key === 'getManifest') {
+          return (repo: string, ref: string) =>
+            ref === referrersTag(manifestDigest) && failures-- > 0 ? Promise.reject(new HostpullError('REGISTRY_UNAVAILABLE', 'registry answered 503')) : target.getManifest(repo, ref);
+        }
+        // Its methods bound to it: they use private fields.
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const resolver = new CompositeResolver({ upstream: flaky, catalog, namespace: 'tocs', cacheTtlMs: 60_000, logger: silentLogger() });
+    const failed = await resolver.resolve('AA1-TC1').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isHostpullError(failed, 'UPSTREAM_ERROR') && /table of contents of package TC1/.test(failed.message) && /retry/.test(failed.hint ?? '')).toBe(true);
+    expect(toOciError(failed).status).toBe(502);
+    // Nothing was pushed under the tag, and the failure was not cached: the retry has the TOC.
+    expect(await layout.listTags('tocs')).toBeNull();
+    const image = await resolver.resolve('AA1-TC1');
+    const parsed = parseManifest(image.manifest);
+    expect(parsed.kind === 'manifest' && parsed.manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([undefined, toc]);
+    const steady = new CompositeResolver({ upstream: layout, catalog, namespace: 'tocs', logger: silentLogger() });
+    expect((await steady.resolve('AA1-TC1')).digest).toBe(image.digest);
   });
 
   it('names every unknown code name', async () => {

@@ -5,14 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
-import { digestOf, MediaType, TOC_ANNOTATION, TOC_ARTIFACT_TYPE, TOC_LAYER_ANNOTATION, TOC_MEDIA_TYPE, type Digest } from '../../../src/oci/index.js';
+import { digestOf, TOC_ANNOTATION, type Digest } from '../../../src/oci/index.js';
 import { UpstreamCatalog } from '../../../src/server/catalog.js';
 import { createServerHandler, type ServerHandlerDeps } from '../../../src/server/handler.js';
 import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
-import { artifactManifest, attachReferrer } from '../../../src/server/referrers.js';
 import type { Upstream } from '../../../src/server/upstream.js';
 import { buildLayer, packageFiles, packagePrefix } from '../../helpers/fixtures.js';
-import { pushImageTo } from '../../integration/server/upstreams.js';
+import { pushImageTo, pushImageWithToc } from '../../integration/server/upstreams.js';
 
 const CODES = ['AA1', 'BB2', 'CC3'];
 
@@ -39,21 +38,6 @@ function perRepository(inner: Upstream): Upstream {
     listTags: inner.listTags.bind(inner),
     close: inner.close.bind(inner),
   };
-}
-
-/**
- * Pushes a one-layer image and attaches a TOC to it as publish does (the resolver only names the
- * TOC blob, it does not read it: any bytes do); returns the TOC's digest.
- */
-async function pushWithToc(upstream: Upstream, repo: string, code: string): Promise<Digest> {
-  const layer = buildLayer(packageFiles(code, { bytes: 512, files: 1 }));
-  const digest = await pushImageTo(upstream, repo, '1', [layer]);
-  const subject = (await upstream.getManifest(repo, digest))!;
-  const toc = Buffer.from(`toc of ${code}`);
-  await upstream.putBlob(repo, digestOf(toc), toc.length, toc);
-  const artifact = artifactManifest(TOC_ARTIFACT_TYPE, [{ mediaType: TOC_MEDIA_TYPE, digest: digestOf(toc), size: toc.length }], { mediaType: MediaType.OciManifest, digest, size: subject.bytes.length }, { [TOC_LAYER_ANNOTATION]: layer.digest });
-  await attachReferrer(upstream, repo, artifact, digest);
-  return digestOf(toc);
 }
 
 /** The handler over a socket on port 0 (fetch wants one); closed by the returned function. */
@@ -146,8 +130,8 @@ describe('composites over a registry-like upstream, from several replicas', () =
   it('lets a replica that did not build a composite serve the TOC blobs its manifest names', async () => {
     const upstream = perRepository(new LayoutUpstream({ dir }));
     const catalog = new UpstreamCatalog({ upstream, repository: 'hostpull/catalog', ttlMs: 0 });
-    const baseToc = await pushWithToc(upstream, 'pkg/base', 'BASE');
-    const pkgToc = await pushWithToc(upstream, 'pkg/tt1', 'TT1');
+    const baseToc = (await pushImageWithToc(upstream, 'pkg/base', 'BASE')).toc;
+    const pkgToc = (await pushImageWithToc(upstream, 'pkg/tt1', 'TT1')).toc;
     await catalog.put('TT1', { image: 'pkg/tt1:1', prefix: packagePrefix('TT1'), env: {}, pathAdd: [] });
     const deps = { upstream, catalog, namespace: 'hostpull', base: 'pkg/base:1', logger: silentLogger() };
     const [a, b] = [await listen(deps), await listen(deps)];
