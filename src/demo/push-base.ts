@@ -87,9 +87,8 @@ export async function pushBaseImage(options: PushBaseOptions): Promise<PushedBas
         createdBy: 'hostpull demo: Debian 12 libc6, libstdc++6, zlib1g, busybox-static, base-files',
         annotations: { 'org.opencontainers.image.created': created, 'org.opencontainers.image.title': 'hostpull demo base' },
       },
-      options.signal,
+      { signal: options.signal, beforeTag: (subject) => attachToc(upstream, repository, layer, subject, created, options.signal) },
     );
-    await attachToc(upstream, repository, layer, manifest, created, options.signal);
     return { image: `${repository}:${tag}`, manifestDigest: manifest.digest, layerDigest: digest, diffId, size, tocDigest: layer.tocDigest };
   } finally {
     out.destroy();

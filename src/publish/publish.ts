@@ -93,10 +93,9 @@ export async function publishPackage(o: PublishOptions): Promise<PublishResult> 
         createdBy: `hostpull publish ${o.code} at ${entry.prefix}`,
         annotations: { 'dev.hostpull.code': o.code, 'org.opencontainers.image.created': created },
       },
-      o.signal,
+      { signal: o.signal, beforeTag: (subject) => attachToc(o.upstream, repository, layer, subject, created, o.signal) },
     );
     const manifestDigest = manifest.digest;
-    await attachToc(o.upstream, repository, layer, manifest, created, o.signal);
     let registered = false;
     if (o.server) {
       await new CatalogClient({ server: o.server.url, token: o.server.token }).put(o.code, entry, o.signal);

@@ -27,12 +27,24 @@ export interface SingleLayerImage {
   annotations: Record<string, string>;
 }
 
+export interface PushSingleLayerImageOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * Runs once the manifest is stored by digest and before the tag is pushed: referrers attached
+   * here (the layer's TOC) are there for whoever finds the image by its tag. A server resolving
+   * a composite in between would otherwise build it without the TOC, under another digest. None
+   * by default (the manifest is then pushed once, tagged).
+   */
+  beforeTag?: ((manifest: Descriptor) => Promise<void>) | undefined;
+}
+
 /**
  * Pushes the layer, a config for this host's platform and the manifest into `repository:tag` of
  * the upstream; returns the manifest's descriptor. The same image gives the same bytes, so
  * pushing it again is a no-op upstream.
  */
-export async function pushSingleLayerImage(upstream: Upstream, repository: string, tag: string, image: SingleLayerImage, signal?: AbortSignal): Promise<Descriptor> {
+export async function pushSingleLayerImage(upstream: Upstream, repository: string, tag: string, image: SingleLayerImage, options: PushSingleLayerImageOptions = {}): Promise<Descriptor> {
+  const { signal, beforeTag } = options;
   const platform = hostPlatform();
   const config = Buffer.from(
     JSON.stringify({
@@ -57,6 +69,10 @@ export async function pushSingleLayerImage(upstream: Upstream, repository: strin
   const opts = signal ? { signal } : {};
   await upstream.putBlob(repository, image.layer.digest, image.layer.size, () => createReadStream(image.layer.file), opts);
   await upstream.putBlob(repository, configDigest, config.length, config, opts);
+  if (beforeTag) {
+    const digest = await upstream.putManifest(repository, undefined, manifest, MediaType.OciManifest, signal);
+    await beforeTag({ mediaType: MediaType.OciManifest, digest, size: manifest.length });
+  }
   const digest = await upstream.putManifest(repository, tag, manifest, MediaType.OciManifest, signal);
   return { mediaType: MediaType.OciManifest, digest, size: manifest.length };
 }
