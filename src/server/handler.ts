@@ -2,13 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DEFAULT_NAMESPACE } from '../defaults.js';
-import { HostpullError } from '../errors.js';
+import { HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VerifyingStream } from '../archive/index.js';
 import { isValidRepository, parseDigest, validateTag, type Digest } from '../oci/index.js';
-import type { Catalog } from './catalog.js';
+import type { Catalog, CatalogEntries } from './catalog.js';
 import { CATALOG_API_PREFIX, handleCatalogApi } from './catalog-api.js';
 import { CompositeResolver } from './composite.js';
+import { parseCompositeTag } from './composite-tag.js';
 import { handlePrefetchApi, PREFETCH_API_PREFIX, PREFETCH_CACHE_ENTRIES, type PrefetchListCache } from './prefetch-api.js';
 import { TtlCache } from './ttl-cache.js';
 import { API_VERSION_HEADER, sendBytes, sendError, sendJson } from './http-util.js';
@@ -135,8 +136,11 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
     let all: string[];
     const stored = await upstream.listTags(name);
     if (name === namespace) {
-      // Every code name alone is a valid composite; composites already generated are listed too.
-      all = [...new Set([...(await catalog.entries()).keys(), ...(stored ?? [])])].sort();
+      // Every code name alone is a valid composite; composites already generated are listed too,
+      // but not the other tags stored there (referrers fallback `sha256-…`, prefetch lists) nor
+      // composites of a code name that left the catalog: a GET of those answers 404.
+      const entries = await catalog.entries();
+      all = [...new Set([...entries.keys(), ...(stored ?? []).filter((t) => isOfferedComposite(t, entries))])].sort();
     } else {
       if (stored === null) throw new HostpullError('NAME_UNKNOWN', `repository ${name} is unknown`, { details: { name } });
       all = stored;
@@ -225,6 +229,16 @@ export function createServerHandler(deps: ServerHandlerDeps): ServerHandler {
       },
     );
   };
+}
+
+/** Whether a tag stored under the namespace is a composite of code names all in the catalog. */
+function isOfferedComposite(tag: string, entries: CatalogEntries): boolean {
+  try {
+    return parseCompositeTag(tag).every((code) => entries.has(code));
+  } catch (err) {
+    if (isHostpullError(err, 'TAG_INVALID')) return false;
+    throw err;
+  }
 }
 
 /** The route label for logs and metrics, decided before handling so it is set when `finish` fires. */

@@ -118,6 +118,44 @@ describe('the registry API of hostpull serve', () => {
   });
 });
 
+describe('the tags list of the namespace', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'handler-tags-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists the code names and stored composites of catalog code names, and no other stored tag', async () => {
+    const layout = new LayoutUpstream({ dir });
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    for (const code of ['AA1', 'BB2', 'GONE1']) {
+      await pushImageTo(layout, `pkg/${code.toLowerCase()}`, '1', [buildLayer(packageFiles(code, { bytes: 512, files: 1 }))]);
+      await catalog.put(code, { image: `pkg/${code.toLowerCase()}:1`, prefix: packagePrefix(code), env: {}, pathAdd: [] });
+    }
+    const server = await listen({ upstream: layout, catalog, namespace: 'listed', cacheTtlMs: 0, logger: silentLogger() });
+    try {
+      const manifest = await fetch(`${server.url}/v2/listed/manifests/AA1-BB2`);
+      expect(manifest.status).toBe(200);
+      expect((await fetch(`${server.url}/v2/listed/manifests/AA1-GONE1`)).status).toBe(200);
+      expect(await catalog.remove('GONE1')).toBe(true);
+      // What else lives under the namespace: a referrers fallback index, a layer's prefetch list.
+      const bytes = Buffer.from(await manifest.arrayBuffer());
+      const hex = digestOf(bytes).slice('sha256:'.length);
+      for (const tag of [`sha256-${hex}`, `prefetch.sha256-${hex}`]) await layout.putManifest('listed', tag, bytes, 'application/vnd.oci.image.manifest.v1+json');
+      expect(await layout.listTags('listed')).toHaveLength(4);
+
+      const list = (await (await fetch(`${server.url}/v2/listed/tags/list`)).json()) as { tags: string[] };
+      expect(list.tags).toEqual(['AA1', 'AA1-BB2', 'BB2']);
+      // Every tag listed is one a client can pull.
+      for (const tag of list.tags) expect((await fetch(`${server.url}/v2/listed/manifests/${tag}`, { method: 'HEAD' })).status, tag).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('composites over a registry-like upstream, from several replicas', () => {
   let dir: string;
   beforeAll(async () => {
