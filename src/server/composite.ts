@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
 import { HostpullError, isHostpullError } from '../errors.js';
 import { MediaType, type Descriptor, type Digest } from '../oci/index.js';
@@ -254,13 +254,20 @@ function pinnedImage(entry: CatalogEntry): string {
   return `${splitImageName(entry.image).repo}@${entry.digest}`;
 }
 
-/** A Readable that opens the upstream blob lazily (the push API wants a synchronous factory). */
+/**
+ * A Readable that opens the upstream blob lazily (the push API wants a synchronous factory).
+ * pipeline, not pipe: when the push gives up on `out` (a refused mount, then a failed PUT) the
+ * upstream body is destroyed too, instead of holding its socket or file descriptor open.
+ */
 function streamFrom(upstream: Upstream, repo: string, digest: Digest): Readable {
   const out = new PassThrough();
   upstream.getBlob(repo, digest).then(
     (blob) => {
       if (!blob) out.destroy(new HostpullError('BLOB_UNKNOWN', `blob ${digest} vanished from ${repo}`));
-      else blob.stream.on('error', (e) => out.destroy(e)).pipe(out);
+      // Destroyed before the blob was opened: nobody will read it.
+      else if (out.destroyed) blob.stream.destroy();
+      // Either end's failure destroys both; the push sees it on `out`.
+      else pipeline(blob.stream, out, () => undefined);
     },
     (err: unknown) => out.destroy(err as Error),
   );

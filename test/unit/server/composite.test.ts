@@ -1,14 +1,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/log.js';
 import { HostpullError, isHostpullError } from '../../../src/errors.js';
-import { parseManifest, TOC_ANNOTATION } from '../../../src/oci/index.js';
+import { parseManifest, TOC_ANNOTATION, type Digest } from '../../../src/oci/index.js';
 import { UpstreamCatalog } from '../../../src/server/catalog.js';
 import { CompositeResolver } from '../../../src/server/composite.js';
 import { LayoutUpstream } from '../../../src/server/layout-upstream.js';
-import type { Upstream } from '../../../src/server/upstream.js';
+import type { BlobBody, Upstream } from '../../../src/server/upstream.js';
 import { buildLayer, packageFiles } from '../../helpers/fixtures.js';
 import { referrersTag } from '../../../src/server/referrers.js';
 import { toOciError } from '../../../src/server/oci-error.js';
@@ -119,6 +121,49 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     expect(parsed.kind === 'manifest' && parsed.manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([undefined, toc]);
     const steady = new CompositeResolver({ upstream: layout, catalog, namespace: 'tocs', logger: silentLogger() });
     expect((await steady.resolve('AA1-TC1')).digest).toBe(image.digest);
+  });
+
+  it('destroys the upstream body it read for a refused mount when the push fails', async () => {
+    // Each blob read from the upstream: a body that ends only when destroyed (an undici body).
+    const sources: Readable[] = [];
+    /** True while the push opens a blob's body: only those reads are faked (not the configs'). */
+    let opening = false;
+    const refusing = new Proxy(layout, {
+      get(target, key) {
+        if (key === 'getBlob' && opening) {
+          return () => {
+            const stream = new Readable({ read() {} });
+            stream.push(Buffer.alloc(1024));
+            sources.push(stream);
+            return Promise.resolve({ stream, size: 1 << 20, start: 0 });
+          };
+        }
+        if (key === 'putBlob') {
+          // The registry refuses the mount; the PUT of the bytes then fails after the first chunk.
+          return async (repo: string, digest: Digest, size: number, body: BlobBody, opts?: { mountFrom?: string }) => {
+            if (opts?.mountFrom === undefined || typeof body !== 'function') return target.putBlob(repo, digest, size, body);
+            opening = true;
+            const read = body();
+            opening = false;
+            await once(read, 'data');
+            read.destroy();
+            throw new Error('PUT failed: connection reset');
+          };
+        }
+        // Its methods bound to it: they use private fields.
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    const resolver = new CompositeResolver({ upstream: refusing, catalog, namespace: 'refused', logger: silentLogger() });
+    // Served from memory all the same: the push failure is logged.
+    expect((await resolver.resolve('CC3')).tag).toBe('CC3');
+    expect(sources).toHaveLength(1);
+    // Destroyed on a later tick: wait for its close, for at most a second.
+    const source = sources[0]!;
+    if (!source.closed) await Promise.race([new Promise((r) => source.once('close', r)), new Promise((r) => setTimeout(r, 1000))]);
+    expect(source.destroyed).toBe(true);
   });
 
   it('names every unknown code name', async () => {
