@@ -34,7 +34,7 @@ export type OciErrorCode =
   | 'INTERNAL';
 
 /** gRPC status names containerd maps to its errdefs (grpc-js `status` has the numbers). */
-export type GrpcStatusName = 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'ALREADY_EXISTS' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED' | 'UNKNOWN';
+export type GrpcStatusName = 'INVALID_ARGUMENT' | 'NOT_FOUND' | 'ALREADY_EXISTS' | 'FAILED_PRECONDITION' | 'RESOURCE_EXHAUSTED' | 'UNAVAILABLE' | 'UNKNOWN';
 
 export interface ErrorCodeRow {
   /** What happened, in words a user reads in docs and logs. */
@@ -527,7 +527,7 @@ export const ERROR_CODES = {
   // ── The daemon and its client (daemon/) ───────────────────────────────────────────────────
   DAEMON_STOPPING: {
     meaning: 'the daemon is stopping and takes no new work (or stopped before this finished)',
-    http: 503,
+    http: 503, grpc: 'UNAVAILABLE',
   },
   DAEMON_GONE: {
     meaning: 'the daemon exited or closed the connection during a request',

@@ -1,5 +1,5 @@
 import { isArchiveError, type PackageClaim } from '../archive/index.js';
-import { describeError, isHostpullError } from '../errors.js';
+import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import type { LazyCandidate } from '../lazy/index.js';
 import { LAYER_DIFF_ID_ANNOTATION, type Descriptor, type Digest, checkManifestAgainstConfig, parseManifest, formatReference, parseReference } from '../oci/index.js';
 import { type DeferCandidate, type LayerOutcome, fetchImageConfig, checkStoredLayers, layerClaim, layerClaims, quarantineUnjudged, Puller, type PullerDeps } from '../pull/index.js';
@@ -119,6 +119,7 @@ export class RemoteLayers {
       image = await this.#image(imageRef, manifestDigest);
     } catch (err) {
       if (refusesLayer(err)) throw err;
+      this.#throwIfStopping(err, blob);
       return { handled: false, reason: `resolving ${imageRef}@${manifestDigest} failed: ${describeError(err)}` };
     }
     const index = image.chains.indexOf(req.target);
@@ -144,8 +145,20 @@ export class RemoteLayers {
       return { handled: true, diffId: layer.diffId, blobDigest: blob, outcome: outcome.hit ? 'reused' : 'fetched', bytes: outcome.fetchedBytes };
     } catch (err) {
       if (refusesLayer(err)) throw err;
+      this.#throwIfStopping(err, blob);
       return { handled: false, reason: `fetching ${blob} from ${image.reference} failed: ${describeError(err)}` };
     }
+  }
+
+  /**
+   * A fetch cut short because the daemon is stopping is not "not handled": that answer would make
+   * containerd download and apply the layer itself, then Commit it to a snapshotter that is gone,
+   * a wasted download and an orphaned active snapshot. UNAVAILABLE fails this pull at once; the
+   * kubelet pulls again, through the daemon once it is back.
+   */
+  #throwIfStopping(err: unknown, blob: Digest): void {
+    if (!this.#signal?.aborted) return;
+    throw new HostpullError('DAEMON_STOPPING', `the hostpull daemon stopped while fetching layer ${blob}`, { hint: 'pull the image again once the daemon is back', cause: err });
   }
 
   /**
