@@ -94,9 +94,15 @@ export class CompositeResolver {
     return this.#byDigest.get(digest);
   }
 
-  /** The config blob of a composite served by this process, by its digest. */
+  /**
+   * The config blob of a composite served by this process whose push to the upstream was skipped
+   * or failed, by its digest. A pushed config is read from the upstream like every other blob, so
+   * that what a client fetched is what the upstream served (the benchmark's accounting holds the
+   * two against each other).
+   */
   configBlob(digest: Digest): Buffer | undefined {
-    return this.#byConfig.get(digest)?.config;
+    const c = this.#byConfig.get(digest);
+    return c && !this.#pushed.has(`${c.tag}@${c.digest}`) ? c.config : undefined;
   }
 
   /** The package repository holding a layer of a composite served by this process. */
