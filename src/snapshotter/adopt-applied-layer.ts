@@ -1,9 +1,9 @@
 import type { Logger } from '../log.js';
 import type { Digest } from '../oci/index.js';
-import type { ContentStore, SnapshotRow } from '../store/index.js';
+import type { ContentStore, LayerCommit, SnapshotRow } from '../store/index.js';
 import { chainIdOfName, diffIdForChain } from './chain-id.js';
-import { summarizeLayerDir, type LayerDirSummary } from './layer-dir-summary.js';
-import { scanLayerDir, type LayerDirScan } from './scan-layer-dir.js';
+import { summarizeLayerDir } from './layer-dir-summary.js';
+import { scanLayerDir } from './scan-layer-dir.js';
 
 /** diffID → compressed digest, for every layer the store knows (unpacked, or in a pulled image). */
 export function knownLayers(store: ContentStore): Map<Digest, Digest> {
@@ -36,12 +36,17 @@ export function identifyLayer(
  */
 export async function adoptLayerDir(store: ContentStore, dir: string, diffId: Digest, blobDigest: Digest | undefined): Promise<'adopted' | 'present'> {
   if (store.layers.get(diffId)) return 'present';
+  await store.layers.commit(dir, await appliedLayerRecord(dir, diffId, blobDigest));
+  return 'adopted';
+}
+
+/** The store's record of a tree containerd applied, read from the tree itself. */
+async function appliedLayerRecord(dir: string, diffId: Digest, blobDigest: Digest | undefined): Promise<LayerCommit> {
   const [summary, scan] = await Promise.all([summarizeLayerDir(dir), scanLayerDir(dir)]);
   // An uncompressed layer's blob is its tar: the diffID stands in when containerd did not say.
   // Its footprint comes from the tree containerd wrote, so a later image's package claim is
   // checked against it like against a layer hostpull unpacked itself.
-  await store.layers.commit(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, ...scan });
-  return 'adopted';
+  return { diffId, blobDigest: blobDigest ?? diffId, ...summary, ...scan };
 }
 
 /**
@@ -87,13 +92,12 @@ export async function identifyAppliedLayers(store: ContentStore, candidates: Rea
 async function adoptSnapshotLayer(store: ContentStore, s: SnapshotRow, diffId: Digest, blobDigest: Digest | undefined): Promise<'adopted' | 'present' | 'gone'> {
   if (store.layers.get(diffId)) return 'present';
   const dir = store.snapshots.dir(s).fs;
-  let summary: LayerDirSummary;
-  let scan: LayerDirScan;
+  let record: LayerCommit;
   try {
-    [summary, scan] = await Promise.all([summarizeLayerDir(dir), scanLayerDir(dir)]);
+    record = await appliedLayerRecord(dir, diffId, blobDigest);
   } catch (err) {
     if (!store.snapshots.holds(s, diffId)) return 'gone';
     throw err;
   }
-  return store.layers.adopt(dir, { diffId, blobDigest: blobDigest ?? diffId, ...summary, ...scan }, () => store.snapshots.holds(s, diffId));
+  return store.layers.adopt(dir, record, () => store.snapshots.holds(s, diffId));
 }
