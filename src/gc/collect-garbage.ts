@@ -36,6 +36,8 @@ export interface GcReport {
  * before it is deleted.
  */
 export async function collectGarbage(store: ContentStore, options: GcOptions = {}): Promise<GcReport> {
+  // Holds of pulls that died are no longer counted (their heartbeat is stale); their rows go here.
+  if (!options.dryRun) store.pullHolds.sweep();
   // What GC needs, read in one read transaction (one consistent snapshot).
   const snapshot = store.inventory();
   const plan = selectEvictions(snapshot, options);

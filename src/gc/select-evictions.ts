@@ -15,7 +15,10 @@ export interface GcSnapshot {
   mounted: ReadonlySet<Digest>;
   /** diff_ids a containerd snapshot stands for (snapshots table): a chain refers to the layer. Default none. */
   snapshotted?: ReadonlySet<Digest>;
-  /** Blob digests an in-flight pull holds a lease on (it downloads or unpacks them right now). */
+  /**
+   * Digests in-flight pulls hold: blobs they download or unpack right now (a lease), and every
+   * blob digest and diffID of an image whose pull has not recorded it yet (a pull hold).
+   */
   leased: ReadonlySet<Digest>;
   now: number;
 }
@@ -59,7 +62,8 @@ export const DEFAULT_GC_GRACE_MS = 10 * 60_000;
  *    composites), and a later sweep takes them once no image references them.
  *
  * Never removed: a layer a recorded rootfs uses (and so never an image whose layers are all
- * mounted), a layer a containerd snapshot stands for (containerd removes its snapshots first), a blob an in-flight pull holds a lease on, or anything used within the grace period.
+ * mounted), a layer a containerd snapshot stands for (containerd removes its snapshots first),
+ * anything an in-flight pull holds, or anything used within the grace period.
  */
 export function selectEvictions(s: GcSnapshot, policy: GcPolicy = {}): GcPlan {
   const grace = policy.graceMs ?? DEFAULT_GC_GRACE_MS;
@@ -67,7 +71,7 @@ export function selectEvictions(s: GcSnapshot, policy: GcPolicy = {}): GcPlan {
   const blobSize = new Map(s.blobs.map((b) => [b.digest, b.size]));
   const snapshotted = s.snapshotted ?? new Set<Digest>();
   const layerProtected = (l: GcSnapshot['layers'][number]) =>
-    s.mounted.has(l.diffId) || snapshotted.has(l.diffId) || s.leased.has(l.blobDigest) || fresh(l.lastUsed);
+    s.mounted.has(l.diffId) || snapshotted.has(l.diffId) || s.leased.has(l.blobDigest) || s.leased.has(l.diffId) || fresh(l.lastUsed);
 
   const referencedBlobs = new Set<Digest>();
   const referencedDiffIds = new Set<Digest>();

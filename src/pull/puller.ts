@@ -2,7 +2,7 @@ import { describeError, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type Digest, checkManifestAgainstConfig, parseManifest, type ImageManifest, type Platform, type Descriptor, hostPlatform, selectPlatform, formatReference, type ImageReference } from '../oci/index.js';
 import type { RegistryReader, RegistryRequestOptions, RepositoryRef } from '../registry/index.js';
-import type { ContentStore, ImageRow, ManifestLayerRow, PullRecord } from '../store/index.js';
+import type { ContentStore, ImageRow, ManifestLayerRow, PullHold, PullRecord } from '../store/index.js';
 import { mapLimit } from '../util/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import type { PackageClaim } from '../archive/index.js';
@@ -126,8 +126,12 @@ export class Puller {
     const t0 = performance.now();
     const unpack = options.unpack ?? true;
     let manifestDigest: Digest | null = null;
+    // Until the image row below names them, nothing else keeps this pull's manifest, config and
+    // layers from GC: a layer committed early in a long pull, or one found present but listed
+    // by no image, would be removed under a budget or a short --min-age (pull-holds.ts).
+    const hold = store.pullHolds.begin();
     try {
-      const resolved = await this.#resolve(ref, unpack, options);
+      const resolved = await this.#resolve(ref, unpack, options, hold);
       manifestDigest = resolved.manifestDigest;
       const tResolved = performance.now();
       options.onEvent?.({
@@ -197,6 +201,8 @@ export class Puller {
         this.#deps.logger.debug({ err: recordErr, reference }, 'could not record the failed pull');
       }
       throw err;
+    } finally {
+      hold.release();
     }
   }
 
@@ -310,7 +316,8 @@ export class Puller {
     return hit && (await this.#samePlatform(image!, digest, options)) ? hit : undefined;
   }
 
-  async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions): Promise<Resolved> {
+  /** `hold` is given every digest of the image before the pull relies on the store having it. */
+  async #resolve(ref: ImageReference, unpack: boolean, options: PullOptions, hold: PullHold): Promise<Resolved> {
     const { store, client } = this.#deps;
     const request = requestOptions(options);
     const policy = options.policy ?? 'always';
@@ -376,6 +383,7 @@ export class Puller {
     let manifestDigest = first.digest;
     let indexDigest: Digest | null = null;
     let manifest: ImageManifest;
+    hold.add([first.digest]);
     await store.blobs.putBytes(first.digest, first.bytes, first.mediaType);
     if (parsed.kind === 'index') {
       indexDigest = first.digest;
@@ -384,6 +392,7 @@ export class Puller {
       fetchedBytes += child.bytes.length;
       const childParsed = parseManifest(child.bytes, child.mediaType, `${formatReference(ref)}@${chosen.digest}`);
       if (childParsed.kind !== 'manifest') throw new HostpullError('MANIFEST_INVALID', `${formatReference(ref)}: index entry ${chosen.digest} is not an image manifest`);
+      hold.add([child.digest]);
       await store.blobs.putBytes(child.digest, child.bytes, child.mediaType);
       manifestDigest = child.digest;
       manifest = childParsed.manifest;
@@ -392,6 +401,7 @@ export class Puller {
     }
 
     options.onManifest?.({ manifestDigest, layers: manifest.layers });
+    hold.add([manifest.config.digest, ...manifest.layers.map((d) => d.digest)]);
     const config = await fetchImageConfig(this.#deps, repoRef, manifest, request);
     fetchedBytes += config.fetched;
     checkManifestAgainstConfig(manifest, config.config, formatReference(ref));
@@ -402,6 +412,8 @@ export class Puller {
       mediaType: d.mediaType,
       size: d.size,
     }));
+    // The layers by diffID too: one the store has may have come from another blob of the same content.
+    hold.add(layers.map((l) => l.diffId));
     return { manifestDigest, indexDigest, configDigest: manifest.config.digest, layers, claims: layerClaims(manifest, formatReference(ref)), descriptors: manifest.layers, fetchedBytes, upToDate: false };
   }
 

@@ -9,7 +9,7 @@ import { fsyncDir } from './fsync-dir.js';
 import { IngestWriter, type DirectWrites } from './ingest-writer.js';
 import { alignedBuffer, DIRECT_IO_ALIGNMENT } from '../native/index.js';
 import type { StoreLayout } from './layout.js';
-import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS } from './protocol.js';
+import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, pullHeldSql } from './protocol.js';
 import { Quarantine } from './quarantine.js';
 
 export interface BlobRow {
@@ -233,16 +233,17 @@ export class BlobStore {
 
   /**
    * GC's removal of a blob: its row goes only if, in this write transaction, it is still unused
-   * since `lastUsed` (what GC read) and no live lease holds it; the file goes after the row (a
-   * crash in between leaves a file without a row, which reconcile verifies and adopts). False
-   * when something held it.
+   * since `lastUsed` (what GC read) and no live lease or pull in flight holds it; the file goes
+   * after the row (a crash in between leaves a file without a row, which reconcile verifies and
+   * adopts). False when something held it.
    */
   async collect(digest: Digest, lastUsed: number): Promise<boolean> {
     const removed = immediate(
       this.#db,
       () =>
-        this.#db.prepare(`DELETE FROM blobs WHERE digest = ? AND last_used = ? AND NOT ${BLOB_LEASE_HELD_SQL}`).run(digest, lastUsed, digest, Date.now() - LEASE_STALE_AFTER_MS)
-          .changes > 0,
+        this.#db
+          .prepare(`DELETE FROM blobs WHERE digest = ? AND last_used = ? AND NOT ${BLOB_LEASE_HELD_SQL} AND NOT ${pullHeldSql('blobs.digest')}`)
+          .run(digest, lastUsed, digest, Date.now() - LEASE_STALE_AFTER_MS, Date.now() - LEASE_STALE_AFTER_MS).changes > 0,
     );
     if (removed) await this.#unlinkFile(digest);
     return removed;

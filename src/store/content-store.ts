@@ -11,6 +11,7 @@ import { LazyLayerLog, NOT_REQUESTED, type LayerArrivalSummary } from './lazy-la
 import { Leases } from './leases.js';
 import { MountRecords } from './mounts.js';
 import { removeAbandonedPartials, type PartialDownloadsOptions, type PartialDownloadsReport } from './partials.js';
+import { PullHolds } from './pull-holds.js';
 import { PullLog, type PullStats } from './pulls.js';
 import { Quarantine } from './quarantine.js';
 import { reconcile, type ReconcileReport } from './reconcile.js';
@@ -53,7 +54,7 @@ export interface StoreInventory {
   mounted: Set<Digest>;
   /** diff_ids a containerd snapshot stands for. */
   snapshotted: Set<Digest>;
-  /** Blobs a live process holds the lease of (downloading or unpacking them now). */
+  /** Digests in-flight pulls hold: blobs leased (downloading or unpacking now), and the blobs and diffIDs of images not yet recorded. */
   leased: Set<Digest>;
   now: number;
 }
@@ -92,6 +93,8 @@ export class ContentStore {
   readonly layers: LayerStore;
   readonly pulls: PullLog;
   readonly leases: Leases;
+  /** What pulls in flight hold for GC until their image is recorded. */
+  readonly pullHolds: PullHolds;
   readonly mounts: MountRecords;
   readonly quarantine: Quarantine;
   readonly snapshots: SnapshotStore;
@@ -113,6 +116,7 @@ export class ContentStore {
     this.layers = new LayerStore(db, layout);
     this.pulls = new PullLog(db);
     this.leases = new Leases(db);
+    this.pullHolds = new PullHolds(db);
     this.mounts = new MountRecords(db);
     this.snapshots = new SnapshotStore(db, layout);
     this.snapshotLog = new SnapshotLayerLog(db);
@@ -159,7 +163,7 @@ export class ContentStore {
       })),
       mounted: this.mounts.diffIds(),
       snapshotted: this.snapshots.diffIds(),
-      leased: this.leases.liveBlobs(),
+      leased: new Set([...this.leases.liveBlobs(), ...this.pullHolds.liveDigests(now)]),
       now,
     }))();
   }

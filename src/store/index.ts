@@ -12,6 +12,7 @@ export type { LayerCommit, LayerRow } from './layers.js';
 export type { LayerArrivalSummary } from './lazy-layers.js';
 export type { StoreLayout } from './layout.js';
 export type { MountRow } from './mounts.js';
+export type { PullHold } from './pull-holds.js';
 export type { PullRecord, PullStats } from './pulls.js';
 export { SNAPSHOT_LAYER_OUTCOMES } from './snapshot-events.js';
 export type { SnapshotLayerStats, SnapshotterTotals } from './snapshot-events.js';

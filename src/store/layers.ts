@@ -7,7 +7,7 @@ import type { Digest } from '../oci/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import type { StoreLayout } from './layout.js';
-import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, numberedDirId, stagingDirName } from './protocol.js';
+import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, numberedDirId, pullHeldSql, stagingDirName } from './protocol.js';
 import { Quarantine } from './quarantine.js';
 
 export interface LayerRow {
@@ -221,9 +221,9 @@ export class LayerStore {
 
   /**
    * GC's removal of a layer: its row goes only if, in this write transaction, the layer is still
-   * unused since `lastUsed` (what GC read), and no mount record, containerd snapshot or live lease
-   * of its blob holds it; its directory is renamed out of its numbered name in the same
-   * transaction (a new layer may get the id as soon as the row is gone) and deleted after.
+   * unused since `lastUsed` (what GC read), and no mount record, containerd snapshot, live lease
+   * of its blob or pull in flight holds it; its directory is renamed out of its numbered name in
+   * the same transaction (a new layer may get the id as soon as the row is gone) and deleted after.
    * False when something held it.
    */
   async collect(layer: Pick<LayerRow, 'id' | 'blobDigest'>, lastUsed: number): Promise<boolean> {
@@ -232,9 +232,10 @@ export class LayerStore {
       const deleted = this.#db
         .prepare(
           `DELETE FROM layers WHERE id = ? AND last_used = ? AND NOT EXISTS (SELECT 1 FROM mount_layers WHERE diff_id = layers.diff_id)
-             AND NOT EXISTS (SELECT 1 FROM snapshots WHERE diff_id = layers.diff_id) AND NOT ${BLOB_LEASE_HELD_SQL}`,
+             AND NOT EXISTS (SELECT 1 FROM snapshots WHERE diff_id = layers.diff_id) AND NOT ${BLOB_LEASE_HELD_SQL}
+             AND NOT ${pullHeldSql('layers.diff_id, layers.blob_digest')}`,
         )
-        .run(layer.id, lastUsed, layer.blobDigest, Date.now() - LEASE_STALE_AFTER_MS);
+        .run(layer.id, lastUsed, layer.blobDigest, Date.now() - LEASE_STALE_AFTER_MS, Date.now() - LEASE_STALE_AFTER_MS);
       if (deleted.changes === 0) return false;
       try {
         renameSync(this.#layout.layerDir(layer.id), parked);

@@ -197,4 +197,14 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE snapshot_layer_events;
   ALTER TABLE snapshot_layer_events_7 RENAME TO snapshot_layer_events;
   `,
+  // 8: what a pull in flight holds for GC until its image is recorded (pull-holds.ts): digests
+  // (blob digests and diffIDs) under the pull's lease row `pull:<token>` in `leases`.
+  `
+  CREATE TABLE pull_holds (
+    lease   TEXT NOT NULL,
+    digest  TEXT NOT NULL,
+    PRIMARY KEY (lease, digest)
+  ) STRICT;
+  CREATE INDEX pull_holds_by_digest ON pull_holds(digest);
+  `,
 ];

@@ -17,7 +17,9 @@ import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.
  *     owner's things are never touched; a dead owner's are cleaned up (reconcile at open, GC).
  *  3. Whatever holds a layer says so in a row that GC re-checks in its deleting transaction:
  *     an image (manifest_layers), a mounted rootfs (mount_layers), a containerd snapshot
- *     (snapshots.diff_id), a pull in flight (its lease).
+ *     (snapshots.diff_id), a pull in flight (the lease of the blob it downloads, and its hold on
+ *     every digest of its image until the image is recorded: pull_holds, under a `pull:<token>`
+ *     lease row that carries its pid and heartbeat).
  *
  * A blob (compressed content: blobs/<alg>/<hex[0:2]>/<hex>, row in `blobs`):
  *
@@ -98,6 +100,18 @@ export function leasedBlob(key: string): Digest | undefined {
  * taken after GC read the store.
  */
 export const BLOB_LEASE_HELD_SQL = `EXISTS (SELECT 1 FROM leases WHERE key = '${BLOB_LEASE_PREFIX}' || ? AND heartbeat_at > ?)`;
+
+/** Lease rows of pulls in flight (pull-holds.ts): `pull:<token>`; no other process takes them over. */
+export const PULL_LEASE_PREFIX = 'pull:';
+
+/**
+ * SQL that is true while a live pull holds one of the digests in `columns` (a list of column
+ * names of the row being deleted): bind `Date.now() - LEASE_STALE_AFTER_MS`. For GC's deleting
+ * statements, which must see a hold taken after GC read the store.
+ */
+export function pullHeldSql(columns: string): string {
+  return `EXISTS (SELECT 1 FROM pull_holds h JOIN leases l ON l.key = h.lease WHERE h.digest IN (${columns}) AND l.heartbeat_at > ?)`;
+}
 
 const STAGING = /^staging-(\d+)-/;
 

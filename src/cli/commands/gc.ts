@@ -11,12 +11,12 @@ export function registerGcCommand(program: Command): void {
     .description('remove layers, blobs and partial downloads nothing uses; with --max-store-size, also evict least recently used unused layers')
     .addOption(sizeOption('--max-store-size <size>', 'budget for blobs + unpacked layers').env('HOSTPULL_MAX_STORE_SIZE'))
     .addOption(
-      durationOption('--min-age <duration>', 'keep anything used (or a partial download written) more recently than this (a pull in progress records its image last)', { defaultText: '10m' }),
+      durationOption('--min-age <duration>', 'keep anything used (or a partial download written) more recently than this', { defaultText: '10m' }),
     )
     .option('--dry-run', 'only report what would be removed')
     .option('--json', 'print the report as JSON');
   addDaemonOptions(cmd)
-    .addHelpText('after', '\nLayers a mounted rootfs uses, and blobs and partial downloads an in-flight pull is fetching, are never removed.\n')
+    .addHelpText('after', '\nLayers a mounted rootfs uses, and everything of an image an in-flight pull is fetching (its layers, blobs and partial downloads, until the image is recorded), are never removed.\n')
     .action(
       action(async (opts: { maxStoreSize?: number; minAge: number; dryRun?: boolean; json?: boolean; socket?: string; daemon: boolean }, cmd: Command) => {
         await withHostApi(globalOptions(cmd), opts, async (api) => {

@@ -15,6 +15,7 @@ import type { Digest } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { runCli } from '../../helpers/cli.js';
 import { pushFixtureSet, type FixtureSet } from '../../helpers/fixtures.js';
+import { startProxy } from '../../helpers/proxy.js';
 import { blobRequests, startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { makeTempDir, removeTempDir } from '../../helpers/tmp.js';
 
@@ -191,3 +192,59 @@ describe('mount records', () => {
     }
   });
 });
+
+describe('gc beside a pull in flight', () => {
+  it('keeps the layers the pull has committed, though no image lists them yet and --min-age is 0', async () => {
+    const dir = await makeTempDir('gc-inflight');
+    temps.push(dir);
+    const root = join(dir, 'root');
+    const proxy = await startProxy(registry.url);
+    try {
+      // Maven's blob crawls, so the base and the JDK are committed seconds before the image is.
+      const slow = fixtures.packages['MVN3.8']!;
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 48 * 1024 } : undefined));
+      const pull = runCli(['--root', root, '--server', proxy.host, 'pull', A, '--no-daemon']);
+      const early = diffIds(['JDK11.0']);
+      await until(async () => {
+        const store = await ContentStore.open(root, { reconcile: false }).catch(() => undefined);
+        try {
+          return store !== undefined && early.every((d) => store.layers.get(d));
+        } finally {
+          store?.close();
+        }
+      }, 'the base and JDK layers to be committed');
+      const stillPulling = proxy.requests.some((r) => r.path.endsWith(`/blobs/${slow.digest}`) && r.closedAt === undefined);
+      expect(stillPulling).toBe(true);
+
+      const gc = await runCli(['--root', root, 'gc', '--min-age', '0', '--json', '--no-daemon']);
+      expect(gc.stderr).toBe('');
+      expect(JSON.parse(gc.stdout)).toMatchObject({ layersRemoved: 0, blobsRemoved: 0 });
+
+      const pulled = await pull;
+      expect(pulled.stderr).toBe('');
+      expect(pulled.code).toBe(0);
+      const store = await ContentStore.open(root);
+      try {
+        for (const d of diffIds(['JDK11.0', 'MVN3.8'])) {
+          const row = store.layers.get(d);
+          expect(row, d).toBeDefined();
+          expect(existsSync(store.layers.dir(row!))).toBe(true);
+        }
+        // Nothing of the finished pull is held any more.
+        expect(store.pullHolds.liveDigests().size).toBe(0);
+      } finally {
+        store.close();
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+async function until(check: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -85,6 +85,12 @@ describe('selectEvictions', () => {
     expect(plan.overBudget).toBe(true);
   });
 
+  it('keeps a layer a pull in flight holds by its diffID under a budget', () => {
+    // The pull found the layer present, maybe unpacked from another blob: it holds the diffID.
+    const plan = selectEvictions(snapshot({ leased: new Set([d('dm')]) }, { g: NOW - 10 }), { maxStoreSize: 0, graceMs: 60_000 });
+    expect(plan.layers.map((l) => l.diffId).sort()).toEqual([d('db'), d('dj')].sort());
+  });
+
   it('evicts never-unpacked layer blobs (pull --no-unpack) as units too', () => {
     const s = snapshot({}, { g: NOW - 7_200_000 });
     const plan = selectEvictions({ ...s, layers: s.layers.filter((l) => l.diffId !== d('dg')) }, { maxStoreSize: 3 * 1000 + 4 * 100 + 40 - 1, graceMs: 0 });
