@@ -325,6 +325,10 @@ export const ERROR_CODES = {
     meaning: 'the store\'s filesystem is full',
     http: 507, grpc: 'RESOURCE_EXHAUSTED',
   },
+  STORE_SYNC_FAILED: {
+    meaning: 'flushing an unpacked layer to disk (--sync-fs) failed; the layer is not recorded',
+    http: 500,
+  },
   STORE_CORRUPT: {
     meaning: 'a stored blob no longer matches its digest (it is quarantined)',
     http: 500,

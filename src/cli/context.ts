@@ -20,6 +20,8 @@ export interface GlobalOptions {
   maxExpansionRatio: number | undefined;
   /** Bytes an unpack leaves free on the store's filesystem (`--disk-reserve`). */
   diskReserve: number | undefined;
+  /** Flush each unpacked layer to disk before recording it (`--sync-fs`). */
+  syncFs: boolean;
 }
 
 export interface RegistryTimeouts {
@@ -50,6 +52,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
     registryFlagsGiven: ['registryHeadersTimeout', 'registryIdleTimeout', 'registryRetryBudget'].some((k) => cmd.getOptionValueSourceWithGlobals(k) === 'cli'),
     maxExpansionRatio: o.maxExpansionRatio as number | undefined,
     diskReserve: o.diskReserve as number | undefined,
+    syncFs: o.syncFs === true,
   };
 }
 

@@ -20,7 +20,7 @@ export interface HostContext {
 async function openHost(options: GlobalOptions, logger = loggerFor(options)): Promise<HostContext> {
   // Loaded here, not at the top: `--help` and light verbs should not pay for SQLite and the registry client.
   const [{ ContentStore }, { RegistryClient }] = await Promise.all([import('../store/index.js'), import('../registry/index.js')]);
-  const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options) });
+  const store = await ContentStore.open(options.root, { logger, unpackLimits: unpackLimitsFor(options), syncFs: options.syncFs });
   // node:http, not undici: this process sends a few requests and exits (node-http-dispatcher.ts).
   const client = new RegistryClient({ insecureRegistries: options.insecureRegistry, logger, httpClient: 'node', ...options.registry });
   return {

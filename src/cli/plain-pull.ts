@@ -22,6 +22,7 @@ export const FULL_CLI_PULL_ENV: ReadonlySet<string> = new Set([
   'HOSTPULL_MAX_EXPANSION_RATIO',
   'HOSTPULL_DISK_RESERVE',
   'HOSTPULL_KEEP_BLOBS',
+  'HOSTPULL_SYNC_FS',
 ]);
 
 /**

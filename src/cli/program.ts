@@ -34,6 +34,11 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .addOption(new Option('--log-format <format>', 'stderr log lines as text for a person, or as json objects for a log collector (default: text; for daemon and serve, json unless stderr is a terminal)').choices([...LOG_FORMATS]).env('HOSTPULL_LOG_FORMAT'))
     .addOption(numberOption('--max-expansion-ratio <n>', 'refuse a layer whose unpacked size exceeds n × its compressed size + 64 MiB (default 100)', { above: 0 }).env('HOSTPULL_MAX_EXPANSION_RATIO'))
     .addOption(sizeOption('--disk-reserve <size>', 'space an unpack leaves free on the store\'s filesystem (default: 5% of it, at most 512M)').env('HOSTPULL_DISK_RESERVE'))
+    .addOption(
+      new Option('--sync-fs', 'flush each unpacked layer to disk (syncfs) before recording it, so a power loss cannot leave a recorded layer with lost data; slower pulls').env(
+        'HOSTPULL_SYNC_FS',
+      ),
+    )
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (_program, action) => {

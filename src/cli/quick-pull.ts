@@ -36,6 +36,7 @@ export async function quickPull(args: readonly string[], env: NodeJS.ProcessEnv 
     registryFlagsGiven: false,
     maxExpansionRatio: undefined,
     diskReserve: undefined,
+    syncFs: false,
   };
   await action(async () => {
     const ref = resolveInput(options, line.input);

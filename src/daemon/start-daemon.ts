@@ -22,6 +22,8 @@ export interface DaemonOptions {
   root: string;
   /** Bounds on unpacks into the store (expansion ratio, disk reserve). Default: the store's defaults. */
   unpackLimits?: UnpackLimitOptions;
+  /** Flush each unpacked layer to disk before recording it (`--sync-fs`). Default false. */
+  syncFs?: boolean;
   /** Unix socket to listen on. */
   socketPath: string;
   /** Also serve containerd's snapshots.v1 service on this unix socket. Default: off. */
@@ -103,7 +105,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
   let store: ContentStore;
   try {
     await notifier.notify({ STATUS: 'opening the store' });
-    store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}) });
+    store = await ContentStore.open(root, { logger, ...(options.unpackLimits ? { unpackLimits: options.unpackLimits } : {}), syncFs: options.syncFs ?? false });
   } catch (err) {
     signals.release();
     throw err;

@@ -24,6 +24,8 @@ export interface OpenStoreOptions {
   reconcile?: boolean;
   /** Bounds on the work an unpack into this store may do. */
   unpackLimits?: UnpackLimitOptions;
+  /** Flush each unpacked layer to disk before recording it (`--sync-fs`; LayerStore). Default false. */
+  syncFs?: boolean;
 }
 
 export interface UnpackLimitOptions {
@@ -105,7 +107,7 @@ export class ContentStore {
   readonly #limits: UnpackLimitOptions;
   reconciled: ReconcileReport | undefined;
 
-  private constructor(layout: StoreLayout, db: Db, logger: Logger, limits: UnpackLimitOptions) {
+  private constructor(layout: StoreLayout, db: Db, logger: Logger, limits: UnpackLimitOptions, syncFs: boolean) {
     this.layout = layout;
     this.db = db;
     this.logger = logger;
@@ -113,7 +115,7 @@ export class ContentStore {
     this.quarantine = new Quarantine(layout);
     this.blobs = new BlobStore(db, layout);
     this.images = new ImageIndex(db);
-    this.layers = new LayerStore(db, layout);
+    this.layers = new LayerStore(db, layout, { syncFs });
     this.pulls = new PullLog(db);
     this.leases = new Leases(db);
     this.pullHolds = new PullHolds(db);
@@ -129,7 +131,7 @@ export class ContentStore {
     for (const d of dirs) await mkdir(d, { recursive: true, mode: 0o700 });
     await restrictToOwner(dirs);
     const logger = options.logger ?? silentLogger();
-    const store = new ContentStore(layout, openDatabase(layout.database), logger, options.unpackLimits ?? {});
+    const store = new ContentStore(layout, openDatabase(layout.database), logger, options.unpackLimits ?? {}, options.syncFs ?? false);
     if (options.reconcile !== false) {
       store.reconciled = await reconcile({ layout, blobs: store.blobs, layers: store.layers, leases: store.leases, logger });
     }

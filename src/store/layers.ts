@@ -9,6 +9,7 @@ import { fsyncDir } from './fsync-dir.js';
 import type { StoreLayout } from './layout.js';
 import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, numberedDirId, pullHeldSql, stagingDirName } from './protocol.js';
 import { Quarantine } from './quarantine.js';
+import { syncFileSystem } from './sync-file-system.js';
 
 export interface LayerRow {
   id: number;
@@ -45,11 +46,20 @@ export class LayerStore {
   readonly #db: Db;
   readonly #layout: StoreLayout;
   readonly #quarantine: Quarantine;
+  readonly #syncFs: ((dir: string) => Promise<void>) | undefined;
 
-  constructor(db: Db, layout: StoreLayout) {
+  /**
+   * `syncFs`: flush the file system before a layer's row is written (containerd's
+   * image_pull_with_sync_fs). Without it, the files an unpack wrote may still be only in the page
+   * cache when the row is: a power loss can then leave a recorded layer with empty or short files.
+   * With it, a row that survives always stands for files on the disk. `true` is syncfs(2); a
+   * function replaces it (tests).
+   */
+  constructor(db: Db, layout: StoreLayout, options: { syncFs?: boolean | ((dir: string) => Promise<void>) } = {}) {
     this.#db = db;
     this.#layout = layout;
     this.#quarantine = new Quarantine(layout);
+    this.#syncFs = options.syncFs === true ? syncFileSystem : options.syncFs || undefined;
   }
 
   get(diffId: Digest): LayerRow | undefined {
@@ -133,6 +143,7 @@ export class LayerStore {
       await rm(stagingDir, { recursive: true, force: true });
       return existing;
     }
+    await this.#syncFs?.(stagingDir);
     const committed = this.#moveIn(stagingDir, layer);
     if (committed.duplicate) {
       await rm(stagingDir, { recursive: true, force: true });
@@ -153,6 +164,7 @@ export class LayerStore {
    */
   async adopt(dir: string, layer: LayerCommit, stillOwned: () => boolean): Promise<'adopted' | 'present' | 'gone'> {
     if (this.get(layer.diffId)) return 'present';
+    await this.#syncFs?.(dir);
     const committed = this.#moveIn(dir, layer, stillOwned);
     if (committed === 'gone') return 'gone';
     if (committed.duplicate) return 'present';

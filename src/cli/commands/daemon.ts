@@ -43,6 +43,7 @@ export function registerDaemonCommand(program: Command): void {
         const daemon = await startDaemon({
           root: global.root,
           unpackLimits: unpackLimitsFor(global),
+          syncFs: global.syncFs,
           socketPath: opts.socket,
           snapshotterSocket: opts.snapshotterSocket === true ? DEFAULT_SNAPSHOTTER_SOCKET : opts.snapshotterSocket,
           snapshotterLazy: opts.snapshotterLazy ?? false,

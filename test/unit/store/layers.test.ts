@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import type { LayerCommit } from '../../../src/store/layers.js';
+import { LayerStore, type LayerCommit } from '../../../src/store/layers.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
 function commitOf(name: string): LayerCommit {
@@ -149,6 +149,43 @@ describe('LayerStore.commit racing another process', () => {
       expect((await readdir(store.layout.layersDir)).sort()).toEqual(['1']);
     } finally {
       await exited;
+      store.close();
+    }
+  });
+});
+
+describe('LayerStore with a file-system flush (--sync-fs)', () => {
+  const tmp = useTempDir('store-layers-sync');
+
+  it('flushes the staged tree before the row is written, and records nothing when the flush fails', async () => {
+    const root = await tmp();
+    const seen: Array<{ dir: string; files: string[]; rows: number }> = [];
+    let fail = false;
+    const store = await ContentStore.open(root);
+    const layers = new LayerStore(store.db, store.layout, {
+      syncFs: async (dir) => {
+        seen.push({ dir, files: await readdir(dir), rows: layers.list().length });
+        if (fail) throw new Error('EIO');
+      },
+    });
+    try {
+      const staging = await layers.stage();
+      await writeFile(join(staging, 'file'), 'hello');
+      const row = await layers.commit(staging, commitOf('jdk'));
+      expect(seen).toEqual([{ dir: staging, files: ['file'], rows: 0 }]);
+      expect(await readFile(join(layers.dir(row), 'file'), 'utf8')).toBe('hello');
+
+      fail = true;
+      const second = await layers.stage();
+      await writeFile(join(second, 'file'), 'world');
+      await expect(layers.commit(second, commitOf('mvn'))).rejects.toThrow('EIO');
+      expect(layers.get(commitOf('mvn').diffId)).toBeUndefined();
+      // The tree stays where it was staged: the caller (an unpack) removes it with its error.
+      expect(await readdir(second)).toEqual(['file']);
+      // A layer already present needs no flush.
+      await expect(layers.commit(await layers.stage(), commitOf('jdk'))).resolves.toMatchObject({ id: row.id });
+      expect(seen).toHaveLength(2);
+    } finally {
       store.close();
     }
   });
