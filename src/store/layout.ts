@@ -53,4 +53,9 @@ export class StoreLayout {
   snapshotDir(id: number): string {
     return join(this.snapshotsDir, String(id));
   }
+
+  /** A snapshot's fs/: an active one's upper, or the tree containerd applied into a committed one. */
+  snapshotFsDir(id: number): string {
+    return join(this.snapshotDir(id), 'fs');
+  }
 }

@@ -51,6 +51,13 @@ interface RawRow {
 
 const COLUMNS = 'name, id, kind, parent, diff_id AS diffId, labels, created_at AS createdAt, updated_at AS updatedAt';
 
+/**
+ * A row when the committed snapshot `name` still has id `id` and is marked as holding diff_id
+ * `diffId` (bind them in that order): SnapshotStore.holds(), and LayerStore's recovery of an
+ * adoption, which asks the same thing of a snapshot named in an intent.
+ */
+export const SNAPSHOT_HOLDS_SQL = "SELECT 1 FROM snapshots WHERE name = ? AND id = ? AND kind = 'committed' AND diff_id = ?";
+
 function fromRaw(r: RawRow): SnapshotRow {
   return { ...r, labels: JSON.parse(r.labels) as Record<string, string> };
 }
@@ -102,7 +109,7 @@ export class SnapshotStore {
   /** Own directory of a snapshot: fs/ (upper, or the applied layer) and work/. */
   dir(row: Pick<SnapshotRow, 'id'>): { root: string; fs: string; work: string } {
     const root = this.#layout.snapshotDir(row.id);
-    return { root, fs: join(root, 'fs'), work: join(root, 'work') };
+    return { root, fs: this.#layout.snapshotFsDir(row.id), work: join(root, 'work') };
   }
 
   /**
@@ -164,7 +171,7 @@ export class SnapshotStore {
    * gone, so the path alone says nothing). Call it inside the transaction that acts on the answer.
    */
   holds(row: Pick<SnapshotRow, 'name' | 'id'>, diffId: Digest): boolean {
-    return this.#db.prepare("SELECT 1 FROM snapshots WHERE name = ? AND id = ? AND kind = 'committed' AND diff_id = ?").get(row.name, row.id, diffId) !== undefined;
+    return this.#db.prepare(SNAPSHOT_HOLDS_SQL).get(row.name, row.id, diffId) !== undefined;
   }
 
   setLabels(name: string, labels: Record<string, string>, now = Date.now()): SnapshotRow {
