@@ -53,7 +53,8 @@ async function appliedLayerRecord(dir: string, diffId: Digest, blobDigest: Diges
  * Layers containerd applied through this snapshotter without saying which they were (`ctr image
  * pull` sends no labels): now that `candidates` are known (an image being pulled), the snapshots
  * they name become store layers, so later pulls of other images reuse them. The snapshot is
- * marked first: should the move not happen (crash), Mounts still finds its own fs/.
+ * marked first: should the move not happen (crash), Mounts still finds its own fs/ (a crash
+ * during the move included: reconcile puts it back, see LayerStore.adopt).
  * Serialised with fetches of the same blob by its lease, so no fetch commits the same layer while
  * its directory moves. A snapshot containerd removes meanwhile is skipped (see adoptSnapshotLayer).
  */
@@ -99,5 +100,5 @@ async function adoptSnapshotLayer(store: ContentStore, s: SnapshotRow, diffId: D
     if (!store.snapshots.holds(s, diffId)) return 'gone';
     throw err;
   }
-  return store.layers.adopt(dir, record, () => store.snapshots.holds(s, diffId));
+  return store.layers.adopt(s, record, () => store.snapshots.holds(s, diffId));
 }

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import type { LayerFootprint } from '../archive/index.js';
 import type { Digest } from '../oci/index.js';
+import { processAlive, processStartTime } from '../util/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { fsyncDir } from './fsync-dir.js';
 import type { StoreLayout } from './layout.js';
 import { BLOB_LEASE_HELD_SQL, LEASE_STALE_AFTER_MS, numberedDirId, pullHeldSql, stagingDirName } from './protocol.js';
 import { Quarantine } from './quarantine.js';
+import { SNAPSHOT_HOLDS_SQL, type SnapshotRow } from './snapshots.js';
 import { syncFileSystem } from './sync-file-system.js';
 
 export interface LayerRow {
@@ -33,6 +35,27 @@ export interface LayerCommit {
   /** Checksum of the unpacked tree (archive/tree-checksum.ts), for `hostpull verify`. */
   treeChecksum: string;
 }
+
+/**
+ * An adoption written ahead (migration 9): layers/<layerId> is, or is about to become, the fs/
+ * of committed snapshot `snapshotName` (id `snapshotId`), identified as layer `diffId`.
+ */
+export interface AdoptionIntent {
+  layerId: number;
+  snapshotName: string;
+  snapshotId: number;
+  diffId: Digest;
+  ownerPid: number;
+  ownerStart: string;
+}
+
+/** What reconcile did with the intent of an adoption whose owner died. */
+export type AdoptionOutcome = 'restored' | 'removed' | 'none';
+
+/** The next layer id: above every row and every id an adoption in progress reserved. */
+const NEXT_LAYER_ID_SQL = 'SELECT COALESCE(MAX(id), 0) + 1 AS id FROM (SELECT id FROM layers UNION ALL SELECT layer_id FROM layer_adoptions)';
+
+const INTENT_COLUMNS = 'layer_id AS layerId, snapshot_name AS snapshotName, snapshot_id AS snapshotId, diff_id AS diffId, owner_pid AS ownerPid, owner_start AS ownerStart';
 
 const COLUMNS = 'id, diff_id AS diffId, blob_digest AS blobDigest, unpacked_size AS unpackedSize, entries, created_at AS createdAt, last_used AS lastUsed';
 
@@ -155,17 +178,33 @@ export class LayerStore {
   }
 
   /**
-   * commit() for a directory the store does not own but borrows from a record that may let go of
-   * it meanwhile (a containerd snapshot's fs/, which containerd's Remove moves aside, after which
-   * the snapshot's id — so the same path — may be a new snapshot's). `stillOwned` runs inside the
-   * write transaction, where no removal can interleave: only while it is true is the directory
-   * renamed into layers/. Never deletes `dir`: when the layer is present already (committed by
-   * another process meanwhile) or the owner let go, it is left to its owner.
+   * commit() for the fs/ of committed snapshot `snapshot`, which the store does not own but
+   * borrows: containerd's Remove moves it aside at any moment, after which the snapshot's id — so
+   * the same path — may be a new snapshot's. `stillOwned` runs inside the write transaction,
+   * where no removal can interleave: only while it is true is the directory renamed into
+   * layers/. Never deletes fs/: when the layer is present already (committed by another process
+   * meanwhile) or the owner let go, it is left to its owner.
+   *
+   * Unlike a staging directory, fs/ is containerd's only copy of the snapshot, so the move is
+   * written ahead: an intent naming the snapshot and reserving the layer id is committed first,
+   * and the transaction that renames and inserts the row deletes it. Killed between that rename
+   * and that commit, the process leaves layers/<id> without a row but with its intent, and
+   * reconcile puts the directory back (recoverAdoptions) instead of removing it as an unpack's.
    */
-  async adopt(dir: string, layer: LayerCommit, stillOwned: () => boolean): Promise<'adopted' | 'present' | 'gone'> {
+  async adopt(snapshot: Pick<SnapshotRow, 'name' | 'id'>, layer: LayerCommit, stillOwned: () => boolean): Promise<'adopted' | 'present' | 'gone'> {
     if (this.get(layer.diffId)) return 'present';
+    const dir = this.#layout.snapshotFsDir(snapshot.id);
     await this.#syncFs?.(dir);
-    const committed = this.#moveIn(dir, layer, stillOwned);
+    const intent = this.#intendAdoption(snapshot, layer.diffId);
+    let committed: { id: number; duplicate: boolean } | 'gone';
+    try {
+      committed = this.#moveIn(dir, layer, { layerId: intent.layerId, stillOwned });
+    } catch (err) {
+      // Rolled back, intent included; but a failed COMMIT leaves the rename done: settle it now,
+      // as reconcile would once this process is gone (and will, should this fail too).
+      await this.#settleAdoption(intent).catch(() => undefined);
+      throw err;
+    }
     if (committed === 'gone') return 'gone';
     if (committed.duplicate) return 'present';
     await rm(`${dir}.stale`, { recursive: true, force: true });
@@ -174,21 +213,91 @@ export class LayerStore {
   }
 
   /**
-   * Renames `stagingDir` to the next layers/<id> and inserts its row, in one write transaction;
-   * 'gone' (nothing moved) when `stillOwned` says the directory is no longer the caller's.
+   * Settles the adoptions whose owner died between committing its intent and committing the
+   * layer (reconcile, at open). Those of live processes are theirs to finish.
+   */
+  async recoverAdoptions(): Promise<Array<AdoptionIntent & { outcome: AdoptionOutcome }>> {
+    const out: Array<AdoptionIntent & { outcome: AdoptionOutcome }> = [];
+    for (const intent of this.#db.prepare(`SELECT ${INTENT_COLUMNS} FROM layer_adoptions ORDER BY layer_id`).all() as AdoptionIntent[]) {
+      if (processAlive(intent.ownerPid, intent.ownerStart)) continue;
+      out.push({ ...intent, outcome: await this.#settleAdoption(intent) });
+    }
+    return out;
+  }
+
+  /**
+   * Commits the intent to move `snapshot`'s fs/ to layers/<id>, reserving the id: commit() takes
+   * ids above every intent's (NEXT_LAYER_ID_SQL), so no other process's layer lands on it, and
+   * no commit sets aside as a leftover the directory of an adoption that died there.
+   */
+  #intendAdoption(snapshot: Pick<SnapshotRow, 'name' | 'id'>, diffId: Digest): AdoptionIntent {
+    const previous = this.#db.pragma('synchronous', { simple: true }) as number;
+    // FULL for this one commit: in WAL mode, NORMAL makes a commit durable only at the next
+    // checkpoint, and after a power loss the rename that follows could be on disk while the
+    // intent (and the snapshot's diff_id mark before it) is not.
+    this.#db.pragma('synchronous = FULL');
+    try {
+      return immediate(this.#db, () => {
+        const layerId = (this.#db.prepare(NEXT_LAYER_ID_SQL).get() as { id: number }).id;
+        const intent: AdoptionIntent = { layerId, snapshotName: snapshot.name, snapshotId: snapshot.id, diffId, ownerPid: process.pid, ownerStart: processStartTime(process.pid) ?? '' };
+        this.#db
+          .prepare('INSERT INTO layer_adoptions (layer_id, snapshot_name, snapshot_id, diff_id, owner_pid, owner_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+          .run(intent.layerId, intent.snapshotName, intent.snapshotId, intent.diffId, intent.ownerPid, intent.ownerStart, Date.now());
+        return intent;
+      });
+    } finally {
+      this.#db.pragma(`synchronous = ${previous}`);
+    }
+  }
+
+  /**
+   * Under the write lock, what an adoption that did not commit left, then its intent goes:
+   *  - layers/<id> absent (or a row's): the rename never happened, or was undone.
+   *  - the snapshot still as identified (same name, id and mark: ids are reused once a row is
+   *    gone) and its fs/ path free: only the adoption's rename empties that path, so layers/<id>
+   *    is that fs/, and it goes back.
+   *  - otherwise layers/<id> is of no use to anyone (the snapshot was removed; or it is an older
+   *    unpack's leftover and the rename never happened): removed, like any unclaimed directory.
+   * Nothing when the intent was settled meanwhile (another process reconciling).
+   */
+  async #settleAdoption(intent: AdoptionIntent): Promise<AdoptionOutcome> {
+    const dir = this.#layout.layerDir(intent.layerId);
+    const fs = this.#layout.snapshotFsDir(intent.snapshotId);
+    const doomed = join(this.#layout.layersDir, stagingDirName(`unclaimed-${intent.layerId}`));
+    const outcome = immediate(this.#db, (): AdoptionOutcome => {
+      if (this.#db.prepare('DELETE FROM layer_adoptions WHERE layer_id = ?').run(intent.layerId).changes === 0) return 'none';
+      if (!existsSync(dir) || this.getById(intent.layerId)) return 'none';
+      if (this.#db.prepare(SNAPSHOT_HOLDS_SQL).get(intent.snapshotName, intent.snapshotId, intent.diffId) !== undefined && !existsSync(fs)) {
+        renameSync(dir, fs);
+        return 'restored';
+      }
+      renameSync(dir, doomed);
+      return 'removed';
+    });
+    if (outcome === 'restored') await fsyncDir(this.#layout.snapshotDir(intent.snapshotId));
+    if (outcome === 'removed') await rm(doomed, { recursive: true, force: true });
+    return outcome;
+  }
+
+  /**
+   * Renames `stagingDir` to the next layers/<id> and inserts its row, in one write transaction.
+   * An adoption moves to the id its intent reserved, and deletes the intent in the same
+   * transaction (a rollback keeps it); 'gone' (nothing moved) when `stillOwned` says the
+   * directory is no longer the caller's.
    */
   #moveIn(stagingDir: string, layer: LayerCommit): { id: number; duplicate: boolean };
-  #moveIn(stagingDir: string, layer: LayerCommit, stillOwned: () => boolean): { id: number; duplicate: boolean } | 'gone';
-  #moveIn(stagingDir: string, layer: LayerCommit, stillOwned?: () => boolean): { id: number; duplicate: boolean } | 'gone' {
+  #moveIn(stagingDir: string, layer: LayerCommit, adoption: { layerId: number; stillOwned: () => boolean }): { id: number; duplicate: boolean } | 'gone';
+  #moveIn(stagingDir: string, layer: LayerCommit, adoption?: { layerId: number; stillOwned: () => boolean }): { id: number; duplicate: boolean } | 'gone' {
     const now = Date.now();
     return immediate(this.#db, () => {
+      if (adoption) this.#db.prepare('DELETE FROM layer_adoptions WHERE layer_id = ?').run(adoption.layerId);
       // Another process may have committed this diffId (unpacked from another blob with the same
       // content, so under another lease) between the caller's check and our write lock: keep its
       // layer, discard ours, rather than fail the pull on the UNIQUE constraint.
       const raced = this.get(layer.diffId);
       if (raced) return { id: raced.id, duplicate: true };
-      if (stillOwned && !stillOwned()) return 'gone';
-      const next = (this.#db.prepare('SELECT COALESCE(MAX(id), 0) + 1 AS id FROM layers').get() as { id: number }).id;
+      if (adoption && !adoption.stillOwned()) return 'gone';
+      const next = adoption?.layerId ?? (this.#db.prepare(NEXT_LAYER_ID_SQL).get() as { id: number }).id;
       const final = this.#layout.layerDir(next);
       // A directory of this id can only be a leftover of a crash between rename and commit;
       // reconcile removes those at start-up, so one here is rare: move it into our staging name.
@@ -219,6 +328,8 @@ export class LayerStore {
     const moved = immediate(this.#db, () => {
       const id = numberedDirId(name);
       if (id !== undefined && this.getById(id)) return false;
+      // An adoption's, its owner alive or killed after the rename: recoverAdoptions decides.
+      if (id !== undefined && this.#db.prepare('SELECT 1 FROM layer_adoptions WHERE layer_id = ?').get(id)) return false;
       try {
         renameSync(join(this.#layout.layersDir, name), doomed);
       } catch (err) {

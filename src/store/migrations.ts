@@ -207,4 +207,21 @@ export const MIGRATIONS: readonly string[] = [
   ) STRICT;
   CREATE INDEX pull_holds_by_digest ON pull_holds(digest);
   `,
+  // 9: a committed snapshot's fs/ on its way to layers/<layer_id> (LayerStore.adopt). The rename
+  // and the layer row commit together, so a process killed in between leaves layers/<layer_id>
+  // without a row — for an unpack, a leftover; for an adoption, containerd's only copy of the
+  // snapshot. This row, committed before the rename, lets reconcile put the directory back. It
+  // also reserves layer_id, so no commit takes that id (and sets its directory aside) meanwhile.
+  // Its owner is pid + start time (pids are reused: a restarted daemon may get the same one).
+  `
+  CREATE TABLE layer_adoptions (
+    layer_id       INTEGER PRIMARY KEY,
+    snapshot_name  TEXT NOT NULL,
+    snapshot_id    INTEGER NOT NULL,
+    diff_id        TEXT NOT NULL,
+    owner_pid      INTEGER NOT NULL,
+    owner_start    TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

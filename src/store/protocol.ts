@@ -53,6 +53,11 @@ import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.
  *                                                snapshot or live lease holds it and it was not
  *                                                used since GC read the store; rename the dir
  *
+ *   A containerd snapshot's fs/ adopted as a layer (LayerStore.adopt) is containerd's only copy:
+ *   an intent row (`layer_adoptions`: snapshot, reserved id, owner pid + start time) is committed
+ *   before the same rename-and-insert transaction, which deletes it. An intent whose owner is
+ *   dead is settled by reconcile: layers/<id> without a row goes back to the snapshot's fs/.
+ *
  * A lease (row in `leases`): taken in a write transaction when free, or when its holder's pid is
  * dead or its heartbeat (every {@link LEASE_HEARTBEAT_MS}) is older than
  * {@link LEASE_STALE_AFTER_MS}; deleted by its holder when the work ends. Waiters poll every

@@ -22,19 +22,22 @@ export interface ReconcileReport {
   ingestRemoved: number;
   layerDirsRemoved: number;
   layerRowsDropped: number;
+  /** Snapshot fs/ directories put back from layers/ (an adoption killed before its commit). */
+  adoptionsRestored: number;
 }
 
 /**
  * Makes the files and the rows agree after a crash or kill -9 at any point of an ingest or an
  * unpack: rows without files are dropped, verified files without rows are adopted (the crash
- * came between rename and commit), partial downloads are kept for resume until they are old, and
- * staging directories of dead processes are removed.
+ * came between rename and commit), partial downloads are kept for resume until they are old,
+ * staging directories of dead processes are removed, and a snapshot's fs/ that an adoption had
+ * moved into layers/ without committing goes back.
  */
 export async function reconcile(
   deps: { layout: StoreLayout; blobs: BlobStore; layers: LayerStore; leases: Leases; logger: Logger },
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
-  const report: ReconcileReport = { blobRowsDropped: 0, blobsAdopted: 0, blobFilesRemoved: 0, ingestRemoved: 0, layerDirsRemoved: 0, layerRowsDropped: 0 };
+  const report: ReconcileReport = { blobRowsDropped: 0, blobsAdopted: 0, blobFilesRemoved: 0, ingestRemoved: 0, layerDirsRemoved: 0, layerRowsDropped: 0, adoptionsRestored: 0 };
   const now = Date.now();
   const known = dropBlobRowsWithoutFiles(deps, report);
   await adoptOrRemoveBlobFiles(deps, known, deps.leases.liveKeys(), now, report);
@@ -104,8 +107,22 @@ async function removeOldPartials(layout: StoreLayout, before: number, report: Re
   }
 }
 
-/** Staging directories of dead processes and numbered directories without a row go; rows without a directory go. */
+/**
+ * Adoptions of dead processes first: their numbered directories may be a snapshot's only copy,
+ * to be put back, not removed. Then staging directories of dead processes and numbered
+ * directories without a row go; rows without a directory go.
+ */
 async function reconcileLayerDirs({ layout, layers, logger }: Deps, report: ReconcileReport): Promise<void> {
+  for (const a of await layers.recoverAdoptions()) {
+    const at = { snapshot: a.snapshotName, snapshotId: a.snapshotId, diffId: a.diffId, layerDir: a.layerId };
+    if (a.outcome === 'restored') {
+      logger.warn(at, "adoption of a snapshot's fs/ killed before its commit: moved back from layers/");
+      report.adoptionsRestored++;
+    } else if (a.outcome === 'removed') {
+      logger.warn(at, 'adoption killed before its commit, its snapshot removed since (or the directory an older leftover): removed it from layers/');
+      report.layerDirsRemoved++;
+    }
+  }
   const rows = new Map(layers.list().map((r) => [String(r.id), r]));
   const present = new Set<string>();
   for (const name of await readDirOrEmpty(layout.layersDir)) {
@@ -119,7 +136,8 @@ async function reconcileLayerDirs({ layout, layers, logger }: Deps, report: Reco
     }
     if (!rows.has(name)) {
       // A numbered dir without a row: an unpack that renamed but never committed, unless another
-      // process committed it after `rows` was read; removeUnclaimedDir re-checks under the lock.
+      // process committed it after `rows` was read, or it is an adoption's (its owner alive, or
+      // killed since recoverAdoptions): removeUnclaimedDir re-checks both under the lock.
       if (await layers.removeUnclaimedDir(name)) report.layerDirsRemoved++;
       continue;
     }
