@@ -1,8 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HostpullError } from '../errors.js';
 
-/** What an in-flight request does, for logs, metrics and /v1/health. */
-export type RequestKind = 'pull' | 'rootfs' | 'rootfs-remove' | 'gc' | 'query';
+/**
+ * What an in-flight request does, for logs, metrics and /v1/health: the HTTP API's, and on the
+ * snapshotter socket a containerd call ('snapshot') or a layer fetched ahead of containerd's asking
+ * for it ('layer-fetch').
+ */
+export type RequestKind = 'pull' | 'rootfs' | 'rootfs-remove' | 'gc' | 'query' | 'snapshot' | 'layer-fetch';
 
 export interface TrackedRun {
   /**
@@ -16,15 +20,26 @@ export interface TrackedRun {
 }
 
 /**
- * Everything the daemon is doing for its clients right now, so that a stop is a transaction
- * boundary: no request starts once the stop began, every running one finishes or is aborted and
- * rolls back, and only then is the store closed. An aborted pull leaves its partial downloads in
- * ingest/ (the next pull resumes them with Range); an aborted rootfs is unmounted and removed.
+ * Everything the daemon is doing for its clients right now, on every socket it serves, so that a
+ * stop is a transaction boundary: no request starts once the stop began, every running one finishes
+ * or is aborted and rolls back, and only then is the store closed. An aborted pull leaves its
+ * partial downloads in ingest/ (the next pull resumes them with Range); an aborted rootfs is
+ * unmounted and removed; an aborted snapshotter call is answered DAEMON_STOPPING (gRPC UNAVAILABLE).
  */
 export class RequestTracker {
   readonly #stop = new AbortController();
   readonly #active = new Map<Promise<unknown>, { kind: RequestKind; abortable: boolean }>();
   #draining = false;
+
+  /**
+   * Fires when the stop gives up waiting (or, once the drain is over, for whatever still listens):
+   * for work that several requests share and none owns, such as a layer fetch that containerd's
+   * calls wait for together. Such work must still run inside a tracked request, or the store could
+   * close under it.
+   */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
 
   /** Requests in flight, of one kind or all. */
   count(kind?: RequestKind): number {
@@ -32,6 +47,13 @@ export class RequestTracker {
     let n = 0;
     for (const r of this.#active.values()) if (r.kind === kind) n++;
     return n;
+  }
+
+  /** Requests in flight by kind (kinds with none are left out), for the stop's log lines. */
+  counts(): Partial<Record<RequestKind, number>> {
+    const by: Partial<Record<RequestKind, number>> = {};
+    for (const r of this.#active.values()) by[r.kind] = (by[r.kind] ?? 0) + 1;
+    return by;
   }
 
   get stopping(): boolean {
@@ -63,19 +85,24 @@ export class RequestTracker {
 
   /**
    * Refuses new requests, waits up to `timeoutMs` for the running ones, then aborts what is left
-   * and waits for it to unwind (roll back). Returns what had to be aborted, by kind.
+   * and waits for it to unwind (roll back). Returns what had to be aborted, by kind. `signal` has
+   * fired when it returns, whether anything was aborted or not.
    */
   async drain(timeoutMs: number): Promise<Partial<Record<RequestKind, number>>> {
     this.#draining = true;
+    const stopped = new HostpullError('DAEMON_STOPPING', 'the daemon is stopping');
+    // No request joins the set from now on (run() refuses), so one snapshot of it is all of them.
     const all = () => Promise.allSettled([...this.#active.keys()]);
-    if (this.#active.size === 0) return {};
     const timer = new AbortController();
-    const finished = await Promise.race([all().then(() => true), sleep(timeoutMs, false, { signal: timer.signal }).catch(() => false)]);
+    const finished = this.#active.size === 0 || (await Promise.race([all().then(() => true), sleep(timeoutMs, false, { signal: timer.signal }).catch(() => false)]));
     timer.abort();
-    if (finished) return {};
+    if (finished) {
+      this.#stop.abort(stopped);
+      return {};
+    }
     const aborted: Partial<Record<RequestKind, number>> = {};
     for (const r of this.#active.values()) if (r.abortable) aborted[r.kind] = (aborted[r.kind] ?? 0) + 1;
-    this.#stop.abort(new HostpullError('DAEMON_STOPPING', 'the daemon is stopping'));
+    this.#stop.abort(stopped);
     // What was aborted rolls back now; what may not be aborted finishes.
     while (this.#active.size > 0) await all();
     return aborted;
@@ -88,6 +115,8 @@ const WHAT: Record<RequestKind, { noun: string; hint: string }> = {
   'rootfs-remove': { noun: 'removal', hint: 'remove it again when the daemon is back' },
   gc: { noun: 'gc', hint: 'run gc again when the daemon is back' },
   query: { noun: 'request', hint: 'ask again when the daemon is back' },
+  snapshot: { noun: 'snapshotter call', hint: "containerd's pull fails; the kubelet pulls again, through the daemon once it is back" },
+  'layer-fetch': { noun: 'layer fetch', hint: 'the next pull of the image fetches it again, resuming the partial download' },
 };
 
 function stoppedError(kind: RequestKind, cause: unknown): HostpullError {

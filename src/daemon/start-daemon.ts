@@ -15,7 +15,7 @@ import { SystemdNotifier } from './notify.js';
 import { RequestTracker } from './request-tracker.js';
 import { rootfsApi } from './rootfs-api.js';
 import { prepareSocketPath } from './socket-file.js';
-import { startSnapshotterListener, type SnapshotterListener } from './snapshotter-listener.js';
+import { startSnapshotterListener } from './snapshotter-listener.js';
 
 export interface DaemonOptions {
   /** Store root. */
@@ -81,15 +81,16 @@ export interface RunningDaemon {
  * systemd READY=1 and runs the budget GC.
  *
  * Stop (SIGTERM, SIGINT or stop()) is a transaction boundary, in this order:
- *  1. STOPPING=1; every listener stops accepting; requests on open connections get 503;
- *  2. requests in flight get `stopTimeoutMs` to finish; then pulls and rootfs not yet answered
- *     are aborted and roll back completely (a partial download stays in ingest/ and resumes; a
- *     rootfs is unmounted and removed), and removals run to their end;
+ *  1. STOPPING=1; every listener stops accepting; requests on open connections get 503, and
+ *     snapshotter calls UNAVAILABLE (DAEMON_STOPPING);
+ *  2. requests in flight, on either socket, get `stopTimeoutMs` to finish; then pulls, rootfs not
+ *     yet answered and snapshotter calls (a layer fetch for containerd) are aborted and roll back
+ *     completely (a partial download stays in ingest/ and resumes; a rootfs is unmounted and
+ *     removed; containerd is answered UNAVAILABLE), and removals and commits run to their end;
  *  3. the listeners close their connections;
  *  4. the registry client and, last, the store are closed.
  * Mounts handed out are never touched at stop: a running container keeps its rootfs across a
- * daemon restart. Another listener (a gRPC service) joins by being pushed onto `listeners` and
- * running its requests through the same RequestTracker.
+ * daemon restart. Every listener runs its requests through the one RequestTracker.
  */
 export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon> {
   const logger = options.logger;
@@ -164,7 +165,7 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     // containerd's snapshotter first: once the HTTP socket answers (what clients and tests wait
     // for), the snapshotter socket does too.
     if (options.snapshotterSocket) {
-      listeners.push(snapshotterListener(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, workers, keepBlobs, ...(options.snapshotterLazy ? { lazy } : {}) })));
+      listeners.push(await startSnapshotterListener({ socketPath: resolvePath(options.snapshotterSocket), store, client, logger, tracker, workers, keepBlobs, ...(options.snapshotterLazy ? { lazy } : {}) }));
     }
     listeners.push(await listenUnixHttp({ path: socketPath, handler, mode: options.socketMode ?? 0o660, group: options.socketGroup }));
     if (options.maxStoreSize !== undefined) {
@@ -177,13 +178,16 @@ export async function startDaemon(options: DaemonOptions): Promise<RunningDaemon
     let stopping: Promise<void> | undefined;
     const stop = (reason = 'stop requested'): Promise<void> => {
       stopping ??= (async () => {
-        logger.info({ reason, inFlight: tracker.count(), activePulls: tracker.count('pull') }, 'daemon stopping');
+        const inFlight = tracker.counts();
+        logger.info({ reason, inFlight: tracker.count(), activePulls: tracker.count('pull'), snapshotterCalls: tracker.count('snapshot'), byKind: inFlight }, 'daemon stopping');
         await notifier.notify({ STOPPING: 1, STATUS: `stopping: ${reason}` });
         for (const l of listeners) l.stopAccepting();
+        const t0 = performance.now();
         const aborted = await tracker.drain(options.stopTimeoutMs ?? 30_000);
         if (Object.keys(aborted).length > 0) {
-          logger.warn({ aborted }, 'requests aborted at stop: partial downloads resume on the next pull, rootfs not yet answered were removed');
+          logger.warn({ aborted }, 'requests aborted at stop: partial downloads resume on the next pull, rootfs not yet answered were removed, snapshotter calls were answered UNAVAILABLE');
         }
+        logger.info({ inFlight, aborted, ms: Math.round(performance.now() - t0) }, 'requests drained');
         for (const l of listeners) await l.close();
         await closeResources();
         logger.info('daemon stopped');
@@ -268,13 +272,4 @@ function budgetGc(deps: { api: LocalHostApi; tracker: RequestTracker; logger: Lo
       });
   };
   return run;
-}
-
-/**
- * The snapshotter's gRPC server in the stop order: its stop() stops taking calls and lets those
- * in flight finish (5 s at most), so starting it is "stop accepting" and waiting for it is "close";
- * the store is closed only after both.
- */
-function snapshotterListener(s: SnapshotterListener): Listener {
-  return { name: `containerd snapshotter on ${s.socketPath}`, stopAccepting: () => void s.stop(), close: () => s.stop() };
 }

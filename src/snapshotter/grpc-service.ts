@@ -49,30 +49,41 @@ interface KeyRequest {
 /** How many Info entries one List response carries (containerd reads a stream of batches). */
 const LIST_BATCH = 100;
 
+/** A snapshots.v1 method, for logs and for {@link SnapshotsServiceOptions.track}. */
+export type SnapshotsMethod = 'Prepare' | 'View' | 'Mounts' | 'Commit' | 'Remove' | 'Stat' | 'Update' | 'List' | 'Usage' | 'Cleanup';
+
+export interface SnapshotsServiceOptions {
+  /**
+   * Runs each call as the daemon's in-flight work (its RequestTracker), so that a stop waits for
+   * it and refuses calls once it began: a rejection (DAEMON_STOPPING) is the call's answer.
+   * Default: calls run as they come.
+   */
+  track?: <T>(method: SnapshotsMethod, fn: () => Promise<T>) => Promise<T>;
+}
+
 /**
  * The grpc-js implementation of containerd.services.snapshots.v1.Snapshots over a
  * {@link Snapshotter}: decoding, status codes and a debug line per call; nothing else.
  */
-export function snapshotsService(snapshotter: Snapshotter, logger: Logger): UntypedServiceImplementation {
+export function snapshotsService(snapshotter: Snapshotter, logger: Logger, options: SnapshotsServiceOptions = {}): UntypedServiceImplementation {
+  const track = options.track ?? (<T>(_method: SnapshotsMethod, fn: () => Promise<T>) => fn());
   const unary =
-    <Req, Res>(method: string, fn: (req: Req) => Promise<Res> | Res) =>
+    <Req, Res>(method: SnapshotsMethod, fn: (req: Req) => Promise<Res> | Res) =>
     (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
       const t0 = performance.now();
-      Promise.resolve()
-        .then(() => fn(call.request))
-        .then(
-          (res) => {
-            logger.debug({ method, request: call.request, ms: Math.round(performance.now() - t0) }, 'snapshotter call');
-            callback(null, res);
-          },
-          (err: unknown) => {
-            const e = toGrpc(err);
-            // NOT_FOUND on Stat is how containerd asks "do you have it?": not worth a warning.
-            const level = e.code === status.NOT_FOUND || e.code === status.ALREADY_EXISTS ? 'debug' : 'warn';
-            logger[level]({ method, request: call.request, err: e.details }, 'snapshotter call failed');
-            callback({ ...e, name: 'SnapshotterError', message: e.details });
-          },
-        );
+      track(method, async () => fn(call.request)).then(
+        (res) => {
+          logger.debug({ method, request: call.request, ms: Math.round(performance.now() - t0) }, 'snapshotter call');
+          callback(null, res);
+        },
+        (err: unknown) => {
+          const e = toGrpc(err);
+          // NOT_FOUND on Stat is how containerd asks "do you have it?": not worth a warning.
+          const level = e.code === status.NOT_FOUND || e.code === status.ALREADY_EXISTS ? 'debug' : 'warn';
+          logger[level]({ method, request: call.request, err: e.details }, 'snapshotter call failed');
+          callback({ ...e, name: 'SnapshotterError', message: e.details });
+        },
+      );
     };
 
   return {
@@ -97,15 +108,17 @@ export function snapshotsService(snapshotter: Snapshotter, logger: Logger): Unty
       info: wireInfo(snapshotter.update(req.info?.name ?? '', req.info?.labels ?? {}, req.update_mask?.paths ?? [])),
     })),
     List: (call: ServerWritableStream<{ filters?: string[] }, unknown>): void => {
-      try {
-        const all = snapshotter.list(call.request.filters ?? []);
-        for (let i = 0; i < all.length; i += LIST_BATCH) call.write({ info: all.slice(i, i + LIST_BATCH).map(wireInfo) });
-        call.end();
-      } catch (err) {
-        const e = toGrpc(err);
-        logger.warn({ method: 'List', filters: call.request.filters, err: e.details }, 'snapshotter call failed');
-        call.destroy(Object.assign(new Error(e.details), e));
-      }
+      track('List', async () => snapshotter.list(call.request.filters ?? [])).then(
+        (all) => {
+          for (let i = 0; i < all.length; i += LIST_BATCH) call.write({ info: all.slice(i, i + LIST_BATCH).map(wireInfo) });
+          call.end();
+        },
+        (err: unknown) => {
+          const e = toGrpc(err);
+          logger.warn({ method: 'List', filters: call.request.filters, err: e.details }, 'snapshotter call failed');
+          call.destroy(Object.assign(new Error(e.details), e));
+        },
+      );
     },
     Usage: unary<KeyRequest, unknown>('Usage', (req) => snapshotter.usage(req.key)),
     Cleanup: unary<unknown, unknown>('Cleanup', async () => {

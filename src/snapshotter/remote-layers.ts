@@ -39,8 +39,14 @@ export interface RemoteLayersOptions {
   concurrency?: number;
   /** Manifests remembered (an image's layers are asked for one by one). Default 32. */
   cacheSize?: number;
-  /** Aborts fetches started ahead (daemon stop). */
+  /** Aborts every fetch (the daemon's stop, once it gives up waiting). */
   signal?: AbortSignal;
+  /**
+   * Runs a fetch that no call waits for (a layer fetched ahead) as the daemon's own in-flight work,
+   * so that its stop waits for it, or aborts it, before closing the store; refusing it (the stop
+   * began) just leaves the layer to be asked for. Default: run as is.
+   */
+  background?: (work: () => Promise<unknown>) => Promise<unknown>;
   /** Serve layers that have a table of contents lazily instead of fetching them whole (`daemon --snapshotter-lazy`). Default: off. */
   lazy?: LazySnapshotLayers;
 }
@@ -78,6 +84,7 @@ export class RemoteLayers {
   readonly #limit: Semaphore;
   readonly #cacheSize: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #background: (work: () => Promise<unknown>) => Promise<unknown>;
   readonly #lazy: LazySnapshotLayers | undefined;
   readonly #images = new Map<string, Promise<RemoteImage>>();
   readonly #fetches = new Map<Digest, Promise<LayerOutcome>>();
@@ -90,6 +97,7 @@ export class RemoteLayers {
     this.#limit = new Semaphore(options.concurrency ?? 4);
     this.#cacheSize = options.cacheSize ?? 32;
     this.#signal = options.signal;
+    this.#background = options.background ?? ((work) => work());
     this.#lazy = options.lazy;
   }
 
@@ -136,7 +144,8 @@ export class RemoteLayers {
     }
     // Ahead: the layers after this one that are not here yet and not to be lazy (each fetched once, in order).
     for (const next of image.layers.slice(index + 1)) {
-      if (!store.layers.get(next.diffId) && !lazily.has(next.blobDigest) && !this.#lazy?.serves(next.diffId)) this.#fetch(image, next, true).catch((err: unknown) => this.#deps.logger.debug({ err, digest: next.blobDigest }, 'snapshotter: fetch ahead failed'));
+      if (store.layers.get(next.diffId) || lazily.has(next.blobDigest) || this.#lazy?.serves(next.diffId)) continue;
+      this.#background(() => this.#fetch(image, next, true)).catch((err: unknown) => this.#deps.logger.debug({ err, digest: next.blobDigest }, 'snapshotter: fetch ahead failed'));
     }
     try {
       const outcome = await this.#fetch(image, layer);

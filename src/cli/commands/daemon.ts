@@ -29,7 +29,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(durationOption('--gc-interval <duration>', 'how often the budget GC runs', { above: 0, defaultText: '10m' }))
     .addOption(durationOption('--gc-min-age <duration>', 'the budget GC keeps anything used more recently than this', { defaultText: '10m' }))
     .addOption(
-      durationOption('--stop-timeout <duration>', 'at SIGTERM, how long requests in flight may finish; then pulls are parked (resumable) and rootfs not yet answered are removed', {
+      durationOption('--stop-timeout <duration>', 'at SIGTERM, how long requests in flight (snapshotter calls too) may finish; then pulls are parked (resumable), rootfs not yet answered are removed and snapshotter calls are answered UNAVAILABLE', {
         defaultText: '30s',
       }),
     );
