@@ -36,8 +36,15 @@ export interface GcReport {
  * before it is deleted.
  */
 export async function collectGarbage(store: ContentStore, options: GcOptions = {}): Promise<GcReport> {
-  // Holds of pulls that died are no longer counted (their heartbeat is stale); their rows go here.
-  if (!options.dryRun) store.pullHolds.sweep();
+  // Holds of pulls that died are no longer counted (their heartbeat is stale); their rows go here,
+  // unless the disk is too full for that write: freeing room comes first.
+  if (!options.dryRun) {
+    try {
+      store.pullHolds.sweep();
+    } catch (err) {
+      store.logger.debug({ err }, 'gc: could not sweep the holds of dead pulls');
+    }
+  }
   // What GC needs, read in one read transaction (one consistent snapshot).
   const snapshot = store.inventory();
   const plan = selectEvictions(snapshot, options);

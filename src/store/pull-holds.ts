@@ -34,20 +34,25 @@ export class PullHolds {
     return new Set(rows.filter((r) => isAlive(r.pid)).map((r) => r.digest));
   }
 
-  /** Removes the holds of pulls that died or went silent (kill -9, a crash); returns how many pulls. */
+  /**
+   * Removes the holds of pulls that died or went silent (kill -9, a crash); returns how many
+   * pulls. Writes only when there is something to remove: GC runs on a full disk too, where a
+   * write transaction may fail for want of room (and those holds count for nothing anyway).
+   */
   sweep(now = Date.now()): number {
+    const dead = () =>
+      (this.#db.prepare(`SELECT key, pid, heartbeat_at AS heartbeatAt FROM leases WHERE key GLOB '${PULL_LEASE_PREFIX}*'`).all() as Array<{ key: string; pid: number; heartbeatAt: number }>).filter(
+        (l) => !isAlive(l.pid) || now - l.heartbeatAt >= LEASE_STALE_AFTER_MS,
+      );
+    const orphans = () => this.#db.prepare('SELECT 1 FROM pull_holds WHERE lease NOT IN (SELECT key FROM leases) LIMIT 1').get() !== undefined;
+    if (dead().length === 0 && !orphans()) return 0;
     return immediate(this.#db, () => {
-      const leases = this.#db.prepare(`SELECT key, pid, heartbeat_at AS heartbeatAt FROM leases WHERE key GLOB '${PULL_LEASE_PREFIX}*'`).all() as Array<{
-        key: string;
-        pid: number;
-        heartbeatAt: number;
-      }>;
-      const dead = leases.filter((l) => !isAlive(l.pid) || now - l.heartbeatAt >= LEASE_STALE_AFTER_MS);
+      const gone = dead();
       const dropLease = this.#db.prepare('DELETE FROM leases WHERE key = ?');
-      for (const l of dead) dropLease.run(l.key);
+      for (const l of gone) dropLease.run(l.key);
       // Holds whose lease is gone: those just dropped, and any a crash left without one.
       this.#db.prepare('DELETE FROM pull_holds WHERE lease NOT IN (SELECT key FROM leases)').run();
-      return dead.length;
+      return gone.length;
     });
   }
 }
