@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname as hostName } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import { HostpullError } from '../errors.js';
 import type { ImageConfig } from '../oci/index.js';
 import { checkContainerPath } from './container-path.js';
 import { mergeEnv } from './env.js';
-import { DEFAULT_CAPABILITIES, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, defaultMounts } from './spec-defaults.js';
+import { DEFAULT_CAPABILITIES, MASKED_PATHS, OCI_VERSION, READONLY_PATHS, defaultMounts, defaultOpenFilesLimit } from './spec-defaults.js';
 import type { RuntimeMount, RuntimeSpec } from './spec-types.js';
 import { resolveUser } from './user.js';
 
@@ -81,6 +82,10 @@ export interface BuildSpecOptions {
   hostUid?: number;
   /** Host gid mapped to container root when rootless. Default: process.getgid(). */
   hostGid?: number;
+  /** The container's RLIMIT_NOFILE (soft = hard). Default: podman's (defaultOpenFilesLimit). */
+  openFiles?: number;
+  /** The host's name, which a `host` network container takes unless it is given one. Default: os.hostname(). */
+  hostName?: string;
 }
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/;
@@ -147,7 +152,8 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
   const user = resolveUser(rootfsPath, input.user ?? cfg.User);
   const env = mergeEnv(cfg.Env, input.env, { tty, home: user.home });
 
-  const hostname = checkHostname(input.hostname ?? (input.containerId ? input.containerId.slice(0, 12) : 'hostpull'));
+  const hostname = checkHostname(input.hostname ?? defaultHostname(input, opts));
+  const openFiles = opts.openFiles ?? defaultOpenFilesLimit(rootless, readTextOrUndefined);
 
   const caps = [...DEFAULT_CAPABILITIES];
   const spec: RuntimeSpec = {
@@ -160,7 +166,7 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
       env,
       cwd,
       capabilities: { bounding: caps, effective: [...caps], permitted: [...caps] },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: openFiles, soft: openFiles }],
       noNewPrivileges: true,
     },
     root: { path: rootfsPath, readonly: input.readonlyRootfs ?? false },
@@ -186,4 +192,24 @@ export function buildRuntimeSpec(input: RuntimeSpecInput, opts: BuildSpecOptions
     spec.linux.resources = { devices: [{ allow: false, access: 'rwm' }] };
   }
   return spec;
+}
+
+/**
+ * The name a container gets unless --hostname says: the host's, when it shares the host's network
+ * (podman and Docker do the same: a service there is reached by that name), else the first 12
+ * characters of its id. A host name that is no valid container host name falls back to the id's.
+ */
+function defaultHostname(input: RuntimeSpecInput, opts: BuildSpecOptions): string {
+  const own = input.containerId ? input.containerId.slice(0, 12) : 'hostpull';
+  if (input.network !== 'host') return own;
+  const host = opts.hostName ?? hostName();
+  return HOSTNAME.test(host) ? host : own;
+}
+
+function readTextOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

@@ -65,3 +65,32 @@ export function defaultMounts(rootless: boolean): RuntimeMount[] {
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
   ];
 }
+
+/** podman's open-files limit for a container a root user runs (soft = hard), where the kernel allows it. */
+const ROOTFUL_NOFILE = 1_048_576;
+
+/** CAP_SYS_RESOURCE: what raising a hard rlimit takes (a root in a restricted container may lack it). */
+const CAP_SYS_RESOURCE = 24n;
+
+/**
+ * RLIMIT_NOFILE of a container, soft = hard, as podman sets it: 1048576 (at most the kernel's
+ * fs.nr_open) when the runtime may raise a hard limit, i.e. runs as root with CAP_SYS_RESOURCE;
+ * otherwise (rootless, or a root without that capability) the hard limit this process has, which
+ * the runtime cannot exceed. Not runc's and containerd 1.x's 1024/1024: a JVM raises its soft
+ * limit to the hard one, and a Gradle or Maven build with many jars open hits 1024.
+ */
+export function defaultOpenFilesLimit(rootless: boolean, readText: (path: string) => string | undefined): number {
+  const nrOpen = Number(readText('/proc/sys/fs/nr_open')?.trim());
+  const ceiling = Number.isSafeInteger(nrOpen) && nrOpen > 0 ? Math.min(ROOTFUL_NOFILE, nrOpen) : ROOTFUL_NOFILE;
+  // "Max open files            1024                 20000                files"
+  const hardText = readText('/proc/self/limits')
+    ?.split('\n')
+    .find((l) => l.startsWith('Max open files'))
+    ?.split(/\s{2,}/)[2];
+  const hard = hardText === 'unlimited' ? Number.POSITIVE_INFINITY : Number(hardText);
+  const known = hard > 0 && (Number.isSafeInteger(hard) || hard === Number.POSITIVE_INFINITY);
+  const effective = /^CapEff:\s*([0-9a-f]+)$/m.exec(readText('/proc/self/status') ?? '')?.[1];
+  const mayRaise = !rootless && effective !== undefined && ((BigInt(`0x${effective}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+  if (mayRaise || (known && hard >= ceiling)) return ceiling;
+  return known ? hard : 1024;
+}

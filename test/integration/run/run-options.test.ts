@@ -8,6 +8,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, type CliOptions } from '../../helpers/cli.js';
 import { pushFixtureSet } from '../../helpers/fixtures.js';
@@ -140,10 +141,33 @@ describe('hostpull run --network', () => {
     await expectCleanedUp();
   });
 
+  it("host: the container takes the host's name, unless --hostname gives one", async () => {
+    const r = await hostpull(['run', '--network', 'host', IMAGE, '--', '/bin/sh', '-c', 'hostname']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${hostname()}\n`);
+    const named = await hostpull(['run', '--network', 'host', '--hostname', 'builder-2', IMAGE, '--', '/bin/sh', '-c', 'hostname']);
+    expect(named.stdout).toBe('builder-2\n');
+    await expectCleanedUp();
+  });
+
   it('refuses a mode it does not have', async () => {
     const r = await hostpull(['run', '--network', 'bridge', IMAGE, '--', '/bin/true']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--network <mode>' argument 'bridge' is invalid/);
+  });
+});
+
+describe('hostpull run limits', () => {
+  it("gives a container podman's open-files limit, soft = hard: not runc's 1024, and never below what the host gives", async () => {
+    const r = await hostpull(['run', IMAGE, '--', '/bin/sh', '-c', 'ulimit -n; ulimit -Hn']);
+    expect(r.stderr).toBe('');
+    const [soft, hard] = r.stdout.trim().split('\n').map(Number);
+    expect(soft).toBe(hard);
+    // This process's hard limit: a root with CAP_SYS_RESOURCE gets 1048576 (or nr_open), others this.
+    const hostHard = Number(/^Max open files\s+\S+\s+(\S+)/m.exec(await readFile('/proc/self/limits', 'utf8'))![1]);
+    expect(hard).toBeGreaterThanOrEqual(Math.min(1_048_576, hostHard));
+    expect(hard).toBeGreaterThan(1024);
+    await expectCleanedUp();
   });
 });
 

@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isHostpullError } from '../../../src/errors.js';
 import type { ImageConfig } from '../../../src/oci/index.js';
 import { buildRuntimeSpec, type RuntimeSpecInput } from '../../../src/runtime/index.js';
+import { defaultOpenFilesLimit } from '../../../src/runtime/spec-defaults.js';
 import { makeBusyboxRootfs } from '../../integration/runtime/busybox-rootfs.js';
 
 let dir: string;
@@ -24,6 +25,8 @@ function image(config: NonNullable<ImageConfig['config']>): ImageConfig {
 function build(config: NonNullable<ImageConfig['config']>, extra: Partial<RuntimeSpecInput> = {}, opts = {}) {
   return buildRuntimeSpec({ imageConfig: image(config), rootfsPath: rootfs, ...extra }, opts);
 }
+
+const readText = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : undefined);
 
 function codeOf(fn: () => unknown): string | undefined {
   try {
@@ -157,7 +160,7 @@ describe('spec shape', () => {
     expect(spec.linux.namespaces.map((n) => n.type).sort()).toEqual(['ipc', 'mount', 'network', 'pid', 'uts']);
     expect(spec.process.capabilities?.bounding).toContain('CAP_NET_BIND_SERVICE');
     expect(spec.process.capabilities?.bounding).not.toContain('CAP_SYS_ADMIN');
-    expect(spec.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]);
+    expect(spec.process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: defaultOpenFilesLimit(false, readText), soft: defaultOpenFilesLimit(false, readText) }]);
     expect(spec.process.noNewPrivileges).toBe(true);
     expect(spec.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup', '/tmp', '/var/tmp', '/run']);
     expect(spec.linux.maskedPaths).toContain('/proc/kcore');
@@ -180,6 +183,30 @@ describe('spec shape', () => {
   });
 });
 
+describe('open files', () => {
+  const files = (hard: string, capEff: string, nrOpen = '1048576') => (path: string) =>
+    ({
+      '/proc/self/limits': `Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 ${hard}                files     \n`,
+      '/proc/self/status': `Name:\tnode\nCapPrm:\t${capEff}\nCapEff:\t${capEff}\n`,
+      '/proc/sys/fs/nr_open': `${nrOpen}\n`,
+    })[path];
+  const ALL = '000001ffffffffff';
+  const NO_SYS_RESOURCE = '000001fffeffffff';
+
+  it("are podman's for a root that may raise them: 1048576, at most the kernel's nr_open, soft = hard", () => {
+    expect(defaultOpenFilesLimit(false, files('4096', ALL))).toBe(1_048_576);
+    expect(defaultOpenFilesLimit(false, files('4096', ALL, '65536'))).toBe(65_536);
+    expect(defaultOpenFilesLimit(false, files('unlimited', NO_SYS_RESOURCE))).toBe(1_048_576);
+    expect(build({ Cmd: ['sh'] }, {}, { openFiles: 4096 }).process.rlimits).toEqual([{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }]);
+  });
+
+  it('are the hard limit this process has when the runtime cannot raise it: rootless, or root without CAP_SYS_RESOURCE', () => {
+    expect(defaultOpenFilesLimit(true, files('524288', ALL))).toBe(524_288);
+    expect(defaultOpenFilesLimit(false, files('20000', NO_SYS_RESOURCE))).toBe(20_000);
+    expect(defaultOpenFilesLimit(true, () => undefined)).toBe(1024);
+  });
+});
+
 describe('network', () => {
   const hostFiles = ['/etc/resolv.conf', '/etc/hosts'].filter((f) => existsSync(f));
 
@@ -199,6 +226,14 @@ describe('network', () => {
   it("host: a -v on /etc/hosts replaces the host's file instead of being mounted over by it", () => {
     const spec = build({ Cmd: ['sh'] }, { network: 'host', mounts: [{ source: '/dev/null', destination: '/etc/hosts' }] });
     expect(spec.mounts.filter((m) => m.destination === '/etc/hosts').map((m) => m.source)).toEqual(['/dev/null']);
+  });
+
+  it("host takes the host's name unless --hostname gives one; none keeps the id's", () => {
+    expect(build({ Cmd: ['sh'] }, { network: 'host', containerId: 'abcdef0123456789' }, { hostName: 'node-7.example' }).hostname).toBe('node-7.example');
+    expect(build({ Cmd: ['sh'] }, { network: 'host', containerId: 'abcdef0123456789', hostname: 'web' }, { hostName: 'node-7' }).hostname).toBe('web');
+    expect(build({ Cmd: ['sh'] }, { network: 'none', containerId: 'abcdef0123456789' }, { hostName: 'node-7' }).hostname).toBe('abcdef012345');
+    // A host name a container cannot take (an underscore) leaves the id's.
+    expect(build({ Cmd: ['sh'] }, { network: 'host', containerId: 'abcdef0123456789' }, { hostName: 'my_host' }).hostname).toBe('abcdef012345');
   });
 
   it('host in a rootless spec keeps the user namespace', () => {
