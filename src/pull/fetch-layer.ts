@@ -72,8 +72,9 @@ function describe(err: unknown, job: LayerJob, attempts: number): unknown {
   return new HostpullError(code, `fetching blob ${job.digest} from ${source(job.repo)} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${why}`, {
     cause: err,
     ...(isHostpullError(err) && err.details ? { details: err.details } : {}),
-    // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error gets ours.
-    hint: hintFor(err) ?? (isHostpullError(err) ? undefined : 'the partial download is kept; pulling again resumes it'),
+    // A wrapped error keeps its own hint (or the full-disk one); only a bare I/O error, or an
+    // interrupt, gets ours.
+    hint: hintFor(err) ?? (!isHostpullError(err) || err.code === 'ABORTED' ? 'the partial download is kept; pulling again resumes it' : undefined),
   });
 }
 
@@ -132,6 +133,9 @@ export async function fetchLayer(deps: FetchLayerDeps, job: LayerJob, options: F
       } catch (err) {
         const got = attempt.fetched;
         fetchedBytes += got;
+        // Cut short by its signal (Ctrl-C, a daemon's stop): say why, not what the cut looked
+        // like from inside the stream ("The operation was aborted", "reading aborted").
+        if (options.signal?.aborted) throw describe(options.signal.reason instanceof Error ? options.signal.reason : err, job, retry.retries + 1);
         if (isHostpullError(err, 'DIGEST_MISMATCH') || (isHostpullError(err, 'SIZE_MISMATCH') && !isRetryable(err))) {
           // The bytes on disk cannot be trusted: no partial is kept for this blob.
           await store.blobs.discardIngest(job.digest);

@@ -178,7 +178,7 @@ export class Transport {
         });
         res = { status: r.statusCode, headers: r.headers, body: r.body, url };
       } catch (err) {
-        if (req.signal?.aborted) throw err;
+        if (req.signal?.aborted) throw abortReason(req.signal, err);
         const failure = networkError(method, url, err, req.registry);
         if (!retry) throw failure;
         await retry.failed(failure);
@@ -293,7 +293,7 @@ export class Transport {
         resHeaders = r.headers;
         body = r.body;
       } catch (err) {
-        if (signal?.aborted) throw err;
+        if (signal?.aborted) throw abortReason(signal, err);
         await retry.failed(networkError('GET', url, err, registry));
         continue;
       }
@@ -382,4 +382,13 @@ function unauthorizedHint(registry: string, hadCredentials: boolean): string {
     `no credentials for ${registry}: log in with \`hostpull login ${registry}\` (a podman, skopeo or docker login works too), ` +
     `or set ${AUTH_ENV}=${registry}=USER:PASSWORD (comma-separated for several registries)`
   );
+}
+
+/**
+ * Why a request that its signal cut short ended: the signal's reason (an interrupt's "interrupted
+ * by SIGINT", a daemon's DAEMON_STOPPING), as fetch() rejects, not the HTTP client's generic
+ * "The operation was aborted"; that error when the reason is no Error.
+ */
+function abortReason(signal: AbortSignal, err: unknown): unknown {
+  return signal.reason instanceof Error ? signal.reason : err;
 }

@@ -107,6 +107,18 @@ describe.each(['undici', 'node'] as const)('over %s', (kind) => {
       expect(s.requests).toHaveLength(1);
     });
 
+    it('ends a request in flight with the signal\'s reason, not the HTTP client\'s AbortError', async () => {
+      // The answer never comes: the abort meets the request itself, not a wait between retries.
+      const s = await server(() => undefined);
+      const ac = new AbortController();
+      const caught = client()
+        .getManifest({ registry: s.host, repository: 'pkg/jdk', tag: 'v1' }, { signal: ac.signal })
+        .catch((e: unknown) => e);
+      while (s.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+      ac.abort(new Error('user gave up'));
+      expect(await caught).toMatchObject({ message: 'user gave up' });
+    });
+
     it('does not retry a POST', async () => {
       const s = await server((req, res) => {
         if (req.method === 'HEAD') return json(res, 404, {});
