@@ -99,6 +99,23 @@ export class MountRecords {
     return new Set((this.#db.prepare('SELECT DISTINCT diff_id AS d FROM mount_layers').all() as Array<{ d: Digest }>).map((r) => r.d));
   }
 
+  /** Whether rootfs `id` is recorded (whether or not its owner is alive). */
+  has(id: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM mounts WHERE id = ?').get(id) !== undefined;
+  }
+
+  /**
+   * Runs `fn` inside one write transaction, with `held` answering {@link isHeld} within it: until
+   * `fn` returns, no other process records or releases a rootfs or runs this. The names that
+   * point at a rootfs (container-names/) change only in here, so the holder a caller judged is
+   * still the holder when it replaces or removes the name. `fn` must be synchronous and short: it
+   * holds the store's write lock. Should SQLite answer BUSY after `fn` ran, `fn` runs again: make
+   * it idempotent.
+   */
+  exclusively<T>(fn: (held: (id: string) => boolean) => T): T {
+    return immediate(this.#db, () => fn((id) => this.isHeld(id)));
+  }
+
   /** Whether rootfs `id` is recorded and its owner process, if it has one, is alive. */
   isHeld(id: string): boolean {
     const row = this.#db.prepare('SELECT owner_pid AS ownerPid, owner_start AS ownerStart FROM mounts WHERE id = ?').get(id) as { ownerPid: number | null; ownerStart: string | null } | undefined;
