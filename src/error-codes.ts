@@ -364,7 +364,7 @@ export const ERROR_CODES = {
     http: 409,
   },
   NOT_MOUNTED: {
-    meaning: 'the target is not a mount point',
+    meaning: 'the target is not a mount point made by `hostpull mount`',
     http: 409,
   },
   NATIVE_MISSING: {

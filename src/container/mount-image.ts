@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { HostpullError } from '../errors.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { errnoCode, HostpullError } from '../errors.js';
 import { formatReference, type ImageReference } from '../oci/index.js';
 import { Puller, type PullResult } from '../pull/index.js';
 import { listMountsUnder, performMount, unmount, createMountDirs, planImageRootfs, type RootfsPlan } from '../rootfs/index.js';
@@ -43,7 +43,9 @@ export async function mountImage(
   const pull = await new Puller(deps).pull(ref, { unpack: true, ...(options.signal ? { signal: options.signal } : {}) });
   const t0 = performance.now();
   const image = store.images.get(pull.reference)!;
-  const target = resolve(dir);
+  // The kernel lists a mount under its real path: a DIR through a symlink is checked and recorded
+  // as that path, so `umount` and a second `mount` of the same directory find it.
+  const target = await canonicalPath(dir);
   if (listMountsUnder(target).some((m) => m.mountPoint === target)) {
     throw new HostpullError('ALREADY_MOUNTED', `${target} is already a mount point`, { hint: `unmount it first: \`hostpull umount ${dir}\`` });
   }
@@ -64,21 +66,46 @@ export async function mountImage(
   return { mountPoint: target, plan, pull, mountMs: performance.now() - t0 };
 }
 
-/** The mount table row of a view made by `hostpull mount`, keyed by its mount point. */
+/** The mount table row of a view made by `hostpull mount`, keyed by its mount point's real path. */
 function mountRecordId(target: string): string {
   return `view:${target}`;
 }
 
 /**
- * `hostpull umount DIR`: refuses anything that is not a mount point, so no directory is touched
- * by mistake, and releases the view's hold on its layers.
+ * `dir` made absolute with every symlink in its existing part resolved, as the kernel reports a
+ * mount there; a missing tail (the mount point `mount` is about to create) is kept as written.
+ */
+async function canonicalPath(dir: string): Promise<string> {
+  let head = resolve(dir);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(await realpath(head), ...tail);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT' || head === dirname(head)) throw err;
+      tail.unshift(basename(head));
+      head = dirname(head);
+    }
+  }
+}
+
+/**
+ * `hostpull umount DIR`: unmounts a view made by `hostpull mount` and releases its hold on its
+ * layers. Anything else is refused, a mount point hostpull did not make included, so no other
+ * mount is taken down by mistake. A view already unmounted behind hostpull's back (umount(8), a
+ * reboot) has its record released all the same: nothing else would ever release it.
  */
 export async function unmountImage(store: ContentStore, dir: string): Promise<string> {
-  const target = await realpath(resolve(dir)).catch(() => resolve(dir));
-  if (!listMountsUnder(target).some((m) => m.mountPoint === target)) {
-    throw new HostpullError('NOT_MOUNTED', `${target} is not a mount point`);
+  const target = await canonicalPath(dir);
+  const mounted = listMountsUnder(target).some((m) => m.mountPoint === target);
+  if (!store.mounts.has(mountRecordId(target))) {
+    throw new HostpullError(
+      'NOT_MOUNTED',
+      mounted ? `${target} is a mount point, but not a view made by \`hostpull mount\`` : `${target} is not a mount point made by \`hostpull mount\``,
+      mounted ? { hint: 'it was made by something else: use umount(8) if you mean to take it down' } : {},
+    );
   }
-  unmount(target);
+  if (mounted) unmount(target);
   store.mounts.release(mountRecordId(target));
   return target;
 }

@@ -1,9 +1,12 @@
 /**
  * `hostpull run` / `mount` end to end: real registry, real overlayfs, real runc.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, readdir, realpath, stat, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unmount } from '../../../src/rootfs/index.js';
+import { ContentStore } from '../../../src/store/content-store.js';
 import { runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
@@ -186,5 +189,73 @@ describe('hostpull mount / umount', () => {
     const u2 = await hostpull(root, ['umount', mnt]);
     expect(u2.code).toBe(1);
     expect(u2.stderr).toMatch(/not a mount point/);
+  });
+
+  /** The `hostpull mount` views the store records (each holds its layers from GC). */
+  async function recordedViews(root: string): Promise<string[]> {
+    const store = await ContentStore.open(root, { reconcile: false });
+    try {
+      return store.mounts.list().map((m) => m.id).filter((id) => id.startsWith('view:'));
+    } finally {
+      store.close();
+    }
+  }
+
+  it('a DIR through a symlink is one view under its real path: mounted once, and umount releases its record', async () => {
+    const root = await realpath(await tempDir('mount-link'));
+    await mkdir(join(root, 'real'));
+    await symlink('real', join(root, 'link'));
+    const real = join(root, 'real', 'v');
+    const m = await hostpull(root, ['mount', 'JDK11.0-GRD7.0', join(root, 'link', 'v'), '--json']);
+    expect(m.stderr).toBe('');
+    expect(m.code).toBe(0);
+    try {
+      expect((JSON.parse(m.stdout) as { mountPoint: string }).mountPoint).toBe(real);
+      for (const dir of [join(root, 'link', 'v'), real]) {
+        const again = await hostpull(root, ['mount', 'JDK11.0-GRD7.0', dir]);
+        expect(again.code).toBe(1);
+        expect(again.stderr).toMatch(/already a mount point/);
+      }
+      expect(await mountsBelow(root)).toEqual([real]);
+      expect(await recordedViews(root)).toEqual([`view:${real}`]);
+    } finally {
+      const u = await runCli(['--root', root, 'umount', 'link/v'], { cwd: root });
+      expect(u.stderr).toBe('');
+      expect(u.code).toBe(0);
+      expect(u.stdout).toBe(`unmounted ${real}\n`);
+    }
+    expect(await mountsBelow(root)).toEqual([]);
+    expect(await recordedViews(root)).toEqual([]);
+    const u2 = await runCli(['--root', root, 'umount', 'link/v'], { cwd: root });
+    expect(u2.code).toBe(1);
+    expect(u2.stderr).toContain(`${real} is not a mount point made by \`hostpull mount\``);
+  });
+
+  it('umount releases a view that umount(8) already took down', async () => {
+    const root = await realpath(await tempDir('mount-gone'));
+    const mnt = join(root, 'view');
+    expect((await hostpull(root, ['mount', 'JDK11.0-GRD7.0', mnt])).code).toBe(0);
+    unmount(mnt);
+    expect(await recordedViews(root)).toEqual([`view:${mnt}`]);
+    const u = await hostpull(root, ['umount', mnt]);
+    expect(u.stderr).toBe('');
+    expect(u.code).toBe(0);
+    expect(await recordedViews(root)).toEqual([]);
+  });
+
+  it('umount refuses a mount point that hostpull mount did not make, and leaves it mounted', async () => {
+    const root = await realpath(await tempDir('mount-other'));
+    const t = join(root, 't');
+    await mkdir(t);
+    execFileSync('mount', ['-t', 'tmpfs', 'none', t]);
+    try {
+      const u = await hostpull(root, ['umount', t]);
+      expect(u.code).toBe(1);
+      expect(u.stderr).toContain(`${t} is a mount point, but not a view made by \`hostpull mount\``);
+      expect(u.stderr).toContain('umount(8)');
+      expect(await mountsBelow(root)).toEqual([t]);
+    } finally {
+      if ((await mountsBelow(root)).length > 0) unmount(t);
+    }
   });
 });
