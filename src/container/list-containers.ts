@@ -108,11 +108,13 @@ export async function findContainer(store: ContentStore, idOrPrefix: string): Pr
 export function runningContainer(c: ContainerInfo, verb: string): { container: ContainerInfo; runtime: { name: string; path: string } } {
   if (c.state === 'prepared') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is a rootfs prepared for an orchestrator`, { hint: `${verb} it through the orchestrator that runs it` });
   if (c.state === 'stale') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running: the hostpull run that started it was killed`, { hint: 'the next `hostpull run REF` (or daemon start) removes it' });
-  if (!c.runtime) throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running yet (its runtime is not chosen)`, { hint: 'try again in a moment' });
+  // Before the runtime: a run without root never records one (its runtime runs in the helper's
+  // namespace), so "not running yet" would send the user retrying for nothing.
   if (process.getuid?.() !== 0) {
     throw new HostpullError('UNSUPPORTED', `container ${c.id} runs inside the user namespace of a run without root, which hostpull ${verb} cannot enter`, {
       hint: verb === 'exec' ? 'start what you need with `hostpull run REF -- CMD` instead' : 'signal the process of its `hostpull run REF` instead (its pid is in `hostpull ps`)',
     });
   }
+  if (!c.runtime) throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running yet (its runtime is not chosen)`, { hint: 'try again in a moment' });
   return { container: c, runtime: c.runtime };
 }

@@ -22,8 +22,8 @@ export function signalName(signal: string): string {
 }
 
 /** Sends `signal` to the container's init through its runtime (`hostpull kill`). */
-export async function killContainer(store: ContentStore, idOrName: string, signal: string): Promise<ContainerInfo> {
-  const { container, runtime } = runningContainer(await findContainer(store, idOrName), 'kill');
+export async function killContainer(store: ContentStore, idOrName: string, signal: string, verb: 'kill' | 'stop' = 'kill'): Promise<ContainerInfo> {
+  const { container, runtime } = runningContainer(await findContainer(store, idOrName), verb);
   const r = await execRuntime(runtime, runtimeStateDir(store.layout), ['kill', container.id, signalName(signal)]);
   if (r.code !== 0) {
     throw new HostpullError('RUNTIME_FAILED', `${runtime.name} kill ${container.id}: ${r.stderr.trim() || `exit ${r.code}`}`, { hint: 'it may have just exited: `hostpull ps`' });
@@ -37,7 +37,7 @@ export async function killContainer(store: ContentStore, idOrName: string, signa
  * with the container's status and unmounts everything, as on any exit).
  */
 export async function stopContainer(store: ContentStore, idOrName: string, options: { timeoutMs: number; logger?: Logger }): Promise<{ container: ContainerInfo; killed: boolean }> {
-  const container = await killContainer(store, idOrName, 'TERM');
+  const container = await killContainer(store, idOrName, 'TERM', 'stop');
   // Gone once its run released the mount record (or died): one row read per look.
   const gone = () => !store.mounts.isHeld(container.id);
   const until = async (deadline: number) => {

@@ -200,6 +200,42 @@ describe('rootless hostpull run', () => {
     }
   });
 
+  it('exec, stop and kill of its running container say they cannot enter its namespace (not "try again")', async () => {
+    const home = await userHome('rootless-exec');
+    const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', '--name', 'r1', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done"], {
+      cwd: cli().root,
+      env: userEnv(home),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      uid: NOBODY,
+      gid: NOBODY,
+    });
+    let stdout = '';
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.setEncoding('utf8').on('data', (s: string) => {
+        stdout += s;
+        if (stdout.includes('ready\n')) resolve();
+      }),
+    );
+    const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    try {
+      await ready;
+      for (const args of [['exec', 'r1', '--', '/bin/true'], ['stop', 'r1'], ['kill', 'r1']]) {
+        const r = await hostpullAsNobody(home, args);
+        expect(r.code, args[0]).toBe(1);
+        expect(r.stderr, args[0]).toMatch(new RegExp(`container [0-9a-f]{12} runs inside the user namespace of a run without root, which hostpull ${args[0]} cannot enter`));
+        expect(r.stderr, args[0]).not.toMatch(/try again/);
+      }
+      // Still running, untouched.
+      expect(child.exitCode).toBe(null);
+      child.kill('SIGTERM');
+      expect(await closed).toBe(0);
+      await expectNoLeftovers(home);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await closed;
+    }
+  });
+
   it('after kill -9 of hostpull run, its helper stops the container and removes what it made', async () => {
     const home = await userHome('rootless-kill');
     const root = join(home, 'data', 'hostpull');
