@@ -199,11 +199,12 @@ describe('gc beside a pull in flight', () => {
     temps.push(dir);
     const root = join(dir, 'root');
     const proxy = await startProxy(registry.url);
+    let pull: ReturnType<typeof runCli> | undefined;
     try {
       // Maven's blob crawls, so the base and the JDK are committed seconds before the image is.
       const slow = fixtures.packages['MVN3.8']!;
       proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${slow.digest}`) ? { throttleBytesPerSec: 48 * 1024 } : undefined));
-      const pull = runCli(['--root', root, '--server', proxy.host, 'pull', A, '--no-daemon']);
+      pull = runCli(['--root', root, '--server', proxy.host, 'pull', A, '--no-daemon']);
       const early = diffIds(['JDK11.0']);
       await until(async () => {
         const store = await ContentStore.open(root, { reconcile: false }).catch(() => undefined);
@@ -236,6 +237,8 @@ describe('gc beside a pull in flight', () => {
         store.close();
       }
     } finally {
+      // A failed assertion must not leave the pull writing into a directory being removed.
+      await pull?.catch(() => undefined);
       await proxy.close();
     }
   });
