@@ -176,7 +176,10 @@ async function check(nameOrPath: string, opts: DetectOptions): Promise<RuntimeIn
     info = { name, path, version: await versionOf(path, name, opts.signal) };
     verdict = { ...(await probe(info, opts)), version: info.version };
     opts.logger?.debug({ runtime: info, verdict }, 'probed OCI runtime');
-    if (opts.stateRoot) await writeCache(opts.stateRoot, key, verdict);
+    // Only a runtime that worked is remembered. A failure may pass (a full /tmp, a cgroup
+    // hiccup, a spec a later hostpull fixes): remembered, it would refuse every run until the
+    // runtime's binary changed. A runtime that keeps failing costs its probe (~100 ms) per run.
+    if (opts.stateRoot && verdict.ok) await writeCache(opts.stateRoot, key, verdict);
   }
   if (!verdict.ok) {
     throw new HostpullError('RUNTIME_UNUSABLE', `${name} ${info.version} (${path}) cannot run containers here: ${verdict.reason ?? 'unknown'}`, {
@@ -190,8 +193,9 @@ async function check(nameOrPath: string, opts: DetectOptions): Promise<RuntimeIn
 /**
  * Finds a working OCI runtime. With `preferred` (a name or a path, from `--runtime`), that one
  * or an error saying why it cannot be used; otherwise the first of runc, crun that really starts
- * a container here. Verdicts are cached in `stateRoot` per runtime binary (its file), kernel and
- * uid, so only the first call pays for the probe (~100 ms) and for asking the version.
+ * a container here. A working runtime's verdict is cached in `stateRoot` per runtime binary (its
+ * file), kernel and uid, so only the first call pays for the probe (~100 ms) and for asking the
+ * version; a failing one is probed again at every call.
  */
 export async function detectRuntime(preferred?: string, opts: DetectOptions = {}): Promise<RuntimeInfo> {
   if (preferred !== undefined) return check(preferred, opts);

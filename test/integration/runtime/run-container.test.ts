@@ -198,6 +198,21 @@ describe('detectRuntime', () => {
     expect(await versionRuns()).toBe(2);
   });
 
+  it('does not remember a failure: a runtime that failed once is probed again, and used once it works', async () => {
+    // A runc that refuses to run containers while a flag file exists (a transient fault).
+    const bin = join(dir, 'flaky-runtime');
+    await mkdir(bin, { recursive: true });
+    const runc = join(bin, 'runc');
+    const flag = join(bin, 'broken');
+    await writeFile(runc, `#!/bin/sh\nif [ "$1" != "--version" ] && [ -e '${flag}' ]; then echo 'runc: transient failure' >&2; exit 1; fi\nexec /usr/sbin/runc "$@"\n`);
+    await chmod(runc, 0o755);
+    await writeFile(flag, '');
+    const cacheRoot = join(dir, 'detect-flaky');
+    await expect(detectRuntime(runc, { stateRoot: cacheRoot })).rejects.toMatchObject({ code: 'RUNTIME_UNUSABLE' });
+    await rm(flag);
+    expect(await detectRuntime(runc, { stateRoot: cacheRoot })).toMatchObject({ name: 'runc', path: runc });
+  });
+
   it('reports why a forced runtime cannot be used, naming it', async () => {
     const err = await detectRuntime('crun', { stateRoot: join(dir, 'detect-state') }).catch((e: unknown) => e);
     expect(isHostpullError(err)).toBe(true);
