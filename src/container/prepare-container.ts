@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError } from '../errors.js';
@@ -12,8 +11,8 @@ import { buildRuntimeSpec, type RuntimeSpecInput, writeBundle } from '../runtime
 import type { ContentStore } from '../store/index.js';
 import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
-import { removeContainerDirs } from './remove-container.js';
-import { claimContainerName, releaseContainerNames } from './container-names.js';
+import { removeContainer } from './remove-container.js';
+import { claimContainerName } from './container-names.js';
 import { writeContainerInfo } from './list-containers.js';
 
 export interface HostDeps {
@@ -184,22 +183,6 @@ export async function stageContainer(
     await removeContainer(store, dirs.id, lazy);
     throw err;
   }
-}
-
-/**
- * Unmounts a container's rootfs, removes its directory and releases its hold on the layers (and
- * on its lazy layers, which are unmounted once complete and unused).
- * Idempotent, and complete whatever an earlier, interrupted removal left: the directory goes
- * before the record, so a crash between them leaves a record without a directory, which
- * reconcileContainers releases at the next start. True if there was anything to remove.
- */
-export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<boolean> {
-  const existed = existsSync(containerDirs(store.layout, id).bundle);
-  await removeContainerDirs(store.layout, id);
-  await releaseContainerNames(store, id);
-  const released = store.mounts.release(id);
-  await lazy?.release(id);
-  return released || existed;
 }
 
 /**

@@ -1,12 +1,14 @@
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errnoCode } from '../errors.js';
+import type { LazyLayers } from '../lazy/index.js';
 import type { Logger } from '../log.js';
 import { unmountAllUnder } from '../rootfs/index.js';
 import { ownerAlive, cleanupStaleContainers } from '../runtime/index.js';
-import type { StoreLayout } from '../store/index.js';
-import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
+import type { ContentStore, StoreLayout } from '../store/index.js';
+import { readDirOrEmpty } from '../util/index.js';
+import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, PERSISTENT_MARKER, runtimeStateDir } from './container-dirs.js';
+import { releaseContainerNames } from './container-names.js';
 
 /** Unmounts everything under a container's directory and removes it. */
 export async function removeContainerDirs(layout: StoreLayout, id: string): Promise<void> {
@@ -16,31 +18,57 @@ export async function removeContainerDirs(layout: StoreLayout, id: string): Prom
 }
 
 /**
- * Removes what a killed `hostpull run` or `hostpull mount --container` left behind: runtime state
- * of containers whose owner process is gone, then their mounts and directories. A container
- * whose owner is alive is never touched.
+ * Unmounts a container's rootfs, removes its directory and releases its hold on the layers (and
+ * on its lazy layers, which are unmounted once complete and unused).
+ * Idempotent, and complete whatever an earlier, interrupted removal left: the directory goes
+ * before the record, so a crash between them leaves a record without a directory, which
+ * reconcileContainers (or the next run's cleanupLeftoverContainers) releases. True if there was
+ * anything to remove.
  */
-export async function cleanupLeftoverContainers(layout: StoreLayout, logger: Logger): Promise<string[]> {
+export async function removeContainer(store: ContentStore, id: string, lazy?: LazyLayers): Promise<boolean> {
+  const existed = existsSync(containerDirs(store.layout, id).bundle);
+  await removeContainerDirs(store.layout, id);
+  await releaseContainerNames(store, id);
+  const released = store.mounts.release(id);
+  await lazy?.release(id);
+  return released || existed;
+}
+
+/**
+ * Removes what a killed `hostpull run` or `hostpull mount --container` left behind, as a daemon
+ * start would (reconcileContainers), so a host without a daemon does not pile up records that
+ * keep layers from GC:
+ *  - runtime state of containers whose owner process is gone;
+ *  - their directories, mount records and names (the whole removeContainer);
+ *  - records of containers whose owner is gone and whose directory is gone already (a run
+ *    killed while removing its container, between the directory and the record).
+ * A container whose owner is alive and a rootfs prepared for an orchestrator are never removed here.
+ */
+export async function cleanupLeftoverContainers(store: ContentStore, logger: Logger): Promise<string[]> {
+  const { layout } = store;
   await cleanupStaleContainers(runtimeStateDir(layout), layout.containersDir, { logger });
-  let names: string[];
-  try {
-    names = await readdir(layout.containersDir);
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
-  }
   const removed: string[] = [];
   const now = Date.now();
-  for (const id of names) {
+  for (const id of await readDirOrEmpty(layout.containersDir)) {
     const dirs = containerDirs(layout, id);
     if (id.startsWith(CREATING_PREFIX)) {
       if (await creationMayBeInProgress(dirs.bundle, now)) continue;
-    } else if (existsSync(join(dirs.bundle, PERSISTENT_MARKER)) || (await ownerAlive(dirs.bundle))) {
+    } else if (existsSync(join(dirs.bundle, PERSISTENT_MARKER))) {
+      continue;
+    } else if (await ownerAlive(dirs.bundle)) {
       continue;
     }
-    logger.info({ id }, 'removing leftover container directory');
-    await removeContainerDirs(layout, id);
+    logger.info({ id }, 'removing leftover container');
+    await removeContainer(store, id);
     removed.push(id);
+  }
+  // Only container ids: other records (a `hostpull mount` view) have no directory under containers/.
+  for (const m of store.mounts.stale()) {
+    if (!isContainerId(m.id) || existsSync(containerDirs(layout, m.id).bundle)) continue;
+    await releaseContainerNames(store, m.id);
+    store.mounts.release(m.id);
+    logger.info({ id: m.id, ownerPid: m.ownerPid }, 'released the record of a container whose directory is gone');
+    removed.push(m.id);
   }
   return removed;
 }

@@ -4,8 +4,8 @@ import type { PullEvent, PullPolicy, PullResult } from '../pull/index.js';
 import { checkRootless, runInUserNamespace } from '../rootless/index.js';
 import { detectRuntime, runContainer, type BindMount, type NetworkMode, type RunResult, type RuntimeInfo } from '../runtime/index.js';
 import { runtimeStateDir } from './container-dirs.js';
-import { prepareContainer, removeContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
-import { cleanupLeftoverContainers } from './remove-container.js';
+import { prepareContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
+import { cleanupLeftoverContainers, removeContainer } from './remove-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
 import { checkNameFree } from './container-names.js';
 import { recordContainerRuntime } from './list-containers.js';
@@ -108,7 +108,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
   // overlaps the cleanups, the runtime probe and the pull; its mounts are never a leftover to them.
   if (lazy && !rootless) lazy.prestart();
   try {
-    await cleanupLeftoverContainers(store.layout, logger);
+    await cleanupLeftoverContainers(store, logger);
     // After the containers (whose overlays use them): lazy mounts whose helper is gone.
     await cleanupStaleLazyMounts(store.layout, logger);
     await pruneSpanCaches(store);

@@ -1,0 +1,120 @@
+/**
+ * What a run leaves behind, without a daemon: the container of a killed `hostpull run` (its
+ * record, its name, its layers' hold). Real registry, overlay, runc.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContentStore } from '../../../src/store/content-store.js';
+import { runCli, spawnCli, type CliResult } from '../../helpers/cli.js';
+import { pushFixtureSet } from '../../helpers/fixtures.js';
+import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
+import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
+
+const IMAGE = 'JDK11.0-GRD7.0';
+let registry: TestRegistry;
+const tempDir = useTempDir('kept');
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  await pushFixtureSet(registry.url, { composites: [IMAGE] });
+});
+afterAll(async () => registry?.stop());
+
+function hostpull(root: string, args: string[]): Promise<CliResult> {
+  return runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs: 120_000 });
+}
+
+interface Ps {
+  id: string;
+  name: string | null;
+  state: string;
+  ownerPid: number | null;
+  exitCode: number | null;
+}
+
+async function ps(root: string): Promise<Ps[]> {
+  const r = await runCli(['--root', root, 'ps', '--json']);
+  expect(r.stderr).toBe('');
+  return JSON.parse(r.stdout) as Ps[];
+}
+
+/** The store's mount records and container names, read as the next command would find them. */
+async function records(root: string): Promise<{ mounts: Array<{ id: string; ownerPid: number | null; diffIds: string[] }>; names: string[]; unpacked: (d: string) => boolean }> {
+  const store = await ContentStore.open(root, { reconcile: false });
+  try {
+    const mounts = store.mounts.list().map((m) => ({ id: m.id, ownerPid: m.ownerPid, diffIds: m.diffIds as string[] }));
+    const layers = new Set(store.layers.list().map((l) => l.diffId as string));
+    const names = existsSync(join(root, 'container-names')) ? await readdir(join(root, 'container-names')) : [];
+    return { mounts, names, unpacked: (d) => layers.has(d) };
+  } finally {
+    store.close();
+  }
+}
+
+async function gcAll(root: string): Promise<{ layersRemoved: number }> {
+  const r = await runCli(['--root', root, 'gc', '--max-store-size', '1', '--min-age', '0s', '--json', '--no-daemon']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as { layersRemoved: number };
+}
+
+/** `hostpull run [runArgs] IMAGE -- sh -c SCRIPT` in the background; resolves once the container said "started". */
+async function startRun(root: string, runArgs: string[], script: string): Promise<{ child: ChildProcess; exited: Promise<number | null> }> {
+  const child = spawnCli(['--root', root, '--server', registry.host, 'run', ...runArgs, IMAGE, '--', '/bin/sh', '-c', script]);
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('started')) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the container never started: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, exited };
+}
+
+describe('after a kill -9 of hostpull run, without a daemon', () => {
+  it('the next run removes the leftover with its mount record and its name, so gc can collect its layers', async () => {
+    const root = await tempDir('killed');
+    const { child, exited } = await startRun(root, ['--name', 'victim'], 'echo started; sleep 30');
+    child.kill('SIGKILL');
+    await exited;
+    expect(await ps(root)).toEqual([expect.objectContaining({ name: 'victim', state: 'stale' })]);
+
+    const next = await hostpull(root, ['run', '--pull', 'never', IMAGE, '--', '/bin/true']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    expect(await ps(root)).toEqual([]);
+    const after = await records(root);
+    expect(after.mounts).toEqual([]);
+    expect(after.names).toEqual([]);
+    expect(await readdir(join(root, 'containers'))).toEqual([]);
+    expect(await mountsBelow(root)).toEqual([]);
+    expect((await gcAll(root)).layersRemoved).toBeGreaterThan(0);
+  });
+
+  it('the next run releases the record of a killed run whose directory is gone already (killed while removing it)', async () => {
+    const root = await tempDir('half-removed');
+    const { child, exited } = await startRun(root, ['--name', 'half'], 'echo started; sleep 30');
+    child.kill('SIGKILL');
+    await exited;
+    const [stale] = await ps(root);
+    // What a run killed between removing its directory and releasing its record leaves (its
+    // runtime container deleted already, as a run does first).
+    expect(spawnSync('runc', ['--root', join(root, 'runtime-state'), 'delete', '--force', stale!.id]).status).toBe(0);
+    const dir = join(root, 'containers', stale!.id);
+    expect(spawnSync('umount', ['-l', join(dir, 'rootfs')]).status).toBe(0);
+    await rm(dir, { recursive: true });
+
+    const next = await hostpull(root, ['run', '--pull', 'never', '--name', 'half', IMAGE, '--', '/bin/true']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    const after = await records(root);
+    expect(after.mounts).toEqual([]);
+    expect(after.names).toEqual([]);
+    expect((await gcAll(root)).layersRemoved).toBeGreaterThan(0);
+  });
+});
