@@ -410,7 +410,7 @@ export const ERROR_CODES = {
     http: 400,
   },
   NAME_IN_USE: {
-    meaning: 'hostpull run --name: a running container has that name',
+    meaning: 'hostpull run --name: a running or kept container has that name',
     http: 409,
   },
   STOP_TIMEOUT: {
@@ -418,7 +418,11 @@ export const ERROR_CODES = {
     http: 504,
   },
   CONTAINER_NOT_RUNNING: {
-    meaning: 'exec into a container that is not running (stale, or prepared for an orchestrator)',
+    meaning: 'exec into a container that is not running (exited, stale, or prepared for an orchestrator)',
+    http: 409,
+  },
+  CONTAINER_RUNNING: {
+    meaning: 'hostpull rm of a container that is still running, or of a rootfs prepared for an orchestrator',
     http: 409,
   },
   CONTAINER_ID_INVALID: {

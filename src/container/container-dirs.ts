@@ -35,6 +35,14 @@ export function runtimeStateDir(layout: StoreLayout): string {
 export const PERSISTENT_MARKER = 'hostpull-persistent';
 
 /**
+ * Marks a container of `hostpull run --keep` (keep-container.ts): written before its mount is
+ * recorded, so from then on no leftover cleanup removes it, even after a kill -9 of its run;
+ * once the run has ended the rootfs is unmounted and the directory (upper layer, bundle) stays
+ * until `hostpull rm`. Holds the exit status once known (JSON, see KeptMarker).
+ */
+export const KEPT_MARKER = 'hostpull-kept';
+
+/**
  * The overlay of a container's rootfs as planned (a Mount, JSON), written before mounting: after
  * a reboot took the mount away, the next daemon start mounts it again from this.
  */

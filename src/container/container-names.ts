@@ -21,14 +21,15 @@ export async function checkNameFree(store: ContentStore, name: string): Promise<
 }
 
 function nameInUse(name: string, holder: string): HostpullError {
-  return new HostpullError('NAME_IN_USE', `the container name "${name}" is in use by container ${holder}`, { hint: 'choose another --name, or wait for that container to end (`hostpull ps`)' });
+  return new HostpullError('NAME_IN_USE', `the container name "${name}" is in use by container ${holder}`, { hint: `choose another --name, or wait for that container to end (\`hostpull ps\`); a kept one keeps its name until \`hostpull rm ${name}\`` });
 }
 
 /**
  * Gives `name` to container `id`: `container-names/<name>` is made a symlink to the id. `id` must
  * already have its mount record, so a claimant that finds the name never takes it from a
  * container still being set up. A name whose container is gone (removed, or its run was killed:
- * every killed named run leaves one) is taken over; one in use is NAME_IN_USE.
+ * every killed named run leaves one) is taken over; one in use (running, or kept by `run --keep`:
+ * its record has no owner, so it stays held) is NAME_IN_USE.
  *
  * The race: taking over a stale name is read link → judge its holder → replace it, and a claimant
  * that judged the stale holder must not replace a link another claimant made meanwhile (both

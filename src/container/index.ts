@@ -8,6 +8,6 @@ export { killContainer, stopContainer } from './stop-container.js';
 export { listContainers } from './list-containers.js';
 export { mountImage, unmountImage } from './mount-image.js';
 export { handOverContainer, type HostDeps, prepareContainer } from './prepare-container.js';
-export { removeContainer } from './remove-container.js';
+export { removeContainer, removeStoppedContainer } from './remove-container.js';
 export { reconcileContainers } from './reconcile-containers.js';
 export { runImage } from './run-image.js';

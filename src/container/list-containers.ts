@@ -6,6 +6,7 @@ import type { ContentStore } from '../store/index.js';
 import { processAlive, readDirOrEmpty } from '../util/index.js';
 import { containerDirs, isContainerId } from './container-dirs.js';
 import { containerNames } from './container-names.js';
+import { readKept } from './keep-container.js';
 
 /** What `hostpull ps` shows of a container: written beside its bundle when it is created. */
 export const CONTAINER_INFO_FILE = 'hostpull-container.json';
@@ -30,9 +31,10 @@ export async function recordContainerRuntime(bundle: string, runtime: { name: st
 /**
  * running: the `hostpull run` that owns it is alive; prepared: a rootfs handed to an
  * orchestrator (the daemon's rootfs API), which lives until removed; stale: its owner was killed,
- * and the next run or daemon start removes it.
+ * and the next run or daemon start removes it; exited: kept by `run --keep` after its run ended
+ * (or was killed), until `hostpull rm`.
  */
-export type ContainerState = 'running' | 'prepared' | 'stale';
+export type ContainerState = 'running' | 'prepared' | 'stale' | 'exited';
 
 export interface ContainerInfo {
   id: string;
@@ -45,8 +47,10 @@ export interface ContainerInfo {
   command: string[];
   createdAt: number;
   state: ContainerState;
-  /** The hostpull process that owns it (null for a prepared rootfs). */
+  /** The hostpull process that owns it (null for a prepared rootfs and, once unmounted, a kept one). */
   ownerPid: number | null;
+  /** An exited container's exit status (null when its run ended without one: killed, or the runtime failed). */
+  exitCode: number | null;
   /** The runtime running it (null until chosen, and for a prepared rootfs). */
   runtime: { name: string; path: string } | null;
 }
@@ -71,6 +75,10 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
     const info = (await readJson(join(bundle, CONTAINER_INFO_FILE))) as Partial<ContainerInfoFile> | undefined;
     const config = (await readJson(join(bundle, 'config.json'))) as { process?: { args?: unknown } } | undefined;
     const args = config?.process?.args;
+    const kept = await readKept(bundle);
+    const alive = row.ownerPid !== null && processAlive(row.ownerPid, row.ownerStart);
+    // A kept container's record loses its owner when its run ends (keepContainer).
+    const state: ContainerState = kept ? (alive ? 'running' : 'exited') : row.ownerPid === null ? 'prepared' : alive ? 'running' : 'stale';
     out.push({
       id,
       name: names.get(id) ?? null,
@@ -78,8 +86,9 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
       manifestDigest: typeof info?.manifestDigest === 'string' ? info.manifestDigest : null,
       command: Array.isArray(args) ? args.filter((a): a is string => typeof a === 'string') : [],
       createdAt: row.createdAt,
-      state: row.ownerPid === null ? 'prepared' : processAlive(row.ownerPid, row.ownerStart) ? 'running' : 'stale',
+      state,
       ownerPid: row.ownerPid,
+      exitCode: state === 'exited' ? (kept?.exitCode ?? null) : null,
       runtime: typeof info?.runtime?.path === 'string' && typeof info.runtime.name === 'string' ? { name: info.runtime.name, path: info.runtime.path } : null,
     });
   }
@@ -107,6 +116,9 @@ export async function findContainer(store: ContentStore, idOrPrefix: string): Pr
  */
 export function runningContainer(c: ContainerInfo, verb: string): { container: ContainerInfo; runtime: { name: string; path: string } } {
   if (c.state === 'prepared') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is a rootfs prepared for an orchestrator`, { hint: `${verb} it through the orchestrator that runs it` });
+  if (c.state === 'exited') {
+    throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.name ?? c.id} has exited (kept by hostpull run --keep)`, { hint: `start a new one with \`hostpull run REF\`; \`hostpull rm ${c.name ?? c.id}\` removes this one` });
+  }
   if (c.state === 'stale') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running: the hostpull run that started it was killed`, { hint: 'the next `hostpull run REF` (or daemon start) removes it' });
   // Before the runtime: a run without root never records one (its runtime runs in the helper's
   // namespace), so "not running yet" would send the user retrying for nothing.

@@ -13,6 +13,7 @@ import type { ApplyWorkers } from '../unpack/index.js';
 import { containerDirs, createContainerDir, MOUNT_FILE, newContainerId, PERSISTENT_MARKER, type ContainerDirs } from './container-dirs.js';
 import { removeContainer } from './remove-container.js';
 import { claimContainerName } from './container-names.js';
+import { markKept } from './keep-container.js';
 import { writeContainerInfo } from './list-containers.js';
 
 export interface HostDeps {
@@ -40,6 +41,11 @@ export interface PrepareContainerOptions {
    * stays until removed explicitly, across restarts. Default true.
    */
   ownedByProcess?: boolean;
+  /**
+   * `hostpull run --keep`: mark the container kept (keep-container.ts) before its mount is
+   * recorded, so no cleanup removes it from then on, even after its run was killed. Default false.
+   */
+  keep?: boolean;
   signal?: AbortSignal;
   onPullEvent?: (e: PullEvent) => void;
   /**
@@ -158,6 +164,7 @@ export async function stageContainer(
   try {
     if (!ownedByProcess) await writeFile(join(dirs.bundle, PERSISTENT_MARKER), `${pull.reference}\n`);
     await writeContainerInfo(dirs.bundle, { reference: pull.reference, manifestDigest: pull.manifestDigest });
+    if (options.keep) await markKept(dirs.bundle);
     const lazyMounts: LazyMount[] = [];
     let prefetch: ReadonlyMap<Digest, number[]> = new Map();
     if (lazy && chosen.size > 0) {

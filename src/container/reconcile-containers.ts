@@ -5,6 +5,7 @@ import { errnoCode } from '../errors.js';
 import type { MountRow, ContentStore } from '../store/index.js';
 import { type Mount, listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
 import { cleanStaleMounts } from './stale-mounts.js';
+import { isKept } from './keep-container.js';
 import { ownerAlive } from '../runtime/index.js';
 import { readDirOrEmpty } from '../util/index.js';
 import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, MOUNT_FILE } from './container-dirs.js';
@@ -12,6 +13,8 @@ import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId,
 export interface ContainerReconcileReport {
   /** Recorded for a process that is gone: unmounted, removed, released. */
   released: string[];
+  /** Kept containers (`run --keep`) whose run was killed: unmounted and kept (keepContainer). */
+  kept: string[];
   /** A record whose directory is gone (an interrupted remove): the record is released. */
   recordsDropped: string[];
   /** A recorded rootfs that was not mounted (after a reboot): mounted again. */
@@ -25,10 +28,11 @@ export interface ContainerReconcileReport {
 /**
  * At daemon start, makes containers/ and the mount records agree, one log line per repair:
  *  - a record whose owner process is gone (a killed `hostpull run`, a rootfs the daemon was
- *    preparing when it died): unmounted, removed, released;
+ *    preparing when it died): unmounted, removed, released; a kept one (`run --keep`) unmounted
+ *    and kept;
  *  - a record whose directory is gone (a remove interrupted between its two steps): released;
  *  - a record whose rootfs is not mounted (a reboot): mounted again from its saved plan, or
- *    removed when that cannot be done (a layer gone);
+ *    removed when that cannot be done (a layer gone); not a kept container's, unmounted on purpose;
  *  - a directory with no record, whose owner is not alive: unmounted and removed (nothing holds
  *    its layers, so GC could take them from under it).
  * Only container ids are considered (views of `hostpull mount` are not containers), and nothing a
@@ -36,9 +40,10 @@ export interface ContainerReconcileReport {
  */
 export async function reconcileContainers(store: ContentStore): Promise<ContainerReconcileReport> {
   const log = store.logger;
-  const report: ContainerReconcileReport = { released: [], recordsDropped: [], remounted: [], removed: [], failed: [] };
+  const report: ContainerReconcileReport = { released: [], kept: [], recordsDropped: [], remounted: [], removed: [], failed: [] };
   const stale = await cleanStaleMounts(store, { unmountAllUnder: (dir) => unmountAllUnder(dir) });
   report.released.push(...stale.released);
+  report.kept.push(...stale.kept);
   report.failed.push(...stale.failed);
 
   const records = new Map(store.mounts.list().filter((m) => isContainerId(m.id)).map((m) => [m.id, m]));
@@ -53,6 +58,8 @@ export async function reconcileContainers(store: ContentStore): Promise<Containe
         store.mounts.release(record.id);
         report.recordsDropped.push(record.id);
         log.info({ id: record.id }, 'rootfs record without its directory (an interrupted remove): record released');
+      } else if (isKept(dirs.bundle)) {
+        continue; // exited and kept (run --keep): its rootfs is unmounted on purpose
       } else if (!mounted.has(join(canonical, record.id, 'rootfs'))) {
         const why = await remount(store, record, dirs.bundle);
         if (why === undefined) {

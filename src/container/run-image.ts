@@ -6,6 +6,7 @@ import { detectRuntime, runContainer, type BindMount, type NetworkMode, type Run
 import { runtimeStateDir } from './container-dirs.js';
 import { prepareContainer, stageContainer, type HostDeps, type PrepareContainerOptions } from './prepare-container.js';
 import { cleanupLeftoverContainers, removeContainer } from './remove-container.js';
+import { keepContainer } from './keep-container.js';
 import { learnPrefetch } from './learn-prefetch.js';
 import { checkNameFree } from './container-names.js';
 import { recordContainerRuntime } from './list-containers.js';
@@ -33,7 +34,11 @@ export interface RunImageOptions {
   readonlyRootfs?: boolean;
   /** `runc` or `crun`; default: the first that works here. */
   runtime?: string;
-  /** Keep the container directory (upper layer, bundle) after exit. Default false. */
+  /**
+   * Keep the container after exit, as podman keeps an exited container: its directory (upper
+   * layer, bundle) stays, unmounted, until `hostpull rm`; `ps` lists it as exited; its layers
+   * stay held from GC and its `--name` taken (see keepContainer). Default false: removed.
+   */
   keep?: boolean;
   allowOverlap?: boolean;
   concurrency?: number;
@@ -86,7 +91,8 @@ export interface RunImageResult extends RunResult {
 
 /**
  * `hostpull run`: prepare the container (pull, overlay with a writable upper, bundle), run it in
- * the foreground, and remove the mounts and directories on every exit path unless `keep`.
+ * the foreground, and remove the mounts and directories on every exit path; with `keep`, unmount
+ * and keep the directory instead (keepContainer).
  */
 export async function runImage(deps: HostDeps, ref: ImageReference, options: RunImageOptions = {}): Promise<RunImageResult> {
   const { store, logger } = deps;
@@ -135,6 +141,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         ...(options.tty ? { tty: true, consoleSize: { height: process.stdout.rows ?? 24, width: process.stdout.columns ?? 80 } } : {}),
       },
       allowOverlap: options.allowOverlap ?? false,
+      ...(options.keep ? { keep: true } : {}),
       ...(options.name !== undefined ? { name: options.name } : {}),
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       ...(options.pullPolicy ? { pullPolicy: options.pullPolicy } : {}),
@@ -146,6 +153,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
       await probing.catch(() => undefined); // a probe still running cleans up after itself first
       throw err;
     });
+    let exitCode: number | undefined;
     try {
       const runtime = await probing;
       options.signal?.throwIfAborted();
@@ -158,13 +166,17 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         stateRoot,
         tty: options.tty ?? false,
         stdio: options.stdio ?? 'inherit',
-        keep: options.keep ?? false,
+        // The runtime's state is deleted whether or not the container is kept: a kept container
+        // is its directory, not a runtime container to start again.
+        keep: false,
         logger,
       });
+      exitCode = result.exitCode;
       if (lazy) await learnPrefetch(deps, lazy, ref, container.pull.manifestDigest, container.lazyMounts);
       return { ...result, containerId: container.id, runtime, pull: container.pull, lazy: container.lazyMounts.map((m) => m.blobDigest) };
     } finally {
-      if (!options.keep) await removeContainer(store, container.id, lazy);
+      if (options.keep) await keepContainer(store, container.id, { ...(exitCode !== undefined ? { exitCode } : {}), ...(lazy ? { lazy } : {}) });
+      else await removeContainer(store, container.id, lazy);
     }
   } finally {
     if (lazy) {
@@ -198,6 +210,7 @@ async function runRootless(
   const { dirs, mount, imageConfig, pull } = await stageContainer(deps, ref, { ...prepareOptions, ownedByProcess: true }, { rootless: true });
   // Like a root run's mount: with --keep, what the container wrote stays once the rootfs was mounted.
   let mounted = false;
+  let exitCode: number | undefined;
   try {
     options.signal?.throwIfAborted();
     options.onRuntime?.(runtime);
@@ -220,8 +233,11 @@ async function runRootless(
       ...(options.unshare ? { unshare: options.unshare } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
     });
+    exitCode = result.exitCode;
     return { ...result, containerId: dirs.id, runtime, pull };
   } finally {
-    if (!options.keep || !mounted) await removeContainer(deps.store, dirs.id);
+    // The mount went with the helper's namespace: keeping is marking and disowning.
+    if (options.keep && mounted) await keepContainer(deps.store, dirs.id, exitCode !== undefined ? { exitCode } : {});
+    else await removeContainer(deps.store, dirs.id);
   }
 }

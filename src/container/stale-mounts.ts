@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContentStore } from '../store/index.js';
+import { isKept, keepContainer } from './keep-container.js';
 
 export interface CleanStaleMountsDeps {
   /** Unmounts everything at or below a directory, deepest first (rootfs' unmountAllUnder). */
@@ -10,6 +11,8 @@ export interface CleanStaleMountsDeps {
 export interface StaleMountReport {
   /** Rootfs ids whose owner was gone: unmounted, removed and released. */
   released: string[];
+  /** Kept containers (`run --keep`) whose run was killed: unmounted and kept, as their run would have (keepContainer). */
+  kept: string[];
   /** Ids that could not be cleaned (still busy); kept recorded so their layers stay. */
   failed: Array<{ id: string; error: string }>;
 }
@@ -17,14 +20,21 @@ export interface StaleMountReport {
 /**
  * At daemon start: a rootfs recorded with an owner process that no longer runs (a `hostpull run`
  * killed -9, a crashed host tool) is unmounted, its containers/<id> removed and its record
- * released, so its layers become collectable. Rootfs recorded without an owner (prepared for an
- * orchestrator) and those of live owners are never touched.
+ * released, so its layers become collectable; a kept container (`run --keep`) is unmounted and
+ * kept instead. Rootfs recorded without an owner (prepared for an orchestrator, a kept container
+ * whose run ended) and those of live owners are never touched.
  */
 export async function cleanStaleMounts(store: ContentStore, deps: CleanStaleMountsDeps): Promise<StaleMountReport> {
-  const report: StaleMountReport = { released: [], failed: [] };
+  const report: StaleMountReport = { released: [], kept: [], failed: [] };
   for (const m of store.mounts.stale()) {
     const dir = join(store.layout.containersDir, m.id);
     try {
+      if (isKept(dir)) {
+        await keepContainer(store, m.id);
+        report.kept.push(m.id);
+        store.logger.info({ id: m.id, ownerPid: m.ownerPid }, 'kept container whose run was killed: unmounted, kept until `hostpull rm`');
+        continue;
+      }
       deps.unmountAllUnder(dir);
       await rm(dir, { recursive: true, force: true });
       store.mounts.release(m.id);

@@ -4,6 +4,7 @@ import { HostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { execRuntime } from '../runtime/index.js';
 import type { ContentStore } from '../store/index.js';
+import { processAlive } from '../util/index.js';
 import { runtimeStateDir } from './container-dirs.js';
 import { findContainer, runningContainer, type ContainerInfo } from './list-containers.js';
 
@@ -33,13 +34,16 @@ export async function killContainer(store: ContentStore, idOrName: string, signa
 
 /**
  * `hostpull stop`: SIGTERM to the container's init, then SIGKILL once `timeoutMs` passed without it
- * ending, as podman stop does. Resolves when its `hostpull run` has removed it (that run exits
- * with the container's status and unmounts everything, as on any exit).
+ * ending, as podman stop does. Resolves when its `hostpull run` has removed it, or kept it with
+ * `--keep` (that run exits with the container's status and unmounts everything, as on any exit).
  */
 export async function stopContainer(store: ContentStore, idOrName: string, options: { timeoutMs: number; logger?: Logger }): Promise<{ container: ContainerInfo; killed: boolean }> {
   const container = await killContainer(store, idOrName, 'TERM', 'stop');
-  // Gone once its run released the mount record (or died): one row read per look.
-  const gone = () => !store.mounts.isHeld(container.id);
+  // Gone once its run released the mount record, disowned it (kept: keepContainer) or died: one row read per look.
+  const gone = () => {
+    const row = store.mounts.get(container.id);
+    return row === undefined || row.ownerPid === null || !processAlive(row.ownerPid, row.ownerStart);
+  };
   const until = async (deadline: number) => {
     while (Date.now() < deadline) {
       if (gone()) return true;

@@ -8,7 +8,7 @@ export { cleanupStaleContainers } from './cleanup-stale-containers.js';
 export { detectRuntime } from './detect-runtime.js';
 export { execInContainer } from './exec-in-container.js';
 export { execRuntime, tail } from './exec-runtime.js';
-export { ownerAlive, writeOwner } from './owner.js';
+export { ownerAlive, removeOwner, writeOwner } from './owner.js';
 export { forwardSignals } from './foreground.js';
 export { runContainer, type RunResult } from './run-container.js';
 export { type RuntimeInfo } from './runtime-info.js';

@@ -89,6 +89,14 @@ export class MountRecords {
     return rows.map((r) => ({ ...r, diffIds: (layers.all(r.id) as Array<{ d: Digest }>).map((x) => x.d) }));
   }
 
+  /** The record of rootfs `id`, or undefined when it has none. */
+  get(id: string): MountRow | undefined {
+    const row = this.#db.prepare('SELECT id, owner_pid AS ownerPid, owner_start AS ownerStart, created_at AS createdAt FROM mounts WHERE id = ?').get(id) as Omit<MountRow, 'diffIds'> | undefined;
+    if (row === undefined) return undefined;
+    const layers = this.#db.prepare('SELECT diff_id AS d FROM mount_layers WHERE mount_id = ? ORDER BY diff_id').all(id) as Array<{ d: Digest }>;
+    return { ...row, diffIds: layers.map((x) => x.d) };
+  }
+
   /** How many rootfs are recorded. */
   count(): number {
     return (this.#db.prepare('SELECT COUNT(*) AS n FROM mounts').get() as { n: number }).n;

@@ -18,6 +18,7 @@ export const COMMANDS: readonly CommandModule[] = [
   { verbs: ['ps'], load: async () => (await import('./ps.js')).registerPsCommand },
   { verbs: ['exec'], load: async () => (await import('./exec.js')).registerExecCommand },
   { verbs: ['stop', 'kill'], load: async () => (await import('./stop.js')).registerStopCommands },
+  { verbs: ['rm'], load: async () => (await import('./rm.js')).registerRmCommand },
   { verbs: ['mount', 'umount'], load: async () => (await import('./mount.js')).registerMountCommands },
   { verbs: ['images'], load: async () => (await import('./images.js')).registerImagesCommand },
   { verbs: ['rmi'], load: async () => (await import('./rmi.js')).registerRmiCommand },

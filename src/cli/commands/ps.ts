@@ -9,12 +9,22 @@ function commandCell(args: readonly string[]): string {
   return line.length > 40 ? `${line.slice(0, 39)}…` : line;
 }
 
+function status(c: { state: string; ownerPid: number | null; exitCode: number | null }): string {
+  if (c.state === 'running') return `running (hostpull pid ${c.ownerPid})`;
+  if (c.state === 'exited' && c.exitCode !== null) return `exited (${c.exitCode})`;
+  return c.state;
+}
+
 export function registerPsCommand(program: Command): void {
   program
     .command('ps')
-    .description('list the containers of this store: those hostpull run is running, rootfs prepared for an orchestrator, and leftovers of a killed run')
+    .description('list the containers of this store: those hostpull run is running, those kept by run --keep, rootfs prepared for an orchestrator, and leftovers of a killed run')
     .option('--json', 'print as JSON')
-    .addHelpText('after', '\nSTATUS: running (its hostpull run is alive), prepared (handed to an orchestrator by the daemon), stale (its hostpull run was killed; the next run or daemon start removes it).\n')
+    .addHelpText(
+      'after',
+      '\nSTATUS: running (its hostpull run is alive), exited (kept by hostpull run --keep, with its exit status when known; unmounted, until hostpull rm), ' +
+        'prepared (handed to an orchestrator by the daemon), stale (its hostpull run was killed; the next run or daemon start removes it).\n',
+    )
     .action(
       action(async (opts: { json?: boolean }, cmd: Command) => {
         const { listContainers } = await import('../../container/index.js');
@@ -24,7 +34,7 @@ export function registerPsCommand(program: Command): void {
           process.stdout.write(
             table([
               ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
-              ...containers.map((c) => [c.id, c.reference ?? '-', commandCell(c.command), formatAge(c.createdAt), c.state === 'running' ? `running (hostpull pid ${c.ownerPid})` : c.state, c.name ?? '']),
+              ...containers.map((c) => [c.id, c.reference ?? '-', commandCell(c.command), formatAge(c.createdAt), status(c), c.name ?? '']),
             ]),
           );
         });

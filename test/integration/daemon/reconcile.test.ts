@@ -8,6 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, spawnCli } from '../../helpers/cli.js';
 import { pushFixtureSet } from '../../helpers/fixtures.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { mountsBelow, useTempDir } from '../../helpers/tmp.js';
@@ -81,5 +82,42 @@ describe('container reconciliation at start', () => {
     expect(JSON.parse((await daemon.get('/v1/stats')).body).store.layers).toBe(0);
     expect(await mountsBelow(daemon.root)).toEqual([]);
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('leaves a container kept by run --keep unmounted and in place; keeps, unmounted, one whose keep run was killed', async () => {
+    const dir = await tempDir();
+    const root = join(dir, 'root');
+    const containers = join(root, 'containers');
+    const cli = (args: string[]) => runCli(['--root', root, '--server', registry.host, ...args], { timeoutMs: 120_000 });
+    const done = await cli(['run', '--keep', '--name', 'done', TAG, '--', '/bin/sh', '-c', 'echo a > /a']);
+    expect(done.stderr).toBe('');
+    expect(done.code).toBe(0);
+    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--keep', '--name', 'killed', TAG, '--', '/bin/sh', '-c', 'echo b > /b; echo started; sleep 30']);
+    const exited = new Promise((r) => child.once('exit', r));
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!out.includes('started')) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`the container never started: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const ps = async () => JSON.parse((await cli(['ps', '--json'])).stdout) as Array<{ id: string; name: string; state: string; ownerPid: number | null }>;
+    const before = await ps();
+    const killed = before.find((c) => c.name === 'killed')!.id;
+    const kept = before.find((c) => c.name === 'done')!.id;
+
+    const daemon = await daemonOn(dir, registry.host);
+    expect(logLines(daemon, 'kept container whose run was killed: unmounted, kept until `hostpull rm`').map((l) => l.id)).toEqual([killed]);
+    expect(logLines(daemon, 'rootfs was not mounted (a reboot?): mounted again')).toEqual([]);
+    expect(await mountsBelow(containers)).toEqual([]);
+    expect(await readFile(join(containers, kept, 'upper', 'a'), 'utf8')).toBe('a\n');
+    expect(await readFile(join(containers, killed, 'upper', 'b'), 'utf8')).toBe('b\n');
+    expect((await ps()).map((c) => [c.name, c.state, c.ownerPid])).toEqual(expect.arrayContaining([['done', 'exited', null], ['killed', 'exited', null]]));
+    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+    // rm also deletes what the runtime of the killed run still runs.
+    expect((await cli(['rm', 'done', 'killed'])).code).toBe(0);
+    expect(await ps()).toEqual([]);
   });
 });

@@ -182,7 +182,7 @@ describe('mount records', () => {
       await mkdir(join(store.layout.containersDir, 'ctr-dead', 'rootfs'), { recursive: true });
       const unmounted: string[] = [];
       const report = await cleanStaleMounts(store, { unmountAllUnder: (dir) => (unmounted.push(dir), []) });
-      expect(report).toEqual({ released: ['ctr-dead'], failed: [] });
+      expect(report).toEqual({ released: ['ctr-dead'], kept: [], failed: [] });
       expect(unmounted).toEqual([join(store.layout.containersDir, 'ctr-dead')]);
       expect(existsSync(join(store.layout.containersDir, 'ctr-dead'))).toBe(false);
       expect(store.mounts.list().map((m) => m.id)).toEqual(['ctr-live', 'ctr-orchestrated']);

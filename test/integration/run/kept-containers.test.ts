@@ -1,10 +1,11 @@
 /**
  * What a run leaves behind, without a daemon: the container of a killed `hostpull run` (its
- * record, its name, its layers' hold). Real registry, overlay, runc.
+ * record, its name, its layers' hold), and the container `hostpull run --keep` keeps until
+ * `hostpull rm`. Real registry, overlay, runc.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ContentStore } from '../../../src/store/content-store.js';
@@ -116,5 +117,99 @@ describe('after a kill -9 of hostpull run, without a daemon', () => {
     expect(after.mounts).toEqual([]);
     expect(after.names).toEqual([]);
     expect((await gcAll(root)).layersRemoved).toBeGreaterThan(0);
+  });
+});
+
+describe('hostpull run --keep', () => {
+  it('keeps the container, unmounted, past later runs and gc, with its name and exit status, until rm', async () => {
+    const root = await tempDir('keep');
+    const r = await hostpull(root, ['run', '--keep', '--name', 'build', IMAGE, '--', '/bin/sh', '-c', 'echo data > /made-by-run; exit 3']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(3);
+    const [kept, ...others] = await ps(root);
+    expect(others).toEqual([]);
+    expect(kept).toMatchObject({ name: 'build', state: 'exited', ownerPid: null, exitCode: 3 });
+    const id = kept!.id;
+    const upperFile = join(root, 'containers', id, 'upper', 'made-by-run');
+    expect(await readFile(upperFile, 'utf8')).toBe('data\n');
+    expect(await mountsBelow(root)).toEqual([]);
+    const table = await runCli(['--root', root, 'ps']);
+    expect(table.stdout).toMatch(new RegExp(`${id} .* exited \\(3\\) +build\\n`));
+
+    // A later run leaves it; its name stays taken.
+    const taken = await hostpull(root, ['run', '--pull', 'never', '--name', 'build', IMAGE, '--', '/bin/true']);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain(`the container name "build" is in use by container ${id}`);
+    const plain = await hostpull(root, ['run', '--pull', 'never', IMAGE, '--', '/bin/true']);
+    expect(plain.stderr).toBe('');
+    expect(plain.code).toBe(0);
+    expect(await readFile(upperFile, 'utf8')).toBe('data\n');
+    expect(await ps(root)).toEqual([expect.objectContaining({ id, state: 'exited' })]);
+
+    // Its layers stay: its upper layer sits over them (the image record itself is not held).
+    await gcAll(root);
+    const held = await records(root);
+    expect(held.mounts).toEqual([expect.objectContaining({ id, ownerPid: null })]);
+    expect(held.mounts[0]!.diffIds.length).toBeGreaterThan(0);
+    expect(held.mounts[0]!.diffIds.filter((d) => !held.unpacked(d))).toEqual([]);
+
+    // Not running: exec refuses it, and says how to remove it.
+    const exec = await runCli(['--root', root, 'exec', 'build', '--', '/bin/true']);
+    expect(exec.code).toBe(1);
+    expect(exec.stderr).toContain(`container build has exited (kept by hostpull run --keep)`);
+
+    const rm = await runCli(['--root', root, 'rm', 'build']);
+    expect(rm.stderr).toBe('');
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toBe('build\n');
+    expect(await ps(root)).toEqual([]);
+    expect(existsSync(join(root, 'containers', id))).toBe(false);
+    const gone = await records(root);
+    expect(gone.mounts).toEqual([]);
+    expect(gone.names).toEqual([]);
+    expect((await gcAll(root)).layersRemoved).toBeGreaterThan(0);
+    const unknown = await runCli(['--root', root, 'rm', 'build']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no container build');
+  });
+
+  it('rm refuses it while it runs; stop returns once the run kept it', async () => {
+    const root = await tempDir('keep-stop');
+    const { exited } = await startRun(root, ['--keep', '--name', 'web'], "echo x > /tmp/x; trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done");
+    const rm = await runCli(['--root', root, 'rm', 'web']);
+    expect(rm.code).toBe(1);
+    expect(rm.stderr).toContain('container web is running');
+    const stop = await runCli(['--root', root, 'stop', 'web']);
+    expect(stop.stderr).toBe('');
+    expect(stop.code).toBe(0);
+    expect(await exited).toBe(0);
+    const [kept] = await ps(root);
+    expect(kept).toMatchObject({ name: 'web', state: 'exited', exitCode: 0 });
+    expect(await readFile(join(root, 'containers', kept!.id, 'upper', 'tmp', 'x'), 'utf8')).toBe('x\n');
+    expect(await mountsBelow(root)).toEqual([]);
+    expect((await runCli(['--root', root, 'rm', kept!.id.slice(0, 5)])).code).toBe(0);
+    expect(await ps(root)).toEqual([]);
+  });
+
+  it('a kill -9 of the run still keeps it: the next run unmounts it and leaves it for rm', async () => {
+    const root = await tempDir('keep-killed');
+    const { child, exited } = await startRun(root, ['--keep', '--name', 'job'], 'echo kept > /made-by-run; echo started; sleep 30');
+    child.kill('SIGKILL');
+    await exited;
+    const [killed] = await ps(root);
+    expect(killed).toMatchObject({ name: 'job', state: 'exited', exitCode: null });
+
+    const next = await hostpull(root, ['run', '--pull', 'never', IMAGE, '--', '/bin/true']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
+    expect(await ps(root)).toEqual([expect.objectContaining({ id: killed!.id, name: 'job', state: 'exited', ownerPid: null, exitCode: null })]);
+    expect(await readFile(join(root, 'containers', killed!.id, 'upper', 'made-by-run'), 'utf8')).toBe('kept\n');
+    expect(await mountsBelow(root)).toEqual([]);
+
+    expect((await runCli(['--root', root, 'rm', 'job'])).code).toBe(0);
+    const gone = await records(root);
+    expect(gone.mounts).toEqual([]);
+    expect(gone.names).toEqual([]);
+    expect(await readdir(join(root, 'containers'))).toEqual([]);
   });
 });
