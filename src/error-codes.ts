@@ -459,7 +459,15 @@ export const ERROR_CODES = {
   },
   RUNTIME_FAILED: {
     meaning: 'the runtime failed to create or run the container',
-    http: 500,
+    http: 500, exit: 125,
+  },
+  COMMAND_NOT_FOUND: {
+    meaning: 'the container\'s command (or an exec\'s) is not on the container\'s PATH or not there at all',
+    http: 422, exit: 127,
+  },
+  COMMAND_NOT_EXECUTABLE: {
+    meaning: 'the container\'s command (or an exec\'s) cannot be executed: no permission, a directory, not a program',
+    http: 422, exit: 126,
   },
   ROOTLESS_UNAVAILABLE: {
     meaning: 'runs without root cannot work here (no user namespaces, no unshare)',

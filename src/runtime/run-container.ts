@@ -9,6 +9,7 @@ import { execRuntime, isNotExist, tail } from './exec-runtime.js';
 import { removeOwner, writeOwner } from './owner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 import type { RuntimeSpec } from './spec-types.js';
+import { startFailure } from './start-failure.js';
 
 export interface RunOptions {
   runtime: RuntimeInfo;
@@ -63,7 +64,7 @@ function checkContainerId(id: string): void {
 }
 
 /** Error-level messages from a runtime's JSON log (runc writes one object per line; crun omits newlines). */
-async function runtimeErrors(logPath: string): Promise<string[]> {
+export async function runtimeErrors(logPath: string): Promise<string[]> {
   let text: string;
   try {
     text = await readFile(logPath, 'utf8');
@@ -116,8 +117,9 @@ async function readTerminal(bundleDir: string): Promise<boolean> {
  * Exit: the runtime exits with the container's status, or 128+signo when the container died of a
  * signal; if the runtime itself dies of a signal we report 128+signo and the signal. Runtime
  * failures (it could not create or start the container) are told apart from a container exiting
- * non-zero by the error entries of its `--log` file and thrown as RUNTIME_FAILED with the
- * runtime's name and its message. `delete --force` runs on every path unless `keep`.
+ * non-zero by the error entries of its `--log` file and thrown (see startFailure): a command
+ * that is not there (127) or cannot be executed (126), else RUNTIME_FAILED (125).
+ * `delete --force` runs on every path unless `keep`.
  */
 export async function runContainer(opts: RunOptions): Promise<RunResult> {
   const { runtime, bundleDir, containerId, stateRoot } = opts;
@@ -170,12 +172,8 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     }
     if (result.exitCode !== 0 && result.signal === undefined) {
       const errors = await runtimeErrors(logPath);
-      if (errors.length > 0) {
-        throw new HostpullError('RUNTIME_FAILED', `${runtime.name} ${runtime.version}: ${tail(errors.join('\n'), 3)}`, {
-          hint: `the OCI runtime could not start the container; try another with --runtime`,
-          details: { runtime: runtime.path, exitCode: result.exitCode, stderrTail: tail(result.stderr ?? errors.join('\n'), 10) },
-        });
-      }
+      // With inherited stdio the runtime has printed its message on our stderr already.
+      if (errors.length > 0) throw startFailure(runtime, errors, { shown: stdio === 'inherit', exitCode: result.exitCode, ...(result.stderr !== undefined ? { stderr: result.stderr } : {}) });
     }
     log?.debug({ containerId, ...result, stdout: undefined, stderr: undefined }, 'container exited');
     return result;

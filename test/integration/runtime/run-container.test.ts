@@ -121,11 +121,18 @@ describe('runContainer with runc', () => {
     expect(containerExists(id)).toBe(false);
   });
 
-  it('surfaces a runtime failure with the runtime name and its message', async () => {
+  it('surfaces a command that is not there as COMMAND_NOT_FOUND, with the runtime\'s message when its stderr was captured', async () => {
     const err = await run({ Cmd: ['/does-not-exist'] }).catch((e: unknown) => e);
+    expect(isHostpullError(err, 'COMMAND_NOT_FOUND')).toBe(true);
+    expect((err as Error).message).toContain('"/does-not-exist"');
+    expect((err as Error).message).toContain('no such file or directory');
+  });
+
+  it('surfaces a runtime failure with the runtime name and its message, not taking "no such file" for the command', async () => {
+    const err = await run({ Cmd: ['true'] }, { mounts: [{ source: join(dir, 'no-such-source'), destination: '/x' }] }).catch((e: unknown) => e);
     expect(isHostpullError(err, 'RUNTIME_FAILED')).toBe(true);
     expect((err as Error).message).toMatch(/^runc /);
-    expect((err as Error).message).toContain('/does-not-exist');
+    expect((err as Error).message).toContain('no-such-source');
   });
 
   it('refuses a terminal bundle when stdin is not a terminal', async () => {
