@@ -82,7 +82,8 @@ export function serviceLogFormat(): LogFormat {
 }
 
 /** Renders an error for a human on stderr: what failed, then what to do. */
-function printError(err: unknown): void {
+/** An error as the CLI shows it: `hostpull: message` and its hint, on stderr. */
+export function printError(err: unknown): void {
   process.stderr.write(`hostpull: ${errorText(err)}\n`);
   const hint = hintFor(err);
   if (hint) process.stderr.write(`hint: ${hint}\n`);

@@ -1,8 +1,9 @@
-import { HostpullError } from '../errors.js';
+import { constants } from 'node:os';
+import { HostpullError, isHostpullError } from '../errors.js';
 
 /** SIGINT (Ctrl-C) and SIGTERM, seen as an AbortSignal, until released. */
 export interface Interrupt {
-  /** Aborts, with an ABORTED HostpullError naming the signal, at the first SIGINT or SIGTERM. */
+  /** Aborts, with an ABORTED HostpullError naming the signal (and `details.signal`), at the first SIGINT or SIGTERM. */
   readonly signal: AbortSignal;
   /** Stops listening (idempotent): from then on the signals do what they would do without us. */
   release(): void;
@@ -17,7 +18,7 @@ const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
  * pulls) passes the controller whose signal it handed down already.
  */
 export function onInterrupt(abort = new AbortController()): Interrupt {
-  const onSignal = (sig: NodeJS.Signals) => abort.abort(new HostpullError('ABORTED', `interrupted by ${sig}`));
+  const onSignal = (sig: NodeJS.Signals) => abort.abort(new HostpullError('ABORTED', `interrupted by ${sig}`, { details: { signal: sig } }));
   for (const sig of SIGNALS) process.once(sig, onSignal);
   return {
     signal: abort.signal,
@@ -35,4 +36,18 @@ export async function withInterrupt<T>(fn: (interrupt: Interrupt) => Promise<T>)
   } finally {
     interrupt.release();
   }
+}
+
+/**
+ * The signal that ended an operation, when `err` is the ABORTED of an interrupt (this module's, or
+ * runContainer's for a signal before the container's command ran).
+ */
+export function interruptSignal(err: unknown): NodeJS.Signals | undefined {
+  const sig = isHostpullError(err, 'ABORTED') ? err.details?.['signal'] : undefined;
+  return typeof sig === 'string' && sig in constants.signals ? (sig as NodeJS.Signals) : undefined;
+}
+
+/** The shell's exit status for a process ended by `sig`: 128 + its number (130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(sig: NodeJS.Signals): number {
+  return 128 + (constants.signals[sig] ?? 0);
 }

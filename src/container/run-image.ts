@@ -49,7 +49,11 @@ export interface RunImageOptions {
   /** Aborts the pull and preparation; once the container runs, signals are forwarded to it instead. */
   signal?: AbortSignal;
   onPullEvent?: (e: PullEvent) => void;
-  /** Called once the runtime is chosen, before the container starts. */
+  /**
+   * Called once the runtime is chosen, before the container starts, when the signals this process
+   * gets are the container's (forwarded, or ending its start): a caller's own SIGINT/SIGTERM
+   * handlers go then, not before.
+   */
   onRuntime?: (runtime: RuntimeInfo) => void;
   /**
    * Run without root: pull and unpack as this user, then mount and run inside a private user and
@@ -156,9 +160,10 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
     let exitCode: number | undefined;
     try {
       const runtime = await probing;
-      options.signal?.throwIfAborted();
-      options.onRuntime?.(runtime);
       await recordContainerRuntime(container.bundle, runtime);
+      // No await from here into runContainer: a signal is either an abort seen here, or one the
+      // container's forwarding takes (the caller drops its own handlers in onRuntime, only then).
+      options.signal?.throwIfAborted();
       const result = await runContainer({
         runtime,
         bundleDir: container.bundle,
@@ -169,6 +174,7 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         // The runtime's state is deleted whether or not the container is kept: a kept container
         // is its directory, not a runtime container to start again.
         keep: false,
+        onSignalsTaken: () => options.onRuntime?.(runtime),
         logger,
       });
       exitCode = result.exitCode;

@@ -3,7 +3,7 @@ import { constants } from 'node:os';
 import { errnoCode, HostpullError } from '../errors.js';
 
 /** Signals that reach `hostpull run` (or `exec`) and are passed on to the container through the runtime. */
-const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+export const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 /** TTY_UNAVAILABLE unless stdin is a terminal: a runtime asked for one proxies ours (see runContainer). */
 export function requireTerminal(usable = process.stdin.isTTY === true): void {

@@ -1,15 +1,16 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostpullError, errnoCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { captureOutput } from './capture-output.js';
-import { exitStatus, forwardSignals, requireTerminal, runtimeExit } from './foreground.js';
+import { exitStatus, requireTerminal, runtimeExit } from './foreground.js';
 import { execRuntime, isNotExist, tail } from './exec-runtime.js';
 import { removeOwner, writeOwner } from './owner.js';
 import type { RuntimeInfo } from './runtime-info.js';
 import type { RuntimeSpec } from './spec-types.js';
 import { startFailure } from './start-failure.js';
+import { takeStartSignals, type StartSignals } from './start-signals.js';
 
 export interface RunOptions {
   runtime: RuntimeInfo;
@@ -40,6 +41,12 @@ export interface RunOptions {
    * the container while it runs. Default true; a daemon running many containers turns it off.
    */
   forwardSignals?: boolean;
+  /**
+   * Called at once, synchronously, when this process has taken the signals it forwards (with
+   * `forwardSignals`): a caller that handled SIGINT/SIGTERM itself until now drops its handlers
+   * here, not earlier, so that no signal finds the process without one.
+   */
+  onSignalsTaken?: () => void;
   logger?: Logger;
 }
 
@@ -56,6 +63,8 @@ export interface RunResult {
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
 /** The runtime's own log (`--log`): its errors, apart from the container's stderr. */
 const RUNTIME_LOG = 'runtime.log';
+/** The runtime's `--pid-file`: it exists once the container's command was started (see takeStartSignals). */
+const PID_FILE = 'init.pid';
 
 function checkContainerId(id: string): void {
   if (!CONTAINER_ID.test(id)) {
@@ -100,12 +109,12 @@ async function readTerminal(bundleDir: string): Promise<boolean> {
  * Runs a container in the foreground with `<runtime> --root <stateRoot> run --bundle <dir> <id>`
  * and resolves with its exit code once it is gone and deleted.
  *
- * Signals: the runtime's foreground `run` forwards every signal it receives to the container's
- * init (runc's signal handler is installed before the container starts, so an early signal is
- * queued, not lost; verified by the SIGTERM integration test). So we forward to the runtime
- * *process* rather than calling `runc kill`, which would fail before the container exists.
- * Without a terminal the runtime gets its own session (`detached`): a Ctrl-C or hangup aimed at
- * our process group then reaches the container exactly once, through us.
+ * Signals: taken from the call on, before the first await (see takeStartSignals). Once the
+ * container's command runs they go to the runtime *process*, whose foreground `run` forwards
+ * every signal it receives to the container's init; before that a SIGINT/SIGTERM/SIGHUP/SIGQUIT
+ * ends the run (the call rejects with ABORTED, `details.signal` naming it) and the others wait
+ * for the start. Without a terminal the runtime gets its own session (`detached`): a Ctrl-C or
+ * hangup aimed at our process group then reaches the container exactly once, through us.
  *
  * TTY: with `process.terminal` the runtime allocates the pty itself and, in foreground mode,
  * opens /dev/tty — our controlling terminal — to put it in raw mode and proxy it (it fails with
@@ -127,43 +136,61 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
   checkContainerId(containerId);
   if (opts.signal?.aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted before start`, { cause: opts.signal.reason });
   const stdio = opts.stdio ?? 'inherit';
-  const terminal = await readTerminal(bundleDir);
-  if (opts.tty !== undefined && opts.tty !== terminal) {
-    throw new HostpullError('BUNDLE_INVALID', `tty=${opts.tty} but the bundle's process.terminal is ${terminal}`);
-  }
-  if (terminal) requireTerminal(stdio === 'inherit' && process.stdin.isTTY === true);
+  const pidFile = join(bundleDir, PID_FILE);
 
-  const logPath = join(bundleDir, RUNTIME_LOG);
-  await rm(logPath, { force: true });
-  await writeOwner(bundleDir);
-
-  const args = [`--root=${stateRoot}`, `--log=${logPath}`, '--log-format=json', 'run', '--bundle', bundleDir, containerId];
-  log?.debug({ runtime: runtime.path, args }, 'starting container');
-  const child = spawn(runtime.path, args, {
-    stdio: stdio === 'inherit' ? 'inherit' : ['pipe', 'pipe', 'pipe'],
-    detached: !terminal,
-  });
-
-  const captured = stdio === 'pipe' ? captureOutput(child, opts.input) : undefined;
-
-  const stopForwarding = (opts.forwardSignals ?? true) ? forwardSignals(child, (sig) => log?.debug({ signal: sig, containerId }, 'forwarding signal')) : () => undefined;
+  let child: ChildProcess | undefined;
+  const killContainer = () => {
+    void execRuntime(runtime, stateRoot, ['kill', containerId, 'KILL']).then(
+      (r) => {
+        // Not created yet (or already gone): stop the runtime itself; delete --force follows.
+        if (r.code !== 0) child?.kill('SIGKILL');
+      },
+      () => child?.kill('SIGKILL'),
+    );
+  };
+  const signals: StartSignals | undefined = (opts.forwardSignals ?? true)
+    ? takeStartSignals({ pidFile, killContainer, onSignal: (sig, action) => log?.debug({ signal: sig, action, containerId }, 'signal during run') })
+    : undefined;
+  opts.onSignalsTaken?.();
+  const interrupted = (when: string): HostpullError | undefined =>
+    signals?.interrupted ? new HostpullError('ABORTED', `interrupted by ${signals.interrupted} ${when}`, { details: { signal: signals.interrupted } }) : undefined;
 
   let aborted = false;
   const onAbort = () => {
     aborted = true;
-    void execRuntime(runtime, stateRoot, ['kill', containerId, 'KILL']).then(
-      (r) => {
-        // Not created yet (or already gone): stop the runtime itself; delete --force follows.
-        if (r.code !== 0) child.kill('SIGKILL');
-      },
-      () => child.kill('SIGKILL'),
-    );
+    killContainer();
   };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-
+  let spawned = false;
   try {
-    const { code, signal } = await runtimeExit(child, runtime);
+    const terminal = await readTerminal(bundleDir);
+    if (opts.tty !== undefined && opts.tty !== terminal) {
+      throw new HostpullError('BUNDLE_INVALID', `tty=${opts.tty} but the bundle's process.terminal is ${terminal}`);
+    }
+    if (terminal) requireTerminal(stdio === 'inherit' && process.stdin.isTTY === true);
+
+    const logPath = join(bundleDir, RUNTIME_LOG);
+    await Promise.all([rm(logPath, { force: true }), rm(pidFile, { force: true })]);
+    await writeOwner(bundleDir);
+
+    const early = interrupted('before the container started');
+    if (early) throw early;
+    if (opts.signal?.aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted before start`, { cause: opts.signal.reason });
+    const args = [`--root=${stateRoot}`, `--log=${logPath}`, '--log-format=json', 'run', '--bundle', bundleDir, `--pid-file=${pidFile}`, containerId];
+    log?.debug({ runtime: runtime.path, args }, 'starting container');
+    const proc = spawn(runtime.path, args, {
+      stdio: stdio === 'inherit' ? 'inherit' : ['pipe', 'pipe', 'pipe'],
+      detached: !terminal,
+    });
+    child = proc;
+    spawned = true;
+    signals?.attach(proc);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const captured = stdio === 'pipe' ? captureOutput(proc, opts.input) : undefined;
+    const { code, signal } = await runtimeExit(proc, runtime);
     if (aborted) throw new HostpullError('ABORTED', `run of ${containerId} aborted`, { cause: opts.signal?.reason });
+    const stopped = interrupted('before the container\'s command ran');
+    if (stopped) throw stopped;
 
     const result: RunResult = exitStatus(code, signal);
     if (captured) {
@@ -178,17 +205,19 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
     log?.debug({ containerId, ...result, stdout: undefined, stderr: undefined }, 'container exited');
     return result;
   } finally {
-    stopForwarding();
+    signals?.release();
     opts.signal?.removeEventListener('abort', onAbort);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     if (!(opts.keep ?? false)) {
       // A foreground `run` deletes its container on a normal exit; this covers the runtime being
       // killed, aborted or failing halfway (state left under --root, processes still running).
-      const r = await execRuntime(runtime, stateRoot, ['delete', '--force', containerId]).catch((e: unknown) => ({
-        code: -1,
-        stderr: String(e),
-      }));
-      if (r.code !== 0 && !isNotExist(r.stderr)) log?.warn({ containerId, stderr: tail(r.stderr) }, 'runtime delete failed');
+      if (spawned) {
+        const r = await execRuntime(runtime, stateRoot, ['delete', '--force', containerId]).catch((e: unknown) => ({
+          code: -1,
+          stderr: String(e),
+        }));
+        if (r.code !== 0 && !isNotExist(r.stderr)) log?.warn({ containerId, stderr: tail(r.stderr) }, 'runtime delete failed');
+      }
       await removeOwner(bundleDir).catch(() => undefined);
     }
   }

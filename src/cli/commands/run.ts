@@ -1,10 +1,11 @@
 import { Command, Option } from 'commander';
+import { isHostpullError } from '../../errors.js';
 import type { FuseHelper } from '../../lazy/index.js';
 import type { Logger, LogLevel } from '../../log.js';
-import { action, collect, globalOptions, loggerFor, usageError } from '../context.js';
+import { action, collect, globalOptions, loggerFor, printError, usageError } from '../context.js';
 import { withHost } from '../host.js';
 import { keepBlobsOption } from '../host-options.js';
-import { onInterrupt, withInterrupt, type Interrupt } from '../interrupt.js';
+import { interruptSignal, onInterrupt, signalExitCode, withInterrupt, type Interrupt } from '../interrupt.js';
 import { progressRenderer } from '../progress.js';
 import { takeEarlyLazyHelper } from '../early-lazy-helper.js';
 import { addLazyOptions, lazyOptionsFrom, type LazyFlags } from '../lazy-options.js';
@@ -87,13 +88,20 @@ export function registerRunCommand(program: Command): void {
               onPullEvent: progress.onEvent,
               onRuntime: (runtime) => {
                 progress.stop();
-                // From here on the container's own signal forwarding takes over.
+                // runContainer has taken the signals (forwarding them, or ending the start): ours can go.
                 interrupt.release();
                 if (opts.lazy) waiting = onInterrupt(stopWaiting);
                 host.logger.info({ runtime: runtime.name, version: runtime.version, path: runtime.path }, 'starting container');
               },
             });
             return result.exitCode;
+          } catch (err) {
+            // Interrupted before the container's command ran (pulling, mounting, starting): the
+            // shell's status for the signal, as podman and a container killed by it report.
+            const sig = interruptSignal(err) ?? (isHostpullError(err, 'ABORTED') ? interruptSignal(interrupt.signal.reason) : undefined);
+            if (sig === undefined) throw err;
+            printError(err);
+            return signalExitCode(sig);
           } finally {
             progress.stop();
             waiting?.release();

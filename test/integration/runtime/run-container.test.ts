@@ -97,8 +97,10 @@ describe('runContainer with runc', () => {
       { mounts: [{ source: shared, destination: '/shared' }] },
     );
     const running = runContainer({ runtime: runc, bundleDir, containerId: id, stateRoot, stdio: 'pipe' });
-    for (let i = 0; i < 400 && !existsSync(join(shared, 'ready')); i++) await sleep(25);
-    expect(existsSync(join(shared, 'ready'))).toBe(true);
+    // Started, as the run tells it: runc writes the pid file a moment after the command began.
+    const started = () => existsSync(join(shared, 'ready')) && existsSync(join(bundleDir, 'init.pid'));
+    for (let i = 0; i < 400 && !started(); i++) await sleep(25);
+    expect(started()).toBe(true);
     process.kill(process.pid, 'SIGTERM');
     const r = await running;
     expect(r.stdout).toBe('got TERM\n');
@@ -133,6 +135,17 @@ describe('runContainer with runc', () => {
     expect(isHostpullError(err, 'RUNTIME_FAILED')).toBe(true);
     expect((err as Error).message).toMatch(/^runc /);
     expect((err as Error).message).toContain('no-such-source');
+  });
+
+  it('a SIGTERM before the runtime is spawned ends the run with ABORTED naming it, and hands over at once', async () => {
+    const { id, bundleDir } = await bundle({ Cmd: ['sleep', '30'] });
+    let taken = 0;
+    const running = runContainer({ runtime: runc, bundleDir, containerId: id, stateRoot, stdio: 'pipe', onSignalsTaken: () => taken++ });
+    expect(taken).toBe(1);
+    process.kill(process.pid, 'SIGTERM');
+    await expect(running).rejects.toMatchObject({ code: 'ABORTED', details: { signal: 'SIGTERM' } });
+    expect(containerExists(id)).toBe(false);
+    expect(process.listenerCount('SIGTERM')).toBe(0);
   });
 
   it('refuses a terminal bundle when stdin is not a terminal', async () => {
