@@ -114,3 +114,8 @@ export function usageError(message: string, hint?: string): HostpullError {
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
+
+/** `-t`: a usage error unless stdin is a terminal, checked before anything is pulled or looked up. */
+export function checkTtyFlag(tty: boolean | undefined): void {
+  if (tty && process.stdin.isTTY !== true) throw usageError('-t: stdin is not a terminal', 'run without -t, or from an interactive terminal');
+}

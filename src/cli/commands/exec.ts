@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { action, collect, globalOptions, usageError } from '../context.js';
+import { action, checkTtyFlag, collect, globalOptions, usageError } from '../context.js';
 import { withHost } from '../host.js';
 
 export function registerExecCommand(program: Command): void {
@@ -17,6 +17,7 @@ export function registerExecCommand(program: Command): void {
     .action(
       action(async (id: string, command: string[], opts: { tty?: boolean; env?: string[]; user?: string; workdir?: string }, cmd: Command) => {
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
+        checkTtyFlag(opts.tty);
         const g = globalOptions(cmd);
         const { execContainer } = await import('../../container/index.js');
         return withHost(g, async (host) => {

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { isHostpullError } from '../../errors.js';
 import type { FuseHelper } from '../../lazy/index.js';
 import type { Logger, LogLevel } from '../../log.js';
-import { action, collect, globalOptions, loggerFor, printError, usageError } from '../context.js';
+import { action, checkTtyFlag, collect, globalOptions, loggerFor, printError, usageError } from '../context.js';
 import { withHost } from '../host.js';
 import { keepBlobsOption } from '../host-options.js';
 import { interruptSignal, onInterrupt, signalExitCode, withInterrupt, type Interrupt } from '../interrupt.js';
@@ -48,6 +48,7 @@ export function registerRunCommand(program: Command): void {
       action(async (input: string, command: string[], opts: LazyFlags & { tty?: boolean; interactive?: boolean; rm?: boolean; env?: string[]; volume?: string[]; network: 'none' | 'host'; name?: string; hostname?: string; readOnly?: boolean; user?: string; workdir?: string; entrypoint?: string; runtime?: string; keep?: boolean; allowOverlap?: boolean; keepBlobs?: boolean; pull: 'always' | 'missing' | 'never'; unshare?: string; lazy?: boolean }, cmd: Command) => {
         for (const kv of opts.env ?? []) if (!/^[^=]+=/.test(kv)) throw usageError(`-e ${kv}: expected KEY=VALUE`);
         if (opts.rm && opts.keep) throw usageError('--rm and --keep contradict each other');
+        checkTtyFlag(opts.tty);
         const g = globalOptions(cmd);
         const logger = loggerFor(g);
         // A lazy run's FUSE helper is a node process of its own: started before this one loads the
