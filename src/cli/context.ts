@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { errorRow, errorText, hintFor, HostpullError, isHostpullError } from '../errors.js';
 import { createLogger, DEFAULT_LOG_LEVEL, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from '../log.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
+import { interruptSignal, signalExitCode } from './interrupt.js';
 
 /** Options every command accepts (declared once on the root program in main.ts). */
 export interface GlobalOptions {
@@ -81,7 +82,6 @@ export function serviceLogFormat(): LogFormat {
   return process.stderr.isTTY ? 'text' : 'json';
 }
 
-/** Renders an error for a human on stderr: what failed, then what to do. */
 /** An error as the CLI shows it: `hostpull: message` and its hint, on stderr. */
 export function printError(err: unknown): void {
   process.stderr.write(`hostpull: ${errorText(err)}\n`);
@@ -100,7 +100,9 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       printError(err);
-      process.exitCode = isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
+      // Ended by Ctrl-C or a kill (interrupt.ts): the shell's status for that signal, 130 or 143.
+      const sig = interruptSignal(err);
+      process.exitCode = sig ? signalExitCode(sig) : isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
     }
   };
 }

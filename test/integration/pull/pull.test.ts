@@ -207,6 +207,40 @@ describe('a killed pull resumes with Range', () => {
   });
 });
 
+describe('an interrupted pull', () => {
+  it('Ctrl-C in the middle of a blob: says it was interrupted, exits 130, and the next pull resumes', async () => {
+    const big = buildLayer(packageFiles('BIG2.0', { bytes: 16 * 1024 * 1024, seed: 11 }));
+    await pushImage(registry.url, 'hostpull', 'BIG2.0', [fixtures.base, big], { cmd: ['/bin/sh'] });
+    const proxy = await startProxy(registry.url);
+    const root = await tempRoot();
+    try {
+      proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${big.digest}`) ? { throttleBytesPerSec: 4 * 1024 * 1024 } : undefined));
+      const child = spawnCli(['--root', root, '--server', proxy.host, 'pull', 'BIG2.0', '--no-daemon']);
+      let stderr = '';
+      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!((proxy.requests.find((r) => r.path.endsWith(`/blobs/${big.digest}`))?.bytes ?? 0) > 2 * 1024 * 1024)) {
+        if (Date.now() > deadline) throw new Error('the big blob never started streaming');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGINT');
+      expect(await exited).toBe(130);
+      expect(stderr).toContain(`fetching blob ${big.digest}`);
+      expect(stderr).toContain('interrupted by SIGINT');
+      expect(stderr).not.toContain('The operation was aborted');
+      expect(stderr).toContain('hint: the partial download is kept; pulling again resumes it');
+      proxy.clearFaults();
+      const before = proxy.requests.length;
+      const r = await pull(root, proxy.host, 'BIG2.0');
+      expect(r.code).toBe(0);
+      expect(proxy.requests.slice(before).find((q) => q.path.endsWith(`/blobs/${big.digest}`))?.range).toMatch(/^bytes=[1-9]\d*-$/);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
 describe('one copy of each layer', () => {
   const layerBlobs = () => [fixtures.base, ...Object.values(fixtures.packages)];
   const storedLayerBlobs = async (root: string) => {
