@@ -6,9 +6,9 @@ import type { MountRow, ContentStore } from '../store/index.js';
 import { type Mount, listMountsUnder, performMount, unmountAllUnder } from '../rootfs/index.js';
 import { cleanStaleMounts } from './stale-mounts.js';
 import { isKept } from './keep-container.js';
-import { ownerAlive } from '../runtime/index.js';
+import { cleanupStaleContainers, ownerAlive } from '../runtime/index.js';
 import { readDirOrEmpty } from '../util/index.js';
-import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, MOUNT_FILE } from './container-dirs.js';
+import { containerDirs, CREATING_PREFIX, creationMayBeInProgress, isContainerId, MOUNT_FILE, runtimeStateDir } from './container-dirs.js';
 
 export interface ContainerReconcileReport {
   /** Recorded for a process that is gone: unmounted, removed, released. */
@@ -41,6 +41,11 @@ export interface ContainerReconcileReport {
 export async function reconcileContainers(store: ContentStore): Promise<ContainerReconcileReport> {
   const log = store.logger;
   const report: ContainerReconcileReport = { released: [], kept: [], recordsDropped: [], remounted: [], removed: [], failed: [] };
+  // First the runtime's containers of killed runs, as a run's own cleanup does: unmounting their
+  // rootfs below would leave them running over nothing, with nobody to stop them.
+  for (const id of await cleanupStaleContainers(runtimeStateDir(store.layout), store.layout.containersDir, { logger: log })) {
+    log.info({ id }, 'container of a killed hostpull run: deleted from the runtime');
+  }
   const stale = await cleanStaleMounts(store, { unmountAllUnder: (dir) => unmountAllUnder(dir) });
   report.released.push(...stale.released);
   report.kept.push(...stale.kept);

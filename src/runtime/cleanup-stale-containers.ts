@@ -38,9 +38,10 @@ function runtimeFor(stateRoot: string, id: string, opts: CleanupOptions): Pick<R
  * After a `hostpull run` was killed (-9, OOM, power loss), its container can linger in the
  * runtime's state: created but never started, still running with nobody attached, or stopped
  * but not deleted. For each container under `stateRoot` whose bundle lies in `containersDir`
- * (so: ours) and whose owner process (see owner.ts) is gone, run `delete --force` (which also
- * kills it) and return its id; the caller then unmounts and removes `containersDir/<id>`.
- * Containers of a live `hostpull run`, and any not ours, are left alone.
+ * (so: ours) and whose owner process (see owner.ts) is gone, or whose bundle is gone, run
+ * `delete --force` (which also kills it) and return its id; the caller then unmounts and
+ * removes `containersDir/<id>`. Containers of a live `hostpull run`, and any not ours, are left
+ * alone.
  */
 export async function cleanupStaleContainers(stateRoot: string, containersDir: string, opts: CleanupOptions = {}): Promise<string[]> {
   let ids: string[];
@@ -67,8 +68,11 @@ export async function cleanupStaleContainers(stateRoot: string, containersDir: s
     }
     // An unreadable state (half-created container) still counts as ours when its bundle dir exists.
     const bundleDir = bundle ? await realOrSelf(bundle) : join(containersDir, id);
-    if (!(bundleDir + sep).startsWith(ours) || !existsSync(bundleDir)) continue;
-    if (await ownerAlive(bundleDir)) continue;
+    if (!(bundleDir + sep).startsWith(ours)) continue;
+    if (existsSync(bundleDir) ? await ownerAlive(bundleDir) : !bundle) continue;
+    // A bundle of ours that is gone: no run owns the container any more (a run creates its
+    // bundle before the runtime's state and deletes the state before the bundle), but the
+    // runtime may still run it, over a rootfs unmounted or removed under it.
     const del = await execRuntime(runtime, stateRoot, ['delete', '--force', id], sigOpt);
     if (del.code !== 0 && !isNotExist(del.stderr)) {
       opts.logger?.warn({ id, runtime: runtime.name, stderr: tail(del.stderr) }, 'cannot delete stale container');

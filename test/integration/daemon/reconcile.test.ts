@@ -108,7 +108,13 @@ describe('container reconciliation at start', () => {
     const killed = before.find((c) => c.name === 'killed')!.id;
     const kept = before.find((c) => c.name === 'done')!.id;
 
+    // runc runs the killed run's container on, with nobody to stop it.
+    const runtimeHas = (id: string) => spawnSync('runc', ['--root', join(root, 'runtime-state'), 'state', id]).status === 0;
+    expect(runtimeHas(killed)).toBe(true);
     const daemon = await daemonOn(dir, registry.host);
+    // Deleted from the runtime first (it killed it), as a run's own cleanup does, then kept.
+    expect(logLines(daemon, 'container of a killed hostpull run: deleted from the runtime').map((l) => l.id)).toEqual([killed]);
+    expect(runtimeHas(killed)).toBe(false);
     expect(logLines(daemon, 'kept container whose run was killed: unmounted, kept until `hostpull rm`').map((l) => l.id)).toEqual([killed]);
     expect(logLines(daemon, 'rootfs was not mounted (a reboot?): mounted again')).toEqual([]);
     expect(await mountsBelow(containers)).toEqual([]);
@@ -116,7 +122,6 @@ describe('container reconciliation at start', () => {
     expect(await readFile(join(containers, killed, 'upper', 'b'), 'utf8')).toBe('b\n');
     expect((await ps()).map((c) => [c.name, c.state, c.ownerPid])).toEqual(expect.arrayContaining([['done', 'exited', null], ['killed', 'exited', null]]));
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
-    // rm also deletes what the runtime of the killed run still runs.
     expect((await cli(['rm', 'done', 'killed'])).code).toBe(0);
     expect(await ps()).toEqual([]);
   });

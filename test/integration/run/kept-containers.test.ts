@@ -120,6 +120,29 @@ describe('after a kill -9 of hostpull run, without a daemon', () => {
   });
 });
 
+describe('the container a killed run leaves running', () => {
+  const runtimeHas = (root: string, id: string) => spawnSync('runc', ['--root', join(root, 'runtime-state'), 'state', id]).status === 0;
+
+  it('is deleted from the runtime by the next run even when its directory is gone already', async () => {
+    const root = await tempDir('orphan');
+    const { child, exited } = await startRun(root, [], 'echo started; sleep 60');
+    child.kill('SIGKILL');
+    await exited;
+    const [stale] = await ps(root);
+    // runc runs the container on without its hostpull; then its directory goes (a remove
+    // interrupted after the directory), the runtime's state staying.
+    expect(runtimeHas(root, stale!.id)).toBe(true);
+    const dir = join(root, 'containers', stale!.id);
+    expect(spawnSync('umount', ['-l', join(dir, 'rootfs')]).status).toBe(0);
+    await rm(dir, { recursive: true });
+
+    const next = await hostpull(root, ['run', '--pull', 'never', IMAGE, '--', '/bin/true']);
+    expect(next.code).toBe(0);
+    expect(runtimeHas(root, stale!.id)).toBe(false);
+    expect(await records(root)).toMatchObject({ mounts: [] });
+  });
+});
+
 describe('hostpull run --keep', () => {
   it('keeps the container, unmounted, past later runs and gc, with its name and exit status, until rm', async () => {
     const root = await tempDir('keep');
