@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
+import { eachContainer } from '../each-container.js';
 import { withHost } from '../host.js';
 
 export function registerRmCommand(program: Command): void {
@@ -11,12 +12,13 @@ export function registerRmCommand(program: Command): void {
     .action(
       action(async (ids: string[], _opts: unknown, cmd: Command) => {
         const { removeStoppedContainer } = await import('../../container/index.js');
-        await withHost(globalOptions(cmd), async (host) => {
-          for (const id of ids) {
-            const c = await removeStoppedContainer(host.store, id, host.logger);
-            process.stdout.write(`${c.name ?? c.id}\n`);
-          }
-        });
+        return withHost(globalOptions(cmd), (host) =>
+          eachContainer(
+            ids,
+            (id) => removeStoppedContainer(host.store, id, host.logger),
+            (c) => c.name ?? c.id,
+          ),
+        );
       }),
     );
 }

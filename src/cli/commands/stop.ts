@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from '../context.js';
+import { eachContainer } from '../each-container.js';
 import { withHost } from '../host.js';
 import { durationOption } from '../options.js';
 
@@ -12,12 +13,13 @@ export function registerStopCommands(program: Command): void {
     .action(
       action(async (ids: string[], opts: { time: number }, cmd: Command) => {
         const { stopContainer } = await import('../../container/index.js');
-        await withHost(globalOptions(cmd), async (host) => {
-          for (const id of ids) {
-            const { container, killed } = await stopContainer(host.store, id, { timeoutMs: opts.time, logger: host.logger });
-            process.stdout.write(`${container.name ?? container.id}${killed ? ' (killed after the timeout)' : ''}\n`);
-          }
-        });
+        return withHost(globalOptions(cmd), (host) =>
+          eachContainer(
+            ids,
+            (id) => stopContainer(host.store, id, { timeoutMs: opts.time, logger: host.logger }),
+            ({ container, killed }) => `${container.name ?? container.id}${killed ? ' (killed after the timeout)' : ''}`,
+          ),
+        );
       }),
     );
 
@@ -29,12 +31,13 @@ export function registerStopCommands(program: Command): void {
     .action(
       action(async (ids: string[], opts: { signal: string }, cmd: Command) => {
         const { killContainer } = await import('../../container/index.js');
-        await withHost(globalOptions(cmd), async (host) => {
-          for (const id of ids) {
-            const c = await killContainer(host.store, id, opts.signal);
-            process.stdout.write(`${c.name ?? c.id}\n`);
-          }
-        });
+        return withHost(globalOptions(cmd), (host) =>
+          eachContainer(
+            ids,
+            (id) => killContainer(host.store, id, opts.signal),
+            (c) => c.name ?? c.id,
+          ),
+        );
       }),
     );
 }

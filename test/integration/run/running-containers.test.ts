@@ -157,6 +157,17 @@ describe('hostpull stop / kill', () => {
     expect(await mountsBelow(root)).toEqual([]);
   });
 
+  it('stop of several: one that fails (unknown) does not keep the others from stopping; the exit code says it failed', async () => {
+    const root = await tempDir('stop-many');
+    const { exited } = await startContainer(root, ['--name', 'web']);
+    const r = await runCli(['--root', root, 'stop', 'nosuchcontainer', 'web']);
+    expect(r.stdout).toBe('web\n');
+    expect(r.stderr).toContain('no container nosuchcontainer');
+    expect(r.code).toBe(1);
+    expect(await exited).toBe(0);
+    expect(await mountsBelow(root)).toEqual([]);
+  });
+
   it('stop -t: a container that ignores SIGTERM (a pid 1 without a handler) gets SIGKILL after the time', async () => {
     const root = await tempDir('stop-kill');
     const { id, exited } = await startContainer(root, [], 'echo started; while :; do sleep 0.1; done');
