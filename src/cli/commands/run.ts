@@ -1,7 +1,9 @@
 import { Command, Option } from 'commander';
-import { isHostpullError } from '../../errors.js';
+import { HostpullError, isHostpullError } from '../../errors.js';
 import type { FuseHelper } from '../../lazy/index.js';
 import type { Logger, LogLevel } from '../../log.js';
+import { formatReference, type ImageReference } from '../../oci/index.js';
+import type { ContentStore } from '../../store/index.js';
 import { action, checkTtyFlag, collect, globalOptions, loggerFor, printError, usageError } from '../context.js';
 import { withHost } from '../host.js';
 import { keepBlobsOption } from '../host-options.js';
@@ -100,7 +102,7 @@ export function registerRunCommand(program: Command): void {
             // Interrupted before the container's command ran (pulling, mounting, starting): the
             // shell's status for the signal, as podman and a container killed by it report.
             const sig = interruptSignal(err) ?? (isHostpullError(err, 'ABORTED') ? interruptSignal(interrupt.signal.reason) : undefined);
-            if (sig === undefined) throw err;
+            if (sig === undefined) throw opts.pull === 'always' ? storedImageHint(err, host.store, host.resolve(input)) : err;
             printError(err);
             return signalExitCode(sig);
           } finally {
@@ -110,6 +112,18 @@ export function registerRunCommand(program: Command): void {
         }), logger);
       }),
     );
+}
+
+/**
+ * A registry that cannot be reached (past the retry budget) while the image is in the store: the
+ * default `--pull always` only asked whether its tag moved, so say how to run what is here.
+ */
+function storedImageHint(err: unknown, store: ContentStore, ref: ImageReference): unknown {
+  if (!isHostpullError(err) || (err.code !== 'REGISTRY_UNAVAILABLE' && err.code !== 'TOO_MANY_REQUESTS')) return err;
+  const reference = formatReference(ref);
+  if (!store.images.get(reference)) return err;
+  const hint = `${reference} is in the store: \`hostpull run --pull missing\` runs it without asking the registry`;
+  return new HostpullError(err.code, err.message, { cause: err, ...(err.details ? { details: err.details } : {}), hint: err.hint ? `${err.hint}; or ${hint}` : hint });
 }
 
 /**

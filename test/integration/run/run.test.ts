@@ -9,6 +9,7 @@ import { unmount } from '../../../src/rootfs/index.js';
 import { ContentStore } from '../../../src/store/content-store.js';
 import { runCli, spawnCli } from '../../helpers/cli.js';
 import { buildLayer, pushFixtureSet, pushImage, type FixtureSet } from '../../helpers/fixtures.js';
+import { startProxy } from '../../helpers/proxy.js';
 import { startRegistry, type TestRegistry } from '../../helpers/registry.js';
 import { makeTempDir, mountsBelow, removeTempDir } from '../../helpers/tmp.js';
 
@@ -90,6 +91,28 @@ describe('hostpull run', () => {
     const always = await hostpull(root, ['run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
     expect(always.code).toBe(0);
     expect((await registry.since(mark)).map((e) => e.method)).toEqual(['HEAD']);
+  });
+
+  it('a registry that is down while the image is stored: the default --pull always fails, saying --pull missing runs it', async () => {
+    const root = await tempDir('offline');
+    const proxy = await startProxy(registry.url);
+    try {
+      expect((await runCli(['--root', root, '--server', proxy.host, 'pull', 'JDK11.0-GRD7.0'])).code).toBe(0);
+      proxy.setFault(() => ({ status: 503 }));
+      const down = await runCli(['--root', root, '--server', proxy.host, '--registry-retry-budget', '1s', 'run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
+      expect(down.code).not.toBe(0);
+      expect(down.stderr).toMatch(/hint: .*JDK11\.0-GRD7\.0 is in the store: `hostpull run --pull missing` runs it without asking the registry/);
+      expect(proxy.requests.length).toBeGreaterThan(0);
+      const stored = await runCli(['--root', root, '--server', proxy.host, 'run', '--pull', 'missing', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', 'ls /opt']);
+      expect(stored.stderr).toBe('');
+      expect(stored.code).toBe(0);
+      // Not stored: nothing to suggest.
+      const absent = await runCli(['--root', await tempDir('offline-empty'), '--server', proxy.host, '--registry-retry-budget', '1s', 'run', 'JDK11.0-GRD7.0', '--', '/bin/true']);
+      expect(absent.code).not.toBe(0);
+      expect(absent.stderr).not.toContain('--pull missing');
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('either order of the same packages gives a byte-identical tree', async () => {
