@@ -122,7 +122,7 @@ function storedImageHint(err: unknown, store: ContentStore, ref: ImageReference)
   if (!isHostpullError(err) || (err.code !== 'REGISTRY_UNAVAILABLE' && err.code !== 'TOO_MANY_REQUESTS')) return err;
   const reference = formatReference(ref);
   if (!store.images.get(reference)) return err;
-  const hint = `${reference} is in the store: \`hostpull run --pull missing\` runs it without asking the registry`;
+  const hint = `${reference} is in the store: \`hostpull run --pull missing ${reference}\` runs it without asking the registry`;
   return new HostpullError(err.code, err.message, { cause: err, ...(err.details ? { details: err.details } : {}), hint: err.hint ? `${err.hint}; or ${hint}` : hint });
 }
 
