@@ -9,7 +9,8 @@ import { EXIT_FAILURE, printError } from './context.js';
  * failure, 0 when none failed.
  */
 export async function eachContainer<T>(ids: readonly string[], act: (id: string) => Promise<T>, line: (done: T) => string): Promise<number> {
-  const outcomes = await Promise.allSettled(ids.map((id) => act(id)));
+  // A container named twice is acted on once (two removals of one container at once race).
+  const outcomes = await Promise.allSettled([...new Set(ids)].map((id) => act(id)));
   let exit = 0;
   for (const o of outcomes) {
     if (o.status === 'fulfilled') {

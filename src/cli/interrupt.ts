@@ -1,15 +1,20 @@
 import { constants } from 'node:os';
 import { HostpullError, isHostpullError } from '../errors.js';
 
-/** SIGINT (Ctrl-C) and SIGTERM, seen as an AbortSignal, until released. */
+/** SIGINT (Ctrl-C), SIGTERM, SIGHUP (a terminal or SSH session gone) and SIGQUIT, seen as an AbortSignal, until released. */
 export interface Interrupt {
-  /** Aborts, with an ABORTED HostpullError naming the signal (and `details.signal`), at the first SIGINT or SIGTERM. */
+  /** Aborts, with an ABORTED HostpullError naming the signal (and `details.signal`), at the first of them. */
   readonly signal: AbortSignal;
   /** Stops listening (idempotent): from then on the signals do what they would do without us. */
   release(): void;
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+/**
+ * The signals that end a command: without a handler each would kill Node at once, leaving what a
+ * verb had begun (a mounted rootfs, a half-built layer) for the next start to clean up. The same
+ * ones that stop a run before its container's command runs (runtime/start-signals.ts).
+ */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 /**
  * The one wiring of terminal signals to cancellation for CLI verbs: the work below the CLI only

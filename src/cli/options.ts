@@ -1,4 +1,4 @@
-import { InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isHostpullError } from '../errors.js';
 import { DURATION_FORMAT, parseDuration, parseSize, SIZE_FORMAT } from '../util/index.js';
 
@@ -77,4 +77,23 @@ export function numberOption(flags: string, description: string, options: Number
   };
   const option = new Option(flags, description).argParser(parse);
   return options.defaultValue === undefined ? option : option.default(options.defaultValue);
+}
+
+/** Values of an environment variable that turn a flag off rather than on. */
+const OFF = new Set(['0', 'false', 'no', 'off', '']);
+
+/**
+ * commander turns a boolean flag on when its environment variable is set, whatever the value:
+ * HOSTPULL_SYNC_FS=0 meant --sync-fs. For the command about to run and the commands above it,
+ * a flag that took its value from the environment is off when that value is 0, false, no, off
+ * or empty, as an administrator writing `=0` in a unit file means.
+ */
+export function honourOffValues(action: Command): void {
+  for (let cmd: Command | null = action; cmd; cmd = cmd.parent) {
+    for (const o of cmd.options) {
+      if (!o.envVar || !o.isBoolean() || o.negate) continue;
+      const key = o.attributeName();
+      if (cmd.getOptionValueSource(key) === 'env' && OFF.has((process.env[o.envVar] ?? '').trim().toLowerCase())) cmd.setOptionValueWithSource(key, false, 'env');
+    }
+  }
 }

@@ -3,7 +3,7 @@ import { collect } from './context.js';
 import { DEFAULT_NAMESPACE, defaultRoot } from '../defaults.js';
 import { DEFAULT_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS } from '../log.js';
 import { COMMANDS } from './commands/index.js';
-import { durationOption, numberOption, sizeOption } from './options.js';
+import { durationOption, honourOffValues, numberOption, sizeOption } from './options.js';
 import { applyV8Flags } from '../util/index.js';
 import { v8FlagsFor } from './verb-v8-flags.js';
 
@@ -42,6 +42,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     .showHelpAfterError()
     .exitOverride()
     .hook('preAction', (_program, action) => {
+      honourOffValues(action);
       applyV8Flags(v8FlagsFor(action.name()));
     });
   const args = argv?.slice(2) ?? [];

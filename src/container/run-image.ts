@@ -181,7 +181,9 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
       if (lazy) await learnPrefetch(deps, lazy, ref, container.pull.manifestDigest, container.lazyMounts);
       return { ...result, containerId: container.id, runtime, pull: container.pull, lazy: container.lazyMounts.map((m) => m.blobDigest) };
     } finally {
-      if (options.keep) await keepContainer(store, container.id, { ...(exitCode !== undefined ? { exitCode } : {}), ...(lazy ? { lazy } : {}) });
+      // Kept once it ran (an exit status came back); a container that never ran (interrupted
+      // before its command, or a command that could not start) is removed, with or without --keep.
+      if (options.keep && exitCode !== undefined) await keepContainer(store, container.id, { exitCode, ...(lazy ? { lazy } : {}) });
       else await removeContainer(store, container.id, lazy);
     }
   } finally {
@@ -214,7 +216,7 @@ async function runRootless(
   // Pulled, unpacked and planned as this user; the helper mounts it (and builds the spec against
   // the mounted rootfs). Owned by this process: the mount dies with the helper's namespace.
   const { dirs, mount, imageConfig, pull } = await stageContainer(deps, ref, { ...prepareOptions, ownedByProcess: true }, { rootless: true });
-  // Like a root run's mount: with --keep, what the container wrote stays once the rootfs was mounted.
+  // Like a root run's: with --keep, what the container wrote stays once it ran in its mounted rootfs.
   let mounted = false;
   let exitCode: number | undefined;
   try {
@@ -243,7 +245,7 @@ async function runRootless(
     return { ...result, containerId: dirs.id, runtime, pull };
   } finally {
     // The mount went with the helper's namespace: keeping is marking and disowning.
-    if (options.keep && mounted) await keepContainer(deps.store, dirs.id, exitCode !== undefined ? { exitCode } : {});
+    if (options.keep && mounted && exitCode !== undefined) await keepContainer(deps.store, dirs.id, { exitCode });
     else await removeContainer(deps.store, dirs.id);
   }
 }

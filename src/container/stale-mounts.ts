@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ContentStore } from '../store/index.js';
+import { releaseContainerNames } from './container-names.js';
 import { isKept, keepContainer } from './keep-container.js';
 
 export interface CleanStaleMountsDeps {
@@ -37,6 +38,7 @@ export async function cleanStaleMounts(store: ContentStore, deps: CleanStaleMoun
       }
       deps.unmountAllUnder(dir);
       await rm(dir, { recursive: true, force: true });
+      await releaseContainerNames(store, m.id);
       store.mounts.release(m.id);
       report.released.push(m.id);
       store.logger.info({ id: m.id, ownerPid: m.ownerPid }, 'released the rootfs of a process that is gone');

@@ -4,6 +4,9 @@ import { isAlive } from '../util/index.js';
 import { immediate, withBusyRetry, type Db } from './database.js';
 import { LEASE_HEARTBEAT_MS, LEASE_STALE_AFTER_MS, PULL_LEASE_PREFIX } from './protocol.js';
 
+/** A pull whose process lives but has written no heartbeat for this long is taken for abandoned (pids are reused). */
+const ABANDONED_AFTER_MS = 24 * 3600_000;
+
 /**
  * What a pull in flight holds for GC until its image is recorded: the manifest, the config and
  * every layer of the image, named by blob digest and by diffID. Before the image row exists,
@@ -35,14 +38,16 @@ export class PullHolds {
   }
 
   /**
-   * Removes the holds of pulls that died or went silent (kill -9, a crash); returns how many
-   * pulls. Writes only when there is something to remove: GC runs on a full disk too, where a
-   * write transaction may fail for want of room (and those holds count for nothing anyway).
+   * Removes the holds of pulls that died (kill -9, a crash), or went silent so long ago that they
+   * are abandoned; returns how many pulls. A pull silent for a while (a stopped process, an event
+   * loop blocked) is not swept: GC ignores its hold meanwhile, and it counts again once the pull's
+   * heartbeat resumes. Writes only when there is something to remove: GC runs on a full disk too,
+   * where a write transaction may fail for want of room (and those holds count for nothing anyway).
    */
   sweep(now = Date.now()): number {
     const dead = () =>
       (this.#db.prepare(`SELECT key, pid, heartbeat_at AS heartbeatAt FROM leases WHERE key GLOB '${PULL_LEASE_PREFIX}*'`).all() as Array<{ key: string; pid: number; heartbeatAt: number }>).filter(
-        (l) => !isAlive(l.pid) || now - l.heartbeatAt >= LEASE_STALE_AFTER_MS,
+        (l) => !isAlive(l.pid) || now - l.heartbeatAt >= ABANDONED_AFTER_MS,
       );
     const orphans = () => this.#db.prepare('SELECT 1 FROM pull_holds WHERE lease NOT IN (SELECT key FROM leases) LIMIT 1').get() !== undefined;
     if (dead().length === 0 && !orphans()) return 0;

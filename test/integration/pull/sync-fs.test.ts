@@ -72,8 +72,13 @@ describe('--sync-fs', () => {
     }
   });
 
-  it('is off by default, and HOSTPULL_SYNC_FS turns it on', async () => {
+  it('is off by default, and HOSTPULL_SYNC_FS turns it on (=0 or =false leaves it off)', async () => {
     expect((await pullWith('off', [])).lines).toEqual([]);
+    for (const [name, value] of [['zero', '0'], ['false', 'false']] as const) {
+      const off = await pullWith(name, [], { HOSTPULL_SYNC_FS: value });
+      expect(off.r.code).toBe(0);
+      expect(off.lines).toEqual([]);
+    }
     const env = await pullWith('env', [], { HOSTPULL_SYNC_FS: '1' });
     expect(env.r.code).toBe(0);
     expect(env.lines).toHaveLength(3);

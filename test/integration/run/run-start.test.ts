@@ -131,6 +131,48 @@ describe('a signal around the container start', () => {
   }, 120_000);
 });
 
+describe('a signal while the run waits for the runtime, its rootfs mounted', () => {
+  /**
+   * A store with the image but no runtime verdict, and the slow runc: the run mounts the rootfs,
+   * then waits a second for the runtime probe. Resolves with the run's result after `sig` came
+   * in that second.
+   */
+  async function signalledWhileProbing(prefix: string, runArgs: string[], sig: NodeJS.Signals): Promise<{ r: CliResult; root: string }> {
+    const root = await tempDir(prefix);
+    const env = { PATH: `${slowRuncDir}:${process.env['PATH']}` };
+    expect((await hostpull(root, ['pull', IMAGE], env)).code).toBe(0);
+    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--pull', 'never', ...runArgs, IMAGE, '--', 'true'], { env });
+    const done = collectChild(child, { timeoutMs: 60_000 });
+    const containers = join(root, 'containers');
+    for (let i = 0; (await mountsBelow(containers)).length === 0; i++) {
+      if (i > 500 || child.exitCode !== null) throw new Error(`the rootfs was never mounted: ${(await done).stderr}`);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    child.kill(sig);
+    return { r: await done, root };
+  }
+
+  it.each([
+    ['SIGHUP', 129],
+    ['SIGQUIT', 131],
+  ] as const)('%s (a hangup, a quit) ends the run as SIGTERM does: exit %i, nothing left', async (sig, code) => {
+    const { r, root } = await signalledWhileProbing('hup', [], sig);
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(code);
+    expect(r.stderr).toContain(`interrupted by ${sig}`);
+    expect(await leftovers(root)).toEqual({ containers: [], mounts: [] });
+  }, 120_000);
+
+  it('--keep keeps only a container that ran: one interrupted before its command is removed', async () => {
+    const { r, root } = await signalledWhileProbing('keep-unstarted', ['--keep', '--name', 'never-ran'], 'SIGTERM');
+    expect(r.code, r.stderr).toBe(143);
+    expect(await leftovers(root)).toEqual({ containers: [], mounts: [] });
+    expect(JSON.parse((await hostpull(root, ['ps', '--json'])).stdout)).toEqual([]);
+    // Its name is free again.
+    expect((await hostpull(root, ['run', '--pull', 'never', '--name', 'never-ran', IMAGE, '--', 'true'])).code).toBe(0);
+  }, 120_000);
+});
+
 describe('-t without a terminal', () => {
   it('run -t is a usage error before anything is asked of the registry', async () => {
     const root = await tempDir('tty');

@@ -33,3 +33,31 @@ describe('hostpull --version', () => {
     }
   });
 });
+
+describe('boolean flags from the environment', () => {
+  it('are on for any value but 0, false, no, off or empty, which leave them off', async () => {
+    const { Command, Option } = await import('commander');
+    const { honourOffValues } = await import('../../../src/cli/options.js');
+    const seen = async (value: string | undefined, args: string[] = []) => {
+      const saved = process.env['HOSTPULL_TEST_FLAG'];
+      if (value === undefined) delete process.env['HOSTPULL_TEST_FLAG'];
+      else process.env['HOSTPULL_TEST_FLAG'] = value;
+      try {
+        let got: unknown;
+        const program = new Command().exitOverride().addOption(new Option('--flag').env('HOSTPULL_TEST_FLAG'));
+        program.hook('preAction', (_p, action) => honourOffValues(action));
+        program.command('verb').action((_o, cmd: InstanceType<typeof Command>) => (got = cmd.optsWithGlobals()['flag'] ?? false));
+        await program.parseAsync(['verb', ...args], { from: 'user' });
+        return got;
+      } finally {
+        if (saved === undefined) delete process.env['HOSTPULL_TEST_FLAG'];
+        else process.env['HOSTPULL_TEST_FLAG'] = saved;
+      }
+    };
+    expect(await seen(undefined)).toBe(false);
+    for (const on of ['1', 'true', 'yes']) expect(await seen(on), on).toBe(true);
+    for (const off of ['0', 'false', 'FALSE', 'no', 'off', '']) expect(await seen(off), off).toBe(false);
+    // The flag on the command line wins over the environment.
+    expect(await seen('0', ['--flag'])).toBe(true);
+  });
+});
