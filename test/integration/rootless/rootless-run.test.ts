@@ -4,10 +4,11 @@
  * namespace. CI runs as root, so each CLI is started with uid/gid 65534 (libuv also drops the
  * supplementary groups) and a HOME/XDG_DATA_HOME owned by that user.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectChild, type CliResult } from '../../helpers/cli.js';
 import { useStagedCli } from '../../helpers/staged-cli.js';
@@ -55,6 +56,26 @@ function exec(cmd: string, args: string[], opts: { env: NodeJS.ProcessEnv; uid?:
 /** The built CLI as nobody. */
 function hostpullAsNobody(home: string, args: string[], extraEnv: Record<string, string> = {}): Promise<CliResult> {
   return exec(process.execPath, [cli().entry, '--server', registry.host, ...args], { env: userEnv(home, extraEnv), uid: NOBODY });
+}
+
+/** `hostpull run [runArgs] JDK11.0-GRD7.0 -- sh -c SCRIPT` as nobody; `ready` once it printed "ready". */
+function runAsNobody(home: string, runArgs: string[], script: string): { child: ChildProcessByStdio<null, Readable, Readable>; ready: Promise<void>; closed: Promise<number | null>; stdout: () => string } {
+  const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', ...runArgs, 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', script], {
+    cwd: cli().root,
+    env: userEnv(home),
+    stdio: ['ignore', 'pipe', 'pipe'],
+    uid: NOBODY,
+    gid: NOBODY,
+  });
+  let stdout = '';
+  const ready = new Promise<void>((resolve) =>
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      if (stdout.includes('ready\n')) resolve();
+    }),
+  );
+  const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  return { child, ready, closed, stdout: () => stdout };
 }
 
 async function expectNoLeftovers(home: string): Promise<void> {
@@ -172,27 +193,12 @@ describe('rootless hostpull run', () => {
 
   it('forwards SIGTERM through the helper to the container', async () => {
     const home = await userHome('rootless-term');
-    const script = "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done";
-    const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', script], {
-      cwd: cli().root,
-      env: userEnv(home),
-      stdio: ['ignore', 'pipe', 'pipe'],
-      uid: NOBODY,
-      gid: NOBODY,
-    });
-    let stdout = '';
-    const ready = new Promise<void>((resolve) =>
-      child.stdout.setEncoding('utf8').on('data', (s: string) => {
-        stdout += s;
-        if (stdout.includes('ready\n')) resolve();
-      }),
-    );
-    const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const { child, ready, closed, stdout } = runAsNobody(home, [], "trap 'echo got TERM; exit 3' TERM; echo ready; while :; do sleep 0.1; done");
     try {
       await ready;
       child.kill('SIGTERM');
       expect(await closed).toBe(3);
-      expect(stdout).toBe('ready\ngot TERM\n');
+      expect(stdout()).toBe('ready\ngot TERM\n');
       await expectNoLeftovers(home);
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -202,21 +208,7 @@ describe('rootless hostpull run', () => {
 
   it('exec, stop and kill of its running container say they cannot enter its namespace (not "try again")', async () => {
     const home = await userHome('rootless-exec');
-    const child = spawn(process.execPath, [cli().entry, '--server', registry.host, 'run', '--name', 'r1', 'JDK11.0-GRD7.0', '--', '/bin/sh', '-c', "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done"], {
-      cwd: cli().root,
-      env: userEnv(home),
-      stdio: ['ignore', 'pipe', 'pipe'],
-      uid: NOBODY,
-      gid: NOBODY,
-    });
-    let stdout = '';
-    const ready = new Promise<void>((resolve) =>
-      child.stdout.setEncoding('utf8').on('data', (s: string) => {
-        stdout += s;
-        if (stdout.includes('ready\n')) resolve();
-      }),
-    );
-    const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const { child, ready, closed } = runAsNobody(home, ['--name', 'r1'], "trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done");
     try {
       await ready;
       for (const args of [['exec', 'r1', '--', '/bin/true'], ['stop', 'r1'], ['kill', 'r1']]) {

@@ -3,20 +3,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import { LayerStore, type LayerCommit } from '../../../src/store/layers.js';
+import { LayerStore } from '../../../src/store/layers.js';
+import { commitOf } from '../../helpers/layer-commit.js';
 import { useTempDir } from '../../helpers/tmp.js';
 
-function commitOf(name: string): LayerCommit {
-  return {
-    diffId: digestOf(`diff ${name}`),
-    blobDigest: digestOf(`blob ${name}`),
-    unpackedSize: 5,
-    entries: 1,
-    ownedPaths: [`opt/${name}/file`, `opt/${name}/bin/x`],
-    footprint: { claimRoot: `opt/${name}`, neutralDirs: ['opt'], neutralOverflow: false, devices: 0, setid: [`opt/${name}/bin/x`], setidCount: 1, capabilities: [], capabilityCount: 0 },
-    treeChecksum: `tree1:${name}`,
-  };
-}
 
 describe('LayerStore', () => {
   const tmp = useTempDir('store-layers');

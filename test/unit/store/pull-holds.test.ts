@@ -6,22 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectGarbage } from '../../../src/gc/collect-garbage.js';
 import { digestOf } from '../../../src/oci/digest.js';
 import { ContentStore } from '../../../src/store/content-store.js';
-import type { LayerCommit } from '../../../src/store/layers.js';
 import { LEASE_STALE_AFTER_MS } from '../../../src/store/protocol.js';
+import { commitOf } from '../../helpers/layer-commit.js';
 import { useTempDir } from '../../helpers/tmp.js';
-
-function commitOf(name: string): LayerCommit {
-  return {
-    diffId: digestOf(`diff ${name}`),
-    blobDigest: digestOf(`blob ${name}`),
-    unpackedSize: 5,
-    entries: 1,
-    ownedPaths: [`opt/${name}/file`],
-    footprint: { claimRoot: `opt/${name}`, neutralDirs: ['opt'], neutralOverflow: false, devices: 0, setid: [], setidCount: 0, capabilities: [], capabilityCount: 0 },
-    treeChecksum: `tree1:${name}`,
-  };
-}
-
 
 describe('pull holds', () => {
   const tmp = useTempDir('pull-holds');
