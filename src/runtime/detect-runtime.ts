@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, existsSync, statSync, type BigIntStats } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { release, tmpdir } from 'node:os';
 import { basename, delimiter, isAbsolute, join, resolve } from 'node:path';
 import { errnoCode, errorText, HostpullError, isHostpullError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { isAlive } from '../util/index.js';
 import { buildRuntimeSpec } from './build-runtime-spec.js';
 import { execRuntime, tail } from './exec-runtime.js';
 import { runContainer } from './run-container.js';
@@ -112,6 +113,30 @@ async function writeCache(stateRoot: string, key: string, verdict: Verdict): Pro
   await rename(tmp, join(stateRoot, CACHE_FILE));
 }
 
+const PROBE_PREFIX = 'hostpull-probe-';
+/** A probe takes a fraction of a second: one this old belongs to nobody, whatever its pid says (pids are reused). */
+const ABANDONED_PROBE_MS = 3600_000;
+
+/**
+ * The directories of probes whose process was killed during them (kill -9 of a `hostpull run` on
+ * its first start): nothing else would ever remove them from the temporary directory. One of a
+ * live process is its own, unless it is too old to be a probe; one of another user's is not ours
+ * to remove (the rm fails and is ignored).
+ */
+async function removeAbandonedProbes(now = Date.now()): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(PROBE_PREFIX)) continue;
+    const pid = /^\d+(?=-)/.exec(name.slice(PROBE_PREFIX.length))?.[0];
+    const dir = join(tmpdir(), name);
+    const st = await stat(dir).catch(() => undefined);
+    if (!st?.isDirectory()) continue;
+    const young = now - st.mtimeMs < ABANDONED_PROBE_MS;
+    // Named without a pid (an older hostpull): only its age can tell.
+    if (young && (pid === undefined || isAlive(Number(pid)))) continue;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /**
  * Starts a real throwaway container: `--version` succeeding says nothing about whether the
  * runtime works with this kernel's cgroup layout (crun 1.8.1 prints its version, then refuses
@@ -119,7 +144,9 @@ async function writeCache(stateRoot: string, key: string, verdict: Verdict): Pro
  * /bin and /lib bound read-only, so the probe needs no image and works on any distribution.
  */
 async function probe(info: RuntimeInfo, opts: DetectOptions): Promise<Omit<Verdict, 'version'>> {
-  const dir = await mkdtemp(join(tmpdir(), 'hostpull-probe-'));
+  await removeAbandonedProbes();
+  // The pid in the name tells a later probe whether this one's process is still alive.
+  const dir = await mkdtemp(join(tmpdir(), `${PROBE_PREFIX}${process.pid}-`));
   const id = `hostpull-probe-${process.pid}-${Date.now().toString(36)}`;
   try {
     const rootfs = join(dir, 'rootfs');

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -231,6 +232,23 @@ describe('detectRuntime', () => {
     await expect(detectRuntime(runc, { stateRoot: cacheRoot })).rejects.toMatchObject({ code: 'RUNTIME_UNUSABLE' });
     await rm(flag);
     expect(await detectRuntime(runc, { stateRoot: cacheRoot })).toMatchObject({ name: 'runc', path: runc });
+  });
+
+  it('a probe removes the directories of probes whose process was killed, and leaves a live one\'s', async () => {
+    const dead = spawnSync('true').pid!;
+    const killed = join(tmpdir(), `hostpull-probe-${dead}-killed`);
+    const live = join(tmpdir(), `hostpull-probe-${process.pid}-live`);
+    const old = join(tmpdir(), 'hostpull-probe-unnamed-old');
+    try {
+      for (const d of [killed, live, old]) await mkdir(join(d, 'rootfs'), { recursive: true });
+      const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+      await utimes(old, hoursAgo, hoursAgo);
+      // A store with no verdict yet: the probe runs.
+      await detectRuntime(undefined, { stateRoot: join(dir, 'detect-sweep') });
+      expect([killed, live, old].map((d) => existsSync(d))).toEqual([false, true, false]);
+    } finally {
+      for (const d of [killed, live, old]) await rm(d, { recursive: true, force: true });
+    }
   });
 
   it('reports why a forced runtime cannot be used, naming it', async () => {
