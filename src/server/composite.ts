@@ -1,6 +1,6 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Logger } from '../log.js';
-import { HostpullError, isHostpullError } from '../errors.js';
+import { errorRow, HostpullError, isHostpullError } from '../errors.js';
 import { MediaType, type Descriptor, type Digest } from '../oci/index.js';
 import { findLayerToc } from './package-toc.js';
 import { BoundedMap, WindowBudget } from './bounded.js';
@@ -114,7 +114,8 @@ export class CompositeResolver {
    * The TOC of one layer of an image (`what`: a package's, or the base's), from the image's
    * referrers; undefined without one. A failed lookup is neither cached nor taken for "none": the
    * composite would get another digest than with the TOC (and be pushed under its tag), so the
-   * resolution fails with a 502 the client retries.
+   * resolution fails, for the client to retry: 503 while the upstream cannot be reached or
+   * throttles (its own answer, which clients retry after backing off), else 502.
    */
   async #toc(what: string, repo: string, manifestDigest: Digest, layerDigest: Digest): Promise<Descriptor | undefined> {
     const { upstream, logger } = this.#o;
@@ -122,7 +123,8 @@ export class CompositeResolver {
       const [toc] = await this.#tocs.get(`${manifestDigest} ${layerDigest}`, async () => (await findLayerToc(upstream, repo, manifestDigest, layerDigest, logger)) ?? null);
       return toc ?? undefined;
     } catch (err) {
-      throw new HostpullError('UPSTREAM_ERROR', `could not look up the table of contents of ${what} (${repo}@${manifestDigest}) in ${upstream.location}${isHostpullError(err) ? ` (${err.code})` : ''}`, {
+      const unavailable = isHostpullError(err) && errorRow(err.code).http === 503;
+      throw new HostpullError(unavailable ? err.code : 'UPSTREAM_ERROR', `could not look up the table of contents of ${what} (${repo}@${manifestDigest}) in ${upstream.location}${isHostpullError(err) ? ` (${err.code})` : ''}`, {
         hint: 'retry: a composite is not made without the TOCs its packages have, since it would get another digest',
         cause: err,
         details: { repository: repo, manifestDigest },

@@ -112,8 +112,9 @@ describe('CompositeResolver and UpstreamCatalog', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(isHostpullError(failed, 'UPSTREAM_ERROR') && /table of contents of package TC1/.test(failed.message) && /retry/.test(failed.hint ?? '')).toBe(true);
-    expect(toOciError(failed).status).toBe(502);
+    // The upstream's own 503 is passed on (clients back off and retry); another failure is a 502.
+    expect(isHostpullError(failed, 'REGISTRY_UNAVAILABLE') && /table of contents of package TC1/.test(failed.message) && /retry/.test(failed.hint ?? '')).toBe(true);
+    expect(toOciError(failed).status).toBe(503);
     // Nothing was pushed under the tag, and the failure was not cached: the retry has the TOC.
     expect(await layout.listTags('tocs')).toBeNull();
     const image = await resolver.resolve('AA1-TC1');
@@ -121,6 +122,28 @@ describe('CompositeResolver and UpstreamCatalog', () => {
     expect(parsed.kind === 'manifest' && parsed.manifest.layers.map((l) => l.annotations?.[TOC_ANNOTATION])).toEqual([undefined, toc]);
     const steady = new CompositeResolver({ upstream: layout, catalog, namespace: 'tocs', logger: silentLogger() });
     expect((await steady.resolve('AA1-TC1')).digest).toBe(image.digest);
+  });
+
+  it('answers 502 for a TOC lookup that failed otherwise than by an unreachable upstream', async () => {
+    const { manifestDigest } = await pushImageWithToc(layout, 'pkg/tc2', 'TC2');
+    const catalog = new UpstreamCatalog({ upstream: layout, repository: 'hostpull/catalog', ttlMs: 0 });
+    await catalog.put('TC2', { image: 'pkg/tc2:1', prefix: '/opt/TC2', env: {}, pathAdd: [] });
+    const broken = new Proxy(layout, {
+      get(target, key) {
+        if (key === 'getManifest') {
+          return (repo: string, ref: string) => (ref === referrersTag(manifestDigest) ? Promise.reject(new HostpullError('REGISTRY_ERROR', 'registry answered 418')) : target.getManifest(repo, ref));
+        }
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const resolver = new CompositeResolver({ upstream: broken, catalog, namespace: 'tocs2', cacheTtlMs: 60_000, logger: silentLogger() });
+    const failed = await resolver.resolve('AA1-TC2').then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isHostpullError(failed, 'UPSTREAM_ERROR') && /table of contents of package TC2/.test(failed.message)).toBe(true);
+    expect(toOciError(failed).status).toBe(502);
   });
 
   it('destroys the upstream body it read for a refused mount when the push fails', async () => {
