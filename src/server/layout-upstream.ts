@@ -209,7 +209,11 @@ export class LayoutUpstream implements Upstream {
     await this.#updateIndex((index) => {
       if (tag !== undefined) {
         const name = `${repo}:${tag}`;
-        index.manifests = index.manifests.filter((m) => m.annotations?.[REF_NAME] !== name);
+        // The tag moves here; and the untagged entry of this manifest in this repository (pushed
+        // first, e.g. so its referrers could be attached before the tag) is the tagged one now.
+        index.manifests = index.manifests.filter(
+          (m) => m.annotations?.[REF_NAME] !== name && !(m.digest === digest && m.annotations?.[REPOSITORY_ANNOTATION] === repo && m.annotations?.[REF_NAME] === undefined),
+        );
         index.manifests.push({ mediaType, digest, size: bytes.length, annotations: { [REF_NAME]: name } });
       } else if (!index.manifests.some((m) => m.digest === digest)) {
         index.manifests.push({ mediaType, digest, size: bytes.length, annotations: { [REPOSITORY_ANNOTATION]: repo } });

@@ -81,6 +81,15 @@ describe('LayoutUpstream', () => {
     expect(JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
   });
 
+  it('a manifest pushed untagged, then tagged (its referrers attached between), has one entry: the tagged one', async () => {
+    const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciManifest, config: { mediaType: MediaType.OciConfig, digest: digestOf('e'), size: 1 }, layers: [] }));
+    const d = await up.putManifest('pkg/go', undefined, m, MediaType.OciManifest);
+    await up.putManifest('pkg/go', '1.19', m, MediaType.OciManifest);
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations: Record<string, string> }> };
+    expect(index.manifests.filter((e) => e.digest === d).map((e) => e.annotations)).toEqual([{ 'org.opencontainers.image.ref.name': 'pkg/go:1.19' }]);
+    expect(await up.listTags('pkg/go')).toEqual(['1.19']);
+  });
+
   it('keeps every tag when many writers update index.json at once', async () => {
     const other = new LayoutUpstream({ dir });
     const writes = Array.from({ length: 20 }, (_, i) => {
