@@ -172,8 +172,7 @@ export class LayerStore {
       await rm(stagingDir, { recursive: true, force: true });
       return this.getById(committed.id)!;
     }
-    await rm(`${stagingDir}.stale`, { recursive: true, force: true });
-    await fsyncDir(this.#layout.layersDir);
+    await this.#settled(stagingDir);
     return this.getById(committed.id)!;
   }
 
@@ -207,9 +206,17 @@ export class LayerStore {
     }
     if (committed === 'gone') return 'gone';
     if (committed.duplicate) return 'present';
-    await rm(`${dir}.stale`, { recursive: true, force: true });
-    await fsyncDir(this.#layout.layersDir);
+    await this.#settled(dir);
     return 'adopted';
+  }
+
+  /**
+   * After a directory moved in (#moveIn): the leftover it set aside goes, and the rename is made
+   * durable (the entry lives in layers/).
+   */
+  async #settled(movedFrom: string): Promise<void> {
+    await rm(`${movedFrom}.stale`, { recursive: true, force: true });
+    await fsyncDir(this.#layout.layersDir);
   }
 
   /**
