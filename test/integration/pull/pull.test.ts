@@ -27,6 +27,15 @@ function pull(root: string, server: string, ref: string, extra: string[] = []) {
   return runCli(['--root', root, '--server', server, 'pull', ref, '--json', ...extra], { timeoutMs: 120_000 });
 }
 
+/** Resolves once the proxy has sent more than `bytes` of blob `digest` to the client. */
+async function streamed(proxy: TestProxy, digest: string, bytes: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!((proxy.requests.find((r) => r.path.endsWith(`/blobs/${digest}`))?.bytes ?? 0) > bytes)) {
+    if (Date.now() > deadline) throw new Error(`blob ${digest} never streamed ${bytes} bytes`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Every file under blobs/ hashes to its name. */
 async function verifyStoredBlobs(root: string): Promise<number> {
   let n = 0;
@@ -177,13 +186,7 @@ describe('a killed pull resumes with Range', () => {
       proxy.setFault((req) => (req.method === 'GET' && req.path.endsWith(`/blobs/${big.digest}`) ? { throttleBytesPerSec: 4 * 1024 * 1024 } : undefined));
       const child = spawnCli(['--root', root, '--server', proxy.host, 'pull', 'BIG1.0']);
       const exited = new Promise((resolve) => child.once('exit', resolve));
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const req = proxy.requests.find((r) => r.path.endsWith(`/blobs/${big.digest}`));
-        if (req && req.bytes > 3 * 1024 * 1024) break;
-        if (Date.now() > deadline) throw new Error('the big blob never started streaming');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await streamed(proxy, big.digest, 3 * 1024 * 1024);
       child.kill('SIGKILL');
       await exited;
       proxy.clearFaults();
@@ -219,11 +222,7 @@ describe('an interrupted pull', () => {
       let stderr = '';
       child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 30_000;
-      while (!((proxy.requests.find((r) => r.path.endsWith(`/blobs/${big.digest}`))?.bytes ?? 0) > 2 * 1024 * 1024)) {
-        if (Date.now() > deadline) throw new Error('the big blob never started streaming');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await streamed(proxy, big.digest, 2 * 1024 * 1024);
       child.kill('SIGINT');
       expect(await exited).toBe(130);
       expect(stderr).toContain(`fetching blob ${big.digest}`);
