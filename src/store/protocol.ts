@@ -67,8 +67,8 @@ import { digestAlgorithm, digestHex, isDigest, type Digest } from '../oci/index.
  * exists, before the overlay is mounted; released after it is unmounted. One with an owner pid
  * (and that process's start time, since pids are reused) is stale once that process is gone.
  *
- * What GC may remove, and when: a blob or layer no image, mount record, snapshot or live lease
- * needs, not used within --min-age, and (re-checked in the deleting transaction) not touched
+ * What GC may remove, and when: a blob or layer no image, mount record, snapshot, live lease or
+ * pull in flight (its hold) needs, not used within --min-age, and (re-checked in the deleting transaction) not touched
  * since GC read the store; partial downloads no live process holds, older than --min-age. At
  * open, reconcile makes files and rows agree: rows without files go, verified files without rows
  * older than {@link UNCOMMITTED_FILE_GRACE_MS} are adopted, partials older than
