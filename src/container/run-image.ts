@@ -174,6 +174,8 @@ export async function runImage(deps: HostDeps, ref: ImageReference, options: Run
         // The runtime's state is deleted whether or not the container is kept: a kept container
         // is its directory, not a runtime container to start again.
         keep: false,
+        // The container stays ours until removeContainer or keepContainer below is done with it.
+        keepOwnerFile: true,
         onSignalsTaken: () => options.onRuntime?.(runtime),
         logger,
       });

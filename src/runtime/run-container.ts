@@ -37,6 +37,13 @@ export interface RunOptions {
   /** Skip the final `delete --force` (debugging). Default false. */
   keep?: boolean;
   /**
+   * Leave the bundle's owner file for the caller, who removes the bundle after more work of its
+   * own (`hostpull run`: a lazy run's learned prefetch, then the directory): until then the
+   * container is still this process's, and another run's cleanup of killed runs leaves it alone.
+   * Default false: removed with the runtime's state.
+   */
+  keepOwnerFile?: boolean;
+  /**
    * Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/SIGWINCH received by this process to
    * the container while it runs. Default true; a daemon running many containers turns it off.
    */
@@ -218,7 +225,7 @@ export async function runContainer(opts: RunOptions): Promise<RunResult> {
         }));
         if (r.code !== 0 && !isNotExist(r.stderr)) log?.warn({ containerId, stderr: tail(r.stderr) }, 'runtime delete failed');
       }
-      await removeOwner(bundleDir).catch(() => undefined);
+      if (!opts.keepOwnerFile) await removeOwner(bundleDir).catch(() => undefined);
     }
   }
 }

@@ -69,6 +69,18 @@ describe('runContainer with runc', () => {
     expect(containerExists(id)).toBe(false);
   });
 
+  it('removes the owner file with the runtime state, unless the caller keeps it for its own cleanup', async () => {
+    const owner = (dir: string) => existsSync(join(dir, 'hostpull-owner.json'));
+    const plain = await bundle({ Cmd: ['true'] });
+    await runContainer({ runtime: runc, bundleDir: plain.bundleDir, containerId: plain.id, stateRoot, stdio: 'pipe' });
+    expect(owner(plain.bundleDir)).toBe(false);
+    const kept = await bundle({ Cmd: ['true'] });
+    await runContainer({ runtime: runc, bundleDir: kept.bundleDir, containerId: kept.id, stateRoot, stdio: 'pipe', keepOwnerFile: true });
+    expect(containerExists(kept.id)).toBe(false);
+    // Still this process's: cleanupStaleContainers (another run's) leaves the container alone.
+    expect(owner(kept.bundleDir)).toBe(true);
+  });
+
   it('propagates the exit code', async () => {
     const r = await run({ Entrypoint: ['sh', '-c'], Cmd: ['exit 7'] });
     expect(r.exitCode).toBe(7);
