@@ -4,7 +4,7 @@ import { FORWARDED_SIGNALS } from './foreground.js';
 
 /** Signals that, arriving before the container's command runs, end the start instead: Ctrl-C, `kill`, a hangup. */
 const STOPPING: ReadonlySet<NodeJS.Signals> = new Set(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
-/** How often the runtime's pid file is looked for while a signal waits for the start (runc takes ~100 ms to start). */
+/** How often the runtime's pid file is looked for until it appears (runc takes ~100 ms to start). */
 const POLL_MS = 10;
 
 /** What became of a signal: passed to the runtime, kept until the start, ending the start, or the runtime killed. */
@@ -107,7 +107,9 @@ export function takeStartSignals(opts: StartSignalsOptions): StartSignals {
     attach(c) {
       child = c;
       c.once('exit', stopPolling);
-      if (interrupted || held.length > 0) waitForStart();
+      // Watched from now until it appears, whether or not a signal came: once seen, the start is
+      // known for good, even if the pid file goes later (its bundle removed under a live run).
+      waitForStart();
     },
     get interrupted() {
       return interrupted;

@@ -7,7 +7,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, readdir, writeFile } from 'node:fs/promises';
+import { chmod, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectChild, runCli, spawnCli, type CliResult } from '../../helpers/cli.js';
@@ -109,6 +109,26 @@ describe('a signal around the container start', () => {
     expect(r.code, r.stderr).toBe(143);
     expect(r.stderr).toContain('hostpull: interrupted by SIGTERM');
     expect(await leftovers(root)).toEqual({ containers: [], mounts: [] });
+  }, 120_000);
+
+  it('a signal reaches the container even when its pid file went after the start (the bundle cleaned under a live run)', async () => {
+    const root = await preparedRoot('pidfile-gone', {});
+    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--pull', 'never', IMAGE, '--', 'sh', '-c', 'trap "exit 9" TERM; echo ready; sleep 30 & wait']);
+    const done = collectChild(child, { timeoutMs: 60_000 });
+    await waitForOutput(child, 'stdout', 'ready');
+    const [id] = await readdir(join(root, 'containers'));
+    const pidFile = join(root, 'containers', id!, 'init.pid');
+    for (let i = 0; !existsSync(pidFile); i++) {
+      if (i > 200) throw new Error('runc wrote no pid file');
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    // The run has seen the start by now (it watches for the file); then the file goes.
+    await new Promise((res) => setTimeout(res, 100));
+    await rm(pidFile);
+    child.kill('SIGTERM');
+    const r = await done;
+    expect(r.timedOut).toBe(false);
+    expect(r.code, r.stderr).toBe(9);
   }, 120_000);
 
   it('SIGTERM once the command runs reaches the container: its trap decides the exit code', async () => {
