@@ -159,13 +159,21 @@ describe('hostpull stop / kill', () => {
 
   it('stop of several: one that fails (unknown) does not keep the others from stopping; the exit code says it failed', async () => {
     const root = await tempDir('stop-many');
-    const { exited } = await startContainer(root, ['--name', 'web']);
-    const r = await runCli(['--root', root, 'stop', 'nosuchcontainer', 'web']);
-    expect(r.stdout).toBe('web\n');
-    expect(r.stderr).toContain('no container nosuchcontainer');
-    expect(r.code).toBe(1);
-    expect(await exited).toBe(0);
-    expect(await mountsBelow(root)).toEqual([]);
+    const { child, exited } = await startContainer(root, ['--name', 'web']);
+    try {
+      const r = await runCli(['--root', root, 'stop', 'nosuchcontainer', 'web']);
+      expect(r.stdout).toBe('web\n');
+      expect(r.stderr).toContain('no container nosuchcontainer');
+      expect(r.code).toBe(1);
+      expect(await exited).toBe(0);
+      expect(await mountsBelow(root)).toEqual([]);
+    } finally {
+      // Failed before web stopped: its run must not outlive the test (and its temp dir).
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
   });
 
   it('stop -t: a container that ignores SIGTERM (a pid 1 without a handler) gets SIGKILL after the time', async () => {
