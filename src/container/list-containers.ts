@@ -77,8 +77,10 @@ export async function listContainers(store: ContentStore): Promise<ContainerInfo
     const args = config?.process?.args;
     const kept = await readKept(bundle);
     const alive = row.ownerPid !== null && processAlive(row.ownerPid, row.ownerStart);
-    // A kept container's record loses its owner when its run ends (keepContainer).
-    const state: ContainerState = kept ? (alive ? 'running' : 'exited') : row.ownerPid === null ? 'prepared' : alive ? 'running' : 'stale';
+    // A kept container's record loses its owner when its run ends (keepContainer). One whose run
+    // was killed still names that run: stale, its runtime maybe still running it, until the next
+    // cleanup keeps it.
+    const state: ContainerState = row.ownerPid === null ? (kept ? 'exited' : 'prepared') : alive ? 'running' : 'stale';
     out.push({
       id,
       name: names.get(id) ?? null,
@@ -119,7 +121,11 @@ export function runningContainer(c: ContainerInfo, verb: string): { container: C
   if (c.state === 'exited') {
     throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.name ?? c.id} has exited (kept by hostpull run --keep)`, { hint: `start a new one with \`hostpull run REF\`; \`hostpull rm ${c.name ?? c.id}\` removes this one` });
   }
-  if (c.state === 'stale') throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running: the hostpull run that started it was killed`, { hint: 'the next `hostpull run REF` (or daemon start) removes it' });
+  if (c.state === 'stale') {
+    throw new HostpullError('CONTAINER_NOT_RUNNING', `container ${c.id} is not running: the hostpull run that started it was killed`, {
+      hint: `\`hostpull rm ${c.name ?? c.id}\` stops what its runtime may still run and removes it; the next run or daemon start cleans it up too`,
+    });
+  }
   // Before the runtime: a run without root never records one (its runtime runs in the helper's
   // namespace), so "not running yet" would send the user retrying for nothing.
   if (process.getuid?.() !== 0) {

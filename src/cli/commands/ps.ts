@@ -23,7 +23,7 @@ export function registerPsCommand(program: Command): void {
     .addHelpText(
       'after',
       '\nSTATUS: running (its hostpull run is alive), exited (kept by hostpull run --keep, with its exit status when known; unmounted, until hostpull rm), ' +
-        'prepared (handed to an orchestrator by the daemon), stale (its hostpull run was killed; the next run or daemon start removes it).\n',
+        'prepared (handed to an orchestrator by the daemon), stale (its hostpull run was killed, its runtime may still run it; hostpull rm, the next run or a daemon start removes it, or keeps it when it was run with --keep).\n',
     )
     .action(
       action(async (opts: { json?: boolean }, cmd: Command) => {
