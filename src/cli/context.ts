@@ -100,11 +100,15 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void | n
       if (typeof code === 'number') process.exitCode = code;
     } catch (err) {
       printError(err);
-      // Ended by Ctrl-C or a kill (interrupt.ts): the shell's status for that signal, 130 or 143.
-      const sig = interruptSignal(err);
-      process.exitCode = sig ? signalExitCode(sig) : isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
+      process.exitCode = exitCodeOf(err);
     }
   };
+}
+
+/** The exit code of a command that failed with `err`: its code's, or 128+signal when Ctrl-C or a kill ended it (130, 143). */
+export function exitCodeOf(err: unknown): number {
+  const sig = interruptSignal(err);
+  return sig ? signalExitCode(sig) : isHostpullError(err) ? errorRow(err.code).exit : EXIT_FAILURE;
 }
 
 /** A usage error (exit code 2). */

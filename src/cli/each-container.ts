@@ -1,5 +1,4 @@
-import { errorRow, isHostpullError } from '../errors.js';
-import { EXIT_FAILURE, printError } from './context.js';
+import { exitCodeOf, printError } from './context.js';
 
 /**
  * A verb over several containers (`stop a b c`, `kill`, `rm`), as podman does it: each is acted
@@ -18,7 +17,7 @@ export async function eachContainer<T>(ids: readonly string[], act: (id: string)
       continue;
     }
     printError(o.reason);
-    if (exit === 0) exit = isHostpullError(o.reason) ? errorRow(o.reason.code).exit : EXIT_FAILURE;
+    if (exit === 0) exit = exitCodeOf(o.reason);
   }
   return exit;
 }
