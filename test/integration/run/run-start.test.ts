@@ -76,6 +76,24 @@ describe('a signal around the container start', () => {
     return root;
   }
 
+  /**
+   * Starts a run whose command exits 9 on SIGTERM; resolves once the command runs and runc has
+   * written its pid file, a moment after (the run counts the command started from then on; a
+   * signal in between stops the container: exit 143, also clean).
+   */
+  async function commandRunning(root: string): Promise<{ child: ChildProcess; done: Promise<CliResult>; pidFile: string }> {
+    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--pull', 'never', IMAGE, '--', 'sh', '-c', 'trap "exit 9" TERM; echo ready; sleep 30 & wait']);
+    const done = collectChild(child, { timeoutMs: 60_000 });
+    await waitForOutput(child, 'stdout', 'ready');
+    const [id] = await readdir(join(root, 'containers'));
+    const pidFile = join(root, 'containers', id!, 'init.pid');
+    for (let i = 0; !existsSync(pidFile); i++) {
+      if (i > 200) throw new Error('runc wrote no pid file');
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    return { child, done, pidFile };
+  }
+
   /** Starts a run whose command would exit 9 on SIGINT/SIGTERM, and signals it once `waitFor` is logged. */
   async function signalledRun(root: string, env: Record<string, string>, waitFor: string, sig: NodeJS.Signals): Promise<CliResult> {
     const child = spawnCli(['--root', root, '--server', registry.host, '--log-level', 'debug', 'run', '--pull', 'never', IMAGE, '--', 'sh', '-c', 'trap "exit 9" INT TERM; sleep 5 & wait'], { env });
@@ -113,15 +131,7 @@ describe('a signal around the container start', () => {
 
   it('a signal reaches the container even when its pid file went after the start (the bundle cleaned under a live run)', async () => {
     const root = await preparedRoot('pidfile-gone', {});
-    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--pull', 'never', IMAGE, '--', 'sh', '-c', 'trap "exit 9" TERM; echo ready; sleep 30 & wait']);
-    const done = collectChild(child, { timeoutMs: 60_000 });
-    await waitForOutput(child, 'stdout', 'ready');
-    const [id] = await readdir(join(root, 'containers'));
-    const pidFile = join(root, 'containers', id!, 'init.pid');
-    for (let i = 0; !existsSync(pidFile); i++) {
-      if (i > 200) throw new Error('runc wrote no pid file');
-      await new Promise((res) => setTimeout(res, 10));
-    }
+    const { child, done, pidFile } = await commandRunning(root);
     // The run has seen the start by now (it watches for the file); then the file goes.
     await new Promise((res) => setTimeout(res, 100));
     await rm(pidFile);
@@ -133,16 +143,7 @@ describe('a signal around the container start', () => {
 
   it('SIGTERM once the command runs reaches the container: its trap decides the exit code', async () => {
     const root = await preparedRoot('running-signal', {});
-    const child = spawnCli(['--root', root, '--server', registry.host, 'run', '--pull', 'never', IMAGE, '--', 'sh', '-c', 'trap "exit 9" TERM; echo ready; sleep 30 & wait']);
-    const done = collectChild(child, { timeoutMs: 60_000 });
-    await waitForOutput(child, 'stdout', 'ready');
-    // The command runs; the run counts it started once runc has written its pid file, a moment
-    // after (a signal in between stops the container: exit 143, also clean).
-    const [id] = await readdir(join(root, 'containers'));
-    for (let i = 0; !existsSync(join(root, 'containers', id!, 'init.pid')); i++) {
-      if (i > 200) throw new Error('runc wrote no pid file');
-      await new Promise((res) => setTimeout(res, 10));
-    }
+    const { child, done } = await commandRunning(root);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.code, r.stderr).toBe(9);
